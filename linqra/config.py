@@ -1,0 +1,158 @@
+"""One typed settings object: a YAML file plus ``LINQRA_*`` environment variables.
+
+Precedence, highest first: keyword arguments, ``LINQRA_*`` variables (nested
+with ``__``, e.g. ``LINQRA_HTTP__PORT=9000``), the YAML file, the defaults here.
+The YAML file is ``$LINQRA_CONFIG`` if set, else ``configs/linqra.yaml`` when it
+exists in the working directory. Every backend is one URL; the defaults are the
+embedded ones (no server, no key).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = [
+    "EgressPolicy",
+    "ExecutionSettings",
+    "HttpSettings",
+    "RaySettings",
+    "ServiceConfig",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG = Path("configs/linqra.yaml")
+
+
+class ServiceConfig(BaseModel):
+    """A registered HTTP service: one or more base URLs, used round-robin."""
+
+    model_config = {"extra": "forbid"}
+
+    urls: list[str] = Field(min_length=1)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    headers: dict[str, str] = Field(default_factory=dict)
+    failure_threshold: int = Field(default=5, ge=1, description="consecutive failures that open the breaker")
+    cooldown_seconds: float = Field(default=30.0, gt=0, description="how long an open breaker refuses calls")
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"service URL must start with http:// or https://: {url!r}")
+        return [u.rstrip("/") for u in urls]
+
+
+class EgressPolicy(BaseModel):
+    """Which addresses ad-hoc ``http`` steps may reach.
+
+    Link-local addresses and cloud metadata endpoints are always refused.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    allow_loopback: bool = True
+    allow_private: bool = False
+    allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https"])
+
+
+class HttpSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2, le=200)
+    gateway_replicas_min: int = Field(default=1, ge=1)
+    gateway_replicas_max: int = Field(default=2, ge=1)
+    wait_timeout_seconds: float = Field(default=60.0, gt=0, description="longest ?wait=true and /linq wait")
+
+
+class RaySettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    address: str | None = Field(default=None, description="None starts a local cluster")
+    num_cpus: int | None = Field(default=2, ge=1)
+    namespace: str = "linqra"
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8265
+
+
+class ExecutionSettings(BaseModel):
+    """Knobs of the workflow runner and its step executors."""
+
+    model_config = {"extra": "forbid"}
+
+    io_pool_size: int = Field(default=2, ge=1, le=64, description="async actors that run I/O steps")
+    io_concurrency: int = Field(default=256, ge=1, description="concurrent I/O steps per pool actor")
+    cpu_step_num_cpus: float = Field(default=1.0, gt=0)
+    default_step_timeout_seconds: float = Field(default=300.0, gt=0)
+    default_max_attempts: int = Field(default=1, ge=1, le=20)
+    max_step_runs: int = Field(default=1000, ge=1, description="bound on step runs per execution (jump loops)")
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    stale_after_seconds: float = Field(default=30.0, gt=0)
+    orphan_policy: Literal["resume", "fail"] = "resume"
+    max_auto_resumes: int = Field(default=3, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one Linqra deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="LINQRA_", env_nested_delimiter="__", extra="forbid")
+
+    profile: Literal["embedded", "production"] = "embedded"
+    data_dir: Path = Path(".linqra")
+    store_url: str = Field(default="", description="sqlite:///PATH or mongodb://…; empty = sqlite in data_dir")
+    cache_url: str = Field(default="memory://", description="memory:// or redis://…")
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    egress: EgressPolicy = Field(default_factory=EgressPolicy)
+
+    @property
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.data_dir / 'linqra.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get("LINQRA_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"LINQRA_CONFIG points to a missing file: {path}")
+        return path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from YAML + environment, with ``overrides`` on top."""
+    return Settings(**overrides)

@@ -1,0 +1,90 @@
+"""Retry backoff and circuit breakers, with the clock injected.
+
+Both are used as wrappers around a call, never inside an adapter.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Backoff", "CircuitBreaker", "CircuitOpen"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt ``n`` waits up to ``initial * multiplier**(n-1)``.
+
+    The wait is drawn uniformly from ``[cap/2, cap]`` ("equal jitter"), so retries
+    of many callers spread out but never retry instantly.
+    """
+
+    max_attempts: int = 1
+    initial: float = 0.2
+    maximum: float = 10.0
+    multiplier: float = 2.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        cap = min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
+        return cap / 2 + rand() * cap / 2
+
+
+class CircuitOpen(Exception):
+    """The breaker refuses calls until ``retry_at`` (monotonic seconds)."""
+
+    def __init__(self, name: str, retry_at: float) -> None:
+        super().__init__(f"circuit {name!r} is open")
+        self.name = name
+        self.retry_at = retry_at
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (CircuitOpen, (self.name, self.retry_at))
+
+
+@dataclass
+class CircuitBreaker:
+    """Closed → open after ``failure_threshold`` consecutive failures → half-open after ``cooldown``.
+
+    In half-open one trial call passes; success closes the breaker, failure
+    opens it for another ``cooldown``.
+    """
+
+    name: str
+    failure_threshold: int = 5
+    cooldown: float = 30.0
+    clock: Callable[[], float] = field(default=lambda: 0.0)
+    failures: int = 0
+    opened_at: float | None = None
+    trial_in_flight: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if self.clock() - self.opened_at >= self.cooldown else "open"
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self.trial_in_flight:
+            self.trial_in_flight = True
+            return True
+        return False
+
+    def check(self) -> None:
+        if not self.allow():
+            assert self.opened_at is not None
+            raise CircuitOpen(self.name, self.opened_at + self.cooldown)
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self.trial_in_flight = False
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        if self.trial_in_flight or self.failures >= self.failure_threshold:
+            self.opened_at = self.clock()
+        self.trial_in_flight = False

@@ -1,0 +1,255 @@
+"""HTTP steps: registered services and ad-hoc ``http`` calls.
+
+``{"target": "quotes-service", "action": "fetch", "intent": "/api/people/random"}``
+calls a service registered in the config (``services:``): one or more base
+URLs used round-robin, a per-service timeout and a circuit breaker per URL.
+``{"target": "http", "action": "fetch", "intent": "https://…"}`` calls an
+absolute URL under the egress policy. Actions map to methods: ``fetch`` GET,
+``create`` POST, ``update`` PUT, ``delete`` DELETE. ``params`` become the query
+string, ``payload`` the JSON body, ``headers`` extra headers.
+
+Responses: JSON bodies are returned parsed, others as text. 2xx succeeds;
+408, 425, 429 and 5xx (and connection errors) are retryable, honouring
+``Retry-After``; other 4xx fail the step at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from linqra.config import EgressPolicy, ServiceConfig
+from linqra.errors import EgressRefused, StepError, ValidationError
+from linqra.resilience import CircuitBreaker
+from linqra.steps.base import StepCall, StepContext
+
+if TYPE_CHECKING:
+    from linqra.workflows.definition import Step
+
+__all__ = ["METHODS", "HttpTarget", "ServiceRouter", "ServiceTarget", "check_egress"]
+
+METHODS = {"fetch": "GET", "create": "POST", "update": "PUT", "delete": "DELETE"}
+_RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+_METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"}
+_METADATA_IPS = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("169.254.170.2"),
+    ipaddress.ip_address("100.100.100.200"),
+    ipaddress.ip_address("fd00:ec2::254"),
+}
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+def _check_action(step: Step, field: str) -> None:
+    if step.action is None or step.action not in METHODS:
+        raise ValidationError(
+            f"action must be one of {', '.join(METHODS)} for target {step.target!r}", field=f"{field}.action"
+        )
+    if not step.intent:
+        raise ValidationError(f"intent (the path or URL) is required for target {step.target!r}", field=f"{field}.intent")
+
+
+def _client(ctx: StepContext) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
+    return ctx.resource(  # type: ignore[no-any-return]
+        "http.client", lambda: httpx.AsyncClient(limits=limits, follow_redirects=False)
+    )
+
+
+async def _request(
+    ctx: StepContext, call: StepCall, url: str, timeout: float, headers: dict[str, str]
+) -> Any:
+    client = _client(ctx)
+    method = METHODS[call.action or "fetch"]
+    body = call.payload if method in ("POST", "PUT") or call.payload is not None else None
+    try:
+        response = await client.request(
+            method,
+            url,
+            params={k: _query_value(v) for k, v in call.params.items()},
+            json=body,
+            headers=headers,
+            timeout=timeout,
+        )
+    except httpx.TimeoutException as exc:
+        raise StepError(f"{method} {url}: timed out after {timeout:g}s", code="http_timeout") from exc
+    except httpx.HTTPError as exc:
+        raise StepError(f"{method} {url}: {type(exc).__name__}: {exc}", code="http_unreachable") from exc
+    return _result(method, url, response)
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _result(method: str, url: str, response: httpx.Response) -> Any:
+    if len(response.content) > MAX_RESPONSE_BYTES:
+        raise StepError(f"{method} {url}: response over {MAX_RESPONSE_BYTES} bytes", non_retryable=True)
+    if response.is_success:
+        if not response.content:
+            return None
+        if "json" in response.headers.get("content-type", ""):
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise StepError(f"{method} {url}: invalid JSON in response", non_retryable=True) from exc
+        return response.text
+    detail = response.text[:500]
+    status = response.status_code
+    retry_after = _retry_after(response.headers.get("retry-after"))
+    raise StepError(
+        f"{method} {url}: HTTP {status}: {detail}",
+        code=f"http_{status}",
+        non_retryable=status not in _RETRYABLE,
+        next_retry_delay=retry_after,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, min(float(value), 600.0))
+    except ValueError:
+        return None
+
+
+class ServiceRouter:
+    """Round-robin over a service's URLs, skipping those whose breaker is open."""
+
+    def __init__(self, services: dict[str, ServiceConfig]) -> None:
+        self.services = services
+        self._cycle = {name: itertools.cycle(range(len(cfg.urls))) for name, cfg in services.items()}
+        self.breakers = {
+            (name, url): CircuitBreaker(
+                f"{name}@{url}", cfg.failure_threshold, cfg.cooldown_seconds, clock=time.monotonic
+            )
+            for name, cfg in services.items()
+            for url in cfg.urls
+        }
+
+    def pick(self, name: str) -> tuple[str, CircuitBreaker]:
+        cfg = self.services[name]
+        for _ in range(len(cfg.urls)):
+            url = cfg.urls[next(self._cycle[name])]
+            breaker = self.breakers[(name, url)]
+            if breaker.allow():
+                return url, breaker
+        raise StepError(
+            f"service {name!r}: every URL's circuit breaker is open; retry after the cooldown",
+            code="circuit_open",
+            next_retry_delay=cfg.cooldown_seconds,
+        )
+
+
+class ServiceTarget:
+    """A service registered in the config, called by name."""
+
+    kind = "io"
+    url_intent = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def validate(self, step: Step, field: str) -> None:
+        _check_action(step, field)
+        if not step.intent or not step.intent.startswith("/"):
+            raise ValidationError("intent must be a path starting with '/' for a service", field=f"{field}.intent")
+
+    async def run(self, call: StepCall, ctx: StepContext) -> Any:
+        router: ServiceRouter = ctx.resource("http.router", lambda: ServiceRouter(ctx.settings.services))
+        if self.name not in router.services:
+            raise StepError(f"service {self.name!r} is not configured here", non_retryable=True)
+        cfg = router.services[self.name]
+        base, breaker = router.pick(self.name)
+        headers = {**cfg.headers, **call.headers}
+        try:
+            result = await _request(ctx, call, base + (call.intent or ""), min(call.timeout, cfg.timeout_seconds), headers)
+        except StepError as exc:
+            if not exc.non_retryable or exc.code.startswith("http_5"):
+                breaker.record_failure()
+            else:
+                breaker.record_success()  # the service answered; the request was wrong
+            raise
+        except BaseException:
+            breaker.record_failure()
+            raise
+        breaker.record_success()
+        return result
+
+
+class HttpTarget:
+    """Ad-hoc calls to an absolute URL, under the egress policy."""
+
+    name = "http"
+    kind = "io"
+    url_intent = True
+
+    def validate(self, step: Step, field: str) -> None:
+        _check_action(step, field)
+        intent = step.intent or ""
+        if not intent.startswith("{{"):
+            scheme = urlsplit(intent).scheme
+            if scheme not in ("http", "https"):
+                raise ValidationError("intent must be an absolute http(s) URL", field=f"{field}.intent")
+
+    async def run(self, call: StepCall, ctx: StepContext) -> Any:
+        url = call.intent or ""
+        await check_egress(url, ctx.settings.egress)
+        return await _request(ctx, call, url, call.timeout, dict(call.headers))
+
+
+async def check_egress(url: str, policy: EgressPolicy) -> None:
+    """Refuse URLs the policy forbids; resolves the host name first.
+
+    Always refused: link-local (169.254/16, fe80::/10), cloud metadata endpoints,
+    multicast, unspecified and reserved addresses. Loopback and private ranges
+    follow the policy. (The check resolves the name once; a host that changes
+    its address between check and connect is not caught.)
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in policy.allowed_schemes:
+        raise EgressRefused(f"scheme {parts.scheme!r} is not allowed", field="intent")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        raise EgressRefused(f"URL has no host: {url!r}", field="intent")
+    if host in _METADATA_HOSTS:
+        raise EgressRefused(f"{host} is a cloud metadata endpoint", field="intent")
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise StepError(f"cannot resolve {host}: {exc}", code="dns_failure") from exc
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for addr in addresses:
+        _check_address(host, addr, policy)
+
+
+def _check_address(host: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: EgressPolicy) -> None:
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if addr in _METADATA_IPS:
+        raise EgressRefused(f"{host} ({addr}) is a cloud metadata address", field="intent")
+    if addr.is_link_local or addr.is_multicast or addr.is_unspecified or addr.is_reserved:
+        raise EgressRefused(f"{host} ({addr}) is a link-local or reserved address", field="intent")
+    if addr.is_loopback:
+        if not policy.allow_loopback:
+            raise EgressRefused(f"{host} ({addr}) is loopback; egress.allow_loopback is off", field="intent")
+        return
+    if addr.is_private and not policy.allow_private:
+        raise EgressRefused(f"{host} ({addr}) is a private address; egress.allow_private is off", field="intent")

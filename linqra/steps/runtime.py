@@ -1,0 +1,90 @@
+"""Running one step call with its retry and timeout policy, wherever it runs.
+
+The same function runs inline in the runner, inside a Ray task and inside an
+I/O pool actor; it never raises for a step failure but returns a
+:class:`StepOutcome`, so outcomes cross process boundaries as plain data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from linqra.clock import iso
+from linqra.errors import LinqraError, StepError
+from linqra.resilience import Backoff
+from linqra.steps.base import StepCall, StepContext, TargetRegistry
+
+__all__ = ["StepOutcome", "run_step_call"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    status: Literal["COMPLETED", "FAILED", "TIMEOUT"]
+    output: Any
+    error: dict[str, Any] | None
+    attempts: int
+    started_at: str
+    finished_at: str
+    duration_ms: float
+
+
+async def run_step_call(
+    call: StepCall,
+    registry: TargetRegistry,
+    ctx: StepContext,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rand: Callable[[], float] = random.random,
+) -> StepOutcome:
+    """Run ``call`` up to ``call.max_attempts`` times, each bounded by ``call.timeout``."""
+    started_at = iso()
+    t0 = time.perf_counter()
+    backoff = Backoff(call.max_attempts, call.backoff_initial, call.backoff_max, call.backoff_multiplier)
+    target = registry.get(call.target)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            output = await asyncio.wait_for(target.run(call, ctx), timeout=call.timeout)
+        except TimeoutError:
+            error: dict[str, Any] = {
+                "code": "step_timeout",
+                "message": f"step {call.step} ran past its {call.timeout:g}s timeout",
+            }
+            retryable, delay = True, None
+            status: Literal["FAILED", "TIMEOUT"] = "TIMEOUT"
+        except StepError as exc:
+            error = {"code": exc.code, "message": exc.message}
+            retryable, delay, status = not exc.non_retryable, exc.next_retry_delay, "FAILED"
+        except LinqraError as exc:
+            error = {"code": exc.code, "message": exc.message}
+            retryable, delay, status = False, None, "FAILED"
+        except Exception as exc:
+            log.warning("step %s of %s raised %s", call.step, call.execution_id, type(exc).__name__)
+            error = {
+                "code": "step_exception",
+                "message": f"{type(exc).__name__}: {exc}",
+                "trace": traceback.format_exc(limit=5)[-2000:],
+            }
+            retryable, delay, status = True, None, "FAILED"
+        else:
+            return StepOutcome("COMPLETED", output, None, attempt, started_at, iso(), _ms(t0))
+        if not retryable or attempt >= call.max_attempts:
+            return StepOutcome(status, None, error, attempt, started_at, iso(), _ms(t0))
+        wait = delay if delay is not None else backoff.delay(attempt, rand)
+        log.info("step %s of %s attempt %d failed (%s); retrying in %.2fs",
+                 call.step, call.execution_id, attempt, error["code"], wait)
+        await sleep(wait)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)

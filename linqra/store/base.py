@@ -1,0 +1,188 @@
+"""The document store port.
+
+A document is a JSON-compatible ``dict`` with a string ``id``. The store adds
+``team_id`` to every document it writes and filters on it in every read, so
+no call can reach another team's records: each method takes the team as a
+required argument and refuses an empty one. The one cross-team read,
+:meth:`DocumentStore.scan_all_teams`, exists for maintenance (the execution
+reaper) and is named so that it stands out in review.
+
+Filters are a subset of MongoDB's query language, the same in every adapter:
+
+* ``{"field": value}`` — equality (``None`` matches a missing or null field);
+* ``{"field": {"$in": [...]}}``, ``{"$nin": [...]}``, ``{"$ne": v}``;
+* ``{"field": {"$gt" | "$gte" | "$lt" | "$lte": v}}`` on numbers or ISO-8601 text;
+* ``field`` may be a dotted path into nested objects (``"a.b"``).
+
+Several fields in one filter are ANDed. Sorting is a list of ``(field, 1 | -1)``.
+Duplicates: :meth:`insert` of an existing ``id``, or one that breaks a unique
+index, raises :class:`linqra.errors.Conflict` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from linqra.errors import ValidationError
+
+__all__ = [
+    "OPERATORS",
+    "Document",
+    "DocumentStore",
+    "Filter",
+    "IndexSpec",
+    "Sort",
+    "check_collection",
+    "check_filter",
+    "require_team",
+]
+
+Document = dict[str, Any]
+Filter = Mapping[str, Any]
+Sort = Sequence[tuple[str, int]]
+
+OPERATORS = frozenset({"$in", "$nin", "$ne", "$gt", "$gte", "$lt", "$lte"})
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """An index on ``fields`` of ``collection``; the store prefixes ``team_id``."""
+
+    collection: str
+    fields: tuple[str, ...]
+    unique: bool = False
+    name: str = field(default="")
+
+    def index_name(self) -> str:
+        return self.name or f"ix_{self.collection}_{'_'.join(f.replace('.', '_') for f in self.fields)}"
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    """Team-scoped JSON documents in named collections."""
+
+    async def ensure_indexes(self, specs: Sequence[IndexSpec]) -> None:
+        """Create the collections and indexes if missing; idempotent, safe at every start-up."""
+
+    async def insert(self, collection: str, team_id: str, doc: Document) -> None:
+        """Insert ``doc`` (which must carry ``id``) for ``team_id``; :class:`Conflict` on a duplicate."""
+
+    async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
+        """The document with ``doc_id`` of ``team_id``, or ``None`` (also for another team's id)."""
+
+    async def find(
+        self,
+        collection: str,
+        team_id: str,
+        where: Filter | None = None,
+        *,
+        sort: Sort = (),
+        limit: int = 100,
+        skip: int = 0,
+    ) -> list[Document]:
+        """Documents of ``team_id`` matching ``where``, sorted, paginated."""
+
+    async def count(self, collection: str, team_id: str, where: Filter | None = None) -> int:
+        """How many documents of ``team_id`` match ``where``."""
+
+    async def update(
+        self,
+        collection: str,
+        team_id: str,
+        doc_id: str,
+        changes: Mapping[str, Any],
+        *,
+        where: Filter | None = None,
+    ) -> bool:
+        """Set top-level ``changes`` on one document if it exists and also matches ``where``.
+
+        Atomic: a compare-and-set when ``where`` is given. Returns whether a
+        document was updated. ``id`` and ``team_id`` cannot be changed.
+        """
+
+    async def delete(self, collection: str, team_id: str, doc_id: str) -> bool:
+        """Delete one document; returns whether it existed."""
+
+    async def scan_all_teams(self, collection: str, where: Filter, *, limit: int = 100) -> list[Document]:
+        """Maintenance only: matching documents of every team (each carries ``team_id``)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+def require_team(team_id: str) -> str:
+    if not isinstance(team_id, str) or not team_id:
+        raise ValueError("the document store refuses an unscoped call: team_id is required")
+    return team_id
+
+
+def check_collection(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid collection name {name!r}")
+    return name
+
+
+def check_filter(where: Filter | None) -> Filter:
+    """Validate a filter's shape so that every adapter sees the same language."""
+    if not where:
+        return {}
+    for key, cond in where.items():
+        if not _FIELD.fullmatch(key):
+            raise ValidationError(f"invalid filter field {key!r}", field=key)
+        if isinstance(cond, Mapping):
+            for op, operand in cond.items():
+                if op not in OPERATORS:
+                    raise ValidationError(f"unsupported filter operator {op!r}", field=key)
+                if op in ("$in", "$nin") and not isinstance(operand, list | tuple):
+                    raise ValidationError(f"{op} needs a list", field=key)
+    return where
+
+
+def matches(doc: Mapping[str, Any], where: Filter) -> bool:
+    """Evaluate a filter in Python (the reference semantics, used by SQLite's CAS)."""
+    for key, cond in where.items():
+        value = _path(doc, key)
+        if isinstance(cond, Mapping):
+            for op, operand in cond.items():
+                if not _apply(op, value, operand):
+                    return False
+        elif value != cond:
+            return False
+    return True
+
+
+def _path(doc: Mapping[str, Any], dotted: str) -> Any:
+    current: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _apply(op: str, value: Any, operand: Any) -> bool:
+    if op == "$in":
+        return value in operand
+    if op == "$nin":
+        return value not in operand
+    if op == "$ne":
+        return bool(value != operand)
+    if value is None:
+        return False
+    try:
+        if op == "$gt":
+            return bool(value > operand)
+        if op == "$gte":
+            return bool(value >= operand)
+        if op == "$lt":
+            return bool(value < operand)
+        if op == "$lte":
+            return bool(value <= operand)
+    except TypeError:
+        return False
+    raise ValueError(op)

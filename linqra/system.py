@@ -1,0 +1,55 @@
+"""Wiring: the ports and services one process needs, built from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from linqra.cache import Cache, open_cache
+from linqra.config import Settings
+from linqra.steps import default_registry
+from linqra.steps.base import StepContext, TargetRegistry
+from linqra.store import DocumentStore, open_store
+from linqra.workflows.engine import LocalExecutor, StepExecutor, WorkflowEngine
+from linqra.workflows.runner import ExecutionRunner
+from linqra.workflows.service import WorkflowService
+
+__all__ = ["System"]
+
+
+@dataclass
+class System:
+    settings: Settings
+    store: DocumentStore
+    cache: Cache
+    registry: TargetRegistry
+    service: WorkflowService
+    ctx: StepContext
+
+    @classmethod
+    async def open(cls, settings: Settings, *, init: bool = True) -> System:
+        store = open_store(settings.resolved_store_url)
+        registry = default_registry(settings)
+        system = cls(settings, store, open_cache(settings.cache_url), registry,
+                     WorkflowService(store, registry), StepContext(settings))
+        if init:
+            await system.service.init()
+        return system
+
+    def engine(self, runner_id: str, executor: StepExecutor | None = None) -> WorkflowEngine:
+        return WorkflowEngine(
+            repo=self.service.executions,
+            registry=self.registry,
+            executor=executor or LocalExecutor(self.registry, self.ctx),
+            cache=self.cache,
+            ctx=self.ctx,
+            settings=self.settings.execution,
+            runner_id=runner_id,
+        )
+
+    def runner(self, runner_id: str, executor: StepExecutor | None = None) -> ExecutionRunner:
+        return ExecutionRunner(self.engine(runner_id, executor), self.settings.execution)
+
+    async def close(self) -> None:
+        await self.ctx.aclose()
+        await self.cache.close()
+        await self.store.close()

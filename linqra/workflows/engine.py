@@ -1,0 +1,437 @@
+"""The workflow engine: decides what runs when, records everything, does no step I/O itself.
+
+The engine walks a definition (sequential or DAG), resolves each step's
+inputs from the params and earlier results, evaluates conditions and jumps,
+consults the step cache, and hands each step to a :class:`StepExecutor` —
+in-process for tests and drivers without Ray, Ray tasks and async actor pools
+in production (``actors/executor.py``). In DAG mode every step whose
+dependencies are done is submitted at once; nothing waits step by step.
+
+Records: every step run is written when it starts and when it ends, so a
+resumed execution reuses finished results. A heartbeat keeps the claim on the
+execution alive and watches for cancel requests made through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from linqra.cache import Cache
+from linqra.clock import iso, parse_iso, utcnow
+from linqra.config import ExecutionSettings
+from linqra.errors import LinqraError
+from linqra.steps.base import ExecutorKind, StepCall, StepContext, TargetRegistry
+from linqra.steps.runtime import StepOutcome, run_step_call
+from linqra.workflows.conditions import evaluate_condition
+from linqra.workflows.definition import Step, WorkflowDefinition
+from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
+from linqra.workflows.records import ExecutionRepository
+
+__all__ = ["LocalExecutor", "StepExecutor", "WorkflowEngine"]
+
+log = logging.getLogger(__name__)
+
+
+class StepExecutor(Protocol):
+    """Runs step calls of kind ``task`` and ``io`` somewhere; cancelling the await cancels the work."""
+
+    async def execute(self, call: StepCall) -> StepOutcome: ...
+
+
+class LocalExecutor:
+    """Runs every call as a coroutine in this process (tests, embedded drivers)."""
+
+    def __init__(self, registry: TargetRegistry, ctx: StepContext) -> None:
+        self.registry = registry
+        self.ctx = ctx
+
+    async def execute(self, call: StepCall) -> StepOutcome:
+        return await run_step_call(call, self.registry, self.ctx)
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: int, status: str) -> None:
+        super().__init__(step, status)
+        self.step = step
+        self.status = status
+
+
+class _LostClaim(Exception):
+    pass
+
+
+@dataclass
+class _Run:
+    team_id: str
+    execution_id: str
+    definition: WorkflowDefinition
+    params: dict[str, Any]
+    results: dict[int, Any] = field(default_factory=dict)
+    reused: set[int] = field(default_factory=set)
+    run_counts: dict[int, int] = field(default_factory=dict)
+    step_runs: int = 0
+    failure: dict[str, Any] | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+    async_done: set[int] = field(default_factory=set)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lost_claim: bool = False
+    last_completed: int | None = None
+
+
+class WorkflowEngine:
+    """Runs claimed executions to a terminal, recorded state."""
+
+    def __init__(
+        self,
+        *,
+        repo: ExecutionRepository,
+        registry: TargetRegistry,
+        executor: StepExecutor,
+        cache: Cache,
+        ctx: StepContext,
+        settings: ExecutionSettings,
+        runner_id: str,
+    ) -> None:
+        self.repo = repo
+        self.registry = registry
+        self.executor = executor
+        self.cache = cache
+        self.ctx = ctx
+        self.settings = settings
+        self.runner_id = runner_id
+        self._background: set[asyncio.Task[Any]] = set()  # async steps outlive their execution's run()
+
+    # -- entry point ------------------------------------------------------------
+    async def run(self, team_id: str, execution_id: str) -> dict[str, Any]:
+        """Drive a claimed (RUNNING, ``runner_id`` = ours) execution to its end; return the record."""
+        doc = await self.repo.get(team_id, execution_id)
+        run = _Run(team_id, execution_id, WorkflowDefinition.model_validate(doc["definition"]), doc.get("params") or {})
+        await self.interrupt_running_steps(team_id, execution_id)
+        for number, prior in (await self.repo.latest_step_runs(team_id, execution_id)).items():
+            run.run_counts[number] = int(prior["run"])
+            if prior["status"] == "COMPLETED":
+                run.results[number] = prior.get("output")
+                run.reused.add(number)
+            elif prior["status"] == "SKIPPED" and prior.get("skip_reason") == "condition":
+                run.reused.add(number)
+        log.info("execution start team=%s run_id=%s steps=%d reused=%d",
+                 team_id, execution_id, len(run.definition.steps), len(run.reused))
+        me = asyncio.current_task()
+        assert me is not None
+        beat = asyncio.create_task(self._heartbeat(run, me))
+        status, error = "COMPLETED", None
+        try:
+            async with asyncio.timeout(run.definition.timeoutSeconds):
+                await self._drive(run)
+        except _StepFailed as exc:
+            status, error = ("TIMEOUT" if exc.status == "TIMEOUT" else "FAILED"), run.failure
+        except TimeoutError:
+            status = "TIMEOUT"
+            error = {"code": "workflow_timeout", "message": f"workflow ran past its {run.definition.timeoutSeconds:g}s timeout"}
+        except asyncio.CancelledError:
+            if run.lost_claim:
+                raise
+            if me.cancelling():
+                me.uncancel()
+            status, error = "CANCELLED", {"code": "cancelled", "message": "execution cancelled"}
+        except Exception as exc:  # a bug or a store failure: never leave the execution RUNNING
+            log.exception("execution %s crashed", execution_id)
+            status, error = "FAILED", {"code": "engine_error", "message": f"{type(exc).__name__}: {exc}"}
+        finally:
+            beat.cancel()
+        return await self._finish(run, status, error)
+
+    async def interrupt_running_steps(self, team_id: str, execution_id: str) -> None:
+        """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code ``interrupted``)."""
+        for prior in (await self.repo.latest_step_runs(team_id, execution_id)).values():
+            if prior["status"] == "RUNNING":
+                prior.update(status="CANCELLED", finished_at=iso(),
+                             error={"code": "interrupted", "message": "the runner stopped while this step ran"})
+                await self.repo.save_step_run(team_id, prior)
+
+    # -- drivers ----------------------------------------------------------------
+    async def _drive(self, run: _Run) -> None:
+        if run.definition.mode == "dag":
+            await self._drive_dag(run)
+        else:
+            await self._drive_sequential(run)
+
+    async def _drive_sequential(self, run: _Run) -> None:
+        steps = run.definition.ordered()
+        position = {s.step: i for i, s in enumerate(steps)}
+        i = 0
+        while i < len(steps):
+            step = steps[i]
+            i += 1
+            if step.async_:
+                self._spawn_async(run, step)
+                continue
+            status = await self._step(run, step)
+            if status in ("FAILED", "TIMEOUT"):
+                raise _StepFailed(step.step, status)
+            if status != "COMPLETED" or step.jump is None:
+                continue
+            if not await self._jump_taken(run, step):
+                continue
+            target = step.jump.targetStep
+            if not target:
+                for rest in steps[i:]:
+                    await self._record_skip(run, rest, "jump", f"step {step.step} jumped to the end")
+                return
+            i = position[target]
+
+    async def _drive_dag(self, run: _Run) -> None:
+        deps = run.definition.dependencies()
+        tasks: dict[int, asyncio.Task[str]] = {}
+        started: set[int] = set()
+
+        async def node(step: Step) -> str:
+            for dep in sorted(deps[step.step]):
+                await asyncio.shield(tasks[dep])
+            started.add(step.step)
+            status = await self._step(run, step)
+            if status in ("FAILED", "TIMEOUT"):
+                raise _StepFailed(step.step, status)
+            return status
+
+        for step in run.definition.ordered():
+            if step.async_:
+                self._spawn_async(run, step)
+                continue
+            tasks[step.step] = asyncio.create_task(node(step), name=f"step{step.step}")
+        # async steps are nobody's dependency (validated), so every dep is in tasks
+        pending: set[asyncio.Task[str]] = set(tasks.values())
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # re-raises _StepFailed
+        except BaseException as exc:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if isinstance(exc, _StepFailed):
+                for number, task in tasks.items():
+                    if number not in started and task.cancelled():
+                        await self._record_skip(run, run.definition.step_map()[number], "upstream",
+                                                f"not run: step {exc.step} failed")
+            raise
+
+    def _spawn_async(self, run: _Run, step: Step) -> None:
+        async def background() -> None:
+            try:
+                await self._step(run, step)
+            finally:
+                run.async_done.add(step.step)
+                async with run.lock:
+                    await self.repo.set_pending_async(run.team_id, run.execution_id, self._pending_async(run))
+
+        task = asyncio.create_task(background(), name=f"async-step{step.step}")
+        run.background.add(task)
+        self._background.add(task)
+        task.add_done_callback(run.background.discard)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    def _pending_async(run: _Run) -> list[int]:
+        return sorted(s.step for s in run.definition.steps if s.async_ and s.step not in run.async_done)
+
+    # -- one step ---------------------------------------------------------------
+    async def _step(self, run: _Run, step: Step) -> str:
+        if step.step in run.reused:
+            run.reused.discard(step.step)  # reuse once; a jump back runs it again
+            if step.step in run.results:
+                run.last_completed = step.step
+                return "COMPLETED"
+            return "SKIPPED"
+        run.step_runs += 1
+        if run.step_runs > self.settings.max_step_runs:
+            run.failure = {"code": "too_many_step_runs", "step": step.step,
+                           "message": f"more than {self.settings.max_step_runs} step runs (a jump loop?)"}
+            raise _StepFailed(step.step, "FAILED")
+        number = run.run_counts.get(step.step, 0) + 1
+        run.run_counts[step.step] = number
+        record: dict[str, Any] = {
+            "id": f"{run.execution_id}:{step.step}:{number}",
+            "execution_id": run.execution_id,
+            "step": step.step,
+            "run": number,
+            "target": step.target,
+            "action": step.action,
+            "async": step.async_,
+            "description": step.description,
+        }
+        scope = Scope(run.params, run.results)
+        target = self.registry.get(step.target)
+        try:
+            if step.condition and not evaluate_condition(step.condition, scope):
+                await self._record_skip(run, step, "condition", f"condition is false: {step.condition}", record)
+                return "SKIPPED"
+            call = self._call(run, step, scope, target.url_intent, target.kind)
+        except MissingReference as exc:
+            return await self._fail_before_start(run, record, "missing_reference",
+                                                 f"step {step.step}: {exc}", exc.path)
+        except LinqraError as exc:
+            return await self._fail_before_start(run, record, exc.code, f"step {step.step}: {exc.message}", exc.field)
+        record["inputs"] = call.inputs()
+        record["executor"] = call.kind
+        cache_key = self._cache_key(run, step, call, scope)
+        if cache_key is not None:
+            cached = await self.cache.get(cache_key)
+            if cached is not None:
+                now = iso()
+                record.update(status="COMPLETED", output=json.loads(cached), cache_hit=True, attempts=0,
+                              started_at=now, finished_at=now, duration_ms=0.0)
+                await self.repo.save_step_run(run.team_id, record)
+                run.results[step.step] = record["output"]
+                run.last_completed = step.step
+                return "COMPLETED"
+        record.update(status="RUNNING", started_at=iso(), cache_hit=False)
+        await self.repo.save_step_run(run.team_id, record)
+        try:
+            if call.kind == "inline":
+                outcome = await run_step_call(call, self.registry, self.ctx)
+            else:
+                outcome = await self.executor.execute(call)
+        except asyncio.CancelledError:
+            record.update(status="CANCELLED", finished_at=iso(),
+                          error={"code": "cancelled", "message": "step cancelled while running"})
+            await asyncio.shield(self.repo.save_step_run(run.team_id, record))
+            raise
+        record.update(status=outcome.status, output=outcome.output, error=outcome.error,
+                      attempts=outcome.attempts, started_at=outcome.started_at,
+                      finished_at=outcome.finished_at, duration_ms=outcome.duration_ms)
+        await self.repo.save_step_run(run.team_id, record)
+        if outcome.status == "COMPLETED":
+            run.results[step.step] = outcome.output
+            run.last_completed = step.step
+            if cache_key is not None and step.cacheConfig is not None:
+                await self.cache.set(cache_key, _dumps(outcome.output).encode(), step.cacheConfig.ttl)
+        else:
+            run.failure = {"step": step.step, **(outcome.error or {})}
+        log.info("step done team=%s run_id=%s step=%s status=%s attempts=%s",
+                 run.team_id, run.execution_id, step.step, outcome.status, outcome.attempts)
+        return outcome.status
+
+    def _call(self, run: _Run, step: Step, scope: Scope, url_intent: bool, kind: ExecutorKind) -> StepCall:
+        encode: Callable[[str], str] | None = (lambda s: quote(s, safe="")) if url_intent else None
+        retry = step.retry
+        return StepCall(
+            execution_id=run.execution_id,
+            team_id=run.team_id,
+            step=step.step,
+            target=step.target,
+            action=step.action,
+            intent=None if step.intent is None else render_text(step.intent, scope, encode=encode),
+            params=render(step.params, scope),
+            payload=render(step.payload, scope),
+            headers={k: str(v) for k, v in render(step.headers or {}, scope).items()},
+            llm_config=render(step.llmConfig, scope),
+            stream=step.stream,
+            kind=step.executor or kind,
+            timeout=step.timeoutSeconds or self.settings.default_step_timeout_seconds,
+            max_attempts=retry.maxAttempts if retry else self.settings.default_max_attempts,
+            backoff_initial=(retry.initialDelayMs if retry else 200) / 1000,
+            backoff_max=(retry.maxDelayMs if retry else 10_000) / 1000,
+            backoff_multiplier=retry.multiplier if retry else 2.0,
+        )
+
+    def _cache_key(self, run: _Run, step: Step, call: StepCall, scope: Scope) -> str | None:
+        config = step.cacheConfig
+        if config is None or not config.enabled:
+            return None
+        if config.key:
+            basis = render_text(config.key, scope)
+        else:
+            basis = _dumps({"target": call.target, "action": call.action, "intent": call.intent,
+                            "params": call.params, "payload": call.payload, "llm": call.llm_config})
+        digest = hashlib.sha256(basis.encode()).hexdigest()
+        return f"linqra:step:{run.team_id}:{digest}"
+
+    async def _jump_taken(self, run: _Run, step: Step) -> bool:
+        assert step.jump is not None
+        try:
+            return evaluate_condition(step.jump.condition, Scope(run.params, run.results))
+        except MissingReference as exc:
+            run.failure = {"step": step.step, "code": "missing_reference", "field": exc.path,
+                           "message": f"step {step.step} jump: {exc}"}
+            raise _StepFailed(step.step, "FAILED") from None
+
+    async def _fail_before_start(
+        self, run: _Run, record: dict[str, Any], code: str, message: str, field_name: str | None
+    ) -> str:
+        now = iso()
+        error = {"code": code, "message": message, **({"field": field_name} if field_name else {})}
+        record.update(status="FAILED", error=error, attempts=0, started_at=now, finished_at=now, duration_ms=0.0)
+        await self.repo.save_step_run(run.team_id, record)
+        run.failure = {"step": record["step"], **error}
+        return "FAILED"
+
+    async def _record_skip(
+        self, run: _Run, step: Step, reason: str, message: str, record: dict[str, Any] | None = None
+    ) -> None:
+        if record is None:
+            number = run.run_counts.get(step.step, 0) + 1
+            run.run_counts[step.step] = number
+            record = {"id": f"{run.execution_id}:{step.step}:{number}", "execution_id": run.execution_id,
+                      "step": step.step, "run": number, "target": step.target, "action": step.action,
+                      "async": step.async_}
+        now = iso()
+        record.update(status="SKIPPED", skip_reason=reason, message=message, started_at=now,
+                      finished_at=now, duration_ms=0.0, attempts=0)
+        await self.repo.save_step_run(run.team_id, record)
+
+    # -- heartbeat, cancel, finish ------------------------------------------------
+    async def _heartbeat(self, run: _Run, main: asyncio.Task[Any]) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                alive = await self.repo.heartbeat(run.team_id, run.execution_id, self.runner_id)
+                doc = await self.repo.get(run.team_id, run.execution_id)
+            except Exception:
+                log.warning("heartbeat failed run_id=%s", run.execution_id, exc_info=True)
+                continue
+            if not alive and doc.get("status") in ("PENDING", "RUNNING"):
+                log.warning("lost the claim on run_id=%s to %s", run.execution_id, doc.get("runner_id"))
+                run.lost_claim = True
+                main.cancel()
+                return
+            if doc.get("cancel_requested") or doc.get("status") not in ("PENDING", "RUNNING"):
+                main.cancel()
+                return
+
+    async def _finish(self, run: _Run, status: str, error: dict[str, Any] | None) -> dict[str, Any]:
+        doc = await self.repo.get(run.team_id, run.execution_id)
+        finished = utcnow()
+        started = doc.get("started_at")
+        changes: dict[str, Any] = {
+            "status": status,
+            "finished_at": iso(finished),
+            "error": error,
+            "result": run.results.get(run.last_completed) if run.last_completed is not None else None,
+            "last_completed_step": run.last_completed,
+            "pending_async_steps": self._pending_async(run) if status == "COMPLETED" else [],
+            "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3) if started else None,
+        }
+        if status != "COMPLETED":
+            for task in list(run.background):
+                task.cancel()
+        async with run.lock:
+            ok = await self.repo.transition(run.team_id, run.execution_id, changes,
+                                            from_status=["RUNNING"], runner_id=self.runner_id)
+        if not ok:
+            log.warning("execution %s changed under us; not overwriting", run.execution_id)
+        else:
+            log.info("execution end team=%s run_id=%s status=%s", run.team_id, run.execution_id, status)
+        return await self.repo.full_record(run.team_id, run.execution_id)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

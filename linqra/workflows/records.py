@@ -1,0 +1,167 @@
+"""Execution records: one document per execution, one per step run.
+
+An execution goes ``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED | TIMEOUT``
+(``resume`` takes a FAILED, TIMEOUT or CANCELLED one back to RUNNING). Each
+step run is its own document, written when the step starts and again when it
+ends, so results are checkpointed as they finish and a resumed execution
+reuses them. Status changes are compare-and-set on the current status (and
+the owning runner), so a runner that lost its claim cannot overwrite a newer
+state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from linqra.clock import iso
+from linqra.errors import NotFound
+from linqra.store import Document, DocumentStore, IndexSpec
+
+__all__ = [
+    "ACTIVE",
+    "EXECUTIONS",
+    "INDEXES",
+    "STEP_RUNS",
+    "TERMINAL",
+    "ExecutionRepository",
+]
+
+EXECUTIONS = "executions"
+STEP_RUNS = "step_runs"
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+ACTIVE = frozenset({"PENDING", "RUNNING"})
+RESUMABLE = frozenset({"FAILED", "TIMEOUT", "CANCELLED"})
+
+INDEXES = [
+    IndexSpec(EXECUTIONS, ("created_at",)),
+    IndexSpec(EXECUTIONS, ("workflow_id", "created_at")),
+    IndexSpec(EXECUTIONS, ("status", "created_at")),
+    IndexSpec(EXECUTIONS, ("status", "heartbeat_at"), name="ix_executions_liveness"),
+    IndexSpec(STEP_RUNS, ("execution_id", "step", "run"), unique=True),
+]
+
+
+class ExecutionRepository:
+    """Reads and writes execution records for one store; every call names the team."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+
+    async def create(self, team_id: str, execution: Document) -> Document:
+        now = iso()
+        doc = {"status": "PENDING", "created_at": now, "heartbeat_at": now, "resumes": 0,
+               "cancel_requested": False, **execution}
+        await self.store.insert(EXECUTIONS, team_id, doc)
+        return {**doc, "team_id": team_id}
+
+    async def get(self, team_id: str, execution_id: str) -> Document:
+        doc = await self.store.get(EXECUTIONS, team_id, execution_id)
+        if doc is None:
+            raise NotFound(f"execution {execution_id!r} not found", field="execution_id")
+        return doc
+
+    async def list(
+        self,
+        team_id: str,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Document], int]:
+        where: dict[str, Any] = {}
+        if workflow_id:
+            where["workflow_id"] = workflow_id
+        if status:
+            where["status"] = status
+        items = await self.store.find(
+            EXECUTIONS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
+        )
+        total = await self.store.count(EXECUTIONS, team_id, where)
+        return items, total
+
+    async def transition(
+        self,
+        team_id: str,
+        execution_id: str,
+        changes: dict[str, Any],
+        *,
+        from_status: Sequence[str],
+        runner_id: str | None = None,
+    ) -> bool:
+        """Apply ``changes`` only if the status is one of ``from_status`` (and the runner matches)."""
+        where: dict[str, Any] = {"status": {"$in": list(from_status)}}
+        if runner_id is not None:
+            where["runner_id"] = runner_id
+        return await self.store.update(EXECUTIONS, team_id, execution_id, changes, where=where)
+
+    async def compare_and_set(
+        self, team_id: str, execution_id: str, changes: dict[str, Any], *, where: dict[str, Any]
+    ) -> bool:
+        return await self.store.update(EXECUTIONS, team_id, execution_id, changes, where=where)
+
+    async def heartbeat(self, team_id: str, execution_id: str, runner_id: str) -> bool:
+        return await self.transition(
+            team_id, execution_id, {"heartbeat_at": iso()}, from_status=list(ACTIVE), runner_id=runner_id
+        )
+
+    async def request_cancel(self, team_id: str, execution_id: str) -> bool:
+        return await self.transition(
+            team_id, execution_id, {"cancel_requested": True}, from_status=list(ACTIVE)
+        )
+
+    async def set_pending_async(self, team_id: str, execution_id: str, pending: list[int]) -> None:
+        await self.store.update(EXECUTIONS, team_id, execution_id, {"pending_async_steps": pending})
+
+    async def save_step_run(self, team_id: str, run: Document) -> None:
+        """Insert a step run, or update it when it already exists (same id)."""
+        existing = await self.store.get(STEP_RUNS, team_id, run["id"])
+        if existing is None:
+            await self.store.insert(STEP_RUNS, team_id, run)
+        else:
+            await self.store.update(
+                STEP_RUNS, team_id, run["id"], {k: v for k, v in run.items() if k not in ("id", "team_id")}
+            )
+
+    async def step_runs(self, team_id: str, execution_id: str) -> list[Document]:
+        return await self.store.find(
+            STEP_RUNS, team_id, {"execution_id": execution_id}, sort=[("step", 1), ("run", 1)], limit=100_000
+        )
+
+    async def latest_step_runs(self, team_id: str, execution_id: str) -> dict[int, Document]:
+        latest: dict[int, Document] = {}
+        for run in await self.step_runs(team_id, execution_id):
+            latest[int(run["step"])] = run
+        return latest
+
+    async def stale(self, *, before: str, limit: int = 100) -> list[Document]:
+        """Maintenance: active executions of any team whose heartbeat is older than ``before``."""
+        return await self.store.scan_all_teams(
+            EXECUTIONS, {"status": {"$in": sorted(ACTIVE)}, "heartbeat_at": {"$lt": before}}, limit=limit
+        )
+
+    async def owned_by(self, runner_id: str, *, limit: int = 1000) -> list[Document]:
+        """Maintenance: active executions of any team claimed by ``runner_id``."""
+        return await self.store.scan_all_teams(
+            EXECUTIONS, {"status": {"$in": sorted(ACTIVE)}, "runner_id": runner_id}, limit=limit
+        )
+
+    async def full_record(self, team_id: str, execution_id: str, *, history: bool = False) -> Document:
+        """The execution with its steps: the latest run of each (every run with ``history``)."""
+        execution = await self.get(team_id, execution_id)
+        runs = await self.step_runs(team_id, execution_id)
+        if history:
+            steps = runs
+        else:
+            latest: dict[int, Document] = {}
+            counts: dict[int, int] = {}
+            for run in runs:
+                latest[int(run["step"])] = run
+                counts[int(run["step"])] = counts.get(int(run["step"]), 0) + 1
+            steps = [{**latest[n], "runs": counts[n]} for n in sorted(latest)]
+        return {**execution, "steps": [_public_run(r) for r in steps]}
+
+
+def _public_run(run: Document) -> Document:
+    return {k: v for k, v in run.items() if k not in ("team_id", "execution_id")}

@@ -1,0 +1,182 @@
+"""The execution runner: owns running executions, recovers orphans, never leaves one RUNNING.
+
+One runner per process that runs workflows: the ``linqra-runner`` Ray actor
+in a cluster, or a driver script. A runner *claims* an execution by setting
+``runner_id`` with a compare-and-set, keeps the claim alive with a heartbeat
+(the engine's), and reaps executions whose heartbeat went stale — because
+their runner process died — by resuming them from their checkpointed steps
+(``orphan_policy: resume``, at most ``max_auto_resumes`` times) or failing
+them (``orphan_policy: fail``). A runner that restarts under the same id
+reclaims its own executions at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from linqra.clock import iso, utcnow
+from linqra.config import ExecutionSettings
+from linqra.errors import Conflict
+from linqra.workflows.engine import WorkflowEngine
+from linqra.workflows.records import ACTIVE, RESUMABLE, TERMINAL, ExecutionRepository
+
+__all__ = ["ExecutionRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionRunner:
+    def __init__(self, engine: WorkflowEngine, settings: ExecutionSettings) -> None:
+        self.engine = engine
+        self.repo: ExecutionRepository = engine.repo
+        self.settings = settings
+        self.runner_id = engine.runner_id
+        self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def start(self, *, reap: bool = True) -> None:
+        """Reclaim this runner's own orphans (after a restart) and start the reaper; idempotent."""
+        if self._reaper is not None:
+            return
+        for doc in await self.repo.owned_by(self.runner_id):
+            if doc["id"] not in self._tasks:
+                await self._adopt(doc, reason="runner restarted")
+        if reap:
+            self._reaper = asyncio.create_task(self._reap_forever(), name="linqra-reaper")
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+
+    # -- commands -----------------------------------------------------------------
+    async def submit(self, team_id: str, execution_id: str) -> None:
+        """Claim a PENDING execution and start it."""
+        now = iso()
+        claimed = await self.repo.transition(
+            team_id, execution_id,
+            {"status": "RUNNING", "runner_id": self.runner_id, "started_at": now, "heartbeat_at": now},
+            from_status=["PENDING"],
+        )
+        if not claimed:
+            raise Conflict(f"execution {execution_id!r} is not PENDING", field="execution_id")
+        self._spawn(team_id, execution_id)
+
+    async def resume(self, team_id: str, execution_id: str) -> dict[str, Any]:
+        """Re-run a FAILED, TIMEOUT or CANCELLED execution from its unfinished steps."""
+        doc = await self.repo.get(team_id, execution_id)
+        if doc["status"] not in RESUMABLE:
+            raise Conflict(
+                f"execution {execution_id!r} is {doc['status']}; only FAILED, TIMEOUT or CANCELLED ones resume",
+                field="execution_id",
+            )
+        now = iso()
+        claimed = await self.repo.transition(
+            team_id, execution_id,
+            {"status": "RUNNING", "runner_id": self.runner_id, "heartbeat_at": now, "error": None,
+             "finished_at": None, "cancel_requested": False, "resumes": int(doc.get("resumes", 0)) + 1,
+             "started_at": doc.get("started_at") or now},
+            from_status=[doc["status"]],
+        )
+        if not claimed:
+            raise Conflict(f"execution {execution_id!r} changed while resuming; try again", field="execution_id")
+        self._spawn(team_id, execution_id)
+        return await self.repo.get(team_id, execution_id)
+
+    async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
+        """Stop a running execution: its running steps are cancelled and recorded CANCELLED."""
+        doc = await self.repo.get(team_id, execution_id)
+        if doc["status"] in TERMINAL:
+            raise Conflict(f"execution {execution_id!r} is already {doc['status']}", field="execution_id")
+        await self.repo.request_cancel(team_id, execution_id)
+        task = self._tasks.get(execution_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=30)
+        elif doc["status"] == "PENDING":
+            await self.repo.transition(team_id, execution_id,
+                                       {"status": "CANCELLED", "finished_at": iso(),
+                                        "error": {"code": "cancelled", "message": "cancelled before it started"}},
+                                       from_status=["PENDING"])
+        # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
+        return await self.repo.get(team_id, execution_id)
+
+    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        """The full record once the execution is terminal, or as it is after ``timeout`` seconds."""
+        task = self._tasks.get(execution_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout)
+        else:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while asyncio.get_running_loop().time() < deadline:
+                if (await self.repo.get(team_id, execution_id))["status"] in TERMINAL:
+                    break
+                await asyncio.sleep(0.1)
+        return await self.repo.full_record(team_id, execution_id)
+
+    def running(self) -> list[str]:
+        return sorted(self._tasks)
+
+    # -- internals ----------------------------------------------------------------
+    def _spawn(self, team_id: str, execution_id: str) -> None:
+        task = asyncio.create_task(self._run(team_id, execution_id), name=f"execution-{execution_id}")
+        self._tasks[execution_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
+
+    async def _run(self, team_id: str, execution_id: str) -> dict[str, Any]:
+        try:
+            return await self.engine.run(team_id, execution_id)
+        except asyncio.CancelledError:
+            log.warning("execution %s given up by this runner (claim lost)", execution_id)
+            return {}
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.5, self.settings.stale_after_seconds / 3)
+        while True:
+            try:
+                await self.reap()
+            except Exception:
+                log.warning("reaper pass failed", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def reap(self) -> int:
+        """Adopt every active execution whose heartbeat is stale; how many were adopted."""
+        before = iso(utcnow() - timedelta(seconds=self.settings.stale_after_seconds))
+        adopted = 0
+        for doc in await self.repo.stale(before=before):
+            if doc["id"] in self._tasks:
+                continue
+            if await self._adopt(doc, reason=f"heartbeat older than {self.settings.stale_after_seconds:g}s"):
+                adopted += 1
+        return adopted
+
+    async def _adopt(self, doc: dict[str, Any], *, reason: str) -> bool:
+        team_id, execution_id = doc["team_id"], doc["id"]
+        where: dict[str, Any] = {"status": {"$in": sorted(ACTIVE)}, "runner_id": doc.get("runner_id"),
+                                 "heartbeat_at": doc.get("heartbeat_at")}
+        auto = int(doc.get("auto_resumes", 0))
+        now = iso()
+        if doc.get("cancel_requested") or self.settings.orphan_policy == "fail" or auto >= self.settings.max_auto_resumes:
+            cancelled = bool(doc.get("cancel_requested"))
+            changes = {
+                "status": "CANCELLED" if cancelled else "FAILED",
+                "finished_at": now,
+                "runner_id": self.runner_id,
+                "error": {"code": "cancelled" if cancelled else "runner_lost",
+                          "message": f"the runner of this execution stopped ({reason})"},
+            }
+            ok = await self.repo.compare_and_set(team_id, execution_id, changes, where=where)
+            if ok:
+                await self.engine.interrupt_running_steps(team_id, execution_id)
+                log.warning("orphan run_id=%s marked %s (%s)", execution_id, changes["status"], reason)
+            return ok
+        changes = {"status": "RUNNING", "runner_id": self.runner_id, "heartbeat_at": now,
+                   "auto_resumes": auto + 1, "started_at": doc.get("started_at") or now}
+        if not await self.repo.compare_and_set(team_id, execution_id, changes, where=where):
+            return False  # another runner adopted it first
+        log.warning("orphan run_id=%s adopted by %s (%s)", execution_id, self.runner_id, reason)
+        self._spawn(team_id, execution_id)
+        return True
