@@ -127,6 +127,12 @@ class Settings(BaseSettings):
             return self.store_url
         return f"sqlite:///{(self.data_dir / 'linqra.db').resolve()}"
 
+    def portable(self) -> Settings:
+        """A copy with paths made absolute, safe to ship to Ray workers in other directories."""
+        data_dir = self.data_dir.resolve()
+        copy = self.model_copy(update={"data_dir": data_dir})
+        return copy.model_copy(update={"store_url": copy.resolved_store_url})
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -1,0 +1,15 @@
+"""Per-process step context for Ray workers (built once per worker process and settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from linqra.config import Settings
+from linqra.steps import default_registry
+from linqra.steps.base import StepContext, TargetRegistry
+
+
+@lru_cache(maxsize=4)
+def worker_context(settings_json: str) -> tuple[TargetRegistry, StepContext]:
+    settings = Settings.model_validate_json(settings_json)
+    return default_registry(settings), StepContext(settings)

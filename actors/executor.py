@@ -1,0 +1,53 @@
+"""The Ray step executor: where each kind of step runs.
+
+* ``task`` — a Ray task (CPU-bound work; ``execution.cpu_step_num_cpus`` CPUs);
+* ``io`` — a coroutine in the async I/O pool (round-robin over its actors).
+
+The engine awaits each step's ObjectRef on its event loop (never ``ray.get``
+in a loop), so every ready step is in flight at once; cancelling the await
+cancels the Ray work (``ray.cancel``; for async actor calls that cancels the
+coroutine, which closes the HTTP request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import ray
+
+from actors._context import worker_context
+from actors.io_pool import io_pool
+from linqra.config import Settings
+from linqra.steps.base import StepCall
+from linqra.steps.runtime import StepOutcome, run_step_call
+
+
+@ray.remote(max_retries=0)
+def run_cpu_step(call: StepCall, settings_json: str) -> StepOutcome:
+    registry, ctx = worker_context(settings_json)
+    return asyncio.run(run_step_call(call, registry, ctx))
+
+
+class RayExecutor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._settings_json = settings.model_dump_json()
+        ex = settings.execution
+        self._pool = io_pool(self._settings_json, ex.io_pool_size, ex.io_concurrency, settings.ray.namespace)
+        self._next = itertools.cycle(range(len(self._pool)))
+        self._cpu = run_cpu_step.options(num_cpus=ex.cpu_step_num_cpus)
+
+    async def execute(self, call: StepCall) -> StepOutcome:
+        ref: Any
+        if call.kind == "io":
+            ref = self._pool[next(self._next)].execute.remote(call)
+        else:
+            ref = self._cpu.remote(call, self._settings_json)
+        try:
+            outcome: StepOutcome = await ref
+        except asyncio.CancelledError:
+            ray.cancel(ref, force=call.kind == "task")
+            raise
+        return outcome

@@ -1,0 +1,1 @@
+"""Ray Serve deployments (the API gateway) and the ``linqra`` command line."""

@@ -1,0 +1,204 @@
+"""The ``linqra`` command: ``up`` (start Linqra), ``run`` (run a workflow file as a Ray driver), ``status``.
+
+``linqra run`` is a plain Ray driver: use it directly, or submit it to a
+cluster as a Ray job::
+
+    ray job submit --address http://127.0.0.1:8265 -- linqra run configs/examples/parallel.json --team acme
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from linqra.config import Settings, load_settings
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _init_ray(settings: Settings, address: str | None, *, dashboard: bool) -> Any:
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or settings.ray.address
+    if address:
+        return ray.init(address=address, namespace=settings.ray.namespace, logging_level="WARNING")
+    kwargs: dict[str, Any] = {}
+    if dashboard:
+        kwargs.update(include_dashboard=True, dashboard_host=settings.ray.dashboard_host,
+                      dashboard_port=settings.ray.dashboard_port)
+    return ray.init(num_cpus=settings.ray.num_cpus, namespace=settings.ray.namespace,
+                    logging_level="WARNING", **kwargs)
+
+
+def _healthy(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from ray import serve
+
+    from deployments.gateway import build_app
+
+    overrides: dict[str, Any] = {}
+    settings = load_settings(**overrides)
+    http = settings.http.model_copy(update={k: v for k, v in (("host", args.host), ("port", args.port)) if v})
+    settings = settings.model_copy(update={"http": http}).portable()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    context = _init_ray(settings, args.address, dashboard=True)
+    serve.start(http_options={"host": http.host, "port": http.port},
+                logging_config={"enable_access_log": False, "log_level": "WARNING"})
+    serve.run(build_app(settings), name="linqra", route_prefix="/", blocking=False)
+    base = f"http://{http.host}:{http.port}"
+    if not _healthy(f"{base}/healthz", timeout=120):
+        _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
+        return 1
+    dashboard = getattr(context, "dashboard_url", None)
+    _say(f"Linqra is up in {time.monotonic() - t0:.1f}s")
+    _say(f"  API:            {base}   (docs: {base}/docs)")
+    _say(f"  Ray dashboard:  http://{dashboard}" if dashboard else "  Ray dashboard:  (not running)")
+    _say(f"  store:          {settings.resolved_store_url}")
+    _say("  try:            curl -s -H 'X-Team-Id: acme' " + base + "/healthz")
+    _say("Press Ctrl-C to stop.")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    _say("stopping…")
+    serve.shutdown()
+    import ray
+
+    ray.shutdown()
+    return 0
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--param needs KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _load_workflow(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A workflow body and default params from a workflow file or a Linq request file."""
+    data = json.loads(path.read_text())
+    if "link" in data and "query" in data:
+        query = data["query"]
+        body = {"steps": query.get("workflow") or []}
+        for key in ("mode", "timeoutSeconds"):
+            if key in query:
+                body[key] = query[key]
+        return body, dict(query.get("params") or {})
+    body = {k: v for k, v in data.items() if k in ("mode", "steps", "timeoutSeconds")}
+    return body, dict(data.get("params") or {})
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import ray
+
+    from actors.runner import get_runner
+    from linqra.errors import LinqraError
+
+    team = args.team or os.environ.get("LINQRA_TEAM")
+    if not team:
+        _say("linqra run: give --team TEAM (or set LINQRA_TEAM)")
+        return 2
+    settings = load_settings().portable()
+    body, params = _load_workflow(Path(args.file))
+    params.update(_parse_params(args.param))
+    _init_ray(settings, args.address, dashboard=False)
+    runner = get_runner(settings)
+    try:
+        record = ray.get(runner.run_definition.remote(team, body, params, executed_by="linqra-run",
+                                                      timeout=args.timeout))
+    except LinqraError as exc:
+        _say(f"invalid workflow: {exc}")
+        return 2
+    if args.json:
+        _say(json.dumps(record, indent=2, default=str))
+    else:
+        _say(f"execution {record['id']}: {record['status']} in {record.get('duration_ms') or 0:.0f} ms")
+        for step in record["steps"]:
+            line = f"  step {step['step']:>3} {step['target']:<18} {step['status']:<10} {step.get('duration_ms') or 0:8.1f} ms"
+            if step.get("error"):
+                line += f"  {step['error'].get('message', '')[:120]}"
+            _say(line)
+        _say("result: " + json.dumps(record.get("result"), default=str)[:2000])
+    return 0 if record["status"] == "COMPLETED" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    base = f"http://{settings.http.host}:{settings.http.port}"
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+            _say(f"gateway {base}: {response.read().decode()}")
+    except OSError as exc:
+        _say(f"gateway {base}: not reachable ({exc})")
+    try:
+        import ray
+
+        ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or "auto",
+                 namespace=settings.ray.namespace, logging_level="ERROR")
+    except Exception as exc:
+        _say(f"ray: no running cluster ({type(exc).__name__})")
+        return 1
+    _say(f"ray: {ray.cluster_resources()}")
+    try:
+        runner = ray.get_actor("linqra-runner", namespace=settings.ray.namespace)
+        _say(f"runner: {ray.get(runner.ping.remote(), timeout=10)}")
+    except Exception as exc:
+        _say(f"runner: not available ({type(exc).__name__})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="linqra", description="Linqra on Ray")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start Linqra: a local Ray cluster (or --address) and the Serve gateway")
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    up.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
+    up.set_defaults(func=cmd_up)
+    run = sub.add_parser("run", help="run a workflow file (ours or a Linq request) on the Ray cluster")
+    run.add_argument("file")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--team", help="team id (default: $LINQRA_TEAM)")
+    run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
+    run.add_argument("--timeout", type=float, default=3600.0)
+    run.add_argument("--json", action="store_true", help="print the whole execution record")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="gateway health, Ray resources and the runner")
+    status.add_argument("--address")
+    status.set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
