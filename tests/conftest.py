@@ -1,0 +1,136 @@
+"""Shared fixtures: real servers on free loopback ports, one Ray cluster and one Serve app per session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from linqra.config import ExecutionSettings, ServiceConfig, Settings
+from linqra.system import System
+from tests.support.servers import HttpService, free_port, mongo_server, redis_server
+
+NAMESPACE = "linqra-test"
+
+
+# -- no network beyond loopback ----------------------------------------------------
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """A test that tries to reach a non-loopback address fails instead of touching a network."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("127."):
+                raise OSError(f"test tried to reach {host}: tests stay on loopback")
+        return real_connect(self, address)
+
+    socket.socket.connect = guarded  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = real_connect  # type: ignore[method-assign]
+
+
+# -- servers ----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    with mongo_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def http_service() -> Iterator[HttpService]:
+    with HttpService("svc-a") as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def http_service_b() -> Iterator[HttpService]:
+    with HttpService("svc-b") as service:
+        yield service
+
+
+def make_settings(data_dir: Path, a: HttpService, b: HttpService, **overrides: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        services={
+            "quotes-service": ServiceConfig(urls=[a.url], timeout_seconds=5),
+            "pair-service": ServiceConfig(urls=[a.url, b.url], timeout_seconds=5, failure_threshold=2,
+                                          cooldown_seconds=30),
+        },
+        execution=ExecutionSettings(heartbeat_seconds=0.5, stale_after_seconds=3, io_concurrency=512,
+                                    default_step_timeout_seconds=30),
+        **overrides,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, http_service: HttpService, http_service_b: HttpService) -> Settings:
+    return make_settings(tmp_path, http_service, http_service_b)
+
+
+@pytest.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    sys_ = await System.open(settings)
+    yield sys_
+    await sys_.close()
+
+
+# -- Ray and Serve ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ray_settings(tmp_path_factory: pytest.TempPathFactory, http_service: HttpService,
+                 http_service_b: HttpService) -> Settings:
+    data = tmp_path_factory.mktemp("ray-data")
+    base = make_settings(data, http_service, http_service_b)
+    return base.model_copy(update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}).portable()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
+    import ray
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    context = ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING",
+                       log_to_driver=False)
+    yield context
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(ray_cluster: Any, ray_settings: Settings) -> Iterator[str]:
+    from ray import serve
+
+    from deployments.gateway import build_app
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port},
+                logging_config={"enable_access_log": False, "log_level": "WARNING"})
+    serve.run(build_app(ray_settings), name="linqra", route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        asyncio.run(asyncio.sleep(0.1))
+    yield url
+    serve.shutdown()
+
+
+@pytest.fixture
+def api(gateway_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-a"}, timeout=60) as client:
+        yield client

@@ -1,0 +1,194 @@
+"""Real servers for tests: redis-server, SecantusDB (MongoDB wire protocol), a local HTTP service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: apt-get install -y redis-server (make test does)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, proc=proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def mongo_server() -> Iterator[str]:
+    """A SecantusDB server (MongoDB wire protocol) on a free port, in its own process."""
+    port = free_port()
+    storage = tempfile.mkdtemp(prefix="secantus-")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, timeout=60, proc=proc)
+        yield f"mongodb://127.0.0.1:{port}/linqra_test"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+# -- a local HTTP service that steps call ---------------------------------------------
+PEOPLE = [
+    {"fullName": "Marcus Aurelius", "born": 121, "tags": ["stoic", "emperor"]},
+    {"fullName": "Seneca", "born": -4, "tags": ["stoic", "writer"]},
+    {"fullName": "Epictetus", "born": 50, "tags": ["stoic", "teacher"]},
+]
+
+
+class ServiceState:
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.cancelled = 0
+
+    def count(self, key: str) -> int:
+        self.calls[key] = self.calls.get(key, 0) + 1
+        return self.calls[key]
+
+
+def service_app(state: ServiceState, name: str) -> Starlette:
+    async def person(request: Request) -> JSONResponse:
+        state.count("person")
+        pick = PEOPLE[int(request.query_params.get("i", random.randrange(len(PEOPLE)))) % len(PEOPLE)]
+        return JSONResponse({**pick, "served_by": name})
+
+    async def people(request: Request) -> JSONResponse:
+        state.count("people")
+        return JSONResponse({"people": PEOPLE, "served_by": name})
+
+    async def sleep(request: Request) -> JSONResponse:
+        ms = float(request.query_params.get("ms", "200"))
+        state.count("sleep")
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            await asyncio.sleep(ms / 1000)
+        except asyncio.CancelledError:
+            state.cancelled += 1
+            raise
+        finally:
+            state.in_flight -= 1
+        return JSONResponse({"slept_ms": ms, "served_by": name})
+
+    async def flaky(request: Request) -> JSONResponse:
+        key = "flaky:" + request.query_params.get("key", "")
+        n = state.count(key)
+        fails = int(request.query_params.get("fail", "2"))
+        if n <= fails:
+            return JSONResponse({"error": "try again"}, status_code=503, headers={"Retry-After": "0"})
+        return JSONResponse({"attempt": n, "served_by": name})
+
+    async def status(request: Request) -> PlainTextResponse:
+        code = int(request.path_params["code"])
+        state.count(f"status:{code}")
+        return PlainTextResponse(f"status {code}", status_code=code)
+
+    async def echo(request: Request) -> JSONResponse:
+        state.count("echo")
+        body = await request.body()
+        return JSONResponse({
+            "method": request.method,
+            "path": request.url.path,
+            "query": dict(request.query_params),
+            "raw_query": request.url.query,
+            "body": body.decode() if body else None,
+            "headers": {k: v for k, v in request.headers.items() if k.startswith("x-")},
+            "served_by": name,
+        })
+
+    async def counter(request: Request) -> JSONResponse:
+        n = state.count("counter:" + request.query_params.get("key", ""))
+        return JSONResponse({"n": n})
+
+    return Starlette(routes=[
+        Route("/api/people/random", person),
+        Route("/api/people", people),
+        Route("/sleep", sleep),
+        Route("/flaky", flaky),
+        Route("/status/{code:int}", status),
+        Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route("/counter", counter),
+    ])
+
+
+class HttpService:
+    """A uvicorn server in a background thread; ``url`` is its base URL."""
+
+    def __init__(self, name: str = "svc") -> None:
+        self.state = ServiceState()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(service_app(self.state, name), host="127.0.0.1", port=self.port,
+                                log_level="warning", access_log=False, backlog=2048, limit_concurrency=4096)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> HttpService:
+        self.thread.start()
+        wait_port(self.port)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def env_without_proxies() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+__all__ = ["HttpService", "Path", "free_port", "mongo_server", "redis_server", "wait_port"]
