@@ -116,10 +116,13 @@ def service_app(state: ServiceState, name: str) -> Starlette:
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
-            await asyncio.sleep(ms / 1000)
-        except asyncio.CancelledError:
-            state.cancelled += 1
-            raise
+            deadline = asyncio.get_running_loop().time() + ms / 1000
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                if ms > 1000 and await request.is_disconnected():  # the caller closed the request
+                    state.cancelled += 1
+                    state.count("cancelled:" + request.query_params.get("key", ""))
+                    return JSONResponse({"cancelled": True}, status_code=499)
+                await asyncio.sleep(min(left, 0.05))
         finally:
             state.in_flight -= 1
         return JSONResponse({"slept_ms": ms, "served_by": name})
