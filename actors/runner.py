@@ -8,6 +8,7 @@ their checkpointed steps), so none is left RUNNING.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -27,13 +28,19 @@ class RunnerActor:
         self.settings = Settings.model_validate_json(settings_json)
         self._system: System | None = None
         self._runner: ExecutionRunner | None = None
+        self._lock = asyncio.Lock()
+        # An async actor's constructor runs on its event loop: start at once, so that a
+        # restarted runner reclaims its executions without waiting for a caller.
+        self._boot = asyncio.get_running_loop().create_task(self._ready())
 
     async def _ready(self) -> ExecutionRunner:
-        if self._runner is None:
-            self._system = await System.open(self.settings)
-            runner = self._system.runner(RUNNER_NAME, RayExecutor(self.settings))
-            await runner.start()
-            self._runner = runner
+        async with self._lock:
+            if self._runner is None:
+                self._system = await System.open(self.settings)
+                runner = self._system.runner(RUNNER_NAME, RayExecutor(self.settings))
+                await runner.start()
+                self._runner = runner
+                log.info("runner ready; reclaimed %d executions", len(runner.running()))
         return self._runner
 
     async def ping(self) -> dict[str, Any]:

@@ -294,7 +294,8 @@ class WorkflowEngine:
                 run.last_completed = step.step
                 return "COMPLETED"
         record.update(status="RUNNING", started_at=iso(), cache_hit=False)
-        await self.repo.save_step_run(run.team_id, record)
+        # The RUNNING record is written while the step already runs: submission never waits on the store.
+        started = asyncio.create_task(self.repo.save_step_run(run.team_id, dict(record)))
         try:
             if call.kind == "inline":
                 outcome = await run_step_call(call, self.registry, self.ctx)
@@ -303,8 +304,11 @@ class WorkflowEngine:
         except asyncio.CancelledError:
             record.update(status="CANCELLED", finished_at=iso(),
                           error={"code": "cancelled", "message": "step cancelled while running"})
-            await asyncio.shield(self.repo.save_step_run(run.team_id, record))
+            await asyncio.shield(self._after(started, self.repo.save_step_run(run.team_id, record)))
             raise
+        finally:
+            if not started.done():
+                await asyncio.shield(started)
         record.update(status=outcome.status, output=outcome.output, error=outcome.error,
                       attempts=outcome.attempts, started_at=outcome.started_at,
                       finished_at=outcome.finished_at, duration_ms=outcome.duration_ms)
@@ -319,6 +323,11 @@ class WorkflowEngine:
         log.info("step done team=%s run_id=%s step=%s status=%s attempts=%s",
                  run.team_id, run.execution_id, step.step, outcome.status, outcome.attempts)
         return outcome.status
+
+    @staticmethod
+    async def _after(first: asyncio.Task[None], then: Awaitable[None]) -> None:
+        await first
+        await then
 
     def _call(self, run: _Run, step: Step, scope: Scope, url_intent: bool, kind: ExecutorKind) -> StepCall:
         encode: Callable[[str], str] | None = (lambda s: quote(s, safe="")) if url_intent else None

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from linqra.clock import iso
-from linqra.errors import NotFound
+from linqra.errors import Conflict, NotFound
 from linqra.store import Document, DocumentStore, IndexSpec
 
 __all__ = [
@@ -116,10 +116,9 @@ class ExecutionRepository:
 
     async def save_step_run(self, team_id: str, run: Document) -> None:
         """Insert a step run, or update it when it already exists (same id)."""
-        existing = await self.store.get(STEP_RUNS, team_id, run["id"])
-        if existing is None:
+        try:
             await self.store.insert(STEP_RUNS, team_id, run)
-        else:
+        except Conflict:
             await self.store.update(
                 STEP_RUNS, team_id, run["id"], {k: v for k, v in run.items() if k not in ("id", "team_id")}
             )

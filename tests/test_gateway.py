@@ -1,0 +1,246 @@
+"""The HTTP API end to end: Serve gateway → runner actor → Ray tasks and the I/O actor pool."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.servers import HttpService
+
+pytestmark = pytest.mark.ray
+
+QUOTE_STEPS = [
+    {"step": 1, "target": "quotes-service", "action": "fetch", "intent": "/api/people/random", "params": {"i": 0}},
+    {"step": 2, "target": "transform", "params": {"expression": "fullName", "input": "{{step1.result}}"}},
+]
+
+
+def create(api: httpx.Client, steps: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    response = api.post("/v1/workflows", json={"name": "quotes", "steps": steps or QUOTE_STEPS, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_terminal(api: httpx.Client, execution_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = api.get(f"/v1/executions/{execution_id}").json()
+        if record["status"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"execution {execution_id} not terminal after {timeout}s")
+
+
+def test_health(api: httpx.Client) -> None:
+    body = api.get("/healthz").json()
+    assert body["status"] == "ok" and body["checks"] == {"store": "ok", "runner": "ok"}
+
+
+def test_openapi_docs(api: httpx.Client) -> None:
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/v1/workflows", "/v1/workflows/{workflow_id}/execute", "/v1/executions/{execution_id}/cancel",
+                 "/v1/executions/{execution_id}/resume", "/linq"):
+        assert path in paths
+
+
+def test_team_header_is_required_and_validated(gateway_url: str) -> None:
+    missing = httpx.get(f"{gateway_url}/v1/workflows")
+    assert missing.status_code == 401 and missing.json()["error"]["field"] == "X-Team-Id"
+    bad = httpx.get(f"{gateway_url}/v1/workflows", headers={"X-Team-Id": "../etc"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "X-Team-Id"
+
+
+def test_workflow_crud_and_versions(api: httpx.Client) -> None:
+    wf = create(api)
+    assert wf["version"] == 1 and wf["steps"][0]["target"] == "quotes-service"
+    assert api.get(f"/v1/workflows/{wf['id']}").json()["name"] == "quotes"
+    updated = api.put(f"/v1/workflows/{wf['id']}", json={"name": "quotes v2", "steps": QUOTE_STEPS[:1]})
+    assert updated.status_code == 200 and updated.json()["version"] == 2
+    stale = api.put(f"/v1/workflows/{wf['id']}", json={"name": "x", "steps": QUOTE_STEPS}, headers={"If-Match": "1"})
+    assert stale.status_code == 409
+    versions = api.get(f"/v1/workflows/{wf['id']}/versions").json()
+    assert [v["version"] for v in versions["items"]] == [2, 1] and versions["total"] == 2
+    v1 = api.get(f"/v1/workflows/{wf['id']}/versions/1").json()
+    assert v1["name"] == "quotes" and len(v1["definition"]["steps"]) == 2
+    rolled = api.post(f"/v1/workflows/{wf['id']}/versions/1/rollback")
+    assert rolled.status_code == 201 and rolled.json()["version"] == 3 and rolled.json()["name"] == "quotes"
+    assert api.get(f"/v1/workflows/{wf['id']}/versions/3").json()["rolled_back_from"] == 1
+    assert api.get(f"/v1/workflows/{wf['id']}/versions/9").status_code == 404
+    assert api.delete(f"/v1/workflows/{wf['id']}").status_code == 204
+    assert api.get(f"/v1/workflows/{wf['id']}").status_code == 404
+
+
+def test_list_workflows_is_paginated(api: httpx.Client, gateway_url: str) -> None:
+    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-pages"}) as other:
+        for i in range(5):
+            assert other.post("/v1/workflows", json={"name": f"w{i}", "steps": QUOTE_STEPS}).status_code == 201
+        first = other.get("/v1/workflows", params={"limit": 2}).json()
+        assert first["total"] == 5 and len(first["items"]) == 2 and first["next_offset"] == 2
+        last = other.get("/v1/workflows", params={"limit": 2, "offset": 4}).json()
+        assert len(last["items"]) == 1 and last["next_offset"] is None
+        assert other.get("/v1/workflows", params={"limit": 1000}).status_code == 400
+
+
+def test_execute_and_read_the_record(api: httpx.Client) -> None:
+    wf = create(api)
+    response = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}, json={"params": {"topic": "calm"}})
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert record["status"] == "COMPLETED" and record["result"] == "Marcus Aurelius"
+    assert record["workflow_version"] == 1 and record["params"] == {"topic": "calm"}
+    assert [(s["step"], s["status"], s["executor"]) for s in record["steps"]] == [
+        (1, "COMPLETED", "io"), (2, "COMPLETED", "inline")]
+    assert record["steps"][0]["inputs"]["intent"] == "/api/people/random"
+    accepted = api.post(f"/v1/workflows/{wf['id']}/execute")
+    assert accepted.status_code == 202
+    done = wait_terminal(api, accepted.json()["id"])
+    assert done["status"] == "COMPLETED"
+    listed = api.get("/v1/executions", params={"workflow_id": wf["id"], "status": "COMPLETED"}).json()
+    assert listed["total"] == 2 and {e["id"] for e in listed["items"]} == {record["id"], done["id"]}
+    assert api.get("/v1/executions", params={"status": "DONE"}).status_code == 400
+
+
+def test_other_teams_see_nothing(api: httpx.Client, gateway_url: str) -> None:
+    wf = create(api)
+    record = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}).json()
+    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-b"}) as other:
+        assert other.get(f"/v1/workflows/{wf['id']}").status_code == 404
+        assert other.post(f"/v1/workflows/{wf['id']}/execute").status_code == 404
+        assert other.get(f"/v1/executions/{record['id']}").status_code == 404
+        assert other.post(f"/v1/executions/{record['id']}/cancel").status_code == 404
+        assert other.delete(f"/v1/workflows/{wf['id']}").status_code == 404
+        assert record["id"] not in {e["id"] for e in other.get("/v1/executions").json()["items"]}
+
+
+def test_hundred_parallel_io_steps(api: httpx.Client, http_service: HttpService) -> None:
+    steps = [{"step": i, "target": "http", "action": "fetch", "intent": f"{http_service.url}/sleep",
+              "params": {"ms": 500}} for i in range(1, 101)]
+    wf = create(api, steps, mode="dag")
+    t0 = time.monotonic()
+    record = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}).json()
+    assert record["status"] == "COMPLETED" and len(record["steps"]) == 100
+    assert time.monotonic() - t0 < 5  # one after another would take 50 s
+    starts = sorted(s["started_at"] for s in record["steps"])
+    ends = sorted(s["finished_at"] for s in record["steps"])
+    assert starts[-1] < ends[0]  # every step had started before the first one finished
+
+
+def test_cancel_over_http(api: httpx.Client, http_service: HttpService) -> None:
+    wf = create(api, [{"step": 1, "target": "http", "action": "fetch", "intent": f"{http_service.url}/sleep",
+                       "params": {"ms": 10000, "key": "http-cancel"}}, {"step": 2, "target": "noop"}])
+    execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
+    time.sleep(1.0)
+    response = api.post(f"/v1/executions/{execution['id']}/cancel")
+    assert response.status_code == 200
+    record = wait_terminal(api, execution["id"], 10)
+    assert record["status"] == "CANCELLED" and record["steps"][0]["status"] == "CANCELLED"
+    assert [s["step"] for s in record["steps"]] == [1]
+    time.sleep(0.3)
+    assert http_service.state.calls.get("cancelled:http-cancel") == 1
+    assert api.post(f"/v1/executions/{execution['id']}/cancel").status_code == 409
+
+
+def test_resume_over_http(api: httpx.Client, http_service: HttpService) -> None:
+    key = f"resume-{time.monotonic_ns()}"
+    wf = create(api, [{"step": 1, "target": "http", "action": "fetch", "intent": f"{http_service.url}/flaky",
+                       "params": {"key": key, "fail": 1}}])
+    failed = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}).json()
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "http_503"
+    resumed = api.post(f"/v1/executions/{failed['id']}/resume", params={"wait": "true"})
+    assert resumed.status_code == 200 and resumed.json()["status"] == "COMPLETED"
+    assert api.post(f"/v1/executions/{failed['id']}/resume").status_code == 409
+
+
+def test_runner_actor_killed_mid_run_recovers(api: httpx.Client, http_service: HttpService) -> None:
+    import ray
+
+    wf = create(api, [{"step": 1, "target": "noop", "params": {"a": 1}},
+                      {"step": 2, "target": "wait", "params": {"seconds": 2}},
+                      {"step": 3, "target": "noop", "params": {"b": "{{step1.result.a}}"}}])
+    execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
+    for _ in range(300):  # kill while step 2 runs
+        steps = {s["step"]: s["status"] for s in api.get(f"/v1/executions/{execution['id']}").json()["steps"]}
+        if steps.get(2) == "RUNNING":
+            break
+        time.sleep(0.05)
+    assert steps == {1: "COMPLETED", 2: "RUNNING"}
+    runner = ray.get_actor("linqra-runner", namespace="linqra-test")
+    ray.kill(runner, no_restart=False)
+    record = wait_terminal(api, execution["id"], 60)
+    assert record["status"] == "COMPLETED" and record["result"] == {"b": 1}
+    assert record["auto_resumes"] == 1
+    history = api.get(f"/v1/executions/{execution['id']}", params={"history": "true"}).json()
+    statuses = [(s["step"], s["status"]) for s in history["steps"]]
+    assert statuses == [(1, "COMPLETED"), (2, "CANCELLED"), (2, "COMPLETED"), (3, "COMPLETED")]
+    assert api.get("/healthz").status_code == 200
+
+
+def test_linq_endpoint_inline_and_stored(api: httpx.Client) -> None:
+    body = {"link": {"target": "workflow", "action": "execute"},
+            "query": {"intent": "saying_of_the_day", "params": {"topic": "courage"}, "workflow": QUOTE_STEPS}}
+    response = api.post("/linq", json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert out["result"]["finalResult"] == "Marcus Aurelius"
+    assert [s["step"] for s in out["result"]["steps"]] == [1, 2]
+    assert out["metadata"]["status"] == "success" and out["metadata"]["teamId"] == "team-a"
+    assert out["metadata"]["workflowMetadata"][0]["target"] == "quotes-service"
+    wf = create(api)
+    stored = api.post("/linq", json={"link": {"target": "workflow", "action": "execute"},
+                                     "query": {"workflowId": wf["id"]}}).json()
+    assert stored["result"]["finalResult"] == "Marcus Aurelius"
+    record = api.get(f"/v1/executions/{stored['metadata']['executionId']}").json()
+    assert record["source"] == "linq" and record["workflow_version"] == 1
+
+
+@pytest.mark.parametrize(("body", "status", "code", "field"), [
+    ({"link": {"target": "assistant", "action": "chat"}, "query": {}}, 400, "invalid_request", "link.target"),
+    ({"link": {"target": "workflow", "action": "execute"}, "query": {}}, 400, "invalid_request", "query.workflow"),
+    ({"link": {"target": "workflow", "action": "execute"}, "query": {"workflow": [{"step": 1, "target": "nope"}]}},
+     400, "invalid_request", "steps[0].target"),
+    ({"link": {"target": "workflow"}, "query": {}}, 400, "invalid_request", "link.action"),
+])
+def test_linq_bad_input(api: httpx.Client, body: dict[str, Any], status: int, code: str, field: str) -> None:
+    response = api.post("/linq", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code and response.json()["error"]["field"].endswith(field)
+
+
+def test_bad_input_gets_clear_4xx_and_writes_nothing(api: httpx.Client, gateway_url: str) -> None:
+    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-bad"}) as client:
+        cases: list[tuple[Any, int, str, str | None]] = [
+            (b"{not json", 400, "invalid_json", None),
+            (b"[1, 2]", 400, "invalid_request", None),
+            ({"name": "x", "steps": [{"step": 1, "target": "noop", "extra": 1}]}, 400, "invalid_request", "steps[0].extra"),
+            ({"name": "x", "steps": [{"step": 1, "target": "nope"}]}, 400, "invalid_request", "steps[0].target"),
+            ({"name": "x", "mode": "dag", "steps": [{"step": 1, "target": "noop", "dependsOn": [1]}]}, 400,
+             "invalid_request", "steps[0]"),
+            ({"steps": [{"step": 1, "target": "noop"}]}, 400, "invalid_request", "name"),
+            ({"name": "x", "steps": [{"step": 1, "target": "noop", "params": {"a": "{{step2.result}}"}}]}, 400,
+             "invalid_request", "steps[0]"),
+        ]
+        for body, status, code, field in cases:
+            content = body if isinstance(body, bytes) else json.dumps(body).encode()
+            response = client.post("/v1/workflows", content=content, headers={"Content-Type": "application/json"})
+            assert response.status_code == status, (body, response.text)
+            error = response.json()["error"]
+            assert error["code"] == code and error["message"], error
+            if field:
+                assert error["field"] == field, error
+        big = client.post("/v1/workflows", content=b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}',
+                          headers={"Content-Type": "application/json"})
+        assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+        deep = client.post("/v1/workflows", content=b"[" * 5000 + b"]" * 5000,
+                           headers={"Content-Type": "application/json"})
+        assert deep.status_code == 400 and deep.json()["error"]["code"] == "too_deep"
+        assert client.get("/v1/workflows/wf_nope").status_code == 404
+        assert client.get("/v1/executions/ex_nope").json()["error"]["code"] == "not_found"
+        assert client.post("/v1/workflows/wf_nope/execute").status_code == 404
+        assert client.post("/v1/workflows/x/execute", json={"params": {}, "bogus": 1}).status_code in (400, 404)
+        assert client.get("/v1/workflows").json()["total"] == 0  # nothing half-written
+        assert client.get("/v1/executions").json()["total"] == 0
