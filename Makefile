@@ -1,0 +1,51 @@
+# One entry point for developer tasks. `make run` and `make test` are the two set-up commands.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test install install-test lint typecheck format bench demo-service clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Linqra needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[test,dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+	@scripts/ensure-redis.sh
+
+## Start Linqra on http://127.0.0.1:8000 (local Ray cluster + Serve, embedded defaults).
+run: install
+	$(BIN)/linqra up
+
+## Install the test extras, make sure the servers the tests start exist, run the suite.
+test: install-test
+	$(BIN)/pytest -q
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check linqra actors deployments
+
+typecheck: install-test
+	$(BIN)/mypy
+
+format: install-test
+	$(BIN)/ruff check --fix .
+
+bench: install-test
+	$(BIN)/python -m benchmarks.run
+
+demo-service: install
+	$(BIN)/python -m linqra.demo --port 8100
+
+clean:
+	rm -rf $(VENV) .linqra .pytest_cache .mypy_cache .ruff_cache

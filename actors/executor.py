@@ -35,7 +35,9 @@ class RayExecutor:
         self.settings = settings
         self._settings_json = settings.model_dump_json()
         ex = settings.execution
-        self._pool = io_pool(self._settings_json, ex.io_pool_size, ex.io_concurrency, settings.ray.namespace)
+        self._pool = io_pool(
+            self._settings_json, ex.io_pool_size, ex.io_concurrency, settings.ray.namespace
+        )
         self._next = itertools.cycle(range(len(self._pool)))
         self._cpu = run_cpu_step.options(num_cpus=ex.cpu_step_num_cpus)
 

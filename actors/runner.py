@@ -60,7 +60,12 @@ class RunnerActor:
         return await (await self._ready()).wait(team_id, execution_id, timeout)
 
     async def run_definition(
-        self, team_id: str, body: dict[str, Any], params: dict[str, Any], *, executed_by: str | None = None,
+        self,
+        team_id: str,
+        body: dict[str, Any],
+        params: dict[str, Any],
+        *,
+        executed_by: str | None = None,
         timeout: float = 3600.0,
     ) -> dict[str, Any]:
         """Validate an inline definition, run it as a new execution, and wait for the record (drivers)."""
@@ -68,8 +73,9 @@ class RunnerActor:
         assert self._system is not None
         service = self._system.service
         definition = service.validate_definition(body)
-        execution = await service.new_execution(team_id, definition=definition, params=params,
-                                                executed_by=executed_by, source="driver")
+        execution = await service.new_execution(
+            team_id, definition=definition, params=params, executed_by=executed_by, source="driver"
+        )
         await runner.submit(team_id, execution["id"])
         return await runner.wait(team_id, execution["id"], timeout)
 

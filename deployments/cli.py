@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -31,13 +32,22 @@ def _init_ray(settings: Settings, address: str | None, *, dashboard: bool) -> An
 
     address = address or os.environ.get("RAY_ADDRESS") or settings.ray.address
     if address:
-        return ray.init(address=address, namespace=settings.ray.namespace, logging_level="WARNING")
+        return ray.init(
+            address=address, namespace=settings.ray.namespace, logging_level=logging.WARNING
+        )
     kwargs: dict[str, Any] = {}
     if dashboard:
-        kwargs.update(include_dashboard=True, dashboard_host=settings.ray.dashboard_host,
-                      dashboard_port=settings.ray.dashboard_port)
-    return ray.init(num_cpus=settings.ray.num_cpus, namespace=settings.ray.namespace,
-                    logging_level="WARNING", **kwargs)
+        kwargs.update(
+            include_dashboard=True,
+            dashboard_host=settings.ray.dashboard_host,
+            dashboard_port=settings.ray.dashboard_port,
+        )
+    return ray.init(
+        num_cpus=settings.ray.num_cpus,
+        namespace=settings.ray.namespace,
+        logging_level=logging.WARNING,
+        **kwargs,
+    )
 
 
 def _healthy(url: str, timeout: float) -> bool:
@@ -60,13 +70,17 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     overrides: dict[str, Any] = {}
     settings = load_settings(**overrides)
-    http = settings.http.model_copy(update={k: v for k, v in (("host", args.host), ("port", args.port)) if v})
+    http = settings.http.model_copy(
+        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    )
     settings = settings.model_copy(update={"http": http}).portable()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     context = _init_ray(settings, args.address, dashboard=True)
-    serve.start(http_options={"host": http.host, "port": http.port},
-                logging_config={"enable_access_log": False, "log_level": "WARNING"})
+    serve.start(
+        http_options={"host": http.host, "port": http.port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
     serve.run(build_app(settings), name="linqra", route_prefix="/", blocking=False)
     base = f"http://{http.host}:{http.port}"
     if not _healthy(f"{base}/healthz", timeout=120):
@@ -75,7 +89,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     dashboard = getattr(context, "dashboard_url", None)
     _say(f"Linqra is up in {time.monotonic() - t0:.1f}s")
     _say(f"  API:            {base}   (docs: {base}/docs)")
-    _say(f"  Ray dashboard:  http://{dashboard}" if dashboard else "  Ray dashboard:  (not running)")
+    _say(
+        f"  Ray dashboard:  http://{dashboard}" if dashboard else "  Ray dashboard:  (not running)"
+    )
     _say(f"  store:          {settings.resolved_store_url}")
     _say("  try:            curl -s -H 'X-Team-Id: acme' " + base + "/healthz")
     _say("Press Ctrl-C to stop.")
@@ -84,10 +100,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     _say("stopping…")
-    serve.shutdown()
+    serve.shutdown()  # type: ignore[no-untyped-call]
     import ray
 
-    ray.shutdown()
+    ray.shutdown()  # type: ignore[no-untyped-call]
     return 0
 
 
@@ -105,17 +121,17 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _load_workflow(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A workflow body and default params from a workflow file or a Linq request file."""
+    """A workflow definition from a workflow file (``POST /v1/workflows`` shape) or a Linq request file."""
     data = json.loads(path.read_text())
     if "link" in data and "query" in data:
         query = data["query"]
         body = {"steps": query.get("workflow") or []}
-        for key in ("mode", "timeoutSeconds"):
+        for key in ("mode", "timeoutSeconds", "params"):
             if key in query:
                 body[key] = query[key]
-        return body, dict(query.get("params") or {})
-    body = {k: v for k, v in data.items() if k in ("mode", "steps", "timeoutSeconds")}
-    return body, dict(data.get("params") or {})
+        return body, {}
+    body = {k: v for k, v in data.items() if k in ("mode", "steps", "timeoutSeconds", "params")}
+    return body, {}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -134,15 +150,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     _init_ray(settings, args.address, dashboard=False)
     runner = get_runner(settings)
     try:
-        record = ray.get(runner.run_definition.remote(team, body, params, executed_by="linqra-run",
-                                                      timeout=args.timeout))
+        record = ray.get(
+            runner.run_definition.remote(
+                team, body, params, executed_by="linqra-run", timeout=args.timeout
+            )
+        )
     except LinqraError as exc:
         _say(f"invalid workflow: {exc}")
         return 2
     if args.json:
         _say(json.dumps(record, indent=2, default=str))
     else:
-        _say(f"execution {record['id']}: {record['status']} in {record.get('duration_ms') or 0:.0f} ms")
+        _say(
+            f"execution {record['id']}: {record['status']} in {record.get('duration_ms') or 0:.0f} ms"
+        )
         for step in record["steps"]:
             line = f"  step {step['step']:>3} {step['target']:<18} {step['status']:<10} {step.get('duration_ms') or 0:8.1f} ms"
             if step.get("error"):
@@ -163,12 +184,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         import ray
 
-        ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or "auto",
-                 namespace=settings.ray.namespace, logging_level="ERROR")
+        ray.init(
+            address=args.address or os.environ.get("RAY_ADDRESS") or "auto",
+            namespace=settings.ray.namespace,
+            logging_level=logging.ERROR,
+        )
     except Exception as exc:
         _say(f"ray: no running cluster ({type(exc).__name__})")
         return 1
-    _say(f"ray: {ray.cluster_resources()}")
+    _say(f"ray: {ray.cluster_resources()}")  # type: ignore[no-untyped-call]
     try:
         runner = ray.get_actor("linqra-runner", namespace=settings.ray.namespace)
         _say(f"runner: {ray.get(runner.ping.remote(), timeout=10)}")
@@ -180,16 +204,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linqra", description="Linqra on Ray")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start Linqra: a local Ray cluster (or --address) and the Serve gateway")
+    up = sub.add_parser(
+        "up", help="start Linqra: a local Ray cluster (or --address) and the Serve gateway"
+    )
     up.add_argument("--host")
     up.add_argument("--port", type=int)
     up.add_argument("--address", help="an existing Ray cluster (default: start a local one)")
     up.set_defaults(func=cmd_up)
-    run = sub.add_parser("run", help="run a workflow file (ours or a Linq request) on the Ray cluster")
+    run = sub.add_parser(
+        "run", help="run a workflow file (ours or a Linq request) on the Ray cluster"
+    )
     run.add_argument("file")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--team", help="team id (default: $LINQRA_TEAM)")
-    run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
+    run.add_argument(
+        "--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)"
+    )
     run.add_argument("--timeout", type=float, default=3600.0)
     run.add_argument("--json", action="store_true", help="print the whole execution record")
     run.set_defaults(func=cmd_run)

@@ -48,14 +48,28 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        details = [{"field": _loc(tuple(e.get("loc", ()))) or "(body)", "message": e.get("msg", ""),
-                    "type": e.get("type", "")} for e in errors]
-        first = details[0] if details else {"field": "(body)", "message": "invalid request", "type": ""}
+        details = [
+            {
+                "field": _loc(tuple(e.get("loc", ()))) or "(body)",
+                "message": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
+            for e in errors
+        ]
+        first = (
+            details[0] if details else {"field": "(body)", "message": "invalid request", "type": ""}
+        )
         code = "invalid_json" if first["type"] == "json_invalid" else "invalid_request"
         if first["type"] == "json_invalid":
-            first["message"] = "request body is not valid JSON: " + str(errors[0].get("ctx", {}).get("error", ""))
-        return JSONResponse(error_body(code, f"{first['field']}: {first['message']}", first["field"],
-                                       details=details), status_code=400)
+            first["message"] = "request body is not valid JSON: " + str(
+                errors[0].get("ctx", {}).get("error", "")
+            )
+        return JSONResponse(
+            error_body(
+                code, f"{first['field']}: {first['message']}", first["field"], details=details
+            ),
+            status_code=400,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -68,4 +82,6 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(err, LinqraError):
             return JSONResponse({"error": err.to_dict()}, status_code=err.status)
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal", "internal error; see the gateway log"), status_code=500)
+        return JSONResponse(
+            error_body("internal", "internal error; see the gateway log"), status_code=500
+        )

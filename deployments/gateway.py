@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -46,7 +46,9 @@ STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 
 
 def team_context(
-    x_team_id: Annotated[str | None, Header(alias="X-Team-Id", description="your team's id")] = None,
+    x_team_id: Annotated[
+        str | None, Header(alias="X-Team-Id", description="your team's id")
+    ] = None,
 ) -> TeamContext:
     return TeamContext(validate_team_id(x_team_id), source="header")
 
@@ -65,8 +67,13 @@ class ExecuteRequest(BaseModel):
 
 
 def page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
-    return {"items": items, "total": total, "limit": limit, "offset": offset,
-            "next_offset": offset + limit if offset + limit < total else None}
+    return {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if offset + limit < total else None,
+    }
 
 
 @serve.deployment(
@@ -108,8 +115,10 @@ class Gateway:
         except Exception as exc:
             checks["runner"] = f"error: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks},
-                            status_code=200 if healthy else 503)
+        return JSONResponse(
+            {"status": "ok" if healthy else "degraded", "version": __version__, "checks": checks},
+            status_code=200 if healthy else 503,
+        )
 
     # -- workflows ----------------------------------------------------------------
     @app.post("/v1/workflows", status_code=201, tags=["workflows"])
@@ -117,8 +126,12 @@ class Gateway:
         return await (await self.sys()).service.create(team.team_id, body, created_by=team.user_id)
 
     @app.get("/v1/workflows", tags=["workflows"])
-    async def list_workflows(self, team: Team, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
-        items, total = await (await self.sys()).service.list(team.team_id, limit=limit, offset=offset)
+    async def list_workflows(
+        self, team: Team, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        items, total = await (await self.sys()).service.list_workflows(
+            team.team_id, limit=limit, offset=offset
+        )
         return page(items, total, limit, offset)
 
     @app.get("/v1/workflows/{workflow_id}", tags=["workflows"])
@@ -127,8 +140,13 @@ class Gateway:
 
     @app.put("/v1/workflows/{workflow_id}", tags=["workflows"])
     async def update_workflow(
-        self, team: Team, workflow_id: WorkflowId, body: JsonObject,
-        if_match: Annotated[str | None, Header(alias="If-Match", description="expected current version")] = None,
+        self,
+        team: Team,
+        workflow_id: WorkflowId,
+        body: JsonObject,
+        if_match: Annotated[
+            str | None, Header(alias="If-Match", description="expected current version")
+        ] = None,
     ) -> dict[str, Any]:
         expected = None
         if if_match is not None:
@@ -136,7 +154,8 @@ class Gateway:
                 raise ValidationError("If-Match must be a version number", field="If-Match")
             expected = int(if_match.strip('"'))
         return await (await self.sys()).service.update(
-            team.team_id, workflow_id, body, created_by=team.user_id, expected_version=expected)
+            team.team_id, workflow_id, body, created_by=team.user_id, expected_version=expected
+        )
 
     @app.delete("/v1/workflows/{workflow_id}", status_code=204, tags=["workflows"])
     async def delete_workflow(self, team: Team, workflow_id: WorkflowId) -> Response:
@@ -144,59 +163,92 @@ class Gateway:
         return Response(status_code=204)
 
     @app.get("/v1/workflows/{workflow_id}/versions", tags=["workflows"])
-    async def list_versions(self, team: Team, workflow_id: WorkflowId, limit: Limit = 50,
-                            offset: Offset = 0) -> dict[str, Any]:
-        items, total = await (await self.sys()).service.versions(team.team_id, workflow_id, limit=limit, offset=offset)
+    async def list_versions(
+        self, team: Team, workflow_id: WorkflowId, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        items, total = await (await self.sys()).service.versions(
+            team.team_id, workflow_id, limit=limit, offset=offset
+        )
         return page(items, total, limit, offset)
 
     @app.get("/v1/workflows/{workflow_id}/versions/{version}", tags=["workflows"])
-    async def get_version(self, team: Team, workflow_id: WorkflowId,
-                          version: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+    async def get_version(
+        self, team: Team, workflow_id: WorkflowId, version: Annotated[int, Path(ge=1)]
+    ) -> dict[str, Any]:
         return await (await self.sys()).service.version(team.team_id, workflow_id, version)
 
-    @app.post("/v1/workflows/{workflow_id}/versions/{version}/rollback", status_code=201, tags=["workflows"])
-    async def rollback(self, team: Team, workflow_id: WorkflowId,
-                       version: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
-        return await (await self.sys()).service.rollback(team.team_id, workflow_id, version, created_by=team.user_id)
+    @app.post(
+        "/v1/workflows/{workflow_id}/versions/{version}/rollback",
+        status_code=201,
+        tags=["workflows"],
+    )
+    async def rollback(
+        self, team: Team, workflow_id: WorkflowId, version: Annotated[int, Path(ge=1)]
+    ) -> dict[str, Any]:
+        return await (await self.sys()).service.rollback(
+            team.team_id, workflow_id, version, created_by=team.user_id
+        )
 
     @app.post("/v1/workflows/{workflow_id}/execute", tags=["executions"])
     async def execute(
-        self, team: Team, workflow_id: WorkflowId,
+        self,
+        team: Team,
+        workflow_id: WorkflowId,
         body: Annotated[ExecuteRequest | None, Body()] = None,
         wait: Annotated[bool, Query(description="wait for the finished record")] = False,
     ) -> JSONResponse:
         request = body or ExecuteRequest()
         execution = await (await self.sys()).service.new_execution(
-            team.team_id, workflow_id=workflow_id, params=request.params,
-            executed_by=request.executedBy or team.user_id)
+            team.team_id,
+            workflow_id=workflow_id,
+            params=request.params,
+            executed_by=request.executedBy or team.user_id,
+        )
         return await self._start(team, execution["id"], wait)
 
     async def _start(self, team: TeamContext, execution_id: str, wait: bool) -> JSONResponse:
         await self.runner.submit.remote(team.team_id, execution_id)
         if not wait:
-            return JSONResponse({"id": execution_id, "status": "RUNNING",
-                                 "links": {"self": f"/v1/executions/{execution_id}"}}, status_code=202)
-        record = await self.runner.wait.remote(team.team_id, execution_id, self.settings.http.wait_timeout_seconds)
+            return JSONResponse(
+                {
+                    "id": execution_id,
+                    "status": "RUNNING",
+                    "links": {"self": f"/v1/executions/{execution_id}"},
+                },
+                status_code=202,
+            )
+        record = await self.runner.wait.remote(
+            team.team_id, execution_id, self.settings.http.wait_timeout_seconds
+        )
         return JSONResponse(record, status_code=200 if record["status"] in TERMINAL else 202)
 
     # -- executions ---------------------------------------------------------------
     @app.get("/v1/executions", tags=["executions"])
     async def list_executions(
-        self, team: Team, limit: Limit = 50, offset: Offset = 0,
+        self,
+        team: Team,
+        limit: Limit = 50,
+        offset: Offset = 0,
         workflow_id: Annotated[str | None, Query(max_length=128)] = None,
         status: Annotated[Literal[STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        items, total = await (await self.sys()).service.executions.list(
-            team.team_id, workflow_id=workflow_id, status=status, limit=limit, offset=offset)
+        items, total = await (await self.sys()).service.executions.page(
+            team.team_id, workflow_id=workflow_id, status=status, limit=limit, offset=offset
+        )
         for item in items:
             item.pop("definition", None)
         return page(items, total, limit, offset)
 
     @app.get("/v1/executions/{execution_id}", tags=["executions"])
-    async def get_execution(self, team: Team, execution_id: WorkflowId,
-                            history: Annotated[bool, Query(description="every run of every step")] = False,
-                            ) -> dict[str, Any]:
-        return await (await self.sys()).service.executions.full_record(team.team_id, execution_id, history=history)
+    async def get_execution(
+        self,
+        team: Team,
+        execution_id: WorkflowId,
+        history: Annotated[bool, Query(description="every run of every step")] = False,
+    ) -> dict[str, Any]:
+        return await (await self.sys()).service.executions.full_record(
+            team.team_id, execution_id, history=history
+        )
 
     @app.post("/v1/executions/{execution_id}/cancel", tags=["executions"])
     async def cancel(self, team: Team, execution_id: WorkflowId) -> dict[str, Any]:
@@ -205,14 +257,23 @@ class Gateway:
         return await (await self.sys()).service.executions.full_record(team.team_id, execution_id)
 
     @app.post("/v1/executions/{execution_id}/resume", status_code=202, tags=["executions"])
-    async def resume(self, team: Team, execution_id: WorkflowId,
-                     wait: Annotated[bool, Query()] = False) -> JSONResponse:
+    async def resume(
+        self, team: Team, execution_id: WorkflowId, wait: Annotated[bool, Query()] = False
+    ) -> JSONResponse:
         await (await self.sys()).service.executions.get(team.team_id, execution_id)
         await self.runner.resume.remote(team.team_id, execution_id)
         if not wait:
-            return JSONResponse({"id": execution_id, "status": "RUNNING",
-                                 "links": {"self": f"/v1/executions/{execution_id}"}}, status_code=202)
-        record = await self.runner.wait.remote(team.team_id, execution_id, self.settings.http.wait_timeout_seconds)
+            return JSONResponse(
+                {
+                    "id": execution_id,
+                    "status": "RUNNING",
+                    "links": {"self": f"/v1/executions/{execution_id}"},
+                },
+                status_code=202,
+            )
+        record = await self.runner.wait.remote(
+            team.team_id, execution_id, self.settings.http.wait_timeout_seconds
+        )
         return JSONResponse(record, status_code=200 if record["status"] in TERMINAL else 202)
 
     # -- Linqra's entry point -----------------------------------------------------------
@@ -222,20 +283,34 @@ class Gateway:
         system = await self.sys()
         definition = None
         if request.query.workflow is not None:
-            definition = system.service.validate_definition(inline_definition(request), prefix="query.workflow.")
+            definition = system.service.validate_definition(
+                inline_definition(request), prefix="query.workflow."
+            )
         execution = await system.service.new_execution(
-            team.team_id, workflow_id=request.query.workflowId, definition=definition,
-            params=request.query.params, executed_by=request.executedBy, intent=request.query.intent,
-            source="linq")
+            team.team_id,
+            workflow_id=request.query.workflowId,
+            definition=definition,
+            params=request.query.params,
+            executed_by=request.executedBy,
+            intent=request.query.intent,
+            source="linq",
+        )
         await self.runner.submit.remote(team.team_id, execution["id"])
-        record = await self.runner.wait.remote(team.team_id, execution["id"], self.settings.http.wait_timeout_seconds)
-        return JSONResponse(linq_response(record), status_code=200 if record["status"] in TERMINAL else 202)
+        record = await self.runner.wait.remote(
+            team.team_id, execution["id"], self.settings.http.wait_timeout_seconds
+        )
+        return JSONResponse(
+            linq_response(record), status_code=200 if record["status"] in TERMINAL else 202
+        )
 
 
 def build_app(settings: Settings) -> Any:
     """The Serve application: the gateway, autoscaled per the settings."""
     http = settings.http
     return Gateway.options(  # type: ignore[attr-defined]
-        autoscaling_config={"min_replicas": http.gateway_replicas_min, "max_replicas": http.gateway_replicas_max,
-                            "target_ongoing_requests": 64},
+        autoscaling_config={
+            "min_replicas": http.gateway_replicas_min,
+            "max_replicas": http.gateway_replicas_max,
+            "target_ongoing_requests": 64,
+        },
     ).bind(settings.portable().model_dump_json())

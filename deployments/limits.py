@@ -43,8 +43,12 @@ class RequestLimits:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._reject(send, 413, "payload_too_large",
-                               f"request body is {int(declared)} bytes; the limit is {self.max_body}")
+            await self._reject(
+                send,
+                413,
+                "payload_too_large",
+                f"request body is {int(declared)} bytes; the limit is {self.max_body}",
+            )
             return
         chunks: list[bytes] = []
         size = 0
@@ -56,14 +60,20 @@ class RequestLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await self._reject(send, 413, "payload_too_large", f"request body over the {self.max_body}-byte limit")
+                await self._reject(
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"request body over the {self.max_body}-byte limit",
+                )
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if b"json" in headers.get(b"content-type", b"json") and json_depth(body) > self.max_depth:
-            await self._reject(send, 400, "too_deep",
-                               f"JSON nested deeper than {self.max_depth} levels")
+            await self._reject(
+                send, 400, "too_deep", f"JSON nested deeper than {self.max_depth} levels"
+            )
             return
         sent = False
 
@@ -79,7 +89,14 @@ class RequestLimits:
     @staticmethod
     async def _reject(send: Send, status: int, code: str, message: str) -> None:
         payload: Any = json.dumps(error_body(code, message, "(body)")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})

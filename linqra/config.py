@@ -42,8 +42,12 @@ class ServiceConfig(BaseModel):
     urls: list[str] = Field(min_length=1)
     timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     headers: dict[str, str] = Field(default_factory=dict)
-    failure_threshold: int = Field(default=5, ge=1, description="consecutive failures that open the breaker")
-    cooldown_seconds: float = Field(default=30.0, gt=0, description="how long an open breaker refuses calls")
+    failure_threshold: int = Field(
+        default=5, ge=1, description="consecutive failures that open the breaker"
+    )
+    cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="how long an open breaker refuses calls"
+    )
 
     @field_validator("urls")
     @classmethod
@@ -76,7 +80,9 @@ class HttpSettings(BaseModel):
     max_json_depth: int = Field(default=32, ge=2, le=200)
     gateway_replicas_min: int = Field(default=1, ge=1)
     gateway_replicas_max: int = Field(default=2, ge=1)
-    wait_timeout_seconds: float = Field(default=60.0, gt=0, description="longest ?wait=true and /linq wait")
+    wait_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="longest ?wait=true and /linq wait"
+    )
 
 
 class RaySettings(BaseModel):
@@ -95,11 +101,15 @@ class ExecutionSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     io_pool_size: int = Field(default=2, ge=1, le=64, description="async actors that run I/O steps")
-    io_concurrency: int = Field(default=256, ge=1, description="concurrent I/O steps per pool actor")
+    io_concurrency: int = Field(
+        default=256, ge=1, description="concurrent I/O steps per pool actor"
+    )
     cpu_step_num_cpus: float = Field(default=1.0, gt=0)
     default_step_timeout_seconds: float = Field(default=300.0, gt=0)
     default_max_attempts: int = Field(default=1, ge=1, le=20)
-    max_step_runs: int = Field(default=1000, ge=1, description="bound on step runs per execution (jump loops)")
+    max_step_runs: int = Field(
+        default=1000, ge=1, description="bound on step runs per execution (jump loops)"
+    )
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     stale_after_seconds: float = Field(default=30.0, gt=0)
     orphan_policy: Literal["resume", "fail"] = "resume"
@@ -109,11 +119,15 @@ class ExecutionSettings(BaseModel):
 class Settings(BaseSettings):
     """Everything configurable about one Linqra deployment."""
 
-    model_config = SettingsConfigDict(env_prefix="LINQRA_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="LINQRA_", env_nested_delimiter="__", extra="forbid"
+    )
 
     profile: Literal["embedded", "production"] = "embedded"
     data_dir: Path = Path(".linqra")
-    store_url: str = Field(default="", description="sqlite:///PATH or mongodb://…; empty = sqlite in data_dir")
+    store_url: str = Field(
+        default="", description="sqlite:///PATH or mongodb://…; empty = sqlite in data_dir"
+    )
     cache_url: str = Field(default="memory://", description="memory:// or redis://…")
     http: HttpSettings = Field(default_factory=HttpSettings)
     ray: RaySettings = Field(default_factory=RaySettings)

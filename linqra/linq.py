@@ -20,7 +20,12 @@ from linqra.workflows.definition import format_pydantic_error
 
 __all__ = ["LinqRequest", "linq_response", "parse_linq"]
 
-_STATUS = {"COMPLETED": "success", "FAILED": "error", "TIMEOUT": "timeout", "CANCELLED": "cancelled"}
+_STATUS = {
+    "COMPLETED": "success",
+    "FAILED": "error",
+    "TIMEOUT": "timeout",
+    "CANCELLED": "cancelled",
+}
 
 
 class Link(BaseModel):
@@ -56,12 +61,15 @@ def parse_linq(body: Any) -> LinqRequest:
         raise format_pydantic_error(exc) from None
     if request.link.target != "workflow":
         raise ValidationError(
-            f"link.target {request.link.target!r} is not supported yet; use \"workflow\"", field="link.target"
+            f'link.target {request.link.target!r} is not supported yet; use "workflow"',
+            field="link.target",
         )
     if request.link.action != "execute":
-        raise ValidationError("link.action must be \"execute\" for a workflow", field="link.action")
+        raise ValidationError('link.action must be "execute" for a workflow', field="link.action")
     if (request.query.workflowId is None) == (request.query.workflow is None):
-        raise ValidationError("give exactly one of query.workflowId and query.workflow", field="query.workflow")
+        raise ValidationError(
+            "give exactly one of query.workflowId and query.workflow", field="query.workflow"
+        )
     return request
 
 
@@ -78,7 +86,12 @@ def linq_response(record: dict[str, Any]) -> dict[str, Any]:
     """Linqra's response shape from a full execution record."""
     steps = record.get("steps", [])
     results = [
-        {"step": s["step"], "target": s["target"], "result": s.get("output"), "async": bool(s.get("async"))}
+        {
+            "step": s["step"],
+            "target": s["target"],
+            "result": s.get("output"),
+            "async": bool(s.get("async")),
+        }
         for s in steps
         if s["status"] == "COMPLETED"
     ]

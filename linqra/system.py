@@ -29,8 +29,14 @@ class System:
     async def open(cls, settings: Settings, *, init: bool = True) -> System:
         store = open_store(settings.resolved_store_url)
         registry = default_registry(settings)
-        system = cls(settings, store, open_cache(settings.cache_url), registry,
-                     WorkflowService(store, registry), StepContext(settings))
+        system = cls(
+            settings,
+            store,
+            open_cache(settings.cache_url),
+            registry,
+            WorkflowService(store, registry),
+            StepContext(settings),
+        )
         if init:
             await system.service.init()
         return system

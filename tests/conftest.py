@@ -67,11 +67,16 @@ def make_settings(data_dir: Path, a: HttpService, b: HttpService, **overrides: A
         data_dir=data_dir,
         services={
             "quotes-service": ServiceConfig(urls=[a.url], timeout_seconds=5),
-            "pair-service": ServiceConfig(urls=[a.url, b.url], timeout_seconds=5, failure_threshold=2,
-                                          cooldown_seconds=30),
+            "pair-service": ServiceConfig(
+                urls=[a.url, b.url], timeout_seconds=5, failure_threshold=2, cooldown_seconds=30
+            ),
         },
-        execution=ExecutionSettings(heartbeat_seconds=0.5, stale_after_seconds=3, io_concurrency=512,
-                                    default_step_timeout_seconds=30),
+        execution=ExecutionSettings(
+            heartbeat_seconds=0.5,
+            stale_after_seconds=3,
+            io_concurrency=512,
+            default_step_timeout_seconds=30,
+        ),
         **overrides,
     )
 
@@ -90,11 +95,14 @@ async def system(settings: Settings) -> AsyncIterator[System]:
 
 # -- Ray and Serve ------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def ray_settings(tmp_path_factory: pytest.TempPathFactory, http_service: HttpService,
-                 http_service_b: HttpService) -> Settings:
+def ray_settings(
+    tmp_path_factory: pytest.TempPathFactory, http_service: HttpService, http_service_b: HttpService
+) -> Settings:
     data = tmp_path_factory.mktemp("ray-data")
     base = make_settings(data, http_service, http_service_b)
-    return base.model_copy(update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}).portable()
+    return base.model_copy(
+        update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}
+    ).portable()
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +110,13 @@ def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    context = ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING",
-                       log_to_driver=False)
+    context = ray.init(
+        num_cpus=2,
+        namespace=NAMESPACE,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
     yield context
     ray.shutdown()
 
@@ -115,8 +128,10 @@ def gateway_url(ray_cluster: Any, ray_settings: Settings) -> Iterator[str]:
     from deployments.gateway import build_app
 
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port},
-                logging_config={"enable_access_log": False, "log_level": "WARNING"})
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
     serve.run(build_app(ray_settings), name="linqra", route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):

@@ -14,13 +14,27 @@ from tests.support.servers import HttpService
 pytestmark = pytest.mark.ray
 
 QUOTE_STEPS = [
-    {"step": 1, "target": "quotes-service", "action": "fetch", "intent": "/api/people/random", "params": {"i": 0}},
-    {"step": 2, "target": "transform", "params": {"expression": "fullName", "input": "{{step1.result}}"}},
+    {
+        "step": 1,
+        "target": "quotes-service",
+        "action": "fetch",
+        "intent": "/api/people/random",
+        "params": {"i": 0},
+    },
+    {
+        "step": 2,
+        "target": "transform",
+        "params": {"expression": "fullName", "input": "{{step1.result}}"},
+    },
 ]
 
 
-def create(api: httpx.Client, steps: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-    response = api.post("/v1/workflows", json={"name": "quotes", "steps": steps or QUOTE_STEPS, **extra})
+def create(
+    api: httpx.Client, steps: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    response = api.post(
+        "/v1/workflows", json={"name": "quotes", "steps": steps or QUOTE_STEPS, **extra}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -43,8 +57,13 @@ def test_health(api: httpx.Client) -> None:
 def test_openapi_docs(api: httpx.Client) -> None:
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
-    for path in ("/v1/workflows", "/v1/workflows/{workflow_id}/execute", "/v1/executions/{execution_id}/cancel",
-                 "/v1/executions/{execution_id}/resume", "/linq"):
+    for path in (
+        "/v1/workflows",
+        "/v1/workflows/{workflow_id}/execute",
+        "/v1/executions/{execution_id}/cancel",
+        "/v1/executions/{execution_id}/resume",
+        "/linq",
+    ):
         assert path in paths
 
 
@@ -59,16 +78,26 @@ def test_workflow_crud_and_versions(api: httpx.Client) -> None:
     wf = create(api)
     assert wf["version"] == 1 and wf["steps"][0]["target"] == "quotes-service"
     assert api.get(f"/v1/workflows/{wf['id']}").json()["name"] == "quotes"
-    updated = api.put(f"/v1/workflows/{wf['id']}", json={"name": "quotes v2", "steps": QUOTE_STEPS[:1]})
+    updated = api.put(
+        f"/v1/workflows/{wf['id']}", json={"name": "quotes v2", "steps": QUOTE_STEPS[:1]}
+    )
     assert updated.status_code == 200 and updated.json()["version"] == 2
-    stale = api.put(f"/v1/workflows/{wf['id']}", json={"name": "x", "steps": QUOTE_STEPS}, headers={"If-Match": "1"})
+    stale = api.put(
+        f"/v1/workflows/{wf['id']}",
+        json={"name": "x", "steps": QUOTE_STEPS},
+        headers={"If-Match": "1"},
+    )
     assert stale.status_code == 409
     versions = api.get(f"/v1/workflows/{wf['id']}/versions").json()
     assert [v["version"] for v in versions["items"]] == [2, 1] and versions["total"] == 2
     v1 = api.get(f"/v1/workflows/{wf['id']}/versions/1").json()
     assert v1["name"] == "quotes" and len(v1["definition"]["steps"]) == 2
     rolled = api.post(f"/v1/workflows/{wf['id']}/versions/1/rollback")
-    assert rolled.status_code == 201 and rolled.json()["version"] == 3 and rolled.json()["name"] == "quotes"
+    assert (
+        rolled.status_code == 201
+        and rolled.json()["version"] == 3
+        and rolled.json()["name"] == "quotes"
+    )
     assert api.get(f"/v1/workflows/{wf['id']}/versions/3").json()["rolled_back_from"] == 1
     assert api.get(f"/v1/workflows/{wf['id']}/versions/9").status_code == 404
     assert api.delete(f"/v1/workflows/{wf['id']}").status_code == 204
@@ -78,7 +107,12 @@ def test_workflow_crud_and_versions(api: httpx.Client) -> None:
 def test_list_workflows_is_paginated(api: httpx.Client, gateway_url: str) -> None:
     with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-pages"}) as other:
         for i in range(5):
-            assert other.post("/v1/workflows", json={"name": f"w{i}", "steps": QUOTE_STEPS}).status_code == 201
+            assert (
+                other.post(
+                    "/v1/workflows", json={"name": f"w{i}", "steps": QUOTE_STEPS}
+                ).status_code
+                == 201
+            )
         first = other.get("/v1/workflows", params={"limit": 2}).json()
         assert first["total"] == 5 and len(first["items"]) == 2 and first["next_offset"] == 2
         last = other.get("/v1/workflows", params={"limit": 2, "offset": 4}).json()
@@ -88,19 +122,27 @@ def test_list_workflows_is_paginated(api: httpx.Client, gateway_url: str) -> Non
 
 def test_execute_and_read_the_record(api: httpx.Client) -> None:
     wf = create(api)
-    response = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}, json={"params": {"topic": "calm"}})
+    response = api.post(
+        f"/v1/workflows/{wf['id']}/execute",
+        params={"wait": "true"},
+        json={"params": {"topic": "calm"}},
+    )
     assert response.status_code == 200, response.text
     record = response.json()
     assert record["status"] == "COMPLETED" and record["result"] == "Marcus Aurelius"
     assert record["workflow_version"] == 1 and record["params"] == {"topic": "calm"}
     assert [(s["step"], s["status"], s["executor"]) for s in record["steps"]] == [
-        (1, "COMPLETED", "io"), (2, "COMPLETED", "inline")]
+        (1, "COMPLETED", "io"),
+        (2, "COMPLETED", "inline"),
+    ]
     assert record["steps"][0]["inputs"]["intent"] == "/api/people/random"
     accepted = api.post(f"/v1/workflows/{wf['id']}/execute")
     assert accepted.status_code == 202
     done = wait_terminal(api, accepted.json()["id"])
     assert done["status"] == "COMPLETED"
-    listed = api.get("/v1/executions", params={"workflow_id": wf["id"], "status": "COMPLETED"}).json()
+    listed = api.get(
+        "/v1/executions", params={"workflow_id": wf["id"], "status": "COMPLETED"}
+    ).json()
     assert listed["total"] == 2 and {e["id"] for e in listed["items"]} == {record["id"], done["id"]}
     assert api.get("/v1/executions", params={"status": "DONE"}).status_code == 400
 
@@ -118,8 +160,16 @@ def test_other_teams_see_nothing(api: httpx.Client, gateway_url: str) -> None:
 
 
 def test_hundred_parallel_io_steps(api: httpx.Client, http_service: HttpService) -> None:
-    steps = [{"step": i, "target": "http", "action": "fetch", "intent": f"{http_service.url}/sleep",
-              "params": {"ms": 500}} for i in range(1, 101)]
+    steps = [
+        {
+            "step": i,
+            "target": "http",
+            "action": "fetch",
+            "intent": f"{http_service.url}/sleep",
+            "params": {"ms": 500},
+        }
+        for i in range(1, 101)
+    ]
     wf = create(api, steps, mode="dag")
     t0 = time.monotonic()
     record = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}).json()
@@ -131,8 +181,19 @@ def test_hundred_parallel_io_steps(api: httpx.Client, http_service: HttpService)
 
 
 def test_cancel_over_http(api: httpx.Client, http_service: HttpService) -> None:
-    wf = create(api, [{"step": 1, "target": "http", "action": "fetch", "intent": f"{http_service.url}/sleep",
-                       "params": {"ms": 10000, "key": "http-cancel"}}, {"step": 2, "target": "noop"}])
+    wf = create(
+        api,
+        [
+            {
+                "step": 1,
+                "target": "http",
+                "action": "fetch",
+                "intent": f"{http_service.url}/sleep",
+                "params": {"ms": 10000, "key": "http-cancel"},
+            },
+            {"step": 2, "target": "noop"},
+        ],
+    )
     execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
     time.sleep(1.0)
     response = api.post(f"/v1/executions/{execution['id']}/cancel")
@@ -147,8 +208,18 @@ def test_cancel_over_http(api: httpx.Client, http_service: HttpService) -> None:
 
 def test_resume_over_http(api: httpx.Client, http_service: HttpService) -> None:
     key = f"resume-{time.monotonic_ns()}"
-    wf = create(api, [{"step": 1, "target": "http", "action": "fetch", "intent": f"{http_service.url}/flaky",
-                       "params": {"key": key, "fail": 1}}])
+    wf = create(
+        api,
+        [
+            {
+                "step": 1,
+                "target": "http",
+                "action": "fetch",
+                "intent": f"{http_service.url}/flaky",
+                "params": {"key": key, "fail": 1},
+            }
+        ],
+    )
     failed = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}).json()
     assert failed["status"] == "FAILED" and failed["error"]["code"] == "http_503"
     resumed = api.post(f"/v1/executions/{failed['id']}/resume", params={"wait": "true"})
@@ -159,12 +230,20 @@ def test_resume_over_http(api: httpx.Client, http_service: HttpService) -> None:
 def test_runner_actor_killed_mid_run_recovers(api: httpx.Client, http_service: HttpService) -> None:
     import ray
 
-    wf = create(api, [{"step": 1, "target": "noop", "params": {"a": 1}},
-                      {"step": 2, "target": "wait", "params": {"seconds": 2}},
-                      {"step": 3, "target": "noop", "params": {"b": "{{step1.result.a}}"}}])
+    wf = create(
+        api,
+        [
+            {"step": 1, "target": "noop", "params": {"a": 1}},
+            {"step": 2, "target": "wait", "params": {"seconds": 2}},
+            {"step": 3, "target": "noop", "params": {"b": "{{step1.result.a}}"}},
+        ],
+    )
     execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
     for _ in range(300):  # kill while step 2 runs
-        steps = {s["step"]: s["status"] for s in api.get(f"/v1/executions/{execution['id']}").json()["steps"]}
+        steps = {
+            s["step"]: s["status"]
+            for s in api.get(f"/v1/executions/{execution['id']}").json()["steps"]
+        }
         if steps.get(2) == "RUNNING":
             break
         time.sleep(0.05)
@@ -181,8 +260,14 @@ def test_runner_actor_killed_mid_run_recovers(api: httpx.Client, http_service: H
 
 
 def test_linq_endpoint_inline_and_stored(api: httpx.Client) -> None:
-    body = {"link": {"target": "workflow", "action": "execute"},
-            "query": {"intent": "saying_of_the_day", "params": {"topic": "courage"}, "workflow": QUOTE_STEPS}}
+    body = {
+        "link": {"target": "workflow", "action": "execute"},
+        "query": {
+            "intent": "saying_of_the_day",
+            "params": {"topic": "courage"},
+            "workflow": QUOTE_STEPS,
+        },
+    }
     response = api.post("/linq", json=body)
     assert response.status_code == 200, response.text
     out = response.json()
@@ -191,24 +276,53 @@ def test_linq_endpoint_inline_and_stored(api: httpx.Client) -> None:
     assert out["metadata"]["status"] == "success" and out["metadata"]["teamId"] == "team-a"
     assert out["metadata"]["workflowMetadata"][0]["target"] == "quotes-service"
     wf = create(api)
-    stored = api.post("/linq", json={"link": {"target": "workflow", "action": "execute"},
-                                     "query": {"workflowId": wf["id"]}}).json()
+    stored = api.post(
+        "/linq",
+        json={
+            "link": {"target": "workflow", "action": "execute"},
+            "query": {"workflowId": wf["id"]},
+        },
+    ).json()
     assert stored["result"]["finalResult"] == "Marcus Aurelius"
     record = api.get(f"/v1/executions/{stored['metadata']['executionId']}").json()
     assert record["source"] == "linq" and record["workflow_version"] == 1
 
 
-@pytest.mark.parametrize(("body", "status", "code", "field"), [
-    ({"link": {"target": "assistant", "action": "chat"}, "query": {}}, 400, "invalid_request", "link.target"),
-    ({"link": {"target": "workflow", "action": "execute"}, "query": {}}, 400, "invalid_request", "query.workflow"),
-    ({"link": {"target": "workflow", "action": "execute"}, "query": {"workflow": [{"step": 1, "target": "nope"}]}},
-     400, "invalid_request", "steps[0].target"),
-    ({"link": {"target": "workflow"}, "query": {}}, 400, "invalid_request", "link.action"),
-])
-def test_linq_bad_input(api: httpx.Client, body: dict[str, Any], status: int, code: str, field: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        (
+            {"link": {"target": "assistant", "action": "chat"}, "query": {}},
+            400,
+            "invalid_request",
+            "link.target",
+        ),
+        (
+            {"link": {"target": "workflow", "action": "execute"}, "query": {}},
+            400,
+            "invalid_request",
+            "query.workflow",
+        ),
+        (
+            {
+                "link": {"target": "workflow", "action": "execute"},
+                "query": {"workflow": [{"step": 1, "target": "nope"}]},
+            },
+            400,
+            "invalid_request",
+            "steps[0].target",
+        ),
+        ({"link": {"target": "workflow"}, "query": {}}, 400, "invalid_request", "link.action"),
+    ],
+)
+def test_linq_bad_input(
+    api: httpx.Client, body: dict[str, Any], status: int, code: str, field: str
+) -> None:
     response = api.post("/linq", json=body)
     assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code and response.json()["error"]["field"].endswith(field)
+    assert response.json()["error"]["code"] == code and response.json()["error"]["field"].endswith(
+        field
+    )
 
 
 def test_bad_input_gets_clear_4xx_and_writes_nothing(api: httpx.Client, gateway_url: str) -> None:
@@ -216,31 +330,66 @@ def test_bad_input_gets_clear_4xx_and_writes_nothing(api: httpx.Client, gateway_
         cases: list[tuple[Any, int, str, str | None]] = [
             (b"{not json", 400, "invalid_json", None),
             (b"[1, 2]", 400, "invalid_request", None),
-            ({"name": "x", "steps": [{"step": 1, "target": "noop", "extra": 1}]}, 400, "invalid_request", "steps[0].extra"),
-            ({"name": "x", "steps": [{"step": 1, "target": "nope"}]}, 400, "invalid_request", "steps[0].target"),
-            ({"name": "x", "mode": "dag", "steps": [{"step": 1, "target": "noop", "dependsOn": [1]}]}, 400,
-             "invalid_request", "steps[0]"),
+            (
+                {"name": "x", "steps": [{"step": 1, "target": "noop", "extra": 1}]},
+                400,
+                "invalid_request",
+                "steps[0].extra",
+            ),
+            (
+                {"name": "x", "steps": [{"step": 1, "target": "nope"}]},
+                400,
+                "invalid_request",
+                "steps[0].target",
+            ),
+            (
+                {
+                    "name": "x",
+                    "mode": "dag",
+                    "steps": [{"step": 1, "target": "noop", "dependsOn": [1]}],
+                },
+                400,
+                "invalid_request",
+                "steps[0]",
+            ),
             ({"steps": [{"step": 1, "target": "noop"}]}, 400, "invalid_request", "name"),
-            ({"name": "x", "steps": [{"step": 1, "target": "noop", "params": {"a": "{{step2.result}}"}}]}, 400,
-             "invalid_request", "steps[0]"),
+            (
+                {
+                    "name": "x",
+                    "steps": [{"step": 1, "target": "noop", "params": {"a": "{{step2.result}}"}}],
+                },
+                400,
+                "invalid_request",
+                "steps[0]",
+            ),
         ]
         for body, status, code, field in cases:
             content = body if isinstance(body, bytes) else json.dumps(body).encode()
-            response = client.post("/v1/workflows", content=content, headers={"Content-Type": "application/json"})
+            response = client.post(
+                "/v1/workflows", content=content, headers={"Content-Type": "application/json"}
+            )
             assert response.status_code == status, (body, response.text)
             error = response.json()["error"]
             assert error["code"] == code and error["message"], error
             if field:
                 assert error["field"] == field, error
-        big = client.post("/v1/workflows", content=b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}',
-                          headers={"Content-Type": "application/json"})
+        big = client.post(
+            "/v1/workflows",
+            content=b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}',
+            headers={"Content-Type": "application/json"},
+        )
         assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
-        deep = client.post("/v1/workflows", content=b"[" * 5000 + b"]" * 5000,
-                           headers={"Content-Type": "application/json"})
+        deep = client.post(
+            "/v1/workflows",
+            content=b"[" * 5000 + b"]" * 5000,
+            headers={"Content-Type": "application/json"},
+        )
         assert deep.status_code == 400 and deep.json()["error"]["code"] == "too_deep"
         assert client.get("/v1/workflows/wf_nope").status_code == 404
         assert client.get("/v1/executions/ex_nope").json()["error"]["code"] == "not_found"
         assert client.post("/v1/workflows/wf_nope/execute").status_code == 404
-        assert client.post("/v1/workflows/x/execute", json={"params": {}, "bogus": 1}).status_code in (400, 404)
+        assert client.post(
+            "/v1/workflows/x/execute", json={"params": {}, "bogus": 1}
+        ).status_code in (400, 404)
         assert client.get("/v1/workflows").json()["total"] == 0  # nothing half-written
         assert client.get("/v1/executions").json()["total"] == 0

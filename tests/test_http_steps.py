@@ -15,19 +15,44 @@ from tests.support.servers import HttpService, free_port
 
 
 def call(target: str, action: str, intent: str, **kw: Any) -> StepCall:
-    return StepCall(execution_id="ex", team_id="t", step=1, target=target, action=action, intent=intent,
-                    params=kw.get("params", {}), payload=kw.get("payload"), headers=kw.get("headers", {}),
-                    llm_config=None, stream=False, kind="io", timeout=5, max_attempts=1, backoff_initial=0.01,
-                    backoff_max=0.01, backoff_multiplier=2)
+    return StepCall(
+        execution_id="ex",
+        team_id="t",
+        step=1,
+        target=target,
+        action=action,
+        intent=intent,
+        params=kw.get("params", {}),
+        payload=kw.get("payload"),
+        headers=kw.get("headers", {}),
+        llm_config=None,
+        stream=False,
+        kind="io",
+        timeout=5,
+        max_attempts=1,
+        backoff_initial=0.01,
+        backoff_max=0.01,
+        backoff_multiplier=2,
+    )
 
 
-@pytest.mark.parametrize(("action", "method"), [("fetch", "GET"), ("create", "POST"), ("update", "PUT"),
-                                                ("delete", "DELETE")])
+@pytest.mark.parametrize(
+    ("action", "method"),
+    [("fetch", "GET"), ("create", "POST"), ("update", "PUT"), ("delete", "DELETE")],
+)
 async def test_actions_map_to_methods(settings: Settings, action: str, method: str) -> None:
     registry, ctx = default_registry(settings), StepContext(settings)
     out = await registry.get("quotes-service").run(
-        call("quotes-service", action, "/echo/x", params={"q": "a b", "flag": True}, payload={"k": 1},
-             headers={"X-Trace": "abc"}), ctx)
+        call(
+            "quotes-service",
+            action,
+            "/echo/x",
+            params={"q": "a b", "flag": True},
+            payload={"k": 1},
+            headers={"X-Trace": "abc"},
+        ),
+        ctx,
+    )
     await ctx.aclose()
     assert out["method"] == method and out["query"] == {"q": "a b", "flag": "true"}
     assert out["headers"]["x-trace"] == "abc"
@@ -37,27 +62,40 @@ async def test_actions_map_to_methods(settings: Settings, action: str, method: s
 async def test_round_robin_across_service_urls(settings: Settings) -> None:
     registry, ctx = default_registry(settings), StepContext(settings)
     target = registry.get("pair-service")
-    served = [(await target.run(call("pair-service", "fetch", "/api/people"), ctx))["served_by"] for _ in range(4)]
+    served = [
+        (await target.run(call("pair-service", "fetch", "/api/people"), ctx))["served_by"]
+        for _ in range(4)
+    ]
     await ctx.aclose()
     assert served == ["svc-a", "svc-b", "svc-a", "svc-b"]
 
 
 async def test_circuit_breaker_skips_a_dead_url(http_service: HttpService, tmp_path: Any) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    settings = Settings(data_dir=tmp_path, services={"svc": ServiceConfig(urls=[dead, http_service.url],
-                                                                          failure_threshold=1, cooldown_seconds=60)})
+    settings = Settings(
+        data_dir=tmp_path,
+        services={
+            "svc": ServiceConfig(
+                urls=[dead, http_service.url], failure_threshold=1, cooldown_seconds=60
+            )
+        },
+    )
     registry, ctx = default_registry(settings), StepContext(settings)
     target = registry.get("svc")
-    with pytest.raises(StepError, match="http_unreachable|ConnectError"):
+    with pytest.raises(StepError, match=r"http_unreachable|ConnectError"):
         await target.run(call("svc", "fetch", "/api/people"), ctx)
-    results = [(await target.run(call("svc", "fetch", "/api/people"), ctx))["served_by"] for _ in range(3)]
+    results = [
+        (await target.run(call("svc", "fetch", "/api/people"), ctx))["served_by"] for _ in range(3)
+    ]
     await ctx.aclose()
     assert results == ["svc-a"] * 3  # the dead URL's breaker is open
 
 
 async def test_all_breakers_open_is_a_retryable_error(tmp_path: Any) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    settings = Settings(data_dir=tmp_path, services={"svc": ServiceConfig(urls=[dead], failure_threshold=1)})
+    settings = Settings(
+        data_dir=tmp_path, services={"svc": ServiceConfig(urls=[dead], failure_threshold=1)}
+    )
     registry, ctx = default_registry(settings), StepContext(settings)
     with pytest.raises(StepError):
         await registry.get("svc").run(call("svc", "fetch", "/x"), ctx)
@@ -67,10 +105,17 @@ async def test_all_breakers_open_is_a_retryable_error(tmp_path: Any) -> None:
     assert err.value.code == "circuit_open" and not err.value.non_retryable
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://metadata.google.internal/x",
-    "http://0.0.0.0/", "http://[::ffff:169.254.169.254]/", "http://224.0.0.1/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/",
+        "http://metadata.google.internal/x",
+        "http://0.0.0.0/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://224.0.0.1/",
+    ],
+)
 async def test_egress_always_refuses_metadata_and_link_local(url: str) -> None:
     with pytest.raises(EgressRefused):
         await check_egress(url, EgressPolicy(allow_loopback=True, allow_private=True))

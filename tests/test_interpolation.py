@@ -22,8 +22,13 @@ def test_whole_value_keeps_its_type() -> None:
 
 
 def test_embedded_values_become_text() -> None:
-    assert render("By {{step1.result.fullName}} on {{params.topic}}", SCOPE) == "By Seneca on courage"
-    assert render("tags={{step1.result.tags}} ok={{step1.result.ok}}", SCOPE) == 'tags=["stoic","writer"] ok=false'
+    assert (
+        render("By {{step1.result.fullName}} on {{params.topic}}", SCOPE) == "By Seneca on courage"
+    )
+    assert (
+        render("tags={{step1.result.tags}} ok={{step1.result.ok}}", SCOPE)
+        == 'tags=["stoic","writer"] ok=false'
+    )
     assert render("{{step3.result.choices[0].message.content}}", SCOPE) == "Be brave."
 
 
@@ -47,11 +52,16 @@ def test_missing_path_names_the_path() -> None:
 def test_url_encoding_of_embedded_values() -> None:
     from urllib.parse import quote
 
-    assert render_text("http://h/x?q={{params.q}}", SCOPE, encode=lambda s: quote(s, safe="")) == "http://h/x?q=a%20b%26c"
+    assert (
+        render_text("http://h/x?q={{params.q}}", SCOPE, encode=lambda s: quote(s, safe=""))
+        == "http://h/x?q=a%20b%26c"
+    )
 
 
 def test_references_and_malformed_expressions() -> None:
-    assert references({"a": "{{step1.result.x}} {{step3.result.y??step2.result.z}}", "b": ["{{params.q}}"]}) == {1, 2, 3}
+    assert references(
+        {"a": "{{step1.result.x}} {{step3.result.y??step2.result.z}}", "b": ["{{params.q}}"]}
+    ) == {1, 2, 3}
     for bad in ("{{ }}", "{{foo.bar}}", "{{step1.x}}", "{{'lit'}}"):
         with pytest.raises(ValueError):
             references(bad)

@@ -21,7 +21,11 @@ def _redis(url: str) -> Cache:
     return RedisCache(url)
 
 
-_ADAPTERS: dict[str, Callable[[str], Cache]] = {"memory": _memory, "redis": _redis, "rediss": _redis}
+_ADAPTERS: dict[str, Callable[[str], Cache]] = {
+    "memory": _memory,
+    "redis": _redis,
+    "rediss": _redis,
+}
 
 
 def open_cache(url: str) -> Cache:
@@ -30,5 +34,7 @@ def open_cache(url: str) -> Cache:
     try:
         factory = _ADAPTERS[scheme]
     except KeyError:
-        raise ValueError(f"no cache for {scheme!r}; known: {', '.join(sorted(_ADAPTERS))}") from None
+        raise ValueError(
+            f"no cache for {scheme!r}; known: {', '.join(sorted(_ADAPTERS))}"
+        ) from None
     return factory(url)

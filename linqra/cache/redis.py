@@ -21,7 +21,9 @@ class RedisCache:
         try:
             import redis.asyncio as aioredis
         except ImportError as exc:  # pragma: no cover - redis is a core dependency
-            raise RuntimeError("the Redis cache needs the redis package: pip install redis") from exc
+            raise RuntimeError(
+                "the Redis cache needs the redis package: pip install redis"
+            ) from exc
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=max_connections, timeout=timeout
         )

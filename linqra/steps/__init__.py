@@ -7,12 +7,19 @@ from linqra.steps.base import ExecutorKind, StepCall, StepContext, StepTarget, T
 from linqra.steps.builtin import NoopTarget, TransformTarget, WaitTarget
 from linqra.steps.http import HttpTarget, ServiceTarget
 
-__all__ = ["ExecutorKind", "StepCall", "StepContext", "StepTarget", "TargetRegistry", "default_registry"]
+__all__ = [
+    "ExecutorKind",
+    "StepCall",
+    "StepContext",
+    "StepTarget",
+    "TargetRegistry",
+    "default_registry",
+]
 
 
 def default_registry(settings: Settings) -> TargetRegistry:
     """Built-in targets plus one service target per service in ``settings.services``."""
     registry = TargetRegistry([TransformTarget(), NoopTarget(), WaitTarget(), HttpTarget()])
     services = {name: ServiceTarget(name) for name in settings.services}
-    registry.set_fallback(services.get)
+    registry.set_fallback(lambda name: services.get(name))
     return registry

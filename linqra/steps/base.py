@@ -61,11 +61,15 @@ class StepCall:
         if self.params:
             out["params"] = dict(self.params)
         if self.headers:
-            out["headers"] = {k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()}
+            out["headers"] = {
+                k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()
+            }
         return out
 
 
-_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
+_SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
+)
 
 
 @dataclass
@@ -107,7 +111,9 @@ class StepTarget(Protocol):
 class TargetRegistry:
     """Step targets by name; registered services resolve to the service target."""
 
-    def __init__(self, targets: Iterable[StepTarget] = (), *, aliases: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, targets: Iterable[StepTarget] = (), *, aliases: Mapping[str, str] | None = None
+    ) -> None:
         self._targets: dict[str, StepTarget] = {}
         self._aliases: dict[str, str] = dict(aliases or {})
         self._fallback: Callable[[str], StepTarget | None] | None = None

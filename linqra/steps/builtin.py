@@ -21,7 +21,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 
 from linqra.errors import StepError, ValidationError
-from linqra.steps.base import StepCall, StepContext
+from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
     from linqra.workflows.definition import Step
@@ -38,22 +38,31 @@ def _compile(expression: str) -> Any:
 
 class TransformTarget:
     name = "transform"
-    kind = "inline"
+    kind: ExecutorKind = "inline"
     url_intent = False
 
     def validate(self, step: Step, field: str) -> None:
         if step.action not in (None, "execute", "transform"):
-            raise ValidationError("action must be 'execute' (or omitted) for transform", field=f"{field}.action")
+            raise ValidationError(
+                "action must be 'execute' (or omitted) for transform", field=f"{field}.action"
+            )
         expression = step.params.get("expression")
         if not isinstance(expression, str) or not expression.strip():
-            raise ValidationError("params.expression (a JMESPath expression) is required", field=f"{field}.params.expression")
+            raise ValidationError(
+                "params.expression (a JMESPath expression) is required",
+                field=f"{field}.params.expression",
+            )
         if "{{" not in expression:
             try:
                 _compile(expression)
             except JMESPathError as exc:
-                raise ValidationError(f"invalid JMESPath expression: {exc}", field=f"{field}.params.expression") from None
+                raise ValidationError(
+                    f"invalid JMESPath expression: {exc}", field=f"{field}.params.expression"
+                ) from None
         if "input" not in step.params:
-            raise ValidationError("params.input is required (e.g. \"{{step1.result}}\")", field=f"{field}.params.input")
+            raise ValidationError(
+                'params.input is required (e.g. "{{step1.result}}")', field=f"{field}.params.input"
+            )
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
         return transform(call.params["expression"], call.params.get("input"))
@@ -63,12 +72,14 @@ def transform(expression: str, data: Any) -> Any:
     try:
         return _compile(expression).search(data)
     except JMESPathError as exc:
-        raise StepError(f"transform failed: {exc}", non_retryable=True, code="transform_failed") from exc
+        raise StepError(
+            f"transform failed: {exc}", non_retryable=True, code="transform_failed"
+        ) from exc
 
 
 class NoopTarget:
     name = "noop"
-    kind = "task"
+    kind: ExecutorKind = "task"
     url_intent = False
 
     def validate(self, step: Step, field: str) -> None:
@@ -80,19 +91,28 @@ class NoopTarget:
 
 class WaitTarget:
     name = "wait"
-    kind = "io"
+    kind: ExecutorKind = "io"
     url_intent = False
 
     def validate(self, step: Step, field: str) -> None:
         seconds = step.params.get("seconds")
         if isinstance(seconds, str) and "{{" in seconds:
             return
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_WAIT_SECONDS:
-            raise ValidationError(f"params.seconds must be a number from 0 to {MAX_WAIT_SECONDS}", field=f"{field}.params.seconds")
+        if (
+            not isinstance(seconds, int | float)
+            or isinstance(seconds, bool)
+            or not 0 <= seconds <= MAX_WAIT_SECONDS
+        ):
+            raise ValidationError(
+                f"params.seconds must be a number from 0 to {MAX_WAIT_SECONDS}",
+                field=f"{field}.params.seconds",
+            )
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
         seconds = call.params.get("seconds", 0)
         if not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_WAIT_SECONDS:
-            raise StepError(f"params.seconds must be a number from 0 to {MAX_WAIT_SECONDS}", non_retryable=True)
+            raise StepError(
+                f"params.seconds must be a number from 0 to {MAX_WAIT_SECONDS}", non_retryable=True
+            )
         await asyncio.sleep(float(seconds))
         return dict(call.params)

@@ -28,7 +28,7 @@ import httpx
 from linqra.config import EgressPolicy, ServiceConfig
 from linqra.errors import EgressRefused, StepError, ValidationError
 from linqra.resilience import CircuitBreaker
-from linqra.steps.base import StepCall, StepContext
+from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
     from linqra.workflows.definition import Step
@@ -50,10 +50,14 @@ MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 def _check_action(step: Step, field: str) -> None:
     if step.action is None or step.action not in METHODS:
         raise ValidationError(
-            f"action must be one of {', '.join(METHODS)} for target {step.target!r}", field=f"{field}.action"
+            f"action must be one of {', '.join(METHODS)} for target {step.target!r}",
+            field=f"{field}.action",
         )
     if not step.intent:
-        raise ValidationError(f"intent (the path or URL) is required for target {step.target!r}", field=f"{field}.intent")
+        raise ValidationError(
+            f"intent (the path or URL) is required for target {step.target!r}",
+            field=f"{field}.intent",
+        )
 
 
 def _client(ctx: StepContext) -> httpx.AsyncClient:
@@ -79,9 +83,13 @@ async def _request(
             timeout=timeout,
         )
     except httpx.TimeoutException as exc:
-        raise StepError(f"{method} {url}: timed out after {timeout:g}s", code="http_timeout") from exc
+        raise StepError(
+            f"{method} {url}: timed out after {timeout:g}s", code="http_timeout"
+        ) from exc
     except httpx.HTTPError as exc:
-        raise StepError(f"{method} {url}: {type(exc).__name__}: {exc}", code="http_unreachable") from exc
+        raise StepError(
+            f"{method} {url}: {type(exc).__name__}: {exc}", code="http_unreachable"
+        ) from exc
     return _result(method, url, response)
 
 
@@ -97,7 +105,9 @@ def _query_value(value: Any) -> Any:
 
 def _result(method: str, url: str, response: httpx.Response) -> Any:
     if len(response.content) > MAX_RESPONSE_BYTES:
-        raise StepError(f"{method} {url}: response over {MAX_RESPONSE_BYTES} bytes", non_retryable=True)
+        raise StepError(
+            f"{method} {url}: response over {MAX_RESPONSE_BYTES} bytes", non_retryable=True
+        )
     if response.is_success:
         if not response.content:
             return None
@@ -105,7 +115,9 @@ def _result(method: str, url: str, response: httpx.Response) -> Any:
             try:
                 return response.json()
             except ValueError as exc:
-                raise StepError(f"{method} {url}: invalid JSON in response", non_retryable=True) from exc
+                raise StepError(
+                    f"{method} {url}: invalid JSON in response", non_retryable=True
+                ) from exc
         return response.text
     detail = response.text[:500]
     status = response.status_code
@@ -132,7 +144,9 @@ class ServiceRouter:
 
     def __init__(self, services: dict[str, ServiceConfig]) -> None:
         self.services = services
-        self._cycle = {name: itertools.cycle(range(len(cfg.urls))) for name, cfg in services.items()}
+        self._cycle = {
+            name: itertools.cycle(range(len(cfg.urls))) for name, cfg in services.items()
+        }
         self.breakers = {
             (name, url): CircuitBreaker(
                 f"{name}@{url}", cfg.failure_threshold, cfg.cooldown_seconds, clock=time.monotonic
@@ -158,7 +172,7 @@ class ServiceRouter:
 class ServiceTarget:
     """A service registered in the config, called by name."""
 
-    kind = "io"
+    kind: ExecutorKind = "io"
     url_intent = True
 
     def __init__(self, name: str) -> None:
@@ -167,17 +181,27 @@ class ServiceTarget:
     def validate(self, step: Step, field: str) -> None:
         _check_action(step, field)
         if not step.intent or not step.intent.startswith("/"):
-            raise ValidationError("intent must be a path starting with '/' for a service", field=f"{field}.intent")
+            raise ValidationError(
+                "intent must be a path starting with '/' for a service", field=f"{field}.intent"
+            )
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
-        router: ServiceRouter = ctx.resource("http.router", lambda: ServiceRouter(ctx.settings.services))
+        router: ServiceRouter = ctx.resource(
+            "http.router", lambda: ServiceRouter(ctx.settings.services)
+        )
         if self.name not in router.services:
             raise StepError(f"service {self.name!r} is not configured here", non_retryable=True)
         cfg = router.services[self.name]
         base, breaker = router.pick(self.name)
         headers = {**cfg.headers, **call.headers}
         try:
-            result = await _request(ctx, call, base + (call.intent or ""), min(call.timeout, cfg.timeout_seconds), headers)
+            result = await _request(
+                ctx,
+                call,
+                base + (call.intent or ""),
+                min(call.timeout, cfg.timeout_seconds),
+                headers,
+            )
         except StepError as exc:
             if not exc.non_retryable or exc.code.startswith("http_5"):
                 breaker.record_failure()
@@ -195,7 +219,7 @@ class HttpTarget:
     """Ad-hoc calls to an absolute URL, under the egress policy."""
 
     name = "http"
-    kind = "io"
+    kind: ExecutorKind = "io"
     url_intent = True
 
     def validate(self, step: Step, field: str) -> None:
@@ -204,7 +228,9 @@ class HttpTarget:
         if not intent.startswith("{{"):
             scheme = urlsplit(intent).scheme
             if scheme not in ("http", "https"):
-                raise ValidationError("intent must be an absolute http(s) URL", field=f"{field}.intent")
+                raise ValidationError(
+                    "intent must be an absolute http(s) URL", field=f"{field}.intent"
+                )
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
         url = call.intent or ""
@@ -232,7 +258,9 @@ async def check_egress(url: str, policy: EgressPolicy) -> None:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, parts.port or 443, type=socket.SOCK_STREAM
+            )
         except OSError as exc:
             raise StepError(f"cannot resolve {host}: {exc}", code="dns_failure") from exc
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
@@ -240,7 +268,9 @@ async def check_egress(url: str, policy: EgressPolicy) -> None:
         _check_address(host, addr, policy)
 
 
-def _check_address(host: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: EgressPolicy) -> None:
+def _check_address(
+    host: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: EgressPolicy
+) -> None:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     if addr in _METADATA_IPS:
@@ -249,7 +279,11 @@ def _check_address(host: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Addres
         raise EgressRefused(f"{host} ({addr}) is a link-local or reserved address", field="intent")
     if addr.is_loopback:
         if not policy.allow_loopback:
-            raise EgressRefused(f"{host} ({addr}) is loopback; egress.allow_loopback is off", field="intent")
+            raise EgressRefused(
+                f"{host} ({addr}) is loopback; egress.allow_loopback is off", field="intent"
+            )
         return
     if addr.is_private and not policy.allow_private:
-        raise EgressRefused(f"{host} ({addr}) is a private address; egress.allow_private is off", field="intent")
+        raise EgressRefused(
+            f"{host} ({addr}) is a private address; egress.allow_private is off", field="intent"
+        )

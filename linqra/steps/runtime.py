@@ -48,7 +48,9 @@ async def run_step_call(
     """Run ``call`` up to ``call.max_attempts`` times, each bounded by ``call.timeout``."""
     started_at = iso()
     t0 = time.perf_counter()
-    backoff = Backoff(call.max_attempts, call.backoff_initial, call.backoff_max, call.backoff_multiplier)
+    backoff = Backoff(
+        call.max_attempts, call.backoff_initial, call.backoff_max, call.backoff_multiplier
+    )
     target = registry.get(call.target)
     attempt = 0
     while True:
@@ -81,8 +83,14 @@ async def run_step_call(
         if not retryable or attempt >= call.max_attempts:
             return StepOutcome(status, None, error, attempt, started_at, iso(), _ms(t0))
         wait = delay if delay is not None else backoff.delay(attempt, rand)
-        log.info("step %s of %s attempt %d failed (%s); retrying in %.2fs",
-                 call.step, call.execution_id, attempt, error["code"], wait)
+        log.info(
+            "step %s of %s attempt %d failed (%s); retrying in %.2fs",
+            call.step,
+            call.execution_id,
+            attempt,
+            error["code"],
+            wait,
+        )
         await sleep(wait)
 
 

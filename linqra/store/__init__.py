@@ -34,5 +34,7 @@ def open_store(url: str) -> DocumentStore:
     try:
         factory = _ADAPTERS[scheme]
     except KeyError:
-        raise ValueError(f"no document store for {scheme!r}; known: {', '.join(sorted(_ADAPTERS))}") from None
+        raise ValueError(
+            f"no document store for {scheme!r}; known: {', '.join(sorted(_ADAPTERS))}"
+        ) from None
     return factory(url)

@@ -59,7 +59,10 @@ class IndexSpec:
     name: str = field(default="")
 
     def index_name(self) -> str:
-        return self.name or f"ix_{self.collection}_{'_'.join(f.replace('.', '_') for f in self.fields)}"
+        return (
+            self.name
+            or f"ix_{self.collection}_{'_'.join(f.replace('.', '_') for f in self.fields)}"
+        )
 
 
 @runtime_checkable
@@ -108,7 +111,9 @@ class DocumentStore(Protocol):
     async def delete(self, collection: str, team_id: str, doc_id: str) -> bool:
         """Delete one document; returns whether it existed."""
 
-    async def scan_all_teams(self, collection: str, where: Filter, *, limit: int = 100) -> list[Document]:
+    async def scan_all_teams(
+        self, collection: str, where: Filter, *, limit: int = 100
+    ) -> list[Document]:
         """Maintenance only: matching documents of every team (each carries ``team_id``)."""
 
     async def close(self) -> None:

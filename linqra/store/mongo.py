@@ -65,7 +65,9 @@ class MongoStore:
         try:
             await self._coll(collection).insert_one(record)
         except DuplicateKeyError as exc:
-            raise Conflict(f"{collection} {doc['id']!r} already exists or breaks a unique index") from exc
+            raise Conflict(
+                f"{collection} {doc['id']!r} already exists or breaks a unique index"
+            ) from exc
 
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         require_team(team_id)
@@ -124,7 +126,9 @@ class MongoStore:
         result = await self._coll(collection).delete_one({"_id": doc_id, "team_id": team_id})
         return bool(result.deleted_count)
 
-    async def scan_all_teams(self, collection: str, where: Filter, *, limit: int = 100) -> list[Document]:
+    async def scan_all_teams(
+        self, collection: str, where: Filter, *, limit: int = 100
+    ) -> list[Document]:
         return await self._find(collection, _in(check_filter(where)), (), limit, 0)
 
     async def close(self) -> None:

@@ -88,7 +88,9 @@ class SQLiteStore:
             table = self._table(conn, spec.collection)
             exprs = ", ".join(["team_id", *(_extract(f) for f in spec.fields)])
             unique = "UNIQUE " if spec.unique else ""
-            conn.execute(f"CREATE {unique}INDEX IF NOT EXISTS {spec.index_name()} ON {table}({exprs})")
+            conn.execute(
+                f"CREATE {unique}INDEX IF NOT EXISTS {spec.index_name()} ON {table}({exprs})"
+            )
 
     async def insert(self, collection: str, team_id: str, doc: Document) -> None:
         require_team(team_id)
@@ -106,7 +108,9 @@ class SQLiteStore:
                 (doc["id"], team_id, json.dumps(record, separators=(",", ":"))),
             )
         except sqlite3.IntegrityError as exc:
-            raise Conflict(f"{collection} {doc['id']!r} already exists or breaks a unique index") from exc
+            raise Conflict(
+                f"{collection} {doc['id']!r} already exists or breaks a unique index"
+            ) from exc
 
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         require_team(team_id)
@@ -222,7 +226,9 @@ class SQLiteStore:
         cur = conn.execute(f"DELETE FROM {table} WHERE id = ? AND team_id = ?", (doc_id, team_id))
         return cur.rowcount > 0
 
-    async def scan_all_teams(self, collection: str, where: Filter, *, limit: int = 100) -> list[Document]:
+    async def scan_all_teams(
+        self, collection: str, where: Filter, *, limit: int = 100
+    ) -> list[Document]:
         return await self._run(  # type: ignore[no-any-return]
             self._find, collection, None, check_filter(where), (), limit, 0
         )

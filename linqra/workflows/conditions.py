@@ -62,7 +62,7 @@ def _tokenize(text: str) -> list[_Tok]:
             break
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise ConditionError(f"cannot read condition at {text[pos:pos + 20]!r}")
+            raise ConditionError(f"cannot read condition at {text[pos : pos + 20]!r}")
         kind = match.lastgroup or ""
         value = match[kind]
         if kind == "word" and value in ("and", "or", "not"):
@@ -159,7 +159,9 @@ def _coerce(value: Any) -> Any:
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
         try:
-            return json.loads(text) if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", text) else value
+            return (
+                json.loads(text) if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", text) else value
+            )
         except ValueError:
             return value
     return value

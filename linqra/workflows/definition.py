@@ -108,6 +108,9 @@ class Step(_Model):
 
 class WorkflowDefinition(_Model):
     mode: Literal["sequential", "dag"] = "sequential"
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="default params; a run's params override them"
+    )
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     timeoutSeconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
 
@@ -160,7 +163,9 @@ def format_pydantic_error(exc: pydantic.ValidationError, prefix: str = "") -> Va
         details.append({"field": field or "(body)", "message": err["msg"], "type": err["type"]})
     first = details[0]
     extra = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return ValidationError(f"{first['field']}: {first['message']}{extra}", field=first["field"], details=details)
+    return ValidationError(
+        f"{first['field']}: {first['message']}{extra}", field=first["field"], details=details
+    )
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -203,12 +208,17 @@ def validate_graph(definition: WorkflowDefinition, *, prefix: str = "") -> None:
         seen[step.step] = i
     for i, step in enumerate(definition.steps):
         field = f"{prefix}steps[{i}]"
-        for cond_field, text in (("condition", step.condition), ("jump.condition", step.jump and step.jump.condition)):
+        for cond_field, text in (
+            ("condition", step.condition),
+            ("jump.condition", step.jump and step.jump.condition),
+        ):
             if text:
                 try:
                     check_condition(text)
                 except (ConditionError, ValueError) as exc:
-                    raise ValidationError(f"invalid {cond_field}: {exc}", field=f"{field}.{cond_field}") from None
+                    raise ValidationError(
+                        f"invalid {cond_field}: {exc}", field=f"{field}.{cond_field}"
+                    ) from None
         try:
             refs = step_references(step)
         except ValidationError as exc:
@@ -216,11 +226,15 @@ def validate_graph(definition: WorkflowDefinition, *, prefix: str = "") -> None:
         for ref in sorted(refs | set(step.dependsOn)):
             origin = "dependsOn" if ref in step.dependsOn and ref not in refs else "reference"
             if ref not in seen:
-                raise ValidationError(f"step {step.step}: {origin} to unknown step{ref}", field=field)
+                raise ValidationError(
+                    f"step {step.step}: {origin} to unknown step{ref}", field=field
+                )
             if definition.steps[seen[ref]].async_:
                 raise ValidationError(
                     f"step {step.step}: {origin} to async step{ref}; an async step's result is not"
-                    " available to other steps", field=field)
+                    " available to other steps",
+                    field=field,
+                )
             if ref == step.step:
                 raise ValidationError(f"step {step.step} refers to itself", field=field)
             if definition.mode == "sequential" and ref > step.step:
@@ -231,10 +245,14 @@ def validate_graph(definition: WorkflowDefinition, *, prefix: str = "") -> None:
                 )
         if step.jump is not None:
             if definition.mode == "dag":
-                raise ValidationError("jump is only valid in sequential mode", field=f"{field}.jump")
+                raise ValidationError(
+                    "jump is only valid in sequential mode", field=f"{field}.jump"
+                )
             target = step.jump.targetStep
             if target not in (None, 0) and target not in seen:
-                raise ValidationError(f"jump.targetStep {target} is not a step", field=f"{field}.jump.targetStep")
+                raise ValidationError(
+                    f"jump.targetStep {target} is not a step", field=f"{field}.jump.targetStep"
+                )
     if definition.mode == "dag":
         _check_acyclic(definition, prefix)
 
@@ -257,9 +275,10 @@ def _check_acyclic(definition: WorkflowDefinition, prefix: str) -> None:
                 continue
             nxt = pending.pop()
             if state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt):], nxt]
+                cycle = [*path[path.index(nxt) :], nxt]
                 raise ValidationError(
-                    "dependency cycle: " + " -> ".join(f"step{n}" for n in cycle), field=f"{prefix}steps"
+                    "dependency cycle: " + " -> ".join(f"step{n}" for n in cycle),
+                    field=f"{prefix}steps",
                 )
             if not state.get(nxt):
                 state[nxt] = 1

@@ -106,13 +106,20 @@ class WorkflowEngine:
         self.ctx = ctx
         self.settings = settings
         self.runner_id = runner_id
-        self._background: set[asyncio.Task[Any]] = set()  # async steps outlive their execution's run()
+        self._background: set[asyncio.Task[Any]] = (
+            set()
+        )  # async steps outlive their execution's run()
 
     # -- entry point ------------------------------------------------------------
     async def run(self, team_id: str, execution_id: str) -> dict[str, Any]:
         """Drive a claimed (RUNNING, ``runner_id`` = ours) execution to its end; return the record."""
         doc = await self.repo.get(team_id, execution_id)
-        run = _Run(team_id, execution_id, WorkflowDefinition.model_validate(doc["definition"]), doc.get("params") or {})
+        run = _Run(
+            team_id,
+            execution_id,
+            WorkflowDefinition.model_validate(doc["definition"]),
+            doc.get("params") or {},
+        )
         await self.interrupt_running_steps(team_id, execution_id)
         for number, prior in (await self.repo.latest_step_runs(team_id, execution_id)).items():
             run.run_counts[number] = int(prior["run"])
@@ -121,8 +128,13 @@ class WorkflowEngine:
                 run.reused.add(number)
             elif prior["status"] == "SKIPPED" and prior.get("skip_reason") == "condition":
                 run.reused.add(number)
-        log.info("execution start team=%s run_id=%s steps=%d reused=%d",
-                 team_id, execution_id, len(run.definition.steps), len(run.reused))
+        log.info(
+            "execution start team=%s run_id=%s steps=%d reused=%d",
+            team_id,
+            execution_id,
+            len(run.definition.steps),
+            len(run.reused),
+        )
         me = asyncio.current_task()
         assert me is not None
         beat = asyncio.create_task(self._heartbeat(run, me))
@@ -134,7 +146,10 @@ class WorkflowEngine:
             status, error = ("TIMEOUT" if exc.status == "TIMEOUT" else "FAILED"), run.failure
         except TimeoutError:
             status = "TIMEOUT"
-            error = {"code": "workflow_timeout", "message": f"workflow ran past its {run.definition.timeoutSeconds:g}s timeout"}
+            error = {
+                "code": "workflow_timeout",
+                "message": f"workflow ran past its {run.definition.timeoutSeconds:g}s timeout",
+            }
         except asyncio.CancelledError:
             if run.lost_claim:
                 raise
@@ -143,7 +158,10 @@ class WorkflowEngine:
             status, error = "CANCELLED", {"code": "cancelled", "message": "execution cancelled"}
         except Exception as exc:  # a bug or a store failure: never leave the execution RUNNING
             log.exception("execution %s crashed", execution_id)
-            status, error = "FAILED", {"code": "engine_error", "message": f"{type(exc).__name__}: {exc}"}
+            status, error = (
+                "FAILED",
+                {"code": "engine_error", "message": f"{type(exc).__name__}: {exc}"},
+            )
         finally:
             beat.cancel()
         return await self._finish(run, status, error)
@@ -152,8 +170,14 @@ class WorkflowEngine:
         """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code ``interrupted``)."""
         for prior in (await self.repo.latest_step_runs(team_id, execution_id)).values():
             if prior["status"] == "RUNNING":
-                prior.update(status="CANCELLED", finished_at=iso(),
-                             error={"code": "interrupted", "message": "the runner stopped while this step ran"})
+                prior.update(
+                    status="CANCELLED",
+                    finished_at=iso(),
+                    error={
+                        "code": "interrupted",
+                        "message": "the runner stopped while this step ran",
+                    },
+                )
                 await self.repo.save_step_run(team_id, prior)
 
     # -- drivers ----------------------------------------------------------------
@@ -183,7 +207,9 @@ class WorkflowEngine:
             target = step.jump.targetStep
             if not target:
                 for rest in steps[i:]:
-                    await self._record_skip(run, rest, "jump", f"step {step.step} jumped to the end")
+                    await self._record_skip(
+                        run, rest, "jump", f"step {step.step} jumped to the end"
+                    )
                 return
             i = position[target]
 
@@ -220,8 +246,12 @@ class WorkflowEngine:
             if isinstance(exc, _StepFailed):
                 for number, task in tasks.items():
                     if number not in started and task.cancelled():
-                        await self._record_skip(run, run.definition.step_map()[number], "upstream",
-                                                f"not run: step {exc.step} failed")
+                        await self._record_skip(
+                            run,
+                            run.definition.step_map()[number],
+                            "upstream",
+                            f"not run: step {exc.step} failed",
+                        )
             raise
 
     def _spawn_async(self, run: _Run, step: Step) -> None:
@@ -231,7 +261,9 @@ class WorkflowEngine:
             finally:
                 run.async_done.add(step.step)
                 async with run.lock:
-                    await self.repo.set_pending_async(run.team_id, run.execution_id, self._pending_async(run))
+                    await self.repo.set_pending_async(
+                        run.team_id, run.execution_id, self._pending_async(run)
+                    )
 
         task = asyncio.create_task(background(), name=f"async-step{step.step}")
         run.background.add(task)
@@ -241,7 +273,9 @@ class WorkflowEngine:
 
     @staticmethod
     def _pending_async(run: _Run) -> list[int]:
-        return sorted(s.step for s in run.definition.steps if s.async_ and s.step not in run.async_done)
+        return sorted(
+            s.step for s in run.definition.steps if s.async_ and s.step not in run.async_done
+        )
 
     # -- one step ---------------------------------------------------------------
     async def _step(self, run: _Run, step: Step) -> str:
@@ -253,8 +287,11 @@ class WorkflowEngine:
             return "SKIPPED"
         run.step_runs += 1
         if run.step_runs > self.settings.max_step_runs:
-            run.failure = {"code": "too_many_step_runs", "step": step.step,
-                           "message": f"more than {self.settings.max_step_runs} step runs (a jump loop?)"}
+            run.failure = {
+                "code": "too_many_step_runs",
+                "step": step.step,
+                "message": f"more than {self.settings.max_step_runs} step runs (a jump loop?)",
+            }
             raise _StepFailed(step.step, "FAILED")
         number = run.run_counts.get(step.step, 0) + 1
         run.run_counts[step.step] = number
@@ -272,14 +309,19 @@ class WorkflowEngine:
         target = self.registry.get(step.target)
         try:
             if step.condition and not evaluate_condition(step.condition, scope):
-                await self._record_skip(run, step, "condition", f"condition is false: {step.condition}", record)
+                await self._record_skip(
+                    run, step, "condition", f"condition is false: {step.condition}", record
+                )
                 return "SKIPPED"
             call = self._call(run, step, scope, target.url_intent, target.kind)
         except MissingReference as exc:
-            return await self._fail_before_start(run, record, "missing_reference",
-                                                 f"step {step.step}: {exc}", exc.path)
+            return await self._fail_before_start(
+                run, record, "missing_reference", f"step {step.step}: {exc}", exc.path
+            )
         except LinqraError as exc:
-            return await self._fail_before_start(run, record, exc.code, f"step {step.step}: {exc.message}", exc.field)
+            return await self._fail_before_start(
+                run, record, exc.code, f"step {step.step}: {exc.message}", exc.field
+            )
         record["inputs"] = call.inputs()
         record["executor"] = call.kind
         cache_key = self._cache_key(run, step, call, scope)
@@ -287,8 +329,15 @@ class WorkflowEngine:
             cached = await self.cache.get(cache_key)
             if cached is not None:
                 now = iso()
-                record.update(status="COMPLETED", output=json.loads(cached), cache_hit=True, attempts=0,
-                              started_at=now, finished_at=now, duration_ms=0.0)
+                record.update(
+                    status="COMPLETED",
+                    output=json.loads(cached),
+                    cache_hit=True,
+                    attempts=0,
+                    started_at=now,
+                    finished_at=now,
+                    duration_ms=0.0,
+                )
                 await self.repo.save_step_run(run.team_id, record)
                 run.results[step.step] = record["output"]
                 run.last_completed = step.step
@@ -302,26 +351,43 @@ class WorkflowEngine:
             else:
                 outcome = await self.executor.execute(call)
         except asyncio.CancelledError:
-            record.update(status="CANCELLED", finished_at=iso(),
-                          error={"code": "cancelled", "message": "step cancelled while running"})
+            record.update(
+                status="CANCELLED",
+                finished_at=iso(),
+                error={"code": "cancelled", "message": "step cancelled while running"},
+            )
             await asyncio.shield(self._after(started, self.repo.save_step_run(run.team_id, record)))
             raise
         finally:
             if not started.done():
                 await asyncio.shield(started)
-        record.update(status=outcome.status, output=outcome.output, error=outcome.error,
-                      attempts=outcome.attempts, started_at=outcome.started_at,
-                      finished_at=outcome.finished_at, duration_ms=outcome.duration_ms)
+        record.update(
+            status=outcome.status,
+            output=outcome.output,
+            error=outcome.error,
+            attempts=outcome.attempts,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            duration_ms=outcome.duration_ms,
+        )
         await self.repo.save_step_run(run.team_id, record)
         if outcome.status == "COMPLETED":
             run.results[step.step] = outcome.output
             run.last_completed = step.step
             if cache_key is not None and step.cacheConfig is not None:
-                await self.cache.set(cache_key, _dumps(outcome.output).encode(), step.cacheConfig.ttl)
+                await self.cache.set(
+                    cache_key, _dumps(outcome.output).encode(), step.cacheConfig.ttl
+                )
         else:
             run.failure = {"step": step.step, **(outcome.error or {})}
-        log.info("step done team=%s run_id=%s step=%s status=%s attempts=%s",
-                 run.team_id, run.execution_id, step.step, outcome.status, outcome.attempts)
+        log.info(
+            "step done team=%s run_id=%s step=%s status=%s attempts=%s",
+            run.team_id,
+            run.execution_id,
+            step.step,
+            outcome.status,
+            outcome.attempts,
+        )
         return outcome.status
 
     @staticmethod
@@ -329,7 +395,9 @@ class WorkflowEngine:
         await first
         await then
 
-    def _call(self, run: _Run, step: Step, scope: Scope, url_intent: bool, kind: ExecutorKind) -> StepCall:
+    def _call(
+        self, run: _Run, step: Step, scope: Scope, url_intent: bool, kind: ExecutorKind
+    ) -> StepCall:
         encode: Callable[[str], str] | None = (lambda s: quote(s, safe="")) if url_intent else None
         retry = step.retry
         return StepCall(
@@ -359,8 +427,16 @@ class WorkflowEngine:
         if config.key:
             basis = render_text(config.key, scope)
         else:
-            basis = _dumps({"target": call.target, "action": call.action, "intent": call.intent,
-                            "params": call.params, "payload": call.payload, "llm": call.llm_config})
+            basis = _dumps(
+                {
+                    "target": call.target,
+                    "action": call.action,
+                    "intent": call.intent,
+                    "params": call.params,
+                    "payload": call.payload,
+                    "llm": call.llm_config,
+                }
+            )
         digest = hashlib.sha256(basis.encode()).hexdigest()
         return f"linqra:step:{run.team_id}:{digest}"
 
@@ -369,8 +445,12 @@ class WorkflowEngine:
         try:
             return evaluate_condition(step.jump.condition, Scope(run.params, run.results))
         except MissingReference as exc:
-            run.failure = {"step": step.step, "code": "missing_reference", "field": exc.path,
-                           "message": f"step {step.step} jump: {exc}"}
+            run.failure = {
+                "step": step.step,
+                "code": "missing_reference",
+                "field": exc.path,
+                "message": f"step {step.step} jump: {exc}",
+            }
             raise _StepFailed(step.step, "FAILED") from None
 
     async def _fail_before_start(
@@ -378,7 +458,14 @@ class WorkflowEngine:
     ) -> str:
         now = iso()
         error = {"code": code, "message": message, **({"field": field_name} if field_name else {})}
-        record.update(status="FAILED", error=error, attempts=0, started_at=now, finished_at=now, duration_ms=0.0)
+        record.update(
+            status="FAILED",
+            error=error,
+            attempts=0,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0.0,
+        )
         await self.repo.save_step_run(run.team_id, record)
         run.failure = {"step": record["step"], **error}
         return "FAILED"
@@ -389,12 +476,25 @@ class WorkflowEngine:
         if record is None:
             number = run.run_counts.get(step.step, 0) + 1
             run.run_counts[step.step] = number
-            record = {"id": f"{run.execution_id}:{step.step}:{number}", "execution_id": run.execution_id,
-                      "step": step.step, "run": number, "target": step.target, "action": step.action,
-                      "async": step.async_}
+            record = {
+                "id": f"{run.execution_id}:{step.step}:{number}",
+                "execution_id": run.execution_id,
+                "step": step.step,
+                "run": number,
+                "target": step.target,
+                "action": step.action,
+                "async": step.async_,
+            }
         now = iso()
-        record.update(status="SKIPPED", skip_reason=reason, message=message, started_at=now,
-                      finished_at=now, duration_ms=0.0, attempts=0)
+        record.update(
+            status="SKIPPED",
+            skip_reason=reason,
+            message=message,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0.0,
+            attempts=0,
+        )
         await self.repo.save_step_run(run.team_id, record)
 
     # -- heartbeat, cancel, finish ------------------------------------------------
@@ -408,7 +508,9 @@ class WorkflowEngine:
                 log.warning("heartbeat failed run_id=%s", run.execution_id, exc_info=True)
                 continue
             if not alive and doc.get("status") in ("PENDING", "RUNNING"):
-                log.warning("lost the claim on run_id=%s to %s", run.execution_id, doc.get("runner_id"))
+                log.warning(
+                    "lost the claim on run_id=%s to %s", run.execution_id, doc.get("runner_id")
+                )
                 run.lost_claim = True
                 main.cancel()
                 return
@@ -424,21 +526,32 @@ class WorkflowEngine:
             "status": status,
             "finished_at": iso(finished),
             "error": error,
-            "result": run.results.get(run.last_completed) if run.last_completed is not None else None,
+            "result": run.results.get(run.last_completed)
+            if run.last_completed is not None
+            else None,
             "last_completed_step": run.last_completed,
             "pending_async_steps": self._pending_async(run) if status == "COMPLETED" else [],
-            "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3) if started else None,
+            "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3)
+            if started
+            else None,
         }
         if status != "COMPLETED":
             for task in list(run.background):
                 task.cancel()
         async with run.lock:
-            ok = await self.repo.transition(run.team_id, run.execution_id, changes,
-                                            from_status=["RUNNING"], runner_id=self.runner_id)
+            ok = await self.repo.transition(
+                run.team_id,
+                run.execution_id,
+                changes,
+                from_status=["RUNNING"],
+                runner_id=self.runner_id,
+            )
         if not ok:
             log.warning("execution %s changed under us; not overwriting", run.execution_id)
         else:
-            log.info("execution end team=%s run_id=%s status=%s", run.team_id, run.execution_id, status)
+            log.info(
+                "execution end team=%s run_id=%s status=%s", run.team_id, run.execution_id, status
+            )
         return await self.repo.full_record(run.team_id, run.execution_id)
 
 

@@ -86,7 +86,9 @@ class Scope:
         else:
             assert ref.step is not None
             if ref.step not in self.results:
-                raise MissingReference(ref.text, f"step{ref.step} has no result (not run, skipped or failed)")
+                raise MissingReference(
+                    ref.text, f"step{ref.step} has no result (not run, skipped or failed)"
+                )
             if not ref.parts or ref.parts[0] != "result":
                 raise MissingReference(ref.text, f"write step{ref.step}.result…")
             current = self.results[ref.step]
@@ -118,7 +120,9 @@ def parse_expression(text: str) -> tuple[Alternative, ...]:
             alternatives.append(_ref(piece, match))
             continue
         if index == 0:
-            raise ValueError(f"{{{{{text}}}}} must start with a path such as params.x or step1.result.y")
+            raise ValueError(
+                f"{{{{{text}}}}} must start with a path such as params.x or step1.result.y"
+            )
         alternatives.append(Literal(_literal(piece)))
     return tuple(alternatives)
 
@@ -189,8 +193,10 @@ def render(value: Any, scope: Scope, *, encode: Callable[[str], str] | None = No
             return encode(_as_text(result)) if encode else result
         return render_text(value, scope, encode=encode)
     if isinstance(value, Mapping):
-        return {render_text(k, scope) if isinstance(k, str) else k: render(v, scope, encode=encode)
-                for k, v in value.items()}
+        return {
+            render_text(k, scope) if isinstance(k, str) else k: render(v, scope, encode=encode)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [render(v, scope, encode=encode) for v in value]
     return value

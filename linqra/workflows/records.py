@@ -50,8 +50,14 @@ class ExecutionRepository:
 
     async def create(self, team_id: str, execution: Document) -> Document:
         now = iso()
-        doc = {"status": "PENDING", "created_at": now, "heartbeat_at": now, "resumes": 0,
-               "cancel_requested": False, **execution}
+        doc = {
+            "status": "PENDING",
+            "created_at": now,
+            "heartbeat_at": now,
+            "resumes": 0,
+            "cancel_requested": False,
+            **execution,
+        }
         await self.store.insert(EXECUTIONS, team_id, doc)
         return {**doc, "team_id": team_id}
 
@@ -61,7 +67,7 @@ class ExecutionRepository:
             raise NotFound(f"execution {execution_id!r} not found", field="execution_id")
         return doc
 
-    async def list(
+    async def page(
         self,
         team_id: str,
         *,
@@ -103,7 +109,11 @@ class ExecutionRepository:
 
     async def heartbeat(self, team_id: str, execution_id: str, runner_id: str) -> bool:
         return await self.transition(
-            team_id, execution_id, {"heartbeat_at": iso()}, from_status=list(ACTIVE), runner_id=runner_id
+            team_id,
+            execution_id,
+            {"heartbeat_at": iso()},
+            from_status=list(ACTIVE),
+            runner_id=runner_id,
         )
 
     async def request_cancel(self, team_id: str, execution_id: str) -> bool:
@@ -120,12 +130,19 @@ class ExecutionRepository:
             await self.store.insert(STEP_RUNS, team_id, run)
         except Conflict:
             await self.store.update(
-                STEP_RUNS, team_id, run["id"], {k: v for k, v in run.items() if k not in ("id", "team_id")}
+                STEP_RUNS,
+                team_id,
+                run["id"],
+                {k: v for k, v in run.items() if k not in ("id", "team_id")},
             )
 
     async def step_runs(self, team_id: str, execution_id: str) -> list[Document]:
         return await self.store.find(
-            STEP_RUNS, team_id, {"execution_id": execution_id}, sort=[("step", 1), ("run", 1)], limit=100_000
+            STEP_RUNS,
+            team_id,
+            {"execution_id": execution_id},
+            sort=[("step", 1), ("run", 1)],
+            limit=100_000,
         )
 
     async def latest_step_runs(self, team_id: str, execution_id: str) -> dict[int, Document]:
@@ -137,7 +154,9 @@ class ExecutionRepository:
     async def stale(self, *, before: str, limit: int = 100) -> list[Document]:
         """Maintenance: active executions of any team whose heartbeat is older than ``before``."""
         return await self.store.scan_all_teams(
-            EXECUTIONS, {"status": {"$in": sorted(ACTIVE)}, "heartbeat_at": {"$lt": before}}, limit=limit
+            EXECUTIONS,
+            {"status": {"$in": sorted(ACTIVE)}, "heartbeat_at": {"$lt": before}},
+            limit=limit,
         )
 
     async def owned_by(self, runner_id: str, *, limit: int = 1000) -> list[Document]:
@@ -146,7 +165,9 @@ class ExecutionRepository:
             EXECUTIONS, {"status": {"$in": sorted(ACTIVE)}, "runner_id": runner_id}, limit=limit
         )
 
-    async def full_record(self, team_id: str, execution_id: str, *, history: bool = False) -> Document:
+    async def full_record(
+        self, team_id: str, execution_id: str, *, history: bool = False
+    ) -> Document:
         """The execution with its steps: the latest run of each (every run with ``history``)."""
         execution = await self.get(team_id, execution_id)
         runs = await self.step_runs(team_id, execution_id)

@@ -57,8 +57,14 @@ class ExecutionRunner:
         """Claim a PENDING execution and start it."""
         now = iso()
         claimed = await self.repo.transition(
-            team_id, execution_id,
-            {"status": "RUNNING", "runner_id": self.runner_id, "started_at": now, "heartbeat_at": now},
+            team_id,
+            execution_id,
+            {
+                "status": "RUNNING",
+                "runner_id": self.runner_id,
+                "started_at": now,
+                "heartbeat_at": now,
+            },
             from_status=["PENDING"],
         )
         if not claimed:
@@ -75,14 +81,25 @@ class ExecutionRunner:
             )
         now = iso()
         claimed = await self.repo.transition(
-            team_id, execution_id,
-            {"status": "RUNNING", "runner_id": self.runner_id, "heartbeat_at": now, "error": None,
-             "finished_at": None, "cancel_requested": False, "resumes": int(doc.get("resumes", 0)) + 1,
-             "started_at": doc.get("started_at") or now},
+            team_id,
+            execution_id,
+            {
+                "status": "RUNNING",
+                "runner_id": self.runner_id,
+                "heartbeat_at": now,
+                "error": None,
+                "finished_at": None,
+                "cancel_requested": False,
+                "resumes": int(doc.get("resumes", 0)) + 1,
+                "started_at": doc.get("started_at") or now,
+            },
             from_status=[doc["status"]],
         )
         if not claimed:
-            raise Conflict(f"execution {execution_id!r} changed while resuming; try again", field="execution_id")
+            raise Conflict(
+                f"execution {execution_id!r} changed while resuming; try again",
+                field="execution_id",
+            )
         self._spawn(team_id, execution_id)
         return await self.repo.get(team_id, execution_id)
 
@@ -90,17 +107,25 @@ class ExecutionRunner:
         """Stop a running execution: its running steps are cancelled and recorded CANCELLED."""
         doc = await self.repo.get(team_id, execution_id)
         if doc["status"] in TERMINAL:
-            raise Conflict(f"execution {execution_id!r} is already {doc['status']}", field="execution_id")
+            raise Conflict(
+                f"execution {execution_id!r} is already {doc['status']}", field="execution_id"
+            )
         await self.repo.request_cancel(team_id, execution_id)
         task = self._tasks.get(execution_id)
         if task is not None:
             task.cancel()
             await asyncio.wait({task}, timeout=30)
         elif doc["status"] == "PENDING":
-            await self.repo.transition(team_id, execution_id,
-                                       {"status": "CANCELLED", "finished_at": iso(),
-                                        "error": {"code": "cancelled", "message": "cancelled before it started"}},
-                                       from_status=["PENDING"])
+            await self.repo.transition(
+                team_id,
+                execution_id,
+                {
+                    "status": "CANCELLED",
+                    "finished_at": iso(),
+                    "error": {"code": "cancelled", "message": "cancelled before it started"},
+                },
+                from_status=["PENDING"],
+            )
         # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
         return await self.repo.get(team_id, execution_id)
 
@@ -122,7 +147,9 @@ class ExecutionRunner:
 
     # -- internals ----------------------------------------------------------------
     def _spawn(self, team_id: str, execution_id: str) -> None:
-        task = asyncio.create_task(self._run(team_id, execution_id), name=f"execution-{execution_id}")
+        task = asyncio.create_task(
+            self._run(team_id, execution_id), name=f"execution-{execution_id}"
+        )
         self._tasks[execution_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
 
@@ -149,32 +176,50 @@ class ExecutionRunner:
         for doc in await self.repo.stale(before=before):
             if doc["id"] in self._tasks:
                 continue
-            if await self._adopt(doc, reason=f"heartbeat older than {self.settings.stale_after_seconds:g}s"):
+            if await self._adopt(
+                doc, reason=f"heartbeat older than {self.settings.stale_after_seconds:g}s"
+            ):
                 adopted += 1
         return adopted
 
     async def _adopt(self, doc: dict[str, Any], *, reason: str) -> bool:
         team_id, execution_id = doc["team_id"], doc["id"]
-        where: dict[str, Any] = {"status": {"$in": sorted(ACTIVE)}, "runner_id": doc.get("runner_id"),
-                                 "heartbeat_at": doc.get("heartbeat_at")}
+        where: dict[str, Any] = {
+            "status": {"$in": sorted(ACTIVE)},
+            "runner_id": doc.get("runner_id"),
+            "heartbeat_at": doc.get("heartbeat_at"),
+        }
         auto = int(doc.get("auto_resumes", 0))
         now = iso()
-        if doc.get("cancel_requested") or self.settings.orphan_policy == "fail" or auto >= self.settings.max_auto_resumes:
+        if (
+            doc.get("cancel_requested")
+            or self.settings.orphan_policy == "fail"
+            or auto >= self.settings.max_auto_resumes
+        ):
             cancelled = bool(doc.get("cancel_requested"))
-            changes = {
+            changes: dict[str, Any] = {
                 "status": "CANCELLED" if cancelled else "FAILED",
                 "finished_at": now,
                 "runner_id": self.runner_id,
-                "error": {"code": "cancelled" if cancelled else "runner_lost",
-                          "message": f"the runner of this execution stopped ({reason})"},
+                "error": {
+                    "code": "cancelled" if cancelled else "runner_lost",
+                    "message": f"the runner of this execution stopped ({reason})",
+                },
             }
             ok = await self.repo.compare_and_set(team_id, execution_id, changes, where=where)
             if ok:
                 await self.engine.interrupt_running_steps(team_id, execution_id)
-                log.warning("orphan run_id=%s marked %s (%s)", execution_id, changes["status"], reason)
+                log.warning(
+                    "orphan run_id=%s marked %s (%s)", execution_id, changes["status"], reason
+                )
             return ok
-        changes = {"status": "RUNNING", "runner_id": self.runner_id, "heartbeat_at": now,
-                   "auto_resumes": auto + 1, "started_at": doc.get("started_at") or now}
+        changes = {
+            "status": "RUNNING",
+            "runner_id": self.runner_id,
+            "heartbeat_at": now,
+            "auto_resumes": auto + 1,
+            "started_at": doc.get("started_at") or now,
+        }
         if not await self.repo.compare_and_set(team_id, execution_id, changes, where=where):
             return False  # another runner adopted it first
         log.warning("orphan run_id=%s adopted by %s (%s)", execution_id, self.runner_id, reason)

@@ -46,6 +46,7 @@ class WorkflowInput(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
     mode: str | None = None
+    params: dict[str, Any] | None = None
     steps: list[dict[str, Any]] | None = None
     timeoutSeconds: float | None = None
     request: dict[str, Any] | None = None
@@ -57,7 +58,9 @@ class WorkflowInput(BaseModel):
             query = self.request.get("query")
             steps = query.get("workflow") if isinstance(query, dict) else None
             if not isinstance(steps, list):
-                raise ValidationError("request.query.workflow must be a list of steps", field="request.query.workflow")
+                raise ValidationError(
+                    "request.query.workflow must be a list of steps", field="request.query.workflow"
+                )
             data: dict[str, Any] = {"steps": steps}
             if isinstance(query, dict) and "mode" in query:
                 data["mode"] = query["mode"]
@@ -67,6 +70,8 @@ class WorkflowInput(BaseModel):
             data = {"steps": self.steps}
         if self.mode is not None:
             data["mode"] = self.mode
+        if self.params is not None:
+            data["params"] = self.params
         if self.timeoutSeconds is not None:
             data["timeoutSeconds"] = self.timeoutSeconds
         return data
@@ -103,7 +108,9 @@ class WorkflowService:
         now = iso()
         version = _version_doc(workflow_id, 1, data, definition, now, created_by)
         await self.store.insert(VERSIONS, team_id, version)
-        await self.store.insert(WORKFLOWS, team_id, {"id": workflow_id, "created_at": now, "deleted_at": None})
+        await self.store.insert(
+            WORKFLOWS, team_id, {"id": workflow_id, "created_at": now, "deleted_at": None}
+        )
         return _view(workflow_id, now, version)
 
     async def _workflow(self, team_id: str, workflow_id: str) -> Document:
@@ -113,7 +120,9 @@ class WorkflowService:
         return doc
 
     async def _latest(self, team_id: str, workflow_id: str) -> Document:
-        found = await self.store.find(VERSIONS, team_id, {"workflow_id": workflow_id}, sort=[("version", -1)], limit=1)
+        found = await self.store.find(
+            VERSIONS, team_id, {"workflow_id": workflow_id}, sort=[("version", -1)], limit=1
+        )
         if not found:
             raise NotFound(f"workflow {workflow_id!r} not found", field="workflow_id")
         return found[0]
@@ -122,34 +131,56 @@ class WorkflowService:
         doc = await self._workflow(team_id, workflow_id)
         return _view(workflow_id, doc["created_at"], await self._latest(team_id, workflow_id))
 
-    async def list(self, team_id: str, *, limit: int = 50, offset: int = 0) -> tuple[list[Document], int]:
+    async def list_workflows(
+        self, team_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Document], int]:
         where = {"deleted_at": None}
-        docs = await self.store.find(WORKFLOWS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset)
+        docs = await self.store.find(
+            WORKFLOWS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
+        )
         total = await self.store.count(WORKFLOWS, team_id, where)
-        items = [_view(d["id"], d["created_at"], await self._latest(team_id, d["id"])) for d in docs]
+        items = [
+            _view(d["id"], d["created_at"], await self._latest(team_id, d["id"])) for d in docs
+        ]
         return items, total
 
     async def update(
-        self, team_id: str, workflow_id: str, body: Any, *, created_by: str | None = None,
+        self,
+        team_id: str,
+        workflow_id: str,
+        body: Any,
+        *,
+        created_by: str | None = None,
         expected_version: int | None = None,
     ) -> Document:
         data, definition = self.parse_input(body)
         doc = await self._workflow(team_id, workflow_id)
         latest = await self._latest(team_id, workflow_id)
         if expected_version is not None and latest["version"] != expected_version:
-            raise Conflict(f"workflow is at version {latest['version']}, not {expected_version}", field="If-Match")
-        version = _version_doc(workflow_id, latest["version"] + 1, data, definition, iso(), created_by)
-        await self.store.insert(VERSIONS, team_id, version)  # a concurrent update gets Conflict here
+            raise Conflict(
+                f"workflow is at version {latest['version']}, not {expected_version}",
+                field="If-Match",
+            )
+        version = _version_doc(
+            workflow_id, latest["version"] + 1, data, definition, iso(), created_by
+        )
+        await self.store.insert(
+            VERSIONS, team_id, version
+        )  # a concurrent update gets Conflict here
         return _view(workflow_id, doc["created_at"], version)
 
     async def delete(self, team_id: str, workflow_id: str) -> None:
         await self._workflow(team_id, workflow_id)
         await self.store.update(WORKFLOWS, team_id, workflow_id, {"deleted_at": iso()})
 
-    async def versions(self, team_id: str, workflow_id: str, *, limit: int = 50, offset: int = 0) -> tuple[list[Document], int]:
+    async def versions(
+        self, team_id: str, workflow_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Document], int]:
         await self._workflow(team_id, workflow_id)
         where = {"workflow_id": workflow_id}
-        docs = await self.store.find(VERSIONS, team_id, where, sort=[("version", -1)], limit=limit, skip=offset)
+        docs = await self.store.find(
+            VERSIONS, team_id, where, sort=[("version", -1)], limit=limit, skip=offset
+        )
         total = await self.store.count(VERSIONS, team_id, where)
         return [_version_view(d) for d in docs], total
 
@@ -160,7 +191,9 @@ class WorkflowService:
             raise NotFound(f"workflow {workflow_id!r} has no version {version}", field="version")
         return _version_view(doc)
 
-    async def rollback(self, team_id: str, workflow_id: str, version: int, *, created_by: str | None = None) -> Document:
+    async def rollback(
+        self, team_id: str, workflow_id: str, version: int, *, created_by: str | None = None
+    ) -> Document:
         old = await self.version(team_id, workflow_id, version)
         doc = await self._workflow(team_id, workflow_id)
         latest = await self._latest(team_id, workflow_id)
@@ -198,22 +231,29 @@ class WorkflowService:
             version, name = latest["version"], latest["name"]
         if definition is None:
             raise ValidationError("a workflow id or inline steps are required", field="workflow")
-        return await self.executions.create(team_id, {
-            "id": new_id("ex"),
-            "workflow_id": workflow_id,
-            "workflow_version": version,
-            "workflow_name": name,
-            "mode": definition.mode,
-            "definition": definition.to_json(),
-            "params": params or {},
-            "executed_by": executed_by,
-            "intent": intent,
-            "source": source,
-        })
+        return await self.executions.create(
+            team_id,
+            {
+                "id": new_id("ex"),
+                "workflow_id": workflow_id,
+                "workflow_version": version,
+                "workflow_name": name,
+                "mode": definition.mode,
+                "definition": definition.to_json(),
+                "params": {**definition.params, **(params or {})},
+                "executed_by": executed_by,
+                "intent": intent,
+                "source": source,
+            },
+        )
 
 
 def _version_doc(
-    workflow_id: str, version: int, data: WorkflowInput, definition: WorkflowDefinition, now: str,
+    workflow_id: str,
+    version: int,
+    data: WorkflowInput,
+    definition: WorkflowDefinition,
+    now: str,
     created_by: str | None,
 ) -> Document:
     return {

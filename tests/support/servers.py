@@ -30,12 +30,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
@@ -45,11 +50,14 @@ def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | 
 def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server is not installed: apt-get install -y redis-server (make test does)")
+        raise RuntimeError(
+            "redis-server is not installed: apt-get install -y redis-server (make test does)"
+        )
     port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_port(port, proc=proc)
@@ -65,8 +73,19 @@ def mongo_server() -> Iterator[str]:
     port = free_port()
     storage = tempfile.mkdtemp(prefix="secantus-")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            storage,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_port(port, timeout=60, proc=proc)
@@ -103,7 +122,9 @@ class ServiceState:
 def service_app(state: ServiceState, name: str) -> Starlette:
     async def person(request: Request) -> JSONResponse:
         state.count("person")
-        pick = PEOPLE[int(request.query_params.get("i", random.randrange(len(PEOPLE)))) % len(PEOPLE)]
+        pick = PEOPLE[
+            int(request.query_params.get("i", random.randrange(len(PEOPLE)))) % len(PEOPLE)
+        ]
         return JSONResponse({**pick, "served_by": name})
 
     async def people(request: Request) -> JSONResponse:
@@ -132,7 +153,9 @@ def service_app(state: ServiceState, name: str) -> Starlette:
         n = state.count(key)
         fails = int(request.query_params.get("fail", "2"))
         if n <= fails:
-            return JSONResponse({"error": "try again"}, status_code=503, headers={"Retry-After": "0"})
+            return JSONResponse(
+                {"error": "try again"}, status_code=503, headers={"Retry-After": "0"}
+            )
         return JSONResponse({"attempt": n, "served_by": name})
 
     async def status(request: Request) -> PlainTextResponse:
@@ -143,29 +166,33 @@ def service_app(state: ServiceState, name: str) -> Starlette:
     async def echo(request: Request) -> JSONResponse:
         state.count("echo")
         body = await request.body()
-        return JSONResponse({
-            "method": request.method,
-            "path": request.url.path,
-            "query": dict(request.query_params),
-            "raw_query": request.url.query,
-            "body": body.decode() if body else None,
-            "headers": {k: v for k, v in request.headers.items() if k.startswith("x-")},
-            "served_by": name,
-        })
+        return JSONResponse(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "query": dict(request.query_params),
+                "raw_query": request.url.query,
+                "body": body.decode() if body else None,
+                "headers": {k: v for k, v in request.headers.items() if k.startswith("x-")},
+                "served_by": name,
+            }
+        )
 
     async def counter(request: Request) -> JSONResponse:
         n = state.count("counter:" + request.query_params.get("key", ""))
         return JSONResponse({"n": n})
 
-    return Starlette(routes=[
-        Route("/api/people/random", person),
-        Route("/api/people", people),
-        Route("/sleep", sleep),
-        Route("/flaky", flaky),
-        Route("/status/{code:int}", status),
-        Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
-        Route("/counter", counter),
-    ])
+    return Starlette(
+        routes=[
+            Route("/api/people/random", person),
+            Route("/api/people", people),
+            Route("/sleep", sleep),
+            Route("/flaky", flaky),
+            Route("/status/{code:int}", status),
+            Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
+            Route("/counter", counter),
+        ]
+    )
 
 
 class HttpService:
@@ -175,8 +202,15 @@ class HttpService:
         self.state = ServiceState()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(service_app(self.state, name), host="127.0.0.1", port=self.port,
-                                log_level="warning", access_log=False, backlog=2048, limit_concurrency=4096)
+        config = uvicorn.Config(
+            service_app(self.state, name),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            backlog=2048,
+            limit_concurrency=4096,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -1,0 +1,111 @@
+"""The example workflows in configs/examples run end to end against a local HTTP service."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deployments.cli import _load_workflow
+from linqra.system import System
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "examples"
+
+
+async def test_quote_example_in_process(system: System) -> None:
+    body, params = _load_workflow(EXAMPLES / "quote_workflow.json")
+    definition = system.service.validate_definition(body)
+    ex = await system.service.new_execution("team-a", definition=definition, params=params)
+    runner = system.runner("examples")
+    await runner.submit("team-a", ex["id"])
+    record = await runner.wait("team-a", ex["id"], 30)
+    assert record["status"] == "COMPLETED", record["error"]
+    assert record["result"].startswith("One saying by ") and record["result"].endswith(
+        " about courage"
+    )
+
+
+async def test_parallel_example_in_process(system: System) -> None:
+    body, _ = _load_workflow(EXAMPLES / "parallel_workflow.json")
+    wf = await system.service.create("team-a", {"name": "parallel", **body})
+    ex = await system.service.new_execution("team-a", workflow_id=wf["id"])
+    runner = system.runner("examples")
+    await runner.submit("team-a", ex["id"])
+    record = await runner.wait("team-a", ex["id"], 30)
+    assert record["result"] == {
+        "topic": "calm",
+        "authors": ["Marcus Aurelius", "Seneca", "Epictetus"],
+    }
+
+
+@pytest.mark.ray
+def test_linq_example_over_http(api: httpx.Client) -> None:
+    body = json.loads((EXAMPLES / "quote_workflow.json").read_text())
+    out = api.post("/linq", json=body).json()
+    assert out["metadata"]["status"] == "success"
+    assert out["result"]["finalResult"].endswith("about courage")
+
+
+@pytest.mark.ray
+def test_linqra_run_as_a_ray_driver(ray_cluster: Any, api: httpx.Client) -> None:
+    """`linqra run` connects to the running cluster and runs through its runner actor."""
+    env = {**os.environ, "LINQRA_RAY__NAMESPACE": "linqra-test"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "run",
+            str(EXAMPLES / "parallel_workflow.json"),
+            "--team",
+            "team-a",
+            "--param",
+            "topic=courage",
+            "--address",
+            ray_cluster.address_info["gcs_address"],
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    record = json.loads(out.stdout[out.stdout.index("{") :])
+    assert record["status"] == "COMPLETED" and record["source"] == "driver"
+    assert record["result"]["topic"] == "courage"
+    # the same execution is visible through the HTTP API
+    assert api.get(f"/v1/executions/{record['id']}").json()["status"] == "COMPLETED"
+
+
+@pytest.mark.ray
+def test_linqra_run_rejects_an_invalid_file(ray_cluster: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"steps": [{"step": 1, "target": "nope"}]}))
+    env = {**os.environ, "LINQRA_RAY__NAMESPACE": "linqra-test"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "run",
+            str(bad),
+            "--team",
+            "team-a",
+            "--address",
+            ray_cluster.address_info["gcs_address"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 2 and "unknown step target 'nope'" in out.stdout
