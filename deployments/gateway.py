@@ -314,3 +314,18 @@ def build_app(settings: Settings) -> Any:
             "target_ongoing_requests": 64,
         },
     ).bind(settings.portable().model_dump_json())
+
+
+def app_builder(args: dict[str, Any]) -> Any:
+    """Entry point for ``serve run`` / ``serve deploy`` with ``configs/serve.yaml``.
+
+    ``args`` may hold ``config`` (a Linqra YAML file); everything else comes from
+    ``LINQRA_*`` variables as usual.
+    """
+    import os
+
+    from linqra.config import load_settings
+
+    if args.get("config"):
+        os.environ["LINQRA_CONFIG"] = str(args["config"])
+    return build_app(load_settings())

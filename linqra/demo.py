@@ -1,22 +1,26 @@
-"""A tiny offline quotes service for the examples, the notebook and the README tour.
+"""A tiny offline quotes service for the examples, the notebook, the benchmarks and the README tour.
 
-``python -m linqra.demo --port 8100`` serves ``GET /api/people/random`` and
-``GET /api/people`` (and ``GET /api/sleep?ms=200`` for parallelism demos) with
-the standard library only.
+``python -m linqra.demo --port 8100`` serves ``GET /api/people/random``,
+``GET /api/people`` and ``GET /api/sleep?ms=200`` (an I/O-bound call for
+parallelism demos). Starlette + uvicorn, which Ray Serve already installs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import asyncio
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["PEOPLE", "serve_quotes"]
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+__all__ = ["PEOPLE", "quotes_app", "serve_quotes"]
 
 PEOPLE = [
     {"fullName": "Marcus Aurelius", "born": 121, "school": "stoic", "language": "Greek"},
@@ -26,48 +30,55 @@ PEOPLE = [
 ]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        if parts.path == "/api/people/random":
-            index = (
-                int(query["i"]) if query.get("i", "").isdigit() else random.randrange(len(PEOPLE))
-            )
-            self._json(PEOPLE[index % len(PEOPLE)])
-        elif parts.path == "/api/people":
-            self._json({"people": PEOPLE})
-        elif parts.path == "/api/sleep":
-            ms = float(query.get("ms", "200"))
-            time.sleep(min(ms, 10_000) / 1000)
-            self._json({"slept_ms": ms})
-        else:
-            self._json({"error": f"no route {parts.path}"}, 404)
+async def _random_person(request: Request) -> JSONResponse:
+    index = request.query_params.get("i", "")
+    pick = int(index) if index.isdigit() else random.randrange(len(PEOPLE))
+    return JSONResponse(PEOPLE[pick % len(PEOPLE)])
 
-    def _json(self, body: object, status: int = 200) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:
-        return
+async def _people(request: Request) -> JSONResponse:
+    return JSONResponse({"people": PEOPLE})
+
+
+async def _sleep(request: Request) -> JSONResponse:
+    try:
+        ms = min(float(request.query_params.get("ms", "200")), 10_000.0)
+    except ValueError:
+        return JSONResponse({"error": "ms must be a number"}, status_code=400)
+    await asyncio.sleep(ms / 1000)
+    return JSONResponse({"slept_ms": ms})
+
+
+def quotes_app() -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/api/people/random", _random_person),
+            Route("/api/people", _people),
+            Route("/api/sleep", _sleep),
+        ]
+    )
 
 
 def serve_quotes(port: int = 0, host: str = "127.0.0.1") -> tuple[str, Callable[[], None]]:
     """Start the service in a background thread; returns its base URL and a stop function."""
-    server = ThreadingHTTPServer((host, port), _Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    import uvicorn
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(quotes_app(), log_level="warning", access_log=False, backlog=2048)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
 
     def stop() -> None:
-        server.shutdown()
-        server.server_close()
+        server.should_exit = True
+        thread.join(10)
 
-    return f"http://{host}:{server.server_address[1]}", stop
+    return f"http://{host}:{sock.getsockname()[1]}", stop
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ async def test_circuit_breaker_skips_a_dead_url(http_service: HttpService, tmp_p
     )
     registry, ctx = default_registry(settings), StepContext(settings)
     target = registry.get("svc")
-    with pytest.raises(StepError, match=r"http_unreachable|ConnectError"):
+    with pytest.raises(StepError, match="cannot connect"):
         await target.run(call("svc", "fetch", "/api/people"), ctx)
     results = [
         (await target.run(call("svc", "fetch", "/api/people"), ctx))["served_by"] for _ in range(3)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from linqra.clock import iso
-from linqra.errors import LinqraError, StepError
+from linqra.errors import LinqraError, StepError, StepTimeout
 from linqra.resilience import Backoff
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 
@@ -66,7 +66,8 @@ async def run_step_call(
             status: Literal["FAILED", "TIMEOUT"] = "TIMEOUT"
         except StepError as exc:
             error = {"code": exc.code, "message": exc.message}
-            retryable, delay, status = not exc.non_retryable, exc.next_retry_delay, "FAILED"
+            retryable, delay = not exc.non_retryable, exc.next_retry_delay
+            status = "TIMEOUT" if isinstance(exc, StepTimeout) else "FAILED"
         except LinqraError as exc:
             error = {"code": exc.code, "message": exc.message}
             retryable, delay, status = False, None, "FAILED"
