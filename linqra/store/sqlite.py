@@ -4,14 +4,22 @@ Safe across processes (every Ray actor, the gateway replicas and driver
 scripts open the same file): WAL lets readers run beside one writer, writes
 take ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for the lock. Each
 collection is a table ``c_<name>(id, team_id, data)``; indexes are SQLite
-expression indexes on ``json_extract`` so filtered reads use them. Blocking
-calls run in worker threads, one connection per thread.
+expression indexes on ``json_extract`` so filtered reads use them.
+
+Writes go through one writer thread per store with *group commit*: every write
+queued while a transaction runs joins the next one (each in its own SAVEPOINT,
+so one failing write does not undo the others), and a caller is answered only
+after its transaction committed. 100 concurrent writers cost a few commits, not
+100 lock hand-offs between threads. Reads run in worker threads, one
+connection per thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -33,6 +41,7 @@ from linqra.store.base import (
 __all__ = ["SQLiteStore"]
 
 _BUSY_TIMEOUT_MS = 30_000
+_MAX_BATCH = 512
 
 
 class SQLiteStore:
@@ -44,6 +53,11 @@ class SQLiteStore:
         self._local = threading.local()
         self._tables: set[str] = set()
         self._tables_lock = threading.Lock()
+        self._writes: queue.SimpleQueue[
+            tuple[Any, tuple[Any, ...], concurrent.futures.Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -53,15 +67,79 @@ class SQLiteStore:
         return cls(url.removeprefix("sqlite:///"))
 
     # -- connection management -------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
+            conn = self._local.conn = self._connect()
         return conn
+
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` in the writer thread's next transaction; return its result."""
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_loop, name="linqra-sqlite-writer", daemon=True
+                    )
+                    self._writer.start()
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._writes.put((fn, args, future))
+        return await asyncio.wrap_future(future)
+
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        while True:
+            item = self._writes.get()
+            if item is None:
+                conn.close()
+                return
+            batch = [item]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._writes.put(None)
+                    break
+                batch.append(nxt)
+            self._commit(conn, batch)
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        results: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, args, future in batch:
+                conn.execute("SAVEPOINT w")
+                try:
+                    value = fn(conn, *args)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    results.append((future, None, exc))
+                else:
+                    conn.execute("RELEASE w")
+                    results.append((future, value, None))
+            conn.execute("COMMIT")
+        except Exception as exc:  # the transaction itself failed: nobody's write happened
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, value, error in results:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
 
     def _table(self, conn: sqlite3.Connection, collection: str) -> str:
         table = f"c_{check_collection(collection)}"
@@ -80,10 +158,9 @@ class SQLiteStore:
 
     # -- port -------------------------------------------------------------------
     async def ensure_indexes(self, specs: Sequence[IndexSpec]) -> None:
-        await self._run(self._ensure_indexes, specs)
+        await self._write(self._ensure_indexes, specs)
 
-    def _ensure_indexes(self, specs: Sequence[IndexSpec]) -> None:
-        conn = self._conn()
+    def _ensure_indexes(self, conn: sqlite3.Connection, specs: Sequence[IndexSpec]) -> None:
         for spec in specs:
             table = self._table(conn, spec.collection)
             exprs = ", ".join(["team_id", *(_extract(f) for f in spec.fields)])
@@ -96,10 +173,11 @@ class SQLiteStore:
         require_team(team_id)
         if not isinstance(doc.get("id"), str) or not doc["id"]:
             raise ValueError("a document needs a string id")
-        await self._run(self._insert, collection, team_id, doc)
+        await self._write(self._insert, collection, team_id, doc)
 
-    def _insert(self, collection: str, team_id: str, doc: Document) -> None:
-        conn = self._conn()
+    def _insert(
+        self, conn: sqlite3.Connection, collection: str, team_id: str, doc: Document
+    ) -> None:
         table = self._table(conn, collection)
         record = {**doc, "team_id": team_id}
         try:
@@ -180,48 +258,43 @@ class SQLiteStore:
         require_team(team_id)
         if "id" in changes or "team_id" in changes:
             raise ValueError("id and team_id cannot be changed")
-        return await self._run(  # type: ignore[no-any-return]
+        return await self._write(  # type: ignore[no-any-return]
             self._update, collection, team_id, doc_id, dict(changes), check_filter(where)
         )
 
     def _update(
-        self, collection: str, team_id: str, doc_id: str, changes: dict[str, Any], where: Filter
+        self,
+        conn: sqlite3.Connection,
+        collection: str,
+        team_id: str,
+        doc_id: str,
+        changes: dict[str, Any],
+        where: Filter,
     ) -> bool:
-        conn = self._conn()
         table = self._table(conn, collection)
-        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(
+            f"SELECT data FROM {table} WHERE id = ? AND team_id = ?", (doc_id, team_id)
+        ).fetchone()
+        if row is None:
+            return False
+        doc = _load(row[0])
+        if where and not matches(doc, where):
+            return False
+        doc.update(changes)
         try:
-            row = conn.execute(
-                f"SELECT data FROM {table} WHERE id = ? AND team_id = ?", (doc_id, team_id)
-            ).fetchone()
-            if row is None:
-                conn.execute("ROLLBACK")
-                return False
-            doc = _load(row[0])
-            if where and not matches(doc, where):
-                conn.execute("ROLLBACK")
-                return False
-            doc.update(changes)
             conn.execute(
                 f"UPDATE {table} SET data = ? WHERE id = ?",
                 (json.dumps(doc, separators=(",", ":")), doc_id),
             )
-            conn.execute("COMMIT")
-            return True
         except sqlite3.IntegrityError as exc:
-            conn.execute("ROLLBACK")
             raise Conflict(f"{collection} {doc_id!r}: update breaks a unique index") from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        return True
 
     async def delete(self, collection: str, team_id: str, doc_id: str) -> bool:
         require_team(team_id)
-        return await self._run(self._delete, collection, team_id, doc_id)  # type: ignore[no-any-return]
+        return await self._write(self._delete, collection, team_id, doc_id)  # type: ignore[no-any-return]
 
-    def _delete(self, collection: str, team_id: str, doc_id: str) -> bool:
-        conn = self._conn()
+    def _delete(self, conn: sqlite3.Connection, collection: str, team_id: str, doc_id: str) -> bool:
         table = self._table(conn, collection)
         cur = conn.execute(f"DELETE FROM {table} WHERE id = ? AND team_id = ?", (doc_id, team_id))
         return cur.rowcount > 0
@@ -234,6 +307,10 @@ class SQLiteStore:
         )
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writes.put(None)
+            await asyncio.to_thread(self._writer.join, 10)
+            self._writer = None
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
