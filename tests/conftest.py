@@ -113,7 +113,9 @@ def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
     context = ray.init(
         num_cpus=2,
         namespace=NAMESPACE,
-        include_dashboard=False,
+        include_dashboard=True,  # the Jobs API (ray job submit) lives in the dashboard
+        dashboard_host="127.0.0.1",
+        dashboard_port=free_port(),
         logging_level="WARNING",
         log_to_driver=False,
     )

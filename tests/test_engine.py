@@ -512,3 +512,50 @@ async def test_other_teams_cannot_see_executions(system: System) -> None:
 
     with pytest.raises(NotFound):
         await system.service.executions.get("team-b", record["id"])
+
+
+async def test_the_same_engine_on_mongodb_and_redis(
+    settings: Any, mongo_url: str, redis_url: str, http_service: HttpService
+) -> None:
+    """The production adapters run the whole execution path: records in MongoDB, step cache in Redis."""
+    import uuid
+
+    db = mongo_url.rsplit("/", 1)[0] + f"/e{uuid.uuid4().hex[:10]}"
+    prod = settings.model_copy(update={"store_url": db, "cache_url": redis_url})
+    system = await System.open(prod)
+    try:
+        key = f"m{time.monotonic_ns()}"
+        steps = [
+            {
+                "step": 1,
+                "target": "quotes-service",
+                "action": "fetch",
+                "intent": "/api/people/random",
+                "params": {"i": 2},
+            },
+            {
+                "step": 2,
+                "target": "http",
+                "action": "fetch",
+                "intent": f"{http_service.url}/counter",
+                "params": {"key": key},
+                "cacheConfig": {"enabled": True, "ttl": "60"},
+            },
+            {
+                "step": 3,
+                "target": "transform",
+                "params": {
+                    "expression": "join(' #', [a, to_string(b)])",
+                    "input": {"a": "{{step1.result.fullName}}", "b": "{{step2.result.n}}"},
+                },
+            },
+        ]
+        first = await run(system, steps, mode="dag")
+        second = await run(system, steps, mode="dag")
+        assert first["status"] == second["status"] == "COMPLETED"
+        assert first["result"] == second["result"] == "Epictetus #1"
+        assert by_step(second)[2]["cache_hit"] is True
+        listed, total = await system.service.executions.page(TEAM, workflow_id=None)
+        assert total == 2 and {e["id"] for e in listed} == {first["id"], second["id"]}
+    finally:
+        await system.close()

@@ -109,3 +109,32 @@ def test_linqra_run_rejects_an_invalid_file(ray_cluster: Any, tmp_path: Path) ->
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 2 and "unknown step target 'nope'" in out.stdout
+
+
+@pytest.mark.ray
+def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) -> None:
+    """`ray job submit -- linqra run …`: the Jobs API runs the driver on the cluster."""
+    import time
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(f"http://{ray_cluster.dashboard_url}")
+    entrypoint = f"{sys.executable} -m deployments.cli run {EXAMPLES / 'quote_workflow.json'} --team team-jobs --json"
+    job = client.submit_job(
+        entrypoint=entrypoint,
+        runtime_env={"env_vars": {"LINQRA_RAY__NAMESPACE": "linqra-test"}},
+    )
+    deadline = time.monotonic() + 180
+    status = client.get_job_status(job)
+    while (
+        status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+        status = client.get_job_status(job)
+    logs = client.get_job_logs(job)
+    assert status == JobStatus.SUCCEEDED, logs[-3000:]
+    record = json.loads(logs[logs.index("{") :])
+    assert record["status"] == "COMPLETED" and record["result"].endswith("about courage")
+    with httpx.Client(base_url=str(api.base_url), headers={"X-Team-Id": "team-jobs"}) as jobs_team:
+        assert jobs_team.get(f"/v1/executions/{record['id']}").json()["source"] == "driver"
