@@ -559,3 +559,19 @@ async def test_the_same_engine_on_mongodb_and_redis(
         assert total == 2 and {e["id"] for e in listed} == {first["id"], second["id"]}
     finally:
         await system.close()
+
+
+async def test_dag_result_is_the_highest_step_not_the_last_to_finish(system: System) -> None:
+    record = await run(
+        system,
+        [
+            {"step": 1, "target": "wait", "params": {"seconds": 0.3, "who": "slow"}},
+            {"step": 2, "target": "noop", "params": {"who": "fast"}},
+        ],
+        mode="dag",
+    )
+    assert record["result"] == {"who": "fast"} and record["last_completed_step"] == 2
+    stored = await system.service.get(TEAM, record["workflow_id"])
+    assert stored["mode"] == "dag"
+    seq = await system.service.create(TEAM, {"name": "s", "steps": [{"step": 1, "target": "noop"}]})
+    assert seq["mode"] == "sequential"

@@ -138,3 +138,29 @@ def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) 
     assert record["status"] == "COMPLETED" and record["result"].endswith("about courage")
     with httpx.Client(base_url=str(api.base_url), headers={"X-Team-Id": "team-jobs"}) as jobs_team:
         assert jobs_team.get(f"/v1/executions/{record['id']}").json()["source"] == "driver"
+
+
+@pytest.mark.ray
+def test_linqra_status_reports_gateway_and_runner(ray_cluster: Any, gateway_url: str) -> None:
+    env = {
+        **os.environ,
+        "LINQRA_RAY__NAMESPACE": "linqra-test",
+        "LINQRA_HTTP__PORT": gateway_url.rsplit(":", 1)[1],
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployments.cli",
+            "status",
+            "--address",
+            ray_cluster.address_info["gcs_address"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '"status":"ok"' in out.stdout and "runner: {'runner_id': 'linqra-runner'" in out.stdout

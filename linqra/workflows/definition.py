@@ -125,7 +125,10 @@ class WorkflowDefinition(_Model):
         return {s.step: frozenset(step_references(s) | set(s.dependsOn)) for s in self.steps}
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        """The stored form: Linqra's field names, defaults left out (the mode always kept)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data["mode"] = self.mode
+        return data
 
 
 def step_references(step: Step) -> set[int]:

@@ -272,6 +272,17 @@ class WorkflowEngine:
         task.add_done_callback(self._background.discard)
 
     @staticmethod
+    def _final_step(run: _Run) -> int | None:
+        """Whose output is the execution's result: in sequential mode the last step that
+        completed (jumps decide which); in DAG mode the highest-numbered completed step, so the
+        answer does not depend on which branch happened to finish last. Async steps never count."""
+        if run.definition.mode == "sequential":
+            return run.last_completed
+        synchronous = {s.step for s in run.definition.steps if not s.async_}
+        done = [n for n in run.results if n in synchronous]
+        return max(done) if done else None
+
+    @staticmethod
     def _pending_async(run: _Run) -> list[int]:
         return sorted(
             s.step for s in run.definition.steps if s.async_ and s.step not in run.async_done
@@ -282,7 +293,8 @@ class WorkflowEngine:
         if step.step in run.reused:
             run.reused.discard(step.step)  # reuse once; a jump back runs it again
             if step.step in run.results:
-                run.last_completed = step.step
+                if not step.async_:
+                    run.last_completed = step.step
                 return "COMPLETED"
             return "SKIPPED"
         run.step_runs += 1
@@ -340,7 +352,8 @@ class WorkflowEngine:
                 )
                 await self.repo.save_step_run(run.team_id, record)
                 run.results[step.step] = record["output"]
-                run.last_completed = step.step
+                if not step.async_:
+                    run.last_completed = step.step
                 return "COMPLETED"
         record.update(status="RUNNING", started_at=iso(), cache_hit=False)
         # The RUNNING record is written while the step already runs: submission never waits on the store.
@@ -373,7 +386,8 @@ class WorkflowEngine:
         await self.repo.save_step_run(run.team_id, record)
         if outcome.status == "COMPLETED":
             run.results[step.step] = outcome.output
-            run.last_completed = step.step
+            if not step.async_:
+                run.last_completed = step.step
             if cache_key is not None and step.cacheConfig is not None:
                 await self.cache.set(
                     cache_key, _dumps(outcome.output).encode(), step.cacheConfig.ttl
@@ -520,16 +534,15 @@ class WorkflowEngine:
 
     async def _finish(self, run: _Run, status: str, error: dict[str, Any] | None) -> dict[str, Any]:
         doc = await self.repo.get(run.team_id, run.execution_id)
+        final = self._final_step(run)
         finished = utcnow()
         started = doc.get("started_at")
         changes: dict[str, Any] = {
             "status": status,
             "finished_at": iso(finished),
             "error": error,
-            "result": run.results.get(run.last_completed)
-            if run.last_completed is not None
-            else None,
-            "last_completed_step": run.last_completed,
+            "result": run.results.get(final) if final is not None else None,
+            "last_completed_step": final,
             "pending_async_steps": self._pending_async(run) if status == "COMPLETED" else [],
             "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3)
             if started
