@@ -27,10 +27,40 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _init_ray(settings: Settings, address: str | None, *, dashboard: bool) -> Any:
+def _address_file(settings: Settings) -> Path:
+    """Where ``linqra up`` leaves its cluster's address for ``linqra run`` and ``linqra status``."""
+    return settings.data_dir / "ray-address"
+
+
+def _left_address(settings: Settings) -> str | None:
+    """The address a running ``linqra up`` left, with its auth mode applied to this process."""
+    path = _address_file(settings)
+    if not path.is_file():
+        return None
+    try:
+        left = json.loads(path.read_text())
+    except ValueError:
+        return None
+    # A cluster that ray.init() started uses token auth (~/.ray/auth_token); a client connecting
+    # by address must say so, or the GCS refuses it.
+    if left.get("auth_mode"):
+        os.environ.setdefault("RAY_AUTH_MODE", str(left["auth_mode"]))
+    return str(left["address"])
+
+
+def _init_ray(
+    settings: Settings, address: str | None, *, dashboard: bool, join_up: bool = False
+) -> Any:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or settings.ray.address
+    if not address and join_up and (left := _left_address(settings)):
+        try:  # the cluster of a running `linqra up`
+            return ray.init(
+                address=left, namespace=settings.ray.namespace, logging_level=logging.WARNING
+            )
+        except Exception:
+            _say("(the cluster `linqra up` left an address for is gone; starting a local one)")
     if address:
         return ray.init(
             address=address, namespace=settings.ray.namespace, logging_level=logging.WARNING
@@ -76,6 +106,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"http": http}).portable()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    joined = bool(args.address or os.environ.get("RAY_ADDRESS") or settings.ray.address)
     context = _init_ray(settings, args.address, dashboard=True)
     serve.start(
         http_options={"host": http.host, "port": http.port},
@@ -86,6 +117,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not _healthy(f"{base}/healthz", timeout=120):
         _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
         return 1
+    left = {
+        "address": context.address_info["gcs_address"],
+        "auth_mode": os.environ.get("RAY_AUTH_MODE"),
+    }
+    _address_file(settings).write_text(json.dumps(left))
     dashboard = getattr(context, "dashboard_url", None)
     _say(f"Linqra is up in {time.monotonic() - t0:.1f}s")
     _say(f"  API:            {base}   (docs: {base}/docs)")
@@ -100,10 +136,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     _say("stopping…")
-    serve.shutdown()  # type: ignore[no-untyped-call]
+    _address_file(settings).unlink(missing_ok=True)
     import ray
 
-    ray.shutdown()  # type: ignore[no-untyped-call]
+    if joined:  # someone else's cluster: take our app away, leave the cluster running
+        serve.delete("linqra")
+    ray.shutdown()  # type: ignore[no-untyped-call]  # a cluster we started goes with it
     return 0
 
 
@@ -135,19 +173,21 @@ def _load_workflow(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import ray
-
-    from actors.runner import get_runner
-    from linqra.errors import LinqraError
-
     team = args.team or os.environ.get("LINQRA_TEAM")
     if not team:
         _say("linqra run: give --team TEAM (or set LINQRA_TEAM)")
         return 2
     settings = load_settings().portable()
+    _left_address(settings)  # before Ray is imported: it reads RAY_AUTH_MODE at import
+
+    import ray
+
+    from actors.runner import get_runner
+    from linqra.errors import LinqraError
+
     body, params = _load_workflow(Path(args.file))
     params.update(_parse_params(args.param))
-    _init_ray(settings, args.address, dashboard=False)
+    _init_ray(settings, args.address, dashboard=False, join_up=True)
     runner = get_runner(settings)
     try:
         record = ray.get(
@@ -175,6 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings()
+    left = _left_address(settings)  # before Ray is imported: it reads RAY_AUTH_MODE at import
     base = f"http://{settings.http.host}:{settings.http.port}"
     try:
         with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
@@ -184,10 +225,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         import ray
 
+        address = args.address or os.environ.get("RAY_ADDRESS") or left
         ray.init(
-            address=args.address or os.environ.get("RAY_ADDRESS") or "auto",
-            namespace=settings.ray.namespace,
-            logging_level=logging.ERROR,
+            address=address or "auto", namespace=settings.ray.namespace, logging_level=logging.ERROR
         )
     except Exception as exc:
         _say(f"ray: no running cluster ({type(exc).__name__})")

@@ -17,6 +17,7 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
+from ray.exceptions import RayActorError
 
 from deployments.errors import install_error_handlers
 from deployments.limits import RequestLimits
@@ -207,20 +208,42 @@ class Gateway:
         return await self._start(team, execution["id"], wait)
 
     async def _start(self, team: TeamContext, execution_id: str, wait: bool) -> JSONResponse:
-        await self.runner.submit.remote(team.team_id, execution_id)
-        if not wait:
-            return JSONResponse(
-                {
-                    "id": execution_id,
-                    "status": "RUNNING",
-                    "links": {"self": f"/v1/executions/{execution_id}"},
-                },
-                status_code=202,
+        try:
+            await self.runner.submit.remote(team.team_id, execution_id)
+        except RayActorError:
+            # The record stays PENDING; the restarted runner's reaper adopts it.
+            log.warning(
+                "runner unavailable; execution %s left PENDING for the reaper", execution_id
             )
-        record = await self.runner.wait.remote(
-            team.team_id, execution_id, self.settings.http.wait_timeout_seconds
-        )
+        return await self._answer(team, execution_id, wait)
+
+    async def _answer(self, team: TeamContext, execution_id: str, wait: bool) -> JSONResponse:
+        """202 with a link, or (``wait``) the record once terminal: 200, else 202 with it as it is."""
+        if not wait:
+            link = {"self": f"/v1/executions/{execution_id}"}
+            return JSONResponse(
+                {"id": execution_id, "status": "RUNNING", "links": link}, status_code=202
+            )
+        record = await self._wait(team, execution_id)
         return JSONResponse(record, status_code=200 if record["status"] in TERMINAL else 202)
+
+    async def _wait(self, team: TeamContext, execution_id: str) -> dict[str, Any]:
+        timeout = self.settings.http.wait_timeout_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            record: dict[str, Any] = await self.runner.wait.remote(
+                team.team_id, execution_id, timeout
+            )
+            return record
+        except RayActorError:  # the runner restarted while we waited: read the store instead
+            log.warning("runner restarted while waiting for %s; polling the store", execution_id)
+        executions = (await self.sys()).service.executions
+        while loop.time() < deadline:
+            if (await executions.get(team.team_id, execution_id))["status"] in TERMINAL:
+                break
+            await asyncio.sleep(0.2)
+        return await executions.full_record(team.team_id, execution_id)
 
     # -- executions ---------------------------------------------------------------
     @app.get("/v1/executions", tags=["executions"])
@@ -262,19 +285,7 @@ class Gateway:
     ) -> JSONResponse:
         await (await self.sys()).service.executions.get(team.team_id, execution_id)
         await self.runner.resume.remote(team.team_id, execution_id)
-        if not wait:
-            return JSONResponse(
-                {
-                    "id": execution_id,
-                    "status": "RUNNING",
-                    "links": {"self": f"/v1/executions/{execution_id}"},
-                },
-                status_code=202,
-            )
-        record = await self.runner.wait.remote(
-            team.team_id, execution_id, self.settings.http.wait_timeout_seconds
-        )
-        return JSONResponse(record, status_code=200 if record["status"] in TERMINAL else 202)
+        return await self._answer(team, execution_id, wait)
 
     # -- Linqra's entry point -----------------------------------------------------------
     @app.post("/linq", tags=["linq"])
@@ -295,10 +306,13 @@ class Gateway:
             intent=request.query.intent,
             source="linq",
         )
-        await self.runner.submit.remote(team.team_id, execution["id"])
-        record = await self.runner.wait.remote(
-            team.team_id, execution["id"], self.settings.http.wait_timeout_seconds
-        )
+        try:
+            await self.runner.submit.remote(team.team_id, execution["id"])
+        except RayActorError:
+            log.warning(
+                "runner unavailable; execution %s left PENDING for the reaper", execution["id"]
+            )
+        record = await self._wait(team, execution["id"])
         return JSONResponse(
             linq_response(record), status_code=200 if record["status"] in TERMINAL else 202
         )
