@@ -272,6 +272,22 @@ class WorkflowEngine:
         task.add_done_callback(self._background.discard)
 
     @staticmethod
+    def _new_run(run: _Run, step: Step) -> dict[str, Any]:
+        """The record of the next run of ``step`` (run numbers count resumes and jumps back)."""
+        number = run.run_counts.get(step.step, 0) + 1
+        run.run_counts[step.step] = number
+        return {
+            "id": f"{run.execution_id}:{step.step}:{number}",
+            "execution_id": run.execution_id,
+            "step": step.step,
+            "run": number,
+            "target": step.target,
+            "action": step.action,
+            "async": step.async_,
+            "description": step.description,
+        }
+
+    @staticmethod
     def _final_step(run: _Run) -> int | None:
         """Whose output is the execution's result: in sequential mode the last step that
         completed (jumps decide which); in DAG mode the highest-numbered completed step, so the
@@ -305,18 +321,7 @@ class WorkflowEngine:
                 "message": f"more than {self.settings.max_step_runs} step runs (a jump loop?)",
             }
             raise _StepFailed(step.step, "FAILED")
-        number = run.run_counts.get(step.step, 0) + 1
-        run.run_counts[step.step] = number
-        record: dict[str, Any] = {
-            "id": f"{run.execution_id}:{step.step}:{number}",
-            "execution_id": run.execution_id,
-            "step": step.step,
-            "run": number,
-            "target": step.target,
-            "action": step.action,
-            "async": step.async_,
-            "description": step.description,
-        }
+        record = self._new_run(run, step)
         scope = Scope(run.params, run.results)
         target = self.registry.get(step.target)
         try:
@@ -488,17 +493,7 @@ class WorkflowEngine:
         self, run: _Run, step: Step, reason: str, message: str, record: dict[str, Any] | None = None
     ) -> None:
         if record is None:
-            number = run.run_counts.get(step.step, 0) + 1
-            run.run_counts[step.step] = number
-            record = {
-                "id": f"{run.execution_id}:{step.step}:{number}",
-                "execution_id": run.execution_id,
-                "step": step.step,
-                "run": number,
-                "target": step.target,
-                "action": step.action,
-                "async": step.async_,
-            }
+            record = self._new_run(run, step)
         now = iso()
         record.update(
             status="SKIPPED",
