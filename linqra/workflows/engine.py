@@ -120,8 +120,7 @@ class WorkflowEngine:
             WorkflowDefinition.model_validate(doc["definition"]),
             doc.get("params") or {},
         )
-        await self.interrupt_running_steps(team_id, execution_id)
-        for number, prior in (await self.repo.latest_step_runs(team_id, execution_id)).items():
+        for number, prior in (await self.interrupt_running_steps(team_id, execution_id)).items():
             run.run_counts[number] = int(prior["run"])
             if prior["status"] == "COMPLETED":
                 run.results[number] = prior.get("output")
@@ -166,9 +165,13 @@ class WorkflowEngine:
             beat.cancel()
         return await self._finish(run, status, error)
 
-    async def interrupt_running_steps(self, team_id: str, execution_id: str) -> None:
-        """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code ``interrupted``)."""
-        for prior in (await self.repo.latest_step_runs(team_id, execution_id)).values():
+    async def interrupt_running_steps(
+        self, team_id: str, execution_id: str
+    ) -> dict[int, dict[str, Any]]:
+        """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code
+        ``interrupted``); returns the latest run of every step, as it now stands."""
+        latest = await self.repo.latest_step_runs(team_id, execution_id)
+        for prior in latest.values():
             if prior["status"] == "RUNNING":
                 prior.update(
                     status="CANCELLED",
@@ -179,6 +182,7 @@ class WorkflowEngine:
                     },
                 )
                 await self.repo.save_step_run(team_id, prior)
+        return latest
 
     # -- drivers ----------------------------------------------------------------
     async def _drive(self, run: _Run) -> None:
