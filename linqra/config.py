@@ -25,6 +25,8 @@ __all__ = [
     "EgressPolicy",
     "ExecutionSettings",
     "HttpSettings",
+    "LLMProviderConfig",
+    "LLMSettings",
     "RaySettings",
     "ServiceConfig",
     "Settings",
@@ -116,6 +118,41 @@ class ExecutionSettings(BaseModel):
     max_auto_resumes: int = Field(default=3, ge=0)
 
 
+class LLMProviderConfig(BaseModel):
+    """One LLM provider: its wire format (``kind``), where it is, and where its key comes from."""
+
+    model_config = {"extra": "forbid"}
+
+    kind: Literal["openai", "local"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="environment variable holding the key"
+    )
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+
+def _default_providers() -> dict[str, LLMProviderConfig]:
+    return {
+        "local": LLMProviderConfig(kind="local"),
+        "openai": LLMProviderConfig(kind="openai", api_key_env="OPENAI_API_KEY"),
+        "ollama": LLMProviderConfig(kind="openai", base_url="http://127.0.0.1:11434/v1"),
+    }
+
+
+class LLMSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    providers: dict[str, LLMProviderConfig] = Field(default_factory=_default_providers)
+    aliases: dict[str, str] = Field(default_factory=dict, description="alias -> provider:model")
+    offline_fallback: bool = Field(
+        default=True,
+        description="answer with the local provider when a provider has no key (labelled)",
+    )
+    catalogue: str | None = Field(
+        default=None, description="model catalogue YAML; default configs/models.yaml"
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable about one Linqra deployment."""
 
@@ -134,6 +171,7 @@ class Settings(BaseSettings):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     egress: EgressPolicy = Field(default_factory=EgressPolicy)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @property
     def resolved_store_url(self) -> str:

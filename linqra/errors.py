@@ -120,8 +120,31 @@ class BudgetExceeded(LinqraError):
 
 
 class ProviderError(LinqraError):
+    """An LLM provider refused or failed; its own message is kept.
+
+    ``retryable`` and ``retry_after`` (seconds, from ``Retry-After``) advise the router;
+    ``upstream_status`` is the provider's HTTP status when there was one.
+    """
+
     status = 502
     code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.upstream_status = upstream_status
+        if code is not None:
+            self.code = code
 
 
 class StoreError(LinqraError):

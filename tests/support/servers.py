@@ -198,12 +198,12 @@ def service_app(state: ServiceState, name: str) -> Starlette:
 class HttpService:
     """A uvicorn server in a background thread; ``url`` is its base URL."""
 
-    def __init__(self, name: str = "svc") -> None:
+    def __init__(self, name: str = "svc", app: Any = None) -> None:
         self.state = ServiceState()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            service_app(self.state, name),
+            app or service_app(self.state, name),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

@@ -1,0 +1,209 @@
+"""The OpenAI chat-completions wire format, on the official async ``openai`` SDK.
+
+Serves OpenAI and every OpenAI-compatible server (vLLM, Ollama, llama.cpp) by base URL. SDK
+retries are off: the router owns the one retry loop. Streams ask for usage
+(``stream_options.include_usage``), so a streamed call is priced from the provider's own count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from linqra.errors import ProviderError
+from linqra.llm.base import StreamEvent
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+
+__all__ = ["OpenAIModel", "OpenAIProvider"]
+
+
+class OpenAIProvider:
+    def __init__(
+        self,
+        name: str = "openai",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.timeout = timeout
+        self._api_key = api_key
+        self.api_key_env = api_key_env
+        self._client: Any = None
+
+    def api_key(self) -> str:
+        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        if key:
+            return key
+        if self.base_url:  # OpenAI-compatible local servers usually need no key
+            return "not-needed"
+        raise ProviderError(
+            f"provider {self.name!r} has no API key: set {self.api_key_env}", code="missing_api_key"
+        )
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                from openai import AsyncOpenAI
+            except ImportError as exc:  # pragma: no cover - openai is a dependency
+                raise ProviderError("the openai provider needs: pip install openai") from exc
+            self._client = AsyncOpenAI(
+                api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout
+            )
+        return self._client
+
+    def model(self, name: str) -> OpenAIModel:
+        return OpenAIModel(self, name)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+class OpenAIModel:
+    def __init__(self, provider: OpenAIProvider, name: str) -> None:
+        self._provider = provider
+        self.provider = provider.name
+        self.name = name
+
+    def _args(self, messages: Sequence[Message], settings: ModelSettings) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "model": self.name,
+            "messages": [
+                {"role": m.role, "content": m.content, **({"name": m.name} if m.name else {})}
+                for m in messages
+            ],
+        }
+        if settings.temperature is not None:
+            args["temperature"] = settings.temperature
+        if settings.max_tokens is not None:
+            args["max_tokens"] = settings.max_tokens
+        if settings.top_p is not None:
+            args["top_p"] = settings.top_p
+        if settings.stop:
+            args["stop"] = list(settings.stop)
+        if settings.json_mode:
+            args["response_format"] = {"type": "json_object"}
+        return args
+
+    async def request(self, messages: Sequence[Message], settings: ModelSettings) -> ModelResponse:
+        with _translate(self.provider):
+            completion = await self._provider.client().chat.completions.create(
+                **self._args(messages, settings)
+            )
+        if not completion.choices:
+            raise ProviderError(
+                f"{self.provider}: response without choices", code="malformed_response"
+            )
+        choice = completion.choices[0]
+        return ModelResponse(
+            text=choice.message.content or "",
+            model=completion.model or self.name,
+            provider=self.provider,
+            usage=_usage(completion.usage),
+            finish_reason=choice.finish_reason or "stop",
+            response_id=completion.id or "",
+        )
+
+    async def request_stream(
+        self, messages: Sequence[Message], settings: ModelSettings
+    ) -> AsyncIterator[StreamEvent]:
+        args = self._args(messages, settings)
+        parts: list[str] = []
+        usage: Usage | None = None
+        finish, model, response_id = "stop", self.name, ""
+        with _translate(self.provider):
+            stream = await self._provider.client().chat.completions.create(
+                **args, stream=True, stream_options={"include_usage": True}
+            )
+            try:
+                async for chunk in stream:
+                    model, response_id = chunk.model or model, chunk.id or response_id
+                    if chunk.usage is not None:
+                        usage = _usage(chunk.usage)
+                    for choice in chunk.choices:
+                        if choice.delta and choice.delta.content:
+                            parts.append(choice.delta.content)
+                            yield Delta(choice.delta.content)
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
+            finally:
+                await stream.close()
+        if usage is None:
+            raise ProviderError(
+                f"{self.provider}: stream ended without usage", code="missing_usage"
+            )
+        yield ModelResponse("".join(parts), model, self.provider, usage, finish, response_id)
+
+
+def _usage(raw: Any) -> Usage:
+    if raw is None:
+        raise ProviderError("response without usage", code="missing_usage")
+    prompt = int(raw.prompt_tokens or 0)
+    cached = int(getattr(getattr(raw, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
+    reasoning = int(
+        getattr(getattr(raw, "completion_tokens_details", None), "reasoning_tokens", 0) or 0
+    )
+    return Usage(
+        input_tokens=prompt - cached,
+        cache_read_tokens=cached,
+        output_tokens=int(raw.completion_tokens or 0),
+        reasoning_tokens=reasoning,
+    )
+
+
+@contextlib.contextmanager
+def _translate(provider: str) -> Iterator[None]:
+    """Vendor errors become :class:`ProviderError` here, and only here (``raise … from exc``)."""
+    import openai
+
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        retry_after = _retry_after(
+            exc.response.headers.get("retry-after") if exc.response is not None else None
+        )
+        raise ProviderError(
+            f"{provider}: HTTP {status}: {_message(exc)}",
+            retryable=status in (408, 409, 425, 429) or status >= 500,
+            retry_after=retry_after,
+            upstream_status=status,
+            code="provider_rate_limited" if status == 429 else "provider_error",
+        ) from exc
+    except openai.APITimeoutError as exc:
+        raise ProviderError(
+            f"{provider}: timed out", retryable=True, code="provider_timeout"
+        ) from exc
+    except openai.APIConnectionError as exc:
+        raise ProviderError(
+            f"{provider}: cannot connect: {exc}", retryable=True, code="provider_unreachable"
+        ) from exc
+    except openai.APIError as exc:  # a stream cut mid-way, other protocol errors
+        raise ProviderError(f"{provider}: {exc}", retryable=False, code="provider_error") from exc
+    except ValueError as exc:  # a body that is not JSON (the SDK parses it)
+        raise ProviderError(
+            f"{provider}: malformed response: {exc}", retryable=False, code="provider_error"
+        ) from exc
+
+
+def _message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(getattr(exc, "message", exc))
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,111 @@
+"""A local server that speaks OpenAI's chat-completions HTTP and SSE protocol, for the real SDK.
+
+The model name picks a behaviour: ``rate-limited`` (429 + Retry-After), ``broken`` (500),
+``malformed`` (a body that is not JSON), ``cut`` (a stream that stops mid-way), anything else
+answers ``Echo: <last user message>``. Requests are kept in ``requests`` for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.support.servers import HttpService
+
+
+def _usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
+    async def completions(request: Request) -> Response:
+        body = await request.json()
+        requests.append({"body": body, "auth": request.headers.get("authorization")})
+        model = body["model"]
+        if model == "rate-limited":
+            return JSONResponse(
+                {"error": {"message": "slow down", "type": "rate_limit"}},
+                status_code=429,
+                headers={"Retry-After": "2"},
+            )
+        if model == "broken":
+            return JSONResponse({"error": {"message": "upstream exploded"}}, status_code=500)
+        if model == "malformed":
+            return Response(b"{not json", media_type="application/json")
+        question = next(
+            (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
+        )
+        words = ["Echo:", *question.split()]
+        prompt = sum(len(m["content"].split()) + 4 for m in body["messages"])
+        cached = 3 if prompt > 3 else 0
+        created = int(time.time())
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": _usage(prompt, len(words), cached),
+                }
+            )
+
+        async def events() -> Any:
+            base = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+            }
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'role': 'assistant', 'content': ''}, 'finish_reason': None}]})}\n\n"
+            for i, word in enumerate(words):
+                if model == "cut" and i == 2:
+                    raise RuntimeError("connection dropped mid-stream")
+                piece = word if i == 0 else " " + word
+                yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'content': piece}, 'finish_reason': None}]})}\n\n"
+                await asyncio.sleep(0.005)
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+            if (body.get("stream_options") or {}).get("include_usage"):
+                yield f"data: {json.dumps({**base, 'choices': [], 'usage': _usage(prompt, len(words), cached)})}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"object": "list", "data": [{"id": "gpt-4o", "object": "model", "owned_by": "fake"}]}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", completions, methods=["POST"]),
+            Route("/v1/models", models),
+        ]
+    )
+
+
+class FakeOpenAI(HttpService):
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        super().__init__("fake-openai", app=fake_openai_app(self.requests))
+        self.base_url = f"{self.url}/v1"
