@@ -21,6 +21,7 @@ from ray.exceptions import RayActorError
 
 from deployments.errors import install_error_handlers
 from deployments.limits import RequestLimits
+from deployments.openai_api import ChatRequest, chat_completion, list_models, usage_summary
 from linqra import __version__
 from linqra.config import Settings
 from linqra.errors import ValidationError
@@ -286,6 +287,29 @@ class Gateway:
         await (await self.sys()).service.executions.get(team.team_id, execution_id)
         await self.runner.resume.remote(team.team_id, execution_id)
         return await self._answer(team, execution_id, wait)
+
+    # -- LLMs: OpenAI-compatible ----------------------------------------------------------
+    @app.post("/v1/chat/completions", tags=["llm"])
+    async def chat_completions(self, team: Team, body: ChatRequest) -> Any:
+        return await chat_completion((await self.sys()).llm, team.team_id, body)
+
+    @app.get("/v1/models", tags=["llm"])
+    async def models(self, team: Team) -> dict[str, Any]:
+        return list_models((await self.sys()).llm)
+
+    @app.get("/v1/usage", tags=["llm"])
+    async def usage(
+        self,
+        team: Team,
+        group_by: Annotated[Literal["model", "provider", "day"], Query()] = "model",
+        start: Annotated[
+            str | None, Query(alias="from", description="ISO date or time, inclusive")
+        ] = None,
+        end: Annotated[
+            str | None, Query(alias="to", description="ISO date or time, exclusive")
+        ] = None,
+    ) -> dict[str, Any]:
+        return await usage_summary((await self.sys()).llm, team.team_id, group_by, start, end)
 
     # -- Linqra's entry point -----------------------------------------------------------
     @app.post("/linq", tags=["linq"])

@@ -143,6 +143,8 @@ class ProviderError(LinqraError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.upstream_status = upstream_status
+        if upstream_status == 429:
+            self.status = 429
         if code is not None:
             self.code = code
 

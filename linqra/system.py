@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from linqra.cache import Cache, open_cache
 from linqra.config import Settings
+from linqra.llm.service import LLMService
+from linqra.llm.usage import USAGE_INDEXES
 from linqra.steps import default_registry
 from linqra.steps.base import StepContext, TargetRegistry
 from linqra.store import DocumentStore, open_store
@@ -24,6 +26,7 @@ class System:
     registry: TargetRegistry
     service: WorkflowService
     ctx: StepContext
+    llm: LLMService
 
     @classmethod
     async def open(cls, settings: Settings, *, init: bool = True) -> System:
@@ -36,9 +39,11 @@ class System:
             registry,
             WorkflowService(store, registry),
             StepContext(settings),
+            LLMService(settings, store),
         )
         if init:
             await system.service.init()
+            await store.ensure_indexes(USAGE_INDEXES)
         return system
 
     def engine(self, runner_id: str, executor: StepExecutor | None = None) -> WorkflowEngine:
@@ -56,6 +61,7 @@ class System:
         return ExecutionRunner(self.engine(runner_id, executor), self.settings.execution)
 
     async def close(self) -> None:
+        await self.llm.aclose()
         await self.ctx.aclose()
         await self.cache.close()
         await self.store.close()

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from linqra.config import ExecutionSettings, ServiceConfig, Settings
+from linqra.config import ExecutionSettings, LLMProviderConfig, LLMSettings, ServiceConfig, Settings
 from linqra.system import System
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import HttpService, free_port, mongo_server, redis_server
 
 NAMESPACE = "linqra-test"
@@ -57,12 +58,29 @@ def http_service() -> Iterator[HttpService]:
 
 
 @pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def http_service_b() -> Iterator[HttpService]:
     with HttpService("svc-b") as service:
         yield service
 
 
-def make_settings(data_dir: Path, a: HttpService, b: HttpService, **overrides: Any) -> Settings:
+def make_settings(
+    data_dir: Path,
+    a: HttpService,
+    b: HttpService,
+    openai: FakeOpenAI | None = None,
+    **overrides: Any,
+) -> Settings:
+    providers = dict(LLMSettings().providers)
+    if (
+        openai is not None
+    ):  # the OpenAI provider points at a local server speaking OpenAI's protocol
+        providers["openai"] = LLMProviderConfig(kind="openai", base_url=openai.base_url)
     return Settings(
         data_dir=data_dir,
         services={
@@ -77,6 +95,7 @@ def make_settings(data_dir: Path, a: HttpService, b: HttpService, **overrides: A
             io_concurrency=512,
             default_step_timeout_seconds=30,
         ),
+        llm=LLMSettings(providers=providers),
         **overrides,
     )
 
@@ -96,10 +115,13 @@ async def system(settings: Settings) -> AsyncIterator[System]:
 # -- Ray and Serve ------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def ray_settings(
-    tmp_path_factory: pytest.TempPathFactory, http_service: HttpService, http_service_b: HttpService
+    tmp_path_factory: pytest.TempPathFactory,
+    http_service: HttpService,
+    http_service_b: HttpService,
+    fake_openai: FakeOpenAI,
 ) -> Settings:
     data = tmp_path_factory.mktemp("ray-data")
-    base = make_settings(data, http_service, http_service_b)
+    base = make_settings(data, http_service, http_service_b, fake_openai)
     return base.model_copy(
         update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}
     ).portable()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -28,12 +27,6 @@ from linqra.system import System
 from tests.support.fake_openai import FakeOpenAI
 
 NO_SETTINGS = ModelSettings()
-
-
-@pytest.fixture(scope="module")
-def fake_openai() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
 
 
 async def collect(model: Model, messages: list[Message]) -> tuple[str, ModelResponse]:

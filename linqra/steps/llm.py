@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from linqra.config import LLMSettings
 from linqra.errors import ProviderError, StepError, ValidationError
-from linqra.llm.pricing import load_catalogue
 from linqra.llm.registry import TARGET_PROVIDERS, LLMRegistry
-from linqra.llm.types import Delta, ModelResponse, parse_messages, parse_settings
+from linqra.llm.service import Completion, LLMService
+from linqra.llm.types import ModelResponse, parse_messages, parse_settings
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
@@ -61,27 +61,35 @@ class LLMTarget:
         parse_settings(config.get("settings"), f"{field}.llmConfig.settings")
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
-        registry: LLMRegistry = ctx.resource("llm.registry", lambda: LLMRegistry(ctx.settings.llm))
+        service: LLMService = ctx.resource("llm.service", lambda: _service(ctx))
         config = dict(call.llm_config or {})
+        caller = {"type": "step", "execution_id": call.execution_id, "step": call.step}
         try:
             messages = parse_messages(call.payload)
             settings = parse_settings(config.get("settings"))
-            resolved = registry.resolve(config.get("model"), self.name)
-            t0 = time.perf_counter()
             if call.stream:
-                response = None
-                async for event in resolved.model.request_stream(messages, settings):
-                    if isinstance(event, ModelResponse):
-                        response = event
-                    elif not isinstance(
-                        event, Delta
-                    ):  # pragma: no cover - the port yields only these
-                        raise ProviderError("unexpected stream event")
-                if response is None:
-                    raise ProviderError(f"{resolved.requested}: stream ended without a response")
+                done = None
+                async for event in service.stream(
+                    call.team_id,
+                    config.get("model"),
+                    messages,
+                    settings,
+                    caller=caller,
+                    target=self.name,
+                ):
+                    if isinstance(event, Completion):
+                        done = event
+                if done is None:
+                    raise ProviderError("stream ended without a response")
             else:
-                response = await resolved.model.request(messages, settings)
-            latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+                done = await service.complete(
+                    call.team_id,
+                    config.get("model"),
+                    messages,
+                    settings,
+                    caller=caller,
+                    target=self.name,
+                )
         except ValidationError as exc:
             raise StepError(
                 exc.message, field=exc.field, non_retryable=True, code=exc.code
@@ -93,20 +101,31 @@ class LLMTarget:
                 next_retry_delay=exc.retry_after,
                 code=exc.code,
             ) from exc
-        catalogue = load_catalogue(ctx.settings.llm.catalogue)
-        asked_provider, asked_model = resolved.requested.split(":", 1)
-        cost = catalogue.cost(response.provider, response.model, response.usage)
-        if (
-            cost is None and not resolved.fallback_reason
-        ):  # the provider may answer with a dated model name
-            cost = catalogue.cost(asked_provider, asked_model, response.usage)
-        result = completion_shape(response)
-        result["latency_ms"] = latency_ms
-        result["requested_model"] = resolved.requested
-        result["cost"] = cost.to_json() if cost else None
-        if resolved.fallback_reason:
-            result["fallback"] = {"provider": "local", "reason": resolved.fallback_reason}
+        result = completion_shape(done.response)
+        result["latency_ms"] = done.latency_ms
+        result["requested_model"] = done.resolved.requested
+        result["cost"] = done.cost.to_json() if done.cost else None
+        if done.resolved.fallback_reason:
+            result["fallback"] = {"provider": "local", "reason": done.resolved.fallback_reason}
         return result
+
+
+def _service(ctx: StepContext) -> LLMService:
+    """One per process; its store is a resource of its own, so ``ctx.aclose()`` closes both."""
+    from linqra.store import open_store
+
+    store = ctx.resource(
+        "store", lambda: _ClosingStore(open_store(ctx.settings.resolved_store_url))
+    )
+    return LLMService(ctx.settings, store.store)
+
+
+class _ClosingStore:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def aclose(self) -> None:
+        await self.store.close()
 
 
 def completion_shape(response: ModelResponse) -> dict[str, Any]:

@@ -1,0 +1,187 @@
+"""OpenAI-compatible routes on the gateway: ``POST /v1/chat/completions``, ``GET /v1/models``,
+and ``GET /v1/usage``. Any OpenAI SDK works when pointed at ``http://HOST:8000/v1`` with the
+``X-Team-Id`` header (``default_headers``); every call is accounted to that team."""
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import StreamingResponse
+
+from linqra.errors import LinqraError, ValidationError
+from linqra.llm.service import Completion, LLMService
+from linqra.llm.types import Delta, ModelResponse, parse_messages, parse_settings
+from linqra.steps.llm import completion_shape
+
+__all__ = ["ChatRequest", "chat_completion", "list_models", "usage_summary"]
+
+
+class ChatRequest(BaseModel):
+    """The fields of OpenAI's chat-completions request that Linqra uses; others are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    response_format: dict[str, Any] | None = None
+
+
+async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -> Any:
+    messages = parse_messages(request.messages, "messages")
+    raw = {
+        k: v
+        for k, v in (
+            ("temperature", request.temperature),
+            ("max_tokens", request.max_tokens),
+            ("max_completion_tokens", request.max_completion_tokens),
+            ("top_p", request.top_p),
+            ("stop", request.stop),
+        )
+        if v is not None
+    }
+    if (request.response_format or {}).get("type") == "json_object":
+        raw["json_mode"] = True
+    settings = parse_settings(raw, "body")
+    caller = {"type": "api", "endpoint": "/v1/chat/completions"}
+    model_ref = _model_ref(llm, request.model)
+    if not request.stream:
+        done = await llm.complete(team_id, model_ref, messages, settings, caller=caller)
+        return _with_linqra(completion_shape(done.response), done)
+    include_usage = bool((request.stream_options or {}).get("include_usage"))
+    events = llm.stream(team_id, model_ref, messages, settings, caller=caller)
+    first = await anext(
+        events
+    )  # resolve the model and open the upstream stream before answering 200
+    return StreamingResponse(
+        _sse(first, events, include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def _model_ref(llm: LLMService, model: str) -> str:
+    """``provider:model``, an alias, or a bare catalogue name (``gpt-4o``) when one provider has it."""
+    if ":" in model or model in llm.settings.llm.aliases:
+        return model
+    owners = [key for key in llm.catalogue.prices if key.split(":", 1)[1] == model]
+    if len(owners) == 1:
+        return owners[0]
+    known = ", ".join(sorted(llm.settings.llm.providers))
+    raise ValidationError(
+        f"model {model!r}: write provider:model (providers: {known})", field="model"
+    )
+
+
+async def _sse(first: Any, events: AsyncIterator[Any], include_usage: bool) -> AsyncIterator[bytes]:
+    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    model = ""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        body = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n".encode()
+
+    yield chunk({"role": "assistant", "content": ""})
+    pending: list[Any] = [first]
+    try:
+        while True:
+            event = pending.pop() if pending else await anext(events)
+            if isinstance(event, Delta):
+                yield chunk({"content": event.text})
+            elif isinstance(event, ModelResponse):
+                model = event.model
+                yield chunk({}, event.finish_reason)
+            elif isinstance(event, Completion):
+                if include_usage:
+                    body = {
+                        "id": chunk_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": event.response.usage.to_openai(),
+                        "linqra": _linqra(event),
+                    }
+                    yield f"data: {json.dumps(body, separators=(',', ':'))}\n\n".encode()
+                break
+    except StopAsyncIteration:
+        pass
+    except LinqraError as exc:  # after the first byte the status is sent: report in the stream
+        yield f"data: {json.dumps({'error': exc.to_dict()})}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+
+
+def _linqra(done: Completion) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "provider": done.response.provider,
+        "requested_model": done.resolved.requested,
+        "cost": done.cost.to_json() if done.cost else None,
+        "usage_record": done.record["id"],
+    }
+    if done.resolved.fallback_reason:
+        out["fallback"] = {"provider": "local", "reason": done.resolved.fallback_reason}
+    return out
+
+
+def _with_linqra(body: dict[str, Any], done: Completion) -> dict[str, Any]:
+    body["linqra"] = _linqra(done)
+    return body
+
+
+def list_models(llm: LLMService) -> dict[str, Any]:
+    data = []
+    for key, price in sorted(llm.catalogue.prices.items()):
+        provider = key.split(":", 1)[0]
+        data.append(
+            {
+                "id": key,
+                "object": "model",
+                "created": 0,
+                "owned_by": provider,
+                "linqra": {
+                    **price.to_json(),
+                    "configured": provider in llm.settings.llm.providers,
+                    "price_version": llm.catalogue.version,
+                },
+            }
+        )
+    return {"object": "list", "data": data}
+
+
+def _instant(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"{field} must be an ISO-8601 date or time, e.g. 2026-11-01", field=field
+        ) from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if ("T" in value or " " in value) else value
+
+
+async def usage_summary(
+    llm: LLMService, team_id: str, group_by: str, start: str | None, end: str | None
+) -> dict[str, Any]:
+    begin, finish = _instant(start, "from"), _instant(end, "to")
+    if begin and finish and finish <= begin:
+        raise ValidationError("to must be after from", field="to")
+    items = await llm.usage.summary(team_id, group_by=group_by, start=begin, end=finish)
+    return {"group_by": group_by, "from": start, "to": end, "items": items}

@@ -1,0 +1,170 @@
+"""One typed async API for every configured model, with exact cost and a usage record per call.
+
+``complete`` returns the response; ``stream`` yields text deltas and then the final response.
+Every call — finished, failed after tokens were produced, or cancelled mid-stream — leaves a
+usage record: priced from the provider's own usage when it reported one, otherwise from a local
+count marked ``estimated``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from linqra.config import Settings
+from linqra.llm.base import StreamEvent
+from linqra.llm.local import count_tokens
+from linqra.llm.pricing import Catalogue, Cost, load_catalogue
+from linqra.llm.registry import LLMRegistry, Resolved
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.llm.usage import UsageRepository
+from linqra.store import DocumentStore
+
+__all__ = ["Completion", "LLMService"]
+
+
+class Completion:
+    """A finished call: the response, what was asked, the cost and the usage record."""
+
+    def __init__(
+        self,
+        response: ModelResponse,
+        resolved: Resolved,
+        cost: Cost | None,
+        latency_ms: float,
+        record: dict[str, Any],
+    ) -> None:
+        self.response = response
+        self.resolved = resolved
+        self.cost = cost
+        self.latency_ms = latency_ms
+        self.record = record
+
+
+class LLMService:
+    def __init__(
+        self, settings: Settings, store: DocumentStore, registry: LLMRegistry | None = None
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or LLMRegistry(settings.llm)
+        self.catalogue: Catalogue = load_catalogue(settings.llm.catalogue)
+        self.usage = UsageRepository(store)
+
+    def price(self, resolved: Resolved, response: ModelResponse) -> Cost | None:
+        cost = self.catalogue.cost(response.provider, response.model, response.usage)
+        if (
+            cost is None and not resolved.fallback_reason
+        ):  # dated model names, e.g. gpt-4o-2024-08-06
+            provider, model = resolved.requested.split(":", 1)
+            cost = self.catalogue.cost(provider, model, response.usage)
+        return cost
+
+    async def complete(
+        self,
+        team_id: str,
+        model_ref: str | None,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        *,
+        caller: Mapping[str, Any],
+        target: str = "llm",
+    ) -> Completion:
+        resolved = self.registry.resolve(model_ref, target)
+        t0 = time.perf_counter()
+        response = await resolved.model.request(messages, settings)
+        return await self._settle(team_id, resolved, response, t0, caller)
+
+    async def stream(
+        self,
+        team_id: str,
+        model_ref: str | None,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        *,
+        caller: Mapping[str, Any],
+        target: str = "llm",
+    ) -> AsyncIterator[StreamEvent | Completion]:
+        """Deltas, then the final :class:`ModelResponse`, then the :class:`Completion`."""
+        resolved = self.registry.resolve(model_ref, target)
+        t0 = time.perf_counter()
+        parts: list[str] = []
+        final: ModelResponse | None = None
+        try:
+            async for event in resolved.model.request_stream(messages, settings):
+                if isinstance(event, Delta):
+                    parts.append(event.text)
+                else:
+                    final = event
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            await asyncio.shield(
+                self._partial(team_id, resolved, messages, "".join(parts), t0, caller, "cancelled")
+            )
+            raise
+        except Exception:
+            if parts:
+                await self._partial(
+                    team_id, resolved, messages, "".join(parts), t0, caller, "failed"
+                )
+            raise
+        assert final is not None
+        yield await self._settle(team_id, resolved, final, t0, caller)
+
+    async def _settle(
+        self,
+        team_id: str,
+        resolved: Resolved,
+        response: ModelResponse,
+        t0: float,
+        caller: Mapping[str, Any],
+    ) -> Completion:
+        latency = round((time.perf_counter() - t0) * 1000, 3)
+        cost = self.price(resolved, response)
+        record = await self.usage.record(
+            team_id,
+            provider=response.provider,
+            model=response.model,
+            requested=resolved.requested,
+            usage=response.usage,
+            cost=cost,
+            latency_ms=latency,
+            caller=caller,
+        )
+        return Completion(response, resolved, cost, latency, record)
+
+    async def _partial(
+        self,
+        team_id: str,
+        resolved: Resolved,
+        messages: Sequence[Message],
+        text: str,
+        t0: float,
+        caller: Mapping[str, Any],
+        status: str,
+    ) -> None:
+        """Usage of a stream that did not finish: counted locally, marked estimated, still priced."""
+        usage = Usage(
+            input_tokens=sum(count_tokens(m.content) + 4 for m in messages),
+            output_tokens=count_tokens(text),
+            estimated=True,
+        )
+        model = resolved.model
+        partial = ModelResponse(text, model.name, model.provider, usage)
+        cost = self.price(resolved, partial)
+        await self.usage.record(
+            team_id,
+            provider=model.provider,
+            model=model.name,
+            requested=resolved.requested,
+            usage=usage,
+            cost=cost,
+            latency_ms=round((time.perf_counter() - t0) * 1000, 3),
+            caller=caller,
+            status="cancelled" if status == "cancelled" else "failed",
+        )
+
+    async def aclose(self) -> None:
+        """Close the provider clients (the store belongs to whoever passed it in)."""
+        await self.registry.aclose()
