@@ -14,10 +14,13 @@ import pytest
 
 from linqra.config import ExecutionSettings, LLMProviderConfig, LLMSettings, ServiceConfig, Settings
 from linqra.system import System
+from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import HttpService, free_port, mongo_server, redis_server
 
 NAMESPACE = "linqra-test"
+# Set before Ray starts, so that the gateway and pool actors inherit it.
+os.environ.setdefault("LINQRA_TEST_ANTHROPIC_KEY", "sk-ant-test")
 
 
 # -- no network beyond loopback ----------------------------------------------------
@@ -64,6 +67,12 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="session")
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def http_service_b() -> Iterator[HttpService]:
     with HttpService("svc-b") as service:
         yield service
@@ -74,13 +83,17 @@ def make_settings(
     a: HttpService,
     b: HttpService,
     openai: FakeOpenAI | None = None,
+    anthropic: FakeAnthropic | None = None,
     **overrides: Any,
 ) -> Settings:
+    # LLM providers point at local servers that speak each provider's protocol
     providers = dict(LLMSettings().providers)
-    if (
-        openai is not None
-    ):  # the OpenAI provider points at a local server speaking OpenAI's protocol
+    if openai is not None:
         providers["openai"] = LLMProviderConfig(kind="openai", base_url=openai.base_url)
+    if anthropic is not None:
+        providers["anthropic"] = LLMProviderConfig(
+            kind="anthropic", base_url=anthropic.url, api_key_env="LINQRA_TEST_ANTHROPIC_KEY"
+        )
     return Settings(
         data_dir=data_dir,
         services={
@@ -119,9 +132,10 @@ def ray_settings(
     http_service: HttpService,
     http_service_b: HttpService,
     fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
 ) -> Settings:
     data = tmp_path_factory.mktemp("ray-data")
-    base = make_settings(data, http_service, http_service_b, fake_openai)
+    base = make_settings(data, http_service, http_service_b, fake_openai, fake_anthropic)
     return base.model_copy(
         update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}
     ).portable()

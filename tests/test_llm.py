@@ -300,3 +300,68 @@ async def test_bad_llm_steps_are_refused(system: System, step: dict[str, Any], f
     with pytest.raises(ValidationError) as err:
         await system.service.create("team-a", {"name": "bad", "steps": [step]})
     assert err.value.field == field
+
+
+# -- Anthropic's Messages protocol through the official SDK ----------------------------------
+def anthropic_provider(fake: Any) -> Any:
+    from linqra.llm.anthropic import AnthropicProvider
+
+    return AnthropicProvider("anthropic", base_url=fake.url, api_key="sk-ant-test", timeout=5)
+
+
+async def test_anthropic_request_with_cache_usage(fake_anthropic: Any) -> None:
+    from tests.support.fake_anthropic import CACHE_READ, CACHE_WRITE
+
+    p = anthropic_provider(fake_anthropic)
+    response = await p.model("claude-sonnet-4-5").request(
+        [Message("system", "Be brief."), Message("user", "hello claude")],
+        ModelSettings(temperature=1.5),
+    )
+    await p.aclose()
+    assert response.text == "Echo: hello claude"
+    assert response.usage == Usage(
+        input_tokens=4,
+        cache_read_tokens=CACHE_READ,
+        cache_write_tokens=CACHE_WRITE,
+        output_tokens=3,
+    )
+    sent = fake_anthropic.requests[-1]
+    assert sent["api_key"] == "sk-ant-test" and sent["body"]["system"] == "Be brief."
+    assert "temperature" not in sent["body"] and sent["body"]["max_tokens"] == 1024
+    cost = load_catalogue().cost("anthropic", "claude-sonnet-4-5", response.usage)
+    assert cost is not None
+    assert cost.amount == (
+        4 * Decimal("3.00")
+        + CACHE_READ * Decimal("0.30")
+        + CACHE_WRITE * Decimal("3.75")
+        + 3 * Decimal("15.00")
+    ) / Decimal(1_000_000)
+
+
+async def test_anthropic_stream_usage_from_message_events(fake_anthropic: Any) -> None:
+    p = anthropic_provider(fake_anthropic)
+    text, final = await collect(
+        p.model("claude-haiku-4-5"), [Message("user", "stream three words")]
+    )
+    await p.aclose()
+    assert text == final.text == "Echo: stream three words"
+    assert (
+        final.usage.output_tokens == 4
+        and final.usage.cache_read_tokens == 5
+        and not final.usage.estimated
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "retryable", "retry_after", "status"),
+    [("rate-limited", True, 3.0, 429), ("overloaded", True, None, 529)],
+)
+async def test_anthropic_errors(
+    fake_anthropic: Any, model: str, retryable: bool, retry_after: float | None, status: int
+) -> None:
+    p = anthropic_provider(fake_anthropic)
+    with pytest.raises(ProviderError) as err:
+        await p.model(model).request([Message("user", "x")], NO_SETTINGS)
+    await p.aclose()
+    assert err.value.retryable is retryable and err.value.retry_after == retry_after
+    assert err.value.upstream_status == status

@@ -130,3 +130,29 @@ def test_bad_chat_requests(
     assert response.status_code == status, response.text
     if field:
         assert response.json()["error"]["field"] == field
+
+
+def test_anthropic_model_streamed_through_the_openai_api(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="anthropic:claude-sonnet-4-5",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hello from openai sdk"},
+        ],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, last = "", None
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+        if chunk.usage is not None:
+            last = chunk
+    assert text == "Echo: hello from openai sdk"
+    assert last is not None and last.usage is not None
+    assert (
+        last.usage.prompt_tokens_details is not None
+        and last.usage.prompt_tokens_details.cached_tokens == 5
+    )
+    linqra = (last.model_extra or {})["linqra"]
+    assert linqra["provider"] == "anthropic" and Decimal(linqra["cost"]["amount"]) > 0

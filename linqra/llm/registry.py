@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from linqra.config import LLMProviderConfig, LLMSettings
 from linqra.errors import ProviderError, ValidationError
+from linqra.llm.anthropic import AnthropicProvider
 from linqra.llm.base import Model, Provider
 from linqra.llm.local import LocalProvider
 from linqra.llm.openai import OpenAIProvider
@@ -36,6 +37,9 @@ DEFAULT_MODELS = {
 
 _FACTORIES: dict[str, Callable[[str, LLMProviderConfig], Provider]] = {
     "openai": lambda name, cfg: OpenAIProvider(
+        name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
+    ),
+    "anthropic": lambda name, cfg: AnthropicProvider(
         name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
     ),
     "local": lambda name, cfg: LocalProvider(),

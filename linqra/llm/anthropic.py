@@ -1,0 +1,196 @@
+"""Anthropic's Messages wire format, on the official async ``anthropic`` SDK.
+
+System messages go to ``system``; usage comes from ``message_start`` (input and cache tokens)
+and ``message_delta`` (cumulative output tokens) when streaming. SDK retries are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from linqra.errors import ProviderError
+from linqra.llm.base import StreamEvent
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+
+__all__ = ["AnthropicModel", "AnthropicProvider"]
+
+DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens
+
+
+class AnthropicProvider:
+    def __init__(
+        self,
+        name: str = "anthropic",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = "ANTHROPIC_API_KEY",
+        timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.timeout = timeout
+        self._api_key = api_key
+        self.api_key_env = api_key_env
+        self._client: Any = None
+
+    def api_key(self) -> str:
+        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        if not key:
+            raise ProviderError(
+                f"provider {self.name!r} has no API key: set {self.api_key_env}",
+                code="missing_api_key",
+            )
+        return key
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                from anthropic import AsyncAnthropic
+            except ImportError as exc:
+                raise ProviderError(
+                    "the anthropic provider needs: pip install 'linqra-on-ray[anthropic]'"
+                ) from exc
+            self._client = AsyncAnthropic(
+                api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout
+            )
+        return self._client
+
+    def model(self, name: str) -> AnthropicModel:
+        return AnthropicModel(self, name)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+class AnthropicModel:
+    def __init__(self, provider: AnthropicProvider, name: str) -> None:
+        self._provider = provider
+        self.provider = provider.name
+        self.name = name
+
+    def _args(self, messages: Sequence[Message], settings: ModelSettings) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in messages if m.role == "system")
+        args: dict[str, Any] = {
+            "model": self.name,
+            "max_tokens": settings.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": [
+                {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+                for m in messages
+                if m.role != "system"
+            ],
+        }
+        if system:
+            args["system"] = system
+        # The current Messages API has no sampling parameters (temperature, top_p): they are not sent.
+        if settings.stop:
+            args["stop_sequences"] = list(settings.stop)
+        return args
+
+    async def request(self, messages: Sequence[Message], settings: ModelSettings) -> ModelResponse:
+        with _translate(self.provider):
+            message = await self._provider.client().messages.create(
+                **self._args(messages, settings)
+            )
+        text = "".join(getattr(block, "text", "") for block in message.content)
+        return ModelResponse(
+            text,
+            message.model or self.name,
+            self.provider,
+            _usage(message.usage),
+            message.stop_reason or "stop",
+            message.id or "",
+        )
+
+    async def request_stream(
+        self, messages: Sequence[Message], settings: ModelSettings
+    ) -> AsyncIterator[StreamEvent]:
+        parts: list[str] = []
+        start_usage: Any = None
+        output_tokens: int | None = None
+        finish, model, message_id = "stop", self.name, ""
+        with _translate(self.provider):
+            stream = await self._provider.client().messages.create(
+                **self._args(messages, settings), stream=True
+            )
+            try:
+                async for event in stream:
+                    kind = getattr(event, "type", "")
+                    if kind == "message_start":
+                        start_usage = event.message.usage
+                        model, message_id = event.message.model or model, event.message.id or ""
+                    elif (
+                        kind == "content_block_delta"
+                        and getattr(event.delta, "type", "") == "text_delta"
+                    ):
+                        parts.append(event.delta.text)
+                        yield Delta(event.delta.text)
+                    elif kind == "message_delta":
+                        output_tokens = int(event.usage.output_tokens)  # cumulative
+                        finish = event.delta.stop_reason or finish
+            finally:
+                await stream.close()
+        if start_usage is None or output_tokens is None:
+            raise ProviderError(
+                f"{self.provider}: stream ended without usage", code="missing_usage"
+            )
+        usage = _usage(start_usage, output_tokens)
+        yield ModelResponse("".join(parts), model, self.provider, usage, finish, message_id)
+
+
+def _usage(raw: Any, output_tokens: int | None = None) -> Usage:
+    return Usage(
+        input_tokens=int(getattr(raw, "input_tokens", 0) or 0),
+        cache_read_tokens=int(getattr(raw, "cache_read_input_tokens", 0) or 0),
+        cache_write_tokens=int(getattr(raw, "cache_creation_input_tokens", 0) or 0),
+        output_tokens=int(
+            output_tokens if output_tokens is not None else getattr(raw, "output_tokens", 0) or 0
+        ),
+    )
+
+
+@contextlib.contextmanager
+def _translate(provider: str) -> Iterator[None]:
+    import anthropic
+
+    try:
+        yield
+    except anthropic.APIStatusError as exc:
+        status = exc.status_code
+        header = exc.response.headers.get("retry-after") if exc.response is not None else None
+        try:
+            retry_after = None if header is None else max(0.0, float(header))
+        except ValueError:
+            retry_after = None
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = (
+            (body.get("error") or {}).get("message")
+            if isinstance(body.get("error"), dict)
+            else None
+        )
+        raise ProviderError(
+            f"{provider}: HTTP {status}: {detail or exc.message}",
+            retryable=status in (408, 409, 429, 529) or status >= 500,
+            retry_after=retry_after,
+            upstream_status=status,
+            code="provider_rate_limited" if status == 429 else "provider_error",
+        ) from exc
+    except anthropic.APITimeoutError as exc:
+        raise ProviderError(
+            f"{provider}: timed out", retryable=True, code="provider_timeout"
+        ) from exc
+    except anthropic.APIConnectionError as exc:
+        raise ProviderError(
+            f"{provider}: cannot connect: {exc}", retryable=True, code="provider_unreachable"
+        ) from exc
+    except anthropic.APIError as exc:
+        raise ProviderError(f"{provider}: {exc}", code="provider_error") from exc
+    except ValueError as exc:
+        raise ProviderError(
+            f"{provider}: malformed response: {exc}", code="provider_error"
+        ) from exc
