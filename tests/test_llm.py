@@ -189,6 +189,7 @@ async def test_linqra_llm_steps_in_a_workflow(
     settings: Settings, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-fake")
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)  # the gemini step must fall back, offline
     providers = {
         **LLMSettings().providers,
         "openai": LLMProviderConfig(
@@ -262,7 +263,7 @@ async def test_linqra_llm_steps_in_a_workflow(
     # no Gemini key here: the local provider answers, and says so
     assert (
         steps[3]["provider"] == "local"
-        and steps[3]["fallback"]["reason"] == "provider 'gemini' is not configured"
+        and steps[3]["fallback"]["reason"] == "no API key in GEMINI_API_KEY"
     )
     assert (
         steps[3]["text"].startswith("[local model]")
@@ -365,3 +366,60 @@ async def test_anthropic_errors(
     await p.aclose()
     assert err.value.retryable is retryable and err.value.retry_after == retry_after
     assert err.value.upstream_status == status
+
+
+# -- Gemini's generateContent protocol through the official google-genai SDK --------------------
+@pytest.fixture(scope="module")
+def fake_gemini() -> Any:
+    from tests.support.fake_gemini import FakeGemini
+
+    with FakeGemini() as server:
+        yield server
+
+
+def gemini_provider(fake: Any) -> Any:
+    from linqra.llm.gemini import GeminiProvider
+
+    return GeminiProvider("gemini", base_url=fake.url, api_key="g-test", timeout=5)
+
+
+async def test_gemini_request_usage_with_cache_and_thinking(fake_gemini: Any) -> None:
+    from tests.support.fake_gemini import CACHED, THOUGHTS
+
+    p = gemini_provider(fake_gemini)
+    response = await p.model("gemini-2.5-flash").request(
+        [Message("system", "Be brief."), Message("user", "hello gemini")],
+        ModelSettings(temperature=0.3, max_tokens=50),
+    )
+    await p.aclose()
+    assert response.text == "Echo: hello gemini"
+    prompt = 2 + 6
+    assert response.usage == Usage(
+        input_tokens=prompt - CACHED,
+        cache_read_tokens=CACHED,
+        output_tokens=3 + THOUGHTS,
+        reasoning_tokens=THOUGHTS,
+    )
+    sent = fake_gemini.requests[-1]
+    assert sent["api_key"] == "g-test" and sent["method"] == "generateContent"
+    assert sent["body"]["systemInstruction"]["parts"][0]["text"] == "Be brief."
+    assert sent["body"]["generationConfig"]["maxOutputTokens"] == 50
+
+
+async def test_gemini_stream_takes_the_last_usage(fake_gemini: Any) -> None:
+    p = gemini_provider(fake_gemini)
+    text, final = await collect(
+        p.model("gemini-2.0-flash"), [Message("user", "stream four words now")]
+    )
+    await p.aclose()
+    assert text == final.text == "Echo: stream four words now"
+    assert final.usage.output_tokens == 5 + 7 and final.usage.reasoning_tokens == 7
+    assert fake_gemini.requests[-1]["method"] == "streamGenerateContent"
+
+
+async def test_gemini_rate_limit(fake_gemini: Any) -> None:
+    p = gemini_provider(fake_gemini)
+    with pytest.raises(ProviderError) as err:
+        await p.model("rate-limited").request([Message("user", "x")], NO_SETTINGS)
+    await p.aclose()
+    assert err.value.retryable and err.value.upstream_status == 429 and err.value.retry_after == 4.0

@@ -1,0 +1,193 @@
+"""Google's Gemini ``generateContent`` wire format, on the official ``google-genai`` SDK.
+
+System messages become ``system_instruction``; ``assistant`` turns are ``model`` turns. Every
+chunk of a stream carries ``usage_metadata`` and the last one is complete, so streamed calls are
+priced from Google's own count. Thinking tokens are billed as output (and counted as reasoning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from linqra.errors import ProviderError
+from linqra.llm.base import StreamEvent
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+
+__all__ = ["GeminiModel", "GeminiProvider"]
+
+
+class GeminiProvider:
+    def __init__(
+        self,
+        name: str = "gemini",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = "GEMINI_API_KEY",
+        timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.timeout = timeout
+        self._api_key = api_key
+        self.api_key_env = api_key_env
+        self._client: Any = None
+
+    def api_key(self) -> str:
+        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        if not key:
+            raise ProviderError(
+                f"provider {self.name!r} has no API key: set {self.api_key_env}",
+                code="missing_api_key",
+            )
+        return key
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                from google import genai
+                from google.genai import types
+            except ImportError as exc:
+                raise ProviderError("the gemini provider needs: pip install google-genai") from exc
+            options = types.HttpOptions(
+                base_url=self.base_url,
+                api_version="v1beta",
+                timeout=int(self.timeout * 1000),
+                retry_options=types.HttpRetryOptions(attempts=1),
+            )
+            self._client = genai.Client(api_key=self.api_key(), http_options=options)
+        return self._client
+
+    def model(self, name: str) -> GeminiModel:
+        return GeminiModel(self, name)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aio.aclose()
+            self._client = None
+
+
+class GeminiModel:
+    def __init__(self, provider: GeminiProvider, name: str) -> None:
+        self._provider = provider
+        self.provider = provider.name
+        self.name = name
+
+    def _args(self, messages: Sequence[Message], settings: ModelSettings) -> dict[str, Any]:
+        from google.genai import types
+
+        system = "\n\n".join(m.content for m in messages if m.role == "system")
+        contents = [
+            types.Content(
+                role="model" if m.role == "assistant" else "user",
+                parts=[types.Part(text=m.content)],
+            )
+            for m in messages
+            if m.role != "system"
+        ]
+        config = types.GenerateContentConfig(
+            system_instruction=system or None,
+            temperature=settings.temperature,
+            max_output_tokens=settings.max_tokens,
+            top_p=settings.top_p,
+            stop_sequences=list(settings.stop) or None,
+            response_mime_type="application/json" if settings.json_mode else None,
+        )
+        return {"model": self.name, "contents": contents, "config": config}
+
+    async def request(self, messages: Sequence[Message], settings: ModelSettings) -> ModelResponse:
+        with _translate(self.provider):
+            response = await self._provider.client().aio.models.generate_content(
+                **self._args(messages, settings)
+            )
+            text = response.text or ""
+        return ModelResponse(
+            text,
+            response.model_version or self.name,
+            self.provider,
+            _usage(response.usage_metadata),
+            _finish(response),
+            response.response_id or "",
+        )
+
+    async def request_stream(
+        self, messages: Sequence[Message], settings: ModelSettings
+    ) -> AsyncIterator[StreamEvent]:
+        parts: list[str] = []
+        last: Any = None
+        with _translate(self.provider):
+            stream = await self._provider.client().aio.models.generate_content_stream(
+                **self._args(messages, settings)
+            )
+            async for chunk in stream:
+                last = chunk
+                if chunk.text:
+                    parts.append(chunk.text)
+                    yield Delta(chunk.text)
+        if last is None or last.usage_metadata is None:
+            raise ProviderError(
+                f"{self.provider}: stream ended without usage", code="missing_usage"
+            )
+        yield ModelResponse(
+            "".join(parts),
+            last.model_version or self.name,
+            self.provider,
+            _usage(last.usage_metadata),
+            _finish(last),
+            last.response_id or "",
+        )
+
+
+def _finish(response: Any) -> str:
+    candidates = getattr(response, "candidates", None) or []
+    reason = getattr(candidates[0], "finish_reason", None) if candidates else None
+    return str(getattr(reason, "value", reason) or "STOP").lower()
+
+
+def _usage(meta: Any) -> Usage:
+    if meta is None:
+        raise ProviderError("gemini: response without usage_metadata", code="missing_usage")
+    prompt = int(meta.prompt_token_count or 0)
+    cached = int(meta.cached_content_token_count or 0)
+    thoughts = int(meta.thoughts_token_count or 0)
+    return Usage(
+        input_tokens=prompt - cached,
+        cache_read_tokens=cached,
+        output_tokens=int(meta.candidates_token_count or 0) + thoughts,
+        reasoning_tokens=thoughts,
+    )
+
+
+@contextlib.contextmanager
+def _translate(provider: str) -> Iterator[None]:
+    from google.genai import errors
+
+    try:
+        yield
+    except errors.APIError as exc:
+        status = int(exc.code or 0)
+        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+        raw = headers.get("retry-after") if hasattr(headers, "get") else None
+        try:
+            retry_after = None if raw is None else max(0.0, float(raw))
+        except ValueError:
+            retry_after = None
+        raise ProviderError(
+            f"{provider}: HTTP {status}: {exc.message or exc}",
+            retryable=status in (408, 429) or status >= 500,
+            retry_after=retry_after,
+            upstream_status=status or None,
+            code="provider_rate_limited" if status == 429 else "provider_error",
+        ) from exc
+    except (ValueError, KeyError) as exc:
+        raise ProviderError(
+            f"{provider}: malformed response: {exc}", code="provider_error"
+        ) from exc
+    except OSError as exc:
+        raise ProviderError(
+            f"{provider}: cannot connect: {exc}", retryable=True, code="provider_unreachable"
+        ) from exc
