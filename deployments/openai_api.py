@@ -72,7 +72,7 @@ async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -
 
 def _model_ref(llm: LLMService, model: str) -> str:
     """``provider:model``, an alias, or a bare catalogue name (``gpt-4o``) when one provider has it."""
-    if ":" in model or model in llm.settings.llm.aliases:
+    if ":" in model or model in llm.settings.llm.aliases or model in llm.settings.llm.routes:
         return model
     owners = [key for key in llm.catalogue.prices if key.split(":", 1)[1] == model]
     if len(owners) == 1:

@@ -28,6 +28,7 @@ __all__ = [
     "LLMProviderConfig",
     "LLMSettings",
     "RaySettings",
+    "RouteConfig",
     "ServiceConfig",
     "Settings",
     "load_settings",
@@ -141,9 +142,23 @@ def _default_providers() -> dict[str, LLMProviderConfig]:
     }
 
 
+class RouteConfig(BaseModel):
+    """An alias served by an ordered list of deployments, with retries, failover and breakers."""
+
+    model_config = {"extra": "forbid"}
+
+    deployments: list[str] = Field(min_length=1, description="provider:model, tried in order")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    max_concurrent: int = Field(default=64, ge=1)
+    failure_threshold: int = Field(default=5, ge=1)
+    cooldown_seconds: float = Field(default=30.0, gt=0)
+
+
 class LLMSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
+    routes: dict[str, RouteConfig] = Field(default_factory=dict, description="alias -> deployments")
     providers: dict[str, LLMProviderConfig] = Field(default_factory=_default_providers)
     aliases: dict[str, str] = Field(default_factory=dict, description="alias -> provider:model")
     offline_fallback: bool = Field(

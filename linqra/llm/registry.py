@@ -13,6 +13,7 @@ from linqra.llm.base import Model, Provider
 from linqra.llm.gemini import GeminiProvider
 from linqra.llm.local import LocalProvider
 from linqra.llm.openai import OpenAIProvider
+from linqra.llm.routing import RoutedModel, RoutePolicy
 
 __all__ = ["TARGET_PROVIDERS", "LLMRegistry", "Resolved"]
 
@@ -63,6 +64,7 @@ class LLMRegistry:
     def __init__(self, settings: LLMSettings) -> None:
         self.settings = settings
         self._providers: dict[str, Provider] = {}
+        self._routes: dict[str, RoutedModel] = {}
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
@@ -75,6 +77,8 @@ class LLMRegistry:
     ) -> tuple[str, str]:
         """``(provider, model)`` from ``provider:model``, an alias, or a bare model plus the target."""
         ref = (model_ref or "").strip()
+        if ref in self.settings.routes:
+            return "route", ref
         ref = self.settings.aliases.get(ref, ref)
         if ":" in ref:
             provider, model = ref.split(":", 1)
@@ -93,7 +97,43 @@ class LLMRegistry:
             raise ValidationError(f"invalid model {model_ref!r}; write provider:model", field=field)
         return provider, model
 
+    def route(self, alias: str) -> RoutedModel | None:
+        """The routed model for ``alias`` (one per process: breakers and bulkheads are shared)."""
+        cfg = self.settings.routes.get(alias)
+        if cfg is None:
+            return None
+        if alias not in self._routes:
+            models = []
+            for ref in cfg.deployments:
+                resolved = self.resolve(ref)
+                if resolved.fallback_reason is None:
+                    models.append(resolved.model)
+            if not models:
+                return None
+            policy = RoutePolicy(
+                cfg.max_attempts,
+                cfg.timeout_seconds,
+                cfg.max_concurrent,
+                cfg.failure_threshold,
+                cfg.cooldown_seconds,
+            )
+            self._routes[alias] = RoutedModel(alias, models, policy)
+        return self._routes[alias]
+
     def resolve(self, model_ref: str | None, target: str = "llm") -> Resolved:
+        if model_ref and model_ref in self.settings.routes:
+            routed = self.route(model_ref)
+            if routed is not None:
+                return Resolved(routed, f"route:{model_ref}")
+            if not self.settings.offline_fallback:
+                raise ProviderError(
+                    f"route {model_ref!r}: no deployment is available", code="provider_unavailable"
+                )
+            return Resolved(
+                self.provider_or_local().model("local"),
+                f"route:{model_ref}",
+                "no deployment of the route is available",
+            )
         provider, model = self.parse(model_ref, target)
         requested = f"{provider}:{model}"
         cfg = self.settings.providers.get(provider)
