@@ -62,6 +62,14 @@ WorkflowId = Annotated[str, Path(min_length=1, max_length=128)]
 JsonObject = Annotated[dict[str, Any], Body()]
 
 
+class BudgetRequest(BaseModel):
+    """A team's LLM spending limit per period, in the catalogue's currency (decimal text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    amount: str = Field(min_length=1, max_length=32, examples=["25.00"])
+    period: Literal["day", "month"] = "month"
+
+
 class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict)
@@ -310,6 +318,19 @@ class Gateway:
         ] = None,
     ) -> dict[str, Any]:
         return await usage_summary((await self.sys()).llm, team.team_id, group_by, start, end)
+
+    @app.get("/v1/budget", tags=["llm"])
+    async def get_budget(self, team: Team) -> dict[str, Any]:
+        return await (await self.sys()).llm.budgets.status(team.team_id)
+
+    @app.put("/v1/budget", tags=["llm"])
+    async def put_budget(self, team: Team, body: BudgetRequest) -> dict[str, Any]:
+        return await (await self.sys()).llm.budgets.set(team.team_id, body.amount, body.period)
+
+    @app.delete("/v1/budget", status_code=204, tags=["llm"])
+    async def delete_budget(self, team: Team) -> Response:
+        await (await self.sys()).llm.budgets.clear(team.team_id)
+        return Response(status_code=204)
 
     # -- Linqra's entry point -----------------------------------------------------------
     @app.post("/linq", tags=["linq"])

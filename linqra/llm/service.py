@@ -1,9 +1,12 @@
-"""One typed async API for every configured model, with exact cost and a usage record per call.
+"""One typed async API for every configured model, with exact cost, a usage record and the
+team's budget on every call.
 
-``complete`` returns the response; ``stream`` yields text deltas and then the final response.
-Every call — finished, failed after tokens were produced, or cancelled mid-stream — leaves a
-usage record: priced from the provider's own usage when it reported one, otherwise from a local
-count marked ``estimated``.
+``complete`` returns the response; ``stream`` yields text deltas, the final response, then the
+:class:`Completion`. Every call — finished, failed after tokens were produced, or cancelled
+mid-stream — leaves a usage record: priced from the provider's own usage when it reported one,
+otherwise from a local count marked ``estimated``. A team with a budget has each call's
+pessimistic estimate reserved first (refused with 402 when it would not fit) and the exact cost
+settled after.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from linqra.config import Settings
 from linqra.llm.base import StreamEvent
+from linqra.llm.budgets import BudgetService, Reservation
 from linqra.llm.local import count_tokens
 from linqra.llm.pricing import Catalogue, Cost, load_catalogue
 from linqra.llm.registry import LLMRegistry, Resolved
+from linqra.llm.routing import RoutedModel
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
 from linqra.llm.usage import UsageRepository
 from linqra.store import DocumentStore
@@ -51,12 +57,11 @@ class LLMService:
         self.registry = registry or LLMRegistry(settings.llm)
         self.catalogue: Catalogue = load_catalogue(settings.llm.catalogue)
         self.usage = UsageRepository(store)
+        self.budgets = BudgetService(store, self.catalogue)
 
     def price(self, resolved: Resolved, response: ModelResponse) -> Cost | None:
         cost = self.catalogue.cost(response.provider, response.model, response.usage)
-        if (
-            cost is None and not resolved.fallback_reason
-        ):  # dated model names, e.g. gpt-4o-2024-08-06
+        if cost is None and not resolved.fallback_reason:  # dated names, e.g. gpt-4o-2024-08-06
             provider, model = resolved.requested.split(":", 1)
             cost = self.catalogue.cost(provider, model, response.usage)
         return cost
@@ -72,9 +77,16 @@ class LLMService:
         target: str = "llm",
     ) -> Completion:
         resolved = self.registry.resolve(model_ref, target)
+        reservation = await self._reserve(team_id, resolved, messages, settings)
         t0 = time.perf_counter()
-        response = await resolved.model.request(messages, settings)
-        return await self._settle(team_id, resolved, response, t0, caller)
+        try:
+            response = await resolved.model.request(messages, settings)
+        except BaseException:
+            await asyncio.shield(self.budgets.settle(reservation, Decimal(0)))
+            raise
+        done = await self._settle(team_id, resolved, response, t0, caller)
+        await self.budgets.settle(reservation, done.cost.amount if done.cost else Decimal(0))
+        return done
 
     async def stream(
         self,
@@ -88,6 +100,7 @@ class LLMService:
     ) -> AsyncIterator[StreamEvent | Completion]:
         """Deltas, then the final :class:`ModelResponse`, then the :class:`Completion`."""
         resolved = self.registry.resolve(model_ref, target)
+        reservation = await self._reserve(team_id, resolved, messages, settings)
         t0 = time.perf_counter()
         parts: list[str] = []
         final: ModelResponse | None = None
@@ -99,18 +112,33 @@ class LLMService:
                     final = event
                 yield event
         except (asyncio.CancelledError, GeneratorExit):
-            await asyncio.shield(
-                self._partial(team_id, resolved, messages, "".join(parts), t0, caller, "cancelled")
+            partial = self._partial(
+                team_id, resolved, messages, "".join(parts), t0, caller, "cancelled"
             )
+            spent = await asyncio.shield(partial)
+            await asyncio.shield(self.budgets.settle(reservation, spent))
             raise
         except Exception:
+            spent = Decimal(0)
             if parts:
-                await self._partial(
+                spent = await self._partial(
                     team_id, resolved, messages, "".join(parts), t0, caller, "failed"
                 )
+            await self.budgets.settle(reservation, spent)
             raise
         assert final is not None
-        yield await self._settle(team_id, resolved, final, t0, caller)
+        done = await self._settle(team_id, resolved, final, t0, caller)
+        await self.budgets.settle(reservation, done.cost.amount if done.cost else Decimal(0))
+        yield done
+
+    async def _reserve(
+        self, team_id: str, resolved: Resolved, messages: Sequence[Message], settings: ModelSettings
+    ) -> Reservation | None:
+        model: Any = resolved.model
+        if isinstance(model, RoutedModel):  # price a route by its first deployment
+            model = model.deployments[0].model
+        estimate = self.budgets.estimate(model.provider, model.name, list(messages), settings)
+        return await self.budgets.reserve(team_id, estimate)
 
     async def _settle(
         self,
@@ -143,7 +171,7 @@ class LLMService:
         t0: float,
         caller: Mapping[str, Any],
         status: str,
-    ) -> None:
+    ) -> Decimal:
         """Usage of a stream that did not finish: counted locally, marked estimated, still priced."""
         usage = Usage(
             input_tokens=sum(count_tokens(m.content) + 4 for m in messages),
@@ -164,6 +192,7 @@ class LLMService:
             caller=caller,
             status="cancelled" if status == "cancelled" else "failed",
         )
+        return cost.amount if cost else Decimal(0)
 
     async def aclose(self) -> None:
         """Close the provider clients (the store belongs to whoever passed it in)."""

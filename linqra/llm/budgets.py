@@ -1,0 +1,199 @@
+"""Team budgets: an amount per day or month, reserved before each call and settled after.
+
+Before a call, a pessimistic estimate (the prompt counted locally plus 20%, the whole
+``max_tokens`` — or 4,096 — of output, at the model's highest rates) is *reserved* on the team's
+ledger for the current period; a call that would take spent + reserved past the budget is
+refused with :class:`~linqra.errors.BudgetExceeded` (402) before any token is bought. After the
+call the reservation is released and the exact cost is added to ``spent``.
+
+The ledger is one document per team and period, changed only by compare-and-set on its
+``version``: concurrent calls in any number of processes cannot overspend. Amounts are integer
+nano-units of the currency (10⁻⁹), so sums are exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Any, Literal
+
+from linqra.clock import iso, utcnow
+from linqra.errors import BudgetExceeded, Conflict, StoreError, ValidationError
+from linqra.llm.local import count_tokens
+from linqra.llm.pricing import Catalogue, Price
+from linqra.llm.types import Message, ModelSettings
+from linqra.store import DocumentStore
+
+__all__ = ["BudgetService", "Reservation", "to_nanos"]
+
+BUDGETS = "budgets"
+LEDGERS = "budget_ledgers"
+NANO = Decimal("0.000000001")
+DEFAULT_OUTPUT_ESTIMATE = 4096
+MAX_CAS_TRIES = 50
+
+
+def to_nanos(amount: Decimal) -> int:
+    return int((amount / NANO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_nanos(nanos: int) -> str:
+    return str((Decimal(nanos) * NANO).normalize()) if nanos else "0"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    team_id: str
+    ledger_id: str
+    nanos: int
+
+
+class BudgetService:
+    def __init__(self, store: DocumentStore, catalogue: Catalogue) -> None:
+        self.store = store
+        self.catalogue = catalogue
+
+    # -- configuration ------------------------------------------------------------------
+    async def set(
+        self, team_id: str, amount: str, period: Literal["day", "month"]
+    ) -> dict[str, Any]:
+        try:
+            value = Decimal(str(amount))
+        except ArithmeticError:
+            raise ValidationError(
+                'amount must be a decimal number, e.g. "25.00"', field="amount"
+            ) from None
+        if not value.is_finite() or value < 0:
+            raise ValidationError("amount must be a number ≥ 0", field="amount")
+        if period not in ("day", "month"):
+            raise ValidationError("period must be day or month", field="period")
+        doc = {
+            "amount": str(value),
+            "period": period,
+            "currency": self.catalogue.currency,
+            "updated_at": iso(),
+        }
+        if not await self.store.update(BUDGETS, team_id, "budget", doc):
+            try:
+                await self.store.insert(BUDGETS, team_id, {"id": "budget", **doc})
+            except Conflict:
+                await self.store.update(BUDGETS, team_id, "budget", doc)
+        return await self.status(team_id)
+
+    async def clear(self, team_id: str) -> None:
+        await self.store.delete(BUDGETS, team_id, "budget")
+
+    async def status(self, team_id: str) -> dict[str, Any]:
+        budget = await self.store.get(BUDGETS, team_id, "budget")
+        if budget is None:
+            return {"budget": None}
+        ledger = await self._ledger(team_id, self._period_key(budget["period"]))
+        limit = to_nanos(Decimal(budget["amount"]))
+        return {
+            "budget": {
+                "amount": budget["amount"],
+                "period": budget["period"],
+                "currency": budget["currency"],
+            },
+            "period": self._period_key(budget["period"]),
+            "spent": from_nanos(ledger["spent_nanos"]),
+            "reserved": from_nanos(ledger["reserved_nanos"]),
+            "remaining": from_nanos(
+                max(limit - ledger["spent_nanos"] - ledger["reserved_nanos"], 0)
+            ),
+        }
+
+    # -- reserve and settle ---------------------------------------------------------------
+    def estimate(
+        self, provider: str, model: str, messages: list[Message], settings: ModelSettings
+    ) -> Decimal:
+        """A pessimistic cost: prompt * 1.2 and the full output allowance at the highest rates."""
+        price = self.catalogue.price(provider, model)
+        if price is None:
+            return Decimal(0)
+        prompt = math.ceil(sum(count_tokens(m.content) + 4 for m in messages) * 1.2)
+        output = settings.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+        rates = _highest(price)
+        return (prompt * max(rates[0], rates[1]) + output * rates[2]) / Decimal(1_000_000)
+
+    async def reserve(self, team_id: str, estimate: Decimal) -> Reservation | None:
+        budget = await self.store.get(BUDGETS, team_id, "budget")
+        if budget is None:
+            return None
+        key = self._period_key(budget["period"])
+        limit, want = to_nanos(Decimal(budget["amount"])), to_nanos(estimate)
+        for _ in range(MAX_CAS_TRIES):
+            ledger = await self._ledger(team_id, key)
+            committed = ledger["spent_nanos"] + ledger["reserved_nanos"]
+            if committed + want > limit:
+                raise BudgetExceeded(
+                    f"team budget of {budget['amount']} {budget['currency']} per {budget['period']} would be "
+                    f"exceeded: spent {from_nanos(ledger['spent_nanos'])}, reserved "
+                    f"{from_nanos(ledger['reserved_nanos'])}, this call may cost up to {from_nanos(want)}",
+                    field="budget",
+                )
+            if await self._cas(team_id, ledger, reserved=ledger["reserved_nanos"] + want):
+                return Reservation(team_id, ledger["id"], want)
+        raise StoreError("budget ledger is too contended; try again")
+
+    async def settle(self, reservation: Reservation | None, actual: Decimal) -> None:
+        """Release the reservation and add the exact cost (also for failed or cancelled calls)."""
+        if reservation is None:
+            return
+        spend = to_nanos(actual)
+        for _ in range(MAX_CAS_TRIES):
+            ledger = await self.store.get(LEDGERS, reservation.team_id, reservation.ledger_id)
+            if ledger is None:
+                return
+            if await self._cas(
+                reservation.team_id,
+                ledger,
+                reserved=max(ledger["reserved_nanos"] - reservation.nanos, 0),
+                spent=ledger["spent_nanos"] + spend,
+            ):
+                return
+        raise StoreError("budget ledger is too contended; the settlement was not recorded")
+
+    # -- internals --------------------------------------------------------------------------
+    @staticmethod
+    def _period_key(period: str) -> str:
+        now = utcnow()
+        return now.strftime("%Y-%m-%d") if period == "day" else now.strftime("%Y-%m")
+
+    async def _ledger(self, team_id: str, key: str) -> dict[str, Any]:
+        ledger_id = f"ledger:{key}"
+        ledger = await self.store.get(LEDGERS, team_id, ledger_id)
+        if ledger is None:
+            fresh = {
+                "id": ledger_id,
+                "period": key,
+                "spent_nanos": 0,
+                "reserved_nanos": 0,
+                "version": 0,
+            }
+            with contextlib.suppress(Conflict):  # another caller may create it first
+                await self.store.insert(LEDGERS, team_id, fresh)
+            ledger = await self.store.get(LEDGERS, team_id, ledger_id)
+            assert ledger is not None
+        return ledger
+
+    async def _cas(
+        self, team_id: str, ledger: dict[str, Any], *, reserved: int, spent: int | None = None
+    ) -> bool:
+        changes: dict[str, Any] = {"reserved_nanos": reserved, "version": ledger["version"] + 1}
+        if spent is not None:
+            changes["spent_nanos"] = spent
+        return await self.store.update(
+            LEDGERS, team_id, ledger["id"], changes, where={"version": ledger["version"]}
+        )
+
+
+def _highest(price: Price) -> tuple[Decimal, Decimal, Decimal]:
+    tiers = [price.rates] + ([price.long_context] if price.long_context else [])
+    return (
+        max(t.input for t in tiers),
+        max(t.cache_write for t in tiers),
+        max(max(t.output, t.reasoning) for t in tiers),
+    )

@@ -1,0 +1,109 @@
+"""Team budgets: reserved before each call, settled after, never overspent under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from linqra.errors import BudgetExceeded, ValidationError
+from linqra.llm.types import Message, ModelSettings
+from linqra.system import System
+
+ASK = [Message("user", "count the cost of this question")]
+
+
+async def test_reserve_then_settle_exactly(system: System) -> None:
+    budgets = system.llm.budgets
+    await budgets.set("team-a", "1.00", "month")
+    reservation = await budgets.reserve("team-a", Decimal("0.25"))
+    status = await budgets.status("team-a")
+    assert status["reserved"] == "0.25" and status["remaining"] == "0.75"
+    await budgets.settle(reservation, Decimal("0.0000123"))
+    status = await budgets.status("team-a")
+    assert status["reserved"] == "0" and status["spent"] == "0.0000123"
+    assert Decimal(status["remaining"]) == Decimal("1.00") - Decimal("0.0000123")
+    assert (await budgets.status("team-b"))["budget"] is None  # budgets are per team
+
+
+async def test_concurrent_reservations_cannot_overspend(system: System) -> None:
+    budgets = system.llm.budgets
+    await budgets.set("team-c", "1.00", "day")
+    results = await asyncio.gather(
+        *(budgets.reserve("team-c", Decimal("0.30")) for _ in range(10)), return_exceptions=True
+    )
+    granted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BudgetExceeded)]
+    assert len(granted) == 3 and len(refused) == 7
+    assert refused[0].status == 402 and "would be exceeded" in refused[0].message
+    assert Decimal((await budgets.status("team-c"))["reserved"]) == Decimal("0.90")
+
+
+async def test_calls_are_refused_before_they_run_and_settled_after(system: System) -> None:
+    llm = system.llm
+    await llm.budgets.set("team-d", "0.001", "month")
+    # the local model is free: it always fits, and its zero cost is settled
+    done = await llm.complete(
+        "team-d", "local:local", ASK, ModelSettings(), caller={"type": "test"}
+    )
+    assert done.cost is not None and done.cost.amount == 0
+    # a priced call that would not fit is refused before anything is sent, and reserves nothing
+    estimate = llm.budgets.estimate("openai", "gpt-4o", ASK, ModelSettings(max_tokens=1000))
+    assert estimate > Decimal("0.001")
+    with pytest.raises(BudgetExceeded):
+        await llm.budgets.reserve("team-d", estimate)
+    assert (await llm.budgets.status("team-d"))["reserved"] == "0"
+
+
+async def test_budget_input_is_validated(system: System) -> None:
+    with pytest.raises(ValidationError) as err:
+        await system.llm.budgets.set("team-a", "lots", "month")
+    assert err.value.field == "amount"
+    with pytest.raises(ValidationError):
+        await system.llm.budgets.set("team-a", "-1", "month")
+
+
+@pytest.mark.ray
+def test_budget_over_http_refuses_with_402(gateway_url: str) -> None:
+    with httpx.Client(
+        base_url=gateway_url, headers={"X-Team-Id": "team-budget"}, timeout=30
+    ) as api:
+        assert api.get("/v1/budget").json() == {"budget": None}
+        assert (
+            api.put("/v1/budget", json={"amount": "0.000001", "period": "day"}).status_code == 200
+        )
+        refused = api.post(
+            "/v1/chat/completions",
+            json={
+                "model": "openai:gpt-4o",
+                "messages": [{"role": "user", "content": "hello"}],
+                "max_tokens": 500,
+            },
+        )
+        assert refused.status_code == 402 and refused.json()["error"]["code"] == "budget_exceeded"
+        streamed = api.post(
+            "/v1/chat/completions",
+            json={
+                "model": "openai:gpt-4o",
+                "messages": [{"role": "user", "content": "hello"}],
+                "stream": True,
+            },
+        )
+        assert streamed.status_code == 402
+        assert api.put("/v1/budget", json={"amount": "5", "period": "day"}).status_code == 200
+        ok = api.post(
+            "/v1/chat/completions",
+            json={
+                "model": "openai:gpt-4o",
+                "messages": [{"role": "user", "content": "hello"}],
+                "max_tokens": 500,
+            },
+        )
+        assert ok.status_code == 200
+        status = api.get("/v1/budget").json()
+        assert Decimal(status["spent"]) == Decimal(ok.json()["linqra"]["cost"]["amount"]) > 0
+        assert status["reserved"] == "0"
+        assert api.put("/v1/budget", json={"amount": "x"}).status_code == 400
+        assert api.delete("/v1/budget").status_code == 204
