@@ -43,6 +43,7 @@ format: install-test
 
 bench: install-test
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.llm
 
 demo-service: install
 	$(BIN)/python -m linqra.demo --port 8100

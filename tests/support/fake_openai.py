@@ -1,6 +1,7 @@
 """A local server that speaks OpenAI's chat-completions HTTP and SSE protocol, for the real SDK.
 
 The model name picks a behaviour: ``rate-limited`` (429 + Retry-After), ``broken`` (500),
+``delay-N`` (answer after N ms),
 ``malformed`` (a body that is not JSON), ``cut`` (a stream that stops mid-way), anything else
 answers ``Echo: <last user message>``. Requests are kept in ``requests`` for assertions.
 """
@@ -43,6 +44,8 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
             )
         if model == "broken":
             return JSONResponse({"error": {"message": "upstream exploded"}}, status_code=500)
+        if model.startswith("delay-"):  # delay-50: answer after 50 ms, like a fast real model
+            await asyncio.sleep(int(model.split("-", 1)[1]) / 1000)
         if model == "malformed":
             return Response(b"{not json", media_type="application/json")
         question = next(
