@@ -18,7 +18,10 @@ from linqra.system import System
 EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "examples"
 
 
-async def test_quote_example_in_process(system: System) -> None:
+async def test_quote_example_in_process(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed's quote workflow offline: service, transforms, then LLM steps answered locally."""
+    for key in ("OPENAI_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
     body, params = _load_workflow(EXAMPLES / "quote_workflow.json")
     definition = system.service.validate_definition(body)
     ex = await system.service.new_execution("team-a", definition=definition, params=params)
@@ -26,9 +29,15 @@ async def test_quote_example_in_process(system: System) -> None:
     await runner.submit("team-a", ex["id"])
     record = await runner.wait("team-a", ex["id"], 30)
     assert record["status"] == "COMPLETED", record["error"]
-    assert record["result"].startswith("One saying by ") and record["result"].endswith(
-        " about courage"
-    )
+    steps = {s["step"]: s["output"] for s in record["steps"]}
+    assert steps[3].startswith("One saying by ") and steps[3].endswith(" about courage")
+    saying = steps[4]["choices"][0]["message"]["content"]
+    assert saying.startswith("[local model]") and steps[4]["fallback"]["provider"] == "local"
+    assert steps[4]["requested_model"] == "openai:gpt-4o"
+    assert record["result"]["requested_model"] == "gemini:gemini-2.0-flash"
+    assert record["result"]["text"].startswith("[local model]")
+    step5 = next(s for s in record["steps"] if s["step"] == 5)
+    assert step5["inputs"]["payload"][0]["content"] == f"Name the language of: {saying}"
 
 
 async def test_parallel_example_in_process(system: System) -> None:
@@ -49,7 +58,11 @@ def test_linq_example_over_http(api: httpx.Client) -> None:
     body = json.loads((EXAMPLES / "quote_workflow.json").read_text())
     out = api.post("/linq", json=body).json()
     assert out["metadata"]["status"] == "success"
-    assert out["result"]["finalResult"].endswith("about courage")
+    steps = {s["step"]: s["result"] for s in out["result"]["steps"]}
+    assert steps[3].endswith("about courage")
+    # in the test cluster "openai" is a local server speaking OpenAI's protocol; gemini has no key
+    assert steps[4]["text"] == f"Echo: {steps[3]}." and steps[4]["provider"] == "openai"
+    assert out["result"]["finalResult"]["provider"] == "local"
 
 
 @pytest.mark.ray
@@ -135,7 +148,8 @@ def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) 
     logs = client.get_job_logs(job)
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
     record = json.loads(logs[logs.index("{") :])
-    assert record["status"] == "COMPLETED" and record["result"].endswith("about courage")
+    assert record["status"] == "COMPLETED"
+    assert {s["step"]: s["output"] for s in record["steps"]}[3].endswith("about courage")
     with httpx.Client(base_url=str(api.base_url), headers={"X-Team-Id": "team-jobs"}) as jobs_team:
         assert jobs_team.get(f"/v1/executions/{record['id']}").json()["source"] == "driver"
 
