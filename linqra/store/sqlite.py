@@ -123,6 +123,7 @@ class SQLiteStore:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
+                    self._forget_tables()  # a table created inside the savepoint is gone again
                     results.append((future, None, exc))
                 else:
                     conn.execute("RELEASE w")
@@ -131,6 +132,7 @@ class SQLiteStore:
         except Exception as exc:  # the transaction itself failed: nobody's write happened
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._forget_tables()
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -152,6 +154,10 @@ class SQLiteStore:
             with self._tables_lock:
                 self._tables.add(table)
         return table
+
+    def _forget_tables(self) -> None:
+        with self._tables_lock:
+            self._tables.clear()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
