@@ -124,7 +124,7 @@ class LLMProviderConfig(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    kind: Literal["openai", "anthropic", "gemini", "local"] = "openai"
+    kind: Literal["openai", "anthropic", "gemini", "cohere", "local"] = "openai"
     base_url: str | None = None
     api_key_env: str | None = Field(
         default=None, description="environment variable holding the key"
@@ -138,6 +138,7 @@ def _default_providers() -> dict[str, LLMProviderConfig]:
         "openai": LLMProviderConfig(kind="openai", api_key_env="OPENAI_API_KEY"),
         "anthropic": LLMProviderConfig(kind="anthropic", api_key_env="ANTHROPIC_API_KEY"),
         "gemini": LLMProviderConfig(kind="gemini", api_key_env="GEMINI_API_KEY"),
+        "cohere": LLMProviderConfig(kind="cohere", api_key_env="CO_API_KEY"),
         "ollama": LLMProviderConfig(kind="openai", base_url="http://127.0.0.1:11434/v1"),
     }
 

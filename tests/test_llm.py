@@ -423,3 +423,48 @@ async def test_gemini_rate_limit(fake_gemini: Any) -> None:
         await p.model("rate-limited").request([Message("user", "x")], NO_SETTINGS)
     await p.aclose()
     assert err.value.retryable and err.value.upstream_status == 429 and err.value.retry_after == 4.0
+
+
+# -- Cohere's v2 Chat protocol through the official SDK ---------------------------------------------
+@pytest.fixture(scope="module")
+def fake_cohere() -> Any:
+    from tests.support.fake_cohere import FakeCohere
+
+    with FakeCohere() as server:
+        yield server
+
+
+def cohere_provider(fake: Any) -> Any:
+    from linqra.llm.cohere import CohereProvider
+
+    return CohereProvider("cohere", base_url=fake.url, api_key="co-test", timeout=5)
+
+
+async def test_cohere_request_bills_from_billed_units(fake_cohere: Any) -> None:
+    p = cohere_provider(fake_cohere)
+    response = await p.model("command-r").request(
+        [Message("user", "hello cohere")], ModelSettings(temperature=0.4)
+    )
+    await p.aclose()
+    assert response.text == "Echo: hello cohere"
+    assert response.usage == Usage(input_tokens=5, output_tokens=3)
+    sent = fake_cohere.requests[-1]
+    assert sent["auth"] == "Bearer co-test" and sent["body"]["temperature"] == 0.4
+
+
+async def test_cohere_stream_usage_from_message_end(fake_cohere: Any) -> None:
+    p = cohere_provider(fake_cohere)
+    text, final = await collect(p.model("command-r-plus"), [Message("user", "stream it now")])
+    await p.aclose()
+    assert text == final.text == "Echo: stream it now" and final.usage.output_tokens == 4
+
+
+async def test_cohere_rate_limit(fake_cohere: Any) -> None:
+    p = cohere_provider(fake_cohere)
+    with pytest.raises(ProviderError) as err:
+        await p.model("rate-limited").request([Message("user", "x")], NO_SETTINGS)
+    await p.aclose()
+    assert err.value.retryable and err.value.upstream_status == 429 and err.value.retry_after == 1.0
+    assert (
+        len([r for r in fake_cohere.requests if r["body"]["model"] == "rate-limited"]) == 1
+    )  # SDK retries off

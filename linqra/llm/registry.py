@@ -10,6 +10,7 @@ from linqra.config import LLMProviderConfig, LLMSettings
 from linqra.errors import ProviderError, ValidationError
 from linqra.llm.anthropic import AnthropicProvider
 from linqra.llm.base import Model, Provider
+from linqra.llm.cohere import CohereProvider
 from linqra.llm.gemini import GeminiProvider
 from linqra.llm.local import LocalProvider
 from linqra.llm.openai import OpenAIProvider
@@ -45,6 +46,9 @@ _FACTORIES: dict[str, Callable[[str, LLMProviderConfig], Provider]] = {
         name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
     ),
     "gemini": lambda name, cfg: GeminiProvider(
+        name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
+    ),
+    "cohere": lambda name, cfg: CohereProvider(
         name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
     ),
     "local": lambda name, cfg: LocalProvider(),
