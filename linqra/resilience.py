@@ -9,7 +9,17 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Backoff", "CircuitBreaker", "CircuitOpen"]
+__all__ = ["Backoff", "CircuitBreaker", "CircuitOpen", "parse_retry_after"]
+
+
+def parse_retry_after(value: str | None, cap: float = 600.0) -> float | None:
+    """Seconds from a ``Retry-After`` header (the delta-seconds form), bounded; ``None`` if absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, min(float(value), cap))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,65 +7,34 @@ and ``message_delta`` (cumulative output tokens) when streaming. SDK retries are
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
+from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.resilience import parse_retry_after
 
 __all__ = ["AnthropicModel", "AnthropicProvider"]
 
 DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens
 
 
-class AnthropicProvider:
-    def __init__(
-        self,
-        name: str = "anthropic",
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str | None = "ANTHROPIC_API_KEY",
-        timeout: float = 60.0,
-    ) -> None:
-        self.name = name
-        self.base_url = base_url
-        self.timeout = timeout
-        self._api_key = api_key
-        self.api_key_env = api_key_env
-        self._client: Any = None
+class AnthropicProvider(SDKProvider):
+    default_key_env = "ANTHROPIC_API_KEY"
 
-    def api_key(self) -> str:
-        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
-        if not key:
-            raise ProviderError(
-                f"provider {self.name!r} has no API key: set {self.api_key_env}",
-                code="missing_api_key",
-            )
-        return key
-
-    def client(self) -> Any:
-        if self._client is None:
-            try:
-                from anthropic import AsyncAnthropic
-            except ImportError as exc:
-                raise ProviderError(
-                    "the anthropic provider needs: pip install 'linqra-on-ray[anthropic]'"
-                ) from exc
-            self._client = AsyncAnthropic(
-                api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout
-            )
-        return self._client
+    def _make_client(self) -> Any:
+        try:
+            from anthropic import AsyncAnthropic
+        except ImportError as exc:
+            raise ProviderError("the anthropic provider needs: pip install anthropic") from exc
+        return AsyncAnthropic(
+            api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout
+        )
 
     def model(self, name: str) -> AnthropicModel:
         return AnthropicModel(self, name)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 class AnthropicModel:
@@ -163,10 +132,7 @@ def _translate(provider: str) -> Iterator[None]:
     except anthropic.APIStatusError as exc:
         status = exc.status_code
         header = exc.response.headers.get("retry-after") if exc.response is not None else None
-        try:
-            retry_after = None if header is None else max(0.0, float(header))
-        except ValueError:
-            retry_after = None
+        retry_after = parse_retry_after(header)
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = (
             (body.get("error") or {}).get("message")

@@ -7,65 +7,41 @@ Usage is taken from ``usage.billed_units`` (what Cohere bills); streams report i
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
+from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.resilience import parse_retry_after
 
 __all__ = ["CohereModel", "CohereProvider"]
 
 _NO_RETRIES: dict[str, Any] = {"max_retries": 0}
 
 
-class CohereProvider:
-    def __init__(
-        self,
-        name: str = "cohere",
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str | None = "CO_API_KEY",
-        timeout: float = 60.0,
-    ) -> None:
-        self.name = name
-        self.base_url = base_url
-        self.timeout = timeout
-        self._api_key = api_key
-        self.api_key_env = api_key_env
-        self._client: Any = None
+class CohereProvider(SDKProvider):
+    default_key_env = "CO_API_KEY"
 
-    def api_key(self) -> str:
-        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
-        if not key:
+    def _make_client(self) -> Any:
+        try:
+            import cohere
+        except ImportError as exc:
             raise ProviderError(
-                f"provider {self.name!r} has no API key: set {self.api_key_env}",
-                code="missing_api_key",
-            )
-        return key
+                "the cohere provider needs: pip install 'linqra-on-ray[cohere]'",
+                code="provider_unavailable",
+            ) from exc
+        kwargs: dict[str, Any] = {"api_key": self.api_key(), "timeout": self.timeout}
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        return cohere.AsyncClientV2(**kwargs)
 
-    def client(self) -> Any:
-        if self._client is None:
-            try:
-                import cohere
-            except ImportError as exc:
-                raise ProviderError(
-                    "the cohere provider needs: pip install 'linqra-on-ray[cohere]'",
-                    code="provider_unavailable",
-                ) from exc
-            kwargs: dict[str, Any] = {"api_key": self.api_key(), "timeout": self.timeout}
-            if self.base_url:
-                kwargs["base_url"] = self.base_url
-            self._client = cohere.AsyncClientV2(**kwargs)
-        return self._client
+    async def _close_client(self, client: Any) -> None:
+        return None  # the SDK's httpx client has no async close of its own here
 
     def model(self, name: str) -> CohereModel:
         return CohereModel(self, name)
-
-    async def aclose(self) -> None:
-        self._client = None
 
 
 class CohereModel:
@@ -152,10 +128,7 @@ def _translate(provider: str) -> Iterator[None]:
     except ApiError as exc:
         status = int(exc.status_code or 0)
         raw = (exc.headers or {}).get("retry-after")
-        try:
-            retry_after = None if raw is None else max(0.0, float(raw))
-        except ValueError:
-            retry_after = None
+        retry_after = parse_retry_after(raw)
         body = exc.body if isinstance(exc.body, dict) else {}
         raise ProviderError(
             f"{provider}: HTTP {status}: {body.get('message') or exc.body}",

@@ -8,67 +8,41 @@ priced from Google's own count. Thinking tokens are billed as output (and counte
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
+from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.resilience import parse_retry_after
 
 __all__ = ["GeminiModel", "GeminiProvider"]
 
 
-class GeminiProvider:
-    def __init__(
-        self,
-        name: str = "gemini",
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str | None = "GEMINI_API_KEY",
-        timeout: float = 60.0,
-    ) -> None:
-        self.name = name
-        self.base_url = base_url
-        self.timeout = timeout
-        self._api_key = api_key
-        self.api_key_env = api_key_env
-        self._client: Any = None
+class GeminiProvider(SDKProvider):
+    default_key_env = "GEMINI_API_KEY"
 
-    def api_key(self) -> str:
-        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
-        if not key:
-            raise ProviderError(
-                f"provider {self.name!r} has no API key: set {self.api_key_env}",
-                code="missing_api_key",
-            )
-        return key
+    def _make_client(self) -> Any:
+        try:
+            from google import genai
+            from google.genai import types
+        except ImportError as exc:
+            raise ProviderError("the gemini provider needs: pip install google-genai") from exc
+        options = types.HttpOptions(
+            base_url=self.base_url,
+            api_version="v1beta",
+            timeout=int(self.timeout * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )
+        return genai.Client(api_key=self.api_key(), http_options=options)
 
-    def client(self) -> Any:
-        if self._client is None:
-            try:
-                from google import genai
-                from google.genai import types
-            except ImportError as exc:
-                raise ProviderError("the gemini provider needs: pip install google-genai") from exc
-            options = types.HttpOptions(
-                base_url=self.base_url,
-                api_version="v1beta",
-                timeout=int(self.timeout * 1000),
-                retry_options=types.HttpRetryOptions(attempts=1),
-            )
-            self._client = genai.Client(api_key=self.api_key(), http_options=options)
-        return self._client
+    async def _close_client(self, client: Any) -> None:
+        with contextlib.suppress(Exception):
+            await client.aio.aclose()
 
     def model(self, name: str) -> GeminiModel:
         return GeminiModel(self, name)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.aio.aclose()
-            self._client = None
 
 
 class GeminiModel:
@@ -172,10 +146,7 @@ def _translate(provider: str) -> Iterator[None]:
         status = int(exc.code or 0)
         headers = getattr(getattr(exc, "response", None), "headers", None) or {}
         raw = headers.get("retry-after") if hasattr(headers, "get") else None
-        try:
-            retry_after = None if raw is None else max(0.0, float(raw))
-        except ValueError:
-            retry_after = None
+        retry_after = parse_retry_after(raw)
         raise ProviderError(
             f"{provider}: HTTP {status}: {exc.message or exc}",
             retryable=status in (408, 429) or status >= 500,

@@ -8,62 +8,33 @@ retries are off: the router owns the one retry loop. Streams ask for usage
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
+from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.resilience import parse_retry_after
 
 __all__ = ["OpenAIModel", "OpenAIProvider"]
 
 
-class OpenAIProvider:
-    def __init__(
-        self,
-        name: str = "openai",
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str | None = "OPENAI_API_KEY",
-        timeout: float = 60.0,
-    ) -> None:
-        self.name = name
-        self.base_url = base_url
-        self.timeout = timeout
-        self._api_key = api_key
-        self.api_key_env = api_key_env
-        self._client: Any = None
+class OpenAIProvider(SDKProvider):
+    default_key_env = "OPENAI_API_KEY"
+    key_optional_with_base_url = True
 
-    def api_key(self) -> str:
-        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
-        if key:
-            return key
-        if self.base_url:  # OpenAI-compatible local servers usually need no key
-            return "not-needed"
-        raise ProviderError(
-            f"provider {self.name!r} has no API key: set {self.api_key_env}", code="missing_api_key"
+    def _make_client(self) -> Any:
+        try:
+            from openai import AsyncOpenAI
+        except ImportError as exc:  # pragma: no cover - openai is a dependency
+            raise ProviderError("the openai provider needs: pip install openai") from exc
+        return AsyncOpenAI(
+            api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout
         )
-
-    def client(self) -> Any:
-        if self._client is None:
-            try:
-                from openai import AsyncOpenAI
-            except ImportError as exc:  # pragma: no cover - openai is a dependency
-                raise ProviderError("the openai provider needs: pip install openai") from exc
-            self._client = AsyncOpenAI(
-                api_key=self.api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout
-            )
-        return self._client
 
     def model(self, name: str) -> OpenAIModel:
         return OpenAIModel(self, name)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 class OpenAIModel:
@@ -167,7 +138,7 @@ def _translate(provider: str) -> Iterator[None]:
         yield
     except openai.APIStatusError as exc:
         status = exc.status_code
-        retry_after = _retry_after(
+        retry_after = parse_retry_after(
             exc.response.headers.get("retry-after") if exc.response is not None else None
         )
         raise ProviderError(
@@ -200,10 +171,3 @@ def _message(exc: Any) -> str:
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
     return str(getattr(exc, "message", exc))
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return None if value is None else max(0.0, float(value))
-    except ValueError:
-        return None

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from linqra.config import EgressPolicy, ServiceConfig
 from linqra.errors import EgressRefused, StepError, StepTimeout, ValidationError
-from linqra.resilience import CircuitBreaker
+from linqra.resilience import CircuitBreaker, parse_retry_after
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
@@ -137,17 +137,8 @@ def _result(method: str, url: str, status: int, headers: Mapping[str, str], cont
         f"{method} {url}: HTTP {status}: {detail}",
         code=f"http_{status}",
         non_retryable=status not in _RETRYABLE,
-        next_retry_delay=_retry_after(headers.get("Retry-After")),
+        next_retry_delay=parse_retry_after(headers.get("Retry-After")),
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, min(float(value), 600.0))
-    except ValueError:
-        return None
 
 
 class ServiceRouter:
