@@ -65,6 +65,7 @@ def _init_ray(
         return ray.init(
             address=address, namespace=settings.ray.namespace, logging_level=logging.WARNING
         )
+    settings.http.apply_ingress_env()
     kwargs: dict[str, Any] = {}
     if dashboard:
         kwargs.update(

@@ -21,7 +21,13 @@ from ray.exceptions import RayActorError
 
 from deployments.errors import install_error_handlers
 from deployments.limits import RequestLimits
-from deployments.openai_api import ChatRequest, chat_completion, list_models, usage_summary
+from deployments.openai_api import (
+    ChatRequest,
+    chat_completion,
+    list_models,
+    set_price,
+    usage_summary,
+)
 from linqra import __version__
 from linqra.config import Settings
 from linqra.errors import ValidationError
@@ -59,6 +65,7 @@ Team = Annotated[TeamContext, Depends(team_context)]
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
 WorkflowId = Annotated[str, Path(min_length=1, max_length=128)]
+ModelId = Annotated[str, Path(min_length=3, max_length=200, pattern=r"^[\w.-]+:[\w.:/-]+$")]
 JsonObject = Annotated[dict[str, Any], Body()]
 
 
@@ -303,7 +310,17 @@ class Gateway:
 
     @app.get("/v1/models", tags=["llm"])
     async def models(self, team: Team) -> dict[str, Any]:
-        return list_models((await self.sys()).llm)
+        return await list_models((await self.sys()).llm, team.team_id)
+
+    @app.put("/v1/models/{model_id}/price", tags=["llm"])
+    async def put_price(self, team: Team, model_id: ModelId, body: JsonObject) -> Any:
+        """Set the team's own rates for a model (per million tokens, decimal text)."""
+        return await set_price((await self.sys()).llm, team.team_id, model_id, body)
+
+    @app.delete("/v1/models/{model_id}/price", status_code=204, tags=["llm"])
+    async def delete_price(self, team: Team, model_id: ModelId) -> Response:
+        await (await self.sys()).llm.overrides.delete(team.team_id, model_id)
+        return Response(status_code=204)
 
     @app.get("/v1/usage", tags=["llm"])
     async def usage(

@@ -17,7 +17,7 @@ from linqra.llm.service import Completion, LLMService
 from linqra.llm.types import Delta, ModelResponse, parse_messages, parse_settings
 from linqra.steps.llm import completion_shape
 
-__all__ = ["ChatRequest", "chat_completion", "list_models", "usage_summary"]
+__all__ = ["ChatRequest", "chat_completion", "list_models", "set_price", "usage_summary"]
 
 
 class ChatRequest(BaseModel):
@@ -35,6 +35,8 @@ class ChatRequest(BaseModel):
     top_p: float | None = None
     stop: str | list[str] | None = None
     response_format: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
 
 async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -> Any:
@@ -47,6 +49,8 @@ async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -
             ("max_completion_tokens", request.max_completion_tokens),
             ("top_p", request.top_p),
             ("stop", request.stop),
+            ("tools", request.tools),
+            ("tool_choice", request.tool_choice),
         )
         if v is not None
     }
@@ -107,7 +111,12 @@ async def _sse(first: Any, events: AsyncIterator[Any], include_usage: bool) -> A
                 yield chunk({"content": event.text})
             elif isinstance(event, ModelResponse):
                 model = event.model
-                yield chunk({}, event.finish_reason)
+                if event.tool_calls:
+                    calls = [
+                        {"index": i, **call.to_openai()} for i, call in enumerate(event.tool_calls)
+                    ]
+                    yield chunk({"tool_calls": calls})
+                yield chunk({}, "tool_calls" if event.tool_calls else event.finish_reason)
             elif isinstance(event, Completion):
                 if include_usage:
                     body = {
@@ -145,9 +154,13 @@ def _with_linqra(body: dict[str, Any], done: Completion) -> dict[str, Any]:
     return body
 
 
-def list_models(llm: LLMService) -> dict[str, Any]:
+async def list_models(llm: LLMService, team_id: str) -> dict[str, Any]:
+    """The catalogue at the team's prices (its overrides marked), plus models only it prices."""
+    overrides = await llm.overrides.list(team_id)
+    effective = {key: (price, llm.catalogue.version) for key, price in llm.catalogue.prices.items()}
+    effective.update(overrides)
     data = []
-    for key, price in sorted(llm.catalogue.prices.items()):
+    for key, (price, version) in sorted(effective.items()):
         provider = key.split(":", 1)[0]
         data.append(
             {
@@ -158,11 +171,24 @@ def list_models(llm: LLMService) -> dict[str, Any]:
                 "linqra": {
                     **price.to_json(),
                     "configured": provider in llm.settings.llm.providers,
-                    "price_version": llm.catalogue.version,
+                    "price_version": version,
+                    "override": key in overrides,
                 },
             }
         )
     return {"object": "list", "data": data}
+
+
+async def set_price(llm: LLMService, team_id: str, model_id: str, body: dict[str, Any]) -> Any:
+    provider = model_id.split(":", 1)[0]
+    if provider not in llm.settings.llm.providers and provider not in _catalogue_providers(llm):
+        known = ", ".join(sorted(set(llm.settings.llm.providers) | _catalogue_providers(llm)))
+        raise ValidationError(f"unknown provider {provider!r} (known: {known})", field="model")
+    return await llm.overrides.set(team_id, model_id, body)
+
+
+def _catalogue_providers(llm: LLMService) -> set[str]:
+    return {key.split(":", 1)[0] for key in llm.catalogue.prices}
 
 
 def _instant(value: str | None, field: str) -> str | None:

@@ -86,6 +86,17 @@ class HttpSettings(BaseModel):
     wait_timeout_seconds: float = Field(
         default=60.0, gt=0, description="longest ?wait=true and /linq wait"
     )
+    ingress: Literal["haproxy", "proxy"] = Field(
+        default="haproxy",
+        description="Serve's HTTP ingress on a cluster Linqra starts: HAProxy (lower latency) "
+        "or Serve's Python proxy actor",
+    )
+
+    def apply_ingress_env(self) -> None:
+        """Serve reads its ingress choice from the environment before Ray starts."""
+        os.environ.setdefault(
+            "RAY_SERVE_ENABLE_HA_PROXY", "1" if self.ingress == "haproxy" else "0"
+        )
 
 
 class RaySettings(BaseModel):

@@ -73,6 +73,22 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="session")
+def fake_gemini() -> Iterator[Any]:
+    from tests.support.fake_gemini import FakeGemini
+
+    with FakeGemini() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_cohere() -> Iterator[Any]:
+    from tests.support.fake_cohere import FakeCohere
+
+    with FakeCohere() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def http_service_b() -> Iterator[HttpService]:
     with HttpService("svc-b") as service:
         yield service
@@ -146,6 +162,7 @@ def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray_settings.http.apply_ingress_env()  # the tests run the gateway behind the default ingress
     context = ray.init(
         num_cpus=2,
         namespace=NAMESPACE,

@@ -50,7 +50,9 @@ async def test_calls_are_refused_before_they_run_and_settled_after(system: Syste
     )
     assert done.cost is not None and done.cost.amount == 0
     # a priced call that would not fit is refused before anything is sent, and reserves nothing
-    estimate = llm.budgets.estimate("openai", "gpt-4o", ASK, ModelSettings(max_tokens=1000))
+    estimate = llm.budgets.estimate(
+        llm.catalogue.price("openai", "gpt-4o"), ASK, ModelSettings(max_tokens=1000)
+    )
     assert estimate > Decimal("0.001")
     with pytest.raises(BudgetExceeded):
         await llm.budgets.reserve("team-d", estimate)

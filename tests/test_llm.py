@@ -54,11 +54,13 @@ async def test_local_model_quotes_the_context_and_is_labelled() -> None:
     assert (
         response.text.startswith("[local model]") and "The library opens at nine." in response.text
     )
-    assert (
-        response.usage.estimated
-        and response.usage.input_tokens > 0
-        and response.usage.output_tokens > 0
-    )
+    # usage is counted with a real BPE tokenizer (o200k_base), checked here with the library itself
+    import bpe_openai
+
+    encoding = bpe_openai.get_encoding("o200k_base")
+    assert not response.usage.estimated
+    assert response.usage.output_tokens == len(encoding.encode(response.text))
+    assert response.usage.input_tokens > sum(len(encoding.encode(m.content)) for m in messages)
     streamed, final = await collect(model, messages)
     assert streamed == response.text == final.text
     assert (await model.request(messages, NO_SETTINGS)).text == response.text  # deterministic
@@ -369,14 +371,6 @@ async def test_anthropic_errors(
 
 
 # -- Gemini's generateContent protocol through the official google-genai SDK --------------------
-@pytest.fixture(scope="module")
-def fake_gemini() -> Any:
-    from tests.support.fake_gemini import FakeGemini
-
-    with FakeGemini() as server:
-        yield server
-
-
 def gemini_provider(fake: Any) -> Any:
     from linqra.llm.gemini import GeminiProvider
 
@@ -426,14 +420,6 @@ async def test_gemini_rate_limit(fake_gemini: Any) -> None:
 
 
 # -- Cohere's v2 Chat protocol through the official SDK ---------------------------------------------
-@pytest.fixture(scope="module")
-def fake_cohere() -> Any:
-    from tests.support.fake_cohere import FakeCohere
-
-    with FakeCohere() as server:
-        yield server
-
-
 def cohere_provider(fake: Any) -> Any:
     from linqra.llm.cohere import CohereProvider
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -57,6 +58,81 @@ def test_streaming_with_usage_through_the_gateway(client: openai.OpenAI) -> None
     assert usage is not None and usage.completion_tokens == 6 and usage.prompt_tokens > 0
 
 
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_through_the_gateway(client: openai.OpenAI, stream: bool) -> None:
+    question = {"role": "user", "content": "what is the weather in Oslo"}
+    kwargs = {"model": "openai:gpt-4o", "messages": [question], "tools": TOOLS}
+    if not stream:
+        message = client.chat.completions.create(**kwargs).choices[0].message  # type: ignore[call-overload]
+        calls = [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or []]
+    else:
+        pieces: dict[int, list[str]] = {}
+        finish = None
+        for chunk in client.chat.completions.create(**kwargs, stream=True):  # type: ignore[call-overload]
+            for choice in chunk.choices:
+                for piece in choice.delta.tool_calls or []:
+                    entry = pieces.setdefault(piece.index, ["", "", ""])
+                    entry[0] = piece.id or entry[0]
+                    entry[1] = piece.function.name or entry[1]
+                    entry[2] += piece.function.arguments or ""
+                finish = choice.finish_reason or finish
+        calls = [tuple(v) for _, v in sorted(pieces.items())]
+        assert finish == "tool_calls"
+    assert len(calls) == 1 and calls[0][1] == "get_weather"
+    assert json.loads(calls[0][2]) == {"query": "what is the weather in Oslo"}
+    answer = client.chat.completions.create(
+        model="openai:gpt-4o",
+        messages=[
+            question,
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": calls[0][0],
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": calls[0][2]},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": calls[0][0], "content": "Oslo: 4 C and rain"},
+        ],
+        tools=TOOLS,  # type: ignore[arg-type]
+    )
+    assert answer.choices[0].message.content == "Echo: Oslo: 4 C and rain"
+
+
+def test_bad_tools_are_a_400_naming_the_field(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="openai:gpt-4o",
+            messages=[{"role": "tool", "content": "x"}],
+        )
+    assert err.value.body["field"] == "messages[0].tool_call_id"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="openai:gpt-4o",
+            messages=[{"role": "user", "content": "x"}],
+            tools=[{"type": "function", "function": {"name": "no spaces allowed"}}],
+        )
+    assert err.value.body["field"] == "body.tools[0].function.name"  # type: ignore[index]
+
+
 def test_local_fallback_is_labelled(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model="gemini:gemini-2.0-flash", messages=[{"role": "user", "content": "hi"}]
@@ -93,6 +169,50 @@ def test_models_and_usage(client: openai.OpenAI, gateway_url: str) -> None:
         assert api.get("/v1/usage", params={"from": "yesterday"}).json()["error"]["field"] == "from"
     with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-other"}) as other:
         assert other.get("/v1/usage").json()["items"] == []
+
+
+def test_team_price_override_is_charged_and_recorded(gateway_url: str) -> None:
+    headers = {"X-Team-Id": "team-priced"}
+    with httpx.Client(base_url=gateway_url, headers=headers) as api:
+        rates = {"input": "1.00", "output": "2.00", "cache_read": "0.50"}
+        put = api.put("/v1/models/openai:gpt-4o/price", json=rates)
+        assert put.status_code == 200 and put.json()["price_version"].startswith("team:1@")
+        done = api.post(
+            "/v1/chat/completions",
+            json={"model": "openai:gpt-4o", "messages": [{"role": "user", "content": "price me"}]},
+        ).json()
+        usage, linqra = done["usage"], done["linqra"]
+        cached = usage["prompt_tokens_details"]["cached_tokens"]
+        expected = (
+            (usage["prompt_tokens"] - cached) * Decimal("1.00")
+            + cached * Decimal("0.50")
+            + usage["completion_tokens"] * Decimal("2.00")
+        ) / Decimal(1_000_000)
+        assert Decimal(linqra["cost"]["amount"]) == expected
+        assert linqra["cost"]["price_version"] == put.json()["price_version"]
+        model = next(m for m in api.get("/v1/models").json()["data"] if m["id"] == "openai:gpt-4o")
+        assert model["linqra"]["override"] is True
+        assert model["linqra"]["price_per_million"]["output"] == "2.00"
+        # another team still pays the catalogue price
+        other = api.get("/v1/models", headers={"X-Team-Id": "team-unpriced"}).json()["data"]
+        assert next(m for m in other if m["id"] == "openai:gpt-4o")["linqra"]["override"] is False
+        # bad input names the field; removing the override restores the catalogue price
+        bad = api.put("/v1/models/openai:gpt-4o/price", json={"input": "-1", "output": "2"})
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "input"
+        bad = api.put("/v1/models/openai:gpt-4o/price", json={"input": "1", "output": "x"})
+        assert bad.json()["error"]["field"] == "output"
+        bad = api.put("/v1/models/nosuch:model/price", json={"input": "1", "output": "1"})
+        assert bad.status_code == 400 and "unknown provider" in bad.json()["error"]["message"]
+        assert api.delete("/v1/models/openai:gpt-4o/price").status_code == 204
+        assert api.delete("/v1/models/openai:gpt-4o/price").status_code == 404
+        again = api.post(
+            "/v1/chat/completions",
+            json={"model": "openai:gpt-4o", "messages": [{"role": "user", "content": "price me"}]},
+        ).json()
+        assert (
+            again["linqra"]["cost"]["price_version"]
+            == model["linqra"]["price_version"].split("@")[1]
+        )
 
 
 @pytest.mark.parametrize(

@@ -182,3 +182,70 @@ async def test_routes_from_settings_against_the_openai_protocol(fake_openai: Fak
     )
     assert [r["body"]["model"] for r in fake_openai.requests[-2:]] == ["broken", "gpt-4o"]
     await registry.aclose()
+
+
+# -- the same wrappers over the real wire protocols (official SDKs against local servers) -------
+def _openai_models(fake: FakeOpenAI, *names: str) -> list[Any]:
+    from linqra.llm.openai import OpenAIProvider
+
+    provider = OpenAIProvider("openai", base_url=fake.base_url, api_key="k", timeout=10)
+    return [provider.model(name) for name in names]
+
+
+async def test_http_429_retry_after_is_honoured_then_fails_over(fake_openai: FakeOpenAI) -> None:
+    sleeps = Sleeps()
+    route = RoutedModel(
+        "r", _openai_models(fake_openai, "rate-limited", "gpt-4o"), sleep=sleeps, rand=lambda: 0.0
+    )
+    response = await route.request(ASK, NO)
+    assert response.text == "Echo: hi" and response.model == "gpt-4o"
+    assert sleeps.waits == [2.0]  # the server's Retry-After: 2, not our backoff
+    assert [r["body"]["model"] for r in fake_openai.requests[-2:]] == ["rate-limited", "gpt-4o"]
+
+
+async def test_http_timeout_fails_over_and_closes_the_request(fake_openai: FakeOpenAI) -> None:
+    route = RoutedModel(
+        "r",
+        _openai_models(fake_openai, "delay-3000", "gpt-4o"),
+        RoutePolicy(timeout_seconds=0.3),
+        sleep=Sleeps(),
+        rand=lambda: 0.0,
+    )
+    started = asyncio.get_running_loop().time()
+    response = await route.request(ASK, NO)
+    assert response.model == "gpt-4o" and asyncio.get_running_loop().time() - started < 2.0
+
+
+async def test_http_stream_cut_after_tokens_is_surfaced_not_retried(
+    fake_openai: FakeOpenAI,
+) -> None:
+    route = RoutedModel("r", _openai_models(fake_openai, "cut", "gpt-4o"), sleep=Sleeps())
+    before = len(fake_openai.requests)
+    seen: list[str] = []
+    with pytest.raises(ProviderError) as err:
+        async for event in route.request_stream([Message("user", "one two three four")], NO):
+            if isinstance(event, Delta):
+                seen.append(event.text)
+    assert err.value.code == "stream_interrupted"
+    assert "".join(seen).startswith("Echo: one")  # the tokens that arrived were delivered once
+    assert [r["body"]["model"] for r in fake_openai.requests[before:]] == ["cut"]  # no retry
+
+
+async def test_http_anthropic_overload_fails_over_to_another_provider(
+    fake_anthropic: Any, fake_openai: FakeOpenAI
+) -> None:
+    from linqra.llm.anthropic import AnthropicProvider
+
+    claude = AnthropicProvider("anthropic", base_url=fake_anthropic.url, api_key="k", timeout=5)
+    route = RoutedModel(
+        "r",
+        [claude.model("overloaded"), *_openai_models(fake_openai, "gpt-4o")],
+        sleep=Sleeps(),
+        rand=lambda: 0.0,
+    )
+    response = await route.request(ASK, NO)
+    await claude.aclose()
+    assert (
+        response.provider == "openai"
+        and fake_anthropic.requests[-1]["body"]["model"] == "overloaded"
+    )

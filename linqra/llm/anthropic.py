@@ -7,13 +7,14 @@ and ``message_delta`` (cumulative output tokens) when streaming. SDK retries are
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
 from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
 from linqra.resilience import parse_retry_after
 
 __all__ = ["AnthropicModel", "AnthropicProvider"]
@@ -48,12 +49,20 @@ class AnthropicModel:
         args: dict[str, Any] = {
             "model": self.name,
             "max_tokens": settings.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": [
-                {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
-                for m in messages
-                if m.role != "system"
-            ],
+            "messages": _wire_messages(messages),
         }
+        if settings.tools:
+            args["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+                for t in settings.tools
+            ]
+        if settings.tool_choice:
+            choice = settings.tool_choice
+            args["tool_choice"] = (
+                {"type": {"auto": "auto", "none": "none", "required": "any"}[choice]}
+                if choice in ("auto", "none", "required")
+                else {"type": "tool", "name": choice}
+            )
         if system:
             args["system"] = system
         # The current Messages API has no sampling parameters (temperature, top_p): they are not sent.
@@ -67,6 +76,11 @@ class AnthropicModel:
                 **self._args(messages, settings)
             )
         text = "".join(getattr(block, "text", "") for block in message.content)
+        calls = tuple(
+            ToolCall(block.id, block.name, json.dumps(block.input or {}))
+            for block in message.content
+            if getattr(block, "type", "") == "tool_use"
+        )
         return ModelResponse(
             text,
             message.model or self.name,
@@ -74,12 +88,14 @@ class AnthropicModel:
             _usage(message.usage),
             message.stop_reason or "stop",
             message.id or "",
+            tool_calls=calls,
         )
 
     async def request_stream(
         self, messages: Sequence[Message], settings: ModelSettings
     ) -> AsyncIterator[StreamEvent]:
         parts: list[str] = []
+        calls: dict[int, list[str]] = {}  # block index → [id, name, input JSON so far]
         start_usage: Any = None
         output_tokens: int | None = None
         finish, model, message_id = "stop", self.name, ""
@@ -99,6 +115,17 @@ class AnthropicModel:
                     ):
                         parts.append(event.delta.text)
                         yield Delta(event.delta.text)
+                    elif (
+                        kind == "content_block_start"
+                        and getattr(event.content_block, "type", "") == "tool_use"
+                    ):
+                        calls[event.index] = [event.content_block.id, event.content_block.name, ""]
+                    elif (
+                        kind == "content_block_delta"
+                        and getattr(event.delta, "type", "") == "input_json_delta"
+                        and event.index in calls
+                    ):
+                        calls[event.index][2] += event.delta.partial_json or ""
                     elif kind == "message_delta":
                         output_tokens = int(event.usage.output_tokens)  # cumulative
                         finish = event.delta.stop_reason or finish
@@ -109,7 +136,46 @@ class AnthropicModel:
                 f"{self.provider}: stream ended without usage", code="missing_usage"
             )
         usage = _usage(start_usage, output_tokens)
-        yield ModelResponse("".join(parts), model, self.provider, usage, finish, message_id)
+        tool_calls = tuple(ToolCall(c[0], c[1], c[2] or "{}") for _, c in sorted(calls.items()))
+        yield ModelResponse(
+            "".join(parts), model, self.provider, usage, finish, message_id, tool_calls=tool_calls
+        )
+
+
+def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Anthropic's turns: tool calls are ``tool_use`` blocks of the assistant turn, tool results
+    ``tool_result`` blocks of the next user turn (consecutive results share one turn)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+            previous = out[-1] if out else None
+            if (
+                previous is not None
+                and previous["role"] == "user"
+                and isinstance(previous["content"], list)
+                and previous["content"]
+                and previous["content"][-1].get("type") == "tool_result"
+            ):
+                previous["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.role == "assistant" and m.tool_calls:
+            blocks: list[dict[str, Any]] = (
+                [{"type": "text", "text": m.content}] if m.content else []
+            )
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.parsed_arguments()}
+                for c in m.tool_calls
+            ]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append(
+                {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+            )
+    return out
 
 
 def _usage(raw: Any, output_tokens: int | None = None) -> Usage:

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from linqra.clock import iso, utcnow
 from linqra.errors import BudgetExceeded, Conflict, StoreError, ValidationError
-from linqra.llm.local import count_tokens
 from linqra.llm.pricing import Catalogue, Price
+from linqra.llm.tokens import count_prompt
 from linqra.llm.types import Message, ModelSettings
 from linqra.store import DocumentStore
 
@@ -107,13 +107,12 @@ class BudgetService:
 
     # -- reserve and settle ---------------------------------------------------------------
     def estimate(
-        self, provider: str, model: str, messages: list[Message], settings: ModelSettings
+        self, price: Price | None, messages: list[Message], settings: ModelSettings
     ) -> Decimal:
         """A pessimistic cost: prompt * 1.2 and the full output allowance at the highest rates."""
-        price = self.catalogue.price(provider, model)
         if price is None:
             return Decimal(0)
-        prompt = math.ceil(sum(count_tokens(m.content) + 4 for m in messages) * 1.2)
+        prompt = math.ceil(count_prompt(messages, settings.tools) * 1.2)
         output = settings.max_tokens or DEFAULT_OUTPUT_ESTIMATE
         rates = _highest(price)
         return (prompt * max(rates[0], rates[1]) + output * rates[2]) / Decimal(1_000_000)

@@ -13,7 +13,7 @@ from typing import Any
 from linqra.errors import ProviderError
 from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
 from linqra.resilience import parse_retry_after
 
 __all__ = ["CohereModel", "CohereProvider"]
@@ -53,9 +53,13 @@ class CohereModel:
     def _args(self, messages: Sequence[Message], settings: ModelSettings) -> dict[str, Any]:
         args: dict[str, Any] = {
             "model": self.name,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [_wire_message(m) for m in messages],
             "request_options": _NO_RETRIES,
         }
+        if settings.tools:
+            args["tools"] = [tool.to_openai() for tool in settings.tools]
+        if settings.tool_choice in ("required", "none"):  # Cohere has no "auto" or named choice
+            args["tool_choice"] = settings.tool_choice.upper()
         if settings.temperature is not None:
             args["temperature"] = min(settings.temperature, 1.0)  # Cohere's range is 0-1
         if settings.max_tokens is not None:
@@ -73,6 +77,11 @@ class CohereModel:
             response = await self._provider.client().chat(**self._args(messages, settings))
         content = response.message.content or []
         text = "".join(getattr(part, "text", "") or "" for part in content)
+        calls = tuple(
+            ToolCall(c.id or f"call_{i}", c.function.name or "", c.function.arguments or "{}")
+            for i, c in enumerate(response.message.tool_calls or ())
+            if c.function is not None
+        )
         return ModelResponse(
             text,
             self.name,
@@ -80,12 +89,14 @@ class CohereModel:
             _usage(response.usage),
             str(response.finish_reason or "COMPLETE").lower(),
             response.id or "",
+            tool_calls=calls,
         )
 
     async def request_stream(
         self, messages: Sequence[Message], settings: ModelSettings
     ) -> AsyncIterator[StreamEvent]:
         parts: list[str] = []
+        calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         usage: Usage | None = None
         finish, response_id = "complete", ""
         with _translate(self.provider):
@@ -100,6 +111,17 @@ class CohereModel:
                     if text:
                         parts.append(text)
                         yield Delta(text)
+                elif kind == "tool-call-start":
+                    call = event.delta.message.tool_calls
+                    function = call.function
+                    calls[event.index] = [
+                        call.id or f"call_{event.index}",
+                        (function.name if function else "") or "",
+                        (function.arguments if function else "") or "",
+                    ]
+                elif kind == "tool-call-delta" and event.index in calls:
+                    function = event.delta.message.tool_calls.function
+                    calls[event.index][2] += (function.arguments if function else "") or ""
                 elif kind == "message-end":
                     usage = _usage(event.delta.usage)
                     finish = str(event.delta.finish_reason or "COMPLETE").lower()
@@ -107,7 +129,30 @@ class CohereModel:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"
             )
-        yield ModelResponse("".join(parts), self.name, self.provider, usage, finish, response_id)
+        tool_calls = tuple(ToolCall(c[0], c[1], c[2] or "{}") for _, c in sorted(calls.items()))
+        yield ModelResponse(
+            "".join(parts),
+            self.name,
+            self.provider,
+            usage,
+            finish,
+            response_id,
+            tool_calls=tool_calls,
+        )
+
+
+def _wire_message(m: Message) -> dict[str, Any]:
+    if m.role == "tool":
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+    if m.role == "assistant" and m.tool_calls:
+        out: dict[str, Any] = {
+            "role": "assistant",
+            "tool_calls": [call.to_openai() for call in m.tool_calls],
+        }
+        if m.content:
+            out["tool_plan"] = m.content
+        return out
+    return {"role": m.role, "content": m.content}
 
 
 def _usage(raw: Any) -> Usage:

@@ -8,13 +8,22 @@ priced from Google's own count. Thinking tokens are billed as output (and counte
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
 from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.llm.types import (
+    Delta,
+    Message,
+    ModelResponse,
+    ModelSettings,
+    ToolCall,
+    Usage,
+    tool_call_names,
+)
 from linqra.resilience import parse_retry_after
 
 __all__ = ["GeminiModel", "GeminiProvider"]
@@ -55,15 +64,41 @@ class GeminiModel:
         from google.genai import types
 
         system = "\n\n".join(m.content for m in messages if m.role == "system")
-        contents = [
-            types.Content(
-                role="model" if m.role == "assistant" else "user",
-                parts=[types.Part(text=m.content)],
+        contents = _contents(messages)
+        tools: list[Any] | None = None
+        tool_config = None
+        if settings.tools:
+            tools = [
+                types.Tool(
+                    function_declarations=[
+                        types.FunctionDeclaration(
+                            name=t.name,
+                            description=t.description or None,
+                            parameters_json_schema=dict(t.parameters),
+                        )
+                        for t in settings.tools
+                    ]
+                )
+            ]
+        if settings.tool_choice:
+            choice = settings.tool_choice
+            mode = types.FunctionCallingConfigMode(
+                {"auto": "AUTO", "none": "NONE", "required": "ANY"}.get(choice, "ANY")
             )
-            for m in messages
-            if m.role != "system"
-        ]
+            tool_config = types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(
+                    mode=mode,
+                    allowed_function_names=None
+                    if choice in ("auto", "none", "required")
+                    else [choice],
+                )
+            )
         config = types.GenerateContentConfig(
+            tools=tools,
+            tool_config=tool_config,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+            if tools
+            else None,
             system_instruction=system or None,
             temperature=settings.temperature,
             max_output_tokens=settings.max_tokens,
@@ -78,7 +113,7 @@ class GeminiModel:
             response = await self._provider.client().aio.models.generate_content(
                 **self._args(messages, settings)
             )
-            text = response.text or ""
+            text = _text(response)
         return ModelResponse(
             text,
             response.model_version or self.name,
@@ -86,12 +121,14 @@ class GeminiModel:
             _usage(response.usage_metadata),
             _finish(response),
             response.response_id or "",
+            tool_calls=tuple(_calls(response, 0)),
         )
 
     async def request_stream(
         self, messages: Sequence[Message], settings: ModelSettings
     ) -> AsyncIterator[StreamEvent]:
         parts: list[str] = []
+        calls: list[ToolCall] = []
         last: Any = None
         with _translate(self.provider):
             stream = await self._provider.client().aio.models.generate_content_stream(
@@ -99,9 +136,11 @@ class GeminiModel:
             )
             async for chunk in stream:
                 last = chunk
-                if chunk.text:
-                    parts.append(chunk.text)
-                    yield Delta(chunk.text)
+                text = _text(chunk)
+                if text:
+                    parts.append(text)
+                    yield Delta(text)
+                calls += _calls(chunk, len(calls))
         if last is None or last.usage_metadata is None:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"
@@ -113,7 +152,68 @@ class GeminiModel:
             _usage(last.usage_metadata),
             _finish(last),
             last.response_id or "",
+            tool_calls=tuple(calls),
         )
+
+
+def _contents(messages: Sequence[Message]) -> list[Any]:
+    """Gemini's turns: tool calls are ``function_call`` parts of a model turn; a tool result is a
+    ``function_response`` part of a user turn, named after the call it answers."""
+    from google.genai import types
+
+    names = tool_call_names(messages)
+    contents = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            try:
+                result = json.loads(m.content)
+            except ValueError:
+                result = m.content
+            name = names.get(m.tool_call_id or "", m.name or "tool")
+            part = types.Part(
+                function_response=types.FunctionResponse(
+                    id=m.tool_call_id,
+                    name=name,
+                    response=result if isinstance(result, dict) else {"result": result},
+                )
+            )
+            contents.append(types.Content(role="user", parts=[part]))
+            continue
+        parts = [types.Part(text=m.content)] if m.content or not m.tool_calls else []
+        parts += [
+            types.Part(
+                function_call=types.FunctionCall(id=c.id, name=c.name, args=c.parsed_arguments())
+            )
+            for c in m.tool_calls
+        ]
+        contents.append(
+            types.Content(role="model" if m.role == "assistant" else "user", parts=parts)
+        )
+    return contents
+
+
+def _text(response: Any) -> str:
+    """The text parts of the first candidate (``response.text`` warns when there are calls)."""
+    candidates = getattr(response, "candidates", None) or []
+    content = getattr(candidates[0], "content", None) if candidates else None
+    return "".join(
+        part.text
+        for part in (getattr(content, "parts", None) or [])
+        if getattr(part, "text", None) and not getattr(part, "thought", False)
+    )
+
+
+def _calls(response: Any, start: int) -> list[ToolCall]:
+    return [
+        ToolCall(
+            call.id or f"call_{start + i}",
+            call.name or "",
+            json.dumps(dict(call.args or {})),
+        )
+        for i, call in enumerate(getattr(response, "function_calls", None) or [])
+    ]
 
 
 def _finish(response: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from linqra.errors import ProviderError
 from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
 from linqra.resilience import parse_retry_after
 
 __all__ = ["OpenAIModel", "OpenAIProvider"]
@@ -46,11 +46,17 @@ class OpenAIModel:
     def _args(self, messages: Sequence[Message], settings: ModelSettings) -> dict[str, Any]:
         args: dict[str, Any] = {
             "model": self.name,
-            "messages": [
-                {"role": m.role, "content": m.content, **({"name": m.name} if m.name else {})}
-                for m in messages
-            ],
+            "messages": [_wire_message(m) for m in messages],
         }
+        if settings.tools:
+            args["tools"] = [tool.to_openai() for tool in settings.tools]
+        if settings.tool_choice:
+            choice = settings.tool_choice
+            args["tool_choice"] = (
+                choice
+                if choice in ("auto", "none", "required")
+                else {"type": "function", "function": {"name": choice}}
+            )
         if settings.temperature is not None:
             args["temperature"] = settings.temperature
         if settings.max_tokens is not None:
@@ -73,6 +79,11 @@ class OpenAIModel:
                 f"{self.provider}: response without choices", code="malformed_response"
             )
         choice = completion.choices[0]
+        calls = tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments or "{}")
+            for c in choice.message.tool_calls or ()
+            if getattr(c, "function", None) is not None
+        )
         return ModelResponse(
             text=choice.message.content or "",
             model=completion.model or self.name,
@@ -80,6 +91,7 @@ class OpenAIModel:
             usage=_usage(completion.usage),
             finish_reason=choice.finish_reason or "stop",
             response_id=completion.id or "",
+            tool_calls=calls,
         )
 
     async def request_stream(
@@ -87,6 +99,7 @@ class OpenAIModel:
     ) -> AsyncIterator[StreamEvent]:
         args = self._args(messages, settings)
         parts: list[str] = []
+        calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         usage: Usage | None = None
         finish, model, response_id = "stop", self.name, ""
         with _translate(self.provider):
@@ -102,6 +115,12 @@ class OpenAIModel:
                         if choice.delta and choice.delta.content:
                             parts.append(choice.delta.content)
                             yield Delta(choice.delta.content)
+                        for piece in (choice.delta.tool_calls if choice.delta else None) or ():
+                            call = calls.setdefault(piece.index, ["", "", ""])
+                            call[0] = piece.id or call[0]
+                            if piece.function is not None:
+                                call[1] = piece.function.name or call[1]
+                                call[2] += piece.function.arguments or ""
                         if choice.finish_reason:
                             finish = choice.finish_reason
             finally:
@@ -110,7 +129,22 @@ class OpenAIModel:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"
             )
-        yield ModelResponse("".join(parts), model, self.provider, usage, finish, response_id)
+        tool_calls = tuple(ToolCall(c[0], c[1], c[2] or "{}") for _, c in sorted(calls.items()))
+        yield ModelResponse(
+            "".join(parts), model, self.provider, usage, finish, response_id, tool_calls=tool_calls
+        )
+
+
+def _wire_message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.name:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [call.to_openai() for call in m.tool_calls]
+        out["content"] = m.content or None
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    return out
 
 
 def _usage(raw: Any) -> Usage:

@@ -12,7 +12,7 @@ import yaml
 
 from linqra.llm.types import Usage
 
-__all__ = ["Catalogue", "Cost", "Price", "load_catalogue"]
+__all__ = ["Catalogue", "Cost", "Price", "load_catalogue", "parse_price", "price_cost"]
 
 MILLION = Decimal(1_000_000)
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "configs" / "models.yaml"
@@ -99,40 +99,42 @@ class Catalogue:
     def cost(self, provider: str, model: str, usage: Usage) -> Cost | None:
         """Exact cost of one call, or ``None`` when the model is not in the catalogue."""
         price = self.price(provider, model)
-        if price is None:
-            return None
-        rates, tier = price.rates, "standard"
-        threshold = price.long_context_threshold
-        if (
-            price.long_context is not None
-            and threshold is not None
-            and usage.prompt_tokens > threshold
-        ):
-            rates, tier = price.long_context, "long_context"
-        visible_output = max(usage.output_tokens - usage.reasoning_tokens, 0)
-        amount = (
-            usage.input_tokens * rates.input
-            + usage.cache_read_tokens * rates.cache_read
-            + usage.cache_write_tokens * rates.cache_write
-            + visible_output * rates.output
-            + usage.reasoning_tokens * rates.reasoning
-        ) / MILLION
-        return Cost(amount, self.currency, self.version, tier)
+        return None if price is None else price_cost(price, usage, self.currency, self.version)
+
+
+def price_cost(price: Price, usage: Usage, currency: str, version: str) -> Cost:
+    """Exact cost of one call at ``price``: each token kind at its rate, the whole request at the
+    long-context rates when the prompt is over the threshold."""
+    rates, tier = price.rates, "standard"
+    threshold = price.long_context_threshold
+    if price.long_context is not None and threshold is not None and usage.prompt_tokens > threshold:
+        rates, tier = price.long_context, "long_context"
+    visible_output = max(usage.output_tokens - usage.reasoning_tokens, 0)
+    amount = (
+        usage.input_tokens * rates.input
+        + usage.cache_read_tokens * rates.cache_read
+        + usage.cache_write_tokens * rates.cache_write
+        + visible_output * rates.output
+        + usage.reasoning_tokens * rates.reasoning
+    ) / MILLION
+    return Cost(amount, currency, version, tier)
+
+
+def parse_price(key: str, raw: dict[str, Any]) -> Price:
+    rates = Rates.parse(raw)
+    long = raw.get("long_context")
+    return Price(
+        model=key,
+        kind=raw.get("kind", "chat"),
+        context_window=raw.get("context_window"),
+        rates=rates,
+        long_context_threshold=long.get("threshold") if long else None,
+        long_context=Rates.parse(long, rates) if long else None,
+    )
 
 
 @lru_cache(maxsize=8)
 def load_catalogue(path: str | None = None) -> Catalogue:
     data = yaml.safe_load(Path(path or DEFAULT_CATALOGUE).read_text())
-    prices: dict[str, Price] = {}
-    for key, raw in (data.get("models") or {}).items():
-        rates = Rates.parse(raw)
-        long = raw.get("long_context")
-        prices[key] = Price(
-            model=key,
-            kind=raw.get("kind", "chat"),
-            context_window=raw.get("context_window"),
-            rates=rates,
-            long_context_threshold=long.get("threshold") if long else None,
-            long_context=Rates.parse(long, rates) if long else None,
-        )
+    prices = {key: parse_price(key, raw) for key, raw in (data.get("models") or {}).items()}
     return Catalogue(str(data["version"]), str(data.get("currency", "USD")), prices)

@@ -20,10 +20,11 @@ from typing import Any
 from linqra.config import Settings
 from linqra.llm.base import StreamEvent
 from linqra.llm.budgets import BudgetService, Reservation
-from linqra.llm.local import count_tokens
-from linqra.llm.pricing import Catalogue, Cost, load_catalogue
+from linqra.llm.overrides import PriceOverrides
+from linqra.llm.pricing import Catalogue, Cost, load_catalogue, price_cost
 from linqra.llm.registry import LLMRegistry, Resolved
 from linqra.llm.routing import RoutedModel
+from linqra.llm.tokens import count_prompt, count_tokens
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
 from linqra.llm.usage import UsageRepository
 from linqra.store import DocumentStore
@@ -57,14 +58,19 @@ class LLMService:
         self.registry = registry or LLMRegistry(settings.llm)
         self.catalogue: Catalogue = load_catalogue(settings.llm.catalogue)
         self.usage = UsageRepository(store)
+        self.overrides = PriceOverrides(store, self.catalogue)
         self.budgets = BudgetService(store, self.catalogue)
 
-    def price(self, resolved: Resolved, response: ModelResponse) -> Cost | None:
-        cost = self.catalogue.cost(response.provider, response.model, response.usage)
-        if cost is None and not resolved.fallback_reason:  # dated names, e.g. gpt-4o-2024-08-06
-            provider, model = resolved.requested.split(":", 1)
-            cost = self.catalogue.cost(provider, model, response.usage)
-        return cost
+    async def price(self, team_id: str, resolved: Resolved, response: ModelResponse) -> Cost | None:
+        """The exact cost at the team's price (its override, else the catalogue's)."""
+        price, version = await self.overrides.effective(team_id, response.provider, response.model)
+        if price is None and not resolved.fallback_reason:  # dated names, e.g. gpt-4o-2024-08-06
+            price, version = await self.overrides.effective(
+                team_id, *resolved.requested.split(":", 1)
+            )
+        if price is None:
+            return None
+        return price_cost(price, response.usage, self.catalogue.currency, version)
 
     async def complete(
         self,
@@ -137,7 +143,8 @@ class LLMService:
         model: Any = resolved.model
         if isinstance(model, RoutedModel):  # price a route by its first deployment
             model = model.deployments[0].model
-        estimate = self.budgets.estimate(model.provider, model.name, list(messages), settings)
+        price, _ = await self.overrides.effective(team_id, model.provider, model.name)
+        estimate = self.budgets.estimate(price, list(messages), settings)
         return await self.budgets.reserve(team_id, estimate)
 
     async def _settle(
@@ -149,7 +156,7 @@ class LLMService:
         caller: Mapping[str, Any],
     ) -> Completion:
         latency = round((time.perf_counter() - t0) * 1000, 3)
-        cost = self.price(resolved, response)
+        cost = await self.price(team_id, resolved, response)
         record = await self.usage.record(
             team_id,
             provider=response.provider,
@@ -174,13 +181,13 @@ class LLMService:
     ) -> Decimal:
         """Usage of a stream that did not finish: counted locally, marked estimated, still priced."""
         usage = Usage(
-            input_tokens=sum(count_tokens(m.content) + 4 for m in messages),
+            input_tokens=count_prompt(messages),
             output_tokens=count_tokens(text),
             estimated=True,
         )
         model = resolved.model
         partial = ModelResponse(text, model.name, model.provider, usage)
-        cost = self.price(resolved, partial)
+        cost = await self.price(team_id, resolved, partial)
         await self.usage.record(
             team_id,
             provider=model.provider,

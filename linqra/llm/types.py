@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,20 +15,77 @@ __all__ = [
     "Message",
     "ModelResponse",
     "ModelSettings",
+    "ToolCall",
+    "ToolDefinition",
     "Usage",
     "parse_messages",
     "parse_settings",
+    "parse_tools",
+    "tool_call_names",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES = ("system", "user", "assistant", "tool")
 
 
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_CHOICES = ("auto", "none", "required")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for; ``arguments`` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.arguments or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {"value": value}
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A function the model may call: a name, what it does, and a JSON Schema of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": dict(self.parameters),
+            },
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A chat message. An assistant message may carry ``tool_calls``; a ``tool`` message answers
+    one of them by ``tool_call_id``."""
+
     role: Role
     content: str
     name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +95,8 @@ class ModelSettings:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     json_mode: bool = False
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: str | None = None  # "auto", "none", "required" or the name of one tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +150,12 @@ class ModelResponse:
     finish_reason: str = "stop"
     response_id: str = ""
     labels: Mapping[str, Any] = field(default_factory=dict)
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+def tool_call_names(messages: Sequence[Message]) -> dict[str, str]:
+    """The function name of every tool call in a conversation, by call id (Gemini answers by name)."""
+    return {call.id: call.name for m in messages for call in m.tool_calls}
 
 
 def parse_messages(payload: Any, field_name: str = "payload") -> list[Message]:
@@ -110,10 +177,106 @@ def parse_messages(payload: Any, field_name: str = "payload") -> list[Message]:
         content = item.get("content")
         if isinstance(content, list):  # OpenAI content parts: keep the text parts
             content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+        tool_calls = _parse_tool_calls(item.get("tool_calls"), where) if role == "assistant" else ()
+        if content is None and tool_calls:
+            content = ""
         if not isinstance(content, str):
             raise ValidationError("content must be text", field=f"{where}.content")
-        messages.append(Message(role, content, item.get("name")))
+        tool_call_id = item.get("tool_call_id")
+        if role == "tool" and (not isinstance(tool_call_id, str) or not tool_call_id):
+            raise ValidationError(
+                "a tool message needs the tool_call_id it answers", field=f"{where}.tool_call_id"
+            )
+        messages.append(Message(role, content, item.get("name"), tool_calls, tool_call_id))
     return messages
+
+
+def _parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValidationError("tool_calls must be a list", field=f"{where}.tool_calls")
+    calls = []
+    for j, call in enumerate(raw):
+        at = f"{where}.tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(call.get("id"), str):
+            raise ValidationError(
+                "a tool call is {id, type: function, function: {name, arguments}}", field=at
+            )
+        name, arguments = function.get("name"), function.get("arguments", "{}")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise ValidationError(
+                "a tool name is 1-64 of A-Z a-z 0-9 _ -", field=f"{at}.function.name"
+            )
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        calls.append(ToolCall(call["id"], name, arguments))
+    return tuple(calls)
+
+
+def parse_tools(raw: Any, field_name: str) -> tuple[ToolDefinition, ...]:
+    """OpenAI-shaped ``tools`` (``{type: function, function: {name, description, parameters}}``)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > 128:
+        raise ValidationError("tools must be a list of at most 128 functions", field=field_name)
+    tools, seen = [], set()
+    for i, item in enumerate(raw):
+        at = f"{field_name}[{i}]"
+        function = item.get("function") if isinstance(item, Mapping) else None
+        if not isinstance(function, Mapping) or item.get("type", "function") != "function":
+            raise ValidationError(
+                "a tool is {type: function, function: {name, description?, parameters?}}", field=at
+            )
+        name = function.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise ValidationError(
+                "a tool name is 1-64 of A-Z a-z 0-9 _ -", field=f"{at}.function.name"
+            )
+        if name in seen:
+            raise ValidationError(f"tool {name!r} is defined twice", field=f"{at}.function.name")
+        seen.add(name)
+        parameters = function.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
+            raise ValidationError(
+                "parameters must be a JSON Schema object ({type: object, properties: …})",
+                field=f"{at}.function.parameters",
+            )
+        description = function.get("description") or ""
+        if not isinstance(description, str):
+            raise ValidationError("description must be text", field=f"{at}.function.description")
+        tools.append(ToolDefinition(name, description, dict(parameters)))
+    return tuple(tools)
+
+
+def _parse_tool_choice(raw: Any, tools: tuple[ToolDefinition, ...], field_name: str) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, Mapping):  # {"type": "function", "function": {"name": …}}
+        raw = (
+            (raw.get("function") or {}).get("name")
+            if isinstance(raw.get("function"), Mapping)
+            else None
+        )
+        if not isinstance(raw, str):
+            raise ValidationError(
+                'tool_choice is "auto", "none", "required" or {type: function, function: {name}}',
+                field=field_name,
+            )
+        if raw not in {t.name for t in tools}:
+            raise ValidationError(
+                f"tool_choice names {raw!r}, which is not in tools", field=field_name
+            )
+        return raw
+    if raw not in TOOL_CHOICES:
+        raise ValidationError(
+            'tool_choice is "auto", "none", "required" or {type: function, function: {name}}',
+            field=field_name,
+        )
+    if raw == "required" and not tools:
+        raise ValidationError('tool_choice "required" needs tools', field=field_name)
+    return str(raw)
 
 
 def parse_settings(
@@ -128,6 +291,8 @@ def parse_settings(
         "top_p",
         "stop",
         "json_mode",
+        "tools",
+        "tool_choice",
     }
     if unknown:
         raise ValidationError(
@@ -153,6 +318,14 @@ def parse_settings(
     stop = raw.get("stop") or ()
     if isinstance(stop, str):
         stop = (stop,)
+    tools = parse_tools(raw.get("tools"), f"{field_name}.tools")
+    tool_choice = _parse_tool_choice(raw.get("tool_choice"), tools, f"{field_name}.tool_choice")
     return ModelSettings(
-        temperature, max_tokens, top_p, tuple(stop), bool(raw.get("json_mode", False))
+        temperature,
+        max_tokens,
+        top_p,
+        tuple(stop),
+        bool(raw.get("json_mode", False)),
+        tools,
+        tool_choice,
     )

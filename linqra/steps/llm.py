@@ -130,6 +130,10 @@ class _ClosingStore:
 
 def completion_shape(response: ModelResponse) -> dict[str, Any]:
     """An OpenAI chat-completion object for any provider's response, plus ``text`` and ``provider``."""
+    message: dict[str, Any] = {"role": "assistant", "content": response.text}
+    if response.tool_calls:
+        message["content"] = response.text or None
+        message["tool_calls"] = [call.to_openai() for call in response.tool_calls]
     return {
         "id": response.response_id or f"linqra-{int(time.time() * 1000)}",
         "object": "chat.completion",
@@ -139,8 +143,8 @@ def completion_shape(response: ModelResponse) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": response.text},
-                "finish_reason": response.finish_reason,
+                "message": message,
+                "finish_reason": "tool_calls" if response.tool_calls else response.finish_reason,
             }
         ],
         "usage": {**response.usage.to_openai(), "estimated": response.usage.estimated},

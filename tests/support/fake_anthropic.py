@@ -44,13 +44,24 @@ def fake_anthropic_app(requests: list[dict[str, Any]]) -> Starlette:
                 status_code=529,
             )
         question = body["messages"][-1]["content"]
+        if isinstance(question, list):  # tool_result blocks: echo their content
+            question = " ".join(str(b.get("content", "")) for b in question)
         words = ["Echo:", *str(question).split()]
         prompt = sum(len(str(m["content"]).split()) for m in body["messages"]) + len(
             str(body.get("system", "")).split()
         )
+        call = None
+        if body.get("tools") and isinstance(body["messages"][-1]["content"], str):
+            call = {
+                "type": "tool_use",
+                "id": "toolu_fake_1",
+                "name": body["tools"][0]["name"],
+                "input": {"query": question},
+            }
+            words = []
         usage = {
             "input_tokens": prompt,
-            "output_tokens": len(words),
+            "output_tokens": len(words) or 9,
             "cache_creation_input_tokens": CACHE_WRITE,
             "cache_read_input_tokens": CACHE_READ,
         }
@@ -59,8 +70,8 @@ def fake_anthropic_app(requests: list[dict[str, Any]]) -> Starlette:
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": " ".join(words)}],
-            "stop_reason": "end_turn",
+            "content": [call] if call else [{"type": "text", "text": " ".join(words)}],
+            "stop_reason": "tool_use" if call else "end_turn",
             "stop_sequence": None,
             "usage": usage,
         }
@@ -78,6 +89,27 @@ def fake_anthropic_app(requests: list[dict[str, Any]]) -> Starlette:
                 "usage": {**usage, "output_tokens": 1},
             }
             yield event("message_start", {"message": start})
+            if call is not None:
+                arguments = json.dumps(call["input"])
+                yield event(
+                    "content_block_start",
+                    {"index": 0, "content_block": {**call, "input": {}}},
+                )
+                for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                    yield event(
+                        "content_block_delta",
+                        {"index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}},
+                    )
+                yield event("content_block_stop", {"index": 0})
+                yield event(
+                    "message_delta",
+                    {
+                        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                        "usage": {"output_tokens": 9},
+                    },
+                )
+                yield event("message_stop", {})
+                return
             yield event(
                 "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
             )

@@ -22,13 +22,74 @@ def fake_cohere_app(requests: list[dict[str, Any]]) -> Starlette:
             return JSONResponse(
                 {"message": "too many requests"}, status_code=429, headers={"Retry-After": "1"}
             )
-        last = body["messages"][-1]["content"]
+        last_message = body["messages"][-1]
+        last = last_message.get("content", "")
+        if isinstance(last, list):
+            last = " ".join(str(p.get("text", p)) for p in last)
         words = ["Echo:", *str(last).split()]
-        prompt = sum(len(str(m["content"]).split()) for m in body["messages"]) + 3
+        prompt = sum(len(str(m.get("content", "")).split()) for m in body["messages"]) + 3
         usage = {
             "billed_units": {"input_tokens": prompt, "output_tokens": len(words)},
             "tokens": {"input_tokens": prompt + 10, "output_tokens": len(words) + 2},
         }
+        if body.get("tools") and last_message["role"] == "user":
+            name = body["tools"][0]["function"]["name"]
+            call = {
+                "id": "co_call_1",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps({"query": last})},
+            }
+            usage["billed_units"]["output_tokens"] = 9
+            if not body.get("stream"):
+                return JSONResponse(
+                    {
+                        "id": "co-fake",
+                        "finish_reason": "TOOL_CALL",
+                        "message": {
+                            "role": "assistant",
+                            "tool_plan": "I will call it.",
+                            "tool_calls": [call],
+                        },
+                        "usage": usage,
+                    }
+                )
+
+            def tool_event(data: dict[str, Any]) -> str:
+                return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
+
+            async def tool_events() -> Any:
+                arguments = call["function"]["arguments"]
+                half = len(arguments) // 2
+                yield tool_event(
+                    {
+                        "type": "message-start",
+                        "id": "co-fake",
+                        "delta": {"message": {"role": "assistant"}},
+                    }
+                )
+                start = {**call, "function": {"name": name, "arguments": arguments[:half]}}
+                yield tool_event(
+                    {
+                        "type": "tool-call-start",
+                        "index": 0,
+                        "delta": {"message": {"tool_calls": start}},
+                    }
+                )
+                yield tool_event(
+                    {
+                        "type": "tool-call-delta",
+                        "index": 0,
+                        "delta": {
+                            "message": {"tool_calls": {"function": {"arguments": arguments[half:]}}}
+                        },
+                    }
+                )
+                yield tool_event({"type": "tool-call-end", "index": 0})
+                yield tool_event(
+                    {"type": "message-end", "delta": {"finish_reason": "TOOL_CALL", "usage": usage}}
+                )
+
+            return StreamingResponse(tool_events(), media_type="text/event-stream")
         if not body.get("stream"):
             return JSONResponse(
                 {

@@ -39,11 +39,41 @@ def fake_gemini_app(requests: list[dict[str, Any]]) -> Starlette:
                 status_code=429,
                 headers={"Retry-After": "4"},
             )
-        last = body["contents"][-1]["parts"][0]["text"]
+        part = body["contents"][-1]["parts"][0]
+        answer = part.get("functionResponse")
+        last = json.dumps(answer["response"]) if answer else part["text"]
         words = ["Echo:", *last.split()]
         prompt = (
             sum(len(p.get("text", "").split()) for c in body["contents"] for p in c["parts"]) + 6
         )
+        tools = body.get("tools") or []
+        if tools and not answer:  # call the first declared function with the question
+            name = tools[0]["functionDeclarations"][0]["name"]
+            call = {"functionCall": {"id": "gem_call_1", "name": name, "args": {"query": last}}}
+            usage = {
+                "promptTokenCount": prompt,
+                "candidatesTokenCount": 9,
+                "totalTokenCount": prompt + 9,
+            }
+            body_out = {
+                "candidates": [
+                    {
+                        "content": {"role": "model", "parts": [call]},
+                        "index": 0,
+                        "finishReason": "STOP",
+                    }
+                ],
+                "usageMetadata": usage,
+                "modelVersion": model,
+                "responseId": "gem-fake",
+            }
+            if method == "generateContent":
+                return JSONResponse(body_out)
+
+            async def one() -> Any:
+                yield f"data: {json.dumps(body_out)}\r\n\r\n"
+
+            return StreamingResponse(one(), media_type="text/event-stream")
 
         def response(text: str, done: bool, count: int) -> dict[str, Any]:
             usage = {

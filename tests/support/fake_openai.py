@@ -48,13 +48,51 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
             await asyncio.sleep(int(model.split("-", 1)[1]) / 1000)
         if model == "malformed":
             return Response(b"{not json", media_type="application/json")
-        question = next(
-            (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
+        last = body["messages"][-1]
+        question = (
+            last["content"]
+            if last["role"] == "tool"
+            else next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         )
         words = ["Echo:", *question.split()]
-        prompt = sum(len(m["content"].split()) + 4 for m in body["messages"])
+        prompt = sum(len((m.get("content") or "").split()) + 4 for m in body["messages"])
         cached = 3 if prompt > 3 else 0
         created = int(time.time())
+        call = None
+        if body.get("tools") and last["role"] == "user":  # call the first tool with the question
+            name = body["tools"][0]["function"]["name"]
+            call = {"id": "call_fake_1", "name": name, "arguments": json.dumps({"query": question})}
+            words = []
+        if not body.get("stream") and call is not None:
+            return JSONResponse(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {
+                                "role": "assistant",
+                                "content": None,
+                                "tool_calls": [
+                                    {
+                                        "id": call["id"],
+                                        "type": "function",
+                                        "function": {
+                                            "name": call["name"],
+                                            "arguments": call["arguments"],
+                                        },
+                                    }
+                                ],
+                            },
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                    "usage": _usage(prompt, 9, cached),
+                }
+            )
         if not body.get("stream"):
             return JSONResponse(
                 {
@@ -87,9 +125,21 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
                 piece = word if i == 0 else " " + word
                 yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'content': piece}, 'finish_reason': None}]})}\n\n"
                 await asyncio.sleep(0.005)
-            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+            if call is not None:  # the arguments arrive in two pieces, as real servers send them
+                half = len(call["arguments"]) // 2
+                first = {
+                    "index": 0,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"][:half]},
+                }
+                rest = {"index": 0, "function": {"arguments": call["arguments"][half:]}}
+                for piece in (first, rest):
+                    yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'tool_calls': [piece]}, 'finish_reason': None}]})}\n\n"
+            finish = "tool_calls" if call is not None else "stop"
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': finish}]})}\n\n"
             if (body.get("stream_options") or {}).get("include_usage"):
-                yield f"data: {json.dumps({**base, 'choices': [], 'usage': _usage(prompt, len(words), cached)})}\n\n"
+                yield f"data: {json.dumps({**base, 'choices': [], 'usage': _usage(prompt, len(words) or 9, cached)})}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
