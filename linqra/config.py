@@ -25,6 +25,7 @@ __all__ = [
     "EgressPolicy",
     "ExecutionSettings",
     "HttpSettings",
+    "KnowledgeSettings",
     "LLMProviderConfig",
     "LLMSettings",
     "RaySettings",
@@ -107,6 +108,28 @@ class RaySettings(BaseModel):
     namespace: str = "linqra"
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8265
+
+
+class KnowledgeSettings(BaseModel):
+    """The Knowledge Hub: vector store, embedder, upload limits and chunking."""
+
+    model_config = {"extra": "forbid"}
+
+    vector_uri: str | None = Field(
+        default=None,
+        description="Milvus URI (http://host:19530); None: `linqra up` runs Milvus Lite on "
+        "loopback with its data in data_dir/milvus",
+    )
+    vector_token: str | None = Field(default=None, description="Milvus user:password or token")
+    default_embedder: str = Field(
+        default="local:hash-512", description="provider:model of new collections' embedder"
+    )
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    chunk_tokens: int = Field(default=300, ge=32, le=8000)
+    chunk_overlap: int = Field(default=50, ge=0, le=2000)
+    blob_dir: Path | None = Field(
+        default=None, description="original files; default data_dir/blobs"
+    )
 
 
 class ExecutionSettings(BaseModel):
@@ -201,6 +224,7 @@ class Settings(BaseSettings):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     egress: EgressPolicy = Field(default_factory=EgressPolicy)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
 
     @property
     def resolved_store_url(self) -> str:
@@ -208,11 +232,18 @@ class Settings(BaseSettings):
             return self.store_url
         return f"sqlite:///{(self.data_dir / 'linqra.db').resolve()}"
 
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return (self.knowledge.blob_dir or self.data_dir / "blobs").resolve()
+
     def portable(self) -> Settings:
         """A copy with paths made absolute, safe to ship to Ray workers in other directories."""
         data_dir = self.data_dir.resolve()
         copy = self.model_copy(update={"data_dir": data_dir})
-        return copy.model_copy(update={"store_url": copy.resolved_store_url})
+        knowledge = copy.knowledge.model_copy(update={"blob_dir": copy.resolved_blob_dir})
+        return copy.model_copy(
+            update={"store_url": copy.resolved_store_url, "knowledge": knowledge}
+        )
 
     @classmethod
     def settings_customise_sources(

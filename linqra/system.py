@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from linqra.cache import Cache, open_cache
 from linqra.config import Settings
+from linqra.knowledge.service import KnowledgeService
 from linqra.llm.service import LLMService
 from linqra.llm.usage import USAGE_INDEXES
 from linqra.steps import default_registry
@@ -27,11 +28,13 @@ class System:
     service: WorkflowService
     ctx: StepContext
     llm: LLMService
+    knowledge: KnowledgeService
 
     @classmethod
     async def open(cls, settings: Settings, *, init: bool = True) -> System:
         store = open_store(settings.resolved_store_url)
         registry = default_registry(settings)
+        llm = LLMService(settings, store)
         system = cls(
             settings,
             store,
@@ -39,11 +42,13 @@ class System:
             registry,
             WorkflowService(store, registry),
             StepContext(settings),
-            LLMService(settings, store),
+            llm,
+            KnowledgeService(settings, store, llm),
         )
         if init:
             await system.service.init()
             await store.ensure_indexes(USAGE_INDEXES)
+            await system.knowledge.init()
         return system
 
     def engine(self, runner_id: str, executor: StepExecutor | None = None) -> WorkflowEngine:
@@ -61,6 +66,7 @@ class System:
         return ExecutionRunner(self.engine(runner_id, executor), self.settings.execution)
 
     async def close(self) -> None:
+        await self.knowledge.close()
         await self.llm.aclose()
         await self.ctx.aclose()
         await self.cache.close()

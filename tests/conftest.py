@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from linqra.config import ExecutionSettings, LLMProviderConfig, LLMSettings, ServiceConfig, Settings
+from linqra.config import (
+    ExecutionSettings,
+    KnowledgeSettings,
+    LLMProviderConfig,
+    LLMSettings,
+    ServiceConfig,
+    Settings,
+)
 from linqra.system import System
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_openai import FakeOpenAI
@@ -73,6 +80,16 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus Lite server on a free loopback port, as `linqra up` runs it."""
+    from linqra.vectors import EmbeddedMilvus
+
+    server = EmbeddedMilvus(tmp_path_factory.mktemp("milvus") / "data").start()
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def fake_gemini() -> Iterator[Any]:
     from tests.support.fake_gemini import FakeGemini
 
@@ -100,6 +117,7 @@ def make_settings(
     b: HttpService,
     openai: FakeOpenAI | None = None,
     anthropic: FakeAnthropic | None = None,
+    milvus: str | None = None,
     **overrides: Any,
 ) -> Settings:
     # LLM providers point at local servers that speak each provider's protocol
@@ -125,13 +143,16 @@ def make_settings(
             default_step_timeout_seconds=30,
         ),
         llm=LLMSettings(providers=providers),
+        knowledge=KnowledgeSettings(vector_uri=milvus),
         **overrides,
     )
 
 
 @pytest.fixture
-def settings(tmp_path: Path, http_service: HttpService, http_service_b: HttpService) -> Settings:
-    return make_settings(tmp_path, http_service, http_service_b)
+def settings(
+    tmp_path: Path, http_service: HttpService, http_service_b: HttpService, milvus_uri: str
+) -> Settings:
+    return make_settings(tmp_path, http_service, http_service_b, milvus=milvus_uri)
 
 
 @pytest.fixture
@@ -149,9 +170,12 @@ def ray_settings(
     http_service_b: HttpService,
     fake_openai: FakeOpenAI,
     fake_anthropic: FakeAnthropic,
+    milvus_uri: str,
 ) -> Settings:
     data = tmp_path_factory.mktemp("ray-data")
-    base = make_settings(data, http_service, http_service_b, fake_openai, fake_anthropic)
+    base = make_settings(
+        data, http_service, http_service_b, fake_openai, fake_anthropic, milvus=milvus_uri
+    )
     return base.model_copy(
         update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}
     ).portable()

@@ -17,7 +17,7 @@ from linqra.llm.base import StreamEvent
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
 from linqra.resilience import parse_retry_after
 
-__all__ = ["AnthropicModel", "AnthropicProvider"]
+__all__ = ["AnthropicModel", "AnthropicProvider", "translate_errors"]
 
 DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens
 
@@ -71,7 +71,7 @@ class AnthropicModel:
         return args
 
     async def request(self, messages: Sequence[Message], settings: ModelSettings) -> ModelResponse:
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             message = await self._provider.client().messages.create(
                 **self._args(messages, settings)
             )
@@ -99,7 +99,7 @@ class AnthropicModel:
         start_usage: Any = None
         output_tokens: int | None = None
         finish, model, message_id = "stop", self.name, ""
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             stream = await self._provider.client().messages.create(
                 **self._args(messages, settings), stream=True
             )
@@ -190,7 +190,7 @@ def _usage(raw: Any, output_tokens: int | None = None) -> Usage:
 
 
 @contextlib.contextmanager
-def _translate(provider: str) -> Iterator[None]:
+def translate_errors(provider: str) -> Iterator[None]:
     import anthropic
 
     try:

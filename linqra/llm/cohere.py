@@ -16,9 +16,9 @@ from linqra.llm.base import StreamEvent
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
 from linqra.resilience import parse_retry_after
 
-__all__ = ["CohereModel", "CohereProvider"]
+__all__ = ["NO_RETRIES", "CohereModel", "CohereProvider", "translate_errors"]
 
-_NO_RETRIES: dict[str, Any] = {"max_retries": 0}
+NO_RETRIES: dict[str, Any] = {"max_retries": 0}
 
 
 class CohereProvider(SDKProvider):
@@ -54,7 +54,7 @@ class CohereModel:
         args: dict[str, Any] = {
             "model": self.name,
             "messages": [_wire_message(m) for m in messages],
-            "request_options": _NO_RETRIES,
+            "request_options": NO_RETRIES,
         }
         if settings.tools:
             args["tools"] = [tool.to_openai() for tool in settings.tools]
@@ -73,7 +73,7 @@ class CohereModel:
         return args
 
     async def request(self, messages: Sequence[Message], settings: ModelSettings) -> ModelResponse:
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             response = await self._provider.client().chat(**self._args(messages, settings))
         content = response.message.content or []
         text = "".join(getattr(part, "text", "") or "" for part in content)
@@ -99,7 +99,7 @@ class CohereModel:
         calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         usage: Usage | None = None
         finish, response_id = "complete", ""
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             async for event in self._provider.client().chat_stream(
                 **self._args(messages, settings)
             ):
@@ -165,7 +165,7 @@ def _usage(raw: Any) -> Usage:
 
 
 @contextlib.contextmanager
-def _translate(provider: str) -> Iterator[None]:
+def translate_errors(provider: str) -> Iterator[None]:
     from cohere.core.api_error import ApiError
 
     try:

@@ -26,7 +26,7 @@ from linqra.llm.types import (
 )
 from linqra.resilience import parse_retry_after
 
-__all__ = ["GeminiModel", "GeminiProvider"]
+__all__ = ["GeminiModel", "GeminiProvider", "translate_errors"]
 
 
 class GeminiProvider(SDKProvider):
@@ -109,7 +109,7 @@ class GeminiModel:
         return {"model": self.name, "contents": contents, "config": config}
 
     async def request(self, messages: Sequence[Message], settings: ModelSettings) -> ModelResponse:
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             response = await self._provider.client().aio.models.generate_content(
                 **self._args(messages, settings)
             )
@@ -130,7 +130,7 @@ class GeminiModel:
         parts: list[str] = []
         calls: list[ToolCall] = []
         last: Any = None
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             stream = await self._provider.client().aio.models.generate_content_stream(
                 **self._args(messages, settings)
             )
@@ -237,7 +237,7 @@ def _usage(meta: Any) -> Usage:
 
 
 @contextlib.contextmanager
-def _translate(provider: str) -> Iterator[None]:
+def translate_errors(provider: str) -> Iterator[None]:
     from google.genai import errors
 
     try:

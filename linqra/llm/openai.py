@@ -17,7 +17,7 @@ from linqra.llm.base import StreamEvent
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
 from linqra.resilience import parse_retry_after
 
-__all__ = ["OpenAIModel", "OpenAIProvider"]
+__all__ = ["OpenAIModel", "OpenAIProvider", "translate_errors"]
 
 
 class OpenAIProvider(SDKProvider):
@@ -70,7 +70,7 @@ class OpenAIModel:
         return args
 
     async def request(self, messages: Sequence[Message], settings: ModelSettings) -> ModelResponse:
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             completion = await self._provider.client().chat.completions.create(
                 **self._args(messages, settings)
             )
@@ -102,7 +102,7 @@ class OpenAIModel:
         calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         usage: Usage | None = None
         finish, model, response_id = "stop", self.name, ""
-        with _translate(self.provider):
+        with translate_errors(self.provider):
             stream = await self._provider.client().chat.completions.create(
                 **args, stream=True, stream_options={"include_usage": True}
             )
@@ -164,7 +164,7 @@ def _usage(raw: Any) -> Usage:
 
 
 @contextlib.contextmanager
-def _translate(provider: str) -> Iterator[None]:
+def translate_errors(provider: str) -> Iterator[None]:
     """Vendor errors become :class:`ProviderError` here, and only here (``raise … from exc``)."""
     import openai
 

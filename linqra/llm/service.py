@@ -18,6 +18,17 @@ from decimal import Decimal
 from typing import Any
 
 from linqra.config import Settings
+from linqra.embeddings import (
+    DEFAULT_DIMENSIONS,
+    CohereEmbedder,
+    Embedder,
+    Embedding,
+    EmbedKind,
+    GeminiEmbedder,
+    HashingEmbedder,
+    OpenAIEmbedder,
+)
+from linqra.errors import ValidationError
 from linqra.llm.base import StreamEvent
 from linqra.llm.budgets import BudgetService, Reservation
 from linqra.llm.overrides import PriceOverrides
@@ -30,6 +41,12 @@ from linqra.llm.usage import UsageRepository
 from linqra.store import DocumentStore
 
 __all__ = ["Completion", "LLMService"]
+
+_EMBEDDERS: dict[str, Any] = {
+    "openai": OpenAIEmbedder,
+    "gemini": GeminiEmbedder,
+    "cohere": CohereEmbedder,
+}
 
 
 class Completion:
@@ -200,6 +217,78 @@ class LLMService:
             status="cancelled" if status == "cancelled" else "failed",
         )
         return cost.amount if cost else Decimal(0)
+
+    # -- embeddings ---------------------------------------------------------------------
+    def embedder(self, ref: str, dimension: int | None = None) -> Embedder:
+        """The embedder for ``provider:model`` (``local:hash-512`` is the offline default)."""
+        provider, _, model = ref.partition(":")
+        if provider == "local":
+            size = dimension or (
+                int(model[5:]) if model.startswith("hash-") and model[5:].isdigit() else 512
+            )
+            try:
+                return HashingEmbedder(size)
+            except ValueError as exc:
+                raise ValidationError(str(exc), field="dimension") from None
+        cfg = self.settings.llm.providers.get(provider)
+        if cfg is None or not model:
+            known = ", ".join(sorted({"local", *self.settings.llm.providers}))
+            raise ValidationError(
+                f"unknown embedder {ref!r}; write provider:model (providers: {known})",
+                field="embedder",
+            )
+        adapter = _EMBEDDERS.get(cfg.kind)
+        if adapter is None:
+            raise ValidationError(f"provider {provider!r} has no embeddings API", field="embedder")
+        known_size = dimension or DEFAULT_DIMENSIONS.get(f"{cfg.kind}:{model}")
+        if known_size is None:
+            raise ValidationError(
+                f"the dimension of {ref} is not known: give dimension", field="dimension"
+            )
+        embedder: Embedder = adapter(self.registry.provider(provider), model, known_size)
+        return embedder
+
+    async def embed(
+        self,
+        team_id: str,
+        embedder: Embedder,
+        texts: Sequence[str],
+        kind: EmbedKind,
+        *,
+        caller: Mapping[str, Any],
+    ) -> Embedding:
+        """Vectors for ``texts``; provider calls are budgeted, priced and recorded like chats."""
+        if embedder.provider == "local":  # offline hashing: no call, no cost, no record
+            return await embedder.embed(texts, kind)
+        price, version = await self.overrides.effective(team_id, embedder.provider, embedder.model)
+        estimate = (
+            Decimal(sum(count_tokens(t) for t in texts) * 12 // 10 + 1)
+            * max(price.rates.input, price.rates.cache_read)
+            / Decimal(1_000_000)
+            if price
+            else Decimal(0)
+        )
+        reservation = await self.budgets.reserve(team_id, estimate)
+        t0 = time.perf_counter()
+        try:
+            result = await embedder.embed(texts, kind)
+        except BaseException:
+            await asyncio.shield(self.budgets.settle(reservation, Decimal(0)))
+            raise
+        usage = Usage(input_tokens=result.input_tokens, estimated=result.estimated)
+        cost = price_cost(price, usage, self.catalogue.currency, version) if price else None
+        await self.usage.record(
+            team_id,
+            provider=embedder.provider,
+            model=embedder.model,
+            requested=embedder.name,
+            usage=usage,
+            cost=cost,
+            latency_ms=round((time.perf_counter() - t0) * 1000, 3),
+            caller=caller,
+        )
+        await self.budgets.settle(reservation, cost.amount if cost else Decimal(0))
+        return result
 
     async def aclose(self) -> None:
         """Close the provider clients (the store belongs to whoever passed it in)."""

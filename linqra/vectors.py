@@ -1,0 +1,325 @@
+"""The vector store port and its Milvus adapter (``pymilvus.MilvusClient``).
+
+One Milvus collection per knowledge collection, named ``lq_<collection id>``. Its schema holds
+the chunk (``id``, ``vector``, ``text``, ``document_id``, ``chunk_index``, ``title``,
+``file_name``, ``page_start``, ``page_end``, ``created_at``), the collection's declared metadata
+fields as real scalar fields (filterable fast), any other metadata in a ``metadata`` JSON field,
+and ``team_id`` as the partition key. Every query, search and delete this adapter sends is
+``team_id == <team> and (…)``: the team comes from the request context, never from user text,
+so a team cannot read another team's vectors even by naming a physical collection.
+
+The same code serves Milvus Lite (``linqra up`` runs ``milvus-lite server`` on loopback and
+every process connects by URI) and a Milvus server or cluster (``vectors.uri``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from linqra.errors import LinqraError
+
+__all__ = [
+    "BUILTIN_FIELDS",
+    "EmbeddedMilvus",
+    "FieldType",
+    "MilvusVectorStore",
+    "VectorHit",
+    "VectorStore",
+    "VectorStoreError",
+    "open_vector_store",
+]
+
+FieldType = Literal["string", "int", "float", "bool"]
+
+# filterable fields every chunk has, with their types
+BUILTIN_FIELDS: dict[str, FieldType] = {
+    "document_id": "string",
+    "chunk_index": "int",
+    "title": "string",
+    "file_name": "string",
+    "page_start": "int",
+    "page_end": "int",
+    "created_at": "int",
+}
+MAX_TEXT = 65_535
+MAX_STRING = 2_048
+
+
+class VectorStoreError(LinqraError):
+    status = 503
+    code = "vector_store_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    id: str
+    score: float
+    fields: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    async def create_collection(
+        self, name: str, dimension: int, fields: Mapping[str, FieldType]
+    ) -> None:
+        """Create the collection (idempotent) with the declared scalar fields."""
+
+    async def drop_collection(self, name: str) -> None: ...
+
+    async def upsert(self, name: str, team_id: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace rows by ``id``; each carries ``vector`` and ``text``."""
+
+    async def search(
+        self,
+        name: str,
+        team_id: str,
+        vector: Sequence[float],
+        *,
+        top_k: int,
+        expr: str = "",
+        output_fields: Sequence[str] = (),
+    ) -> list[VectorHit]: ...
+
+    async def query(
+        self,
+        name: str,
+        team_id: str,
+        expr: str = "",
+        *,
+        output_fields: Sequence[str] = (),
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]: ...
+
+    async def count(self, name: str, team_id: str, expr: str = "") -> int: ...
+
+    async def delete(self, name: str, team_id: str, expr: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def quote(value: str) -> str:
+    """A Milvus string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _scoped(team_id: str, expr: str) -> str:
+    team = f"team_id == {quote(team_id)}"
+    return f"{team} and ({expr})" if expr else team
+
+
+class MilvusVectorStore:
+    """Milvus through the synchronous ``MilvusClient``, run off the event loop."""
+
+    def __init__(self, uri: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.uri = uri
+        self.token = token
+        self.timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._loaded: set[str] = set()
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from pymilvus import MilvusClient
+
+                try:
+                    self._client = MilvusClient(
+                        uri=self.uri, token=self.token or "", timeout=self.timeout
+                    )
+                except Exception as exc:
+                    raise VectorStoreError(f"cannot reach Milvus at {self.uri}: {exc}") from exc
+            return self._client
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        def call() -> Any:
+            client = self._connect()
+            try:
+                return fn(client, *args, **kwargs)
+            except LinqraError:
+                raise
+            except Exception as exc:
+                raise VectorStoreError(f"Milvus: {exc}") from exc
+
+        return await asyncio.to_thread(call)
+
+    async def create_collection(
+        self, name: str, dimension: int, fields: Mapping[str, FieldType]
+    ) -> None:
+        def create(client: Any) -> None:
+            from pymilvus import DataType
+
+            if client.has_collection(name):
+                return
+            kinds = {
+                "string": (DataType.VARCHAR, {"max_length": MAX_STRING}),
+                "int": (DataType.INT64, {}),
+                "float": (DataType.DOUBLE, {}),
+                "bool": (DataType.BOOL, {}),
+            }
+            schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=128)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+            schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT)
+            schema.add_field("team_id", DataType.VARCHAR, max_length=128, is_partition_key=True)
+            for field, kind in {**BUILTIN_FIELDS, **fields}.items():
+                data_type, params = kinds[kind]
+                schema.add_field(field, data_type, nullable=True, **params)
+            schema.add_field("metadata", DataType.JSON, nullable=True)
+            index = client.prepare_index_params()
+            index.add_index("vector", index_type="AUTOINDEX", metric_type="COSINE")
+            client.create_collection(name, schema=schema, index_params=index)
+
+        await self._run(create)
+
+    async def drop_collection(self, name: str) -> None:
+        def drop(client: Any) -> None:
+            if client.has_collection(name):
+                client.drop_collection(name)
+            self._loaded.discard(name)
+
+        await self._run(drop)
+
+    def _ensure_loaded(self, client: Any, name: str) -> None:
+        if name not in self._loaded:  # after a restart, Milvus needs load before search
+            client.load_collection(name)
+            self._loaded.add(name)
+
+    async def upsert(self, name: str, team_id: str, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        scoped = [{**row, "team_id": team_id} for row in rows]
+        await self._run(lambda client: client.upsert(name, scoped))
+
+    async def search(
+        self,
+        name: str,
+        team_id: str,
+        vector: Sequence[float],
+        *,
+        top_k: int,
+        expr: str = "",
+        output_fields: Sequence[str] = (),
+    ) -> list[VectorHit]:
+        def search(client: Any) -> list[VectorHit]:
+            self._ensure_loaded(client, name)
+            result = client.search(
+                name,
+                data=[list(vector)],
+                limit=top_k,
+                filter=_scoped(team_id, expr),
+                output_fields=list(output_fields),
+                search_params={"metric_type": "COSINE"},
+            )
+            hits = result[0] if result else []
+            return [
+                VectorHit(str(hit["id"]), float(hit["distance"]), dict(hit.get("entity") or {}))
+                for hit in hits
+            ]
+
+        return list(await self._run(search))
+
+    async def query(
+        self,
+        name: str,
+        team_id: str,
+        expr: str = "",
+        *,
+        output_fields: Sequence[str] = (),
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        def query(client: Any) -> list[dict[str, Any]]:
+            self._ensure_loaded(client, name)
+            rows = client.query(
+                name, filter=_scoped(team_id, expr), output_fields=list(output_fields), limit=limit
+            )
+            return [dict(row) for row in rows]
+
+        return list(await self._run(query))
+
+    async def count(self, name: str, team_id: str, expr: str = "") -> int:
+        def count(client: Any) -> int:
+            self._ensure_loaded(client, name)
+            rows = client.query(name, filter=_scoped(team_id, expr), output_fields=["count(*)"])
+            return int(rows[0]["count(*)"]) if rows else 0
+
+        return int(await self._run(count))
+
+    async def delete(self, name: str, team_id: str, expr: str) -> None:
+        await self._run(lambda client: client.delete(name, filter=_scoped(team_id, expr)))
+
+    async def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            await asyncio.to_thread(client.close)
+
+
+def open_vector_store(uri: str, token: str | None = None) -> VectorStore:
+    return MilvusVectorStore(uri, token)
+
+
+class EmbeddedMilvus:
+    """One ``milvus-lite server`` on loopback for a data directory (Milvus Lite allows one
+    process per directory; every Linqra process connects to this one by URI).
+
+    Started by ``linqra up`` (and the test fixtures); stopped with :meth:`stop`.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> EmbeddedMilvus:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir.parent / "milvus-lite.log", "ab")  # noqa: SIM115 - the child owns it
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise VectorStoreError(
+                    f"milvus-lite exited with {self._proc.returncode}; see "
+                    f"{self.data_dir.parent / 'milvus-lite.log'}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.5),
+            ):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise VectorStoreError(f"milvus-lite did not listen on port {self.port} in {timeout:.0f}s")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
