@@ -32,6 +32,8 @@ class RunnerActor:
         # An async actor's constructor runs on its event loop: start at once, so that a
         # restarted runner reclaims its executions without waiting for a caller.
         self._boot = asyncio.get_running_loop().create_task(self._ready())
+        self._ingesting: dict[str, asyncio.Task[None]] = {}
+        self._doc_reaper = asyncio.get_running_loop().create_task(self._reap_documents_forever())
 
     async def _ready(self) -> ExecutionRunner:
         async with self._lock:
@@ -81,6 +83,51 @@ class RunnerActor:
 
     async def running(self) -> list[str]:
         return (await self._ready()).running()
+
+    # -- document ingestion --------------------------------------------------------------
+    async def ingest(self, team_id: str, doc_id: str) -> None:
+        """Start ingesting a document as a Ray task (once: a document in flight is not doubled)."""
+        if doc_id in self._ingesting:
+            return
+        from actors.ingest import ingest_document
+
+        ref = ingest_document.remote(self.settings.model_dump_json(), team_id, doc_id)
+        self._ingesting[doc_id] = asyncio.get_running_loop().create_task(self._await(doc_id, ref))
+
+    async def _await(self, doc_id: str, ref: Any) -> None:
+        try:
+            await ref
+        except Exception:  # the task died past its retries: the document reaper tries again
+            log.warning("ingestion of %s failed", doc_id, exc_info=True)
+        finally:
+            self._ingesting.pop(doc_id, None)
+
+    async def ingesting(self) -> list[str]:
+        return sorted(self._ingesting)
+
+    async def reap_documents(self) -> int:
+        """Re-submit documents left PENDING or PROCESSING with a stale heartbeat; how many."""
+        await self._ready()
+        assert self._system is not None
+        stale = await self._system.knowledge.stale_documents(
+            self.settings.knowledge.stale_after_seconds
+        )
+        started = 0
+        for doc in stale:
+            if doc["id"] not in self._ingesting:
+                log.warning("re-submitting stale ingestion of %s (%s)", doc["id"], doc["status"])
+                await self.ingest(doc["team_id"], doc["id"])
+                started += 1
+        return started
+
+    async def _reap_documents_forever(self) -> None:
+        interval = max(1.0, self.settings.knowledge.stale_after_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reap_documents()
+            except Exception:
+                log.warning("document reaper pass failed", exc_info=True)
 
     async def reap(self) -> int:
         return await (await self._ready()).reap()

@@ -1,4 +1,5 @@
-"""The ``linqra`` command: ``up`` (start Linqra), ``run`` (run a workflow file as a Ray driver), ``status``.
+"""The ``linqra`` command: ``up`` (start Linqra), ``run`` (run a workflow file as a Ray driver),
+``ingest`` (upload files to the Knowledge Hub, with a progress bar), ``status``.
 
 ``linqra run`` is a plain Ray driver: use it directly, or submit it to a
 cluster as a Ray job::
@@ -16,6 +17,8 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -50,21 +53,24 @@ def _left_address(settings: Settings) -> str | None:
 
 def _init_ray(
     settings: Settings, address: str | None, *, dashboard: bool, join_up: bool = False
-) -> Any:
+) -> tuple[Any, bool]:
+    """Connect to a cluster or start a local one; ``(context, started_locally)``."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or settings.ray.address
     if not address and join_up and (left := _left_address(settings)):
         try:  # the cluster of a running `linqra up`
-            return ray.init(
+            context = ray.init(
                 address=left, namespace=settings.ray.namespace, logging_level=logging.WARNING
             )
+            return context, False
         except Exception:
             _say("(the cluster `linqra up` left an address for is gone; starting a local one)")
     if address:
-        return ray.init(
+        context = ray.init(
             address=address, namespace=settings.ray.namespace, logging_level=logging.WARNING
         )
+        return context, False
     settings.http.apply_ingress_env()
     kwargs: dict[str, Any] = {}
     if dashboard:
@@ -73,12 +79,25 @@ def _init_ray(
             dashboard_host=settings.ray.dashboard_host,
             dashboard_port=settings.ray.dashboard_port,
         )
-    return ray.init(
+    context = ray.init(
         num_cpus=settings.ray.num_cpus,
         namespace=settings.ray.namespace,
         logging_level=logging.WARNING,
         **kwargs,
     )
+    return context, True
+
+
+def _with_vector_store(settings: Settings) -> tuple[Settings, Any]:
+    """Settings with a Milvus URI: the configured one, else an embedded Milvus Lite server
+    (loopback, data in data_dir/milvus) that the caller stops on exit."""
+    if settings.knowledge.vector_uri:
+        return settings, None
+    from linqra.vectors import EmbeddedMilvus
+
+    server = EmbeddedMilvus(settings.data_dir / "milvus").start()
+    knowledge = settings.knowledge.model_copy(update={"vector_uri": server.uri})
+    return settings.model_copy(update={"knowledge": knowledge}), server
 
 
 def _healthy(url: str, timeout: float) -> bool:
@@ -107,8 +126,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"http": http}).portable()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    joined = bool(args.address or os.environ.get("RAY_ADDRESS") or settings.ray.address)
-    context = _init_ray(settings, args.address, dashboard=True)
+    context, started = _init_ray(settings, args.address, dashboard=True)
+    joined = not started
+    settings, milvus = _with_vector_store(settings)
     serve.start(
         http_options={"host": http.host, "port": http.port},
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
@@ -117,6 +137,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     base = f"http://{http.host}:{http.port}"
     if not _healthy(f"{base}/healthz", timeout=120):
         _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
+        if milvus is not None:
+            milvus.stop()
         return 1
     left = {
         "address": context.address_info["gcs_address"],
@@ -130,6 +152,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  Ray dashboard:  http://{dashboard}" if dashboard else "  Ray dashboard:  (not running)"
     )
     _say(f"  store:          {settings.resolved_store_url}")
+    _say(
+        f"  vectors:        {settings.knowledge.vector_uri}"
+        + ("  (Milvus Lite, embedded)" if milvus is not None else "")
+    )
     _say("  try:            curl -s -H 'X-Team-Id: acme' " + base + "/healthz")
     _say("Press Ctrl-C to stop.")
     stop = threading.Event()
@@ -143,6 +169,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if joined:  # someone else's cluster: take our app away, leave the cluster running
         serve.delete("linqra")
     ray.shutdown()  # type: ignore[no-untyped-call]  # a cluster we started goes with it
+    if milvus is not None:
+        milvus.stop()
     return 0
 
 
@@ -188,7 +216,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     body, params = _load_workflow(Path(args.file))
     params.update(_parse_params(args.param))
-    _init_ray(settings, args.address, dashboard=False, join_up=True)
+    _, started = _init_ray(settings, args.address, dashboard=False, join_up=True)
+    milvus = None
+    if started:  # our own cluster: it needs its own vector store for milvus/knowledge steps
+        settings, milvus = _with_vector_store(settings)
     runner = get_runner(settings)
     try:
         record = ray.get(
@@ -199,6 +230,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except LinqraError as exc:
         _say(f"invalid workflow: {exc}")
         return 2
+    finally:
+        if milvus is not None:
+            ray.shutdown()  # type: ignore[no-untyped-call]
+            milvus.stop()
     if args.json:
         _say(json.dumps(record, indent=2, default=str))
     else:
@@ -242,6 +277,148 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf", ".csv", ".log")
+
+
+def _files(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _SUFFIXES
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise SystemExit(f"linqra ingest: no such file or directory: {raw}")
+    return found
+
+
+def _api(
+    method: str, url: str, team: str, body: bytes | None = None, content_type: str | None = None
+) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method=method, headers={"X-Team-Id": team})
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, {"error": {"message": exc.reason}}
+
+
+def _multipart(path: Path, metadata: dict[str, Any]) -> tuple[bytes, str]:
+    import mimetypes
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix.lower() in (".md", ".markdown"):
+        mime = "text/markdown"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+        f"Content-Type: {mime}\r\n\r\n".encode()
+        + path.read_bytes()
+        + b"\r\n",
+        f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'.encode()
+        + json.dumps(metadata).encode()
+        + b"\r\n",
+        f"--{boundary}--\r\n".encode(),
+    ]
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / total) if total else width
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Upload files to a Knowledge Hub collection through the gateway and show ingestion progress."""
+    team = args.team or os.environ.get("LINQRA_TEAM")
+    if not team:
+        _say("linqra ingest: give --team TEAM (or set LINQRA_TEAM)")
+        return 2
+    settings = load_settings()
+    base = (args.url or f"http://{settings.http.host}:{settings.http.port}").rstrip("/")
+    files = _files(args.paths)
+    if not files:
+        _say("linqra ingest: no .txt, .md, .html or .pdf files found")
+        return 2
+    collection = urllib.parse.quote(args.collection, safe="")
+    status, found = _api("GET", f"{base}/v1/knowledge/collections/{collection}", team)
+    if status == 404 and args.create:
+        status, found = _api(
+            "POST", f"{base}/v1/knowledge/collections", team,
+            json.dumps({"name": args.collection}).encode(), "application/json",
+        )  # fmt: skip
+    if status >= 400:
+        message = (found or {}).get("error", {}).get("message", status)
+        hint = " (use --create to make it)" if status == 404 else ""
+        _say(f"collection {args.collection}: {message}{hint}")
+        return 1
+    collection = found["id"]
+    metadata = _parse_params(args.metadata)
+    docs: dict[str, str] = {}
+    refused = failed = 0
+    for path in files:
+        body, content_type = _multipart(path, metadata)
+        status, doc = _api(
+            "POST",
+            f"{base}/v1/knowledge/collections/{collection}/documents",
+            team,
+            body,
+            content_type,
+        )
+        if status >= 400:
+            refused += 1
+            _say(f"  {path}: refused: {doc.get('error', {}).get('message', status)}")
+            continue
+        docs[doc["id"]] = str(path)
+        if doc.get("duplicate"):
+            _say(f"  {path}: already in the collection ({doc['id']}, {doc['status']})")
+    if args.no_wait:
+        _say(f"uploaded {len(docs)} file(s) to {found['name']}; ingestion continues in the cluster")
+        return 1 if refused else 0
+    pending = dict(docs)
+    progress: dict[str, tuple[int, int]] = {}
+    deadline = time.monotonic() + args.timeout
+    interactive = sys.stdout.isatty()
+    while pending and time.monotonic() < deadline:
+        for doc_id in list(pending):
+            _, doc = _api(
+                "GET", f"{base}/v1/knowledge/collections/{collection}/documents/{doc_id}", team
+            )
+            progress[doc_id] = (doc.get("chunks_done") or 0, doc.get("chunks_total") or 0)
+            if doc.get("status") in ("READY", "FAILED"):
+                name = pending.pop(doc_id)
+                if doc["status"] == "FAILED":
+                    failed += 1
+                    _say(f"\r  {name}: FAILED: {doc.get('error')}" + " " * 20)
+                elif not interactive:
+                    _say(f"  {name}: READY ({doc.get('chunks_total')} chunks)")
+        done = sum(d for d, _ in progress.values())
+        total = sum(t for _, t in progress.values())
+        line = f"{_bar(done, total)} {done}/{total} chunks, {len(docs) - len(pending)}/{len(docs)} documents"
+        if interactive:
+            print("\r" + line, end="", flush=True)
+        if pending:
+            time.sleep(0.3)
+    if interactive:
+        print()
+    if pending:
+        _say(
+            f"timed out with {len(pending)} document(s) still ingesting; check them with GET …/documents"
+        )
+        return 1
+    _say(f"{len(docs) - failed} of {len(files)} file(s) ingested into {found['name']}")
+    return 1 if refused or failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linqra", description="Linqra on Ray")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +441,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=float, default=3600.0)
     run.add_argument("--json", action="store_true", help="print the whole execution record")
     run.set_defaults(func=cmd_run)
+    ingest = sub.add_parser(
+        "ingest",
+        help="upload files (txt, md, html, pdf; folders too) to a Knowledge Hub collection",
+    )
+    ingest.add_argument("collection", help="collection name or id")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--team", help="team id (default: $LINQRA_TEAM)")
+    ingest.add_argument(
+        "--url", help="gateway URL (default: from the config, http://127.0.0.1:8000)"
+    )
+    ingest.add_argument("--create", action="store_true", help="create the collection if missing")
+    ingest.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
+    ingest.add_argument("--no-wait", action="store_true", help="upload and return at once")
+    ingest.add_argument("--timeout", type=float, default=3600.0)
+    ingest.set_defaults(func=cmd_ingest)
     status = sub.add_parser("status", help="gateway health, Ray resources and the runner")
     status.add_argument("--address")
     status.set_defaults(func=cmd_status)

@@ -18,8 +18,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.exceptions import RayActorError
+from starlette.requests import Request
 
 from deployments.errors import install_error_handlers
+from deployments.knowledge_api import SearchRequest, upload_document
 from deployments.limits import RequestLimits
 from deployments.openai_api import (
     ChatRequest,
@@ -65,6 +67,7 @@ Team = Annotated[TeamContext, Depends(team_context)]
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
 WorkflowId = Annotated[str, Path(min_length=1, max_length=128)]
+ResourceId = Annotated[str, Path(min_length=1, max_length=128)]
 ModelId = Annotated[str, Path(min_length=3, max_length=200, pattern=r"^[\w.-]+:[\w.:/-]+$")]
 JsonObject = Annotated[dict[str, Any], Body()]
 
@@ -105,7 +108,11 @@ class Gateway:
         from actors.runner import get_runner
 
         self.settings = Settings.model_validate_json(settings_json)
-        app.state.limits = (self.settings.http.max_body_bytes, self.settings.http.max_json_depth)
+        app.state.limits = (
+            self.settings.http.max_body_bytes,
+            self.settings.http.max_json_depth,
+            self.settings.knowledge.max_upload_bytes + 64 * 1024,  # multipart envelope
+        )
         self.runner = get_runner(self.settings)
         self._system: System | None = None
         self._lock = asyncio.Lock()
@@ -348,6 +355,145 @@ class Gateway:
     async def delete_budget(self, team: Team) -> Response:
         await (await self.sys()).llm.budgets.clear(team.team_id)
         return Response(status_code=204)
+
+    # -- Knowledge Hub -------------------------------------------------------------------
+    async def _start_ingest(self, team_id: str, doc_id: str) -> None:
+        try:
+            await self.runner.ingest.remote(team_id, doc_id)
+        except RayActorError:  # the runner's document reaper picks it up when it is back
+            log.warning("runner unavailable; document %s left PENDING for the reaper", doc_id)
+
+    @app.post("/v1/knowledge/collections", status_code=201, tags=["knowledge"])
+    async def create_collection(self, team: Team, body: JsonObject) -> dict[str, Any]:
+        """A collection: ``{name, description?, embedder?, dimension?, metadata_fields?,
+        chunk_tokens?, chunk_overlap?}``; ``metadata_fields`` maps names to string/int/float/bool
+        and makes them filterable."""
+        return await (await self.sys()).knowledge.create_collection(team.team_id, body)
+
+    @app.get("/v1/knowledge/collections", tags=["knowledge"])
+    async def list_collections(
+        self, team: Team, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        items, total = await (await self.sys()).knowledge.list_collections(
+            team.team_id, limit=limit, offset=offset
+        )
+        return page(items, total, limit, offset)
+
+    @app.get("/v1/knowledge/collections/{collection_id}", tags=["knowledge"])
+    async def get_collection(self, team: Team, collection_id: ResourceId) -> dict[str, Any]:
+        knowledge = (await self.sys()).knowledge
+        collection = await knowledge.get_collection(team.team_id, collection_id)
+        return await knowledge.collection_stats(team.team_id, collection)
+
+    @app.delete("/v1/knowledge/collections/{collection_id}", status_code=204, tags=["knowledge"])
+    async def delete_collection(self, team: Team, collection_id: ResourceId) -> Response:
+        await (await self.sys()).knowledge.delete_collection(team.team_id, collection_id)
+        return Response(status_code=204)
+
+    @app.post(
+        "/v1/knowledge/collections/{collection_id}/documents", status_code=202, tags=["knowledge"]
+    )
+    async def add_document(
+        self, team: Team, collection_id: ResourceId, request: Request
+    ) -> JSONResponse:
+        """Upload a file (``multipart/form-data``: ``file``, optional ``title`` and ``metadata``
+        as JSON text) or raw text (JSON ``{title, text, file_name?, mime_type?, metadata?}``).
+        202 and the PENDING document; watch ``GET …/documents/{id}`` for progress. The same
+        bytes again answer 200 with the existing document."""
+        knowledge = (await self.sys()).knowledge
+        doc, created = await upload_document(knowledge, team.team_id, collection_id, request)
+        if created:
+            await self._start_ingest(team.team_id, doc["id"])
+        return JSONResponse({**doc, "duplicate": not created}, status_code=202 if created else 200)
+
+    @app.get("/v1/knowledge/collections/{collection_id}/documents", tags=["knowledge"])
+    async def list_documents(
+        self,
+        team: Team,
+        collection_id: ResourceId,
+        status: Annotated[
+            Literal["PENDING", "PROCESSING", "READY", "FAILED"] | None, Query()
+        ] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        items, total = await (await self.sys()).knowledge.list_documents(
+            team.team_id, collection_id, status=status, limit=limit, offset=offset
+        )
+        return page(items, total, limit, offset)
+
+    @app.get("/v1/knowledge/collections/{collection_id}/documents/{doc_id}", tags=["knowledge"])
+    async def get_document(
+        self,
+        team: Team,
+        collection_id: ResourceId,
+        doc_id: ResourceId,
+        chunks: Annotated[bool, Query(description="include the chunks' text")] = False,
+    ) -> dict[str, Any]:
+        return await (await self.sys()).knowledge.get_document(
+            team.team_id, collection_id, doc_id, chunks=chunks
+        )
+
+    @app.delete(
+        "/v1/knowledge/collections/{collection_id}/documents/{doc_id}",
+        status_code=204,
+        tags=["knowledge"],
+    )
+    async def delete_document(
+        self, team: Team, collection_id: ResourceId, doc_id: ResourceId
+    ) -> Response:
+        await (await self.sys()).knowledge.delete_document(team.team_id, collection_id, doc_id)
+        return Response(status_code=204)
+
+    @app.post(
+        "/v1/knowledge/collections/{collection_id}/documents/{doc_id}/reindex",
+        status_code=202,
+        tags=["knowledge"],
+    )
+    async def reindex_document(
+        self, team: Team, collection_id: ResourceId, doc_id: ResourceId
+    ) -> dict[str, Any]:
+        doc = await (await self.sys()).knowledge.mark_for_reindex(
+            team.team_id, collection_id, doc_id
+        )
+        await self._start_ingest(team.team_id, doc_id)
+        return doc
+
+    @app.post("/v1/knowledge/collections/{collection_id}/search", tags=["knowledge"])
+    async def search(
+        self, team: Team, collection_id: ResourceId, body: SearchRequest
+    ) -> dict[str, Any]:
+        """Chunks as citations ``{document_id, title, file_name, page_numbers, rank, score,
+        text}``, best first; ``filter`` is an expression or a JSON object over the collection's
+        fields."""
+        results = await (await self.sys()).knowledge.search(
+            team.team_id,
+            collection_id,
+            query=body.query,
+            vector=body.vector,
+            top_k=body.top_k,
+            filter=body.filter,
+            min_score=body.min_score,
+            embedder=body.embedder,
+            caller={"type": "api", "endpoint": "knowledge.search"},
+        )
+        return {"collection": collection_id, "results": results}
+
+    @app.post("/api/milvus/collections/{name}/search", tags=["linq"])
+    async def linq_milvus_search(self, team: Team, name: ResourceId, body: JsonObject) -> Any:
+        """Linqra's Milvus search intent: ``{text|query, topK|nResults, filter?}`` →
+        ``{results}``."""
+        text = body.get("text", body.get("query", body.get("textField")))
+        top_k: Any = body.get("topK", body.get("nResults", body.get("top_k", 5)))
+        results = await (await self.sys()).knowledge.search(
+            team.team_id,
+            name,
+            query=text,
+            top_k=top_k,
+            filter=body.get("filter"),
+            caller={"type": "api", "endpoint": "milvus.search"},
+        )
+        return {"collection": name, "results": results}
 
     # -- Linqra's entry point -----------------------------------------------------------
     @app.post("/linq", tags=["linq"])

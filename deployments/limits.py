@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.errors import error_body
 
+_UPLOAD = re.compile(r"^/v1/knowledge/collections/[^/]+/documents/?$")
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _KEEP = bytes(range(256)).translate(None, b"[]{}")
 
@@ -37,17 +38,20 @@ class RequestLimits:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        max_body, max_depth = self.max_body, self.max_depth
         limits = getattr(getattr(scope.get("app"), "state", None), "limits", None)
         if limits is not None:  # the deployment's settings, set when the replica starts
-            self.max_body, self.max_depth = limits[0], limits[1] + 2
+            max_body, max_depth = limits[0], limits[1] + 2
+            if len(limits) > 2 and _UPLOAD.match(scope.get("path", "")):
+                max_body = limits[2]  # document uploads have their own, larger limit
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
             await self._reject(
                 send,
                 413,
                 "payload_too_large",
-                f"request body is {int(declared)} bytes; the limit is {self.max_body}",
+                f"request body is {int(declared)} bytes; the limit is {max_body}",
             )
             return
         chunks: list[bytes] = []
@@ -59,21 +63,19 @@ class RequestLimits:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > max_body:
                 await self._reject(
                     send,
                     413,
                     "payload_too_large",
-                    f"request body over the {self.max_body}-byte limit",
+                    f"request body over the {max_body}-byte limit",
                 )
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if b"json" in headers.get(b"content-type", b"json") and json_depth(body) > self.max_depth:
-            await self._reject(
-                send, 400, "too_deep", f"JSON nested deeper than {self.max_depth} levels"
-            )
+        if b"json" in headers.get(b"content-type", b"json") and json_depth(body) > max_depth:
+            await self._reject(send, 400, "too_deep", f"JSON nested deeper than {max_depth} levels")
             return
         sent = False
 

@@ -130,6 +130,11 @@ class KnowledgeSettings(BaseModel):
     blob_dir: Path | None = Field(
         default=None, description="original files; default data_dir/blobs"
     )
+    stale_after_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="an ingestion silent this long (no progress) is re-submitted by the runner",
+    )
 
 
 class ExecutionSettings(BaseModel):

@@ -143,7 +143,7 @@ def make_settings(
             default_step_timeout_seconds=30,
         ),
         llm=LLMSettings(providers=providers),
-        knowledge=KnowledgeSettings(vector_uri=milvus),
+        knowledge=KnowledgeSettings(vector_uri=milvus, stale_after_seconds=2),
         **overrides,
     )
 

@@ -14,6 +14,7 @@ import pytest
 
 from deployments.cli import _load_workflow
 from linqra.system import System
+from tests.support.servers import PEOPLE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "examples"
 
@@ -24,20 +25,31 @@ async def test_quote_example_in_process(system: System, monkeypatch: pytest.Monk
         monkeypatch.delenv(key, raising=False)
     body, params = _load_workflow(EXAMPLES / "quote_workflow.json")
     definition = system.service.validate_definition(body)
-    ex = await system.service.new_execution("team-a", definition=definition, params=params)
     runner = system.runner("examples")
-    await runner.submit("team-a", ex["id"])
-    record = await runner.wait("team-a", ex["id"], 30)
-    assert record["status"] == "COMPLETED", record["error"]
-    steps = {s["step"]: s["output"] for s in record["steps"]}
-    assert steps[3].startswith("One saying by ") and steps[3].endswith(" about courage")
-    saying = steps[4]["choices"][0]["message"]["content"]
-    assert saying.startswith("[local model]") and steps[4]["fallback"]["provider"] == "local"
-    assert steps[4]["requested_model"] == "openai:gpt-4o"
-    assert record["result"]["requested_model"] == "gemini:gemini-2.0-flash"
-    assert record["result"]["text"].startswith("[local model]")
-    step5 = next(s for s in record["steps"] if s["step"] == 5)
-    assert step5["inputs"]["payload"][0]["content"] == f"Name the language of: {saying}"
+    records = []
+    for _ in range(2):  # the second run finds what the first one stored
+        ex = await system.service.new_execution("team-a", definition=definition, params=params)
+        await runner.submit("team-a", ex["id"])
+        record = await runner.wait("team-a", ex["id"], 60)
+        assert record["status"] == "COMPLETED", record["error"]
+        records.append({s["step"]: s["output"] for s in record["steps"]})
+    first, second = records
+    assert first[2] == {"collection": "sayings", "results": [], "count": 0}
+    saying = first[3]["choices"][0]["message"]["content"]
+    assert saying.startswith("[local model]") and first[3]["fallback"]["provider"] == "local"
+    assert first[3]["requested_model"] == "openai:gpt-4o"
+    assert first[4]["requested_model"] == "gemini:gemini-2.0-flash"
+    author = first[5]["metadata"]["author"]
+    assert author in {p["fullName"] for p in PEOPLE}
+    assert first[5]["status"] == "READY" and first[5]["metadata"]["topic"] == "courage"
+    assert first[5]["metadata"]["language"] == first[4]["text"]
+    found = second[2]["results"]
+    assert found and found[0]["text"] == saying and found[0]["metadata"]["author"] == author
+    # the stored sayings are Knowledge Hub documents of the team, searchable by author
+    hits = await system.knowledge.search(
+        "team-a", "sayings", query="saying", top_k=5, filter={"author": author}
+    )
+    assert {h["metadata"]["author"] for h in hits} == {author}
 
 
 async def test_parallel_example_in_process(system: System) -> None:
@@ -57,12 +69,19 @@ async def test_parallel_example_in_process(system: System) -> None:
 def test_linq_example_over_http(api: httpx.Client) -> None:
     body = json.loads((EXAMPLES / "quote_workflow.json").read_text())
     out = api.post("/linq", json=body).json()
-    assert out["metadata"]["status"] == "success"
+    assert out["metadata"]["status"] == "success", out
     steps = {s["step"]: s["result"] for s in out["result"]["steps"]}
-    assert steps[3].endswith("about courage")
+    person = steps[1]["fullName"]
     # in the test cluster "openai" is a local server speaking OpenAI's protocol; gemini has no key
-    assert steps[4]["text"] == f"Echo: {steps[3]}." and steps[4]["provider"] == "openai"
-    assert out["result"]["finalResult"]["provider"] == "local"
+    assert steps[3]["text"] == f"Echo: One saying by {person} about courage."
+    assert steps[3]["provider"] == "openai" and steps[4]["provider"] == "local"
+    stored = out["result"]["finalResult"]
+    assert stored["status"] == "READY" and stored["metadata"]["author"] == person
+    hits = api.post(
+        "/v1/knowledge/collections/sayings/search",
+        json={"query": steps[3]["text"], "top_k": 1},
+    ).json()["results"]
+    assert hits[0]["document_id"] == stored["id"] and hits[0]["text"] == steps[3]["text"]
 
 
 @pytest.mark.ray
@@ -149,7 +168,8 @@ def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) 
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
     record = json.loads(logs[logs.index("{") :])
     assert record["status"] == "COMPLETED"
-    assert {s["step"]: s["output"] for s in record["steps"]}[3].endswith("about courage")
+    steps = {s["step"]: s["output"] for s in record["steps"]}
+    assert steps[3]["text"].endswith("about courage.") and steps[5]["status"] == "READY"
     with httpx.Client(base_url=str(api.base_url), headers={"X-Team-Id": "team-jobs"}) as jobs_team:
         assert jobs_team.get(f"/v1/executions/{record['id']}").json()["source"] == "driver"
 

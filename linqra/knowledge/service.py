@@ -178,13 +178,12 @@ class KnowledgeService:
         return doc
 
     async def list_collections(
-        self, team_id: str, *, limit: int = 50, skip: int = 0
-    ) -> dict[str, Any]:
+        self, team_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
         items = await self.store.find(
-            COLLECTIONS, team_id, sort=[("created_at", -1)], limit=limit, skip=skip
+            COLLECTIONS, team_id, sort=[("created_at", -1)], limit=limit, skip=offset
         )
-        total = await self.store.count(COLLECTIONS, team_id)
-        return {"items": items, "total": total, "limit": limit, "skip": skip}
+        return items, await self.store.count(COLLECTIONS, team_id)
 
     async def get_collection(self, team_id: str, ref: str) -> dict[str, Any]:
         """By id, or by name (what workflow steps use)."""
@@ -352,17 +351,16 @@ class KnowledgeService:
         *,
         status: str | None = None,
         limit: int = 50,
-        skip: int = 0,
-    ) -> dict[str, Any]:
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
         collection = await self.get_collection(team_id, collection_ref)
         where: dict[str, Any] = {"collection_id": collection["id"]}
         if status:
             where["status"] = status
         items = await self.store.find(
-            DOCUMENTS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=skip
+            DOCUMENTS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
         )
-        total = await self.store.count(DOCUMENTS, team_id, where)
-        return {"items": items, "total": total, "limit": limit, "skip": skip}
+        return items, await self.store.count(DOCUMENTS, team_id, where)
 
     async def delete_document(self, team_id: str, collection_ref: str, doc_id: str) -> None:
         doc = await self.get_document(team_id, collection_ref, doc_id)

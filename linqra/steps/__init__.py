@@ -6,6 +6,7 @@ from linqra.config import Settings
 from linqra.steps.base import ExecutorKind, StepCall, StepContext, StepTarget, TargetRegistry
 from linqra.steps.builtin import NoopTarget, TransformTarget, WaitTarget
 from linqra.steps.http import HttpTarget, ServiceTarget
+from linqra.steps.knowledge import KnowledgeHubTarget, MilvusTarget
 from linqra.steps.llm import LLM_TARGETS, LLMTarget
 
 __all__ = [
@@ -20,7 +21,16 @@ __all__ = [
 
 def default_registry(settings: Settings) -> TargetRegistry:
     """Built-in targets plus one service target per service in ``settings.services``."""
-    registry = TargetRegistry([TransformTarget(), NoopTarget(), WaitTarget(), HttpTarget()])
+    registry = TargetRegistry(
+        [
+            TransformTarget(),
+            NoopTarget(),
+            WaitTarget(),
+            HttpTarget(),
+            MilvusTarget(),
+            KnowledgeHubTarget(),
+        ]
+    )
     for name in LLM_TARGETS:
         registry.register(LLMTarget(name, settings.llm))
     services = {name: ServiceTarget(name) for name in settings.services}

@@ -27,7 +27,7 @@ from linqra.steps.base import ExecutorKind, StepCall, StepContext
 if TYPE_CHECKING:
     from linqra.workflows.definition import Step
 
-__all__ = ["LLM_TARGETS", "LLMTarget", "completion_shape"]
+__all__ = ["LLM_TARGETS", "LLMTarget", "completion_shape", "llm_service"]
 
 LLM_TARGETS = tuple(TARGET_PROVIDERS)
 
@@ -61,7 +61,7 @@ class LLMTarget:
         parse_settings(config.get("settings"), f"{field}.llmConfig.settings")
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
-        service: LLMService = ctx.resource("llm.service", lambda: _service(ctx))
+        service = llm_service(ctx)
         config = dict(call.llm_config or {})
         caller = {"type": "step", "execution_id": call.execution_id, "step": call.step}
         try:
@@ -110,8 +110,13 @@ class LLMTarget:
         return result
 
 
-def _service(ctx: StepContext) -> LLMService:
+def llm_service(ctx: StepContext) -> LLMService:
     """One per process; its store is a resource of its own, so ``ctx.aclose()`` closes both."""
+    service: LLMService = ctx.resource("llm.service", lambda: _service(ctx))
+    return service
+
+
+def _service(ctx: StepContext) -> LLMService:
     from linqra.store import open_store
 
     store = ctx.resource(

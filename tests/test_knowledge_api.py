@@ -1,0 +1,306 @@
+"""The Knowledge Hub over HTTP on the Ray cluster: uploads, ingestion as Ray tasks, search, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.pdf import make_pdf
+
+pytestmark = pytest.mark.ray
+
+TEAM = {"X-Team-Id": "team-kh"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def kh(gateway_url: str) -> Any:
+    with httpx.Client(base_url=gateway_url, headers=TEAM, timeout=60) as client:
+        yield client
+
+
+def wait_ready(
+    client: httpx.Client, collection: str, doc_id: str, timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = client.get(f"/v1/knowledge/collections/{collection}/documents/{doc_id}").json()
+        if doc["status"] in ("READY", "FAILED"):
+            return doc
+        time.sleep(0.2)
+    raise AssertionError(f"document {doc_id} still {doc['status']} after {timeout}s")
+
+
+def test_collection_upload_ingest_search_delete(kh: httpx.Client) -> None:
+    created = kh.post(
+        "/v1/knowledge/collections",
+        json={"name": "handbook", "description": "HR", "metadata_fields": {"dept": "string"}},
+    )
+    assert created.status_code == 201, created.text
+    cid = created.json()["id"]
+    assert created.json()["embedder"] == "local:hash-512" and created.json()["dimension"] == 512
+    assert kh.post("/v1/knowledge/collections", json={"name": "handbook"}).status_code == 409
+    bad = kh.post("/v1/knowledge/collections", json={"name": "x", "metadata_fields": {"y": "date"}})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "metadata_fields.y"
+
+    files = {
+        "leave.md": (
+            b"# Leave policy\n\nEmployees get 25 days of paid leave a year. Unused days expire in March.",
+            "text/markdown",
+        ),
+        "security.html": (
+            b"<html><title>Security</title><body><p>Badges must be worn at all times.</p><script>evil()</script></body></html>",
+            "text/html",
+        ),
+        "expenses.pdf": (
+            make_pdf(
+                [
+                    "Travel is booked through the portal.",
+                    "Meals are reimbursed up to 40 euros a day.",
+                ]
+            ),
+            "application/pdf",
+        ),
+    }
+    ids = {}
+    for name, (data, mime) in files.items():
+        response = kh.post(
+            f"/v1/knowledge/collections/{cid}/documents",
+            files={"file": (name, data, mime)},
+            data={"metadata": json.dumps({"dept": "hr" if name != "security.html" else "it"})},
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] in ("PENDING", "PROCESSING", "READY")
+        ids[name] = response.json()["id"]
+    raw = kh.post(
+        f"/v1/knowledge/collections/{cid}/documents",
+        json={
+            "title": "Remote work",
+            "text": "Remote work is allowed two days a week.",
+            "metadata": {"dept": "hr"},
+        },
+    )
+    assert raw.status_code == 202
+    ids["remote"] = raw.json()["id"]
+    docs = {name: wait_ready(kh, cid, doc_id) for name, doc_id in ids.items()}
+    assert all(d["status"] == "READY" for d in docs.values()), docs
+    assert docs["security.html"]["title"] == "Security" and docs["expenses.pdf"]["pages"] == 2
+
+    again = kh.post(
+        f"/v1/knowledge/collections/{cid}/documents",
+        files={"file": ("copy.md", files["leave.md"][0], "text/markdown")},
+    )
+    assert (
+        again.status_code == 200
+        and again.json()["duplicate"]
+        and again.json()["id"] == ids["leave.md"]
+    )
+
+    hits = kh.post(
+        f"/v1/knowledge/collections/{cid}/search",
+        json={"query": "how much are meals reimbursed", "top_k": 2},
+    ).json()["results"]
+    assert (
+        (hits[0]["document_id"] == ids["expenses.pdf"]
+        and hits[0]["page_numbers"] == [2])
+        or hits[0]["page_numbers"] == [1, 2]
+    )
+    assert set(hits[0]) >= {
+        "document_id",
+        "title",
+        "file_name",
+        "page_numbers",
+        "rank",
+        "score",
+        "text",
+    }
+    it_only = kh.post(
+        f"/v1/knowledge/collections/{cid}/search",
+        json={"query": "badges leave meals", "top_k": 10, "filter": "dept == 'it'"},
+    ).json()["results"]
+    assert {h["document_id"] for h in it_only} == {ids["security.html"]}
+    by_name = kh.post(
+        "/v1/knowledge/collections/handbook/search", json={"query": "paid leave days"}
+    ).json()["results"]
+    assert by_name[0]["document_id"] == ids["leave.md"]
+
+    listing = kh.get(
+        f"/v1/knowledge/collections/{cid}/documents", params={"status": "READY", "limit": 2}
+    ).json()
+    assert listing["total"] == 4 and len(listing["items"]) == 2 and listing["next_offset"] == 2
+    stats = kh.get(f"/v1/knowledge/collections/{cid}").json()
+    assert stats["documents"]["READY"] == 4
+    chunks = kh.get(
+        f"/v1/knowledge/collections/{cid}/documents/{ids['leave.md']}", params={"chunks": "true"}
+    ).json()["chunks"]
+    assert "25 days" in chunks[0]["text"]
+
+    assert (
+        kh.post(f"/v1/knowledge/collections/{cid}/documents/{ids['remote']}/reindex").status_code
+        == 202
+    )
+    assert wait_ready(kh, cid, ids["remote"])["attempts"] == 2
+    assert (
+        kh.delete(f"/v1/knowledge/collections/{cid}/documents/{ids['leave.md']}").status_code == 204
+    )
+    after = kh.post(
+        f"/v1/knowledge/collections/{cid}/search", json={"query": "paid leave days", "top_k": 10}
+    ).json()["results"]
+    assert ids["leave.md"] not in {h["document_id"] for h in after}
+    assert kh.delete(f"/v1/knowledge/collections/{cid}").status_code == 204
+    assert kh.get(f"/v1/knowledge/collections/{cid}").status_code == 404
+
+
+def test_bad_uploads_and_searches_are_4xx_naming_the_problem(
+    kh: httpx.Client, gateway_url: str
+) -> None:
+    cid = kh.post("/v1/knowledge/collections", json={"name": "strict-api"}).json()["id"]
+    url = f"/v1/knowledge/collections/{cid}/documents"
+    cases = [
+        ({"files": {"file": ("a.pdf", b"not a pdf", "application/pdf")}}, 400, "file"),
+        ({"files": {"file": ("a.txt", b"", "text/plain")}}, 400, "file"),
+        (
+            {"files": {"file": ("a.exe", b"MZ\x00\x00", "application/x-msdownload")}},
+            400,
+            "mime_type",
+        ),
+        ({"files": {"nofile": ("a.txt", b"x", "text/plain")}}, 400, "file"),
+        (
+            {"files": {"file": ("a.txt", b"x", "text/plain")}, "data": {"metadata": "{oops"}},
+            400,
+            "metadata",
+        ),
+        ({"json": {"title": "t"}}, 400, "text"),
+        ({"content": b"plain", "headers": {"Content-Type": "text/plain"}}, 400, "content-type"),
+    ]
+    for kwargs, status, field in cases:
+        response = kh.post(url, **kwargs)
+        assert response.status_code == status and response.json()["error"]["field"] == field, (
+            kwargs,
+            response.text,
+        )
+    too_big = kh.post(
+        url, files={"file": ("big.txt", b"a" * (20 * 1024 * 1024 + 70_000), "text/plain")}
+    )
+    assert too_big.status_code == 413
+    assert (
+        kh.post(
+            "/v1/knowledge/collections/nope/documents", json={"title": "t", "text": "x"}
+        ).status_code
+        == 404
+    )
+    search = f"/v1/knowledge/collections/{cid}/search"
+    for body, field in [
+        ({"query": "x", "top_k": 0}, "top_k"),
+        ({"query": "x", "filter": "size > "}, "filter"),
+        ({"query": "x", "filter": "colour == 'red'"}, "filter"),
+        ({"vector": [0.5, 0.5]}, "vector"),
+        ({"query": "x", "embedder": "openai:text-embedding-3-small"}, "embedder"),
+    ]:
+        response = kh.post(search, json=body)
+        assert response.status_code == 400 and response.json()["error"]["field"] == field, (
+            body,
+            response.text,
+        )
+    # another team sees nothing of it
+    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-other-kh"}) as other:
+        assert other.get(f"/v1/knowledge/collections/{cid}").status_code == 404
+        assert other.post(search, json={"query": "x"}).status_code == 404
+        assert other.get("/v1/knowledge/collections").json()["total"] == 0
+
+
+def test_failed_ingestion_is_recorded(kh: httpx.Client) -> None:
+    cid = kh.post("/v1/knowledge/collections", json={"name": "scans"}).json()["id"]
+    response = kh.post(
+        f"/v1/knowledge/collections/{cid}/documents",
+        files={"file": ("scan.pdf", make_pdf([None]), "application/pdf")},
+    )
+    assert response.status_code == 202
+    doc = wait_ready(kh, cid, response.json()["id"])
+    assert doc["status"] == "FAILED" and "no extractable text" in doc["error"]
+    hits = kh.post(
+        f"/v1/knowledge/collections/{cid}/search", json={"query": "anything", "top_k": 5}
+    ).json()["results"]
+    assert hits == []
+
+
+def test_linqra_milvus_search_intent(kh: httpx.Client) -> None:
+    cid = kh.post("/v1/knowledge/collections", json={"name": "intent"}).json()["id"]
+    doc = kh.post(
+        f"/v1/knowledge/collections/{cid}/documents",
+        json={"title": "t", "text": "The harbour opens at dawn."},
+    ).json()
+    wait_ready(kh, cid, doc["id"])
+    out = kh.post(
+        "/api/milvus/collections/intent/search",
+        json={"text": "when does the harbour open", "nResults": 1},
+    ).json()
+    assert out["results"][0]["text"] == "The harbour opens at dawn."
+
+
+def test_a_stale_pending_document_is_picked_up_by_the_reaper(
+    ray_cluster: Any, ray_settings: Any, kh: httpx.Client
+) -> None:
+    """A document left PENDING (its gateway died before starting ingestion) still gets ingested."""
+    import asyncio
+
+    import ray
+
+    from linqra.system import System
+
+    cid = kh.post("/v1/knowledge/collections", json={"name": "orphans"}).json()["id"]
+
+    async def orphan() -> str:
+        system = await System.open(ray_settings)
+        try:
+            doc, _ = await system.knowledge.add_document(
+                "team-kh", cid, b"Left behind by a crash.", file_name="o.txt"
+            )
+            return str(doc["id"])
+        finally:
+            await system.close()
+
+    doc_id = asyncio.run(orphan())
+    runner = ray.get_actor("linqra-runner", namespace=ray_settings.ray.namespace)
+    assert (
+        kh.get(f"/v1/knowledge/collections/{cid}/documents/{doc_id}").json()["status"] == "PENDING"
+    )
+    # the runner's reaper re-submits it once its heartbeat is stale (2 s in the test settings)
+    assert wait_ready(kh, cid, doc_id, timeout=30)["status"] == "READY"
+    assert doc_id not in ray.get(runner.ingesting.remote())
+
+
+def test_linqra_ingest_cli_with_progress(
+    kh: httpx.Client, gateway_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "one.md").write_text(
+        "# One\n\n" + " ".join(f"Fact {i} about lighthouses." for i in range(300))
+    )
+    (folder / "two.txt").write_text("Lighthouse keepers trimmed the wicks every night.")
+    (folder / "skip.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "scan.pdf").write_bytes(make_pdf([None]))
+    out = subprocess.run(
+        [sys.executable, "-m", "deployments.cli", "ingest", "lighthouses", str(folder), str(tmp_path / "scan.pdf"),
+         "--team", "team-kh", "--url", gateway_url, "--create", "--metadata", "source=cli"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT, env=dict(os.environ),
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr  # the scanned PDF fails, and says so
+    assert "scan.pdf: FAILED: the PDF has no extractable text" in out.stdout
+    assert "2 of 3 file(s) ingested into lighthouses" in out.stdout
+    docs = kh.get("/v1/knowledge/collections/lighthouses/documents").json()["items"]
+    assert sorted((d["file_name"], d["status"]) for d in docs) == [
+        ("one.md", "READY"),
+        ("scan.pdf", "FAILED"),
+        ("two.txt", "READY"),
+    ]
+    assert all(d["metadata"] == {"source": "cli"} for d in docs)
