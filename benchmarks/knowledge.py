@@ -118,27 +118,18 @@ async def b6(
         embedder = HashingEmbedder(collection["dimension"])
         probes = [embedder.vector(t) for t in probe_texts]
 
-        async def all_vectors() -> tuple[np.ndarray, np.ndarray]:
-            rows = []
-            offset = 0
-            while True:  # Milvus caps one query's window: page through it
-                page = await asyncio.to_thread(
-                    hub.vectors._connect().query,  # type: ignore[attr-defined]
-                    name,
-                    filter=f'team_id == "{TEAM}"',
-                    output_fields=["vector", "category"],
-                    limit=8000,
-                    offset=offset,
-                )
-                rows += page
-                offset += len(page)
-                if len(page) < 8000:
-                    break
-            matrix = np.asarray([r["vector"] for r in rows], dtype=np.float32)
-            return matrix, np.asarray([r["category"] for r in rows])
+        # the baseline's copy of the vectors: the same embedder over the same chunk texts
+        texts: list[str] = []
+        categories_list: list[str] = []
+        listed, _ = await hub.list_documents(TEAM, "b6", limit=10_000)
+        for doc in listed:
+            full = await hub.get_document(TEAM, "b6", doc["id"], chunks=True)
+            texts += [c["text"] for c in full["chunks"]]
+            categories_list += [doc["metadata"]["category"]] * len(full["chunks"])
+        matrix = np.asarray([embedder.vector(t) for t in texts], dtype=np.float32)
+        categories = np.asarray(categories_list)
 
         async def measure(label: str) -> dict[str, Any]:
-            matrix, categories = await all_vectors()
             out: dict[str, Any] = {"rows": int(matrix.shape[0])}
             for flt in (None, "c3"):
                 milvus_ms, numpy_ms = [], []
@@ -186,6 +177,9 @@ async def b6(
                 for i in range(n)
             ]  # fmt: skip
             await hub.vectors.upsert(name, TEAM, rows)
+            await hub.vectors.flush(name)
+            matrix = np.vstack([matrix, vectors])
+            categories = np.concatenate([categories, [f"c{(current + i) % 10}" for i in range(n)]])
             current += n
         bulk_rate = (grow_to - at_10k["rows"]) / (time.perf_counter() - t0)
         at_100k = await measure("100k")

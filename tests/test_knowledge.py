@@ -263,3 +263,91 @@ def test_filter_compilation() -> None:
     for bad in ("year", "year == ", "(year == 1", "year == 'x'", "team_id == 'b'", "year === 1"):
         with pytest.raises(ValidationError):
             compile_filter(bad, fields)
+
+
+@pytest.mark.parametrize(
+    ("embedder", "dimension"),
+    [
+        ("openai:text-embedding-3-small", 256),
+        ("gemini:gemini-embedding-001", 768),
+        ("cohere:embed-english-v3.0", None),
+    ],
+)
+async def test_provider_embedders_are_used_priced_and_recorded(
+    tmp_path: Any,
+    http_service: Any,
+    http_service_b: Any,
+    fake_openai: Any,
+    fake_gemini: Any,
+    fake_cohere: Any,
+    milvus_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+    embedder: str,
+    dimension: int | None,
+) -> None:
+    from linqra.config import LLMProviderConfig
+    from tests.conftest import make_settings
+
+    monkeypatch.setenv("LINQRA_TEST_GEMINI_KEY", "g-test")
+    monkeypatch.setenv("LINQRA_TEST_COHERE_KEY", "co-test")
+    settings = make_settings(tmp_path, http_service, http_service_b, fake_openai, milvus=milvus_uri)
+    providers = dict(settings.llm.providers)
+    providers["gemini"] = LLMProviderConfig(
+        kind="gemini", base_url=fake_gemini.url, api_key_env="LINQRA_TEST_GEMINI_KEY"
+    )
+    providers["cohere"] = LLMProviderConfig(
+        kind="cohere", base_url=fake_cohere.url, api_key_env="LINQRA_TEST_COHERE_KEY"
+    )
+    settings = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"providers": providers})}
+    )
+    system = await System.open(settings)
+    try:
+        hub = system.knowledge
+        body: dict[str, Any] = {"name": "vendor", "embedder": embedder}
+        if dimension:
+            body["dimension"] = dimension
+        collection = await hub.create_collection("acme", body)
+        assert collection["embedder"] == embedder
+        doc = await ingest_text(
+            hub,
+            "acme",
+            "vendor",
+            "Lighthouses guide ships. Bakeries sell bread.",
+            file_name="a.txt",
+        )
+        assert doc["status"] == "READY", doc["error"]
+        hits = await hub.search("acme", "vendor", query="ships lighthouses", top_k=1)
+        assert hits and "Lighthouses" in hits[0]["text"]
+        records = await system.store.find("llm_usage", "acme")
+        by_caller = {r["caller"]["type"]: r for r in records}
+        assert len(records) == 2 and set(by_caller) == {"knowledge", "knowledge.search"}
+        provider, model = embedder.split(":")
+        assert all(r["provider"] == provider and r["model"] == model for r in records)
+        assert all(r["cost"] is not None and float(r["cost"]) > 0 for r in records)
+        assert by_caller["knowledge.search"]["input_tokens"] >= 2
+    finally:
+        await system.close()
+
+
+async def test_a_failing_provider_embedder_fails_the_document_cleanly(
+    tmp_path: Any, http_service: Any, http_service_b: Any, fake_openai: Any, milvus_uri: str
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, http_service, http_service_b, fake_openai, milvus=milvus_uri)
+    system = await System.open(settings)
+    try:
+        hub = system.knowledge
+        collection = await hub.create_collection(
+            "acme", {"name": "down", "embedder": "openai:broken", "dimension": 64}
+        )
+        doc, _ = await hub.add_document("acme", "down", b"some text to embed", file_name="a.txt")
+        failed = await hub.ingest("acme", doc["id"])
+        assert failed["status"] == "FAILED" and "embedder down" in failed["error"]
+        assert await hub.vectors.count(collection["vector_collection"], "acme") == 0
+        with pytest.raises(ValidationError) as err:
+            await hub.create_collection("acme", {"name": "x", "embedder": "openai:my-own-model"})
+        assert err.value.field == "dimension"
+    finally:
+        await system.close()

@@ -473,6 +473,7 @@ class KnowledgeService:
             ]
             await self.vectors.upsert(name, team_id, rows)
             await self._update(team_id, doc["id"], chunks_done=start + len(batch))
+        await self.vectors.flush(name)
         await self._update(team_id, doc["id"], status="READY", completed_at=iso())
         final = await self.store.get(DOCUMENTS, team_id, doc["id"])
         assert final is not None

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.support.fake_embeddings import fake_vector, word_count
 from tests.support.servers import HttpService
 
 
@@ -138,7 +139,26 @@ def fake_cohere_app(requests: list[dict[str, Any]]) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    return Starlette(routes=[Route("/v2/chat", chat, methods=["POST"])])
+    async def embed(request: Request) -> Response:
+        body = await request.json()
+        requests.append({"body": body, "auth": request.headers.get("authorization")})
+        vectors = [fake_vector(t, 1024) for t in body["texts"]]
+        return JSONResponse(
+            {
+                "id": "co-embed",
+                "response_type": "embeddings_by_type",
+                "embeddings": {"float": vectors},
+                "texts": body["texts"],
+                "meta": {"billed_units": {"input_tokens": word_count(body["texts"])}},
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v2/chat", chat, methods=["POST"]),
+            Route("/v2/embed", embed, methods=["POST"]),
+        ]
+    )
 
 
 class FakeCohere(HttpService):

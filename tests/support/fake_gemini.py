@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.support.fake_embeddings import fake_vector
 from tests.support.servers import HttpService
 
 CACHED, THOUGHTS = 4, 7
@@ -33,6 +34,17 @@ def fake_gemini_app(requests: list[dict[str, Any]]) -> Starlette:
                 "query": dict(request.query_params),
             }
         )
+        if method == "batchEmbedContents":
+            vectors = [
+                {
+                    "values": fake_vector(
+                        " ".join(p.get("text", "") for p in r["content"]["parts"]),
+                        int(r.get("outputDimensionality") or 768),
+                    )
+                }
+                for r in body["requests"]
+            ]
+            return JSONResponse({"embeddings": vectors})
         if model == "rate-limited":
             return JSONResponse(
                 {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},

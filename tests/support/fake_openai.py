@@ -9,7 +9,9 @@ answers ``Echo: <last user message>``. Requests are kept in ``requests`` for ass
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import time
 from typing import Any
 
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.support.fake_embeddings import fake_vector, word_count
 from tests.support.servers import HttpService
 
 
@@ -144,6 +147,31 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def embeddings(request: Request) -> Response:
+        body = await request.json()
+        requests.append({"body": body, "auth": request.headers.get("authorization")})
+        if body["model"] == "broken":
+            return JSONResponse({"error": {"message": "embedder down"}}, status_code=500)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dimension = int(body.get("dimensions") or 1536)
+        data = []
+        for i, text in enumerate(texts):
+            vector = fake_vector(text, dimension)
+            if body.get("encoding_format") == "base64":  # what the SDK asks for by default
+                encoded: Any = base64.b64encode(struct.pack(f"<{dimension}f", *vector)).decode()
+            else:
+                encoded = vector
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        tokens = word_count(texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     async def models(request: Request) -> JSONResponse:
         return JSONResponse(
             {"object": "list", "data": [{"id": "gpt-4o", "object": "model", "owned_by": "fake"}]}
@@ -153,6 +181,7 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
         routes=[
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/v1/models", models),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
         ]
     )
 
