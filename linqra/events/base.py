@@ -1,0 +1,104 @@
+"""The event bus port: topics, consumer groups, at-least-once delivery with acknowledgements.
+
+``publish`` appends an event to a topic. A consumer joins a *group*; every group sees every event
+of the topic, and the consumers of one group share them. A delivered event stays pending until
+it is acknowledged; if its consumer dies (or closes) before acknowledging, the event is
+delivered again to another consumer of the group. Delivery is therefore at least once, and
+handlers make themselves idempotent with the event's ``idempotency_key`` (see
+:class:`linqra.events.idempotency.ProcessedEvents`).
+
+Adapters: in-process (the embedded default), Redis Streams, Kafka (``aiokafka``); one contract
+suite runs over all three (``tests/test_events.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from linqra.errors import ValidationError
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "Delivery",
+    "Event",
+    "EventBus",
+    "Subscription",
+    "check_topic",
+]
+
+MAX_EVENT_BYTES = 256 * 1024
+_TOPIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def check_topic(topic: str, field: str = "topic") -> str:
+    if not isinstance(topic, str) or not _TOPIC.match(topic):
+        raise ValidationError(
+            "a topic is 1-200 letters, digits, '.', '_', '-', starting with a letter or digit",
+            field=field,
+        )
+    return topic
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    topic: str
+    payload: Mapping[str, Any]
+    key: str | None = None
+    idempotency_key: str | None = None
+    published_at: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "payload": dict(self.payload),
+            "key": self.key,
+            "idempotency_key": self.idempotency_key,
+            "published_at": self.published_at,
+            "headers": dict(self.headers),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery of an event to a consumer; ``attempt`` counts deliveries of it to the group."""
+
+    event: Event
+    token: Any  # what the adapter needs to acknowledge it
+    attempt: int = 1
+
+
+class Subscription(Protocol):
+    async def fetch(self, max_events: int = 100, timeout: float = 1.0) -> list[Delivery]:
+        """Up to ``max_events`` deliveries, waiting up to ``timeout`` seconds for the first."""
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Done with it: it will not be delivered to this group again."""
+
+    async def close(self) -> None:
+        """Leave the group; what was fetched and not acknowledged goes to the others."""
+
+
+class EventBus(Protocol):
+    name: str
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Event:
+        """Append an event; returns it with its id."""
+
+    async def subscribe(self, topic: str, group: str, consumer: str) -> Subscription:
+        """Join ``group`` on ``topic`` as ``consumer`` (new groups start at the next event)."""
+
+    async def close(self) -> None: ...

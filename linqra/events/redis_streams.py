@@ -1,0 +1,142 @@
+"""Redis Streams: a topic is a stream, a group a consumer group (``XREADGROUP``/``XACK``).
+
+An event fetched and not acknowledged stays in the group's pending list; once it has been
+idle ``redeliver_after`` seconds (its consumer died or hangs) the next ``fetch`` of any consumer
+of the group claims it (``XAUTOCLAIM``). Streams are capped at ``max_length`` entries
+(approximate trimming).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from linqra.clock import iso, new_id
+from linqra.errors import PayloadTooLarge
+from linqra.events.base import MAX_EVENT_BYTES, Delivery, Event, check_topic
+
+__all__ = ["RedisEventBus"]
+
+
+def _event(topic: str, fields: Mapping[Any, Any]) -> Event:
+    data = json.loads(fields[b"event"] if b"event" in fields else fields["event"])
+    return Event(
+        data["id"],
+        topic,
+        data["payload"],
+        data.get("key"),
+        data.get("idempotency_key"),
+        data.get("published_at", ""),
+        data.get("headers") or {},
+    )
+
+
+class RedisEventBus:
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        redeliver_after: float = 30.0,
+        max_length: int = 1_000_000,
+        prefix: str = "linqra:events:",
+    ) -> None:
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(url)
+        self.redeliver_after = redeliver_after
+        self.max_length = max_length
+        self.prefix = prefix
+
+    def _stream(self, topic: str) -> str:
+        return self.prefix + topic
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Event:
+        check_topic(topic)
+        event = Event(
+            new_id("ev"), topic, dict(payload), key, idempotency_key, iso(), dict(headers or {})
+        )
+        body = json.dumps(event.to_json(), default=str)
+        if len(body) > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(f"an event is at most {MAX_EVENT_BYTES} bytes", field="payload")
+        await self.redis.xadd(
+            self._stream(topic), {"event": body}, maxlen=self.max_length, approximate=True
+        )
+        return event
+
+    async def subscribe(self, topic: str, group: str, consumer: str) -> _RedisSubscription:
+        from redis.exceptions import ResponseError
+
+        check_topic(topic)
+        try:  # a new group reads the stream from its start
+            await self.redis.xgroup_create(self._stream(topic), group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        return _RedisSubscription(self, topic, group, consumer)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class _RedisSubscription:
+    def __init__(self, bus: RedisEventBus, topic: str, group: str, consumer: str) -> None:
+        self.bus, self.topic, self.group, self.consumer = bus, topic, group, consumer
+        self.stream = bus._stream(topic)
+
+    async def _claim(self, count: int) -> list[Delivery]:
+        idle_ms = int(self.bus.redeliver_after * 1000)
+        result = await self.bus.redis.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=idle_ms,
+            start_id="0-0",
+            count=count,
+        )
+        messages = [m for m in result[1] if m and m[1]]
+        if not messages:
+            return []
+        ids = [m[0] for m in messages]
+        details = await self.bus.redis.xpending_range(
+            self.stream, self.group, min=min(ids), max=max(ids), count=len(ids) * 4
+        )
+        times = {d["message_id"]: int(d["times_delivered"]) for d in details}
+        return [
+            Delivery(_event(self.topic, fields), mid, times.get(mid, 2)) for mid, fields in messages
+        ]
+
+    async def fetch(self, max_events: int = 100, timeout: float = 1.0) -> list[Delivery]:
+        claimed = await self._claim(max_events)
+        if claimed:
+            return claimed
+        result: Any = await self.bus.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: ">"},
+            count=max_events,
+            block=max(1, int(timeout * 1000)),
+        )
+        out: list[Delivery] = []
+        for _stream, messages in result or []:
+            out += [Delivery(_event(self.topic, fields), mid, 1) for mid, fields in messages]
+        return out
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self.bus.redis.xack(self.stream, self.group, delivery.token)
+
+    async def close(self) -> None:
+        # Redis cannot hand pending entries back: they are claimed by the group's other
+        # consumers once idle for ``redeliver_after``.
+        await asyncio.sleep(0)
