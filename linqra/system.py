@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from linqra.agents.service import AgentService
 from linqra.cache import Cache, open_cache
 from linqra.config import Settings
 from linqra.knowledge.service import KnowledgeService
@@ -29,26 +30,30 @@ class System:
     ctx: StepContext
     llm: LLMService
     knowledge: KnowledgeService
+    agents: AgentService
 
     @classmethod
     async def open(cls, settings: Settings, *, init: bool = True) -> System:
         store = open_store(settings.resolved_store_url)
         registry = default_registry(settings)
         llm = LLMService(settings, store)
+        workflows = WorkflowService(store, registry)
         system = cls(
             settings,
             store,
             open_cache(settings.cache_url),
             registry,
-            WorkflowService(store, registry),
+            workflows,
             StepContext(settings),
             llm,
             KnowledgeService(settings, store, llm),
+            AgentService(store, workflows),
         )
         if init:
             await system.service.init()
             await store.ensure_indexes(USAGE_INDEXES)
             await system.knowledge.init()
+            await system.agents.init()
         return system
 
     def engine(self, runner_id: str, executor: StepExecutor | None = None) -> WorkflowEngine:

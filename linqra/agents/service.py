@@ -1,0 +1,516 @@
+"""Agents, their versioned tasks, and task executions.
+
+Every task type compiles to a workflow definition and runs as an ordinary execution through the
+runner, so a task's steps are recorded, cancellable and resumable like any workflow's:
+
+* ``WORKFLOW_EMBEDDED`` — ``config = {steps, mode?, timeoutSeconds?}`` (stored with the task);
+* ``WORKFLOW_EMBEDDED_ADHOC`` — the same, run once and not stored (``POST /v1/tasks/execute-adhoc``);
+* ``WORKFLOW_TRIGGER`` — ``config = {workflow_id, params?}``: the stored workflow's current version;
+* ``API_CALL`` — ``config = {method, url | service + path, headers?, query?, body?}``: one HTTP step
+  (templates such as ``{{params.id}}`` read the task input);
+* ``DATA_PROCESSING`` — ``config = {expression}``: a JMESPath transform of the task input.
+
+A task execution (``task_executions``) is the unit a trigger creates: its input, trigger, status
+``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``, attempts (each a workflow execution, with
+exponential backoff between them up to ``max_retries``) and result. Its ``idempotency_key`` is
+unique per team, so a cron fire or an event delivered twice creates one execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from linqra.agents.models import AgentInput, TaskInput, parse_model
+from linqra.clock import iso, new_id
+from linqra.errors import Conflict, NotFound, ValidationError
+from linqra.scheduling.cron import CronExpression, zone
+from linqra.store import DocumentStore, IndexSpec
+from linqra.workflows.definition import WorkflowDefinition
+from linqra.workflows.service import WorkflowService
+
+__all__ = [
+    "AGENTS",
+    "AGENT_INDEXES",
+    "TASKS",
+    "TASK_EXECUTIONS",
+    "AgentService",
+    "ExecutionPort",
+]
+
+AGENTS = "agents"
+TASKS = "tasks"
+TASK_VERSIONS = "task_versions"
+TASK_EXECUTIONS = "task_executions"
+AGENT_INDEXES = [
+    IndexSpec(AGENTS, ("created_at",)),
+    IndexSpec(TASKS, ("agent_id", "created_at")),
+    IndexSpec(TASK_VERSIONS, ("task_id", "version"), unique=True),
+    IndexSpec(TASK_EXECUTIONS, ("idempotency_key",), unique=True),
+    IndexSpec(TASK_EXECUTIONS, ("agent_id", "created_at")),
+    IndexSpec(TASK_EXECUTIONS, ("task_id", "created_at")),
+    IndexSpec(TASK_EXECUTIONS, ("status", "heartbeat_at")),
+]
+ACTIVE = ("PENDING", "RUNNING")
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+METHOD_ACTIONS = {"GET": "fetch", "POST": "create", "PUT": "update", "DELETE": "delete"}
+MAX_TRIGGER_DEPTH = 5
+
+
+class ExecutionPort(Protocol):
+    """How a task execution runs its workflow executions (the runner, in-process or on Ray)."""
+
+    async def submit(self, team_id: str, execution_id: str) -> None: ...
+
+    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]: ...
+
+    async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]: ...
+
+
+class AgentService:
+    def __init__(self, store: DocumentStore, workflows: WorkflowService) -> None:
+        self.store = store
+        self.workflows = workflows
+
+    async def init(self) -> None:
+        await self.store.ensure_indexes(AGENT_INDEXES)
+
+    # -- agents ------------------------------------------------------------------------------
+    async def create_agent(self, team_id: str, body: Any) -> dict[str, Any]:
+        data: AgentInput = parse_model(AgentInput, body)
+        now = iso()
+        doc = {
+            "id": new_id("ag"),
+            **data.model_dump(),
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        await self.store.insert(AGENTS, team_id, doc)
+        return doc
+
+    async def get_agent(self, team_id: str, agent_id: str) -> dict[str, Any]:
+        doc = await self.store.get(AGENTS, team_id, agent_id)
+        if doc is None or doc.get("deleted_at"):
+            raise NotFound(f"agent {agent_id!r} not found", field="agent_id")
+        return doc
+
+    async def list_agents(
+        self, team_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        where = {"deleted_at": None}
+        items = await self.store.find(
+            AGENTS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
+        )
+        return items, await self.store.count(AGENTS, team_id, where)
+
+    async def update_agent(self, team_id: str, agent_id: str, body: Any) -> dict[str, Any]:
+        await self.get_agent(team_id, agent_id)
+        data: AgentInput = parse_model(AgentInput, body)
+        await self.store.update(
+            AGENTS, team_id, agent_id, {**data.model_dump(), "updated_at": iso()}
+        )
+        return await self.get_agent(team_id, agent_id)
+
+    async def delete_agent(self, team_id: str, agent_id: str) -> None:
+        await self.get_agent(team_id, agent_id)
+        await self.store.update(AGENTS, team_id, agent_id, {"deleted_at": iso(), "enabled": False})
+        for task in await self.store.find(
+            TASKS, team_id, {"agent_id": agent_id, "deleted_at": None}, limit=10_000
+        ):
+            await self.store.update(
+                TASKS, team_id, task["id"], {"deleted_at": iso(), "enabled": False}
+            )
+
+    # -- tasks ---------------------------------------------------------------------------------
+    async def _validated_task(self, team_id: str, body: Any) -> dict[str, Any]:
+        data: TaskInput = parse_model(TaskInput, body)
+        if data.type == "WORKFLOW_EMBEDDED_ADHOC":
+            raise ValidationError(
+                "WORKFLOW_EMBEDDED_ADHOC tasks are not stored: POST /v1/tasks/execute-adhoc",
+                field="type",
+            )
+        await self.compile(team_id, data.type, data.config)  # 4xx now, not at run time
+        for i, trigger in enumerate(data.triggers):
+            if trigger.type == "CRON":
+                CronExpression(trigger.cron or "", field=f"triggers[{i}].cron")
+                zone(trigger.timezone, field=f"triggers[{i}].timezone")
+        return data.model_dump()
+
+    async def create_task(
+        self, team_id: str, agent_id: str, body: Any, *, created_by: str | None = None
+    ) -> dict[str, Any]:
+        await self.get_agent(team_id, agent_id)
+        spec = await self._validated_task(team_id, body)
+        task_id = new_id("tk")
+        now = iso()
+        await self.store.insert(TASK_VERSIONS, team_id, _version(task_id, 1, spec, now, created_by))
+        await self.store.insert(
+            TASKS, team_id,
+            {"id": task_id, "agent_id": agent_id, "created_at": now, "updated_at": now,
+             "deleted_at": None, "enabled": spec["enabled"], "version": 1, "paused": False},
+        )  # fmt: skip
+        return await self.get_task(team_id, task_id)
+
+    async def _task(self, team_id: str, task_id: str) -> dict[str, Any]:
+        doc = await self.store.get(TASKS, team_id, task_id)
+        if doc is None or doc.get("deleted_at"):
+            raise NotFound(f"task {task_id!r} not found", field="task_id")
+        return doc
+
+    async def get_task(
+        self, team_id: str, task_id: str, version: int | None = None
+    ) -> dict[str, Any]:
+        head = await self._task(team_id, task_id)
+        number = version or head["version"]
+        spec = await self.store.get(TASK_VERSIONS, team_id, f"{task_id}@{number}")
+        if spec is None:
+            raise NotFound(f"task {task_id!r} has no version {number}", field="version")
+        return {
+            "id": task_id, "agent_id": head["agent_id"], "version": number,
+            "enabled": head["enabled"], "paused": head.get("paused", False),
+            "created_at": head["created_at"], "updated_at": head["updated_at"],
+            **{k: v for k, v in spec.items() if k not in ("id", "task_id", "version", "team_id")},
+        }  # fmt: skip
+
+    async def list_tasks(
+        self, team_id: str, agent_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        await self.get_agent(team_id, agent_id)
+        where = {"agent_id": agent_id, "deleted_at": None}
+        heads = await self.store.find(
+            TASKS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
+        )
+        return [await self.get_task(team_id, h["id"]) for h in heads], await self.store.count(
+            TASKS, team_id, where
+        )
+
+    async def update_task(
+        self, team_id: str, task_id: str, body: Any, *, created_by: str | None = None
+    ) -> dict[str, Any]:
+        head = await self._task(team_id, task_id)
+        spec = await self._validated_task(team_id, body)
+        number = head["version"] + 1
+        await self.store.insert(
+            TASK_VERSIONS, team_id, _version(task_id, number, spec, iso(), created_by)
+        )
+        changed = await self.store.update(
+            TASKS, team_id, task_id, {"version": number, "enabled": spec["enabled"], "updated_at": iso()},
+            where={"version": head["version"]},
+        )  # fmt: skip
+        if not changed:
+            raise Conflict("the task changed meanwhile; read it again", field="task_id")
+        return await self.get_task(team_id, task_id)
+
+    async def rollback_task(self, team_id: str, task_id: str, version: int) -> dict[str, Any]:
+        old = await self.get_task(team_id, task_id, version)
+        body = {k: old[k] for k in TaskInput.model_fields if k in old}
+        updated = await self.update_task(team_id, task_id, body)
+        await self.store.update(
+            TASK_VERSIONS, team_id, f"{task_id}@{updated['version']}", {"rolled_back_from": version}
+        )
+        return await self.get_task(team_id, task_id)
+
+    async def task_versions(self, team_id: str, task_id: str) -> list[dict[str, Any]]:
+        await self._task(team_id, task_id)
+        docs = await self.store.find(
+            TASK_VERSIONS, team_id, {"task_id": task_id}, sort=[("version", -1)], limit=100
+        )
+        return [{k: v for k, v in d.items() if k not in ("id", "team_id")} for d in docs]
+
+    async def set_enabled(
+        self, team_id: str, task_id: str, *, enabled: bool | None = None, paused: bool | None = None
+    ) -> dict[str, Any]:
+        await self._task(team_id, task_id)
+        changes: dict[str, Any] = {"updated_at": iso()}
+        if enabled is not None:
+            changes["enabled"] = enabled
+        if paused is not None:
+            changes["paused"] = paused
+        await self.store.update(TASKS, team_id, task_id, changes)
+        return await self.get_task(team_id, task_id)
+
+    async def delete_task(self, team_id: str, task_id: str) -> None:
+        await self._task(team_id, task_id)
+        await self.store.update(TASKS, team_id, task_id, {"deleted_at": iso(), "enabled": False})
+
+    # -- compiling a task to a workflow --------------------------------------------------------
+    async def compile(
+        self, team_id: str, kind: str, config: Mapping[str, Any]
+    ) -> tuple[WorkflowDefinition | None, str | None]:
+        """``(definition, workflow_id)`` for a task's type and config; 4xx naming ``config.…``."""
+        if kind in ("WORKFLOW_EMBEDDED", "WORKFLOW_EMBEDDED_ADHOC"):
+            body = {
+                k: v
+                for k, v in config.items()
+                if k in ("steps", "mode", "timeoutSeconds", "params")
+            }
+            unknown = set(config) - set(body)
+            if unknown:
+                raise ValidationError(
+                    f"unknown field {sorted(unknown)[0]!r}", field=f"config.{sorted(unknown)[0]}"
+                )
+            return self.workflows.validate_definition(body, prefix="config."), None
+        if kind == "WORKFLOW_TRIGGER":
+            workflow_id = config.get("workflow_id")
+            if not isinstance(workflow_id, str) or not workflow_id:
+                raise ValidationError("config.workflow_id is required", field="config.workflow_id")
+            await self.workflows.get(team_id, workflow_id)  # 404 if it is not the team's
+            return None, workflow_id
+        if kind == "API_CALL":
+            method = str(config.get("method", "GET")).upper()
+            if method not in METHOD_ACTIONS:
+                raise ValidationError(
+                    f"method is one of {', '.join(METHOD_ACTIONS)}", field="config.method"
+                )
+            step: dict[str, Any] = {"step": 1, "action": METHOD_ACTIONS[method]}
+            if config.get("service"):
+                step.update(target=config["service"], intent=config.get("path") or "/")
+            elif config.get("url"):
+                step.update(target="http", intent=config["url"])
+            else:
+                raise ValidationError("give url, or service and path", field="config.url")
+            for key, name in (("headers", "headers"), ("query", "params"), ("body", "payload")):
+                if config.get(key) is not None:
+                    step[name] = config[key]
+            return self.workflows.validate_definition({"steps": [step]}, prefix="config."), None
+        if kind == "DATA_PROCESSING":
+            expression = config.get("expression")
+            if not isinstance(expression, str) or not expression:
+                raise ValidationError(
+                    "config.expression (JMESPath) is required", field="config.expression"
+                )
+            step = {
+                "step": 1,
+                "target": "transform",
+                "params": {"expression": expression, "input": "{{params}}"},
+            }
+            return self.workflows.validate_definition({"steps": [step]}, prefix="config."), None
+        raise ValidationError(f"unknown task type {kind!r}", field="type")
+
+    # -- task executions ---------------------------------------------------------------------
+    async def new_task_execution(
+        self,
+        team_id: str,
+        task: Mapping[str, Any],
+        *,
+        input: Mapping[str, Any] | None = None,
+        trigger: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        depth: int = 0,
+    ) -> tuple[dict[str, Any], bool]:
+        """A PENDING task execution, and whether it is new (a known key returns the first)."""
+        if depth > MAX_TRIGGER_DEPTH:
+            raise ValidationError(
+                f"tasks triggering tasks nest deeper than {MAX_TRIGGER_DEPTH}: a trigger cycle?",
+                field="depth",
+            )
+        if input is not None and not isinstance(input, Mapping):
+            raise ValidationError("input is a JSON object", field="input")
+        now = iso()
+        doc = {
+            "id": new_id("tx"),
+            "task_id": task.get("id"),
+            "task_version": task.get("version"),
+            "task_name": task.get("name"),
+            "agent_id": task.get("agent_id"),
+            "type": task["type"],
+            "config": dict(task["config"]) if task.get("id") is None else None,  # ad hoc: kept here
+            "priority": task.get("priority", 5),
+            "max_attempts": int(task.get("max_retries", 0)) + 1,
+            "backoff_seconds": float(task.get("backoff_seconds", 1.0)),
+            "timeout_seconds": float(task.get("timeout_seconds", 300.0)),
+            "status": "PENDING",
+            "input": dict(input or {}),
+            "trigger": dict(trigger or {"type": "MANUAL"}),
+            "idempotency_key": idempotency_key or new_id("once"),
+            "depth": depth,
+            "attempts": 0,
+            "execution_ids": [],
+            "result": None,
+            "error": None,
+            "cancel_requested": False,
+            "created_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "heartbeat_at": now,
+        }
+        try:
+            await self.store.insert(TASK_EXECUTIONS, team_id, doc)
+        except Conflict:
+            found = await self.store.find(
+                TASK_EXECUTIONS, team_id, {"idempotency_key": doc["idempotency_key"]}, limit=1
+            )
+            return found[0], False
+        return doc, True
+
+    async def get_task_execution(self, team_id: str, tx_id: str) -> dict[str, Any]:
+        doc = await self.store.get(TASK_EXECUTIONS, team_id, tx_id)
+        if doc is None:
+            raise NotFound(f"task execution {tx_id!r} not found", field="task_execution_id")
+        return doc
+
+    async def list_task_executions(
+        self,
+        team_id: str,
+        *,
+        agent_id: str | None = None,
+        task_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        where: dict[str, Any] = {}
+        if agent_id:
+            where["agent_id"] = agent_id
+        if task_id:
+            where["task_id"] = task_id
+        if status:
+            where["status"] = status
+        items = await self.store.find(
+            TASK_EXECUTIONS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
+        )
+        return items, await self.store.count(TASK_EXECUTIONS, team_id, where)
+
+    async def request_cancel(self, team_id: str, tx_id: str) -> dict[str, Any]:
+        doc = await self.get_task_execution(team_id, tx_id)
+        if doc["status"] in TERMINAL:
+            raise Conflict(
+                f"the task execution is already {doc['status']}", field="task_execution_id"
+            )
+        if doc["status"] == "PENDING":
+            done = await self.store.update(
+                TASK_EXECUTIONS, team_id, tx_id,
+                {"status": "CANCELLED", "cancel_requested": True, "finished_at": iso(), "error": {"code": "cancelled", "message": "cancelled before it started"}},
+                where={"status": "PENDING"},
+            )  # fmt: skip
+            if done:
+                return await self.get_task_execution(team_id, tx_id)
+        await self.store.update(TASK_EXECUTIONS, team_id, tx_id, {"cancel_requested": True})
+        return await self.get_task_execution(team_id, tx_id)
+
+    async def run_task_execution(
+        self, team_id: str, tx_id: str, runner: ExecutionPort, *, owner: str = "agent"
+    ) -> dict[str, Any]:
+        """Run a PENDING task execution to its end: attempts with backoff, cancel honoured."""
+        claimed = await self.store.update(
+            TASK_EXECUTIONS, team_id, tx_id,
+            {"status": "RUNNING", "started_at": iso(), "heartbeat_at": iso(), "owner": owner},
+            where={"status": "PENDING"},
+        )  # fmt: skip
+        tx = await self.get_task_execution(team_id, tx_id)
+        if not claimed:
+            return tx
+        try:
+            return await self._attempts(team_id, tx, runner)
+        except asyncio.CancelledError:
+            await self._finish(
+                team_id,
+                tx_id,
+                "CANCELLED",
+                error={"code": "cancelled", "message": "the agent stopped"},
+            )
+            raise
+        except Exception as exc:  # anything unexpected still ends the record
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            return await self._finish(
+                team_id,
+                tx_id,
+                "FAILED",
+                error={"code": getattr(exc, "code", "error"), "message": message},
+            )
+
+    async def _attempts(
+        self, team_id: str, tx: dict[str, Any], runner: ExecutionPort
+    ) -> dict[str, Any]:
+        tx_id = tx["id"]
+        if tx["task_id"] is not None:
+            task = await self.get_task(team_id, tx["task_id"], tx["task_version"])
+            kind, config = task["type"], task["config"]
+        else:
+            kind, config = tx["type"], tx["config"]
+        definition, workflow_id = await self.compile(team_id, kind, config)
+        params = (
+            {**(config.get("params") or {}), **tx["input"]}
+            if kind == "WORKFLOW_TRIGGER"
+            else tx["input"]
+        )
+        for attempt in range(1, tx["max_attempts"] + 1):
+            current = await self.get_task_execution(team_id, tx_id)
+            if current["cancel_requested"]:
+                return await self._finish(
+                    team_id, tx_id, "CANCELLED", error={"code": "cancelled", "message": "cancelled"}
+                )
+            execution = await self.workflows.new_execution(
+                team_id, workflow_id=workflow_id, definition=definition, params=dict(params),
+                executed_by=f"task:{tx['task_id'] or 'adhoc'}", source="task",
+            )  # fmt: skip
+            await self.store.update(
+                TASK_EXECUTIONS, team_id, tx_id,
+                {"attempts": attempt, "execution_ids": [*current["execution_ids"], execution["id"]], "heartbeat_at": iso()},
+            )  # fmt: skip
+            await runner.submit(team_id, execution["id"])
+            record = await self._wait(
+                team_id, tx_id, execution["id"], runner, tx["timeout_seconds"]
+            )
+            if record["status"] == "COMPLETED":
+                return await self._finish(team_id, tx_id, "COMPLETED", result=record.get("result"))
+            if record["status"] == "CANCELLED":
+                return await self._finish(team_id, tx_id, "CANCELLED", error=record.get("error"))
+            if attempt < tx["max_attempts"]:
+                await asyncio.sleep(tx["backoff_seconds"] * 2 ** (attempt - 1))
+        return await self._finish(
+            team_id, tx_id, "FAILED", error=record.get("error") or {"message": record["status"]}
+        )
+
+    async def _wait(
+        self, team_id: str, tx_id: str, execution_id: str, runner: ExecutionPort, timeout: float
+    ) -> dict[str, Any]:
+        """Wait for the execution, forwarding a cancel request and enforcing the task's timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            record = await runner.wait(
+                team_id, execution_id, min(1.0, max(0.05, deadline - loop.time()))
+            )
+            if record["status"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+                return record
+            current = await self.get_task_execution(team_id, tx_id)
+            await self.store.update(TASK_EXECUTIONS, team_id, tx_id, {"heartbeat_at": iso()})
+            if current["cancel_requested"] or loop.time() >= deadline:
+                await runner.cancel(team_id, execution_id)
+                record = await runner.wait(team_id, execution_id, 30)
+                if not current["cancel_requested"]:
+                    record = {
+                        **record,
+                        "status": "TIMEOUT",
+                        "error": {
+                            "code": "timeout",
+                            "message": f"the task took longer than {timeout:g}s",
+                        },
+                    }
+                return record
+
+    async def _finish(
+        self, team_id: str, tx_id: str, status: str, *, result: Any = None, error: Any = None
+    ) -> dict[str, Any]:
+        await self.store.update(
+            TASK_EXECUTIONS, team_id, tx_id,
+            {"status": status, "result": result, "error": error, "finished_at": iso()},
+            where={"status": {"$in": list(ACTIVE)}},
+        )  # fmt: skip
+        return await self.get_task_execution(team_id, tx_id)
+
+
+def _version(
+    task_id: str, number: int, spec: dict[str, Any], now: str, created_by: str | None
+) -> dict[str, Any]:
+    return {
+        "id": f"{task_id}@{number}",
+        "task_id": task_id,
+        "version": number,
+        **spec,
+        "created_at": now,
+        "created_by": created_by,
+    }
