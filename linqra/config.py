@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "AgentSettings",
     "EgressPolicy",
     "ExecutionSettings",
     "HttpSettings",
@@ -137,6 +138,31 @@ class KnowledgeSettings(BaseModel):
     )
 
 
+class AgentSettings(BaseModel):
+    """Agent actors, the scheduler and event triggers."""
+
+    model_config = {"extra": "forbid"}
+
+    idle_seconds: float = Field(
+        default=60.0, gt=0, description="an agent actor without work this long exits (passivation)"
+    )
+    stale_after_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a task execution silent this long is adopted or re-dispatched",
+    )
+    misfire_threshold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a cron fire later than this is a misfire (its policy applies)",
+    )
+    events_url: str = Field(
+        default="ray://",
+        description="event bus: ray:// (a named actor, embedded), memory:// (one process), "
+        "redis://…, kafka://host:port",
+    )
+
+
 class ExecutionSettings(BaseModel):
     """Knobs of the workflow runner and its step executors."""
 
@@ -230,6 +256,7 @@ class Settings(BaseSettings):
     egress: EgressPolicy = Field(default_factory=EgressPolicy)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    agents: AgentSettings = Field(default_factory=AgentSettings)
 
     @property
     def resolved_store_url(self) -> str:

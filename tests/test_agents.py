@@ -209,3 +209,87 @@ async def test_versions_rollback_and_bad_input(setup: Any) -> None:
     with pytest.raises(ValidationError) as err:
         await agents.new_task_execution("acme", task, depth=6)
     assert "cycle" in err.value.message
+
+
+# -- the scheduler, driven with explicit times -----------------------------------------------
+async def test_cron_schedules_fire_once_per_time_and_survive_restarts(
+    setup: Any, system: System
+) -> None:
+    from datetime import timedelta
+
+    from linqra.scheduling.scheduler import Scheduler, parse_instant
+
+    agents, _, agent = setup
+    dispatched: list[str] = []
+
+    async def dispatch(team: str, agent_id: str, tx_id: str, priority: int) -> None:
+        dispatched.append(tx_id)
+
+    scheduler = Scheduler(agents, system.settings.agents, dispatch)
+    task = await agents.create_task("acme", agent["id"], {
+        "name": "every 10 s", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "CRON", "cron": "*/10 * * * * ?", "timezone": "Europe/Paris"}],
+    })  # fmt: skip
+    schedule = task["schedules"][0]
+    due = parse_instant(schedule["next_fire_at"])
+    assert due.second % 10 == 0 and due.microsecond == 0
+    assert await scheduler.tick(due - timedelta(milliseconds=1)) == 0  # not yet
+    assert await scheduler.tick(due + timedelta(milliseconds=5)) == 1
+    assert await scheduler.tick(due + timedelta(milliseconds=6)) == 0  # advanced: no double
+    # a second scheduler (or a restarted one) replaying the same fire creates nothing new
+    stale_copy = {**schedule, "team_id": "acme"}
+    assert not await scheduler.fire(stale_copy, due + timedelta(milliseconds=7))
+    assert len(dispatched) == 1
+    tx = await agents.get_task_execution("acme", dispatched[0])
+    assert tx["trigger"]["type"] == "CRON" and tx["trigger"]["scheduled_at"].startswith(
+        due.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    nxt = (
+        parse_instant((await agents.get_task("acme", task["id"]))["schedules"][0]["next_fire_at"])
+        if False
+        else None
+    )
+    _ = nxt
+    current = (await agents.sync_schedules("acme", task["id"]))["schedules"][0]
+    assert parse_instant(current["next_fire_at"]) == due + timedelta(seconds=10)
+
+    # the scheduler was down for two minutes: FIRE_ONCE_NOW fires once and continues from now
+    later = due + timedelta(seconds=130)
+    assert await scheduler.tick(later) == 1
+    after = (await agents.sync_schedules("acme", task["id"]))["schedules"][0]
+    assert parse_instant(after["next_fire_at"]) > later and after["misfires"] == 1
+
+    # SKIP fires nothing for a misfire
+    await agents.update_task("acme", task["id"], {
+        "name": "every 10 s", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "CRON", "cron": "*/10 * * * * ?", "misfire_policy": "SKIP"}],
+    })  # fmt: skip
+    skip = await agents.get_task("acme", task["id"])
+    sched = (await agents.sync_schedules("acme", skip["id"]))["schedules"][0]
+    assert await scheduler.tick(parse_instant(sched["next_fire_at"]) + timedelta(seconds=300)) == 0
+
+    # paused: nothing fires; resumed: from now on, no catch-up
+    await agents.set_enabled("acme", task["id"], paused=True)
+    assert await scheduler.tick(later + timedelta(days=1)) == 0
+    resumed = await agents.set_enabled("acme", task["id"], paused=False)
+    assert resumed["schedules"][0]["active"] and len(dispatched) == 2
+    await agents.delete_task("acme", task["id"])
+    assert await system.store.find("schedules", "acme", {"task_id": task["id"]}) == []
+
+
+async def test_schedule_on_startup_fires_at_once(setup: Any, system: System) -> None:
+    from datetime import UTC, datetime
+
+    from linqra.scheduling.scheduler import Scheduler
+
+    agents, _, agent = setup
+    fired: list[str] = []
+
+    async def dispatch(team: str, agent_id: str, tx_id: str, priority: int) -> None:
+        fired.append(tx_id)
+
+    await agents.create_task("acme", agent["id"], {
+        "name": "daily", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "CRON", "cron": "0 0 3 * * ?", "schedule_on_startup": True}],
+    })  # fmt: skip
+    assert await Scheduler(agents, system.settings.agents, dispatch).tick(datetime.now(UTC)) == 1

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 from linqra.agents.models import AgentInput, TaskInput, parse_model
-from linqra.clock import iso, new_id
+from linqra.clock import iso, new_id, utcnow
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.scheduling.cron import CronExpression, zone
 from linqra.store import DocumentStore, IndexSpec
@@ -33,6 +34,7 @@ from linqra.workflows.service import WorkflowService
 __all__ = [
     "AGENTS",
     "AGENT_INDEXES",
+    "SCHEDULES",
     "TASKS",
     "TASK_EXECUTIONS",
     "AgentService",
@@ -43,7 +45,10 @@ AGENTS = "agents"
 TASKS = "tasks"
 TASK_VERSIONS = "task_versions"
 TASK_EXECUTIONS = "task_executions"
+SCHEDULES = "schedules"
 AGENT_INDEXES = [
+    IndexSpec(SCHEDULES, ("task_id",)),
+    IndexSpec(SCHEDULES, ("active", "next_fire_at")),
     IndexSpec(AGENTS, ("created_at",)),
     IndexSpec(TASKS, ("agent_id", "created_at")),
     IndexSpec(TASK_VERSIONS, ("task_id", "version"), unique=True),
@@ -122,6 +127,7 @@ class AgentService:
             await self.store.update(
                 TASKS, team_id, task["id"], {"deleted_at": iso(), "enabled": False}
             )
+            await self._drop_schedules(team_id, task["id"])
 
     # -- tasks ---------------------------------------------------------------------------------
     async def _validated_task(self, team_id: str, body: Any) -> dict[str, Any]:
@@ -151,7 +157,7 @@ class AgentService:
             {"id": task_id, "agent_id": agent_id, "created_at": now, "updated_at": now,
              "deleted_at": None, "enabled": spec["enabled"], "version": 1, "paused": False},
         )  # fmt: skip
-        return await self.get_task(team_id, task_id)
+        return await self.sync_schedules(team_id, task_id)
 
     async def _task(self, team_id: str, task_id: str) -> dict[str, Any]:
         doc = await self.store.get(TASKS, team_id, task_id)
@@ -201,7 +207,7 @@ class AgentService:
         )  # fmt: skip
         if not changed:
             raise Conflict("the task changed meanwhile; read it again", field="task_id")
-        return await self.get_task(team_id, task_id)
+        return await self.sync_schedules(team_id, task_id)
 
     async def rollback_task(self, team_id: str, task_id: str, version: int) -> dict[str, Any]:
         old = await self.get_task(team_id, task_id, version)
@@ -229,11 +235,65 @@ class AgentService:
         if paused is not None:
             changes["paused"] = paused
         await self.store.update(TASKS, team_id, task_id, changes)
-        return await self.get_task(team_id, task_id)
+        return await self.sync_schedules(team_id, task_id)
 
     async def delete_task(self, team_id: str, task_id: str) -> None:
         await self._task(team_id, task_id)
         await self.store.update(TASKS, team_id, task_id, {"deleted_at": iso(), "enabled": False})
+        await self._drop_schedules(team_id, task_id)
+
+    async def _drop_schedules(
+        self, team_id: str, task_id: str, keep: frozenset[str] | set[str] = frozenset()
+    ) -> None:
+        for doc in await self.store.find(SCHEDULES, team_id, {"task_id": task_id}, limit=100):
+            if doc["id"] not in keep:
+                await self.store.delete(SCHEDULES, team_id, doc["id"])
+
+    async def sync_schedules(self, team_id: str, task_id: str) -> dict[str, Any]:
+        """One schedule per CRON trigger of the task's current version; active while the task is
+        enabled and not paused. A changed trigger starts from now; resuming starts from now (a
+        paused period is not caught up); ``schedule_on_startup`` fires once at once."""
+        task = await self.get_task(team_id, task_id)
+        now = utcnow()
+        active = bool(task["enabled"]) and not task["paused"]
+        keep: set[str] = set()
+        for i, trigger in enumerate(task["triggers"]):
+            if trigger["type"] != "CRON":
+                continue
+            schedule_id = f"{task_id}-{i}"
+            keep.add(schedule_id)
+            signature = f"{trigger['cron']}|{trigger['timezone']}|{trigger['misfire_policy']}"
+            existing = await self.store.get(SCHEDULES, team_id, schedule_id)
+            cron = CronExpression(trigger["cron"])
+            if existing is None or existing["signature"] != signature:
+                first = (
+                    now
+                    if trigger.get("schedule_on_startup")
+                    else cron.next_after(now, zone(trigger["timezone"]))
+                )
+                doc = {
+                    "id": schedule_id, "task_id": task_id, "agent_id": task["agent_id"],
+                    "cron": trigger["cron"], "timezone": trigger["timezone"],
+                    "misfire_policy": trigger["misfire_policy"], "signature": signature,
+                    "next_fire_at": iso(first) if first else None, "last_fire_at": None,
+                    "active": active and first is not None, "paused": task["paused"],
+                    "misfires": 0, "created_at": iso(),
+                }  # fmt: skip
+                if existing is not None:
+                    await self.store.delete(SCHEDULES, team_id, schedule_id)
+                await self.store.insert(SCHEDULES, team_id, doc)
+            elif existing["active"] != active:
+                changes: dict[str, Any] = {"active": active, "paused": task["paused"]}
+                if active:  # resumed: from now on
+                    upcoming = cron.next_after(now, zone(trigger["timezone"]))
+                    changes["next_fire_at"] = iso(upcoming) if upcoming else None
+                    changes["active"] = upcoming is not None
+                await self.store.update(SCHEDULES, team_id, schedule_id, changes)
+        await self._drop_schedules(team_id, task_id, keep)
+        task["schedules"] = await self.store.find(
+            SCHEDULES, team_id, {"task_id": task_id}, limit=100
+        )
+        return task
 
     # -- compiling a task to a workflow --------------------------------------------------------
     async def compile(
@@ -436,7 +496,17 @@ class AgentService:
             if kind == "WORKFLOW_TRIGGER"
             else tx["input"]
         )
-        for attempt in range(1, tx["max_attempts"] + 1):
+        record: dict[str, Any] = {"status": "FAILED", "error": None}
+        first = int(tx["attempts"]) + 1
+        if tx["attempts"] and tx["execution_ids"]:  # adopted mid-attempt: follow that execution
+            record = await self._wait(
+                team_id, tx_id, tx["execution_ids"][-1], runner, tx["timeout_seconds"]
+            )
+            if record["status"] == "COMPLETED":
+                return await self._finish(team_id, tx_id, "COMPLETED", result=record.get("result"))
+            if record["status"] == "CANCELLED":
+                return await self._finish(team_id, tx_id, "CANCELLED", error=record.get("error"))
+        for attempt in range(first, tx["max_attempts"] + 1):
             current = await self.get_task_execution(team_id, tx_id)
             if current["cancel_requested"]:
                 return await self._finish(
@@ -463,6 +533,31 @@ class AgentService:
         return await self._finish(
             team_id, tx_id, "FAILED", error=record.get("error") or {"message": record["status"]}
         )
+
+    async def stale_task_executions(
+        self,
+        older_than_seconds: float,
+        *,
+        team_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """PENDING or RUNNING task executions nobody has touched for a while (the reaper's list)."""
+        cutoff = iso(utcnow() - timedelta(seconds=older_than_seconds))
+        where: dict[str, Any] = {"status": {"$in": list(ACTIVE)}, "heartbeat_at": {"$lt": cutoff}}
+        if agent_id:
+            where["agent_id"] = agent_id
+        if team_id is not None:
+            docs = await self.store.find(TASK_EXECUTIONS, team_id, where, limit=limit)
+            return [{**d, "team_id": team_id} for d in docs]
+        return await self.store.scan_all_teams(TASK_EXECUTIONS, where, limit=limit)
+
+    async def release_stale(self, team_id: str, tx_id: str, heartbeat_at: str) -> bool:
+        """Put a stale RUNNING (or PENDING) task execution back to PENDING for a new owner (CAS)."""
+        return await self.store.update(
+            TASK_EXECUTIONS, team_id, tx_id, {"status": "PENDING", "heartbeat_at": iso()},
+            where={"status": {"$in": list(ACTIVE)}, "heartbeat_at": heartbeat_at},
+        )  # fmt: skip
 
     async def _wait(
         self, team_id: str, tx_id: str, execution_id: str, runner: ExecutionPort, timeout: float

@@ -1,0 +1,146 @@
+"""One stateful actor per agent while it has work.
+
+``linqra-agent-<agent id>`` is created on demand (:func:`dispatch`), runs the agent's task
+executions — at most the agent's ``max_concurrency`` at once, highest ``priority`` first — and
+exits after ``idle_seconds`` without work (passivation), so a thousand registered agents with ten
+busy are ten processes. Its state is in the document store: a restarted or re-created actor
+adopts the RUNNING task executions of its agent whose heartbeat went stale, and the runner's
+reaper dispatches PENDING ones nobody started, so neither passivation nor a crash loses a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import heapq
+import itertools
+import logging
+from typing import Any
+
+import ray
+
+from linqra.config import Settings
+from linqra.system import System
+
+__all__ = ["AgentActor", "RayExecutionPort", "agent_actor_name", "dispatch"]
+
+log = logging.getLogger(__name__)
+
+
+def agent_actor_name(agent_id: str) -> str:
+    return f"linqra-agent-{agent_id}"
+
+
+class RayExecutionPort:
+    """The runner actor as the :class:`linqra.agents.service.ExecutionPort` of a task."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    async def submit(self, team_id: str, execution_id: str) -> None:
+        await self.runner.submit.remote(team_id, execution_id)
+
+    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        result: dict[str, Any] = await self.runner.wait.remote(team_id, execution_id, timeout)
+        return result
+
+    async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.runner.cancel.remote(team_id, execution_id)
+        return result
+
+
+class AgentActor:
+    def __init__(self, settings_json: str, team_id: str, agent_id: str) -> None:
+        self.settings = Settings.model_validate_json(settings_json)
+        self.team_id, self.agent_id = team_id, agent_id
+        self._system: System | None = None
+        self._queue: list[tuple[int, int, str]] = []  # (-priority, order, task execution id)
+        self._order = itertools.count()
+        self._queued: set[str] = set()
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._wake = asyncio.Event()
+        self._idle_since = asyncio.get_running_loop().time()
+        self._loop = asyncio.get_running_loop().create_task(self._work())
+
+    async def _sys(self) -> System:
+        if self._system is None:
+            self._system = await System.open(self.settings, init=False)
+        return self._system
+
+    async def run(self, tx_id: str, priority: int = 5) -> None:
+        """Queue a task execution of this agent (again is a no-op)."""
+        if tx_id in self._queued or tx_id in self._running:
+            return
+        self._queued.add(tx_id)
+        heapq.heappush(self._queue, (-priority, next(self._order), tx_id))
+        self._wake.set()
+
+    async def status(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "running": sorted(self._running),
+            "queued": len(self._queue),
+        }
+
+    async def _work(self) -> None:
+        from actors.runner import get_runner
+
+        system = await self._sys()
+        port = RayExecutionPort(get_runner(self.settings))
+        await self._adopt(system)
+        idle_after = self.settings.agents.idle_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            agent = await system.agents.get_agent(self.team_id, self.agent_id)
+            limit = int(agent["max_concurrency"])
+            while self._queue and len(self._running) < limit:
+                _, _, tx_id = heapq.heappop(self._queue)
+                self._queued.discard(tx_id)
+                task = loop.create_task(
+                    system.agents.run_task_execution(
+                        self.team_id, tx_id, port, owner=agent_actor_name(self.agent_id)
+                    )
+                )
+                self._running[tx_id] = task
+                task.add_done_callback(functools.partial(self._done, tx_id))
+            idle = not self._running and not self._queue
+            if idle and loop.time() - self._idle_since > idle_after:
+                log.info("agent %s idle for %.0fs: passivating", self.agent_id, idle_after)
+                await system.close()
+                ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(1.0, idle_after))
+
+    def _done(self, tx_id: str, _task: object = None) -> None:
+        self._running.pop(tx_id, None)
+        self._idle_since = asyncio.get_running_loop().time()
+        self._wake.set()
+
+    async def _adopt(self, system: System) -> None:
+        """After a restart: the agent's RUNNING task executions whose owner went silent."""
+        for tx in await system.agents.stale_task_executions(
+            self.settings.agents.stale_after_seconds, team_id=self.team_id, agent_id=self.agent_id
+        ):
+            if await system.agents.release_stale(self.team_id, tx["id"], tx["heartbeat_at"]):
+                await self.run(tx["id"], tx.get("priority", 5))
+
+
+def dispatch(settings: Settings, team_id: str, agent_id: str, tx_id: str, priority: int = 5) -> Any:
+    """Hand a task execution to its agent's actor, activating the agent if it is passive."""
+    actor = (
+        ray.remote(AgentActor)
+        .options(  # type: ignore[attr-defined]
+            name=agent_actor_name(agent_id),
+            namespace=settings.ray.namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            num_cpus=0,
+            max_concurrency=1000,
+            max_restarts=-1,
+            max_task_retries=0,
+        )
+        .remote(settings.model_dump_json(), team_id, agent_id)
+    )
+    return actor.run.remote(tx_id, priority)  # type: ignore[attr-defined]

@@ -1,0 +1,123 @@
+"""Cron schedules of tasks, and the firing loop the scheduler actor runs.
+
+One ``schedules`` document per CRON trigger of a task (kept in step with the task by
+:meth:`linqra.agents.service.AgentService`), holding the next and last fire times in UTC. A fire
+creates a task execution whose idempotency key is ``cron:<schedule>:<scheduled time>`` and then
+advances ``next_fire_at`` by compare-and-set, so a scheduler that dies between the two, restarts,
+or runs twice never doubles a fire, and one that was down finds the fire still due.
+
+Misfires (a fire found more than ``agents.misfire_threshold_seconds`` late, e.g. after the
+scheduler was down): ``FIRE_ONCE_NOW`` fires once now and continues from now; ``SKIP`` fires
+nothing and continues from now — as Quartz's policies of the same names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from linqra.agents.service import SCHEDULES, AgentService
+from linqra.clock import iso
+from linqra.config import AgentSettings
+from linqra.errors import NotFound
+from linqra.scheduling.cron import CronExpression, zone
+
+__all__ = ["Dispatch", "Scheduler", "parse_instant"]
+
+log = logging.getLogger(__name__)
+Dispatch = Callable[[str, str, str, int], Awaitable[Any]]  # team, agent, task execution, priority
+
+
+def parse_instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class Scheduler:
+    def __init__(self, agents: AgentService, settings: AgentSettings, dispatch: Dispatch) -> None:
+        self.agents = agents
+        self.store = agents.store
+        self.settings = settings
+        self.dispatch = dispatch
+        self._crons: dict[str, CronExpression] = {}
+
+    def _cron(self, text: str) -> CronExpression:
+        if text not in self._crons:
+            self._crons[text] = CronExpression(text)
+        return self._crons[text]
+
+    async def due(self, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        return await self.store.scan_all_teams(
+            SCHEDULES, {"active": True, "next_fire_at": {"$lte": iso(now)}}, limit=limit
+        )
+
+    async def tick(self, now: datetime | None = None) -> int:
+        """Fire every schedule that is due; how many task executions were created."""
+        now = now or datetime.now(UTC)
+        fired = 0
+        while True:
+            batch = await self.due(now)
+            results = await asyncio.gather(
+                *(self.fire(s, now) for s in batch), return_exceptions=True
+            )
+            for schedule, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("schedule %s failed to fire: %s", schedule["id"], result)
+                elif result:
+                    fired += 1
+            if len(batch) < 500:
+                return fired
+
+    async def fire(self, schedule: dict[str, Any], now: datetime) -> bool:
+        team_id = schedule["team_id"]
+        due_at = parse_instant(schedule["next_fire_at"])
+        cron, tz = self._cron(schedule["cron"]), zone(schedule["timezone"])
+        late = (now - due_at).total_seconds()
+        misfire = late > self.settings.misfire_threshold_seconds
+        next_at = cron.next_after(now if misfire else due_at, tz)
+        created = False
+        if not misfire or schedule["misfire_policy"] == "FIRE_ONCE_NOW":
+            created = await self._start(team_id, schedule, due_at, now, misfire)
+        advanced = await self.store.update(
+            SCHEDULES, team_id, schedule["id"],
+            {"next_fire_at": iso(next_at) if next_at else None, "active": next_at is not None,
+             "last_fire_at": iso(due_at), "last_fired_late_ms": round(late * 1000, 3),
+             "misfires": schedule.get("misfires", 0) + int(misfire)},
+            where={"next_fire_at": schedule["next_fire_at"]},
+        )  # fmt: skip
+        return created and advanced
+
+    async def _start(
+        self, team_id: str, schedule: dict[str, Any], due_at: datetime, now: datetime, misfire: bool
+    ) -> bool:
+        try:
+            task = await self.agents.get_task(team_id, schedule["task_id"])
+            agent = await self.agents.get_agent(team_id, task["agent_id"])
+        except NotFound:  # deleted meanwhile
+            return False
+        if not (task["enabled"] and agent["enabled"]) or task["paused"]:
+            return False
+        trigger = {
+            "type": "CRON",
+            "schedule_id": schedule["id"],
+            "scheduled_at": iso(due_at),
+            "fired_at": iso(now),
+            "misfire": misfire,
+        }
+        tx, created = await self.agents.new_task_execution(
+            team_id, task, trigger=trigger, idempotency_key=f"cron:{schedule['id']}:{iso(due_at)}"
+        )
+        if created:
+            await self.dispatch(team_id, task["agent_id"], tx["id"], int(task["priority"]))
+        return created
+
+    async def run_forever(self, poll_seconds: float = 0.05) -> None:
+        """Tick whenever a fire is due; a scan per ``poll_seconds`` (50 ms) keeps lateness low."""
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.warning("scheduler tick failed", exc_info=True)
+            await asyncio.sleep(poll_seconds)
