@@ -23,7 +23,7 @@ import ray
 from linqra.config import Settings
 from linqra.system import System
 
-__all__ = ["AgentActor", "RayExecutionPort", "agent_actor_name", "dispatch"]
+__all__ = ["AgentActor", "RayExecutionPort", "agent_actor", "agent_actor_name", "dispatch"]
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,8 @@ class AgentActor:
                 await self.run(tx["id"], tx.get("priority", 5))
 
 
-def dispatch(settings: Settings, team_id: str, agent_id: str, tx_id: str, priority: int = 5) -> Any:
-    """Hand a task execution to its agent's actor, activating the agent if it is passive."""
-    actor = (
+def agent_actor(settings: Settings, team_id: str, agent_id: str) -> Any:
+    return (
         ray.remote(AgentActor)
         .options(  # type: ignore[attr-defined]
             name=agent_actor_name(agent_id),
@@ -143,4 +142,20 @@ def dispatch(settings: Settings, team_id: str, agent_id: str, tx_id: str, priori
         )
         .remote(settings.model_dump_json(), team_id, agent_id)
     )
-    return actor.run.remote(tx_id, priority)  # type: ignore[attr-defined]
+
+
+async def dispatch(
+    settings: Settings, team_id: str, agent_id: str, tx_id: str, priority: int = 5
+) -> None:
+    """Hand a task execution to its agent's actor, activating the agent if it is passive. An
+    actor that is passivating as we call it is replaced (three tries); if none answers, the
+    runner's reaper dispatches the execution later, so it is never lost."""
+    from ray.exceptions import RayActorError
+
+    for attempt in range(3):
+        try:
+            await agent_actor(settings, team_id, agent_id).run.remote(tx_id, priority)
+            return
+        except RayActorError:
+            await asyncio.sleep(0.2 * (attempt + 1))
+    log.warning("agent %s did not take %s; the reaper will retry", agent_id, tx_id)

@@ -120,6 +120,44 @@ class RunnerActor:
                 started += 1
         return started
 
+    async def run_task(self, team_id: str, tx_id: str) -> None:
+        """Run an ad hoc task execution (no agent) on this actor's loop."""
+        from actors.agent import RayExecutionPort
+
+        await self._ready()
+        assert self._system is not None
+        port = RayExecutionPort(get_runner(self.settings))
+        asyncio.get_running_loop().create_task(
+            self._system.agents.run_task_execution(team_id, tx_id, port, owner=RUNNER_NAME)
+        )
+
+    async def reap_task_executions(self) -> int:
+        """Dispatch task executions nobody is running: PENDING ones never started (their agent
+        was passivating, a gateway died) and RUNNING ones whose agent actor went silent."""
+        from actors.agent import dispatch
+
+        await self._ready()
+        assert self._system is not None
+        agents = self._system.agents
+        started = 0
+        for tx in await agents.stale_task_executions(self.settings.agents.stale_after_seconds):
+            team_id = tx["team_id"]
+            if tx["agent_id"] is None:  # ad hoc: run here
+                if tx["status"] == "PENDING" or await agents.release_stale(
+                    team_id, tx["id"], tx["heartbeat_at"]
+                ):
+                    await self.run_task(team_id, tx["id"])
+                    started += 1
+                continue
+            if tx["status"] == "RUNNING" and not await agents.release_stale(
+                team_id, tx["id"], tx["heartbeat_at"]
+            ):
+                continue
+            log.warning("dispatching stale task execution %s (%s)", tx["id"], tx["status"])
+            await dispatch(self.settings, team_id, tx["agent_id"], tx["id"], tx.get("priority", 5))
+            started += 1
+        return started
+
     async def _reap_documents_forever(self) -> None:
         interval = max(1.0, self.settings.knowledge.stale_after_seconds / 3)
         while True:
@@ -128,6 +166,10 @@ class RunnerActor:
                 await self.reap_documents()
             except Exception:
                 log.warning("document reaper pass failed", exc_info=True)
+            try:
+                await self.reap_task_executions()
+            except Exception:
+                log.warning("task execution reaper pass failed", exc_info=True)
 
     async def reap(self) -> int:
         return await (await self._ready()).reap()

@@ -20,6 +20,7 @@ from ray import serve
 from ray.exceptions import RayActorError
 from starlette.requests import Request
 
+from deployments.agents_api import AdhocRequest, ExecuteTaskRequest, wait_task_execution
 from deployments.errors import install_error_handlers
 from deployments.knowledge_api import SearchRequest, upload_document
 from deployments.limits import RequestLimits
@@ -32,7 +33,7 @@ from deployments.openai_api import (
 )
 from linqra import __version__
 from linqra.config import Settings
-from linqra.errors import ValidationError
+from linqra.errors import Conflict, ValidationError
 from linqra.linq import inline_definition, linq_response, parse_linq
 from linqra.scheduling.cron import cron_preview
 from linqra.system import System
@@ -115,6 +116,9 @@ class Gateway:
             self.settings.knowledge.max_upload_bytes + 64 * 1024,  # multipart envelope
         )
         self.runner = get_runner(self.settings)
+        from actors.scheduler import get_scheduler
+
+        self.scheduler = get_scheduler(self.settings)
         self._system: System | None = None
         self._lock = asyncio.Lock()
 
@@ -495,6 +499,199 @@ class Gateway:
             caller={"type": "api", "endpoint": "milvus.search"},
         )
         return {"collection": name, "results": results}
+
+    # -- agents and tasks ---------------------------------------------------------------
+    async def _dispatch(self, team_id: str, tx: dict[str, Any]) -> None:
+        from actors.agent import dispatch
+
+        if tx["agent_id"] is None:
+            await self.runner.run_task.remote(team_id, tx["id"])
+        else:
+            await dispatch(self.settings, team_id, tx["agent_id"], tx["id"], tx["priority"])
+
+    async def _task_answer(self, team: TeamContext, tx: dict[str, Any], wait: bool) -> JSONResponse:
+        agents = (await self.sys()).agents
+        if wait:
+            tx = await wait_task_execution(
+                agents, team.team_id, tx["id"], self.settings.http.wait_timeout_seconds
+            )
+        done = tx["status"] in ("COMPLETED", "FAILED", "CANCELLED")
+        return JSONResponse(tx, status_code=200 if done else 202)
+
+    @app.post("/v1/agents", status_code=201, tags=["agents"])
+    async def create_agent(self, team: Team, body: JsonObject) -> dict[str, Any]:
+        """``{name, description?, enabled?, max_concurrency?}``."""
+        return await (await self.sys()).agents.create_agent(team.team_id, body)
+
+    @app.get("/v1/agents", tags=["agents"])
+    async def list_agents(
+        self, team: Team, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        items, total = await (await self.sys()).agents.list_agents(
+            team.team_id, limit=limit, offset=offset
+        )
+        return page(items, total, limit, offset)
+
+    @app.get("/v1/agents/{agent_id}", tags=["agents"])
+    async def get_agent(self, team: Team, agent_id: ResourceId) -> dict[str, Any]:
+        return await (await self.sys()).agents.get_agent(team.team_id, agent_id)
+
+    @app.put("/v1/agents/{agent_id}", tags=["agents"])
+    async def update_agent(
+        self, team: Team, agent_id: ResourceId, body: JsonObject
+    ) -> dict[str, Any]:
+        return await (await self.sys()).agents.update_agent(team.team_id, agent_id, body)
+
+    @app.delete("/v1/agents/{agent_id}", status_code=204, tags=["agents"])
+    async def delete_agent(self, team: Team, agent_id: ResourceId) -> Response:
+        await (await self.sys()).agents.delete_agent(team.team_id, agent_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/agents/{agent_id}/tasks", status_code=201, tags=["agents"])
+    async def create_task(
+        self, team: Team, agent_id: ResourceId, body: JsonObject
+    ) -> dict[str, Any]:
+        """``{name, type, config, priority?, max_retries?, backoff_seconds?, timeout_seconds?,
+        enabled?, triggers?}`` — see docs/agents.md for each type's config."""
+        return await (await self.sys()).agents.create_task(
+            team.team_id, agent_id, body, created_by=team.user_id
+        )
+
+    @app.get("/v1/agents/{agent_id}/tasks", tags=["agents"])
+    async def list_tasks(
+        self, team: Team, agent_id: ResourceId, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        items, total = await (await self.sys()).agents.list_tasks(
+            team.team_id, agent_id, limit=limit, offset=offset
+        )
+        return page(items, total, limit, offset)
+
+    @app.get("/v1/agents/{agent_id}/executions", tags=["agents"])
+    async def agent_executions(
+        self, team: Team, agent_id: ResourceId, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        agents = (await self.sys()).agents
+        await agents.get_agent(team.team_id, agent_id)
+        items, total = await agents.list_task_executions(
+            team.team_id, agent_id=agent_id, limit=limit, offset=offset
+        )
+        return page(items, total, limit, offset)
+
+    @app.post("/v1/tasks/execute-adhoc", tags=["agents"])
+    async def execute_adhoc(
+        self, team: Team, body: AdhocRequest, wait: Annotated[bool, Query()] = False
+    ) -> JSONResponse:
+        agents = (await self.sys()).agents
+        task = body.task()
+        await agents.compile(team.team_id, task["type"], task["config"])
+        tx, _ = await agents.new_task_execution(
+            team.team_id, task, input=body.input, trigger={"type": "MANUAL", "adhoc": True}
+        )
+        await self._dispatch(team.team_id, tx)
+        return await self._task_answer(team, tx, wait)
+
+    @app.get("/v1/tasks/{task_id}", tags=["agents"])
+    async def get_task(self, team: Team, task_id: ResourceId) -> dict[str, Any]:
+        agents = (await self.sys()).agents
+        await agents.get_task(team.team_id, task_id)
+        return await agents.sync_schedules(team.team_id, task_id)
+
+    @app.put("/v1/tasks/{task_id}", tags=["agents"])
+    async def update_task(
+        self, team: Team, task_id: ResourceId, body: JsonObject
+    ) -> dict[str, Any]:
+        return await (await self.sys()).agents.update_task(
+            team.team_id, task_id, body, created_by=team.user_id
+        )
+
+    @app.delete("/v1/tasks/{task_id}", status_code=204, tags=["agents"])
+    async def delete_task(self, team: Team, task_id: ResourceId) -> Response:
+        await (await self.sys()).agents.delete_task(team.team_id, task_id)
+        return Response(status_code=204)
+
+    @app.get("/v1/tasks/{task_id}/versions", tags=["agents"])
+    async def task_versions(self, team: Team, task_id: ResourceId) -> dict[str, Any]:
+        items = await (await self.sys()).agents.task_versions(team.team_id, task_id)
+        return {"items": items, "total": len(items)}
+
+    @app.post("/v1/tasks/{task_id}/versions/{version}/rollback", status_code=201, tags=["agents"])
+    async def rollback_task(
+        self, team: Team, task_id: ResourceId, version: Annotated[int, Path(ge=1)]
+    ) -> dict[str, Any]:
+        return await (await self.sys()).agents.rollback_task(team.team_id, task_id, version)
+
+    @app.post("/v1/tasks/{task_id}/execute", tags=["agents"])
+    async def execute_task(
+        self,
+        team: Team,
+        task_id: ResourceId,
+        body: ExecuteTaskRequest | None = None,
+        wait: Annotated[bool, Query()] = False,
+    ) -> JSONResponse:
+        """Run a task now (a MANUAL trigger): 202 and the PENDING task execution, or with
+        ``wait=true`` its end. An ``idempotency_key`` seen before returns the first execution."""
+        agents = (await self.sys()).agents
+        body = body or ExecuteTaskRequest()
+        task = await agents.get_task(team.team_id, task_id)
+        if not task["enabled"]:
+            raise Conflict("the task is disabled", field="task_id")
+        key = f"manual:{task_id}:{body.idempotency_key}" if body.idempotency_key else None
+        tx, created = await agents.new_task_execution(
+            team.team_id,
+            task,
+            input=body.input,
+            trigger={"type": "MANUAL", "user": team.user_id},
+            idempotency_key=key,
+        )
+        if created:
+            await self._dispatch(team.team_id, tx)
+        return await self._task_answer(team, tx, wait)
+
+    @app.post("/v1/tasks/{task_id}/{switch}", tags=["agents"])
+    async def switch_task(
+        self,
+        team: Team,
+        task_id: ResourceId,
+        switch: Literal["enable", "disable", "pause", "resume"],
+    ) -> dict[str, Any]:
+        """``enable``/``disable`` the task; ``pause``/``resume`` its schedules (resuming starts
+        from now: a paused period is not caught up)."""
+        agents = (await self.sys()).agents
+        if switch in ("enable", "disable"):
+            return await agents.set_enabled(team.team_id, task_id, enabled=switch == "enable")
+        return await agents.set_enabled(team.team_id, task_id, paused=switch == "pause")
+
+    @app.get("/v1/task-executions", tags=["agents"])
+    async def list_task_executions(
+        self,
+        team: Team,
+        agent_id: Annotated[str | None, Query(max_length=128)] = None,
+        task_id: Annotated[str | None, Query(max_length=128)] = None,
+        status: Annotated[
+            Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"] | None, Query()
+        ] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        items, total = await (await self.sys()).agents.list_task_executions(
+            team.team_id,
+            agent_id=agent_id,
+            task_id=task_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+        return page(items, total, limit, offset)
+
+    @app.get("/v1/task-executions/{tx_id}", tags=["agents"])
+    async def get_task_execution(self, team: Team, tx_id: ResourceId) -> dict[str, Any]:
+        return await (await self.sys()).agents.get_task_execution(team.team_id, tx_id)
+
+    @app.post("/v1/task-executions/{tx_id}/cancel", tags=["agents"])
+    async def cancel_task_execution(self, team: Team, tx_id: ResourceId) -> dict[str, Any]:
+        """Cancel: a PENDING one at once, a RUNNING one stops its workflow execution (the agent
+        sees the request within a second)."""
+        return await (await self.sys()).agents.request_cancel(team.team_id, tx_id)
 
     # -- scheduling ---------------------------------------------------------------------
     @app.get("/v1/cron/next", tags=["scheduling"])

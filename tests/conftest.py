@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from linqra.config import (
+    AgentSettings,
     ExecutionSettings,
     KnowledgeSettings,
     LLMProviderConfig,
@@ -152,6 +153,7 @@ def make_settings(
         ),
         llm=LLMSettings(providers=providers),
         knowledge=KnowledgeSettings(vector_uri=milvus, stale_after_seconds=2),
+        agents=AgentSettings(idle_seconds=4, stale_after_seconds=3, misfire_threshold_seconds=5),
         **overrides,
     )
 

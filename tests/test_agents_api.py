@@ -1,0 +1,178 @@
+"""Agents on Ray through the gateway: agent actors (activation, passivation, crash adoption),
+the scheduler actor (cron fires, pause/resume, restart), manual and ad hoc runs, cancel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.ray
+
+TEAM = {"X-Team-Id": "team-agents"}
+
+
+@pytest.fixture
+def api(gateway_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway_url, headers=TEAM, timeout=90) as client:
+        yield client
+
+
+def until(check: Any, timeout: float = 30, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout}s")
+
+
+def actor_alive(name: str, namespace: str) -> bool:
+    import ray
+
+    try:
+        ray.get_actor(name, namespace=namespace)
+        return True
+    except ValueError:
+        return False
+
+
+def test_manual_run_activates_the_agent_which_passivates_when_idle(
+    api: httpx.Client, ray_settings: Any
+) -> None:
+    agent = api.post("/v1/agents", json={"name": "calc", "max_concurrency": 2}).json()
+    task = api.post(f"/v1/agents/{agent['id']}/tasks", json={
+        "name": "sum", "type": "DATA_PROCESSING", "config": {"expression": "sum(values)"}}).json()  # fmt: skip
+    done = api.post(
+        f"/v1/tasks/{task['id']}/execute",
+        params={"wait": "true"},
+        json={"input": {"values": [1, 2, 3]}},
+    )
+    assert (
+        done.status_code == 200
+        and done.json()["status"] == "COMPLETED"
+        and done.json()["result"] == 6
+    )
+    assert done.json()["trigger"]["type"] == "MANUAL"
+    execution = api.get(f"/v1/executions/{done.json()['execution_ids'][0]}").json()
+    assert execution["source"] == "task" and execution["status"] == "COMPLETED"
+    name = f"linqra-agent-{agent['id']}"
+    assert actor_alive(name, ray_settings.ray.namespace)
+    until(lambda: not actor_alive(name, ray_settings.ray.namespace), timeout=20)  # idle 4 s: gone
+    again = api.post(
+        f"/v1/tasks/{task['id']}/execute", params={"wait": "true"}, json={"input": {"values": [5]}}
+    )
+    assert again.json()["result"] == 5  # re-activated on demand
+    listed = api.get(f"/v1/agents/{agent['id']}/executions").json()
+    assert listed["total"] == 2
+    same = api.post(
+        f"/v1/tasks/{task['id']}/execute", json={"input": {"values": [1]}, "idempotency_key": "k1"}
+    ).json()
+    twice = api.post(
+        f"/v1/tasks/{task['id']}/execute", json={"input": {"values": [1]}, "idempotency_key": "k1"}
+    ).json()
+    assert same["id"] == twice["id"]
+
+
+def test_cron_task_fires_every_second_pauses_and_survives_a_scheduler_restart(
+    api: httpx.Client, ray_settings: Any
+) -> None:
+    import ray
+
+    agent = api.post("/v1/agents", json={"name": "ticker"}).json()
+    task = api.post(f"/v1/agents/{agent['id']}/tasks", json={
+        "name": "tick", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "CRON", "cron": "* * * * * ?", "timezone": "Europe/Paris"}]}).json()  # fmt: skip
+    assert task["schedules"][0]["active"]
+
+    def executions() -> list[dict[str, Any]]:
+        return api.get("/v1/task-executions", params={"task_id": task["id"], "limit": 100}).json()[
+            "items"
+        ]
+
+    until(lambda: len([e for e in executions() if e["status"] == "COMPLETED"]) >= 3, timeout=30)
+    scheduler = ray.get_actor("linqra-scheduler", namespace=ray_settings.ray.namespace)
+    ray.kill(scheduler, no_restart=False)  # Ray restarts it; it carries on from the store
+    before = len(executions())
+    until(lambda: len(executions()) >= before + 3, timeout=30)
+    assert api.post(f"/v1/tasks/{task['id']}/pause").json()["paused"] is True
+    time.sleep(1.5)
+    paused_count = len(executions())
+    time.sleep(2.5)
+    assert len(executions()) == paused_count  # nothing fired while paused
+    api.post(f"/v1/tasks/{task['id']}/disable")
+    fires = [e["trigger"]["scheduled_at"] for e in executions()]
+    assert len(fires) == len(set(fires))  # no time fired twice, also across the restart
+    until(lambda: all(e["status"] == "COMPLETED" for e in executions()), timeout=30)
+    late = [e["trigger"] for e in executions() if e["trigger"].get("misfire")]
+    assert late == []
+
+
+def test_adhoc_run_cancel_and_an_agent_killed_mid_run(api: httpx.Client, ray_settings: Any) -> None:
+    import ray
+
+    adhoc = api.post("/v1/tasks/execute-adhoc", params={"wait": "true"}, json={
+        "config": {"steps": [{"step": 1, "target": "transform", "params": {"expression": "x", "input": "{{params}}"}}]},
+        "input": {"x": "hello"}}).json()  # fmt: skip
+    assert (
+        adhoc["status"] == "COMPLETED" and adhoc["result"] == "hello" and adhoc["task_id"] is None
+    )
+
+    agent = api.post("/v1/agents", json={"name": "slow"}).json()
+    slow = api.post(f"/v1/agents/{agent['id']}/tasks", json={
+        "name": "wait", "type": "WORKFLOW_EMBEDDED",
+        "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": "{{params.seconds}}"}}]}}).json()  # fmt: skip
+    running = api.post(f"/v1/tasks/{slow['id']}/execute", json={"input": {"seconds": 30}}).json()
+    until(lambda: api.get(f"/v1/task-executions/{running['id']}").json()["status"] == "RUNNING")
+    cancelled = api.post(f"/v1/task-executions/{running['id']}/cancel").json()
+    assert cancelled["cancel_requested"]
+    final = until(
+        lambda: (
+            (d := api.get(f"/v1/task-executions/{running['id']}").json())["status"] == "CANCELLED"
+            and d
+        )
+    )
+    assert api.get(f"/v1/executions/{final['execution_ids'][0]}").json()["status"] == "CANCELLED"
+
+    # kill the busy agent's actor: it restarts, adopts the run, and the run still completes
+    busy = api.post(f"/v1/tasks/{slow['id']}/execute", json={"input": {"seconds": 3}}).json()
+    until(lambda: api.get(f"/v1/task-executions/{busy['id']}").json()["status"] == "RUNNING")
+    actor = ray.get_actor(f"linqra-agent-{agent['id']}", namespace=ray_settings.ray.namespace)
+    ray.kill(actor, no_restart=False)
+    done = until(
+        lambda: (
+            (d := api.get(f"/v1/task-executions/{busy['id']}").json())["status"]
+            in ("COMPLETED", "FAILED")
+            and d
+        ),
+        timeout=40,
+    )
+    assert (
+        done["status"] == "COMPLETED" and done["attempts"] == 1
+    )  # the same execution, not a rerun
+
+
+def test_bad_agent_and_task_requests(api: httpx.Client, gateway_url: str) -> None:
+    assert api.post("/v1/agents", json={"name": ""}).json()["error"]["field"] == "name"
+    agent = api.post("/v1/agents", json={"name": "strict"}).json()
+    bad = api.post(f"/v1/agents/{agent['id']}/tasks", json={
+        "name": "x", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "CRON", "cron": "0 0 12 * * *"}]})  # fmt: skip
+    assert (
+        bad.status_code == 400 and bad.json()["error"]["field"] == "triggers[0].cron.day-of-month"
+    )
+    assert (
+        api.post(
+            "/v1/agents/ag_nope/tasks",
+            json={"name": "x", "type": "DATA_PROCESSING", "config": {"expression": "@"}},
+        ).status_code
+        == 404
+    )
+    assert api.get("/v1/task-executions/tx_nope").status_code == 404
+    assert api.post("/v1/tasks/execute-adhoc", json={"config": {"steps": []}}).status_code == 400
+    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "someone-else"}) as other:
+        assert other.get(f"/v1/agents/{agent['id']}").status_code == 404
