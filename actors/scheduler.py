@@ -12,8 +12,11 @@ from typing import Any
 import ray
 
 from actors.agent import dispatch
+from actors.events import open_bus
+from linqra.agents.service import EVENT_TRIGGERS
 from linqra.config import Settings
 from linqra.scheduling.scheduler import Scheduler
+from linqra.scheduling.triggers import EventRouter, team_topic
 from linqra.system import System
 
 __all__ = ["SCHEDULER_NAME", "SchedulerActor", "get_scheduler"]
@@ -26,6 +29,7 @@ class SchedulerActor:
     def __init__(self, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
         self.fired = 0
+        self.events = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _dispatch(self, team_id: str, agent_id: str, tx_id: str, priority: int) -> None:
@@ -34,6 +38,7 @@ class SchedulerActor:
     async def _run(self) -> None:
         system = await System.open(self.settings, init=False)
         scheduler = Scheduler(system.agents, self.settings.agents, self._dispatch)
+        self._events = asyncio.get_running_loop().create_task(self._event_triggers(system))
         while True:
             try:
                 self.fired += await scheduler.tick()
@@ -41,8 +46,46 @@ class SchedulerActor:
                 log.warning("scheduler tick failed", exc_info=True)
             await asyncio.sleep(0.05)
 
+    async def _event_triggers(self, system: System) -> None:
+        """One consumer per bus topic that some active EVENT_DRIVEN trigger listens to."""
+        bus = open_bus(self.settings)
+        router = EventRouter(system.agents, self._dispatch)
+        consumers: dict[str, asyncio.Task[None]] = {}
+        while True:
+            try:
+                triggers = await system.store.scan_all_teams(
+                    EVENT_TRIGGERS, {"active": True}, limit=10_000
+                )
+                topics = {team_topic(t["team_id"], t["topic"]) for t in triggers}
+                for topic in topics - consumers.keys():
+                    consumers[topic] = asyncio.get_running_loop().create_task(
+                        self._consume(bus, topic, router)
+                    )
+                for topic in consumers.keys() - topics:
+                    consumers.pop(topic).cancel()
+            except Exception:
+                log.warning("event trigger refresh failed", exc_info=True)
+            await asyncio.sleep(1.0)
+
+    async def _consume(self, bus: Any, topic: str, router: EventRouter) -> None:
+        subscription = await bus.subscribe(topic, "linqra-triggers", "scheduler")
+        try:
+            while True:
+                try:
+                    for delivery in await subscription.fetch(100, 1.0):
+                        self.events += 1
+                        await router.handle(delivery.event)  # idempotent: safe to see twice
+                        await subscription.ack(delivery)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # unacknowledged: it comes back
+                    log.warning("event on %s not handled", topic, exc_info=True)
+                    await asyncio.sleep(1.0)
+        finally:
+            await subscription.close()
+
     async def ping(self) -> dict[str, Any]:
-        return {"fired": self.fired, "running": not self._task.done()}
+        return {"fired": self.fired, "events": self.events, "running": not self._task.done()}
 
 
 def get_scheduler(settings: Settings) -> Any:

@@ -8,7 +8,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from linqra.agents.service import TERMINAL, AgentService
 from linqra.errors import ValidationError
 
-__all__ = ["AdhocRequest", "ExecuteTaskRequest", "wait_task_execution"]
+__all__ = [
+    "AdhocRequest",
+    "ExecuteTaskRequest",
+    "HookRequest",
+    "PublishRequest",
+    "wait_task_execution",
+]
+
+
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topic: str = Field(min_length=1, max_length=150)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class HookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topic: str = Field(min_length=1, max_length=150)
+    description: str = Field(default="", max_length=500)
 
 
 class ExecuteTaskRequest(BaseModel):

@@ -10,6 +10,8 @@ hands it over, and (``?wait=true``, ``POST /linq``) waits for the result.
 # no "from __future__ import annotations": FastAPI reads these annotations at runtime through Serve
 
 import asyncio
+import hashlib
+import json
 import logging
 from typing import Annotated, Any, Literal
 
@@ -20,7 +22,13 @@ from ray import serve
 from ray.exceptions import RayActorError
 from starlette.requests import Request
 
-from deployments.agents_api import AdhocRequest, ExecuteTaskRequest, wait_task_execution
+from deployments.agents_api import (
+    AdhocRequest,
+    ExecuteTaskRequest,
+    HookRequest,
+    PublishRequest,
+    wait_task_execution,
+)
 from deployments.errors import install_error_handlers
 from deployments.knowledge_api import SearchRequest, upload_document
 from deployments.limits import RequestLimits
@@ -36,6 +44,7 @@ from linqra.config import Settings
 from linqra.errors import Conflict, ValidationError
 from linqra.linq import inline_definition, linq_response, parse_linq
 from linqra.scheduling.cron import cron_preview
+from linqra.scheduling.triggers import HookService, publish_team_event
 from linqra.system import System
 from linqra.tenancy import TeamContext, validate_team_id
 from linqra.workflows.records import TERMINAL
@@ -120,6 +129,7 @@ class Gateway:
 
         self.scheduler = get_scheduler(self.settings)
         self._system: System | None = None
+        self._event_bus: Any = None
         self._lock = asyncio.Lock()
 
     async def sys(self) -> System:
@@ -692,6 +702,73 @@ class Gateway:
         """Cancel: a PENDING one at once, a RUNNING one stops its workflow execution (the agent
         sees the request within a second)."""
         return await (await self.sys()).agents.request_cancel(team.team_id, tx_id)
+
+    # -- events and webhooks -------------------------------------------------------------
+    def _bus(self) -> Any:
+        if self._event_bus is None:
+            from actors.events import open_bus
+
+            self._event_bus = open_bus(self.settings)
+        return self._event_bus
+
+    @app.post("/v1/events", status_code=202, tags=["events"])
+    async def publish_event(self, team: Team, body: PublishRequest) -> dict[str, Any]:
+        """Publish ``payload`` on the team's ``topic``; EVENT_DRIVEN triggers on it start tasks."""
+        event = await publish_team_event(
+            self._bus(),
+            team.team_id,
+            body.topic,
+            body.payload,
+            idempotency_key=body.idempotency_key,
+        )
+        return {"id": event.id, "topic": body.topic, "published_at": event.published_at}
+
+    @app.post("/v1/hooks", status_code=201, tags=["events"])
+    async def create_hook(self, team: Team, body: HookRequest) -> dict[str, Any]:
+        """A webhook publishing to ``topic``; the answer holds the signing ``secret`` (only here)."""
+        hook = await HookService((await self.sys()).store).create(
+            team.team_id, body.topic, body.description
+        )
+        return {**hook, "url": f"/v1/hooks/{hook['id']}"}
+
+    @app.get("/v1/hooks", tags=["events"])
+    async def list_hooks(self, team: Team) -> dict[str, Any]:
+        items = await HookService((await self.sys()).store).list(team.team_id)
+        return {"items": items, "total": len(items)}
+
+    @app.delete("/v1/hooks/{hook_id}", status_code=204, tags=["events"])
+    async def delete_hook(self, team: Team, hook_id: ResourceId) -> Response:
+        await HookService((await self.sys()).store).delete(team.team_id, hook_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/hooks/{hook_id}", status_code=202, tags=["events"])
+    async def call_hook(
+        self,
+        hook_id: ResourceId,
+        request: Request,
+        signature: Annotated[str | None, Header(alias="X-Linqra-Signature")] = None,
+        idempotency_key: Annotated[
+            str | None, Header(alias="X-Idempotency-Key", max_length=200)
+        ] = None,
+    ) -> dict[str, Any]:
+        """Called by another system (no team header: the hook knows its team). The raw body must
+        be signed: ``X-Linqra-Signature: sha256=<hex HMAC-SHA256(secret, body)>``."""
+        body = await request.body()
+        team_id, hook = await HookService((await self.sys()).store).verify(hook_id, body, signature)
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            raise ValidationError("the webhook body is not JSON", field="body") from None
+        key = idempotency_key or hashlib.sha256(body).hexdigest()
+        event = await publish_team_event(
+            self._bus(),
+            team_id,
+            hook["topic"],
+            payload,
+            idempotency_key=f"hook:{hook_id}:{key}",
+            source="webhook",
+        )
+        return {"id": event.id, "topic": hook["topic"]}
 
     # -- scheduling ---------------------------------------------------------------------
     @app.get("/v1/cron/next", tags=["scheduling"])

@@ -46,7 +46,9 @@ TASKS = "tasks"
 TASK_VERSIONS = "task_versions"
 TASK_EXECUTIONS = "task_executions"
 SCHEDULES = "schedules"
+EVENT_TRIGGERS = "event_triggers"
 AGENT_INDEXES = [
+    IndexSpec(EVENT_TRIGGERS, ("topic", "active")),
     IndexSpec(SCHEDULES, ("task_id",)),
     IndexSpec(SCHEDULES, ("active", "next_fire_at")),
     IndexSpec(AGENTS, ("created_at",)),
@@ -248,6 +250,11 @@ class AgentService:
         for doc in await self.store.find(SCHEDULES, team_id, {"task_id": task_id}, limit=100):
             if doc["id"] not in keep:
                 await self.store.delete(SCHEDULES, team_id, doc["id"])
+        if not keep:  # the task is gone: its event triggers too
+            for doc in await self.store.find(
+                EVENT_TRIGGERS, team_id, {"task_id": task_id}, limit=100
+            ):
+                await self.store.delete(EVENT_TRIGGERS, team_id, doc["id"])
 
     async def sync_schedules(self, team_id: str, task_id: str) -> dict[str, Any]:
         """One schedule per CRON trigger of the task's current version; active while the task is
@@ -293,7 +300,34 @@ class AgentService:
         task["schedules"] = await self.store.find(
             SCHEDULES, team_id, {"task_id": task_id}, limit=100
         )
+        task["event_triggers"] = await self._sync_event_triggers(team_id, task, active)
         return task
+
+    async def _sync_event_triggers(
+        self, team_id: str, task: dict[str, Any], active: bool
+    ) -> list[dict[str, Any]]:
+        wanted = {
+            f"{task['id']}-e{i}": trigger
+            for i, trigger in enumerate(task["triggers"])
+            if trigger["type"] == "EVENT_DRIVEN"
+        }
+        for doc in await self.store.find(
+            EVENT_TRIGGERS, team_id, {"task_id": task["id"]}, limit=100
+        ):
+            if doc["id"] not in wanted:
+                await self.store.delete(EVENT_TRIGGERS, team_id, doc["id"])
+        for trigger_id, trigger in wanted.items():
+            doc = {
+                "id": trigger_id, "task_id": task["id"], "agent_id": task["agent_id"],
+                "topic": trigger["topic"], "filter": trigger.get("filter") or {}, "active": active,
+            }  # fmt: skip
+            if await self.store.get(EVENT_TRIGGERS, team_id, trigger_id) is None:
+                await self.store.insert(EVENT_TRIGGERS, team_id, doc)
+            else:
+                await self.store.update(
+                    EVENT_TRIGGERS, team_id, trigger_id, {k: v for k, v in doc.items() if k != "id"}
+                )
+        return await self.store.find(EVENT_TRIGGERS, team_id, {"task_id": task["id"]}, limit=100)
 
     # -- compiling a task to a workflow --------------------------------------------------------
     async def compile(
