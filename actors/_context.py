@@ -11,5 +11,9 @@ from linqra.steps.base import StepContext, TargetRegistry
 
 @lru_cache(maxsize=4)
 def worker_context(settings_json: str) -> tuple[TargetRegistry, StepContext]:
+    from actors.agent import RayLauncher
+
     settings = Settings.model_validate_json(settings_json)
-    return default_registry(settings), StepContext(settings)
+    ctx = StepContext(settings)
+    ctx.resources["launcher"] = RayLauncher(settings)  # agent and workflow steps
+    return default_registry(settings), ctx

@@ -23,7 +23,14 @@ import ray
 from linqra.config import Settings
 from linqra.system import System
 
-__all__ = ["AgentActor", "RayExecutionPort", "agent_actor", "agent_actor_name", "dispatch"]
+__all__ = [
+    "AgentActor",
+    "RayExecutionPort",
+    "RayLauncher",
+    "agent_actor",
+    "agent_actor_name",
+    "dispatch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,7 @@ class AgentActor:
         self._queue: list[tuple[int, int, str]] = []  # (-priority, order, task execution id)
         self._order = itertools.count()
         self._queued: set[str] = set()
+        self._nested: list[str] = []
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._wake = asyncio.Event()
         self._idle_since = asyncio.get_running_loop().time()
@@ -68,12 +76,17 @@ class AgentActor:
             self._system = await System.open(self.settings, init=False)
         return self._system
 
-    async def run(self, tx_id: str, priority: int = 5) -> None:
-        """Queue a task execution of this agent (again is a no-op)."""
+    async def run(self, tx_id: str, priority: int = 5, nested: bool = False) -> None:
+        """Queue a task execution of this agent (again is a no-op). ``nested`` ones — started by
+        a workflow step that waits for them — start at once, outside the concurrency limit: a
+        waiting parent holding the last slot would otherwise wait for itself."""
         if tx_id in self._queued or tx_id in self._running:
             return
         self._queued.add(tx_id)
-        heapq.heappush(self._queue, (-priority, next(self._order), tx_id))
+        if nested:
+            self._nested.append(tx_id)
+        else:
+            heapq.heappush(self._queue, (-priority, next(self._order), tx_id))
         self._wake.set()
 
     async def status(self) -> dict[str, Any]:
@@ -94,8 +107,8 @@ class AgentActor:
         while True:
             agent = await system.agents.get_agent(self.team_id, self.agent_id)
             limit = int(agent["max_concurrency"])
-            while self._queue and len(self._running) < limit:
-                _, _, tx_id = heapq.heappop(self._queue)
+            while self._nested or (self._queue and len(self._running) < limit):
+                tx_id = self._nested.pop(0) if self._nested else heapq.heappop(self._queue)[2]
                 self._queued.discard(tx_id)
                 task = loop.create_task(
                     system.agents.run_task_execution(
@@ -104,7 +117,7 @@ class AgentActor:
                 )
                 self._running[tx_id] = task
                 task.add_done_callback(functools.partial(self._done, tx_id))
-            idle = not self._running and not self._queue
+            idle = not self._running and not self._queue and not self._nested
             if idle and loop.time() - self._idle_since > idle_after:
                 log.info("agent %s idle for %.0fs: passivating", self.agent_id, idle_after)
                 await system.close()
@@ -145,7 +158,13 @@ def agent_actor(settings: Settings, team_id: str, agent_id: str) -> Any:
 
 
 async def dispatch(
-    settings: Settings, team_id: str, agent_id: str, tx_id: str, priority: int = 5
+    settings: Settings,
+    team_id: str,
+    agent_id: str,
+    tx_id: str,
+    priority: int = 5,
+    *,
+    nested: bool = False,
 ) -> None:
     """Hand a task execution to its agent's actor, activating the agent if it is passive. An
     actor that is passivating as we call it is replaced (three tries); if none answers, the
@@ -154,8 +173,34 @@ async def dispatch(
 
     for attempt in range(3):
         try:
-            await agent_actor(settings, team_id, agent_id).run.remote(tx_id, priority)
+            await agent_actor(settings, team_id, agent_id).run.remote(tx_id, priority, nested)
             return
         except RayActorError:
             await asyncio.sleep(0.2 * (attempt + 1))
     log.warning("agent %s did not take %s; the reaper will retry", agent_id, tx_id)
+
+
+class RayLauncher:
+    """What ``agent`` and ``workflow`` steps start things with on the cluster."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _port(self) -> RayExecutionPort:
+        from actors.runner import get_runner
+
+        return RayExecutionPort(get_runner(self.settings))
+
+    async def dispatch(self, team_id: str, agent_id: str | None, tx_id: str, priority: int) -> None:
+        if agent_id is None:
+            from actors.runner import get_runner
+
+            await get_runner(self.settings).run_task.remote(team_id, tx_id)
+        else:
+            await dispatch(self.settings, team_id, agent_id, tx_id, priority, nested=True)
+
+    async def submit(self, team_id: str, execution_id: str) -> None:
+        await self._port().submit(team_id, execution_id)
+
+    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        return await self._port().wait(team_id, execution_id, timeout)

@@ -3,6 +3,7 @@ the scheduler actor (cron fires, pause/resume, restart), manual and ad hoc runs,
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -176,3 +177,42 @@ def test_bad_agent_and_task_requests(api: httpx.Client, gateway_url: str) -> Non
     assert api.post("/v1/tasks/execute-adhoc", json={"config": {"steps": []}}).status_code == 400
     with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "someone-else"}) as other:
         assert other.get(f"/v1/agents/{agent['id']}").status_code == 404
+
+
+def test_agent_and_workflow_steps_and_a_trigger_cycle_is_stopped(api: httpx.Client) -> None:
+    agent = api.post("/v1/agents", json={"name": "helpers", "max_concurrency": 1}).json()
+    total = api.post(f"/v1/agents/{agent['id']}/tasks", json={
+        "name": "total", "type": "DATA_PROCESSING", "config": {"expression": "sum(values)"}}).json()  # fmt: skip
+    inner = api.post("/v1/workflows", json={"name": "inner", "steps": [
+        {"step": 1, "target": "transform", "params": {"expression": "join('-', parts)", "input": "{{params}}"}}]}).json()  # fmt: skip
+    outer = api.post("/v1/workflows", json={"name": "outer", "mode": "dag", "steps": [
+        {"step": 1, "target": "agent", "action": "execute", "params": {"taskId": total["id"], "input": {"values": [2, 3]}}},
+        {"step": 2, "target": "workflow", "action": "execute", "params": {"workflowId": inner["id"], "params": {"parts": ["a", "b"]}}},
+        {"step": 3, "target": "transform", "params": {"expression": "[sum, joined]",
+         "input": {"sum": "{{step1.result.result}}", "joined": "{{step2.result.result}}"}}},
+    ]}).json()  # fmt: skip
+    record = api.post(
+        f"/v1/workflows/{outer['id']}/execute", params={"wait": "true"}, json={}
+    ).json()
+    assert record["status"] == "COMPLETED", record["error"]
+    assert record["result"] == [5, "a-b"]
+    runs = api.get("/v1/task-executions", params={"task_id": total["id"]}).json()["items"]
+    assert runs[0]["trigger"]["type"] == "WORKFLOW" and runs[0]["depth"] == 1
+
+    # a task that runs a workflow that runs the same task: stopped at the depth limit
+    loop_wf = api.post(
+        "/v1/workflows", json={"name": "loop", "steps": [{"step": 1, "target": "noop"}]}
+    ).json()
+    looping = api.post(f"/v1/agents/{agent['id']}/tasks", json={
+        "name": "loop", "type": "WORKFLOW_TRIGGER", "config": {"workflow_id": loop_wf["id"]}}).json()  # fmt: skip
+    api.put(f"/v1/workflows/{loop_wf['id']}", json={"name": "loop", "steps": [
+        {"step": 1, "target": "agent", "action": "execute", "params": {"taskId": looping["id"]}}]})  # fmt: skip
+    ended = api.post(f"/v1/tasks/{looping['id']}/execute", params={"wait": "true"}, json={}).json()
+    assert ended["status"] == "FAILED"
+    nested = api.get("/v1/task-executions", params={"task_id": looping["id"], "limit": 100}).json()[
+        "items"
+    ]
+    assert sorted(t["depth"] for t in nested) == [0, 1, 2, 3, 4, 5]
+    assert all(t["status"] == "FAILED" for t in nested)
+    deepest = max(nested, key=lambda t: t["depth"])
+    assert "deeper than 5" in json.dumps(deepest["error"])

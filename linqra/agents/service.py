@@ -548,7 +548,7 @@ class AgentService:
                 )
             execution = await self.workflows.new_execution(
                 team_id, workflow_id=workflow_id, definition=definition, params=dict(params),
-                executed_by=f"task:{tx['task_id'] or 'adhoc'}", source="task",
+                executed_by=f"task:{tx['task_id'] or 'adhoc'}", source="task", depth=tx["depth"],
             )  # fmt: skip
             await self.store.update(
                 TASK_EXECUTIONS, team_id, tx_id,

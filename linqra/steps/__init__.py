@@ -8,6 +8,7 @@ from linqra.steps.builtin import NoopTarget, TransformTarget, WaitTarget
 from linqra.steps.http import HttpTarget, ServiceTarget
 from linqra.steps.knowledge import KnowledgeHubTarget, MilvusTarget
 from linqra.steps.llm import LLM_TARGETS, LLMTarget
+from linqra.steps.orchestration import AgentStepTarget, WorkflowStepTarget
 
 __all__ = [
     "ExecutorKind",
@@ -29,6 +30,8 @@ def default_registry(settings: Settings) -> TargetRegistry:
             HttpTarget(),
             MilvusTarget(),
             KnowledgeHubTarget(),
+            AgentStepTarget(),
+            WorkflowStepTarget(),
         ]
     )
     for name in LLM_TARGETS:

@@ -220,6 +220,7 @@ class WorkflowService:
         executed_by: str | None = None,
         intent: str | None = None,
         source: str = "api",
+        depth: int = 0,
     ) -> Document:
         """Insert a PENDING execution of a stored workflow (its current version) or an inline definition."""
         version = None
@@ -244,6 +245,7 @@ class WorkflowService:
                 "executed_by": executed_by,
                 "intent": intent,
                 "source": source,
+                "depth": depth,
             },
         )
 
