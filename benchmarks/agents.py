@@ -1,0 +1,168 @@
+"""Benchmarks B8 and B9 of agents and the scheduler.
+
+    python -m benchmarks.agents b8 [TRIGGERS SECONDS]   # default 1000 triggers, 60 s
+    python -m benchmarks.agents b9
+
+B8  N cron triggers firing every second for S seconds through the scheduler loop
+    (:class:`linqra.scheduling.scheduler.Scheduler` polling every 50 ms, SQLite store, task
+    executions created, dispatch counted): fire lateness p50/p99 (fired_at - scheduled time),
+    missed fires (expected minus distinct fired) and doubled fires.
+B9  1,000 registered agents of which 10 are busy (each running a 20 s task) on a local Ray
+    cluster: Ray worker processes and their total RSS while busy.
+
+Results are printed and written to benchmarks/results/agents.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from linqra.config import AgentSettings, Settings
+from linqra.scheduling.scheduler import Scheduler, parse_instant
+from linqra.system import System
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TEAM = "bench"
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def b8(triggers: int = 1000, seconds: int = 60) -> dict[str, Any]:
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="linqra-b8-"))).portable()
+    system = await System.open(settings)
+    agents = system.agents
+    dispatched = 0
+
+    async def dispatch(team: str, agent: str, tx: str, priority: int) -> None:
+        nonlocal dispatched
+        dispatched += 1
+
+    agent = await agents.create_agent(TEAM, {"name": "b8"})
+    for i in range(triggers):
+        await agents.create_task(TEAM, agent["id"], {
+            "name": f"t{i}", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+            "triggers": [{"type": "CRON", "cron": "* * * * * ?"}],
+        })  # fmt: skip
+    scheduler = Scheduler(agents, AgentSettings(misfire_threshold_seconds=3600), dispatch)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    end = start + timedelta(seconds=seconds)
+    # every schedule starts at the same second
+    for doc in await system.store.find("schedules", TEAM, limit=100_000):
+        await system.store.update(
+            "schedules", TEAM, doc["id"], {"next_fire_at": start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        )
+    while datetime.now(UTC) < end + timedelta(seconds=1):
+        await scheduler.tick()
+        await asyncio.sleep(0.05)
+    # finish what is due up to the end, so that late fires are counted as late, not missed
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and await scheduler.tick(end):
+        pass
+    records = await system.store.find("task_executions", TEAM, limit=1_000_000)
+    in_window = [r for r in records if parse_instant(r["trigger"]["scheduled_at"]) < end]
+    lateness = [
+        (
+            parse_instant(r["trigger"]["fired_at"]) - parse_instant(r["trigger"]["scheduled_at"])
+        ).total_seconds()
+        * 1000
+        for r in in_window
+    ]
+    keys = [(r["task_id"], r["trigger"]["scheduled_at"]) for r in in_window]
+    expected = triggers * seconds
+    await system.close()
+    return {
+        "triggers": triggers,
+        "seconds": seconds,
+        "expected_fires": expected,
+        "fired": len(set(keys)),
+        "missed": expected - len(set(keys)),
+        "doubled": len(keys) - len(set(keys)),
+        "lateness_p50_ms": round(_pct(lateness, 0.5), 1),
+        "lateness_p99_ms": round(_pct(lateness, 0.99), 1),
+        "lateness_max_ms": round(max(lateness, default=0), 1),
+        "dispatched": dispatched,
+    }
+
+
+def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
+    import psutil
+    import ray
+
+    from actors.agent import dispatch
+
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="linqra-b9-"))).portable()
+    settings = settings.model_copy(
+        update={"ray": settings.ray.model_copy(update={"namespace": "linqra-b9"})}
+    )
+    ray.init(num_cpus=2, namespace="linqra-b9", include_dashboard=False, log_to_driver=False)
+
+    async def setup() -> list[tuple[str, str]]:
+        system = await System.open(settings)
+        made = []
+        for i in range(agents_count):
+            agent = await system.agents.create_agent(TEAM, {"name": f"a{i}"})
+            task = await system.agents.create_task(TEAM, agent["id"], {
+                "name": "work", "type": "WORKFLOW_EMBEDDED",
+                "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": 20}}]},
+            })  # fmt: skip
+            made.append((agent["id"], task["id"]))
+        runs = []
+        for agent_id, task_id in made[:busy]:
+            task = await system.agents.get_task(TEAM, task_id)
+            tx, _ = await system.agents.new_task_execution(TEAM, task)
+            await dispatch(settings, TEAM, agent_id, tx["id"])
+            runs.append(tx["id"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = [(await system.agents.get_task_execution(TEAM, r))["status"] for r in runs]
+            if all(s == "RUNNING" for s in states):
+                break
+            await asyncio.sleep(0.5)
+        await system.close()
+        return made
+
+    t0 = time.monotonic()
+    asyncio.run(setup())
+    workers = [
+        p for p in psutil.process_iter(["cmdline", "memory_info"])
+        if any("default_worker.py" in part for part in (p.info["cmdline"] or []))
+    ]  # fmt: skip
+    rss = sum(p.info["memory_info"].rss for p in workers)
+    ray.shutdown()
+    return {
+        "registered_agents": agents_count,
+        "busy_agents": busy,
+        "ray_worker_processes": len(workers),
+        "worker_rss_mib": round(rss / 2**20),
+        "setup_seconds": round(time.monotonic() - t0, 1),
+    }
+
+
+def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "b9"
+    results: dict[str, Any] = {}
+    if which == "b8":
+        args = [int(a) for a in sys.argv[2:4]]
+        results["B8"] = asyncio.run(b8(*args))
+    else:
+        results["B9"] = b9()
+    print(json.dumps(results), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "agents.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    previous.update(results)
+    path.write_text(json.dumps(previous, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
