@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class SchedulerActor:
     def __init__(self, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
-        self.fired = 0
+        self._scheduler: Scheduler | None = None
         self.events = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -38,13 +38,9 @@ class SchedulerActor:
     async def _run(self) -> None:
         system = await System.open(self.settings, init=False)
         scheduler = Scheduler(system.agents, self.settings.agents, self._dispatch)
+        self._scheduler = scheduler
         self._events = asyncio.get_running_loop().create_task(self._event_triggers(system))
-        while True:
-            try:
-                self.fired += await scheduler.tick()
-            except Exception:
-                log.warning("scheduler tick failed", exc_info=True)
-            await asyncio.sleep(0.05)
+        await scheduler.run_forever()
 
     async def _event_triggers(self, system: System) -> None:
         """One consumer per bus topic that some active EVENT_DRIVEN trigger listens to."""
@@ -85,7 +81,8 @@ class SchedulerActor:
             await subscription.close()
 
     async def ping(self) -> dict[str, Any]:
-        return {"fired": self.fired, "events": self.events, "running": not self._task.done()}
+        fired = self._scheduler.fired if self._scheduler is not None else 0
+        return {"fired": fired, "events": self.events, "running": not self._task.done()}
 
 
 def get_scheduler(settings: Settings) -> Any:

@@ -4,7 +4,7 @@
     python -m benchmarks.agents b9
 
 B8  N cron triggers firing every second for S seconds through the scheduler loop
-    (:class:`linqra.scheduling.scheduler.Scheduler` polling every 50 ms, SQLite store, task
+    (:class:`linqra.scheduling.scheduler.Scheduler` polling every 20 ms, SQLite store, task
     executions created, dispatch counted): fire lateness p50/p99 (fired_at - scheduled time),
     missed fires (expected minus distinct fired) and doubled fires.
 B9  1,000 registered agents of which 10 are busy (each running a 20 s task) on a local Ray
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from linqra.config import AgentSettings, Settings
-from linqra.scheduling.scheduler import Scheduler, parse_instant
+from linqra.scheduling.scheduler import POLL_SECONDS, Scheduler, parse_instant
 from linqra.system import System
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,7 +63,7 @@ async def b8(triggers: int = 1000, seconds: int = 60) -> dict[str, Any]:
         )
     while datetime.now(UTC) < end + timedelta(seconds=1):
         await scheduler.tick()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL_SECONDS)
     # finish what is due up to the end, so that late fires are counted as late, not missed
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and await scheduler.tick(end):
@@ -133,10 +133,15 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
 
     t0 = time.monotonic()
     asyncio.run(setup())
+
+    def is_worker(cmdline: list[str]) -> bool:  # workers rename themselves "ray::<Actor>…"
+        return any(part.startswith("ray::") or "default_worker.py" in part for part in cmdline)
+
     workers = [
         p for p in psutil.process_iter(["cmdline", "memory_info"])
-        if any("default_worker.py" in part for part in (p.info["cmdline"] or []))
+        if is_worker(p.info["cmdline"] or [])
     ]  # fmt: skip
+    names = sorted(" ".join(p.info["cmdline"])[:40] for p in workers)
     rss = sum(p.info["memory_info"].rss for p in workers)
     ray.shutdown()
     return {
@@ -144,6 +149,7 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
         "busy_agents": busy,
         "ray_worker_processes": len(workers),
         "worker_rss_mib": round(rss / 2**20),
+        "workers": names,
         "setup_seconds": round(time.monotonic() - t0, 1),
     }
 

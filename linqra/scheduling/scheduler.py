@@ -25,7 +25,9 @@ from linqra.config import AgentSettings
 from linqra.errors import NotFound
 from linqra.scheduling.cron import CronExpression, zone
 
-__all__ = ["Dispatch", "Scheduler", "parse_instant"]
+__all__ = ["POLL_SECONDS", "Dispatch", "Scheduler", "parse_instant"]
+
+POLL_SECONDS = 0.02  # how often the loop looks for due fires: the floor of fire lateness
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[str, str, str, int], Awaitable[Any]]  # team, agent, task execution, priority
@@ -42,6 +44,7 @@ class Scheduler:
         self.settings = settings
         self.dispatch = dispatch
         self._crons: dict[str, CronExpression] = {}
+        self.fired = 0
 
     def _cron(self, text: str) -> CronExpression:
         if text not in self._crons:
@@ -113,11 +116,11 @@ class Scheduler:
             await self.dispatch(team_id, task["agent_id"], tx["id"], int(task["priority"]))
         return created
 
-    async def run_forever(self, poll_seconds: float = 0.05) -> None:
-        """Tick whenever a fire is due; a scan per ``poll_seconds`` (50 ms) keeps lateness low."""
+    async def run_forever(self) -> None:
+        """Tick every :data:`POLL_SECONDS`; ``fired`` counts the task executions created."""
         while True:
             try:
-                await self.tick()
+                self.fired += await self.tick()
             except Exception:
                 log.warning("scheduler tick failed", exc_info=True)
-            await asyncio.sleep(poll_seconds)
+            await asyncio.sleep(POLL_SECONDS)
