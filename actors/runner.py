@@ -39,7 +39,15 @@ class RunnerActor:
         async with self._lock:
             if self._runner is None:
                 self._system = await System.open(self.settings)
-                runner = self._system.runner(RUNNER_NAME, RayExecutor(self.settings))
+                queue = None
+                if self.settings.agents.async_step_workers > 0:  # async steps via a durable queue
+                    from actors.async_steps import start_async_workers
+                    from actors.events import open_bus
+                    from linqra.workflows.async_steps import BusAsyncStepQueue
+
+                    queue = BusAsyncStepQueue(open_bus(self.settings))
+                    self._async_workers = start_async_workers(self.settings)
+                runner = self._system.runner(RUNNER_NAME, RayExecutor(self.settings), queue)
                 await runner.start()
                 self._runner = runner
                 log.info("runner ready; reclaimed %d executions", len(runner.running()))

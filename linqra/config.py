@@ -10,6 +10,8 @@ embedded ones (no server, no key).
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,10 +97,31 @@ class HttpSettings(BaseModel):
     )
 
     def apply_ingress_env(self) -> None:
-        """Serve reads its ingress choice from the environment before Ray starts."""
+        """Serve reads its ingress choice from the environment before Ray starts.
+
+        HAProxy's own stats and metrics listeners default to fixed ports (8404, 9101) and its
+        files to /tmp/haproxy-serve, so two clusters on one machine would collide: each cluster
+        Linqra starts gets free ports and a short private directory for HAProxy's files.
+        Variables already set are left alone.
+        """
         os.environ.setdefault(
             "RAY_SERVE_ENABLE_HA_PROXY", "1" if self.ingress == "haproxy" else "0"
         )
+        if self.ingress != "haproxy":
+            return
+        for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+            if name not in os.environ:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    os.environ[name] = str(probe.getsockname()[1])
+        if "RAY_SERVE_HAPROXY_SOCKET_PATH" not in os.environ:
+            # a short private directory: HAProxy refuses socket paths over 97 characters and
+            # Serve adds a 56-character directory of its own
+            base = Path(tempfile.mkdtemp(prefix="lq-hap-"))
+            os.environ.setdefault("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", str(base / "haproxy.cfg"))
+            os.environ.setdefault("RAY_SERVE_HAPROXY_SOCKET_PATH", str(base / "admin.sock"))
+            os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_BASE", str(base))
+            os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_FILE", str(base / "server-state"))
 
 
 class RaySettings(BaseModel):
@@ -155,6 +178,12 @@ class AgentSettings(BaseModel):
         default=60.0,
         ge=0,
         description="a cron fire later than this is a misfire (its policy applies)",
+    )
+    async_step_workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="actors running queued async: true steps (0: run them in the runner)",
     )
     events_url: str = Field(
         default="ray://",

@@ -13,6 +13,7 @@ from linqra.llm.usage import USAGE_INDEXES
 from linqra.steps import default_registry
 from linqra.steps.base import StepContext, TargetRegistry
 from linqra.store import DocumentStore, open_store
+from linqra.workflows.async_steps import AsyncStepQueue
 from linqra.workflows.engine import LocalExecutor, StepExecutor, WorkflowEngine
 from linqra.workflows.runner import ExecutionRunner
 from linqra.workflows.service import WorkflowService
@@ -56,7 +57,12 @@ class System:
             await system.agents.init()
         return system
 
-    def engine(self, runner_id: str, executor: StepExecutor | None = None) -> WorkflowEngine:
+    def engine(
+        self,
+        runner_id: str,
+        executor: StepExecutor | None = None,
+        async_queue: AsyncStepQueue | None = None,
+    ) -> WorkflowEngine:
         return WorkflowEngine(
             repo=self.service.executions,
             registry=self.registry,
@@ -65,10 +71,18 @@ class System:
             ctx=self.ctx,
             settings=self.settings.execution,
             runner_id=runner_id,
+            async_queue=async_queue,
         )
 
-    def runner(self, runner_id: str, executor: StepExecutor | None = None) -> ExecutionRunner:
-        return ExecutionRunner(self.engine(runner_id, executor), self.settings.execution)
+    def runner(
+        self,
+        runner_id: str,
+        executor: StepExecutor | None = None,
+        async_queue: AsyncStepQueue | None = None,
+    ) -> ExecutionRunner:
+        return ExecutionRunner(
+            self.engine(runner_id, executor, async_queue), self.settings.execution
+        )
 
     async def close(self) -> None:
         await self.knowledge.close()

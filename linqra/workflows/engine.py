@@ -29,6 +29,7 @@ from linqra.config import ExecutionSettings
 from linqra.errors import LinqraError
 from linqra.steps.base import ExecutorKind, StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import StepOutcome, run_step_call
+from linqra.workflows.async_steps import AsyncStepQueue
 from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
@@ -98,7 +99,9 @@ class WorkflowEngine:
         ctx: StepContext,
         settings: ExecutionSettings,
         runner_id: str,
+        async_queue: AsyncStepQueue | None = None,
     ) -> None:
+        self.async_queue = async_queue  # None: async steps run here, in the background
         self.repo = repo
         self.registry = registry
         self.executor = executor
@@ -260,14 +263,18 @@ class WorkflowEngine:
 
     def _spawn_async(self, run: _Run, step: Step) -> None:
         async def background() -> None:
+            status = "FAILED"
             try:
-                await self._step(run, step)
+                status = await self._step(run, step)
             finally:
-                run.async_done.add(step.step)
-                async with run.lock:
-                    await self.repo.set_pending_async(
-                        run.team_id, run.execution_id, self._pending_async(run)
-                    )
+                if (
+                    status != "QUEUED"
+                ):  # queued: a worker finishes it (the record says so when read)
+                    run.async_done.add(step.step)
+                    async with run.lock:
+                        await self.repo.set_pending_async(
+                            run.team_id, run.execution_id, self._pending_async(run)
+                        )
 
         task = asyncio.create_task(background(), name=f"async-step{step.step}")
         run.background.add(task)
@@ -364,6 +371,11 @@ class WorkflowEngine:
                 if not step.async_:
                     run.last_completed = step.step
                 return "COMPLETED"
+        if step.async_ and self.async_queue is not None:
+            record.update(status="QUEUED", queued_at=iso(), cache_hit=False)
+            await self.repo.save_step_run(run.team_id, record)
+            await self.async_queue.enqueue(run.team_id, record, call)
+            return "QUEUED"
         record.update(status="RUNNING", started_at=iso(), cache_hit=False)
         # The RUNNING record is written while the step already runs: submission never waits on the store.
         started = asyncio.create_task(self.repo.save_step_run(run.team_id, dict(record)))

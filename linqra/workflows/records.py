@@ -136,6 +136,9 @@ class ExecutionRepository:
                 {k: v for k, v in run.items() if k not in ("id", "team_id")},
             )
 
+    async def step_run(self, team_id: str, run_id: str) -> Document | None:
+        return await self.store.get(STEP_RUNS, team_id, run_id)
+
     async def step_runs(self, team_id: str, execution_id: str) -> list[Document]:
         return await self.store.find(
             STEP_RUNS,
@@ -180,7 +183,18 @@ class ExecutionRepository:
                 latest[int(run["step"])] = run
                 counts[int(run["step"])] = counts.get(int(run["step"]), 0) + 1
             steps = [{**latest[n], "runs": counts[n]} for n in sorted(latest)]
-        return {**execution, "steps": [_public_run(r) for r in steps]}
+        last = {int(r["step"]): r for r in runs}
+        finished = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "SKIPPED"}
+        pending = [  # async steps still queued or running (workers finish them after the execution)
+            n
+            for n in execution.get("pending_async_steps") or []
+            if last.get(n, {}).get("status") not in finished
+        ]
+        return {
+            **execution,
+            "pending_async_steps": pending,
+            "steps": [_public_run(r) for r in steps],
+        }
 
 
 def _public_run(run: Document) -> Document:

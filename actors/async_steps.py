@@ -1,0 +1,80 @@
+"""Workers for queued ``async: true`` steps: ``linqra-async-N`` async actors (``num_cpus=0``),
+one consumer each in the ``async-step-workers`` group of the event bus. A message is
+acknowledged after the step's outcome is recorded; one a worker took and never acknowledged
+(it died) is delivered again to another worker (see :mod:`linqra.workflows.async_steps`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+from actors._context import worker_context
+from actors.events import open_bus
+from linqra.config import Settings
+from linqra.store import open_store
+from linqra.workflows.async_steps import ASYNC_GROUP, ASYNC_TOPIC, process_async_step
+from linqra.workflows.records import ExecutionRepository
+
+__all__ = ["AsyncStepWorker", "start_async_workers"]
+
+log = logging.getLogger(__name__)
+
+
+class AsyncStepWorker:
+    def __init__(self, settings_json: str, name: str) -> None:
+        self.settings = Settings.model_validate_json(settings_json)
+        self.name = name
+        self.done = 0
+        self.registry, self.ctx = worker_context(settings_json)
+        self._task = asyncio.get_running_loop().create_task(self._consume())
+
+    async def _consume(self) -> None:
+        repo = ExecutionRepository(open_store(self.settings.resolved_store_url))
+        bus = open_bus(self.settings)
+        subscription = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, self.name)
+        limit = asyncio.Semaphore(64)
+
+        async def handle(delivery: Any) -> None:
+            async with limit:
+                try:
+                    await process_async_step(
+                        delivery.event.payload, repo, self.registry, self.ctx, worker=self.name
+                    )
+                    await subscription.ack(delivery)
+                    self.done += 1
+                except Exception:  # not acknowledged: delivered again
+                    log.warning("async step failed to process", exc_info=True)
+
+        while True:
+            try:
+                for delivery in await subscription.fetch(64, 1.0):
+                    asyncio.get_running_loop().create_task(handle(delivery))
+            except Exception:
+                log.warning("async step queue unavailable", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def ping(self) -> dict[str, Any]:
+        return {"name": self.name, "done": self.done, "running": not self._task.done()}
+
+
+def start_async_workers(settings: Settings) -> list[Any]:
+    workers = []
+    for i in range(settings.agents.async_step_workers):
+        name = f"linqra-async-{i}"
+        workers.append(
+            ray.remote(AsyncStepWorker)
+            .options(  # type: ignore[attr-defined]
+                name=name,
+                namespace=settings.ray.namespace,
+                get_if_exists=True,
+                lifetime="detached",
+                num_cpus=0,
+                max_concurrency=1000,
+                max_restarts=-1,
+            )
+            .remote(settings.model_dump_json(), name)
+        )
+    return workers

@@ -1,0 +1,88 @@
+"""`async: true` steps through a durable queue: queued by the engine, run by workers, redelivered
+when a worker dies before acknowledging, never run twice once finished."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from linqra.events.memory import MemoryEventBus
+from linqra.system import System
+from linqra.workflows.async_steps import (
+    ASYNC_GROUP,
+    ASYNC_TOPIC,
+    BusAsyncStepQueue,
+    process_async_step,
+)
+
+TEAM = "team-async"
+
+
+async def test_queued_async_step_is_finished_by_a_worker_after_a_crash(
+    system: System, http_service: Any
+) -> None:
+    bus = MemoryEventBus(redeliver_after=0.3)
+    crashed = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "worker-a")  # joins before the publish
+    runner = system.runner("async-test", async_queue=BusAsyncStepQueue(bus))
+    definition = system.service.validate_definition({"steps": [
+        {"step": 1, "target": "noop", "params": {"a": 1}},
+        {"step": 2, "target": "http", "action": "fetch", "intent": f"{http_service.url}/echo/{{{{params.x}}}}", "async": True},
+        {"step": 3, "target": "noop", "params": {"b": 2}},
+    ]})  # fmt: skip
+    ex = await system.service.new_execution(TEAM, definition=definition, params={"x": "hi"})
+    await runner.submit(TEAM, ex["id"])
+    record = await runner.wait(TEAM, ex["id"], 30)
+    assert record["status"] == "COMPLETED" and record["pending_async_steps"] == [2]
+    queued = {s["step"]: s for s in record["steps"]}[2]
+    assert queued["status"] == "QUEUED" and queued["inputs"]["intent"].endswith("/echo/hi")
+
+    taken = await crashed.fetch(timeout=2)  # worker A takes it and dies before finishing
+    assert len(taken) == 1
+    await crashed.close()
+    repo = system.service.executions
+    worker_b = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "worker-b")
+    again = await worker_b.fetch(timeout=3)
+    assert [d.event.id for d in again] == [taken[0].event.id] and again[0].attempt == 2
+    status = await process_async_step(
+        again[0].event.payload, repo, system.registry, system.ctx, worker="worker-b"
+    )
+    await worker_b.ack(again[0])
+    assert status == "COMPLETED"
+    done = await repo.full_record(TEAM, ex["id"])
+    step = {s["step"]: s for s in done["steps"]}[2]
+    assert (
+        done["pending_async_steps"] == []
+        and step["status"] == "COMPLETED"
+        and step["output"]["path"] == "/echo/hi"
+    )
+    assert step["worker"] == "worker-b"
+    # the first worker's message delivered once more (it was never acknowledged) runs nothing
+    assert (
+        await process_async_step(taken[0].event.payload, repo, system.registry, system.ctx)
+        == "duplicate"
+    )
+
+
+@pytest.mark.ray
+def test_async_steps_run_on_the_worker_actors(gateway_url: str, http_service: Any) -> None:
+    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": TEAM}, timeout=60) as api:
+        wf = api.post("/v1/workflows", json={"name": "with async", "steps": [
+            {"step": 1, "target": "noop"},
+            {"step": 2, "target": "http", "action": "fetch", "intent": f"{http_service.url}/sleep", "params": {"ms": 500}, "async": True},
+        ]}).json()  # fmt: skip
+        record = api.post(
+            f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}, json={}
+        ).json()
+        assert record["status"] == "COMPLETED" and record["pending_async_steps"] == [2]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            later = api.get(f"/v1/executions/{record['id']}").json()
+            if not later["pending_async_steps"]:
+                break
+            time.sleep(0.2)
+        step = {s["step"]: s for s in later["steps"]}[2]
+        assert later["pending_async_steps"] == [] and step["status"] == "COMPLETED"
+        assert step["worker"].startswith("linqra-async-")
