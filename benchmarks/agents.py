@@ -2,11 +2,16 @@
 
     python -m benchmarks.agents b8 [TRIGGERS SECONDS]   # default 1000 triggers, 60 s
     python -m benchmarks.agents b9
+    python -m benchmarks.agents b10 [EVENTS]              # default 2000
 
 B8  N cron triggers firing every second for S seconds through the scheduler loop
     (:class:`linqra.scheduling.scheduler.Scheduler` polling every 20 ms, SQLite store, task
     executions created, dispatch counted): fire lateness p50/p99 (fired_at - scheduled time),
     missed fires (expected minus distinct fired) and doubled fires.
+B10 Event → task start: events published on a team topic (Kafka via tansu, Redis Streams via
+    redis-server, both started by the benchmark) are consumed by one consumer group through the
+    trigger router, which records a task execution per event; latency from publish to the record
+    p50/p99, and events/s through the group.
 B9  1,000 registered agents of which 10 are busy (each running a 20 s task) on a local Ray
     cluster: Ray worker processes and their total RSS while busy.
 
@@ -154,12 +159,88 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
     }
 
 
+async def _b10_one(bus: Any, events: int) -> dict[str, Any]:
+    from linqra.scheduling.triggers import EventRouter, publish_team_event, team_topic
+
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="linqra-b10-"))).portable()
+    system = await System.open(settings)
+    agent = await system.agents.create_agent(TEAM, {"name": "b10"})
+    await system.agents.create_task(TEAM, agent["id"], {
+        "name": "on event", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "EVENT_DRIVEN", "topic": "ticks"}],
+    })  # fmt: skip
+    started: dict[str, float] = {}
+
+    async def dispatch(team: str, agent_id: str, tx: str, priority: int) -> None:
+        started[tx] = time.time()
+
+    router = EventRouter(system.agents, dispatch)
+    subscription = await bus.subscribe(team_topic(TEAM, "ticks"), "linqra-triggers", "bench")
+    await publish_team_event(bus, TEAM, "ticks", {"warmup": True})  # joins the group
+    while not await subscription.fetch(10, 1.0):
+        pass
+    done = 0
+
+    async def consume() -> None:
+        nonlocal done
+        while done < events:
+            for delivery in await subscription.fetch(100, 0.5):
+                await router.handle(delivery.event)
+                await subscription.ack(delivery)
+                done += 1
+
+    consumer = asyncio.create_task(consume())
+    t0 = time.perf_counter()
+    published: dict[str, float] = {}
+    for i in range(events):
+        published[str(i)] = time.time()
+        await publish_team_event(bus, TEAM, "ticks", {"n": i}, idempotency_key=str(i))
+        if i % 50 == 49:
+            await asyncio.sleep(0)  # let the consumer run beside the producer
+    await asyncio.wait_for(consumer, 300)
+    elapsed = time.perf_counter() - t0
+    records = await system.store.find("task_executions", TEAM, limit=1_000_000)
+    latency = [
+        (started[r["id"]] - published[str(r["input"]["n"])]) * 1000
+        for r in records
+        if "n" in r["input"] and r["id"] in started
+    ]
+    await subscription.close()
+    await system.close()
+    return {
+        "events": events,
+        "task_executions": len(latency),
+        "latency_p50_ms": round(_pct(latency, 0.5), 1),
+        "latency_p99_ms": round(_pct(latency, 0.99), 1),
+        "events_per_s": round(events / elapsed, 1),
+    }
+
+
+async def b10(events: int = 2000) -> dict[str, Any]:
+    from linqra.events.kafka import KafkaEventBus
+    from linqra.events.redis_streams import RedisEventBus
+    from tests.support.servers import redis_server, tansu_broker
+
+    out: dict[str, Any] = {}
+    with redis_server() as url:
+        bus = RedisEventBus(url)
+        out["redis_streams"] = await _b10_one(bus, events)
+        await bus.close()
+    with tansu_broker() as bootstrap:
+        kafka = KafkaEventBus(bootstrap, session_timeout_ms=2000)
+        out["kafka_tansu"] = await _b10_one(kafka, events)
+        await kafka.close()
+    return out
+
+
 def main() -> None:
     which = sys.argv[1] if len(sys.argv) > 1 else "b9"
     results: dict[str, Any] = {}
     if which == "b8":
         args = [int(a) for a in sys.argv[2:4]]
         results["B8"] = asyncio.run(b8(*args))
+    elif which == "b10":
+        results["B10"] = asyncio.run(b10(*[int(a) for a in sys.argv[2:3]]))
     else:
         results["B9"] = b9()
     print(json.dumps(results), flush=True)
