@@ -25,6 +25,7 @@ import json
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,26 +160,30 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
     }
 
 
-async def _b10_one(bus: Any, events: int) -> dict[str, Any]:
+async def _b10_one(bus: Any, events: int, rate: float | None) -> dict[str, Any]:
+    """``rate`` events/s paced (latency without a backlog), or ``None``: a burst (throughput)."""
     from linqra.scheduling.triggers import EventRouter, publish_team_event, team_topic
 
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="linqra-b10-"))).portable()
     system = await System.open(settings)
     agent = await system.agents.create_agent(TEAM, {"name": "b10"})
-    await system.agents.create_task(TEAM, agent["id"], {
-        "name": "on event", "type": "DATA_PROCESSING", "config": {"expression": "@"},
-        "triggers": [{"type": "EVENT_DRIVEN", "topic": "ticks"}],
-    })  # fmt: skip
     started: dict[str, float] = {}
 
     async def dispatch(team: str, agent_id: str, tx: str, priority: int) -> None:
         started[tx] = time.time()
 
     router = EventRouter(system.agents, dispatch)
-    subscription = await bus.subscribe(team_topic(TEAM, "ticks"), "linqra-triggers", "bench")
-    await publish_team_event(bus, TEAM, "ticks", {"warmup": True})  # joins the group
-    while not await subscription.fetch(10, 1.0):
+    topic = f"ticks{uuid.uuid4().hex[:8]}"  # a fresh topic and group per run
+    await system.agents.create_task(TEAM, agent["id"], {
+        "name": "on event", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "EVENT_DRIVEN", "topic": topic}],
+    })  # fmt: skip
+    subscription = await bus.subscribe(team_topic(TEAM, topic), f"g{topic}", "bench")
+    await publish_team_event(bus, TEAM, topic, {"warmup": True})  # joins the group
+    while not (warm := await subscription.fetch(10, 1.0)):
         pass
+    for delivery in warm:
+        await subscription.ack(delivery)
     done = 0
 
     async def consume() -> None:
@@ -194,8 +199,10 @@ async def _b10_one(bus: Any, events: int) -> dict[str, Any]:
     published: dict[str, float] = {}
     for i in range(events):
         published[str(i)] = time.time()
-        await publish_team_event(bus, TEAM, "ticks", {"n": i}, idempotency_key=str(i))
-        if i % 50 == 49:
+        await publish_team_event(bus, TEAM, topic, {"n": i}, idempotency_key=str(i))
+        if rate is not None:
+            await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+        elif i % 50 == 49:
             await asyncio.sleep(0)  # let the consumer run beside the producer
     await asyncio.wait_for(consumer, 300)
     elapsed = time.perf_counter() - t0
@@ -209,6 +216,7 @@ async def _b10_one(bus: Any, events: int) -> dict[str, Any]:
     await system.close()
     return {
         "events": events,
+        "paced_at_per_s": rate,
         "task_executions": len(latency),
         "latency_p50_ms": round(_pct(latency, 0.5), 1),
         "latency_p99_ms": round(_pct(latency, 0.99), 1),
@@ -224,11 +232,13 @@ async def b10(events: int = 2000) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with redis_server() as url:
         bus = RedisEventBus(url)
-        out["redis_streams"] = await _b10_one(bus, events)
+        out["redis_streams_paced"] = await _b10_one(bus, 500, 100.0)
+        out["redis_streams_burst"] = await _b10_one(bus, events, None)
         await bus.close()
     with tansu_broker() as bootstrap:
         kafka = KafkaEventBus(bootstrap, session_timeout_ms=2000)
-        out["kafka_tansu"] = await _b10_one(kafka, events)
+        out["kafka_tansu_paced"] = await _b10_one(kafka, 500, 100.0)
+        out["kafka_tansu_burst"] = await _b10_one(kafka, events, None)
         await kafka.close()
     return out
 

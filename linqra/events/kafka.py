@@ -23,9 +23,14 @@ __all__ = ["KafkaEventBus"]
 class KafkaEventBus:
     name = "kafka"
 
-    def __init__(self, bootstrap: str, *, session_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self, bootstrap: str, *, session_timeout_ms: int = 10_000, fetch_max_wait_ms: int = 20
+    ) -> None:
         self.bootstrap = bootstrap
         self.session_timeout_ms = session_timeout_ms
+        # how long the broker may hold a fetch open waiting for data: the floor of event latency
+        # (aiokafka's 500 ms default made an event wait 140 ms at p50 at 100 events/s)
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._producer: Any = None
 
     async def _producer_started(self) -> Any:
@@ -72,6 +77,7 @@ class KafkaEventBus:
             auto_offset_reset="earliest",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 5),
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         await client.start()
         return _KafkaSubscription(client, topic)
