@@ -20,6 +20,7 @@ from typing import Any
 
 import ray
 
+from actors._context import named_actor
 from linqra.config import Settings
 from linqra.system import System
 
@@ -141,19 +142,15 @@ class AgentActor:
 
 
 def agent_actor(settings: Settings, team_id: str, agent_id: str) -> Any:
-    return (
-        ray.remote(AgentActor)
-        .options(  # type: ignore[attr-defined]
-            name=agent_actor_name(agent_id),
-            namespace=settings.ray.namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            num_cpus=0,
-            max_concurrency=1000,
-            max_restarts=-1,
-            max_task_retries=0,
-        )
-        .remote(settings.model_dump_json(), team_id, agent_id)
+    return named_actor(
+        AgentActor,
+        settings,
+        agent_actor_name(agent_id),
+        settings.model_dump_json(),
+        team_id,
+        agent_id,
+        max_concurrency=1000,
+        max_task_retries=0,
     )
 
 

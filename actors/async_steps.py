@@ -9,9 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-import ray
-
-from actors._context import worker_context
+from actors._context import named_actor, worker_context
 from actors.events import open_bus
 from linqra.config import Settings
 from linqra.store import open_store
@@ -65,16 +63,13 @@ def start_async_workers(settings: Settings) -> list[Any]:
     for i in range(settings.agents.async_step_workers):
         name = f"linqra-async-{i}"
         workers.append(
-            ray.remote(AsyncStepWorker)
-            .options(  # type: ignore[attr-defined]
-                name=name,
-                namespace=settings.ray.namespace,
-                get_if_exists=True,
-                lifetime="detached",
-                num_cpus=0,
+            named_actor(
+                AsyncStepWorker,
+                settings,
+                name,
+                settings.model_dump_json(),
+                name,
                 max_concurrency=1000,
-                max_restarts=-1,
             )
-            .remote(settings.model_dump_json(), name)
         )
     return workers

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import ray
-
+from actors._context import named_actor
 from linqra.config import Settings
 from linqra.events import EventBus, open_event_bus
 from linqra.events.base import Delivery, Event
@@ -72,18 +71,12 @@ class RayEventBus:
     name = "ray"
 
     def __init__(self, settings: Settings) -> None:
-        self.actor = (
-            ray.remote(EventBusActor)
-            .options(  # type: ignore[attr-defined]
-                name=EVENTS_NAME,
-                namespace=settings.ray.namespace,
-                get_if_exists=True,
-                lifetime="detached",
-                num_cpus=0,
-                max_concurrency=1000,
-                max_restarts=-1,
-            )
-            .remote(settings.agents.stale_after_seconds)
+        self.actor = named_actor(
+            EventBusActor,
+            settings,
+            EVENTS_NAME,
+            settings.agents.stale_after_seconds,
+            max_concurrency=1000,
         )
 
     async def publish(self, topic: str, payload: Mapping[str, Any], *, key: str | None = None,

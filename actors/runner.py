@@ -12,8 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-import ray
-
+from actors._context import named_actor
 from actors.executor import RayExecutor
 from linqra.config import Settings
 from linqra.system import System
@@ -185,17 +184,11 @@ class RunnerActor:
 
 def get_runner(settings: Settings) -> Any:
     """The cluster's runner actor, created on first use."""
-    return (
-        ray.remote(RunnerActor)
-        .options(  # type: ignore[attr-defined]
-            name=RUNNER_NAME,
-            namespace=settings.ray.namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            num_cpus=0,
-            max_concurrency=10_000,
-            max_restarts=-1,
-            max_task_retries=0,
-        )
-        .remote(settings.model_dump_json())
+    return named_actor(
+        RunnerActor,
+        settings,
+        RUNNER_NAME,
+        settings.model_dump_json(),
+        max_concurrency=10_000,
+        max_task_retries=0,
     )

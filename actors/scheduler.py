@@ -9,8 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-import ray
-
+from actors._context import named_actor
 from actors.agent import dispatch
 from actors.events import open_bus
 from linqra.agents.service import EVENT_TRIGGERS
@@ -86,16 +85,6 @@ class SchedulerActor:
 
 
 def get_scheduler(settings: Settings) -> Any:
-    return (
-        ray.remote(SchedulerActor)
-        .options(  # type: ignore[attr-defined]
-            name=SCHEDULER_NAME,
-            namespace=settings.ray.namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            num_cpus=0,
-            max_restarts=-1,
-            max_task_retries=0,
-        )
-        .remote(settings.model_dump_json())
+    return named_actor(
+        SchedulerActor, settings, SCHEDULER_NAME, settings.model_dump_json(), max_task_retries=0
     )

@@ -13,12 +13,14 @@ suite runs over all three (``tests/test_events.py``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from linqra.errors import ValidationError
+from linqra.clock import iso, new_id
+from linqra.errors import PayloadTooLarge, ValidationError
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -27,6 +29,8 @@ __all__ = [
     "EventBus",
     "Subscription",
     "check_topic",
+    "event_from_json",
+    "new_event",
 ]
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -62,6 +66,31 @@ class Event:
             "published_at": self.published_at,
             "headers": dict(self.headers),
         }
+
+
+def new_event(
+    topic: str,
+    payload: Mapping[str, Any],
+    key: str | None = None,
+    idempotency_key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[Event, bytes]:
+    """A new event and its JSON encoding, checked: a valid topic, at most MAX_EVENT_BYTES."""
+    check_topic(topic)
+    event = Event(
+        new_id("ev"), topic, dict(payload), key, idempotency_key, iso(), dict(headers or {})
+    )
+    body = json.dumps(event.to_json(), default=str).encode()
+    if len(body) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge(f"an event is at most {MAX_EVENT_BYTES} bytes", field="payload")
+    return event, body
+
+
+def event_from_json(topic: str, data: Mapping[str, Any]) -> Event:
+    return Event(
+        data["id"], topic, data["payload"], data.get("key"), data.get("idempotency_key"),
+        data.get("published_at", ""), data.get("headers") or {},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from linqra.clock import iso, new_id
-from linqra.errors import PayloadTooLarge
-from linqra.events.base import MAX_EVENT_BYTES, Delivery, Event, check_topic
+from linqra.events.base import Delivery, Event, check_topic, event_from_json, new_event
 
 __all__ = ["KafkaEventBus"]
 
@@ -53,13 +51,7 @@ class KafkaEventBus:
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Event:
-        check_topic(topic)
-        event = Event(
-            new_id("ev"), topic, dict(payload), key, idempotency_key, iso(), dict(headers or {})
-        )
-        body = json.dumps(event.to_json(), default=str).encode()
-        if len(body) > MAX_EVENT_BYTES:
-            raise PayloadTooLarge(f"an event is at most {MAX_EVENT_BYTES} bytes", field="payload")
+        event, body = new_event(topic, payload, key, idempotency_key, headers)
         producer = await self._producer_started()
         await producer.send_and_wait(topic, body, key=key.encode() if key else None)
         return event
@@ -99,11 +91,7 @@ class _KafkaSubscription:
         out: list[Delivery] = []
         for partition, records in batches.items():
             for record in records:
-                data = json.loads(record.value)
-                event = Event(
-                    data["id"], self.topic, data["payload"], data.get("key"),
-                    data.get("idempotency_key"), data.get("published_at", ""), data.get("headers") or {},
-                )  # fmt: skip
+                event = event_from_json(self.topic, json.loads(record.value))
                 self._delivered.setdefault(partition, []).append(record.offset)
                 out.append(Delivery(event, (partition, record.offset), 1))
         return out

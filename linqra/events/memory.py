@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from linqra.clock import iso, new_id
-from linqra.errors import PayloadTooLarge
-from linqra.events.base import MAX_EVENT_BYTES, Delivery, Event, check_topic
+from linqra.events.base import Delivery, Event, check_topic, new_event
 
 __all__ = ["MemoryEventBus"]
 
@@ -54,12 +51,7 @@ class MemoryEventBus:
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Event:
-        check_topic(topic)
-        if len(json.dumps(payload, default=str)) > MAX_EVENT_BYTES:
-            raise PayloadTooLarge(f"an event is at most {MAX_EVENT_BYTES} bytes", field="payload")
-        event = Event(
-            new_id("ev"), topic, dict(payload), key, idempotency_key, iso(), dict(headers or {})
-        )
+        event, _ = new_event(topic, payload, key, idempotency_key, headers)
         async with self._changed:
             self._topics.setdefault(topic, []).append(event)
             self._changed.notify_all()

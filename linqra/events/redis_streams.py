@@ -13,24 +13,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from linqra.clock import iso, new_id
-from linqra.errors import PayloadTooLarge
-from linqra.events.base import MAX_EVENT_BYTES, Delivery, Event, check_topic
+from linqra.events.base import Delivery, Event, check_topic, event_from_json, new_event
 
 __all__ = ["RedisEventBus"]
 
 
 def _event(topic: str, fields: Mapping[Any, Any]) -> Event:
-    data = json.loads(fields[b"event"] if b"event" in fields else fields["event"])
-    return Event(
-        data["id"],
-        topic,
-        data["payload"],
-        data.get("key"),
-        data.get("idempotency_key"),
-        data.get("published_at", ""),
-        data.get("headers") or {},
-    )
+    raw = fields[b"event"] if b"event" in fields else fields["event"]
+    return event_from_json(topic, json.loads(raw))
 
 
 class RedisEventBus:
@@ -63,13 +53,7 @@ class RedisEventBus:
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Event:
-        check_topic(topic)
-        event = Event(
-            new_id("ev"), topic, dict(payload), key, idempotency_key, iso(), dict(headers or {})
-        )
-        body = json.dumps(event.to_json(), default=str)
-        if len(body) > MAX_EVENT_BYTES:
-            raise PayloadTooLarge(f"an event is at most {MAX_EVENT_BYTES} bytes", field="payload")
+        event, body = new_event(topic, payload, key, idempotency_key, headers)
         await self.redis.xadd(
             self._stream(topic), {"event": body}, maxlen=self.max_length, approximate=True
         )

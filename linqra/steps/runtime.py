@@ -36,6 +36,18 @@ class StepOutcome:
     finished_at: str
     duration_ms: float
 
+    def record_fields(self) -> dict[str, Any]:
+        """What a step-run record takes from this outcome."""
+        return {
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_ms": self.duration_ms,
+        }
+
 
 async def run_step_call(
     call: StepCall,

@@ -74,14 +74,6 @@ async def process_async_step(
     record.update(status="RUNNING", started_at=iso(), worker=worker)
     await repo.save_step_run(team_id, record)
     outcome = await run_step_call(call, registry, ctx)
-    record.update(
-        status=outcome.status,
-        output=outcome.output,
-        error=outcome.error,
-        attempts=outcome.attempts,
-        started_at=outcome.started_at,
-        finished_at=outcome.finished_at,
-        duration_ms=outcome.duration_ms,
-    )
+    record.update(outcome.record_fields())
     await repo.save_step_run(team_id, record)
     return str(outcome.status)

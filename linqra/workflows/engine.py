@@ -395,15 +395,7 @@ class WorkflowEngine:
         finally:
             if not started.done():
                 await asyncio.shield(started)
-        record.update(
-            status=outcome.status,
-            output=outcome.output,
-            error=outcome.error,
-            attempts=outcome.attempts,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-            duration_ms=outcome.duration_ms,
-        )
+        record.update(outcome.record_fields())
         await self.repo.save_step_run(run.team_id, record)
         if outcome.status == "COMPLETED":
             run.results[step.step] = outcome.output
