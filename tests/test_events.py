@@ -133,3 +133,47 @@ async def test_idempotency_keys_run_a_redelivered_event_once(system: System) -> 
 def test_unknown_bus_url() -> None:
     with pytest.raises(ValueError, match="unsupported event bus URL"):
         open_event_bus("amqp://localhost")
+
+
+async def test_event_triggers_over_every_bus_start_a_task_once(
+    bus: EventBus, system: System
+) -> None:
+    """The scheduler's consumer path (router + acknowledge) over Redis Streams and Kafka too:
+    a redelivered event starts nothing twice, another team's event starts nothing."""
+    from linqra.scheduling.triggers import EventRouter, publish_team_event, team_topic
+
+    agents = system.agents
+    agent = await agents.create_agent("acme", {"name": "listener"})
+    name = topic()
+    task = await agents.create_task("acme", agent["id"], {
+        "name": "on order", "type": "DATA_PROCESSING", "config": {"expression": "n"},
+        "triggers": [{"type": "EVENT_DRIVEN", "topic": name, "filter": {"kind": "paid"}}],
+    })  # fmt: skip
+    started: list[str] = []
+
+    async def dispatch(team: str, agent_id: str, tx_id: str, priority: int) -> None:
+        started.append(tx_id)
+
+    router = EventRouter(agents, dispatch)
+    first = await bus.subscribe(team_topic("acme", name), "linqra-triggers", "s1")
+    await publish_team_event(bus, "acme", name, {"kind": "paid", "n": 1}, idempotency_key="e1")
+    await publish_team_event(bus, "acme", name, {"kind": "refund", "n": 2})
+    await publish_team_event(bus, "other-team", name, {"kind": "paid", "n": 3})  # its own topic
+    got = await drain(first, 2)
+    for delivery in got:
+        await router.handle(delivery.event)  # handled, but the consumer dies before acking
+    await first.close()
+    await asyncio.sleep(REDELIVER + 0.2)
+    second = await bus.subscribe(team_topic("acme", name), "linqra-triggers", "s2")
+    again = await drain(second, 2, timeout=20)
+    assert {d.event.payload["n"] for d in again} == {1, 2}  # delivered again…
+    for delivery in again:
+        await router.handle(delivery.event)
+        await second.ack(delivery)
+    await second.close()
+    runs, total = await agents.list_task_executions("acme", task_id=task["id"])
+    assert total == 1 and len(started) == 1  # …but the paid order started one run
+    assert (
+        runs[0]["input"] == {"kind": "paid", "n": 1}
+        and runs[0]["trigger"]["type"] == "EVENT_DRIVEN"
+    )
