@@ -38,11 +38,12 @@ class AsyncStepWorker:
         async def handle(delivery: Any) -> None:
             async with limit:
                 try:
-                    await process_async_step(
+                    status = await process_async_step(
                         delivery.event.payload, repo, self.registry, self.ctx, worker=self.name
                     )
-                    await subscription.ack(delivery)
-                    self.done += 1
+                    if status != "busy":  # busy: another worker has it; it comes back
+                        await subscription.ack(delivery)
+                        self.done += 1
                 except Exception:  # not acknowledged: delivered again
                     log.warning("async step failed to process", exc_info=True)
 

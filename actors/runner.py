@@ -32,6 +32,7 @@ class RunnerActor:
         # restarted runner reclaims its executions without waiting for a caller.
         self._boot = asyncio.get_running_loop().create_task(self._ready())
         self._ingesting: dict[str, asyncio.Task[None]] = {}
+        self._async_queue: Any = None
         self._doc_reaper = asyncio.get_running_loop().create_task(self._reap_documents_forever())
 
     async def _ready(self) -> ExecutionRunner:
@@ -45,6 +46,7 @@ class RunnerActor:
                     from linqra.workflows.async_steps import BusAsyncStepQueue
 
                     queue = BusAsyncStepQueue(open_bus(self.settings))
+                    self._async_queue = queue
                     self._async_workers = start_async_workers(self.settings)
                 runner = self._system.runner(RUNNER_NAME, RayExecutor(self.settings), queue)
                 await runner.start()
@@ -138,6 +140,16 @@ class RunnerActor:
             self._system.agents.run_task_execution(team_id, tx_id, port, owner=RUNNER_NAME)
         )
 
+    async def requeue_async_steps(self) -> int:
+        """Publish again async steps left QUEUED too long (a lost queue message)."""
+        await self._ready()
+        if self._async_queue is None or self._system is None:
+            return 0
+        requeued = await self._async_queue.requeue_lost(
+            self._system.service.executions, self.settings.agents.stale_after_seconds
+        )
+        return int(requeued)
+
     async def reap_task_executions(self) -> int:
         """Dispatch task executions nobody is running: PENDING ones never started (their agent
         was passivating, a gateway died) and RUNNING ones whose agent actor went silent."""
@@ -177,6 +189,10 @@ class RunnerActor:
                 await self.reap_task_executions()
             except Exception:
                 log.warning("task execution reaper pass failed", exc_info=True)
+            try:
+                await self.requeue_async_steps()
+            except Exception:
+                log.warning("async step reaper pass failed", exc_info=True)
 
     async def reap(self) -> int:
         return await (await self._ready()).reap()

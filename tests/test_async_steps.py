@@ -3,12 +3,14 @@ when a worker dies before acknowledging, never run twice once finished."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import httpx
 import pytest
 
+from linqra.clock import iso
 from linqra.events.memory import MemoryEventBus
 from linqra.system import System
 from linqra.workflows.async_steps import (
@@ -86,3 +88,67 @@ def test_async_steps_run_on_the_worker_actors(gateway_url: str, http_service: An
         step = {s["step"]: s for s in later["steps"]}[2]
         assert later["pending_async_steps"] == [] and step["status"] == "COMPLETED"
         assert step["worker"].startswith("linqra-async-")
+
+
+async def test_a_lost_queue_message_is_requeued_and_run_once(
+    system: System, http_service: Any
+) -> None:
+    """The queue lost the message (the embedded bus's actor restarted): the reaper publishes the
+    step again from its QUEUED record; two copies in flight still run it once (claim by CAS)."""
+    lost = MemoryEventBus(redeliver_after=0.3)  # published to, then "restarted": never consumed
+    runner = system.runner("async-lost", async_queue=BusAsyncStepQueue(lost))
+    definition = system.service.validate_definition({"steps": [
+        {"step": 1, "target": "noop"},
+        {"step": 2, "target": "http", "action": "fetch", "intent": f"{http_service.url}/counter", "async": True},
+    ]})  # fmt: skip
+    ex = await system.service.new_execution(TEAM, definition=definition)
+    await runner.submit(TEAM, ex["id"])
+    assert (await runner.wait(TEAM, ex["id"], 30))["pending_async_steps"] == [2]
+    fresh = MemoryEventBus(redeliver_after=0.3)
+    worker = await fresh.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
+    repo = system.service.executions
+    await asyncio.sleep(0.3)
+    assert await BusAsyncStepQueue(fresh).requeue_lost(repo, older_than_seconds=0.1) == 1
+    assert (
+        await BusAsyncStepQueue(fresh).requeue_lost(repo, older_than_seconds=0.0) == 1
+    )  # a 2nd copy
+    copies = await worker.fetch(timeout=2)
+    assert len(copies) == 2
+    results = await asyncio.gather(
+        *(process_async_step(d.event.payload, repo, system.registry, system.ctx) for d in copies)
+    )
+    assert sorted(results) == ["COMPLETED", "busy"]
+    done = await repo.full_record(TEAM, ex["id"])
+    assert done["pending_async_steps"] == [] and "queued_call" not in done["steps"][1]
+
+
+async def test_a_step_held_by_a_dead_worker_is_taken_over_when_stale(system: System) -> None:
+    bus = MemoryEventBus(redeliver_after=0.3)
+    worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
+    runner = system.runner("async-dead", async_queue=BusAsyncStepQueue(bus))
+    definition = system.service.validate_definition(
+        {"steps": [{"step": 1, "target": "noop", "async": True, "timeoutSeconds": 5}]}
+    )
+    ex = await system.service.new_execution(TEAM, definition=definition)
+    await runner.submit(TEAM, ex["id"])
+    await runner.wait(TEAM, ex["id"], 30)
+    (delivery,) = await worker.fetch(timeout=2)
+    repo = system.service.executions
+    run_id = delivery.event.payload["record"]["id"]
+    # a worker claimed it and died: RUNNING, started recently → busy; long ago → taken over
+    await repo.claim_step_run(TEAM, run_id, {"status": "RUNNING", "started_at": "2026-01-01T00:00:00.000000Z", "worker": "dead"}, from_status="QUEUED")  # fmt: skip
+    await repo.store_update_step_run(TEAM, run_id, {"started_at": iso()}, where={})
+    assert (
+        await process_async_step(delivery.event.payload, repo, system.registry, system.ctx)
+        == "busy"
+    )
+    await repo.store_update_step_run(
+        TEAM, run_id, {"started_at": "2026-01-01T00:00:00.000000Z"}, where={}
+    )
+    assert (
+        await process_async_step(
+            delivery.event.payload, repo, system.registry, system.ctx, worker="w2"
+        )
+        == "COMPLETED"
+    )
+    assert (await repo.step_run(TEAM, run_id))["worker"] == "w2"

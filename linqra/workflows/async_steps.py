@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
-from linqra.clock import iso
+from linqra.clock import iso, parse_iso, utcnow
 from linqra.events.base import EventBus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import run_step_call
@@ -37,6 +38,7 @@ __all__ = [
 ASYNC_TOPIC = "linqra.async-steps"
 ASYNC_GROUP = "async-step-workers"
 FINISHED = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "SKIPPED"})
+STALE_MARGIN_SECONDS = 60.0
 
 
 class AsyncStepQueue(Protocol):
@@ -50,10 +52,38 @@ class BusAsyncStepQueue:
     async def enqueue(self, team_id: str, record: Mapping[str, Any], call: StepCall) -> None:
         await self.bus.publish(
             ASYNC_TOPIC,
-            {"team_id": team_id, "record": dict(record), "call": dataclasses.asdict(call)},
+            queued_message(team_id, record, dataclasses.asdict(call)),
             key=call.execution_id,
             idempotency_key=str(record["id"]),
         )
+
+    async def requeue_lost(self, repo: ExecutionRepository, older_than_seconds: float) -> int:
+        """Publish again the async steps QUEUED for longer than ``older_than_seconds`` — a queue
+        that lost them (the embedded bus's actor restarted) or a message nobody took. A step
+        that is taken meanwhile is claimed by one worker only (the claim is a compare-and-set)."""
+        before = iso(utcnow() - timedelta(seconds=older_than_seconds))
+        count = 0
+        for run in await repo.queued_step_runs(before=before):
+            call = run.get("queued_call")
+            if not call:
+                continue
+            record = {k: v for k, v in run.items() if k != "team_id"}
+            await self.bus.publish(
+                ASYNC_TOPIC, queued_message(run["team_id"], record, call),
+                key=str(run["execution_id"]), idempotency_key=str(run["id"]),
+            )  # fmt: skip
+            await repo.claim_step_run(
+                run["team_id"], run["id"], {"queued_at": iso(), "requeued": run.get("requeued", 0) + 1},
+                from_status="QUEUED",
+            )  # fmt: skip
+            count += 1
+        return count
+
+
+def queued_message(
+    team_id: str, record: Mapping[str, Any], call: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {"team_id": team_id, "record": dict(record), "call": dict(call)}
 
 
 async def process_async_step(
@@ -64,15 +94,33 @@ async def process_async_step(
     *,
     worker: str = "worker",
 ) -> str:
-    """Run one queued step and record its outcome; ``"duplicate"`` when it had already finished."""
+    """Run one queued step and record its outcome (its status); ``"duplicate"`` when it had
+    already finished (acknowledge it); ``"busy"`` when another worker runs it now (do not
+    acknowledge: it comes back, and is taken over if that worker died)."""
     team_id = str(payload["team_id"])
     record = dict(payload["record"])
     current = await repo.step_run(team_id, record["id"])
     if current is not None and current["status"] in FINISHED:
         return "duplicate"
     call = StepCall(**payload["call"])
-    record.update(status="RUNNING", started_at=iso(), worker=worker)
-    await repo.save_step_run(team_id, record)
+    running = {"status": "RUNNING", "started_at": iso(), "worker": worker}
+    if current is not None and current["status"] == "RUNNING":
+        # another worker has it; if it has run past every attempt's time it died: take over
+        allowed = call.timeout * call.max_attempts + STALE_MARGIN_SECONDS
+        started = parse_iso(current["started_at"])
+        if (utcnow() - started).total_seconds() < allowed:
+            return "busy"  # leave the message unacknowledged: it comes back later
+        claimed = await repo.store_update_step_run(
+            team_id,
+            record["id"],
+            running,
+            where={"status": "RUNNING", "started_at": current["started_at"]},
+        )
+    else:
+        claimed = await repo.claim_step_run(team_id, record["id"], running, from_status="QUEUED")
+    if not claimed:
+        return "busy"  # a re-queued copy is being run by another worker
+    record.update(running)
     outcome = await run_step_call(call, registry, ctx)
     record.update(outcome.record_fields())
     await repo.save_step_run(team_id, record)

@@ -15,6 +15,7 @@ execution alive and watches for cancel requests made through the store.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -372,7 +373,12 @@ class WorkflowEngine:
                     run.last_completed = step.step
                 return "COMPLETED"
         if step.async_ and self.async_queue is not None:
-            record.update(status="QUEUED", queued_at=iso(), cache_hit=False)
+            record.update(
+                status="QUEUED",
+                queued_at=iso(),
+                cache_hit=False,
+                queued_call=dataclasses.asdict(call),  # what the reaper re-queues if it is lost
+            )
             await self.repo.save_step_run(run.team_id, record)
             await self.async_queue.enqueue(run.team_id, record, call)
             return "QUEUED"

@@ -39,6 +39,7 @@ INDEXES = [
     IndexSpec(EXECUTIONS, ("status", "created_at")),
     IndexSpec(EXECUTIONS, ("status", "heartbeat_at"), name="ix_executions_liveness"),
     IndexSpec(STEP_RUNS, ("execution_id", "step", "run"), unique=True),
+    IndexSpec(STEP_RUNS, ("status", "queued_at")),
 ]
 
 
@@ -139,6 +140,25 @@ class ExecutionRepository:
     async def step_run(self, team_id: str, run_id: str) -> Document | None:
         return await self.store.get(STEP_RUNS, team_id, run_id)
 
+    async def claim_step_run(
+        self, team_id: str, run_id: str, changes: dict[str, Any], *, from_status: str
+    ) -> bool:
+        """Compare-and-set on a step run's status (a queued async step is run by one worker)."""
+        return await self.store_update_step_run(
+            team_id, run_id, changes, where={"status": from_status}
+        )
+
+    async def store_update_step_run(
+        self, team_id: str, run_id: str, changes: dict[str, Any], *, where: dict[str, Any]
+    ) -> bool:
+        return await self.store.update(STEP_RUNS, team_id, run_id, changes, where=where)
+
+    async def queued_step_runs(self, *, before: str, limit: int = 100) -> list[Document]:
+        """Async step runs still QUEUED since before ``before`` (any team): the reaper's list."""
+        return await self.store.scan_all_teams(
+            STEP_RUNS, {"status": "QUEUED", "queued_at": {"$lt": before}}, limit=limit
+        )
+
     async def step_runs(self, team_id: str, execution_id: str) -> list[Document]:
         return await self.store.find(
             STEP_RUNS,
@@ -198,4 +218,4 @@ class ExecutionRepository:
 
 
 def _public_run(run: Document) -> Document:
-    return {k: v for k, v in run.items() if k not in ("team_id", "execution_id")}
+    return {k: v for k, v in run.items() if k not in ("team_id", "execution_id", "queued_call")}
