@@ -38,6 +38,8 @@ def fake_anthropic_app(requests: list[dict[str, Any]]) -> Starlette:
                 status_code=429,
                 headers={"retry-after": "3"},
             )
+        if model == "malformed":
+            return Response(b"{not json", media_type="application/json")
         if model == "overloaded":
             return JSONResponse(
                 {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},

@@ -19,6 +19,8 @@ def fake_cohere_app(requests: list[dict[str, Any]]) -> Starlette:
     async def chat(request: Request) -> Response:
         body = await request.json()
         requests.append({"body": body, "auth": request.headers.get("authorization")})
+        if body["model"] == "malformed":
+            return Response(b"{not json", media_type="application/json")
         if body["model"] == "rate-limited":
             return JSONResponse(
                 {"message": "too many requests"}, status_code=429, headers={"Retry-After": "1"}

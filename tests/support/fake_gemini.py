@@ -45,6 +45,8 @@ def fake_gemini_app(requests: list[dict[str, Any]]) -> Starlette:
                 for r in body["requests"]
             ]
             return JSONResponse({"embeddings": vectors})
+        if model == "malformed":
+            return Response(b"{not json", media_type="application/json")
         if model == "rate-limited":
             return JSONResponse(
                 {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},
