@@ -14,7 +14,7 @@ from starlette.responses import StreamingResponse
 
 from linqra.errors import LinqraError, ValidationError
 from linqra.llm.service import Completion, LLMService
-from linqra.llm.types import Delta, ModelResponse, parse_messages, parse_settings
+from linqra.llm.types import Delta, ModelResponse, ToolCallDelta, parse_messages, parse_settings
 from linqra.steps.llm import completion_shape
 
 __all__ = ["ChatRequest", "chat_completion", "list_models", "set_price", "usage_summary"]
@@ -104,14 +104,18 @@ async def _sse(first: Any, events: AsyncIterator[Any], include_usage: bool) -> A
 
     yield chunk({"role": "assistant", "content": ""})
     pending: list[Any] = [first]
+    streamed_calls = False
     try:
         while True:
             event = pending.pop() if pending else await anext(events)
             if isinstance(event, Delta):
                 yield chunk({"content": event.text})
+            elif isinstance(event, ToolCallDelta):
+                streamed_calls = True
+                yield chunk({"tool_calls": [event.to_openai()]})
             elif isinstance(event, ModelResponse):
                 model = event.model
-                if event.tool_calls:
+                if event.tool_calls and not streamed_calls:
                     calls = [
                         {"index": i, **call.to_openai()} for i, call in enumerate(event.tool_calls)
                     ]

@@ -19,6 +19,7 @@ from linqra.llm.types import (
     Message,
     ModelResponse,
     ModelSettings,
+    ToolCallDelta,
     parse_messages,
     parse_settings,
 )
@@ -64,12 +65,21 @@ async def _call(
     if not stream:
         return await model.request(messages, settings)
     final = None
+    pieces: dict[int, list[str]] = {}
     async for event in model.request_stream(messages, settings):
         if isinstance(event, ModelResponse):
             final = event
+        elif isinstance(event, ToolCallDelta):  # tool calls stream as they arrive
+            entry = pieces.setdefault(event.index, ["", "", ""])
+            entry[0] = event.id or entry[0]
+            entry[1] = event.name or entry[1]
+            entry[2] += event.arguments
         else:
             assert isinstance(event, Delta)
     assert final is not None
+    assert [tuple(v) for _, v in sorted(pieces.items())] == [
+        (c.id, c.name, c.arguments) for c in final.tool_calls
+    ]  # the pieces add up to the final calls
     return final
 
 

@@ -14,7 +14,15 @@ from typing import Any
 from linqra.errors import ProviderError
 from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
+from linqra.llm.types import (
+    Delta,
+    Message,
+    ModelResponse,
+    ModelSettings,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from linqra.resilience import parse_retry_after
 
 __all__ = ["AnthropicModel", "AnthropicProvider", "translate_errors"]
@@ -119,13 +127,18 @@ class AnthropicModel:
                         kind == "content_block_start"
                         and getattr(event.content_block, "type", "") == "tool_use"
                     ):
-                        calls[event.index] = [event.content_block.id, event.content_block.name, ""]
+                        block = event.content_block
+                        ordinal = len(calls)  # tool calls count from 0, blocks do not
+                        calls[event.index] = [block.id, block.name, ""]
+                        yield ToolCallDelta(ordinal, block.id, block.name, "")
                     elif (
                         kind == "content_block_delta"
                         and getattr(event.delta, "type", "") == "input_json_delta"
                         and event.index in calls
                     ):
-                        calls[event.index][2] += event.delta.partial_json or ""
+                        piece = event.delta.partial_json or ""
+                        calls[event.index][2] += piece
+                        yield ToolCallDelta(list(calls).index(event.index), arguments=piece)
                     elif kind == "message_delta":
                         output_tokens = int(event.usage.output_tokens)  # cumulative
                         finish = event.delta.stop_reason or finish

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCallDelta
 
 __all__ = ["Model", "Provider", "StreamEvent"]
 
-StreamEvent = Delta | ModelResponse
+StreamEvent = Delta | ToolCallDelta | ModelResponse
 
 
 class Model(Protocol):

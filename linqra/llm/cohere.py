@@ -13,7 +13,15 @@ from typing import Any
 from linqra.errors import ProviderError
 from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
+from linqra.llm.types import (
+    Delta,
+    Message,
+    ModelResponse,
+    ModelSettings,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from linqra.resilience import parse_retry_after
 
 __all__ = ["NO_RETRIES", "CohereModel", "CohereProvider", "translate_errors"]
@@ -119,9 +127,12 @@ class CohereModel:
                         (function.name if function else "") or "",
                         (function.arguments if function else "") or "",
                     ]
+                    yield ToolCallDelta(len(calls) - 1, *calls[event.index])
                 elif kind == "tool-call-delta" and event.index in calls:
                     function = event.delta.message.tool_calls.function
-                    calls[event.index][2] += (function.arguments if function else "") or ""
+                    piece = (function.arguments if function else "") or ""
+                    calls[event.index][2] += piece
+                    yield ToolCallDelta(list(calls).index(event.index), arguments=piece)
                 elif kind == "message-end":
                     usage = _usage(event.delta.usage)
                     finish = str(event.delta.finish_reason or "COMPLETE").lower()

@@ -21,6 +21,7 @@ from linqra.llm.types import (
     ModelResponse,
     ModelSettings,
     ToolCall,
+    ToolCallDelta,
     Usage,
     tool_call_names,
 )
@@ -140,7 +141,10 @@ class GeminiModel:
                 if text:
                     parts.append(text)
                     yield Delta(text)
-                calls += _calls(chunk, len(calls))
+                fresh = _calls(chunk, len(calls))
+                for i, call in enumerate(fresh, start=len(calls)):  # Gemini sends calls whole
+                    yield ToolCallDelta(i, call.id, call.name, call.arguments)
+                calls += fresh
         if last is None or last.usage_metadata is None:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"

@@ -23,7 +23,15 @@ from collections.abc import AsyncIterator, Sequence
 
 from linqra.llm.base import StreamEvent
 from linqra.llm.tokens import _encoding, count_prompt, count_tokens
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
+from linqra.llm.types import (
+    Delta,
+    Message,
+    ModelResponse,
+    ModelSettings,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = ["LocalModel", "LocalProvider"]
 
@@ -134,6 +142,8 @@ class LocalModel:
             pending = b""
             await asyncio.sleep(self.delay)
             yield Delta(piece)
+        for i, call in enumerate(calls):
+            yield ToolCallDelta(i, call.id, call.name, call.arguments)
         yield self._response(messages, settings, text, calls)
 
 

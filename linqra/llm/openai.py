@@ -14,7 +14,15 @@ from typing import Any
 from linqra.errors import ProviderError
 from linqra.llm._sdk import SDKProvider
 from linqra.llm.base import StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCall, Usage
+from linqra.llm.types import (
+    Delta,
+    Message,
+    ModelResponse,
+    ModelSettings,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from linqra.resilience import parse_retry_after
 
 __all__ = ["OpenAIModel", "OpenAIProvider", "translate_errors"]
@@ -118,9 +126,11 @@ class OpenAIModel:
                         for piece in (choice.delta.tool_calls if choice.delta else None) or ():
                             call = calls.setdefault(piece.index, ["", "", ""])
                             call[0] = piece.id or call[0]
-                            if piece.function is not None:
-                                call[1] = piece.function.name or call[1]
-                                call[2] += piece.function.arguments or ""
+                            name = piece.function.name if piece.function is not None else None
+                            arguments = (piece.function.arguments if piece.function else "") or ""
+                            call[1] = name or call[1]
+                            call[2] += arguments
+                            yield ToolCallDelta(piece.index, piece.id, name, arguments)
                         if choice.finish_reason:
                             finish = choice.finish_reason
             finally:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from linqra.errors import ProviderError
 from linqra.llm.base import Model, StreamEvent
-from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings
+from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCallDelta
 from linqra.resilience import Backoff, CircuitBreaker
 
 __all__ = ["Deployment", "RoutePolicy", "RoutedModel"]
@@ -128,7 +128,7 @@ class RoutedModel:
             try:
                 async with deployment.bulkhead, asyncio.timeout(self.policy.timeout_seconds):
                     async for event in deployment.model.request_stream(messages, settings):
-                        if isinstance(event, Delta):
+                        if isinstance(event, Delta | ToolCallDelta):
                             started = True
                         yield event
             except (ProviderError, TimeoutError) as exc:

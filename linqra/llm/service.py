@@ -131,7 +131,7 @@ class LLMService:
             async for event in resolved.model.request_stream(messages, settings):
                 if isinstance(event, Delta):
                     parts.append(event.text)
-                else:
+                elif isinstance(event, ModelResponse):
                     final = event
                 yield event
         except (asyncio.CancelledError, GeneratorExit):

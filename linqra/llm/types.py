@@ -16,6 +16,7 @@ __all__ = [
     "ModelResponse",
     "ModelSettings",
     "ToolCall",
+    "ToolCallDelta",
     "ToolDefinition",
     "Usage",
     "parse_messages",
@@ -139,6 +140,25 @@ class Delta:
     """A piece of streamed text."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: the first piece of call ``index`` carries its ``id`` and
+    ``name``; the ``arguments`` of all its pieces, joined, are its JSON arguments."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+    def to_openai(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "function": {"arguments": self.arguments}}
+        if self.id:
+            out["id"], out["type"] = self.id, "function"
+        if self.name:
+            out["function"]["name"] = self.name
+        return out
 
 
 @dataclass(frozen=True, slots=True)
