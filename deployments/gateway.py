@@ -112,6 +112,8 @@ def page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> di
     ray_actor_options={"num_cpus": 0},
     max_ongoing_requests=256,
     autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 64},
+    # the replica's own access lines would flood the `linqra up` terminal (one per request)
+    logging_config={"enable_access_log": False, "log_level": "WARNING"},
 )
 @serve.ingress(app)
 class Gateway:
