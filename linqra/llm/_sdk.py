@@ -9,8 +9,27 @@ import os
 from typing import Any, ClassVar
 
 from linqra.errors import ProviderError
+from linqra.resilience import parse_retry_after
 
-__all__ = ["SDKProvider"]
+__all__ = ["RETRYABLE_STATUSES", "SDKProvider", "status_error"]
+
+# HTTP statuses from a provider worth another attempt (and every 5xx, 529 "overloaded" included)
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+
+
+def status_error(
+    provider: str, status: int, detail: object, retry_after_header: str | None
+) -> ProviderError:
+    """One provider HTTP error in our terms, the same for every vendor: retryable or not,
+    ``Retry-After`` honoured, 429 as ``provider_rate_limited``, the vendor's message kept."""
+    return ProviderError(
+        f"{provider}: HTTP {status}: {detail}",
+        retryable=status in RETRYABLE_STATUSES or status >= 500,
+        retry_after=parse_retry_after(retry_after_header),
+        upstream_status=status or None,
+        code="provider_rate_limited" if status == 429 else "provider_error",
+    )
+
 
 _DEFAULT_ENV = "<the provider's usual variable>"
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
-from linqra.llm._sdk import SDKProvider
+from linqra.llm._sdk import SDKProvider, status_error
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import (
     Delta,
@@ -23,7 +23,6 @@ from linqra.llm.types import (
     ToolCallDelta,
     Usage,
 )
-from linqra.resilience import parse_retry_after
 
 __all__ = ["AnthropicModel", "AnthropicProvider", "translate_errors"]
 
@@ -209,22 +208,14 @@ def translate_errors(provider: str) -> Iterator[None]:
     try:
         yield
     except anthropic.APIStatusError as exc:
-        status = exc.status_code
         header = exc.response.headers.get("retry-after") if exc.response is not None else None
-        retry_after = parse_retry_after(header)
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = (
             (body.get("error") or {}).get("message")
             if isinstance(body.get("error"), dict)
             else None
         )
-        raise ProviderError(
-            f"{provider}: HTTP {status}: {detail or exc.message}",
-            retryable=status in (408, 409, 429, 529) or status >= 500,
-            retry_after=retry_after,
-            upstream_status=status,
-            code="provider_rate_limited" if status == 429 else "provider_error",
-        ) from exc
+        raise status_error(provider, exc.status_code, detail or exc.message, header) from exc
     except anthropic.APITimeoutError as exc:
         raise ProviderError(
             f"{provider}: timed out", retryable=True, code="provider_timeout"

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
-from linqra.llm._sdk import SDKProvider
+from linqra.llm._sdk import SDKProvider, status_error
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import (
     Delta,
@@ -22,7 +22,6 @@ from linqra.llm.types import (
     ToolCallDelta,
     Usage,
 )
-from linqra.resilience import parse_retry_after
 
 __all__ = ["NO_RETRIES", "CohereModel", "CohereProvider", "translate_errors"]
 
@@ -182,16 +181,12 @@ def translate_errors(provider: str) -> Iterator[None]:
     try:
         yield
     except ApiError as exc:
-        status = int(exc.status_code or 0)
-        raw = (exc.headers or {}).get("retry-after")
-        retry_after = parse_retry_after(raw)
         body = exc.body if isinstance(exc.body, dict) else {}
-        raise ProviderError(
-            f"{provider}: HTTP {status}: {body.get('message') or exc.body}",
-            retryable=status in (408, 429) or status >= 500,
-            retry_after=retry_after,
-            upstream_status=status or None,
-            code="provider_rate_limited" if status == 429 else "provider_error",
+        raise status_error(
+            provider,
+            int(exc.status_code or 0),
+            body.get("message") or exc.body,
+            (exc.headers or {}).get("retry-after"),
         ) from exc
     except (ValueError, KeyError) as exc:
         raise ProviderError(

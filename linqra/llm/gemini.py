@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
-from linqra.llm._sdk import SDKProvider
+from linqra.llm._sdk import SDKProvider, status_error
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import (
     Delta,
@@ -25,7 +25,6 @@ from linqra.llm.types import (
     Usage,
     tool_call_names,
 )
-from linqra.resilience import parse_retry_after
 
 __all__ = ["GeminiModel", "GeminiProvider", "translate_errors"]
 
@@ -247,17 +246,9 @@ def translate_errors(provider: str) -> Iterator[None]:
     try:
         yield
     except errors.APIError as exc:
-        status = int(exc.code or 0)
         headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-        raw = headers.get("retry-after") if hasattr(headers, "get") else None
-        retry_after = parse_retry_after(raw)
-        raise ProviderError(
-            f"{provider}: HTTP {status}: {exc.message or exc}",
-            retryable=status in (408, 429) or status >= 500,
-            retry_after=retry_after,
-            upstream_status=status or None,
-            code="provider_rate_limited" if status == 429 else "provider_error",
-        ) from exc
+        header = headers.get("retry-after") if hasattr(headers, "get") else None
+        raise status_error(provider, int(exc.code or 0), exc.message or exc, header) from exc
     except (ValueError, KeyError) as exc:
         raise ProviderError(
             f"{provider}: malformed response: {exc}", code="provider_error"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
-from linqra.llm._sdk import SDKProvider
+from linqra.llm._sdk import SDKProvider, status_error
 from linqra.llm.base import StreamEvent
 from linqra.llm.types import (
     Delta,
@@ -23,7 +23,6 @@ from linqra.llm.types import (
     ToolCallDelta,
     Usage,
 )
-from linqra.resilience import parse_retry_after
 
 __all__ = ["OpenAIModel", "OpenAIProvider", "translate_errors"]
 
@@ -181,17 +180,8 @@ def translate_errors(provider: str) -> Iterator[None]:
     try:
         yield
     except openai.APIStatusError as exc:
-        status = exc.status_code
-        retry_after = parse_retry_after(
-            exc.response.headers.get("retry-after") if exc.response is not None else None
-        )
-        raise ProviderError(
-            f"{provider}: HTTP {status}: {_message(exc)}",
-            retryable=status in (408, 409, 425, 429) or status >= 500,
-            retry_after=retry_after,
-            upstream_status=status,
-            code="provider_rate_limited" if status == 429 else "provider_error",
-        ) from exc
+        header = exc.response.headers.get("retry-after") if exc.response is not None else None
+        raise status_error(provider, exc.status_code, _message(exc), header) from exc
     except openai.APITimeoutError as exc:
         raise ProviderError(
             f"{provider}: timed out", retryable=True, code="provider_timeout"
