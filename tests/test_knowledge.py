@@ -217,6 +217,21 @@ async def test_a_failed_ingestion_is_marked_failed_and_leaves_no_vectors(hub: An
     assert (await hub.ingest("acme", doc["id"]))["status"] == "READY"
 
 
+async def test_a_document_over_200k_tokens_in_one_sentence_is_ingested(hub: Any) -> None:
+    """The tokenizer refuses 200,000 tokens in one call; such a text (840 KB, ~400k tokens, no
+    sentence end) used to be accepted and then FAILED with TokenLimitError."""
+    from tests.support.big_text import MARKER, endless_sentence
+
+    await hub.create_collection("acme", {"name": "tome"})
+    text = endless_sentence()
+    assert len(text.encode()) < 1024 * 1024
+    done = await ingest_text(hub, "acme", "tome", text, file_name="tome.txt")
+    assert done["status"] == "READY", done["error"]
+    assert done["tokens"] > 200_000 and done["chunks_done"] == done["chunks_total"] > 1000
+    hits = await hub.search("acme", "tome", query=MARKER, top_k=3)
+    assert any(MARKER in hit["text"] for hit in hits)
+
+
 def test_type_detection_extraction_and_chunking() -> None:
     assert detect_type(b"<html>", "page.htm", None) == "text/html"
     assert detect_type(b"%PDF-1.7", None, None) == "application/pdf"

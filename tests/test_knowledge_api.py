@@ -215,6 +215,27 @@ def test_bad_uploads_and_searches_are_4xx_naming_the_problem(
         assert other.get("/v1/knowledge/collections").json()["total"] == 0
 
 
+def test_an_upload_over_200k_tokens_is_ingested_on_the_cluster(kh: httpx.Client) -> None:
+    """Under 1 MB, one endless sentence of ~400k tokens: 202, then READY (it used to FAIL with
+    the tokenizer's TokenLimitError after the 202)."""
+    from tests.support.big_text import MARKER, endless_sentence
+
+    cid = kh.post("/v1/knowledge/collections", json={"name": "tome-api"}).json()["id"]
+    data = endless_sentence().encode()
+    response = kh.post(
+        f"/v1/knowledge/collections/{cid}/documents",
+        files={"file": ("tome.txt", data, "text/plain")},
+    )
+    assert response.status_code == 202, response.text
+    doc = wait_ready(kh, cid, response.json()["id"], timeout=180)
+    assert doc["status"] == "READY", doc["error"]
+    assert doc["tokens"] > 200_000 and doc["chunks_done"] == doc["chunks_total"]
+    hits = kh.post(
+        f"/v1/knowledge/collections/{cid}/search", json={"query": MARKER, "top_k": 3}
+    ).json()["results"]
+    assert any(MARKER in hit["text"] for hit in hits)
+
+
 def test_failed_ingestion_is_recorded(kh: httpx.Client) -> None:
     cid = kh.post("/v1/knowledge/collections", json={"name": "scans"}).json()["id"]
     response = kh.post(

@@ -193,6 +193,25 @@ def _pdf(data: bytes) -> tuple[list[Page], str | None]:
 
 
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n+")
+# The tokenizer refuses to encode more than 200,000 tokens in one call (``TokenLimitError``), and
+# a "sentence" can be a whole file (text without punctuation or line breaks, CJK, base64): text is
+# encoded in windows of at most this many characters (at most 4 tokens each, one per UTF-8 byte).
+ENCODE_WINDOW_CHARS = 32_768
+
+
+def _encode(encoding: object, text: str) -> list[int]:
+    """Tokens of ``text``, encoded window by window, each window cut after whitespace if any."""
+    tokens: list[int] = []
+    start = 0
+    while start < len(text):
+        end = min(start + ENCODE_WINDOW_CHARS, len(text))
+        if end < len(text):
+            space = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+            if space > start:
+                end = space + 1
+        tokens += encoding.encode(text[start:end])  # type: ignore[attr-defined]
+        start = end
+    return tokens
 
 
 def chunk_pages(pages: list[Page], max_tokens: int, overlap: int) -> list[Chunk]:
@@ -209,7 +228,7 @@ def chunk_pages(pages: list[Page], max_tokens: int, overlap: int) -> list[Chunk]
             sentence = sentence.strip()
             if not sentence:
                 continue
-            tokens = encoding.encode(sentence + " ")
+            tokens = _encode(encoding, sentence + " ")
             piece = max_tokens - overlap  # a long sentence's pieces leave room for the overlap
             for start in range(0, len(tokens), piece):
                 units.append((tokens[start : start + piece], page.number))
