@@ -51,12 +51,32 @@ DEFAULT_DIMENSIONS = {
 
 @dataclass(frozen=True, slots=True)
 class Embedding:
+    """The vectors of one call and the tokens it cost."""
+
     vectors: list[list[float]]
     input_tokens: int
-    estimated: bool = False  # counted locally rather than reported by the provider
+    estimated: bool = False  # the provider reported no count: counted locally
 
 
 class Embedder(Protocol):
+    """Texts in, vectors out, for one ``provider:model`` of a fixed ``dimension``.
+
+    ``embed`` returns one vector per text, in the order given, each ``dimension`` floats long
+    and of unit length (L2-normalised, so cosine similarity is a dot product; a text with nothing
+    to embed, such as only stop words, may get the zero vector). A text is nearer to a text that
+    shares its words than to one that shares none. ``kind`` says whether the texts are documents
+    or a query; providers with asymmetric models receive it as their task type.
+
+    ``input_tokens`` are the tokens the provider billed; ``estimated`` is set when the provider
+    reports no count and it was counted locally. An empty list of texts gives no vectors and
+    calls no provider.
+
+    Failures are :class:`ProviderError`, never a vendor SDK's exception: a provider that cannot
+    be reached, a rate limit (with the provider's ``Retry-After``) and a 5xx are retryable; an
+    answer with the wrong number of vectors or the wrong dimension is the non-retryable
+    ``malformed_response``.
+    """
+
     provider: str
     model: str
     dimension: int
@@ -66,7 +86,7 @@ class Embedder(Protocol):
         """``provider:model`` — stored with every collection embedded with it."""
 
     async def embed(self, texts: Sequence[str], kind: EmbedKind) -> Embedding:
-        """One vector per text, in order."""
+        """One unit-length vector per text, in order, with the tokens billed."""
 
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -285,6 +305,14 @@ class _ProviderEmbedder:
     def name(self) -> str:
         return f"{self.provider}:{self.model}"
 
+    async def embed(self, texts: Sequence[str], kind: EmbedKind = "document") -> Embedding:
+        if not texts:  # nothing to embed: no call (OpenAI refuses an empty input with a 400)
+            return Embedding([], 0)
+        return await self._embed(list(texts), kind)
+
+    async def _embed(self, texts: list[str], kind: EmbedKind) -> Embedding:
+        raise NotImplementedError
+
     def _check(self, vectors: list[list[float]], count: int) -> list[list[float]]:
         if len(vectors) != count:
             raise ProviderError(
@@ -303,7 +331,7 @@ class _ProviderEmbedder:
 class OpenAIEmbedder(_ProviderEmbedder):
     """OpenAI's embeddings endpoint (also any OpenAI-compatible server)."""
 
-    async def embed(self, texts: Sequence[str], kind: EmbedKind = "document") -> Embedding:
+    async def _embed(self, texts: list[str], kind: EmbedKind) -> Embedding:
         from linqra.llm.openai import translate_errors
 
         with translate_errors(self.provider):
@@ -318,7 +346,7 @@ class OpenAIEmbedder(_ProviderEmbedder):
 class GeminiEmbedder(_ProviderEmbedder):
     """Gemini's embedContent; the API reports no token count, so it is counted locally."""
 
-    async def embed(self, texts: Sequence[str], kind: EmbedKind = "document") -> Embedding:
+    async def _embed(self, texts: list[str], kind: EmbedKind) -> Embedding:
         from google.genai import types
 
         from linqra.llm.gemini import translate_errors
@@ -339,7 +367,7 @@ class GeminiEmbedder(_ProviderEmbedder):
 class CohereEmbedder(_ProviderEmbedder):
     """Cohere's v2 embed, billed from ``meta.billed_units.input_tokens``."""
 
-    async def embed(self, texts: Sequence[str], kind: EmbedKind = "document") -> Embedding:
+    async def _embed(self, texts: list[str], kind: EmbedKind) -> Embedding:
         from linqra.llm.cohere import NO_RETRIES, translate_errors
 
         with translate_errors(self.provider):
