@@ -1,4 +1,4 @@
-"""Quartz cron expressions, with Quartz's semantics, evaluated in an IANA time zone.
+"""Quartz cron expressions, evaluated as Quartz 2.3.2 evaluates them, in an IANA time zone.
 
 ``seconds minutes hours day-of-month month day-of-week [year]``:
 
@@ -8,32 +8,71 @@ field           values      special characters
 seconds         0-59        ``, - * /``
 minutes         0-59        ``, - * /``
 hours           0-23        ``, - * /``
-day-of-month    1-31        ``, - * ? / L W`` (``L``, ``L-3``, ``15W``, ``LW``)
+day-of-month    1-31        ``, - * ? / L W`` (``L``, ``L-3``, ``LW``, ``L-3W``, ``15W``)
 month           1-12        ``, - * /`` and ``JAN``-``DEC``
 day-of-week     1-7 (SUN=1) ``, - * ? / L #`` and ``SUN``-``SAT`` (``L`` = Saturday, ``6L``, ``6#3``)
-year (optional) 1970-2099   ``, - * /``
+year (optional) 1970-2199   ``, - * /`` (a range goes upwards)
 ==============  ==========  ====================================
 
-As in Quartz, exactly one of day-of-month and day-of-week is ``?``. Fire times are computed in
-local time of the zone and returned in UTC: a local time that does not exist (the spring-forward
-gap) is skipped, and a local time that happens twice (the autumn overlap) fires once, at its
-first occurrence.
+The reference is Quartz itself (``tests/test_quartz_differential.py`` runs the same cases through
+``org.quartz.CronExpression`` 2.3.2 and compares), including what Quartz does that its manual
+does not say:
+
+- exactly one of day-of-month and day-of-week is ``?``;
+- ``L``, ``L-n``, ``LW`` and ``L-nW`` stand alone: Quartz refuses them in a list (``1,L``);
+- a day-of-month list with ``nW`` in it (``5W,20``) fires on the weekday nearest the *smallest*
+  listed day only; ``nW`` for a day the month lacks looks past its end (``31W`` fires on Friday
+  30 April when 1 May is a Saturday);
+- daylight saving: fire times are searched in local wall time, and a wall time is resolved as
+  ``java.util.GregorianCalendar`` resolves it — to the *later* of its instants. A time that
+  happens twice (fall back) fires once, at its second, standard-time occurrence, and nothing
+  fires during the first pass of the repeated hour; a time in the spring-forward gap moves
+  forward by the gap and must then still match (``0 30 2 * * ?`` skips that day in New York).
+  Where the gap moves the search depends on the path it took there (Lord Howe's half-hour gap),
+  so :meth:`CronExpression.next_after` steps through the fields in Quartz's order.
+
+Bounds: instants from :data:`FIRST_INSTANT` to :data:`LAST_INSTANT` (years 1970-2199, the range
+Quartz documents); an ``after`` outside them is a :class:`ValidationError` naming it, and no
+fire time lies beyond them. A search takes at most :data:`MAX_SEARCH_STEPS` steps (a few
+thousand at most for any expression; Quartz itself can loop forever on ``L-30W``).
+
+Deliberate differences from Quartz 2.3.2, all refusals (400) of text Quartz accepts but reads
+unlike its manual: a step after a name (``JAN/2``, ``MON-FRI/2``: Quartz ignores the step), ``W``
+after a range (``1-5W``: Quartz ignores the ``W``), a ``0`` step (``5/0``), text after a field's
+value (``15WX``), more than 7 fields, and year values outside 1970-2199. Quartz 2.3.2 stops
+firing at the current year + 100; linqra at 2199. ``L-nW`` whose day falls before the month's
+first day fires nothing that month (Quartz loops forever or goes back a month).
 """
 
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from linqra.errors import ValidationError
 
-__all__ = ["CronExpression", "cron_preview", "zone"]
+__all__ = [
+    "FIRST_INSTANT",
+    "LAST_INSTANT",
+    "MAX_SEARCH_STEPS",
+    "CronExpression",
+    "cron_preview",
+    "zone",
+]
+
+log = logging.getLogger(__name__)
 
 FIELDS = ("seconds", "minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+_MAX_YEAR = 2199
+FIRST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+LAST_INSTANT = datetime(_MAX_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC)
+MAX_SEARCH_STEPS = 100_000
 _RANGES = {
     "seconds": (0, 59),
     "minutes": (0, 59),
@@ -41,13 +80,18 @@ _RANGES = {
     "day-of-month": (1, 31),
     "month": (1, 12),
     "day-of-week": (1, 7),
-    "year": (1970, 2099),
+    "year": (1970, _MAX_YEAR),
 }
 _MONTHS = {m: i for i, m in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
 )}  # fmt: skip
 _DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], 1)}
-_MAX_YEAR = 2099
+_RANGE_TEXT = "from 1970-01-01T00:00:00Z to 2199-12-31T23:59:59Z"
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
@@ -55,25 +99,104 @@ def zone(name: str, field: str = "timezone") -> ZoneInfo:
     if not isinstance(name, str) or not name or len(name) > 64 or ".." in name:
         raise ValidationError("timezone is an IANA name such as Europe/Paris or UTC", field=field)
     try:
+        if name not in _zone_names():
+            raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValidationError(
             f"unknown timezone {name!r}; use an IANA name such as Europe/Paris or UTC", field=field
         ) from None
 
 
+def _bounded(when: datetime, field: str = "after") -> datetime:
+    """``when`` in UTC, or a 400 naming ``field`` when it lies outside the supported range."""
+    try:
+        utc = when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not FIRST_INSTANT <= utc <= LAST_INSTANT:
+        raise ValidationError(f"{field} is an instant {_RANGE_TEXT}", field=field)
+    return utc
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+# -- wall time as java.util.GregorianCalendar keeps it ------------------------------------------
+def _lenient(year: int, month: int, day: int, hour: int, minute: int, second: int) -> datetime:
+    """The wall time these fields name, rolling over out-of-range values (day 32, hour 24)."""
+    first = datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+    return first + timedelta(days=day - 1, hours=hour, minutes=minute, seconds=second)
+
+
+def _instant(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The later instant of a wall time (Java's rule): the standard-time one when it happens twice,
+    and, in a spring-forward gap, the one read with the offset before the gap (later by the gap)."""
+    earlier = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    return max(earlier, wall.replace(tzinfo=tz, fold=1).astimezone(UTC))
+
+
+def _weekday(year: int, month: int, day: int) -> int:
+    """Quartz's day-of-week of a date: SUN=1 … SAT=7 (``day`` may roll over, as in Java)."""
+    return (_lenient(year, month, day, 0, 0, 0).weekday() + 1) % 7 + 1
+
+
+class _Clock:
+    """The search position: wall-clock fields that may be set out of range, then settled."""
+
+    __slots__ = ("day", "hour", "minute", "month", "second", "tz", "year")
+
+    def __init__(self, tz: ZoneInfo, instant: datetime) -> None:
+        self.tz = tz
+        self._take(instant)
+
+    def _take(self, instant: datetime) -> None:
+        local = instant.astimezone(self.tz)
+        self.year, self.month, self.day = local.year, local.month, local.day
+        self.hour, self.minute, self.second = local.hour, local.minute, local.second
+
+    def instant(self) -> datetime:
+        wall = _lenient(self.year, self.month, self.day, self.hour, self.minute, self.second)
+        return _instant(wall, self.tz)
+
+    def settle(self) -> None:
+        """Roll fields over and move a wall time in a gap past it (what Java does on a read)."""
+        self._take(self.instant())
+
+    def set_hour(self, hour: int) -> None:
+        """Quartz's ``setCalendarHour``: an hour lost to a gap becomes the next one."""
+        self.hour = hour
+        self.settle()
+        if self.hour != hour and hour != 24:
+            self.hour = hour + 1
+
+    def move(self, day: int, month: int, year: int | None = None) -> None:
+        """To midnight of a day (leniently: day 32 of a month is in the next one)."""
+        self.second = self.minute = self.hour = 0
+        self.day, self.month = day, month
+        if year is not None:
+            self.year = year
+
+
+def _at_or_after(values: tuple[int, ...], current: int) -> int | None:
+    return next((v for v in values if v >= current), None)
+
+
 @dataclass(frozen=True, slots=True)
 class _DaySpec:
-    """What a day-of-month or day-of-week field asks for (``None`` fields are unused)."""
+    """What a day-of-month or day-of-week field asks for."""
 
     any: bool = False  # "?"
-    values: frozenset[int] = frozenset()
-    last: bool = False  # DOM "L"
+    values: tuple[int, ...] = ()  # ascending
+    last: bool = False  # DOM "L", "L-n", "LW", "L-nW"
     last_offset: int = 0  # DOM "L-n"
-    nearest_weekday: int | None = None  # DOM "nW"
-    last_weekday: bool = False  # DOM "LW"
+    weekday: bool = False  # DOM "...W": the weekday nearest the day (the smallest listed one)
     last_of: int | None = None  # DOW "nL"
     nth: tuple[int, int] | None = None  # DOW "n#k"
+
+
+_Step = Literal["fire", "moved", "none"]
 
 
 class CronExpression:
@@ -95,9 +218,9 @@ class CronExpression:
         self.minutes = self._values(parts[1], "minutes")
         self.hours = self._values(parts[2], "hours")
         self.month_values = self._values(parts[4], "month")
-        self.years = self._values(parts[6], "year") if len(parts) == 7 else frozenset(
-            range(1970, _MAX_YEAR + 1)
-        )  # fmt: skip
+        self.years = (
+            self._values(parts[6], "year") if len(parts) == 7 else self._values("*", "year")
+        )
         self.dom = self._dom(parts[3])
         self.dow = self._dow(parts[5])
         if self.dom.any == self.dow.any:
@@ -115,7 +238,7 @@ class CronExpression:
         names = _MONTHS if name == "month" else _DAYS if name == "day-of-week" else {}
         if token in names:
             return names[token]
-        if not token.isdigit():
+        if not _digits(token):
             raise self._fail(name, f"{token!r} is not a number" + (
                 f" or a name ({', '.join(names)})" if names else ""
             ))  # fmt: skip
@@ -125,7 +248,7 @@ class CronExpression:
             raise self._fail(name, f"{value} is out of range {low}-{high}")
         return value
 
-    def _values(self, text: str, name: str) -> frozenset[int]:
+    def _values(self, text: str, name: str) -> tuple[int, ...]:
         low, high = _RANGES[name]
         out: set[int] = set()
         for item in text.split(","):
@@ -134,11 +257,13 @@ class CronExpression:
             base, slash, step_text = item.partition("/")
             step = 1
             if slash:
-                if not step_text.isdigit() or int(step_text) == 0:
+                if not _digits(step_text) or int(step_text) == 0:
                     raise self._fail(name, f"increment {step_text!r} must be a positive number")
                 step = int(step_text)
-                if step > high - low + 1 and name != "year":
+                if step > high and name != "year":  # as Quartz: below 60, 24, 32, 13, 8
                     raise self._fail(name, f"increment {step} is larger than the field's range")
+                if not _digits(base.partition("-")[0] or "0") and base != "*":
+                    raise self._fail(name, f"{item!r}: a step follows a number or '*' (1/2)")
             if base == "*":
                 start, end = low, high
             elif "-" in base:
@@ -147,152 +272,171 @@ class CronExpression:
             else:
                 start = self._number(base, name)
                 end = high if slash else start
+            if end < start and name == "year":
+                raise self._fail(name, f"{base!r}: a year range goes upwards, e.g. 2026-2028")
             if end < start:  # a range that wraps (FRI-MON, 22-2)
                 span = list(range(start, high + 1)) + list(range(low, end + 1))
             else:
                 span = list(range(start, end + 1))
             out.update(span[::step])
-        return frozenset(out)
+        return tuple(sorted(out))
 
     def _dom(self, text: str) -> _DaySpec:
         name = "day-of-month"
         if text == "?":
             return _DaySpec(any=True)
-        if text == "L":
-            return _DaySpec(last=True)
-        if text == "LW":
-            return _DaySpec(last_weekday=True)
-        if match := re.fullmatch(r"L-(\d{1,2})", text):
-            offset = int(match.group(1))
+        if "L" in text:
+            match = re.fullmatch(r"L(?:-([0-9]{1,2}))?(W?)", text)
+            if match is None:
+                raise self._fail(name, f"{text!r}: L, L-n, LW and L-nW stand alone (Quartz "
+                                 "refuses them in a list or with other values)")  # fmt: skip
+            offset = int(match.group(1) or 0)
             if offset > 30:
                 raise self._fail(name, "L-n needs n from 0 to 30")
-            return _DaySpec(last=True, last_offset=offset)
-        if match := re.fullmatch(r"(\d{1,2})W", text):
-            return _DaySpec(nearest_weekday=self._number(match.group(1), name))
-        if "L" in text or "W" in text:
-            raise self._fail(name, f"{text!r}: L, L-n, nW and LW stand alone in day-of-month")
-        return _DaySpec(values=self._values(text, name))
+            return _DaySpec(last=True, last_offset=offset, weekday=bool(match.group(2)))
+        if "W" not in text:
+            return _DaySpec(values=self._values(text, name))
+        values: set[int] = set()
+        for item in text.split(","):
+            if item.endswith("W"):
+                if not re.fullmatch(r"[0-9]{1,2}W", item):
+                    raise self._fail(name, f"{item!r}: W follows one day, e.g. 15W")
+                values.add(self._number(item[:-1], name))
+            else:
+                values.update(self._values(item, name))
+        return _DaySpec(values=tuple(sorted(values)), weekday=True)
 
     def _dow(self, text: str) -> _DaySpec:
         name = "day-of-week"
         if text == "?":
             return _DaySpec(any=True)
         if text == "L":
-            return _DaySpec(values=frozenset({7}))
+            return _DaySpec(values=(7,))
         if match := re.fullmatch(r"([1-7]|[A-Z]{3})L", text):
             return _DaySpec(last_of=self._number(match.group(1), name))
-        if match := re.fullmatch(r"([1-7]|[A-Z]{3})#(\d)", text):
+        if match := re.fullmatch(r"([1-7]|[A-Z]{3})#([0-9])", text):
             nth = int(match.group(2))
             if not 1 <= nth <= 5:
                 raise self._fail(name, "n#k needs k from 1 to 5")
             return _DaySpec(nth=(self._number(match.group(1), name), nth))
-        if "L" in text.replace("JUL", "") or "#" in text:
+        if "L" in text or "#" in text:
             raise self._fail(name, f"{text!r}: nL and n#k stand alone in day-of-week")
         return _DaySpec(values=self._values(text, name))
 
-    # -- matching ----------------------------------------------------------------------------
-    def _days(self, year: int, month: int) -> list[int]:
-        """The days of ``month`` that fire, ascending."""
+    # -- evaluation --------------------------------------------------------------------------
+    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
+        """The first fire time strictly after ``after`` (aware), in UTC; ``None`` if none is left
+        up to :data:`LAST_INSTANT`. ``after`` outside the supported range is a ValidationError."""
+        deadline = _bounded(after) + timedelta(seconds=1)  # Quartz's "afterTime"
+        clock = _Clock(tz, deadline.replace(microsecond=0))
+        for _ in range(MAX_SEARCH_STEPS):
+            if clock.year > _MAX_YEAR:
+                return None
+            step = self._step(clock, deadline)
+            if step == "fire":
+                found = clock.instant()
+                return found if found <= LAST_INSTANT else None
+            if step == "none":
+                return None
+        log.warning("cron %r: no fire time found in %d steps", self.text, MAX_SEARCH_STEPS)
+        return None
+
+    def _step(self, clock: _Clock, deadline: datetime) -> _Step:
+        """One step of Quartz's search, fields from the second up: ``fire`` when the clock shows a
+        fire time; ``moved`` when it was set to the next candidate; ``none`` when none is left."""
+        clock.settle()
+        second = _at_or_after(self.seconds, clock.second)
+        if second is None:
+            clock.second, clock.minute = self.seconds[0], clock.minute + 1
+        else:
+            clock.second = second
+        clock.settle()
+        minute = _at_or_after(self.minutes, clock.minute)
+        if minute != clock.minute:
+            next_hour = clock.hour + (minute is None)
+            clock.second, clock.minute = 0, self.minutes[0] if minute is None else minute
+            clock.set_hour(next_hour)
+            return "moved"
+        hour = _at_or_after(self.hours, clock.hour)
+        if hour != clock.hour:
+            clock.second = clock.minute = 0
+            clock.day += hour is None
+            clock.set_hour(self.hours[0] if hour is None else hour)
+            return "moved"
+        target = self._day_target(clock, deadline)
+        if target is not None:
+            clock.move(*target)
+            return "moved"
+        clock.settle()
+        if clock.year > _MAX_YEAR:
+            return "none"
+        month = _at_or_after(self.month_values, clock.month)
+        if month is None:
+            clock.move(1, self.month_values[0], clock.year + 1)
+            return "moved"
+        if month != clock.month:
+            clock.move(1, month, clock.year)
+            return "moved"
+        year = _at_or_after(self.years, clock.year)
+        if year is None:
+            return "none"
+        if year != clock.year:
+            clock.move(1, 1, year)
+            return "moved"
+        return "fire"
+
+    def _day_target(self, clock: _Clock, deadline: datetime) -> tuple[int, int] | None:
+        """``None`` when the clock's day fires, else the (day, month) to move to — leniently, as
+        Quartz does: ``(1, 13)`` is January of the next year, ``(31, 2)`` early March."""
+        year, month, day = clock.year, clock.month, clock.day
         length = calendar.monthrange(year, month)[1]
-
-        def weekday(day: int) -> int:  # Quartz: SUN=1 … SAT=7
-            return (calendar.weekday(year, month, day) + 1) % 7 + 1
-
         if not self.dom.any:
             spec = self.dom
-            if spec.last:
-                day = length - spec.last_offset
-                return [day] if day >= 1 else []
-            if spec.last_weekday:
-                day = length
-                while weekday(day) in (1, 7):
-                    day -= 1
-                return [day]
-            if spec.nearest_weekday is not None:
-                day = spec.nearest_weekday
-                if day > length:
-                    return []
-                if weekday(day) == 7:  # Saturday → Friday, unless that leaves the month
-                    day = day - 1 if day > 1 else day + 2
-                elif weekday(day) == 1:  # Sunday → Monday, unless that leaves the month
-                    day = day + 1 if day < length else day - 2
-                return [day]
-            return sorted(d for d in spec.values if d <= length)
+            if spec.last and not spec.weekday:
+                last = length - spec.last_offset
+                if day > last:
+                    return 1, month + 1
+                return None if day == last else (last, month)
+            if not spec.weekday:
+                later = _at_or_after(spec.values, day)
+                if later is None or later > length:
+                    return spec.values[0], month + 1
+                return None if later == day else (later, month)
+            wanted = length - spec.last_offset if spec.last else spec.values[0]
+            passed = (1, month + 1) if spec.last else (spec.values[0], month + 1)
+            weekday = _weekday(year, month, wanted)
+            if weekday == 7:  # Saturday: the Friday before, or the Monday after the 1st
+                wanted += 2 if wanted == 1 else -1
+            elif weekday == 1:  # Sunday: the Monday after, or the Friday before the last day
+                wanted += -2 if wanted == length else 1
+            if wanted < 1:  # L-nW before the month's start: Quartz loops; no fire this month
+                return passed
+            wall = _lenient(year, month, wanted, clock.hour, clock.minute, clock.second)
+            if _instant(wall, clock.tz) < deadline:
+                return passed
+            return None if wanted == day else (wanted, month)
         spec = self.dow
+        today = _weekday(year, month, day)
         if spec.last_of is not None:
-            day = length
-            while weekday(day) != spec.last_of:
-                day -= 1
-            return [day]
+            ahead = (spec.last_of - today) % 7
+            if day + ahead > length:
+                return 1, month + 1
+            while day + ahead + 7 <= length:
+                ahead += 7
+            return None if ahead == 0 else (day + ahead, month)
         if spec.nth is not None:
             target, nth = spec.nth
-            first = next(d for d in range(1, 8) if weekday(d) == target)
-            day = first + 7 * (nth - 1)
-            return [day] if day <= length else []
-        return [d for d in range(1, length + 1) if weekday(d) in spec.values]
-
-    def _next_local(self, start: datetime) -> datetime | None:
-        """The first naive local time ≥ ``start`` (whole seconds) that matches."""
-        t = start.replace(microsecond=0)
-        seconds, minutes, hours = sorted(self.seconds), sorted(self.minutes), sorted(self.hours)
-        for _ in range(100_000):
-            if t.year > _MAX_YEAR:
-                return None
-            if t.year not in self.years:
-                later = [y for y in self.years if y > t.year]
-                if not later:
-                    return None
-                t = datetime(min(later), 1, 1)
-                continue
-            if t.month not in self.month_values:
-                later_months = [m for m in self.month_values if m > t.month]
-                t = (
-                    datetime(t.year, min(later_months), 1)
-                    if later_months
-                    else datetime(t.year + 1, 1, 1)
-                )
-                continue
-            days = [d for d in self._days(t.year, t.month) if d >= t.day]
-            if not days:
-                t = datetime(t.year + (t.month == 12), t.month % 12 + 1, 1)
-                continue
-            if days[0] != t.day:
-                t = datetime(t.year, t.month, days[0])
-                continue
-            hour = next((h for h in hours if h >= t.hour), None)
-            if hour is None:
-                t = datetime(t.year, t.month, t.day) + timedelta(days=1)
-                continue
-            if hour != t.hour:
-                t = t.replace(hour=hour, minute=0, second=0)
-                continue
-            minute = next((m for m in minutes if m >= t.minute), None)
-            if minute is None:
-                t = t.replace(minute=0, second=0) + timedelta(hours=1)
-                continue
-            if minute != t.minute:
-                t = t.replace(minute=minute, second=0)
-                continue
-            second = next((s for s in seconds if s >= t.second), None)
-            if second is None:
-                t = t.replace(second=0) + timedelta(minutes=1)
-                continue
-            return t.replace(second=second)
-        return None
-
-    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
-        """The first fire time strictly after ``after`` (aware), in UTC; ``None`` if none is left."""
-        after = after.astimezone(UTC)
-        local = after.astimezone(tz).replace(tzinfo=None, fold=0)
-        candidate = self._next_local(local + timedelta(seconds=1))
-        while candidate is not None:
-            aware = candidate.replace(tzinfo=tz, fold=0)
-            instant = aware.astimezone(UTC)
-            exists = instant.astimezone(tz).replace(tzinfo=None) == candidate
-            if exists and instant > after:  # a gap time does not exist; an overlap fires once
-                return instant
-            candidate = self._next_local(candidate + timedelta(seconds=1))
-        return None
+            ahead = (target - today) % 7
+            weeks = nth - (day + ahead + 6) // 7
+            wanted = day + ahead + 7 * weeks
+            if weeks < 0 or wanted > length:
+                return 1, month + 1
+            return None if wanted == day else (wanted, month)
+        later = _at_or_after(spec.values, today)
+        ahead = ((spec.values[0] if later is None else later) - today) % 7
+        if day + ahead > length:
+            return 1, month + 1
+        return None if ahead == 0 else (day + ahead, month)
 
     def next_times(self, after: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
         out: list[datetime] = []
@@ -314,7 +458,7 @@ class CronExpression:
             if value not in ("*", "?")
         ]
         if len(self.seconds) == 1 and len(self.minutes) == 1 and len(self.hours) == 1:
-            clock = f"at {min(self.hours):02d}:{min(self.minutes):02d}:{min(self.seconds):02d}"
+            clock = f"at {self.hours[0]:02d}:{self.minutes[0]:02d}:{self.seconds[0]:02d}"
             said = [s for s in said if not s.startswith(("second ", "minute ", "hour "))]
             return ", ".join([clock, *said]) if said else f"{clock}, every day"
         return ", ".join(said) if said else "every second"
@@ -323,13 +467,19 @@ class CronExpression:
 def cron_preview(
     expression: str, timezone: str = "UTC", after: str | None = None, count: int = 5
 ) -> dict[str, Any]:
-    """``{"next": [ISO-8601 UTC instants], "description": …}`` for ``GET /v1/cron/next``."""
+    """``{"next": [ISO-8601 UTC instants], "description": …}`` for ``GET /v1/cron/next``.
+
+    ``after`` (default now) is an ISO-8601 instant from 1970-01-01T00:00:00Z to
+    2199-12-31T23:59:59Z; one without an offset is a local time in ``timezone``. Any bad argument
+    is a ValidationError naming it."""
     cron = CronExpression(expression)
     tz = zone(timezone)
     if after is None:
         start = datetime.now(UTC)
     else:
         try:
+            if not isinstance(after, str) or len(after) > 64:
+                raise ValueError(after)
             start = datetime.fromisoformat(after.replace("Z", "+00:00"))
         except ValueError:
             raise ValidationError(
@@ -337,7 +487,8 @@ def cron_preview(
             ) from None
         if start.tzinfo is None:
             start = start.replace(tzinfo=tz)  # a local time in the trigger's zone
-    if not 1 <= count <= 100:
+    start = _bounded(start)
+    if not isinstance(count, int) or not 1 <= count <= 100:
         raise ValidationError("count is from 1 to 100", field="count")
     times = cron.next_times(start, tz, count)
     return {
