@@ -1,18 +1,70 @@
-"""The one table from exceptions to HTTP responses: ``{"error": {code, message, field?}}``."""
+"""The one table from exceptions to HTTP responses: ``{"error": {code, message, field?, request_id}}``.
+
+Every request gets a request id (a valid ``X-Request-Id`` header it came with, else a fresh
+uuid4 hex), returned in the ``X-Request-Id`` response header and in every error body, so a
+user's report can be matched with the log. A 503 carries ``Retry-After`` (whole seconds, from
+the error's ``retry_after``), and so does a 429 that knows when to retry.
+
+An unexpected exception becomes a 500 and ONE log line at ERROR on the ``linqra.errors``
+logger (request id, method, path, exception class); its traceback is logged on the same
+logger at DEBUG only, which :func:`configure_error_log` sends to a file. The exception is
+handled by :class:`ErrorBoundary` (a pure ASGI middleware) and not re-raised, so neither
+Starlette nor the server prints the traceback again.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import math
+import re
+import sys
+import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linqra.errors import LinqraError
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "ErrorBoundary",
+    "configure_error_log",
+    "error_body",
+    "install_error_handlers",
+    "request_id",
+    "retry_after_header",
+    "unwrap",
+]
+
+log = logging.getLogger("linqra.errors")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_SCOPE_KEY = "request_id"
+_HANDLER_NAME = "linqra-error-log"
+
+
+def request_id(scope: Scope) -> str:
+    """This request's id (created on first use and kept in ``scope["state"]``)."""
+    state = scope.setdefault("state", {})
+    known = state.get(_SCOPE_KEY)
+    if isinstance(known, str):
+        return known
+    rid = uuid.uuid4().hex
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"x-request-id":
+            text = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                rid = text
+            break
+    state[_SCOPE_KEY] = rid
+    return rid
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -29,6 +81,109 @@ def unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
+def retry_after_header(err: BaseException, status: int) -> dict[str, str]:
+    """``{"Retry-After": "<seconds>"}`` for a 503, or a 429 with a ``retry_after``; else ``{}``."""
+    if status not in (429, 503):
+        return {}
+    value = getattr(err, "retry_after", None)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if status == 429:
+            return {}
+        value = 1.0
+    return {"Retry-After": str(max(1, math.ceil(min(value, 86_400))))}
+
+
+def _linqra_response(err: LinqraError, scope: Scope) -> JSONResponse:
+    rid = request_id(scope)
+    if err.status >= 500:
+        log.warning(
+            "request %s: %s %s answered %d %s",
+            rid,
+            scope.get("method", ""),
+            scope.get("path", ""),
+            err.status,
+            err.code,
+        )
+    body = {"error": {**err.to_dict(), "request_id": rid}}
+    headers = {**retry_after_header(err, err.status), REQUEST_ID_HEADER: rid}
+    return JSONResponse(body, status_code=err.status, headers=headers)
+
+
+def _internal_response(exc: BaseException, scope: Scope) -> JSONResponse:
+    err = unwrap(exc)
+    if isinstance(err, LinqraError):
+        return _linqra_response(err, scope)
+    rid = request_id(scope)
+    method, path = scope.get("method", ""), scope.get("path", "")
+    log.error("request %s: %s %s failed with %s", rid, method, path, type(err).__name__)
+    log.debug("request %s: %s %s traceback", rid, method, path, exc_info=err)
+    return JSONResponse(
+        error_body("internal", "internal error; see the gateway log", request_id=rid),
+        status_code=500,
+        headers={REQUEST_ID_HEADER: rid},
+    )
+
+
+class ErrorBoundary:
+    """Gives every response an ``X-Request-Id`` and turns any exception into a JSON error.
+
+    Unlike Starlette's ``ServerErrorMiddleware`` it does not re-raise, so the server does not
+    print the traceback (see the module docstring for where it goes).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope).encode()
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers") or [])
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", rid))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            response = _internal_response(exc, scope)
+            if started:  # the status is sent; all we can do is log and close
+                return
+            await response(scope, receive, send)
+
+
+def configure_error_log(path: Path, *, max_bytes: int = 10 * 1024 * 1024) -> None:
+    """Send ``linqra.errors`` in full (tracebacks included) to ``path``, one line to stderr.
+
+    Idempotent. Until it is called, the one-line ERROR records propagate to the root
+    logger and the DEBUG tracebacks are dropped (unless the root logger is at DEBUG).
+    """
+    if any(h.get_name() == _HANDLER_NAME for h in log.handlers):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.handlers.RotatingFileHandler(
+        path, maxBytes=max_bytes, backupCount=3, encoding="utf-8"
+    )
+    to_file.setLevel(logging.DEBUG)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setLevel(logging.WARNING)
+    to_stderr.setFormatter(logging.Formatter("%(levelname)s linqra: %(message)s"))
+    for handler in (to_file, to_stderr):
+        handler.set_name(_HANDLER_NAME)
+        log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     parts = [p for p in loc if p not in ("body", "query", "path", "header")] or list(loc)
     text = ""
@@ -38,15 +193,16 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The exception handlers and the :class:`ErrorBoundary` middleware."""
+    app.add_middleware(ErrorBoundary)
+
     @app.exception_handler(LinqraError)
-    async def _linqra(_: Request, exc: LinqraError) -> JSONResponse:
+    async def _linqra(request: Request, exc: LinqraError) -> JSONResponse:
         err = unwrap(exc)
-        if not isinstance(err, LinqraError):
-            err = exc
-        return JSONResponse({"error": err.to_dict()}, status_code=err.status)
+        return _linqra_response(err if isinstance(err, LinqraError) else exc, request.scope)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         details = [
             {
@@ -64,24 +220,30 @@ def install_error_handlers(app: FastAPI) -> None:
             first["message"] = "request body is not valid JSON: " + str(
                 errors[0].get("ctx", {}).get("error", "")
             )
+        rid = request_id(request.scope)
         return JSONResponse(
             error_body(
-                code, f"{first['field']}: {first['message']}", first["field"], details=details
+                code,
+                f"{first['field']}: {first['message']}",
+                first["field"],
+                details=details,
+                request_id=rid,
             ),
             status_code=400,
+            headers={REQUEST_ID_HEADER: rid},
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        rid = request_id(request.scope)
+        return JSONResponse(
+            error_body(code, str(exc.detail), request_id=rid),
+            status_code=exc.status_code,
+            headers={**(exc.headers or {}), REQUEST_ID_HEADER: rid},
+        )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        err = unwrap(exc)
-        if isinstance(err, LinqraError):
-            return JSONResponse({"error": err.to_dict()}, status_code=err.status)
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
-            error_body("internal", "internal error; see the gateway log"), status_code=500
-        )
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # the last resort behind ErrorBoundary (Starlette re-raises after this one)
+        return _internal_response(exc, request.scope)

@@ -15,12 +15,14 @@
     ├── StepError                    (a step failed; carries retry advice)
     │   ├── StepTimeout              (a step ran past its timeout)
     │   └── EgressRefused            (an outbound address the policy refuses)
-    └── StoreError                   503 store_unavailable
+    └── Unavailable                  503 unavailable       (retry_after seconds → Retry-After)
+        └── StoreError               503 store_unavailable
 
 HTTP status codes are mapped in one table in the gateway (``deployments/errors.py``)
-from the ``status`` and ``code`` attributes set here. Every exception whose
-``__init__`` differs from ``Exception``'s defines ``__reduce__`` so it survives
-Ray's pickling between processes.
+from the ``status`` and ``code`` attributes set here; a 503 (and a 429 that knows when)
+carries ``Retry-After`` from ``retry_after``. Every exception whose ``__init__``
+differs from ``Exception``'s defines ``__reduce__`` so it survives Ray's pickling
+between processes (the base class's ``__reduce__`` keeps every attribute).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "StepTimeout",
     "StoreError",
     "Unauthenticated",
+    "Unavailable",
     "ValidationError",
 ]
 
@@ -149,7 +152,30 @@ class ProviderError(LinqraError):
             self.code = code
 
 
-class StoreError(LinqraError):
+class Unavailable(LinqraError):
+    """A backing server (store, vector store, queue) did not answer: retry later.
+
+    ``retry_after`` (seconds) becomes the response's ``Retry-After`` header.
+    """
+
+    status = 503
+    code = "unavailable"
+    retry_after: float = 1.0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: float | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, field=field, details=details)
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class StoreError(Unavailable):
     status = 503
     code = "store_unavailable"
 
