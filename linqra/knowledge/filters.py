@@ -10,20 +10,29 @@ Two spellings, one meaning:
 Nothing the user writes reaches Milvus unparsed: fields must be filterable fields of the
 collection, literals must match the field's type, and the output is re-rendered with our own
 quoting. Errors are :class:`ValidationError` on ``filter`` saying where and what.
+
+Limits, so neither parser can exhaust the stack and Milvus never sees a value it cannot
+read: a filter is at most ``MAX_FILTER_LENGTH`` characters (4,096; the JSON form measured as
+compact JSON) and ``MAX_FILTER_DEPTH`` levels deep (16: parentheses and ``not`` in an
+expression; nested objects and lists in the JSON form); numbers are finite, and integers
+fit in 64 bits (Milvus ``INT64``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from linqra.errors import ValidationError
 
-__all__ = ["MAX_FILTER_LENGTH", "compile_filter"]
+__all__ = ["MAX_FILTER_DEPTH", "MAX_FILTER_LENGTH", "compile_filter"]
 
 MAX_FILTER_LENGTH = 4_096
+MAX_FILTER_DEPTH = 16
+MAX_INT64 = 2**63 - 1
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
@@ -33,6 +42,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _OPS = {"$eq": "==", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
@@ -45,14 +55,46 @@ def compile_filter(raw: Any, fields: Mapping[str, str], field_name: str = "filte
             raise ValidationError(
                 f"a filter is at most {MAX_FILTER_LENGTH} characters", field=field_name
             )
-        return _Parser(raw, fields, field_name).parse()
+        try:
+            return _Parser(raw, fields, field_name).parse()
+        except RecursionError:  # the depth limit should make this unreachable
+            raise ValidationError("the filter is nested too deeply", field=field_name) from None
     if isinstance(raw, Mapping):
-        if len(json.dumps(raw)) > MAX_FILTER_LENGTH:
+        if _json_depth(raw) > MAX_FILTER_DEPTH:
+            raise ValidationError(
+                f"a filter is nested at most {MAX_FILTER_DEPTH} levels deep", field=field_name
+            )
+        try:
+            size = len(json.dumps(raw, allow_nan=False, separators=(",", ":")))
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "a filter object holds only JSON values (finite numbers)", field=field_name
+            ) from None
+        if size > MAX_FILTER_LENGTH:
             raise ValidationError(
                 f"a filter is at most {MAX_FILTER_LENGTH} characters", field=field_name
             )
-        return _from_json(raw, fields, field_name)
+        try:
+            return _from_json(raw, fields, field_name)
+        except RecursionError:
+            raise ValidationError("the filter is nested too deeply", field=field_name) from None
     raise ValidationError("a filter is an expression (text) or a JSON object", field=field_name)
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting of objects and lists, counted without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_FILTER_DEPTH:
+            break
+        if isinstance(item, Mapping):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _literal(value: Any, field: str, kind: str, where: str) -> str:
@@ -63,10 +105,17 @@ def _literal(value: Any, field: str, kind: str, where: str) -> str:
         "bool": isinstance(value, bool),
     }[kind]
     if not ok:
-        raise ValidationError(f"{field} is a {kind} field; {value!r} is not a {kind}", field=where)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "…"
+        raise ValidationError(f"{field} is a {kind} field; {shown} is not a {kind}", field=where)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"{field}: {value!r} is not a finite number", field=where)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT64:
+        raise ValidationError(f"{field}: integers in a filter fit in 64 bits", field=where)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise ValidationError(f"{field}: text with an unpaired UTF-16 surrogate", field=where)
         return json.dumps(value, ensure_ascii=False)
     return repr(value)
 
@@ -129,6 +178,7 @@ class _Parser:
     def __init__(self, text: str, fields: Mapping[str, str], where: str) -> None:
         self.text, self.fields, self.where = text, fields, where
         self.tokens: list[tuple[str, str, int]] = []
+        self.depth = 0
         pos = 0
         while pos < len(text):
             if text[pos:].strip() == "":
@@ -177,14 +227,27 @@ class _Parser:
             parts.append(self.negation())
         return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
 
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            self.fail(
+                self.peek()[2],
+                f"nested deeper than {MAX_FILTER_DEPTH} levels (parentheses and not)",
+            )
+
     def negation(self) -> str:
         if self.peek()[1].lower() == "not":
             self.take()
-            return f"not ({self.negation()})"
+            self.enter()
+            out = f"not ({self.negation()})"
+            self.depth -= 1
+            return out
         if self.peek()[1] == "(":
             self.take()
+            self.enter()
             inner = self.disjunction()
             self.take(")")
+            self.depth -= 1
             return f"({inner})"
         return self.comparison()
 
@@ -219,12 +282,17 @@ class _Parser:
         kind, text, pos = self.take()
         value: Any
         if kind == "string":
-            value = (
-                json.loads('"' + text[1:-1].replace("\\'", "'").replace('"', '\\"') + '"')
-                if text[0] == "'"
-                else json.loads(text)
-            )
+            try:
+                value = (
+                    json.loads('"' + text[1:-1].replace("\\'", "'").replace('"', '\\"') + '"')
+                    if text[0] == "'"
+                    else json.loads(text)
+                )
+            except ValueError:
+                self.fail(pos, f"the text {text[:20]!r} has an invalid escape")
         elif kind == "number":
+            if len(text.lstrip("-")) > 19 and not any(c in text for c in ".eE"):
+                self.fail(pos, "integers in a filter fit in 64 bits")
             value = float(text) if any(c in text for c in ".eE") else int(text)
         elif kind == "word" and text.lower() in ("true", "false"):
             value = text.lower() == "true"

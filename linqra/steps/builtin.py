@@ -14,13 +14,12 @@ whole earlier result such as ``"{{step1.result}}"``::
 from __future__ import annotations
 
 import asyncio
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import jmespath
 from jmespath.exceptions import JMESPathError
 
 from linqra.errors import StepError, ValidationError
+from linqra.steps._jmespath import compile_jmespath
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
@@ -31,9 +30,8 @@ __all__ = ["NoopTarget", "TransformTarget", "WaitTarget"]
 MAX_WAIT_SECONDS = 3600
 
 
-@lru_cache(maxsize=1024)
 def _compile(expression: str) -> Any:
-    return jmespath.compile(expression)
+    return compile_jmespath(expression)  # cached; refuses what would exhaust the stack
 
 
 class TransformTarget:
@@ -71,7 +69,7 @@ class TransformTarget:
 def transform(expression: str, data: Any) -> Any:
     try:
         return _compile(expression).search(data)
-    except JMESPathError as exc:
+    except (JMESPathError, RecursionError) as exc:
         raise StepError(
             f"transform failed: {exc}", non_retryable=True, code="transform_failed"
         ) from exc

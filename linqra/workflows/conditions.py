@@ -16,6 +16,11 @@ A ``{{reference}}`` is substituted as a typed value, never re-parsed as text,
 so a step's output cannot inject operators. Comparisons coerce numeric text to
 numbers and ``"true"``/``"false"`` text to booleans, as Linqra's text
 interpolation made them compare. A lone value is tested for truthiness.
+
+Limits (a :class:`ConditionError`, reported as a 400 on ``steps[i].condition``):
+at most ``MAX_CONDITION_LENGTH`` characters (2,000) and ``MAX_CONDITION_DEPTH``
+nested parentheses and negations (32), so the recursive-descent parser can never
+exhaust the stack.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ from typing import Any
 
 from linqra.workflows.interpolation import PLACEHOLDER, Scope, evaluate, parse_expression
 
-__all__ = ["ConditionError", "check_condition", "evaluate_condition"]
+__all__ = [
+    "MAX_CONDITION_DEPTH",
+    "MAX_CONDITION_LENGTH",
+    "ConditionError",
+    "check_condition",
+    "evaluate_condition",
+]
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -39,7 +50,8 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE | re.DOTALL,
 )
-_MAX_LENGTH = 2000
+MAX_CONDITION_LENGTH = 2000
+MAX_CONDITION_DEPTH = 32
 
 
 class ConditionError(ValueError):
@@ -53,8 +65,8 @@ class _Tok:
 
 
 def _tokenize(text: str) -> list[_Tok]:
-    if len(text) > _MAX_LENGTH:
-        raise ConditionError(f"condition longer than {_MAX_LENGTH} characters")
+    if len(text) > MAX_CONDITION_LENGTH:
+        raise ConditionError(f"condition longer than {MAX_CONDITION_LENGTH} characters")
     tokens: list[_Tok] = []
     pos = 0
     while pos < len(text):
@@ -80,6 +92,15 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
         self.scope = scope  # None: only check the syntax
+        self.depth = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_CONDITION_DEPTH:
+            raise ConditionError(
+                f"condition nested deeper than {MAX_CONDITION_DEPTH} levels "
+                "(parentheses and negations)"
+            )
 
     def peek(self) -> _Tok | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -113,7 +134,10 @@ class _Parser:
 
     def not_(self) -> Any:
         if self.take("!"):
-            return not _truthy(self.not_())
+            self.enter()
+            value = not _truthy(self.not_())
+            self.depth -= 1
+            return value
         return self.cmp()
 
     def cmp(self) -> Any:
@@ -131,9 +155,11 @@ class _Parser:
             raise ConditionError("condition ends too early")
         self.pos += 1
         if tok.kind == "op" and tok.text == "(":
+            self.enter()
             value = self.or_()
             if not self.take(")"):
                 raise ConditionError("missing ')' in condition")
+            self.depth -= 1
             return value
         if tok.kind == "op":
             raise ConditionError(f"unexpected {tok.text!r} in condition")
@@ -183,9 +209,15 @@ def check_condition(text: str) -> None:
     """Raise :class:`ConditionError` if ``text`` does not parse (references unchecked)."""
     for match in PLACEHOLDER.finditer(text):
         parse_expression(match[1])
-    _Parser(_tokenize(text), None).parse()
+    try:
+        _Parser(_tokenize(text), None).parse()
+    except RecursionError:  # the depth limit should make this unreachable
+        raise ConditionError("condition nested too deeply") from None
 
 
 def evaluate_condition(text: str, scope: Scope) -> bool:
     """Evaluate ``text`` against ``scope``; :class:`MissingReference` if a path is missing."""
-    return _truthy(_Parser(_tokenize(text), scope).parse())
+    try:
+        return _truthy(_Parser(_tokenize(text), scope).parse())
+    except RecursionError:
+        raise ConditionError("condition nested too deeply") from None

@@ -16,6 +16,7 @@ else as compact JSON). A path that does not resolve and has no fallback raises
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -144,10 +145,38 @@ def _ref(piece: str, match: re.Match[str]) -> Ref:
 def _literal(piece: str) -> Any:
     if len(piece) >= 2 and piece[0] == piece[-1] == "'":
         return piece[1:-1]
+    if _bracket_depth(piece) > MAX_TEMPLATE_DEPTH:
+        raise ValueError(f"a fallback value is nested deeper than {MAX_TEMPLATE_DEPTH} levels")
     try:
-        return json.loads(piece)
+        value = json.loads(piece, parse_constant=_not_json)
     except ValueError:
-        return piece  # bare text after ?? is a string fallback
+        return piece  # bare text after ?? is a string fallback (NaN, Infinity included)
+    except RecursionError:
+        raise ValueError("a fallback value is nested too deeply") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"fallback {piece[:24]!r} is not a finite number")
+    return value
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _bracket_depth(text: str) -> int:
+    """Nesting of ``[``/``{`` outside double-quoted strings, counted without recursion."""
+    depth = deepest = 0
+    quoted = escaped = False
+    for ch in text:
+        if quoted:
+            escaped, quoted = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            quoted = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def evaluate(alternatives: tuple[Alternative, ...], scope: Scope) -> Any:
