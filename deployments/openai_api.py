@@ -7,21 +7,38 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import StreamingResponse
 
 from linqra.errors import LinqraError, ValidationError
 from linqra.llm.service import Completion, LLMService
-from linqra.llm.types import Delta, ModelResponse, ToolCallDelta, parse_messages, parse_settings
+from linqra.llm.types import (
+    MAX_OUTPUT_TOKENS,
+    MAX_STOP_LENGTH,
+    MAX_STOP_SEQUENCES,
+    Delta,
+    ModelResponse,
+    ToolCallDelta,
+    parse_messages,
+    parse_settings,
+)
 from linqra.steps.llm import completion_shape
 
 __all__ = ["ChatRequest", "chat_completion", "list_models", "set_price", "usage_summary"]
 
 
+OutputTokens = Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)]
+
+
 class ChatRequest(BaseModel):
-    """The fields of OpenAI's chat-completions request that Linqra uses; others are ignored."""
+    """The fields of OpenAI's chat-completions request that Linqra uses; others are ignored.
+
+    Every number is bounded (a 400 names the field): ``temperature`` 0-2, ``top_p`` 0-1,
+    ``max_tokens``/``max_completion_tokens`` 1-1,000,000, ``n`` only 1 (one choice is
+    returned), ``stop`` at most 16 texts of at most 1,000 characters.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -29,14 +46,26 @@ class ChatRequest(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    top_p: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: OutputTokens | None = None
+    max_completion_tokens: OutputTokens | None = None
+    top_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    n: int | None = Field(default=None, ge=1, le=1, description="only 1: one choice is returned")
     stop: str | list[str] | None = None
     response_format: dict[str, Any] | None = None
-    tools: list[Any] | None = None
+    tools: list[Any] | None = Field(default=None, max_length=128)
     tool_choice: str | dict[str, Any] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _bounded_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        texts = [value] if isinstance(value, str) else value or []
+        if len(texts) > MAX_STOP_SEQUENCES or not all(0 < len(t) <= MAX_STOP_LENGTH for t in texts):
+            raise ValueError(
+                f"stop is a text or at most {MAX_STOP_SEQUENCES} texts "
+                f"of 1 to {MAX_STOP_LENGTH} characters"
+            )
+        return value
 
 
 async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -> Any:

@@ -40,8 +40,8 @@ class Query(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     workflowId: str | None = Field(default=None, max_length=128)
     workflow: list[dict[str, Any]] | None = None
-    mode: str | None = None
-    timeoutSeconds: float | None = None
+    mode: str | None = Field(default=None, max_length=16)
+    timeoutSeconds: float | None = Field(default=None, gt=0, le=7 * 86_400, allow_inf_nan=False)
     payload: Any = None
     chat: dict[str, Any] | None = None
 

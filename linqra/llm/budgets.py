@@ -9,6 +9,12 @@ call the reservation is released and the exact cost is added to ``spent``.
 The ledger is one document per team and period, changed only by compare-and-set on its
 ``version``: concurrent calls in any number of processes cannot overspend. Amounts are integer
 nano-units of the currency (10⁻⁹), so sums are exact.
+
+A budget ``amount`` is decimal text from 0 to ``MAX_BUDGET_AMOUNT`` (10¹²); anything else
+(``NaN``, ``Infinity``, ``1e999999``, a negative number) is refused with a 400 on ``amount``
+before anything is stored. A stored amount that is not valid (written before this check)
+is reported by :meth:`BudgetService.status` (``"invalid": true``) and refuses priced calls with
+402 ``budget_invalid`` until the budget is set again; it never answers 500.
 """
 
 from __future__ import annotations
@@ -26,17 +32,47 @@ from linqra.llm.tokens import count_prompt
 from linqra.llm.types import Message, ModelSettings
 from linqra.store import DocumentStore
 
-__all__ = ["BudgetService", "Reservation", "to_nanos"]
+__all__ = ["MAX_BUDGET_AMOUNT", "BudgetService", "Reservation", "parse_amount", "to_nanos"]
 
 BUDGETS = "budgets"
 LEDGERS = "budget_ledgers"
 NANO = Decimal("0.000000001")
 DEFAULT_OUTPUT_ESTIMATE = 4096
 MAX_CAS_TRIES = 50
+MAX_BUDGET_AMOUNT = Decimal(10) ** 12
 
 
 def to_nanos(amount: Decimal) -> int:
     return int((amount / NANO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def parse_amount(amount: object) -> Decimal:
+    """A budget amount from decimal text; :class:`ValidationError` on ``amount`` if it is not a
+    finite number from 0 to :data:`MAX_BUDGET_AMOUNT`."""
+    if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
+        raise ValidationError('amount must be decimal text, e.g. "25.00"', field="amount")
+    text = str(amount).strip()
+    if len(text) > 64:
+        raise ValidationError("amount must be at most 64 characters", field="amount")
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise ValidationError(
+            'amount must be a decimal number, e.g. "25.00"', field="amount"
+        ) from None
+    if not value.is_finite() or not 0 <= value <= MAX_BUDGET_AMOUNT:
+        raise ValidationError(
+            f"amount must be a number from 0 to {MAX_BUDGET_AMOUNT:,.0f}", field="amount"
+        )
+    return value
+
+
+def _stored_limit(budget: dict[str, Any]) -> int | None:
+    """The stored budget in nano-units, or None if the stored amount is not valid."""
+    try:
+        return to_nanos(parse_amount(budget.get("amount")))
+    except (ValidationError, ArithmeticError):
+        return None
 
 
 def from_nanos(nanos: int) -> str:
@@ -59,14 +95,7 @@ class BudgetService:
     async def set(
         self, team_id: str, amount: str, period: Literal["day", "month"]
     ) -> dict[str, Any]:
-        try:
-            value = Decimal(str(amount))
-        except ArithmeticError:
-            raise ValidationError(
-                'amount must be a decimal number, e.g. "25.00"', field="amount"
-            ) from None
-        if not value.is_finite() or value < 0:
-            raise ValidationError("amount must be a number ≥ 0", field="amount")
+        value = parse_amount(amount)
         if period not in ("day", "month"):
             raise ValidationError("period must be day or month", field="period")
         doc = {
@@ -89,14 +118,21 @@ class BudgetService:
         budget = await self.store.get(BUDGETS, team_id, "budget")
         if budget is None:
             return {"budget": None}
+        shown = {
+            "amount": str(budget.get("amount")),
+            "period": budget.get("period"),
+            "currency": budget.get("currency"),
+        }
+        limit = _stored_limit(budget)
+        if limit is None or budget.get("period") not in ("day", "month"):
+            return {
+                "budget": {**shown, "invalid": True},
+                "error": "the stored budget is not valid: set it again with PUT /v1/budget "
+                "(priced calls are refused until then)",
+            }
         ledger = await self._ledger(team_id, self._period_key(budget["period"]))
-        limit = to_nanos(Decimal(budget["amount"]))
         return {
-            "budget": {
-                "amount": budget["amount"],
-                "period": budget["period"],
-                "currency": budget["currency"],
-            },
+            "budget": shown,
             "period": self._period_key(budget["period"]),
             "spent": from_nanos(ledger["spent_nanos"]),
             "reserved": from_nanos(ledger["reserved_nanos"]),
@@ -121,8 +157,18 @@ class BudgetService:
         budget = await self.store.get(BUDGETS, team_id, "budget")
         if budget is None:
             return None
+        limit = _stored_limit(budget)
+        if limit is None or budget.get("period") not in ("day", "month"):
+            if estimate <= 0:  # a free call spends nothing, whatever the budget says
+                return None
+            refused = BudgetExceeded(
+                "the team's stored budget is not valid; set it again with PUT /v1/budget",
+                field="budget",
+            )
+            refused.code = "budget_invalid"
+            raise refused
         key = self._period_key(budget["period"])
-        limit, want = to_nanos(Decimal(budget["amount"])), to_nanos(estimate)
+        want = to_nanos(estimate)
         for _ in range(MAX_CAS_TRIES):
             ledger = await self._ledger(team_id, key)
             committed = ledger["spent_nanos"] + ledger["reserved_nanos"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,9 @@ from typing import Any, Literal
 from linqra.errors import ValidationError
 
 __all__ = [
+    "MAX_OUTPUT_TOKENS",
+    "MAX_STOP_LENGTH",
+    "MAX_STOP_SEQUENCES",
     "Delta",
     "Message",
     "ModelResponse",
@@ -28,6 +32,11 @@ __all__ = [
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES = ("system", "user", "assistant", "tool")
 
+
+MAX_OUTPUT_TOKENS = 1_000_000
+"""The largest ``max_tokens`` a request may ask for (no model writes more)."""
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_LENGTH = 1_000
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TOOL_CHOICES = ("auto", "none", "required")
@@ -299,10 +308,19 @@ def _parse_tool_choice(raw: Any, tools: tuple[ToolDefinition, ...], field_name: 
     return str(raw)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def parse_settings(
     raw: Mapping[str, Any] | None, field_name: str = "llmConfig.settings"
 ) -> ModelSettings:
-    """Model settings (``temperature`` 0-2, ``max_tokens`` ≥ 1, ``top_p`` 0-1, ``stop``, ``json_mode``)."""
+    """Model settings, each bounded (400 naming the setting otherwise): ``temperature`` 0-2,
+    ``max_tokens`` (or ``max_completion_tokens``) 1-:data:`MAX_OUTPUT_TOKENS`, ``top_p`` 0-1,
+    ``stop`` text or at most :data:`MAX_STOP_SEQUENCES` texts of at most
+    :data:`MAX_STOP_LENGTH` characters, ``json_mode`` true/false, ``tools``, ``tool_choice``."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ValidationError("settings are an object", field=field_name)
     raw = dict(raw or {})
     unknown = set(raw) - {
         "temperature",
@@ -319,25 +337,39 @@ def parse_settings(
             f"unknown setting {sorted(unknown)[0]!r}", field=f"{field_name}.{sorted(unknown)[0]}"
         )
     temperature = raw.get("temperature")
-    if temperature is not None and (
-        not isinstance(temperature, int | float) or not 0 <= temperature <= 2
-    ):
+    if temperature is not None and (not _number(temperature) or not 0 <= temperature <= 2):
         raise ValidationError(
             "temperature must be a number from 0 to 2", field=f"{field_name}.temperature"
         )
-    max_tokens = raw.get("max_tokens", raw.get("max_completion_tokens"))
+    name = "max_tokens" if "max_tokens" in raw else "max_completion_tokens"
+    max_tokens = raw.get(name)
     if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+        not isinstance(max_tokens, int)
+        or isinstance(max_tokens, bool)
+        or not 1 <= max_tokens <= MAX_OUTPUT_TOKENS
     ):
         raise ValidationError(
-            "max_tokens must be a whole number ≥ 1", field=f"{field_name}.max_tokens"
+            f"{name} must be a whole number from 1 to {MAX_OUTPUT_TOKENS:,}",
+            field=f"{field_name}.{name}",
         )
     top_p = raw.get("top_p")
-    if top_p is not None and (not isinstance(top_p, int | float) or not 0 <= top_p <= 1):
+    if top_p is not None and (not _number(top_p) or not 0 <= top_p <= 1):
         raise ValidationError("top_p must be a number from 0 to 1", field=f"{field_name}.top_p")
     stop = raw.get("stop") or ()
     if isinstance(stop, str):
         stop = (stop,)
+    if (
+        not isinstance(stop, list | tuple)
+        or len(stop) > MAX_STOP_SEQUENCES
+        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_LENGTH for s in stop)
+    ):
+        raise ValidationError(
+            f"stop is a text or a list of at most {MAX_STOP_SEQUENCES} texts of 1 to "
+            f"{MAX_STOP_LENGTH} characters",
+            field=f"{field_name}.stop",
+        )
+    if not isinstance(raw.get("json_mode", False), bool):
+        raise ValidationError("json_mode must be true or false", field=f"{field_name}.json_mode")
     tools = parse_tools(raw.get("tools"), f"{field_name}.tools")
     tool_choice = _parse_tool_choice(raw.get("tool_choice"), tools, f"{field_name}.tool_choice")
     return ModelSettings(
