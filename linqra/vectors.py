@@ -10,12 +10,18 @@ so a team cannot read another team's vectors even by naming a physical collectio
 
 The same code serves Milvus Lite (``linqra up`` runs ``milvus-lite server`` on loopback and
 every process connects by URI) and a Milvus server or cluster (``vectors.uri``).
+
+A failed Milvus call is a :class:`VectorStoreError` (503 with ``Retry-After``) whose message
+names the operation and, for a filtered call, the ``filter`` field — never the generated
+expression (it holds the team id) nor the server's address; Milvus's own message is logged
+at DEBUG on this module's logger.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import subprocess
 import sys
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from linqra.errors import LinqraError
+from linqra.errors import LinqraError, Unavailable
 
 __all__ = [
     "BUILTIN_FIELDS",
@@ -54,8 +60,10 @@ BUILTIN_FIELDS: dict[str, FieldType] = {
 MAX_TEXT = 65_535
 MAX_STRING = 2_048
 
+log = logging.getLogger(__name__)
 
-class VectorStoreError(LinqraError):
+
+class VectorStoreError(Unavailable):
     status = 503
     code = "vector_store_unavailable"
 
@@ -166,18 +174,21 @@ class MilvusVectorStore:
                         uri=self.uri, token=self.token or "", timeout=self.timeout
                     )
                 except Exception as exc:
-                    raise VectorStoreError(f"cannot reach Milvus at {self.uri}: {exc}") from exc
+                    log.debug("cannot connect to Milvus: %r", exc)
+                    raise VectorStoreError(
+                        f"the vector store does not answer ({type(exc).__name__}); try again"
+                    ) from exc
             return self._client
 
-    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, fn: Any, *args: Any, operation: str = "call", expr: str = "") -> Any:
         def call() -> Any:
             client = self._connect()
             try:
-                return fn(client, *args, **kwargs)
+                return fn(client, *args)
             except LinqraError:
                 raise
             except Exception as exc:
-                raise VectorStoreError(f"Milvus: {exc}") from exc
+                raise _failed(operation, expr, exc) from exc
 
         return await asyncio.to_thread(call)
 
@@ -208,7 +219,7 @@ class MilvusVectorStore:
             index.add_index("vector", index_type="AUTOINDEX", metric_type="COSINE")
             client.create_collection(name, schema=schema, index_params=index)
 
-        await self._run(create)
+        await self._run(create, operation="create a collection")
 
     async def drop_collection(self, name: str) -> None:
         def drop(client: Any) -> None:
@@ -216,7 +227,7 @@ class MilvusVectorStore:
                 client.drop_collection(name)
             self._loaded.discard(name)
 
-        await self._run(drop)
+        await self._run(drop, operation="drop a collection")
 
     def _ensure_loaded(self, client: Any, name: str) -> None:
         if name not in self._loaded:  # after a restart, Milvus needs load before search
@@ -227,7 +238,7 @@ class MilvusVectorStore:
         if not rows:
             return
         scoped = [{**row, "team_id": team_id} for row in rows]
-        await self._run(lambda client: client.upsert(name, scoped))
+        await self._run(lambda client: client.upsert(name, scoped), operation="store chunks")
 
     async def search(
         self,
@@ -255,7 +266,7 @@ class MilvusVectorStore:
                 for hit in hits
             ]
 
-        return list(await self._run(search))
+        return list(await self._run(search, operation="search", expr=expr))
 
     async def query(
         self,
@@ -273,7 +284,7 @@ class MilvusVectorStore:
             )
             return [dict(row) for row in rows]
 
-        return list(await self._run(query))
+        return list(await self._run(query, operation="query", expr=expr))
 
     async def count(self, name: str, team_id: str, expr: str = "") -> int:
         def count(client: Any) -> int:
@@ -281,21 +292,38 @@ class MilvusVectorStore:
             rows = client.query(name, filter=_scoped(team_id, expr), output_fields=["count(*)"])
             return int(rows[0]["count(*)"]) if rows else 0
 
-        return int(await self._run(count))
+        return int(await self._run(count, operation="count", expr=expr))
 
     async def delete(self, name: str, team_id: str, expr: str) -> None:
-        await self._run(lambda client: client.delete(name, filter=_scoped(team_id, expr)))
+        await self._run(
+            lambda client: client.delete(name, filter=_scoped(team_id, expr)),
+            operation="delete chunks",
+            expr=expr,
+        )
 
     async def flush(self, name: str) -> None:
         # Milvus Lite searches unsealed rows by brute force in Python (about 400 ms at 10k rows
         # against 20-45 ms once sealed); a Milvus server seals on its own but accepts this too.
-        await self._run(lambda client: client.flush(name))
+        await self._run(lambda client: client.flush(name), operation="flush")
 
     async def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             await asyncio.to_thread(client.close)
+
+
+def _failed(operation: str, expr: str, exc: Exception) -> VectorStoreError:
+    """The client-facing error: the operation and the field, never Milvus's text (it quotes
+    the generated expression, team id included); that goes to the DEBUG log."""
+    log.debug("Milvus %s failed (filter %r): %r", operation, expr, exc)
+    code = getattr(exc, "code", None)
+    detail = f"{type(exc).__name__}" + (f" {code}" if isinstance(code, int) else "")
+    if expr:
+        return VectorStoreError(
+            f"the vector store could not {operation} with this filter ({detail})", field="filter"
+        )
+    return VectorStoreError(f"the vector store could not {operation} ({detail}); try again")
 
 
 def open_vector_store(uri: str, token: str | None = None) -> VectorStore:
