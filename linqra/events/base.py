@@ -1,14 +1,17 @@
 """The event bus port: topics, consumer groups, at-least-once delivery with acknowledgements.
 
 ``publish`` appends an event to a topic. A consumer joins a *group*; every group sees every event
-of the topic, and the consumers of one group share them. A delivered event stays pending until
-it is acknowledged; if its consumer dies (or closes) before acknowledging, the event is
-delivered again to another consumer of the group. Delivery is therefore at least once, and
-handlers make themselves idempotent with the event's ``idempotency_key`` (see
+of the topic (a new group reads the topic from its start), and the consumers of one group share
+them. Events with the same ``key`` reach a group in the order they were published. A delivered
+event stays pending until it is acknowledged; if its consumer dies (or closes) before
+acknowledging, the event is delivered again to another consumer of the group, and an
+acknowledged event never is. Delivery is therefore at least once, and handlers make themselves
+idempotent with the event's ``idempotency_key`` (see
 :class:`linqra.events.idempotency.ProcessedEvents`).
 
-Adapters: in-process (the embedded default), Redis Streams, Kafka (``aiokafka``); one contract
-suite runs over all three (``tests/test_events.py``).
+Adapters: in-process (the embedded default), Redis Streams, Kafka (``aiokafka``), and on a
+cluster the in-process bus in a named actor (``actors.events.RayEventBus``, ``ray://``); one
+contract suite runs over all four (``tests/contracts/test_event_bus.py``).
 """
 
 from __future__ import annotations
@@ -95,7 +98,8 @@ def event_from_json(topic: str, data: Mapping[str, Any]) -> Event:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One delivery of an event to a consumer; ``attempt`` counts deliveries of it to the group."""
+    """One delivery of an event to a consumer; ``attempt`` counts deliveries of it to the group
+    (1 the first time, 2 or more when it is delivered again)."""
 
     event: Event
     token: Any  # what the adapter needs to acknowledge it
@@ -104,7 +108,8 @@ class Delivery:
 
 class Subscription(Protocol):
     async def fetch(self, max_events: int = 100, timeout: float = 1.0) -> list[Delivery]:
-        """Up to ``max_events`` deliveries, waiting up to ``timeout`` seconds for the first."""
+        """Up to ``max_events`` deliveries, waiting up to ``timeout`` seconds for the first:
+        returns as soon as there is one, and ``[]`` when none came."""
 
     async def ack(self, delivery: Delivery) -> None:
         """Done with it: it will not be delivered to this group again."""
@@ -125,9 +130,12 @@ class EventBus(Protocol):
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Event:
-        """Append an event; returns it with its id."""
+        """Append an event; returns it with its id. Payload, key, idempotency key and headers
+        reach consumers as published. A bad topic is a :class:`ValidationError` on ``topic``;
+        an event over :data:`MAX_EVENT_BYTES` encoded is :class:`PayloadTooLarge`."""
 
     async def subscribe(self, topic: str, group: str, consumer: str) -> Subscription:
-        """Join ``group`` on ``topic`` as ``consumer`` (new groups start at the next event)."""
+        """Join ``group`` on ``topic`` as ``consumer``; a new group reads the topic from its start.
+        A subscription receives only its topic's events."""
 
     async def close(self) -> None: ...
