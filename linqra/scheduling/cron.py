@@ -33,15 +33,18 @@ does not say:
 
 Bounds: instants from :data:`FIRST_INSTANT` to :data:`LAST_INSTANT` (years 1970-2199, the range
 Quartz documents); an ``after`` outside them is a :class:`ValidationError` naming it, and no
-fire time lies beyond them. A search takes at most :data:`MAX_SEARCH_STEPS` steps (a few
-thousand at most for any expression; Quartz itself can loop forever on ``L-30W``).
+fire time lies beyond them. A search takes at most :data:`MAX_SEARCH_STEPS` steps, then reports
+no fire time (``0 0 0 31 2,4,6,9,11 ?`` from 1970 takes about 2,300 to find none; Quartz itself
+can loop forever on ``L-30W``).
 
 Deliberate differences from Quartz 2.3.2, all refusals (400) of text Quartz accepts but reads
-unlike its manual: a step after a name (``JAN/2``, ``MON-FRI/2``: Quartz ignores the step), ``W``
-after a range (``1-5W``: Quartz ignores the ``W``), a ``0`` step (``5/0``), text after a field's
-value (``15WX``), more than 7 fields, and year values outside 1970-2199. Quartz 2.3.2 stops
-firing at the current year + 100; linqra at 2199. ``L-nW`` whose day falls before the month's
-first day fires nothing that month (Quartz loops forever or goes back a month).
+against its own manual: a step after a name (``JAN/2``, ``MON-FRI/2``: Quartz drops the step),
+``W`` after a range (``1-5W``: Quartz drops the ``W``), a ``0`` step (``5/0``), a missing start
+(``/5``), characters after a value (``15WX``), ``?`` or ``n#k`` inside a list, more than 7
+fields, year values outside 1970-2199, and increments of 60 (seconds, minutes) or 24 (hours)
+inside a range (``0-59/60``). Quartz 2.3.2 stops firing at the current year + 100; linqra at
+2199. ``L-nW`` whose day falls before the month's first day fires nothing that month (Quartz
+searches forever).
 """
 
 from __future__ import annotations
@@ -145,16 +148,20 @@ def _weekday(year: int, month: int, day: int) -> int:
 class _Clock:
     """The search position: wall-clock fields that may be set out of range, then settled."""
 
-    __slots__ = ("day", "hour", "minute", "month", "second", "tz", "year")
+    __slots__ = ("_settled", "day", "hour", "minute", "month", "second", "tz", "year")
 
     def __init__(self, tz: ZoneInfo, instant: datetime) -> None:
         self.tz = tz
         self._take(instant)
 
+    def _fields(self) -> tuple[int, int, int, int, int, int]:
+        return self.year, self.month, self.day, self.hour, self.minute, self.second
+
     def _take(self, instant: datetime) -> None:
         local = instant.astimezone(self.tz)
         self.year, self.month, self.day = local.year, local.month, local.day
         self.hour, self.minute, self.second = local.hour, local.minute, local.second
+        self._settled = self._fields()
 
     def instant(self) -> datetime:
         wall = _lenient(self.year, self.month, self.day, self.hour, self.minute, self.second)
@@ -162,7 +169,8 @@ class _Clock:
 
     def settle(self) -> None:
         """Roll fields over and move a wall time in a gap past it (what Java does on a read)."""
-        self._take(self.instant())
+        if self._fields() != self._settled:
+            self._take(self.instant())
 
     def set_hour(self, hour: int) -> None:
         """Quartz's ``setCalendarHour``: an hour lost to a gap becomes the next one."""
