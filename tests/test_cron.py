@@ -330,3 +330,12 @@ def test_cron_preview_over_http(api: Any) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "timezone"
     bad = api.get("/v1/cron/next", params={"expression": "0 0 1 * * ?", "after": "yesterday"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "after"
+    far = {"expression": "0 0 1 * * ?", "after": "9999-12-31T23:59:59Z"}
+    bad = api.get("/v1/cron/next", params=far)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "after"
+    bad = api.get("/v1/cron/next", params={"expression": "0 0 12 * * ? 2028-2026"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "expression.year"
+    w_list = {"expression": "0 0 12 5W,20 * ?", "after": "2026-01-01T00:00:00Z", "count": 2}
+    assert api.get("/v1/cron/next", params=w_list).json()["next"] == [
+        "2026-01-05T12:00:00Z", "2026-02-05T12:00:00Z",
+    ]  # fmt: skip
