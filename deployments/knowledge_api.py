@@ -4,13 +4,13 @@ Routes live on the gateway (``/v1/knowledge/...``); this module turns requests i
 :class:`linqra.knowledge.service.KnowledgeService` with the errors named by field.
 """
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from deployments.limits import loads_strict
 from linqra.errors import ValidationError
 from linqra.knowledge.service import MAX_TOP_K, KnowledgeService
 
@@ -96,10 +96,7 @@ def _json_field(raw: Any, field: str) -> dict[str, Any]:
         return {}
     if not isinstance(raw, str):
         raise ValidationError(f"{field} is JSON text", field=field)
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise ValidationError(f"{field} is not valid JSON", field=field) from None
+    value = loads_strict(raw, where=field)  # NaN, 1e400, … are a 400 naming the path
     if not isinstance(value, dict):
         raise ValidationError(f"{field} is a JSON object", field=field)
     return value

@@ -7,37 +7,46 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
 from linqra.errors import LinqraError, ValidationError
 from linqra.llm.service import Completion, LLMService
 from linqra.llm.types import (
     MAX_OUTPUT_TOKENS,
-    MAX_STOP_LENGTH,
-    MAX_STOP_SEQUENCES,
     Delta,
     ModelResponse,
+    ModelSettings,
     ToolCallDelta,
     parse_messages,
     parse_settings,
 )
 from linqra.steps.llm import completion_shape
 
-__all__ = ["ChatRequest", "chat_completion", "list_models", "set_price", "usage_summary"]
+__all__ = [
+    "ChatRequest",
+    "chat_completion",
+    "chat_settings",
+    "list_models",
+    "set_price",
+    "usage_summary",
+]
 
 
-OutputTokens = Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)]
+def _bounds(low: float, high: float) -> Any:
+    """Bounds shown in the OpenAPI schema; ``parse_settings`` enforces them (400 on body.<name>)."""
+    return Field(default=None, json_schema_extra={"minimum": low, "maximum": high})
 
 
 class ChatRequest(BaseModel):
     """The fields of OpenAI's chat-completions request that Linqra uses; others are ignored.
 
-    Every number is bounded (a 400 names the field): ``temperature`` 0-2, ``top_p`` 0-1,
-    ``max_tokens``/``max_completion_tokens`` 1-1,000,000, ``n`` only 1 (one choice is
-    returned), ``stop`` at most 16 texts of at most 1,000 characters.
+    Every setting is bounded, and a 400 names it (``body.max_tokens``): ``temperature`` 0-2,
+    ``top_p`` 0-1, ``max_tokens``/``max_completion_tokens`` 1-1,000,000, ``n`` only 1 (one
+    choice is returned), ``stop`` a text or at most 16 texts of at most 1,000 characters. The
+    checks are :func:`~linqra.llm.types.parse_settings`, shared with workflow LLM steps.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -46,30 +55,21 @@ class ChatRequest(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
-    max_tokens: OutputTokens | None = None
-    max_completion_tokens: OutputTokens | None = None
-    top_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    n: int | None = Field(default=None, ge=1, le=1, description="only 1: one choice is returned")
+    temperature: float | None = _bounds(0, 2)
+    max_tokens: int | None = _bounds(1, MAX_OUTPUT_TOKENS)
+    max_completion_tokens: int | None = _bounds(1, MAX_OUTPUT_TOKENS)
+    top_p: float | None = _bounds(0, 1)
+    n: int | None = _bounds(1, 1)
     stop: str | list[str] | None = None
     response_format: dict[str, Any] | None = None
-    tools: list[Any] | None = Field(default=None, max_length=128)
+    tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
 
-    @field_validator("stop")
-    @classmethod
-    def _bounded_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
-        texts = [value] if isinstance(value, str) else value or []
-        if len(texts) > MAX_STOP_SEQUENCES or not all(0 < len(t) <= MAX_STOP_LENGTH for t in texts):
-            raise ValueError(
-                f"stop is a text or at most {MAX_STOP_SEQUENCES} texts "
-                f"of 1 to {MAX_STOP_LENGTH} characters"
-            )
-        return value
 
-
-async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -> Any:
-    messages = parse_messages(request.messages, "messages")
+def chat_settings(request: ChatRequest) -> ModelSettings:
+    """The request's model settings, checked as a workflow step's are (400 on ``body.<name>``)."""
+    if request.n not in (None, 1):
+        raise ValidationError("n must be 1: one choice is returned", field="body.n")
     raw = {
         k: v
         for k, v in (
@@ -85,7 +85,12 @@ async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -
     }
     if (request.response_format or {}).get("type") == "json_object":
         raw["json_mode"] = True
-    settings = parse_settings(raw, "body")
+    return parse_settings(raw, "body")
+
+
+async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -> Any:
+    messages = parse_messages(request.messages, "messages")
+    settings = chat_settings(request)
     caller = {"type": "api", "endpoint": "/v1/chat/completions"}
     model_ref = _model_ref(llm, request.model)
     if not request.stream:
