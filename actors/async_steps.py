@@ -30,7 +30,12 @@ class AsyncStepWorker:
         self._task = asyncio.get_running_loop().create_task(self._consume())
 
     async def _consume(self) -> None:
-        repo = ExecutionRepository(open_store(self.settings.resolved_store_url))
+        repo = ExecutionRepository(
+            open_store(
+                self.settings.resolved_store_url,
+                timeout_seconds=self.settings.store_timeout_seconds,
+            )
+        )
         bus = open_bus(self.settings)
         subscription = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, self.name)
         limit = asyncio.Semaphore(64)

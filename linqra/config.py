@@ -278,6 +278,20 @@ class Settings(BaseSettings):
         default="", description="sqlite:///PATH or mongodb://…; empty = sqlite in data_dir"
     )
     cache_url: str = Field(default="memory://", description="memory:// or redis://…")
+    store_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="longest one document-store or cache call may take; after it the call "
+        "fails with 503 store_unavailable instead of hanging",
+    )
+    store_connect_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=300,
+        description="how long finding the store's or cache's server may take (MongoDB server "
+        "selection, Redis connect): how fast an outage is seen",
+    )
     http: HttpSettings = Field(default_factory=HttpSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)

@@ -35,14 +35,22 @@ class System:
 
     @classmethod
     async def open(cls, settings: Settings, *, init: bool = True) -> System:
-        store = open_store(settings.resolved_store_url)
+        store = open_store(
+            settings.resolved_store_url,
+            timeout_seconds=settings.store_timeout_seconds,
+            connect_timeout_seconds=settings.store_connect_timeout_seconds,
+        )
         registry = default_registry(settings)
         llm = LLMService(settings, store)
         workflows = WorkflowService(store, registry)
         system = cls(
             settings,
             store,
-            open_cache(settings.cache_url),
+            open_cache(
+                settings.cache_url,
+                timeout_seconds=settings.store_timeout_seconds,
+                connect_timeout_seconds=settings.store_connect_timeout_seconds,
+            ),
             registry,
             workflows,
             StepContext(settings),

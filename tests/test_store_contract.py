@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from linqra.errors import Conflict, ValidationError
+from linqra.errors import Conflict, StoreError, ValidationError
 from linqra.store import DocumentStore, IndexSpec, open_store
+from linqra.store.sqlite import SQLiteStore
+from tests.support.servers import free_port
 
 INDEXES = [IndexSpec("things", ("kind", "n")), IndexSpec("things", ("slug",), unique=True)]
 
@@ -129,6 +134,35 @@ class DocumentStoreContract:
         with pytest.raises(ValidationError):
             await store.find("things", "t1", {"bad field": 1})
 
+    async def test_check_passes_on_a_healthy_store(self, store: DocumentStore) -> None:
+        await store.check(5)
+        assert await store.find("things", "t1") == []  # the probe wrote no document
+
+    async def test_callers_that_give_up_leave_the_store_whole_and_answering(
+        self, store: DocumentStore
+    ) -> None:
+        """Writes whose callers time out after a few ms are applied whole or not at all, and
+        the store keeps answering writes and reads afterwards."""
+        rng = random.Random(7)
+
+        async def impatient(i: int) -> None:
+            doc = {"id": f"d{i}", "slug": f"s{i}", "n": i, "body": "x" * 200}
+            try:
+                async with asyncio.timeout(rng.uniform(0.0005, 0.01)):
+                    await store.insert("things", "t1", doc)
+            except (TimeoutError, StoreError):
+                pass
+
+        await asyncio.gather(*(impatient(i) for i in range(150)))
+        async with asyncio.timeout(20):  # a dead writer would hang here
+            await store.insert("things", "t1", {"id": "after", "slug": "after"})
+            docs = await store.find("things", "t1", limit=1000)
+            await store.check(5)
+        assert any(d["id"] == "after" for d in docs)
+        for doc in docs:
+            if doc["id"] != "after":
+                assert doc["body"] == "x" * 200 and doc["slug"] == f"s{doc['n']}"
+
 
 class TestSQLiteStore(DocumentStoreContract):
     @pytest.fixture
@@ -171,6 +205,131 @@ class TestSQLiteStore(DocumentStoreContract):
         assert [p.wait(60) for p in procs] == [0, 0, 0]
         assert await store.count("things", "t1") == 200
 
+    async def test_writer_survives_waiters_that_were_cancelled(self, tmp_path: Path) -> None:
+        """The bug of issue 9: the writer answered a cancelled waiter, died with
+        InvalidStateError, and every later write of the process hung."""
+        store = open_store(f"sqlite:///{tmp_path}/cancelled.db")
+        try:
+            await store.insert("things", "t1", {"id": "warm"})
+            tasks = [
+                asyncio.create_task(store.insert("things", "t1", {"id": f"c{i}"}))
+                for i in range(300)
+            ]
+            await asyncio.sleep(0)  # every write is queued
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            async with asyncio.timeout(10):
+                await store.insert("things", "t1", {"id": "after"})
+                assert await store.get("things", "t1", "after") is not None
+        finally:
+            await store.close()
+
+    async def test_writer_survives_a_waiter_whose_event_loop_closed(self, tmp_path: Path) -> None:
+        store = open_store(f"sqlite:///{tmp_path}/loops.db")
+        await store.insert("things", "t1", {"id": "warm"})
+
+        abandoned: list[asyncio.Task[None]] = []
+
+        def abandon(i: int) -> None:  # a driver whose loop closes while its write waits
+            loop = asyncio.new_event_loop()
+            abandoned.append(loop.create_task(store.insert("things", "t1", {"id": f"o{i}"})))
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+        for i in range(20):
+            await asyncio.to_thread(abandon, i)
+        try:
+            async with asyncio.timeout(10):
+                await store.insert("things", "t1", {"id": "after"})
+                await store.check(5)
+        finally:
+            await store.close()
+
+    async def test_a_write_function_raising_anything_does_not_end_the_writer(
+        self, tmp_path: Path
+    ) -> None:
+        store = SQLiteStore(tmp_path / "raise.db")
+
+        def explode(conn: sqlite3.Connection) -> None:
+            raise KeyboardInterrupt  # not an Exception: the old writer thread died of it
+
+        try:
+            async with asyncio.timeout(10):  # the old writer died and this waited forever
+                with pytest.raises(KeyboardInterrupt):
+                    await store._write(explode)
+                await store.insert("things", "t1", {"id": "after"})
+        finally:
+            await store.close()
+
+    async def test_a_stopped_writer_thread_is_started_again(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "restart.db")
+        try:
+            await store.insert("things", "t1", {"id": "a"})
+            writer = store._writer
+            assert writer is not None
+            store._writes.put(None)  # the writer ends as if something had killed it
+            await asyncio.to_thread(writer.join, 10)
+            assert not writer.is_alive()
+            async with asyncio.timeout(10):
+                await store.insert("things", "t1", {"id": "b"})
+                await store.check(5)
+            assert store._writer is not writer and store._writer_alive()
+        finally:
+            await store.close()
+
+    async def test_a_file_locked_by_another_process_is_a_bounded_store_error(
+        self, tmp_path: Path
+    ) -> None:
+        """A stuck store answers 503 within its timeout, fails the health check, and recovers
+        when the lock is released."""
+        path = tmp_path / "locked.db"
+        store = SQLiteStore(path, timeout_seconds=0.5)
+        try:
+            await store.insert("things", "t1", {"id": "a"})
+            holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            holder.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck process would
+            try:
+                t0 = time.monotonic()
+                with pytest.raises(StoreError) as caught:
+                    await store.insert("things", "t1", {"id": "b"})
+                assert time.monotonic() - t0 < 3
+                assert caught.value.status == 503
+                with pytest.raises(StoreError):
+                    await store.check(0.5)
+                assert await store.get("things", "t1", "a") is not None  # reads still served
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            deadline = time.monotonic() + 10
+            while True:  # the writer may still be finishing its last busy wait
+                try:
+                    await store.insert("things", "t1", {"id": "c"})
+                    break
+                except StoreError:
+                    assert time.monotonic() < deadline
+            await store.check(2)
+            assert await store.get("things", "t1", "b") is None  # the refused write left nothing
+        finally:
+            await store.close()
+
+    async def test_a_file_that_cannot_be_opened_is_a_store_error_at_once(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "dir.db").mkdir()  # a directory where the file should be
+        store = SQLiteStore(tmp_path / "dir.db", timeout_seconds=5)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(StoreError, match="cannot open"):
+                await store.insert("things", "t1", {"id": "a"})
+            with pytest.raises(StoreError):
+                await store.get("things", "t1", "a")
+            with pytest.raises(StoreError):
+                await store.check(2)
+            assert time.monotonic() - t0 < 4
+        finally:
+            await store.close()
+
 
 class TestMongoStore(DocumentStoreContract):
     @pytest.fixture
@@ -181,6 +340,24 @@ class TestMongoStore(DocumentStoreContract):
         await store.ensure_indexes(INDEXES)
         yield store
         await store.close()
+
+    async def test_no_server_is_a_store_error_in_seconds_without_the_password(self) -> None:
+        url = f"mongodb://linqra:s3cret-pw@127.0.0.1:{free_port()}/nowhere"
+        store = open_store(url, timeout_seconds=2, connect_timeout_seconds=0.5)
+        try:
+            t0 = time.monotonic()
+            for call in (
+                store.insert("things", "t1", {"id": "a"}),
+                store.get("things", "t1", "a"),
+                store.find("things", "t1"),
+                store.check(1),
+            ):
+                with pytest.raises(StoreError) as caught:
+                    await call
+                assert "s3cret" not in str(caught.value) and "linqra:" not in str(caught.value)
+            assert time.monotonic() - t0 < 8
+        finally:
+            await store.close()
 
 
 def test_unknown_store_url() -> None:

@@ -119,8 +119,12 @@ def llm_service(ctx: StepContext) -> LLMService:
 def _service(ctx: StepContext) -> LLMService:
     from linqra.store import open_store
 
+    settings = ctx.settings
     store = ctx.resource(
-        "store", lambda: _ClosingStore(open_store(ctx.settings.resolved_store_url))
+        "store",
+        lambda: _ClosingStore(
+            open_store(settings.resolved_store_url, timeout_seconds=settings.store_timeout_seconds)
+        ),
     )
     return LLMService(ctx.settings, store.store)
 

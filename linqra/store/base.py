@@ -17,6 +17,13 @@ Filters are a subset of MongoDB's query language, the same in every adapter:
 Several fields in one filter are ANDed. Sorting is a list of ``(field, 1 | -1)``.
 Duplicates: :meth:`insert` of an existing ``id``, or one that breaks a unique
 index, raises :class:`linqra.errors.Conflict` and writes nothing.
+
+Availability: every call ends within the store's ``timeout_seconds`` (the
+``store_timeout_seconds`` setting). A store that cannot answer in time, or whose
+server is down, raises :class:`linqra.errors.StoreError` (HTTP 503) — never hangs,
+never leaks a connection string. A write that raised ``StoreError`` may or may
+not have been applied (as with any database whose answer was lost), but it is
+never applied in part. :meth:`DocumentStore.check` is the health probe.
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from linqra.errors import ValidationError
+from linqra.errors import StoreError, ValidationError
 
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_SECONDS",
+    "DEFAULT_TIMEOUT_SECONDS",
     "OPERATORS",
     "Document",
     "DocumentStore",
@@ -38,11 +47,19 @@ __all__ = [
     "check_collection",
     "check_filter",
     "require_team",
+    "unavailable",
 ]
 
 Document = dict[str, Any]
 Filter = Mapping[str, Any]
 Sort = Sequence[tuple[str, int]]
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+"""How long one store call may take before it raises :class:`StoreError`."""
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 3.0
+"""How long finding a server may take (MongoDB server selection, Redis connect)."""
+RETRY_AFTER_SECONDS = 2.0
+"""The retry hint an outage error carries (``Retry-After`` on the 503)."""
 
 OPERATORS = frozenset({"$in", "$nin", "$ne", "$gt", "$gte", "$lt", "$lte"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -116,8 +133,22 @@ class DocumentStore(Protocol):
     ) -> list[Document]:
         """Maintenance only: matching documents of every team (each carries ``team_id``)."""
 
+    async def check(self, timeout: float) -> None:
+        """The health probe: return if the store served a read and a write round trip within
+        ``timeout`` seconds, else raise :class:`StoreError`. Writes no document."""
+
     async def close(self) -> None:
         """Release connections."""
+
+
+def unavailable(message: str) -> StoreError:
+    """The error every adapter raises for an outage: 503 with a retry hint.
+
+    ``message`` names the backend and what failed, never a URL (it may carry credentials).
+    """
+    err = StoreError(message)
+    err.retry_after = RETRY_AFTER_SECONDS  # type: ignore[attr-defined]
+    return err
 
 
 def require_team(team_id: str) -> str:

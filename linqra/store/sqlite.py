@@ -12,6 +12,14 @@ so one failing write does not undo the others), and a caller is answered only
 after its transaction committed. 100 concurrent writers cost a few commits, not
 100 lock hand-offs between threads. Reads run in worker threads, one
 connection per thread.
+
+The writer outlives its callers: a write whose caller gave up (cancelled, timed
+out, its event loop closed) before the writer reached it is skipped, one the
+writer already started is committed whole and its answer dropped. Nothing a
+caller or a write function does can end the writer thread; should it end anyway,
+the next call starts a new one. Every call is bounded by ``timeout_seconds``
+(:class:`~linqra.errors.StoreError` after it, and for SQLite's busy, locked and
+I/O errors), so a stuck file means 503s, never a hang.
 """
 
 from __future__ import annotations
@@ -19,15 +27,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from linqra.errors import Conflict
 from linqra.store.base import (
+    DEFAULT_TIMEOUT_SECONDS,
     Document,
     Filter,
     IndexSpec,
@@ -36,42 +46,68 @@ from linqra.store.base import (
     check_filter,
     matches,
     require_team,
+    unavailable,
 )
 
 __all__ = ["SQLiteStore"]
 
-_BUSY_TIMEOUT_MS = 30_000
+log = logging.getLogger(__name__)
+
 _MAX_BATCH = 512
+# SQLite's primary result codes that mean "the file cannot serve now" (not "your query is wrong")
+_OUTAGE_CODES = {
+    5: "busy",
+    6: "locked",
+    7: "out of memory",
+    8: "read-only",
+    9: "interrupted",
+    10: "disk I/O error",
+    13: "disk full",
+    14: "cannot open the file",
+    15: "lock protocol error",
+}
+
+_Job = tuple[Callable[..., Any], tuple[Any, ...], "concurrent.futures.Future[Any]"]
 
 
 class SQLiteStore:
     """:class:`~linqra.store.base.DocumentStore` on a SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be > 0")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout_seconds
         self._local = threading.local()
         self._tables: set[str] = set()
         self._tables_lock = threading.Lock()
-        self._writes: queue.SimpleQueue[
-            tuple[Any, tuple[Any, ...], concurrent.futures.Future[Any]] | None
-        ] = queue.SimpleQueue()
+        self._writes: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._writer_starts = 0
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> SQLiteStore:
         """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (as in SQLAlchemy)."""
         if not url.startswith("sqlite:///"):
             raise ValueError(f"not a sqlite URL: {url!r} (expected sqlite:///PATH)")
-        return cls(url.removeprefix("sqlite:///"))
+        return cls(url.removeprefix("sqlite:///"), timeout_seconds=timeout_seconds)
 
     # -- connection management -------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        # a lock held by another process is waited for as long as a caller waits, no longer
+        busy_ms = max(1, int(self.timeout * 1000))
+        conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -80,47 +116,92 @@ class SQLiteStore:
             conn = self._local.conn = self._connect()
         return conn
 
-    async def _write(self, fn: Any, *args: Any) -> Any:
+    # -- writes: one writer thread, group commit ---------------------------------
+    def _writer_alive(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    def _ensure_writer(self) -> None:
+        if self._writer_alive():
+            return
+        with self._writer_lock:
+            if self._writer_alive():
+                return
+            if self._writer is not None:  # it ended without close(): say so, start another
+                log.error("sqlite writer thread of %s had stopped; starting a new one", self.path)
+            self._writer_starts += 1
+            self._writer = threading.Thread(
+                target=self._write_loop,
+                name=f"linqra-sqlite-writer-{self._writer_starts}",
+                daemon=True,
+            )
+            self._writer.start()
+
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(conn, *args)`` in the writer thread's next transaction; return its result."""
-        if self._writer is None:
-            with self._writer_lock:
-                if self._writer is None:
-                    self._writer = threading.Thread(
-                        target=self._write_loop, name="linqra-sqlite-writer", daemon=True
-                    )
-                    self._writer.start()
+        self._ensure_writer()
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._writes.put((fn, args, future))
-        return await asyncio.wrap_future(future)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            # the wrapper cancelled the future: if the writer had not started it, it never will
+            raise unavailable(
+                f"the document store did not answer a write within {self.timeout:g}s"
+                " (SQLite file busy or locked by another process?)"
+            ) from None
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     def _write_loop(self) -> None:
-        conn = self._connect()
-        while True:
-            item = self._writes.get()
-            if item is None:
-                conn.close()
-                return
-            batch = [item]
-            while len(batch) < _MAX_BATCH:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                item = self._writes.get()
+                if item is None:
+                    return
+                batch = [item]
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        nxt = self._writes.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._writes.put(None)
+                        break
+                    batch.append(nxt)
                 try:
-                    nxt = self._writes.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._writes.put(None)
-                    break
-                batch.append(nxt)
-            self._commit(conn, batch)
+                    if conn is None:
+                        conn = self._connect()
+                    failure = self._commit(conn, batch)
+                except BaseException as exc:  # nothing a write does may end the writer
+                    log.warning("sqlite writer: %d writes failed: %r", len(batch), exc)
+                    failure = exc
+                    if conn is not None:
+                        _rollback(conn)
+                    self._forget_tables()
+                    for _, _, future in batch:
+                        _settle(future, error=exc)
+                if failure is not None and conn is not None and not _is_busy(failure):
+                    conn.close()  # a broken file or connection: open it again for the next batch
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> BaseException | None:
+        """Run ``batch`` in one transaction; answer every waiter. Returns what failed the
+        transaction itself (then nobody's write happened), else ``None``."""
         results: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, args, future in batch:
+                if not future.set_running_or_notify_cancel():
+                    continue  # its caller gave up before we got to it: skip the write
                 conn.execute("SAVEPOINT w")
                 try:
                     value = fn(conn, *args)
-                except Exception as exc:
+                except BaseException as exc:
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
                     self._forget_tables()  # a table created inside the savepoint is gone again
@@ -130,18 +211,14 @@ class SQLiteStore:
                     results.append((future, value, None))
             conn.execute("COMMIT")
         except Exception as exc:  # the transaction itself failed: nobody's write happened
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback(conn)
             self._forget_tables()
             for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+                _settle(future, error=exc)
+            return exc
         for future, value, error in results:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
+            _settle(future, value, error)
+        return None
 
     def _table(self, conn: sqlite3.Connection, collection: str) -> str:
         table = f"c_{check_collection(collection)}"
@@ -159,8 +236,25 @@ class SQLiteStore:
         with self._tables_lock:
             self._tables.clear()
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run the read ``fn(*args)`` in a worker thread, bounded by the store's timeout."""
+        used: list[sqlite3.Connection] = []
+
+        def read() -> Any:
+            used.append(self._conn())
+            return fn(*args)
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.to_thread(read)
+        except TimeoutError:
+            for conn in used:  # stop the statement so the worker thread is free again
+                conn.interrupt()
+            raise unavailable(
+                f"the document store did not answer a read within {self.timeout:g}s"
+            ) from None
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     # -- port -------------------------------------------------------------------
     async def ensure_indexes(self, specs: Sequence[IndexSpec]) -> None:
@@ -312,15 +406,75 @@ class SQLiteStore:
             self._find, collection, None, check_filter(where), (), limit, 0
         )
 
+    async def check(self, timeout: float) -> None:
+        """A read in a worker thread and an empty transaction through the writer thread."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._run(self._probe_read)
+                await self._write(_probe_write)
+        except TimeoutError:
+            raise unavailable(f"the document store did not answer within {timeout:g}s") from None
+        if not self._writer_alive():
+            raise unavailable("the document store's writer thread is not running")
+
+    def _probe_read(self) -> None:
+        self._conn().execute("SELECT count(*) FROM sqlite_master").fetchone()
+
     async def close(self) -> None:
         if self._writer is not None:
-            self._writes.put(None)
-            await asyncio.to_thread(self._writer.join, 10)
+            if self._writer.is_alive():
+                self._writes.put(None)
+                await asyncio.to_thread(self._writer.join, 10)
             self._writer = None
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _settle(
+    future: concurrent.futures.Future[Any], value: Any = None, error: BaseException | None = None
+) -> None:
+    """Answer a waiter if it still waits; a cancelled or answered one is left alone."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+    except concurrent.futures.InvalidStateError:
+        pass  # cancelled between the check and the answer
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        log.warning("sqlite writer: rollback failed", exc_info=True)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (5, 6)
+
+
+def _translate(exc: sqlite3.Error) -> Exception:
+    """SQLite's "cannot serve now" errors become StoreError (503); others stay as they are."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    reason = None if code is None else _OUTAGE_CODES.get(code & 0xFF)
+    if reason is None and isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text or "disk" in text or "unable to open" in text:
+            reason = str(exc)
+    if reason is None:
+        return exc
+    return unavailable(f"the document store cannot serve now (SQLite: {reason})")
+
+
+def _probe_write(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
 
 
 def _load(text: str) -> Document:
