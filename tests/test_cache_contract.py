@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from linqra.cache import Cache, open_cache
+from linqra.errors import StoreError
+from tests.support.servers import free_port
 
 
 class CacheContract:
@@ -38,6 +41,9 @@ class CacheContract:
         assert await cache.incr("n", 5) == 55
         await asyncio.sleep(0.7)
         assert await cache.get("n") is None
+
+    async def test_check_passes_on_a_healthy_cache(self, cache: Cache) -> None:
+        await cache.check(5)
 
 
 class TestMemoryCache(CacheContract):
@@ -74,3 +80,23 @@ class _Prefixed:
 
     async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
         return await self.inner.incr(f"{self.prefix}:{key}", amount, ttl_seconds)
+
+    async def check(self, timeout: float) -> None:
+        await self.inner.check(timeout)
+
+
+async def test_no_redis_server_is_a_store_error_in_seconds_without_the_password() -> None:
+    cache = open_cache(
+        f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0",
+        timeout_seconds=2,
+        connect_timeout_seconds=0.5,
+    )
+    try:
+        t0 = time.monotonic()
+        for call in (cache.get("k"), cache.set("k", b"v", 10), cache.incr("n"), cache.check(1)):
+            with pytest.raises(StoreError) as caught:
+                await call
+            assert caught.value.status == 503 and "s3cret" not in str(caught.value)
+        assert time.monotonic() - t0 < 8
+    finally:
+        await cache.close()

@@ -5,31 +5,41 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from linqra.cache.base import Cache
+from linqra.store.base import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS
 
 __all__ = ["Cache", "open_cache"]
 
 
-def _memory(url: str) -> Cache:
+def _memory(url: str, timeout: float, connect_timeout: float) -> Cache:
     from linqra.cache.memory import MemoryCache
 
     return MemoryCache()
 
 
-def _redis(url: str) -> Cache:
+def _redis(url: str, timeout: float, connect_timeout: float) -> Cache:
     from linqra.cache.redis import RedisCache
 
-    return RedisCache(url)
+    return RedisCache(url, timeout_seconds=timeout, connect_timeout_seconds=connect_timeout)
 
 
-_ADAPTERS: dict[str, Callable[[str], Cache]] = {
+_ADAPTERS: dict[str, Callable[[str, float, float], Cache]] = {
     "memory": _memory,
     "redis": _redis,
     "rediss": _redis,
 }
 
 
-def open_cache(url: str) -> Cache:
-    """The cache for ``url`` (``memory://`` or ``redis://HOST:PORT/DB``)."""
+def open_cache(
+    url: str,
+    *,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+) -> Cache:
+    """The cache for ``url`` (``memory://`` or ``redis://HOST:PORT/DB``).
+
+    A server-backed cache bounds every call by ``timeout_seconds`` (settings
+    ``store_timeout_seconds`` and ``store_connect_timeout_seconds``).
+    """
     scheme = url.split(":", 1)[0]
     try:
         factory = _ADAPTERS[scheme]
@@ -37,4 +47,4 @@ def open_cache(url: str) -> Cache:
         raise ValueError(
             f"no cache for {scheme!r}; known: {', '.join(sorted(_ADAPTERS))}"
         ) from None
-    return factory(url)
+    return factory(url, timeout_seconds, connect_timeout_seconds)

@@ -6,7 +6,9 @@ Used by the workflow step cache now and rate-limit counters later. Contract:
 * ``set(key, value, ttl_seconds)`` overwrites; ``ttl_seconds`` must be > 0;
 * ``incr(key, amount, ttl_seconds)`` is atomic; a new key starts from 0 and gets
   the TTL, an existing key keeps the TTL it has;
-* ``delete`` returns whether the key existed.
+* ``delete`` returns whether the key existed;
+* an unreachable or stuck cache server raises :class:`linqra.errors.StoreError` (503)
+  within the cache's timeout, never hangs; ``check`` is the health probe.
 
 Keys are namespaced by the caller (``step:{team}:{hash}``); the cache does not
 know about teams.
@@ -32,6 +34,9 @@ class Cache(Protocol):
 
     async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
         """Atomically add ``amount`` and return the new value."""
+
+    async def check(self, timeout: float) -> None:
+        """Return if the cache answered within ``timeout`` seconds, else raise StoreError."""
 
     async def close(self) -> None:
         """Release connections."""

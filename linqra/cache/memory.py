@@ -61,5 +61,8 @@ class MemoryCache:
         while len(self._data) >= self._max:
             self._data.pop(next(iter(self._data)))
 
+    async def check(self, timeout: float) -> None:
+        return None  # in this process: always there
+
     async def close(self) -> None:
         self._data.clear()

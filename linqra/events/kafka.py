@@ -5,26 +5,65 @@ consumer fetched and did not acknowledge before it died is delivered again to th
 (at least once; duplicates are what idempotency keys are for). New groups read a topic from its
 start (``auto_offset_reset=earliest``). Producers are not idempotent: some Kafka-compatible
 brokers (tansu) do not support it, and our own idempotency keys cover it.
+
+An outage is an error, not a wait: publishing, subscribing and committing are bounded by
+``timeout_seconds`` and the broker's connection errors and timeouts become
+:class:`~linqra.errors.StoreError` (503). A publish that timed out may still be delivered
+once the broker is back (at least once, as above).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from linqra.events.base import Delivery, Event, check_topic, event_from_json, new_event
+from linqra.store.base import DEFAULT_TIMEOUT_SECONDS, unavailable
 
 __all__ = ["KafkaEventBus"]
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _guard(what: str, timeout: float) -> AsyncIterator[None]:
+    """Bound one call in time; the broker's outages become StoreError."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except TimeoutError:
+        raise unavailable(f"the event bus did not answer ({what}) within {timeout:g}s") from None
+    except KafkaError as exc:
+        if not (
+            isinstance(exc, KafkaConnectionError | KafkaTimeoutError)
+            or getattr(exc, "retriable", False)
+        ):
+            raise
+        log.warning("kafka event bus %s failed: %s: %s", what, type(exc).__name__, exc)
+        raise unavailable(
+            f"the event bus is unreachable ({what}: Kafka {type(exc).__name__})"
+        ) from None
 
 
 class KafkaEventBus:
     name = "kafka"
 
     def __init__(
-        self, bootstrap: str, *, session_timeout_ms: int = 10_000, fetch_max_wait_ms: int = 20
+        self,
+        bootstrap: str,
+        *,
+        session_timeout_ms: int = 10_000,
+        fetch_max_wait_ms: int = 20,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         self.bootstrap = bootstrap
+        self.timeout = timeout_seconds
         self.session_timeout_ms = session_timeout_ms
         # how long the broker may hold a fetch open waiting for data: the floor of event latency
         # (aiokafka's 500 ms default made an event wait 140 ms at p50 at 100 events/s)
@@ -36,9 +75,16 @@ class KafkaEventBus:
             from aiokafka import AIOKafkaProducer
 
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, enable_idempotence=False, acks="all"
+                bootstrap_servers=self.bootstrap,
+                enable_idempotence=False,
+                acks="all",
+                request_timeout_ms=int(self.timeout * 1000),
             )
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
         return self._producer
 
@@ -52,8 +98,9 @@ class KafkaEventBus:
         headers: Mapping[str, str] | None = None,
     ) -> Event:
         event, body = new_event(topic, payload, key, idempotency_key, headers)
-        producer = await self._producer_started()
-        await producer.send_and_wait(topic, body, key=key.encode() if key else None)
+        async with _guard("publish", self.timeout):
+            producer = await self._producer_started()
+            await producer.send_and_wait(topic, body, key=key.encode() if key else None)
         return event
 
     async def subscribe(self, topic: str, group: str, consumer: str) -> _KafkaSubscription:
@@ -71,8 +118,13 @@ class KafkaEventBus:
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 5),
             fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
-        await client.start()
-        return _KafkaSubscription(client, topic)
+        try:
+            async with _guard("subscribe", self.timeout):
+                await client.start()
+        except BaseException:
+            await client.stop()
+            raise
+        return _KafkaSubscription(client, topic, self.timeout)
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -81,13 +133,16 @@ class KafkaEventBus:
 
 
 class _KafkaSubscription:
-    def __init__(self, client: Any, topic: str) -> None:
-        self.client, self.topic = client, topic
+    def __init__(self, client: Any, topic: str, timeout: float) -> None:
+        self.client, self.topic, self.timeout = client, topic, timeout
         self._delivered: dict[Any, list[int]] = {}  # partition → offsets handed out, in order
         self._acked: dict[Any, set[int]] = {}
 
     async def fetch(self, max_events: int = 100, timeout: float = 1.0) -> list[Delivery]:
-        batches = await self.client.getmany(timeout_ms=int(timeout * 1000), max_records=max_events)
+        async with _guard("fetch", self.timeout + timeout):
+            batches = await self.client.getmany(
+                timeout_ms=int(timeout * 1000), max_records=max_events
+            )
         out: list[Delivery] = []
         for partition, records in batches.items():
             for record in records:
@@ -110,7 +165,8 @@ class _KafkaSubscription:
         if done:
             next_offset = delivered[done - 1] + 1
             del delivered[:done]
-            await self.client.commit({partition: OffsetAndMetadata(next_offset, "")})
+            async with _guard("ack", self.timeout):
+                await self.client.commit({partition: OffsetAndMetadata(next_offset, "")})
 
     async def close(self) -> None:
         await self.client.stop()
