@@ -22,6 +22,7 @@ import ray
 
 from actors._context import named_actor
 from linqra.config import Settings
+from linqra.errors import Conflict, NotFound
 from linqra.system import System
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 10.0  # a deleted agent's running executions get this long to cancel
 
 
 def agent_actor_name(agent_id: str) -> str:
@@ -98,6 +100,16 @@ class AgentActor:
         }
 
     async def _work(self) -> None:
+        """Serve until idle or deleted, then end the process. Whatever happens in the loop, the
+        actor exits: a loop that died and left its actor alive would hold ~140 MB forever."""
+        why = "failed"
+        try:
+            why = await self._serve()
+        except Exception:
+            log.warning("agent %s loop failed: exiting", self.agent_id, exc_info=True)
+        await self._exit(why)
+
+    async def _serve(self) -> str:
         from actors.runner import get_runner
 
         system = await self._sys()
@@ -106,7 +118,15 @@ class AgentActor:
         idle_after = self.settings.agents.idle_seconds
         loop = asyncio.get_running_loop()
         while True:
-            agent = await system.agents.get_agent(self.team_id, self.agent_id)
+            try:
+                agent = await system.agents.get_agent(self.team_id, self.agent_id)
+            except NotFound:
+                await self._stop_deleted(system)
+                return "deleted"
+            except Exception:  # the store is unreachable for now: keep the loop alive
+                log.warning("agent %s cannot read its record", self.agent_id, exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
             limit = int(agent["max_concurrency"])
             while self._nested or (self._queue and len(self._running) < limit):
                 tx_id = self._nested.pop(0) if self._nested else heapq.heappop(self._queue)[2]
@@ -120,12 +140,43 @@ class AgentActor:
                 task.add_done_callback(functools.partial(self._done, tx_id))
             idle = not self._running and not self._queue and not self._nested
             if idle and loop.time() - self._idle_since > idle_after:
-                log.info("agent %s idle for %.0fs: passivating", self.agent_id, idle_after)
-                await system.close()
-                ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+                return f"idle for {idle_after:g}s"
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(1.0, idle_after))
+
+    async def _stop_deleted(self, system: System) -> None:
+        """The agent was deleted: cancel what it holds. Running executions get
+        :data:`STOP_GRACE_SECONDS` to stop their workflow executions, then are cancelled."""
+
+        async def cancel_held() -> None:
+            held = [*self._nested, *(q[2] for q in self._queue), *self._running]
+            self._nested.clear()
+            self._queue.clear()
+            self._queued.clear()
+            for tx_id in held:
+                with contextlib.suppress(Conflict, NotFound):
+                    await system.agents.request_cancel(self.team_id, tx_id)
+
+        await cancel_held()
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=STOP_GRACE_SECONDS)
+        if left := list(self._running.values()):
+            for task in left:
+                task.cancel()  # it records itself CANCELLED ("the agent stopped")
+            await asyncio.wait(left, timeout=5.0)
+        await cancel_held()  # anything queued meanwhile
+
+    async def _exit(self, why: str) -> None:
+        """End this actor's process (``exit_actor`` from this background task ends it too)."""
+        from ray.exceptions import AsyncioActorExit
+
+        log.info("agent %s %s: exiting", self.agent_id, why)
+        if self._system is not None:
+            with contextlib.suppress(Exception):
+                await self._system.close()
+        with contextlib.suppress(AsyncioActorExit):
+            ray.actor.exit_actor()  # type: ignore[no-untyped-call]
 
     def _done(self, tx_id: str, _task: object = None) -> None:
         self._running.pop(tx_id, None)

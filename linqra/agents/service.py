@@ -19,6 +19,7 @@ unique per team, so a cron fire or an event delivered twice creates one executio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol
@@ -121,6 +122,10 @@ class AgentService:
         return await self.get_agent(team_id, agent_id)
 
     async def delete_agent(self, team_id: str, agent_id: str) -> None:
+        """Delete the agent and its tasks (schedules and event triggers too) and cancel its
+        task executions: PENDING ones at once, RUNNING ones by request. Its actor sees the agent
+        gone within a second and exits (:mod:`actors.agent`); nothing left PENDING or RUNNING
+        would make the reaper bring it back."""
         await self.get_agent(team_id, agent_id)
         await self.store.update(AGENTS, team_id, agent_id, {"deleted_at": iso(), "enabled": False})
         for task in await self.store.find(
@@ -130,6 +135,18 @@ class AgentService:
                 TASKS, team_id, task["id"], {"deleted_at": iso(), "enabled": False}
             )
             await self._drop_schedules(team_id, task["id"])
+        await self.cancel_agent_executions(team_id, agent_id)
+
+    async def cancel_agent_executions(self, team_id: str, agent_id: str) -> int:
+        """Cancel every PENDING or RUNNING task execution of the agent; how many there were."""
+        active = await self.store.find(
+            TASK_EXECUTIONS, team_id,
+            {"agent_id": agent_id, "status": {"$in": list(ACTIVE)}}, limit=100_000,
+        )  # fmt: skip
+        for tx in active:
+            with contextlib.suppress(Conflict, NotFound):  # it ended meanwhile
+                await self.request_cancel(team_id, tx["id"])
+        return len(active)
 
     # -- tasks ---------------------------------------------------------------------------------
     async def _validated_task(self, team_id: str, body: Any) -> dict[str, Any]:
