@@ -19,6 +19,21 @@ StreamEvent = Delta | ToolCallDelta | ModelResponse
 
 
 class Model(Protocol):
+    """One wire format: chat messages and settings in, a response out.
+
+    A response names its provider and carries the usage the provider reported (``local``
+    counts with a real tokenizer). Its ``finish_reason`` is in OpenAI's words (``stop``,
+    ``length``, ``tool_calls``, ``content_filter``), whatever the vendor calls it.
+
+    Offered tools with ``tool_choice`` ``"required"`` (or a tool's name), a model asks for a
+    call: the response has the tool calls, empty text and ``finish_reason`` ``tool_calls``.
+    Given the tool's result (a ``tool`` message answering the call), it answers in text from it.
+
+    Every failure is a :class:`linqra.errors.ProviderError`, never a vendor SDK's exception: a
+    provider that cannot be reached and a rate limit (with the provider's ``Retry-After``) are
+    retryable; a body that is not the wire format is not.
+    """
+
     provider: str
     name: str
 
@@ -28,7 +43,9 @@ class Model(Protocol):
     def request_stream(
         self, messages: Sequence[Message], settings: ModelSettings
     ) -> AsyncIterator[StreamEvent]:
-        """Text deltas as they arrive, then exactly one final :class:`ModelResponse`.
+        """Text deltas as they arrive, then exactly one final :class:`ModelResponse` whose text
+        is the deltas joined; a tool call arrives as :class:`ToolCallDelta` pieces that add up to
+        the final response's ``tool_calls``.
 
         Closing the iterator early (cancel) closes the upstream stream.
         """
