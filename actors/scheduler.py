@@ -14,13 +14,15 @@ from actors.agent import dispatch
 from actors.events import open_bus
 from linqra.agents.service import EVENT_TRIGGERS
 from linqra.config import Settings
+from linqra.events import DeadLetters, GuardedConsumer, RedeliveryPolicy
 from linqra.scheduling.scheduler import Scheduler
 from linqra.scheduling.triggers import EventRouter, team_topic
 from linqra.system import System
 
-__all__ = ["SCHEDULER_NAME", "SchedulerActor", "get_scheduler"]
+__all__ = ["SCHEDULER_NAME", "TRIGGER_GROUP", "SchedulerActor", "get_scheduler"]
 
 SCHEDULER_NAME = "linqra-scheduler"
+TRIGGER_GROUP = "linqra-triggers"
 log = logging.getLogger(__name__)
 
 
@@ -42,40 +44,50 @@ class SchedulerActor:
         await scheduler.run_forever()
 
     async def _event_triggers(self, system: System) -> None:
-        """One consumer per bus topic that some active EVENT_DRIVEN trigger listens to."""
+        """One consumer per bus topic that some active EVENT_DRIVEN trigger listens to (a
+        consumer that stopped, e.g. it could not join while the bus was down, is started again)."""
         bus = open_bus(self.settings)
         router = EventRouter(system.agents, self._dispatch)
+        dead_letters = DeadLetters(system.store)
         consumers: dict[str, asyncio.Task[None]] = {}
+        indexed = False
         while True:
             try:
+                if not indexed:
+                    await dead_letters.init()
+                    indexed = True
                 triggers = await system.store.scan_all_teams(
                     EVENT_TRIGGERS, {"active": True}, limit=10_000
                 )
                 topics = {team_topic(t["team_id"], t["topic"]) for t in triggers}
-                for topic in topics - consumers.keys():
-                    consumers[topic] = asyncio.get_running_loop().create_task(
-                        self._consume(bus, topic, router)
-                    )
+                for topic in topics:
+                    if topic not in consumers or consumers[topic].done():
+                        consumers[topic] = asyncio.get_running_loop().create_task(
+                            self._consume(bus, topic, router, dead_letters)
+                        )
                 for topic in consumers.keys() - topics:
                     consumers.pop(topic).cancel()
             except Exception:
                 log.warning("event trigger refresh failed", exc_info=True)
             await asyncio.sleep(1.0)
 
-    async def _consume(self, bus: Any, topic: str, router: EventRouter) -> None:
-        subscription = await bus.subscribe(topic, "linqra-triggers", "scheduler")
+    async def _consume(
+        self, bus: Any, topic: str, router: EventRouter, dead_letters: DeadLetters
+    ) -> None:
+        """Handle the topic's events; one that keeps failing is retried with backoff and, after
+        ``agents.max_event_deliveries`` attempts, becomes a dead letter of its team."""
+        subscription = await bus.subscribe(topic, TRIGGER_GROUP, "scheduler")
+        agents = self.settings.agents
+        policy = RedeliveryPolicy(agents.max_event_deliveries, agents.event_retry_seconds)
+        consumer = GuardedConsumer(
+            subscription, router.handle, dead_letters, group=TRIGGER_GROUP, policy=policy
+        )
+
+        def count(polled: int) -> None:
+            self.events += polled
+
         try:
-            while True:
-                try:
-                    for delivery in await subscription.fetch(100, 1.0):
-                        self.events += 1
-                        await router.handle(delivery.event)  # idempotent: safe to see twice
-                        await subscription.ack(delivery)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # unacknowledged: it comes back
-                    log.warning("event on %s not handled", topic, exc_info=True)
-                    await asyncio.sleep(1.0)
+            await consumer.run_forever(100, 1.0, on_poll=count)
         finally:
             await subscription.close()
 

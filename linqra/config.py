@@ -190,6 +190,19 @@ class AgentSettings(BaseModel):
         description="event bus: ray:// (a named actor, embedded), memory:// (one process), "
         "redis://…, kafka://host:port",
     )
+    max_event_deliveries: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="an event whose handling failed this many times is moved to dead_letters "
+        "and acknowledged (never delivered again)",
+    )
+    event_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description="wait before a failed event is handled again, doubling each time (max 60 s)",
+    )
 
 
 class ExecutionSettings(BaseModel):

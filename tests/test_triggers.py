@@ -112,3 +112,42 @@ def test_signed_webhooks_publish_and_bad_signatures_are_refused(
     assert done[0]["result"] == "refs/heads/main" and len(executions(api, task["id"])) == 1
     listed = api.get("/v1/hooks").json()["items"][0]
     assert listed["rejected"] == 2 and listed["accepted"] == 1
+
+
+def test_a_poison_event_on_the_cluster_becomes_a_dead_letter_of_its_team(
+    api: httpx.Client, ray_settings: Any
+) -> None:
+    """An event the scheduler cannot handle (a NaN total the store cannot hold, published on the
+    cluster bus behind the gateway's back) is tried agents.max_event_deliveries times, then
+    dead-lettered and acknowledged; the good event behind it still starts its task. It used to
+    come back every 30 s forever."""
+    import asyncio
+    import math
+
+    from actors.events import open_bus
+    from linqra.events import DeadLetters
+    from linqra.scheduling.triggers import publish_team_event
+    from linqra.system import System
+
+    agent = api.post("/v1/agents", json={"name": "poisoned"}).json()
+    task = api.post(f"/v1/agents/{agent['id']}/tasks", json={
+        "name": "on total", "type": "DATA_PROCESSING", "config": {"expression": "total"},
+        "triggers": [{"type": "EVENT_DRIVEN", "topic": "totals"}]}).json()  # fmt: skip
+    bus = open_bus(ray_settings)
+    poison = asyncio.run(publish_team_event(bus, "team-events", "totals", {"total": math.nan}))
+    api.post("/v1/events", json={"topic": "totals", "payload": {"total": 7}})
+
+    async def dead_letters(team: str) -> list[dict[str, Any]]:
+        system = await System.open(ray_settings, init=False)
+        try:
+            return (await DeadLetters(system.store).list_dead_letters(team))[0]
+        finally:
+            await system.close()
+
+    [letter] = until(lambda: asyncio.run(dead_letters("team-events")), timeout=90)
+    assert letter["event_id"] == poison.id and letter["topic"] == "totals"
+    assert letter["attempts"] == ray_settings.agents.max_event_deliveries == 5
+    assert letter["payload_json"] == '{"total": NaN}'
+    done = until(lambda: [e for e in executions(api, task["id"]) if e["status"] == "COMPLETED"])
+    assert [e["result"] for e in done] == [7]
+    assert asyncio.run(dead_letters("team-events-other")) == []

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from linqra.events.base import MAX_EVENT_BYTES, Delivery, Event, EventBus, Subscription
+from linqra.events.dead_letters import DeadLetters, GuardedConsumer, RedeliveryPolicy
 from linqra.events.idempotency import ProcessedEvents
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "DeadLetters",
     "Delivery",
     "Event",
     "EventBus",
+    "GuardedConsumer",
     "ProcessedEvents",
+    "RedeliveryPolicy",
     "Subscription",
     "open_event_bus",
 ]
