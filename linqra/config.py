@@ -220,6 +220,13 @@ class ExecutionSettings(BaseModel):
     max_step_runs: int = Field(
         default=1000, ge=1, description="bound on step runs per execution (jump loops)"
     )
+    max_step_output_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=4 * 1024 * 1024,
+        description="largest step output (compact JSON); a step returning more fails with "
+        "output_too_large and nothing oversized is stored",
+    )
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     stale_after_seconds: float = Field(default=30.0, gt=0)
     orphan_policy: Literal["resume", "fail"] = "resume"

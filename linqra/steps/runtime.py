@@ -3,11 +3,20 @@
 The same function runs inline in the runner, inside a Ray task and inside an
 I/O pool actor; it never raises for a step failure but returns a
 :class:`StepOutcome`, so outcomes cross process boundaries as plain data.
+
+A step's output must be storable: compact JSON of at most
+``execution.max_step_output_bytes`` (1 MiB by default) with finite numbers only.
+Anything else fails the step at once, not retried, with ``output_too_large`` or
+``output_not_json`` — before the output reaches a record, the step cache or the
+next step. The size is measured without building the whole text (:func:`json_size`),
+so an output that would serialise to gigabytes (a JMESPath ``[@, @]`` chain shares one
+list 2**30 times) costs as much to refuse as a 1 MiB one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -21,9 +30,46 @@ from linqra.errors import LinqraError, StepError, StepTimeout
 from linqra.resilience import Backoff
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 
-__all__ = ["StepOutcome", "run_step_call"]
+__all__ = ["StepOutcome", "json_size", "run_step_call"]
 
 log = logging.getLogger(__name__)
+
+# exactly what the stores accept, minus NaN/Infinity (SQLite's JSON functions refuse them)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def json_size(value: Any, limit: int) -> int | None:
+    """Bytes of ``value`` as compact UTF-8 JSON, or ``None`` as soon as they pass ``limit``.
+
+    Encodes piece by piece and stops at the limit, so the cost is bounded by ``limit``
+    (times the nesting depth), never by the full size. Raises ``ValueError`` for NaN or
+    Infinity and ``TypeError`` for a value JSON cannot represent.
+    """
+    size = 0
+    for chunk in _ENCODER.iterencode(value):
+        size += len(chunk.encode())
+        if size > limit:
+            return None
+    return size
+
+
+def check_output(call: StepCall, output: Any, limit: int) -> None:
+    """Raise a non-retryable :class:`StepError` unless ``output`` is storable JSON within ``limit``."""
+    try:
+        size = json_size(output, limit)
+    except (ValueError, TypeError) as exc:
+        raise StepError(
+            f"step {call.step} output is not storable JSON ({exc})",
+            non_retryable=True,
+            code="output_not_json",
+        ) from None
+    if size is None:
+        raise StepError(
+            f"step {call.step} output is larger than {limit:,} bytes as JSON "
+            "(limit: execution.max_step_output_bytes); nothing was stored",
+            non_retryable=True,
+            code="output_too_large",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +110,13 @@ async def run_step_call(
         call.max_attempts, call.backoff_initial, call.backoff_max, call.backoff_multiplier
     )
     target = registry.get(call.target)
+    limit = ctx.settings.execution.max_step_output_bytes
     attempt = 0
     while True:
         attempt += 1
         try:
             output = await asyncio.wait_for(target.run(call, ctx), timeout=call.timeout)
+            check_output(call, output, limit)
         except TimeoutError:
             error: dict[str, Any] = {
                 "code": "step_timeout",

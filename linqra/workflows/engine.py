@@ -34,7 +34,7 @@ from linqra.workflows.async_steps import AsyncStepQueue
 from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
-from linqra.workflows.records import ExecutionRepository
+from linqra.workflows.records import ExecutionRepository, check_record_size
 
 __all__ = ["LocalExecutor", "StepExecutor", "WorkflowEngine"]
 
@@ -351,7 +351,15 @@ class WorkflowEngine:
             return await self._fail_before_start(
                 run, record, exc.code, f"step {step.step}: {exc.message}", exc.field
             )
-        record["inputs"] = call.inputs()
+        inputs = call.inputs()
+        try:
+            check_record_size(inputs, "params")
+        except LinqraError as exc:  # refused before anything oversized is written
+            code = "inputs_too_large" if exc.status == 413 else "inputs_not_json"
+            return await self._fail_before_start(
+                run, record, code, f"step {step.step}: resolved {exc.message}", "params"
+            )
+        record["inputs"] = inputs
         record["executor"] = call.kind
         cache_key = self._cache_key(run, step, call, scope)
         if cache_key is not None:

@@ -7,6 +7,12 @@ ends, so results are checkpointed as they finish and a resumed execution
 reuses them. Status changes are compare-and-set on the current status (and
 the owning runner), so a runner that lost its claim cannot overwrite a newer
 state.
+
+Size: an execution's params and a step's resolved inputs are each at most
+:data:`MAX_RECORD_BYTES` (4 MiB) as JSON, a step's output at most
+``execution.max_step_output_bytes``; so every record stays far below what a store
+accepts (MongoDB: 16 MB a document). A larger execution is refused before anything
+is written (413, field ``params``).
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from linqra.clock import iso
-from linqra.errors import Conflict, NotFound
+from linqra.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from linqra.steps.runtime import json_size
 from linqra.store import Document, DocumentStore, IndexSpec
 
 __all__ = [
     "ACTIVE",
     "EXECUTIONS",
     "INDEXES",
+    "MAX_RECORD_BYTES",
     "STEP_RUNS",
     "TERMINAL",
     "ExecutionRepository",
+    "check_record_size",
 ]
 
 EXECUTIONS = "executions"
@@ -32,6 +41,8 @@ STEP_RUNS = "step_runs"
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
 ACTIVE = frozenset({"PENDING", "RUNNING"})
 RESUMABLE = frozenset({"FAILED", "TIMEOUT", "CANCELLED"})
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""Largest params of an execution, and resolved inputs of a step, as compact JSON."""
 
 INDEXES = [
     IndexSpec(EXECUTIONS, ("created_at",)),
@@ -50,6 +61,7 @@ class ExecutionRepository:
         self.store = store
 
     async def create(self, team_id: str, execution: Document) -> Document:
+        check_record_size(execution.get("params"), "params")
         now = iso()
         doc = {
             "status": "PENDING",
@@ -215,6 +227,20 @@ class ExecutionRepository:
             "pending_async_steps": pending,
             "steps": [_public_run(r) for r in steps],
         }
+
+
+def check_record_size(value: Any, field: str) -> None:
+    """413 naming ``field`` if ``value`` is over :data:`MAX_RECORD_BYTES`; 400 if not JSON."""
+    try:
+        size = json_size(value, MAX_RECORD_BYTES)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            f"{field} must be JSON with finite numbers: {exc}", field=field
+        ) from None
+    if size is None:
+        raise PayloadTooLarge(
+            f"{field} is larger than {MAX_RECORD_BYTES:,} bytes as JSON", field=field
+        )
 
 
 def _public_run(run: Document) -> Document:
