@@ -146,9 +146,7 @@ def unavailable(message: str) -> StoreError:
 
     ``message`` names the backend and what failed, never a URL (it may carry credentials).
     """
-    err = StoreError(message)
-    err.retry_after = RETRY_AFTER_SECONDS  # type: ignore[attr-defined]
-    return err
+    return StoreError(message, retry_after=RETRY_AFTER_SECONDS)
 
 
 def require_team(team_id: str) -> str:
