@@ -1,36 +1,58 @@
-"""Per-process step context for Ray workers (built once per worker process and settings)."""
+"""The one :class:`~linqra.system.System` of a Ray worker process.
+
+Every Linqra actor and task builds its services here, once per process and settings: the
+system's launcher is :class:`~actors.handles.RayLauncher` (runs go to the cluster's actors) and
+its event bus the configured one (``ray://``: the cluster's bus actor). Synchronous Ray tasks
+(CPU steps, ingestion) run their coroutines on one event loop thread of the process, so their
+system's connections outlive a single call.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+from actors.events import open_bus
+from actors.handles import RayLauncher
 from linqra.config import Settings
-from linqra.steps import default_registry
-from linqra.steps.base import StepContext, TargetRegistry
+from linqra.system import System
+
+__all__ = ["process_system", "run_sync"]
+
+T = TypeVar("T")
+
+_systems: dict[tuple[str, int], asyncio.Task[System]] = {}
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
 
 
-@lru_cache(maxsize=4)
-def worker_context(settings_json: str) -> tuple[TargetRegistry, StepContext]:
-    from actors.agent import RayLauncher
+async def process_system(settings: Settings) -> System:
+    """This process's system for ``settings`` on the running loop, opened on first use."""
+    loop = asyncio.get_running_loop()
+    key = (settings.model_dump_json(), id(loop))
+    task = _systems.get(key)
+    if task is None or (task.done() and task.exception() is not None):
+        task = loop.create_task(
+            System.open(
+                settings, launcher=RayLauncher(settings), events=open_bus(settings), init=False
+            )
+        )
+        _systems[key] = task
+    return await asyncio.shield(task)
 
-    settings = Settings.model_validate_json(settings_json)
-    ctx = StepContext(settings)
-    ctx.resources["launcher"] = RayLauncher(settings)  # agent and workflow steps
-    return default_registry(settings), ctx
 
+def run_sync(settings: Settings, work: Callable[[System], Awaitable[T]]) -> T:
+    """Run ``work(system)`` on this process's event loop thread (for synchronous Ray tasks)."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="linqra-loop", daemon=True).start()
+        loop = _loop
 
-def named_actor(cls: type, settings: Settings, name: str, *args: Any, **options: Any) -> Any:
-    """The cluster's one ``name`` actor of ``cls``, created on first use: detached, restarted by
-    Ray when its process dies, holding no CPU (it waits on I/O)."""
-    import ray
+    async def run() -> T:
+        return await work(await process_system(settings))
 
-    defaults: dict[str, Any] = {
-        "name": name,
-        "namespace": settings.ray.namespace,
-        "get_if_exists": True,
-        "lifetime": "detached",
-        "num_cpus": 0,
-        "max_restarts": -1,
-    }
-    return ray.remote(cls).options(**{**defaults, **options}).remote(*args)  # type: ignore[attr-defined]
+    return asyncio.run_coroutine_threadsafe(run(), loop).result()

@@ -1,11 +1,12 @@
 """One stateful actor per agent while it has work.
 
-``linqra-agent-<agent id>`` is created on demand (:func:`dispatch`), runs the agent's task
+``linqra-agent-<agent id>`` is created on demand (by the supervisor, when a task execution is
+dispatched to a passive agent: ``actors.handles.RayLauncher.dispatch_task``), runs the agent's task
 executions — at most the agent's ``max_concurrency`` at once, highest ``priority`` first — and
 exits after ``idle_seconds`` without work (passivation), so a thousand registered agents with ten
 busy are ten processes. Its state is in the document store: a restarted or re-created actor
-adopts the RUNNING task executions of its agent whose heartbeat went stale, and the runner's
-reaper dispatches PENDING ones nobody started, so neither passivation nor a crash loses a run.
+adopts the RUNNING task executions of its agent whose heartbeat went stale, and the
+supervisor dispatches PENDING ones nobody started, so neither passivation nor a crash loses a run.
 """
 
 from __future__ import annotations
@@ -20,44 +21,16 @@ from typing import Any
 
 import ray
 
-from actors._context import named_actor
+from actors._context import process_system
+from actors.handles import agent_name
 from linqra.config import Settings
 from linqra.errors import Conflict, NotFound
 from linqra.system import System
 
-__all__ = [
-    "AgentActor",
-    "RayExecutionPort",
-    "RayLauncher",
-    "agent_actor",
-    "agent_actor_name",
-    "dispatch",
-]
+__all__ = ["AgentActor"]
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10.0  # a deleted agent's running executions get this long to cancel
-
-
-def agent_actor_name(agent_id: str) -> str:
-    return f"linqra-agent-{agent_id}"
-
-
-class RayExecutionPort:
-    """The runner actor as the :class:`linqra.agents.service.ExecutionPort` of a task."""
-
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner
-
-    async def submit(self, team_id: str, execution_id: str) -> None:
-        await self.runner.submit.remote(team_id, execution_id)
-
-    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
-        result: dict[str, Any] = await self.runner.wait.remote(team_id, execution_id, timeout)
-        return result
-
-    async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.runner.cancel.remote(team_id, execution_id)
-        return result
 
 
 class AgentActor:
@@ -76,7 +49,7 @@ class AgentActor:
 
     async def _sys(self) -> System:
         if self._system is None:
-            self._system = await System.open(self.settings, init=False)
+            self._system = await process_system(self.settings)
         return self._system
 
     async def run(self, tx_id: str, priority: int = 5, nested: bool = False) -> None:
@@ -110,10 +83,7 @@ class AgentActor:
         await self._exit(why)
 
     async def _serve(self) -> str:
-        from actors.runner import get_runner
-
         system = await self._sys()
-        port = RayExecutionPort(get_runner(self.settings))
         await self._adopt(system)
         idle_after = self.settings.agents.idle_seconds
         loop = asyncio.get_running_loop()
@@ -133,7 +103,7 @@ class AgentActor:
                 self._queued.discard(tx_id)
                 task = loop.create_task(
                     system.agents.run_task_execution(
-                        self.team_id, tx_id, port, owner=agent_actor_name(self.agent_id)
+                        self.team_id, tx_id, system.launcher, owner=agent_name(self.agent_id)
                     )
                 )
                 self._running[tx_id] = task
@@ -190,65 +160,3 @@ class AgentActor:
         ):
             if await system.agents.release_stale(self.team_id, tx["id"], tx["heartbeat_at"]):
                 await self.run(tx["id"], tx.get("priority", 5))
-
-
-def agent_actor(settings: Settings, team_id: str, agent_id: str) -> Any:
-    return named_actor(
-        AgentActor,
-        settings,
-        agent_actor_name(agent_id),
-        settings.model_dump_json(),
-        team_id,
-        agent_id,
-        max_concurrency=1000,
-        max_task_retries=0,
-    )
-
-
-async def dispatch(
-    settings: Settings,
-    team_id: str,
-    agent_id: str,
-    tx_id: str,
-    priority: int = 5,
-    *,
-    nested: bool = False,
-) -> None:
-    """Hand a task execution to its agent's actor, activating the agent if it is passive. An
-    actor that is passivating as we call it is replaced (three tries); if none answers, the
-    runner's reaper dispatches the execution later, so it is never lost."""
-    from ray.exceptions import RayActorError
-
-    for attempt in range(3):
-        try:
-            await agent_actor(settings, team_id, agent_id).run.remote(tx_id, priority, nested)
-            return
-        except RayActorError:
-            await asyncio.sleep(0.2 * (attempt + 1))
-    log.warning("agent %s did not take %s; the reaper will retry", agent_id, tx_id)
-
-
-class RayLauncher:
-    """What ``agent`` and ``workflow`` steps start things with on the cluster."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def _port(self) -> RayExecutionPort:
-        from actors.runner import get_runner
-
-        return RayExecutionPort(get_runner(self.settings))
-
-    async def dispatch(self, team_id: str, agent_id: str | None, tx_id: str, priority: int) -> None:
-        if agent_id is None:
-            from actors.runner import get_runner
-
-            await get_runner(self.settings).run_task.remote(team_id, tx_id)
-        else:
-            await dispatch(self.settings, team_id, agent_id, tx_id, priority, nested=True)
-
-    async def submit(self, team_id: str, execution_id: str) -> None:
-        await self._port().submit(team_id, execution_id)
-
-    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
-        return await self._port().wait(team_id, execution_id, timeout)

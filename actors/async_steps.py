@@ -9,14 +9,11 @@ import asyncio
 import logging
 from typing import Any
 
-from actors._context import named_actor, worker_context
-from actors.events import open_bus
+from actors._context import process_system
 from linqra.config import Settings
-from linqra.store import open_store
 from linqra.workflows.async_steps import ASYNC_GROUP, ASYNC_TOPIC, process_async_step
-from linqra.workflows.records import ExecutionRepository
 
-__all__ = ["AsyncStepWorker", "start_async_workers"]
+__all__ = ["AsyncStepWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -26,25 +23,19 @@ class AsyncStepWorker:
         self.settings = Settings.model_validate_json(settings_json)
         self.name = name
         self.done = 0
-        self.registry, self.ctx = worker_context(settings_json)
         self._task = asyncio.get_running_loop().create_task(self._consume())
 
     async def _consume(self) -> None:
-        repo = ExecutionRepository(
-            open_store(
-                self.settings.resolved_store_url,
-                timeout_seconds=self.settings.store_timeout_seconds,
-            )
-        )
-        bus = open_bus(self.settings)
-        subscription = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, self.name)
+        system = await process_system(self.settings)
+        repo = system.workflows.executions
+        subscription = await system.bus().subscribe(ASYNC_TOPIC, ASYNC_GROUP, self.name)
         limit = asyncio.Semaphore(64)
 
         async def handle(delivery: Any) -> None:
             async with limit:
                 try:
                     status = await process_async_step(
-                        delivery.event.payload, repo, self.registry, self.ctx, worker=self.name
+                        delivery.event.payload, repo, system.registry, system.ctx, worker=self.name
                     )
                     if status != "busy":  # busy: another worker has it; it comes back
                         await subscription.ack(delivery)
@@ -62,20 +53,3 @@ class AsyncStepWorker:
 
     async def ping(self) -> dict[str, Any]:
         return {"name": self.name, "done": self.done, "running": not self._task.done()}
-
-
-def start_async_workers(settings: Settings) -> list[Any]:
-    workers = []
-    for i in range(settings.agents.async_step_workers):
-        name = f"linqra-async-{i}"
-        workers.append(
-            named_actor(
-                AsyncStepWorker,
-                settings,
-                name,
-                settings.model_dump_json(),
-                name,
-                max_concurrency=1000,
-            )
-        )
-    return workers

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from actors._context import named_actor
+from actors.handles import EVENTS, named_actor
 from linqra.config import Settings
 from linqra.events import EventBus, open_event_bus
 from linqra.events.base import Delivery, Event
@@ -20,7 +20,7 @@ from linqra.events.memory import MemoryEventBus
 
 __all__ = ["EVENTS_NAME", "open_bus"]
 
-EVENTS_NAME = "linqra-events"
+EVENTS_NAME = EVENTS
 
 
 class EventBusActor:
@@ -71,13 +71,21 @@ class RayEventBus:
     name = "ray"
 
     def __init__(self, settings: Settings) -> None:
-        self.actor = named_actor(
-            EventBusActor,
-            settings,
-            EVENTS_NAME,
-            settings.agents.stale_after_seconds,
-            max_concurrency=1000,
-        )
+        self.settings = settings
+        self._actor: Any = None
+
+    @property
+    def actor(self) -> Any:
+        """The bus actor, found (or created, the first time on a cluster) on first use."""
+        if self._actor is None:
+            self._actor = named_actor(
+                EventBusActor,
+                self.settings,
+                EVENTS,
+                self.settings.agents.stale_after_seconds,
+                max_concurrency=1000,
+            )
+        return self._actor
 
     async def publish(self, topic: str, payload: Mapping[str, Any], *, key: str | None = None,
                       idempotency_key: str | None = None, headers: Mapping[str, str] | None = None) -> Event:  # fmt: skip

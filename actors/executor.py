@@ -17,33 +17,34 @@ from typing import Any
 
 import ray
 
-from actors._context import worker_context
+from actors._context import run_sync
 from actors.io_pool import io_pool
 from linqra.config import Settings
 from linqra.steps.base import StepCall
 from linqra.steps.runtime import StepOutcome, run_step_call
 
+__all__ = ["RayExecutor"]
+
 
 @ray.remote(max_retries=0)
 def run_cpu_step(call: StepCall, settings_json: str) -> StepOutcome:
-    registry, ctx = worker_context(settings_json)
-    return asyncio.run(run_step_call(call, registry, ctx))
+    settings = Settings.model_validate_json(settings_json)
+    return run_sync(settings, lambda system: run_step_call(call, system.registry, system.ctx))
 
 
 class RayExecutor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._settings_json = settings.model_dump_json()
-        ex = settings.execution
-        self._pool = io_pool(
-            self._settings_json, ex.io_pool_size, ex.io_concurrency, settings.ray.namespace
-        )
-        self._next = itertools.cycle(range(len(self._pool)))
-        self._cpu = run_cpu_step.options(num_cpus=ex.cpu_step_num_cpus)
+        self._pool: list[Any] | None = None
+        self._next = itertools.cycle(range(settings.execution.io_pool_size))
+        self._cpu = run_cpu_step.options(num_cpus=settings.execution.cpu_step_num_cpus)
 
     async def execute(self, call: StepCall) -> StepOutcome:
         ref: Any
         if call.kind == "io":
+            if self._pool is None:
+                self._pool = io_pool(self.settings)
             ref = self._pool[next(self._next)].execute.remote(call)
         else:
             ref = self._cpu.remote(call, self._settings_json)

@@ -9,9 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-from actors._context import named_actor
-from actors.agent import dispatch
-from actors.events import open_bus
+from actors._context import process_system
 from linqra.agents.service import EVENT_TRIGGERS
 from linqra.config import Settings
 from linqra.events import DeadLetters, GuardedConsumer, RedeliveryPolicy
@@ -19,9 +17,8 @@ from linqra.scheduling.scheduler import Scheduler
 from linqra.scheduling.triggers import EventRouter, team_topic
 from linqra.system import System
 
-__all__ = ["SCHEDULER_NAME", "TRIGGER_GROUP", "SchedulerActor", "get_scheduler"]
+__all__ = ["TRIGGER_GROUP", "SchedulerActor"]
 
-SCHEDULER_NAME = "linqra-scheduler"
 TRIGGER_GROUP = "linqra-triggers"
 log = logging.getLogger(__name__)
 
@@ -30,14 +27,16 @@ class SchedulerActor:
     def __init__(self, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
         self._scheduler: Scheduler | None = None
+        self._system: System | None = None
         self.events = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _dispatch(self, team_id: str, agent_id: str, tx_id: str, priority: int) -> None:
-        await dispatch(self.settings, team_id, agent_id, tx_id, priority)
+        assert self._system is not None
+        await self._system.launcher.dispatch_task(team_id, agent_id, tx_id, priority)
 
     async def _run(self) -> None:
-        system = await System.open(self.settings, init=False)
+        system = self._system = await process_system(self.settings)
         scheduler = Scheduler(system.agents, self.settings.agents, self._dispatch)
         self._scheduler = scheduler
         self._events = asyncio.get_running_loop().create_task(self._event_triggers(system))
@@ -46,7 +45,7 @@ class SchedulerActor:
     async def _event_triggers(self, system: System) -> None:
         """One consumer per bus topic that some active EVENT_DRIVEN trigger listens to (a
         consumer that stopped, e.g. it could not join while the bus was down, is started again)."""
-        bus = open_bus(self.settings)
+        bus = system.bus()
         router = EventRouter(system.agents, self._dispatch)
         dead_letters = DeadLetters(system.store)
         consumers: dict[str, asyncio.Task[None]] = {}
@@ -94,9 +93,3 @@ class SchedulerActor:
     async def ping(self) -> dict[str, Any]:
         fired = self._scheduler.fired if self._scheduler is not None else 0
         return {"fired": fired, "events": self.events, "running": not self._task.done()}
-
-
-def get_scheduler(settings: Settings) -> Any:
-    return named_actor(
-        SchedulerActor, settings, SCHEDULER_NAME, settings.model_dump_json(), max_task_retries=0
-    )

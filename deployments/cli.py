@@ -124,6 +124,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v}
     )
     settings = settings.model_copy(update={"http": http}).portable()
+    __import__("deployments.ports").ports.check_ports_free(settings, address=args.address)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     context, started = _init_ray(settings, args.address, dashboard=True)
@@ -211,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import ray
 
-    from actors.runner import get_runner
+    from actors.cluster import start_cluster
     from linqra.errors import LinqraError
 
     body, params = _load_workflow(Path(args.file))
@@ -220,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     milvus = None
     if started:  # our own cluster: it needs its own vector store for milvus/knowledge steps
         settings, milvus = _with_vector_store(settings)
-    runner = get_runner(settings)
+    runner = start_cluster(settings).runner  # a running cluster's actors are found, not doubled
     try:
         record = ray.get(
             runner.run_definition.remote(
@@ -270,7 +271,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     _say(f"ray: {ray.cluster_resources()}")  # type: ignore[no-untyped-call]
     try:
-        runner = ray.get_actor("linqra-runner", namespace=settings.ray.namespace)
+        from actors.handles import RUNNER
+
+        runner = ray.get_actor(RUNNER, namespace=settings.ray.namespace)
         _say(f"runner: {ray.get(runner.ping.remote(), timeout=10)}")
     except Exception as exc:
         _say(f"runner: not available ({type(exc).__name__})")

@@ -1,17 +1,28 @@
-"""Wiring: the ports and services one process needs, built from the settings."""
+"""The composition root: every port and service one process uses, built once from the settings.
+
+Each process that serves Linqra — a gateway replica, the runner, an agent actor, an I/O worker,
+a driver script, a test — opens one :class:`System` and passes it (or the service it needs)
+down; step targets reach it through their :class:`~linqra.steps.base.StepContext`. Nothing
+else builds a store, an LLM service or an HTTP client. Where work runs is the launcher's
+business: in process by default, on the cluster when ``actors`` hands in a ``RayLauncher``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from linqra.agents.service import AgentService
 from linqra.cache import Cache, open_cache
 from linqra.config import Settings
+from linqra.events import EventBus, open_event_bus
 from linqra.knowledge.service import KnowledgeService
+from linqra.launcher import InProcessLauncher, Launcher
 from linqra.llm.service import LLMService
 from linqra.llm.usage import USAGE_INDEXES
+from linqra.runs import RunService
 from linqra.steps import default_registry
 from linqra.steps.base import StepContext, TargetRegistry
+from linqra.steps.http import HttpClients
 from linqra.store import DocumentStore, open_store
 from linqra.workflows.async_steps import AsyncStepQueue
 from linqra.workflows.engine import LocalExecutor, StepExecutor, WorkflowEngine
@@ -21,49 +32,84 @@ from linqra.workflows.service import WorkflowService
 __all__ = ["System"]
 
 
-@dataclass
+@dataclass(eq=False)
 class System:
     settings: Settings
     store: DocumentStore
     cache: Cache
     registry: TargetRegistry
-    service: WorkflowService
-    ctx: StepContext
+    workflows: WorkflowService
     llm: LLMService
     knowledge: KnowledgeService
     agents: AgentService
+    launcher: Launcher
+    runs: RunService
+    http: HttpClients
+    events: EventBus | None = None
+    ctx: StepContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ctx = StepContext(self)
 
     @classmethod
-    async def open(cls, settings: Settings, *, init: bool = True) -> System:
-        store = open_store(
-            settings.resolved_store_url,
-            timeout_seconds=settings.store_timeout_seconds,
-            connect_timeout_seconds=settings.store_connect_timeout_seconds,
-        )
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        launcher: Launcher | None = None,
+        events: EventBus | None = None,
+        init: bool = True,
+    ) -> System:
+        """Build the process's services. ``launcher``: where runs go (default: this process);
+        ``events``: the event bus (default: none until :meth:`bus` opens the configured one);
+        ``init``: create the store's indexes (once per cluster is enough)."""
+        timeouts = {
+            "timeout_seconds": settings.store_timeout_seconds,
+            "connect_timeout_seconds": settings.store_connect_timeout_seconds,
+        }
+        store = open_store(settings.resolved_store_url, **timeouts)
         registry = default_registry(settings)
         llm = LLMService(settings, store)
         workflows = WorkflowService(store, registry)
+        agents = AgentService(store, workflows)
+        launcher = launcher if launcher is not None else InProcessLauncher()
         system = cls(
-            settings,
-            store,
-            open_cache(
-                settings.cache_url,
-                timeout_seconds=settings.store_timeout_seconds,
-                connect_timeout_seconds=settings.store_connect_timeout_seconds,
-            ),
-            registry,
-            workflows,
-            StepContext(settings),
-            llm,
-            KnowledgeService(settings, store, llm),
-            AgentService(store, workflows),
+            settings=settings,
+            store=store,
+            cache=open_cache(settings.cache_url, **timeouts),
+            registry=registry,
+            workflows=workflows,
+            llm=llm,
+            knowledge=KnowledgeService(settings, store, llm),
+            agents=agents,
+            launcher=launcher,
+            runs=RunService(workflows, agents, launcher),
+            http=HttpClients(settings.services),
+            events=events,
         )
+        if isinstance(launcher, InProcessLauncher):
+            launcher.bind(system)
         if init:
-            await system.service.init()
-            await store.ensure_indexes(USAGE_INDEXES)
-            await system.knowledge.init()
-            await system.agents.init()
+            await system.init()
         return system
+
+    async def init(self) -> None:
+        """Create every collection's indexes (idempotent)."""
+        await self.workflows.init()
+        await self.store.ensure_indexes(USAGE_INDEXES)
+        await self.knowledge.init()
+        await self.agents.init()
+
+    def bus(self) -> EventBus:
+        """The event bus: the one handed in, else the configured one, opened on first use
+        (``ray://``, the cluster's bus, is this process's memory bus when there is no cluster)."""
+        if self.events is None:
+            url = self.settings.agents.events_url
+            self.events = open_event_bus(
+                "memory://" if url.startswith("ray://") else url,
+                redeliver_after=self.settings.agents.stale_after_seconds,
+            )
+        return self.events
 
     def engine(
         self,
@@ -72,7 +118,7 @@ class System:
         async_queue: AsyncStepQueue | None = None,
     ) -> WorkflowEngine:
         return WorkflowEngine(
-            repo=self.service.executions,
+            repo=self.workflows.executions,
             registry=self.registry,
             executor=executor or LocalExecutor(self.registry, self.ctx),
             cache=self.cache,
@@ -93,8 +139,11 @@ class System:
         )
 
     async def close(self) -> None:
+        await self.launcher.close()
+        if self.events is not None:
+            await self.events.close()
         await self.knowledge.close()
         await self.llm.aclose()
-        await self.ctx.aclose()
+        await self.http.aclose()
         await self.cache.close()
         await self.store.close()

@@ -34,10 +34,10 @@ async def test_every_task_type_runs_as_a_recorded_workflow(
     })  # fmt: skip
     done = await run(agents, runner, embedded)
     assert done["status"] == "COMPLETED" and done["result"]["fullName"] and done["attempts"] == 1
-    record = await system.service.executions.full_record("acme", done["execution_ids"][0])
+    record = await system.workflows.executions.full_record("acme", done["execution_ids"][0])
     assert record["source"] == "task" and record["steps"][0]["target"] == "quotes-service"
 
-    wf = await system.service.create("acme", {"name": "echo", "steps": [
+    wf = await system.workflows.create("acme", {"name": "echo", "steps": [
         {"step": 1, "target": "transform", "params": {"expression": "upper", "input": "{{params}}"}}]})  # fmt: skip
     trigger = await agents.create_task("acme", agent["id"], {
         "name": "run workflow", "type": "WORKFLOW_TRIGGER", "config": {"workflow_id": wf["id"], "params": {"upper": "A"}},

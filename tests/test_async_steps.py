@@ -29,12 +29,12 @@ async def test_queued_async_step_is_finished_by_a_worker_after_a_crash(
     bus = MemoryEventBus(redeliver_after=0.3)
     crashed = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "worker-a")  # joins before the publish
     runner = system.runner("async-test", async_queue=BusAsyncStepQueue(bus))
-    definition = system.service.validate_definition({"steps": [
+    definition = system.workflows.validate_definition({"steps": [
         {"step": 1, "target": "noop", "params": {"a": 1}},
         {"step": 2, "target": "http", "action": "fetch", "intent": f"{http_service.url}/echo/{{{{params.x}}}}", "async": True},
         {"step": 3, "target": "noop", "params": {"b": 2}},
     ]})  # fmt: skip
-    ex = await system.service.new_execution(TEAM, definition=definition, params={"x": "hi"})
+    ex = await system.workflows.new_execution(TEAM, definition=definition, params={"x": "hi"})
     await runner.submit(TEAM, ex["id"])
     record = await runner.wait(TEAM, ex["id"], 30)
     assert record["status"] == "COMPLETED" and record["pending_async_steps"] == [2]
@@ -44,7 +44,7 @@ async def test_queued_async_step_is_finished_by_a_worker_after_a_crash(
     taken = await crashed.fetch(timeout=2)  # worker A takes it and dies before finishing
     assert len(taken) == 1
     await crashed.close()
-    repo = system.service.executions
+    repo = system.workflows.executions
     worker_b = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "worker-b")
     again = await worker_b.fetch(timeout=3)
     assert [d.event.id for d in again] == [taken[0].event.id] and again[0].attempt == 2
@@ -97,16 +97,16 @@ async def test_a_lost_queue_message_is_requeued_and_run_once(
     step again from its QUEUED record; two copies in flight still run it once (claim by CAS)."""
     lost = MemoryEventBus(redeliver_after=0.3)  # published to, then "restarted": never consumed
     runner = system.runner("async-lost", async_queue=BusAsyncStepQueue(lost))
-    definition = system.service.validate_definition({"steps": [
+    definition = system.workflows.validate_definition({"steps": [
         {"step": 1, "target": "noop"},
         {"step": 2, "target": "http", "action": "fetch", "intent": f"{http_service.url}/counter", "async": True},
     ]})  # fmt: skip
-    ex = await system.service.new_execution(TEAM, definition=definition)
+    ex = await system.workflows.new_execution(TEAM, definition=definition)
     await runner.submit(TEAM, ex["id"])
     assert (await runner.wait(TEAM, ex["id"], 30))["pending_async_steps"] == [2]
     fresh = MemoryEventBus(redeliver_after=0.3)
     worker = await fresh.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
-    repo = system.service.executions
+    repo = system.workflows.executions
     await asyncio.sleep(0.3)
     assert await BusAsyncStepQueue(fresh).requeue_lost(repo, older_than_seconds=0.1) == 1
     assert (
@@ -126,14 +126,14 @@ async def test_a_step_held_by_a_dead_worker_is_taken_over_when_stale(system: Sys
     bus = MemoryEventBus(redeliver_after=0.3)
     worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
     runner = system.runner("async-dead", async_queue=BusAsyncStepQueue(bus))
-    definition = system.service.validate_definition(
+    definition = system.workflows.validate_definition(
         {"steps": [{"step": 1, "target": "noop", "async": True, "timeoutSeconds": 5}]}
     )
-    ex = await system.service.new_execution(TEAM, definition=definition)
+    ex = await system.workflows.new_execution(TEAM, definition=definition)
     await runner.submit(TEAM, ex["id"])
     await runner.wait(TEAM, ex["id"], 30)
     (delivery,) = await worker.fetch(timeout=2)
-    repo = system.service.executions
+    repo = system.workflows.executions
     run_id = delivery.event.payload["record"]["id"]
     # a worker claimed it and died: RUNNING, started recently → busy; long ago → taken over
     await repo.claim_step_run(TEAM, run_id, {"status": "RUNNING", "started_at": "2026-01-01T00:00:00.000000Z", "worker": "dead"}, from_status="QUEUED")  # fmt: skip

@@ -21,8 +21,8 @@ async def run(
     params: dict[str, Any] | None = None,
     **definition: Any,
 ) -> dict[str, Any]:
-    wf = await system.service.create(TEAM, {"name": "t", "steps": steps, **definition})
-    ex = await system.service.new_execution(TEAM, workflow_id=wf["id"], params=params or {})
+    wf = await system.workflows.create(TEAM, {"name": "t", "steps": steps, **definition})
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"], params=params or {})
     runner = system.runner("test-runner")
     await runner.submit(TEAM, ex["id"])
     return await runner.wait(TEAM, ex["id"], 30)
@@ -328,7 +328,7 @@ async def test_dag_failure_cancels_running_siblings(
 
 
 async def test_cancel_stops_running_steps(system: System, http_service: HttpService) -> None:
-    wf = await system.service.create(
+    wf = await system.workflows.create(
         TEAM,
         {
             "name": "slow",
@@ -343,13 +343,13 @@ async def test_cancel_stops_running_steps(system: System, http_service: HttpServ
             ],
         },
     )
-    ex = await system.service.new_execution(TEAM, workflow_id=wf["id"])
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"])
     runner = system.runner("test-runner")
     await runner.submit(TEAM, ex["id"])
     await asyncio.sleep(0.5)
     t0 = time.monotonic()
     await runner.cancel(TEAM, ex["id"])
-    record = await system.service.executions.full_record(TEAM, ex["id"])
+    record = await system.workflows.executions.full_record(TEAM, ex["id"])
     assert time.monotonic() - t0 < 2
     assert record["status"] == "CANCELLED" and record["steps"][0]["status"] == "CANCELLED"
     await asyncio.sleep(0.2)
@@ -394,7 +394,7 @@ async def test_resume_reruns_from_the_failed_step(
     resumed = await runner.wait(TEAM, record["id"], 30)
     assert resumed["status"] == "COMPLETED" and resumed["resumes"] == 1
     assert resumed["result"] == {"first": 1, "second": 2}  # step 1 was not run again
-    history = await system.service.executions.full_record(TEAM, record["id"], history=True)
+    history = await system.workflows.executions.full_record(TEAM, record["id"], history=True)
     assert [(s["step"], s["run"], s["status"]) for s in history["steps"]] == [
         (1, 1, "COMPLETED"),
         (2, 1, "FAILED"),
@@ -428,7 +428,7 @@ async def test_orphaned_execution_is_adopted_and_finished(
     import subprocess
     import sys
 
-    wf = await system.service.create(
+    wf = await system.workflows.create(
         TEAM,
         {
             "name": "orphan",
@@ -445,7 +445,7 @@ async def test_orphaned_execution_is_adopted_and_finished(
             ],
         },
     )
-    ex = await system.service.new_execution(TEAM, workflow_id=wf["id"])
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"])
     proc = subprocess.Popen(
         [sys.executable, "-c", DOOMED_RUNNER, system.settings.model_dump_json(), TEAM, ex["id"]],
         stdout=subprocess.PIPE,
@@ -457,7 +457,7 @@ async def test_orphaned_execution_is_adopted_and_finished(
     finally:
         proc.kill()  # SIGKILL: no cleanup, no last record
         proc.wait(10)
-    doc = await system.service.executions.get(TEAM, ex["id"])
+    doc = await system.workflows.executions.get(TEAM, ex["id"])
     assert doc["status"] == "RUNNING" and doc["runner_id"] == "doomed"
     rescuer = system.runner("rescuer")
     assert await rescuer.reap() == 0  # the heartbeat is still fresh
@@ -469,7 +469,7 @@ async def test_orphaned_execution_is_adopted_and_finished(
         and record["runner_id"] == "rescuer"
         and record["auto_resumes"] == 1
     )
-    history = await system.service.executions.full_record(TEAM, ex["id"], history=True)
+    history = await system.workflows.executions.full_record(TEAM, ex["id"], history=True)
     assert [(s["step"], s["status"]) for s in history["steps"]] == [
         (1, "COMPLETED"),
         (2, "CANCELLED"),
@@ -500,7 +500,7 @@ async def test_async_steps_do_not_hold_the_execution(
     assert record["status"] == "COMPLETED" and record["pending_async_steps"] == [2]
     for _ in range(50):
         await asyncio.sleep(0.1)
-        later = await system.service.executions.full_record(TEAM, record["id"])
+        later = await system.workflows.executions.full_record(TEAM, record["id"])
         if not later["pending_async_steps"]:
             break
     assert later["pending_async_steps"] == [] and by_step(later)[2]["status"] == "COMPLETED"
@@ -511,7 +511,7 @@ async def test_other_teams_cannot_see_executions(system: System) -> None:
     from linqra.errors import NotFound
 
     with pytest.raises(NotFound):
-        await system.service.executions.get("team-b", record["id"])
+        await system.workflows.executions.get("team-b", record["id"])
 
 
 async def test_the_same_engine_on_mongodb_and_redis(
@@ -555,7 +555,7 @@ async def test_the_same_engine_on_mongodb_and_redis(
         assert first["status"] == second["status"] == "COMPLETED"
         assert first["result"] == second["result"] == "Epictetus #1"
         assert by_step(second)[2]["cache_hit"] is True
-        listed, total = await system.service.executions.page(TEAM, workflow_id=None)
+        listed, total = await system.workflows.executions.page(TEAM, workflow_id=None)
         assert total == 2 and {e["id"] for e in listed} == {first["id"], second["id"]}
     finally:
         await system.close()
@@ -571,7 +571,7 @@ async def test_dag_result_is_the_highest_step_not_the_last_to_finish(system: Sys
         mode="dag",
     )
     assert record["result"] == {"who": "fast"} and record["last_completed_step"] == 2
-    stored = await system.service.get(TEAM, record["workflow_id"])
+    stored = await system.workflows.get(TEAM, record["workflow_id"])
     assert stored["mode"] == "dag"
-    seq = await system.service.create(TEAM, {"name": "s", "steps": [{"step": 1, "target": "noop"}]})
+    seq = await system.workflows.create(TEAM, {"name": "s", "steps": [{"step": 1, "target": "noop"}]})
     assert seq["mode"] == "sequential"

@@ -24,11 +24,11 @@ async def test_quote_example_in_process(system: System, monkeypatch: pytest.Monk
     for key in ("OPENAI_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(key, raising=False)
     body, params = _load_workflow(EXAMPLES / "quote_workflow.json")
-    definition = system.service.validate_definition(body)
+    definition = system.workflows.validate_definition(body)
     runner = system.runner("examples")
     records = []
     for _ in range(2):  # the second run finds what the first one stored
-        ex = await system.service.new_execution("team-a", definition=definition, params=params)
+        ex = await system.workflows.new_execution("team-a", definition=definition, params=params)
         await runner.submit("team-a", ex["id"])
         record = await runner.wait("team-a", ex["id"], 60)
         assert record["status"] == "COMPLETED", record["error"]
@@ -54,8 +54,8 @@ async def test_quote_example_in_process(system: System, monkeypatch: pytest.Monk
 
 async def test_parallel_example_in_process(system: System) -> None:
     body, _ = _load_workflow(EXAMPLES / "parallel_workflow.json")
-    wf = await system.service.create("team-a", {"name": "parallel", **body})
-    ex = await system.service.new_execution("team-a", workflow_id=wf["id"])
+    wf = await system.workflows.create("team-a", {"name": "parallel", **body})
+    ex = await system.workflows.new_execution("team-a", workflow_id=wf["id"])
     runner = system.runner("examples")
     await runner.submit("team-a", ex["id"])
     record = await runner.wait("team-a", ex["id"], 30)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from linqra.config import EgressPolicy, ServiceConfig, Settings
 from linqra.errors import EgressRefused, StepError
-from linqra.steps import default_registry
-from linqra.steps.base import StepCall, StepContext
+from linqra.steps.base import StepCall
 from linqra.steps.http import check_egress
+from linqra.system import System
 from tests.support.servers import HttpService, free_port
 
 
@@ -36,12 +38,21 @@ def call(target: str, action: str, intent: str, **kw: Any) -> StepCall:
     )
 
 
+@contextlib.asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[System]:
+    system = await System.open(settings, init=False)
+    try:
+        yield system
+    finally:
+        await system.close()
+
+
 @pytest.mark.parametrize(
     ("action", "method"),
     [("fetch", "GET"), ("create", "POST"), ("update", "PUT"), ("delete", "DELETE")],
 )
-async def test_actions_map_to_methods(settings: Settings, action: str, method: str) -> None:
-    registry, ctx = default_registry(settings), StepContext(settings)
+async def test_actions_map_to_methods(system: System, action: str, method: str) -> None:
+    registry, ctx = system.registry, system.ctx
     out = await registry.get("quotes-service").run(
         call(
             "quotes-service",
@@ -53,20 +64,18 @@ async def test_actions_map_to_methods(settings: Settings, action: str, method: s
         ),
         ctx,
     )
-    await ctx.aclose()
     assert out["method"] == method and out["query"] == {"q": "a b", "flag": "true"}
     assert out["headers"]["x-trace"] == "abc"
     assert out["body"] == '{"k":1}'
 
 
-async def test_round_robin_across_service_urls(settings: Settings) -> None:
-    registry, ctx = default_registry(settings), StepContext(settings)
+async def test_round_robin_across_service_urls(system: System) -> None:
+    registry, ctx = system.registry, system.ctx
     target = registry.get("pair-service")
     served = [
         (await target.run(call("pair-service", "fetch", "/api/people"), ctx))["served_by"]
         for _ in range(4)
     ]
-    await ctx.aclose()
     assert served == ["svc-a", "svc-b", "svc-a", "svc-b"]
 
 
@@ -80,14 +89,14 @@ async def test_circuit_breaker_skips_a_dead_url(http_service: HttpService, tmp_p
             )
         },
     )
-    registry, ctx = default_registry(settings), StepContext(settings)
-    target = registry.get("svc")
-    with pytest.raises(StepError, match="cannot connect"):
-        await target.run(call("svc", "fetch", "/api/people"), ctx)
-    results = [
-        (await target.run(call("svc", "fetch", "/api/people"), ctx))["served_by"] for _ in range(3)
-    ]
-    await ctx.aclose()
+    async with opened(settings) as system:
+        target, ctx = system.registry.get("svc"), system.ctx
+        with pytest.raises(StepError, match="cannot connect"):
+            await target.run(call("svc", "fetch", "/api/people"), ctx)
+        results = [
+            (await target.run(call("svc", "fetch", "/api/people"), ctx))["served_by"]
+            for _ in range(3)
+        ]
     assert results == ["svc-a"] * 3  # the dead URL's breaker is open
 
 
@@ -96,12 +105,12 @@ async def test_all_breakers_open_is_a_retryable_error(tmp_path: Any) -> None:
     settings = Settings(
         data_dir=tmp_path, services={"svc": ServiceConfig(urls=[dead], failure_threshold=1)}
     )
-    registry, ctx = default_registry(settings), StepContext(settings)
-    with pytest.raises(StepError):
-        await registry.get("svc").run(call("svc", "fetch", "/x"), ctx)
-    with pytest.raises(StepError) as err:
-        await registry.get("svc").run(call("svc", "fetch", "/x"), ctx)
-    await ctx.aclose()
+    async with opened(settings) as system:
+        target, ctx = system.registry.get("svc"), system.ctx
+        with pytest.raises(StepError):
+            await target.run(call("svc", "fetch", "/x"), ctx)
+        with pytest.raises(StepError) as err:
+            await target.run(call("svc", "fetch", "/x"), ctx)
     assert err.value.code == "circuit_open" and not err.value.non_retryable
 
 
@@ -132,8 +141,7 @@ async def test_egress_private_and_loopback_follow_the_policy() -> None:
         await check_egress("file:///etc/passwd", EgressPolicy())
 
 
-async def test_http_target_refuses_before_connecting(settings: Settings) -> None:
-    registry, ctx = default_registry(settings), StepContext(settings)
+async def test_http_target_refuses_before_connecting(system: System) -> None:
+    registry, ctx = system.registry, system.ctx
     with pytest.raises(EgressRefused):
         await registry.get("http").run(call("http", "fetch", "http://169.254.169.254/latest"), ctx)
-    await ctx.aclose()

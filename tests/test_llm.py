@@ -201,7 +201,7 @@ async def test_linqra_llm_steps_in_a_workflow(
     configured = settings.model_copy(update={"llm": LLMSettings(providers=providers)})
     system = await System.open(configured)
     try:
-        wf = await system.service.create(
+        wf = await system.workflows.create(
             "team-a",
             {
                 "name": "quote",
@@ -246,7 +246,7 @@ async def test_linqra_llm_steps_in_a_workflow(
                 ],
             },
         )
-        ex = await system.service.new_execution(
+        ex = await system.workflows.new_execution(
             "team-a", workflow_id=wf["id"], params={"topic": "courage"}
         )
         runner = system.runner("llm")
@@ -301,7 +301,7 @@ async def test_linqra_llm_steps_in_a_workflow(
 )
 async def test_bad_llm_steps_are_refused(system: System, step: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as err:
-        await system.service.create("team-a", {"name": "bad", "steps": [step]})
+        await system.workflows.create("team-a", {"name": "bad", "steps": [step]})
     assert err.value.field == field
 
 

@@ -34,8 +34,8 @@ def doubling(pipes: int) -> str:
 
 
 async def run(system: System, body: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
-    wf = await system.service.create(TEAM, body)
-    ex = await system.service.new_execution(TEAM, workflow_id=wf["id"], params=params or {})
+    wf = await system.workflows.create(TEAM, body)
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"], params=params or {})
     runner = system.runner("limits-runner")
     await runner.submit(TEAM, ex["id"])
     return await runner.wait(TEAM, ex["id"], 60)
@@ -148,7 +148,7 @@ async def test_an_output_with_nan_fails_the_step_instead_of_poisoning_the_record
     step = by_step(record)[1]
     assert record["status"] == "FAILED" and step["error"]["code"] == "output_not_json"
     assert "step 1" in step["error"]["message"]
-    page, total = await system.service.executions.page(TEAM)  # the team's records still read
+    page, total = await system.workflows.executions.page(TEAM)  # the team's records still read
     assert total >= 1 and any(e["id"] == record["id"] for e in page)
 
 
@@ -181,12 +181,12 @@ async def test_step_inputs_over_the_record_limit_fail_before_the_step_runs(
 async def test_execution_params_over_the_record_limit_are_refused_and_nothing_is_written(
     system: System,
 ) -> None:
-    wf = await system.service.create(
+    wf = await system.workflows.create(
         TEAM, {"name": "p", "steps": [{"step": 1, "target": "noop", "params": {}}]}
     )
     before = await system.store.count(EXECUTIONS, TEAM)
     with pytest.raises(PayloadTooLarge) as caught:
-        await system.service.new_execution(
+        await system.workflows.new_execution(
             TEAM, workflow_id=wf["id"], params={"big": "z" * (MAX_RECORD_BYTES + 1)}
         )
     assert caught.value.status == 413 and caught.value.field == "params"

@@ -22,15 +22,19 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from linqra.agents.models import AgentInput, TaskInput, parse_model
 from linqra.clock import iso, new_id, utcnow
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.scheduling.cron import CronExpression, zone
+from linqra.status import MAX_TRIGGER_DEPTH, TASK_ACTIVE, TASK_TERMINAL
 from linqra.store import DocumentStore, IndexSpec
 from linqra.workflows.definition import WorkflowDefinition
 from linqra.workflows.service import WorkflowService
+
+if TYPE_CHECKING:
+    from linqra.launcher import Launcher
 
 __all__ = [
     "AGENTS",
@@ -39,7 +43,6 @@ __all__ = [
     "TASKS",
     "TASK_EXECUTIONS",
     "AgentService",
-    "ExecutionPort",
 ]
 
 AGENTS = "agents"
@@ -60,20 +63,9 @@ AGENT_INDEXES = [
     IndexSpec(TASK_EXECUTIONS, ("task_id", "created_at")),
     IndexSpec(TASK_EXECUTIONS, ("status", "heartbeat_at")),
 ]
-ACTIVE = ("PENDING", "RUNNING")
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+ACTIVE = TASK_ACTIVE
+TERMINAL = TASK_TERMINAL
 METHOD_ACTIONS = {"GET": "fetch", "POST": "create", "PUT": "update", "DELETE": "delete"}
-MAX_TRIGGER_DEPTH = 5
-
-
-class ExecutionPort(Protocol):
-    """How a task execution runs its workflow executions (the runner, in-process or on Ray)."""
-
-    async def submit(self, team_id: str, execution_id: str) -> None: ...
-
-    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]: ...
-
-    async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]: ...
 
 
 class AgentService:
@@ -502,7 +494,7 @@ class AgentService:
         return await self.get_task_execution(team_id, tx_id)
 
     async def run_task_execution(
-        self, team_id: str, tx_id: str, runner: ExecutionPort, *, owner: str = "agent"
+        self, team_id: str, tx_id: str, runner: Launcher, *, owner: str = "agent"
     ) -> dict[str, Any]:
         """Run a PENDING task execution to its end: attempts with backoff, cancel honoured."""
         claimed = await self.store.update(
@@ -533,7 +525,7 @@ class AgentService:
             )
 
     async def _attempts(
-        self, team_id: str, tx: dict[str, Any], runner: ExecutionPort
+        self, team_id: str, tx: dict[str, Any], runner: Launcher
     ) -> dict[str, Any]:
         tx_id = tx["id"]
         if tx["task_id"] is not None:
@@ -611,7 +603,7 @@ class AgentService:
         )  # fmt: skip
 
     async def _wait(
-        self, team_id: str, tx_id: str, execution_id: str, runner: ExecutionPort, timeout: float
+        self, team_id: str, tx_id: str, execution_id: str, runner: Launcher, timeout: float
     ) -> dict[str, Any]:
         """Wait for the execution, forwarding a cancel request and enforcing the task's timeout."""
         loop = asyncio.get_running_loop()

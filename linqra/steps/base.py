@@ -15,13 +15,15 @@ never names one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from linqra.errors import ValidationError
 
 if TYPE_CHECKING:
     from linqra.config import Settings
+    from linqra.launcher import Launcher
+    from linqra.system import System
     from linqra.workflows.definition import Step
 
 __all__ = ["ExecutorKind", "StepCall", "StepContext", "StepTarget", "TargetRegistry"]
@@ -72,25 +74,21 @@ _SECRET_HEADERS = frozenset(
 )
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StepContext:
-    """Per-process resources a target may use (HTTP client, service router, settings)."""
+    """What a target may use while it runs: the process's one :class:`~linqra.system.System`
+    (its settings, services, HTTP clients and launcher). Built once per process by
+    ``System.open``; targets never build services of their own."""
 
-    settings: Settings
-    resources: dict[str, Any] = field(default_factory=dict)
+    system: System
 
-    def resource(self, name: str, factory: Callable[[], Any]) -> Any:
-        """A lazily built per-process resource, e.g. one HTTP client per actor."""
-        if name not in self.resources:
-            self.resources[name] = factory()
-        return self.resources[name]
+    @property
+    def settings(self) -> Settings:
+        return self.system.settings
 
-    async def aclose(self) -> None:
-        for value in self.resources.values():
-            closer = getattr(value, "aclose", None)
-            if closer is not None:
-                await closer()
-        self.resources.clear()
+    @property
+    def launcher(self) -> Launcher:
+        return self.system.launcher
 
 
 class StepTarget(Protocol):

@@ -31,9 +31,18 @@ from linqra.resilience import CircuitBreaker, parse_retry_after
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from linqra.workflows.definition import Step
 
-__all__ = ["METHODS", "HttpTarget", "ServiceRouter", "ServiceTarget", "check_egress"]
+__all__ = [
+    "METHODS",
+    "HttpClients",
+    "HttpTarget",
+    "ServiceRouter",
+    "ServiceTarget",
+    "check_egress",
+]
 
 METHODS = {"fetch": "GET", "create": "POST", "update": "PUT", "delete": "DELETE"}
 _RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
@@ -60,20 +69,33 @@ def _check_action(step: Step, field: str) -> None:
         )
 
 
-class _Session:
-    """One aiohttp session per process (aiohttp: about 3x less CPU per call than httpx here)."""
+class HttpClients:
+    """The process's HTTP client for steps and its service router (round-robin, breakers).
 
-    def __init__(self) -> None:
-        import aiohttp
+    One aiohttp session per process (aiohttp: about 3x less CPU per call than httpx here),
+    opened on first use: a process that runs no HTTP step never opens one.
+    """
 
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1024, limit_per_host=512, ttl_dns_cache=60),
-            raise_for_status=False,
-            json_serialize=lambda obj: json.dumps(obj, separators=(",", ":"), ensure_ascii=False),
-        )
+    def __init__(self, services: dict[str, ServiceConfig]) -> None:
+        self.router = ServiceRouter(services)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1024, limit_per_host=512, ttl_dns_cache=60),
+                raise_for_status=False,
+                json_serialize=lambda o: json.dumps(o, separators=(",", ":"), ensure_ascii=False),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self.session.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 async def _request(
@@ -81,7 +103,7 @@ async def _request(
 ) -> Any:
     import aiohttp
 
-    session = ctx.resource("http.session", _Session).session
+    session = ctx.system.http.session
     method = METHODS[call.action or "fetch"]
     body = call.payload if method in ("POST", "PUT") or call.payload is not None else None
     query = {k: _query_value(v) for k, v in call.params.items()}
@@ -188,9 +210,7 @@ class ServiceTarget:
             )
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
-        router: ServiceRouter = ctx.resource(
-            "http.router", lambda: ServiceRouter(ctx.settings.services)
-        )
+        router = ctx.system.http.router
         if self.name not in router.services:
             raise StepError(f"service {self.name!r} is not configured here", non_retryable=True)
         cfg = router.services[self.name]

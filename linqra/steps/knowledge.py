@@ -32,25 +32,6 @@ __all__ = ["KnowledgeHubTarget", "MilvusTarget"]
 _ACTIONS = {"milvus": ("search", "upsert"), "knowledge-hub": ("search", "fetch", "list")}
 
 
-def _knowledge(ctx: StepContext) -> KnowledgeService:
-    from linqra.steps.llm import llm_service
-
-    def build() -> _Closing:
-        llm = llm_service(ctx)
-        return _Closing(KnowledgeService(ctx.settings, llm.usage.store, llm))
-
-    closing: _Closing = ctx.resource("knowledge.service", build)
-    return closing.service
-
-
-class _Closing:
-    def __init__(self, service: KnowledgeService) -> None:
-        self.service = service
-
-    async def aclose(self) -> None:
-        await self.service.close()
-
-
 class _RagTarget:
     name = ""
     kind: ExecutorKind = "io"
@@ -89,7 +70,7 @@ class _RagTarget:
             )
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
-        knowledge = _knowledge(ctx)
+        knowledge = ctx.system.knowledge
         try:
             return await self._run(knowledge, call)
         except LinqraError as exc:  # bad input or a missing collection will not fix itself

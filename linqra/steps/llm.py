@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 from linqra.config import LLMSettings
 from linqra.errors import ProviderError, StepError, ValidationError
 from linqra.llm.registry import TARGET_PROVIDERS, LLMRegistry
-from linqra.llm.service import Completion, LLMService
+from linqra.llm.service import Completion
 from linqra.llm.types import ModelResponse, parse_messages, parse_settings
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
     from linqra.workflows.definition import Step
 
-__all__ = ["LLM_TARGETS", "LLMTarget", "completion_shape", "llm_service"]
+__all__ = ["LLM_TARGETS", "LLMTarget", "completion_shape"]
 
 LLM_TARGETS = tuple(TARGET_PROVIDERS)
 
@@ -61,7 +61,7 @@ class LLMTarget:
         parse_settings(config.get("settings"), f"{field}.llmConfig.settings")
 
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
-        service = llm_service(ctx)
+        service = ctx.system.llm
         config = dict(call.llm_config or {})
         caller = {"type": "step", "execution_id": call.execution_id, "step": call.step}
         try:
@@ -108,33 +108,6 @@ class LLMTarget:
         if done.resolved.fallback_reason:
             result["fallback"] = {"provider": "local", "reason": done.resolved.fallback_reason}
         return result
-
-
-def llm_service(ctx: StepContext) -> LLMService:
-    """One per process; its store is a resource of its own, so ``ctx.aclose()`` closes both."""
-    service: LLMService = ctx.resource("llm.service", lambda: _service(ctx))
-    return service
-
-
-def _service(ctx: StepContext) -> LLMService:
-    from linqra.store import open_store
-
-    settings = ctx.settings
-    store = ctx.resource(
-        "store",
-        lambda: _ClosingStore(
-            open_store(settings.resolved_store_url, timeout_seconds=settings.store_timeout_seconds)
-        ),
-    )
-    return LLMService(ctx.settings, store.store)
-
-
-class _ClosingStore:
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    async def aclose(self) -> None:
-        await self.store.close()
 
 
 def completion_shape(response: ModelResponse) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from linqra.clock import iso, parse_iso, utcnow
 from linqra.events.base import EventBus
+from linqra.status import STEP_FINISHED
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import run_step_call
 from linqra.workflows.records import ExecutionRepository
@@ -37,7 +38,7 @@ __all__ = [
 
 ASYNC_TOPIC = "linqra.async-steps"
 ASYNC_GROUP = "async-step-workers"
-FINISHED = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "SKIPPED"})
+FINISHED = STEP_FINISHED
 STALE_MARGIN_SECONDS = 60.0
 
 

@@ -22,6 +22,12 @@ from typing import Any
 
 from linqra.clock import iso
 from linqra.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from linqra.status import (
+    EXECUTION_ACTIVE,
+    EXECUTION_RESUMABLE,
+    EXECUTION_TERMINAL,
+    STEP_FINISHED,
+)
 from linqra.steps.runtime import json_size
 from linqra.store import Document, DocumentStore, IndexSpec
 
@@ -38,9 +44,9 @@ __all__ = [
 
 EXECUTIONS = "executions"
 STEP_RUNS = "step_runs"
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
-ACTIVE = frozenset({"PENDING", "RUNNING"})
-RESUMABLE = frozenset({"FAILED", "TIMEOUT", "CANCELLED"})
+TERMINAL = EXECUTION_TERMINAL
+ACTIVE = EXECUTION_ACTIVE
+RESUMABLE = EXECUTION_RESUMABLE
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 """Largest params of an execution, and resolved inputs of a step, as compact JSON."""
 
@@ -216,7 +222,7 @@ class ExecutionRepository:
                 counts[int(run["step"])] = counts.get(int(run["step"]), 0) + 1
             steps = [{**latest[n], "runs": counts[n]} for n in sorted(latest)]
         last = {int(r["step"]): r for r in runs}
-        finished = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "SKIPPED"}
+        finished = STEP_FINISHED
         pending = [  # async steps still queued or running (workers finish them after the execution)
             n
             for n in execution.get("pending_async_steps") or []

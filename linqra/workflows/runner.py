@@ -52,6 +52,16 @@ class ExecutionRunner:
             self._reaper.cancel()
             self._reaper = None
 
+    async def close(self) -> None:
+        """Stop reaping and give up the executions running here (their records stay RUNNING
+        until a runner reaps them: closing a process is not cancelling its runs)."""
+        await self.stop()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
     # -- commands -----------------------------------------------------------------
     async def submit(self, team_id: str, execution_id: str) -> None:
         """Claim a PENDING execution and start it."""

@@ -1,0 +1,156 @@
+"""Names of the cluster's actors, looking them up, and the Ray implementation of the launcher.
+
+Every Linqra actor is named in the cluster's namespace, so any process finds it by name.
+:func:`named_actor` gets or creates one (``actors.cluster.start_cluster`` creates the
+singletons, the supervisor creates agent actors); everything else only looks them up. A lookup or call that fails because the actor is gone or restarting is
+:class:`~linqra.errors.Unavailable` (503 with ``Retry-After``), never a Ray error: callers see
+the core library's error tree.
+
+Naming rule: the core concept lives in ``linqra/X``, the actor that hosts it on Ray in
+``actors/X`` (``linqra/workflows/runner.py`` → ``actors/runner.py``, ``linqra/events`` →
+``actors/events.py``, ``linqra/scheduling/scheduler.py`` → ``actors/scheduler.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from linqra.config import Settings
+from linqra.errors import Unavailable
+
+__all__ = [
+    "ASYNC_PREFIX",
+    "EVENTS",
+    "IO_PREFIX",
+    "RUNNER",
+    "SCHEDULER",
+    "SUPERVISOR",
+    "RayLauncher",
+    "agent_name",
+    "lookup",
+    "named_actor",
+]
+
+log = logging.getLogger(__name__)
+
+RUNNER = "linqra-runner"
+"""Runs workflow executions (``actors/runner.py``)."""
+SCHEDULER = "linqra-scheduler"
+"""Fires cron schedules and event triggers (``actors/scheduler.py``)."""
+SUPERVISOR = "linqra-supervisor"
+"""Activates agents, runs ingestion, finds lost work (``actors/supervisor.py``)."""
+EVENTS = "linqra-events"
+"""The in-cluster event bus for ``events_url: ray://`` (``actors/events.py``)."""
+IO_PREFIX = "linqra-io-"
+"""``linqra-io-0`` …: the I/O step pool (``actors/io_pool.py``)."""
+ASYNC_PREFIX = "linqra-async-"
+"""``linqra-async-0`` …: workers of queued async steps (``actors/async_steps.py``)."""
+AGENT_PREFIX = "linqra-agent-"
+
+
+def agent_name(agent_id: str) -> str:
+    """``linqra-agent-<agent id>``: the actor of one busy agent (``actors/agent.py``)."""
+    return f"{AGENT_PREFIX}{agent_id}"
+
+
+def named_actor(cls: type, settings: Settings, name: str, *args: Any, **options: Any) -> Any:
+    """The cluster's one ``name`` actor of ``cls``, created on first use: detached, restarted by
+    Ray when its process dies, holding no CPU (it waits on I/O)."""
+    defaults: dict[str, Any] = {
+        "name": name,
+        "namespace": settings.ray.namespace,
+        "get_if_exists": True,
+        "lifetime": "detached",
+        "num_cpus": 0,
+        "max_restarts": -1,
+    }
+    return ray.remote(cls).options(**{**defaults, **options}).remote(*args)  # type: ignore[attr-defined]
+
+
+def lookup(settings: Settings, name: str) -> Any:
+    """The named actor's handle; :class:`Unavailable` if it does not exist (now)."""
+    try:
+        return ray.get_actor(name, namespace=settings.ray.namespace)
+    except ValueError:
+        raise Unavailable(f"{name} is not running (yet)", retry_after=2) from None
+
+
+async def call(settings: Settings, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``method`` of the named actor; a dead or restarting actor is :class:`Unavailable`."""
+    try:
+        return await getattr(lookup(settings, name), method).remote(*args, **kwargs)
+    except RayActorError:
+        raise Unavailable(f"{name} is restarting", retry_after=2) from None
+
+
+class RayLauncher:
+    """The :class:`~linqra.launcher.Launcher` of a cluster: runs go to the runner actor, task
+    executions to their agent's actor (activated by the supervisor when it is passive),
+    documents to the supervisor's ingestion tasks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def submit(self, team_id: str, execution_id: str) -> None:
+        await call(self.settings, RUNNER, "submit", team_id, execution_id)
+
+    async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        result: dict[str, Any] = await call(
+            self.settings, RUNNER, "wait", team_id, execution_id, timeout
+        )
+        return result
+
+    async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await call(self.settings, RUNNER, "cancel", team_id, execution_id)
+        return result
+
+    async def resume(self, team_id: str, execution_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await call(self.settings, RUNNER, "resume", team_id, execution_id)
+        return result
+
+    async def dispatch_task(
+        self,
+        team_id: str,
+        agent_id: str | None,
+        tx_id: str,
+        priority: int = 5,
+        *,
+        nested: bool = False,
+    ) -> None:
+        if agent_id is None:  # ad hoc: no agent, the runner's loop runs it
+            await call(self.settings, RUNNER, "run_task", team_id, tx_id)
+            return
+        for attempt in range(3):
+            try:  # the agent is busy: hand it over directly
+                actor = ray.get_actor(agent_name(agent_id), namespace=self.settings.ray.namespace)
+                await actor.run.remote(tx_id, priority, nested)
+                return
+            except ValueError:  # passive: the supervisor creates its actor
+                await call(
+                    self.settings, SUPERVISOR, "activate_agent",
+                    team_id, agent_id, tx_id, priority, nested,
+                )  # fmt: skip
+                return
+            except RayActorError:  # passivating as we called it: once more
+                await asyncio.sleep(0.2 * (attempt + 1))
+        log.warning("agent %s did not take %s; the supervisor will retry", agent_id, tx_id)
+
+    async def ingest(self, team_id: str, doc_id: str) -> None:
+        await call(self.settings, SUPERVISOR, "ingest", team_id, doc_id)
+
+    async def ping(self) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await asyncio.wait_for(
+                call(self.settings, RUNNER, "ping"), timeout=5
+            )
+        except TimeoutError:
+            raise Unavailable(f"{RUNNER} did not answer within 5 s", retry_after=2) from None
+        return result
+
+    async def close(self) -> None:
+        return None

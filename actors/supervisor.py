@@ -1,0 +1,138 @@
+"""``linqra-supervisor``: activates agents, runs document ingestion, and finds lost work.
+
+One named, detached, restartable actor per cluster. Every kind of durable work has a record
+with a status and a heartbeat; what a dead process, a passivating agent or a lost queue
+message left behind is found here from those records and started again:
+
+* task executions PENDING that nobody started, or RUNNING whose agent went silent;
+* documents PENDING or PROCESSING with a stale heartbeat (re-ingested: ingestion is idempotent);
+* async steps QUEUED too long (their queue message was lost: published again).
+
+Workflow executions are reclaimed by the runner itself (it owns their claims).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from actors._context import process_system
+from actors.agent import AgentActor
+from actors.handles import agent_name, named_actor
+from actors.ingest import ingest_document
+from linqra.config import Settings
+from linqra.status import TaskStatus
+from linqra.workflows.async_steps import BusAsyncStepQueue
+
+__all__ = ["SupervisorActor"]
+
+log = logging.getLogger(__name__)
+
+
+class SupervisorActor:
+    def __init__(self, settings_json: str) -> None:
+        self.settings = Settings.model_validate_json(settings_json)
+        self._ingesting: dict[str, asyncio.Task[None]] = {}
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def ping(self) -> dict[str, Any]:
+        return {"ingesting": len(self._ingesting), "reaping": not self._reaper.done()}
+
+    # -- agents ---------------------------------------------------------------------------
+    async def activate_agent(
+        self, team_id: str, agent_id: str, tx_id: str, priority: int = 5, nested: bool = False
+    ) -> None:
+        """Hand a task execution to its agent's actor, creating the actor if the agent is
+        passive. An actor that is passivating as we call it is replaced (three tries); if none
+        answers, the next reaper pass dispatches the execution, so it is never lost."""
+        from ray.exceptions import RayActorError
+
+        for attempt in range(3):
+            try:
+                actor = named_actor(
+                    AgentActor,
+                    self.settings,
+                    agent_name(agent_id),
+                    self.settings.model_dump_json(),
+                    team_id,
+                    agent_id,
+                    max_concurrency=1000,
+                    max_task_retries=0,
+                )
+                await actor.run.remote(tx_id, priority, nested)
+                return
+            except RayActorError:
+                await asyncio.sleep(0.2 * (attempt + 1))
+        log.warning("agent %s did not take %s; the reaper will retry", agent_id, tx_id)
+
+    # -- documents -------------------------------------------------------------------------
+    async def ingest(self, team_id: str, doc_id: str) -> None:
+        """Start ingesting a document as a Ray task (once: a document in flight is not doubled)."""
+        if doc_id in self._ingesting:
+            return
+        ref = ingest_document.remote(self.settings.model_dump_json(), team_id, doc_id)
+        self._ingesting[doc_id] = asyncio.get_running_loop().create_task(self._await(doc_id, ref))
+
+    async def _await(self, doc_id: str, ref: Any) -> None:
+        try:
+            await ref
+        except Exception:  # the task died past its retries: the reaper tries again
+            log.warning("ingestion of %s failed", doc_id, exc_info=True)
+        finally:
+            self._ingesting.pop(doc_id, None)
+
+    async def ingesting(self) -> list[str]:
+        return sorted(self._ingesting)
+
+    # -- lost work ---------------------------------------------------------------------------
+    async def reap_documents(self) -> int:
+        """Re-submit documents left PENDING or PROCESSING with a stale heartbeat; how many."""
+        system = await process_system(self.settings)
+        stale = await system.knowledge.stale_documents(self.settings.knowledge.stale_after_seconds)
+        started = 0
+        for doc in stale:
+            if doc["id"] not in self._ingesting:
+                log.warning("re-submitting stale ingestion of %s (%s)", doc["id"], doc["status"])
+                await self.ingest(doc["team_id"], doc["id"])
+                started += 1
+        return started
+
+    async def reap_task_executions(self) -> int:
+        """Dispatch task executions nobody is running: PENDING ones never started (their agent
+        was passivating, a gateway died) and RUNNING ones whose agent actor went silent."""
+        system = await process_system(self.settings)
+        agents = system.agents
+        started = 0
+        for tx in await agents.stale_task_executions(self.settings.agents.stale_after_seconds):
+            team_id = tx["team_id"]
+            if tx["status"] == TaskStatus.RUNNING and not await agents.release_stale(
+                team_id, tx["id"], tx["heartbeat_at"]
+            ):
+                continue
+            log.warning("dispatching stale task execution %s (%s)", tx["id"], tx["status"])
+            await system.runs.dispatch(team_id, tx)
+            started += 1
+        return started
+
+    async def requeue_async_steps(self) -> int:
+        """Publish again async steps left QUEUED too long (a lost queue message)."""
+        if self.settings.agents.async_step_workers <= 0:
+            return 0
+        system = await process_system(self.settings)
+        queue = BusAsyncStepQueue(system.bus())
+        requeued = await queue.requeue_lost(
+            system.workflows.executions, self.settings.agents.stale_after_seconds
+        )
+        return int(requeued)
+
+    async def _reap_forever(self) -> None:
+        interval = max(1.0, self.settings.knowledge.stale_after_seconds / 3)
+        passes = (self.reap_documents, self.reap_task_executions, self.requeue_async_steps)
+        while True:
+            await asyncio.sleep(interval)
+            for reap in passes:
+                try:
+                    await reap()
+                except Exception:
+                    log.warning("%s failed", reap.__name__, exc_info=True)
