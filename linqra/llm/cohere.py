@@ -1,7 +1,9 @@
 """Cohere's v2 Chat wire format, on the official ``cohere`` SDK (optional extra: ``[cohere]``).
 
 Usage is taken from ``usage.billed_units`` (what Cohere bills); streams report it in the
-``message-end`` event. SDK retries are off (``request_options.max_retries = 0``).
+``message-end`` event. SDK retries are off (``request_options.max_retries = 0``). The SDK lets
+``httpx``'s own errors through when Cohere cannot be reached or does not answer in time: they
+are retryable :class:`ProviderError` here, as every vendor's are.
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ def _usage(raw: Any) -> Usage:
 
 @contextlib.contextmanager
 def translate_errors(provider: str) -> Iterator[None]:
+    import httpx
     from cohere.core.api_error import ApiError
 
     try:
@@ -188,11 +191,17 @@ def translate_errors(provider: str) -> Iterator[None]:
             body.get("message") or exc.body,
             (exc.headers or {}).get("retry-after"),
         ) from exc
+    except httpx.TimeoutException as exc:
+        raise ProviderError(
+            f"{provider}: timed out", retryable=True, code="provider_timeout"
+        ) from exc
+    except (httpx.TransportError, OSError) as exc:  # refused, reset, DNS, a stream cut mid-way
+        raise ProviderError(
+            f"{provider}: cannot connect: {exc or type(exc).__name__}",
+            retryable=True,
+            code="provider_unreachable",
+        ) from exc
     except (ValueError, KeyError) as exc:
         raise ProviderError(
             f"{provider}: malformed response: {exc}", code="provider_error"
-        ) from exc
-    except OSError as exc:
-        raise ProviderError(
-            f"{provider}: cannot connect: {exc}", retryable=True, code="provider_unreachable"
         ) from exc

@@ -241,6 +241,7 @@ def _usage(meta: Any) -> Usage:
 
 @contextlib.contextmanager
 def translate_errors(provider: str) -> Iterator[None]:
+    import httpx
     from google.genai import errors
 
     try:
@@ -249,11 +250,17 @@ def translate_errors(provider: str) -> Iterator[None]:
         headers = getattr(getattr(exc, "response", None), "headers", None) or {}
         header = headers.get("retry-after") if hasattr(headers, "get") else None
         raise status_error(provider, int(exc.code or 0), exc.message or exc, header) from exc
+    except httpx.TimeoutException as exc:  # the SDK speaks through our httpx client
+        raise ProviderError(
+            f"{provider}: timed out", retryable=True, code="provider_timeout"
+        ) from exc
+    except (httpx.TransportError, OSError) as exc:  # refused, reset, DNS, a stream cut mid-way
+        raise ProviderError(
+            f"{provider}: cannot connect: {exc or type(exc).__name__}",
+            retryable=True,
+            code="provider_unreachable",
+        ) from exc
     except (ValueError, KeyError) as exc:
         raise ProviderError(
             f"{provider}: malformed response: {exc}", code="provider_error"
-        ) from exc
-    except OSError as exc:
-        raise ProviderError(
-            f"{provider}: cannot connect: {exc}", retryable=True, code="provider_unreachable"
         ) from exc
