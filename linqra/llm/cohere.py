@@ -32,6 +32,7 @@ NO_RETRIES: dict[str, Any] = {"max_retries": 0}
 
 class CohereProvider(SDKProvider):
     default_key_env = "CO_API_KEY"
+    _http: Any = None  # the HTTP client of the SDK client built last
 
     def _make_client(self) -> Any:
         try:
@@ -41,13 +42,26 @@ class CohereProvider(SDKProvider):
                 "the cohere provider needs: pip install 'linqra-on-ray[cohere]'",
                 code="provider_unavailable",
             ) from exc
-        kwargs: dict[str, Any] = {"api_key": self.api_key(), "timeout": self.timeout}
+        import httpx
+
+        api_key = self.api_key()
+        # our own HTTP client, so that closing the provider closes its connections (the SDK's
+        # client has no close of its own)
+        self._http = http = httpx.AsyncClient(timeout=self.timeout, follow_redirects=True)
+        kwargs: dict[str, Any] = {
+            "api_key": api_key,
+            "timeout": self.timeout,
+            "max_retries": 0,
+            "httpx_client": http,
+        }
         if self.base_url:
             kwargs["base_url"] = self.base_url
         return cohere.AsyncClientV2(**kwargs)
 
     async def _close_client(self, client: Any) -> None:
-        return None  # the SDK's httpx client has no async close of its own here
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     def model(self, name: str) -> CohereModel:
         return CohereModel(self, name)
@@ -109,34 +123,35 @@ class CohereModel:
         usage: Usage | None = None
         finish, response_id = "complete", ""
         with translate_errors(self.provider):
-            async for event in self._provider.client().chat_stream(
-                **self._args(messages, settings)
-            ):
-                kind = getattr(event, "type", "")
-                if kind == "message-start":
-                    response_id = getattr(event, "id", "") or ""
-                elif kind == "content-delta":
-                    text = event.delta.message.content.text
-                    if text:
-                        parts.append(text)
-                        yield Delta(text)
-                elif kind == "tool-call-start":
-                    call = event.delta.message.tool_calls
-                    function = call.function
-                    calls[event.index] = [
-                        call.id or f"call_{event.index}",
-                        (function.name if function else "") or "",
-                        (function.arguments if function else "") or "",
-                    ]
-                    yield ToolCallDelta(len(calls) - 1, *calls[event.index])
-                elif kind == "tool-call-delta" and event.index in calls:
-                    function = event.delta.message.tool_calls.function
-                    piece = (function.arguments if function else "") or ""
-                    calls[event.index][2] += piece
-                    yield ToolCallDelta(list(calls).index(event.index), arguments=piece)
-                elif kind == "message-end":
-                    usage = _usage(event.delta.usage)
-                    finish = str(event.delta.finish_reason or "COMPLETE").lower()
+            # closed with us: a consumer that stops early closes the HTTP response upstream
+            events = self._provider.client().chat_stream(**self._args(messages, settings))
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    kind = getattr(event, "type", "")
+                    if kind == "message-start":
+                        response_id = getattr(event, "id", "") or ""
+                    elif kind == "content-delta":
+                        text = event.delta.message.content.text
+                        if text:
+                            parts.append(text)
+                            yield Delta(text)
+                    elif kind == "tool-call-start":
+                        call = event.delta.message.tool_calls
+                        function = call.function
+                        calls[event.index] = [
+                            call.id or f"call_{event.index}",
+                            (function.name if function else "") or "",
+                            (function.arguments if function else "") or "",
+                        ]
+                        yield ToolCallDelta(len(calls) - 1, *calls[event.index])
+                    elif kind == "tool-call-delta" and event.index in calls:
+                        function = event.delta.message.tool_calls.function
+                        piece = (function.arguments if function else "") or ""
+                        calls[event.index][2] += piece
+                        yield ToolCallDelta(list(calls).index(event.index), arguments=piece)
+                    elif kind == "message-end":
+                        usage = _usage(event.delta.usage)
+                        finish = str(event.delta.finish_reason or "COMPLETE").lower()
         if usage is None:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"

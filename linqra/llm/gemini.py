@@ -3,6 +3,12 @@
 System messages become ``system_instruction``; ``assistant`` turns are ``model`` turns. Every
 chunk of a stream carries ``usage_metadata`` and the last one is complete, so streamed calls are
 priced from Google's own count. Thinking tokens are billed as output (and counted as reasoning).
+
+The SDK speaks through an ``httpx`` client of ours, for one reason: closing a stream early must
+close its HTTP response at once, and the SDK's own stream only lets go of it when the garbage
+collector breaks a reference cycle (seconds or minutes later, the model generating meanwhile).
+So each stream records the responses it opened (an ``httpx`` response hook, scoped to the
+stream by a context variable) and closes them when it ends, however it ends.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from linqra.errors import ProviderError
@@ -29,26 +36,56 @@ from linqra.llm.types import (
 __all__ = ["GeminiModel", "GeminiProvider", "translate_errors"]
 
 
+# the HTTP responses opened by the stream being advanced (set only around each step of a stream)
+_opened_by_stream: ContextVar[list[Any] | None] = ContextVar("gemini_stream", default=None)
+
+
+async def _record_response(response: Any) -> None:
+    """``httpx`` response hook: a stream's response is remembered by the stream."""
+    opened = _opened_by_stream.get()
+    if opened is not None:
+        opened.append(response)
+
+
+@contextlib.contextmanager
+def _recording(opened: list[Any]) -> Iterator[None]:
+    token = _opened_by_stream.set(opened)
+    try:
+        yield
+    finally:
+        _opened_by_stream.reset(token)
+
+
 class GeminiProvider(SDKProvider):
     default_key_env = "GEMINI_API_KEY"
+    _http: Any = None  # the HTTP client of the SDK client built last
 
     def _make_client(self) -> Any:
         try:
+            import httpx
             from google import genai
             from google.genai import types
         except ImportError as exc:
             raise ProviderError("the gemini provider needs: pip install google-genai") from exc
+        api_key = self.api_key()
+        self._http = http = httpx.AsyncClient(
+            timeout=self.timeout, event_hooks={"response": [_record_response]}
+        )
         options = types.HttpOptions(
             base_url=self.base_url,
             api_version="v1beta",
             timeout=int(self.timeout * 1000),
             retry_options=types.HttpRetryOptions(attempts=1),
+            httpx_async_client=http,
         )
-        return genai.Client(api_key=self.api_key(), http_options=options)
+        return genai.Client(api_key=api_key, http_options=options)
 
     async def _close_client(self, client: Any) -> None:
         with contextlib.suppress(Exception):
             await client.aio.aclose()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     def model(self, name: str) -> GeminiModel:
         return GeminiModel(self, name)
@@ -130,20 +167,30 @@ class GeminiModel:
         parts: list[str] = []
         calls: list[ToolCall] = []
         last: Any = None
+        opened: list[Any] = []  # the HTTP responses this stream opened upstream
         with translate_errors(self.provider):
             stream = await self._provider.client().aio.models.generate_content_stream(
                 **self._args(messages, settings)
             )
-            async for chunk in stream:
-                last = chunk
-                text = _text(chunk)
-                if text:
-                    parts.append(text)
-                    yield Delta(text)
-                fresh = _calls(chunk, len(calls))
-                for i, call in enumerate(fresh, start=len(calls)):  # Gemini sends calls whole
-                    yield ToolCallDelta(i, call.id, call.name, call.arguments)
-                calls += fresh
+            try:
+                while True:
+                    with _recording(opened):
+                        chunk = await anext(stream, None)
+                    if chunk is None:
+                        break
+                    last = chunk
+                    text = _text(chunk)
+                    if text:
+                        parts.append(text)
+                        yield Delta(text)
+                    fresh = _calls(chunk, len(calls))
+                    for i, call in enumerate(fresh, start=len(calls)):  # Gemini sends calls whole
+                        yield ToolCallDelta(i, call.id, call.name, call.arguments)
+                    calls += fresh
+            finally:  # also when the consumer stops early: the upstream stops generating
+                await stream.aclose()
+                for response in opened:
+                    await response.aclose()
         if last is None or last.usage_metadata is None:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"
