@@ -28,6 +28,18 @@ __all__ = ["AnthropicModel", "AnthropicProvider", "translate_errors"]
 
 DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens
 
+# Anthropic's stop reasons in OpenAI's words (``pause_turn``, a paused server-tool turn, ends
+# this response as a stop does); a reason Anthropic adds later reads as ``stop``
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
 
 class AnthropicProvider(SDKProvider):
     default_key_env = "ANTHROPIC_API_KEY"
@@ -93,7 +105,7 @@ class AnthropicModel:
             message.model or self.name,
             self.provider,
             _usage(message.usage),
-            message.stop_reason or "stop",
+            _finish_reason(message.stop_reason),
             message.id or "",
             tool_calls=calls,
         )
@@ -140,7 +152,8 @@ class AnthropicModel:
                         yield ToolCallDelta(list(calls).index(event.index), arguments=piece)
                     elif kind == "message_delta":
                         output_tokens = int(event.usage.output_tokens)  # cumulative
-                        finish = event.delta.stop_reason or finish
+                        if event.delta.stop_reason:
+                            finish = _finish_reason(event.delta.stop_reason)
             finally:
                 await stream.close()
         if start_usage is None or output_tokens is None:
@@ -188,6 +201,10 @@ def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
                 {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
             )
     return out
+
+
+def _finish_reason(stop_reason: str | None) -> str:
+    return _FINISH_REASONS.get(stop_reason or "", "stop")
 
 
 def _usage(raw: Any, output_tokens: int | None = None) -> Usage:

@@ -29,6 +29,17 @@ __all__ = ["NO_RETRIES", "CohereModel", "CohereProvider", "translate_errors"]
 
 NO_RETRIES: dict[str, Any] = {"max_retries": 0}
 
+# Cohere's finish reasons in OpenAI's words; ``ERROR`` and ``TIMEOUT`` (the generation stopped
+# on Cohere's side) and any reason Cohere adds later read as ``stop``
+_FINISH_REASONS = {
+    "COMPLETE": "stop",
+    "STOP_SEQUENCE": "stop",
+    "MAX_TOKENS": "length",
+    "TOOL_CALL": "tool_calls",
+    "ERROR_TOXIC": "content_filter",  # v1's name, kept by some deployments
+    "ERROR_LIMIT": "length",
+}
+
 
 class CohereProvider(SDKProvider):
     default_key_env = "CO_API_KEY"
@@ -110,7 +121,7 @@ class CohereModel:
             self.name,
             self.provider,
             _usage(response.usage),
-            str(response.finish_reason or "COMPLETE").lower(),
+            _finish_reason(response.finish_reason),
             response.id or "",
             tool_calls=calls,
         )
@@ -121,7 +132,7 @@ class CohereModel:
         parts: list[str] = []
         calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         usage: Usage | None = None
-        finish, response_id = "complete", ""
+        finish, response_id = "stop", ""
         with translate_errors(self.provider):
             # closed with us: a consumer that stops early closes the HTTP response upstream
             events = self._provider.client().chat_stream(**self._args(messages, settings))
@@ -151,7 +162,7 @@ class CohereModel:
                         yield ToolCallDelta(list(calls).index(event.index), arguments=piece)
                     elif kind == "message-end":
                         usage = _usage(event.delta.usage)
-                        finish = str(event.delta.finish_reason or "COMPLETE").lower()
+                        finish = _finish_reason(event.delta.finish_reason)
         if usage is None:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"
@@ -180,6 +191,10 @@ def _wire_message(m: Message) -> dict[str, Any]:
             out["tool_plan"] = m.content
         return out
     return {"role": m.role, "content": m.content}
+
+
+def _finish_reason(raw: object) -> str:
+    return _FINISH_REASONS.get(str(raw or "COMPLETE").upper(), "stop")
 
 
 def _usage(raw: Any) -> Usage:

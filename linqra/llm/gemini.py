@@ -35,6 +35,20 @@ from linqra.llm.types import (
 
 __all__ = ["GeminiModel", "GeminiProvider", "translate_errors"]
 
+# Gemini's finish reasons in OpenAI's words; the unspecified ones (``OTHER``,
+# ``MALFORMED_FUNCTION_CALL``, …) and any Google adds later read as ``stop``
+_FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    **dict.fromkeys(
+        (
+            "SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
+            "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION",
+        ),
+        "content_filter",
+    ),
+}  # fmt: skip
+
 
 # the HTTP responses opened by the stream being advanced (set only around each step of a stream)
 _opened_by_stream: ContextVar[list[Any] | None] = ContextVar("gemini_stream", default=None)
@@ -151,14 +165,15 @@ class GeminiModel:
                 **self._args(messages, settings)
             )
             text = _text(response)
+            calls = _calls(response, 0)
         return ModelResponse(
             text,
             response.model_version or self.name,
             self.provider,
             _usage(response.usage_metadata),
-            _finish(response),
+            _finish(response, bool(calls)),
             response.response_id or "",
-            tool_calls=tuple(_calls(response, 0)),
+            tool_calls=tuple(calls),
         )
 
     async def request_stream(
@@ -200,7 +215,7 @@ class GeminiModel:
             last.model_version or self.name,
             self.provider,
             _usage(last.usage_metadata),
-            _finish(last),
+            _finish(last, bool(calls)),
             last.response_id or "",
             tool_calls=tuple(calls),
         )
@@ -266,10 +281,13 @@ def _calls(response: Any, start: int) -> list[ToolCall]:
     ]
 
 
-def _finish(response: Any) -> str:
+def _finish(response: Any, called: bool) -> str:
+    """The first candidate's finish reason in OpenAI's words. Gemini ends a turn that calls
+    tools with ``STOP``: with calls, that is ``tool_calls``."""
     candidates = getattr(response, "candidates", None) or []
     reason = getattr(candidates[0], "finish_reason", None) if candidates else None
-    return str(getattr(reason, "value", reason) or "STOP").lower()
+    word = _FINISH_REASONS.get(str(getattr(reason, "value", reason) or "STOP").upper(), "stop")
+    return "tool_calls" if called and word == "stop" else word
 
 
 def _usage(meta: Any) -> Usage:
