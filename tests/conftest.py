@@ -1,17 +1,22 @@
-"""Shared fixtures: real servers on free loopback ports, one Ray cluster and one Serve app per session."""
+"""Shared fixtures: real servers on free loopback ports; the HTTP API in process (``client``, a
+``live_url`` server for subprocesses); one Ray cluster and one Serve app per session (``api``)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from deployments.app import create_app
 from linqra.config import (
     AgentSettings,
     ExecutionSettings,
@@ -172,6 +177,55 @@ async def system(settings: Settings) -> AsyncIterator[System]:
     await sys_.close()
 
 
+@pytest.fixture
+def llm_settings(
+    tmp_path: Path,
+    http_service: HttpService,
+    http_service_b: HttpService,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    milvus_uri: str,
+) -> Settings:
+    """``settings`` with OpenAI and Anthropic served by their local fakes (as on Ray); a test
+    module that needs them overrides ``settings`` with it."""
+    return make_settings(
+        tmp_path, http_service, http_service_b, fake_openai, fake_anthropic, milvus=milvus_uri
+    )
+
+
+# -- the HTTP API in process ----------------------------------------------------------------
+TEAM_A = {"X-Team-Id": "team-a"}
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The API in this process as team ``team-a``: the app's lifespan opens a System on the
+    client's event loop (runs execute there, as asyncio tasks) and closes it afterwards."""
+    with TestClient(create_app(settings=settings), headers=TEAM_A) as http:
+        yield http
+
+
+@pytest.fixture
+def live_url(settings: Settings) -> Iterator[str]:
+    """The same app served by uvicorn on a free loopback port, for a subprocess (the CLI)."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings=settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="live-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(30)
+
+
 # -- Ray and Serve ------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def ray_settings(
@@ -195,8 +249,10 @@ def ray_settings(
 def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
     import ray
 
+    from deployments.serve_config import apply_ingress_env
+
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray_settings.http.apply_ingress_env()  # the tests run the gateway behind the default ingress
+    apply_ingress_env()  # the tests run the gateway behind the default ingress
     context = ray.init(
         num_cpus=2,
         namespace=NAMESPACE,
@@ -215,13 +271,11 @@ def gateway_url(ray_cluster: Any, ray_settings: Settings) -> Iterator[str]:
     from ray import serve
 
     from deployments.gateway import build_app
+    from deployments.serve_config import APP_NAME, logging_config
 
     port = free_port()
-    serve.start(
-        http_options={"host": "127.0.0.1", "port": port},
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
-    )
-    serve.run(build_app(ray_settings), name="linqra", route_prefix="/")
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config())
+    serve.run(build_app(ray_settings), name=APP_NAME, route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -236,5 +290,6 @@ def gateway_url(ray_cluster: Any, ray_settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def api(gateway_url: str) -> Iterator[httpx.Client]:
+    """The real Serve gateway as team ``team-a``: only for tests whose subject is Ray."""
     with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-a"}, timeout=60) as client:
         yield client

@@ -1,4 +1,6 @@
-"""The HTTP API end to end: Serve gateway → runner actor → Ray tasks and the I/O actor pool."""
+"""The HTTP API in process: workflows, executions, ``/linq`` and the error table through the app
+(the routers the Serve gateway mounts) on a System whose runs execute in this process.
+The Serve gateway itself, and a runner killed mid-run, are ``tests/test_serve_gateway.py``."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from linqra.errors import Unavailable
+from tests.support.http import TeamClient, until, without_team
 from tests.support.servers import HttpService
-
-pytestmark = pytest.mark.ray
 
 QUOTE_STEPS = [
     {
@@ -39,22 +42,40 @@ def create(
     return response.json()
 
 
-def wait_terminal(api: httpx.Client, execution_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = api.get(f"/v1/executions/{execution_id}").json()
-        if record["status"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
-            return record
-        time.sleep(0.1)
-    raise AssertionError(f"execution {execution_id} not terminal after {timeout}s")
+def wait_terminal(api: Any, execution_id: str, timeout: float = 30) -> dict[str, Any]:
+    return until(
+        lambda: (
+            (record := api.get(f"/v1/executions/{execution_id}").json())["status"]
+            in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+            and record
+        ),
+        timeout,
+    )
 
 
-def test_health(api: httpx.Client) -> None:
-    body = api.get("/healthz").json()
+def test_health(client: TestClient) -> None:
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200 and set(body) == {"status", "version", "checks"}
     assert body["status"] == "ok" and body["checks"] == {"store": "ok", "runner": "ok"}
 
 
-def test_openapi_docs(api: httpx.Client) -> None:
+def test_health_is_503_with_retry_after_when_runs_cannot_start(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def restarting() -> dict[str, Any]:
+        raise Unavailable("the runner is restarting")
+
+    launcher = client.app.state.system.launcher  # type: ignore[attr-defined]
+    monkeypatch.setattr(launcher, "ping", restarting)
+    response = client.get("/healthz")
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"] == {"store": "ok", "runner": "error: Unavailable"}
+
+
+def test_openapi_docs(client: TestClient) -> None:
+    api = client
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
     for path in (
@@ -67,14 +88,15 @@ def test_openapi_docs(api: httpx.Client) -> None:
         assert path in paths
 
 
-def test_team_header_is_required_and_validated(gateway_url: str) -> None:
-    missing = httpx.get(f"{gateway_url}/v1/workflows")
+def test_team_header_is_required_and_validated(client: TestClient) -> None:
+    missing = without_team(client, "GET", "/v1/workflows")
     assert missing.status_code == 401 and missing.json()["error"]["field"] == "X-Team-Id"
-    bad = httpx.get(f"{gateway_url}/v1/workflows", headers={"X-Team-Id": "../etc"})
+    bad = client.get("/v1/workflows", headers={"X-Team-Id": "../etc"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "X-Team-Id"
 
 
-def test_workflow_crud_and_versions(api: httpx.Client) -> None:
+def test_workflow_crud_and_versions(client: TestClient) -> None:
+    api = client
     wf = create(api)
     assert wf["version"] == 1 and wf["steps"][0]["target"] == "quotes-service"
     assert api.get(f"/v1/workflows/{wf['id']}").json()["name"] == "quotes"
@@ -104,23 +126,22 @@ def test_workflow_crud_and_versions(api: httpx.Client) -> None:
     assert api.get(f"/v1/workflows/{wf['id']}").status_code == 404
 
 
-def test_list_workflows_is_paginated(api: httpx.Client, gateway_url: str) -> None:
-    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-pages"}) as other:
-        for i in range(5):
-            assert (
-                other.post(
-                    "/v1/workflows", json={"name": f"w{i}", "steps": QUOTE_STEPS}
-                ).status_code
-                == 201
-            )
-        first = other.get("/v1/workflows", params={"limit": 2}).json()
-        assert first["total"] == 5 and len(first["items"]) == 2 and first["next_offset"] == 2
-        last = other.get("/v1/workflows", params={"limit": 2, "offset": 4}).json()
-        assert len(last["items"]) == 1 and last["next_offset"] is None
-        assert other.get("/v1/workflows", params={"limit": 1000}).status_code == 400
+def test_list_workflows_is_paginated(client: TestClient) -> None:
+    other = TeamClient(client, "team-pages")
+    for i in range(5):
+        assert (
+            other.post("/v1/workflows", json={"name": f"w{i}", "steps": QUOTE_STEPS}).status_code
+            == 201
+        )
+    first = other.get("/v1/workflows", params={"limit": 2}).json()
+    assert first["total"] == 5 and len(first["items"]) == 2 and first["next_offset"] == 2
+    last = other.get("/v1/workflows", params={"limit": 2, "offset": 4}).json()
+    assert len(last["items"]) == 1 and last["next_offset"] is None
+    assert other.get("/v1/workflows", params={"limit": 1000}).status_code == 400
 
 
-def test_execute_and_read_the_record(api: httpx.Client) -> None:
+def test_execute_and_read_the_record(client: TestClient) -> None:
+    api = client
     wf = create(api)
     response = api.post(
         f"/v1/workflows/{wf['id']}/execute",
@@ -147,19 +168,21 @@ def test_execute_and_read_the_record(api: httpx.Client) -> None:
     assert api.get("/v1/executions", params={"status": "DONE"}).status_code == 400
 
 
-def test_other_teams_see_nothing(api: httpx.Client, gateway_url: str) -> None:
-    wf = create(api)
-    record = api.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}).json()
-    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-b"}) as other:
-        assert other.get(f"/v1/workflows/{wf['id']}").status_code == 404
-        assert other.post(f"/v1/workflows/{wf['id']}/execute").status_code == 404
-        assert other.get(f"/v1/executions/{record['id']}").status_code == 404
-        assert other.post(f"/v1/executions/{record['id']}/cancel").status_code == 404
-        assert other.delete(f"/v1/workflows/{wf['id']}").status_code == 404
-        assert record["id"] not in {e["id"] for e in other.get("/v1/executions").json()["items"]}
+def test_other_teams_see_nothing(client: TestClient) -> None:
+    wf = create(client)
+    record = client.post(f"/v1/workflows/{wf['id']}/execute", params={"wait": "true"}).json()
+    other = TeamClient(client, "team-b")
+    assert other.get(f"/v1/workflows/{wf['id']}").status_code == 404
+    assert other.post(f"/v1/workflows/{wf['id']}/execute").status_code == 404
+    assert other.get(f"/v1/executions/{record['id']}").status_code == 404
+    assert other.post(f"/v1/executions/{record['id']}/cancel").status_code == 404
+    assert other.post(f"/v1/executions/{record['id']}/resume").status_code == 404
+    assert other.delete(f"/v1/workflows/{wf['id']}").status_code == 404
+    assert record["id"] not in {e["id"] for e in other.get("/v1/executions").json()["items"]}
 
 
-def test_hundred_parallel_io_steps(api: httpx.Client, http_service: HttpService) -> None:
+def test_hundred_parallel_io_steps(client: TestClient, http_service: HttpService) -> None:
+    api = client
     steps = [
         {
             "step": i,
@@ -180,7 +203,8 @@ def test_hundred_parallel_io_steps(api: httpx.Client, http_service: HttpService)
     assert starts[-1] < ends[0]  # every step had started before the first one finished
 
 
-def test_cancel_over_http(api: httpx.Client, http_service: HttpService) -> None:
+def test_cancel_over_http(client: TestClient, http_service: HttpService) -> None:
+    api = client
     wf = create(
         api,
         [
@@ -195,18 +219,19 @@ def test_cancel_over_http(api: httpx.Client, http_service: HttpService) -> None:
         ],
     )
     execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
-    time.sleep(1.0)
+    until(lambda: http_service.state.in_flight)  # step 1's request has reached the service
     response = api.post(f"/v1/executions/{execution['id']}/cancel")
     assert response.status_code == 200
     record = wait_terminal(api, execution["id"], 10)
     assert record["status"] == "CANCELLED" and record["steps"][0]["status"] == "CANCELLED"
     assert [s["step"] for s in record["steps"]] == [1]
-    time.sleep(0.3)
+    until(lambda: http_service.state.calls.get("cancelled:http-cancel"), timeout=5)
     assert http_service.state.calls.get("cancelled:http-cancel") == 1
     assert api.post(f"/v1/executions/{execution['id']}/cancel").status_code == 409
 
 
-def test_resume_over_http(api: httpx.Client, http_service: HttpService) -> None:
+def test_resume_over_http(client: TestClient, http_service: HttpService) -> None:
+    api = client
     key = f"resume-{time.monotonic_ns()}"
     wf = create(
         api,
@@ -227,39 +252,8 @@ def test_resume_over_http(api: httpx.Client, http_service: HttpService) -> None:
     assert api.post(f"/v1/executions/{failed['id']}/resume").status_code == 409
 
 
-def test_runner_actor_killed_mid_run_recovers(api: httpx.Client, http_service: HttpService) -> None:
-    import ray
-
-    wf = create(
-        api,
-        [
-            {"step": 1, "target": "noop", "params": {"a": 1}},
-            {"step": 2, "target": "wait", "params": {"seconds": 2}},
-            {"step": 3, "target": "noop", "params": {"b": "{{step1.result.a}}"}},
-        ],
-    )
-    execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
-    for _ in range(300):  # kill while step 2 runs
-        steps = {
-            s["step"]: s["status"]
-            for s in api.get(f"/v1/executions/{execution['id']}").json()["steps"]
-        }
-        if steps.get(2) == "RUNNING":
-            break
-        time.sleep(0.05)
-    assert steps == {1: "COMPLETED", 2: "RUNNING"}
-    runner = ray.get_actor("linqra-runner", namespace="linqra-test")
-    ray.kill(runner, no_restart=False)
-    record = wait_terminal(api, execution["id"], 60)
-    assert record["status"] == "COMPLETED" and record["result"] == {"b": 1}
-    assert record["auto_resumes"] == 1
-    history = api.get(f"/v1/executions/{execution['id']}", params={"history": "true"}).json()
-    statuses = [(s["step"], s["status"]) for s in history["steps"]]
-    assert statuses == [(1, "COMPLETED"), (2, "CANCELLED"), (2, "COMPLETED"), (3, "COMPLETED")]
-    assert api.get("/healthz").status_code == 200
-
-
-def test_linq_endpoint_inline_and_stored(api: httpx.Client) -> None:
+def test_linq_endpoint_inline_and_stored(client: TestClient) -> None:
+    api = client
     body = {
         "link": {"target": "workflow", "action": "execute"},
         "query": {
@@ -316,80 +310,81 @@ def test_linq_endpoint_inline_and_stored(api: httpx.Client) -> None:
     ],
 )
 def test_linq_bad_input(
-    api: httpx.Client, body: dict[str, Any], status: int, code: str, field: str
+    client: TestClient, body: dict[str, Any], status: int, code: str, field: str
 ) -> None:
-    response = api.post("/linq", json=body)
+    response = client.post("/linq", json=body)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code and response.json()["error"]["field"].endswith(
         field
     )
 
 
-def test_bad_input_gets_clear_4xx_and_writes_nothing(api: httpx.Client, gateway_url: str) -> None:
-    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-bad"}) as client:
-        cases: list[tuple[Any, int, str, str | None]] = [
-            (b"{not json", 400, "invalid_json", None),
-            (b"[1, 2]", 400, "invalid_request", None),
-            (
-                {"name": "x", "steps": [{"step": 1, "target": "noop", "extra": 1}]},
-                400,
-                "invalid_request",
-                "steps[0].extra",
-            ),
-            (
-                {"name": "x", "steps": [{"step": 1, "target": "nope"}]},
-                400,
-                "invalid_request",
-                "steps[0].target",
-            ),
-            (
-                {
-                    "name": "x",
-                    "mode": "dag",
-                    "steps": [{"step": 1, "target": "noop", "dependsOn": [1]}],
-                },
-                400,
-                "invalid_request",
-                "steps[0]",
-            ),
-            ({"steps": [{"step": 1, "target": "noop"}]}, 400, "invalid_request", "name"),
-            (
-                {
-                    "name": "x",
-                    "steps": [{"step": 1, "target": "noop", "params": {"a": "{{step2.result}}"}}],
-                },
-                400,
-                "invalid_request",
-                "steps[0]",
-            ),
-        ]
-        for body, status, code, field in cases:
-            content = body if isinstance(body, bytes) else json.dumps(body).encode()
-            response = client.post(
-                "/v1/workflows", content=content, headers={"Content-Type": "application/json"}
-            )
-            assert response.status_code == status, (body, response.text)
-            error = response.json()["error"]
-            assert error["code"] == code and error["message"], error
-            if field:
-                assert error["field"] == field, error
-        big = client.post(
-            "/v1/workflows",
-            content=b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}',
-            headers={"Content-Type": "application/json"},
+def test_bad_input_gets_clear_4xx_and_writes_nothing(client: TestClient) -> None:
+    api = TeamClient(client, "team-bad")
+    cases: list[tuple[Any, int, str, str | None]] = [
+        (b"{not json", 400, "invalid_json", None),
+        (b"[1, 2]", 400, "invalid_request", None),
+        (
+            {"name": "x", "steps": [{"step": 1, "target": "noop", "extra": 1}]},
+            400,
+            "invalid_request",
+            "steps[0].extra",
+        ),
+        (
+            {"name": "x", "steps": [{"step": 1, "target": "nope"}]},
+            400,
+            "invalid_request",
+            "steps[0].target",
+        ),
+        (
+            {
+                "name": "x",
+                "mode": "dag",
+                "steps": [{"step": 1, "target": "noop", "dependsOn": [1]}],
+            },
+            400,
+            "invalid_request",
+            "steps[0]",
+        ),
+        ({"steps": [{"step": 1, "target": "noop"}]}, 400, "invalid_request", "name"),
+        (
+            {
+                "name": "x",
+                "steps": [{"step": 1, "target": "noop", "params": {"a": "{{step2.result}}"}}],
+            },
+            400,
+            "invalid_request",
+            "steps[0]",
+        ),
+    ]
+    for body, status, code, field in cases:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response = api.post(
+            "/v1/workflows", content=content, headers={"Content-Type": "application/json"}
         )
-        assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
-        deep = client.post(
-            "/v1/workflows",
-            content=b"[" * 5000 + b"]" * 5000,
-            headers={"Content-Type": "application/json"},
-        )
-        assert deep.status_code == 400 and deep.json()["error"]["code"] == "too_deep"
-        assert client.get("/v1/workflows/wf_nope").status_code == 404
-        assert client.get("/v1/executions/ex_nope").json()["error"]["code"] == "not_found"
-        assert client.post("/v1/workflows/wf_nope/execute").status_code == 404
-        assert client.post(
-            "/v1/workflows/x/execute", json={"params": {}, "bogus": 1}
-        ).status_code in (400, 404)
-        assert client.get("/v1/workflows").json()["total"] == 0  # nothing half-written
-        assert client.get("/v1/executions").json()["total"] == 0
+        assert response.status_code == status, (body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code and error["message"], error
+        if field:
+            assert error["field"] == field, error
+    big = api.post(
+        "/v1/workflows",
+        content=b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+    deep = api.post(
+        "/v1/workflows",
+        content=b"[" * 5000 + b"]" * 5000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == "too_deep"
+    assert api.get("/v1/workflows/wf_nope").status_code == 404
+    assert api.get("/v1/executions/ex_nope").json()["error"]["code"] == "not_found"
+    assert api.post("/v1/workflows/wf_nope/execute").status_code == 404
+    assert api.post("/v1/workflows/x/execute", json={"params": {}, "bogus": 1}).status_code in (
+        400,
+        404,
+    )
+    assert api.get("/v1/workflows").json()["total"] == 0  # nothing half-written
+    assert api.get("/v1/executions").json()["total"] == 0

@@ -1,0 +1,96 @@
+"""The HTTP API as a FastAPI app: :func:`create_app` mounts the routers of ``deployments.routers``
+on the error table (:mod:`deployments.errors`) and the request limits (:mod:`deployments.limits`).
+
+The app serves one :class:`~linqra.system.System`: the one handed in (a Serve replica builds it
+with the cluster's launcher, see :mod:`deployments.gateway`), or — without one — a system its
+lifespan opens from the settings and closes on shutdown, whose runs execute in this process
+(what tests and ``uvicorn`` use). Nothing here imports Ray.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from deployments.errors import install_error_handlers
+from deployments.limits import RequestLimits
+from deployments.routers import ROUTERS
+from deployments.schemas import ErrorResponse
+from linqra import __version__
+from linqra.config import Settings, load_settings
+from linqra.system import System
+
+__all__ = ["DESCRIPTION", "create_app"]
+
+DESCRIPTION = """
+Linqra on Ray: multi-step AI workflows for many teams, on a Ray cluster.
+
+Every `/v1` call and `/linq` needs an **`X-Team-Id`** header naming your team.
+Errors are `{"error": {"code", "message", "field"?}}` with a 4xx status for bad input.
+Request bodies are limited to 1 MiB and 32 levels of JSON nesting by default.
+"""
+MULTIPART_ENVELOPE_BYTES = 64 * 1024
+"""Room for the multipart framing around an upload of ``knowledge.max_upload_bytes``."""
+ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "bad input, unknown id, conflict, …"},
+    "5XX": {"model": ErrorResponse, "description": "a dependency is down (503, Retry-After)"},
+}
+
+
+def create_app(system: System | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """The API serving ``system``; without one, a system opened from ``settings`` (default: the
+    configured ones) for the app's lifetime."""
+    if system is not None:
+        settings = system.settings
+    elif settings is None:
+        settings = load_settings()
+    owned = system is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not owned:
+            yield
+            return
+        app.state.system = await System.open(settings)
+        try:
+            yield
+        finally:
+            opened, app.state.system = app.state.system, None
+            await opened.close()
+
+    app = FastAPI(
+        title="Linqra on Ray",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.system = system
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.http.max_body_bytes,
+        max_json_depth=settings.http.max_json_depth,
+        max_upload_bytes=settings.knowledge.max_upload_bytes + MULTIPART_ENVELOPE_BYTES,
+    )
+    for router in ROUTERS:
+        app.include_router(router, responses=ERRORS)
+    _answer_400_not_422(app)
+    return app
+
+
+def _answer_400_not_422(app: FastAPI) -> None:
+    """Request validation errors are 400 here (see :mod:`deployments.errors`), so the schema
+    does not list FastAPI's 422."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

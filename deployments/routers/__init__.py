@@ -1,0 +1,26 @@
+"""One ``APIRouter`` per area of the API; :func:`deployments.app.create_app` mounts them all."""
+
+from deployments.routers import (
+    agents,
+    events,
+    executions,
+    health,
+    knowledge,
+    linq,
+    llm,
+    workflows,
+)
+
+__all__ = ["ROUTERS"]
+
+ROUTERS = (
+    health.router,
+    workflows.router,
+    executions.router,
+    llm.router,
+    knowledge.router,
+    agents.router,
+    agents.scheduling,
+    events.router,
+    linq.router,
+)

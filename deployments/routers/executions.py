@@ -1,0 +1,120 @@
+"""Running workflows: ``POST /v1/workflows/{id}/execute`` and ``/v1/executions…``.
+
+Starting, waiting for, cancelling and resuming are :class:`~linqra.runs.RunService` calls (a
+runner that is down leaves the record PENDING; a waiter whose runner restarted reads the
+store); the routes choose the status code: 202 while the run is not over, 200 once it is.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.deps import Limit, Offset, ResourceId, SystemDep, Team, page
+from deployments.schemas import Page, RecordRoute
+from linqra.status import EXECUTION_TERMINAL, ExecutionStatus
+from linqra.system import System
+from linqra.tenancy import TeamContext
+from linqra.workflows.models import Execution, ExecutionAccepted, ExecutionSummary
+
+__all__ = ["ExecuteRequest", "answer", "router"]
+
+router = APIRouter(tags=["executions"], route_class=RecordRoute)
+Wait = Annotated[bool, Query(description="wait for the finished record")]
+RUN_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": Execution, "description": "the finished record (`wait=true`)"},
+    202: {
+        "model": ExecutionAccepted | Execution,
+        "description": "started: a link to the record, or (`wait=true`) the record so far "
+        "after `http.wait_timeout_seconds`",
+    },
+}
+
+
+class ExecuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict)
+    executedBy: str | None = Field(default=None, max_length=256)
+
+
+async def answer(system: System, team: TeamContext, execution_id: str, wait: bool) -> JSONResponse:
+    """202 with a link, or (``wait``) the record once terminal: 200, else 202 with it as it is."""
+    if not wait:
+        link = {"self": f"/v1/executions/{execution_id}"}
+        return JSONResponse(
+            {"id": execution_id, "status": "RUNNING", "links": link}, status_code=202
+        )
+    record = await system.runs.wait_execution(
+        team.team_id, execution_id, system.settings.http.wait_timeout_seconds
+    )
+    return JSONResponse(record, status_code=200 if record["status"] in EXECUTION_TERMINAL else 202)
+
+
+@router.post("/v1/workflows/{workflow_id}/execute", status_code=202, responses=RUN_ANSWERS)
+async def execute(
+    system: SystemDep,
+    team: Team,
+    workflow_id: ResourceId,
+    body: Annotated[ExecuteRequest | None, Body()] = None,
+    wait: Wait = False,
+) -> JSONResponse:
+    """Run the workflow's current version with ``params``."""
+    request = body or ExecuteRequest()
+    execution = await system.runs.start_execution(
+        team.team_id,
+        workflow_id=workflow_id,
+        params=request.params,
+        executed_by=request.executedBy or team.user_id,
+    )
+    return await answer(system, team, execution["id"], wait)
+
+
+@router.get("/v1/executions", response_model=Page[ExecutionSummary])
+async def list_executions(
+    system: SystemDep,
+    team: Team,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    workflow_id: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[ExecutionStatus | None, Query()] = None,
+) -> dict[str, Any]:
+    """The team's executions, newest first (without their definitions and steps)."""
+    items, total = await system.workflows.executions.page(
+        team.team_id,
+        workflow_id=workflow_id,
+        status=status.value if status else None,
+        limit=limit,
+        offset=offset,
+    )
+    for item in items:
+        item.pop("definition", None)
+    return page(items, total, limit, offset)
+
+
+@router.get("/v1/executions/{execution_id}", response_model=Execution)
+async def get_execution(
+    system: SystemDep,
+    team: Team,
+    execution_id: ResourceId,
+    history: Annotated[bool, Query(description="every run of every step")] = False,
+) -> dict[str, Any]:
+    """The execution and its steps (the latest run of each; every run with ``history``)."""
+    return await system.workflows.executions.full_record(
+        team.team_id, execution_id, history=history
+    )
+
+
+@router.post("/v1/executions/{execution_id}/cancel", response_model=Execution)
+async def cancel(system: SystemDep, team: Team, execution_id: ResourceId) -> dict[str, Any]:
+    """Stop a running execution: its running steps are cancelled and recorded CANCELLED."""
+    return await system.runs.cancel_execution(team.team_id, execution_id)
+
+
+@router.post("/v1/executions/{execution_id}/resume", status_code=202, responses=RUN_ANSWERS)
+async def resume(
+    system: SystemDep, team: Team, execution_id: ResourceId, wait: Wait = False
+) -> JSONResponse:
+    """Run a FAILED, TIMEOUT or CANCELLED execution again from its unfinished steps."""
+    await system.runs.resume_execution(team.team_id, execution_id)
+    return await answer(system, team, execution_id, wait)

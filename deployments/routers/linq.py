@@ -1,0 +1,72 @@
+"""Linqra's own entry points: ``POST /linq`` (a Linq request runs a workflow and answers in
+Linqra's shape) and ``POST /api/milvus/collections/{name}/search`` (Linqra's Milvus search
+intent over a Knowledge Hub collection)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from deployments.deps import JsonObject, ResourceId, SystemDep, Team
+from deployments.schemas import LinqResponse, MilvusSearchBody, RecordRoute, body_schema
+from linqra.knowledge.models import SearchResults
+from linqra.linq import LinqRequest, inline_definition, linq_response, parse_linq
+from linqra.status import EXECUTION_TERMINAL
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["linq"], route_class=RecordRoute)
+
+
+@router.post(
+    "/linq",
+    response_model=LinqResponse,
+    responses={202: {"model": LinqResponse, "description": "not finished within the wait"}},
+    openapi_extra=body_schema(LinqRequest),
+)
+async def linq(system: SystemDep, team: Team, body: JsonObject) -> JSONResponse:
+    """Run a stored (``query.workflowId``) or inline (``query.workflow``) workflow and wait for
+    it: 200 once it ended, 202 with what there is after ``http.wait_timeout_seconds``."""
+    request = parse_linq(body)
+    definition = None
+    if request.query.workflow is not None:
+        definition = system.workflows.validate_definition(
+            inline_definition(request), prefix="query.workflow."
+        )
+    execution = await system.runs.start_execution(
+        team.team_id,
+        workflow_id=request.query.workflowId,
+        definition=definition,
+        params=request.query.params,
+        executed_by=request.executedBy,
+        intent=request.query.intent,
+        source="linq",
+    )
+    record = await system.runs.wait_execution(
+        team.team_id, execution["id"], system.settings.http.wait_timeout_seconds
+    )
+    status = 200 if record["status"] in EXECUTION_TERMINAL else 202
+    return JSONResponse(linq_response(record), status_code=status)
+
+
+@router.post(
+    "/api/milvus/collections/{name}/search",
+    response_model=SearchResults,
+    openapi_extra=body_schema(MilvusSearchBody),
+)
+async def linq_milvus_search(
+    system: SystemDep, team: Team, name: ResourceId, body: JsonObject
+) -> dict[str, Any]:
+    """Linqra's Milvus search intent: ``{text|query, topK|nResults, filter?}`` →
+    ``{results}``."""
+    text = body.get("text", body.get("query", body.get("textField")))
+    top_k: Any = body.get("topK", body.get("nResults", body.get("top_k", 5)))
+    results = await system.knowledge.search(
+        team.team_id,
+        name,
+        query=text,
+        top_k=top_k,
+        filter=body.get("filter"),
+        caller={"type": "api", "endpoint": "milvus.search"},
+    )
+    return {"collection": name, "results": results}

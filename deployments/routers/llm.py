@@ -1,0 +1,108 @@
+"""The LLM layer: OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models``, the team's
+prices, usage and budget. Any OpenAI SDK works when pointed at ``http://HOST:8000/v1`` with the
+``X-Team-Id`` header (``default_headers``); every call is accounted to that team. The request
+checks and the response shapes are :mod:`deployments.openai_api`."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.deps import JsonObject, ModelId, SystemDep, Team
+from deployments.openai_api import (
+    ChatRequest,
+    chat_completion,
+    list_models,
+    set_price,
+    usage_summary,
+)
+from deployments.schemas import RecordRoute, body_schema
+from linqra.llm.models import (
+    BudgetStatus,
+    ChatCompletion,
+    ModelList,
+    PriceInput,
+    PriceOverride,
+    UsageSummary,
+)
+
+__all__ = ["BudgetRequest", "router"]
+
+router = APIRouter(tags=["llm"], route_class=RecordRoute)
+
+
+class BudgetRequest(BaseModel):
+    """A team's LLM spending limit per period, in the catalogue's currency (decimal text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    amount: str = Field(min_length=1, max_length=32, examples=["25.00"])
+    period: Literal["day", "month"] = "month"
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=ChatCompletion,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "the completion, or with `stream: true` OpenAI's chunks as "
+            "server-sent events ending with `data: [DONE]`",
+        }
+    },
+)
+async def chat_completions(system: SystemDep, team: Team, body: ChatRequest) -> Any:
+    return await chat_completion(system.llm, team.team_id, body)
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def models(system: SystemDep, team: Team) -> dict[str, Any]:
+    """The catalogue at the team's prices (its overrides marked), plus models only it prices."""
+    return await list_models(system.llm, team.team_id)
+
+
+@router.put(
+    "/v1/models/{model_id}/price",
+    response_model=PriceOverride,
+    openapi_extra=body_schema(PriceInput),
+)
+async def put_price(system: SystemDep, team: Team, model_id: ModelId, body: JsonObject) -> Any:
+    """Set the team's own rates for a model (per million tokens, decimal text)."""
+    return await set_price(system.llm, team.team_id, model_id, body)
+
+
+@router.delete("/v1/models/{model_id}/price", status_code=204, response_class=Response)
+async def delete_price(system: SystemDep, team: Team, model_id: ModelId) -> Response:
+    """Back to the catalogue's price (404 when the team had none)."""
+    await system.llm.overrides.delete(team.team_id, model_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/usage", response_model=UsageSummary)
+async def usage(
+    system: SystemDep,
+    team: Team,
+    group_by: Annotated[Literal["model", "provider", "day"], Query()] = "model",
+    start: Annotated[
+        str | None, Query(alias="from", description="ISO date or time, inclusive")
+    ] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO date or time, exclusive")] = None,
+) -> dict[str, Any]:
+    return await usage_summary(system.llm, team.team_id, group_by, start, end)
+
+
+@router.get("/v1/budget", response_model=BudgetStatus)
+async def get_budget(system: SystemDep, team: Team) -> dict[str, Any]:
+    return await system.llm.budgets.status(team.team_id)
+
+
+@router.put("/v1/budget", response_model=BudgetStatus)
+async def put_budget(system: SystemDep, team: Team, body: BudgetRequest) -> dict[str, Any]:
+    """Set the limit; priced calls that would pass it are refused (402) before they run."""
+    return await system.llm.budgets.set(team.team_id, body.amount, body.period)
+
+
+@router.delete("/v1/budget", status_code=204, response_class=Response)
+async def delete_budget(system: SystemDep, team: Team) -> Response:
+    await system.llm.budgets.clear(team.team_id)
+    return Response(status_code=204)
