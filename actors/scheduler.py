@@ -10,9 +10,9 @@ import logging
 from typing import Any
 
 from actors._context import process_system
-from linqra.agents.service import EVENT_TRIGGERS
 from linqra.config import Settings
 from linqra.events import DeadLetters, GuardedConsumer, RedeliveryPolicy
+from linqra.scheduling.book import EVENT_TRIGGERS
 from linqra.scheduling.scheduler import Scheduler
 from linqra.scheduling.triggers import EventRouter, team_topic
 from linqra.system import System

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from linqra.config import KnowledgeSettings, Settings
-from linqra.embeddings import HashingEmbedder
+from linqra.llm.embeddings import HashingEmbedder
 from linqra.system import System
 from linqra.vectors import EmbeddedMilvus
 
@@ -194,7 +194,7 @@ _TOKEN = re.compile(r"[^\W_]+")
 
 
 def _bm25(passages: list[str], k1: float = 1.5, b: float = 0.75) -> Any:
-    from linqra.embeddings import STOP_WORDS
+    from linqra.llm.embeddings import STOP_WORDS
 
     docs = [[w for w in _TOKEN.findall(p.lower()) if w not in STOP_WORDS] for p in passages]
     n = len(docs)

@@ -20,6 +20,7 @@ from linqra.launcher import InProcessLauncher, Launcher
 from linqra.llm.service import LLMService
 from linqra.llm.usage import USAGE_INDEXES
 from linqra.runs import RunService
+from linqra.scheduling.book import TriggerBook
 from linqra.steps import default_registry
 from linqra.steps.base import StepContext, TargetRegistry
 from linqra.steps.http import HttpClients
@@ -42,6 +43,7 @@ class System:
     llm: LLMService
     knowledge: KnowledgeService
     agents: AgentService
+    triggers: TriggerBook
     launcher: Launcher
     runs: RunService
     http: HttpClients
@@ -71,7 +73,8 @@ class System:
         registry = default_registry(settings)
         llm = LLMService(settings, store)
         workflows = WorkflowService(store, registry)
-        agents = AgentService(store, workflows)
+        triggers = TriggerBook(store)
+        agents = AgentService(store, workflows, triggers)
         launcher = launcher if launcher is not None else InProcessLauncher()
         system = cls(
             settings=settings,
@@ -82,6 +85,7 @@ class System:
             llm=llm,
             knowledge=KnowledgeService(settings, store, llm),
             agents=agents,
+            triggers=triggers,
             launcher=launcher,
             runs=RunService(workflows, agents, launcher),
             http=HttpClients(settings.services),
@@ -99,6 +103,7 @@ class System:
         await self.store.ensure_indexes(USAGE_INDEXES)
         await self.knowledge.init()
         await self.agents.init()
+        await self.triggers.init()
 
     def bus(self) -> EventBus:
         """The event bus: the one handed in, else the configured one, opened on first use

@@ -244,13 +244,13 @@ async def test_cron_schedules_fire_once_per_time_and_survive_restarts(
     assert tx["trigger"]["type"] == "CRON" and tx["trigger"]["scheduled_at"].startswith(
         due.strftime("%Y-%m-%dT%H:%M:%S")
     )
-    current = (await agents.sync_schedules("acme", task["id"]))["schedules"][0]
+    current = (await agents.describe_task("acme", task["id"]))["schedules"][0]
     assert parse_instant(current["next_fire_at"]) == due + timedelta(seconds=10)
 
     # the scheduler was down for two minutes: FIRE_ONCE_NOW fires once and continues from now
     later = due + timedelta(seconds=130)
     assert await scheduler.tick(later) == 1
-    after = (await agents.sync_schedules("acme", task["id"]))["schedules"][0]
+    after = (await agents.describe_task("acme", task["id"]))["schedules"][0]
     assert parse_instant(after["next_fire_at"]) > later and after["misfires"] == 1
 
     # SKIP fires nothing for a misfire
@@ -259,7 +259,7 @@ async def test_cron_schedules_fire_once_per_time_and_survive_restarts(
         "triggers": [{"type": "CRON", "cron": "*/10 * * * * ?", "misfire_policy": "SKIP"}],
     })  # fmt: skip
     skip = await agents.get_task("acme", task["id"])
-    sched = (await agents.sync_schedules("acme", skip["id"]))["schedules"][0]
+    sched = (await agents.describe_task("acme", skip["id"]))["schedules"][0]
     assert await scheduler.tick(parse_instant(sched["next_fire_at"]) + timedelta(seconds=300)) == 0
 
     # paused: nothing fires; resumed: from now on, no catch-up

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from linqra.embeddings import HashingEmbedder
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.knowledge.extract import chunk_pages, detect_type, extract
 from linqra.knowledge.filters import compile_filter
+from linqra.llm.embeddings import HashingEmbedder
 from linqra.system import System
 from tests.support.pdf import make_pdf
 

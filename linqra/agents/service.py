@@ -22,12 +22,11 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from linqra.agents.models import AgentInput, TaskInput, parse_model
 from linqra.clock import iso, new_id, utcnow
 from linqra.errors import Conflict, NotFound, ValidationError
-from linqra.scheduling.cron import CronExpression, zone
 from linqra.status import MAX_TRIGGER_DEPTH, TASK_ACTIVE, TASK_TERMINAL
 from linqra.store import DocumentStore, IndexSpec
 from linqra.workflows.definition import WorkflowDefinition
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AGENTS",
     "AGENT_INDEXES",
-    "SCHEDULES",
     "TASKS",
     "TASK_EXECUTIONS",
     "AgentService",
@@ -49,12 +47,7 @@ AGENTS = "agents"
 TASKS = "tasks"
 TASK_VERSIONS = "task_versions"
 TASK_EXECUTIONS = "task_executions"
-SCHEDULES = "schedules"
-EVENT_TRIGGERS = "event_triggers"
 AGENT_INDEXES = [
-    IndexSpec(EVENT_TRIGGERS, ("topic", "active")),
-    IndexSpec(SCHEDULES, ("task_id",)),
-    IndexSpec(SCHEDULES, ("active", "next_fire_at")),
     IndexSpec(AGENTS, ("created_at",)),
     IndexSpec(TASKS, ("agent_id", "created_at")),
     IndexSpec(TASK_VERSIONS, ("task_id", "version"), unique=True),
@@ -68,10 +61,43 @@ TERMINAL = TASK_TERMINAL
 METHOD_ACTIONS = {"GET": "fetch", "POST": "create", "PUT": "update", "DELETE": "delete"}
 
 
+class TaskTriggers(Protocol):
+    """What becomes of a task's triggers (``linqra.scheduling.book.TriggerBook``: schedules and
+    event triggers). Agents own tasks; scheduling owns what fires them."""
+
+    def validate(self, triggers: list[dict[str, Any]]) -> None:
+        """Raise ``ValidationError`` naming ``triggers[i].…`` for a trigger that cannot fire."""
+
+    async def task_changed(self, team_id: str, task: Mapping[str, Any]) -> dict[str, Any]:
+        """Bring the task's triggers up to date; what to show with the task."""
+        ...
+
+    async def task_removed(self, team_id: str, task_id: str) -> None: ...
+
+
+class NoTriggers:
+    """Tasks whose triggers never fire (tests of agents alone)."""
+
+    def validate(self, triggers: list[dict[str, Any]]) -> None:
+        return None
+
+    async def task_changed(self, team_id: str, task: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    async def task_removed(self, team_id: str, task_id: str) -> None:
+        return None
+
+
 class AgentService:
-    def __init__(self, store: DocumentStore, workflows: WorkflowService) -> None:
+    def __init__(
+        self,
+        store: DocumentStore,
+        workflows: WorkflowService,
+        triggers: TaskTriggers | None = None,
+    ) -> None:
         self.store = store
         self.workflows = workflows
+        self.triggers: TaskTriggers = triggers or NoTriggers()
 
     async def init(self) -> None:
         await self.store.ensure_indexes(AGENT_INDEXES)
@@ -126,7 +152,7 @@ class AgentService:
             await self.store.update(
                 TASKS, team_id, task["id"], {"deleted_at": iso(), "enabled": False}
             )
-            await self._drop_schedules(team_id, task["id"])
+            await self.triggers.task_removed(team_id, task["id"])
         await self.cancel_agent_executions(team_id, agent_id)
 
     async def cancel_agent_executions(self, team_id: str, agent_id: str) -> int:
@@ -149,11 +175,9 @@ class AgentService:
                 field="type",
             )
         await self.compile(team_id, data.type, data.config)  # 4xx now, not at run time
-        for i, trigger in enumerate(data.triggers):
-            if trigger.type == "CRON":
-                CronExpression(trigger.cron or "", field=f"triggers[{i}].cron")
-                zone(trigger.timezone, field=f"triggers[{i}].timezone")
-        return data.model_dump()
+        spec = data.model_dump()
+        self.triggers.validate(spec["triggers"])
+        return spec
 
     async def create_task(
         self, team_id: str, agent_id: str, body: Any, *, created_by: str | None = None
@@ -168,7 +192,7 @@ class AgentService:
             {"id": task_id, "agent_id": agent_id, "created_at": now, "updated_at": now,
              "deleted_at": None, "enabled": spec["enabled"], "version": 1, "paused": False},
         )  # fmt: skip
-        return await self.sync_schedules(team_id, task_id)
+        return await self._changed(team_id, task_id)
 
     async def _task(self, team_id: str, task_id: str) -> dict[str, Any]:
         doc = await self.store.get(TASKS, team_id, task_id)
@@ -218,7 +242,7 @@ class AgentService:
         )  # fmt: skip
         if not changed:
             raise Conflict("the task changed meanwhile; read it again", field="task_id")
-        return await self.sync_schedules(team_id, task_id)
+        return await self._changed(team_id, task_id)
 
     async def rollback_task(self, team_id: str, task_id: str, version: int) -> dict[str, Any]:
         old = await self.get_task(team_id, task_id, version)
@@ -246,97 +270,21 @@ class AgentService:
         if paused is not None:
             changes["paused"] = paused
         await self.store.update(TASKS, team_id, task_id, changes)
-        return await self.sync_schedules(team_id, task_id)
+        return await self._changed(team_id, task_id)
 
     async def delete_task(self, team_id: str, task_id: str) -> None:
         await self._task(team_id, task_id)
         await self.store.update(TASKS, team_id, task_id, {"deleted_at": iso(), "enabled": False})
-        await self._drop_schedules(team_id, task_id)
+        await self.triggers.task_removed(team_id, task_id)
 
-    async def _drop_schedules(
-        self, team_id: str, task_id: str, keep: frozenset[str] | set[str] = frozenset()
-    ) -> None:
-        for doc in await self.store.find(SCHEDULES, team_id, {"task_id": task_id}, limit=100):
-            if doc["id"] not in keep:
-                await self.store.delete(SCHEDULES, team_id, doc["id"])
-        if not keep:  # the task is gone: its event triggers too
-            for doc in await self.store.find(
-                EVENT_TRIGGERS, team_id, {"task_id": task_id}, limit=100
-            ):
-                await self.store.delete(EVENT_TRIGGERS, team_id, doc["id"])
+    async def describe_task(self, team_id: str, task_id: str) -> dict[str, Any]:
+        """The task's current version with what its triggers became (schedules, event
+        triggers), brought up to date first."""
+        return await self._changed(team_id, task_id)
 
-    async def sync_schedules(self, team_id: str, task_id: str) -> dict[str, Any]:
-        """One schedule per CRON trigger of the task's current version; active while the task is
-        enabled and not paused. A changed trigger starts from now; resuming starts from now (a
-        paused period is not caught up); ``schedule_on_startup`` fires once at once."""
+    async def _changed(self, team_id: str, task_id: str) -> dict[str, Any]:
         task = await self.get_task(team_id, task_id)
-        now = utcnow()
-        active = bool(task["enabled"]) and not task["paused"]
-        keep: set[str] = set()
-        for i, trigger in enumerate(task["triggers"]):
-            if trigger["type"] != "CRON":
-                continue
-            schedule_id = f"{task_id}-{i}"
-            keep.add(schedule_id)
-            signature = f"{trigger['cron']}|{trigger['timezone']}|{trigger['misfire_policy']}"
-            existing = await self.store.get(SCHEDULES, team_id, schedule_id)
-            cron = CronExpression(trigger["cron"])
-            if existing is None or existing["signature"] != signature:
-                first = (
-                    now
-                    if trigger.get("schedule_on_startup")
-                    else cron.next_after(now, zone(trigger["timezone"]))
-                )
-                doc = {
-                    "id": schedule_id, "task_id": task_id, "agent_id": task["agent_id"],
-                    "cron": trigger["cron"], "timezone": trigger["timezone"],
-                    "misfire_policy": trigger["misfire_policy"], "signature": signature,
-                    "next_fire_at": iso(first) if first else None, "last_fire_at": None,
-                    "active": active and first is not None, "paused": task["paused"],
-                    "misfires": 0, "created_at": iso(),
-                }  # fmt: skip
-                if existing is not None:
-                    await self.store.delete(SCHEDULES, team_id, schedule_id)
-                await self.store.insert(SCHEDULES, team_id, doc)
-            elif existing["active"] != active:
-                changes: dict[str, Any] = {"active": active, "paused": task["paused"]}
-                if active:  # resumed: from now on
-                    upcoming = cron.next_after(now, zone(trigger["timezone"]))
-                    changes["next_fire_at"] = iso(upcoming) if upcoming else None
-                    changes["active"] = upcoming is not None
-                await self.store.update(SCHEDULES, team_id, schedule_id, changes)
-        await self._drop_schedules(team_id, task_id, keep)
-        task["schedules"] = await self.store.find(
-            SCHEDULES, team_id, {"task_id": task_id}, limit=100
-        )
-        task["event_triggers"] = await self._sync_event_triggers(team_id, task, active)
-        return task
-
-    async def _sync_event_triggers(
-        self, team_id: str, task: dict[str, Any], active: bool
-    ) -> list[dict[str, Any]]:
-        wanted = {
-            f"{task['id']}-e{i}": trigger
-            for i, trigger in enumerate(task["triggers"])
-            if trigger["type"] == "EVENT_DRIVEN"
-        }
-        for doc in await self.store.find(
-            EVENT_TRIGGERS, team_id, {"task_id": task["id"]}, limit=100
-        ):
-            if doc["id"] not in wanted:
-                await self.store.delete(EVENT_TRIGGERS, team_id, doc["id"])
-        for trigger_id, trigger in wanted.items():
-            doc = {
-                "id": trigger_id, "task_id": task["id"], "agent_id": task["agent_id"],
-                "topic": trigger["topic"], "filter": trigger.get("filter") or {}, "active": active,
-            }  # fmt: skip
-            if await self.store.get(EVENT_TRIGGERS, team_id, trigger_id) is None:
-                await self.store.insert(EVENT_TRIGGERS, team_id, doc)
-            else:
-                await self.store.update(
-                    EVENT_TRIGGERS, team_id, trigger_id, {k: v for k, v in doc.items() if k != "id"}
-                )
-        return await self.store.find(EVENT_TRIGGERS, team_id, {"task_id": task["id"]}, limit=100)
+        return {**task, **await self.triggers.task_changed(team_id, task)}
 
     # -- compiling a task to a workflow --------------------------------------------------------
     async def compile(
@@ -524,9 +472,7 @@ class AgentService:
                 error={"code": getattr(exc, "code", "error"), "message": message},
             )
 
-    async def _attempts(
-        self, team_id: str, tx: dict[str, Any], runner: Launcher
-    ) -> dict[str, Any]:
+    async def _attempts(self, team_id: str, tx: dict[str, Any], runner: Launcher) -> dict[str, Any]:
         tx_id = tx["id"]
         if tx["task_id"] is not None:
             task = await self.get_task(team_id, tx["task_id"], tx["task_version"])

@@ -24,11 +24,11 @@ from typing import Any
 
 from linqra.clock import iso, new_id
 from linqra.config import Settings
-from linqra.embeddings import Embedder
 from linqra.errors import Conflict, LinqraError, NotFound, ValidationError
 from linqra.knowledge.blobs import BlobStore, FileBlobStore
 from linqra.knowledge.extract import MIME_TYPES, chunk_pages, detect_type, extract
 from linqra.knowledge.filters import compile_filter
+from linqra.llm.embeddings import Embedder
 from linqra.llm.service import LLMService
 from linqra.store import DocumentStore, IndexSpec
 from linqra.vectors import BUILTIN_FIELDS, VectorStore, VectorStoreError, open_vector_store

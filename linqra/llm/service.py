@@ -18,7 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 from linqra.config import Settings
-from linqra.embeddings import (
+from linqra.errors import ValidationError
+from linqra.llm.base import StreamEvent
+from linqra.llm.budgets import BudgetService, Reservation
+from linqra.llm.embeddings import (
     DEFAULT_DIMENSIONS,
     CohereEmbedder,
     Embedder,
@@ -28,9 +31,6 @@ from linqra.embeddings import (
     HashingEmbedder,
     OpenAIEmbedder,
 )
-from linqra.errors import ValidationError
-from linqra.llm.base import StreamEvent
-from linqra.llm.budgets import BudgetService, Reservation
 from linqra.llm.overrides import PriceOverrides
 from linqra.llm.pricing import Catalogue, Cost, load_catalogue, price_cost
 from linqra.llm.registry import LLMRegistry, Resolved

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from linqra.agents.service import SCHEDULES, AgentService
+from linqra.agents.service import AgentService
 from linqra.clock import iso
 from linqra.config import AgentSettings
 from linqra.errors import NotFound
+from linqra.scheduling.book import SCHEDULES
 from linqra.scheduling.cron import CronExpression, zone
 
 __all__ = ["POLL_SECONDS", "Dispatch", "Scheduler", "parse_instant"]

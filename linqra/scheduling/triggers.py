@@ -22,10 +22,11 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from linqra.agents.service import EVENT_TRIGGERS, AgentService
+from linqra.agents.service import AgentService
 from linqra.clock import iso, new_id
 from linqra.errors import NotFound, PayloadTooLarge, Unauthenticated, ValidationError
 from linqra.events.base import MAX_EVENT_BYTES, Event, EventBus, check_topic
+from linqra.scheduling.book import EVENT_TRIGGERS
 from linqra.store import DocumentStore
 
 __all__ = ["EventRouter", "HookService", "publish_team_event", "team_topic"]

@@ -6,7 +6,7 @@ Haystack's document-store test mixins do; ``tests/test_store_contract.py`` is th
 A new adapter is done when a class for it passes the mixin unchanged.
 
 * ``test_vectors.py`` — :class:`linqra.vectors.VectorStore` on Milvus Lite;
-* ``test_embedders.py`` — :class:`linqra.embeddings.Embedder`: ``local:hash-512``, OpenAI,
+* ``test_embedders.py`` — :class:`linqra.llm.embeddings.Embedder`: ``local:hash-512``, OpenAI,
   Gemini, Cohere (against their wire-protocol fakes);
 * ``test_blobs.py`` — :class:`linqra.knowledge.blobs.BlobStore` on files;
 * ``test_event_bus.py`` — :class:`linqra.events.EventBus`: in-process, Redis Streams, Kafka

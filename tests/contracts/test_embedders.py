@@ -1,4 +1,4 @@
-"""The embedder contract (:class:`linqra.embeddings.Embedder`), run on the offline
+"""The embedder contract (:class:`linqra.llm.embeddings.Embedder`), run on the offline
 ``local:hash-512`` and on the OpenAI, Gemini and Cohere embedders against their wire-protocol
 fakes. A small server of this module answers each vendor's embedding route wrongly on purpose
 (too few vectors, too long ones, 429, 500), so every adapter's checks and error translation run."""
@@ -17,15 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from linqra.embeddings import (
+from linqra.errors import ProviderError
+from linqra.llm.cohere import CohereProvider
+from linqra.llm.embeddings import (
     CohereEmbedder,
     Embedder,
     GeminiEmbedder,
     HashingEmbedder,
     OpenAIEmbedder,
 )
-from linqra.errors import ProviderError
-from linqra.llm.cohere import CohereProvider
 from linqra.llm.gemini import GeminiProvider
 from linqra.llm.openai import OpenAIProvider
 from tests.support.servers import HttpService, free_port
