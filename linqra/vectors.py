@@ -8,6 +8,13 @@ and ``team_id`` as the partition key. Every query, search and delete this adapte
 ``team_id == <team> and (…)``: the team comes from the request context, never from user text,
 so a team cannot read another team's vectors even by naming a physical collection.
 
+The primary key is ``pk``, a hash of the team and the row's ``id`` (:func:`row_key`), so two
+teams' rows with the same ``id`` are two rows and an upsert replaces only the caller's; ``id``
+is an ordinary field, the one callers name and read. Collections made before this layout have
+``id`` as their primary key: they are read and written as they were (a knowledge collection
+belongs to one team, so its ids never meet another team's), found by their schema, which is
+read once per collection and process.
+
 The same code serves Milvus Lite (``linqra up`` runs ``milvus-lite server`` on loopback and
 every process connects by URI) and a Milvus server or cluster (``vectors.uri``).
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 import subprocess
@@ -43,6 +51,7 @@ __all__ = [
     "VectorStore",
     "VectorStoreError",
     "open_vector_store",
+    "row_key",
 ]
 
 FieldType = Literal["string", "int", "float", "bool"]
@@ -59,6 +68,7 @@ BUILTIN_FIELDS: dict[str, FieldType] = {
 }
 MAX_TEXT = 65_535
 MAX_STRING = 2_048
+KEY = "pk"  # the primary key: row_key(team, id)
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +158,11 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def row_key(team_id: str, row_id: str) -> str:
+    """The stored primary key of the team's row ``row_id`` (64 hex digits)."""
+    return hashlib.sha256(f"{team_id}\x00{row_id}".encode()).hexdigest()
+
+
 def _scoped(team_id: str, expr: str) -> str:
     team = f"team_id == {quote(team_id)}"
     return f"{team} and ({expr})" if expr else team
@@ -163,6 +178,7 @@ class MilvusVectorStore:
         self._client: Any = None
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
+        self._keyed: dict[str, bool] = {}  # collection → primary key is row_key (else: id)
 
     def _connect(self) -> Any:
         with self._lock:
@@ -207,7 +223,8 @@ class MilvusVectorStore:
                 "bool": (DataType.BOOL, {}),
             }
             schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=128)
+            schema.add_field(KEY, DataType.VARCHAR, is_primary=True, max_length=64)
+            schema.add_field("id", DataType.VARCHAR, max_length=128)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
             schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT)
             schema.add_field("team_id", DataType.VARCHAR, max_length=128, is_partition_key=True)
@@ -218,6 +235,7 @@ class MilvusVectorStore:
             index = client.prepare_index_params()
             index.add_index("vector", index_type="AUTOINDEX", metric_type="COSINE")
             client.create_collection(name, schema=schema, index_params=index)
+            self._keyed[name] = True
 
         await self._run(create, operation="create a collection")
 
@@ -226,6 +244,7 @@ class MilvusVectorStore:
             if client.has_collection(name):
                 client.drop_collection(name)
             self._loaded.discard(name)
+            self._keyed.pop(name, None)
 
         await self._run(drop, operation="drop a collection")
 
@@ -234,11 +253,27 @@ class MilvusVectorStore:
             client.load_collection(name)
             self._loaded.add(name)
 
+    def _team_keyed(self, client: Any, name: str) -> bool:
+        """Whether the collection's primary key is :func:`row_key` (older ones: ``id``)."""
+        keyed = self._keyed.get(name)
+        if keyed is None:
+            fields = client.describe_collection(name)["fields"]
+            keyed = any(f["name"] == KEY and f.get("is_primary") for f in fields)
+            self._keyed[name] = keyed
+        return keyed
+
     async def upsert(self, name: str, team_id: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        scoped = [{**row, "team_id": team_id} for row in rows]
-        await self._run(lambda client: client.upsert(name, scoped), operation="store chunks")
+
+        def upsert(client: Any) -> Any:
+            scoped = [{**row, "team_id": team_id} for row in rows]
+            if self._team_keyed(client, name):
+                for row in scoped:
+                    row[KEY] = row_key(team_id, str(row["id"]))
+            return client.upsert(name, scoped)
+
+        await self._run(upsert, operation="store chunks")
 
     async def search(
         self,
@@ -252,19 +287,23 @@ class MilvusVectorStore:
     ) -> list[VectorHit]:
         def search(client: Any) -> list[VectorHit]:
             self._ensure_loaded(client, name)
+            keyed = self._team_keyed(client, name)
             result = client.search(
                 name,
                 data=[list(vector)],
                 limit=top_k,
                 filter=_scoped(team_id, expr),
-                output_fields=list(output_fields),
+                output_fields=_with_id(output_fields) if keyed else list(output_fields),
                 search_params={"metric_type": "COSINE"},
             )
-            hits = result[0] if result else []
-            return [
-                VectorHit(str(hit["id"]), float(hit["distance"]), dict(hit.get("entity") or {}))
-                for hit in hits
-            ]
+            out = []
+            for hit in result[0] if result else []:
+                fields = dict(hit.get("entity") or {})
+                row_id = fields["id"] if keyed else hit["id"]
+                if keyed and "id" not in output_fields:
+                    del fields["id"]
+                out.append(VectorHit(str(row_id), float(hit["distance"]), fields))
+            return out
 
         return list(await self._run(search, operation="search", expr=expr))
 
@@ -279,10 +318,16 @@ class MilvusVectorStore:
     ) -> list[dict[str, Any]]:
         def query(client: Any) -> list[dict[str, Any]]:
             self._ensure_loaded(client, name)
+            keyed = self._team_keyed(client, name)
             rows = client.query(
-                name, filter=_scoped(team_id, expr), output_fields=list(output_fields), limit=limit
+                name,
+                filter=_scoped(team_id, expr),
+                output_fields=_with_id(output_fields) if keyed else list(output_fields),
+                limit=limit,
             )
-            return [dict(row) for row in rows]
+            if not keyed:
+                return [dict(row) for row in rows]
+            return [{k: v for k, v in row.items() if k != KEY} for row in rows]
 
         return list(await self._run(query, operation="query", expr=expr))
 
@@ -311,6 +356,10 @@ class MilvusVectorStore:
             client, self._client = self._client, None
         if client is not None:
             await asyncio.to_thread(client.close)
+
+
+def _with_id(output_fields: Sequence[str]) -> list[str]:
+    return [*output_fields, "id"] if "id" not in output_fields else list(output_fields)
 
 
 def _failed(operation: str, expr: str, exc: Exception) -> VectorStoreError:
