@@ -32,6 +32,7 @@ __all__ = [
     "SUPERVISOR",
     "RayLauncher",
     "agent_name",
+    "call",
     "lookup",
     "named_actor",
 ]

@@ -45,7 +45,7 @@ class RunnerActor:
                 if self.settings.agents.async_step_workers > 0:  # async steps via a durable queue
                     queue = BusAsyncStepQueue(system.bus())
                 runner = system.runner(RUNNER, RayExecutor(self.settings), queue)
-                await runner.start()
+                await runner.start(reap=False)  # the supervisor asks it to reap
                 self._runner = runner
                 log.info("runner ready; reclaimed %d executions", len(runner.running()))
         return self._runner

@@ -19,10 +19,9 @@ from typing import Any
 
 from actors._context import process_system
 from actors.agent import AgentActor
-from actors.handles import agent_name, named_actor
+from actors.handles import RUNNER, agent_name, call, named_actor
 from actors.ingest import ingest_document
 from linqra.config import Settings
-from linqra.status import TaskStatus
 from linqra.workflows.async_steps import BusAsyncStepQueue
 
 __all__ = ["SupervisorActor"]
@@ -86,34 +85,31 @@ class SupervisorActor:
         return sorted(self._ingesting)
 
     # -- lost work ---------------------------------------------------------------------------
-    async def reap_documents(self) -> int:
-        """Re-submit documents left PENDING or PROCESSING with a stale heartbeat; how many."""
-        system = await process_system(self.settings)
-        stale = await system.knowledge.stale_documents(self.settings.knowledge.stale_after_seconds)
-        started = 0
-        for doc in stale:
-            if doc["id"] not in self._ingesting:
-                log.warning("re-submitting stale ingestion of %s (%s)", doc["id"], doc["status"])
-                await self.ingest(doc["team_id"], doc["id"])
-                started += 1
-        return started
+    async def reap_executions(self) -> int:
+        """Stale workflow executions are adopted by the runner (it resumes them from their
+        checkpoints, or fails them per ``execution.orphan_policy``)."""
+        reaped: int = await call(self.settings, RUNNER, "reap")
+        return reaped
 
     async def reap_task_executions(self) -> int:
         """Dispatch task executions nobody is running: PENDING ones never started (their agent
         was passivating, a gateway died) and RUNNING ones whose agent actor went silent."""
         system = await process_system(self.settings)
-        agents = system.agents
-        started = 0
-        for tx in await agents.stale_task_executions(self.settings.agents.stale_after_seconds):
-            team_id = tx["team_id"]
-            if tx["status"] == TaskStatus.RUNNING and not await agents.release_stale(
-                team_id, tx["id"], tx["heartbeat_at"]
-            ):
-                continue
-            log.warning("dispatching stale task execution %s (%s)", tx["id"], tx["status"])
-            await system.runs.dispatch(team_id, tx)
-            started += 1
-        return started
+        return await system.agents.jobs.reap(
+            self.settings.agents.stale_after_seconds,
+            lambda tx: system.runs.dispatch(tx["team_id"], tx),
+        )
+
+    async def reap_documents(self) -> int:
+        """Re-submit documents left PENDING or PROCESSING with a stale heartbeat (ingestion is
+        idempotent: no release needed, a second run converges to the same vectors)."""
+        system = await process_system(self.settings)
+        return await system.knowledge.jobs.reap(
+            self.settings.knowledge.stale_after_seconds,
+            lambda doc: self.ingest(doc["team_id"], doc["id"]),
+            release=False,
+            skip=lambda doc: doc["id"] in self._ingesting,
+        )
 
     async def requeue_async_steps(self) -> int:
         """Publish again async steps left QUEUED too long (a lost queue message)."""
@@ -127,8 +123,14 @@ class SupervisorActor:
         return int(requeued)
 
     async def _reap_forever(self) -> None:
-        interval = max(1.0, self.settings.knowledge.stale_after_seconds / 3)
-        passes = (self.reap_documents, self.reap_task_executions, self.requeue_async_steps)
+        interval = max(1.0, min(self.settings.knowledge.stale_after_seconds,
+                                self.settings.execution.stale_after_seconds) / 3)  # fmt: skip
+        passes = (
+            self.reap_executions,
+            self.reap_task_executions,
+            self.reap_documents,
+            self.requeue_async_steps,
+        )
         while True:
             await asyncio.sleep(interval)
             for reap in passes:

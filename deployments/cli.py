@@ -71,7 +71,9 @@ def _init_ray(
             address=address, namespace=settings.ray.namespace, logging_level=logging.WARNING
         )
         return context, False
-    settings.http.apply_ingress_env()
+    from deployments.serve_config import apply_ingress_env
+
+    apply_ingress_env()
     kwargs: dict[str, Any] = {}
     if dashboard:
         kwargs.update(

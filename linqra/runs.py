@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from linqra.errors import Conflict, Unavailable, ValidationError
-from linqra.status import EXECUTION_TERMINAL, TASK_TERMINAL
 
 if TYPE_CHECKING:
     from linqra.agents.service import AgentService
@@ -25,9 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["RunService"]
 
 log = logging.getLogger(__name__)
-
-POLL_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5)
-"""Store polling back-off when no launcher can notify (a restarted runner, task executions)."""
 
 
 class RunService:
@@ -83,12 +79,7 @@ class RunService:
         except Unavailable:  # the runner restarted while we waited: read the store instead
             log.warning("runner unavailable while waiting for %s; reading the store", execution_id)
         executions = self.workflows.executions
-        for pause in _pauses():
-            if (await executions.get(team_id, execution_id))["status"] in EXECUTION_TERMINAL:
-                break
-            if loop.time() + pause > deadline:
-                break
-            await asyncio.sleep(pause)
+        await executions.jobs.wait(team_id, execution_id, max(0.0, deadline - loop.time()))
         return await executions.full_record(team_id, execution_id)
 
     async def cancel_execution(self, team_id: str, execution_id: str) -> dict[str, Any]:
@@ -152,14 +143,9 @@ class RunService:
 
     async def wait_task_execution(self, team_id: str, tx_id: str, timeout: float) -> dict[str, Any]:
         """The task execution once terminal, or as it is after ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for pause in _pauses():
-            doc = await self.agents.get_task_execution(team_id, tx_id)
-            if doc["status"] in TASK_TERMINAL or loop.time() + pause > deadline:
-                return doc
-            await asyncio.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+        await self.agents.get_task_execution(team_id, tx_id)  # 404 for another team's id
+        await self.agents.jobs.wait(team_id, tx_id, timeout)
+        return await self.agents.get_task_execution(team_id, tx_id)
 
     # -- documents --------------------------------------------------------------------------
     async def ingest(self, team_id: str, doc_id: str) -> None:
@@ -167,9 +153,3 @@ class RunService:
             await self.launcher.ingest(team_id, doc_id)
         except Unavailable:  # the supervisor re-submits PENDING documents
             log.warning("launcher unavailable; document %s left PENDING", doc_id)
-
-
-def _pauses() -> Any:
-    yield from POLL_SECONDS
-    while True:
-        yield POLL_SECONDS[-1]

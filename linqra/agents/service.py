@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from linqra.agents.models import AgentInput, TaskInput, parse_model
-from linqra.clock import iso, new_id, utcnow
+from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
-from linqra.status import MAX_TRIGGER_DEPTH, TASK_ACTIVE, TASK_TERMINAL
+from linqra.jobs import TASK_JOBS, Jobs
+from linqra.status import EXECUTION_TERMINAL, MAX_TRIGGER_DEPTH, TASK_ACTIVE, TASK_TERMINAL
 from linqra.store import DocumentStore, IndexSpec
 from linqra.workflows.definition import WorkflowDefinition
 from linqra.workflows.service import WorkflowService
@@ -98,6 +98,7 @@ class AgentService:
         self.store = store
         self.workflows = workflows
         self.triggers: TaskTriggers = triggers or NoTriggers()
+        self.jobs = Jobs(store, TASK_JOBS)
 
     async def init(self) -> None:
         await self.store.ensure_indexes(AGENT_INDEXES)
@@ -445,11 +446,7 @@ class AgentService:
         self, team_id: str, tx_id: str, runner: Launcher, *, owner: str = "agent"
     ) -> dict[str, Any]:
         """Run a PENDING task execution to its end: attempts with backoff, cancel honoured."""
-        claimed = await self.store.update(
-            TASK_EXECUTIONS, team_id, tx_id,
-            {"status": "RUNNING", "started_at": iso(), "heartbeat_at": iso(), "owner": owner},
-            where={"status": "PENDING"},
-        )  # fmt: skip
+        claimed = await self.jobs.claim(team_id, tx_id, owner, {"started_at": iso()})
         tx = await self.get_task_execution(team_id, tx_id)
         if not claimed:
             return tx
@@ -505,9 +502,9 @@ class AgentService:
                 team_id, workflow_id=workflow_id, definition=definition, params=dict(params),
                 executed_by=f"task:{tx['task_id'] or 'adhoc'}", source="task", depth=tx["depth"],
             )  # fmt: skip
-            await self.store.update(
-                TASK_EXECUTIONS, team_id, tx_id,
-                {"attempts": attempt, "execution_ids": [*current["execution_ids"], execution["id"]], "heartbeat_at": iso()},
+            await self.jobs.heartbeat(
+                team_id, tx_id,
+                changes={"attempts": attempt, "execution_ids": [*current["execution_ids"], execution["id"]]},
             )  # fmt: skip
             await runner.submit(team_id, execution["id"])
             record = await self._wait(
@@ -532,21 +529,12 @@ class AgentService:
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         """PENDING or RUNNING task executions nobody has touched for a while (the reaper's list)."""
-        cutoff = iso(utcnow() - timedelta(seconds=older_than_seconds))
-        where: dict[str, Any] = {"status": {"$in": list(ACTIVE)}, "heartbeat_at": {"$lt": cutoff}}
-        if agent_id:
-            where["agent_id"] = agent_id
-        if team_id is not None:
-            docs = await self.store.find(TASK_EXECUTIONS, team_id, where, limit=limit)
-            return [{**d, "team_id": team_id} for d in docs]
-        return await self.store.scan_all_teams(TASK_EXECUTIONS, where, limit=limit)
+        where = {"agent_id": agent_id} if agent_id else None
+        return await self.jobs.stale(older_than_seconds, team_id=team_id, where=where, limit=limit)
 
     async def release_stale(self, team_id: str, tx_id: str, heartbeat_at: str) -> bool:
         """Put a stale RUNNING (or PENDING) task execution back to PENDING for a new owner (CAS)."""
-        return await self.store.update(
-            TASK_EXECUTIONS, team_id, tx_id, {"status": "PENDING", "heartbeat_at": iso()},
-            where={"status": {"$in": list(ACTIVE)}, "heartbeat_at": heartbeat_at},
-        )  # fmt: skip
+        return await self.jobs.release(team_id, tx_id, heartbeat_at)
 
     async def _wait(
         self, team_id: str, tx_id: str, execution_id: str, runner: Launcher, timeout: float
@@ -558,10 +546,10 @@ class AgentService:
             record = await runner.wait(
                 team_id, execution_id, min(1.0, max(0.05, deadline - loop.time()))
             )
-            if record["status"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            if record["status"] in EXECUTION_TERMINAL:
                 return record
             current = await self.get_task_execution(team_id, tx_id)
-            await self.store.update(TASK_EXECUTIONS, team_id, tx_id, {"heartbeat_at": iso()})
+            await self.jobs.heartbeat(team_id, tx_id)
             if current["cancel_requested"] or loop.time() >= deadline:
                 await runner.cancel(team_id, execution_id)
                 record = await runner.wait(team_id, execution_id, 30)
@@ -579,11 +567,7 @@ class AgentService:
     async def _finish(
         self, team_id: str, tx_id: str, status: str, *, result: Any = None, error: Any = None
     ) -> dict[str, Any]:
-        await self.store.update(
-            TASK_EXECUTIONS, team_id, tx_id,
-            {"status": status, "result": result, "error": error, "finished_at": iso()},
-            where={"status": {"$in": list(ACTIVE)}},
-        )  # fmt: skip
+        await self.jobs.finish(team_id, tx_id, status, {"result": result, "error": error})
         return await self.get_task_execution(team_id, tx_id)
 
 

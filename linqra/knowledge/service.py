@@ -25,6 +25,7 @@ from typing import Any
 from linqra.clock import iso, new_id
 from linqra.config import Settings
 from linqra.errors import Conflict, LinqraError, NotFound, ValidationError
+from linqra.jobs import DOCUMENT_JOBS, Jobs
 from linqra.knowledge.blobs import BlobStore, FileBlobStore
 from linqra.knowledge.extract import MIME_TYPES, chunk_pages, detect_type, extract
 from linqra.knowledge.filters import compile_filter
@@ -73,6 +74,7 @@ class KnowledgeService:
         self.settings = settings
         self.limits = settings.knowledge
         self.store = store
+        self.jobs = Jobs(store, DOCUMENT_JOBS)
         self.llm = llm
         self._vectors = vectors
         self.blobs = blobs or FileBlobStore(settings.resolved_blob_dir)
@@ -489,14 +491,7 @@ class KnowledgeService:
         self, older_than_seconds: float, limit: int = 100
     ) -> list[dict[str, Any]]:
         """PENDING or PROCESSING documents nobody has touched for a while (any team), for the reaper."""
-        cutoff = datetime.fromtimestamp(
-            datetime.now(UTC).timestamp() - older_than_seconds, UTC
-        ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return await self.store.scan_all_teams(
-            DOCUMENTS,
-            {"status": {"$in": ["PENDING", "PROCESSING"]}, "heartbeat_at": {"$lt": cutoff}},
-            limit=limit,
-        )
+        return await self.jobs.stale(older_than_seconds, limit=limit)
 
     # -- retrieval -------------------------------------------------------------------------------
     async def search(

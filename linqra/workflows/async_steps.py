@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any, Protocol
 
 from linqra.clock import iso, parse_iso, utcnow
@@ -62,9 +61,8 @@ class BusAsyncStepQueue:
         """Publish again the async steps QUEUED for longer than ``older_than_seconds`` — a queue
         that lost them (the embedded bus's actor restarted) or a message nobody took. A step
         that is taken meanwhile is claimed by one worker only (the claim is a compare-and-set)."""
-        before = iso(utcnow() - timedelta(seconds=older_than_seconds))
         count = 0
-        for run in await repo.queued_step_runs(before=before):
+        for run in await repo.queued_step_runs(older_than_seconds):
             call = run.get("queued_call")
             if not call:
                 continue

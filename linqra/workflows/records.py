@@ -22,11 +22,13 @@ from typing import Any
 
 from linqra.clock import iso
 from linqra.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from linqra.jobs import ASYNC_STEP_JOBS, EXECUTION_JOBS, Jobs
 from linqra.status import (
     EXECUTION_ACTIVE,
     EXECUTION_RESUMABLE,
     EXECUTION_TERMINAL,
     STEP_FINISHED,
+    StepStatus,
 )
 from linqra.steps.runtime import json_size
 from linqra.store import Document, DocumentStore, IndexSpec
@@ -65,6 +67,8 @@ class ExecutionRepository:
 
     def __init__(self, store: DocumentStore) -> None:
         self.store = store
+        self.jobs = Jobs(store, EXECUTION_JOBS)
+        self.queued_steps = Jobs(store, ASYNC_STEP_JOBS)
 
     async def create(self, team_id: str, execution: Document) -> Document:
         check_record_size(execution.get("params"), "params")
@@ -127,13 +131,7 @@ class ExecutionRepository:
         return await self.store.update(EXECUTIONS, team_id, execution_id, changes, where=where)
 
     async def heartbeat(self, team_id: str, execution_id: str, runner_id: str) -> bool:
-        return await self.transition(
-            team_id,
-            execution_id,
-            {"heartbeat_at": iso()},
-            from_status=list(ACTIVE),
-            runner_id=runner_id,
-        )
+        return await self.jobs.heartbeat(team_id, execution_id, owner=runner_id)
 
     async def request_cancel(self, team_id: str, execution_id: str) -> bool:
         return await self.transition(
@@ -171,10 +169,10 @@ class ExecutionRepository:
     ) -> bool:
         return await self.store.update(STEP_RUNS, team_id, run_id, changes, where=where)
 
-    async def queued_step_runs(self, *, before: str, limit: int = 100) -> list[Document]:
-        """Async step runs still QUEUED since before ``before`` (any team): the reaper's list."""
-        return await self.store.scan_all_teams(
-            STEP_RUNS, {"status": "QUEUED", "queued_at": {"$lt": before}}, limit=limit
+    async def queued_step_runs(self, older_than_seconds: float, limit: int = 100) -> list[Document]:
+        """Async step runs QUEUED for longer than that (any team): the reaper's list."""
+        return await self.queued_steps.stale(
+            older_than_seconds, statuses=[StepStatus.QUEUED], limit=limit
         )
 
     async def step_runs(self, team_id: str, execution_id: str) -> list[Document]:
@@ -192,13 +190,9 @@ class ExecutionRepository:
             latest[int(run["step"])] = run
         return latest
 
-    async def stale(self, *, before: str, limit: int = 100) -> list[Document]:
-        """Maintenance: active executions of any team whose heartbeat is older than ``before``."""
-        return await self.store.scan_all_teams(
-            EXECUTIONS,
-            {"status": {"$in": sorted(ACTIVE)}, "heartbeat_at": {"$lt": before}},
-            limit=limit,
-        )
+    async def stale(self, older_than_seconds: float, limit: int = 100) -> list[Document]:
+        """Maintenance: active executions of any team whose heartbeat is older than that."""
+        return await self.jobs.stale(older_than_seconds, limit=limit)
 
     async def owned_by(self, runner_id: str, *, limit: int = 1000) -> list[Document]:
         """Maintenance: active executions of any team claimed by ``runner_id``."""

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import Any
 
-from linqra.clock import iso, utcnow
+from linqra.clock import iso
 from linqra.config import ExecutionSettings
 from linqra.errors import Conflict
 from linqra.workflows.engine import WorkflowEngine
@@ -181,9 +180,8 @@ class ExecutionRunner:
 
     async def reap(self) -> int:
         """Adopt every active execution whose heartbeat is stale; how many were adopted."""
-        before = iso(utcnow() - timedelta(seconds=self.settings.stale_after_seconds))
         adopted = 0
-        for doc in await self.repo.stale(before=before):
+        for doc in await self.repo.stale(self.settings.stale_after_seconds):
             if doc["id"] in self._tasks:
                 continue
             if await self._adopt(
