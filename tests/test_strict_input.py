@@ -29,6 +29,7 @@ from deployments.openai_api import ChatRequest, chat_settings
 from linqra.errors import (
     BudgetExceeded,
     ProviderError,
+    StepError,
     StoreError,
     Unavailable,
     ValidationError,
@@ -369,6 +370,50 @@ def test_jmespath_within_the_limits_still_works() -> None:
     assert transform("people[?age > `30`].name | [0]", data) == "a"
     assert transform("(" * 31 + "people[0].name" + ")" * 31, data) == "a"  # 32 levels
     assert transform(" | ".join(["@"] * 40), 5) == 5
+
+
+def _doubling(pipes: int) -> str:
+    return " | ".join(["[@, @]"] * pipes)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "|".join(["[@,@][]"] * 22),  # 176 bytes; unbounded: 4 million items, seconds of work
+        "join('', [@, @])" + " | join('', [@, @])" * 30,  # a string of 2**31 characters
+        f"{_doubling(30)} | to_string(@)",  # a billion leaves serialised
+        f"[{_doubling(30)}, {_doubling(30)}] | [0] == [1]",  # two such values compared
+        f"{_doubling(30)} | [*][*][*][*][*][*][*][*][*][*][*][*][*][*][*][*][*][*][*][*][*]",
+    ],
+)
+def test_a_jmespath_expression_too_expensive_to_evaluate_fails_its_step_naming_it(
+    expression: str,
+) -> None:
+    definition = parse_definition(
+        {
+            "steps": [
+                {
+                    "step": 1,
+                    "target": "transform",
+                    "params": {"expression": expression, "input": "{{params.s}}"},
+                }
+            ]
+        }
+    )
+    TransformTarget().validate(definition.steps[0], "steps[0]")  # within the compile limits
+    with pytest.raises(StepError) as failed:
+        transform(expression, "ab")
+    assert failed.value.code == "transform_failed" and failed.value.non_retryable
+    assert "is too expensive" in failed.value.message
+    assert expression[:40] in failed.value.message  # names the expression
+
+
+def test_jmespath_evaluation_within_the_budget_still_works() -> None:
+    assert len(transform("|".join(["[@,@][]"] * 10), "x")) == 1024
+    assert len(transform(_doubling(40), "x")) == 2  # shared, not built: costs nothing
+    items = {"items": [{"n": i, "name": f"n{i}"} for i in range(100_000)]}
+    assert transform("sort_by(items, &n)[-1].name", items) == "n99999"
+    assert transform("length(items[?n > `50000`])", items) == 49_999
 
 
 FIELDS = {"author": "string", "year": "int", "score": "float", "draft": "bool"}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jmespath.exceptions import JMESPathError
 
 from linqra.errors import StepError, ValidationError
-from linqra.steps._jmespath import compile_jmespath
+from linqra.steps._jmespath import compile_jmespath, search_jmespath
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class TransformTarget:
 
 def transform(expression: str, data: Any) -> Any:
     try:
-        return _compile(expression).search(data)
+        return search_jmespath(expression, data)  # bounded: a too expensive one fails at once
     except (JMESPathError, RecursionError) as exc:
         raise StepError(
             f"transform failed: {exc}", non_retryable=True, code="transform_failed"
