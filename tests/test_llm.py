@@ -411,14 +411,6 @@ async def test_gemini_stream_takes_the_last_usage(fake_gemini: Any) -> None:
     assert fake_gemini.requests[-1]["method"] == "streamGenerateContent"
 
 
-async def test_gemini_rate_limit(fake_gemini: Any) -> None:
-    p = gemini_provider(fake_gemini)
-    with pytest.raises(ProviderError) as err:
-        await p.model("rate-limited").request([Message("user", "x")], NO_SETTINGS)
-    await p.aclose()
-    assert err.value.retryable and err.value.upstream_status == 429 and err.value.retry_after == 4.0
-
-
 # -- Cohere's v2 Chat protocol through the official SDK ---------------------------------------------
 def cohere_provider(fake: Any) -> Any:
     from linqra.llm.cohere import CohereProvider
