@@ -104,13 +104,15 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
     import psutil
     import ray
 
-    from actors.agent import dispatch
+    from actors.cluster import start_cluster
+    from actors.handles import RayLauncher
 
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="linqra-b9-"))).portable()
     settings = settings.model_copy(
         update={"ray": settings.ray.model_copy(update={"namespace": "linqra-b9"})}
     )
     ray.init(num_cpus=2, namespace="linqra-b9", include_dashboard=False, log_to_driver=False)
+    start_cluster(settings)  # the supervisor creates the agents' actors
 
     async def setup() -> list[tuple[str, str]]:
         system = await System.open(settings)
@@ -126,7 +128,7 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
         for agent_id, task_id in made[:busy]:
             task = await system.agents.get_task(TEAM, task_id)
             tx, _ = await system.agents.new_task_execution(TEAM, task)
-            await dispatch(settings, TEAM, agent_id, tx["id"])
+            await RayLauncher(settings).dispatch_task(TEAM, agent_id, tx["id"])
             runs.append(tx["id"])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -65,7 +65,7 @@ async def _run_workflow(
 def b1(settings: Settings, repeats: int = 15) -> dict[str, Any]:
     import ray
 
-    from actors.runner import get_runner
+    from actors.cluster import start_cluster
 
     @ray.remote
     def noop(x: Any = None) -> Any:
@@ -82,7 +82,7 @@ def b1(settings: Settings, repeats: int = 15) -> dict[str, Any]:
         ray.get(ref)
         return time.perf_counter() - t0
 
-    runner = get_runner(settings)
+    runner = start_cluster(settings).runner
     noop_steps = {
         "steps": [{"step": i, "target": "noop", "params": {"i": i}} for i in range(1, 21)]
     }
@@ -151,9 +151,9 @@ def _ray_worker_processes() -> dict[str, int]:
 
 
 def b2(settings: Settings, quotes_url: str, repeats: int = 5) -> dict[str, Any]:
-    from actors.runner import get_runner
+    from actors.cluster import start_cluster
 
-    runner = get_runner(settings)
+    runner = start_cluster(settings).runner
     steps = [
         {
             "step": i,
@@ -174,12 +174,7 @@ def b2(settings: Settings, quotes_url: str, repeats: int = 5) -> dict[str, Any]:
         from actors.io_pool import io_pool
         from linqra.steps.base import StepCall
 
-        pool = io_pool(
-            settings.model_dump_json(),
-            settings.execution.io_pool_size,
-            settings.execution.io_concurrency,
-            settings.ray.namespace,
-        )
+        pool = io_pool(settings)
         calls = [
             StepCall(
                 "bench",
