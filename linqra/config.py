@@ -10,8 +10,6 @@ embedded ones (no server, no key).
 from __future__ import annotations
 
 import os
-import socket
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,43 +83,9 @@ class HttpSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=32, ge=2, le=200)
-    gateway_replicas_min: int = Field(default=1, ge=1)
-    gateway_replicas_max: int = Field(default=2, ge=1)
     wait_timeout_seconds: float = Field(
         default=60.0, gt=0, description="longest ?wait=true and /linq wait"
     )
-    ingress: Literal["haproxy", "proxy"] = Field(
-        default="haproxy",
-        description="Serve's HTTP ingress on a cluster Linqra starts: HAProxy (lower latency) "
-        "or Serve's Python proxy actor",
-    )
-
-    def apply_ingress_env(self) -> None:
-        """Serve reads its ingress choice from the environment before Ray starts.
-
-        HAProxy's own stats and metrics listeners default to fixed ports (8404, 9101) and its
-        files to /tmp/haproxy-serve, so two clusters on one machine would collide: each cluster
-        Linqra starts gets free ports and a short private directory for HAProxy's files.
-        Variables already set are left alone.
-        """
-        os.environ.setdefault(
-            "RAY_SERVE_ENABLE_HA_PROXY", "1" if self.ingress == "haproxy" else "0"
-        )
-        if self.ingress != "haproxy":
-            return
-        for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
-            if name not in os.environ:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", 0))
-                    os.environ[name] = str(probe.getsockname()[1])
-        if "RAY_SERVE_HAPROXY_SOCKET_PATH" not in os.environ:
-            # a short private directory: HAProxy refuses socket paths over 97 characters and
-            # Serve adds a 56-character directory of its own
-            base = Path(tempfile.mkdtemp(prefix="lq-hap-"))
-            os.environ.setdefault("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", str(base / "haproxy.cfg"))
-            os.environ.setdefault("RAY_SERVE_HAPROXY_SOCKET_PATH", str(base / "admin.sock"))
-            os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_BASE", str(base))
-            os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_FILE", str(base / "server-state"))
 
 
 class RaySettings(BaseModel):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from deployments.app import create_app
+from linqra.config import Settings
 from linqra.errors import BudgetExceeded, ValidationError
 from linqra.llm.types import Message, ModelSettings
 from linqra.system import System
@@ -67,11 +69,8 @@ async def test_budget_input_is_validated(system: System) -> None:
         await system.llm.budgets.set("team-a", "-1", "month")
 
 
-@pytest.mark.ray
-def test_budget_over_http_refuses_with_402(gateway_url: str) -> None:
-    with httpx.Client(
-        base_url=gateway_url, headers={"X-Team-Id": "team-budget"}, timeout=30
-    ) as api:
+def test_budget_over_http_refuses_with_402(llm_settings: Settings) -> None:
+    with TestClient(create_app(settings=llm_settings), headers={"X-Team-Id": "team-budget"}) as api:
         assert api.get("/v1/budget").json() == {"budget": None}
         assert (
             api.put("/v1/budget", json={"amount": "0.000001", "period": "day"}).status_code == 200

@@ -4,9 +4,9 @@ the supported range of instants (tests/test_quartz_differential.py compares with
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -315,8 +315,8 @@ def test_unknown_time_zone() -> None:
     assert zone("UTC").key == "UTC" and datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.ray
-def test_cron_preview_over_http(api: Any) -> None:
+def test_cron_preview_over_http(client: TestClient) -> None:
+    api = client
     out = api.get(
         "/v1/cron/next",
         params={"expression": "0 30 2 * * ?", "timezone": "America/New_York",

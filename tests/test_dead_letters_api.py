@@ -1,41 +1,30 @@
-"""``/v1/dead-letters`` in process: the router mounted on an app with the gateway's error handlers
-and a team dependency like the gateway's."""
+"""``/v1/dead-letters`` in process: the app's routes over a System whose event bus the test
+consumes from (a consumer that keeps failing buries events as the team's dead letters)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Header
 
-from deployments.errors import install_error_handlers
-from deployments.routers_pending_dead_letters import dead_letters_router
-from linqra.events import DeadLetters, EventBus, GuardedConsumer, RedeliveryPolicy, open_event_bus
+from deployments.app import create_app
+from linqra.events import DeadLetters, EventBus, GuardedConsumer, RedeliveryPolicy
 from linqra.events.base import Event
 from linqra.scheduling.triggers import publish_team_event, team_topic
 from linqra.system import System
-from linqra.tenancy import TeamContext, validate_team_id
 
 
 @pytest.fixture
-async def bus() -> AsyncIterator[EventBus]:
-    opened = open_event_bus("memory://")
-    yield opened
-    await opened.close()
+def bus(system: System) -> EventBus:
+    return system.bus()  # the one the app's replay publishes on (closed with the system)
 
 
 @pytest.fixture
-async def client(system: System, bus: EventBus) -> AsyncIterator[httpx.AsyncClient]:
-    def team(x_team_id: Annotated[str | None, Header(alias="X-Team-Id")] = None) -> TeamContext:
-        return TeamContext(validate_team_id(x_team_id))
-
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(dead_letters_router(team, lambda: DeadLetters(system.store), lambda: bus))
-    transport = httpx.ASGITransport(app=app)
+async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(system))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
 

@@ -1,4 +1,6 @@
-"""The Knowledge Hub over HTTP on the Ray cluster: uploads, ingestion as Ray tasks, search, CLI."""
+"""The Knowledge Hub over HTTP: uploads, ingestion, search and the ingest CLI through the app in
+process; ingestion on the Ray cluster (a 400k-token upload, a document left PENDING by a dead
+gateway) through the Serve gateway."""
 
 from __future__ import annotations
 
@@ -12,24 +14,29 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from tests.support.http import TeamClient
 from tests.support.pdf import make_pdf
-
-pytestmark = pytest.mark.ray
 
 TEAM = {"X-Team-Id": "team-kh"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def kh(gateway_url: str) -> Any:
-    with httpx.Client(base_url=gateway_url, headers=TEAM, timeout=60) as client:
-        yield client
+def kh(client: TestClient) -> TeamClient:
+    """The app in process, as team ``team-kh``."""
+    return TeamClient(client, "team-kh")
 
 
-def wait_ready(
-    client: httpx.Client, collection: str, doc_id: str, timeout: float = 60
-) -> dict[str, Any]:
+@pytest.fixture
+def kh_cluster(gateway_url: str) -> Any:
+    """The Serve gateway on the Ray cluster, as team ``team-kh``."""
+    with httpx.Client(base_url=gateway_url, headers=TEAM, timeout=60) as http:
+        yield http
+
+
+def wait_ready(client: Any, collection: str, doc_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         doc = client.get(f"/v1/knowledge/collections/{collection}/documents/{doc_id}").json()
@@ -39,7 +46,7 @@ def wait_ready(
     raise AssertionError(f"document {doc_id} still {doc['status']} after {timeout}s")
 
 
-def test_collection_upload_ingest_search_delete(kh: httpx.Client) -> None:
+def test_collection_upload_ingest_search_delete(kh: TeamClient) -> None:
     created = kh.post(
         "/v1/knowledge/collections",
         json={"name": "handbook", "description": "HR", "metadata_fields": {"dept": "string"}},
@@ -157,9 +164,7 @@ def test_collection_upload_ingest_search_delete(kh: httpx.Client) -> None:
     assert kh.get(f"/v1/knowledge/collections/{cid}").status_code == 404
 
 
-def test_bad_uploads_and_searches_are_4xx_naming_the_problem(
-    kh: httpx.Client, gateway_url: str
-) -> None:
+def test_bad_uploads_and_searches_are_4xx_naming_the_problem(kh: TeamClient) -> None:
     cid = kh.post("/v1/knowledge/collections", json={"name": "strict-api"}).json()["id"]
     url = f"/v1/knowledge/collections/{cid}/documents"
     cases = [
@@ -209,15 +214,18 @@ def test_bad_uploads_and_searches_are_4xx_naming_the_problem(
             response.text,
         )
     # another team sees nothing of it
-    with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-other-kh"}) as other:
-        assert other.get(f"/v1/knowledge/collections/{cid}").status_code == 404
-        assert other.post(search, json={"query": "x"}).status_code == 404
-        assert other.get("/v1/knowledge/collections").json()["total"] == 0
+    other = TeamClient(kh.client, "team-other-kh")
+    assert other.get(f"/v1/knowledge/collections/{cid}").status_code == 404
+    assert other.post(search, json={"query": "x"}).status_code == 404
+    assert other.get("/v1/knowledge/collections").json()["total"] == 0
 
 
-def test_an_upload_over_200k_tokens_is_ingested_on_the_cluster(kh: httpx.Client) -> None:
+@pytest.mark.ray
+def test_an_upload_over_200k_tokens_is_ingested_on_the_cluster(kh_cluster: httpx.Client) -> None:
     """Under 1 MB, one endless sentence of ~400k tokens: 202, then READY (it used to FAIL with
-    the tokenizer's TokenLimitError after the 202)."""
+    the tokenizer's TokenLimitError after the 202). On Ray: the ingestion runs in a cluster
+    worker (tests/test_knowledge.py has the same document in process)."""
+    kh = kh_cluster
     from tests.support.big_text import MARKER, endless_sentence
 
     cid = kh.post("/v1/knowledge/collections", json={"name": "tome-api"}).json()["id"]
@@ -236,7 +244,7 @@ def test_an_upload_over_200k_tokens_is_ingested_on_the_cluster(kh: httpx.Client)
     assert any(MARKER in hit["text"] for hit in hits)
 
 
-def test_failed_ingestion_is_recorded(kh: httpx.Client) -> None:
+def test_failed_ingestion_is_recorded(kh: TeamClient) -> None:
     cid = kh.post("/v1/knowledge/collections", json={"name": "scans"}).json()["id"]
     response = kh.post(
         f"/v1/knowledge/collections/{cid}/documents",
@@ -251,7 +259,7 @@ def test_failed_ingestion_is_recorded(kh: httpx.Client) -> None:
     assert hits == []
 
 
-def test_linqra_milvus_search_intent(kh: httpx.Client) -> None:
+def test_linqra_milvus_search_intent(kh: TeamClient) -> None:
     cid = kh.post("/v1/knowledge/collections", json={"name": "intent"}).json()["id"]
     doc = kh.post(
         f"/v1/knowledge/collections/{cid}/documents",
@@ -265,10 +273,13 @@ def test_linqra_milvus_search_intent(kh: httpx.Client) -> None:
     assert out["results"][0]["text"] == "The harbour opens at dawn."
 
 
+@pytest.mark.ray
 def test_a_stale_pending_document_is_picked_up_by_the_reaper(
-    ray_cluster: Any, ray_settings: Any, kh: httpx.Client
+    ray_cluster: Any, ray_settings: Any, kh_cluster: httpx.Client
 ) -> None:
-    """A document left PENDING (its gateway died before starting ingestion) still gets ingested."""
+    """A document left PENDING (its gateway died before starting ingestion) still gets ingested
+    by the cluster's reaper."""
+    kh = kh_cluster
     import asyncio
 
     import ray
@@ -297,9 +308,7 @@ def test_a_stale_pending_document_is_picked_up_by_the_reaper(
     assert doc_id not in ray.get(runner.ingesting.remote())
 
 
-def test_linqra_ingest_cli_with_progress(
-    kh: httpx.Client, gateway_url: str, tmp_path: Path
-) -> None:
+def test_linqra_ingest_cli_with_progress(live_url: str, tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "one.md").write_text(
@@ -310,13 +319,14 @@ def test_linqra_ingest_cli_with_progress(
     (tmp_path / "scan.pdf").write_bytes(make_pdf([None]))
     out = subprocess.run(
         [sys.executable, "-m", "deployments.cli", "ingest", "lighthouses", str(folder), str(tmp_path / "scan.pdf"),
-         "--team", "team-kh", "--url", gateway_url, "--create", "--metadata", "source=cli"],
+         "--team", "team-kh", "--url", live_url, "--create", "--metadata", "source=cli"],
         capture_output=True, text=True, timeout=180, cwd=ROOT, env=dict(os.environ),
     )  # fmt: skip
     assert out.returncode == 1, out.stdout + out.stderr  # the scanned PDF fails, and says so
     assert "scan.pdf: FAILED: the PDF has no extractable text" in out.stdout
     assert "2 of 3 file(s) ingested into lighthouses" in out.stdout
-    docs = kh.get("/v1/knowledge/collections/lighthouses/documents").json()["items"]
+    with httpx.Client(base_url=live_url, headers=TEAM) as kh:
+        docs = kh.get("/v1/knowledge/collections/lighthouses/documents").json()["items"]
     assert sorted((d["file_name"], d["status"]) for d in docs) == [
         ("one.md", "READY"),
         ("scan.pdf", "FAILED"),
