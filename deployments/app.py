@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from deployments.docs_ui import mount_docs
 from deployments.errors import install_error_handlers
 from deployments.limits import RequestLimits
 from deployments.routers import ROUTERS
@@ -64,7 +65,10 @@ def create_app(system: System | None = None, *, settings: Settings | None = None
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # mount_docs serves /docs and /redoc with local assets (no CDN)
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.system = system
     install_error_handlers(app)
     app.add_middleware(
