@@ -7,8 +7,8 @@ and this consumer handles the event again after ``retry_seconds``, doubling each
 on every bus (in-process, Redis Streams, Kafka, ``ray://``; Kafka never redelivers an
 unacknowledged event to a live consumer, so the retry cannot be left to the bus). When the
 ``max_deliveries``-th attempt fails, or the bus delivers an event for more than the
-``max_deliveries``-th time (consumers died while handling it: Redis Streams and the in-process
-bus count deliveries), the event is recorded in ``dead_letters`` and acknowledged, so it is never
+``max_deliveries``-th time (consumers died while handling it: every bus counts deliveries —
+Redis Streams and the in-process bus natively, Kafka in a side topic per group), the event is recorded in ``dead_letters`` and acknowledged, so it is never
 delivered again, and the events behind it keep flowing meanwhile.
 
 Counting needs the store: a failure that cannot be recorded (the store is down) is not counted
