@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.http import TeamClient
+from tests.support.http import TeamClient, until
 from tests.support.pdf import make_pdf
 
 TEAM = {"X-Team-Id": "team-kh"}
@@ -278,13 +278,14 @@ def test_a_stale_pending_document_is_picked_up_by_the_reaper(
     ray_cluster: Any, ray_settings: Any, kh_cluster: httpx.Client
 ) -> None:
     """A document left PENDING (its gateway died before starting ingestion) still gets ingested
-    by the cluster's reaper."""
-    kh = kh_cluster
+    by the cluster's reaper (the supervisor actor)."""
     import asyncio
 
     import ray
 
     from linqra.system import System
+
+    kh = kh_cluster
 
     cid = kh.post("/v1/knowledge/collections", json={"name": "orphans"}).json()["id"]
 
@@ -299,13 +300,13 @@ def test_a_stale_pending_document_is_picked_up_by_the_reaper(
             await system.close()
 
     doc_id = asyncio.run(orphan())
-    runner = ray.get_actor("linqra-runner", namespace=ray_settings.ray.namespace)
+    supervisor = ray.get_actor("linqra-supervisor", namespace=ray_settings.ray.namespace)
     assert (
         kh.get(f"/v1/knowledge/collections/{cid}/documents/{doc_id}").json()["status"] == "PENDING"
     )
-    # the runner's reaper re-submits it once its heartbeat is stale (2 s in the test settings)
+    # the supervisor's reaper re-submits it once its heartbeat is stale (2 s in the test settings)
     assert wait_ready(kh, cid, doc_id, timeout=30)["status"] == "READY"
-    assert doc_id not in ray.get(runner.ingesting.remote())
+    until(lambda: doc_id not in ray.get(supervisor.ingesting.remote()), 10)
 
 
 def test_linqra_ingest_cli_with_progress(live_url: str, tmp_path: Path) -> None:
