@@ -7,9 +7,8 @@ in-process for tests and drivers without Ray, Ray tasks and async actor pools
 in production (``actors/executor.py``). In DAG mode every step whose
 dependencies are done is submitted at once; nothing waits step by step.
 
-Records: every step run is written when it starts and when it ends, so a
-resumed execution reuses finished results. A heartbeat keeps the claim on the
-execution alive and watches for cancel requests made through the store.
+Records — step runs written as they start and end, the heartbeat that keeps the claim, the
+execution's final record — are the other half, :mod:`linqra.workflows.step_runs`.
 """
 
 from __future__ import annotations
@@ -20,12 +19,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from linqra.cache import Cache
-from linqra.clock import iso, parse_iso, utcnow
+from linqra.clock import iso
 from linqra.config import ExecutionSettings
 from linqra.errors import LinqraError
 from linqra.steps.base import ExecutorKind, StepCall, StepContext, TargetRegistry
@@ -35,6 +33,7 @@ from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
 from linqra.workflows.records import ExecutionRepository, check_record_size
+from linqra.workflows.step_runs import RunState, StepRunRecorder
 
 __all__ = ["LocalExecutor", "StepExecutor", "WorkflowEngine"]
 
@@ -65,29 +64,7 @@ class _StepFailed(Exception):
         self.status = status
 
 
-class _LostClaim(Exception):
-    pass
-
-
-@dataclass
-class _Run:
-    team_id: str
-    execution_id: str
-    definition: WorkflowDefinition
-    params: dict[str, Any]
-    results: dict[int, Any] = field(default_factory=dict)
-    reused: set[int] = field(default_factory=set)
-    run_counts: dict[int, int] = field(default_factory=dict)
-    step_runs: int = 0
-    failure: dict[str, Any] | None = None
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
-    async_done: set[int] = field(default_factory=set)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    lost_claim: bool = False
-    last_completed: int | None = None
-
-
-class WorkflowEngine:
+class WorkflowEngine(StepRunRecorder):
     """Runs claimed executions to a terminal, recorded state."""
 
     def __init__(
@@ -118,7 +95,7 @@ class WorkflowEngine:
     async def run(self, team_id: str, execution_id: str) -> dict[str, Any]:
         """Drive a claimed (RUNNING, ``runner_id`` = ours) execution to its end; return the record."""
         doc = await self.repo.get(team_id, execution_id)
-        run = _Run(
+        run = RunState(
             team_id,
             execution_id,
             WorkflowDefinition.model_validate(doc["definition"]),
@@ -169,33 +146,14 @@ class WorkflowEngine:
             beat.cancel()
         return await self._finish(run, status, error)
 
-    async def interrupt_running_steps(
-        self, team_id: str, execution_id: str
-    ) -> dict[int, dict[str, Any]]:
-        """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code
-        ``interrupted``); returns the latest run of every step, as it now stands."""
-        latest = await self.repo.latest_step_runs(team_id, execution_id)
-        for prior in latest.values():
-            if prior["status"] == "RUNNING":
-                prior.update(
-                    status="CANCELLED",
-                    finished_at=iso(),
-                    error={
-                        "code": "interrupted",
-                        "message": "the runner stopped while this step ran",
-                    },
-                )
-                await self.repo.save_step_run(team_id, prior)
-        return latest
-
     # -- drivers ----------------------------------------------------------------
-    async def _drive(self, run: _Run) -> None:
+    async def _drive(self, run: RunState) -> None:
         if run.definition.mode == "dag":
             await self._drive_dag(run)
         else:
             await self._drive_sequential(run)
 
-    async def _drive_sequential(self, run: _Run) -> None:
+    async def _drive_sequential(self, run: RunState) -> None:
         steps = run.definition.ordered()
         position = {s.step: i for i, s in enumerate(steps)}
         i = 0
@@ -221,7 +179,7 @@ class WorkflowEngine:
                 return
             i = position[target]
 
-    async def _drive_dag(self, run: _Run) -> None:
+    async def _drive_dag(self, run: RunState) -> None:
         deps = run.definition.dependencies()
         tasks: dict[int, asyncio.Task[str]] = {}
         started: set[int] = set()
@@ -262,7 +220,7 @@ class WorkflowEngine:
                         )
             raise
 
-    def _spawn_async(self, run: _Run, step: Step) -> None:
+    def _spawn_async(self, run: RunState, step: Step) -> None:
         async def background() -> None:
             status = "FAILED"
             try:
@@ -283,41 +241,8 @@ class WorkflowEngine:
         task.add_done_callback(run.background.discard)
         task.add_done_callback(self._background.discard)
 
-    @staticmethod
-    def _new_run(run: _Run, step: Step) -> dict[str, Any]:
-        """The record of the next run of ``step`` (run numbers count resumes and jumps back)."""
-        number = run.run_counts.get(step.step, 0) + 1
-        run.run_counts[step.step] = number
-        return {
-            "id": f"{run.execution_id}:{step.step}:{number}",
-            "execution_id": run.execution_id,
-            "step": step.step,
-            "run": number,
-            "target": step.target,
-            "action": step.action,
-            "async": step.async_,
-            "description": step.description,
-        }
-
-    @staticmethod
-    def _final_step(run: _Run) -> int | None:
-        """Whose output is the execution's result: in sequential mode the last step that
-        completed (jumps decide which); in DAG mode the highest-numbered completed step, so the
-        answer does not depend on which branch happened to finish last. Async steps never count."""
-        if run.definition.mode == "sequential":
-            return run.last_completed
-        synchronous = {s.step for s in run.definition.steps if not s.async_}
-        done = [n for n in run.results if n in synchronous]
-        return max(done) if done else None
-
-    @staticmethod
-    def _pending_async(run: _Run) -> list[int]:
-        return sorted(
-            s.step for s in run.definition.steps if s.async_ and s.step not in run.async_done
-        )
-
     # -- one step ---------------------------------------------------------------
-    async def _step(self, run: _Run, step: Step) -> str:
+    async def _step(self, run: RunState, step: Step) -> str:
         if step.step in run.reused:
             run.reused.discard(step.step)  # reuse once; a jump back runs it again
             if step.step in run.results:
@@ -437,7 +362,7 @@ class WorkflowEngine:
         await then
 
     def _call(
-        self, run: _Run, step: Step, scope: Scope, url_intent: bool, kind: ExecutorKind
+        self, run: RunState, step: Step, scope: Scope, url_intent: bool, kind: ExecutorKind
     ) -> StepCall:
         encode: Callable[[str], str] | None = (lambda s: quote(s, safe="")) if url_intent else None
         retry = step.retry
@@ -461,7 +386,7 @@ class WorkflowEngine:
             backoff_multiplier=retry.multiplier if retry else 2.0,
         )
 
-    def _cache_key(self, run: _Run, step: Step, call: StepCall, scope: Scope) -> str | None:
+    def _cache_key(self, run: RunState, step: Step, call: StepCall, scope: Scope) -> str | None:
         config = step.cacheConfig
         if config is None or not config.enabled:
             return None
@@ -481,7 +406,7 @@ class WorkflowEngine:
         digest = hashlib.sha256(basis.encode()).hexdigest()
         return f"linqra:step:{run.team_id}:{digest}"
 
-    async def _jump_taken(self, run: _Run, step: Step) -> bool:
+    async def _jump_taken(self, run: RunState, step: Step) -> bool:
         assert step.jump is not None
         try:
             return evaluate_condition(step.jump.condition, Scope(run.params, run.results))
@@ -493,96 +418,6 @@ class WorkflowEngine:
                 "message": f"step {step.step} jump: {exc}",
             }
             raise _StepFailed(step.step, "FAILED") from None
-
-    async def _fail_before_start(
-        self, run: _Run, record: dict[str, Any], code: str, message: str, field_name: str | None
-    ) -> str:
-        now = iso()
-        error = {"code": code, "message": message, **({"field": field_name} if field_name else {})}
-        record.update(
-            status="FAILED",
-            error=error,
-            attempts=0,
-            started_at=now,
-            finished_at=now,
-            duration_ms=0.0,
-        )
-        await self.repo.save_step_run(run.team_id, record)
-        run.failure = {"step": record["step"], **error}
-        return "FAILED"
-
-    async def _record_skip(
-        self, run: _Run, step: Step, reason: str, message: str, record: dict[str, Any] | None = None
-    ) -> None:
-        if record is None:
-            record = self._new_run(run, step)
-        now = iso()
-        record.update(
-            status="SKIPPED",
-            skip_reason=reason,
-            message=message,
-            started_at=now,
-            finished_at=now,
-            duration_ms=0.0,
-            attempts=0,
-        )
-        await self.repo.save_step_run(run.team_id, record)
-
-    # -- heartbeat, cancel, finish ------------------------------------------------
-    async def _heartbeat(self, run: _Run, main: asyncio.Task[Any]) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
-            try:
-                alive = await self.repo.heartbeat(run.team_id, run.execution_id, self.runner_id)
-                doc = await self.repo.get(run.team_id, run.execution_id)
-            except Exception:
-                log.warning("heartbeat failed run_id=%s", run.execution_id, exc_info=True)
-                continue
-            if not alive and doc.get("status") in ("PENDING", "RUNNING"):
-                log.warning(
-                    "lost the claim on run_id=%s to %s", run.execution_id, doc.get("runner_id")
-                )
-                run.lost_claim = True
-                main.cancel()
-                return
-            if doc.get("cancel_requested") or doc.get("status") not in ("PENDING", "RUNNING"):
-                main.cancel()
-                return
-
-    async def _finish(self, run: _Run, status: str, error: dict[str, Any] | None) -> dict[str, Any]:
-        doc = await self.repo.get(run.team_id, run.execution_id)
-        final = self._final_step(run)
-        finished = utcnow()
-        started = doc.get("started_at")
-        changes: dict[str, Any] = {
-            "status": status,
-            "finished_at": iso(finished),
-            "error": error,
-            "result": run.results.get(final) if final is not None else None,
-            "last_completed_step": final,
-            "pending_async_steps": self._pending_async(run) if status == "COMPLETED" else [],
-            "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3)
-            if started
-            else None,
-        }
-        if status != "COMPLETED":
-            for task in list(run.background):
-                task.cancel()
-        async with run.lock:
-            ok = await self.repo.transition(
-                run.team_id,
-                run.execution_id,
-                changes,
-                from_status=["RUNNING"],
-                runner_id=self.runner_id,
-            )
-        if not ok:
-            log.warning("execution %s changed under us; not overwriting", run.execution_id)
-        else:
-            log.info(
-                "execution end team=%s run_id=%s status=%s", run.team_id, run.execution_id, status
-            )
-        return await self.repo.full_record(run.team_id, run.execution_id)
 
 
 def _dumps(value: Any) -> str:

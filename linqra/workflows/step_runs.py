@@ -1,0 +1,204 @@
+"""What the engine writes as an execution runs: step-run records, the claim's heartbeat, the end.
+
+The half of :class:`~linqra.workflows.engine.WorkflowEngine` that records; the engine module
+decides what runs when. Every step run is a record written when it starts and when it ends
+(or once, when it is skipped or fails before it starts), numbered per step so resumes and jumps
+back add runs rather than overwrite them; a resumed execution reuses finished results. A
+heartbeat keeps the claim on the execution alive and watches for cancel requests made through
+the store; the execution's final record names its result step. Storage itself is
+:class:`~linqra.workflows.records.ExecutionRepository`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from linqra.clock import iso, parse_iso, utcnow
+from linqra.config import ExecutionSettings
+from linqra.workflows.definition import Step, WorkflowDefinition
+from linqra.workflows.records import ExecutionRepository
+
+__all__ = ["RunState", "StepRunRecorder"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunState:
+    """One execution as the engine drives it: results so far, run numbers, the failure."""
+
+    team_id: str
+    execution_id: str
+    definition: WorkflowDefinition
+    params: dict[str, Any]
+    results: dict[int, Any] = field(default_factory=dict)
+    reused: set[int] = field(default_factory=set)
+    run_counts: dict[int, int] = field(default_factory=dict)
+    step_runs: int = 0
+    failure: dict[str, Any] | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+    async_done: set[int] = field(default_factory=set)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lost_claim: bool = False
+    last_completed: int | None = None
+
+
+class StepRunRecorder:
+    """Writes step runs and the execution's end; a base class of ``WorkflowEngine``, whose
+    ``__init__`` sets the attributes declared here."""
+
+    repo: ExecutionRepository
+    settings: ExecutionSettings
+    runner_id: str
+
+    async def interrupt_running_steps(
+        self, team_id: str, execution_id: str
+    ) -> dict[int, dict[str, Any]]:
+        """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code
+        ``interrupted``); returns the latest run of every step, as it now stands."""
+        latest = await self.repo.latest_step_runs(team_id, execution_id)
+        for prior in latest.values():
+            if prior["status"] == "RUNNING":
+                prior.update(
+                    status="CANCELLED",
+                    finished_at=iso(),
+                    error={
+                        "code": "interrupted",
+                        "message": "the runner stopped while this step ran",
+                    },
+                )
+                await self.repo.save_step_run(team_id, prior)
+        return latest
+
+    @staticmethod
+    def _new_run(run: RunState, step: Step) -> dict[str, Any]:
+        """The record of the next run of ``step`` (run numbers count resumes and jumps back)."""
+        number = run.run_counts.get(step.step, 0) + 1
+        run.run_counts[step.step] = number
+        return {
+            "id": f"{run.execution_id}:{step.step}:{number}",
+            "execution_id": run.execution_id,
+            "step": step.step,
+            "run": number,
+            "target": step.target,
+            "action": step.action,
+            "async": step.async_,
+            "description": step.description,
+        }
+
+    @staticmethod
+    def _final_step(run: RunState) -> int | None:
+        """Whose output is the execution's result: in sequential mode the last step that
+        completed (jumps decide which); in DAG mode the highest-numbered completed step, so the
+        answer does not depend on which branch happened to finish last. Async steps never count."""
+        if run.definition.mode == "sequential":
+            return run.last_completed
+        synchronous = {s.step for s in run.definition.steps if not s.async_}
+        done = [n for n in run.results if n in synchronous]
+        return max(done) if done else None
+
+    @staticmethod
+    def _pending_async(run: RunState) -> list[int]:
+        return sorted(
+            s.step for s in run.definition.steps if s.async_ and s.step not in run.async_done
+        )
+
+    async def _fail_before_start(
+        self, run: RunState, record: dict[str, Any], code: str, message: str, field_name: str | None
+    ) -> str:
+        now = iso()
+        error = {"code": code, "message": message, **({"field": field_name} if field_name else {})}
+        record.update(
+            status="FAILED",
+            error=error,
+            attempts=0,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0.0,
+        )
+        await self.repo.save_step_run(run.team_id, record)
+        run.failure = {"step": record["step"], **error}
+        return "FAILED"
+
+    async def _record_skip(
+        self,
+        run: RunState,
+        step: Step,
+        reason: str,
+        message: str,
+        record: dict[str, Any] | None = None,
+    ) -> None:
+        if record is None:
+            record = self._new_run(run, step)
+        now = iso()
+        record.update(
+            status="SKIPPED",
+            skip_reason=reason,
+            message=message,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0.0,
+            attempts=0,
+        )
+        await self.repo.save_step_run(run.team_id, record)
+
+    # -- heartbeat, cancel, finish ------------------------------------------------
+    async def _heartbeat(self, run: RunState, main: asyncio.Task[Any]) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                alive = await self.repo.heartbeat(run.team_id, run.execution_id, self.runner_id)
+                doc = await self.repo.get(run.team_id, run.execution_id)
+            except Exception:
+                log.warning("heartbeat failed run_id=%s", run.execution_id, exc_info=True)
+                continue
+            if not alive and doc.get("status") in ("PENDING", "RUNNING"):
+                log.warning(
+                    "lost the claim on run_id=%s to %s", run.execution_id, doc.get("runner_id")
+                )
+                run.lost_claim = True
+                main.cancel()
+                return
+            if doc.get("cancel_requested") or doc.get("status") not in ("PENDING", "RUNNING"):
+                main.cancel()
+                return
+
+    async def _finish(
+        self, run: RunState, status: str, error: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        doc = await self.repo.get(run.team_id, run.execution_id)
+        final = self._final_step(run)
+        finished = utcnow()
+        started = doc.get("started_at")
+        changes: dict[str, Any] = {
+            "status": status,
+            "finished_at": iso(finished),
+            "error": error,
+            "result": run.results.get(final) if final is not None else None,
+            "last_completed_step": final,
+            "pending_async_steps": self._pending_async(run) if status == "COMPLETED" else [],
+            "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3)
+            if started
+            else None,
+        }
+        if status != "COMPLETED":
+            for task in list(run.background):
+                task.cancel()
+        async with run.lock:
+            ok = await self.repo.transition(
+                run.team_id,
+                run.execution_id,
+                changes,
+                from_status=["RUNNING"],
+                runner_id=self.runner_id,
+            )
+        if not ok:
+            log.warning("execution %s changed under us; not overwriting", run.execution_id)
+        else:
+            log.info(
+                "execution end team=%s run_id=%s status=%s", run.team_id, run.execution_id, status
+            )
+        return await self.repo.full_record(run.team_id, run.execution_id)
