@@ -1,4 +1,4 @@
-"""Agents, their versioned tasks, and task executions.
+"""Agents and their versioned tasks, and what a task compiles to.
 
 Every task type compiles to a workflow definition and runs as an ordinary execution through the
 runner, so a task's steps are recorded, cancellable and resumable like any workflow's:
@@ -10,30 +10,25 @@ runner, so a task's steps are recorded, cancellable and resumable like any workf
   (templates such as ``{{params.id}}`` read the task input);
 * ``DATA_PROCESSING`` — ``config = {expression}``: a JMESPath transform of the task input.
 
-A task execution (``task_executions``) is the unit a trigger creates: its input, trigger, status
-``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``, attempts (each a workflow execution, with
-exponential backoff between them up to ``max_retries``) and result. Its ``idempotency_key`` is
-unique per team, so a cron fire or an event delivered twice creates one execution.
+Every change of a task is a new version (``task_versions``); the task record points at the
+current one, and a task can be rolled back to an earlier version. Task executions — the runs
+a trigger or a caller creates — are the other half of :class:`AgentService`, in
+:mod:`linqra.agents.executions`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from linqra.agents.executions import TASK_EXECUTIONS, TaskExecutions
 from linqra.agents.models import AgentInput, TaskInput, parse_model
 from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.jobs import TASK_JOBS, Jobs
-from linqra.status import EXECUTION_TERMINAL, MAX_TRIGGER_DEPTH, TASK_ACTIVE, TASK_TERMINAL
 from linqra.store import DocumentStore, IndexSpec
 from linqra.workflows.definition import WorkflowDefinition
 from linqra.workflows.service import WorkflowService
-
-if TYPE_CHECKING:
-    from linqra.launcher import Launcher
 
 __all__ = [
     "AGENTS",
@@ -46,7 +41,6 @@ __all__ = [
 AGENTS = "agents"
 TASKS = "tasks"
 TASK_VERSIONS = "task_versions"
-TASK_EXECUTIONS = "task_executions"
 AGENT_INDEXES = [
     IndexSpec(AGENTS, ("created_at",)),
     IndexSpec(TASKS, ("agent_id", "created_at")),
@@ -56,8 +50,6 @@ AGENT_INDEXES = [
     IndexSpec(TASK_EXECUTIONS, ("task_id", "created_at")),
     IndexSpec(TASK_EXECUTIONS, ("status", "heartbeat_at")),
 ]
-ACTIVE = TASK_ACTIVE
-TERMINAL = TASK_TERMINAL
 METHOD_ACTIONS = {"GET": "fetch", "POST": "create", "PUT": "update", "DELETE": "delete"}
 
 
@@ -88,7 +80,9 @@ class NoTriggers:
         return None
 
 
-class AgentService:
+class AgentService(TaskExecutions):
+    """Agents, their versioned tasks, and (inherited) their task executions."""
+
     def __init__(
         self,
         store: DocumentStore,
@@ -155,17 +149,6 @@ class AgentService:
             )
             await self.triggers.task_removed(team_id, task["id"])
         await self.cancel_agent_executions(team_id, agent_id)
-
-    async def cancel_agent_executions(self, team_id: str, agent_id: str) -> int:
-        """Cancel every PENDING or RUNNING task execution of the agent; how many there were."""
-        active = await self.store.find(
-            TASK_EXECUTIONS, team_id,
-            {"agent_id": agent_id, "status": {"$in": list(ACTIVE)}}, limit=100_000,
-        )  # fmt: skip
-        for tx in active:
-            with contextlib.suppress(Conflict, NotFound):  # it ended meanwhile
-                await self.request_cancel(team_id, tx["id"])
-        return len(active)
 
     # -- tasks ---------------------------------------------------------------------------------
     async def _validated_task(self, team_id: str, body: Any) -> dict[str, Any]:
@@ -340,235 +323,6 @@ class AgentService:
             }
             return self.workflows.validate_definition({"steps": [step]}, prefix="config."), None
         raise ValidationError(f"unknown task type {kind!r}", field="type")
-
-    # -- task executions ---------------------------------------------------------------------
-    async def new_task_execution(
-        self,
-        team_id: str,
-        task: Mapping[str, Any],
-        *,
-        input: Mapping[str, Any] | None = None,
-        trigger: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        depth: int = 0,
-    ) -> tuple[dict[str, Any], bool]:
-        """A PENDING task execution, and whether it is new (a known key returns the first)."""
-        if depth > MAX_TRIGGER_DEPTH:
-            raise ValidationError(
-                f"tasks triggering tasks nest deeper than {MAX_TRIGGER_DEPTH}: a trigger cycle?",
-                field="depth",
-            )
-        if input is not None and not isinstance(input, Mapping):
-            raise ValidationError("input is a JSON object", field="input")
-        now = iso()
-        doc = {
-            "id": new_id("tx"),
-            "task_id": task.get("id"),
-            "task_version": task.get("version"),
-            "task_name": task.get("name"),
-            "agent_id": task.get("agent_id"),
-            "type": task["type"],
-            "config": dict(task["config"]) if task.get("id") is None else None,  # ad hoc: kept here
-            "priority": task.get("priority", 5),
-            "max_attempts": int(task.get("max_retries", 0)) + 1,
-            "backoff_seconds": float(task.get("backoff_seconds", 1.0)),
-            "timeout_seconds": float(task.get("timeout_seconds", 300.0)),
-            "status": "PENDING",
-            "input": dict(input or {}),
-            "trigger": dict(trigger or {"type": "MANUAL"}),
-            "idempotency_key": idempotency_key or new_id("once"),
-            "depth": depth,
-            "attempts": 0,
-            "execution_ids": [],
-            "result": None,
-            "error": None,
-            "cancel_requested": False,
-            "created_at": now,
-            "started_at": None,
-            "finished_at": None,
-            "heartbeat_at": now,
-        }
-        try:
-            await self.store.insert(TASK_EXECUTIONS, team_id, doc)
-        except Conflict:
-            found = await self.store.find(
-                TASK_EXECUTIONS, team_id, {"idempotency_key": doc["idempotency_key"]}, limit=1
-            )
-            return found[0], False
-        return doc, True
-
-    async def get_task_execution(self, team_id: str, tx_id: str) -> dict[str, Any]:
-        doc = await self.store.get(TASK_EXECUTIONS, team_id, tx_id)
-        if doc is None:
-            raise NotFound(f"task execution {tx_id!r} not found", field="task_execution_id")
-        return doc
-
-    async def list_task_executions(
-        self,
-        team_id: str,
-        *,
-        agent_id: str | None = None,
-        task_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
-        where: dict[str, Any] = {}
-        if agent_id:
-            where["agent_id"] = agent_id
-        if task_id:
-            where["task_id"] = task_id
-        if status:
-            where["status"] = status
-        items = await self.store.find(
-            TASK_EXECUTIONS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
-        )
-        return items, await self.store.count(TASK_EXECUTIONS, team_id, where)
-
-    async def request_cancel(self, team_id: str, tx_id: str) -> dict[str, Any]:
-        doc = await self.get_task_execution(team_id, tx_id)
-        if doc["status"] in TERMINAL:
-            raise Conflict(
-                f"the task execution is already {doc['status']}", field="task_execution_id"
-            )
-        if doc["status"] == "PENDING":
-            done = await self.store.update(
-                TASK_EXECUTIONS, team_id, tx_id,
-                {"status": "CANCELLED", "cancel_requested": True, "finished_at": iso(), "error": {"code": "cancelled", "message": "cancelled before it started"}},
-                where={"status": "PENDING"},
-            )  # fmt: skip
-            if done:
-                return await self.get_task_execution(team_id, tx_id)
-        await self.store.update(TASK_EXECUTIONS, team_id, tx_id, {"cancel_requested": True})
-        return await self.get_task_execution(team_id, tx_id)
-
-    async def run_task_execution(
-        self, team_id: str, tx_id: str, runner: Launcher, *, owner: str = "agent"
-    ) -> dict[str, Any]:
-        """Run a PENDING task execution to its end: attempts with backoff, cancel honoured."""
-        claimed = await self.jobs.claim(team_id, tx_id, owner, {"started_at": iso()})
-        tx = await self.get_task_execution(team_id, tx_id)
-        if not claimed:
-            return tx
-        try:
-            return await self._attempts(team_id, tx, runner)
-        except asyncio.CancelledError:
-            await self._finish(
-                team_id,
-                tx_id,
-                "CANCELLED",
-                error={"code": "cancelled", "message": "the agent stopped"},
-            )
-            raise
-        except Exception as exc:  # anything unexpected still ends the record
-            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            return await self._finish(
-                team_id,
-                tx_id,
-                "FAILED",
-                error={"code": getattr(exc, "code", "error"), "message": message},
-            )
-
-    async def _attempts(self, team_id: str, tx: dict[str, Any], runner: Launcher) -> dict[str, Any]:
-        tx_id = tx["id"]
-        if tx["task_id"] is not None:
-            task = await self.get_task(team_id, tx["task_id"], tx["task_version"])
-            kind, config = task["type"], task["config"]
-        else:
-            kind, config = tx["type"], tx["config"]
-        definition, workflow_id = await self.compile(team_id, kind, config)
-        params = (
-            {**(config.get("params") or {}), **tx["input"]}
-            if kind == "WORKFLOW_TRIGGER"
-            else tx["input"]
-        )
-        record: dict[str, Any] = {"status": "FAILED", "error": None}
-        first = int(tx["attempts"]) + 1
-        if tx["attempts"] and tx["execution_ids"]:  # adopted mid-attempt: follow that execution
-            record = await self._wait(
-                team_id, tx_id, tx["execution_ids"][-1], runner, tx["timeout_seconds"]
-            )
-            if record["status"] == "COMPLETED":
-                return await self._finish(team_id, tx_id, "COMPLETED", result=record.get("result"))
-            if record["status"] == "CANCELLED":
-                return await self._finish(team_id, tx_id, "CANCELLED", error=record.get("error"))
-        for attempt in range(first, tx["max_attempts"] + 1):
-            current = await self.get_task_execution(team_id, tx_id)
-            if current["cancel_requested"]:
-                return await self._finish(
-                    team_id, tx_id, "CANCELLED", error={"code": "cancelled", "message": "cancelled"}
-                )
-            execution = await self.workflows.new_execution(
-                team_id, workflow_id=workflow_id, definition=definition, params=dict(params),
-                executed_by=f"task:{tx['task_id'] or 'adhoc'}", source="task", depth=tx["depth"],
-            )  # fmt: skip
-            await self.jobs.heartbeat(
-                team_id, tx_id,
-                changes={"attempts": attempt, "execution_ids": [*current["execution_ids"], execution["id"]]},
-            )  # fmt: skip
-            await runner.submit(team_id, execution["id"])
-            record = await self._wait(
-                team_id, tx_id, execution["id"], runner, tx["timeout_seconds"]
-            )
-            if record["status"] == "COMPLETED":
-                return await self._finish(team_id, tx_id, "COMPLETED", result=record.get("result"))
-            if record["status"] == "CANCELLED":
-                return await self._finish(team_id, tx_id, "CANCELLED", error=record.get("error"))
-            if attempt < tx["max_attempts"]:
-                await asyncio.sleep(tx["backoff_seconds"] * 2 ** (attempt - 1))
-        return await self._finish(
-            team_id, tx_id, "FAILED", error=record.get("error") or {"message": record["status"]}
-        )
-
-    async def stale_task_executions(
-        self,
-        older_than_seconds: float,
-        *,
-        team_id: str | None = None,
-        agent_id: str | None = None,
-        limit: int = 200,
-    ) -> list[dict[str, Any]]:
-        """PENDING or RUNNING task executions nobody has touched for a while (the reaper's list)."""
-        where = {"agent_id": agent_id} if agent_id else None
-        return await self.jobs.stale(older_than_seconds, team_id=team_id, where=where, limit=limit)
-
-    async def release_stale(self, team_id: str, tx_id: str, heartbeat_at: str) -> bool:
-        """Put a stale RUNNING (or PENDING) task execution back to PENDING for a new owner (CAS)."""
-        return await self.jobs.release(team_id, tx_id, heartbeat_at)
-
-    async def _wait(
-        self, team_id: str, tx_id: str, execution_id: str, runner: Launcher, timeout: float
-    ) -> dict[str, Any]:
-        """Wait for the execution, forwarding a cancel request and enforcing the task's timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            record = await runner.wait(
-                team_id, execution_id, min(1.0, max(0.05, deadline - loop.time()))
-            )
-            if record["status"] in EXECUTION_TERMINAL:
-                return record
-            current = await self.get_task_execution(team_id, tx_id)
-            await self.jobs.heartbeat(team_id, tx_id)
-            if current["cancel_requested"] or loop.time() >= deadline:
-                await runner.cancel(team_id, execution_id)
-                record = await runner.wait(team_id, execution_id, 30)
-                if not current["cancel_requested"]:
-                    record = {
-                        **record,
-                        "status": "TIMEOUT",
-                        "error": {
-                            "code": "timeout",
-                            "message": f"the task took longer than {timeout:g}s",
-                        },
-                    }
-                return record
-
-    async def _finish(
-        self, team_id: str, tx_id: str, status: str, *, result: Any = None, error: Any = None
-    ) -> dict[str, Any]:
-        await self.jobs.finish(team_id, tx_id, status, {"result": result, "error": error})
-        return await self.get_task_execution(team_id, tx_id)
 
 
 def _version(
