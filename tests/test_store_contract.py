@@ -266,15 +266,15 @@ class TestSQLiteStore(DocumentStoreContract):
         store = SQLiteStore(tmp_path / "restart.db")
         try:
             await store.insert("things", "t1", {"id": "a"})
-            writer = store._writer
+            writer = store._writer.thread
             assert writer is not None
-            store._writes.put(None)  # the writer ends as if something had killed it
+            store._writer._queue.put(None)  # the writer ends as if something had killed it
             await asyncio.to_thread(writer.join, 10)
             assert not writer.is_alive()
             async with asyncio.timeout(10):
                 await store.insert("things", "t1", {"id": "b"})
                 await store.check(5)
-            assert store._writer is not writer and store._writer_alive()
+            assert store._writer.thread is not writer and store._writer.alive()
         finally:
             await store.close()
 

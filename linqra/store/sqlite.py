@@ -6,12 +6,12 @@ take ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for the lock. Each
 collection is a table ``c_<name>(id, team_id, data)``; indexes are SQLite
 expression indexes on ``json_extract`` so filtered reads use them.
 
-Writes go through one writer thread per store with *group commit*: every write
-queued while a transaction runs joins the next one (each in its own SAVEPOINT,
-so one failing write does not undo the others), and a caller is answered only
-after its transaction committed. 100 concurrent writers cost a few commits, not
-100 lock hand-offs between threads. Reads run in worker threads, one
-connection per thread.
+Writes go through one writer thread per store with *group commit*
+(:mod:`linqra.store._sqlite_writer`): every write queued while a transaction runs joins the
+next one, each in its own SAVEPOINT, and a caller is answered only after its transaction
+committed. Reads run in worker threads, one connection per thread. This module is the port on
+top: connections, tables, and the translation of filters and sorts into SQL over
+``json_extract``.
 
 The writer outlives its callers: a write whose caller gave up (cancelled, timed
 out, its event loop closed) before the writer reached it is skipped, one the
@@ -25,10 +25,7 @@ I/O errors), so a stuck file means 503s, never a hang.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
-import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from linqra.errors import Conflict
+from linqra.store._sqlite_writer import GroupCommitWriter
 from linqra.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     Document,
@@ -51,9 +49,6 @@ from linqra.store.base import (
 
 __all__ = ["SQLiteStore"]
 
-log = logging.getLogger(__name__)
-
-_MAX_BATCH = 512
 # SQLite's primary result codes that mean "the file cannot serve now" (not "your query is wrong")
 _OUTAGE_CODES = {
     5: "busy",
@@ -66,8 +61,6 @@ _OUTAGE_CODES = {
     14: "cannot open the file",
     15: "lock protocol error",
 }
-
-_Job = tuple[Callable[..., Any], tuple[Any, ...], "concurrent.futures.Future[Any]"]
 
 
 class SQLiteStore:
@@ -84,10 +77,9 @@ class SQLiteStore:
         self._local = threading.local()
         self._tables: set[str] = set()
         self._tables_lock = threading.Lock()
-        self._writes: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
-        self._writer_starts = 0
+        self._writer = GroupCommitWriter(
+            self._connect, label=str(self.path), on_rollback=self._forget_tables
+        )
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> SQLiteStore:
@@ -116,31 +108,9 @@ class SQLiteStore:
             conn = self._local.conn = self._connect()
         return conn
 
-    # -- writes: one writer thread, group commit ---------------------------------
-    def _writer_alive(self) -> bool:
-        return self._writer is not None and self._writer.is_alive()
-
-    def _ensure_writer(self) -> None:
-        if self._writer_alive():
-            return
-        with self._writer_lock:
-            if self._writer_alive():
-                return
-            if self._writer is not None:  # it ended without close(): say so, start another
-                log.error("sqlite writer thread of %s had stopped; starting a new one", self.path)
-            self._writer_starts += 1
-            self._writer = threading.Thread(
-                target=self._write_loop,
-                name=f"linqra-sqlite-writer-{self._writer_starts}",
-                daemon=True,
-            )
-            self._writer.start()
-
     async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(conn, *args)`` in the writer thread's next transaction; return its result."""
-        self._ensure_writer()
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._writes.put((fn, args, future))
+        future = self._writer.submit(fn, args)
         try:
             async with asyncio.timeout(self.timeout):
                 return await asyncio.wrap_future(future)
@@ -152,73 +122,6 @@ class SQLiteStore:
             ) from None
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
-
-    def _write_loop(self) -> None:
-        conn: sqlite3.Connection | None = None
-        try:
-            while True:
-                item = self._writes.get()
-                if item is None:
-                    return
-                batch = [item]
-                while len(batch) < _MAX_BATCH:
-                    try:
-                        nxt = self._writes.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._writes.put(None)
-                        break
-                    batch.append(nxt)
-                try:
-                    if conn is None:
-                        conn = self._connect()
-                    failure = self._commit(conn, batch)
-                except BaseException as exc:  # nothing a write does may end the writer
-                    log.warning("sqlite writer: %d writes failed: %r", len(batch), exc)
-                    failure = exc
-                    if conn is not None:
-                        _rollback(conn)
-                    self._forget_tables()
-                    for _, _, future in batch:
-                        _settle(future, error=exc)
-                if failure is not None and conn is not None and not _is_busy(failure):
-                    conn.close()  # a broken file or connection: open it again for the next batch
-                    conn = None
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> BaseException | None:
-        """Run ``batch`` in one transaction; answer every waiter. Returns what failed the
-        transaction itself (then nobody's write happened), else ``None``."""
-        results: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, args, future in batch:
-                if not future.set_running_or_notify_cancel():
-                    continue  # its caller gave up before we got to it: skip the write
-                conn.execute("SAVEPOINT w")
-                try:
-                    value = fn(conn, *args)
-                except BaseException as exc:
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    self._forget_tables()  # a table created inside the savepoint is gone again
-                    results.append((future, None, exc))
-                else:
-                    conn.execute("RELEASE w")
-                    results.append((future, value, None))
-            conn.execute("COMMIT")
-        except Exception as exc:  # the transaction itself failed: nobody's write happened
-            _rollback(conn)
-            self._forget_tables()
-            for _, _, future in batch:
-                _settle(future, error=exc)
-            return exc
-        for future, value, error in results:
-            _settle(future, value, error)
-        return None
 
     def _table(self, conn: sqlite3.Connection, collection: str) -> str:
         table = f"c_{check_collection(collection)}"
@@ -414,50 +317,18 @@ class SQLiteStore:
                 await self._write(_probe_write)
         except TimeoutError:
             raise unavailable(f"the document store did not answer within {timeout:g}s") from None
-        if not self._writer_alive():
+        if not self._writer.alive():
             raise unavailable("the document store's writer thread is not running")
 
     def _probe_read(self) -> None:
         self._conn().execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     async def close(self) -> None:
-        if self._writer is not None:
-            if self._writer.is_alive():
-                self._writes.put(None)
-                await asyncio.to_thread(self._writer.join, 10)
-            self._writer = None
+        await self._writer.stop(10)
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
-
-
-def _settle(
-    future: concurrent.futures.Future[Any], value: Any = None, error: BaseException | None = None
-) -> None:
-    """Answer a waiter if it still waits; a cancelled or answered one is left alone."""
-    if future.done():
-        return
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled between the check and the answer
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        log.warning("sqlite writer: rollback failed", exc_info=True)
-
-
-def _is_busy(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (5, 6)
 
 
 def _translate(exc: sqlite3.Error) -> Exception:
