@@ -49,16 +49,15 @@ searches forever).
 
 from __future__ import annotations
 
-import calendar
 import logging
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from linqra.errors import ValidationError
+from linqra.scheduling._cron_search import MAX_YEAR, Clock, DaySpec, search_step
 
 __all__ = [
     "FIRST_INSTANT",
@@ -72,9 +71,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FIELDS = ("seconds", "minutes", "hours", "day-of-month", "month", "day-of-week", "year")
-_MAX_YEAR = 2199
 FIRST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
-LAST_INSTANT = datetime(_MAX_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC)
+LAST_INSTANT = datetime(MAX_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC)
 MAX_SEARCH_STEPS = 100_000
 _RANGES = {
     "seconds": (0, 59),
@@ -83,7 +81,7 @@ _RANGES = {
     "day-of-month": (1, 31),
     "month": (1, 12),
     "day-of-week": (1, 7),
-    "year": (1970, _MAX_YEAR),
+    "year": (1970, MAX_YEAR),
 }
 _MONTHS = {m: i for i, m in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
@@ -124,87 +122,6 @@ def _bounded(when: datetime, field: str = "after") -> datetime:
 
 def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
-
-
-# -- wall time as java.util.GregorianCalendar keeps it ------------------------------------------
-def _lenient(year: int, month: int, day: int, hour: int, minute: int, second: int) -> datetime:
-    """The wall time these fields name, rolling over out-of-range values (day 32, hour 24)."""
-    first = datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
-    return first + timedelta(days=day - 1, hours=hour, minutes=minute, seconds=second)
-
-
-def _instant(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The later instant of a wall time (Java's rule): the standard-time one when it happens twice,
-    and, in a spring-forward gap, the one read with the offset before the gap (later by the gap)."""
-    earlier = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    return max(earlier, wall.replace(tzinfo=tz, fold=1).astimezone(UTC))
-
-
-def _weekday(year: int, month: int, day: int) -> int:
-    """Quartz's day-of-week of a date: SUN=1 … SAT=7 (``day`` may roll over, as in Java)."""
-    return (_lenient(year, month, day, 0, 0, 0).weekday() + 1) % 7 + 1
-
-
-class _Clock:
-    """The search position: wall-clock fields that may be set out of range, then settled."""
-
-    __slots__ = ("_settled", "day", "hour", "minute", "month", "second", "tz", "year")
-
-    def __init__(self, tz: ZoneInfo, instant: datetime) -> None:
-        self.tz = tz
-        self._take(instant)
-
-    def _fields(self) -> tuple[int, int, int, int, int, int]:
-        return self.year, self.month, self.day, self.hour, self.minute, self.second
-
-    def _take(self, instant: datetime) -> None:
-        local = instant.astimezone(self.tz)
-        self.year, self.month, self.day = local.year, local.month, local.day
-        self.hour, self.minute, self.second = local.hour, local.minute, local.second
-        self._settled = self._fields()
-
-    def instant(self) -> datetime:
-        wall = _lenient(self.year, self.month, self.day, self.hour, self.minute, self.second)
-        return _instant(wall, self.tz)
-
-    def settle(self) -> None:
-        """Roll fields over and move a wall time in a gap past it (what Java does on a read)."""
-        if self._fields() != self._settled:
-            self._take(self.instant())
-
-    def set_hour(self, hour: int) -> None:
-        """Quartz's ``setCalendarHour``: an hour lost to a gap becomes the next one."""
-        self.hour = hour
-        self.settle()
-        if self.hour != hour and hour != 24:
-            self.hour = hour + 1
-
-    def move(self, day: int, month: int, year: int | None = None) -> None:
-        """To midnight of a day (leniently: day 32 of a month is in the next one)."""
-        self.second = self.minute = self.hour = 0
-        self.day, self.month = day, month
-        if year is not None:
-            self.year = year
-
-
-def _at_or_after(values: tuple[int, ...], current: int) -> int | None:
-    return next((v for v in values if v >= current), None)
-
-
-@dataclass(frozen=True, slots=True)
-class _DaySpec:
-    """What a day-of-month or day-of-week field asks for."""
-
-    any: bool = False  # "?"
-    values: tuple[int, ...] = ()  # ascending
-    last: bool = False  # DOM "L", "L-n", "LW", "L-nW"
-    last_offset: int = 0  # DOM "L-n"
-    weekday: bool = False  # DOM "...W": the weekday nearest the day (the smallest listed one)
-    last_of: int | None = None  # DOW "nL"
-    nth: tuple[int, int] | None = None  # DOW "n#k"
-
-
-_Step = Literal["fire", "moved", "none"]
 
 
 class CronExpression:
@@ -289,10 +206,10 @@ class CronExpression:
             out.update(span[::step])
         return tuple(sorted(out))
 
-    def _dom(self, text: str) -> _DaySpec:
+    def _dom(self, text: str) -> DaySpec:
         name = "day-of-month"
         if text == "?":
-            return _DaySpec(any=True)
+            return DaySpec(any=True)
         if "L" in text:
             match = re.fullmatch(r"L(?:-([0-9]{1,2}))?(W?)", text)
             if match is None:
@@ -301,9 +218,9 @@ class CronExpression:
             offset = int(match.group(1) or 0)
             if offset > 30:
                 raise self._fail(name, "L-n needs n from 0 to 30")
-            return _DaySpec(last=True, last_offset=offset, weekday=bool(match.group(2)))
+            return DaySpec(last=True, last_offset=offset, weekday=bool(match.group(2)))
         if "W" not in text:
-            return _DaySpec(values=self._values(text, name))
+            return DaySpec(values=self._values(text, name))
         values: set[int] = set()
         for item in text.split(","):
             if item.endswith("W"):
@@ -312,35 +229,35 @@ class CronExpression:
                 values.add(self._number(item[:-1], name))
             else:
                 values.update(self._values(item, name))
-        return _DaySpec(values=tuple(sorted(values)), weekday=True)
+        return DaySpec(values=tuple(sorted(values)), weekday=True)
 
-    def _dow(self, text: str) -> _DaySpec:
+    def _dow(self, text: str) -> DaySpec:
         name = "day-of-week"
         if text == "?":
-            return _DaySpec(any=True)
+            return DaySpec(any=True)
         if text == "L":
-            return _DaySpec(values=(7,))
+            return DaySpec(values=(7,))
         if match := re.fullmatch(r"([1-7]|[A-Z]{3})L", text):
-            return _DaySpec(last_of=self._number(match.group(1), name))
+            return DaySpec(last_of=self._number(match.group(1), name))
         if match := re.fullmatch(r"([1-7]|[A-Z]{3})#([0-9])", text):
             nth = int(match.group(2))
             if not 1 <= nth <= 5:
                 raise self._fail(name, "n#k needs k from 1 to 5")
-            return _DaySpec(nth=(self._number(match.group(1), name), nth))
+            return DaySpec(nth=(self._number(match.group(1), name), nth))
         if "L" in text or "#" in text:
             raise self._fail(name, f"{text!r}: nL and n#k stand alone in day-of-week")
-        return _DaySpec(values=self._values(text, name))
+        return DaySpec(values=self._values(text, name))
 
-    # -- evaluation --------------------------------------------------------------------------
+    # -- evaluation (each step of the search: linqra.scheduling._cron_search) ----------
     def next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         """The first fire time strictly after ``after`` (aware), in UTC; ``None`` if none is left
         up to :data:`LAST_INSTANT`. ``after`` outside the supported range is a ValidationError."""
         deadline = _bounded(after) + timedelta(seconds=1)  # Quartz's "afterTime"
-        clock = _Clock(tz, deadline.replace(microsecond=0))
+        clock = Clock(tz, deadline.replace(microsecond=0))
         for _ in range(MAX_SEARCH_STEPS):
-            if clock.year > _MAX_YEAR:
+            if clock.year > MAX_YEAR:
                 return None
-            step = self._step(clock, deadline)
+            step = search_step(self, clock, deadline)
             if step == "fire":
                 found = clock.instant()
                 return found if found <= LAST_INSTANT else None
@@ -348,103 +265,6 @@ class CronExpression:
                 return None
         log.warning("cron %r: no fire time found in %d steps", self.text, MAX_SEARCH_STEPS)
         return None
-
-    def _step(self, clock: _Clock, deadline: datetime) -> _Step:
-        """One step of Quartz's search, fields from the second up: ``fire`` when the clock shows a
-        fire time; ``moved`` when it was set to the next candidate; ``none`` when none is left."""
-        clock.settle()
-        second = _at_or_after(self.seconds, clock.second)
-        if second is None:
-            clock.second, clock.minute = self.seconds[0], clock.minute + 1
-        else:
-            clock.second = second
-        clock.settle()
-        minute = _at_or_after(self.minutes, clock.minute)
-        if minute != clock.minute:
-            next_hour = clock.hour + (minute is None)
-            clock.second, clock.minute = 0, self.minutes[0] if minute is None else minute
-            clock.set_hour(next_hour)
-            return "moved"
-        hour = _at_or_after(self.hours, clock.hour)
-        if hour != clock.hour:
-            clock.second = clock.minute = 0
-            clock.day += hour is None
-            clock.set_hour(self.hours[0] if hour is None else hour)
-            return "moved"
-        target = self._day_target(clock, deadline)
-        if target is not None:
-            clock.move(*target)
-            return "moved"
-        clock.settle()
-        if clock.year > _MAX_YEAR:
-            return "none"
-        month = _at_or_after(self.month_values, clock.month)
-        if month is None:
-            clock.move(1, self.month_values[0], clock.year + 1)
-            return "moved"
-        if month != clock.month:
-            clock.move(1, month, clock.year)
-            return "moved"
-        year = _at_or_after(self.years, clock.year)
-        if year is None:
-            return "none"
-        if year != clock.year:
-            clock.move(1, 1, year)
-            return "moved"
-        return "fire"
-
-    def _day_target(self, clock: _Clock, deadline: datetime) -> tuple[int, int] | None:
-        """``None`` when the clock's day fires, else the (day, month) to move to — leniently, as
-        Quartz does: ``(1, 13)`` is January of the next year, ``(31, 2)`` early March."""
-        year, month, day = clock.year, clock.month, clock.day
-        length = calendar.monthrange(year, month)[1]
-        if not self.dom.any:
-            spec = self.dom
-            if spec.last and not spec.weekday:
-                last = length - spec.last_offset
-                if day > last:
-                    return 1, month + 1
-                return None if day == last else (last, month)
-            if not spec.weekday:
-                later = _at_or_after(spec.values, day)
-                if later is None or later > length:
-                    return spec.values[0], month + 1
-                return None if later == day else (later, month)
-            wanted = length - spec.last_offset if spec.last else spec.values[0]
-            passed = (1, month + 1) if spec.last else (spec.values[0], month + 1)
-            weekday = _weekday(year, month, wanted)
-            if weekday == 7:  # Saturday: the Friday before, or the Monday after the 1st
-                wanted += 2 if wanted == 1 else -1
-            elif weekday == 1:  # Sunday: the Monday after, or the Friday before the last day
-                wanted += -2 if wanted == length else 1
-            if wanted < 1:  # L-nW before the month's start: Quartz loops; no fire this month
-                return passed
-            wall = _lenient(year, month, wanted, clock.hour, clock.minute, clock.second)
-            if _instant(wall, clock.tz) < deadline:
-                return passed
-            return None if wanted == day else (wanted, month)
-        spec = self.dow
-        today = _weekday(year, month, day)
-        if spec.last_of is not None:
-            ahead = (spec.last_of - today) % 7
-            if day + ahead > length:
-                return 1, month + 1
-            while day + ahead + 7 <= length:
-                ahead += 7
-            return None if ahead == 0 else (day + ahead, month)
-        if spec.nth is not None:
-            target, nth = spec.nth
-            ahead = (target - today) % 7
-            weeks = nth - (day + ahead + 6) // 7
-            wanted = day + ahead + 7 * weeks
-            if weeks < 0 or wanted > length:
-                return 1, month + 1
-            return None if wanted == day else (wanted, month)
-        later = _at_or_after(spec.values, today)
-        ahead = ((spec.values[0] if later is None else later) - today) % 7
-        if day + ahead > length:
-            return 1, month + 1
-        return None if ahead == 0 else (day + ahead, month)
 
     def next_times(self, after: datetime, tz: ZoneInfo, count: int) -> list[datetime]:
         out: list[datetime] = []
