@@ -10,6 +10,12 @@ and exits with one line naming the port and the setting that moves it::
 
     Linqra is already running on :8000 (LINQRA_HTTP__PORT to change)
 
+One more port is fixed and cannot be moved: Ray's dashboard agent listens on 52365 on every
+cluster ``ray.init()`` starts, and it is what runs Ray jobs. With a second cluster on the machine
+(another ``linqra up``, a test session, a benchmark) the newer one starts without it and
+``ray job submit`` to it fails with "No available agent to submit job". That port taken is worth
+a warning line, not a refusal: everything else works.
+
 Joining a cluster (``--address``, ``RAY_ADDRESS`` or ``ray.address``) checks nothing: the
 dashboard and the Serve proxy then belong to that cluster, possibly on other machines, and a
 proxy it already runs on the port is the one ``linqra up`` will use.
@@ -20,13 +26,25 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from linqra.config import Settings
 
-__all__ = ["FixedPort", "check_ports_free", "fixed_ports", "port_is_free", "taken_port_message"]
+__all__ = [
+    "RAY_DASHBOARD_AGENT_PORT",
+    "FixedPort",
+    "agent_port_warning",
+    "check_ports_free",
+    "fixed_ports",
+    "port_is_free",
+    "taken_port_message",
+]
+
+# ray._private.ray_constants.DEFAULT_DASHBOARD_AGENT_LISTEN_PORT: ray.init() has no parameter for it
+RAY_DASHBOARD_AGENT_PORT = 52365
 
 _PROBE_TIMEOUT_SECONDS = 1.0
 _HEALTH_TIMEOUT_SECONDS = 5.0  # a busy gateway's /healthz pings the store and the runner
@@ -43,9 +61,13 @@ class FixedPort:
     setting: str
 
 
+def _joining(settings: Settings, address: str | None) -> bool:
+    return bool(address or os.environ.get("RAY_ADDRESS") or settings.ray.address)
+
+
 def fixed_ports(settings: Settings, *, address: str | None = None) -> list[FixedPort]:
     """The fixed ports ``linqra up`` would bind with these settings; none when joining a cluster."""
-    if address or os.environ.get("RAY_ADDRESS") or settings.ray.address:
+    if _joining(settings, address):
         return []
     ports = [
         FixedPort(settings.http.host, settings.http.port, "the gateway", "LINQRA_HTTP__PORT"),
@@ -123,11 +145,26 @@ def taken_port_message(settings: Settings, *, address: str | None = None) -> str
     return None
 
 
+def agent_port_warning(settings: Settings, *, address: str | None = None) -> str | None:
+    """A warning line if Ray's dashboard agent port is taken (the new cluster runs no jobs)."""
+    if _joining(settings, address) or port_is_free("0.0.0.0", RAY_DASHBOARD_AGENT_PORT):
+        return None
+    return (
+        f"Warning: port :{RAY_DASHBOARD_AGENT_PORT} (Ray's dashboard agent, which runs jobs) is "
+        "taken, probably by another Ray cluster: `ray job submit` will not work on this one "
+        "(stop the other, or join it with --address)"
+    )
+
+
 def check_ports_free(settings: Settings, *, address: str | None = None) -> None:
     """Exit with one line (status 1, no traceback) if a fixed port of ``linqra up`` is taken.
 
+    Prints a warning line (stderr) if Ray's dashboard agent port is taken, and goes on.
     ``address`` is ``linqra up --address``: joining a cluster checks nothing.
     """
     message = taken_port_message(settings, address=address)
     if message is not None:
         raise SystemExit(message)
+    warning = agent_port_warning(settings, address=address)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)

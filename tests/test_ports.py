@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from deployments import ports
 from deployments.ports import check_ports_free, fixed_ports, port_is_free, taken_port_message
 from linqra.config import HttpSettings, RaySettings, Settings
 from tests.support.servers import free_port
@@ -140,6 +141,26 @@ def test_a_pinned_gcs_port_is_checked(
     assert taken_port_message(settings) == (
         f"Port :{listener} for Ray's GCS is in use by another program (RAY_GCS_SERVER_PORT to change)"
     )
+
+
+def test_a_taken_ray_agent_port_is_a_warning_not_a_refusal(
+    tmp_path: Path,
+    listener: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ray's dashboard agent port is fixed (52365); taken, the new cluster only runs no jobs."""
+    monkeypatch.setattr(ports, "RAY_DASHBOARD_AGENT_PORT", listener)
+    settings = _settings(tmp_path, free_port(), free_port())
+    check_ports_free(settings)  # goes on
+    assert capsys.readouterr().err == (
+        f"Warning: port :{listener} (Ray's dashboard agent, which runs jobs) is taken, probably "
+        "by another Ray cluster: `ray job submit` will not work on this one (stop the other, or "
+        "join it with --address)\n"
+    )
+    assert ports.agent_port_warning(settings, address="auto") is None
+    monkeypatch.setattr(ports, "RAY_DASHBOARD_AGENT_PORT", free_port())
+    assert ports.agent_port_warning(settings) is None
 
 
 def test_joining_a_cluster_checks_nothing(
