@@ -15,6 +15,16 @@ both processes as one config file would be: ``API`` (the gateway's URL), ``LINQR
 ``LINQRA_RAY__DASHBOARD_PORT``, ``LINQRA_DATA_DIR`` (where ``ray-address`` is left),
 ``LINQRA_SERVICES`` (the demo service's port) and ``RAY_API_SERVER_ADDRESS`` (``ray job submit``).
 Nothing else is substituted.
+
+Two things differ from a reader's machine, both because another Ray cluster may run beside this
+one (the suite's own, another session's, a benchmark):
+
+- Ray's dashboard agent, which runs jobs, listens on a free port instead of Ray's fixed 52365,
+  which ``ray.init()`` offers no parameter to move; with 52365 taken the cluster would run no
+  jobs ("No available agent to submit job"; ``linqra up`` warns, see ``deployments/ports.py``).
+- The cluster keeps its files in a Ray temp dir of its own (``RAY_TMPDIR``) where the test writes
+  its address to ``ray_current_cluster``, as ``ray start`` would: Ray points a job's driver at
+  the address in that file, and without it at any cluster running on the machine.
 """
 
 from __future__ import annotations
@@ -22,16 +32,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
+from deployments.ports import port_is_free
 from tests.support.servers import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +153,38 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+# Loaded by `linqra up`'s Python processes (PYTHONPATH): when Ray's node parameters are imported,
+# the dashboard agent's port defaults to $LINQRA_TEST_DASHBOARD_AGENT_PORT instead of 52365.
+_AGENT_PORT_HOOK = """
+import importlib.util, os, sys
+
+class _AgentPort:
+    def find_spec(self, name, path=None, target=None):
+        if name != "ray._private.parameter":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            init = module.RayParams.__init__
+
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault(
+                    "dashboard_agent_listen_port", int(os.environ["LINQRA_TEST_DASHBOARD_AGENT_PORT"])
+                )
+                init(self, *args, **kwargs)
+
+            module.RayParams.__init__ = __init__
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _AgentPort())
+"""
+
+
 def _wait_for_line(proc: subprocess.Popen[bytes], log: Path, line: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while line not in log.read_text(errors="replace"):
@@ -148,6 +194,14 @@ def _wait_for_line(proc: subprocess.Popen[bytes], log: Path, line: str, timeout:
             )
         if time.monotonic() > deadline:
             raise TimeoutError(f"linqra up not ready after {timeout}s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
+
+
+def _wait_until_taken(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while port_is_free("0.0.0.0", port):  # the agent listens on the node's address, not loopback
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Ray's dashboard agent is not on port {port}: the hook failed")
         time.sleep(0.2)
 
 
@@ -180,6 +234,17 @@ def linqra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linqra]:
         ),
         "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{dashboard_port}",
     }
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_AGENT_PORT_HOOK)
+    agent_port = free_port()
+    ray_tmp = Path(tempfile.mkdtemp(prefix="lq-ray-", dir="/tmp"))  # short: socket paths ≤ 107
+    up_env = {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
+        "LINQRA_TEST_DASHBOARD_AGENT_PORT": str(agent_port),
+        "RAY_TMPDIR": str(ray_tmp),
+    }
     demo = subprocess.Popen(
         [str(VENV_BIN / "python"), "-m", "linqra.demo", "--port", str(demo_port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -188,15 +253,19 @@ def linqra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linqra]:
     with log.open("wb") as out:
         up = subprocess.Popen(
             [str(VENV_BIN / "linqra"), "up"],  # what `make run` runs
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env=up_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
         wait_port(demo_port, proc=demo)
         _wait_for_line(up, log, "Press Ctrl-C to stop.", timeout=300)
+        _wait_until_taken(agent_port, timeout=60)  # its cluster runs jobs: the hook applied
+        left = json.loads((tmp / "data" / "ray-address").read_text())
+        (ray_tmp / "ray" / "ray_current_cluster").write_text(left["address"])
         yield Linqra(env["API"], http_port, env, log)
     finally:
         _stop(up, signal.SIGINT, timeout=120)  # Ctrl-C: stops the cluster it started
         _stop(demo, signal.SIGTERM, timeout=10)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.mark.ray
@@ -241,3 +310,18 @@ def test_a_second_linqra_up_says_it_is_already_running(linqra: Linqra) -> None:
         f"Linqra is already running on :{linqra.http_port} (LINQRA_HTTP__PORT to change)\n"
     )
     assert out.stdout == ""
+
+
+@pytest.mark.ray
+def test_the_api_docs_page_works_offline(linqra: Linqra) -> None:
+    """`/docs` (linked from the README and printed by `linqra up`) loads nothing from a CDN."""
+    from tests.test_docs_ui import _references
+
+    with httpx.Client(base_url=linqra.api, timeout=30) as client:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page).text
+            refs = _references(html)
+            assert refs and all(ref.startswith("/") for ref in refs), refs
+            assert "https://" not in html and "http://" not in html
+            for ref in refs:
+                assert client.get(ref).status_code == 200, ref
