@@ -229,7 +229,7 @@ async def _b10_one(bus: Any, events: int, rate: float | None) -> dict[str, Any]:
 async def b10(events: int = 2000) -> dict[str, Any]:
     from linqra.events.kafka import KafkaEventBus
     from linqra.events.redis_streams import RedisEventBus
-    from tests.support.servers import redis_server, tansu_broker
+    from linqra.testing.servers import redis_server, tansu_broker
 
     out: dict[str, Any] = {}
     with redis_server() as url:

@@ -22,7 +22,7 @@ from typing import Any
 from linqra.config import LLMProviderConfig, LLMSettings, RouteConfig, Settings
 from linqra.llm.types import Message, ModelSettings
 from linqra.system import System
-from tests.support.fake_openai import FakeOpenAI
+from linqra.testing.fake_openai import FakeOpenAI
 
 CALLS = 200
 
@@ -102,7 +102,7 @@ def b5(calls: int = 1000, concurrency: int = 8) -> dict[str, Any]:
     from ray import serve
 
     from deployments.gateway import build_app
-    from tests.support.servers import free_port
+    from linqra.testing.servers import free_port
 
     def first_token(
         client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str]

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.fake_embeddings import fake_vector, word_count
+from linqra.testing.fake_embeddings import fake_vector, word_count
 from tests.support.servers import HttpService
 
 

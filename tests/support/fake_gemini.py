@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.fake_embeddings import fake_vector
+from linqra.testing.fake_embeddings import fake_vector
 from tests.support.servers import HttpService
 
 CACHED, THOUGHTS = 4, 7

