@@ -236,9 +236,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        # Starlette's own 400s are about the body it could not read (a multipart body
+        # without a boundary, too many files or fields)
+        where = "body" if exc.status_code == 400 else None
         rid = request_id(request.scope)
         return JSONResponse(
-            error_body(code, str(exc.detail), request_id=rid),
+            error_body(code, str(exc.detail), where, request_id=rid),
             status_code=exc.status_code,
             headers={**(exc.headers or {}), REQUEST_ID_HEADER: rid},
         )

@@ -1,9 +1,11 @@
 """Request limits enforced before routing: body size (413) and one strict JSON decoding (400).
 
-Every request body except a multipart upload is checked here, whatever its content type is
-spelled (``application/json``, ``Application/JSON; charset=utf-8``, ``application/x-json``,
-``text/plain`` or none), because routes parse bodies as JSON whatever the header says (a
-webhook's body, FastAPI's body without a content type). A body is refused when it is
+Every request body except a ``multipart/form-data`` upload to the documents route is checked
+here, whatever its content type is spelled (``application/json``, ``Application/JSON;
+charset=utf-8``, ``application/x-json``, ``text/plain``, ``multipart/form-data`` on another
+route, or none), because routes parse bodies as JSON whatever the header says (a webhook's body,
+FastAPI's body without a content type, a document upload whose type merely contains ``json``).
+A body is refused when it is
 
 * bigger than ``max_body_bytes`` (413 ``payload_too_large``; document uploads to
   ``/v1/knowledge/collections/{id}/documents`` have ``max_upload_bytes`` instead);
@@ -244,7 +246,7 @@ class RequestLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body.strip() and not (media or "").startswith("multipart/"):
+        if body.strip() and not (upload and media == "multipart/form-data"):
             try:
                 loads_strict(body, max_depth=self.max_depth)
             except JsonTooDeep as exc:

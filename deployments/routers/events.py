@@ -6,7 +6,6 @@ cluster's bus), where EVENT_DRIVEN triggers pick them up.
 """
 
 import hashlib
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path
@@ -14,6 +13,7 @@ from fastapi.responses import Response
 from starlette.requests import Request
 
 from deployments.deps import Limit, Offset, ResourceId, SystemDep, Team, page
+from deployments.limits import NotJson, loads_strict
 from deployments.schemas import ItemList, Page, RecordRoute
 from linqra.errors import ValidationError
 from linqra.events import DeadLetters
@@ -80,10 +80,11 @@ async def call_hook(
     """Called by another system (no team header: the hook knows its team). The raw body must
     be signed: ``X-Linqra-Signature: sha256=<hex HMAC-SHA256(secret, body)>``."""
     body = await request.body()
-    team_id, hook = await HookService(system.store).verify(hook_id, body, signature)
-    try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
+    hooks = HookService(system.store)
+    team_id, hook = await hooks.verify(hook_id, body, signature)
+    try:  # as strictly as the edge decodes JSON, whatever the content type
+        payload = loads_strict(body or b"{}")
+    except NotJson:
         raise ValidationError("the webhook body is not JSON", field="body") from None
     key = idempotency_key or hashlib.sha256(body).hexdigest()
     event = await publish_team_event(
@@ -94,6 +95,7 @@ async def call_hook(
         idempotency_key=f"hook:{hook_id}:{key}",
         source="webhook",
     )
+    await hooks.accepted(team_id, hook)
     return {"id": event.id, "topic": hook["topic"]}
 
 

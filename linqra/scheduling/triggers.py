@@ -142,7 +142,8 @@ class HookService:
     async def verify(
         self, hook_id: str, body: bytes, signature: str | None
     ) -> tuple[str, dict[str, Any]]:
-        """``(team, hook)`` for a correctly signed call; 401 (and a count) otherwise."""
+        """``(team, hook)`` for a correctly signed call; 401 (and a count) otherwise. The call
+        is counted as accepted by :meth:`accepted`, once its event is published."""
         index = await self.store.get(HOOK_INDEX, SYSTEM_TEAM, hook_id)
         hook = await self.store.get(HOOKS, index["hook_team"], hook_id) if index else None
         if index is None or hook is None:
@@ -160,7 +161,13 @@ class HookService:
                 "missing or wrong X-Linqra-Signature (sha256=<hex HMAC-SHA256 of the raw body>)",
                 field="X-Linqra-Signature",
             )
-        await self.store.update(
-            HOOKS, team_id, hook_id, {"accepted": hook["accepted"] + 1, "last_accepted_at": iso()}
-        )
         return team_id, hook
+
+    async def accepted(self, team_id: str, hook: Mapping[str, Any]) -> None:
+        """Count a verified call whose event was published (a refused one writes nothing)."""
+        await self.store.update(
+            HOOKS,
+            team_id,
+            hook["id"],
+            {"accepted": hook["accepted"] + 1, "last_accepted_at": iso()},
+        )
