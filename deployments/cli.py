@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from deployments.ports import check_ports_free
 from linqra.config import Settings, load_settings
 
 
@@ -126,7 +127,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v}
     )
     settings = settings.model_copy(update={"http": http}).portable()
-    __import__("deployments.ports").ports.check_ports_free(settings, address=args.address)
+    check_ports_free(settings, address=args.address)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     context, started = _init_ray(settings, args.address, dashboard=True)
@@ -215,6 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
     from actors.cluster import start_cluster
+    from actors.handles import RUNNER, lookup
     from linqra.errors import LinqraError
 
     body, params = _load_workflow(Path(args.file))
@@ -223,7 +225,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     milvus = None
     if started:  # our own cluster: it needs its own vector store for milvus/knowledge steps
         settings, milvus = _with_vector_store(settings)
-    runner = start_cluster(settings).runner  # a running cluster's actors are found, not doubled
+    # our own cluster gets its actors; a running one is used as it is (a driver that joined
+    # never creates actors there with its own settings)
+    runner = start_cluster(settings).runner if started else lookup(settings, RUNNER)
     try:
         record = ray.get(
             runner.run_definition.remote(
