@@ -119,6 +119,8 @@ def b5(calls: int = 1000, concurrency: int = 8) -> dict[str, Any]:
                     return elapsed
         raise RuntimeError("no content in the stream")
 
+    from deployments.serve_config import apply_ingress_env
+
     with FakeOpenAI() as fake:
         settings = Settings(
             data_dir=Path(tempfile.mkdtemp(prefix="linqra-b5-")),
@@ -129,7 +131,7 @@ def b5(calls: int = 1000, concurrency: int = 8) -> dict[str, Any]:
         settings = settings.model_copy(
             update={"ray": settings.ray.model_copy(update={"namespace": "linqra-b5"})}
         )
-        settings.http.apply_ingress_env()  # as `linqra up` does (RAY_SERVE_ENABLE_HA_PROXY=0 opts out)
+        apply_ingress_env()  # as `linqra up` does (RAY_SERVE_ENABLE_HA_PROXY=0 opts out)
         ray.init(num_cpus=2, namespace="linqra-b5", include_dashboard=False, log_to_driver=False)
         port = free_port()
         serve.start(

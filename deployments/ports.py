@@ -4,7 +4,7 @@
 proxy, ``http.port``, 8000), the Ray dashboard's (``ray.dashboard_port``, 8265; it also serves the
 Jobs API) and the GCS port if ``RAY_GCS_SERVER_PORT`` pins one. Ray picks every other port free
 at start (the GCS by default, workers, object manager; Serve's replica ports retry), and
-``HttpSettings.apply_ingress_env`` picks HAProxy's. A fixed port found taken only once Ray is
+``deployments.serve_config.apply_ingress_env`` picks HAProxy's. A fixed port found taken only once Ray is
 up ends in a 34-line traceback and a half-started cluster, so ``check_ports_free`` looks first
 and exits with one line naming the port and the setting that moves it::
 

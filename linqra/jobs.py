@@ -8,8 +8,10 @@ through a compare-and-set that only an active job passes (a late writer cannot o
 end). A job whose heartbeat went **stale** — its process died, its queue message was lost — is
 **released** (compare-and-set on the heartbeat seen, so one reaper wins) and **re-dispatched**.
 
-:class:`Jobs` is that life cycle over one collection, described by a :class:`JobKind`; the
-services use it for their records, and the supervisor actor (``actors/supervisor.py``) runs
+:class:`Jobs` is that life cycle over one collection, described by a :class:`JobKind` that the
+collection's owner declares next to it (``EXECUTION_JOBS`` and ``ASYNC_STEP_JOBS`` in
+``linqra.workflows.records``, ``TASK_JOBS`` in ``linqra.agents.executions``, ``DOCUMENT_JOBS``
+in ``linqra.knowledge.collections``); the services use it for their records, and the supervisor actor (``actors/supervisor.py``) runs
 :meth:`Jobs.reap` for every kind. Waiting for a job's end reads the store with back-off; where
 a process can be notified (the runner awaits its own executions), the launcher's ``wait`` is
 used instead and this is the fallback.
@@ -24,25 +26,9 @@ from datetime import timedelta
 from typing import Any
 
 from linqra.clock import iso, utcnow
-from linqra.status import (
-    DOCUMENT_TERMINAL,
-    EXECUTION_TERMINAL,
-    TASK_TERMINAL,
-    DocumentStatus,
-    ExecutionStatus,
-    StepStatus,
-    TaskStatus,
-)
 from linqra.store import DocumentStore
 
-__all__ = [
-    "ASYNC_STEP_JOBS",
-    "DOCUMENT_JOBS",
-    "EXECUTION_JOBS",
-    "TASK_JOBS",
-    "JobKind",
-    "Jobs",
-]
+__all__ = ["JobKind", "Jobs", "backoff"]
 
 POLL_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5)
 """Back-off of :meth:`Jobs.wait` between store reads."""
@@ -63,27 +49,6 @@ class JobKind:
     @property
     def active(self) -> list[str]:
         return [self.pending, self.running]
-
-
-EXECUTION_JOBS = JobKind(
-    "executions",
-    ExecutionStatus.PENDING,
-    ExecutionStatus.RUNNING,
-    EXECUTION_TERMINAL,
-    owner_field="runner_id",
-)
-TASK_JOBS = JobKind("task_executions", TaskStatus.PENDING, TaskStatus.RUNNING, TASK_TERMINAL)
-DOCUMENT_JOBS = JobKind(
-    "documents", DocumentStatus.PENDING, DocumentStatus.PROCESSING, DOCUMENT_TERMINAL
-)
-ASYNC_STEP_JOBS = JobKind(
-    "step_runs",
-    StepStatus.QUEUED,
-    StepStatus.RUNNING,
-    frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.TIMEOUT}),
-    owner_field="worker",
-    clock_field="queued_at",
-)
 
 
 class Jobs:

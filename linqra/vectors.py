@@ -71,6 +71,13 @@ MAX_STRING = 2_048
 KEY = "pk"  # the primary key: row_key(team, id)
 
 log = logging.getLogger(__name__)
+GRPC_OPTIONS = {
+    # pymilvus pings an idle connection every 10 s; Milvus Lite (a gRPC server with default
+    # policy) answers pings that frequent with GOAWAY "too_many_pings", and the next call on
+    # that connection fails. Ping only while calls are in flight, at gRPC's permitted rate.
+    "grpc.keepalive_time_ms": 300_000,
+    "grpc.keepalive_permit_without_calls": 0,
+}
 
 
 class VectorStoreError(Unavailable):
@@ -179,6 +186,7 @@ class MilvusVectorStore:
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
         self._keyed: dict[str, bool] = {}  # collection → primary key is row_key (else: id)
+        self._flushing: dict[str, asyncio.Lock] = {}
 
     def _connect(self) -> Any:
         with self._lock:
@@ -187,7 +195,10 @@ class MilvusVectorStore:
 
                 try:
                     self._client = MilvusClient(
-                        uri=self.uri, token=self.token or "", timeout=self.timeout
+                        uri=self.uri,
+                        token=self.token or "",
+                        timeout=self.timeout,
+                        grpc_options=GRPC_OPTIONS,
                     )
                 except Exception as exc:
                     log.debug("cannot connect to Milvus: %r", exc)
@@ -349,7 +360,10 @@ class MilvusVectorStore:
     async def flush(self, name: str) -> None:
         # Milvus Lite searches unsealed rows by brute force in Python (about 400 ms at 10k rows
         # against 20-45 ms once sealed); a Milvus server seals on its own but accepts this too.
-        await self._run(lambda client: client.flush(name), operation="flush")
+        # Milvus Lite refuses two flushes of one collection at once ("current_seq is
+        # monotonic"): one at a time per collection in this process.
+        async with self._flushing.setdefault(name, asyncio.Lock()):
+            await self._run(lambda client: client.flush(name), operation="flush")
 
     async def close(self) -> None:
         with self._lock:

@@ -245,6 +245,21 @@ def ray_settings(
     ).portable()
 
 
+def _move_dashboard_agent(port: int) -> None:
+    """Ray's dashboard agent (it runs jobs) listens on 52365 whatever ``ray.init`` is given; a
+    second cluster on the machine (``make bench``, a README test's ``linqra up``) would find it
+    taken and run no jobs ("No available agent to submit job"). Give ours a free port."""
+    from ray._private import parameter
+
+    init = parameter.RayParams.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("dashboard_agent_listen_port", port)
+        init(self, *args, **kwargs)
+
+    parameter.RayParams.__init__ = __init__  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
     import ray
@@ -253,6 +268,7 @@ def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     apply_ingress_env()  # the tests run the gateway behind the default ingress
+    _move_dashboard_agent(free_port())
     context = ray.init(
         num_cpus=2,
         namespace=NAMESPACE,

@@ -69,11 +69,6 @@ def test_manual_runs_record_their_trigger_and_a_repeated_key_runs_once(api: Team
     assert api.get("/v1/task-executions", params={"task_id": task["id"]}).json()["total"] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AgentService.get_task spreads the version's `enabled` (always the created value) "
-    "over the task head's, so /disable answers enabled=true and the task still runs",
-)
 def test_a_disabled_task_is_refused_with_409_and_runs_nothing(api: TeamClient) -> None:
     agent = api.post("/v1/agents", json={"name": "off"}).json()
     task = api.post(f"/v1/agents/{agent['id']}/tasks", json={

@@ -152,11 +152,18 @@ def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) 
 
     client = JobSubmissionClient(f"http://{ray_cluster.dashboard_url}")
     entrypoint = f"{sys.executable} -m deployments.cli run {EXAMPLES / 'quote_workflow.json'} --team team-jobs --json"
-    job = client.submit_job(
-        entrypoint=entrypoint,
-        runtime_env={"env_vars": {"LINQRA_RAY__NAMESPACE": "linqra-test"}},
-    )
     deadline = time.monotonic() + 180
+    while True:  # the dashboard's job agent comes up some seconds after the cluster
+        try:
+            job = client.submit_job(
+                entrypoint=entrypoint,
+                runtime_env={"env_vars": {"LINQRA_RAY__NAMESPACE": "linqra-test"}},
+            )
+            break
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     status = client.get_job_status(job)
     while (
         status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}

@@ -23,8 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
-from linqra.jobs import Jobs
-from linqra.status import EXECUTION_TERMINAL, MAX_TRIGGER_DEPTH, TASK_ACTIVE, TASK_TERMINAL
+from linqra.jobs import JobKind, Jobs
+from linqra.status import (
+    EXECUTION_TERMINAL,
+    MAX_TRIGGER_DEPTH,
+    TASK_ACTIVE,
+    TASK_TERMINAL,
+    TaskStatus,
+)
 from linqra.store import DocumentStore
 from linqra.workflows.definition import WorkflowDefinition
 from linqra.workflows.service import WorkflowService
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["TASK_EXECUTIONS", "TaskExecutions"]
 
 TASK_EXECUTIONS = "task_executions"
+TASK_JOBS = JobKind(TASK_EXECUTIONS, TaskStatus.PENDING, TaskStatus.RUNNING, TASK_TERMINAL)
 ACTIVE = TASK_ACTIVE
 TERMINAL = TASK_TERMINAL
 

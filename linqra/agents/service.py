@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from linqra.agents.executions import TASK_EXECUTIONS, TaskExecutions
+from linqra.agents.executions import TASK_EXECUTIONS, TASK_JOBS, TaskExecutions
 from linqra.agents.models import AgentInput, TaskInput, parse_model
 from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
-from linqra.jobs import TASK_JOBS, Jobs
+from linqra.jobs import Jobs
 from linqra.store import DocumentStore, IndexSpec
 from linqra.workflows.definition import WorkflowDefinition
 from linqra.workflows.service import WorkflowService
@@ -192,11 +192,13 @@ class AgentService(TaskExecutions):
         spec = await self.store.get(TASK_VERSIONS, team_id, f"{task_id}@{number}")
         if spec is None:
             raise NotFound(f"task {task_id!r} has no version {number}", field="version")
+        # the version's spec, then the task's live state: enable/disable/pause change the head only
         return {
+            **{k: v for k, v in spec.items() if k not in ("id", "task_id", "version", "team_id")},
             "id": task_id, "agent_id": head["agent_id"], "version": number,
             "enabled": head["enabled"], "paused": head.get("paused", False),
             "created_at": head["created_at"], "updated_at": head["updated_at"],
-            **{k: v for k, v in spec.items() if k not in ("id", "task_id", "version", "team_id")},
+            "version_created_at": spec.get("created_at"),
         }  # fmt: skip
 
     async def list_tasks(

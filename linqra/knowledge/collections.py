@@ -19,9 +19,10 @@ from typing import Any
 from linqra.clock import iso, new_id
 from linqra.config import KnowledgeSettings, Settings
 from linqra.errors import Conflict, NotFound, ValidationError
-from linqra.jobs import Jobs
+from linqra.jobs import JobKind, Jobs
 from linqra.knowledge.blobs import BlobStore
 from linqra.llm.service import LLMService
+from linqra.status import DOCUMENT_TERMINAL, DocumentStatus
 from linqra.store import DocumentStore
 from linqra.vectors import BUILTIN_FIELDS, VectorStore, VectorStoreError, open_vector_store
 
@@ -29,6 +30,9 @@ __all__ = ["COLLECTIONS", "DOCUMENTS", "FIELD_NAME", "RESERVED", "KnowledgeColle
 
 COLLECTIONS = "knowledge_collections"
 DOCUMENTS = "knowledge_documents"
+DOCUMENT_JOBS = JobKind(
+    DOCUMENTS, DocumentStatus.PENDING, DocumentStatus.PROCESSING, DOCUMENT_TERMINAL
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FIELD_TYPES = ("string", "int", "float", "bool")

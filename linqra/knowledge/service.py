@@ -19,9 +19,9 @@ module builds the service's state once and holds its lifecycle.
 from __future__ import annotations
 
 from linqra.config import Settings
-from linqra.jobs import DOCUMENT_JOBS, Jobs
+from linqra.jobs import Jobs
 from linqra.knowledge.blobs import BlobStore, FileBlobStore
-from linqra.knowledge.collections import COLLECTIONS, DOCUMENTS
+from linqra.knowledge.collections import COLLECTIONS, DOCUMENT_JOBS, DOCUMENTS
 from linqra.knowledge.ingestion import KnowledgeIngestion
 from linqra.knowledge.retrieval import MAX_TOP_K, KnowledgeRetrieval
 from linqra.llm.service import LLMService

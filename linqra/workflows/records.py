@@ -22,12 +22,13 @@ from typing import Any
 
 from linqra.clock import iso
 from linqra.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
-from linqra.jobs import ASYNC_STEP_JOBS, EXECUTION_JOBS, Jobs
+from linqra.jobs import JobKind, Jobs
 from linqra.status import (
     EXECUTION_ACTIVE,
     EXECUTION_RESUMABLE,
     EXECUTION_TERMINAL,
     STEP_FINISHED,
+    ExecutionStatus,
     StepStatus,
 )
 from linqra.steps.runtime import json_size
@@ -49,6 +50,22 @@ STEP_RUNS = "step_runs"
 TERMINAL = EXECUTION_TERMINAL
 ACTIVE = EXECUTION_ACTIVE
 RESUMABLE = EXECUTION_RESUMABLE
+EXECUTION_JOBS = JobKind(
+    EXECUTIONS,
+    ExecutionStatus.PENDING,
+    ExecutionStatus.RUNNING,
+    EXECUTION_TERMINAL,
+    owner_field="runner_id",
+)
+ASYNC_STEP_JOBS = JobKind(
+    STEP_RUNS,
+    StepStatus.QUEUED,
+    StepStatus.RUNNING,
+    frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.TIMEOUT}),
+    owner_field="worker",
+    clock_field="queued_at",
+)
+"""Queued async steps: alive while their queue message is younger than the limit."""
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 """Largest params of an execution, and resolved inputs of a step, as compact JSON."""
 
