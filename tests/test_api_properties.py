@@ -84,6 +84,8 @@ class BodyRoute:
     method: str
     path: str
     schema: dict[str, Any] = dataclasses.field(compare=False, repr=False)
+    headers: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    """The route's own header parameters (``If-Match``, ``X-Linqra-Signature``, …)."""
 
     @property
     def key(self) -> str:
@@ -110,7 +112,12 @@ def body_routes(spec: dict[str, Any]) -> list[BodyRoute]:
             content = operation.get("requestBody", {}).get("content", {})
             if "application/json" in content:
                 schema = _resolve(content["application/json"]["schema"], schemas)
-                routes.append(BodyRoute(method.upper(), path, schema))
+                headers = tuple(
+                    p["name"]
+                    for p in operation.get("parameters", ())
+                    if p["in"] == "header" and p["name"] != "X-Team-Id"
+                )
+                routes.append(BodyRoute(method.upper(), path, schema, headers))
     return routes
 
 
@@ -412,7 +419,7 @@ class Attempt:
     status: int | None = None
     code: str | None = None
     field: str | None = None
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    headers: dict[str, str | bytes] = dataclasses.field(default_factory=dict)
 
 
 def media_type(content_type: str | None) -> str:
@@ -484,9 +491,13 @@ class Api:
         return self.http.portal.call(fn)
 
     def send(self, attempt: Attempt) -> httpx.Response:
-        headers = dict(attempt.headers)
+        given = dict(attempt.headers)
         if attempt.content_type is not None:
-            headers["Content-Type"] = attempt.content_type
+            given["Content-Type"] = attempt.content_type
+        headers = [  # as bytes: a value may be any Latin-1 text
+            (name.encode(), value if isinstance(value, bytes) else value.encode("latin-1"))
+            for name, value in given.items()
+        ]
 
         async def request() -> httpx.Response:
             with anyio.fail_after(REQUEST_TIMEOUT):
@@ -664,6 +675,12 @@ def quiet(
 
 
 # -- every route, every body: never a 5xx ---------------------------------------------------
+HEADER_VALUES = st.one_of(
+    st.sampled_from([b"1", b'"1"', b"W/1", b"\xb2", b"\xb9", b"9" * 5000, b"-1", b"0"]),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=30).map(
+        lambda text: text.strip().encode("latin-1")
+    ),
+)
 RANDOM_IDS = st.text(min_size=1, max_size=140).map(lambda s: urllib.parse.quote(s, safe=""))
 
 
@@ -713,6 +730,8 @@ def test_no_body_from_the_schema_gets_a_5xx(
     body = data.draw(from_schema(route.schema), label="body")
     url = data.draw(urls(route, fuzzed.ids), label="url")
     attempt = Attempt(route.method, url, json.dumps(body).encode(), "application/json", "schema")
+    for name in route.headers:  # as a client may send them: any Latin-1 text
+        attempt.headers[name] = data.draw(HEADER_VALUES, label=name)
     attempt = signed(fuzzed, attempt, data)
     check(attempt, fuzzed.send(attempt))
 
@@ -733,6 +752,8 @@ def test_no_hostile_body_gets_a_5xx_and_bad_values_are_named(
         # a file upload is not decoded as JSON at the edge: the route refuses it as a bad form
         expect = {"refused": True} if expect else {}
     attempt = Attempt(route.method, url, content, content_type, "hostile", **expect)
+    for name in route.headers:  # as a client may send them: any Latin-1 text
+        attempt.headers[name] = data.draw(HEADER_VALUES, label=name)
     check(attempt, fuzzed.send(signed(fuzzed, attempt, data)))
 
 
@@ -766,7 +787,7 @@ class Refusal:
     field: str | None
     code: str | None = None
     content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str | bytes], ...] = ()
 
     def attempt(self, api: Api) -> Attempt:
         content = self.body if isinstance(self.body, bytes) else self.body.encode()
@@ -808,6 +829,8 @@ REFUSALS = [
     Refusal("workflow update Infinity", "PUT", WORKFLOW, f'{{"name": "w", "timeoutSeconds": Infinity, "steps": [{STEP}]}}', 400, "body.timeoutSeconds", "invalid_json"),
     Refusal("workflow update no steps", "PUT", WORKFLOW, '{"name": "w"}', 400, "steps"),
     Refusal("workflow update stale If-Match", "PUT", WORKFLOW, f'{{"name": "w", "steps": [{STEP}]}}', 409, None, headers=(("If-Match", '"99"'),)),
+    Refusal("workflow update If-Match ²", "PUT", WORKFLOW, f'{{"name": "w", "steps": [{STEP}]}}', 400, "If-Match", headers=(("If-Match", b"\xb2"),)),
+    Refusal("workflow update If-Match of 5000 digits", "PUT", WORKFLOW, f'{{"name": "w", "steps": [{STEP}]}}', 400, "If-Match", headers=(("If-Match", "9" * 5000),)),
     # executions
     Refusal("execute NaN param", "POST", WORKFLOW + "/execute", '{"params": {"x": NaN}}', 400, "body.params.x", "invalid_json"),
     Refusal("execute params over 4 MiB", "POST", WORKFLOW + "/execute", f'{{"params": {{"big": {OVER_RECORD}}}}}', 413, "params"),

@@ -52,9 +52,11 @@ async def update_workflow(
     """A new version; with ``If-Match: <version>`` only if that is still the current one (409)."""
     expected = None
     if if_match is not None:
-        if not if_match.strip('"').isdigit():
+        version = if_match.strip('"')
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+        if not (version.isascii() and version.isdigit() and len(version) <= 18):
             raise ValidationError("If-Match must be a version number", field="If-Match")
-        expected = int(if_match.strip('"'))
+        expected = int(version)
     return await system.workflows.update(
         team.team_id, workflow_id, body, created_by=team.user_id, expected_version=expected
     )

@@ -150,7 +150,9 @@ class HookService:
             raise NotFound(f"no hook {hook_id!r}", field="hook_id")
         team_id = index["hook_team"]
         expected = "sha256=" + hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
-        if not signature or not hmac.compare_digest(signature.strip(), expected):
+        given = (signature or "").strip()
+        # compare_digest refuses non-ASCII text (TypeError): such a signature is simply wrong
+        if not given.isascii() or not hmac.compare_digest(given, expected):
             await self.store.update(
                 HOOKS,
                 team_id,
