@@ -28,7 +28,6 @@ from linqra.scheduling.models import CronPreview
 from linqra.status import TASK_TERMINAL, TaskStatus
 from linqra.system import System
 from linqra.tenancy import TeamContext
-from linqra.workflows.records import check_record_size
 
 __all__ = ["router", "scheduling"]
 
@@ -129,7 +128,6 @@ async def execute_adhoc(
     system: SystemDep, team: Team, body: AdhocRequest, wait: Wait = False
 ) -> JSONResponse:
     """Run a ``WORKFLOW_EMBEDDED_ADHOC`` task once; it is not stored."""
-    check_record_size(body.input, "input")  # it becomes the run's params: refused before a write
     tx = await system.runs.run_adhoc(team.team_id, body.task(), input=body.input)
     return await task_answer(system, team, tx, wait)
 
@@ -182,7 +180,6 @@ async def execute_task(
     """Run a task now (a MANUAL trigger): 202 and the PENDING task execution, or with
     ``wait=true`` its end. An ``idempotency_key`` seen before returns the first execution."""
     body = body or ExecuteTaskRequest()
-    check_record_size(body.input, "input")  # it becomes the run's params: refused before a write
     key = f"manual:{task_id}:{body.idempotency_key}" if body.idempotency_key else None
     tx = await system.runs.run_task(
         team.team_id,

@@ -33,6 +33,7 @@ from linqra.status import (
 )
 from linqra.store import DocumentStore
 from linqra.workflows.definition import WorkflowDefinition
+from linqra.workflows.records import check_record_size
 from linqra.workflows.service import WorkflowService
 
 if TYPE_CHECKING:
@@ -87,7 +88,10 @@ class TaskExecutions(ABC):
         idempotency_key: str | None = None,
         depth: int = 0,
     ) -> tuple[dict[str, Any], bool]:
-        """A PENDING task execution, and whether it is new (a known key returns the first)."""
+        """A PENDING task execution, and whether it is new (a known key returns the first).
+        An ``input`` over 4 MiB (it becomes the run's params) is refused before anything is
+        written (413 naming ``input``)."""
+        check_record_size(input, "input")
         if depth > MAX_TRIGGER_DEPTH:
             raise ValidationError(
                 f"tasks triggering tasks nest deeper than {MAX_TRIGGER_DEPTH}: a trigger cycle?",
