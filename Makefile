@@ -47,7 +47,7 @@ bench: install-test
 	$(BIN)/python -m benchmarks.llm
 
 demo-service: install
-	$(BIN)/python -m linqra.demo --port 8100
+	$(BIN)/python -m deployments.demo --port 8100
 
 clean:
 	rm -rf $(VENV) .linqra .pytest_cache .mypy_cache .ruff_cache

@@ -31,7 +31,7 @@ from typing import Any
 import jmespath
 
 from linqra.config import ExecutionSettings, ServiceConfig, Settings
-from linqra.demo import serve_quotes
+from deployments.demo import serve_quotes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMESPACE = "linqra-bench"

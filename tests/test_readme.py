@@ -246,7 +246,7 @@ def linqra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Linqra]:
         "RAY_TMPDIR": str(ray_tmp),
     }
     demo = subprocess.Popen(
-        [str(VENV_BIN / "python"), "-m", "linqra.demo", "--port", str(demo_port)],
+        [str(VENV_BIN / "python"), "-m", "deployments.demo", "--port", str(demo_port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     log = tmp / "linqra-up.log"

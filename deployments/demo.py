@@ -1,6 +1,6 @@
 """A tiny offline quotes service for the examples, the notebook, the benchmarks and the README tour.
 
-``python -m linqra.demo --port 8100`` serves ``GET /api/people/random``,
+``python -m deployments.demo --port 8100`` serves ``GET /api/people/random``,
 ``GET /api/people`` and ``GET /api/sleep?ms=200`` (an I/O-bound call for
 parallelism demos). Starlette + uvicorn, which Ray Serve already installs.
 """
