@@ -25,6 +25,7 @@ from typing import Any
 
 from deployments.ports import check_ports_free
 from linqra.config import Settings, load_settings
+from linqra.status import DOCUMENT_TERMINAL, DocumentStatus, ExecutionStatus
 
 
 def _say(text: str) -> None:
@@ -253,7 +254,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 line += f"  {step['error'].get('message', '')[:120]}"
             _say(line)
         _say("result: " + json.dumps(record.get("result"), default=str)[:2000])
-    return 0 if record["status"] == "COMPLETED" else 1
+    return 0 if record["status"] == ExecutionStatus.COMPLETED else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -403,9 +404,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 "GET", f"{base}/v1/knowledge/collections/{collection}/documents/{doc_id}", team
             )
             progress[doc_id] = (doc.get("chunks_done") or 0, doc.get("chunks_total") or 0)
-            if doc.get("status") in ("READY", "FAILED"):
+            if doc.get("status") in DOCUMENT_TERMINAL:
                 name = pending.pop(doc_id)
-                if doc["status"] == "FAILED":
+                if doc["status"] == DocumentStatus.FAILED:
                     failed += 1
                     _say(f"\r  {name}: FAILED: {doc.get('error')}" + " " * 20)
                 elif not interactive:

@@ -16,16 +16,18 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from linqra.errors import ValidationError
+from linqra.status import ExecutionStatus, StepStatus
 from linqra.workflows.definition import format_pydantic_error
 
 __all__ = ["LinqRequest", "linq_response", "parse_linq"]
 
-_STATUS = {
-    "COMPLETED": "success",
-    "FAILED": "error",
-    "TIMEOUT": "timeout",
-    "CANCELLED": "cancelled",
+_STATUS: dict[str, str] = {
+    ExecutionStatus.COMPLETED: "success",
+    ExecutionStatus.FAILED: "error",
+    ExecutionStatus.TIMEOUT: "timeout",
+    ExecutionStatus.CANCELLED: "cancelled",
 }
+"""An execution's status as Linqra's protocol words it (others: the status in lower case)."""
 
 
 class Link(BaseModel):
@@ -93,13 +95,13 @@ def linq_response(record: dict[str, Any]) -> dict[str, Any]:
             "async": bool(s.get("async")),
         }
         for s in steps
-        if s["status"] == "COMPLETED"
+        if s["status"] == StepStatus.COMPLETED
     ]
     metadata = []
     for s in steps:
         entry: dict[str, Any] = {
             "step": s["step"],
-            "status": "success" if s["status"] == "COMPLETED" else s["status"].lower(),
+            "status": "success" if s["status"] == StepStatus.COMPLETED else s["status"].lower(),
             "durationMs": round(s.get("duration_ms") or 0),
             "target": s["target"],
             "executedAt": s.get("finished_at") or s.get("started_at"),

@@ -17,6 +17,7 @@ __all__ = [
     "EXECUTION_RESUMABLE",
     "EXECUTION_TERMINAL",
     "MAX_TRIGGER_DEPTH",
+    "STEP_FAILED",
     "STEP_FINISHED",
     "TASK_ACTIVE",
     "TASK_TERMINAL",
@@ -77,6 +78,8 @@ STEP_FINISHED = frozenset(
         StepStatus.SKIPPED,
     }
 )
+STEP_FAILED = frozenset({StepStatus.FAILED, StepStatus.TIMEOUT})
+"""A step run that ends in one of these fails its execution."""
 
 
 class TaskStatus(StrEnum):

@@ -43,7 +43,7 @@ async def answer(system: System, team: TeamContext, execution_id: str, wait: boo
     if not wait:
         link = {"self": f"/v1/executions/{execution_id}"}
         return JSONResponse(
-            {"id": execution_id, "status": "RUNNING", "links": link}, status_code=202
+            {"id": execution_id, "status": ExecutionStatus.RUNNING, "links": link}, status_code=202
         )
     record = await system.runs.wait_execution(
         team.team_id, execution_id, system.settings.http.wait_timeout_seconds

@@ -29,6 +29,7 @@ from linqra.status import (
     MAX_TRIGGER_DEPTH,
     TASK_ACTIVE,
     TASK_TERMINAL,
+    ExecutionStatus,
     TaskStatus,
 )
 from linqra.store import DocumentStore
@@ -112,7 +113,7 @@ class TaskExecutions(ABC):
             "max_attempts": int(task.get("max_retries", 0)) + 1,
             "backoff_seconds": float(task.get("backoff_seconds", 1.0)),
             "timeout_seconds": float(task.get("timeout_seconds", 300.0)),
-            "status": "PENDING",
+            "status": TaskStatus.PENDING,
             "input": dict(input or {}),
             "trigger": dict(trigger or {"type": "MANUAL"}),
             "idempotency_key": idempotency_key or new_id("once"),
@@ -170,11 +171,11 @@ class TaskExecutions(ABC):
             raise Conflict(
                 f"the task execution is already {doc['status']}", field="task_execution_id"
             )
-        if doc["status"] == "PENDING":
+        if doc["status"] == TaskStatus.PENDING:
             done = await self.store.update(
                 TASK_EXECUTIONS, team_id, tx_id,
-                {"status": "CANCELLED", "cancel_requested": True, "finished_at": iso(), "error": {"code": "cancelled", "message": "cancelled before it started"}},
-                where={"status": "PENDING"},
+                {"status": TaskStatus.CANCELLED, "cancel_requested": True, "finished_at": iso(), "error": {"code": "cancelled", "message": "cancelled before it started"}},
+                where={"status": TaskStatus.PENDING},
             )  # fmt: skip
             if done:
                 return await self.get_task_execution(team_id, tx_id)
@@ -195,7 +196,7 @@ class TaskExecutions(ABC):
             await self._finish(
                 team_id,
                 tx_id,
-                "CANCELLED",
+                TaskStatus.CANCELLED,
                 error={"code": "cancelled", "message": "the agent stopped"},
             )
             raise
@@ -204,7 +205,7 @@ class TaskExecutions(ABC):
             return await self._finish(
                 team_id,
                 tx_id,
-                "FAILED",
+                TaskStatus.FAILED,
                 error={"code": getattr(exc, "code", "error"), "message": message},
             )
 
@@ -221,21 +222,28 @@ class TaskExecutions(ABC):
             if kind == "WORKFLOW_TRIGGER"
             else tx["input"]
         )
-        record: dict[str, Any] = {"status": "FAILED", "error": None}
+        record: dict[str, Any] = {"status": ExecutionStatus.FAILED, "error": None}
         first = int(tx["attempts"]) + 1
         if tx["attempts"] and tx["execution_ids"]:  # adopted mid-attempt: follow that execution
             record = await self._wait(
                 team_id, tx_id, tx["execution_ids"][-1], runner, tx["timeout_seconds"]
             )
-            if record["status"] == "COMPLETED":
-                return await self._finish(team_id, tx_id, "COMPLETED", result=record.get("result"))
-            if record["status"] == "CANCELLED":
-                return await self._finish(team_id, tx_id, "CANCELLED", error=record.get("error"))
+            if record["status"] == ExecutionStatus.COMPLETED:
+                return await self._finish(
+                    team_id, tx_id, TaskStatus.COMPLETED, result=record.get("result")
+                )
+            if record["status"] == ExecutionStatus.CANCELLED:
+                return await self._finish(
+                    team_id, tx_id, TaskStatus.CANCELLED, error=record.get("error")
+                )
         for attempt in range(first, tx["max_attempts"] + 1):
             current = await self.get_task_execution(team_id, tx_id)
             if current["cancel_requested"]:
                 return await self._finish(
-                    team_id, tx_id, "CANCELLED", error={"code": "cancelled", "message": "cancelled"}
+                    team_id,
+                    tx_id,
+                    TaskStatus.CANCELLED,
+                    error={"code": "cancelled", "message": "cancelled"},
                 )
             execution = await self.workflows.new_execution(
                 team_id, workflow_id=workflow_id, definition=definition, params=dict(params),
@@ -249,14 +257,21 @@ class TaskExecutions(ABC):
             record = await self._wait(
                 team_id, tx_id, execution["id"], runner, tx["timeout_seconds"]
             )
-            if record["status"] == "COMPLETED":
-                return await self._finish(team_id, tx_id, "COMPLETED", result=record.get("result"))
-            if record["status"] == "CANCELLED":
-                return await self._finish(team_id, tx_id, "CANCELLED", error=record.get("error"))
+            if record["status"] == ExecutionStatus.COMPLETED:
+                return await self._finish(
+                    team_id, tx_id, TaskStatus.COMPLETED, result=record.get("result")
+                )
+            if record["status"] == ExecutionStatus.CANCELLED:
+                return await self._finish(
+                    team_id, tx_id, TaskStatus.CANCELLED, error=record.get("error")
+                )
             if attempt < tx["max_attempts"]:
                 await asyncio.sleep(tx["backoff_seconds"] * 2 ** (attempt - 1))
         return await self._finish(
-            team_id, tx_id, "FAILED", error=record.get("error") or {"message": record["status"]}
+            team_id,
+            tx_id,
+            TaskStatus.FAILED,
+            error=record.get("error") or {"message": record["status"]},
         )
 
     async def stale_task_executions(
@@ -295,7 +310,7 @@ class TaskExecutions(ABC):
                 if not current["cancel_requested"]:
                     record = {
                         **record,
-                        "status": "TIMEOUT",
+                        "status": ExecutionStatus.TIMEOUT,
                         "error": {
                             "code": "timeout",
                             "message": f"the task took longer than {timeout:g}s",
@@ -304,7 +319,7 @@ class TaskExecutions(ABC):
                 return record
 
     async def _finish(
-        self, team_id: str, tx_id: str, status: str, *, result: Any = None, error: Any = None
+        self, team_id: str, tx_id: str, status: TaskStatus, *, result: Any = None, error: Any = None
     ) -> dict[str, Any]:
         await self.jobs.finish(team_id, tx_id, status, {"result": result, "error": error})
         return await self.get_task_execution(team_id, tx_id)

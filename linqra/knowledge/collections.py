@@ -165,7 +165,7 @@ class KnowledgeCollections:
             status: await self.store.count(
                 DOCUMENTS, team_id, {"collection_id": collection["id"], "status": status}
             )
-            for status in ("PENDING", "PROCESSING", "READY", "FAILED")
+            for status in DocumentStatus
         }
         return {**collection, "documents": counts}
 

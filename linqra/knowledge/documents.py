@@ -18,6 +18,7 @@ from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.knowledge.collections import DOCUMENTS, KnowledgeCollections
 from linqra.knowledge.extract import MIME_TYPES, detect_type
+from linqra.status import DocumentStatus
 
 __all__ = ["KnowledgeDocuments", "page_numbers"]
 
@@ -72,7 +73,7 @@ class KnowledgeDocuments(KnowledgeCollections):
             "checksum": checksum,
             "metadata": clean_metadata,
             "source": source,
-            "status": "PENDING",
+            "status": DocumentStatus.PENDING,
             "error": None,
             "chunks_total": None,
             "chunks_done": 0,
@@ -130,7 +131,7 @@ class KnowledgeDocuments(KnowledgeCollections):
         out["progress"] = (
             round(doc["chunks_done"] / total, 4)
             if total
-            else (1.0 if doc["status"] == "READY" else 0.0)
+            else (1.0 if doc["status"] == DocumentStatus.READY else 0.0)
         )
         if chunks:
             rows = await self.vectors.query(
@@ -184,13 +185,13 @@ class KnowledgeDocuments(KnowledgeCollections):
         self, team_id: str, collection_ref: str, doc_id: str
     ) -> dict[str, Any]:
         doc = await self.get_document(team_id, collection_ref, doc_id)
-        if doc["status"] == "PROCESSING":
+        if doc["status"] == DocumentStatus.PROCESSING:
             raise Conflict(
                 "the document is being ingested; try again when it is done", field="document_id"
             )
         await self.store.update(
             DOCUMENTS, team_id, doc_id,
-            {"status": "PENDING", "error": None, "chunks_done": 0, "updated_at": iso(), "heartbeat_at": iso()},
+            {"status": DocumentStatus.PENDING, "error": None, "chunks_done": 0, "updated_at": iso(), "heartbeat_at": iso()},
         )  # fmt: skip
         return await self.get_document(team_id, collection_ref, doc_id)
 

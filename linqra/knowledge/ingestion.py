@@ -22,6 +22,7 @@ from linqra.errors import Conflict, LinqraError, NotFound, ValidationError
 from linqra.knowledge.collections import DOCUMENTS, FIELD_NAME, RESERVED
 from linqra.knowledge.documents import KnowledgeDocuments
 from linqra.knowledge.extract import chunk_pages, extract
+from linqra.status import DocumentStatus
 
 __all__ = ["EMBED_BATCH", "KnowledgeIngestion"]
 
@@ -44,13 +45,13 @@ class KnowledgeIngestion(KnowledgeDocuments):
         doc = await self.store.get(DOCUMENTS, team_id, doc_id)
         if doc is None:
             raise NotFound(f"no document {doc_id!r}", field="document_id")
-        if doc["status"] == "READY":
+        if doc["status"] == DocumentStatus.READY:
             return doc
         collection = await self.get_collection(team_id, doc["collection_id"])
         await self._update(
             team_id,
             doc_id,
-            status="PROCESSING",
+            status=DocumentStatus.PROCESSING,
             attempts=doc["attempts"] + 1,
             error=None,
             chunks_done=0,
@@ -67,7 +68,7 @@ class KnowledgeIngestion(KnowledgeDocuments):
                 )
             except Exception:  # the vector store is what failed: the next ingestion clears it
                 reason += " (vectors of this document may remain until it is re-indexed)"
-            await self._update(team_id, doc_id, status="FAILED", error=reason)
+            await self._update(team_id, doc_id, status=DocumentStatus.FAILED, error=reason)
             failed = await self.store.get(DOCUMENTS, team_id, doc_id)
             assert failed is not None
             return failed
@@ -123,7 +124,7 @@ class KnowledgeIngestion(KnowledgeDocuments):
             await self.vectors.upsert(name, team_id, rows)
             await self._update(team_id, doc["id"], chunks_done=start + len(batch))
         await self.vectors.flush(name)
-        await self._update(team_id, doc["id"], status="READY", completed_at=iso())
+        await self._update(team_id, doc["id"], status=DocumentStatus.READY, completed_at=iso())
         final = await self.store.get(DOCUMENTS, team_id, doc["id"])
         assert final is not None
         return final

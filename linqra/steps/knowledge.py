@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from linqra.errors import LinqraError, NotFound, StepError, ValidationError
 from linqra.knowledge.service import MAX_TOP_K, KnowledgeService
+from linqra.status import DocumentStatus
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class MilvusTarget(_RagTarget):
         doc = await knowledge.upsert_text(
             call.team_id, p["collection"], str(p["text"]), p.get("metadata"), title=p.get("title")
         )
-        if doc["status"] == "FAILED":
+        if doc["status"] == DocumentStatus.FAILED:
             raise StepError(f"storing the text failed: {doc['error']}", non_retryable=False)
         return {
             "id": doc["id"],

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from linqra.errors import LinqraError, StepError, ValidationError
-from linqra.status import MAX_TRIGGER_DEPTH, ExecutionStatus, TaskStatus
+from linqra.status import MAX_TRIGGER_DEPTH, TASK_TERMINAL, ExecutionStatus, TaskStatus
 from linqra.steps.base import ExecutorKind, StepCall, StepContext
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class AgentStepTarget(_Orchestration):
             return {"task_execution_id": tx["id"], "status": tx["status"]}
         timeout = float(p.get("timeoutSeconds", call.timeout))
         tx = await system.runs.wait_task_execution(call.team_id, tx["id"], timeout)
-        if tx["status"] not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+        if tx["status"] not in TASK_TERMINAL:
             raise StepError(f"task execution {tx['id']} did not finish in time", code="timeout")
         out = {"task_execution_id": tx["id"], "status": tx["status"], "result": tx["result"]}
         if tx["status"] != TaskStatus.COMPLETED:

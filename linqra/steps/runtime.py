@@ -28,6 +28,7 @@ from typing import Any, Literal
 from linqra.clock import iso
 from linqra.errors import LinqraError, StepError, StepTimeout
 from linqra.resilience import Backoff
+from linqra.status import StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 
 __all__ = ["StepOutcome", "json_size", "run_step_call"]
@@ -74,7 +75,7 @@ def check_output(call: StepCall, output: Any, limit: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class StepOutcome:
-    status: Literal["COMPLETED", "FAILED", "TIMEOUT"]
+    status: Literal[StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.TIMEOUT]
     output: Any
     error: dict[str, Any] | None
     attempts: int
@@ -123,14 +124,14 @@ async def run_step_call(
                 "message": f"step {call.step} ran past its {call.timeout:g}s timeout",
             }
             retryable, delay = True, None
-            status: Literal["FAILED", "TIMEOUT"] = "TIMEOUT"
+            status: Literal[StepStatus.FAILED, StepStatus.TIMEOUT] = StepStatus.TIMEOUT
         except StepError as exc:
             error = {"code": exc.code, "message": exc.message}
             retryable, delay = not exc.non_retryable, exc.next_retry_delay
-            status = "TIMEOUT" if isinstance(exc, StepTimeout) else "FAILED"
+            status = StepStatus.TIMEOUT if isinstance(exc, StepTimeout) else StepStatus.FAILED
         except LinqraError as exc:
             error = {"code": exc.code, "message": exc.message}
-            retryable, delay, status = False, None, "FAILED"
+            retryable, delay, status = False, None, StepStatus.FAILED
         except Exception as exc:
             log.warning("step %s of %s raised %s", call.step, call.execution_id, type(exc).__name__)
             error = {
@@ -138,9 +139,11 @@ async def run_step_call(
                 "message": f"{type(exc).__name__}: {exc}",
                 "trace": traceback.format_exc(limit=5)[-2000:],
             }
-            retryable, delay, status = True, None, "FAILED"
+            retryable, delay, status = True, None, StepStatus.FAILED
         else:
-            return StepOutcome("COMPLETED", output, None, attempt, started_at, iso(), _ms(t0))
+            return StepOutcome(
+                StepStatus.COMPLETED, output, None, attempt, started_at, iso(), _ms(t0)
+            )
         if not retryable or attempt >= call.max_attempts:
             return StepOutcome(status, None, error, attempt, started_at, iso(), _ms(t0))
         wait = delay if delay is not None else backoff.delay(attempt, rand)

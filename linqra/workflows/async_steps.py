@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from linqra.clock import iso, parse_iso, utcnow
 from linqra.events.base import EventBus
-from linqra.status import STEP_FINISHED
+from linqra.status import STEP_FINISHED, StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import run_step_call
 from linqra.workflows.records import ExecutionRepository
@@ -73,7 +73,7 @@ class BusAsyncStepQueue:
             )  # fmt: skip
             await repo.claim_step_run(
                 run["team_id"], run["id"], {"queued_at": iso(), "requeued": run.get("requeued", 0) + 1},
-                from_status="QUEUED",
+                from_status=StepStatus.QUEUED,
             )  # fmt: skip
             count += 1
         return count
@@ -102,8 +102,8 @@ async def process_async_step(
     if current is not None and current["status"] in FINISHED:
         return "duplicate"
     call = StepCall(**payload["call"])
-    running = {"status": "RUNNING", "started_at": iso(), "worker": worker}
-    if current is not None and current["status"] == "RUNNING":
+    running = {"status": StepStatus.RUNNING, "started_at": iso(), "worker": worker}
+    if current is not None and current["status"] == StepStatus.RUNNING:
         # another worker has it; if it has run past every attempt's time it died: take over
         allowed = call.timeout * call.max_attempts + STALE_MARGIN_SECONDS
         started = parse_iso(current["started_at"])
@@ -113,10 +113,12 @@ async def process_async_step(
             team_id,
             record["id"],
             running,
-            where={"status": "RUNNING", "started_at": current["started_at"]},
+            where={"status": StepStatus.RUNNING, "started_at": current["started_at"]},
         )
     else:
-        claimed = await repo.claim_step_run(team_id, record["id"], running, from_status="QUEUED")
+        claimed = await repo.claim_step_run(
+            team_id, record["id"], running, from_status=StepStatus.QUEUED
+        )
     if not claimed:
         return "busy"  # a re-queued copy is being run by another worker
     record.update(running)

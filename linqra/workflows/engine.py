@@ -26,6 +26,7 @@ from linqra.cache import Cache
 from linqra.clock import iso
 from linqra.config import ExecutionSettings
 from linqra.errors import LinqraError
+from linqra.status import STEP_FAILED, ExecutionStatus, StepStatus
 from linqra.steps.base import ExecutorKind, StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import StepOutcome, run_step_call
 from linqra.workflows.async_steps import AsyncStepQueue
@@ -58,7 +59,7 @@ class LocalExecutor:
 
 
 class _StepFailed(Exception):
-    def __init__(self, step: int, status: str) -> None:
+    def __init__(self, step: int, status: StepStatus) -> None:
         super().__init__(step, status)
         self.step = step
         self.status = status
@@ -103,10 +104,10 @@ class WorkflowEngine(StepRunRecorder):
         )
         for number, prior in (await self.interrupt_running_steps(team_id, execution_id)).items():
             run.run_counts[number] = int(prior["run"])
-            if prior["status"] == "COMPLETED":
+            if prior["status"] == StepStatus.COMPLETED:
                 run.results[number] = prior.get("output")
                 run.reused.add(number)
-            elif prior["status"] == "SKIPPED" and prior.get("skip_reason") == "condition":
+            elif prior["status"] == StepStatus.SKIPPED and prior.get("skip_reason") == "condition":
                 run.reused.add(number)
         log.info(
             "execution start team=%s run_id=%s steps=%d reused=%d",
@@ -118,14 +119,17 @@ class WorkflowEngine(StepRunRecorder):
         me = asyncio.current_task()
         assert me is not None
         beat = asyncio.create_task(self._heartbeat(run, me))
-        status, error = "COMPLETED", None
+        status: ExecutionStatus = ExecutionStatus.COMPLETED
+        error: dict[str, Any] | None = None
         try:
             async with asyncio.timeout(run.definition.timeoutSeconds):
                 await self._drive(run)
         except _StepFailed as exc:
-            status, error = ("TIMEOUT" if exc.status == "TIMEOUT" else "FAILED"), run.failure
+            timed_out = exc.status == StepStatus.TIMEOUT
+            status = ExecutionStatus.TIMEOUT if timed_out else ExecutionStatus.FAILED
+            error = run.failure
         except TimeoutError:
-            status = "TIMEOUT"
+            status = ExecutionStatus.TIMEOUT
             error = {
                 "code": "workflow_timeout",
                 "message": f"workflow ran past its {run.definition.timeoutSeconds:g}s timeout",
@@ -135,13 +139,12 @@ class WorkflowEngine(StepRunRecorder):
                 raise
             if me.cancelling():
                 me.uncancel()
-            status, error = "CANCELLED", {"code": "cancelled", "message": "execution cancelled"}
+            status = ExecutionStatus.CANCELLED
+            error = {"code": "cancelled", "message": "execution cancelled"}
         except Exception as exc:  # a bug or a store failure: never leave the execution RUNNING
             log.exception("execution %s crashed", execution_id)
-            status, error = (
-                "FAILED",
-                {"code": "engine_error", "message": f"{type(exc).__name__}: {exc}"},
-            )
+            status = ExecutionStatus.FAILED
+            error = {"code": "engine_error", "message": f"{type(exc).__name__}: {exc}"}
         finally:
             beat.cancel()
         return await self._finish(run, status, error)
@@ -164,9 +167,9 @@ class WorkflowEngine(StepRunRecorder):
                 self._spawn_async(run, step)
                 continue
             status = await self._step(run, step)
-            if status in ("FAILED", "TIMEOUT"):
+            if status in STEP_FAILED:
                 raise _StepFailed(step.step, status)
-            if status != "COMPLETED" or step.jump is None:
+            if status != StepStatus.COMPLETED or step.jump is None:
                 continue
             if not await self._jump_taken(run, step):
                 continue
@@ -181,15 +184,15 @@ class WorkflowEngine(StepRunRecorder):
 
     async def _drive_dag(self, run: RunState) -> None:
         deps = run.definition.dependencies()
-        tasks: dict[int, asyncio.Task[str]] = {}
+        tasks: dict[int, asyncio.Task[StepStatus]] = {}
         started: set[int] = set()
 
-        async def node(step: Step) -> str:
+        async def node(step: Step) -> StepStatus:
             for dep in sorted(deps[step.step]):
                 await asyncio.shield(tasks[dep])
             started.add(step.step)
             status = await self._step(run, step)
-            if status in ("FAILED", "TIMEOUT"):
+            if status in STEP_FAILED:
                 raise _StepFailed(step.step, status)
             return status
 
@@ -199,7 +202,7 @@ class WorkflowEngine(StepRunRecorder):
                 continue
             tasks[step.step] = asyncio.create_task(node(step), name=f"step{step.step}")
         # async steps are nobody's dependency (validated), so every dep is in tasks
-        pending: set[asyncio.Task[str]] = set(tasks.values())
+        pending: set[asyncio.Task[StepStatus]] = set(tasks.values())
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -222,12 +225,12 @@ class WorkflowEngine(StepRunRecorder):
 
     def _spawn_async(self, run: RunState, step: Step) -> None:
         async def background() -> None:
-            status = "FAILED"
+            status = StepStatus.FAILED
             try:
                 status = await self._step(run, step)
             finally:
                 if (
-                    status != "QUEUED"
+                    status != StepStatus.QUEUED
                 ):  # queued: a worker finishes it (the record says so when read)
                     run.async_done.add(step.step)
                     async with run.lock:
@@ -242,14 +245,14 @@ class WorkflowEngine(StepRunRecorder):
         task.add_done_callback(self._background.discard)
 
     # -- one step ---------------------------------------------------------------
-    async def _step(self, run: RunState, step: Step) -> str:
+    async def _step(self, run: RunState, step: Step) -> StepStatus:
         if step.step in run.reused:
             run.reused.discard(step.step)  # reuse once; a jump back runs it again
             if step.step in run.results:
                 if not step.async_:
                     run.last_completed = step.step
-                return "COMPLETED"
-            return "SKIPPED"
+                return StepStatus.COMPLETED
+            return StepStatus.SKIPPED
         run.step_runs += 1
         if run.step_runs > self.settings.max_step_runs:
             run.failure = {
@@ -257,7 +260,7 @@ class WorkflowEngine(StepRunRecorder):
                 "step": step.step,
                 "message": f"more than {self.settings.max_step_runs} step runs (a jump loop?)",
             }
-            raise _StepFailed(step.step, "FAILED")
+            raise _StepFailed(step.step, StepStatus.FAILED)
         record = self._new_run(run, step)
         scope = Scope(run.params, run.results)
         target = self.registry.get(step.target)
@@ -266,7 +269,7 @@ class WorkflowEngine(StepRunRecorder):
                 await self._record_skip(
                     run, step, "condition", f"condition is false: {step.condition}", record
                 )
-                return "SKIPPED"
+                return StepStatus.SKIPPED
             call = self._call(run, step, scope, target.url_intent, target.kind)
         except MissingReference as exc:
             return await self._fail_before_start(
@@ -292,7 +295,7 @@ class WorkflowEngine(StepRunRecorder):
             if cached is not None:
                 now = iso()
                 record.update(
-                    status="COMPLETED",
+                    status=StepStatus.COMPLETED,
                     output=json.loads(cached),
                     cache_hit=True,
                     attempts=0,
@@ -304,18 +307,18 @@ class WorkflowEngine(StepRunRecorder):
                 run.results[step.step] = record["output"]
                 if not step.async_:
                     run.last_completed = step.step
-                return "COMPLETED"
+                return StepStatus.COMPLETED
         if step.async_ and self.async_queue is not None:
             record.update(
-                status="QUEUED",
+                status=StepStatus.QUEUED,
                 queued_at=iso(),
                 cache_hit=False,
                 queued_call=dataclasses.asdict(call),  # what the reaper re-queues if it is lost
             )
             await self.repo.save_step_run(run.team_id, record)
             await self.async_queue.enqueue(run.team_id, record, call)
-            return "QUEUED"
-        record.update(status="RUNNING", started_at=iso(), cache_hit=False)
+            return StepStatus.QUEUED
+        record.update(status=StepStatus.RUNNING, started_at=iso(), cache_hit=False)
         # The RUNNING record is written while the step already runs: submission never waits on the store.
         started = asyncio.create_task(self.repo.save_step_run(run.team_id, dict(record)))
         try:
@@ -325,7 +328,7 @@ class WorkflowEngine(StepRunRecorder):
                 outcome = await self.executor.execute(call)
         except asyncio.CancelledError:
             record.update(
-                status="CANCELLED",
+                status=StepStatus.CANCELLED,
                 finished_at=iso(),
                 error={"code": "cancelled", "message": "step cancelled while running"},
             )
@@ -336,7 +339,7 @@ class WorkflowEngine(StepRunRecorder):
                 await asyncio.shield(started)
         record.update(outcome.record_fields())
         await self.repo.save_step_run(run.team_id, record)
-        if outcome.status == "COMPLETED":
+        if outcome.status == StepStatus.COMPLETED:
             run.results[step.step] = outcome.output
             if not step.async_:
                 run.last_completed = step.step
@@ -417,7 +420,7 @@ class WorkflowEngine(StepRunRecorder):
                 "field": exc.path,
                 "message": f"step {step.step} jump: {exc}",
             }
-            raise _StepFailed(step.step, "FAILED") from None
+            raise _StepFailed(step.step, StepStatus.FAILED) from None
 
 
 def _dumps(value: Any) -> str:

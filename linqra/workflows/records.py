@@ -91,7 +91,7 @@ class ExecutionRepository:
         check_record_size(execution.get("params"), "params")
         now = iso()
         doc = {
-            "status": "PENDING",
+            "status": ExecutionStatus.PENDING,
             "created_at": now,
             "heartbeat_at": now,
             "resumes": 0,

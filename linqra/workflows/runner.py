@@ -19,6 +19,7 @@ from typing import Any
 from linqra.clock import iso
 from linqra.config import ExecutionSettings
 from linqra.errors import Conflict
+from linqra.status import ExecutionStatus
 from linqra.workflows.engine import WorkflowEngine
 from linqra.workflows.records import ACTIVE, RESUMABLE, TERMINAL, ExecutionRepository
 
@@ -69,12 +70,12 @@ class ExecutionRunner:
             team_id,
             execution_id,
             {
-                "status": "RUNNING",
+                "status": ExecutionStatus.RUNNING,
                 "runner_id": self.runner_id,
                 "started_at": now,
                 "heartbeat_at": now,
             },
-            from_status=["PENDING"],
+            from_status=[ExecutionStatus.PENDING],
         )
         if not claimed:
             raise Conflict(f"execution {execution_id!r} is not PENDING", field="execution_id")
@@ -93,7 +94,7 @@ class ExecutionRunner:
             team_id,
             execution_id,
             {
-                "status": "RUNNING",
+                "status": ExecutionStatus.RUNNING,
                 "runner_id": self.runner_id,
                 "heartbeat_at": now,
                 "error": None,
@@ -124,16 +125,16 @@ class ExecutionRunner:
         if task is not None:
             task.cancel()
             await asyncio.wait({task}, timeout=30)
-        elif doc["status"] == "PENDING":
+        elif doc["status"] == ExecutionStatus.PENDING:
             await self.repo.transition(
                 team_id,
                 execution_id,
                 {
-                    "status": "CANCELLED",
+                    "status": ExecutionStatus.CANCELLED,
                     "finished_at": iso(),
                     "error": {"code": "cancelled", "message": "cancelled before it started"},
                 },
-                from_status=["PENDING"],
+                from_status=[ExecutionStatus.PENDING],
             )
         # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
         return await self.repo.get(team_id, execution_id)
@@ -206,7 +207,7 @@ class ExecutionRunner:
         ):
             cancelled = bool(doc.get("cancel_requested"))
             changes: dict[str, Any] = {
-                "status": "CANCELLED" if cancelled else "FAILED",
+                "status": ExecutionStatus.CANCELLED if cancelled else ExecutionStatus.FAILED,
                 "finished_at": now,
                 "runner_id": self.runner_id,
                 "error": {
@@ -222,7 +223,7 @@ class ExecutionRunner:
                 )
             return ok
         changes = {
-            "status": "RUNNING",
+            "status": ExecutionStatus.RUNNING,
             "runner_id": self.runner_id,
             "heartbeat_at": now,
             "auto_resumes": auto + 1,

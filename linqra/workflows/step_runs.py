@@ -18,6 +18,7 @@ from typing import Any
 
 from linqra.clock import iso, parse_iso, utcnow
 from linqra.config import ExecutionSettings
+from linqra.status import EXECUTION_ACTIVE, ExecutionStatus, StepStatus
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.records import ExecutionRepository
 
@@ -61,9 +62,9 @@ class StepRunRecorder:
         ``interrupted``); returns the latest run of every step, as it now stands."""
         latest = await self.repo.latest_step_runs(team_id, execution_id)
         for prior in latest.values():
-            if prior["status"] == "RUNNING":
+            if prior["status"] == StepStatus.RUNNING:
                 prior.update(
-                    status="CANCELLED",
+                    status=StepStatus.CANCELLED,
                     finished_at=iso(),
                     error={
                         "code": "interrupted",
@@ -108,11 +109,11 @@ class StepRunRecorder:
 
     async def _fail_before_start(
         self, run: RunState, record: dict[str, Any], code: str, message: str, field_name: str | None
-    ) -> str:
+    ) -> StepStatus:
         now = iso()
         error = {"code": code, "message": message, **({"field": field_name} if field_name else {})}
         record.update(
-            status="FAILED",
+            status=StepStatus.FAILED,
             error=error,
             attempts=0,
             started_at=now,
@@ -121,7 +122,7 @@ class StepRunRecorder:
         )
         await self.repo.save_step_run(run.team_id, record)
         run.failure = {"step": record["step"], **error}
-        return "FAILED"
+        return StepStatus.FAILED
 
     async def _record_skip(
         self,
@@ -135,7 +136,7 @@ class StepRunRecorder:
             record = self._new_run(run, step)
         now = iso()
         record.update(
-            status="SKIPPED",
+            status=StepStatus.SKIPPED,
             skip_reason=reason,
             message=message,
             started_at=now,
@@ -155,36 +156,37 @@ class StepRunRecorder:
             except Exception:
                 log.warning("heartbeat failed run_id=%s", run.execution_id, exc_info=True)
                 continue
-            if not alive and doc.get("status") in ("PENDING", "RUNNING"):
+            if not alive and doc.get("status") in EXECUTION_ACTIVE:
                 log.warning(
                     "lost the claim on run_id=%s to %s", run.execution_id, doc.get("runner_id")
                 )
                 run.lost_claim = True
                 main.cancel()
                 return
-            if doc.get("cancel_requested") or doc.get("status") not in ("PENDING", "RUNNING"):
+            if doc.get("cancel_requested") or doc.get("status") not in EXECUTION_ACTIVE:
                 main.cancel()
                 return
 
     async def _finish(
-        self, run: RunState, status: str, error: dict[str, Any] | None
+        self, run: RunState, status: ExecutionStatus, error: dict[str, Any] | None
     ) -> dict[str, Any]:
         doc = await self.repo.get(run.team_id, run.execution_id)
         final = self._final_step(run)
         finished = utcnow()
         started = doc.get("started_at")
+        completed = status == ExecutionStatus.COMPLETED
         changes: dict[str, Any] = {
             "status": status,
             "finished_at": iso(finished),
             "error": error,
             "result": run.results.get(final) if final is not None else None,
             "last_completed_step": final,
-            "pending_async_steps": self._pending_async(run) if status == "COMPLETED" else [],
+            "pending_async_steps": self._pending_async(run) if completed else [],
             "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3)
             if started
             else None,
         }
-        if status != "COMPLETED":
+        if not completed:
             for task in list(run.background):
                 task.cancel()
         async with run.lock:
@@ -192,7 +194,7 @@ class StepRunRecorder:
                 run.team_id,
                 run.execution_id,
                 changes,
-                from_status=["RUNNING"],
+                from_status=[ExecutionStatus.RUNNING],
                 runner_id=self.runner_id,
             )
         if not ok:
