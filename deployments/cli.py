@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from actors.cluster import start_cluster
     from actors.handles import RUNNER, lookup
-    from linqra.errors import LinqraError
+    from linqra.errors import LinqraError, Unavailable
 
     body, params = _load_workflow(Path(args.file))
     params.update(_parse_params(args.param))
@@ -228,7 +228,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings, milvus = _with_vector_store(settings)
     # our own cluster gets its actors; a running one is used as it is (a driver that joined
     # never creates actors there with its own settings)
-    runner = start_cluster(settings).runner if started else lookup(settings, RUNNER)
+    try:
+        runner = start_cluster(settings).runner if started else lookup(settings, RUNNER)
+    except Unavailable:
+        _say(
+            f"linqra run: the cluster at {ray.get_runtime_context().gcs_address} runs no Linqra "
+            f"in namespace {settings.ray.namespace!r} (start one with `linqra up`, or give "
+            "--address / RAY_ADDRESS of the cluster that does)"
+        )
+        return 2
     try:
         record = ray.get(
             runner.run_definition.remote(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -144,16 +144,31 @@ def test_cron_task_fires_every_second_pauses_and_survives_a_scheduler_restart(
     before = len(executions())
     until(lambda: len(executions()) >= before + 3, timeout=30)
     assert api.post(f"/v1/tasks/{task['id']}/pause").json()["paused"] is True
-    time.sleep(1.5)
-    paused_count = len(executions())
-    time.sleep(2.5)
+    paused_count = settled(lambda: len(executions()))  # a fire in flight at the pause lands
+    observed = time.monotonic()
+    until(lambda: time.monotonic() - observed > 2.5, timeout=10)  # two cron periods and more
     assert len(executions()) == paused_count  # nothing fired while paused
     api.post(f"/v1/tasks/{task['id']}/disable")
     fires = [e["trigger"]["scheduled_at"] for e in executions()]
     assert len(fires) == len(set(fires))  # no time fired twice, also across the restart
     until(lambda: all(e["status"] == "COMPLETED" for e in executions()), timeout=30)
+    # a restart slower than agents.misfire_threshold_seconds (a loaded machine) is one misfire,
+    # fired once at once (FIRE_ONCE_NOW), never a burst of catch-up fires
     late = [e["trigger"] for e in executions() if e["trigger"].get("misfire")]
-    assert late == []
+    assert len(late) <= 1, late
+
+
+def settled(read: Callable[[], int], quiet: float = 1.5, timeout: float = 30) -> int:
+    """``read()`` once it has not changed for ``quiet`` seconds."""
+    value, since = read(), time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "never settled"
+        current = read()
+        if current != value:
+            value, since = current, time.monotonic()
+        time.sleep(0.1)
+    return value
 
 
 def test_adhoc_run_and_cancel(api: TeamClient) -> None:

@@ -157,7 +157,13 @@ def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) 
         try:
             job = client.submit_job(
                 entrypoint=entrypoint,
-                runtime_env={"env_vars": {"LINQRA_RAY__NAMESPACE": "linqra-test"}},
+                runtime_env={
+                    "env_vars": {
+                        "LINQRA_RAY__NAMESPACE": "linqra-test",
+                        # this cluster, not another one on the machine (a bench, a README test)
+                        "RAY_ADDRESS": ray_cluster.address_info["gcs_address"],
+                    }
+                },
             )
             break
         except RuntimeError as exc:
