@@ -125,3 +125,47 @@ def test_runner_actor_killed_mid_run_recovers(api: httpx.Client) -> None:
     statuses = [(s["step"], s["status"]) for s in history["steps"]]
     assert statuses == [(1, "COMPLETED"), (2, "CANCELLED"), (2, "COMPLETED"), (3, "COMPLETED")]
     assert api.get("/healthz").status_code == 200
+
+
+def test_cancel_and_resume_while_the_runner_restarts_answer_503_or_succeed(
+    api: httpx.Client,
+) -> None:
+    """Cancel and resume sent while the runner actor is dead or restarting answer 503 with
+    Retry-After (or succeed once it is back) — never a 500 — and the run ends cancelled, then
+    completes when resumed."""
+    import ray
+
+    wf = api.post("/v1/workflows", json={"name": "slow", "steps": [
+        {"step": 1, "target": "wait", "params": {"seconds": 30}}]}).json()  # fmt: skip
+    execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
+    until(
+        lambda: api.get(f"/v1/executions/{execution['id']}").json()["status"] == "RUNNING", 15
+    )
+    ray.kill(ray.get_actor("linqra-runner", namespace="linqra-test"), no_restart=False)
+    answers = []
+
+    def cancelled() -> bool:
+        response = api.post(f"/v1/executions/{execution['id']}/cancel")
+        answers.append(response.status_code)
+        if response.status_code == 503:
+            assert int(response.headers["Retry-After"]) >= 1
+            assert response.json()["error"]["code"] == "unavailable"
+        return response.status_code == 200
+
+    until(cancelled, 60, every=0.05)
+    assert set(answers) <= {200, 503}, answers
+    record = wait_terminal(api, execution["id"], 60)
+    assert record["status"] == "CANCELLED"
+
+    ray.kill(ray.get_actor("linqra-runner", namespace="linqra-test"), no_restart=False)
+    resumed: list[int] = []
+
+    def resume() -> bool:
+        response = api.post(f"/v1/executions/{execution['id']}/resume")
+        resumed.append(response.status_code)
+        return response.status_code == 202
+
+    until(resume, 60, every=0.05)
+    assert set(resumed) <= {202, 503}, resumed
+    assert api.get(f"/v1/executions/{execution['id']}").json()["status"] in ("RUNNING", "COMPLETED")
+    api.post(f"/v1/executions/{execution['id']}/cancel")  # do not leave a 30 s wait running
