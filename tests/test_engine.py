@@ -575,3 +575,23 @@ async def test_dag_result_is_the_highest_step_not_the_last_to_finish(system: Sys
     assert stored["mode"] == "dag"
     seq = await system.workflows.create(TEAM, {"name": "s", "steps": [{"step": 1, "target": "noop"}]})
     assert seq["mode"] == "sequential"
+
+
+async def test_a_submit_that_finds_the_execution_already_adopted_leaves_it_alone(
+    system: System,
+) -> None:
+    """The supervisor adopts PENDING executions whose starter went quiet; the starter's own
+    submit arriving later (a loaded machine) must neither fail nor start it twice."""
+    from linqra.errors import NotFound
+
+    wf = await system.workflows.create(TEAM, {"name": "t", "steps": [
+        {"step": 1, "target": "noop", "params": {"x": 1}}]})  # fmt: skip
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"])
+    first, late = system.runner("adopter"), system.runner("late-starter")
+    await first.submit(TEAM, ex["id"])
+    await late.submit(TEAM, ex["id"])  # no Conflict: it was started meanwhile
+    record = await first.wait(TEAM, ex["id"], 30)
+    assert record["status"] == "COMPLETED" and record["runner_id"] == "adopter"
+    assert late.running() == [] and [s["run"] for s in record["steps"]] == [1]
+    with pytest.raises(NotFound):
+        await late.submit(TEAM, "ex_unknown")

@@ -64,7 +64,9 @@ class ExecutionRunner:
 
     # -- commands -----------------------------------------------------------------
     async def submit(self, team_id: str, execution_id: str) -> None:
-        """Claim a PENDING execution and start it."""
+        """Claim a PENDING execution and start it. One that is no longer PENDING was started
+        meanwhile — the supervisor adopts PENDING executions whose starter went quiet, and on a
+        loaded machine it can get there first — and is left as it is; a missing one is 404."""
         now = iso()
         claimed = await self.repo.transition(
             team_id,
@@ -78,7 +80,9 @@ class ExecutionRunner:
             from_status=[ExecutionStatus.PENDING],
         )
         if not claimed:
-            raise Conflict(f"execution {execution_id!r} is not PENDING", field="execution_id")
+            doc = await self.repo.get(team_id, execution_id)  # NotFound for an unknown id
+            log.info("execution %s was already %s when submitted", execution_id, doc["status"])
+            return
         self._spawn(team_id, execution_id)
 
     async def resume(self, team_id: str, execution_id: str) -> dict[str, Any]:
