@@ -206,6 +206,21 @@ def _load_workflow(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return body, {}
 
 
+def _find_runner(settings: Settings, timeout: float = 30.0) -> Any:
+    """The joined cluster's runner, asked again for ``timeout`` s (a busy GCS, a restart)."""
+    from actors.handles import RUNNER, lookup
+    from linqra.errors import Unavailable
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return lookup(settings, RUNNER)
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     team = args.team or os.environ.get("LINQRA_TEAM")
     if not team:
@@ -217,7 +232,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
     from actors.cluster import start_cluster
-    from actors.handles import RUNNER, lookup
     from linqra.errors import LinqraError, Unavailable
 
     body, params = _load_workflow(Path(args.file))
@@ -229,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # our own cluster gets its actors; a running one is used as it is (a driver that joined
     # never creates actors there with its own settings)
     try:
-        runner = start_cluster(settings).runner if started else lookup(settings, RUNNER)
+        runner = start_cluster(settings).runner if started else _find_runner(settings)
     except Unavailable:
         _say(
             f"linqra run: the cluster at {ray.get_runtime_context().gcs_address} runs no Linqra "
