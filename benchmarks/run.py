@@ -30,8 +30,8 @@ from typing import Any
 
 import jmespath
 
-from linqra.config import ExecutionSettings, ServiceConfig, Settings
 from deployments.demo import serve_quotes
+from linqra.config import ExecutionSettings, ServiceConfig, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMESPACE = "linqra-bench"
