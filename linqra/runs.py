@@ -143,9 +143,10 @@ class RunService:
 
     async def wait_task_execution(self, team_id: str, tx_id: str, timeout: float) -> dict[str, Any]:
         """The task execution once terminal, or as it is after ``timeout`` seconds."""
-        await self.agents.get_task_execution(team_id, tx_id)  # 404 for another team's id
-        await self.agents.jobs.wait(team_id, tx_id, timeout)
-        return await self.agents.get_task_execution(team_id, tx_id)
+        doc = await self.agents.jobs.wait(team_id, tx_id, timeout)
+        if doc is None:  # unknown, or another team's: the same 404 as a read
+            return await self.agents.get_task_execution(team_id, tx_id)
+        return doc
 
     # -- documents --------------------------------------------------------------------------
     async def ingest(self, team_id: str, doc_id: str) -> None:

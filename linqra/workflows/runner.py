@@ -148,12 +148,8 @@ class ExecutionRunner:
         task = self._tasks.get(execution_id)
         if task is not None:
             await asyncio.wait({task}, timeout=timeout)
-        else:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while asyncio.get_running_loop().time() < deadline:
-                if (await self.repo.get(team_id, execution_id))["status"] in TERMINAL:
-                    break
-                await asyncio.sleep(0.1)
+        else:  # another runner has it: read the store with back-off
+            await self.repo.jobs.wait(team_id, execution_id, timeout)
         return await self.repo.full_record(team_id, execution_id)
 
     def running(self) -> list[str]:
