@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,12 +23,14 @@ from pydantic_settings import (
 
 __all__ = [
     "AgentSettings",
+    "AuthSettings",
     "EgressPolicy",
     "ExecutionSettings",
     "HttpSettings",
     "KnowledgeSettings",
     "LLMProviderConfig",
     "LLMSettings",
+    "OidcSettings",
     "RaySettings",
     "RouteConfig",
     "ServiceConfig",
@@ -249,6 +251,66 @@ class LLMSettings(BaseModel):
     )
 
 
+class OidcSettings(BaseModel):
+    """Verifying OpenID Connect access tokens (Keycloak or any OIDC provider).
+
+    Claims map the Keycloak way by default: roles from ``realm_access.roles`` and
+    ``resource_access.<client_id>.roles``; teams from the ``teams`` claim (a list of team ids)
+    and from ``groups`` entries ``/teams/<team>/<role>``; the user from ``sub``.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    issuer: str | None = Field(default=None, description="exact `iss`; discovery is read from it")
+    audience: list[str] = Field(
+        default_factory=list, description="accepted `aud` values (at least one must match)"
+    )
+    jwks_uri: str | None = Field(default=None, description="default: from discovery")
+    algorithms: list[
+        Literal[
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+        ]
+    ] = Field(  # noqa: E501
+        default_factory=lambda: ["RS256"], min_length=1
+    )
+    leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    jwks_cache_seconds: float = Field(default=300.0, gt=0, description="keys kept this long")
+    jwks_refresh_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="an unknown `kid` refreshes the keys at most this often"
+    )
+    http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    client_id: str | None = Field(
+        default=None, description="the client whose `resource_access` roles count"
+    )
+    user_claim: str = "sub"
+    username_claim: str = "preferred_username"
+    teams_claim: str = "teams"
+    groups_claim: str = "groups"
+    team_group_prefix: str = "/teams/"
+    platform_admin_role: str = "gateway_admin"
+
+
+class AuthSettings(BaseModel):
+    """Who may call the API. ``header`` trusts ``X-Team-Id`` (embedded profile only: anyone who
+    can reach the gateway picks any team); ``oidc`` verifies bearer tokens and API keys."""
+
+    model_config = {"extra": "forbid"}
+
+    mode: Literal["header", "oidc"] = "header"
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=5,
+        description="how long a gateway replica trusts an API key it checked: a revoked key "
+        "stops working within this bound",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
+    )
+    audit_retention_days: int = Field(default=365, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything configurable about one Linqra deployment."""
 
@@ -284,6 +346,18 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @model_validator(mode="after")
+    def _production_needs_auth(self) -> Settings:
+        if self.profile == "production" and self.auth.mode == "header":
+            raise ValueError(
+                "auth.mode header trusts X-Team-Id from anyone and is for the embedded profile "
+                "only: set LINQRA_AUTH__MODE=oidc and LINQRA_AUTH__OIDC__ISSUER=… (docs/security.md)"
+            )
+        if self.auth.mode == "oidc" and not self.auth.oidc.issuer:
+            raise ValueError("auth.mode oidc needs auth.oidc.issuer (LINQRA_AUTH__OIDC__ISSUER)")
+        return self
 
     @property
     def resolved_store_url(self) -> str:
