@@ -309,3 +309,15 @@ def api(gateway_url: str) -> Iterator[httpx.Client]:
     """The real Serve gateway as team ``team-a``: only for tests whose subject is Ray."""
     with httpx.Client(base_url=gateway_url, headers={"X-Team-Id": "team-a"}, timeout=60) as client:
         yield client
+
+
+# -- a real OpenID provider -------------------------------------------------------------
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """node-oidc-provider on a free loopback port (``tests.support.oidc.OidcProvider``) with
+    the clients of ``DEFAULT_CLIENTS``: ``provider.token("alice")``, ``provider.settings()``.
+    Shared by the session: a test that restarts, rotates or stops a provider makes its own."""
+    from tests.support.oidc import OidcProvider
+
+    with OidcProvider(workdir=tmp_path_factory.mktemp("oidc")) as provider:
+        yield provider
