@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,6 +31,7 @@ __all__ = [
     "LLMProviderConfig",
     "LLMSettings",
     "OidcSettings",
+    "RateLimitSettings",
     "RaySettings",
     "RouteConfig",
     "ServiceConfig",
@@ -311,6 +312,56 @@ class AuthSettings(BaseModel):
     audit_retention_days: int = Field(default=365, ge=1)
 
 
+class RateLimitSettings(BaseModel):
+    """Rate limits the gateway holds in ``cache_url`` (``linqra/ratelimit.py``).
+
+    Each rule is ``"<amount>/<period>"`` (``600/minute``, ``10 per second``, ``5000/2 hours``),
+    counted over a sliding window: in Redis for the whole cluster, with ``memory://`` per process
+    (embedded profile only). While the cache is unreachable a rule named in ``fail_closed``
+    answers 503 with ``Retry-After``; the others allow.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    api_key: str = Field(default="3000/minute", description="requests per API key")
+    team: str = Field(default="6000/minute", description="requests per team")
+    widget: str = Field(
+        default="120/minute", description="requests per public widget key and client IP"
+    )
+    llm_tokens: str = Field(default="2000000/minute", description="LLM tokens per team")
+    failed_auth: str = Field(
+        default="600/minute", description="failed authentications per client IP"
+    )
+    fail_closed: tuple[Literal["api_key", "team", "widget", "llm_tokens", "failed_auth"], ...] = (
+        Field(
+            default=("widget", "failed_auth"),
+            description="rules that deny (503) while the cache is unreachable; the others allow",
+        )
+    )
+    timeout_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="longest one rate-limit decision may wait for Redis"
+    )
+    outage_retry_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="after a failed call the cache is left alone this long (and Retry-After)",
+    )
+
+    @field_validator("api_key", "team", "widget", "llm_tokens", "failed_auth")
+    @classmethod
+    def _rate(cls, value: str, info: ValidationInfo) -> str:
+        from linqra.errors import ValidationError as BadRate
+        from linqra.ratelimit import parse_rate
+
+        try:
+            parse_rate(value, setting=f"rate_limits.{info.field_name}")
+        except BadRate as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable about one Linqra deployment."""
 
@@ -347,6 +398,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     @model_validator(mode="after")
     def _production_needs_auth(self) -> Settings:
