@@ -141,6 +141,102 @@ async def test_egress_private_and_loopback_follow_the_policy() -> None:
         await check_egress("file:///etc/passwd", EgressPolicy())
 
 
+# One case per family of the IANA IPv4 and IPv6 special-purpose address registries (plus
+# multicast). "failed before" marks the cases the policy got wrong before it checked them all.
+ALWAYS_REFUSED = {
+    "this network 0.0.0.0/8 (failed before)": "http://0.1.2.3/",
+    "limited broadcast 255.255.255.255": "http://255.255.255.255/",
+    "reserved 240.0.0.0/4": "http://240.0.0.1/",
+    "documentation 192.0.2.0/24 (failed before)": "http://192.0.2.10/",
+    "documentation 198.51.100.0/24 (failed before)": "http://198.51.100.7/",
+    "documentation 203.0.113.0/24 (failed before)": "http://203.0.113.9/",
+    "6to4 relay anycast 192.88.99.0/24 (failed before)": "http://192.88.99.1/",
+    "multicast ff00::/8": "http://[ff02::1]/",
+    "unspecified ::/128": "http://[::]/",
+    "discard-only 100::/64": "http://[100::1]/",
+    "documentation 2001:db8::/32 (failed before)": "http://[2001:db8::1]/",
+    "documentation 3fff::/20 (failed before)": "http://[3fff::1]/",
+    "segment routing 5f00::/16": "http://[5f00::1]/",
+    "IPv4-compatible ::/96": "http://[::a00:1]/",
+}
+
+
+@pytest.mark.parametrize("url", ALWAYS_REFUSED.values(), ids=ALWAYS_REFUSED.keys())
+async def test_egress_refuses_special_purpose_ranges_even_with_private_allowed(url: str) -> None:
+    with pytest.raises(EgressRefused):
+        await check_egress(url, EgressPolicy(allow_loopback=True, allow_private=True))
+
+
+NOT_GLOBAL = {
+    "private 10.0.0.0/8": "http://10.9.8.7/",
+    "private 172.16.0.0/12": "http://172.20.0.1/",
+    "private 192.168.0.0/16": "http://192.168.1.1/",
+    "carrier-grade NAT 100.64.0.0/10 (failed before)": "http://100.64.0.1/",
+    "IETF protocol assignments 192.0.0.0/24 (failed before)": "http://192.0.0.8/",
+    "benchmarking 198.18.0.0/15": "http://198.19.0.1/",
+    "unique local fc00::/7": "http://[fd12:3456::1]/",
+    "site-local fec0::/10 (failed before)": "http://[fec0::1]/",
+    "IETF protocol assignments 2001::/23": "http://[2001:2::1]/",
+    "local-use NAT64 64:ff9b:1::/48 (failed before: refused even when allowed)": (
+        "http://[64:ff9b:1::a00:1]/"
+    ),
+}
+
+
+@pytest.mark.parametrize("url", NOT_GLOBAL.values(), ids=NOT_GLOBAL.keys())
+async def test_egress_ranges_not_globally_reachable_follow_allow_private(url: str) -> None:
+    with pytest.raises(EgressRefused, match="allow_private"):
+        await check_egress(url, EgressPolicy(allow_private=False))
+    await check_egress(url, EgressPolicy(allow_private=True))
+
+
+EMBEDDED = {
+    "IPv4-mapped ::ffff:0:0/96 of 100.64.0.1 (failed before)": "http://[::ffff:100.64.0.1]/",
+    "IPv4-mapped ::ffff:0:0/96 of 10.0.0.1": "http://[::ffff:10.0.0.1]/",
+    "NAT64 64:ff9b::/96 of 10.0.0.1 (failed before: refused even when allowed)": "http://[64:ff9b::a00:1]/",
+    "6to4 2002::/16 of 10.0.0.1 (failed before)": "http://[2002:a00:1::1]/",
+    "Teredo 2001::/32 of client 10.0.0.1": "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/",
+}
+
+
+@pytest.mark.parametrize("url", EMBEDDED.values(), ids=EMBEDDED.keys())
+async def test_egress_judges_an_embedded_ipv4_address_by_that_address(url: str) -> None:
+    with pytest.raises(EgressRefused, match="allow_private"):
+        await check_egress(url, EgressPolicy(allow_private=False))
+    await check_egress(url, EgressPolicy(allow_private=True))
+
+
+LOOPBACK = {
+    "127.0.0.0/8": "http://127.3.2.1/",
+    "::1 (failed before: refused even when allowed)": "http://[::1]/",
+    "IPv4-mapped ::ffff:127.0.0.1": "http://[::ffff:127.0.0.1]/",
+    "NAT64 of 127.0.0.1 (failed before: refused even when allowed)": "http://[64:ff9b::7f00:1]/",
+    "6to4 of 127.0.0.1 (failed before)": "http://[2002:7f00:1::1]/",
+    "Teredo of client 127.0.0.1 (failed before)": "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+}
+
+
+@pytest.mark.parametrize("url", LOOPBACK.values(), ids=LOOPBACK.keys())
+async def test_egress_loopback_in_any_form_follows_allow_loopback(url: str) -> None:
+    with pytest.raises(EgressRefused, match="allow_loopback"):
+        await check_egress(url, EgressPolicy(allow_loopback=False, allow_private=True))
+    await check_egress(url, EgressPolicy(allow_loopback=True, allow_private=False))
+
+
+GLOBAL = {
+    "IPv4": "http://93.184.215.14/",
+    "IPv6": "http://[2606:4700::1111]/",
+    "NAT64 of a public IPv4 (failed before)": "http://[64:ff9b::808:808]/",
+    "6to4 of a public IPv4": "http://[2002:808:808::1]/",
+    "Teredo of a public client (failed before)": "http://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/",
+}
+
+
+@pytest.mark.parametrize("url", GLOBAL.values(), ids=GLOBAL.keys())
+async def test_egress_lets_globally_reachable_addresses_through(url: str) -> None:
+    await check_egress(url, EgressPolicy(allow_loopback=False, allow_private=False))
+
+
 async def test_http_target_refuses_before_connecting(system: System) -> None:
     registry, ctx = system.registry, system.ctx
     with pytest.raises(EgressRefused):

@@ -53,6 +53,35 @@ _METADATA_IPS = {
     ipaddress.ip_address("100.100.100.200"),
     ipaddress.ip_address("fd00:ec2::254"),
 }
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The IANA IPv4 and IPv6 special-purpose address registries, where Python's ``ipaddress``
+# properties (``is_link_local``, ``is_multicast``, ``is_unspecified``, ``is_reserved``,
+# ``is_loopback``, ``is_global``) are not enough: Python 3.11 calls the documentation ranges
+# private (so allow_private would open them), 192.88.99.0/24, 3fff::/20, 192.0.0.0/24 and
+# fec0::/10 global, and reads 0.0.0.0/8 as private although 0.0.0.0 reaches this host.
+_NEVER: tuple[_Network, ...] = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8",  # "this network"
+        "192.0.2.0/24",  # documentation (TEST-NET-1)
+        "198.51.100.0/24",  # documentation (TEST-NET-2)
+        "203.0.113.0/24",  # documentation (TEST-NET-3)
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "100::/64",  # discard-only
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+    )
+)
+_NOT_GLOBAL: tuple[_Network, ...] = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "192.0.0.0/24",  # IETF protocol assignments (two anycast addresses in it are refused too)
+        "64:ff9b:1::/48",  # local-use NAT64
+        "fec0::/10",  # deprecated site-local
+    )
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
@@ -263,10 +292,13 @@ class HttpTarget:
 async def check_egress(url: str, policy: EgressPolicy) -> None:
     """Refuse URLs the policy forbids; resolves the host name first.
 
-    Always refused: link-local (169.254/16, fe80::/10), cloud metadata endpoints,
-    multicast, unspecified and reserved addresses. Loopback and private ranges
-    follow the policy. (The check resolves the name once; a host that changes
-    its address between check and connect is not caught.)
+    Always refused: cloud metadata endpoints, link-local (169.254/16, fe80::/10), multicast,
+    unspecified, reserved, documentation and the other special-purpose ranges no HTTP call
+    has business with. Loopback follows ``allow_loopback``; every other range of the IANA
+    special-purpose registries that is not globally reachable (10/8, 100.64/10, 172.16/12,
+    192.168/16, 198.18/15, fc00::/7, …) follows ``allow_private``. An IPv6 address carrying an
+    IPv4 one is judged by that. (The check resolves the name once; a host that changes its
+    address between check and connect is not caught.)
     """
     parts = urlsplit(url)
     if parts.scheme not in policy.allowed_schemes:
@@ -290,22 +322,52 @@ async def check_egress(url: str, policy: EgressPolicy) -> None:
         _check_address(host, addr, policy)
 
 
-def _check_address(
-    host: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: EgressPolicy
-) -> None:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo client), if any."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr in _NAT64:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]  # where the tunnel delivers: the client
+    return None
+
+
+def _check_address(host: str, addr: _Address, policy: EgressPolicy) -> None:
+    """Refuse ``addr`` unless it is globally reachable, or loopback/private the policy allows.
+
+    An IPv6 address that carries an IPv4 one (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``,
+    6to4 ``2002::/16``, Teredo ``2001::/32``) is judged by that IPv4 address.
+    """
+    shown = f"{host} ({addr})"
+    if isinstance(addr, ipaddress.IPv6Address) and (inner := _embedded_ipv4(addr)) is not None:
+        addr, shown = inner, f"{host} ({addr}, carrying {inner})"
     if addr in _METADATA_IPS:
-        raise EgressRefused(f"{host} ({addr}) is a cloud metadata address", field="intent")
-    if addr.is_link_local or addr.is_multicast or addr.is_unspecified or addr.is_reserved:
-        raise EgressRefused(f"{host} ({addr}) is a link-local or reserved address", field="intent")
+        raise EgressRefused(f"{shown} is a cloud metadata address", field="intent")
     if addr.is_loopback:
         if not policy.allow_loopback:
             raise EgressRefused(
-                f"{host} ({addr}) is loopback; egress.allow_loopback is off", field="intent"
+                f"{shown} is loopback; egress.allow_loopback is off", field="intent"
             )
         return
-    if addr.is_private and not policy.allow_private:
+    # ranges Python calls reserved or global that are private-use: allow_private decides
+    private_use = any(addr in net for net in _NOT_GLOBAL)
+    if not private_use and (
+        addr.is_link_local
+        or addr.is_multicast
+        or addr.is_unspecified
+        or addr.is_reserved
+        or any(addr in net for net in _NEVER)
+    ):
         raise EgressRefused(
-            f"{host} ({addr}) is a private address; egress.allow_private is off", field="intent"
+            f"{shown} is a link-local, multicast, documentation or reserved address",
+            field="intent",
+        )
+    if (private_use or not addr.is_global) and not policy.allow_private:
+        raise EgressRefused(
+            f"{shown} is a private or otherwise not globally reachable address; "
+            "egress.allow_private is off",
+            field="intent",
         )
