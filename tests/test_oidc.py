@@ -148,10 +148,21 @@ async def test_concurrent_first_verifies_share_one_key_fetch(
     assert verifier.refreshes == 1
 
 
+async def test_warm_fetches_the_keys_before_the_first_request(
+    oidc_provider: OidcProvider, verifier: OidcVerifier
+) -> None:
+    before = oidc_provider.jwks_fetches()
+    assert await verifier.warm()
+    assert oidc_provider.jwks_fetches() - before == 1
+    await verifier.verify(oidc_provider.token("alice"))
+    assert oidc_provider.jwks_fetches() - before == 1
+
+
 # -- time ----------------------------------------------------------------------------------
 async def test_an_expired_token_is_refused(
     oidc_provider: OidcProvider, verifier: OidcVerifier
 ) -> None:
+    await verifier.warm()
     token = oidc_provider.token("brief")  # lives 2 s
     exp = _claims(token)["exp"]
     assert (await verifier.verify(token)).user_id == "user-brief"
@@ -313,25 +324,29 @@ async def test_bad_claim_values_are_refused_not_crashed(
 async def test_an_unknown_kid_refreshes_the_keys_at_most_once_per_cooldown(
     oidc_provider: OidcProvider,
 ) -> None:
-    cooldown = 0.5
-    verifier = OidcVerifier(oidc_provider.settings(jwks_refresh_cooldown_seconds=cooldown))
     claims = _claims(oidc_provider.token("alice"))
-    before = oidc_provider.jwks_fetches()
-    await verifier.verify(oidc_provider.token("alice"))
-    warmed = time.monotonic()
-    assert oidc_provider.jwks_fetches() - before == 1
-
     forged = [_sign(claims, new_key(kid=f"forged-{i}")) for i in range(4)]
-    for token in forged[:2]:  # within the cooldown: no request to the provider
-        await _refused(verifier, token, "unknown")
+    token = oidc_provider.token("alice")
+
+    # within the cooldown: no request to the provider, however many unknown kids
+    patient = OidcVerifier(oidc_provider.settings(jwks_refresh_cooldown_seconds=60))
+    before = oidc_provider.jwks_fetches()
+    await patient.verify(token)
+    for bad in forged:
+        await _refused(patient, bad, "unknown")
     assert oidc_provider.jwks_fetches() - before == 1
 
-    await asyncio.sleep(max(0.0, warmed + cooldown - time.monotonic()))  # until it has passed
-    # after it: one refresh, shared by concurrent verifies, then the cooldown again
-    results = await asyncio.gather(*(verifier.verify(t) for t in forged), return_exceptions=True)
+    # past the cooldown (none here): one refresh per unknown kid, shared by concurrent verifies
+    eager = OidcVerifier(oidc_provider.settings(jwks_refresh_cooldown_seconds=0))
+    await eager.verify(token)
+    before = oidc_provider.jwks_fetches()
+    results = await asyncio.gather(*(eager.verify(t) for t in forged), return_exceptions=True)
     assert all(isinstance(r, InvalidToken) and "unknown" in r.message for r in results)
+    assert oidc_provider.jwks_fetches() - before == 1
+    await _refused(eager, forged[0], "unknown")
     assert oidc_provider.jwks_fetches() - before == 2
-    await verifier.aclose()
+    await patient.aclose()
+    await eager.aclose()
 
 
 async def test_rotation_needs_no_restart_of_the_verifier(own_provider: OidcProvider) -> None:
@@ -386,6 +401,7 @@ async def test_cached_keys_keep_working_while_the_provider_is_down(
 
     # nor can anything be verified by a verifier that never reached the provider
     fresh = OidcVerifier(own_provider.settings())
+    assert not await fresh.warm()
     with pytest.raises(Unavailable):
         await fresh.verify(tokens[0])
 

@@ -104,8 +104,9 @@ class _KeySet:
 class OidcVerifier:
     """Verifies access tokens issued by one OpenID provider for this gateway.
 
-    Build one per process and share it: it holds the key cache. ``await verify(token)``;
-    ``await aclose()`` when done (it cancels a background refresh still running).
+    Build one per process and share it: it holds the key cache. ``await warm()`` at start-up
+    (optional), ``await verify(token)`` per request, ``await aclose()`` when done (it cancels a
+    background refresh still running).
     """
 
     def __init__(self, settings: OidcSettings) -> None:
@@ -186,6 +187,12 @@ class OidcVerifier:
         except (jwt.PyJWTError, TypeError, ValueError, OverflowError):
             raise InvalidToken("token is malformed") from None
         return self._identity(claims)
+
+    async def warm(self) -> bool:
+        """Fetch the provider's keys now (at start-up, so that the first request does not wait
+        for them); whether they could be fetched. Never raises: verify works it out later."""
+        await asyncio.shield(self._start_refresh())
+        return self._last_ok
 
     async def aclose(self) -> None:
         """Cancel a background key refresh still running (call before the event loop ends)."""
