@@ -13,7 +13,7 @@ from typing import Protocol
 
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, ToolCallDelta
 
-__all__ = ["Model", "Provider", "StreamEvent"]
+__all__ = ["Model", "Provider", "StreamEvent", "TeamKeys"]
 
 StreamEvent = Delta | ToolCallDelta | ModelResponse
 
@@ -59,3 +59,11 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Close the SDK client."""
+
+
+class TeamKeys(Protocol):
+    """A team's own API keys: a call for the team uses its key for a provider before the
+    provider's global one (``api_key_env``)."""
+
+    async def reveal(self, team_id: str, provider: str) -> str | None:
+        """The team's key for ``provider``, or ``None`` when it has none."""

@@ -13,6 +13,7 @@ Cohere ``embed-*``) go through the LLM layer's providers (their keys and base UR
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -20,7 +21,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 from linqra.errors import ProviderError
 
@@ -304,6 +305,12 @@ class _ProviderEmbedder:
     @property
     def name(self) -> str:
         return f"{self.provider}:{self.model}"
+
+    def using(self, provider: Any) -> Self:
+        """This embedder on another provider object of the same provider (a team's own key)."""
+        twin = copy.copy(self)
+        twin._provider = provider
+        return twin
 
     async def embed(self, texts: Sequence[str], kind: EmbedKind = "document") -> Embedding:
         if not texts:  # nothing to embed: no call (OpenAI refuses an empty input with a 400)

@@ -1,10 +1,17 @@
-"""From ``provider:model`` strings (and Linqra's step targets) to models; one table, no ladder."""
+"""From ``provider:model`` strings (and Linqra's step targets) to models; one table, no ladder.
+
+A call may carry a team's own keys (:class:`TeamCredentials`): a provider the team has a key for
+is then served by a provider object of the team's own, built with that key (and a route whose
+deployments use one by a routed model of its own, so the team's breakers are its own too); every
+other provider is the process's shared one with the global key. A team's provider is rebuilt
+when its key changes; the one it replaces is closed with the registry (a call may still use it).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from linqra.config import LLMProviderConfig, LLMSettings
 from linqra.errors import ProviderError, ValidationError
@@ -16,7 +23,7 @@ from linqra.llm.local import LocalProvider
 from linqra.llm.openai import OpenAIProvider
 from linqra.llm.routing import RoutedModel, RoutePolicy
 
-__all__ = ["TARGET_PROVIDERS", "LLMRegistry", "Resolved"]
+__all__ = ["TARGET_PROVIDERS", "LLMRegistry", "Resolved", "TeamCredentials"]
 
 # Linqra's LLM step targets and the provider each one means.
 TARGET_PROVIDERS: dict[str, str | None] = {
@@ -38,20 +45,37 @@ DEFAULT_MODELS = {
     "local": "local",
 }
 
-_FACTORIES: dict[str, Callable[[str, LLMProviderConfig], Provider]] = {
-    "openai": lambda name, cfg: OpenAIProvider(
-        name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
+# (name, config, the team's own key or None for the global one) -> provider
+_FACTORIES: dict[str, Callable[[str, LLMProviderConfig, str | None], Provider]] = {
+    "openai": lambda name, cfg, key: OpenAIProvider(
+        name,
+        base_url=cfg.base_url,
+        api_key=key,
+        api_key_env=cfg.api_key_env,
+        timeout=cfg.timeout_seconds,
     ),
-    "anthropic": lambda name, cfg: AnthropicProvider(
-        name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
+    "anthropic": lambda name, cfg, key: AnthropicProvider(
+        name,
+        base_url=cfg.base_url,
+        api_key=key,
+        api_key_env=cfg.api_key_env,
+        timeout=cfg.timeout_seconds,
     ),
-    "gemini": lambda name, cfg: GeminiProvider(
-        name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
+    "gemini": lambda name, cfg, key: GeminiProvider(
+        name,
+        base_url=cfg.base_url,
+        api_key=key,
+        api_key_env=cfg.api_key_env,
+        timeout=cfg.timeout_seconds,
     ),
-    "cohere": lambda name, cfg: CohereProvider(
-        name, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout_seconds
+    "cohere": lambda name, cfg, key: CohereProvider(
+        name,
+        base_url=cfg.base_url,
+        api_key=key,
+        api_key_env=cfg.api_key_env,
+        timeout=cfg.timeout_seconds,
     ),
-    "local": lambda name, cfg: LocalProvider(),
+    "local": lambda name, cfg, key: LocalProvider(),
 }
 
 
@@ -62,6 +86,15 @@ class Resolved:
     fallback_reason: str | None = None  # set when the local provider answers instead
 
 
+@dataclass(frozen=True, slots=True)
+class TeamCredentials:
+    """A team's own API keys, by provider name, for one call (never logged: ``repr`` hides
+    them)."""
+
+    team_id: str
+    keys: Mapping[str, str] = field(repr=False)
+
+
 class LLMRegistry:
     """Providers built once per process from the settings; models resolved per call."""
 
@@ -69,12 +102,50 @@ class LLMRegistry:
         self.settings = settings
         self._providers: dict[str, Provider] = {}
         self._routes: dict[str, RoutedModel] = {}
+        # (team, provider or route alias) -> (the team's key(s) it was built with, the object)
+        self._team_providers: dict[tuple[str, str], tuple[str, Provider]] = {}
+        self._team_routes: dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], RoutedModel]]
+        self._team_routes = {}
+        self._retired: list[Provider] = []
 
-    def provider(self, name: str) -> Provider:
+    def provider(self, name: str, credentials: TeamCredentials | None = None) -> Provider:
+        """The provider ``name``: the team's own when ``credentials`` hold a key for it."""
+        key = credentials.keys.get(name) if credentials is not None else None
+        if credentials is not None and key:
+            return self._team_provider(credentials.team_id, name, key)
         if name not in self._providers:
             cfg = self.settings.providers[name]
-            self._providers[name] = _FACTORIES[cfg.kind](name, cfg)
+            self._providers[name] = _FACTORIES[cfg.kind](name, cfg, None)
         return self._providers[name]
+
+    def _team_provider(self, team_id: str, name: str, key: str) -> Provider:
+        held = self._team_providers.get((team_id, name))
+        if held is None or held[0] != key:
+            if held is not None:  # the team's key changed; a call may still be using the old one
+                self._retired.append(held[1])
+            cfg = self.settings.providers[name]
+            held = (key, _FACTORIES[cfg.kind](name, cfg, key))
+            self._team_providers[(team_id, name)] = held
+        return held[1]
+
+    def providers_of(self, model_ref: str | None, target: str = "llm") -> list[str]:
+        """The configured providers that take a key and a call to ``model_ref`` may reach (a
+        route's: each deployment's); none when it does not parse (``resolve`` says why)."""
+        refs = (
+            self.settings.routes[model_ref].deployments
+            if model_ref and model_ref in self.settings.routes
+            else [model_ref]
+        )
+        names: list[str] = []
+        for ref in refs:
+            try:
+                name, _ = self.parse(ref, target)
+            except ValidationError:
+                continue
+            cfg = self.settings.providers.get(name)
+            if cfg is not None and cfg.kind != "local" and name not in names:
+                names.append(name)
+        return names
 
     def parse(
         self, model_ref: str | None, target: str = "llm", field: str = "llmConfig.model"
@@ -101,32 +172,60 @@ class LLMRegistry:
             raise ValidationError(f"invalid model {model_ref!r}; write provider:model", field=field)
         return provider, model
 
-    def route(self, alias: str) -> RoutedModel | None:
-        """The routed model for ``alias`` (one per process: breakers and bulkheads are shared)."""
-        cfg = self.settings.routes.get(alias)
-        if cfg is None:
+    def route(self, alias: str, credentials: TeamCredentials | None = None) -> RoutedModel | None:
+        """The routed model for ``alias`` (one per process: breakers and bulkheads are shared;
+        a team with its own key for a deployment gets one of its own)."""
+        if alias not in self.settings.routes:
             return None
-        if alias not in self._routes:
-            models = []
-            for ref in cfg.deployments:
-                resolved = self.resolve(ref)
-                if resolved.fallback_reason is None:
-                    models.append(resolved.model)
-            if not models:
+        own = tuple(
+            (name, credentials.keys[name])
+            for name in self.providers_of(alias)
+            if credentials is not None and credentials.keys.get(name)
+        )
+        if credentials is None or not own:
+            if alias not in self._routes:
+                routed = self._build_route(alias, None)
+                if routed is None:
+                    return None
+                self._routes[alias] = routed
+            return self._routes[alias]
+        held = self._team_routes.get((credentials.team_id, alias))
+        if held is None or held[0] != own:
+            routed = self._build_route(alias, credentials)
+            if routed is None:
                 return None
-            policy = RoutePolicy(
-                cfg.max_attempts,
-                cfg.timeout_seconds,
-                cfg.max_concurrent,
-                cfg.failure_threshold,
-                cfg.cooldown_seconds,
-            )
-            self._routes[alias] = RoutedModel(alias, models, policy)
-        return self._routes[alias]
+            held = (own, routed)
+            self._team_routes[(credentials.team_id, alias)] = held
+        return held[1]
 
-    def resolve(self, model_ref: str | None, target: str = "llm") -> Resolved:
+    def _build_route(self, alias: str, credentials: TeamCredentials | None) -> RoutedModel | None:
+        cfg = self.settings.routes[alias]
+        models = []
+        for ref in cfg.deployments:
+            resolved = self.resolve(ref, credentials=credentials)
+            if resolved.fallback_reason is None:
+                models.append(resolved.model)
+        if not models:
+            return None
+        policy = RoutePolicy(
+            cfg.max_attempts,
+            cfg.timeout_seconds,
+            cfg.max_concurrent,
+            cfg.failure_threshold,
+            cfg.cooldown_seconds,
+        )
+        return RoutedModel(alias, models, policy)
+
+    def resolve(
+        self,
+        model_ref: str | None,
+        target: str = "llm",
+        *,
+        credentials: TeamCredentials | None = None,
+    ) -> Resolved:
+        """The model for ``model_ref``; ``credentials``: the calling team's own keys."""
         if model_ref and model_ref in self.settings.routes:
-            routed = self.route(model_ref)
+            routed = self.route(model_ref, credentials)
             if routed is not None:
                 return Resolved(routed, f"route:{model_ref}")
             if not self.settings.offline_fallback:
@@ -141,6 +240,7 @@ class LLMRegistry:
         provider, model = self.parse(model_ref, target)
         requested = f"{provider}:{model}"
         cfg = self.settings.providers.get(provider)
+        own_key = credentials.keys.get(provider) if credentials is not None else None
         reason = None
         if cfg is None:
             reason = f"provider {provider!r} is not configured"
@@ -148,11 +248,12 @@ class LLMRegistry:
             cfg.kind != "local"
             and cfg.api_key_env
             and not cfg.base_url
+            and not own_key
             and not os.environ.get(cfg.api_key_env)
         ):
             reason = f"no API key in {cfg.api_key_env}"
         if reason is None:
-            return Resolved(self.provider(provider).model(model), requested)
+            return Resolved(self.provider(provider, credentials).model(model), requested)
         if not self.settings.offline_fallback:
             known = ", ".join(sorted(self.settings.providers))
             raise ProviderError(
@@ -167,6 +268,14 @@ class LLMRegistry:
         return self._providers.setdefault("local", LocalProvider())
 
     async def aclose(self) -> None:
-        for provider in self._providers.values():
+        held = [
+            *self._providers.values(),
+            *(p for _, p in self._team_providers.values()),
+            *self._retired,
+        ]
+        for provider in held:
             await provider.aclose()
         self._providers.clear()
+        self._team_providers.clear()
+        self._team_routes.clear()
+        self._retired.clear()

@@ -6,7 +6,8 @@ team's budget on every call.
 mid-stream — leaves a usage record: priced from the provider's own usage when it reported one,
 otherwise from a local count marked ``estimated``. A team with a budget has each call's
 pessimistic estimate reserved first (refused with 402 when it would not fit) and the exact cost
-settled after.
+settled after. A team's own provider key (``team_keys``, :class:`~linqra.llm.base.TeamKeys`) is
+used for its calls, chats and embeddings, before the provider's global key.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from linqra.config import Settings
 from linqra.errors import ValidationError
-from linqra.llm.base import StreamEvent
+from linqra.llm.base import StreamEvent, TeamKeys
 from linqra.llm.budgets import BudgetService, Reservation
 from linqra.llm.embeddings import (
     DEFAULT_DIMENSIONS,
@@ -33,7 +34,7 @@ from linqra.llm.embeddings import (
 )
 from linqra.llm.overrides import PriceOverrides
 from linqra.llm.pricing import Catalogue, Cost, load_catalogue, price_cost
-from linqra.llm.registry import LLMRegistry, Resolved
+from linqra.llm.registry import LLMRegistry, Resolved, TeamCredentials
 from linqra.llm.routing import RoutedModel
 from linqra.llm.tokens import count_prompt, count_tokens
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
@@ -47,6 +48,7 @@ _EMBEDDERS: dict[str, Any] = {
     "gemini": GeminiEmbedder,
     "cohere": CohereEmbedder,
 }
+_PROVIDER_EMBEDDERS = (OpenAIEmbedder, GeminiEmbedder, CohereEmbedder)
 
 
 class Completion:
@@ -69,9 +71,15 @@ class Completion:
 
 class LLMService:
     def __init__(
-        self, settings: Settings, store: DocumentStore, registry: LLMRegistry | None = None
+        self,
+        settings: Settings,
+        store: DocumentStore,
+        registry: LLMRegistry | None = None,
+        *,
+        team_keys: TeamKeys | None = None,
     ) -> None:
         self.settings = settings
+        self.team_keys = team_keys
         self.registry = registry or LLMRegistry(settings.llm)
         self.catalogue: Catalogue = load_catalogue(settings.llm.catalogue)
         self.usage = UsageRepository(store)
@@ -99,7 +107,7 @@ class LLMService:
         caller: Mapping[str, Any],
         target: str = "llm",
     ) -> Completion:
-        resolved = self.registry.resolve(model_ref, target)
+        resolved = await self._resolve(team_id, model_ref, target)
         reservation = await self._reserve(team_id, resolved, messages, settings)
         t0 = time.perf_counter()
         try:
@@ -122,7 +130,7 @@ class LLMService:
         target: str = "llm",
     ) -> AsyncIterator[StreamEvent | Completion]:
         """Deltas, then the final :class:`ModelResponse`, then the :class:`Completion`."""
-        resolved = self.registry.resolve(model_ref, target)
+        resolved = await self._resolve(team_id, model_ref, target)
         reservation = await self._reserve(team_id, resolved, messages, settings)
         t0 = time.perf_counter()
         parts: list[str] = []
@@ -153,6 +161,23 @@ class LLMService:
         done = await self._settle(team_id, resolved, final, t0, caller)
         await self.budgets.settle(reservation, done.cost.amount if done.cost else Decimal(0))
         yield done
+
+    async def _credentials(self, team_id: str, providers: Sequence[str]) -> TeamCredentials | None:
+        """The team's own keys for ``providers`` (``None``: it has none of them)."""
+        if self.team_keys is None:
+            return None
+        keys = {}
+        for provider in providers:
+            key = await self.team_keys.reveal(team_id, provider)
+            if key:
+                keys[provider] = key
+        return TeamCredentials(team_id, keys) if keys else None
+
+    async def _resolve(self, team_id: str, model_ref: str | None, target: str) -> Resolved:
+        credentials = await self._credentials(
+            team_id, self.registry.providers_of(model_ref, target)
+        )
+        return self.registry.resolve(model_ref, target, credentials=credentials)
 
     async def _reserve(
         self, team_id: str, resolved: Resolved, messages: Sequence[Message], settings: ModelSettings
@@ -260,6 +285,9 @@ class LLMService:
         """Vectors for ``texts``; provider calls are budgeted, priced and recorded like chats."""
         if embedder.provider == "local":  # offline hashing: no call, no cost, no record
             return await embedder.embed(texts, kind)
+        credentials = await self._credentials(team_id, [embedder.provider])
+        if credentials is not None and isinstance(embedder, _PROVIDER_EMBEDDERS):
+            embedder = embedder.using(self.registry.provider(embedder.provider, credentials))
         price, version = await self.overrides.effective(team_id, embedder.provider, embedder.model)
         estimate = (
             Decimal(sum(count_tokens(t) for t in texts) * 12 // 10 + 1)
