@@ -1,0 +1,176 @@
+"""Benchmarks of authentication and rate limits (issue 11).
+
+    python -m benchmarks.auth b13 [HITS]   # default 5000
+
+B13 Rate-limit decision cost: ``RateLimiter.hit`` (``linqra/ratelimit.py``) against a
+    redis-server the benchmark starts, HITS sequential decisions and HITS decisions from 8
+    concurrent tasks (keys spread over 1,000 API-key ids), p50/p99 per decision and decisions/s;
+    the same against ``memory://`` in the same run as the baseline, and one Redis ``PING`` (one
+    round trip) for scale. Correctness across processes: two spawned OS processes, each making
+    1,000 attempts on one 1,000/hour limit from 4 tasks — allowed in total through one
+    redis-server (should be 1,000) and with ``memory://`` (2,000: per process).
+
+Results are printed and merged into benchmarks/results/auth.json (other keys are kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import limits
+
+from linqra.ratelimit import RateLimiter, Rule
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONCURRENCY = 8
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def _summary(latencies_ms: list[float], elapsed: float) -> dict[str, Any]:
+    return {
+        "decisions": len(latencies_ms),
+        "p50_ms": round(_pct(latencies_ms, 0.5), 3),
+        "p99_ms": round(_pct(latencies_ms, 0.99), 3),
+        "max_ms": round(max(latencies_ms, default=0.0), 3),
+        "decisions_per_s": round(len(latencies_ms) / elapsed),
+    }
+
+
+async def _decisions(limiter: RateLimiter, hits: int, tasks: int) -> dict[str, Any]:
+    rule = Rule("api_key", "600/minute")
+    run = uuid.uuid4().hex[:8]
+    latencies: list[float] = []
+    allowed = 0
+
+    async def worker(offset: int) -> None:
+        nonlocal allowed
+        for i in range(offset, hits, tasks):
+            t0 = time.perf_counter()
+            decision = await limiter.hit(rule, f"{run}-key-{i % 1000}")
+            latencies.append((time.perf_counter() - t0) * 1000)
+            allowed += decision.allowed
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(tasks)))
+    out = _summary(latencies, time.perf_counter() - t0)
+    out["allowed"] = allowed
+    return out
+
+
+async def _backend(url: str, hits: int) -> dict[str, Any]:
+    limiter = RateLimiter.open(url)
+    await _decisions(limiter, 400, CONCURRENCY)  # warm-up: connections, scripts loaded
+    out = {
+        "sequential": await _decisions(limiter, hits, 1),
+        f"concurrent_{CONCURRENCY}": await _decisions(limiter, hits, CONCURRENCY),
+    }
+    await limiter.close()
+    return out
+
+
+async def _ping(url: str, count: int = 2000) -> dict[str, Any]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    await client.ping()
+    latencies = []
+    t0 = time.perf_counter()
+    for _ in range(count):
+        start = time.perf_counter()
+        await client.ping()
+        latencies.append((time.perf_counter() - start) * 1000)
+    await client.aclose()
+    return _summary(latencies, time.perf_counter() - t0)
+
+
+def _hammer(url: str, key: str, attempts: int, barrier: Any, results: Any) -> None:
+    """In a child process: ``attempts`` hits of one 1,000/hour limit from 4 tasks."""
+
+    async def run() -> int:
+        limiter = RateLimiter.open(url, timeout=10.0)
+        rule = Rule("team", "1000/hour")
+        await limiter.hit(Rule("warm-up", "1000/hour"), key)
+        barrier.wait(60)
+
+        async def task(n: int) -> int:
+            return sum([(await limiter.hit(rule, key)).allowed for _ in range(n)])
+
+        allowed = sum(await asyncio.gather(*(task(attempts // 4) for _ in range(4))))
+        await limiter.close()
+        return allowed
+
+    results.put(asyncio.run(run()))
+
+
+def _two_processes(url: str, attempts: int = 1000) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results, key = ctx.Barrier(2), ctx.Queue(), uuid.uuid4().hex
+    procs = [
+        ctx.Process(target=_hammer, args=(url, key, attempts, barrier, results)) for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    counts = [results.get(timeout=300) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    return {
+        "processes": 2,
+        "limit": 1000,
+        "attempts": 2 * attempts,
+        "allowed_total": sum(counts),
+        "allowed_per_process": sorted(counts),
+    }
+
+
+def b13(hits: int = 5000) -> dict[str, Any]:
+    from linqra.testing.servers import redis_server
+
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+    out: dict[str, Any] = {
+        "hits": hits,
+        "strategy": "sliding window counter (limits), 2 Redis round trips per decision",
+        "limits_version": limits.__version__,
+        "redis_server": version.stdout.split()[2].removeprefix("v=")
+        if version.returncode == 0
+        else None,
+        "python": platform.python_version(),
+    }
+    with redis_server() as url:
+        out["redis_ping"] = asyncio.run(_ping(url))
+        out["redis"] = asyncio.run(_backend(url, hits))
+        out["memory"] = asyncio.run(_backend("memory://", hits))
+        out["two_processes_redis"] = _two_processes(url)
+    out["two_processes_memory"] = _two_processes("memory://")
+    return out
+
+
+def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "b13"
+    results: dict[str, Any] = {}
+    if which == "b13":
+        results["B13"] = b13(*[int(a) for a in sys.argv[2:3]])
+    else:
+        raise SystemExit(f"unknown benchmark {which!r}; known: b13")
+    print(json.dumps(results, indent=2), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "auth.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    previous.update(results)
+    path.write_text(json.dumps(previous, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
