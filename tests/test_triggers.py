@@ -94,20 +94,19 @@ def test_signed_webhooks_publish_and_bad_signatures_are_refused(
     hook = api.post("/v1/hooks", json={"topic": "git.push"}).json()
     assert hook["secret"] and "secret" not in api.get("/v1/hooks").json()["items"][0]
     body = json.dumps({"ref": "refs/heads/main"}).encode()
-    signature = "sha256=" + hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+    stamp = str(int(time.time()))
+    digest = hmac.new(hook["secret"].encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    signed = {"X-Linqra-Timestamp": stamp, "X-Linqra-Signature": f"v1={digest.hexdigest()}"}
     with httpx.Client(base_url=gateway_url) as anyone:  # no team header: the hook knows its team
-        wrong = anyone.post(hook["url"], content=body, headers={"X-Linqra-Signature": "sha256=00"})
+        wrong = anyone.post(
+            hook["url"], content=body, headers={**signed, "X-Linqra-Signature": "v1=00"}
+        )
         missing = anyone.post(hook["url"], content=body)
         assert wrong.status_code == missing.status_code == 401
         assert wrong.json()["error"]["field"] == "X-Linqra-Signature"
-        ok = anyone.post(hook["url"], content=body, headers={"X-Linqra-Signature": signature})
+        ok = anyone.post(hook["url"], content=body, headers=signed)
         assert ok.status_code == 202, ok.text
-        assert (
-            anyone.post(
-                "/v1/hooks/hk_nope", content=body, headers={"X-Linqra-Signature": signature}
-            ).status_code
-            == 404
-        )
+        assert anyone.post("/v1/hooks/hk_nope", content=body, headers=signed).status_code == 404
     done = until(lambda: [e for e in executions(api, task["id"]) if e["status"] == "COMPLETED"])
     assert done[0]["result"] == "refs/heads/main" and len(executions(api, task["id"])) == 1
     listed = api.get("/v1/hooks").json()["items"][0]
