@@ -1,9 +1,7 @@
 """The ``linqra`` command: ``up`` (start Linqra), ``run`` (run a workflow file as a Ray driver),
-``ingest`` (upload files to the Knowledge Hub, with a progress bar), ``status``, ``secrets``
-(``rotate``: re-seal stored secrets with the newest master key; ``new-key``: print a key entry).
+``ingest`` (files to the Knowledge Hub), ``status``, ``secrets`` (:mod:`deployments.secrets_cli`).
 
-``linqra run`` is a plain Ray driver: use it directly, or submit it to a
-cluster as a Ray job::
+``linqra run`` is a plain Ray driver: use it directly, or submit it to a cluster as a Ray job::
 
     ray job submit --address http://127.0.0.1:8265 -- linqra run configs/examples/parallel.json --team acme
 """
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from deployments.ports import check_ports_free
+from deployments.secrets_cli import add_secrets_command
 from linqra.config import Settings, load_settings
 from linqra.status import DOCUMENT_TERMINAL, DocumentStatus, ExecutionStatus
 
@@ -452,42 +451,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if refused or failed else 0
 
 
-def cmd_secrets(args: argparse.Namespace) -> int:
-    """``rotate``: re-seal every team's provider keys and every webhook secret with the newest
-    master key (run it once every process has the new key); ``new-key``: print the entry to put
-    first in ``LINQRA_MASTER_KEYS`` (or the embedded key file)."""
-    import asyncio
-
-    from linqra.errors import LinqraError
-    from linqra.secrets import RotationReport, load_keyring
-    from linqra.secrets.keyring import new_key_entry
-    from linqra.system import System
-
-    settings = load_settings()
-    try:
-        if args.action == "new-key":
-            print(new_key_entry(load_keyring(settings).version + 1))
-            return 0
-
-        async def rotate() -> RotationReport:
-            system = await System.open(settings, init=False)
-            try:
-                return await system.secrets.rotate_all()
-            finally:
-                await system.close()
-
-        report = asyncio.run(rotate())
-    except LinqraError as exc:
-        _say(f"linqra secrets {args.action}: {exc.message}")
-        return 1
-    failed = f"; {report.failed} did not open and were left as they were" if report.failed else ""
-    _say(
-        f"re-sealed with master key version {report.key_version}: {report.secrets} provider "
-        f"key(s), {report.hooks} webhook secret(s){failed}"
-    )
-    return 1 if report.failed else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linqra", description="Linqra on Ray")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -528,13 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="gateway health, Ray resources and the runner")
     status.add_argument("--address")
     status.set_defaults(func=cmd_status)
-    secrets = sub.add_parser("secrets", help="secrets at rest: rotate the master key")
-    secrets.add_argument(
-        "action",
-        choices=["rotate", "new-key"],
-        help="rotate: re-seal everything with the newest master key; new-key: print a new entry",
-    )
-    secrets.set_defaults(func=cmd_secrets)
+    add_secrets_command(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
