@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import platform
 import subprocess
 import sys
@@ -147,6 +148,7 @@ def b13(hits: int = 5000) -> dict[str, Any]:
         if version.returncode == 0
         else None,
         "python": platform.python_version(),
+        "load_average_1min_before": round(os.getloadavg()[0], 2),
     }
     with redis_server() as url:
         out["redis_ping"] = asyncio.run(_ping(url))
@@ -154,6 +156,7 @@ def b13(hits: int = 5000) -> dict[str, Any]:
         out["memory"] = asyncio.run(_backend("memory://", hits))
         out["two_processes_redis"] = _two_processes(url)
     out["two_processes_memory"] = _two_processes("memory://")
+    out["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     return out
 
 
