@@ -97,7 +97,7 @@ class AgentActor:
                 log.warning("agent %s cannot read its record", self.agent_id, exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            limit = int(agent["max_concurrency"])
+            limit = agent.max_concurrency
             while self._nested or (self._queue and len(self._running) < limit):
                 tx_id = self._nested.pop(0) if self._nested else heapq.heappop(self._queue)[2]
                 self._queued.discard(tx_id)

@@ -55,7 +55,7 @@ async def b8(triggers: int = 1000, seconds: int = 60) -> dict[str, Any]:
 
     agent = await agents.create_agent(TEAM, {"name": "b8"})
     for i in range(triggers):
-        await agents.create_task(TEAM, agent["id"], {
+        await agents.create_task(TEAM, agent.id, {
             "name": f"t{i}", "type": "DATA_PROCESSING", "config": {"expression": "@"},
             "triggers": [{"type": "CRON", "cron": "* * * * * ?"}],
         })  # fmt: skip
@@ -119,11 +119,11 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
         made = []
         for i in range(agents_count):
             agent = await system.agents.create_agent(TEAM, {"name": f"a{i}"})
-            task = await system.agents.create_task(TEAM, agent["id"], {
+            task = await system.agents.create_task(TEAM, agent.id, {
                 "name": "work", "type": "WORKFLOW_EMBEDDED",
                 "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": 20}}]},
             })  # fmt: skip
-            made.append((agent["id"], task["id"]))
+            made.append((agent.id, task["id"]))
         runs = []
         for agent_id, task_id in made[:busy]:
             task = await system.agents.get_task(TEAM, task_id)
@@ -176,7 +176,7 @@ async def _b10_one(bus: Any, events: int, rate: float | None) -> dict[str, Any]:
 
     router = EventRouter(system.agents, dispatch)
     topic = f"ticks{uuid.uuid4().hex[:8]}"  # a fresh topic and group per run
-    await system.agents.create_task(TEAM, agent["id"], {
+    await system.agents.create_task(TEAM, agent.id, {
         "name": "on event", "type": "DATA_PROCESSING", "config": {"expression": "@"},
         "triggers": [{"type": "EVENT_DRIVEN", "topic": topic}],
     })  # fmt: skip

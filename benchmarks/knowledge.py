@@ -113,9 +113,9 @@ async def b6(
                   "chunks_per_s": round(chunks / seconds, 1)}  # fmt: skip
         print(f"B6 ingestion: {ingest}", flush=True)
 
-        name = collection["vector_collection"]
+        name = collection.vector_collection
         probe_texts = [_document(rng, words, 1) for _ in range(queries)]
-        embedder = HashingEmbedder(collection["dimension"])
+        embedder = HashingEmbedder(collection.dimension)
         probes = [embedder.vector(t) for t in probe_texts]
 
         # the baseline's copy of the vectors: the same embedder over the same chunk texts
@@ -167,7 +167,7 @@ async def b6(
             n = min(batch, grow_to - current)
             vectors = (
                 np.random.default_rng(current)
-                .standard_normal((n, collection["dimension"]))
+                .standard_normal((n, collection.dimension))
                 .astype(np.float32)
             )
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

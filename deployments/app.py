@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
+from deployments.auth import AuditTrail, route_permission
 from deployments.docs_ui import mount_docs
 from deployments.errors import install_error_handlers
 from deployments.limits import RequestLimits
@@ -22,13 +24,18 @@ from linqra import __version__
 from linqra.config import Settings, load_settings
 from linqra.system import System
 
-__all__ = ["DESCRIPTION", "create_app"]
+__all__ = ["DESCRIPTION", "api_routes", "create_app"]
 
 DESCRIPTION = """
 Linqra on Ray: multi-step AI workflows for many teams, on a Ray cluster.
 
-Every `/v1` call and `/linq` needs an **`X-Team-Id`** header naming your team.
-Errors are `{"error": {"code", "message", "field"?}}` with a 4xx status for bad input.
+**Sign in** with `Authorization: Bearer <OIDC access token>` or a team API key
+(`Authorization: Bearer lq_…` or `X-API-Key: lq_…`); `X-Team-Id` chooses among your teams.
+In the embedded profile's *header mode* `X-Team-Id` alone names the team (no sign-in; not for
+shared deployments). Each operation lists the permission it needs (`x-linqra-permission`):
+viewer reads, member writes and runs, admin manages keys, members, secrets, budgets and prices.
+Errors are `{"error": {"code", "message", "field"?}}` with a 4xx status for bad input, 401 for a
+missing or bad credential, 403 for a missing role, 404 for ids that are not your team's.
 Request bodies are limited to 1 MiB and 32 levels of JSON nesting by default.
 """
 MULTIPART_ENVELOPE_BYTES = 64 * 1024
@@ -71,6 +78,7 @@ def create_app(system: System | None = None, *, settings: Settings | None = None
     mount_docs(app)
     app.state.system = system
     install_error_handlers(app)
+    app.add_middleware(AuditTrail)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.http.max_body_bytes,
@@ -83,6 +91,14 @@ def create_app(system: System | None = None, *, settings: Settings | None = None
     return app
 
 
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every API route of ``app``: its own (the docs pages) and those of :data:`ROUTERS`."""
+    own = [route for route in app.routes if isinstance(route, APIRoute)]
+    return own + [
+        route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)
+    ]
+
+
 def _answer_400_not_422(app: FastAPI) -> None:
     """Request validation errors are 400 here (see :mod:`deployments.errors`), so the schema
     does not list FastAPI's 422."""
@@ -91,9 +107,18 @@ def _answer_400_not_422(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
+            permissions = {
+                (method.lower(), route.path): route_permission(route)
+                for route in api_routes(app)
+                for method in route.methods
+            }
+            for path, operations in schema.get("paths", {}).items():
+                for method, operation in operations.items():
                     operation.get("responses", {}).pop("422", None)
+                    permission = permissions.get((method, path))
+                    operation["x-linqra-permission"] = permission or "public"
+                    if permission is None:
+                        operation["security"] = []
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,21 +1,19 @@
-"""What routes receive from FastAPI: the process's :class:`~linqra.system.System`, the team,
-paging parameters and ids, each as an ``Annotated`` dependency a route names in its signature.
+"""What routes receive from FastAPI: the process's :class:`~linqra.system.System`, paging
+parameters and ids, each as an ``Annotated`` dependency a route names in its signature. The
+caller and what it may do come from :mod:`deployments.auth`.
 
 The system is the one :func:`deployments.app.create_app` put on ``app.state`` (handed in by the
-Serve replica, or opened by the app's lifespan in tests). The team comes from the ``X-Team-Id``
-header (required, validated; no default team) until authentication lands; it is built once per
-request as a :class:`~linqra.tenancy.TeamContext`, so only its source will change.
+Serve replica, or opened by the app's lifespan in tests).
 """
 
 # no "from __future__ import annotations": FastAPI reads these annotations at runtime
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Header, Path, Query
+from fastapi import Body, Depends, Path, Query
 from starlette.requests import Request
 
 from linqra.system import System
-from linqra.tenancy import TeamContext, validate_team_id
 
 __all__ = [
     "JsonObject",
@@ -24,10 +22,8 @@ __all__ = [
     "Offset",
     "ResourceId",
     "SystemDep",
-    "Team",
     "get_system",
     "page",
-    "team_context",
 ]
 
 
@@ -39,16 +35,7 @@ def get_system(request: Request) -> System:
     return system
 
 
-def team_context(
-    x_team_id: Annotated[
-        str | None, Header(alias="X-Team-Id", description="your team's id")
-    ] = None,
-) -> TeamContext:
-    return TeamContext(validate_team_id(x_team_id), source="header")
-
-
 SystemDep = Annotated[System, Depends(get_system)]
-Team = Annotated[TeamContext, Depends(team_context)]
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
 ResourceId = Annotated[str, Path(min_length=1, max_length=128)]

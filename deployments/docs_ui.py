@@ -27,6 +27,8 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import FileResponse, HTMLResponse
 
+from deployments.auth import PUBLIC
+
 __all__ = ["ASSETS_PATH", "mount_docs"]
 
 ASSETS_PATH = "/docs-assets"
@@ -61,14 +63,14 @@ def mount_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str | None =
     folder = _assets_dir()
     redirect_url = app.swagger_ui_oauth2_redirect_url
 
-    @app.get(f"{ASSETS_PATH}/{{name}}", include_in_schema=False)
+    @app.get(f"{ASSETS_PATH}/{{name}}", include_in_schema=False, dependencies=[PUBLIC])
     async def docs_asset(name: str) -> FileResponse:
         media_type = _ASSETS.get(name)
         if media_type is None:
             raise HTTPException(status_code=404, detail="not found")
         return FileResponse(folder / name, media_type=media_type, headers=_CACHE)
 
-    @app.get(docs_url, include_in_schema=False)
+    @app.get(docs_url, include_in_schema=False, dependencies=[PUBLIC])
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = str(request.scope.get("root_path", "")).rstrip("/")
         return get_swagger_ui_html(
@@ -84,13 +86,13 @@ def mount_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str | None =
 
     if redirect_url:
 
-        @app.get(redirect_url, include_in_schema=False)
+        @app.get(redirect_url, include_in_schema=False, dependencies=[PUBLIC])
         async def swagger_ui_redirect() -> HTMLResponse:
             return get_swagger_ui_oauth2_redirect_html()
 
     if redoc_url:
 
-        @app.get(redoc_url, include_in_schema=False)
+        @app.get(redoc_url, include_in_schema=False, dependencies=[PUBLIC])
         async def redoc(request: Request) -> HTMLResponse:
             root = str(request.scope.get("root_path", "")).rstrip("/")
             return get_redoc_html(

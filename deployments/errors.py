@@ -106,6 +106,13 @@ def _linqra_response(err: LinqraError, scope: Scope) -> JSONResponse:
         )
     body = {"error": {**err.to_dict(), "request_id": rid}}
     headers = {**retry_after_header(err, err.status), REQUEST_ID_HEADER: rid}
+    headers.update(getattr(err, "headers", None) or {})  # e.g. a 429's X-RateLimit-*
+    if err.status == 401:  # RFC 6750: say how to authenticate
+        headers["WWW-Authenticate"] = (
+            'Bearer realm="linqra", error="invalid_token"'
+            if err.code == "invalid_token"
+            else 'Bearer realm="linqra"'
+        )
     return JSONResponse(body, status_code=err.status, headers=headers)
 
 

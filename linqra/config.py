@@ -170,6 +170,13 @@ class AgentSettings(BaseModel):
         le=300,
         description="wait before a failed event is handled again, doubling each time (max 60 s)",
     )
+    webhook_tolerance_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        le=3600,
+        description="a webhook call signed longer ago (or further ahead) than this is refused; "
+        "a signature is remembered for twice this long so it cannot be replayed",
+    )
 
 
 class ExecutionSettings(BaseModel):
@@ -252,6 +259,12 @@ class LLMSettings(BaseModel):
     )
 
 
+SigningAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+"""Asymmetric JWT algorithms only: an HMAC secret shared with every client proves nothing."""
+
+
 class OidcSettings(BaseModel):
     """Verifying OpenID Connect access tokens (Keycloak or any OIDC provider).
 
@@ -267,12 +280,8 @@ class OidcSettings(BaseModel):
         default_factory=list, description="accepted `aud` values (at least one must match)"
     )
     jwks_uri: str | None = Field(default=None, description="default: from discovery")
-    algorithms: list[
-        Literal[
-            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
-        ]
-    ] = Field(  # noqa: E501
-        default_factory=lambda: ["RS256"], min_length=1
+    algorithms: list[SigningAlgorithm] = Field(
+        default_factory=lambda: list[SigningAlgorithm](["RS256"]), min_length=1
     )
     leeway_seconds: float = Field(default=30.0, ge=0, le=300)
     jwks_cache_seconds: float = Field(default=300.0, gt=0, description="keys kept this long")
@@ -335,8 +344,10 @@ class RateLimitSettings(BaseModel):
     )
     fail_closed: tuple[Literal["api_key", "team", "widget", "llm_tokens", "failed_auth"], ...] = (
         Field(
-            default=("widget", "failed_auth"),
-            description="rules that deny (503) while the cache is unreachable; the others allow",
+            default=("widget",),
+            description="rules that deny (503) while the cache is unreachable; the others allow "
+            "(failed_auth is checked on every request, so failing it closed would make a cache "
+            "outage a whole-gateway outage)",
         )
     )
     timeout_seconds: float = Field(

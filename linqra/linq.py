@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from linqra.errors import ValidationError
 from linqra.status import ExecutionStatus, StepStatus
-from linqra.workflows.definition import format_pydantic_error
+from linqra.validation import format_pydantic_error
 
 __all__ = ["LinqRequest", "linq_response", "parse_linq"]
 

@@ -106,7 +106,7 @@ class RunService:
         """Create a task execution of an enabled task and dispatch it to its agent; the record
         (the first one again when ``idempotency_key`` was seen before)."""
         task = await self.agents.get_task(team_id, task_id)
-        if not task["enabled"]:
+        if not task.enabled:
             raise Conflict("the task is disabled", field="task_id")
         tx, created = await self.agents.new_task_execution(
             team_id,

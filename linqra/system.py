@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linqra.agents.service import AgentService
+from linqra.auth.audit import AuditLog
+from linqra.auth.authenticator import Authenticator
+from linqra.auth.directory import TeamDirectory
+from linqra.auth.keys import ApiKeys, load_pepper
 from linqra.cache import Cache, open_cache
 from linqra.config import Settings
 from linqra.events import EventBus, open_event_bus
@@ -19,8 +23,11 @@ from linqra.knowledge.service import KnowledgeService
 from linqra.launcher import InProcessLauncher, Launcher
 from linqra.llm.service import LLMService
 from linqra.llm.usage import USAGE_INDEXES
+from linqra.ratelimit import RateLimiter, RateLimitRules
 from linqra.runs import RunService
 from linqra.scheduling.book import TriggerBook
+from linqra.scheduling.hooks import HOOK_SECRETS, HookService
+from linqra.secrets import TeamSecrets, load_keyring
 from linqra.steps import default_registry
 from linqra.steps.base import StepContext, TargetRegistry
 from linqra.steps.http import HttpClients
@@ -47,6 +54,12 @@ class System:
     launcher: Launcher
     runs: RunService
     http: HttpClients
+    secrets: TeamSecrets
+    hooks: HookService
+    authenticator: Authenticator
+    audit: AuditLog
+    limiter: RateLimiter
+    rate_limits: RateLimitRules
     events: EventBus | None = None
     ctx: StepContext = field(init=False)
 
@@ -71,15 +84,25 @@ class System:
         }
         store = open_store(settings.resolved_store_url, **timeouts)
         registry = default_registry(settings)
-        llm = LLMService(settings, store)
+        keyring = load_keyring(settings)
+        secrets = TeamSecrets(store, keyring, settings.llm.providers, also_reseal=[HOOK_SECRETS])
+        llm = LLMService(settings, store, team_keys=secrets)
+        cache = open_cache(settings.cache_url, **timeouts)
+        hooks = HookService(
+            store, keyring, cache, tolerance_seconds=settings.agents.webhook_tolerance_seconds
+        )
         workflows = WorkflowService(store, registry)
         triggers = TriggerBook(store)
         agents = AgentService(store, workflows, triggers)
         launcher = launcher if launcher is not None else InProcessLauncher()
         system = cls(
+            authenticator=_authenticator(settings, store),
+            audit=AuditLog(store, retention_days=settings.auth.audit_retention_days),
+            limiter=RateLimiter.from_settings(settings),
+            rate_limits=RateLimitRules.from_settings(settings.rate_limits),
             settings=settings,
             store=store,
-            cache=open_cache(settings.cache_url, **timeouts),
+            cache=cache,
             registry=registry,
             workflows=workflows,
             llm=llm,
@@ -89,6 +112,8 @@ class System:
             launcher=launcher,
             runs=RunService(workflows, agents, launcher),
             http=HttpClients(settings.services),
+            secrets=secrets,
+            hooks=hooks,
             events=events,
         )
         if isinstance(launcher, InProcessLauncher):
@@ -104,6 +129,9 @@ class System:
         await self.knowledge.init()
         await self.agents.init()
         await self.triggers.init()
+        await self.authenticator.directory.init()
+        await self.authenticator.keys.init()
+        await self.audit.init()
 
     def bus(self) -> EventBus:
         """The event bus: the one handed in, else the configured one, opened on first use
@@ -150,5 +178,20 @@ class System:
         await self.knowledge.close()
         await self.llm.aclose()
         await self.http.aclose()
+        await self.limiter.close()
+        if self.authenticator.verifier is not None:
+            await self.authenticator.verifier.aclose()
         await self.cache.close()
         await self.store.close()
+
+
+def _authenticator(settings: Settings, store: DocumentStore) -> Authenticator:
+    auth = settings.auth
+    verifier = None
+    if auth.mode == "oidc":
+        from linqra.auth.oidc import OidcVerifier
+
+        verifier = OidcVerifier(auth.oidc)
+    pepper = load_pepper(settings.data_dir, embedded=settings.profile == "embedded")
+    keys = ApiKeys(store, pepper, cache_seconds=auth.key_cache_seconds)
+    return Authenticator(auth, TeamDirectory(store), keys, verifier)

@@ -18,7 +18,7 @@ async def setup(system: System) -> Any:
     return system.agents, runner, agent
 
 
-async def run(agents: Any, runner: Any, task: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+async def run(agents: Any, runner: Any, task: Any, **kwargs: Any) -> dict[str, Any]:
     tx, created = await agents.new_task_execution("acme", task, **kwargs)
     assert created
     return await agents.run_task_execution("acme", tx["id"], runner)
@@ -28,7 +28,7 @@ async def test_every_task_type_runs_as_a_recorded_workflow(
     setup: Any, system: System, http_service: Any
 ) -> None:
     agents, runner, agent = setup
-    embedded = await agents.create_task("acme", agent["id"], {
+    embedded = await agents.create_task("acme", agent.id, {
         "name": "fetch person", "type": "WORKFLOW_EMBEDDED",
         "config": {"steps": [{"step": 1, "target": "quotes-service", "action": "fetch", "intent": "/api/people/random"}]},
     })  # fmt: skip
@@ -39,12 +39,12 @@ async def test_every_task_type_runs_as_a_recorded_workflow(
 
     wf = await system.workflows.create("acme", {"name": "echo", "steps": [
         {"step": 1, "target": "transform", "params": {"expression": "upper", "input": "{{params}}"}}]})  # fmt: skip
-    trigger = await agents.create_task("acme", agent["id"], {
-        "name": "run workflow", "type": "WORKFLOW_TRIGGER", "config": {"workflow_id": wf["id"], "params": {"upper": "A"}},
+    trigger = await agents.create_task("acme", agent.id, {
+        "name": "run workflow", "type": "WORKFLOW_TRIGGER", "config": {"workflow_id": wf.id, "params": {"upper": "A"}},
     })  # fmt: skip
     assert (await run(agents, runner, trigger, input={"upper": "B"}))["result"] == "B"
 
-    api = await agents.create_task("acme", agent["id"], {
+    api = await agents.create_task("acme", agent.id, {
         "name": "call api", "type": "API_CALL",
         "config": {"method": "POST", "service": "quotes-service", "path": "/echo/orders/{{params.id}}",
                    "headers": {"X-Trace": "t-{{params.id}}"}, "query": {"q": "{{params.id}}"},
@@ -54,13 +54,13 @@ async def test_every_task_type_runs_as_a_recorded_workflow(
     assert echoed["method"] == "POST" and echoed["path"] == "/echo/orders/42"
     assert echoed["query"] == {"q": "42"} and echoed["headers"]["x-trace"] == "t-42"
     assert json.loads(echoed["body"]) == {"order": 42, "note": "hi"}
-    direct = await agents.create_task("acme", agent["id"], {
+    direct = await agents.create_task("acme", agent.id, {
         "name": "call url", "type": "API_CALL",
         "config": {"method": "GET", "url": f"{http_service.url}/api/people"},
     })  # fmt: skip
     assert len((await run(agents, runner, direct))["result"]["people"]) == 3
 
-    data = await agents.create_task("acme", agent["id"], {
+    data = await agents.create_task("acme", agent.id, {
         "name": "sum", "type": "DATA_PROCESSING", "config": {"expression": "sum(values)"},
     })  # fmt: skip
     assert (await run(agents, runner, data, input={"values": [1, 2, 3.5]}))["result"] == 6.5
@@ -70,13 +70,13 @@ async def test_every_task_type_runs_as_a_recorded_workflow(
         "config": {"steps": [{"step": 1, "target": "noop"}]},
     }
     assert (await run(agents, runner, adhoc))["status"] == "COMPLETED"
-    listed, total = await agents.list_task_executions("acme", agent_id=agent["id"])
+    listed, total = await agents.list_task_executions("acme", agent_id=agent.id)
     assert total == 5 and all(t["status"] == "COMPLETED" for t in listed)
 
 
 async def test_retries_with_backoff_then_failure_is_recorded(setup: Any) -> None:
     agents, runner, agent = setup
-    task = await agents.create_task("acme", agent["id"], {
+    task = await agents.create_task("acme", agent.id, {
         "name": "flaky", "type": "API_CALL", "max_retries": 2, "backoff_seconds": 0.05,
         "config": {"method": "GET", "service": "quotes-service", "path": "/status/500"},
     })  # fmt: skip
@@ -91,7 +91,7 @@ async def test_retries_with_backoff_then_failure_is_recorded(setup: Any) -> None
 
 async def test_timeout_and_cancel(setup: Any) -> None:
     agents, runner, agent = setup
-    slow = await agents.create_task("acme", agent["id"], {
+    slow = await agents.create_task("acme", agent.id, {
         "name": "slow", "type": "WORKFLOW_EMBEDDED", "timeout_seconds": 0.5,
         "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": 30}}]},
     })  # fmt: skip
@@ -107,7 +107,7 @@ async def test_timeout_and_cancel(setup: Any) -> None:
 async def test_idempotency_key_creates_one_execution(setup: Any) -> None:
     agents, _, agent = setup
     task = await agents.create_task(
-        "acme", agent["id"], {"name": "n", "type": "DATA_PROCESSING", "config": {"expression": "@"}}
+        "acme", agent.id, {"name": "n", "type": "DATA_PROCESSING", "config": {"expression": "@"}}
     )
     first, new1 = await agents.new_task_execution(
         "acme", task, idempotency_key="cron:x:2026-11-24T10:00:00Z"
@@ -122,19 +122,19 @@ async def test_versions_rollback_and_bad_input(setup: Any) -> None:
     agents, _, agent = setup
     task = await agents.create_task(
         "acme",
-        agent["id"],
+        agent.id,
         {"name": "v1", "type": "DATA_PROCESSING", "config": {"expression": "a"}},
     )
     await agents.update_task(
-        "acme", task["id"], {"name": "v2", "type": "DATA_PROCESSING", "config": {"expression": "b"}}
+        "acme", task.id, {"name": "v2", "type": "DATA_PROCESSING", "config": {"expression": "b"}}
     )
-    rolled = await agents.rollback_task("acme", task["id"], 1)
+    rolled = await agents.rollback_task("acme", task.id, 1)
     assert (
-        rolled["version"] == 3
-        and rolled["name"] == "v1"
-        and rolled["config"] == {"expression": "a"}
+        rolled.version == 3
+        and rolled.name == "v1"
+        and rolled.config == {"expression": "a"}
     )
-    assert [v["version"] for v in await agents.task_versions("acme", task["id"])] == [3, 2, 1]
+    assert [v.version for v in await agents.task_versions("acme", task.id)] == [3, 2, 1]
     cases: list[tuple[dict[str, Any], str]] = [
         ({"name": "x", "type": "NOPE"}, "type"),
         (
@@ -196,14 +196,14 @@ async def test_versions_rollback_and_bad_input(setup: Any) -> None:
     ]
     for body, field in cases:
         with pytest.raises(ValidationError) as err:
-            await agents.create_task("acme", agent["id"], body)
+            await agents.create_task("acme", agent.id, body)
         assert err.value.field == field, (body, err.value.field, err.value.message)
     with pytest.raises(NotFound):
-        await agents.get_task("other-team", task["id"])
+        await agents.get_task("other-team", task.id)
     with pytest.raises(NotFound):
         await agents.create_task(
             "other-team",
-            agent["id"],
+            agent.id,
             {"name": "x", "type": "DATA_PROCESSING", "config": {"expression": "@"}},
         )
     with pytest.raises(ValidationError) as err:
@@ -226,49 +226,49 @@ async def test_cron_schedules_fire_once_per_time_and_survive_restarts(
         dispatched.append(tx_id)
 
     scheduler = Scheduler(agents, system.settings.agents, dispatch)
-    task = await agents.create_task("acme", agent["id"], {
+    task = await agents.create_task("acme", agent.id, {
         "name": "every 10 s", "type": "DATA_PROCESSING", "config": {"expression": "@"},
         "triggers": [{"type": "CRON", "cron": "*/10 * * * * ?", "timezone": "Europe/Paris"}],
     })  # fmt: skip
-    schedule = task["schedules"][0]
-    due = parse_instant(schedule["next_fire_at"])
+    schedule = task.schedules[0]
+    due = parse_instant(schedule.next_fire_at)
     assert due.second % 10 == 0 and due.microsecond == 0
     assert await scheduler.tick(due - timedelta(milliseconds=1)) == 0  # not yet
     assert await scheduler.tick(due + timedelta(milliseconds=5)) == 1
     assert await scheduler.tick(due + timedelta(milliseconds=6)) == 0  # advanced: no double
     # a second scheduler (or a restarted one) replaying the same fire creates nothing new
-    stale_copy = {**schedule, "team_id": "acme"}
+    stale_copy = {**schedule.model_dump(), "team_id": "acme"}
     assert not await scheduler.fire(stale_copy, due + timedelta(milliseconds=7))
     assert len(dispatched) == 1
     tx = await agents.get_task_execution("acme", dispatched[0])
     assert tx["trigger"]["type"] == "CRON" and tx["trigger"]["scheduled_at"].startswith(
         due.strftime("%Y-%m-%dT%H:%M:%S")
     )
-    current = (await agents.describe_task("acme", task["id"]))["schedules"][0]
-    assert parse_instant(current["next_fire_at"]) == due + timedelta(seconds=10)
+    current = (await agents.describe_task("acme", task.id)).schedules[0]
+    assert parse_instant(current.next_fire_at) == due + timedelta(seconds=10)
 
     # the scheduler was down for two minutes: FIRE_ONCE_NOW fires once and continues from now
     later = due + timedelta(seconds=130)
     assert await scheduler.tick(later) == 1
-    after = (await agents.describe_task("acme", task["id"]))["schedules"][0]
-    assert parse_instant(after["next_fire_at"]) > later and after["misfires"] == 1
+    after = (await agents.describe_task("acme", task.id)).schedules[0]
+    assert parse_instant(after.next_fire_at) > later and after.misfires == 1
 
     # SKIP fires nothing for a misfire
-    await agents.update_task("acme", task["id"], {
+    await agents.update_task("acme", task.id, {
         "name": "every 10 s", "type": "DATA_PROCESSING", "config": {"expression": "@"},
         "triggers": [{"type": "CRON", "cron": "*/10 * * * * ?", "misfire_policy": "SKIP"}],
     })  # fmt: skip
-    skip = await agents.get_task("acme", task["id"])
-    sched = (await agents.describe_task("acme", skip["id"]))["schedules"][0]
-    assert await scheduler.tick(parse_instant(sched["next_fire_at"]) + timedelta(seconds=300)) == 0
+    skip = await agents.get_task("acme", task.id)
+    sched = (await agents.describe_task("acme", skip.id)).schedules[0]
+    assert await scheduler.tick(parse_instant(sched.next_fire_at) + timedelta(seconds=300)) == 0
 
     # paused: nothing fires; resumed: from now on, no catch-up
-    await agents.set_enabled("acme", task["id"], paused=True)
+    await agents.set_enabled("acme", task.id, paused=True)
     assert await scheduler.tick(later + timedelta(days=1)) == 0
-    resumed = await agents.set_enabled("acme", task["id"], paused=False)
-    assert resumed["schedules"][0]["active"] and len(dispatched) == 2
-    await agents.delete_task("acme", task["id"])
-    assert await system.store.find("schedules", "acme", {"task_id": task["id"]}) == []
+    resumed = await agents.set_enabled("acme", task.id, paused=False)
+    assert resumed.schedules[0].active and len(dispatched) == 2
+    await agents.delete_task("acme", task.id)
+    assert await system.store.find("schedules", "acme", {"task_id": task.id}) == []
 
 
 async def test_schedule_on_startup_fires_at_once(setup: Any, system: System) -> None:
@@ -282,7 +282,7 @@ async def test_schedule_on_startup_fires_at_once(setup: Any, system: System) -> 
     async def dispatch(team: str, agent_id: str, tx_id: str, priority: int) -> None:
         fired.append(tx_id)
 
-    await agents.create_task("acme", agent["id"], {
+    await agents.create_task("acme", agent.id, {
         "name": "daily", "type": "DATA_PROCESSING", "config": {"expression": "@"},
         "triggers": [{"type": "CRON", "cron": "0 0 3 * * ?", "schedule_on_startup": True}],
     })  # fmt: skip

@@ -26,6 +26,7 @@ import json
 import re
 import sqlite3
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing, contextmanager
@@ -180,6 +181,10 @@ def good_bodies(ids: dict[str, str]) -> dict[str, Any]:
         "POST /v1/events": {"topic": "orders", "payload": {"n": 1}},
         "POST /v1/hooks": {"topic": "orders", "description": "d"},
         "POST /v1/hooks/{hook_id}": {"order": {"n": 1}},
+        "POST /v1/teams": {"id": "team-z", "name": "Z", "admin": "user-z"},
+        "PUT /v1/members/{user_id}": {"role": "member", "status": "active"},
+        "POST /v1/api-keys": {"name": "ci", "scopes": ["read", "execute"], "expires_in_days": 30},
+        "PUT /v1/secrets/{provider}": {"value": "sk-test-" + "k" * 32},
         "POST /linq": {
             "link": {"target": "workflow", "action": "execute"},
             "query": {"workflowId": ids["workflow_id"], "params": {"x": 4}},
@@ -616,6 +621,8 @@ def seed(api: Api) -> None:
     ids["version"] = "1"
     ids["dead_letter_id"] = "none-yet"
     ids["switch"] = "enable"
+    ids["user_id"] = "seed-user"
+    ids["provider"] = "openai"
     until(lambda: api.json("GET", f"/v1/executions/{run['id']}")["status"] in EXECUTION_TERMINAL)
     until(lambda: api.json("GET", f"/v1/task-executions/{tx['id']}")["status"] in TASK_TERMINAL)
     document = f"/v1/knowledge/collections/{collection['id']}/documents/{doc['id']}"
@@ -695,13 +702,22 @@ def urls(draw: st.DrawFn, route: BodyRoute, ids: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", fill, route.path)
 
 
+def sign_hook_call(api: Api, attempt: Attempt) -> None:
+    """Sign ``attempt`` with the test hook's secret, now (``X-Linqra-Timestamp`` + ``v1=``)."""
+    stamp = str(int(time.time()))
+    digest = hmac.new(
+        api.hook_secret.encode(), f"{stamp}.".encode() + attempt.content, hashlib.sha256
+    ).hexdigest()
+    attempt.headers["X-Linqra-Timestamp"] = stamp
+    attempt.headers["X-Linqra-Signature"] = f"v1={digest}"
+
+
 def signed(api: Api, attempt: Attempt, data: st.DataObject | None) -> Attempt:
     """A call of the test team's hook, signed with its secret (``data``: mostly)."""
     if attempt.url == f"/v1/hooks/{api.ids['hook_id']}" and (
         data is None or data.draw(st.integers(0, 4))
     ):
-        digest = hmac.new(api.hook_secret.encode(), attempt.content, hashlib.sha256).hexdigest()
-        attempt.headers["X-Linqra-Signature"] = f"sha256={digest}"
+        sign_hook_call(api, attempt)
     return attempt
 
 
@@ -806,8 +822,7 @@ class Refusal:
             headers=dict(self.headers),
         )
         if "{hook_id}" in self.url:
-            digest = hmac.new(api.hook_secret.encode(), content, hashlib.sha256).hexdigest()
-            attempt.headers["X-Linqra-Signature"] = f"sha256={digest}"
+            sign_hook_call(api, attempt)
         return attempt
 
 
@@ -864,6 +879,10 @@ REFUSALS = [
     Refusal("event empty topic", "POST", "/v1/events", '{"topic": "", "payload": {}}', 400, "topic"),
     Refusal("hook empty topic", "POST", "/v1/hooks", '{"topic": ""}', 400, "topic"),
     Refusal("hook NaN description", "POST", "/v1/hooks", '{"topic": "t", "description": NaN}', 400, "body.description", "invalid_json"),
+    Refusal("secret for an unknown provider", "PUT", "/v1/secrets/nowhere", '{"value": "sk-0123456789"}', 400, "provider"),
+    Refusal("secret too short", "PUT", "/v1/secrets/{provider}", '{"value": "sk-1"}', 400, "value"),
+    Refusal("secret with a line break", "PUT", "/v1/secrets/{provider}", '{"value": "sk-01234\\n56789"}', 400, "value"),
+    Refusal("secret NaN", "PUT", "/v1/secrets/{provider}", '{"value": NaN}', 400, "body.value", "invalid_json"),
     Refusal("signed webhook call not JSON", "POST", "/v1/hooks/{hook_id}", "not json", 400, "body", content_type="text/plain"),
     Refusal("signed webhook call NaN as multipart", "POST", "/v1/hooks/{hook_id}", '{"a": NaN}', 400, "body.a", "invalid_json", content_type="multipart/form-data"),
     Refusal("signed webhook call too deep as multipart", "POST", "/v1/hooks/{hook_id}", "[" * 5000, 400, "body", "too_deep", content_type="multipart/form-data"),

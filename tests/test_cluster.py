@@ -54,17 +54,17 @@ def test_a_workflow_with_nested_workflow_task_and_io_steps_runs_on_the_cluster(
             inner = await system.workflows.create(TEAM, {"name": "inner", "steps": [
                 {"step": 1, "target": "transform", "params": {"expression": "`7`", "input": {}}}]})  # fmt: skip
             agent = await system.agents.create_agent(TEAM, {"name": "helper"})
-            task = await system.agents.create_task(TEAM, agent["id"], {
+            task = await system.agents.create_task(TEAM, agent.id, {
                 "name": "double", "type": "DATA_PROCESSING",
                 "config": {"expression": "sum(values)"}})  # fmt: skip
             outer = await system.workflows.create(TEAM, {"name": "outer", "mode": "dag", "steps": [
                 {"step": 1, "target": "quotes-service", "action": "fetch", "intent": "/api/people"},
                 {"step": 2, "target": "workflow", "action": "execute",
-                 "params": {"workflowId": inner["id"]}},
+                 "params": {"workflowId": inner.id}},
                 {"step": 3, "target": "agent", "action": "execute",
                  "params": {"taskId": task["id"], "input": {"values": [20, 22]}}},
             ]})  # fmt: skip
-            ex = await system.runs.start_execution(TEAM, workflow_id=outer["id"])
+            ex = await system.runs.start_execution(TEAM, workflow_id=outer.id)
             record = await system.runs.wait_execution(TEAM, ex["id"], 90)
             adhoc = await system.runs.run_adhoc(TEAM, {
                 "id": None, "agent_id": None, "version": None, "name": "ad hoc",
@@ -89,11 +89,11 @@ def test_a_document_is_ingested_by_the_supervisor(cluster: Settings) -> None:
         try:
             col = await system.knowledge.create_collection(TEAM, {"name": "notes"})
             doc, _ = await system.knowledge.add_document(
-                TEAM, col["id"], b"Ray actors are found by name.", file_name="n.txt"
+                TEAM, col.id, b"Ray actors are found by name.", file_name="n.txt"
             )
             await system.runs.ingest(TEAM, doc["id"])
             for _ in range(600):
-                doc = await system.knowledge.get_document(TEAM, col["id"], doc["id"])
+                doc = await system.knowledge.get_document(TEAM, col.id, doc["id"])
                 if doc["status"] in ("READY", "FAILED"):
                     break
                 await asyncio.sleep(0.1)

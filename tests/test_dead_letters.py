@@ -151,7 +151,7 @@ async def test_a_nan_payload_is_dead_lettered_while_good_events_start_their_task
     agents = system.agents
     agent = await agents.create_agent("acme", {"name": "orders"})
     name = new_topic()
-    task = await agents.create_task("acme", agent["id"], {
+    task = await agents.create_task("acme", agent.id, {
         "name": "on order", "type": "DATA_PROCESSING", "config": {"expression": "total"},
         "triggers": [{"type": "EVENT_DRIVEN", "topic": name}],
     })  # fmt: skip
@@ -176,7 +176,7 @@ async def test_a_nan_payload_is_dead_lettered_while_good_events_start_their_task
     [letter], _ = await letters.list_dead_letters("acme")
     assert letter["event_id"] == nan.id and letter["payload_json"] == '{"total": NaN}'
     assert letter["attempts"] == POLICY.max_deliveries and letter["last_error"]
-    runs, total = await agents.list_task_executions("acme", task_id=task["id"])
+    runs, total = await agents.list_task_executions("acme", task_id=task.id)
     assert total == 2 and sorted(r["input"]["total"] for r in runs) == [1, 3]
     await sub.close()
 

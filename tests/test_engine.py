@@ -22,7 +22,7 @@ async def run(
     **definition: Any,
 ) -> dict[str, Any]:
     wf = await system.workflows.create(TEAM, {"name": "t", "steps": steps, **definition})
-    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"], params=params or {})
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id, params=params or {})
     runner = system.runner("test-runner")
     await runner.submit(TEAM, ex["id"])
     return await runner.wait(TEAM, ex["id"], 30)
@@ -343,7 +343,7 @@ async def test_cancel_stops_running_steps(system: System, http_service: HttpServ
             ],
         },
     )
-    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"])
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id)
     runner = system.runner("test-runner")
     await runner.submit(TEAM, ex["id"])
     await asyncio.sleep(0.5)
@@ -445,7 +445,7 @@ async def test_orphaned_execution_is_adopted_and_finished(
             ],
         },
     )
-    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"])
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id)
     proc = subprocess.Popen(
         [sys.executable, "-c", DOOMED_RUNNER, system.settings.model_dump_json(), TEAM, ex["id"]],
         stdout=subprocess.PIPE,
@@ -572,9 +572,9 @@ async def test_dag_result_is_the_highest_step_not_the_last_to_finish(system: Sys
     )
     assert record["result"] == {"who": "fast"} and record["last_completed_step"] == 2
     stored = await system.workflows.get(TEAM, record["workflow_id"])
-    assert stored["mode"] == "dag"
+    assert stored.mode == "dag"
     seq = await system.workflows.create(TEAM, {"name": "s", "steps": [{"step": 1, "target": "noop"}]})
-    assert seq["mode"] == "sequential"
+    assert seq.mode == "sequential"
 
 
 async def test_a_submit_that_finds_the_execution_already_adopted_leaves_it_alone(
@@ -586,7 +586,7 @@ async def test_a_submit_that_finds_the_execution_already_adopted_leaves_it_alone
 
     wf = await system.workflows.create(TEAM, {"name": "t", "steps": [
         {"step": 1, "target": "noop", "params": {"x": 1}}]})  # fmt: skip
-    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"])
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id)
     first, late = system.runner("adopter"), system.runner("late-starter")
     await first.submit(TEAM, ex["id"])
     await late.submit(TEAM, ex["id"])  # no Conflict: it was started meanwhile

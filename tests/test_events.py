@@ -82,7 +82,7 @@ async def test_event_triggers_over_every_bus_start_a_task_once(
     agents = system.agents
     agent = await agents.create_agent("acme", {"name": "listener"})
     name = topic()
-    task = await agents.create_task("acme", agent["id"], {
+    task = await agents.create_task("acme", agent.id, {
         "name": "on order", "type": "DATA_PROCESSING", "config": {"expression": "n"},
         "triggers": [{"type": "EVENT_DRIVEN", "topic": name, "filter": {"kind": "paid"}}],
     })  # fmt: skip
@@ -108,7 +108,7 @@ async def test_event_triggers_over_every_bus_start_a_task_once(
         await router.handle(delivery.event)
         await second.ack(delivery)
     await second.close()
-    runs, total = await agents.list_task_executions("acme", task_id=task["id"])
+    runs, total = await agents.list_task_executions("acme", task_id=task.id)
     assert total == 1 and len(started) == 1  # …but the paid order started one run
     assert (
         runs[0]["input"] == {"kind": "paid", "n": 1}

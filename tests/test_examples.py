@@ -55,7 +55,7 @@ async def test_quote_example_in_process(system: System, monkeypatch: pytest.Monk
 async def test_parallel_example_in_process(system: System) -> None:
     body, _ = _load_workflow(EXAMPLES / "parallel_workflow.json")
     wf = await system.workflows.create("team-a", {"name": "parallel", **body})
-    ex = await system.workflows.new_execution("team-a", workflow_id=wf["id"])
+    ex = await system.workflows.new_execution("team-a", workflow_id=wf.id)
     runner = system.runner("examples")
     await runner.submit("team-a", ex["id"])
     record = await runner.wait("team-a", ex["id"], 30)

@@ -105,7 +105,7 @@ async def test_same_bytes_twice_is_one_document_and_reindex_converges(hub: Any) 
     collection = await hub.get_collection("acme", "dupes")
     assert redone["status"] == "READY" and redone["attempts"] == 2
     assert (
-        await hub.vectors.count(collection["vector_collection"], "acme") == redone["chunks_total"]
+        await hub.vectors.count(collection.vector_collection, "acme") == redone["chunks_total"]
     )
 
 
@@ -115,14 +115,14 @@ async def test_teams_never_see_each_others_collections_or_vectors(hub: Any) -> N
         hub, "team-a", "private", "The launch code is swordfish.", file_name="secret.txt"
     )
     with pytest.raises(NotFound):
-        await hub.get_collection("team-b", mine["id"])
+        await hub.get_collection("team-b", mine.id)
     with pytest.raises(NotFound):
         await hub.search("team-b", "private", query="launch code")
     await hub.create_collection("team-b", {"name": "private"})  # same name, another team
     assert await hub.search("team-b", "private", query="launch code swordfish") == []
     # even the physical collection filters by team: team-b's query on team-a's vectors finds nothing
     hits = await hub.vectors.search(
-        mine["vector_collection"], "team-b", HashingEmbedder().vector("launch code"), top_k=5
+        mine.vector_collection, "team-b", HashingEmbedder().vector("launch code"), top_k=5
     )
     assert hits == []
 
@@ -211,7 +211,7 @@ async def test_a_failed_ingestion_is_marked_failed_and_leaves_no_vectors(hub: An
         hub.vectors.upsert = real_upsert
     assert failed["status"] == "FAILED" and "disk full" in failed["error"]
     assert failed["chunks_done"] == 64 and failed["chunks_total"] > 64
-    assert await hub.vectors.count(collection["vector_collection"], "acme") == 0
+    assert await hub.vectors.count(collection.vector_collection, "acme") == 0
     hub.vectors._loaded.clear()
     await hub.mark_for_reindex("acme", "fragile", doc["id"])
     assert (await hub.ingest("acme", doc["id"]))["status"] == "READY"
@@ -323,7 +323,7 @@ async def test_provider_embedders_are_used_priced_and_recorded(
         if dimension:
             body["dimension"] = dimension
         collection = await hub.create_collection("acme", body)
-        assert collection["embedder"] == embedder
+        assert collection.embedder == embedder
         doc = await ingest_text(
             hub,
             "acme",
@@ -360,7 +360,7 @@ async def test_a_failing_provider_embedder_fails_the_document_cleanly(
         doc, _ = await hub.add_document("acme", "down", b"some text to embed", file_name="a.txt")
         failed = await hub.ingest("acme", doc["id"])
         assert failed["status"] == "FAILED" and "embedder down" in failed["error"]
-        assert await hub.vectors.count(collection["vector_collection"], "acme") == 0
+        assert await hub.vectors.count(collection.vector_collection, "acme") == 0
         with pytest.raises(ValidationError) as err:
             await hub.create_collection("acme", {"name": "x", "embedder": "openai:my-own-model"})
         assert err.value.field == "dimension"

@@ -247,7 +247,7 @@ async def test_linqra_llm_steps_in_a_workflow(
             },
         )
         ex = await system.workflows.new_execution(
-            "team-a", workflow_id=wf["id"], params={"topic": "courage"}
+            "team-a", workflow_id=wf.id, params={"topic": "courage"}
         )
         runner = system.runner("llm")
         await runner.submit("team-a", ex["id"])

@@ -35,7 +35,7 @@ def doubling(pipes: int) -> str:
 
 async def run(system: System, body: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
     wf = await system.workflows.create(TEAM, body)
-    ex = await system.workflows.new_execution(TEAM, workflow_id=wf["id"], params=params or {})
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id, params=params or {})
     runner = system.runner("limits-runner")
     await runner.submit(TEAM, ex["id"])
     return await runner.wait(TEAM, ex["id"], 60)
@@ -187,7 +187,7 @@ async def test_execution_params_over_the_record_limit_are_refused_and_nothing_is
     before = await system.store.count(EXECUTIONS, TEAM)
     with pytest.raises(PayloadTooLarge) as caught:
         await system.workflows.new_execution(
-            TEAM, workflow_id=wf["id"], params={"big": "z" * (MAX_RECORD_BYTES + 1)}
+            TEAM, workflow_id=wf.id, params={"big": "z" * (MAX_RECORD_BYTES + 1)}
         )
     assert caught.value.status == 413 and caught.value.field == "params"
     assert await system.store.count(EXECUTIONS, TEAM) == before

@@ -52,11 +52,11 @@ def test_settings_refuse_a_bad_rate_naming_the_setting() -> None:
         RateLimitSettings.model_validate({"fail_closed": ["nobody"]})
 
 
-def test_widget_and_failed_auth_rules_fail_closed_by_default() -> None:
+def test_only_widget_keys_fail_closed_by_default() -> None:
     rules = RateLimitRules.from_settings(Settings().rate_limits)
     closed = {r.name for r in (rules.api_key, rules.team, rules.widget, rules.llm_tokens,
                                rules.failed_auth) if not r.fail_open}  # fmt: skip
-    assert closed == {"widget", "failed_auth"}
+    assert closed == {"widget"}
     custom = RateLimitRules.from_settings(RateLimitSettings(team="5/second", fail_closed=("team",)))
     assert custom.team == Rule("team", "5/second", fail_open=False)
     assert custom.widget.fail_open

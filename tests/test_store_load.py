@@ -114,7 +114,7 @@ async def test_abandoned_creates_and_executions_leave_every_team_executing(
         try:
             async with asyncio.timeout(rng.uniform(0.001, 0.05)):
                 wf = await system.workflows.create(team, body)
-                await system.workflows.new_execution(team, workflow_id=wf["id"])
+                await system.workflows.new_execution(team, workflow_id=wf.id)
         except (TimeoutError, StoreError):
             gave_up += 1
 
@@ -125,7 +125,7 @@ async def test_abandoned_creates_and_executions_leave_every_team_executing(
     async with asyncio.timeout(60):
         for team in TEAMS:
             wf = await system.workflows.create(team, body)
-            ex = await system.workflows.new_execution(team, workflow_id=wf["id"], params={"t": team})
+            ex = await system.workflows.new_execution(team, workflow_id=wf.id, params={"t": team})
             await runner.submit(team, ex["id"])
             record = await runner.wait(team, ex["id"], 30)
             assert record["status"] == "COMPLETED", record

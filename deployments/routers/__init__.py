@@ -1,6 +1,7 @@
 """One ``APIRouter`` per area of the API; :func:`deployments.app.create_app` mounts them all."""
 
 from deployments.routers import (
+    access,
     agents,
     events,
     executions,
@@ -8,6 +9,7 @@ from deployments.routers import (
     knowledge,
     linq,
     llm,
+    secrets,
     workflows,
 )
 
@@ -15,6 +17,7 @@ __all__ = ["ROUTERS"]
 
 ROUTERS = (
     health.router,
+    access.router,
     workflows.router,
     executions.router,
     llm.router,
@@ -23,4 +26,5 @@ ROUTERS = (
     agents.scheduling,
     events.router,
     linq.router,
+    secrets.router,
 )

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
-from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, Team, page
+from deployments.auth import Member, Runner, Viewer
+from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import ItemList, Page, RecordRoute, body_schema
 from linqra.agents.models import (
     AdhocRequest,
@@ -23,11 +24,11 @@ from linqra.agents.models import (
     TaskInput,
     TaskVersion,
 )
+from linqra.auth.principal import Principal
 from linqra.scheduling.cron import cron_preview
 from linqra.scheduling.models import CronPreview
 from linqra.status import TASK_TERMINAL, TaskStatus
 from linqra.system import System
-from linqra.tenancy import TeamContext
 
 __all__ = ["router", "scheduling"]
 
@@ -41,7 +42,7 @@ RUN_ANSWERS: dict[int | str, dict[str, Any]] = {
 
 
 async def task_answer(
-    system: System, team: TeamContext, tx: dict[str, Any], wait: bool
+    system: System, team: Principal, tx: dict[str, Any], wait: bool
 ) -> JSONResponse:
     if wait:
         tx = await system.runs.wait_task_execution(
@@ -54,33 +55,33 @@ async def task_answer(
 @router.post(
     "/v1/agents", status_code=201, response_model=Agent, openapi_extra=body_schema(AgentInput)
 )
-async def create_agent(system: SystemDep, team: Team, body: JsonObject) -> dict[str, Any]:
+async def create_agent(system: SystemDep, team: Member, body: JsonObject) -> Agent:
     """``{name, description?, enabled?, max_concurrency?}``."""
     return await system.agents.create_agent(team.team_id, body)
 
 
 @router.get("/v1/agents", response_model=Page[Agent])
 async def list_agents(
-    system: SystemDep, team: Team, limit: Limit = 50, offset: Offset = 0
+    system: SystemDep, team: Viewer, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     items, total = await system.agents.list_agents(team.team_id, limit=limit, offset=offset)
     return page(items, total, limit, offset)
 
 
 @router.get("/v1/agents/{agent_id}", response_model=Agent)
-async def get_agent(system: SystemDep, team: Team, agent_id: ResourceId) -> dict[str, Any]:
+async def get_agent(system: SystemDep, team: Viewer, agent_id: ResourceId) -> Agent:
     return await system.agents.get_agent(team.team_id, agent_id)
 
 
 @router.put("/v1/agents/{agent_id}", response_model=Agent, openapi_extra=body_schema(AgentInput))
 async def update_agent(
-    system: SystemDep, team: Team, agent_id: ResourceId, body: JsonObject
-) -> dict[str, Any]:
+    system: SystemDep, team: Member, agent_id: ResourceId, body: JsonObject
+) -> Agent:
     return await system.agents.update_agent(team.team_id, agent_id, body)
 
 
 @router.delete("/v1/agents/{agent_id}", status_code=204, response_class=Response)
-async def delete_agent(system: SystemDep, team: Team, agent_id: ResourceId) -> Response:
+async def delete_agent(system: SystemDep, team: Member, agent_id: ResourceId) -> Response:
     """The agent and its tasks; its PENDING and RUNNING task executions are cancelled."""
     await system.agents.delete_agent(team.team_id, agent_id)
     return Response(status_code=204)
@@ -93,8 +94,8 @@ async def delete_agent(system: SystemDep, team: Team, agent_id: ResourceId) -> R
     openapi_extra=body_schema(TaskInput),
 )
 async def create_task(
-    system: SystemDep, team: Team, agent_id: ResourceId, body: JsonObject
-) -> dict[str, Any]:
+    system: SystemDep, team: Member, agent_id: ResourceId, body: JsonObject
+) -> Task:
     """``{name, type, config, priority?, max_retries?, backoff_seconds?, timeout_seconds?,
     enabled?, triggers?}`` — see docs/agents.md for each type's config."""
     return await system.agents.create_task(team.team_id, agent_id, body, created_by=team.user_id)
@@ -102,7 +103,7 @@ async def create_task(
 
 @router.get("/v1/agents/{agent_id}/tasks", response_model=Page[Task])
 async def list_tasks(
-    system: SystemDep, team: Team, agent_id: ResourceId, limit: Limit = 50, offset: Offset = 0
+    system: SystemDep, team: Viewer, agent_id: ResourceId, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     items, total = await system.agents.list_tasks(
         team.team_id, agent_id, limit=limit, offset=offset
@@ -112,7 +113,7 @@ async def list_tasks(
 
 @router.get("/v1/agents/{agent_id}/executions", response_model=Page[TaskExecution])
 async def agent_executions(
-    system: SystemDep, team: Team, agent_id: ResourceId, limit: Limit = 50, offset: Offset = 0
+    system: SystemDep, team: Viewer, agent_id: ResourceId, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     """The agent's task executions, newest first."""
     await system.agents.get_agent(team.team_id, agent_id)
@@ -125,7 +126,7 @@ async def agent_executions(
 # -- tasks ---------------------------------------------------------------------------------
 @router.post("/v1/tasks/execute-adhoc", status_code=202, responses=RUN_ANSWERS)
 async def execute_adhoc(
-    system: SystemDep, team: Team, body: AdhocRequest, wait: Wait = False
+    system: SystemDep, team: Runner, body: AdhocRequest, wait: Wait = False
 ) -> JSONResponse:
     """Run a ``WORKFLOW_EMBEDDED_ADHOC`` task once; it is not stored."""
     tx = await system.runs.run_adhoc(team.team_id, body.task(), input=body.input)
@@ -133,27 +134,27 @@ async def execute_adhoc(
 
 
 @router.get("/v1/tasks/{task_id}", response_model=Task)
-async def get_task(system: SystemDep, team: Team, task_id: ResourceId) -> dict[str, Any]:
+async def get_task(system: SystemDep, team: Viewer, task_id: ResourceId) -> Task:
     """The task's current version, with its schedules and event triggers."""
     return await system.agents.describe_task(team.team_id, task_id)
 
 
 @router.put("/v1/tasks/{task_id}", response_model=Task, openapi_extra=body_schema(TaskInput))
 async def update_task(
-    system: SystemDep, team: Team, task_id: ResourceId, body: JsonObject
-) -> dict[str, Any]:
+    system: SystemDep, team: Member, task_id: ResourceId, body: JsonObject
+) -> Task:
     """A new version of the task; its schedules follow."""
     return await system.agents.update_task(team.team_id, task_id, body, created_by=team.user_id)
 
 
 @router.delete("/v1/tasks/{task_id}", status_code=204, response_class=Response)
-async def delete_task(system: SystemDep, team: Team, task_id: ResourceId) -> Response:
+async def delete_task(system: SystemDep, team: Member, task_id: ResourceId) -> Response:
     await system.agents.delete_task(team.team_id, task_id)
     return Response(status_code=204)
 
 
 @router.get("/v1/tasks/{task_id}/versions", response_model=ItemList[TaskVersion])
-async def task_versions(system: SystemDep, team: Team, task_id: ResourceId) -> dict[str, Any]:
+async def task_versions(system: SystemDep, team: Viewer, task_id: ResourceId) -> dict[str, Any]:
     """The task's versions, newest first."""
     items = await system.agents.task_versions(team.team_id, task_id)
     return {"items": items, "total": len(items)}
@@ -163,8 +164,8 @@ async def task_versions(system: SystemDep, team: Team, task_id: ResourceId) -> d
     "/v1/tasks/{task_id}/versions/{version}/rollback", status_code=201, response_model=Task
 )
 async def rollback_task(
-    system: SystemDep, team: Team, task_id: ResourceId, version: Annotated[int, Path(ge=1)]
-) -> dict[str, Any]:
+    system: SystemDep, team: Member, task_id: ResourceId, version: Annotated[int, Path(ge=1)]
+) -> Task:
     """A new version equal to ``version``."""
     return await system.agents.rollback_task(team.team_id, task_id, version)
 
@@ -172,7 +173,7 @@ async def rollback_task(
 @router.post("/v1/tasks/{task_id}/execute", status_code=202, responses=RUN_ANSWERS)
 async def execute_task(
     system: SystemDep,
-    team: Team,
+    team: Runner,
     task_id: ResourceId,
     body: ExecuteTaskRequest | None = None,
     wait: Wait = False,
@@ -194,10 +195,10 @@ async def execute_task(
 @router.post("/v1/tasks/{task_id}/{switch}", response_model=Task)
 async def switch_task(
     system: SystemDep,
-    team: Team,
+    team: Member,
     task_id: ResourceId,
     switch: Literal["enable", "disable", "pause", "resume"],
-) -> dict[str, Any]:
+) -> Task:
     """``enable``/``disable`` the task; ``pause``/``resume`` its schedules (resuming starts
     from now: a paused period is not caught up)."""
     if switch in ("enable", "disable"):
@@ -209,7 +210,7 @@ async def switch_task(
 @router.get("/v1/task-executions", response_model=Page[TaskExecution])
 async def list_task_executions(
     system: SystemDep,
-    team: Team,
+    team: Viewer,
     agent_id: Annotated[str | None, Query(max_length=128)] = None,
     task_id: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[TaskStatus | None, Query()] = None,
@@ -228,12 +229,14 @@ async def list_task_executions(
 
 
 @router.get("/v1/task-executions/{tx_id}", response_model=TaskExecution)
-async def get_task_execution(system: SystemDep, team: Team, tx_id: ResourceId) -> dict[str, Any]:
+async def get_task_execution(system: SystemDep, team: Viewer, tx_id: ResourceId) -> dict[str, Any]:
     return await system.agents.get_task_execution(team.team_id, tx_id)
 
 
 @router.post("/v1/task-executions/{tx_id}/cancel", response_model=TaskExecution)
-async def cancel_task_execution(system: SystemDep, team: Team, tx_id: ResourceId) -> dict[str, Any]:
+async def cancel_task_execution(
+    system: SystemDep, team: Runner, tx_id: ResourceId
+) -> dict[str, Any]:
     """Cancel: a PENDING one at once, a RUNNING one stops its workflow execution (the agent
     sees the request within a second)."""
     return await system.agents.request_cancel(team.team_id, tx_id)
@@ -242,7 +245,7 @@ async def cancel_task_execution(system: SystemDep, team: Team, tx_id: ResourceId
 # -- scheduling ----------------------------------------------------------------------------
 @scheduling.get("/v1/cron/next", response_model=CronPreview)
 async def cron_next(
-    team: Team,
+    team: Viewer,
     expression: Annotated[str, Query(max_length=256, description="Quartz cron, 6 or 7 fields")],
     timezone: Annotated[str, Query(max_length=64)] = "UTC",
     after: Annotated[str | None, Query(description="ISO-8601 instant; default now")] = None,

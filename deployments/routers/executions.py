@@ -11,11 +11,12 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.deps import Limit, Offset, ResourceId, SystemDep, Team, page
+from deployments.auth import Runner, Viewer
+from deployments.deps import Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute
+from linqra.auth.principal import Principal
 from linqra.status import EXECUTION_TERMINAL, ExecutionStatus
 from linqra.system import System
-from linqra.tenancy import TeamContext
 from linqra.workflows.models import Execution, ExecutionAccepted, ExecutionSummary
 
 __all__ = ["ExecuteRequest", "answer", "router"]
@@ -38,7 +39,7 @@ class ExecuteRequest(BaseModel):
     executedBy: str | None = Field(default=None, max_length=256)
 
 
-async def answer(system: System, team: TeamContext, execution_id: str, wait: bool) -> JSONResponse:
+async def answer(system: System, team: Principal, execution_id: str, wait: bool) -> JSONResponse:
     """202 with a link, or (``wait``) the record once terminal: 200, else 202 with it as it is."""
     if not wait:
         link = {"self": f"/v1/executions/{execution_id}"}
@@ -54,7 +55,7 @@ async def answer(system: System, team: TeamContext, execution_id: str, wait: boo
 @router.post("/v1/workflows/{workflow_id}/execute", status_code=202, responses=RUN_ANSWERS)
 async def execute(
     system: SystemDep,
-    team: Team,
+    team: Runner,
     workflow_id: ResourceId,
     body: Annotated[ExecuteRequest | None, Body()] = None,
     wait: Wait = False,
@@ -73,7 +74,7 @@ async def execute(
 @router.get("/v1/executions", response_model=Page[ExecutionSummary])
 async def list_executions(
     system: SystemDep,
-    team: Team,
+    team: Viewer,
     limit: Limit = 50,
     offset: Offset = 0,
     workflow_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -95,7 +96,7 @@ async def list_executions(
 @router.get("/v1/executions/{execution_id}", response_model=Execution)
 async def get_execution(
     system: SystemDep,
-    team: Team,
+    team: Viewer,
     execution_id: ResourceId,
     history: Annotated[bool, Query(description="every run of every step")] = False,
 ) -> dict[str, Any]:
@@ -106,14 +107,14 @@ async def get_execution(
 
 
 @router.post("/v1/executions/{execution_id}/cancel", response_model=Execution)
-async def cancel(system: SystemDep, team: Team, execution_id: ResourceId) -> dict[str, Any]:
+async def cancel(system: SystemDep, team: Runner, execution_id: ResourceId) -> dict[str, Any]:
     """Stop a running execution: its running steps are cancelled and recorded CANCELLED."""
     return await system.runs.cancel_execution(team.team_id, execution_id)
 
 
 @router.post("/v1/executions/{execution_id}/resume", status_code=202, responses=RUN_ANSWERS)
 async def resume(
-    system: SystemDep, team: Team, execution_id: ResourceId, wait: Wait = False
+    system: SystemDep, team: Runner, execution_id: ResourceId, wait: Wait = False
 ) -> JSONResponse:
     """Run a FAILED, TIMEOUT or CANCELLED execution again from its unfinished steps."""
     await system.runs.resume_execution(team.team_id, execution_id)

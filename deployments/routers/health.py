@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from deployments.auth import PUBLIC
 from deployments.deps import SystemDep
 from deployments.schemas import Health, RecordRoute
 from linqra import __version__
@@ -20,6 +21,7 @@ router = APIRouter(tags=["health"], route_class=RecordRoute)
 
 @router.get(
     "/healthz",
+    dependencies=[PUBLIC],
     response_model=Health,
     responses={503: {"model": Health, "description": "the store or the runner does not answer"}},
 )

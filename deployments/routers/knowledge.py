@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
-from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, Team, page
+from deployments.auth import Member, Viewer
+from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.knowledge_api import SearchRequest, TextDocument, upload_document
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.knowledge.models import (
@@ -51,7 +52,7 @@ UPLOAD_BODY: dict[str, Any] = {
 @router.post(
     "", status_code=201, response_model=Collection, openapi_extra=body_schema(CollectionInput)
 )
-async def create_collection(system: SystemDep, team: Team, body: JsonObject) -> dict[str, Any]:
+async def create_collection(system: SystemDep, team: Member, body: JsonObject) -> Collection:
     """A collection: ``{name, description?, embedder?, dimension?, metadata_fields?,
     chunk_tokens?, chunk_overlap?}``; ``metadata_fields`` maps names to string/int/float/bool
     and makes them filterable."""
@@ -60,7 +61,7 @@ async def create_collection(system: SystemDep, team: Team, body: JsonObject) -> 
 
 @router.get("", response_model=Page[Collection])
 async def list_collections(
-    system: SystemDep, team: Team, limit: Limit = 50, offset: Offset = 0
+    system: SystemDep, team: Viewer, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     items, total = await system.knowledge.list_collections(team.team_id, limit=limit, offset=offset)
     return page(items, total, limit, offset)
@@ -68,15 +69,15 @@ async def list_collections(
 
 @router.get("/{collection_id}", response_model=CollectionStats)
 async def get_collection(
-    system: SystemDep, team: Team, collection_id: ResourceId
-) -> dict[str, Any]:
+    system: SystemDep, team: Viewer, collection_id: ResourceId
+) -> CollectionStats:
     """By id or name, with its documents counted by status."""
     collection = await system.knowledge.get_collection(team.team_id, collection_id)
     return await system.knowledge.collection_stats(team.team_id, collection)
 
 
 @router.delete("/{collection_id}", status_code=204, response_class=Response)
-async def delete_collection(system: SystemDep, team: Team, collection_id: ResourceId) -> Response:
+async def delete_collection(system: SystemDep, team: Member, collection_id: ResourceId) -> Response:
     await system.knowledge.delete_collection(team.team_id, collection_id)
     return Response(status_code=204)
 
@@ -91,7 +92,7 @@ async def delete_collection(system: SystemDep, team: Team, collection_id: Resour
     openapi_extra=UPLOAD_BODY,
 )
 async def add_document(
-    system: SystemDep, team: Team, collection_id: ResourceId, request: Request
+    system: SystemDep, team: Member, collection_id: ResourceId, request: Request
 ) -> JSONResponse:
     """Upload a file (``multipart/form-data``: ``file``, optional ``title`` and ``metadata``
     as JSON text) or raw text (JSON ``{title, text, file_name?, mime_type?, metadata?}``).
@@ -106,7 +107,7 @@ async def add_document(
 @router.get("/{collection_id}/documents", response_model=Page[Document])
 async def list_documents(
     system: SystemDep,
-    team: Team,
+    team: Viewer,
     collection_id: ResourceId,
     status: Annotated[DocumentStatus | None, Query()] = None,
     limit: Limit = 50,
@@ -125,7 +126,7 @@ async def list_documents(
 @router.get("/{collection_id}/documents/{doc_id}", response_model=Document)
 async def get_document(
     system: SystemDep,
-    team: Team,
+    team: Viewer,
     collection_id: ResourceId,
     doc_id: ResourceId,
     chunks: Annotated[bool, Query(description="include the chunks' text")] = False,
@@ -135,7 +136,7 @@ async def get_document(
 
 @router.delete("/{collection_id}/documents/{doc_id}", status_code=204, response_class=Response)
 async def delete_document(
-    system: SystemDep, team: Team, collection_id: ResourceId, doc_id: ResourceId
+    system: SystemDep, team: Member, collection_id: ResourceId, doc_id: ResourceId
 ) -> Response:
     await system.knowledge.delete_document(team.team_id, collection_id, doc_id)
     return Response(status_code=204)
@@ -145,7 +146,7 @@ async def delete_document(
     "/{collection_id}/documents/{doc_id}/reindex", status_code=202, response_model=Document
 )
 async def reindex_document(
-    system: SystemDep, team: Team, collection_id: ResourceId, doc_id: ResourceId
+    system: SystemDep, team: Member, collection_id: ResourceId, doc_id: ResourceId
 ) -> dict[str, Any]:
     """Ingest the document again (409 while it is being ingested)."""
     doc = await system.knowledge.mark_for_reindex(team.team_id, collection_id, doc_id)
@@ -155,7 +156,7 @@ async def reindex_document(
 
 @router.post("/{collection_id}/search", response_model=SearchResults)
 async def search(
-    system: SystemDep, team: Team, collection_id: ResourceId, body: SearchRequest
+    system: SystemDep, team: Viewer, collection_id: ResourceId, body: SearchRequest
 ) -> dict[str, Any]:
     """Chunks as citations ``{document_id, title, file_name, page_numbers, rank, score,
     text}``, best first; ``filter`` is an expression or a JSON object over the collection's

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from deployments.deps import JsonObject, ResourceId, SystemDep, Team
+from deployments.auth import Runner, Viewer
+from deployments.deps import JsonObject, ResourceId, SystemDep
 from deployments.schemas import LinqResponse, MilvusSearchBody, RecordRoute, body_schema
 from linqra.knowledge.models import SearchResults
 from linqra.linq import LinqRequest, inline_definition, linq_response, parse_linq
@@ -24,7 +25,7 @@ router = APIRouter(tags=["linq"], route_class=RecordRoute)
     responses={202: {"model": LinqResponse, "description": "not finished within the wait"}},
     openapi_extra=body_schema(LinqRequest),
 )
-async def linq(system: SystemDep, team: Team, body: JsonObject) -> JSONResponse:
+async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONResponse:
     """Run a stored (``query.workflowId``) or inline (``query.workflow``) workflow and wait for
     it: 200 once it ended, 202 with what there is after ``http.wait_timeout_seconds``."""
     request = parse_linq(body)
@@ -55,7 +56,7 @@ async def linq(system: SystemDep, team: Team, body: JsonObject) -> JSONResponse:
     openapi_extra=body_schema(MilvusSearchBody),
 )
 async def linq_milvus_search(
-    system: SystemDep, team: Team, name: ResourceId, body: JsonObject
+    system: SystemDep, team: Viewer, name: ResourceId, body: JsonObject
 ) -> dict[str, Any]:
     """Linqra's Milvus search intent: ``{text|query, topK|nResults, filter?}`` →
     ``{results}``."""

@@ -5,11 +5,12 @@ checks and the response shapes are :mod:`deployments.openai_api`."""
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.deps import JsonObject, ModelId, SystemDep, Team
+from deployments.auth import Require, Runner, Viewer
+from deployments.deps import JsonObject, ModelId, SystemDep
 from deployments.openai_api import (
     ChatRequest,
     chat_completion,
@@ -18,6 +19,7 @@ from deployments.openai_api import (
     usage_summary,
 )
 from deployments.schemas import RecordRoute, body_schema
+from linqra.auth.principal import Permission, Principal
 from linqra.llm.models import (
     BudgetStatus,
     ChatCompletion,
@@ -28,6 +30,11 @@ from linqra.llm.models import (
 )
 
 __all__ = ["BudgetRequest", "router"]
+
+SetPrice = Annotated[Principal, Depends(Require(Permission.ADMIN, "price.set"))]
+DeletePrice = Annotated[Principal, Depends(Require(Permission.ADMIN, "price.delete"))]
+SetBudget = Annotated[Principal, Depends(Require(Permission.ADMIN, "budget.set"))]
+DeleteBudget = Annotated[Principal, Depends(Require(Permission.ADMIN, "budget.delete"))]
 
 router = APIRouter(tags=["llm"], route_class=RecordRoute)
 
@@ -51,12 +58,12 @@ class BudgetRequest(BaseModel):
         }
     },
 )
-async def chat_completions(system: SystemDep, team: Team, body: ChatRequest) -> Any:
+async def chat_completions(system: SystemDep, team: Runner, body: ChatRequest) -> Any:
     return await chat_completion(system.llm, team.team_id, body)
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def models(system: SystemDep, team: Team) -> dict[str, Any]:
+async def models(system: SystemDep, team: Viewer) -> dict[str, Any]:
     """The catalogue at the team's prices (its overrides marked), plus models only it prices."""
     return await list_models(system.llm, team.team_id)
 
@@ -66,13 +73,13 @@ async def models(system: SystemDep, team: Team) -> dict[str, Any]:
     response_model=PriceOverride,
     openapi_extra=body_schema(PriceInput),
 )
-async def put_price(system: SystemDep, team: Team, model_id: ModelId, body: JsonObject) -> Any:
+async def put_price(system: SystemDep, team: SetPrice, model_id: ModelId, body: JsonObject) -> Any:
     """Set the team's own rates for a model (per million tokens, decimal text)."""
     return await set_price(system.llm, team.team_id, model_id, body)
 
 
 @router.delete("/v1/models/{model_id}/price", status_code=204, response_class=Response)
-async def delete_price(system: SystemDep, team: Team, model_id: ModelId) -> Response:
+async def delete_price(system: SystemDep, team: DeletePrice, model_id: ModelId) -> Response:
     """Back to the catalogue's price (404 when the team had none)."""
     await system.llm.overrides.delete(team.team_id, model_id)
     return Response(status_code=204)
@@ -81,7 +88,7 @@ async def delete_price(system: SystemDep, team: Team, model_id: ModelId) -> Resp
 @router.get("/v1/usage", response_model=UsageSummary)
 async def usage(
     system: SystemDep,
-    team: Team,
+    team: Viewer,
     group_by: Annotated[Literal["model", "provider", "day"], Query()] = "model",
     start: Annotated[
         str | None, Query(alias="from", description="ISO date or time, inclusive")
@@ -92,17 +99,17 @@ async def usage(
 
 
 @router.get("/v1/budget", response_model=BudgetStatus)
-async def get_budget(system: SystemDep, team: Team) -> dict[str, Any]:
+async def get_budget(system: SystemDep, team: Viewer) -> dict[str, Any]:
     return await system.llm.budgets.status(team.team_id)
 
 
 @router.put("/v1/budget", response_model=BudgetStatus)
-async def put_budget(system: SystemDep, team: Team, body: BudgetRequest) -> dict[str, Any]:
+async def put_budget(system: SystemDep, team: SetBudget, body: BudgetRequest) -> dict[str, Any]:
     """Set the limit; priced calls that would pass it are refused (402) before they run."""
     return await system.llm.budgets.set(team.team_id, body.amount, body.period)
 
 
 @router.delete("/v1/budget", status_code=204, response_class=Response)
-async def delete_budget(system: SystemDep, team: Team) -> Response:
+async def delete_budget(system: SystemDep, team: DeleteBudget) -> Response:
     await system.llm.budgets.clear(team.team_id)
     return Response(status_code=204)

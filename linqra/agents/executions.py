@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from linqra.agents.models import Task
 from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.jobs import JobKind, Jobs
@@ -57,9 +58,7 @@ class TaskExecutions(ABC):
     jobs: Jobs
 
     @abstractmethod
-    async def get_task(
-        self, team_id: str, task_id: str, version: int | None = None
-    ) -> dict[str, Any]:
+    async def get_task(self, team_id: str, task_id: str, version: int | None = None) -> Task:
         """The task as it was at ``version`` (default: its current one)."""
 
     @abstractmethod
@@ -82,16 +81,18 @@ class TaskExecutions(ABC):
     async def new_task_execution(
         self,
         team_id: str,
-        task: Mapping[str, Any],
+        task: Task | Mapping[str, Any],
         *,
         input: Mapping[str, Any] | None = None,
         trigger: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         depth: int = 0,
     ) -> tuple[dict[str, Any], bool]:
-        """A PENDING task execution, and whether it is new (a known key returns the first).
-        An ``input`` over 4 MiB (it becomes the run's params) is refused before anything is
-        written (413 naming ``input``)."""
+        """A PENDING task execution of a stored task or an ad hoc one (a mapping without ``id``),
+        and whether it is new (a known key returns the first). An ``input`` over 4 MiB (it
+        becomes the run's params) is refused before anything is written (413 naming ``input``)."""
+        if isinstance(task, Task):
+            task = task.model_dump()
         check_record_size(input, "input")
         if depth > MAX_TRIGGER_DEPTH:
             raise ValidationError(
@@ -213,7 +214,7 @@ class TaskExecutions(ABC):
         tx_id = tx["id"]
         if tx["task_id"] is not None:
             task = await self.get_task(team_id, tx["task_id"], tx["task_version"])
-            kind, config = task["type"], task["config"]
+            kind, config = task.type, task.config
         else:
             kind, config = tx["type"], tx["config"]
         definition, workflow_id = await self.compile(team_id, kind, config)

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from linqra.errors import ValidationError
 from linqra.status import TaskStatus
-from linqra.workflows.definition import format_pydantic_error
 
 __all__ = [
     "TASK_TYPES",
@@ -24,7 +21,6 @@ __all__ = [
     "TaskInput",
     "TaskVersion",
     "TriggerInput",
-    "parse_model",
 ]
 
 TASK_TYPES = (
@@ -89,15 +85,6 @@ class TaskInput(BaseModel):
     timeout_seconds: float = Field(default=300.0, gt=0, le=86_400)
     enabled: bool = True
     triggers: list[TriggerInput] = Field(default_factory=list, max_length=20)
-
-
-def parse_model(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
-    if not isinstance(data, dict):
-        raise ValidationError("the body is a JSON object", field=prefix.rstrip(".") or "body")
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise format_pydantic_error(exc, prefix) from None
 
 
 # -- running tasks -----------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from linqra.agents.executions import TASK_EXECUTIONS, TASK_JOBS, TaskExecutions
-from linqra.agents.models import AgentInput, TaskInput, parse_model
+from linqra.agents.models import Agent, AgentInput, Task, TaskInput, TaskVersion
 from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.jobs import Jobs
 from linqra.store import DocumentStore, IndexSpec
+from linqra.validation import parse_model
 from linqra.workflows.definition import WorkflowDefinition
 from linqra.workflows.service import WorkflowService
 
@@ -98,7 +99,7 @@ class AgentService(TaskExecutions):
         await self.store.ensure_indexes(AGENT_INDEXES)
 
     # -- agents ------------------------------------------------------------------------------
-    async def create_agent(self, team_id: str, body: Any) -> dict[str, Any]:
+    async def create_agent(self, team_id: str, body: Any) -> Agent:
         data: AgentInput = parse_model(AgentInput, body)
         now = iso()
         doc = {
@@ -109,24 +110,25 @@ class AgentService(TaskExecutions):
             "deleted_at": None,
         }
         await self.store.insert(AGENTS, team_id, doc)
-        return doc
+        return Agent.model_validate(doc)
 
-    async def get_agent(self, team_id: str, agent_id: str) -> dict[str, Any]:
+    async def get_agent(self, team_id: str, agent_id: str) -> Agent:
         doc = await self.store.get(AGENTS, team_id, agent_id)
         if doc is None or doc.get("deleted_at"):
             raise NotFound(f"agent {agent_id!r} not found", field="agent_id")
-        return doc
+        return Agent.model_validate(doc)
 
     async def list_agents(
         self, team_id: str, *, limit: int = 50, offset: int = 0
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[Agent], int]:
         where = {"deleted_at": None}
-        items = await self.store.find(
+        docs = await self.store.find(
             AGENTS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
         )
+        items = [Agent.model_validate(d) for d in docs]
         return items, await self.store.count(AGENTS, team_id, where)
 
-    async def update_agent(self, team_id: str, agent_id: str, body: Any) -> dict[str, Any]:
+    async def update_agent(self, team_id: str, agent_id: str, body: Any) -> Agent:
         await self.get_agent(team_id, agent_id)
         data: AgentInput = parse_model(AgentInput, body)
         await self.store.update(
@@ -165,7 +167,7 @@ class AgentService(TaskExecutions):
 
     async def create_task(
         self, team_id: str, agent_id: str, body: Any, *, created_by: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Task:
         await self.get_agent(team_id, agent_id)
         spec = await self._validated_task(team_id, body)
         task_id = new_id("tk")
@@ -184,7 +186,11 @@ class AgentService(TaskExecutions):
             raise NotFound(f"task {task_id!r} not found", field="task_id")
         return doc
 
-    async def get_task(
+    async def get_task(self, team_id: str, task_id: str, version: int | None = None) -> Task:
+        """The task at ``version`` (default: its current one), without its triggers' state."""
+        return Task.model_validate(await self._task_view(team_id, task_id, version))
+
+    async def _task_view(
         self, team_id: str, task_id: str, version: int | None = None
     ) -> dict[str, Any]:
         head = await self._task(team_id, task_id)
@@ -203,7 +209,7 @@ class AgentService(TaskExecutions):
 
     async def list_tasks(
         self, team_id: str, agent_id: str, *, limit: int = 50, offset: int = 0
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[Task], int]:
         await self.get_agent(team_id, agent_id)
         where = {"agent_id": agent_id, "deleted_at": None}
         heads = await self.store.find(
@@ -215,7 +221,7 @@ class AgentService(TaskExecutions):
 
     async def update_task(
         self, team_id: str, task_id: str, body: Any, *, created_by: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Task:
         head = await self._task(team_id, task_id)
         spec = await self._validated_task(team_id, body)
         number = head["version"] + 1
@@ -230,25 +236,28 @@ class AgentService(TaskExecutions):
             raise Conflict("the task changed meanwhile; read it again", field="task_id")
         return await self._changed(team_id, task_id)
 
-    async def rollback_task(self, team_id: str, task_id: str, version: int) -> dict[str, Any]:
-        old = await self.get_task(team_id, task_id, version)
+    async def rollback_task(self, team_id: str, task_id: str, version: int) -> Task:
+        old = await self._task_view(team_id, task_id, version)
         body = {k: old[k] for k in TaskInput.model_fields if k in old}
         updated = await self.update_task(team_id, task_id, body)
         await self.store.update(
-            TASK_VERSIONS, team_id, f"{task_id}@{updated['version']}", {"rolled_back_from": version}
+            TASK_VERSIONS, team_id, f"{task_id}@{updated.version}", {"rolled_back_from": version}
         )
         return await self.get_task(team_id, task_id)
 
-    async def task_versions(self, team_id: str, task_id: str) -> list[dict[str, Any]]:
+    async def task_versions(self, team_id: str, task_id: str) -> list[TaskVersion]:
         await self._task(team_id, task_id)
         docs = await self.store.find(
             TASK_VERSIONS, team_id, {"task_id": task_id}, sort=[("version", -1)], limit=100
         )
-        return [{k: v for k, v in d.items() if k not in ("id", "team_id")} for d in docs]
+        return [
+            TaskVersion.model_validate({k: v for k, v in d.items() if k not in ("id", "team_id")})
+            for d in docs
+        ]
 
     async def set_enabled(
         self, team_id: str, task_id: str, *, enabled: bool | None = None, paused: bool | None = None
-    ) -> dict[str, Any]:
+    ) -> Task:
         await self._task(team_id, task_id)
         changes: dict[str, Any] = {"updated_at": iso()}
         if enabled is not None:
@@ -263,14 +272,14 @@ class AgentService(TaskExecutions):
         await self.store.update(TASKS, team_id, task_id, {"deleted_at": iso(), "enabled": False})
         await self.triggers.task_removed(team_id, task_id)
 
-    async def describe_task(self, team_id: str, task_id: str) -> dict[str, Any]:
+    async def describe_task(self, team_id: str, task_id: str) -> Task:
         """The task's current version with what its triggers became (schedules, event
         triggers), brought up to date first."""
         return await self._changed(team_id, task_id)
 
-    async def _changed(self, team_id: str, task_id: str) -> dict[str, Any]:
-        task = await self.get_task(team_id, task_id)
-        return {**task, **await self.triggers.task_changed(team_id, task)}
+    async def _changed(self, team_id: str, task_id: str) -> Task:
+        task = await self._task_view(team_id, task_id)
+        return Task.model_validate({**task, **await self.triggers.task_changed(team_id, task)})
 
     # -- compiling a task to a workflow --------------------------------------------------------
     async def compile(

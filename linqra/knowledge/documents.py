@@ -18,6 +18,7 @@ from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.knowledge.collections import DOCUMENTS, KnowledgeCollections
 from linqra.knowledge.extract import MIME_TYPES, detect_type
+from linqra.knowledge.models import Collection
 from linqra.status import DocumentStatus
 
 __all__ = ["KnowledgeDocuments", "page_numbers"]
@@ -56,7 +57,7 @@ class KnowledgeDocuments(KnowledgeCollections):
             raise ValidationError("title is text of at most 500 characters", field="title")
         checksum = hashlib.sha256(data).hexdigest()
         existing = await self.store.find(
-            DOCUMENTS, team_id, {"collection_id": collection["id"], "checksum": checksum}, limit=1
+            DOCUMENTS, team_id, {"collection_id": collection.id, "checksum": checksum}, limit=1
         )
         if existing:
             return existing[0], False
@@ -65,7 +66,7 @@ class KnowledgeDocuments(KnowledgeCollections):
         now = iso()
         doc = {
             "id": doc_id,
-            "collection_id": collection["id"],
+            "collection_id": collection.id,
             "title": title or (file_name.rsplit(".", 1)[0] if file_name else None) or doc_id,
             "file_name": file_name,
             "mime_type": detected,
@@ -80,7 +81,7 @@ class KnowledgeDocuments(KnowledgeCollections):
             "pages": None,
             "tokens": None,
             "attempts": 0,
-            "blob_key": f"{collection['id']}/{doc_id}{ext}",
+            "blob_key": f"{collection.id}/{doc_id}{ext}",
             "created_at": now,
             "updated_at": now,
             "heartbeat_at": now,
@@ -93,18 +94,18 @@ class KnowledgeDocuments(KnowledgeCollections):
             again = await self.store.find(
                 DOCUMENTS,
                 team_id,
-                {"collection_id": collection["id"], "checksum": checksum},
+                {"collection_id": collection.id, "checksum": checksum},
                 limit=1,
             )
             return again[0], False
         return doc, True
 
-    def _metadata(self, collection: Mapping[str, Any], raw: Any) -> dict[str, Any]:
+    def _metadata(self, collection: Collection, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
             raise ValidationError("metadata is a JSON object", field="metadata")
         if len(str(raw)) > 16_384:
             raise ValidationError("metadata is at most 16 KiB", field="metadata")
-        declared = collection.get("metadata_fields") or {}
+        declared = collection.metadata_fields
         for key, kind in declared.items():
             value = raw.get(key)
             if value is None:
@@ -124,8 +125,8 @@ class KnowledgeDocuments(KnowledgeCollections):
     ) -> dict[str, Any]:
         collection = await self.get_collection(team_id, collection_ref)
         doc = await self.store.get(DOCUMENTS, team_id, doc_id)
-        if doc is None or doc["collection_id"] != collection["id"]:
-            raise NotFound(f"no document {doc_id!r} in {collection['name']!r}", field="document_id")
+        if doc is None or doc["collection_id"] != collection.id:
+            raise NotFound(f"no document {doc_id!r} in {collection.name!r}", field="document_id")
         out = dict(doc)
         total = doc.get("chunks_total")
         out["progress"] = (
@@ -135,7 +136,7 @@ class KnowledgeDocuments(KnowledgeCollections):
         )
         if chunks:
             rows = await self.vectors.query(
-                collection["vector_collection"],
+                collection.vector_collection,
                 team_id,
                 f'document_id == "{doc_id}"',
                 output_fields=["chunk_index", "text", "page_start", "page_end"],
@@ -164,7 +165,7 @@ class KnowledgeDocuments(KnowledgeCollections):
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         collection = await self.get_collection(team_id, collection_ref)
-        where: dict[str, Any] = {"collection_id": collection["id"]}
+        where: dict[str, Any] = {"collection_id": collection.id}
         if status:
             where["status"] = status
         items = await self.store.find(
@@ -176,7 +177,7 @@ class KnowledgeDocuments(KnowledgeCollections):
         doc = await self.get_document(team_id, collection_ref, doc_id)
         collection = await self.get_collection(team_id, doc["collection_id"])
         await self.vectors.delete(
-            collection["vector_collection"], team_id, f'document_id == "{doc_id}"'
+            collection.vector_collection, team_id, f'document_id == "{doc_id}"'
         )
         await self.blobs.delete(team_id, doc["blob_key"])
         await self.store.delete(DOCUMENTS, team_id, doc_id)

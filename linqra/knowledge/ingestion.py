@@ -19,9 +19,10 @@ from typing import Any
 
 from linqra.clock import iso
 from linqra.errors import Conflict, LinqraError, NotFound, ValidationError
-from linqra.knowledge.collections import DOCUMENTS, FIELD_NAME, RESERVED
+from linqra.knowledge.collections import DOCUMENTS
 from linqra.knowledge.documents import KnowledgeDocuments
 from linqra.knowledge.extract import chunk_pages, extract
+from linqra.knowledge.models import FIELD_NAME, RESERVED_FIELDS, Collection
 from linqra.status import DocumentStatus
 
 __all__ = ["EMBED_BATCH", "KnowledgeIngestion"]
@@ -64,7 +65,7 @@ class KnowledgeIngestion(KnowledgeDocuments):
             reason = exc.message if isinstance(exc, LinqraError) else f"{type(exc).__name__}: {exc}"
             try:
                 await self.vectors.delete(
-                    collection["vector_collection"], team_id, f'document_id == "{doc_id}"'
+                    collection.vector_collection, team_id, f'document_id == "{doc_id}"'
                 )
             except Exception:  # the vector store is what failed: the next ingestion clears it
                 reason += " (vectors of this document may remain until it is re-indexed)"
@@ -75,14 +76,14 @@ class KnowledgeIngestion(KnowledgeDocuments):
         return record
 
     async def _index(
-        self, team_id: str, collection: dict[str, Any], doc: dict[str, Any]
+        self, team_id: str, collection: Collection, doc: dict[str, Any]
     ) -> dict[str, Any]:
         data = await self.blobs.get(team_id, doc["blob_key"])
         if data is None:
             raise ValidationError("the original file is missing from the blob store", field="file")
         pages, found_title = await asyncio.to_thread(extract, data, doc["mime_type"])
         chunks = await asyncio.to_thread(
-            chunk_pages, pages, collection["chunk_tokens"], collection["chunk_overlap"]
+            chunk_pages, pages, collection.chunk_tokens, collection.chunk_overlap
         )
         title = doc["title"]
         if found_title and (not doc["file_name"] or title == doc["file_name"].rsplit(".", 1)[0]):
@@ -92,13 +93,13 @@ class KnowledgeIngestion(KnowledgeDocuments):
             pages=max((p.number or 0) for p in pages) or None,
             tokens=sum(c.tokens for c in chunks),
         )  # fmt: skip
-        name = collection["vector_collection"]
+        name = collection.vector_collection
         await self.vectors.delete(name, team_id, f'document_id == "{doc["id"]}"')
-        embedder = self.llm.embedder(collection["embedder"], collection["dimension"])
-        declared = collection.get("metadata_fields") or {}
+        embedder = self.llm.embedder(collection.embedder, collection.dimension)
+        declared = collection.metadata_fields
         metadata = doc.get("metadata") or {}
         created = _now_epoch()
-        caller = {"type": "knowledge", "collection_id": collection["id"], "document_id": doc["id"]}
+        caller = {"type": "knowledge", "collection_id": collection.id, "document_id": doc["id"]}
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start : start + EMBED_BATCH]
             embedding = await self.llm.embed(
@@ -162,7 +163,7 @@ class KnowledgeIngestion(KnowledgeDocuments):
             declared = {
                 k: types[type(v)]
                 for k, v in metadata.items()
-                if type(v) in types and FIELD_NAME.match(k) and k not in RESERVED
+                if type(v) in types and FIELD_NAME.match(k) and k not in RESERVED_FIELDS
             }
             with contextlib.suppress(Conflict):  # made meanwhile by a parallel step
                 await self.create_collection(

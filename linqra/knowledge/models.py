@@ -6,11 +6,13 @@ their fields for clients and keep any other field (``extra="allow"``), so nothin
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from linqra.status import DocumentStatus
+from linqra.vectors import BUILTIN_FIELDS
 
 __all__ = [
     "Collection",
@@ -22,24 +24,39 @@ __all__ = [
     "UploadedDocument",
 ]
 
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+RESERVED_FIELDS = frozenset({*BUILTIN_FIELDS, "id", "vector", "text", "team_id", "metadata"})
+
+
+def _field_name(key: str) -> str:
+    if not FIELD_NAME.match(key) or key in RESERVED_FIELDS:
+        raise ValueError(
+            "a field name is lower-case letters, digits and _ and not one of "
+            f"{', '.join(sorted(RESERVED_FIELDS))}"
+        )
+    return key
+
+
+FieldName = Annotated[str, AfterValidator(_field_name)]
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
 class CollectionInput(BaseModel):
-    """The body of ``POST /v1/knowledge/collections``; checked by the service (400 naming the
-    field): ``metadata_fields`` maps up to 32 lower-case names to a type and makes them
-    filterable."""
+    """The body of ``POST /v1/knowledge/collections``: ``metadata_fields`` maps up to 32
+    lower-case names to a type and makes them filterable; ``chunk_tokens`` and ``chunk_overlap``
+    default to the settings; ``embedder`` is ``provider:model``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
     description: str = Field(default="", max_length=2000)
     embedder: str | None = Field(default=None, description="provider:model; default the setting")
-    dimension: int | None = None
-    metadata_fields: dict[str, Literal["string", "int", "float", "bool"]] = Field(
-        default_factory=dict
+    dimension: int | None = Field(default=None, ge=1, le=32_768)
+    metadata_fields: dict[FieldName, Literal["string", "int", "float", "bool"]] = Field(
+        default_factory=dict, max_length=32
     )
     chunk_tokens: int | None = Field(default=None, ge=32, le=8000)
     chunk_overlap: int | None = Field(default=None, ge=0)
@@ -54,6 +71,7 @@ class Collection(_Record):
     metadata_fields: dict[str, str] = Field(default_factory=dict)
     chunk_tokens: int
     chunk_overlap: int
+    vector_collection: str = Field(description="its collection in the vector store")
     created_at: str
     updated_at: str | None = None
 

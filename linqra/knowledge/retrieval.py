@@ -52,13 +52,13 @@ class KnowledgeRetrieval(KnowledgeCollections):
             raise ValidationError(
                 "min_score is a number from -1 to 1 (cosine similarity)", field="min_score"
             )
-        if embedder is not None and embedder != collection["embedder"]:
+        if embedder is not None and embedder != collection.embedder:
             raise ValidationError(
-                f"collection {collection['name']!r} is embedded with {collection['embedder']}, "
+                f"collection {collection.name!r} is embedded with {collection.embedder}, "
                 f"not {embedder}: a query must use the same embedder",
                 field="embedder",
             )
-        fields = {**BUILTIN_FIELDS, **(collection.get("metadata_fields") or {})}
+        fields = {**BUILTIN_FIELDS, **collection.metadata_fields}
         expr = compile_filter(filter, fields)
         if vector is not None:
             if query:
@@ -68,10 +68,10 @@ class KnowledgeRetrieval(KnowledgeCollections):
                 for v in vector
             ):
                 raise ValidationError("vector is a list of numbers", field="vector")
-            if len(vector) != collection["dimension"]:
+            if len(vector) != collection.dimension:
                 raise ValidationError(
-                    f"vector has {len(vector)} dimensions; collection {collection['name']!r} "
-                    f"({collection['embedder']}) has {collection['dimension']}",
+                    f"vector has {len(vector)} dimensions; collection {collection.name!r} "
+                    f"({collection.embedder}) has {collection.dimension}",
                     field="vector",
                 )
             probe = list(vector)
@@ -82,20 +82,20 @@ class KnowledgeRetrieval(KnowledgeCollections):
                 )
             if len(query) > 20_000:
                 raise ValidationError("query is at most 20000 characters", field="query")
-            emb: Embedder = self.llm.embedder(collection["embedder"], collection["dimension"])
+            emb: Embedder = self.llm.embedder(collection.embedder, collection.dimension)
             result = await self.llm.embed(
                 team_id, emb, [query], "query", caller=caller or {"type": "knowledge.search"}
             )
             probe = result.vectors[0]
         hits = await self.vectors.search(
-            collection["vector_collection"],
+            collection.vector_collection,
             team_id,
             probe,
             top_k=top_k,
             expr=expr,
             output_fields=[
                 "text", "document_id", "chunk_index", "title", "file_name", "page_start",
-                "page_end", "metadata", *(collection.get("metadata_fields") or {}),
+                "page_end", "metadata", *collection.metadata_fields,
             ],
         )  # fmt: skip
         out: list[dict[str, Any]] = []
@@ -107,7 +107,7 @@ class KnowledgeRetrieval(KnowledgeCollections):
             metadata.update(
                 {
                     k: f.get(k)
-                    for k in collection.get("metadata_fields") or {}
+                    for k in collection.metadata_fields
                     if f.get(k) is not None
                 }
             )
@@ -122,7 +122,7 @@ class KnowledgeRetrieval(KnowledgeCollections):
                     "text": f.get("text"),
                     "chunk_index": f.get("chunk_index"),
                     "metadata": metadata,
-                    "collection": collection["name"],
+                    "collection": collection.name,
                 }
             )
         return out

@@ -98,10 +98,10 @@ class Scheduler:
     ) -> bool:
         try:
             task = await self.agents.get_task(team_id, schedule["task_id"])
-            agent = await self.agents.get_agent(team_id, task["agent_id"])
+            agent = await self.agents.get_agent(team_id, task.agent_id)
         except NotFound:  # deleted meanwhile
             return False
-        if not (task["enabled"] and agent["enabled"]) or task["paused"]:
+        if not (task.enabled and agent.enabled) or task.paused:
             return False
         trigger = {
             "type": "CRON",
@@ -114,7 +114,7 @@ class Scheduler:
             team_id, task, trigger=trigger, idempotency_key=f"cron:{schedule['id']}:{iso(due_at)}"
         )
         if created:
-            await self.dispatch(team_id, task["agent_id"], tx["id"], int(task["priority"]))
+            await self.dispatch(team_id, task.agent_id, tx["id"], task.priority)
         return created
 
     async def run_forever(self) -> None:

@@ -22,6 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from linqra.errors import ValidationError
+from linqra.validation import format_pydantic_error
 from linqra.workflows.conditions import ConditionError, check_condition
 from linqra.workflows.interpolation import MAX_TEMPLATE_DEPTH, check_templates
 
@@ -32,7 +33,6 @@ __all__ = [
     "RetryConfig",
     "Step",
     "WorkflowDefinition",
-    "format_pydantic_error",
     "parse_definition",
 ]
 
@@ -156,29 +156,6 @@ def _depth(value: Any, level: int = 0) -> int:
     if isinstance(value, list):
         return max((_depth(v, level + 1) for v in value), default=level + 1)
     return level
-
-
-def format_pydantic_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
-    """Our 4xx error from pydantic's: first problem in the message, all in ``details``."""
-    details = []
-    for err in exc.errors(include_url=False, include_input=False):
-        field = prefix + _loc(err["loc"])
-        details.append({"field": field or "(body)", "message": err["msg"], "type": err["type"]})
-    first = details[0]
-    extra = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return ValidationError(
-        f"{first['field']}: {first['message']}{extra}", field=first["field"], details=details
-    )
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
 
 
 def parse_definition(

@@ -19,7 +19,9 @@ from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.steps.base import TargetRegistry
 from linqra.store import Document, DocumentStore, IndexSpec
-from linqra.workflows.definition import WorkflowDefinition, format_pydantic_error, parse_definition
+from linqra.validation import format_pydantic_error
+from linqra.workflows.definition import WorkflowDefinition, parse_definition
+from linqra.workflows.models import Workflow, WorkflowVersion
 from linqra.workflows.records import INDEXES as EXECUTION_INDEXES
 from linqra.workflows.records import ExecutionRepository
 
@@ -102,7 +104,7 @@ class WorkflowService:
         return parse_definition(data, known_target=self.registry.check_step, prefix=prefix)
 
     # -- workflows ----------------------------------------------------------------
-    async def create(self, team_id: str, body: Any, *, created_by: str | None = None) -> Document:
+    async def create(self, team_id: str, body: Any, *, created_by: str | None = None) -> Workflow:
         data, definition = self.parse_input(body)
         workflow_id = new_id("wf")
         now = iso()
@@ -127,13 +129,13 @@ class WorkflowService:
             raise NotFound(f"workflow {workflow_id!r} not found", field="workflow_id")
         return found[0]
 
-    async def get(self, team_id: str, workflow_id: str) -> Document:
+    async def get(self, team_id: str, workflow_id: str) -> Workflow:
         doc = await self._workflow(team_id, workflow_id)
         return _view(workflow_id, doc["created_at"], await self._latest(team_id, workflow_id))
 
     async def list_workflows(
         self, team_id: str, *, limit: int = 50, offset: int = 0
-    ) -> tuple[list[Document], int]:
+    ) -> tuple[list[Workflow], int]:
         where = {"deleted_at": None}
         docs = await self.store.find(
             WORKFLOWS, team_id, where, sort=[("created_at", -1)], limit=limit, skip=offset
@@ -152,7 +154,7 @@ class WorkflowService:
         *,
         created_by: str | None = None,
         expected_version: int | None = None,
-    ) -> Document:
+    ) -> Workflow:
         data, definition = self.parse_input(body)
         doc = await self._workflow(team_id, workflow_id)
         latest = await self._latest(team_id, workflow_id)
@@ -175,7 +177,7 @@ class WorkflowService:
 
     async def versions(
         self, team_id: str, workflow_id: str, *, limit: int = 50, offset: int = 0
-    ) -> tuple[list[Document], int]:
+    ) -> tuple[list[WorkflowVersion], int]:
         await self._workflow(team_id, workflow_id)
         where = {"workflow_id": workflow_id}
         docs = await self.store.find(
@@ -184,7 +186,7 @@ class WorkflowService:
         total = await self.store.count(VERSIONS, team_id, where)
         return [_version_view(d) for d in docs], total
 
-    async def version(self, team_id: str, workflow_id: str, version: int) -> Document:
+    async def version(self, team_id: str, workflow_id: str, version: int) -> WorkflowVersion:
         await self._workflow(team_id, workflow_id)
         doc = await self.store.get(VERSIONS, team_id, f"{workflow_id}@{version}")
         if doc is None:
@@ -193,12 +195,14 @@ class WorkflowService:
 
     async def rollback(
         self, team_id: str, workflow_id: str, version: int, *, created_by: str | None = None
-    ) -> Document:
+    ) -> Workflow:
         old = await self.version(team_id, workflow_id, version)
         doc = await self._workflow(team_id, workflow_id)
         latest = await self._latest(team_id, workflow_id)
         new = {
-            **{k: old[k] for k in ("name", "description", "definition")},
+            "name": old.name,
+            "description": old.description,
+            "definition": old.definition,
             "id": f"{workflow_id}@{latest['version'] + 1}",
             "workflow_id": workflow_id,
             "version": latest["version"] + 1,
@@ -270,17 +274,21 @@ def _version_doc(
     }
 
 
-def _view(workflow_id: str, created_at: str, version: Document) -> Document:
-    return {
-        "id": workflow_id,
-        "name": version["name"],
-        "description": version.get("description"),
-        "version": version["version"],
-        "created_at": created_at,
-        "updated_at": version["created_at"],
-        **version["definition"],
-    }
+def _view(workflow_id: str, created_at: str, version: Document) -> Workflow:
+    return Workflow.model_validate(
+        {
+            "id": workflow_id,
+            "name": version["name"],
+            "description": version.get("description"),
+            "version": version["version"],
+            "created_at": created_at,
+            "updated_at": version["created_at"],
+            **version["definition"],
+        }
+    )
 
 
-def _version_view(doc: Document) -> Document:
-    return {k: v for k, v in doc.items() if k not in ("id", "team_id")}
+def _version_view(doc: Document) -> WorkflowVersion:
+    return WorkflowVersion.model_validate(
+        {k: v for k, v in doc.items() if k not in ("id", "team_id")}
+    )

@@ -1,0 +1,238 @@
+"""Who may call each route: the request's principal, the permission a route declares, and the
+audit trail of what was refused or changed.
+
+Every route names exactly one of these in its signature (``tests/test_auth_routes.py`` reads
+the app's routes and fails on a route without one):
+
+* ``Viewer`` / ``Member`` / ``Runner`` / ``Admin`` / ``AccessAdmin`` — the caller's
+  :class:`~linqra.auth.principal.Principal`, once it holds ``read`` / ``write`` / ``execute``
+  / ``admin`` / ``manage_access`` (see the table in :mod:`linqra.auth.principal`);
+* ``dependencies=[PUBLIC]`` — no credential (``/healthz``, the docs; a signed webhook checks
+  its own signature).
+
+``Annotated[Principal, Depends(Require(permission, "budget.set"))]`` is the same check that also
+writes an audit event for the request, with its final status. Every 401 and 403 is audited
+too (:class:`AuditTrail`).
+"""
+
+# no "from __future__ import annotations": FastAPI reads these annotations at runtime
+
+import ipaddress
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deployments.errors import request_id
+from linqra.auth.authenticator import Credentials
+from linqra.auth.principal import Permission, Principal
+from linqra.errors import Forbidden, Unauthenticated
+from linqra.system import System
+
+__all__ = [
+    "PUBLIC",
+    "AccessAdmin",
+    "Admin",
+    "AuditTrail",
+    "Member",
+    "Require",
+    "Runner",
+    "Viewer",
+    "client_ip",
+    "principal",
+    "route_permission",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="an OIDC access token or an API key")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key lq_…")
+
+
+async def principal(
+    request: Request,
+    _bearer_doc: Annotated[Any, Depends(_bearer)],
+    _key_doc: Annotated[Any, Depends(_api_key)],
+    x_team_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Team-Id",
+            description="the team to act for: required in header mode, else one of yours",
+        ),
+    ] = None,
+) -> Principal:
+    """The caller, from exactly one credential (built once per request)."""
+    system: System = request.app.state.system
+    headers = request.headers
+    rules, limiter = system.rate_limits, system.limiter
+    limited = system.settings.rate_limits.enabled
+    ip = client_ip(request.scope, system.settings.auth.trusted_proxies) or "unknown"
+    if limited:  # an address that keeps failing is refused before its next try is checked
+        (await limiter.peek(rules.failed_auth, ip)).raise_if_denied()
+    try:
+        found = await system.authenticator.authenticate(
+            Credentials(
+                authorization=headers.get("authorization"),
+                api_key=headers.get("x-api-key"),
+                team=x_team_id or None,  # an empty header is no header
+                origin=headers.get("origin"),
+            )
+        )
+    except Unauthenticated:
+        if limited:
+            await limiter.hit(rules.failed_auth, ip)
+        raise
+    except Forbidden as exc:  # signed in, refused a team: the audit log says who and which
+        request.state.refused = (getattr(exc, "team", None), getattr(exc, "actor", None))
+        raise
+    if limited:
+        decisions = []
+        if found.source == "widget":
+            decisions.append(await limiter.hit(rules.widget, f"{found.key_id}|{ip}"))
+        elif found.key_id is not None:
+            decisions.append(await limiter.hit(rules.api_key, found.key_id))
+        decisions.append(await limiter.hit(rules.team, found.team_id))
+        for decision in decisions:
+            decision.raise_if_denied()
+        request.state.rate_limit = min(decisions, key=lambda d: d.remaining / d.limit)
+    request.state.principal = found
+    return found
+
+
+class Require:
+    """A route's permission, checked against the request's principal."""
+
+    def __init__(self, permission: Permission, action: str | None = None) -> None:
+        self.permission = permission
+        self.action = action
+
+    async def __call__(
+        self, request: Request, caller: Annotated[Principal, Depends(principal)]
+    ) -> Principal:
+        if self.action is not None or caller.cross_team:
+            request.state.audit_action = self.action or "platform_admin.access"
+        return caller.require(self.permission)
+
+
+def public() -> None:
+    """Marks a route that takes no credential."""
+
+
+PUBLIC = Depends(public)
+Viewer = Annotated[Principal, Depends(Require(Permission.READ))]
+Member = Annotated[Principal, Depends(Require(Permission.WRITE))]
+Runner = Annotated[Principal, Depends(Require(Permission.EXECUTE))]
+Admin = Annotated[Principal, Depends(Require(Permission.ADMIN))]
+AccessAdmin = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS))]
+
+
+def route_permission(route: APIRoute) -> str | None:
+    """The permission ``route`` declares, ``None`` for a public one; ``LookupError`` when it
+    declares neither (every route must)."""
+    stack = list(route.dependant.dependencies)
+    found: set[str | None] = set()
+    while stack:
+        dep = stack.pop()
+        if isinstance(dep.call, Require):
+            found.add(dep.call.permission.value)
+        elif dep.call is public:
+            found.add(None)
+        stack.extend(dep.dependencies)
+    if len(found) != 1:
+        raise LookupError(
+            f"{sorted(route.methods)} {route.path} declares {len(found)} permissions: name "
+            "exactly one of Viewer, Member, Runner, Admin, AccessAdmin or PUBLIC"
+        )
+    return found.pop()
+
+
+def client_ip(scope: Scope, trusted: list[str]) -> str | None:
+    """The peer's address; the first untrusted hop of ``X-Forwarded-For`` when the peer is a
+    trusted proxy (``auth.trusted_proxies``), so a client cannot pick its own address."""
+    peer = (scope.get("client") or (None, None))[0]
+    if peer is None or not trusted:
+        return peer
+    networks = [ipaddress.ip_network(n, strict=False) for n in trusted]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    if not is_trusted(peer):
+        return peer
+    for name, value in scope.get("headers") or ():
+        if name == b"x-forwarded-for":
+            hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
+            for hop in reversed(hops):
+                if not is_trusted(hop):
+                    return hop
+            return hops[0] if hops else peer
+    return peer
+
+
+class AuditTrail:
+    """After each response: an audit event for every 401 and 403, and for every request
+    whose route names an audit action or which a platform admin made on another team. Also
+    puts the request's ``X-RateLimit-*`` headers on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                decision = (scope.get("state") or {}).get("rate_limit")
+                if decision is not None:
+                    extra = [
+                        (k.lower().encode(), v.encode()) for k, v in decision.headers().items()
+                    ]
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            await self._record(scope, status)
+
+    async def _record(self, scope: Scope, status: int) -> None:
+        state = scope.get("state") or {}
+        action = state.get("audit_action")
+        if status in (401, 403):
+            action = action if action == "platform_admin.access" else None
+        elif action is None or status >= 400:
+            # refused input changed nothing (and a 429 flood must not become store writes)
+            return
+        app = scope.get("app")
+        system: System | None = getattr(getattr(app, "state", None), "system", None)
+        if system is None:
+            return
+        caller: Principal | None = state.get("principal")
+        refused_team, refused_actor = state.get("refused") or (None, None)
+        route = scope.get("route")
+        path = getattr(route, "path", None) or scope.get("path", "")
+        if action is None:
+            action = "auth.failed" if status == 401 else "access.denied"
+        denied = status in (401, 403)
+        outcome = "success" if status < 400 else ("denied" if denied else "failure")
+        await system.audit.record(
+            team=caller.team_id if caller else refused_team,
+            actor=caller.actor if caller else (refused_actor or "anonymous"),
+            source=caller.source if caller else None,
+            action=action,
+            resource=f"{scope.get('method', '')} {path}",
+            outcome=outcome,
+            status=status,
+            client_ip=client_ip(scope, system.settings.auth.trusted_proxies),
+            request_id=request_id(scope),
+            details={"cross_team": True} if caller and caller.cross_team else None,
+        )

@@ -1,0 +1,176 @@
+"""Who you are and who may do what: ``/v1/me``, teams, members, API keys and the audit log."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from deployments.auth import Admin, Require, Viewer
+from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
+from deployments.schemas import Page, RecordRoute, body_schema
+from linqra.auth.audit import AuditEvent
+from linqra.auth.directory import Member, MemberInput, TeamInput, TeamRecord
+from linqra.auth.keys import ApiKey, ApiKeyInput, IssuedKey
+from linqra.auth.principal import Permission, Principal, Role
+from linqra.clock import parse_iso
+from linqra.errors import Conflict, Forbidden, NotFound, ValidationError
+from linqra.system import System
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["access"], route_class=RecordRoute)
+
+CreateTeam = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "team.create"))]
+ListAccess = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS))]
+SetMember = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "member.set"))]
+RemoveMember = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "member.remove"))]
+CreateKey = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "api_key.create"))]
+RevokeKey = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "api_key.revoke"))]
+
+
+class Me(BaseModel):
+    team_id: str
+    role: Role
+    source: str
+    user_id: str | None
+    teams: list[str]
+    scopes: list[Permission] | None
+    key_id: str | None
+    platform_admin: bool
+
+
+@router.get("/v1/me", response_model=Me)
+async def me(team: Viewer) -> dict[str, Any]:
+    """The caller as the gateway sees it: team, role, where the credential came from."""
+    return {
+        "team_id": team.team_id,
+        "role": team.role,
+        "source": team.source,
+        "user_id": team.user_id,
+        "teams": list(team.teams),
+        "scopes": sorted(team.scopes) if team.scopes is not None else None,
+        "key_id": team.key_id,
+        "platform_admin": team.platform_admin,
+    }
+
+
+@router.post(
+    "/v1/teams", status_code=201, response_model=TeamRecord, openapi_extra=body_schema(TeamInput)
+)
+async def create_team(system: SystemDep, team: CreateTeam, body: JsonObject) -> TeamRecord:
+    """A new team and its first admin (platform admins: the ``gateway_admin`` role)."""
+    if not team.platform_admin:
+        raise Forbidden("creating teams needs the platform admin role")
+    return await system.authenticator.directory.create_team(body, created_by=team.actor)
+
+
+@router.get("/v1/members", response_model=Page[Member])
+async def list_members(
+    system: SystemDep, team: ListAccess, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    """The team's stored memberships (roles granted by the identity provider's groups are not
+    listed: they live there)."""
+    items, total = await system.authenticator.directory.members(
+        team.team_id, limit=limit, offset=offset
+    )
+    return page(items, total, limit, offset)
+
+
+@router.put("/v1/members/{user_id}", response_model=Member, openapi_extra=body_schema(MemberInput))
+async def set_member(
+    system: SystemDep, team: SetMember, user_id: ResourceId, body: JsonObject
+) -> Member:
+    """Add a member or change their role/status: ``{"role": "viewer|member|admin",
+    "status"?: "active|suspended"}``. The last active admin cannot be demoted (409)."""
+    directory = system.authenticator.directory
+    await _keep_an_admin(system, team.team_id, user_id, body)
+    return await directory.set_member(team.team_id, user_id, body, by=team.actor)
+
+
+@router.delete("/v1/members/{user_id}", status_code=204, response_class=Response)
+async def remove_member(system: SystemDep, team: RemoveMember, user_id: ResourceId) -> Response:
+    await _keep_an_admin(system, team.team_id, user_id, None)
+    await system.authenticator.directory.remove_member(team.team_id, user_id)
+    return Response(status_code=204)
+
+
+async def _keep_an_admin(system: System, team_id: str, user_id: str, body: Any) -> None:
+    directory = system.authenticator.directory
+    stays_admin = (
+        isinstance(body, dict)
+        and body.get("role") == Role.ADMIN.value
+        and body.get("status", "active") == "active"
+    )
+    if stays_admin:
+        return
+    try:
+        current = await directory.member(team_id, user_id)
+    except NotFound:
+        return  # not a member yet: nothing to keep
+    last_admin = current.role == Role.ADMIN and current.status == "active"
+    if last_admin and await directory.admins(team_id) <= 1:
+        raise Conflict("the team's last active admin stays an admin", field="user_id")
+
+
+@router.post(
+    "/v1/api-keys",
+    status_code=201,
+    response_model=IssuedKey,
+    openapi_extra=body_schema(ApiKeyInput),
+)
+async def create_api_key(system: SystemDep, team: CreateKey, body: JsonObject) -> IssuedKey:
+    """A team API key (``kind: api``, with ``scopes``) or a public widget key (``kind:
+    widget``, bound to ``resource`` and usable only from ``allowed_origins``). The whole key is
+    in this answer only."""
+    return await system.authenticator.keys.issue(
+        team.team_id, body, creator_role=team.role, created_by=team.actor
+    )
+
+
+@router.get("/v1/api-keys", response_model=Page[ApiKey])
+async def list_api_keys(
+    system: SystemDep, team: ListAccess, limit: Limit = 50, offset: Offset = 0
+) -> dict[str, Any]:
+    items, total = await system.authenticator.keys.list_keys(
+        team.team_id, limit=limit, offset=offset
+    )
+    return page(items, total, limit, offset)
+
+
+@router.delete("/v1/api-keys/{key_id}", response_model=ApiKey)
+async def revoke_api_key(system: SystemDep, team: RevokeKey, key_id: ResourceId) -> ApiKey:
+    """Revoked at once here, and on every gateway replica within ``auth.key_cache_seconds``."""
+    return await system.authenticator.keys.revoke(team.team_id, key_id)
+
+
+@router.get("/v1/audit", response_model=Page[AuditEvent])
+async def audit(
+    system: SystemDep,
+    team: Admin,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    outcome: Annotated[str | None, Query(pattern="^(success|denied|failure)$")] = None,
+    since: Annotated[str | None, Query(max_length=40, description="ISO-8601 instant")] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The team's audit events, newest first."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            try:
+                parse_iso(value)
+            except ValueError:
+                raise ValidationError(f"{name} is an ISO-8601 instant", field=name) from None
+    items, total = await system.audit.events(
+        team.team_id,
+        action=action,
+        actor=actor,
+        outcome=outcome,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return page(items, total, limit, offset)

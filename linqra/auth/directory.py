@@ -1,0 +1,174 @@
+"""Teams and their members, kept in the store.
+
+Both live in the platform partition of the document store (``PLATFORM``, which no team id can
+name: team ids start with a letter or digit), because a sign-in asks "which teams is this user
+in?" before it knows a team. A membership is ``{team, user_id, role, status}``; its id is
+``<team>:<user_id>``, so a user is a member of a team at most once.
+
+Where a role comes from, highest wins: the token's groups (``/teams/<team>/<role>``, managed
+in the identity provider), the token's ``teams`` claim (``member``), and the stored membership
+(managed here by team admins). A stored membership with status ``suspended`` denies the team
+whatever the token says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from linqra.auth.principal import Role
+from linqra.clock import iso
+from linqra.errors import Conflict, NotFound, ValidationError
+from linqra.store import DocumentStore, IndexSpec
+from linqra.tenancy import validate_team_id
+from linqra.validation import parse_model
+
+__all__ = [
+    "MEMBERSHIPS",
+    "PLATFORM",
+    "TEAMS",
+    "Member",
+    "MemberInput",
+    "TeamDirectory",
+    "TeamInput",
+    "TeamRecord",
+]
+
+PLATFORM = "_platform"
+TEAMS = "teams"
+MEMBERSHIPS = "memberships"
+INDEXES = [
+    IndexSpec(TEAMS, ("created_at",)),
+    IndexSpec(MEMBERSHIPS, ("user_id",)),
+    IndexSpec(MEMBERSHIPS, ("team", "created_at")),
+]
+USER_ID = r"^[\w@.:|+-]{1,200}$"
+
+
+class TeamInput(BaseModel):
+    """``POST /v1/teams`` (platform admins): a team and its first admin."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(min_length=1, max_length=64, description="the team id clients send")
+    name: str = Field(default="", max_length=200)
+    admin: str = Field(pattern=USER_ID, description="the user id (`sub`) of its first admin")
+
+
+class MemberInput(BaseModel):
+    """``PUT /v1/members/{user_id}``: a member's role and status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    status: str = Field(default="active", pattern="^(active|suspended)$")
+
+
+class TeamRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str = ""
+    created_at: str
+    created_by: str | None = None
+    role: Role | None = Field(default=None, description="your role in it (in lists of your teams)")
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    user_id: str
+    role: Role
+    status: str
+    created_at: str
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+class TeamDirectory:
+    """Teams and memberships for every team (the team is an argument)."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+
+    async def init(self) -> None:
+        await self.store.ensure_indexes(INDEXES)
+
+    # -- teams ---------------------------------------------------------------------------
+    async def create_team(self, body: Any, *, created_by: str | None) -> TeamRecord:
+        data = parse_model(TeamInput, body)
+        team_id = validate_team_id(data.id, field="id")
+        now = iso()
+        doc = {"id": team_id, "name": data.name, "created_at": now, "created_by": created_by}
+        try:
+            await self.store.insert(TEAMS, PLATFORM, doc)
+        except Conflict:
+            raise Conflict(f"team {team_id!r} exists", field="id") from None
+        await self.set_member(team_id, data.admin, {"role": Role.ADMIN}, by=created_by)
+        return TeamRecord.model_validate(doc)
+
+    async def get_team(self, team_id: str) -> TeamRecord | None:
+        doc = await self.store.get(TEAMS, PLATFORM, team_id)
+        return None if doc is None else TeamRecord.model_validate(_public(doc))
+
+    # -- members -------------------------------------------------------------------------
+    async def set_member(self, team_id: str, user_id: str, body: Any, *, by: str | None) -> Member:
+        """Add or change a member (``role``, ``status``)."""
+        data = parse_model(MemberInput, body)
+        _check_user(user_id)
+        key = f"{team_id}:{user_id}"
+        now = iso()
+        changes = {"role": data.role.value, "status": data.status, "updated_at": now}
+        if not await self.store.update(MEMBERSHIPS, PLATFORM, key, {**changes, "updated_by": by}):
+            try:
+                await self.store.insert(
+                    MEMBERSHIPS,
+                    PLATFORM,
+                    {"id": key, "team": team_id, "user_id": user_id, "created_at": now,
+                     **changes, "updated_by": by},
+                )  # fmt: skip
+            except Conflict:  # added meanwhile: set it
+                await self.store.update(MEMBERSHIPS, PLATFORM, key, {**changes, "updated_by": by})
+        return await self.member(team_id, user_id)
+
+    async def member(self, team_id: str, user_id: str) -> Member:
+        doc = await self.store.get(MEMBERSHIPS, PLATFORM, f"{team_id}:{user_id}")
+        if doc is None:
+            raise NotFound(f"{user_id!r} is not a member of this team", field="user_id")
+        return Member.model_validate(_public(doc))
+
+    async def remove_member(self, team_id: str, user_id: str) -> None:
+        _check_user(user_id)
+        if not await self.store.delete(MEMBERSHIPS, PLATFORM, f"{team_id}:{user_id}"):
+            raise NotFound(f"{user_id!r} is not a member of this team", field="user_id")
+
+    async def members(
+        self, team_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Member], int]:
+        where = {"team": team_id}
+        docs = await self.store.find(
+            MEMBERSHIPS, PLATFORM, where, sort=[("created_at", 1)], limit=limit, skip=offset
+        )
+        total = await self.store.count(MEMBERSHIPS, PLATFORM, where)
+        return [Member.model_validate(_public(d)) for d in docs], total
+
+    async def memberships(self, user_id: str) -> dict[str, tuple[Role, str]]:
+        """Every stored membership of ``user_id``: team → (role, status)."""
+        docs = await self.store.find(MEMBERSHIPS, PLATFORM, {"user_id": user_id}, limit=1000)
+        return {d["team"]: (Role(d["role"]), d["status"]) for d in docs}
+
+    async def admins(self, team_id: str) -> int:
+        return await self.store.count(
+            MEMBERSHIPS, PLATFORM, {"team": team_id, "role": Role.ADMIN.value, "status": "active"}
+        )
+
+
+def _check_user(user_id: str) -> None:
+    if not isinstance(user_id, str) or not 1 <= len(user_id) <= 200 or not user_id.isprintable():
+        raise ValidationError("user_id is 1-200 printable characters", field="user_id")
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    """Without the store's partition key (always ``PLATFORM`` here)."""
+    return {k: v for k, v in doc.items() if k != "team_id"}
