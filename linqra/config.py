@@ -10,6 +10,7 @@ embedded ones (no server, no key).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +90,56 @@ class HttpSettings(BaseModel):
     wait_timeout_seconds: float = Field(
         default=60.0, gt=0, description="longest ?wait=true and /linq wait"
     )
+    tls_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) for HTTPS; with tls_keyfile, both or neither",
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key for HTTPS")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="web origins (scheme://host[:port]) of consoles allowed to call the API "
+        "from a browser; empty: no CORS headers (widget keys name their own origins)",
+    )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the gateway serves HTTPS."""
+        return self.tls_certfile is not None
+
+    @field_validator("tls_certfile", "tls_keyfile")
+    @classmethod
+    def _readable_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return None
+        path = path.expanduser().absolute()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ValueError(f"http.{info.field_name}: {path} is not a readable file")
+        return path
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin, re.IGNORECASE):
+                raise ValueError(
+                    f"http.cors_origins: {origin[:100]!r} is not a web origin "
+                    "(scheme://host[:port], no path; '*' is not accepted: name each console)"
+                )
+        return [o.lower() for o in origins]
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            given, missing = (
+                ("tls_certfile", "tls_keyfile")
+                if self.tls_keyfile is None
+                else ("tls_keyfile", "tls_certfile")
+            )
+            raise ValueError(
+                f"http.{given} is set but http.{missing} is not: HTTPS needs both the "
+                "certificate and its private key (or neither, for plain HTTP)"
+            )
+        return self
 
 
 class RaySettings(BaseModel):
