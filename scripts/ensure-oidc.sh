@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The OIDC tests start a real OpenID provider (node-oidc-provider, tests/support/oidc): make sure
-# Node.js is there, and install the npm package from the lock file when node_modules is missing
-# or older than the lock file.
+# The OIDC tests and benchmark B12 start a real OpenID provider (node-oidc-provider,
+# linqra/testing/oidc_server, run from the source tree): make sure Node.js is there, and install
+# the npm package from the lock file when node_modules is missing or older than the lock file.
 set -euo pipefail
-cd "$(dirname "$0")/../tests/support/oidc"
+cd "$(dirname "$0")/../linqra/testing/oidc_server"
 if ! command -v npm >/dev/null 2>&1; then
   echo "npm not found; installing the Debian packages nodejs and npm" >&2
   SUDO=""

@@ -314,10 +314,10 @@ def api(gateway_url: str) -> Iterator[httpx.Client]:
 # -- a real OpenID provider -------------------------------------------------------------
 @pytest.fixture(scope="session")
 def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """node-oidc-provider on a free loopback port (``tests.support.oidc.OidcProvider``) with
+    """node-oidc-provider on a free loopback port (``linqra.testing.oidc.OidcProvider``) with
     the clients of ``DEFAULT_CLIENTS``: ``provider.token("alice")``, ``provider.settings()``.
     Shared by the session: a test that restarts, rotates or stops a provider makes its own."""
-    from tests.support.oidc import OidcProvider
+    from linqra.testing.oidc import OidcProvider
 
     with OidcProvider(workdir=tmp_path_factory.mktemp("oidc")) as provider:
         yield provider

@@ -25,7 +25,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from linqra.auth import Identity, InvalidToken, OidcVerifier
 from linqra.errors import Unauthenticated, Unavailable
-from tests.support.oidc import (
+from linqra.testing.oidc import (
     DEFAULT_CLIENTS,
     OTHER_AUDIENCE,
     OidcClient,

@@ -1,4 +1,5 @@
-// A real OpenID provider for the tests: node-oidc-provider (OpenID Certified) on 127.0.0.1.
+// A real OpenID provider for the tests and benchmarks (linqra/testing/oidc.py):
+// node-oidc-provider (OpenID Certified) on 127.0.0.1.
 //
 //   node server.mjs --port PORT --keys KEYS.json --config CONFIG.json
 //   (or OIDC_PORT, OIDC_KEYS, OIDC_CONFIG in the environment)

@@ -1,9 +1,15 @@
-"""A real OpenID provider for tests: node-oidc-provider (``tests/support/oidc/server.mjs``) on a
-free loopback port, issuing RS256 JWT access tokens with Keycloak-shaped claims.
+"""A real OpenID provider for tests and benchmarks: node-oidc-provider
+(``linqra/testing/oidc_server/server.mjs``) on a free loopback port, issuing RS256 JWT access
+tokens with Keycloak-shaped claims.
 
-``make install-test`` (``scripts/ensure-oidc.sh``) installs its one npm package from the lock
-file. Each :class:`OidcClient` is a client_credentials client whose tokens carry the claims it
-declares; :data:`DEFAULT_CLIENTS` are the people the session fixture ``oidc_provider`` knows::
+The server runs from the source tree: ``scripts/ensure-oidc.sh`` (``make install-test``)
+installs its one npm package from the lock file into ``linqra/testing/oidc_server/node_modules``.
+The JavaScript files are not package data (an installed wheel does not ship them; a checkout
+with ``pip install -e .`` is what tests and benchmarks use), and nothing in the core imports
+this module. Node.js 20+ must be on the ``PATH``.
+
+Each :class:`OidcClient` is a client_credentials client whose tokens carry the claims it
+declares; :data:`DEFAULT_CLIENTS` are the people the test fixture ``oidc_provider`` knows::
 
     provider.token("alice")                      # a JWT for audience "linqra-gateway"
     provider.token("alice", audience=OTHER_AUDIENCE)
@@ -43,7 +49,7 @@ __all__ = [
     "public_jwk",
 ]
 
-SERVER_DIR = Path(__file__).parent / "oidc"
+SERVER_DIR = Path(__file__).parent / "oidc_server"
 AUDIENCE = "linqra-gateway"
 OTHER_AUDIENCE = "other-api"
 
@@ -145,7 +151,7 @@ class OidcProvider:
     def start(self) -> Self:
         node = shutil.which("node")
         if node is None:
-            raise RuntimeError("node is not installed: the OIDC tests need Node.js 20+")
+            raise RuntimeError("node is not installed: the OIDC provider needs Node.js 20+")
         if not (SERVER_DIR / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError(
                 "oidc-provider is not installed: run scripts/ensure-oidc.sh (make install-test)"
@@ -155,11 +161,11 @@ class OidcProvider:
         config_file.write_text(json.dumps(self._config()))
         self.log = self.workdir / "server.log"
         with self.log.open("ab") as log:
+            command = [node, str(SERVER_DIR / "server.mjs"), "--port", str(self.port)]
+            command += ["--keys", str(keys_file), "--config", str(config_file)]
             self.proc = subprocess.Popen(
-                [node, str(SERVER_DIR / "server.mjs"), "--port", str(self.port),
-                 "--keys", str(keys_file), "--config", str(config_file)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=SERVER_DIR,
-            )  # fmt: skip
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=SERVER_DIR
+            )
         self._wait_ready()
         return self
 
@@ -243,8 +249,7 @@ class OidcProvider:
         clients = []
         for c in self.clients.values():
             entry: dict[str, Any] = {"client_id": c.client_id, "client_secret": c.client_secret}
-            for name in ("sub", "username", "realm_roles", "client_roles", "groups", "teams",
-                         "access_token_ttl"):  # fmt: skip
+            for name in _CLAIM_FIELDS:
                 if getattr(c, name) is not None:
                     entry[name] = getattr(c, name)
             if c.not_before_seconds:
@@ -281,6 +286,17 @@ class OidcProvider:
             return self.log.read_text(errors="replace")[-2000:]
         except OSError:
             return "(no log)"
+
+
+_CLAIM_FIELDS = (
+    "sub",
+    "username",
+    "realm_roles",
+    "client_roles",
+    "groups",
+    "teams",
+    "access_token_ttl",
+)
 
 
 def _resource(audience: str) -> str:
