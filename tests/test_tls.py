@@ -1,0 +1,182 @@
+"""HTTPS (deployments/tls.py): the settings, the options Serve and uvicorn get, the refusal of
+TLS behind Serve's HAProxy ingress, and one real round trip over HTTPS with a ``trustme``
+certificate served by uvicorn. (The same files reach Serve's proxy through ``HTTPOptions``;
+the session's Ray cluster runs HAProxy, which serves plain HTTP only, so no Serve test here.)"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pydantic
+import pytest
+import trustme
+import uvicorn
+from fastapi.testclient import TestClient
+
+from deployments.app import create_app
+from deployments.headers import HSTS
+from deployments.tls import (
+    check_tls_ingress,
+    serve_http_options,
+    tls_ingress_problem,
+    uvicorn_tls_options,
+)
+from linqra.config import HttpSettings, Settings, load_settings
+from tests.support.servers import free_port
+
+
+@dataclass(frozen=True)
+class Certificate:
+    ca: trustme.CA
+    certfile: Path
+    keyfile: Path
+
+    def trusting(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Certificate:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "gateway.pem", tmp_path / "gateway.key"
+    certfile.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    return Certificate(ca, certfile, keyfile)
+
+
+def _tls(settings: Settings, certificate: Certificate) -> Settings:
+    http = HttpSettings.model_validate(
+        {
+            **settings.http.model_dump(),
+            "tls_certfile": certificate.certfile,
+            "tls_keyfile": certificate.keyfile,
+        }
+    )
+    return settings.model_copy(update={"http": http})
+
+
+# -- settings -------------------------------------------------------------------------------
+def _refusal(**fields: Path) -> str:
+    with pytest.raises(pydantic.ValidationError) as refused:
+        HttpSettings(**fields)  # type: ignore[arg-type]
+    return str(refused.value)
+
+
+def test_tls_needs_both_files_and_they_must_exist(
+    certificate: Certificate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate.certfile, certificate.keyfile
+    assert "http.tls_certfile is set but http.tls_keyfile is not" in _refusal(tls_certfile=cert)
+    assert "http.tls_keyfile is set but http.tls_certfile is not" in _refusal(tls_keyfile=key)
+    missing = tmp_path / "nope.pem"
+    assert f"http.tls_certfile: {missing} is not a readable file" in _refusal(
+        tls_certfile=missing, tls_keyfile=key
+    )
+    directory = _refusal(tls_certfile=cert, tls_keyfile=tmp_path)
+    assert f"http.tls_keyfile: {tmp_path} is not a readable file" in directory
+    # the environment form, as an operator sets it
+    monkeypatch.setenv("LINQRA_HTTP__TLS_CERTFILE", str(cert))
+    with pytest.raises(pydantic.ValidationError) as half:
+        load_settings()
+    assert "http.tls_keyfile is not" in str(half.value)
+    monkeypatch.setenv("LINQRA_HTTP__TLS_KEYFILE", str(key))
+    http = load_settings().http
+    assert http.tls and (http.tls_certfile, http.tls_keyfile) == (cert, key)
+    assert not HttpSettings().tls
+
+
+# -- what Serve and uvicorn get -------------------------------------------------------------
+def test_serve_gets_the_files_through_its_http_options(certificate: Certificate) -> None:
+    from ray.serve.config import HTTPOptions
+
+    http = HttpSettings(
+        host="0.0.0.0",
+        port=8443,
+        tls_certfile=certificate.certfile,
+        tls_keyfile=certificate.keyfile,
+    )
+    options = serve_http_options(http, {"RAY_SERVE_ENABLE_HA_PROXY": "0"})
+    serve = HTTPOptions(**options)  # Serve's own validation of the names
+    assert (serve.host, serve.port) == ("0.0.0.0", 8443)
+    assert serve.ssl_certfile == str(certificate.certfile)
+    assert serve.ssl_keyfile == str(certificate.keyfile)
+    assert uvicorn_tls_options(http) == {
+        "ssl_certfile": str(certificate.certfile),
+        "ssl_keyfile": str(certificate.keyfile),
+    }
+    plain = HttpSettings()
+    assert serve_http_options(plain, {}) == {"host": "127.0.0.1", "port": 8000}
+    assert uvicorn_tls_options(plain) == {}
+
+
+def test_tls_behind_haproxy_is_refused_at_start_with_one_line(certificate: Certificate) -> None:
+    http = HttpSettings(tls_certfile=certificate.certfile, tls_keyfile=certificate.keyfile)
+    for environ in ({"RAY_SERVE_ENABLE_HA_PROXY": "1"}, {}):  # unset: Linqra picks HAProxy
+        with pytest.raises(SystemExit) as refused:
+            serve_http_options(http, environ)
+        message = str(refused.value.code)
+        assert "\n" not in message
+        assert "http.tls_certfile/http.tls_keyfile" in message
+        assert "RAY_SERVE_ENABLE_HA_PROXY=0" in message and "plain HTTP only" in message
+        assert message == tls_ingress_problem(http, environ)
+    assert "(Linqra's default)" in str(tls_ingress_problem(http, {}))
+    check_tls_ingress(http, {"RAY_SERVE_ENABLE_HA_PROXY": "0"})  # the proxy ingress: fine
+    check_tls_ingress(HttpSettings(), {"RAY_SERVE_ENABLE_HA_PROXY": "1"})  # no TLS: fine
+
+
+# -- a real round trip ----------------------------------------------------------------------
+@pytest.fixture
+def https_url(settings: Settings, certificate: Certificate) -> Iterator[str]:
+    """The app served by uvicorn over HTTPS on a free loopback port."""
+    settings = _tls(settings, certificate)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings=settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        **uvicorn_tls_options(settings.http),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="https-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"https://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(30)
+
+
+def test_https_with_a_trustme_certificate(https_url: str, certificate: Certificate) -> None:
+    with httpx.Client(verify=certificate.trusting(), timeout=10) as client:
+        answer = client.get(f"{https_url}/healthz")
+    assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    assert answer.headers["Strict-Transport-Security"] == HSTS
+    assert answer.headers["X-Request-Id"]
+    # a client that does not trust the test CA refuses the certificate
+    with httpx.Client(timeout=10) as untrusting, pytest.raises(httpx.ConnectError):
+        untrusting.get(f"{https_url}/healthz")
+    # plain HTTP to the TLS port gets no answer
+    plain = https_url.replace("https://", "http://")
+    with httpx.Client(timeout=10) as client, pytest.raises(httpx.TransportError):
+        client.get(f"{plain}/healthz")
+
+
+def test_hsts_only_when_the_gateway_serves_tls(
+    settings: Settings, certificate: Certificate
+) -> None:
+    with TestClient(create_app(settings=_tls(settings, certificate))) as client:
+        assert client.get("/healthz").headers["Strict-Transport-Security"] == HSTS
+    with TestClient(create_app(settings=settings)) as client:
+        assert "Strict-Transport-Security" not in client.get("/healthz").headers
