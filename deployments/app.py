@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from deployments.auth import AuditTrail, route_permission
 from deployments.docs_ui import mount_docs
 from deployments.errors import install_error_handlers
+from deployments.headers import install_headers
 from deployments.limits import RequestLimits
 from deployments.routers import ROUTERS
 from deployments.schemas import ErrorResponse
@@ -85,6 +86,7 @@ def create_app(system: System | None = None, *, settings: Settings | None = None
         max_json_depth=settings.http.max_json_depth,
         max_upload_bytes=settings.knowledge.max_upload_bytes + MULTIPART_ENVELOPE_BYTES,
     )
+    install_headers(app, settings.http)  # last added runs first: CORS and headers on every answer
     for router in ROUTERS:
         app.include_router(router, responses=ERRORS)
     _answer_400_not_422(app)
@@ -110,7 +112,7 @@ def _answer_400_not_422(app: FastAPI) -> None:
             permissions = {
                 (method.lower(), route.path): route_permission(route)
                 for route in api_routes(app)
-                for method in route.methods
+                for method in route.methods or ()
             }
             for path, operations in schema.get("paths", {}).items():
                 for method, operation in operations.items():

@@ -140,7 +140,7 @@ def route_permission(route: APIRoute) -> str | None:
         stack.extend(dep.dependencies)
     if len(found) != 1:
         raise LookupError(
-            f"{sorted(route.methods)} {route.path} declares {len(found)} permissions: name "
+            f"{sorted(route.methods or ())} {route.path} declares {len(found)} permissions: name "
             "exactly one of Viewer, Member, Runner, Admin, AccessAdmin or PUBLIC"
         )
     return found.pop()
@@ -149,7 +149,8 @@ def route_permission(route: APIRoute) -> str | None:
 def client_ip(scope: Scope, trusted: list[str]) -> str | None:
     """The peer's address; the first untrusted hop of ``X-Forwarded-For`` when the peer is a
     trusted proxy (``auth.trusted_proxies``), so a client cannot pick its own address."""
-    peer = (scope.get("client") or (None, None))[0]
+    client = scope.get("client")
+    peer: str | None = str(client[0]) if client else None
     if peer is None or not trusted:
         return peer
     networks = [ipaddress.ip_network(n, strict=False) for n in trusted]
@@ -168,8 +169,8 @@ def client_ip(scope: Scope, trusted: list[str]) -> str | None:
             hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
             for hop in reversed(hops):
                 if not is_trusted(hop):
-                    return hop
-            return hops[0] if hops else peer
+                    return str(hop)
+            return str(hops[0]) if hops else peer
     return peer
 
 

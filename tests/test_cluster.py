@@ -62,7 +62,7 @@ def test_a_workflow_with_nested_workflow_task_and_io_steps_runs_on_the_cluster(
                 {"step": 2, "target": "workflow", "action": "execute",
                  "params": {"workflowId": inner.id}},
                 {"step": 3, "target": "agent", "action": "execute",
-                 "params": {"taskId": task["id"], "input": {"values": [20, 22]}}},
+                 "params": {"taskId": task.id, "input": {"values": [20, 22]}}},
             ]})  # fmt: skip
             ex = await system.runs.start_execution(TEAM, workflow_id=outer.id)
             record = await system.runs.wait_execution(TEAM, ex["id"], 90)

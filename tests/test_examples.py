@@ -184,7 +184,9 @@ def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) 
     steps = {s["step"]: s["output"] for s in record["steps"]}
     assert steps[3]["text"].endswith("about courage.") and steps[5]["status"] == "READY"
     with httpx.Client(base_url=str(api.base_url), headers={"X-Team-Id": "team-jobs"}) as jobs_team:
-        assert jobs_team.get(f"/v1/executions/{record['id']}").json()["source"] == "driver"
+        answer = jobs_team.get(f"/v1/executions/{record['id']}")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["source"] == "driver"
 
 
 @pytest.mark.ray

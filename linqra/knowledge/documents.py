@@ -64,6 +64,7 @@ class KnowledgeDocuments(KnowledgeCollections):
         doc_id = new_id("kd")
         ext = MIME_TYPES[detected][0]
         now = iso()
+        blob_key = f"{collection.id}/{doc_id}{ext}"
         doc = {
             "id": doc_id,
             "collection_id": collection.id,
@@ -81,16 +82,16 @@ class KnowledgeDocuments(KnowledgeCollections):
             "pages": None,
             "tokens": None,
             "attempts": 0,
-            "blob_key": f"{collection.id}/{doc_id}{ext}",
+            "blob_key": blob_key,
             "created_at": now,
             "updated_at": now,
             "heartbeat_at": now,
         }
-        await self.blobs.put(team_id, doc["blob_key"], data)
+        await self.blobs.put(team_id, blob_key, data)
         try:
             await self.store.insert(DOCUMENTS, team_id, doc)
         except Conflict:  # the same bytes raced in: keep the winner, drop our blob
-            await self.blobs.delete(team_id, doc["blob_key"])
+            await self.blobs.delete(team_id, blob_key)
             again = await self.store.find(
                 DOCUMENTS,
                 team_id,

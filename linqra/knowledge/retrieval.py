@@ -105,11 +105,7 @@ class KnowledgeRetrieval(KnowledgeCollections):
             f = hit.fields
             metadata = dict(f.get("metadata") or {})
             metadata.update(
-                {
-                    k: f.get(k)
-                    for k in collection.metadata_fields
-                    if f.get(k) is not None
-                }
+                {k: f.get(k) for k in collection.metadata_fields if f.get(k) is not None}
             )
             out.append(
                 {
