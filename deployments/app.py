@@ -112,7 +112,7 @@ def _answer_400_not_422(app: FastAPI) -> None:
             permissions = {
                 (method.lower(), route.path): route_permission(route)
                 for route in api_routes(app)
-                for method in route.methods
+                for method in route.methods or ()
             }
             for path, operations in schema.get("paths", {}).items():
                 for method, operation in operations.items():
