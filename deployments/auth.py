@@ -100,17 +100,24 @@ async def principal(
 
 
 class Require:
-    """A route's permission, checked against the request's principal."""
+    """A route's permission, checked against the request's principal. A public widget key is
+    refused unless the route says ``widget=True`` (the chat routes of the one assistant or
+    workflow the key is bound to): its ``execute`` scope is not a licence to run anything."""
 
-    def __init__(self, permission: Permission, action: str | None = None) -> None:
+    def __init__(
+        self, permission: Permission, action: str | None = None, *, widget: bool = False
+    ) -> None:
         self.permission = permission
         self.action = action
+        self.widget = widget
 
     async def __call__(
         self, request: Request, caller: Annotated[Principal, Depends(principal)]
     ) -> Principal:
         if self.action is not None or caller.cross_team:
             request.state.audit_action = self.action or "platform_admin.access"
+        if caller.source == "widget" and not self.widget:
+            raise Forbidden("a widget key serves only its widget's chat routes")
         return caller.require(self.permission)
 
 

@@ -129,18 +129,32 @@ def test_key_role_never_exceeds_its_creator_and_scopes_are_checked(client: TestC
 def test_widget_key_only_from_its_origins_and_only_execute(client: TestClient) -> None:
     missing = client.post("/v1/api-keys", json={"name": "site", "kind": "widget"})
     assert missing.status_code == 400
+    bound = client.post(
+        "/v1/workflows", json={"name": "w", "steps": [{"step": 1, "target": "noop"}]}
+    )
+    other = client.post(
+        "/v1/workflows", json={"name": "o", "steps": [{"step": 1, "target": "noop"}]}
+    )
     widget = _key(
-        client, kind="widget", resource="asst_1", allowed_origins=["https://shop.example"]
+        client, kind="widget", resource=bound.json()["id"], allowed_origins=["https://shop.example"]
     )
     assert widget["key"].startswith("lq_pub_") and widget["scopes"] == ["execute"]
     key = {"X-API-Key": widget["key"]}
     assert client.get("/v1/models", headers=key).status_code == 403  # no origin
     foreign = client.get("/v1/models", headers={**key, "Origin": "https://evil.example"})
     assert foreign.status_code == 403
-    allowed = client.get("/v1/models", headers={**key, "Origin": "https://shop.example"})
-    assert allowed.status_code == 403 and "read scope" in allowed.json()["error"]["message"]
-    me = client.get("/v1/me", headers={**key, "Origin": "https://shop.example"})
-    assert me.status_code == 403
+    allowed = {**key, "Origin": "https://shop.example"}
+    # from its origin, still only its widget's routes (the assistants' chat): not these
+    for method, path in (("GET", "/v1/models"), ("GET", "/v1/me"), ("POST", "/v1/chat/completions"),
+                         ("POST", "/v1/tasks/execute-adhoc")):  # fmt: skip
+        answer = client.request(method, path, headers=allowed, json={})
+        assert answer.status_code == 403, (path, answer.text)
+        assert "widget" in answer.json()["error"]["message"]
+    # its one workflow runs; another of the team's is not found for it
+    ran = client.post(f"/v1/workflows/{bound.json()['id']}/execute", headers=allowed)
+    assert ran.status_code == 202, ran.text
+    elsewhere = client.post(f"/v1/workflows/{other.json()['id']}/execute", headers=allowed)
+    assert elsewhere.status_code == 404
 
 
 def test_members_last_admin_and_audit_log(client: TestClient) -> None:

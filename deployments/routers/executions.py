@@ -7,14 +7,14 @@ store); the routes choose the status code: 202 while the run is not over, 200 on
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.auth import Runner, Viewer
+from deployments.auth import Require, Runner, Viewer
 from deployments.deps import Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute
-from linqra.auth.principal import Principal
+from linqra.auth.principal import Permission, Principal
 from linqra.status import EXECUTION_TERMINAL, ExecutionStatus
 from linqra.system import System
 from linqra.workflows.models import Execution, ExecutionAccepted, ExecutionSummary
@@ -23,6 +23,7 @@ __all__ = ["ExecuteRequest", "answer", "router"]
 
 router = APIRouter(tags=["executions"], route_class=RecordRoute)
 Wait = Annotated[bool, Query(description="wait for the finished record")]
+RunBoundWorkflow = Annotated[Principal, Depends(Require(Permission.EXECUTE, widget=True))]
 RUN_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": Execution, "description": "the finished record (`wait=true`)"},
     202: {
@@ -55,12 +56,14 @@ async def answer(system: System, team: Principal, execution_id: str, wait: bool)
 @router.post("/v1/workflows/{workflow_id}/execute", status_code=202, responses=RUN_ANSWERS)
 async def execute(
     system: SystemDep,
-    team: Runner,
+    team: RunBoundWorkflow,
     workflow_id: ResourceId,
     body: Annotated[ExecuteRequest | None, Body()] = None,
     wait: Wait = False,
 ) -> JSONResponse:
-    """Run the workflow's current version with ``params``."""
+    """Run the workflow's current version with ``params`` (also with a public widget key bound
+    to this workflow)."""
+    team.require_resource(workflow_id)
     request = body or ExecuteRequest()
     execution = await system.runs.start_execution(
         team.team_id,

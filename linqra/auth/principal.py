@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from linqra.errors import Forbidden
+from linqra.errors import Forbidden, NotFound
 from linqra.tenancy import validate_team_id
 
 __all__ = ["KEY_SCOPES", "Permission", "Principal", "Role", "Source"]
@@ -110,6 +110,12 @@ class Principal:
         if permission is Permission.MANAGE_ACCESS:
             return self.source in ("jwt", "header")
         return self.scopes is None or permission in self.scopes
+
+    def require_resource(self, resource_id: str) -> None:
+        """A widget key acts only on the resource it is bound to; any other id is not found
+        for it (as another team's ids are)."""
+        if self.resource is not None and resource_id != self.resource:
+            raise NotFound(f"{resource_id!r} not found", field="id")
 
     def require(self, permission: Permission) -> Principal:
         """This principal, or :class:`~linqra.errors.Forbidden` naming what is missing."""
