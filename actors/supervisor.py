@@ -8,6 +8,8 @@ message left behind is found here from those records and started again:
 * documents PENDING or PROCESSING with a stale heartbeat (re-ingested: ingestion is idempotent);
 * async steps QUEUED too long (their queue message was lost: published again).
 
+It also prunes audit events past their retention, once an hour.
+
 Workflow executions are reclaimed by the runner itself (it owns their claims).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from actors._context import process_system
@@ -28,11 +31,14 @@ __all__ = ["SupervisorActor"]
 
 log = logging.getLogger(__name__)
 
+AUDIT_PRUNE_SECONDS = 3600.0
+
 
 class SupervisorActor:
     def __init__(self, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
         self._ingesting: dict[str, asyncio.Task[None]] = {}
+        self._pruned_at = -AUDIT_PRUNE_SECONDS
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
 
     async def ping(self) -> dict[str, Any]:
@@ -122,6 +128,15 @@ class SupervisorActor:
         )
         return int(requeued)
 
+    async def prune_audit(self) -> int:
+        """Drop audit events past ``auth.audit_retention_days``, once an hour at most."""
+        now = time.monotonic()
+        if now - self._pruned_at < AUDIT_PRUNE_SECONDS:
+            return 0
+        self._pruned_at = now
+        system = await process_system(self.settings)
+        return await system.audit.prune()
+
     async def _reap_forever(self) -> None:
         interval = max(1.0, min(self.settings.knowledge.stale_after_seconds,
                                 self.settings.execution.stale_after_seconds) / 3)  # fmt: skip
@@ -130,6 +145,7 @@ class SupervisorActor:
             self.reap_task_executions,
             self.reap_documents,
             self.requeue_async_steps,
+            self.prune_audit,
         )
         while True:
             await asyncio.sleep(interval)

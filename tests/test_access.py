@@ -259,3 +259,15 @@ async def test_rate_limits_are_shared_by_replicas_through_redis(
             bad = {"X-API-Key": "lq_0123456789abcdef_" + "C" * 43}
             failed = [(await a.get("/v1/workflows", headers=bad)).status_code for _ in range(5)]
             assert failed == [401, 401, 401, 429, 429]
+
+
+async def test_audit_events_past_the_retention_are_pruned(system: Any) -> None:
+    await system.audit.record(team="team-a", actor="u", action="api_key.create", outcome="success")
+    await system.audit.record(team="team-b", actor="u", action="member.set", outcome="success")
+    old = await system.store.find("audit_events", "team-a")
+    await system.store.update(
+        "audit_events", "team-a", old[0]["id"], {"at": "2001-01-01T00:00:00.000000Z"}
+    )
+    assert await system.audit.prune() == 1
+    assert [e.action for e in (await system.audit.events("team-a"))[0]] == []
+    assert (await system.audit.events("team-b"))[1] == 1

@@ -129,13 +129,13 @@ class AuditLog:
         total = await self.store.count(AUDIT, team, where)
         return [AuditEvent.model_validate(_public(d)) for d in docs], total
 
-    async def prune(self, team: str) -> int:
-        """Delete the team's events older than the retention; how many."""
+    async def prune(self, *, batch: int = 500) -> int:
+        """Delete every team's events older than the retention, at most ``batch`` of them (the
+        supervisor calls this once an hour; the rest go next time); how many."""
         cutoff = iso(utcnow() - self.retention)
         removed = 0
-        while old := await self.store.find(AUDIT, team, {"at": {"$lt": cutoff}}, limit=500):
-            for doc in old:
-                removed += await self.store.delete(AUDIT, team, doc["id"])
+        for doc in await self.store.scan_all_teams(AUDIT, {"at": {"$lt": cutoff}}, limit=batch):
+            removed += await self.store.delete(AUDIT, doc["team_id"], doc["id"])
         return removed
 
 
