@@ -10,7 +10,6 @@ embedded ones (no server, no key).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from linqra._config_types import ReadableFile, WebOrigin
 
 __all__ = [
     "AgentSettings",
@@ -90,54 +91,24 @@ class HttpSettings(BaseModel):
     wait_timeout_seconds: float = Field(
         default=60.0, gt=0, description="longest ?wait=true and /linq wait"
     )
-    tls_certfile: Path | None = Field(
-        default=None,
-        description="PEM certificate (chain) for HTTPS; with tls_keyfile, both or neither",
-    )
-    tls_keyfile: Path | None = Field(default=None, description="PEM private key for HTTPS")
-    cors_origins: list[str] = Field(
-        default_factory=list,
-        description="web origins (scheme://host[:port]) of consoles allowed to call the API "
-        "from a browser; empty: no CORS headers (widget keys name their own origins)",
+    tls_certfile: ReadableFile | None = Field(default=None, description="PEM certificate (chain)")
+    tls_keyfile: ReadableFile | None = Field(default=None, description="its PEM private key")
+    cors_origins: list[WebOrigin] = Field(
+        default_factory=list, description="browser consoles' origins; empty: no CORS headers"
     )
 
     @property
     def tls(self) -> bool:
-        """Whether the gateway serves HTTPS."""
+        """Whether the gateway serves HTTPS (both files are set, or neither)."""
         return self.tls_certfile is not None
-
-    @field_validator("tls_certfile", "tls_keyfile")
-    @classmethod
-    def _readable_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
-        if path is None:
-            return None
-        path = path.expanduser().absolute()
-        if not path.is_file() or not os.access(path, os.R_OK):
-            raise ValueError(f"http.{info.field_name}: {path} is not a readable file")
-        return path
-
-    @field_validator("cors_origins")
-    @classmethod
-    def _origins(cls, origins: list[str]) -> list[str]:
-        for origin in origins:
-            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin, re.IGNORECASE):
-                raise ValueError(
-                    f"http.cors_origins: {origin[:100]!r} is not a web origin "
-                    "(scheme://host[:port], no path; '*' is not accepted: name each console)"
-                )
-        return [o.lower() for o in origins]
 
     @model_validator(mode="after")
     def _tls_pair(self) -> HttpSettings:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
-            given, missing = (
-                ("tls_certfile", "tls_keyfile")
-                if self.tls_keyfile is None
-                else ("tls_keyfile", "tls_certfile")
-            )
+            have, lack = ("cert", "key") if self.tls_keyfile is None else ("key", "cert")
             raise ValueError(
-                f"http.{given} is set but http.{missing} is not: HTTPS needs both the "
-                "certificate and its private key (or neither, for plain HTTP)"
+                f"http.tls_{have}file is set but http.tls_{lack}file is not: HTTPS needs both "
+                "the certificate and its key (or neither)"
             )
         return self
 

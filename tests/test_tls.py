@@ -65,9 +65,9 @@ def _tls(settings: Settings, certificate: Certificate) -> Settings:
 
 
 # -- settings -------------------------------------------------------------------------------
-def _refusal(**fields: Path) -> str:
+def _refusal(**http: object) -> str:
     with pytest.raises(pydantic.ValidationError) as refused:
-        HttpSettings(**fields)  # type: ignore[arg-type]
+        Settings(http=http)  # type: ignore[arg-type]
     return str(refused.value)
 
 
@@ -78,11 +78,10 @@ def test_tls_needs_both_files_and_they_must_exist(
     assert "http.tls_certfile is set but http.tls_keyfile is not" in _refusal(tls_certfile=cert)
     assert "http.tls_keyfile is set but http.tls_certfile is not" in _refusal(tls_keyfile=key)
     missing = tmp_path / "nope.pem"
-    assert f"http.tls_certfile: {missing} is not a readable file" in _refusal(
-        tls_certfile=missing, tls_keyfile=key
-    )
-    directory = _refusal(tls_certfile=cert, tls_keyfile=tmp_path)
-    assert f"http.tls_keyfile: {tmp_path} is not a readable file" in directory
+    refused = _refusal(tls_certfile=missing, tls_keyfile=key)
+    assert f"http.tls_certfile\n  Value error, {missing} is not a readable file" in refused
+    refused = _refusal(tls_certfile=cert, tls_keyfile=tmp_path)  # a directory
+    assert f"http.tls_keyfile\n  Value error, {tmp_path} is not a readable file" in refused
     # the environment form, as an operator sets it
     monkeypatch.setenv("LINQRA_HTTP__TLS_CERTFILE", str(cert))
     with pytest.raises(pydantic.ValidationError) as half:
@@ -92,6 +91,15 @@ def test_tls_needs_both_files_and_they_must_exist(
     http = load_settings().http
     assert http.tls and (http.tls_certfile, http.tls_keyfile) == (cert, key)
     assert not HttpSettings().tls
+
+
+def test_cors_origins_are_exact_web_origins() -> None:
+    assert HttpSettings(cors_origins=["HTTPS://Console.example:8443"]).cors_origins == [
+        "https://console.example:8443"
+    ]
+    for bad in ("*", "https://console.example/app", "console.example", "ftp://console.example"):
+        refused = _refusal(cors_origins=["https://fine.example", bad])
+        assert "http.cors_origins.1" in refused and "is not a web origin" in refused, bad
 
 
 # -- what Serve and uvicorn get -------------------------------------------------------------
