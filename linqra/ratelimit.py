@@ -64,6 +64,7 @@ __all__ = [
     "RateLimitRules",
     "RateLimiter",
     "Rule",
+    "TeamTokenLimit",
     "parse_rate",
 ]
 
@@ -437,3 +438,16 @@ def _wait(
 def _round_up(seconds: float) -> float:
     """To the next millisecond, plus one: the storages count time in milliseconds."""
     return 0.0 if seconds <= 0 else math.ceil(seconds * 1000 + 1) / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TeamTokenLimit:
+    """The ``llm_tokens`` rule as the LLM service's ``token_limit``: each call spends its prompt
+    and its whole output allowance up front (what a call can cost, as budgets reserve), or is
+    refused with 429 before the provider is asked."""
+
+    limiter: RateLimiter
+    rule: Rule
+
+    async def __call__(self, team_id: str, tokens: int) -> None:
+        (await self.limiter.hit(self.rule, team_id, cost=max(1, tokens))).raise_if_denied()

@@ -23,7 +23,7 @@ from linqra.knowledge.service import KnowledgeService
 from linqra.launcher import InProcessLauncher, Launcher
 from linqra.llm.service import LLMService
 from linqra.llm.usage import USAGE_INDEXES
-from linqra.ratelimit import RateLimiter, RateLimitRules
+from linqra.ratelimit import RateLimiter, RateLimitRules, TeamTokenLimit
 from linqra.runs import RunService
 from linqra.scheduling.book import TriggerBook
 from linqra.scheduling.hooks import HOOK_SECRETS, HookService
@@ -86,7 +86,15 @@ class System:
         registry = default_registry(settings)
         keyring = load_keyring(settings)
         secrets = TeamSecrets(store, keyring, settings.llm.providers, also_reseal=[HOOK_SECRETS])
-        llm = LLMService(settings, store, team_keys=secrets)
+        limiter = RateLimiter.from_settings(settings)
+        rate_limits = RateLimitRules.from_settings(settings.rate_limits)
+        tokens = TeamTokenLimit(limiter, rate_limits.llm_tokens)
+        llm = LLMService(
+            settings,
+            store,
+            team_keys=secrets,
+            token_limit=tokens if settings.rate_limits.enabled else None,
+        )
         cache = open_cache(settings.cache_url, **timeouts)
         hooks = HookService(
             store, keyring, cache, tolerance_seconds=settings.agents.webhook_tolerance_seconds
@@ -98,8 +106,8 @@ class System:
         system = cls(
             authenticator=_authenticator(settings, store),
             audit=AuditLog(store, retention_days=settings.auth.audit_retention_days),
-            limiter=RateLimiter.from_settings(settings),
-            rate_limits=RateLimitRules.from_settings(settings.rate_limits),
+            limiter=limiter,
+            rate_limits=rate_limits,
             settings=settings,
             store=store,
             cache=cache,

@@ -271,3 +271,19 @@ async def test_audit_events_past_the_retention_are_pruned(system: Any) -> None:
     assert await system.audit.prune() == 1
     assert [e.action for e in (await system.audit.events("team-a"))[0]] == []
     assert (await system.audit.events("team-b"))[1] == 1
+
+
+def test_llm_tokens_per_minute_per_team(settings: Settings) -> None:
+    """Each call spends its prompt and its output allowance before the provider is asked."""
+    tuned = settings.model_copy(update={"rate_limits": RateLimitSettings(llm_tokens="200/minute")})
+    with TestClient(create_app(settings=tuned), headers={"X-Team-Id": "team-t"}) as http:
+        body = {"model": "local:echo", "messages": [{"role": "user", "content": "hi"}]}
+        first = http.post("/v1/chat/completions", json={**body, "max_tokens": 100})
+        assert first.status_code == 200, first.text
+        refused = http.post("/v1/chat/completions", json={**body, "max_tokens": 150})
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["error"]["message"].startswith("rate limit 'llm_tokens'")
+        other = http.post(
+            "/v1/chat/completions", json={**body, "max_tokens": 150}, headers={"X-Team-Id": "t2"}
+        )
+        assert other.status_code == 200  # another team's tokens

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from linqra.config import Settings
 from linqra.errors import ValidationError
 from linqra.llm.base import StreamEvent, TeamKeys
-from linqra.llm.budgets import BudgetService, Reservation
+from linqra.llm.budgets import DEFAULT_OUTPUT_ESTIMATE, BudgetService, Reservation
 from linqra.llm.embeddings import (
     DEFAULT_DIMENSIONS,
     CohereEmbedder,
@@ -69,6 +69,10 @@ class Completion:
         self.record = record
 
 
+TokenLimit = Callable[[str, int], Awaitable[None]]
+"""Spends a team's LLM tokens per minute before a call, or raises ``RateLimited`` (429)."""
+
+
 class LLMService:
     def __init__(
         self,
@@ -77,9 +81,11 @@ class LLMService:
         registry: LLMRegistry | None = None,
         *,
         team_keys: TeamKeys | None = None,
+        token_limit: TokenLimit | None = None,
     ) -> None:
         self.settings = settings
         self.team_keys = team_keys
+        self.token_limit = token_limit
         self.registry = registry or LLMRegistry(settings.llm)
         self.catalogue: Catalogue = load_catalogue(settings.llm.catalogue)
         self.usage = UsageRepository(store)
@@ -185,6 +191,9 @@ class LLMService:
         model: Any = resolved.model
         if isinstance(model, RoutedModel):  # price a route by its first deployment
             model = model.deployments[0].model
+        if self.token_limit is not None:  # tokens per minute: the prompt and the whole allowance
+            allowance = settings.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+            await self.token_limit(team_id, count_prompt(messages, settings.tools) + allowance)
         price, _ = await self.overrides.effective(team_id, model.provider, model.name)
         estimate = self.budgets.estimate(price, list(messages), settings)
         return await self.budgets.reserve(team_id, estimate)
