@@ -139,6 +139,12 @@ def test_widget_key_only_from_its_origins_and_only_execute(client: TestClient) -
         client, kind="widget", resource=bound.json()["id"], allowed_origins=["https://shop.example"]
     )
     assert widget["key"].startswith("lq_pub_") and widget["scopes"] == ["execute"]
+    rotated = client.post(f"/v1/api-keys/{widget['id']}/rotate")
+    assert rotated.status_code == 200 and rotated.json()["id"] == widget["id"]
+    old_origin = {"X-API-Key": widget["key"], "Origin": "https://shop.example"}
+    run = f"/v1/workflows/{bound.json()['id']}/execute"
+    assert client.post(run, headers=old_origin).status_code == 401  # the old secret is gone
+    widget = {**widget, "key": rotated.json()["key"]}
     key = {"X-API-Key": widget["key"]}
     assert client.get("/v1/models", headers=key).status_code == 403  # no origin
     foreign = client.get("/v1/models", headers={**key, "Origin": "https://evil.example"})

@@ -27,6 +27,7 @@ SetMember = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "memb
 RemoveMember = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "member.remove"))]
 CreateKey = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "api_key.create"))]
 RevokeKey = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "api_key.revoke"))]
+RotateKey = Annotated[Principal, Depends(Require(Permission.MANAGE_ACCESS, "api_key.rotate"))]
 
 
 class Me(BaseModel):
@@ -142,6 +143,13 @@ async def list_api_keys(
 async def revoke_api_key(system: SystemDep, team: RevokeKey, key_id: ResourceId) -> ApiKey:
     """Revoked at once here, and on every gateway replica within ``auth.key_cache_seconds``."""
     return await system.authenticator.keys.revoke(team.team_id, key_id)
+
+
+@router.post("/v1/api-keys/{key_id}/rotate", response_model=IssuedKey)
+async def rotate_api_key(system: SystemDep, team: RotateKey, key_id: ResourceId) -> IssuedKey:
+    """A new secret for the key (a widget key's page gets the new one; nothing else changes);
+    the old secret stops working within ``auth.key_cache_seconds``. Shown in this answer only."""
+    return await system.authenticator.keys.rotate(team.team_id, key_id)
 
 
 @router.get("/v1/audit", response_model=Page[AuditEvent])

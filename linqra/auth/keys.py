@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from linqra.auth.directory import PLATFORM
 from linqra.auth.principal import KEY_SCOPES, Permission, Role
 from linqra.clock import iso, utcnow
-from linqra.errors import Forbidden, NotFound, Unauthenticated, ValidationError
+from linqra.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
 from linqra.store import DocumentStore, IndexSpec
 from linqra.validation import parse_model
 
@@ -226,6 +226,24 @@ class ApiKeys:
         found = await self.store.get(API_KEYS, PLATFORM, key_id)
         assert found is not None
         return ApiKey.model_validate(_public(found))
+
+    async def rotate(self, team_id: str, key_id: str) -> IssuedKey:
+        """A new secret for the same key (id, scopes, origins, expiry): the old secret stops
+        working here at once and on every replica within the cache bound."""
+        doc = await self.store.get(API_KEYS, PLATFORM, key_id)
+        if doc is None or doc["team"] != team_id:
+            raise NotFound(f"no API key {key_id!r}", field="key_id")
+        if doc["revoked_at"] is not None:
+            raise Conflict("a revoked key cannot be rotated: make a new one", field="key_id")
+        secret = secrets.token_urlsafe(32)
+        whole = f"lq_{'pub_' if doc['kind'] == 'widget' else ''}{key_id}_{secret}"
+        changes = {"hash": self._hash(secret), "rotated_at": iso()}
+        if not await self.store.update(
+            API_KEYS, PLATFORM, key_id, changes, where={"hash": doc["hash"], "revoked_at": None}
+        ):
+            raise Conflict("the key changed meanwhile; try again", field="key_id")
+        self._cache.pop(key_id, None)
+        return IssuedKey.model_validate({**_public({**doc, **changes}), "key": whole})
 
     async def check(self, presented: str) -> KeyGrant:
         """The grant of a presented key, or :class:`Unauthenticated` (same message for an
