@@ -26,6 +26,7 @@ from typing import Any
 from deployments.ingest_cli import add_ingest_command, parse_params
 from deployments.ports import check_ports_free
 from deployments.secrets_cli import add_secrets_command
+from deployments.tls import check_tls_ingress, serve_http_options
 from linqra.config import Settings, load_settings
 from linqra.status import ExecutionStatus
 
@@ -107,10 +108,14 @@ def _with_vector_store(settings: Settings) -> tuple[Settings, Any]:
 
 
 def _healthy(url: str, timeout: float) -> bool:
+    import ssl
+
+    # polling the server this command just started on its own address: a private CA is fine
+    unverified = ssl._create_unverified_context() if url.startswith("https:") else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5, context=unverified) as response:
                 if response.status == 200:
                     return True
         except OSError:
@@ -131,17 +136,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     settings = settings.model_copy(update={"http": http}).portable()
     check_ports_free(settings, address=args.address)
+    check_tls_ingress(settings.http)  # one line, before anything starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     context, started = _init_ray(settings, args.address, dashboard=True)
     joined = not started
     settings, milvus = _with_vector_store(settings)
     serve.start(
-        http_options={"host": http.host, "port": http.port},
+        http_options=serve_http_options(settings.http),
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
     serve.run(build_app(settings), name="linqra", route_prefix="/", blocking=False)
-    base = f"http://{http.host}:{http.port}"
+    base = f"{'https' if http.tls else 'http'}://{http.host}:{http.port}"
     if not _healthy(f"{base}/healthz", timeout=120):
         _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
         if milvus is not None:

@@ -188,3 +188,29 @@ def test_hsts_only_when_the_gateway_serves_tls(
         assert client.get("/healthz").headers["Strict-Transport-Security"] == HSTS
     with TestClient(create_app(settings=settings)) as client:
         assert "Strict-Transport-Security" not in client.get("/healthz").headers
+
+
+def test_linqra_up_refuses_tls_behind_haproxy_before_starting_anything(
+    certificate: Certificate, tmp_path: Path
+) -> None:
+    """``make run`` with a certificate and the default (HAProxy) ingress: one line, exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINQRA_", "RAY_"))}
+    env.update(
+        LINQRA_DATA_DIR=str(tmp_path / "data"),
+        LINQRA_HTTP__PORT=str(free_port()),
+        LINQRA_RAY__DASHBOARD_PORT=str(free_port()),
+        LINQRA_HTTP__TLS_CERTFILE=str(certificate.certfile),
+        LINQRA_HTTP__TLS_KEYFILE=str(certificate.keyfile),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "deployments.cli", "up"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HAProxy, which serves plain HTTP only" in lines[0], done.stderr
+    assert not (tmp_path / "data" / "ray-address").exists()
