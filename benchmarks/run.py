@@ -82,7 +82,12 @@ def b1(settings: Settings, repeats: int = 15) -> dict[str, Any]:
         ray.get(ref)
         return time.perf_counter() - t0
 
-    runner = start_cluster(settings).runner
+    cluster = start_cluster(settings)
+    # the steady state: every singleton answers (their processes start after start_cluster
+    # returns, and two cores starting six actors would slow the first measurements)
+    singletons = [cluster.runner, cluster.scheduler, cluster.supervisor, *cluster.io_pool]
+    ray.get([actor.ping.remote() for actor in singletons + cluster.async_workers], timeout=120)
+    runner = cluster.runner
     noop_steps = {
         "steps": [{"step": i, "target": "noop", "params": {"i": i}} for i in range(1, 21)]
     }
