@@ -17,7 +17,7 @@ from typing import Any
 
 import ray
 
-from actors._context import run_sync
+from actors._context import run_sync, shipped_settings
 from actors.io_pool import io_pool
 from linqra.config import Settings
 from linqra.steps.base import StepCall
@@ -28,7 +28,7 @@ __all__ = ["RayExecutor"]
 
 @ray.remote(max_retries=0)
 def run_cpu_step(call: StepCall, settings_json: str) -> StepOutcome:
-    settings = Settings.model_validate_json(settings_json)
+    settings = shipped_settings(settings_json)
     return run_sync(settings, lambda system: run_step_call(call, system.registry, system.ctx))
 
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import ray
 
-from actors._context import run_sync
-from linqra.config import Settings
+from actors._context import run_sync, shipped_settings
 
 __all__ = ["ingest_document"]
 
@@ -21,5 +20,5 @@ __all__ = ["ingest_document"]
 @ray.remote(num_cpus=1, max_retries=3)
 def ingest_document(settings_json: str, team_id: str, doc_id: str) -> dict[str, Any]:
     """Ingest one document; returns its final record (status READY or FAILED)."""
-    settings = Settings.model_validate_json(settings_json)
+    settings = shipped_settings(settings_json)
     return run_sync(settings, lambda system: system.knowledge.ingest(team_id, doc_id))
