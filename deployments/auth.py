@@ -1,8 +1,9 @@
 """Who may call each route: the request's principal, the permission a route declares, and the
 audit trail of what was refused or changed.
 
-Every route names exactly one of these in its signature (``tests/test_auth_routes.py`` reads
-the app's routes and fails on a route without one):
+Every route names exactly one of these in its signature
+(``tests/test_access.py::test_every_route_declares_one_permission`` reads the app's routes and
+fails on a route without one):
 
 * ``Viewer`` / ``Member`` / ``Runner`` / ``Admin`` / ``AccessAdmin`` — the caller's
   :class:`~linqra.auth.principal.Principal`, once it holds ``read`` / ``write`` / ``execute``
@@ -18,6 +19,7 @@ too (:class:`AuditTrail`).
 # no "from __future__ import annotations": FastAPI reads these annotations at runtime
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -78,22 +80,24 @@ async def principal(
                 origin=headers.get("origin"),
             )
         )
-    except Unauthenticated:
-        if limited:
+    except (Unauthenticated, Forbidden) as exc:
+        if limited:  # refused sign-ins and refused teams count alike: neither may flood the log
             await limiter.hit(rules.failed_auth, ip)
-        raise
-    except Forbidden as exc:  # signed in, refused a team: the audit log says who and which
-        request.state.refused = (getattr(exc, "team", None), getattr(exc, "actor", None))
+        if isinstance(exc, Forbidden):  # signed in, refused a team: the audit says who, which
+            request.state.refused = (getattr(exc, "team", None), getattr(exc, "actor", None))
         raise
     if limited:
+        # the narrowest rule first, each refusing before the next is spent: one address with
+        # a public widget key cannot use up its team's requests
         decisions = []
         if found.source == "widget":
             decisions.append(await limiter.hit(rules.widget, f"{found.key_id}|{ip}"))
-        elif found.key_id is not None:
+            decisions[-1].raise_if_denied()
+        if found.key_id is not None:  # every key, widget keys too, has its own limit
             decisions.append(await limiter.hit(rules.api_key, found.key_id))
+            decisions[-1].raise_if_denied()
         decisions.append(await limiter.hit(rules.team, found.team_id))
-        for decision in decisions:
-            decision.raise_if_denied()
+        decisions[-1].raise_if_denied()
         request.state.rate_limit = min(decisions, key=lambda d: d.remaining / d.limit)
     request.state.principal = found
     return found
@@ -153,14 +157,14 @@ def route_permission(route: APIRoute) -> str | None:
     return found.pop()
 
 
-def client_ip(scope: Scope, trusted: list[str]) -> str | None:
+def client_ip(scope: Scope, trusted: Sequence[Any]) -> str | None:
     """The peer's address; the first untrusted hop of ``X-Forwarded-For`` when the peer is a
     trusted proxy (``auth.trusted_proxies``), so a client cannot pick its own address."""
     client = scope.get("client")
     peer: str | None = str(client[0]) if client else None
     if peer is None or not trusted:
         return peer
-    networks = [ipaddress.ip_network(n, strict=False) for n in trusted]
+    networks = [ipaddress.ip_network(str(n), strict=False) for n in trusted]
 
     def is_trusted(address: str) -> bool:
         try:
@@ -171,14 +175,17 @@ def client_ip(scope: Scope, trusted: list[str]) -> str | None:
 
     if not is_trusted(peer):
         return peer
-    for name, value in scope.get("headers") or ():
-        if name == b"x-forwarded-for":
-            hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
-            for hop in reversed(hops):
-                if not is_trusted(hop):
-                    return str(hop)
-            return str(hops[0]) if hops else peer
-    return peer
+    hops = [  # every X-Forwarded-For header, in order (a proxy may add its own line)
+        hop.strip()
+        for name, value in scope.get("headers") or ()
+        if name == b"x-forwarded-for"
+        for hop in value.decode("latin-1").split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):  # the nearest address no trusted proxy vouches for
+        if not is_trusted(hop):
+            return str(hop)
+    return str(hops[0]) if hops else peer
 
 
 class AuditTrail:
@@ -232,8 +239,13 @@ class AuditTrail:
             action = "auth.failed" if status == 401 else "access.denied"
         denied = status in (401, 403)
         outcome = "success" if status < 400 else ("denied" if denied else "failure")
+        details: dict[str, Any] = dict(scope.get("path_params") or {})
+        if caller is not None and caller.cross_team:
+            details["cross_team"] = True
+        if refused_team is not None:  # kept out of that team's own log: nobody floods it
+            details["team"] = refused_team
         await system.audit.record(
-            team=caller.team_id if caller else refused_team,
+            team=caller.team_id if caller else None,
             actor=caller.actor if caller else (refused_actor or "anonymous"),
             source=caller.source if caller else None,
             action=action,
@@ -242,5 +254,5 @@ class AuditTrail:
             status=status,
             client_ip=client_ip(scope, system.settings.auth.trusted_proxies),
             request_id=request_id(scope),
-            details={"cross_team": True} if caller and caller.cross_team else None,
+            details=details,
         )

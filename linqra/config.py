@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -281,10 +288,9 @@ class LLMSettings(BaseModel):
     )
 
 
-SigningAlgorithm = Literal[
+SigningAlgorithm = Literal[  # asymmetric only: an HMAC secret shared with clients proves nothing
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
 ]
-"""Asymmetric JWT algorithms only: an HMAC secret shared with every client proves nothing."""
 
 
 class OidcSettings(BaseModel):
@@ -337,7 +343,7 @@ class AuthSettings(BaseModel):
         description="how long a gateway replica trusts an API key it checked: a revoked key "
         "stops working within this bound",
     )
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
     )
     audit_retention_days: int = Field(default=365, ge=1)
@@ -360,7 +366,7 @@ class RateLimitSettings(BaseModel):
     widget: str = Field(
         default="120/minute", description="requests per public widget key and client IP"
     )
-    llm_tokens: str = Field(default="2000000/minute", description="LLM tokens per team")
+    llm_tokens: str = Field(default="20000000/minute", description="LLM tokens per team")
     failed_auth: str = Field(
         default="600/minute", description="failed authentications per client IP"
     )

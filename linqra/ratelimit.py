@@ -450,4 +450,12 @@ class TeamTokenLimit:
     rule: Rule
 
     async def __call__(self, team_id: str, tokens: int) -> None:
-        (await self.limiter.hit(self.rule, team_id, cost=max(1, tokens))).raise_if_denied()
+        decision = await self.limiter.hit(self.rule, team_id, cost=max(1, tokens))
+        if not decision.allowed and decision.retry_after_seconds is None:  # never fits: 400
+            raise ValidationError(
+                f"this call may use {tokens} tokens (prompt and max_tokens), more than the "
+                f"team's limit of {decision.limit} per {self.rule.window_seconds} s: lower "
+                "max_tokens",
+                field="max_tokens",
+            )
+        decision.raise_if_denied()

@@ -260,6 +260,26 @@ async def test_an_algorithm_outside_the_allowed_list_is_refused(
     await _refused(verifier, forged, "algorithm")  # the provider's own key, but not RS256
 
 
+@pytest.mark.parametrize("typ", ["ID", "Refresh"])
+async def test_id_and_refresh_tokens_are_not_access_tokens(
+    oidc_provider: OidcProvider, verifier: OidcVerifier, typ: str
+) -> None:
+    """A Keycloak ID token for a client whose id is also an accepted audience: every claim and
+    the signature are right, but it grants nothing."""
+    claims = _claims(oidc_provider.token("alice")) | {"typ": typ}
+    await _refused(verifier, _sign(claims, oidc_provider.signing_key), "not an access token")
+
+
+async def test_a_jwt_typed_as_something_else_is_refused(
+    oidc_provider: OidcProvider, verifier: OidcVerifier
+) -> None:
+    claims = _claims(oidc_provider.token("alice"))
+    key = RSAAlgorithm.from_jwk(oidc_provider.signing_key)
+    kid = oidc_provider.signing_key["kid"]
+    forged = jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": "logout+jwt"})  # type: ignore[arg-type]
+    await _refused(verifier, forged, "not an access token")
+
+
 @pytest.mark.parametrize("claim", ["exp", "iat", "iss", "aud", "sub"])
 async def test_a_token_lacking_a_required_claim_is_refused(
     oidc_provider: OidcProvider, verifier: OidcVerifier, claim: str

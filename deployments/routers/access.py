@@ -13,9 +13,8 @@ from linqra.auth.audit import AuditEvent
 from linqra.auth.directory import Member, MemberInput, TeamInput, TeamRecord
 from linqra.auth.keys import ApiKey, ApiKeyInput, IssuedKey
 from linqra.auth.principal import Permission, Principal, Role
-from linqra.clock import parse_iso
-from linqra.errors import Conflict, Forbidden, NotFound, ValidationError
-from linqra.system import System
+from linqra.clock import iso, parse_iso
+from linqra.errors import Forbidden, ValidationError
 
 __all__ = ["router"]
 
@@ -84,34 +83,20 @@ async def set_member(
 ) -> Member:
     """Add a member or change their role/status: ``{"role": "viewer|member|admin",
     "status"?: "active|suspended"}``. The last active admin cannot be demoted (409)."""
-    directory = system.authenticator.directory
-    await _keep_an_admin(system, team.team_id, user_id, body)
-    return await directory.set_member(team.team_id, user_id, body, by=team.actor)
+    member = await system.authenticator.directory.set_member(
+        team.team_id, user_id, body, by=team.actor
+    )
+    # the keys they made never exceed what they are now
+    keeps = member.role if member.status == "active" else None
+    await system.authenticator.keys.cap_creator(team.team_id, user_id, keeps)
+    return member
 
 
 @router.delete("/v1/members/{user_id}", status_code=204, response_class=Response)
 async def remove_member(system: SystemDep, team: RemoveMember, user_id: ResourceId) -> Response:
-    await _keep_an_admin(system, team.team_id, user_id, None)
     await system.authenticator.directory.remove_member(team.team_id, user_id)
+    await system.authenticator.keys.cap_creator(team.team_id, user_id, None)  # their keys go
     return Response(status_code=204)
-
-
-async def _keep_an_admin(system: System, team_id: str, user_id: str, body: Any) -> None:
-    directory = system.authenticator.directory
-    stays_admin = (
-        isinstance(body, dict)
-        and body.get("role") == Role.ADMIN.value
-        and body.get("status", "active") == "active"
-    )
-    if stays_admin:
-        return
-    try:
-        current = await directory.member(team_id, user_id)
-    except NotFound:
-        return  # not a member yet: nothing to keep
-    last_admin = current.role == Role.ADMIN and current.status == "active"
-    if last_admin and await directory.admins(team_id) <= 1:
-        raise Conflict("the team's last active admin stays an admin", field="user_id")
 
 
 @router.post(
@@ -165,12 +150,7 @@ async def audit(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """The team's audit events, newest first."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None:
-            try:
-                parse_iso(value)
-            except ValueError:
-                raise ValidationError(f"{name} is an ISO-8601 instant", field=name) from None
+    since, until = _instant(since, "since"), _instant(until, "until")
     items, total = await system.audit.events(
         team.team_id,
         action=action,
@@ -182,3 +162,20 @@ async def audit(
         offset=offset,
     )
     return page(items, total, limit, offset)
+
+
+def _instant(value: str | None, name: str) -> str | None:
+    """An ISO-8601 instant with a time zone, as the audit log writes them (text order is time
+    order only in that one form)."""
+    if value is None:
+        return None
+    try:
+        moment = parse_iso(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValidationError(
+            f"{name} is an ISO-8601 instant with a time zone, e.g. 2026-12-03T10:00:00Z",
+            field=name,
+        )
+    return iso(moment)

@@ -12,17 +12,18 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import Response
 from starlette.requests import Request
 
-from deployments.auth import PUBLIC, Admin, Member, Require, Runner, Viewer
+from deployments.auth import PUBLIC, Admin, Member, Require, Runner, Viewer, client_ip
 from deployments.deps import Limit, Offset, ResourceId, SystemDep, page
 from deployments.limits import NotJson, loads_strict
 from deployments.schemas import ItemList, Page, RecordRoute
 from linqra.auth.principal import Permission, Principal
-from linqra.errors import ValidationError
+from linqra.errors import NotFound, Unauthenticated, ValidationError
 from linqra.events import DeadLetters
 from linqra.events.models import DeadLetter
 from linqra.scheduling.hooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from linqra.scheduling.models import Hook, HookRequest, PublishedEvent, PublishRequest
 from linqra.scheduling.triggers import publish_team_event
+from linqra.system import System
 
 __all__ = ["router"]
 
@@ -72,6 +73,23 @@ async def delete_hook(system: SystemDep, team: DeleteHook, hook_id: ResourceId) 
     return Response(status_code=204)
 
 
+async def verify_limited(
+    system: System, request: Request, hook_id: str, body: bytes, *signed: str | None
+) -> Any:
+    """The hook's check, under the failed-sign-in limit of the caller's address: a hook id is
+    in other systems' configs, and a refused call must not be free to repeat."""
+    limits = system.settings.rate_limits.enabled
+    ip = client_ip(request.scope, system.settings.auth.trusted_proxies) or "unknown"
+    if limits:
+        (await system.limiter.peek(system.rate_limits.failed_auth, ip)).raise_if_denied()
+    try:
+        return await system.hooks.verify(hook_id, body, *signed)
+    except (Unauthenticated, NotFound):
+        if limits:
+            await system.limiter.hit(system.rate_limits.failed_auth, ip)
+        raise
+
+
 @router.post(
     "/v1/hooks/{hook_id}",
     dependencies=[PUBLIC],
@@ -94,7 +112,7 @@ async def call_hook(
     v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>``; a stale timestamp (past
     ``agents.webhook_tolerance_seconds``) or a signature already used is refused with 401."""
     body = await request.body()
-    call = await system.hooks.verify(hook_id, body, signature, timestamp)
+    call = await verify_limited(system, request, hook_id, body, signature, timestamp)
     try:
         try:  # as strictly as the edge decodes JSON, whatever the content type
             payload = loads_strict(body or b"{}")

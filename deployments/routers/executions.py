@@ -50,7 +50,10 @@ async def answer(system: System, team: Principal, execution_id: str, wait: bool)
     record = await system.runs.wait_execution(
         team.team_id, execution_id, system.settings.http.wait_timeout_seconds
     )
-    return JSONResponse(record, status_code=200 if record["status"] in EXECUTION_TERMINAL else 202)
+    status = 200 if record["status"] in EXECUTION_TERMINAL else 202
+    if team.source == "widget":  # a public page sees the outcome, not the steps' inputs
+        record = {k: record.get(k) for k in ("id", "status", "result", "error")}
+    return JSONResponse(record, status_code=status)
 
 
 @router.post("/v1/workflows/{workflow_id}/execute", status_code=202, responses=RUN_ANSWERS)
@@ -69,7 +72,7 @@ async def execute(
         team.team_id,
         workflow_id=workflow_id,
         params=request.params,
-        executed_by=request.executedBy or team.user_id,
+        executed_by=team.executed_by(request.executedBy),
     )
     return await answer(system, team, execution["id"], wait)
 

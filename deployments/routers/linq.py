@@ -39,7 +39,7 @@ async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONRespons
         workflow_id=request.query.workflowId,
         definition=definition,
         params=request.query.params,
-        executed_by=request.executedBy,
+        executed_by=team.executed_by(request.executedBy),
         intent=request.query.intent,
         source="linq",
     )

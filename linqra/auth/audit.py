@@ -37,7 +37,7 @@ _SECRET_KEY = re.compile(r"token|key$|secret|password|authorization|credential",
 
 
 class AuditEvent(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     id: str
     at: str

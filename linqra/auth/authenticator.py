@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Authenticator", "Credentials"]
 
-BEARER = "Bearer "
-
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -66,6 +64,8 @@ class Authenticator:
         return self.settings.mode == "header"
 
     async def authenticate(self, creds: Credentials) -> Principal:
+        if creds.api_key is not None and not creds.api_key.startswith("lq_"):
+            raise Unauthenticated("X-API-Key takes a Linqra API key (lq_…)", field="X-API-Key")
         bearer = _bearer(creds.authorization)
         if bearer is not None and self.verifier is None and not bearer.startswith("lq_"):
             # header mode has no identity provider: a bearer that is not one of our keys is no
@@ -172,9 +172,10 @@ def _denied(message: str, field: str, team: str | None, actor: str) -> Forbidden
 def _bearer(value: str | None) -> str | None:
     if value is None:
         return None
-    if not value.startswith(BEARER) or not value[len(BEARER) :].strip():
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():  # the scheme is case-insensitive
         raise Unauthenticated("Authorization must be 'Bearer <token>'", field="Authorization")
-    return value[len(BEARER) :].strip()
+    return token.strip()
 
 
 def _role(name: str | None) -> Role:

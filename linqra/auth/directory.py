@@ -76,7 +76,7 @@ class TeamRecord(BaseModel):
 
 
 class Member(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     user_id: str
     role: Role
@@ -114,9 +114,24 @@ class TeamDirectory:
 
     # -- members -------------------------------------------------------------------------
     async def set_member(self, team_id: str, user_id: str, body: Any, *, by: str | None) -> Member:
-        """Add or change a member (``role``, ``status``)."""
+        """Add or change a member (``role``, ``status``). The team's last active admin stays
+        one (409): checked after the write and undone, so two admins demoting each other at
+        once cannot both succeed."""
         data = parse_model(MemberInput, body)
         _check_user(user_id)
+        key = f"{team_id}:{user_id}"
+        before = await self.store.get(MEMBERSHIPS, PLATFORM, key)
+        await self._write_member(team_id, user_id, data, by)
+        if _was_admin(before) and await self.admins(team_id) == 0:
+            assert before is not None
+            restore = {k: before.get(k) for k in ("role", "status", "updated_at", "updated_by")}
+            await self.store.update(MEMBERSHIPS, PLATFORM, key, restore)
+            raise Conflict("the team's last active admin stays an admin", field="user_id")
+        return await self.member(team_id, user_id)
+
+    async def _write_member(
+        self, team_id: str, user_id: str, data: MemberInput, by: str | None
+    ) -> None:
         key = f"{team_id}:{user_id}"
         now = iso()
         changes = {"role": data.role.value, "status": data.status, "updated_at": now}
@@ -130,7 +145,6 @@ class TeamDirectory:
                 )  # fmt: skip
             except Conflict:  # added meanwhile: set it
                 await self.store.update(MEMBERSHIPS, PLATFORM, key, {**changes, "updated_by": by})
-        return await self.member(team_id, user_id)
 
     async def member(self, team_id: str, user_id: str) -> Member:
         doc = await self.store.get(MEMBERSHIPS, PLATFORM, f"{team_id}:{user_id}")
@@ -139,9 +153,17 @@ class TeamDirectory:
         return Member.model_validate(_public(doc))
 
     async def remove_member(self, team_id: str, user_id: str) -> None:
+        """Remove a member; not the team's last active admin (409, checked as in set_member)."""
         _check_user(user_id)
-        if not await self.store.delete(MEMBERSHIPS, PLATFORM, f"{team_id}:{user_id}"):
+        key = f"{team_id}:{user_id}"
+        before = await self.store.get(MEMBERSHIPS, PLATFORM, key)
+        if before is None or not await self.store.delete(MEMBERSHIPS, PLATFORM, key):
             raise NotFound(f"{user_id!r} is not a member of this team", field="user_id")
+        if _was_admin(before) and await self.admins(team_id) == 0:
+            await self.store.insert(
+                MEMBERSHIPS, PLATFORM, {k: v for k, v in before.items() if k != "team_id"}
+            )
+            raise Conflict("the team's last active admin stays an admin", field="user_id")
 
     async def members(
         self, team_id: str, *, limit: int = 50, offset: int = 0
@@ -162,6 +184,10 @@ class TeamDirectory:
         return await self.store.count(
             MEMBERSHIPS, PLATFORM, {"team": team_id, "role": Role.ADMIN.value, "status": "active"}
         )
+
+
+def _was_admin(doc: dict[str, Any] | None) -> bool:
+    return doc is not None and doc["role"] == Role.ADMIN.value and doc["status"] == "active"
 
 
 def _check_user(user_id: str) -> None:

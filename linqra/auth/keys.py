@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import os
 import re
 import secrets
@@ -36,12 +35,11 @@ from linqra.auth.directory import PLATFORM
 from linqra.auth.principal import KEY_SCOPES, Permission, Role
 from linqra.clock import iso, utcnow
 from linqra.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
+from linqra.secrets.keyring import secret_file
 from linqra.store import DocumentStore, IndexSpec
 from linqra.validation import parse_model
 
 __all__ = ["API_KEYS", "ApiKey", "ApiKeyInput", "ApiKeys", "IssuedKey", "KeyGrant", "load_pepper"]
-
-log = logging.getLogger(__name__)
 
 API_KEYS = "api_keys"
 INDEXES = [IndexSpec(API_KEYS, ("team", "created_at"))]
@@ -89,9 +87,9 @@ class ApiKeyInput(BaseModel):
 
 
 class ApiKey(BaseModel):
-    """A key as listed: never its secret."""
+    """A key as listed: never its secret (only the fields named here leave the store)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     id: str
     name: str
@@ -105,7 +103,9 @@ class ApiKey(BaseModel):
     created_by: str | None = None
     expires_at: str | None = None
     last_used_at: str | None = None
+    rotated_at: str | None = None
     revoked_at: str | None = None
+    revoked_because: str | None = None
 
 
 class IssuedKey(ApiKey):
@@ -137,13 +137,11 @@ def load_pepper(data_dir: Path, *, embedded: bool) -> bytes:
     if not embedded:
         raise ValueError(f"set {PEPPER_ENV} (32+ random characters) in the production profile")
     path = data_dir / "api-key-pepper"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(base64.urlsafe_b64encode(secrets.token_bytes(32)))
-        log.info("API key pepper created in %s (embedded profile)", path)
-    return path.read_bytes().strip()
+    text = secret_file(path, lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    pepper = text.strip().encode()
+    if len(pepper) < 32:
+        raise ValueError(f"{path} holds less than 32 characters: delete it to make a new one")
+    return pepper
 
 
 class ApiKeys:
@@ -226,6 +224,24 @@ class ApiKeys:
         found = await self.store.get(API_KEYS, PLATFORM, key_id)
         assert found is not None
         return ApiKey.model_validate(_public(found))
+
+    async def cap_creator(self, team_id: str, creator: str, role: Role | None) -> int:
+        """Revoke the keys ``creator`` made in the team whose role exceeds ``role`` (all of them
+        when ``None``: they left or were suspended); how many."""
+        docs = await self.store.find(
+            API_KEYS, PLATFORM, {"team": team_id, "created_by": creator, "revoked_at": None},
+            limit=1000,
+        )  # fmt: skip
+        revoked = 0
+        for doc in docs:
+            if role is None or not role.at_least(Role(doc["role"])):
+                revoked += await self.store.update(
+                    API_KEYS, PLATFORM, doc["id"],
+                    {"revoked_at": iso(), "revoked_because": "its creator's role changed"},
+                    where={"revoked_at": None},
+                )  # fmt: skip
+                self._cache.pop(doc["id"], None)
+        return revoked
 
     async def rotate(self, team_id: str, key_id: str) -> IssuedKey:
         """A new secret for the same key (id, scopes, origins, expiry): the old secret stops

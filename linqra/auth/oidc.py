@@ -61,6 +61,11 @@ logger = logging.getLogger(__name__)
 MAX_TOKEN_CHARS = 16 * 1024
 """Longer bearer tokens are refused before any parsing (a Keycloak token with a few hundred
 groups stays well below)."""
+_ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+"""JWT header ``typ`` values of access tokens (RFC 9068); absent counts as ``JWT``."""
+_NOT_ACCESS_TOKENS = frozenset({"ID", "Refresh", "Logout", "Offline"})
+"""Keycloak's ``typ`` claim on tokens that sign a user in but grant nothing (an ID token's
+``aud`` is the client id, which a gateway may also accept as an audience)."""
 
 _MAX_DOCUMENT_BYTES = 1024 * 1024  # a discovery document or key set larger than this is refused
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -159,6 +164,8 @@ class OidcVerifier:
             raise InvalidToken("token algorithm is not allowed")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("token is malformed")
+        if str(header.get("typ", "JWT")).lower() not in _ACCESS_TOKEN_TYPES:
+            raise InvalidToken("token is not an access token")  # e.g. typ "id+jwt", "logout+jwt"
         key = await self._key(kid, alg)
         try:
             claims = self._jwt.decode(
@@ -186,6 +193,8 @@ class OidcVerifier:
             raise InvalidToken("token algorithm is not allowed") from None
         except (jwt.PyJWTError, TypeError, ValueError, OverflowError):
             raise InvalidToken("token is malformed") from None
+        if claims.get("typ") in _NOT_ACCESS_TOKENS:  # Keycloak's ID and refresh tokens say so
+            raise InvalidToken("token is not an access token")
         return self._identity(claims)
 
     async def warm(self) -> bool:

@@ -111,6 +111,13 @@ class Principal:
             return self.source in ("jwt", "header")
         return self.scopes is None or permission in self.scopes
 
+    def executed_by(self, claimed: str | None) -> str | None:
+        """Who a run records as its caller: in header mode the name the body gives (nothing is
+        verified there anyway), otherwise the verified actor, whatever the body claims."""
+        if self.source == "header":
+            return claimed
+        return self.actor
+
     def require_resource(self, resource_id: str) -> None:
         """A widget key acts only on the resource it is bound to; any other id is not found
         for it (as another team's ids are)."""

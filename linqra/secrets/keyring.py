@@ -37,7 +37,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -57,6 +57,7 @@ __all__ = [
     "associated_data",
     "load_keyring",
     "new_key_entry",
+    "secret_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -221,8 +222,20 @@ def load_keyring(settings: Settings, environ: Mapping[str, str] | None = None) -
 
 
 def _read_or_create(path: Path) -> str:
-    """The key file's text; a missing file is created with one key, mode 0600, atomically (a
-    temporary file hard-linked into place), so concurrent processes all end up with one key."""
+    """The key file's text; a missing file is created with one key (see secret_file)."""
+    return secret_file(
+        path,
+        lambda: (
+            "# Linqra's embedded master keys, newest first (docs/security.md)\n"
+            f"{new_key_entry(1)}\n"
+        ),
+    )
+
+
+def secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The text of an embedded secret file; a missing one is created with ``make()``, mode 0600,
+    atomically (a temporary file hard-linked into place), so processes starting at the same
+    time all end up with the same secret."""
     try:
         return _read(path)
     except FileNotFoundError:
@@ -232,10 +245,7 @@ def _read_or_create(path: Path) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as out:
-            out.write(
-                "# Linqra's embedded master keys, newest first (docs/security.md)\n"
-                f"{new_key_entry(1)}\n"
-            )
+            out.write(make())
             out.flush()
             os.fsync(out.fileno())
         with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
@@ -248,7 +258,7 @@ def _read_or_create(path: Path) -> str:
 def _read(path: Path) -> str:
     mode = path.stat().st_mode
     if mode & 0o077:
-        log.warning("master key file %s is readable by others (mode %o): chmod 600", path, mode)
+        log.warning("secret file %s is readable by others (mode %o): chmod 600", path, mode)
     return path.read_text()
 
 
