@@ -43,6 +43,7 @@ class AgentActor:
         self._queued: set[str] = set()
         self._nested: list[str] = []
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._ended: dict[str, asyncio.Event] = {}  # queued task executions someone waits for
         self._wake = asyncio.Event()
         self._idle_since = asyncio.get_running_loop().time()
         self._loop = asyncio.get_running_loop().create_task(self._work())
@@ -64,6 +65,20 @@ class AgentActor:
         else:
             heapq.heappush(self._queue, (-priority, next(self._order), tx_id))
         self._wake.set()
+
+    async def watch(self, tx_id: str, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, for a task execution this actor holds to end;
+        ``False`` at once when it does not hold it (the caller reads the store)."""
+        running = self._running.get(tx_id)
+        if running is not None:
+            await asyncio.wait({running}, timeout=timeout)
+            return True
+        if tx_id not in self._queued:
+            return False
+        ended = self._ended.setdefault(tx_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), timeout)
+        return True
 
     async def status(self) -> dict[str, Any]:
         return {
@@ -127,6 +142,9 @@ class AgentActor:
             for tx_id in held:
                 with contextlib.suppress(Conflict, NotFound):
                     await system.agents.request_cancel(self.team_id, tx_id)
+            for ended in self._ended.values():  # whoever waited reads the CANCELLED record
+                ended.set()
+            self._ended.clear()
 
         await cancel_held()
         if self._running:
@@ -150,6 +168,8 @@ class AgentActor:
 
     def _done(self, tx_id: str, _task: object = None) -> None:
         self._running.pop(tx_id, None)
+        if (ended := self._ended.pop(tx_id, None)) is not None:
+            ended.set()
         self._idle_since = asyncio.get_running_loop().time()
         self._wake.set()
 

@@ -141,6 +141,17 @@ class RayLauncher:
                 await asyncio.sleep(0.2 * (attempt + 1))
         log.warning("agent %s did not take %s; the supervisor will retry", agent_id, tx_id)
 
+    async def watch_task(
+        self, team_id: str, agent_id: str | None, tx_id: str, timeout: float
+    ) -> bool:
+        if agent_id is None:  # ad hoc: the runner's loop runs it; the store tells
+            return False
+        try:
+            actor = ray.get_actor(agent_name(agent_id), namespace=self.settings.ray.namespace)
+            return bool(await actor.watch.remote(tx_id, timeout))
+        except (ValueError, RayActorError):  # passive or gone: the store tells
+            return False
+
     async def ingest(self, team_id: str, doc_id: str) -> None:
         await call(self.settings, SUPERVISOR, "ingest", team_id, doc_id)
 

@@ -56,6 +56,14 @@ class Launcher(Protocol):
         """Run a PENDING task execution on its agent (``None``: an ad hoc one). ``nested``: a
         workflow step waits for it, so it must not queue behind its own parent."""
 
+    async def watch_task(
+        self, team_id: str, agent_id: str | None, tx_id: str, timeout: float
+    ) -> bool:
+        """Wait, at most ``timeout`` seconds, for the end of a task execution where it runs,
+        told by what runs it (no polling); ``False`` at once when this launcher cannot tell (it
+        does not hold it: the caller reads the store)."""
+        ...
+
     async def ingest(self, team_id: str, doc_id: str) -> None:
         """Ingest a PENDING document (extract, chunk, embed, index)."""
 
@@ -77,6 +85,7 @@ class InProcessLauncher:
         self._system: System | None = None
         self._runner: ExecutionRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._task_runs: dict[str, asyncio.Task[Any]] = {}  # task execution id → its run
         self._lock = asyncio.Lock()
 
     def bind(self, system: System) -> None:
@@ -117,7 +126,20 @@ class InProcessLauncher:
         *,
         nested: bool = False,
     ) -> None:
-        self._spawn(self.system.agents.run_task_execution(team_id, tx_id, self, owner="in-process"))
+        run = self._spawn(
+            self.system.agents.run_task_execution(team_id, tx_id, self, owner="in-process")
+        )
+        self._task_runs[tx_id] = run
+        run.add_done_callback(lambda _: self._task_runs.pop(tx_id, None))
+
+    async def watch_task(
+        self, team_id: str, agent_id: str | None, tx_id: str, timeout: float
+    ) -> bool:
+        run = self._task_runs.get(tx_id)
+        if run is None:
+            return False
+        await asyncio.wait({run}, timeout=timeout)
+        return True
 
     async def ingest(self, team_id: str, doc_id: str) -> None:
         self._spawn(self.system.knowledge.ingest(team_id, doc_id))
@@ -126,10 +148,11 @@ class InProcessLauncher:
         runner = await self.runner()
         return {"runner_id": runner.runner_id, "running": len(runner.running())}
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

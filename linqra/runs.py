@@ -10,11 +10,13 @@ store instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from linqra.errors import Conflict, Unavailable, ValidationError
+from linqra.status import TASK_TERMINAL
 
 if TYPE_CHECKING:
     from linqra.agents.service import AgentService
@@ -142,8 +144,15 @@ class RunService:
             log.warning("launcher unavailable; task execution %s left PENDING", tx["id"])
 
     async def wait_task_execution(self, team_id: str, tx_id: str, timeout: float) -> dict[str, Any]:
-        """The task execution once terminal, or as it is after ``timeout`` seconds."""
-        doc = await self.agents.jobs.wait(team_id, tx_id, timeout)
+        """The task execution once terminal, or as it is after ``timeout`` seconds: told by the
+        agent that runs it when it can, else read from the store with back-off."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        tx = await self.agents.get_task_execution(team_id, tx_id)  # 404 for another team's id
+        if tx["status"] not in TASK_TERMINAL:
+            with contextlib.suppress(Unavailable):
+                await self.launcher.watch_task(team_id, tx.get("agent_id"), tx_id, timeout)
+        doc = await self.agents.jobs.wait(team_id, tx_id, max(0.0, deadline - loop.time()))
         if doc is None:  # unknown, or another team's: the same 404 as a read
             return await self.agents.get_task_execution(team_id, tx_id)
         return doc

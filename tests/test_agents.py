@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -129,11 +130,7 @@ async def test_versions_rollback_and_bad_input(setup: Any) -> None:
         "acme", task.id, {"name": "v2", "type": "DATA_PROCESSING", "config": {"expression": "b"}}
     )
     rolled = await agents.rollback_task("acme", task.id, 1)
-    assert (
-        rolled.version == 3
-        and rolled.name == "v1"
-        and rolled.config == {"expression": "a"}
-    )
+    assert rolled.version == 3 and rolled.name == "v1" and rolled.config == {"expression": "a"}
     assert [v.version for v in await agents.task_versions("acme", task.id)] == [3, 2, 1]
     cases: list[tuple[dict[str, Any], str]] = [
         ({"name": "x", "type": "NOPE"}, "type"),
@@ -287,3 +284,31 @@ async def test_schedule_on_startup_fires_at_once(setup: Any, system: System) -> 
         "triggers": [{"type": "CRON", "cron": "0 0 3 * * ?", "schedule_on_startup": True}],
     })  # fmt: skip
     assert await Scheduler(agents, system.settings.agents, dispatch).tick(datetime.now(UTC)) == 1
+
+
+async def test_waiting_for_a_task_execution_is_told_not_polled(setup: Any, system: System) -> None:
+    """``RunService.wait_task_execution`` hears the end from what runs the task execution (here
+    the in-process launcher; on Ray the agent actor): two reads of the record, however long it
+    runs, where polling would read it every 50-500 ms."""
+    agents, _, agent = setup
+    task = await agents.create_task("acme", agent.id, {
+        "name": "slow", "type": "WORKFLOW_EMBEDDED",
+        "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": 1.5}}]},
+    })  # fmt: skip
+    reads: list[str] = []
+    get = system.store.get
+
+    async def counting_get(collection: str, team_id: str, doc_id: str) -> Any:
+        if asyncio.current_task() is waiter and collection == "task_executions":
+            reads.append(doc_id)  # the waiter's reads only, not the run's own
+        return await get(collection, team_id, doc_id)
+
+    tx = await system.runs.run_task("acme", task.id, trigger={"type": "MANUAL"})
+    system.store.get = counting_get  # type: ignore[method-assign]
+    try:
+        waiter = asyncio.ensure_future(system.runs.wait_task_execution("acme", tx["id"], 30))
+        done = await waiter
+    finally:
+        system.store.get = get  # type: ignore[method-assign]
+    assert done["status"] == "COMPLETED"
+    assert len(reads) == 2, reads
