@@ -202,4 +202,5 @@ def _authenticator(settings: Settings, store: DocumentStore) -> Authenticator:
         verifier = OidcVerifier(auth.oidc)
     pepper = load_pepper(settings.data_dir, embedded=settings.profile == "embedded")
     keys = ApiKeys(store, pepper, cache_seconds=auth.key_cache_seconds)
-    return Authenticator(auth, TeamDirectory(store), keys, verifier)
+    directory = TeamDirectory(store, cache_seconds=auth.key_cache_seconds)
+    return Authenticator(auth, directory, keys, verifier)

@@ -407,10 +407,13 @@ async def test_cached_keys_keep_working_while_the_provider_is_down(
     # the cache goes stale, refreshes fail in the background, the cached key still verifies
     refreshes = verifier.refreshes
     deadline = time.monotonic() + 10
+    n = 0
     while verifier.refreshes < refreshes + 2:
         assert time.monotonic() < deadline, "no refresh was attempted"
         for token in tokens:
             await verifier.verify(token)
+        n += 1  # a token never seen, so the key itself is used (verified tokens are cached)
+        await verifier.verify(_sign(claims | {"jti": f"fresh-{n}"}, own_provider.signing_key))
         await asyncio.sleep(0.02)
 
     # a key it has never seen cannot be checked while the provider is down: 503, not 401
@@ -438,3 +441,24 @@ def test_invalid_token_survives_pickling() -> None:
     err = pickle.loads(pickle.dumps(InvalidToken("token has expired")))
     assert isinstance(err, Unauthenticated)
     assert (err.status, err.code, err.message) == (401, "invalid_token", "token has expired")
+
+
+async def test_a_verified_token_is_not_verified_again_for_a_while(
+    oidc_provider: OidcProvider, verifier: OidcVerifier
+) -> None:
+    """A client sends the same token with every request: it is checked once, then taken from a
+    bounded cache for a few seconds (never past its exp); another token is checked."""
+    checked: list[str] = []
+    verify = verifier._verify
+
+    async def counting(token: str) -> Identity:
+        checked.append(token)
+        return await verify(token)
+
+    verifier._verify = counting  # type: ignore[method-assign]
+    alice, bob = oidc_provider.token("alice"), oidc_provider.token("bob")
+    first = await verifier.verify(alice)
+    assert await verifier.verify(alice) == first and await verifier.verify(bob)
+    assert checked == [alice, bob]
+    with pytest.raises(InvalidToken):  # a tampered copy is not the cached token
+        await verifier.verify(alice[:-4] + ("AAAA" if not alice.endswith("AAAA") else "BBBB"))

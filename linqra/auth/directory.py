@@ -13,6 +13,7 @@ whatever the token says.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,8 +90,11 @@ class Member(BaseModel):
 class TeamDirectory:
     """Teams and memberships for every team (the team is an argument)."""
 
-    def __init__(self, store: DocumentStore) -> None:
+    def __init__(self, store: DocumentStore, *, cache_seconds: float = 0.0) -> None:
         self.store = store
+        self._cache_seconds = cache_seconds
+        # user → (until, memberships): a sign-in reads them on every request otherwise
+        self._cache: dict[str, tuple[float, dict[str, tuple[Role, str]]]] = {}
 
     async def init(self) -> None:
         await self.store.ensure_indexes(INDEXES)
@@ -121,6 +125,7 @@ class TeamDirectory:
         _check_user(user_id)
         key = f"{team_id}:{user_id}"
         before = await self.store.get(MEMBERSHIPS, PLATFORM, key)
+        self._cache.pop(user_id, None)
         await self._write_member(team_id, user_id, data, by)
         if _was_admin(before) and await self.admins(team_id) == 0:
             assert before is not None
@@ -157,6 +162,7 @@ class TeamDirectory:
         _check_user(user_id)
         key = f"{team_id}:{user_id}"
         before = await self.store.get(MEMBERSHIPS, PLATFORM, key)
+        self._cache.pop(user_id, None)
         if before is None or not await self.store.delete(MEMBERSHIPS, PLATFORM, key):
             raise NotFound(f"{user_id!r} is not a member of this team", field="user_id")
         if _was_admin(before) and await self.admins(team_id) == 0:
@@ -176,9 +182,20 @@ class TeamDirectory:
         return [Member.model_validate(_public(d)) for d in docs], total
 
     async def memberships(self, user_id: str) -> dict[str, tuple[Role, str]]:
-        """Every stored membership of ``user_id``: team → (role, status)."""
+        """Every stored membership of ``user_id``: team → (role, status). Remembered for
+        ``cache_seconds`` (``auth.key_cache_seconds``): a change made on another replica is
+        seen within that bound, one made here at once."""
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         docs = await self.store.find(MEMBERSHIPS, PLATFORM, {"user_id": user_id}, limit=1000)
-        return {d["team"]: (Role(d["role"]), d["status"]) for d in docs}
+        found = {d["team"]: (Role(d["role"]), d["status"]) for d in docs}
+        if self._cache_seconds > 0:
+            if len(self._cache) >= 10_000:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[user_id] = (now + self._cache_seconds, found)
+        return found
 
     async def admins(self, team_id: str) -> int:
         return await self.store.count(

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -67,6 +68,10 @@ _NOT_ACCESS_TOKENS = frozenset({"ID", "Refresh", "Logout", "Offline"})
 """Keycloak's ``typ`` claim on tokens that sign a user in but grant nothing (an ID token's
 ``aud`` is the client id, which a gateway may also accept as an audience)."""
 
+VERIFIED_CACHE_SECONDS = 5.0
+"""How long a verified token is taken as verified again without checking (never past its
+``exp``; a key refresh forgets them all). Tokens cannot be revoked before they expire anyway."""
+VERIFIED_CACHE_SIZE = 10_000
 _MAX_DOCUMENT_BYTES = 1024 * 1024  # a discovery document or key set larger than this is refused
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _ROLE_ORDER = ("admin", "member", "viewer")  # as linqra.auth.principal.Role; unknown rank last
@@ -139,6 +144,8 @@ class OidcVerifier:
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
         self._jwks_uri: str | None = settings.jwks_uri
         self._keys: _KeySet | None = None
+        # verified tokens → (identity, until): a client sends the same token with every request
+        self._verified: dict[bytes, tuple[Identity, float]] = {}
         self._pyjwks: dict[tuple[str | None, str], jwt.PyJWK] = {}
         self._last_attempt: float | None = None
         self._last_ok = False
@@ -155,6 +162,22 @@ class OidcVerifier:
         """
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("token is malformed or too long")
+        digest = hashlib.sha256(token.encode()).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            if time.monotonic() < known[1]:
+                return known[0]
+            del self._verified[digest]
+        identity = await self._verify(token)
+        until = time.monotonic() + VERIFIED_CACHE_SECONDS
+        left = identity.expires_at.timestamp() - time.time()  # never past the token's expiry
+        until = min(until, time.monotonic() + left)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest
+        self._verified[digest] = (identity, until)
+        return identity
+
+    async def _verify(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, TypeError, ValueError):
@@ -298,6 +321,7 @@ class OidcVerifier:
             return
         self._jwks_uri = url
         self._keys = _KeySet(keys, time.monotonic())
+        self._verified.clear()  # a key the provider stopped publishing verifies nothing more
         self._pyjwks = {}
         self._last_ok = True
         logger.info(
