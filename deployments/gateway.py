@@ -59,8 +59,13 @@ def app_builder(args: dict[str, Any]) -> Any:
     ``args`` may hold ``config`` (a Linqra YAML file); everything else comes from
     ``LINQRA_*`` variables as usual.
     """
+    from deployments.tls import tls_ingress_problem
     from linqra.config import load_settings
 
     if args.get("config"):
         os.environ["LINQRA_CONFIG"] = str(args["config"])
-    return build_app(load_settings())
+    settings = load_settings()
+    problem = tls_ingress_problem(settings.http)  # serve deploy refuses it as linqra up does
+    if problem is not None:
+        raise ValueError(problem)
+    return build_app(settings)

@@ -214,3 +214,17 @@ def test_linqra_up_refuses_tls_behind_haproxy_before_starting_anything(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "HAProxy, which serves plain HTTP only" in lines[0], done.stderr
     assert not (tmp_path / "data" / "ray-address").exists()
+
+
+def test_serve_deploy_refuses_tls_behind_haproxy_too(
+    certificate: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve deploy configs/serve.yaml`` builds the app through ``app_builder``: the same
+    refusal as ``linqra up``, before any actor starts."""
+    from deployments.gateway import app_builder
+
+    monkeypatch.setenv("LINQRA_HTTP__TLS_CERTFILE", str(certificate.certfile))
+    monkeypatch.setenv("LINQRA_HTTP__TLS_KEYFILE", str(certificate.keyfile))
+    monkeypatch.delenv("RAY_SERVE_ENABLE_HA_PROXY", raising=False)
+    with pytest.raises(ValueError, match="HAProxy, which serves plain HTTP only"):
+        app_builder({})
