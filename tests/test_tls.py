@@ -228,3 +228,51 @@ def test_serve_deploy_refuses_tls_behind_haproxy_too(
     monkeypatch.delenv("RAY_SERVE_ENABLE_HA_PROXY", raising=False)
     with pytest.raises(ValueError, match="HAProxy, which serves plain HTTP only"):
         app_builder({})
+
+
+@pytest.mark.ray
+def test_linqra_up_serves_https_through_serves_proxy(
+    certificate: Certificate, tmp_path: Path
+) -> None:
+    """``make run`` with a certificate and Serve's proxy ingress: the gateway answers over HTTPS
+    (trusted through the test CA, with HSTS) and not over plain HTTP."""
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    from tests.test_readme import _AGENT_PORT_HOOK, VENV_BIN, _clean_env, _stop, _wait_for_line
+
+    port = free_port()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_AGENT_PORT_HOOK)  # Ray's job agent on a free port
+    env = {
+        **_clean_env(),
+        "LINQRA_HTTP__PORT": str(port),
+        "LINQRA_RAY__DASHBOARD_PORT": str(free_port()),
+        "LINQRA_DATA_DIR": str(tmp_path / "data"),
+        "LINQRA_HTTP__TLS_CERTFILE": str(certificate.certfile),
+        "LINQRA_HTTP__TLS_KEYFILE": str(certificate.keyfile),
+        "RAY_SERVE_ENABLE_HA_PROXY": "0",
+        "PYTHONPATH": str(site),
+        "LINQRA_TEST_DASHBOARD_AGENT_PORT": str(free_port()),
+        "RAY_TMPDIR": tempfile.mkdtemp(prefix="lq-tls-", dir="/tmp"),
+    }
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [str(VENV_BIN / "linqra"), "up"], cwd=Path(__file__).resolve().parents[1], env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_for_line(up, log, "Linqra is up", 240)
+        assert f"https://127.0.0.1:{port}" in log.read_text()
+        answer = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=certificate.trusting())
+        assert answer.status_code == 200 and answer.json()["status"] == "ok"
+        assert answer.headers["Strict-Transport-Security"] == HSTS
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        _stop(up, signal.SIGINT, 60)
+        assert os.path.exists(log)
