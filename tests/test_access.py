@@ -363,3 +363,34 @@ def test_audit_instants_need_a_time_zone(client: TestClient) -> None:
     assert later["total"] == 0
     earlier = client.get("/v1/audit", params={"since": "2000-01-01T02:00:00+02:00"}).json()
     assert earlier["total"] >= 1 and earlier["items"][0]["details"] == {}
+
+
+def test_a_widget_keys_spend_cap_bounds_the_llm_calls_of_its_runs(llm_settings: Settings) -> None:
+    """A widget key with ``spend_cap``: the LLM calls of the runs it starts are reserved on the
+    key's own budget beside the team's; over the cap the step fails with budget_exceeded naming
+    spend_cap, while the team (no budget) keeps calling the same model."""
+    step = {
+        "step": 1, "target": "openai", "action": "generate",
+        "payload": [{"role": "user", "content": "hello"}],
+        "llmConfig": {"model": "gpt-4o-mini", "settings": {"max_tokens": 100}},
+    }  # fmt: skip
+    with TestClient(create_app(settings=llm_settings), headers={"X-Team-Id": "team-c"}) as http:
+        wf = http.post("/v1/workflows", json={"name": "ask", "steps": [step]}).json()
+        body = {"name": "site", "kind": "widget", "resource": wf["id"],
+                "allowed_origins": ["https://a.example"]}  # fmt: skip
+        assert http.post("/v1/api-keys", json={**body, "spend_cap": "lots"}).status_code == 400
+        generous = http.post("/v1/api-keys", json={**body, "spend_cap": "5.00"}).json()
+        tiny = http.post("/v1/api-keys", json={**body, "spend_cap": "0.00001"}).json()
+        assert tiny["spend_cap"] == "0.00001" and tiny["spend_period"] == "month"
+        run = f"/v1/workflows/{wf['id']}/execute?wait=true"
+        page = {"Origin": "https://a.example", "X-Team-Id": ""}
+
+        refused = http.post(run, headers={**page, "X-API-Key": tiny["key"]}).json()
+        assert refused["status"] == "FAILED", refused
+        assert refused["error"]["code"] == "budget_exceeded", refused["error"]
+        assert "spend cap" in refused["error"]["message"]
+        fine = http.post(run, headers={**page, "X-API-Key": generous["key"]}).json()
+        assert fine["status"] == "COMPLETED", fine
+        assert http.post(run).json()["status"] == "COMPLETED"  # the team's own run: no cap
+        api = http.post("/v1/api-keys", json={"name": "x", "spend_cap": "1"})
+        assert api.status_code == 400 and api.json()["error"]["field"] == "kind"

@@ -15,6 +15,7 @@ from linqra.auth.keys import ApiKey, ApiKeyInput, IssuedKey
 from linqra.auth.principal import Permission, Principal, Role
 from linqra.clock import iso, parse_iso
 from linqra.errors import Forbidden, ValidationError
+from linqra.llm.budgets import KEY_BUDGET
 
 __all__ = ["router"]
 
@@ -109,9 +110,17 @@ async def create_api_key(system: SystemDep, team: CreateKey, body: JsonObject) -
     """A team API key (``kind: api``, with ``scopes``) or a public widget key (``kind:
     widget``, bound to ``resource`` and usable only from ``allowed_origins``). The whole key is
     in this answer only."""
-    return await system.authenticator.keys.issue(
+    issued = await system.authenticator.keys.issue(
         team.team_id, body, creator_role=team.role, created_by=team.actor
     )
+    if issued.spend_cap is not None:  # the runs it starts are charged to a budget of its own
+        await system.llm.budgets.set(
+            team.team_id,
+            issued.spend_cap,
+            "day" if issued.spend_period == "day" else "month",
+            budget_id=KEY_BUDGET + issued.id,
+        )
+    return issued
 
 
 @router.get("/v1/api-keys", response_model=Page[ApiKey])

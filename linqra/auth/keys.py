@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
@@ -35,6 +35,7 @@ from linqra.auth.directory import PLATFORM
 from linqra.auth.principal import KEY_SCOPES, Permission, Role
 from linqra.clock import iso, utcnow
 from linqra.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
+from linqra.llm.budgets import parse_amount
 from linqra.secrets.keyring import secret_file
 from linqra.store import DocumentStore, IndexSpec
 from linqra.validation import parse_model
@@ -68,6 +69,19 @@ class ApiKeyInput(BaseModel):
     allowed_origins: list[str] = Field(
         default_factory=list, max_length=50, description="widget keys: https://host[:port]"
     )
+    spend_cap: str | None = Field(
+        default=None,
+        max_length=32,
+        description="widget keys: what the LLM calls of the runs they start may cost per "
+        "spend_period, in the catalogue's currency (decimal text)",
+        examples=["5.00"],
+    )
+    spend_period: Literal["day", "month"] = "month"
+
+    @field_validator("spend_cap")
+    @classmethod
+    def _cap(cls, cap: str | None) -> str | None:
+        return None if cap is None else str(parse_amount(cap))
 
     @field_validator("scopes")
     @classmethod
@@ -99,6 +113,8 @@ class ApiKey(BaseModel):
     role: Role
     resource: str | None = None
     allowed_origins: list[str] = Field(default_factory=list)
+    spend_cap: str | None = None
+    spend_period: str | None = None
     created_at: str
     created_by: str | None = None
     expires_at: str | None = None
@@ -174,8 +190,10 @@ class ApiKeys:
                     "a widget key needs resource and allowed_origins", field="allowed_origins"
                 )
             scopes, role = [Permission.EXECUTE], Role.MEMBER
-        elif data.resource or data.allowed_origins:
-            raise ValidationError("resource and allowed_origins are for widget keys", field="kind")
+        elif data.resource or data.allowed_origins or data.spend_cap is not None:
+            raise ValidationError(
+                "resource, allowed_origins and spend_cap are for widget keys", field="kind"
+            )
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         whole = f"lq_{'pub_' if data.kind == 'widget' else ''}{key_id}_{secret}"
@@ -191,6 +209,8 @@ class ApiKeys:
             "role": role.value,
             "resource": data.resource,
             "allowed_origins": data.allowed_origins,
+            "spend_cap": data.spend_cap,
+            "spend_period": data.spend_period if data.spend_cap is not None else None,
             "created_at": iso(now),
             "created_by": created_by,
             "expires_at": iso(now + timedelta(days=data.expires_in_days))

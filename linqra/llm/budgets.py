@@ -84,6 +84,12 @@ class Reservation:
     team_id: str
     ledger_id: str
     nanos: int
+    also: Reservation | None = None
+    """a widget key's own spend cap, reserved and settled with the team's budget"""
+
+
+KEY_BUDGET = "budget:key:"
+"""A widget key's spend cap is a budget of its team's with the id ``budget:key:<key id>``."""
 
 
 class BudgetService:
@@ -93,7 +99,12 @@ class BudgetService:
 
     # -- configuration ------------------------------------------------------------------
     async def set(
-        self, team_id: str, amount: str, period: Literal["day", "month"]
+        self,
+        team_id: str,
+        amount: str,
+        period: Literal["day", "month"],
+        *,
+        budget_id: str = "budget",
     ) -> dict[str, Any]:
         value = parse_amount(amount)
         if period not in ("day", "month"):
@@ -104,18 +115,18 @@ class BudgetService:
             "currency": self.catalogue.currency,
             "updated_at": iso(),
         }
-        if not await self.store.update(BUDGETS, team_id, "budget", doc):
+        if not await self.store.update(BUDGETS, team_id, budget_id, doc):
             try:
-                await self.store.insert(BUDGETS, team_id, {"id": "budget", **doc})
+                await self.store.insert(BUDGETS, team_id, {"id": budget_id, **doc})
             except Conflict:
-                await self.store.update(BUDGETS, team_id, "budget", doc)
-        return await self.status(team_id)
+                await self.store.update(BUDGETS, team_id, budget_id, doc)
+        return await self.status(team_id, budget_id=budget_id)
 
-    async def clear(self, team_id: str) -> None:
-        await self.store.delete(BUDGETS, team_id, "budget")
+    async def clear(self, team_id: str, *, budget_id: str = "budget") -> None:
+        await self.store.delete(BUDGETS, team_id, budget_id)
 
-    async def status(self, team_id: str) -> dict[str, Any]:
-        budget = await self.store.get(BUDGETS, team_id, "budget")
+    async def status(self, team_id: str, *, budget_id: str = "budget") -> dict[str, Any]:
+        budget = await self.store.get(BUDGETS, team_id, budget_id)
         if budget is None:
             return {"budget": None}
         shown = {
@@ -130,7 +141,7 @@ class BudgetService:
                 "error": "the stored budget is not valid: set it again with PUT /v1/budget "
                 "(priced calls are refused until then)",
             }
-        ledger = await self._ledger(team_id, self._period_key(budget["period"]))
+        ledger = await self._ledger(team_id, self._period_key(budget["period"]), budget_id)
         return {
             "budget": shown,
             "period": self._period_key(budget["period"]),
@@ -153,31 +164,54 @@ class BudgetService:
         rates = _highest(price)
         return (prompt * max(rates[0], rates[1]) + output * rates[2]) / Decimal(1_000_000)
 
-    async def reserve(self, team_id: str, estimate: Decimal) -> Reservation | None:
-        budget = await self.store.get(BUDGETS, team_id, "budget")
+    async def reserve(
+        self, team_id: str, estimate: Decimal, *, key_id: str | None = None
+    ) -> Reservation | None:
+        """Reserve ``estimate`` on the team's budget and, for a call a widget key started, on
+        the key's own spend cap (``key_id``); :class:`BudgetExceeded` when either would be
+        exceeded (nothing stays reserved then)."""
+        team = await self._reserve(team_id, estimate, "budget")
+        if key_id is None:
+            return team
+        try:
+            key = await self._reserve(team_id, estimate, KEY_BUDGET + key_id)
+        except BaseException:
+            await self.settle(team, Decimal(0))
+            raise
+        if team is None:
+            return key
+        return Reservation(team.team_id, team.ledger_id, team.nanos, also=key)
+
+    async def _reserve(self, team_id: str, estimate: Decimal, budget_id: str) -> Reservation | None:
+        budget = await self.store.get(BUDGETS, team_id, budget_id)
         if budget is None:
             return None
+        whose, field = (
+            ("team budget", "budget")
+            if budget_id == "budget"
+            else ("widget key's spend cap", "spend_cap")
+        )
         limit = _stored_limit(budget)
         if limit is None or budget.get("period") not in ("day", "month"):
             if estimate <= 0:  # a free call spends nothing, whatever the budget says
                 return None
             refused = BudgetExceeded(
                 "the team's stored budget is not valid; set it again with PUT /v1/budget",
-                field="budget",
+                field=field,
             )
             refused.code = "budget_invalid"
             raise refused
         key = self._period_key(budget["period"])
         want = to_nanos(estimate)
         for _ in range(MAX_CAS_TRIES):
-            ledger = await self._ledger(team_id, key)
+            ledger = await self._ledger(team_id, key, budget_id)
             committed = ledger["spent_nanos"] + ledger["reserved_nanos"]
             if committed + want > limit:
                 raise BudgetExceeded(
-                    f"team budget of {budget['amount']} {budget['currency']} per {budget['period']} would be "
+                    f"{whose} of {budget['amount']} {budget['currency']} per {budget['period']} would be "
                     f"exceeded: spent {from_nanos(ledger['spent_nanos'])}, reserved "
                     f"{from_nanos(ledger['reserved_nanos'])}, this call may cost up to {from_nanos(want)}",
-                    field="budget",
+                    field=field,
                 )
             if await self._cas(team_id, ledger, reserved=ledger["reserved_nanos"] + want):
                 return Reservation(team_id, ledger["id"], want)
@@ -187,6 +221,8 @@ class BudgetService:
         """Release the reservation and add the exact cost (also for failed or cancelled calls)."""
         if reservation is None:
             return
+        if reservation.also is not None:
+            await self.settle(reservation.also, actual)
         spend = to_nanos(actual)
         for _ in range(MAX_CAS_TRIES):
             ledger = await self.store.get(LEDGERS, reservation.team_id, reservation.ledger_id)
@@ -207,8 +243,8 @@ class BudgetService:
         now = utcnow()
         return now.strftime("%Y-%m-%d") if period == "day" else now.strftime("%Y-%m")
 
-    async def _ledger(self, team_id: str, key: str) -> dict[str, Any]:
-        ledger_id = f"ledger:{key}"
+    async def _ledger(self, team_id: str, key: str, budget_id: str = "budget") -> dict[str, Any]:
+        ledger_id = f"ledger:{key}" if budget_id == "budget" else f"ledger:{budget_id}:{key}"
         ledger = await self.store.get(LEDGERS, team_id, ledger_id)
         if ledger is None:
             fresh = {

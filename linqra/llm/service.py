@@ -114,7 +114,7 @@ class LLMService:
         target: str = "llm",
     ) -> Completion:
         resolved = await self._resolve(team_id, model_ref, target)
-        reservation = await self._reserve(team_id, resolved, messages, settings)
+        reservation = await self._reserve(team_id, resolved, messages, settings, caller)
         t0 = time.perf_counter()
         try:
             response = await resolved.model.request(messages, settings)
@@ -137,7 +137,7 @@ class LLMService:
     ) -> AsyncIterator[StreamEvent | Completion]:
         """Deltas, then the final :class:`ModelResponse`, then the :class:`Completion`."""
         resolved = await self._resolve(team_id, model_ref, target)
-        reservation = await self._reserve(team_id, resolved, messages, settings)
+        reservation = await self._reserve(team_id, resolved, messages, settings, caller)
         t0 = time.perf_counter()
         parts: list[str] = []
         final: ModelResponse | None = None
@@ -186,7 +186,12 @@ class LLMService:
         return self.registry.resolve(model_ref, target, credentials=credentials)
 
     async def _reserve(
-        self, team_id: str, resolved: Resolved, messages: Sequence[Message], settings: ModelSettings
+        self,
+        team_id: str,
+        resolved: Resolved,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        caller: Mapping[str, Any],
     ) -> Reservation | None:
         model: Any = resolved.model
         if isinstance(model, RoutedModel):  # price a route by its first deployment
@@ -196,7 +201,9 @@ class LLMService:
             await self.token_limit(team_id, count_prompt(messages, settings.tools) + allowance)
         price, _ = await self.overrides.effective(team_id, model.provider, model.name)
         estimate = self.budgets.estimate(price, list(messages), settings)
-        return await self.budgets.reserve(team_id, estimate)
+        started_by = str(caller.get("executed_by") or "")
+        key_id = started_by.removeprefix("key:") if started_by.startswith("key:") else None
+        return await self.budgets.reserve(team_id, estimate, key_id=key_id)
 
     async def _settle(
         self,

@@ -52,6 +52,8 @@ class StepCall:
     backoff_initial: float
     backoff_max: float
     backoff_multiplier: float
+    executed_by: str | None = None
+    """who started the execution (a user id, or ``key:<id>`` for an API or widget key)"""
 
     def inputs(self) -> dict[str, Any]:
         """The resolved inputs as recorded in the execution record."""

@@ -63,7 +63,12 @@ class LLMTarget:
     async def run(self, call: StepCall, ctx: StepContext) -> Any:
         service = ctx.system.llm
         config = dict(call.llm_config or {})
-        caller = {"type": "step", "execution_id": call.execution_id, "step": call.step}
+        caller = {
+            "type": "step",
+            "execution_id": call.execution_id,
+            "step": call.step,
+            "executed_by": call.executed_by,  # a widget key's own spend cap applies (budgets)
+        }
         try:
             messages = parse_messages(call.payload)
             settings = parse_settings(config.get("settings"))

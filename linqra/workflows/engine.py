@@ -101,6 +101,7 @@ class WorkflowEngine(StepRunRecorder):
             execution_id,
             WorkflowDefinition.model_validate(doc["definition"]),
             doc.get("params") or {},
+            executed_by=doc.get("executed_by"),
         )
         for number, prior in (await self.interrupt_running_steps(team_id, execution_id)).items():
             run.run_counts[number] = int(prior["run"])
@@ -387,6 +388,7 @@ class WorkflowEngine(StepRunRecorder):
             backoff_initial=(retry.initialDelayMs if retry else 200) / 1000,
             backoff_max=(retry.maxDelayMs if retry else 10_000) / 1000,
             backoff_multiplier=retry.multiplier if retry else 2.0,
+            executed_by=run.executed_by,
         )
 
     def _cache_key(self, run: RunState, step: Step, call: StepCall, scope: Scope) -> str | None:

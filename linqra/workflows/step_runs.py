@@ -45,6 +45,7 @@ class RunState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lost_claim: bool = False
     last_completed: int | None = None
+    executed_by: str | None = None  # who started it: a user id or ``key:<id>`` (budgets)
 
 
 class StepRunRecorder:
