@@ -18,6 +18,7 @@ too (:class:`AuditTrail`).
 
 # no "from __future__ import annotations": FastAPI reads these annotations at runtime
 
+import asyncio
 import ipaddress
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -87,17 +88,23 @@ async def principal(
             request.state.refused = (getattr(exc, "team", None), getattr(exc, "actor", None))
         raise
     if limited:
-        # the narrowest rule first, each refusing before the next is spent: one address with
-        # a public widget key cannot use up its team's requests
+        # a widget key's rules narrowest first, each refusing before the next is spent: one
+        # address with a public key cannot use up its team's requests
         decisions = []
-        if found.source == "widget":
+        if found.source == "widget":  # a public key: its address first, then the key
             decisions.append(await limiter.hit(rules.widget, f"{found.key_id}|{ip}"))
             decisions[-1].raise_if_denied()
-        if found.key_id is not None:  # every key, widget keys too, has its own limit
-            decisions.append(await limiter.hit(rules.api_key, found.key_id))
+            decisions.append(await limiter.hit(rules.api_key, found.key_id or ""))
             decisions[-1].raise_if_denied()
-        decisions.append(await limiter.hit(rules.team, found.team_id))
-        decisions[-1].raise_if_denied()
+            decisions.append(await limiter.hit(rules.team, found.team_id))
+        elif found.key_id is not None:  # the team's own key: both limits in one wait
+            decisions += await asyncio.gather(
+                limiter.hit(rules.api_key, found.key_id), limiter.hit(rules.team, found.team_id)
+            )
+        else:
+            decisions.append(await limiter.hit(rules.team, found.team_id))
+        for decision in decisions:
+            decision.raise_if_denied()
         request.state.rate_limit = min(decisions, key=lambda d: d.remaining / d.limit)
     request.state.principal = found
     return found
