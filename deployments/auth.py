@@ -97,10 +97,14 @@ async def principal(
             decisions.append(await limiter.hit(rules.api_key, found.key_id or ""))
             decisions[-1].raise_if_denied()
             decisions.append(await limiter.hit(rules.team, found.team_id))
-        elif found.key_id is not None:  # the team's own key: both limits in one wait
-            decisions += await asyncio.gather(
-                limiter.hit(rules.api_key, found.key_id), limiter.hit(rules.team, found.team_id)
+        elif found.key_id is not None:  # the team's own key: both limits in one wait; the
+            # key's window is read back only when it refuses (the headers report the team's)
+            key, team = await asyncio.gather(
+                limiter.hit(rules.api_key, found.key_id, detailed=False),
+                limiter.hit(rules.team, found.team_id),
             )
+            key.raise_if_denied()
+            decisions.append(team)
         else:
             decisions.append(await limiter.hit(rules.team, found.team_id))
         for decision in decisions:

@@ -276,9 +276,12 @@ class RateLimiter:
             outage_retry=bounds.outage_retry_seconds,
         )
 
-    async def hit(self, rule: Rule, key: str, cost: int = 1) -> Decision:
-        """Spend ``cost`` of ``rule`` for ``key`` if it fits; a denied hit spends nothing."""
-        return await self._decide(rule, key, cost, spend=True)
+    async def hit(self, rule: Rule, key: str, cost: int = 1, *, detailed: bool = True) -> Decision:
+        """Spend ``cost`` of ``rule`` for ``key`` if it fits; a denied hit spends nothing.
+        ``detailed=False``: an allowed hit skips reading the window back (one Redis round trip
+        less), so its ``remaining`` and ``reset_at`` are not known (``remaining`` is -1); a
+        denied one is always detailed (``Retry-After`` needs it)."""
+        return await self._decide(rule, key, cost, spend=True, detailed=detailed)
 
     async def peek(self, rule: Rule, key: str, cost: int = 1) -> Decision:
         """Whether ``cost`` would fit now, spending nothing."""
@@ -300,7 +303,9 @@ class RateLimiter:
             await self._on_close()
 
     # -- the decision ---------------------------------------------------------------------------
-    async def _decide(self, rule: Rule, key: str, cost: int, *, spend: bool) -> Decision:
+    async def _decide(
+        self, rule: Rule, key: str, cost: int, *, spend: bool, detailed: bool = True
+    ) -> Decision:
         if not isinstance(key, str) or not key:
             raise ValidationError("a rate-limit key must be non-empty text", field="key")
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
@@ -313,6 +318,9 @@ class RateLimiter:
                 allowed = None
                 if spend:
                     allowed = await self._strategy.hit(item, rule.name, ident, cost=cost)
+                    if allowed and not detailed:
+                        self._recovered()
+                        return Decision(True, rule.name, rule.amount, -1, 0.0, 0.0)
                 window = await self._storage.get_sliding_window(
                     item.key_for(rule.name, ident), item.get_expiry()
                 )

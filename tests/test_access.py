@@ -394,3 +394,14 @@ def test_a_widget_keys_spend_cap_bounds_the_llm_calls_of_its_runs(llm_settings: 
         assert http.post(run).json()["status"] == "COMPLETED"  # the team's own run: no cap
         api = http.post("/v1/api-keys", json={"name": "x", "spend_cap": "1"})
         assert api.status_code == 400 and api.json()["error"]["field"] == "kind"
+
+
+def test_an_api_keys_own_limit(settings: Settings) -> None:
+    tuned = settings.model_copy(update={"rate_limits": RateLimitSettings(api_key="3/minute")})
+    with TestClient(create_app(settings=tuned), headers={"X-Team-Id": "team-l"}) as http:
+        key = {"X-API-Key": http.post("/v1/api-keys", json={"name": "k"}).json()["key"]}
+        answers = [http.get("/v1/workflows", headers=key) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert int(answers[-1].headers["Retry-After"]) >= 1
+        assert answers[-1].headers["X-RateLimit-Limit"] == "3"
+        assert http.get("/v1/workflows").status_code == 200  # the team without the key
