@@ -21,6 +21,7 @@ too (:class:`AuditTrail`).
 import asyncio
 import ipaddress
 from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -168,21 +169,20 @@ def route_permission(route: APIRoute) -> str | None:
     return found.pop()
 
 
-def client_ip(scope: Scope, trusted: Sequence[Any]) -> str | None:
+def client_ip(scope: Scope, trusted: Sequence[IPv4Network | IPv6Network]) -> str | None:
     """The peer's address; the first untrusted hop of ``X-Forwarded-For`` when the peer is a
     trusted proxy (``auth.trusted_proxies``), so a client cannot pick its own address."""
     client = scope.get("client")
     peer: str | None = str(client[0]) if client else None
     if peer is None or not trusted:
         return peer
-    networks = [ipaddress.ip_network(str(n), strict=False) for n in trusted]
 
     def is_trusted(address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(ip in net for net in networks)
+        return any(ip in net for net in trusted)
 
     if not is_trusted(peer):
         return peer

@@ -6,12 +6,12 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
+from linqra.clock import query_instant
 from linqra.errors import LinqraError, ValidationError
 from linqra.llm.service import Completion, LLMService
 from linqra.llm.types import (
@@ -229,22 +229,10 @@ def _catalogue_providers(llm: LLMService) -> set[str]:
     return {key.split(":", 1)[0] for key in llm.catalogue.prices}
 
 
-def _instant(value: str | None, field: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(
-            f"{field} must be an ISO-8601 date or time, e.g. 2026-11-01", field=field
-        ) from None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if ("T" in value or " " in value) else value
-
-
 async def usage_summary(
     llm: LLMService, team_id: str, group_by: str, start: str | None, end: str | None
 ) -> dict[str, Any]:
-    begin, finish = _instant(start, "from"), _instant(end, "to")
+    begin, finish = query_instant(start, "from"), query_instant(end, "to")
     if begin and finish and finish <= begin:
         raise ValidationError("to must be after from", field="to")
     items = await llm.usage.summary(team_id, group_by=group_by, start=begin, end=finish)

@@ -405,3 +405,17 @@ def test_an_api_keys_own_limit(settings: Settings) -> None:
         assert int(answers[-1].headers["Retry-After"]) >= 1
         assert answers[-1].headers["X-RateLimit-Limit"] == "3"
         assert http.get("/v1/workflows").status_code == 200  # the team without the key
+
+
+def test_query_bounds_are_utc_instants_or_dates() -> None:
+    """``since``/``until`` of the audit log and ``from``/``to`` of usage: one rule."""
+    from linqra.clock import query_instant
+    from linqra.errors import ValidationError
+
+    assert query_instant("2026-11-24T08:00:00+02:00", "from") == "2026-11-24T06:00:00.000000Z"
+    assert query_instant("2026-11-24", "from") == "2026-11-24"
+    assert query_instant(None, "from") is None
+    for bad in ("2026-11-24T08:00:00", "yesterday"):
+        with pytest.raises(ValidationError) as caught:
+            query_instant(bad, "to")
+        assert caught.value.field == "to"

@@ -13,8 +13,8 @@ from linqra.auth.audit import AuditEvent
 from linqra.auth.directory import Member, MemberInput, TeamInput, TeamRecord
 from linqra.auth.keys import ApiKey, ApiKeyInput, IssuedKey
 from linqra.auth.principal import Permission, Principal, Role
-from linqra.clock import iso, parse_iso
-from linqra.errors import Forbidden, ValidationError
+from linqra.clock import query_instant
+from linqra.errors import Forbidden
 from linqra.llm.budgets import KEY_BUDGET
 
 __all__ = ["router"]
@@ -159,7 +159,7 @@ async def audit(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """The team's audit events, newest first."""
-    since, until = _instant(since, "since"), _instant(until, "until")
+    since, until = query_instant(since, "since"), query_instant(until, "until")
     items, total = await system.audit.events(
         team.team_id,
         action=action,
@@ -171,20 +171,3 @@ async def audit(
         offset=offset,
     )
     return page(items, total, limit, offset)
-
-
-def _instant(value: str | None, name: str) -> str | None:
-    """An ISO-8601 instant with a time zone, as the audit log writes them (text order is time
-    order only in that one form)."""
-    if value is None:
-        return None
-    try:
-        moment = parse_iso(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ValidationError(
-            f"{name} is an ISO-8601 instant with a time zone, e.g. 2026-12-03T10:00:00Z",
-            field=name,
-        )
-    return iso(moment)

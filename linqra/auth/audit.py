@@ -109,13 +109,11 @@ class AuditLog:
         offset: int = 0,
     ) -> tuple[list[AuditEvent], int]:
         """The team's events, newest first, filtered."""
-        where: dict[str, Any] = {}
-        if action:
-            where["action"] = action
-        if actor:
-            where["actor"] = actor
-        if outcome:
-            where["outcome"] = outcome
+        where: dict[str, Any] = {
+            name: value
+            for name, value in (("action", action), ("actor", actor), ("outcome", outcome))
+            if value
+        }
         window: dict[str, str] = {}
         if since:
             window["$gte"] = since
@@ -127,7 +125,7 @@ class AuditLog:
             AUDIT, team, where, sort=[("at", -1)], limit=limit, skip=offset
         )
         total = await self.store.count(AUDIT, team, where)
-        return [AuditEvent.model_validate(_public(d)) for d in docs], total
+        return [AuditEvent.model_validate(d) for d in docs], total
 
     async def prune(self, *, batch: int = 500) -> int:
         """Delete every team's events older than the retention, at most ``batch`` of them (the
@@ -137,7 +135,3 @@ class AuditLog:
         for doc in await self.store.scan_all_teams(AUDIT, {"at": {"$lt": cutoff}}, limit=batch):
             removed += await self.store.delete(AUDIT, doc["team_id"], doc["id"])
         return removed
-
-
-def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if k != "team_id"}

@@ -67,7 +67,9 @@ class MemberInput(BaseModel):
 
 
 class TeamRecord(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A team (only these fields leave the store: its partition key never does)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     id: str
     name: str = ""
@@ -77,6 +79,8 @@ class TeamRecord(BaseModel):
 
 
 class Member(BaseModel):
+    """A stored membership (only these fields leave the store)."""
+
     model_config = ConfigDict(extra="ignore")
 
     user_id: str
@@ -114,7 +118,7 @@ class TeamDirectory:
 
     async def get_team(self, team_id: str) -> TeamRecord | None:
         doc = await self.store.get(TEAMS, PLATFORM, team_id)
-        return None if doc is None else TeamRecord.model_validate(_public(doc))
+        return None if doc is None else TeamRecord.model_validate(doc)
 
     # -- members -------------------------------------------------------------------------
     async def set_member(self, team_id: str, user_id: str, body: Any, *, by: str | None) -> Member:
@@ -155,7 +159,7 @@ class TeamDirectory:
         doc = await self.store.get(MEMBERSHIPS, PLATFORM, f"{team_id}:{user_id}")
         if doc is None:
             raise NotFound(f"{user_id!r} is not a member of this team", field="user_id")
-        return Member.model_validate(_public(doc))
+        return Member.model_validate(doc)
 
     async def remove_member(self, team_id: str, user_id: str) -> None:
         """Remove a member; not the team's last active admin (409, checked as in set_member)."""
@@ -179,7 +183,7 @@ class TeamDirectory:
             MEMBERSHIPS, PLATFORM, where, sort=[("created_at", 1)], limit=limit, skip=offset
         )
         total = await self.store.count(MEMBERSHIPS, PLATFORM, where)
-        return [Member.model_validate(_public(d)) for d in docs], total
+        return [Member.model_validate(d) for d in docs], total
 
     async def memberships(self, user_id: str) -> dict[str, tuple[Role, str]]:
         """Every stored membership of ``user_id``: team → (role, status). Remembered for
@@ -210,8 +214,3 @@ def _was_admin(doc: dict[str, Any] | None) -> bool:
 def _check_user(user_id: str) -> None:
     if not isinstance(user_id, str) or not 1 <= len(user_id) <= 200 or not user_id.isprintable():
         raise ValidationError("user_id is 1-200 printable characters", field="user_id")
-
-
-def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    """Without the store's partition key (always ``PLATFORM`` here)."""
-    return {k: v for k, v in doc.items() if k != "team_id"}

@@ -220,7 +220,7 @@ class ApiKeys:
             "revoked_at": None,
         }
         await self.store.insert(API_KEYS, PLATFORM, doc)
-        return IssuedKey.model_validate({**_public(doc), "key": whole})
+        return IssuedKey.model_validate({**doc, "key": whole})
 
     async def list_keys(
         self, team_id: str, *, limit: int = 50, offset: int = 0
@@ -230,7 +230,7 @@ class ApiKeys:
             API_KEYS, PLATFORM, where, sort=[("created_at", -1)], limit=limit, skip=offset
         )
         total = await self.store.count(API_KEYS, PLATFORM, where)
-        return [ApiKey.model_validate(_public(d)) for d in docs], total
+        return [ApiKey.model_validate(d) for d in docs], total
 
     async def revoke(self, team_id: str, key_id: str) -> ApiKey:
         doc = await self.store.get(API_KEYS, PLATFORM, key_id)
@@ -243,7 +243,7 @@ class ApiKeys:
         self._cache.pop(key_id, None)
         found = await self.store.get(API_KEYS, PLATFORM, key_id)
         assert found is not None
-        return ApiKey.model_validate(_public(found))
+        return ApiKey.model_validate(found)
 
     async def cap_creator(self, team_id: str, creator: str, role: Role | None) -> int:
         """Revoke the keys ``creator`` made in the team whose role exceeds ``role`` (all of them
@@ -279,7 +279,7 @@ class ApiKeys:
         ):
             raise Conflict("the key changed meanwhile; try again", field="key_id")
         self._cache.pop(key_id, None)
-        return IssuedKey.model_validate({**_public({**doc, **changes}), "key": whole})
+        return IssuedKey.model_validate({**doc, **changes, "key": whole})
 
     async def check(self, presented: str) -> KeyGrant:
         """The grant of a presented key, or :class:`Unauthenticated` (same message for an
@@ -317,7 +317,3 @@ class ApiKeys:
             self._used[key_id] = now
             await self.store.update(API_KEYS, PLATFORM, key_id, {"last_used_at": iso()})
         return grant
-
-
-def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if k not in ("hash", "team_id")}

@@ -10,7 +10,7 @@ when its key changes; the one it replaces is closed with the registry (a call ma
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from linqra.config import LLMProviderConfig, LLMSettings
@@ -45,38 +45,26 @@ DEFAULT_MODELS = {
     "local": "local",
 }
 
-# (name, config, the team's own key or None for the global one) -> provider
-_FACTORIES: dict[str, Callable[[str, LLMProviderConfig, str | None], Provider]] = {
-    "openai": lambda name, cfg, key: OpenAIProvider(
-        name,
-        base_url=cfg.base_url,
-        api_key=key,
-        api_key_env=cfg.api_key_env,
-        timeout=cfg.timeout_seconds,
-    ),
-    "anthropic": lambda name, cfg, key: AnthropicProvider(
-        name,
-        base_url=cfg.base_url,
-        api_key=key,
-        api_key_env=cfg.api_key_env,
-        timeout=cfg.timeout_seconds,
-    ),
-    "gemini": lambda name, cfg, key: GeminiProvider(
-        name,
-        base_url=cfg.base_url,
-        api_key=key,
-        api_key_env=cfg.api_key_env,
-        timeout=cfg.timeout_seconds,
-    ),
-    "cohere": lambda name, cfg, key: CohereProvider(
-        name,
-        base_url=cfg.base_url,
-        api_key=key,
-        api_key_env=cfg.api_key_env,
-        timeout=cfg.timeout_seconds,
-    ),
-    "local": lambda name, cfg, key: LocalProvider(),
+_VENDORS: dict[str, type[OpenAIProvider | AnthropicProvider | GeminiProvider | CohereProvider]] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "cohere": CohereProvider,
 }
+
+
+def _provider(name: str, cfg: LLMProviderConfig, key: str | None) -> Provider:
+    """The provider ``cfg`` describes, with the team's own key (``None``: the global one)."""
+    if cfg.kind == "local":
+        return LocalProvider()
+    vendor = _VENDORS[cfg.kind]
+    return vendor(
+        name,
+        base_url=cfg.base_url,
+        api_key=key,
+        api_key_env=cfg.api_key_env,
+        timeout=cfg.timeout_seconds,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +103,7 @@ class LLMRegistry:
             return self._team_provider(credentials.team_id, name, key)
         if name not in self._providers:
             cfg = self.settings.providers[name]
-            self._providers[name] = _FACTORIES[cfg.kind](name, cfg, None)
+            self._providers[name] = _provider(name, cfg, None)
         return self._providers[name]
 
     def _team_provider(self, team_id: str, name: str, key: str) -> Provider:
@@ -124,7 +112,7 @@ class LLMRegistry:
             if held is not None:  # the team's key changed; a call may still be using the old one
                 self._retired.append(held[1])
             cfg = self.settings.providers[name]
-            held = (key, _FACTORIES[cfg.kind](name, cfg, key))
+            held = (key, _provider(name, cfg, key))
             self._team_providers[(team_id, name)] = held
         return held[1]
 
