@@ -18,7 +18,6 @@ too (:class:`AuditTrail`).
 
 # no "from __future__ import annotations": FastAPI reads these annotations at runtime
 
-import asyncio
 import ipaddress
 from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network
@@ -33,6 +32,7 @@ from deployments.errors import request_id
 from linqra.auth.authenticator import Credentials
 from linqra.auth.principal import Permission, Principal
 from linqra.errors import Forbidden, Unauthenticated
+from linqra.ratelimit import Hit
 from linqra.system import System
 
 __all__ = [
@@ -98,14 +98,10 @@ async def principal(
             decisions.append(await limiter.hit(rules.api_key, found.key_id or ""))
             decisions[-1].raise_if_denied()
             decisions.append(await limiter.hit(rules.team, found.team_id))
-        elif found.key_id is not None:  # the team's own key: both limits in one wait; the
-            # key's window is read back only when it refuses (the headers report the team's)
-            key, team = await asyncio.gather(
-                limiter.hit(rules.api_key, found.key_id, detailed=False),
-                limiter.hit(rules.team, found.team_id),
+        elif found.key_id is not None:  # the team's own key: both limits in one round trip
+            decisions += await limiter.hit_many(
+                [Hit(rules.api_key, found.key_id), Hit(rules.team, found.team_id)]
             )
-            key.raise_if_denied()
-            decisions.append(team)
         else:
             decisions.append(await limiter.hit(rules.team, found.team_id))
         for decision in decisions:

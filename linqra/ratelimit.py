@@ -10,6 +10,7 @@ outage means, and turns the library's window into what a gateway answers: ``429`
     decision = await limiter.hit(rules.team, team_id)             # one request of the team
     decision = await limiter.hit(rules.llm_tokens, team_id, cost=tokens)
     decision.raise_if_denied()        # RateLimited (429) carrying retry_after and headers()
+    key, team = await limiter.hit_many([Hit(rules.api_key, key_id), Hit(rules.team, team_id)])
 
 Contract:
 
@@ -33,6 +34,12 @@ Contract:
   circuit breaker), so an outage costs one timeout, not one per request. The start and the end
   of an outage are logged once each.
 
+* :meth:`RateLimiter.hit_many` makes several decisions in one round trip to Redis (a pipeline
+  of the library's own Lua scripts, each hit's spend and its window read back together): what a
+  gateway request with an API key needs (the key's limit and the team's) costs one wait, not
+  two or three. The hits are independent, as if made concurrently: a denied one spends nothing,
+  the others are spent.
+
 For failed-authentication limits, :meth:`RateLimiter.peek` before verifying a credential
 (refuse an address that is over its limit) and :meth:`RateLimiter.hit` after a failure.
 """
@@ -44,7 +51,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Decision",
+    "Hit",
     "RateLimitRules",
     "RateLimiter",
     "Rule",
@@ -118,6 +126,15 @@ class Rule:
     @property
     def window_seconds(self) -> int:
         return int(self.item.get_expiry())
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One decision of :meth:`RateLimiter.hit_many`: spend ``cost`` of ``rule`` for ``key``."""
+
+    rule: Rule
+    key: str
+    cost: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,16 +293,41 @@ class RateLimiter:
             outage_retry=bounds.outage_retry_seconds,
         )
 
-    async def hit(self, rule: Rule, key: str, cost: int = 1, *, detailed: bool = True) -> Decision:
-        """Spend ``cost`` of ``rule`` for ``key`` if it fits; a denied hit spends nothing.
-        ``detailed=False``: an allowed hit skips reading the window back (one Redis round trip
-        less), so its ``remaining`` and ``reset_at`` are not known (``remaining`` is -1); a
-        denied one is always detailed (``Retry-After`` needs it)."""
-        return await self._decide(rule, key, cost, spend=True, detailed=detailed)
+    async def hit(self, rule: Rule, key: str, cost: int = 1) -> Decision:
+        """Spend ``cost`` of ``rule`` for ``key`` if it fits; a denied hit spends nothing."""
+        if isinstance(self._storage, RedisStorage):  # the spend and the read-back in one trip
+            return (await self.hit_many([Hit(rule, key, cost)]))[0]
+        return await self._decide(rule, key, cost, spend=True)
 
     async def peek(self, rule: Rule, key: str, cost: int = 1) -> Decision:
         """Whether ``cost`` would fit now, spending nothing."""
         return await self._decide(rule, key, cost, spend=False)
+
+    async def hit_many(self, hits: Sequence[Hit]) -> list[Decision]:
+        """Every hit decided, in order, each as :meth:`hit` decides it, in one round trip to
+        Redis (in memory, one after another). Independent: a denied hit spends nothing of its
+        own rule, the others are spent. On an outage each rule fails open or closed as its own
+        (the first fail-closed one raises)."""
+        for hit in hits:
+            _check(hit.key, hit.cost)
+        if not isinstance(self._storage, RedisStorage):
+            return [await self._decide(h.rule, h.key, h.cost, spend=True) for h in hits]
+        if not self._breaker.allow():
+            return [self._outage(h.rule) for h in hits]
+        try:
+            async with asyncio.timeout(self.timeout):
+                replies = await self._pipelined(hits)
+        except self._errors as exc:
+            self._failed(exc)
+            return [self._outage(h.rule) for h in hits]
+        except BaseException:
+            self._breaker.trial_in_flight = False
+            raise
+        self._recovered()
+        return [
+            self._decision(hit.rule, hit.cost, bool(allowed), _parse_window(window))
+            for hit, (allowed, window) in zip(hits, replies, strict=True)
+        ]
 
     async def clear(self, rule: Rule, key: str) -> None:
         """Forget what ``key`` spent of ``rule`` (an administrator's reset)."""
@@ -304,12 +346,9 @@ class RateLimiter:
 
     # -- the decision ---------------------------------------------------------------------------
     async def _decide(
-        self, rule: Rule, key: str, cost: int, *, spend: bool, detailed: bool = True
+        self, rule: Rule, key: str, cost: int, *, spend: bool
     ) -> Decision:
-        if not isinstance(key, str) or not key:
-            raise ValidationError("a rate-limit key must be non-empty text", field="key")
-        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
-            raise ValidationError("cost must be a whole number ≥ 1", field="cost")
+        _check(key, cost)
         if not self._breaker.allow():
             return self._outage(rule)
         item, ident = rule.item, _digest(key)
@@ -318,9 +357,6 @@ class RateLimiter:
                 allowed = None
                 if spend:
                     allowed = await self._strategy.hit(item, rule.name, ident, cost=cost)
-                    if allowed and not detailed:
-                        self._recovered()
-                        return Decision(True, rule.name, rule.amount, -1, 0.0, 0.0)
                 window = await self._storage.get_sliding_window(
                     item.key_for(rule.name, ident), item.get_expiry()
                 )
@@ -331,8 +367,14 @@ class RateLimiter:
             self._breaker.trial_in_flight = False  # cancelled: the next call may try again
             raise
         self._recovered()
-        remaining, reset_in, wait = _window(rule.amount, item.get_expiry(), cost, *window)
-        if allowed is None:  # a peek: would it fit now?
+        return self._decision(rule, cost, allowed, window)
+
+    def _decision(
+        self, rule: Rule, cost: int, allowed: bool | None, window: tuple[int, float, int, float]
+    ) -> Decision:
+        """``allowed`` is what the spend said (``None`` for a peek: would it fit now?)."""
+        remaining, reset_in, wait = _window(rule.amount, rule.item.get_expiry(), cost, *window)
+        if allowed is None:
             allowed = wait == 0.0
         return Decision(
             allowed=allowed,
@@ -342,6 +384,51 @@ class RateLimiter:
             reset_at=self._wall() + reset_in,
             retry_after_seconds=0.0 if allowed else wait,
         )
+
+    async def _pipelined(self, hits: Sequence[Hit]) -> list[tuple[Any, Any]]:
+        """Each hit's spend and window read, as the library's ``acquire_sliding_window`` and
+        ``sliding_window`` scripts on the library's keys, sent as one pipeline. By SHA: a
+        script the server lost (a restart) is loaded and only the commands it refused are sent
+        again (a refused command did nothing). Not through redis-py's ``Script`` objects, which
+        ask ``SCRIPT EXISTS`` before every pipeline: a second round trip."""
+        storage = self._storage
+        assert isinstance(storage, RedisStorage)
+        bridge: Any = storage.bridge
+        acquire, window = bridge.lua_acquire_sliding_window, bridge.lua_sliding_window
+        from redis.exceptions import NoScriptError
+
+        commands: list[tuple[Any, tuple[Any, ...]]] = []
+        for hit in hits:
+            item = hit.rule.item
+            name = item.key_for(hit.rule.name, _digest(hit.key))
+            keys = (
+                bridge.prefixed_key(storage._previous_window_key(name)),
+                bridge.prefixed_key(storage._current_window_key(name)),
+            )
+            commands.append((acquire, (*keys, item.amount, item.get_expiry(), hit.cost)))
+            commands.append((window, (*keys, item.get_expiry())))
+        replies: list[Any] = [None] * len(commands)
+        todo = list(range(len(commands)))
+        for _ in range(2):
+            pipe = bridge.get_connection().pipeline(transaction=False)
+            for i in todo:
+                script, args = commands[i]
+                pipe.evalsha(script.sha, 2, *args)
+            answers = await pipe.execute(raise_on_error=False)
+            lost = []
+            for i, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, NoScriptError):
+                    lost.append(i)
+                elif isinstance(answer, Exception):
+                    raise answer
+                else:
+                    replies[i] = answer
+            if not lost:
+                return list(zip(replies[0::2], replies[1::2], strict=True))
+            for script in {id(commands[i][0]): commands[i][0] for i in lost}.values():
+                script.sha = await bridge.get_connection().script_load(script.script)
+            todo = lost
+        raise OSError("the rate-limit cache keeps losing its scripts")
 
     def _outage(self, rule: Rule) -> Decision:
         if not rule.fail_open:
@@ -389,6 +476,25 @@ class RateLimiter:
                 f"the rate-limit cache is unreachable ({type(exc).__name__})",
                 retry_after=self.outage_retry,
             ) from None
+
+
+def _check(key: str, cost: int) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValidationError("a rate-limit key must be non-empty text", field="key")
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+        raise ValidationError("cost must be a whole number ≥ 1", field="cost")
+
+
+def _parse_window(reply: Any) -> tuple[int, float, int, float]:
+    """The ``sliding_window`` script's reply as the library's storage parses it."""
+    if not reply:
+        return 0, 0.0, 0, 0.0
+    return (
+        int(reply[0] or 0),
+        max(0, float(reply[1] or 0)) / 1000,
+        int(reply[2] or 0),
+        max(0, float(reply[3] or 0)) / 1000,
+    )
 
 
 def _digest(key: str) -> str:

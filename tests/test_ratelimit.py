@@ -18,7 +18,7 @@ import pytest
 
 from linqra.config import RateLimitSettings, Settings
 from linqra.errors import RateLimited, StoreError, ValidationError
-from linqra.ratelimit import Decision, RateLimiter, RateLimitRules, Rule
+from linqra.ratelimit import Decision, Hit, RateLimiter, RateLimitRules, Rule
 from tests.support.servers import redis_process
 
 
@@ -120,6 +120,38 @@ async def test_a_cost_is_spent_and_a_denied_hit_spends_nothing(limiter: RateLimi
     assert (await limiter.hit(tokens, team, 100)).remaining == 0  # … and the 500 spent nothing
     never = await limiter.hit(tokens, _key(), 1001)
     assert not never.allowed and never.retry_after_seconds is None
+
+
+async def test_several_hits_are_decided_together_each_on_its_own(limiter: RateLimiter) -> None:
+    """``hit_many`` (one Redis round trip): each hit as ``hit`` decides it, on the counters the
+    library itself reads (``peek`` goes through ``limits``' storage, not the pipeline)."""
+    key_rule, team_rule = Rule("api_key", "3/hour"), Rule("team", "5/hour")
+    key, team = _key(), _key()
+    rounds = [await limiter.hit_many([Hit(key_rule, key), Hit(team_rule, team)]) for _ in range(4)]
+    assert [(k.allowed, t.allowed) for k, t in rounds] == [(True, True)] * 3 + [(False, True)]
+    assert [(k.remaining, t.remaining) for k, t in rounds] == [(2, 4), (1, 3), (0, 2), (0, 1)]
+    assert rounds[-1][0].retry_after_seconds and not rounds[-1][1].retry_after_seconds
+    assert not (await limiter.peek(key_rule, key)).allowed  # the library sees what was spent
+    assert (await limiter.peek(team_rule, team, 1)).remaining == 1
+    tokens = Rule("llm_tokens", "100/hour")
+    big, small = await limiter.hit_many([Hit(tokens, team, 101), Hit(tokens, team, 60)])
+    assert not big.allowed and big.retry_after_seconds is None  # never fits, spends nothing
+    assert small.allowed and small.remaining == 40
+    with pytest.raises(ValidationError):
+        await limiter.hit_many([Hit(tokens, team, 0)])
+
+
+async def test_scripts_lost_by_a_restarted_redis_are_loaded_again() -> None:
+    import redis
+
+    rule = Rule("team", "10/hour")
+    with redis_process() as server:
+        limiter = RateLimiter.open(server.url)
+        assert (await limiter.hit(rule, "t")).remaining == 9
+        redis.Redis.from_url(server.url).script_flush()
+        decisions = await limiter.hit_many([Hit(rule, "t"), Hit(rule, "u")])
+        assert [(d.remaining, d.degraded) for d in decisions] == [(8, False), (9, False)]
+        await limiter.close()
 
 
 async def test_retry_after_is_when_the_same_request_fits_again(limiter: RateLimiter) -> None:
