@@ -3,14 +3,16 @@
 ``linqra secrets new-key`` prints the entry to put first in ``LINQRA_MASTER_KEYS`` (or the
 embedded key file): the next version and 32 random bytes. ``linqra secrets rotate`` opens the
 System from the settings and re-seals every team's provider keys and every webhook secret with
-the newest master key — run it once every process has the new key — and prints the counts; it
-exits 1 when a row did not open. (A module of its own so that ``deployments/cli.py`` stays small.)
+the newest master key — run it once every process has the new key — prints the counts and
+records them in the platform's audit log (``secrets.rotate``, actor ``cli:<os user>``;
+``GET /v1/audit?scope=platform``); it exits 1 when a row did not open. (A module of its own so that ``deployments/cli.py`` stays small.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 from typing import Any
 
 from linqra.config import Settings, load_settings
@@ -56,6 +58,20 @@ async def _rotate(settings: Settings) -> RotationReport:
 
     system = await System.open(settings, init=False)
     try:
-        return await system.secrets.rotate_all()
+        report = await system.secrets.rotate_all()
+        await system.audit.record(
+            team=None,
+            actor=f"cli:{getpass.getuser()}",
+            source="cli",
+            action="secrets.rotate",
+            outcome="failure" if report.failed else "success",
+            details={
+                "key_version": report.key_version,
+                "provider_keys": report.secrets,
+                "webhooks": report.hooks,
+                "did_not_open": report.failed,
+            },
+        )
+        return report
     finally:
         await system.close()

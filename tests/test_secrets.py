@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deployments.cli import main as linqra_cli
+from linqra.auth.directory import PLATFORM
 from linqra.config import LLMProviderConfig, RouteConfig, Settings
 from linqra.errors import NotFound, ValidationError
 from linqra.llm.registry import TeamCredentials
@@ -458,6 +459,12 @@ def test_linqra_secrets_rotate_reseals_with_the_key_put_first(
             assert await system.secrets.reveal("team-a", "openai") == KEY_A
             (hook,) = await system.store.find(HOOKS, "team-a")
             assert hook["secret_sealed"]["v"] == 2
+            events, _ = await system.audit.events(PLATFORM, action="secrets.rotate")
+            (event,) = events
+            assert event.outcome == "success" and event.actor.startswith("cli:")
+            assert event.details == {
+                "key_version": 2, "provider_keys": 1, "webhooks": 1, "did_not_open": 0
+            }  # fmt: skip
         finally:
             await system.close()
 

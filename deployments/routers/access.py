@@ -1,6 +1,6 @@
 """Who you are and who may do what: ``/v1/me``, teams, members, API keys and the audit log."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -10,7 +10,7 @@ from deployments.auth import Admin, Require, Viewer
 from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.auth.audit import AuditEvent
-from linqra.auth.directory import Member, MemberInput, TeamInput, TeamRecord
+from linqra.auth.directory import PLATFORM, Member, MemberInput, TeamInput, TeamRecord
 from linqra.auth.keys import ApiKey, ApiKeyInput, IssuedKey
 from linqra.auth.principal import Permission, Principal, Role
 from linqra.clock import query_instant
@@ -155,13 +155,20 @@ async def audit(
     outcome: Annotated[str | None, Query(pattern="^(success|denied|failure)$")] = None,
     since: Annotated[str | None, Query(max_length=40, description="ISO-8601 instant")] = None,
     until: Annotated[str | None, Query(max_length=40)] = None,
+    scope: Annotated[
+        Literal["team", "platform"],
+        Query(description="platform: the platform's own log (platform admins only)"),
+    ] = "team",
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """The team's audit events, newest first."""
+    """The team's audit events, newest first; ``scope=platform``: the platform's log (refused
+    sign-ins to teams, team creation, master-key rotation), for platform admins."""
+    if scope == "platform" and not team.platform_admin:
+        raise Forbidden("the platform's audit log needs the platform admin role")
     since, until = query_instant(since, "since"), query_instant(until, "until")
     items, total = await system.audit.events(
-        team.team_id,
+        PLATFORM if scope == "platform" else team.team_id,
         action=action,
         actor=actor,
         outcome=outcome,
