@@ -1,10 +1,9 @@
 """One typed settings object: a YAML file plus ``LINQRA_*`` environment variables.
 
-Precedence, highest first: keyword arguments, ``LINQRA_*`` variables (nested
-with ``__``, e.g. ``LINQRA_HTTP__PORT=9000``), the YAML file, the defaults here.
-The YAML file is ``$LINQRA_CONFIG`` if set, else ``configs/linqra.yaml`` when it
-exists in the working directory. Every backend is one URL; the defaults are the
-embedded ones (no server, no key).
+Precedence, highest first: keyword arguments, ``LINQRA_*`` variables (nested with ``__``, e.g.
+``LINQRA_HTTP__PORT=9000``), the YAML file, the defaults here. The YAML file is
+``$LINQRA_CONFIG`` if set, else ``configs/linqra.yaml`` when it exists in the working directory.
+Every backend is one URL; the defaults are the embedded ones (no server, no key).
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from pydantic_settings import (
 )
 
 from linqra._config_types import ReadableFile, WebOrigin
+from linqra.assistants.settings import ChatSettings
 
 __all__ = [
     "AgentSettings",
@@ -122,7 +122,6 @@ class HttpSettings(BaseModel):
 
 class RaySettings(BaseModel):
     model_config = {"extra": "forbid"}
-
     address: str | None = Field(default=None, description="None starts a local cluster")
     num_cpus: int | None = Field(default=2, ge=1)
     namespace: str = "linqra"
@@ -438,6 +437,7 @@ class Settings(BaseSettings):
     agents: AgentSettings = Field(default_factory=AgentSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
 
     @model_validator(mode="after")
     def _production_needs_auth(self) -> Settings:

@@ -19,7 +19,11 @@ from linqra.store import DocumentStore, IndexSpec
 __all__ = ["USAGE", "USAGE_INDEXES", "UsageRepository"]
 
 USAGE = "llm_usage"
-USAGE_INDEXES = [IndexSpec(USAGE, ("created_at",)), IndexSpec(USAGE, ("day", "model"))]
+USAGE_INDEXES = [
+    IndexSpec(USAGE, ("created_at",)),
+    IndexSpec(USAGE, ("day", "model")),
+    IndexSpec(USAGE, ("caller.run_id",)),
+]
 GROUPS = ("model", "provider", "day")
 _KINDS = (
     "input_tokens",
@@ -67,6 +71,12 @@ class UsageRepository:
         }
         await self.store.insert(USAGE, team_id, doc)
         return doc
+
+    async def of_run(self, team_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The records of the calls a chat run made (``caller.run_id``), oldest first."""
+        return await self.store.find(
+            USAGE, team_id, {"caller.run_id": run_id}, sort=[("created_at", 1)], limit=1000
+        )
 
     async def summary(
         self,
