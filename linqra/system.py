@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linqra.agents.service import AgentService
+from linqra.assistants.service import AssistantService
 from linqra.auth.audit import AuditLog
 from linqra.auth.authenticator import Authenticator
 from linqra.auth.directory import TeamDirectory
@@ -50,6 +51,7 @@ class System:
     llm: LLMService
     knowledge: KnowledgeService
     agents: AgentService
+    assistants: AssistantService
     triggers: TriggerBook
     launcher: Launcher
     runs: RunService
@@ -102,6 +104,7 @@ class System:
         workflows = WorkflowService(store, registry)
         triggers = TriggerBook(store)
         agents = AgentService(store, workflows, triggers)
+        knowledge = KnowledgeService(settings, store, llm)
         launcher = launcher if launcher is not None else InProcessLauncher()
         system = cls(
             authenticator=_authenticator(settings, store),
@@ -114,8 +117,9 @@ class System:
             registry=registry,
             workflows=workflows,
             llm=llm,
-            knowledge=KnowledgeService(settings, store, llm),
+            knowledge=knowledge,
             agents=agents,
+            assistants=AssistantService(store, agents, knowledge, llm),
             triggers=triggers,
             launcher=launcher,
             runs=RunService(workflows, agents, launcher),
@@ -136,6 +140,7 @@ class System:
         await self.store.ensure_indexes(USAGE_INDEXES)
         await self.knowledge.init()
         await self.agents.init()
+        await self.assistants.init()
         await self.triggers.init()
         await self.authenticator.directory.init()
         await self.authenticator.keys.init()

@@ -3,6 +3,7 @@
 from deployments.routers import (
     access,
     agents,
+    assistants,
     events,
     executions,
     health,
@@ -24,6 +25,7 @@ ROUTERS = (
     knowledge.router,
     agents.router,
     agents.scheduling,
+    assistants.router,
     events.router,
     linq.router,
     secrets.router,
