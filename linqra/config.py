@@ -15,8 +15,6 @@ from typing import Any, Literal
 from pydantic import (
     BaseModel,
     Field,
-    IPvAnyNetwork,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,12 +25,13 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from linqra._config_access import AuthSettings, OidcSettings, RateLimitSettings
 from linqra._config_types import ReadableFile, WebOrigin
-from linqra.assistants.settings import ChatSettings
 
 __all__ = [
     "AgentSettings",
     "AuthSettings",
+    "ChatSettings",
     "EgressPolicy",
     "ExecutionSettings",
     "HttpSettings",
@@ -287,117 +286,36 @@ class LLMSettings(BaseModel):
     )
 
 
-SigningAlgorithm = Literal[  # asymmetric only: an HMAC secret shared with clients proves nothing
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
-]
-
-
-class OidcSettings(BaseModel):
-    """Verifying OpenID Connect access tokens (Keycloak or any OIDC provider).
-
-    Claims map the Keycloak way by default: roles from ``realm_access.roles`` and
-    ``resource_access.<client_id>.roles``; teams from the ``teams`` claim (a list of team ids)
-    and from ``groups`` entries ``/teams/<team>/<role>``; the user from ``sub``.
-    """
+class ChatSettings(BaseModel):
+    """The chat orchestrator's limits and timings (``linqra/assistants``)."""
 
     model_config = {"extra": "forbid"}
 
-    issuer: str | None = Field(default=None, description="exact `iss`; discovery is read from it")
-    audience: list[str] = Field(
-        default_factory=list, description="accepted `aud` values (at least one must match)"
+    max_message_chars: int = Field(
+        default=32_000, ge=1, le=1_000_000, description="longest user message a chat accepts (400)"
     )
-    jwks_uri: str | None = Field(default=None, description="default: from discovery")
-    algorithms: list[SigningAlgorithm] = Field(
-        default_factory=lambda: list[SigningAlgorithm](["RS256"]), min_length=1
+    heartbeat_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="how often a running reply says it is alive"
     )
-    leeway_seconds: float = Field(default=30.0, ge=0, le=300)
-    jwks_cache_seconds: float = Field(default=300.0, gt=0, description="keys kept this long")
-    jwks_refresh_cooldown_seconds: float = Field(
-        default=30.0, ge=0, description="an unknown `kid` refreshes the keys at most this often"
-    )
-    http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    client_id: str | None = Field(
-        default=None, description="the client whose `resource_access` roles count"
-    )
-    user_claim: str = "sub"
-    username_claim: str = "preferred_username"
-    teams_claim: str = "teams"
-    groups_claim: str = "groups"
-    team_group_prefix: str = "/teams/"
-    platform_admin_role: str = "gateway_admin"
-
-
-class AuthSettings(BaseModel):
-    """Who may call the API. ``header`` trusts ``X-Team-Id`` (embedded profile only: anyone who
-    can reach the gateway picks any team); ``oidc`` verifies bearer tokens and API keys."""
-
-    model_config = {"extra": "forbid"}
-
-    mode: Literal["header", "oidc"] = "header"
-    oidc: OidcSettings = Field(default_factory=OidcSettings)
-    key_cache_seconds: float = Field(
-        default=2.0,
-        ge=0,
-        le=5,
-        description="how long a gateway replica trusts an API key it checked: a revoked key "
-        "stops working within this bound",
-    )
-    trusted_proxies: list[IPvAnyNetwork] = Field(
-        default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
-    )
-    audit_retention_days: int = Field(default=365, ge=1)
-
-
-class RateLimitSettings(BaseModel):
-    """Rate limits the gateway holds in ``cache_url`` (``linqra/ratelimit.py``).
-
-    Each rule is ``"<amount>/<period>"`` (``600/minute``, ``10 per second``, ``5000/2 hours``),
-    counted over a sliding window: in Redis for the whole cluster, with ``memory://`` per process
-    (embedded profile only). While the cache is unreachable a rule named in ``fail_closed``
-    answers 503 with ``Retry-After``; the others allow.
-    """
-
-    model_config = {"extra": "forbid"}
-
-    enabled: bool = True
-    api_key: str = Field(default="3000/minute", description="requests per API key")
-    team: str = Field(default="6000/minute", description="requests per team")
-    widget: str = Field(
-        default="120/minute", description="requests per public widget key and client IP"
-    )
-    llm_tokens: str = Field(default="20000000/minute", description="LLM tokens per team")
-    failed_auth: str = Field(
-        default="600/minute", description="failed authentications per client IP"
-    )
-    fail_closed: tuple[Literal["api_key", "team", "widget", "llm_tokens", "failed_auth"], ...] = (
-        Field(
-            default=("widget",),
-            description="rules that deny (503) while the cache is unreachable; the others allow "
-            "(failed_auth is checked on every request, so failing it closed would make a cache "
-            "outage a whole-gateway outage)",
-        )
-    )
-    timeout_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="longest one rate-limit decision may wait for Redis"
-    )
-    outage_retry_seconds: float = Field(
-        default=2.0,
+    stale_after_seconds: float = Field(
+        default=15.0,
         gt=0,
-        le=300,
-        description="after a failed call the cache is left alone this long (and Retry-After)",
+        le=3600,
+        description="a running reply silent this long is interrupted by the supervisor "
+        "(its process died): the partial text is kept, the next message works",
     )
-
-    @field_validator("api_key", "team", "widget", "llm_tokens", "failed_auth")
-    @classmethod
-    def _rate(cls, value: str, info: ValidationInfo) -> str:
-        from linqra.errors import ValidationError as BadRate
-        from linqra.ratelimit import parse_rate
-
-        try:
-            parse_rate(value, setting=f"rate_limits.{info.field_name}")
-        except BadRate as exc:
-            raise ValueError(exc.message) from None
-        return value
+    save_every_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="how often a streaming reply's text is stored"
+    )
+    idle_seconds: float = Field(
+        default=300.0, gt=0, description="a conversation with no turn for this long is passivated"
+    )
+    keepalive_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="SSE keep-alive comment interval"
+    )
+    run_log_ttl_seconds: int = Field(
+        default=3600, ge=60, description="how long a finished run's events can be replayed"
+    )
 
 
 class Settings(BaseSettings):

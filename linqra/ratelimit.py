@@ -60,6 +60,7 @@ import limits
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from linqra._limits_ext import parse_window, pipelined, window_state
 from linqra.errors import RateLimited, StoreError, ValidationError
 from linqra.resilience import CircuitBreaker
 
@@ -135,6 +136,12 @@ class Hit:
     rule: Rule
     key: str
     cost: int = 1
+
+    @property
+    def digest(self) -> str:
+        """The key as the cache sees it (hashed: a raw credential passed by mistake is not
+        stored)."""
+        return _digest(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +323,7 @@ class RateLimiter:
             return [self._outage(h.rule) for h in hits]
         try:
             async with asyncio.timeout(self.timeout):
-                replies = await self._pipelined(hits)
+                replies = await pipelined(self._storage, hits)
         except self._errors as exc:
             self._failed(exc)
             return [self._outage(h.rule) for h in hits]
@@ -325,7 +332,7 @@ class RateLimiter:
             raise
         self._recovered()
         return [
-            self._decision(hit.rule, hit.cost, bool(allowed), _parse_window(window))
+            self._decision(hit.rule, hit.cost, bool(allowed), parse_window(window))
             for hit, (allowed, window) in zip(hits, replies, strict=True)
         ]
 
@@ -345,9 +352,7 @@ class RateLimiter:
             await self._on_close()
 
     # -- the decision ---------------------------------------------------------------------------
-    async def _decide(
-        self, rule: Rule, key: str, cost: int, *, spend: bool
-    ) -> Decision:
+    async def _decide(self, rule: Rule, key: str, cost: int, *, spend: bool) -> Decision:
         _check(key, cost)
         if not self._breaker.allow():
             return self._outage(rule)
@@ -373,7 +378,7 @@ class RateLimiter:
         self, rule: Rule, cost: int, allowed: bool | None, window: tuple[int, float, int, float]
     ) -> Decision:
         """``allowed`` is what the spend said (``None`` for a peek: would it fit now?)."""
-        remaining, reset_in, wait = _window(rule.amount, rule.item.get_expiry(), cost, *window)
+        remaining, reset_in, wait = window_state(rule.amount, rule.item.get_expiry(), cost, *window)
         if allowed is None:
             allowed = wait == 0.0
         return Decision(
@@ -384,51 +389,6 @@ class RateLimiter:
             reset_at=self._wall() + reset_in,
             retry_after_seconds=0.0 if allowed else wait,
         )
-
-    async def _pipelined(self, hits: Sequence[Hit]) -> list[tuple[Any, Any]]:
-        """Each hit's spend and window read, as the library's ``acquire_sliding_window`` and
-        ``sliding_window`` scripts on the library's keys, sent as one pipeline. By SHA: a
-        script the server lost (a restart) is loaded and only the commands it refused are sent
-        again (a refused command did nothing). Not through redis-py's ``Script`` objects, which
-        ask ``SCRIPT EXISTS`` before every pipeline: a second round trip."""
-        storage = self._storage
-        assert isinstance(storage, RedisStorage)
-        bridge: Any = storage.bridge
-        acquire, window = bridge.lua_acquire_sliding_window, bridge.lua_sliding_window
-        from redis.exceptions import NoScriptError
-
-        commands: list[tuple[Any, tuple[Any, ...]]] = []
-        for hit in hits:
-            item = hit.rule.item
-            name = item.key_for(hit.rule.name, _digest(hit.key))
-            keys = (
-                bridge.prefixed_key(storage._previous_window_key(name)),
-                bridge.prefixed_key(storage._current_window_key(name)),
-            )
-            commands.append((acquire, (*keys, item.amount, item.get_expiry(), hit.cost)))
-            commands.append((window, (*keys, item.get_expiry())))
-        replies: list[Any] = [None] * len(commands)
-        todo = list(range(len(commands)))
-        for _ in range(2):
-            pipe = bridge.get_connection().pipeline(transaction=False)
-            for i in todo:
-                script, args = commands[i]
-                pipe.evalsha(script.sha, 2, *args)
-            answers = await pipe.execute(raise_on_error=False)
-            lost = []
-            for i, answer in zip(todo, answers, strict=True):
-                if isinstance(answer, NoScriptError):
-                    lost.append(i)
-                elif isinstance(answer, Exception):
-                    raise answer
-                else:
-                    replies[i] = answer
-            if not lost:
-                return list(zip(replies[0::2], replies[1::2], strict=True))
-            for script in {id(commands[i][0]): commands[i][0] for i in lost}.values():
-                script.sha = await bridge.get_connection().script_load(script.script)
-            todo = lost
-        raise OSError("the rate-limit cache keeps losing its scripts")
 
     def _outage(self, rule: Rule) -> Decision:
         if not rule.fail_open:
@@ -485,73 +445,8 @@ def _check(key: str, cost: int) -> None:
         raise ValidationError("cost must be a whole number ≥ 1", field="cost")
 
 
-def _parse_window(reply: Any) -> tuple[int, float, int, float]:
-    """The ``sliding_window`` script's reply as the library's storage parses it."""
-    if not reply:
-        return 0, 0.0, 0, 0.0
-    return (
-        int(reply[0] or 0),
-        max(0, float(reply[1] or 0)) / 1000,
-        int(reply[2] or 0),
-        max(0, float(reply[3] or 0)) / 1000,
-    )
-
-
 def _digest(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
-
-
-def _window(
-    limit: int,
-    expiry: float,
-    cost: int,
-    previous: int,
-    previous_ttl: float,
-    current: int,
-    current_ttl: float,
-) -> tuple[int, float, float | None]:
-    """(remaining, seconds until the whole limit is back, seconds until ``cost`` fits).
-
-    Written here because the library's ``get_window_stats`` answers when *one* more unit fits,
-    which is the wrong ``Retry-After`` for a token limit. Same model as its storages: the count
-    is ``floor(previous * previous_ttl / expiry) + current``; the current window becomes the
-    previous one when its TTL falls to ``expiry``, and the previous one's weight falls to 0 with
-    its TTL. Assumes no other hit in the meantime; the wait is ``None`` when ``cost`` > ``limit``.
-    """
-    used = (math.floor(previous * previous_ttl / expiry) if previous else 0) + current
-    remaining = max(0, limit - used)
-    reset_in = _wait(limit, expiry, limit, previous, previous_ttl, current, current_ttl)
-    wait = (
-        None
-        if cost > limit
-        else _wait(limit, expiry, cost, previous, previous_ttl, current, current_ttl)
-    )
-    return remaining, reset_in, wait
-
-
-def _wait(
-    limit: int,
-    expiry: float,
-    cost: int,
-    previous: int,
-    previous_ttl: float,
-    current: int,
-    current_ttl: float,
-) -> float:
-    """Seconds until ``cost`` (≤ ``limit``) fits."""
-    shift = max(0.0, current_ttl - expiry) if current else math.inf
-    room = limit - cost - current  # what the previous window's floored weight may be
-    if room >= 0:
-        wait = 0.0 if not previous else max(0.0, previous_ttl - (room + 1) * expiry / previous)
-        if wait < shift:
-            return _round_up(wait)
-    # after the shift the current count is the previous one, its weight falling to 0
-    return _round_up(shift + max(0.0, expiry - (limit - cost + 1) * expiry / current))
-
-
-def _round_up(seconds: float) -> float:
-    """To the next millisecond, plus one: the storages count time in milliseconds."""
-    return 0.0 if seconds <= 0 else math.ceil(seconds * 1000 + 1) / 1000
 
 
 @dataclass(frozen=True, slots=True)
