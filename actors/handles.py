@@ -14,14 +14,23 @@ Naming rule: the core concept lives in ``linqra/X``, the actor that hosts it on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.exceptions import RayActorError
 
+from linqra.assistants.turn import ChatDeps
+from linqra.assistants.worker import ChatHost, Send
 from linqra.config import Settings
-from linqra.errors import Unavailable
+from linqra.errors import LinqraError, NotFound, Unavailable
+
+if TYPE_CHECKING:
+    from linqra.assistants.runlog import RunEvent, RunLog
 
 __all__ = [
     "ASYNC_PREFIX",
@@ -30,9 +39,12 @@ __all__ = [
     "RUNNER",
     "SCHEDULER",
     "SUPERVISOR",
+    "RayChatHost",
     "RayLauncher",
+    "RayRunLog",
     "agent_name",
     "call",
+    "conversation_name",
     "lookup",
     "named_actor",
 ]
@@ -52,11 +64,17 @@ IO_PREFIX = "linqra-io-"
 ASYNC_PREFIX = "linqra-async-"
 """``linqra-async-0`` …: workers of queued async steps (``actors/async_steps.py``)."""
 AGENT_PREFIX = "linqra-agent-"
+CONV_PREFIX = "linqra-conv-"
 
 
 def agent_name(agent_id: str) -> str:
     """``linqra-agent-<agent id>``: the actor of one busy agent (``actors/agent.py``)."""
     return f"{AGENT_PREFIX}{agent_id}"
+
+
+def conversation_name(conversation_id: str) -> str:
+    """``linqra-conv-<conversation id>``: one active conversation (``actors/conversation.py``)."""
+    return f"{CONV_PREFIX}{conversation_id}"
 
 
 def named_actor(cls: type, settings: Settings, name: str, *args: Any, **options: Any) -> Any:
@@ -155,6 +173,9 @@ class RayLauncher:
     async def ingest(self, team_id: str, doc_id: str) -> None:
         await call(self.settings, SUPERVISOR, "ingest", team_id, doc_id)
 
+    def chat_host(self, deps: ChatDeps) -> ChatHost:
+        return RayChatHost(self.settings, deps)
+
     async def ping(self) -> dict[str, Any]:
         try:
             result: dict[str, Any] = await asyncio.wait_for(
@@ -166,3 +187,118 @@ class RayLauncher:
 
     async def close(self) -> None:
         return None
+
+
+class RayChatHost(ChatHost):
+    """Each conversation's worker in its own actor (see the module docstring)."""
+
+    def __init__(self, settings: Settings, deps: ChatDeps) -> None:
+        self.settings = settings
+        if settings.cache_url.startswith("memory:"):  # runs' logs live in their actors
+            runlog = RayRunLog(settings, deps.runlog, deps.conversations)
+            deps = dataclasses.replace(deps, runlog=runlog)
+        self.deps = deps
+
+    async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
+        for attempt in range(3):
+            actor = _existing(self.settings, conversation_id)
+            if actor is None:  # passive: the supervisor creates its actor (get-or-create)
+                await call(
+                    self.settings, SUPERVISOR, "activate_conversation", team_id, conversation_id
+                )
+                actor = _existing(self.settings, conversation_id)
+            try:
+                if actor is not None:
+                    result: dict[str, Any] = await actor.send.remote(send)
+                    return result
+            except RayActorError:  # it was passivating as we called: a new one takes it
+                pass
+            await asyncio.sleep(0.1 * (attempt + 1))
+        raise Unavailable("the conversation's worker is restarting", retry_after=1)
+
+    async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:
+        actor = _existing(self.settings, conversation_id)
+        if actor is None:
+            return False
+        try:
+            return bool(await actor.cancel.remote(run_id))
+        except RayActorError:
+            return False
+
+    async def close(self) -> None:
+        return None
+
+
+def _existing(settings: Settings, conversation_id: str) -> Any:
+    try:
+        return ray.get_actor(conversation_name(conversation_id), namespace=settings.ray.namespace)
+    except ValueError:
+        return None
+
+
+class RayRunLog:
+    """The run log when the cache is ``memory://`` on a cluster: each run's log lives in its
+    conversation's actor (``local`` is this process's own, used by an actor for its runs);
+    readers elsewhere reach it by the run's conversation. A passivated or dead actor's runs
+    have no log any more: a read finds nothing and the run counts as finished."""
+
+    def __init__(self, settings: Settings, local: RunLog, deps_conversations: Any) -> None:
+        self.settings = settings
+        self.local = local
+        self.conversations = deps_conversations
+        self._owner: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    async def _actor(self, team_id: str, run_id: str) -> Any:
+        key = (team_id, run_id)
+        conversation = self._owner.get(key)
+        if conversation is None:
+            try:
+                conversation = (await self.conversations.get_run(team_id, run_id)).conversation_id
+            except NotFound:
+                return None
+            self._owner[key] = conversation
+            if len(self._owner) > 10_000:
+                self._owner.popitem(last=False)
+        return _existing(self.settings, conversation)
+
+    async def append(
+        self, team_id: str, run_id: str, event: str, data: Mapping[str, Any]
+    ) -> RunEvent:
+        actor = await self._actor(team_id, run_id)
+        if actor is None:
+            raise Unavailable("the run's conversation is not active", retry_after=1)
+        try:
+            event_: RunEvent = await actor.append.remote(run_id, event, dict(data))
+        except RayActorError:
+            raise Unavailable("the run's conversation is not active", retry_after=1) from None
+        return event_
+
+    async def read(
+        self, team_id: str, run_id: str, after: int = 0, *, wait: float = 0.0, limit: int = 1000
+    ) -> list[RunEvent]:
+        actor = await self._actor(team_id, run_id)
+        if actor is None:
+            return []
+        try:
+            events: list[RunEvent] = await actor.read.remote(run_id, after, wait, limit)
+        except RayActorError:
+            return []
+        return events
+
+    async def finish(self, team_id: str, run_id: str) -> None:
+        actor = await self._actor(team_id, run_id)
+        if actor is not None:
+            with contextlib.suppress(RayActorError, LinqraError):
+                await actor.finish.remote(run_id)
+
+    async def is_finished(self, team_id: str, run_id: str) -> bool:
+        actor = await self._actor(team_id, run_id)
+        if actor is None:
+            return True
+        try:
+            return bool(await actor.is_finished.remote(run_id))
+        except RayActorError:
+            return True
+
+    async def close(self) -> None:
+        await self.local.close()

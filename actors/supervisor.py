@@ -6,7 +6,9 @@ message left behind is found here from those records and started again:
 
 * task executions PENDING that nobody started, or RUNNING whose agent went silent;
 * documents PENDING or PROCESSING with a stale heartbeat (re-ingested: ingestion is idempotent);
-* async steps QUEUED too long (their queue message was lost: published again).
+* async steps QUEUED too long (their queue message was lost: published again);
+* chat runs queued or running whose conversation's worker went silent (interrupted, with their
+  partial replies kept: the next message of the conversation works).
 
 It also prunes audit events past their retention, once an hour.
 
@@ -22,7 +24,8 @@ from typing import Any
 
 from actors._context import process_system
 from actors.agent import AgentActor
-from actors.handles import RUNNER, agent_name, call, named_actor
+from actors.conversation import ConversationActor
+from actors.handles import RUNNER, agent_name, call, conversation_name, named_actor
 from actors.ingest import ingest_document
 from linqra.config import Settings
 from linqra.workflows.async_steps import BusAsyncStepQueue
@@ -72,6 +75,21 @@ class SupervisorActor:
         log.warning("agent %s did not take %s; the reaper will retry", agent_id, tx_id)
 
     # -- documents -------------------------------------------------------------------------
+    async def activate_conversation(self, team_id: str, conversation_id: str) -> None:
+        """Create a conversation's actor if it is not there (get-or-create by name: callers
+        racing for one conversation get the same actor). Not restarted by Ray: a dead one's
+        runs are interrupted by :meth:`reap_chat_runs` and the next message makes a new one."""
+        named_actor(
+            ConversationActor,
+            self.settings,
+            conversation_name(conversation_id),
+            self.settings.model_dump_json(),
+            team_id,
+            conversation_id,
+            max_concurrency=1000,
+            max_restarts=0,
+        )
+
     async def ingest(self, team_id: str, doc_id: str) -> None:
         """Start ingesting a document as a Ray task (once: a document in flight is not doubled)."""
         if doc_id in self._ingesting:
@@ -128,6 +146,10 @@ class SupervisorActor:
         )
         return int(requeued)
 
+    async def reap_chat_runs(self) -> int:
+        system = await process_system(self.settings)
+        return await system.chat.reap()
+
     async def prune_audit(self) -> int:
         """Drop audit events past ``auth.audit_retention_days``, once an hour at most."""
         now = time.monotonic()
@@ -145,6 +167,7 @@ class SupervisorActor:
             self.reap_task_executions,
             self.reap_documents,
             self.requeue_async_steps,
+            self.reap_chat_runs,
             self.prune_audit,
         )
         while True:

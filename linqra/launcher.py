@@ -18,6 +18,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from linqra.assistants.turn import ChatDeps
+    from linqra.assistants.worker import ChatHost
     from linqra.system import System
     from linqra.workflows.runner import ExecutionRunner
 
@@ -69,6 +71,10 @@ class Launcher(Protocol):
 
     async def ping(self) -> dict[str, Any]:
         """Whether runs can be started now (raises ``Unavailable`` if not)."""
+        ...
+
+    def chat_host(self, deps: ChatDeps) -> ChatHost:
+        """Where conversations' turns run (one worker per conversation)."""
         ...
 
     async def close(self) -> None: ...
@@ -143,6 +149,11 @@ class InProcessLauncher:
 
     async def ingest(self, team_id: str, doc_id: str) -> None:
         self._spawn(self.system.knowledge.ingest(team_id, doc_id))
+
+    def chat_host(self, deps: ChatDeps) -> ChatHost:
+        from linqra.assistants.worker import InProcessChatHost
+
+        return InProcessChatHost(deps)
 
     async def ping(self) -> dict[str, Any]:
         runner = await self.runner()

@@ -12,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linqra.agents.service import AgentService
+from linqra.assistants.chat import ChatService
+from linqra.assistants.conversations import ConversationRepository
+from linqra.assistants.runlog import open_run_log
 from linqra.assistants.service import AssistantService
+from linqra.assistants.turn import ChatDeps
 from linqra.auth.audit import AuditLog
 from linqra.auth.authenticator import Authenticator
 from linqra.auth.directory import TeamDirectory
@@ -52,6 +56,7 @@ class System:
     knowledge: KnowledgeService
     agents: AgentService
     assistants: AssistantService
+    chat: ChatService
     triggers: TriggerBook
     launcher: Launcher
     runs: RunService
@@ -106,6 +111,21 @@ class System:
         agents = AgentService(store, workflows, triggers)
         knowledge = KnowledgeService(settings, store, llm)
         launcher = launcher if launcher is not None else InProcessLauncher()
+        runs = RunService(workflows, agents, launcher)
+        assistants = AssistantService(store, agents, knowledge, llm)
+        chat = ChatDeps(
+            conversations=ConversationRepository(store),
+            runlog=open_run_log(
+                settings.cache_url,
+                ttl_seconds=settings.chat.run_log_ttl_seconds,
+                **timeouts,
+            ),
+            llm=llm,
+            knowledge=knowledge,
+            runs=runs,
+            agents=agents,
+            settings=settings.chat,
+        )
         system = cls(
             authenticator=_authenticator(settings, store),
             audit=AuditLog(store, retention_days=settings.auth.audit_retention_days),
@@ -119,10 +139,11 @@ class System:
             llm=llm,
             knowledge=knowledge,
             agents=agents,
-            assistants=AssistantService(store, agents, knowledge, llm),
+            assistants=assistants,
+            chat=ChatService.hosted(chat, assistants, launcher.chat_host(chat)),
             triggers=triggers,
             launcher=launcher,
-            runs=RunService(workflows, agents, launcher),
+            runs=runs,
             http=HttpClients(settings.services),
             secrets=secrets,
             hooks=hooks,
@@ -141,6 +162,7 @@ class System:
         await self.knowledge.init()
         await self.agents.init()
         await self.assistants.init()
+        await self.chat.deps.conversations.init()
         await self.triggers.init()
         await self.authenticator.directory.init()
         await self.authenticator.keys.init()
@@ -185,6 +207,7 @@ class System:
         )
 
     async def close(self) -> None:
+        await self.chat.host.close()
         await self.launcher.close()
         if self.events is not None:
             await self.events.close()
@@ -192,6 +215,7 @@ class System:
         await self.llm.aclose()
         await self.http.aclose()
         await self.limiter.close()
+        await self.chat.deps.runlog.close()
         if self.authenticator.verifier is not None:
             await self.authenticator.verifier.aclose()
         await self.cache.close()

@@ -189,6 +189,14 @@ def good_bodies(ids: dict[str, str]) -> dict[str, Any]:
             "link": {"target": "workflow", "action": "execute"},
             "query": {"workflowId": ids["workflow_id"], "params": {"x": 4}},
         },
+        "POST /v1/assistants": {"name": "helper", "systemPrompt": "Be brief."},
+        "PUT /v1/assistants/{assistant_id}": {"name": "helper", "doubleTexting": "enqueue"},
+        "POST /v1/assistants/{assistant_id}/chat": {"message": "hello", "title": "hi"},
+        "POST /v1/conversations/{conversation_id}/messages": {
+            "message": "and then?",
+            "clientMessageId": "m-1",
+        },
+        "PATCH /v1/conversations/{conversation_id}": {"title": "renamed"},
         "POST /api/milvus/collections/{name}/search": {
             "text": "hello",
             "topK": 2,
@@ -615,6 +623,11 @@ def seed(api: Api) -> None:
     hook = api.json("POST", "/v1/hooks", {"topic": "orders"})
     ids["hook_id"] = hook["id"]
     api.hook_secret = hook["secret"]
+    assistant = api.json("POST", "/v1/assistants", good["POST /v1/assistants"])
+    ids["assistant_id"] = assistant["id"]
+    chat = api.json("POST", f"/v1/assistants/{assistant['id']}/chat", {"message": "hi"})
+    ids["conversation_id"] = chat["conversation_id"]
+    ids["run_id"] = chat["run_id"]
     api.json("PUT", "/v1/budget", {"amount": "100"})
     api.json("PUT", f"/v1/models/{MODEL}/price", {"input": "1", "output": "2"})
     ids["model_id"] = MODEL

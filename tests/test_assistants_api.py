@@ -45,7 +45,7 @@ def test_round_trip_with_versions_rollback_and_if_match(client: TestClient) -> N
         "selectedTasks": [{"taskId": task, "timeoutSeconds": 30}],
         "knowledge": {"collections": ["notes"], "topK": 3},  # by name: stored by id
         "accessControl": {"type": "PUBLIC", "allowedDomains": ["https://Shop.example"]},
-        "guardrails": {"pii": {"enabled": True}},
+        "guardrails": {"input": {"redactPii": ["email"]}},
         "doubleTexting": "reject",
     }
     created = make_assistant(client, **body)

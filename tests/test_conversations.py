@@ -332,10 +332,12 @@ class ConversationContract:
         queued_conv = await repo.create(TEAM, "asst_1")
         queued = await repo.create_run(TEAM, queued_conv.id)
 
-        assert await repo.interrupt_stale(utcnow(), stale_after=60) == 0  # all fresh
+        assert await repo.interrupt_stale(utcnow(), stale_after=60) == []  # all fresh
         later = utcnow() + timedelta(seconds=61)
-        assert await repo.interrupt_stale(later, stale_after=60) == 2
-        assert await repo.interrupt_stale(later, stale_after=60) == 0
+        stale = await repo.interrupt_stale(later, stale_after=60)
+        # a queued run nobody heartbeats any more (its worker died) is interrupted too
+        assert sorted(stale) == sorted([*runs.items(), (TEAM, queued.id)])
+        assert await repo.interrupt_stale(later, stale_after=60) == []
         for team in (TEAM, OTHER):
             run = await repo.get_run(team, runs[team])
             assert run.status == RunStatus.INTERRUPTED and run.finished_at
@@ -343,7 +345,7 @@ class ConversationContract:
             assert msg.status == MessageStatus.INTERRUPTED and msg.content == "Half a th"
             assert not await repo.set_run_status(team, run.id, "completed")  # the owner lost
             assert not await repo.finish_message(team, msg.id, "completed", content="late")
-        assert (await repo.get_run(TEAM, queued.id)).status == RunStatus.QUEUED
+        assert (await repo.get_run(TEAM, queued.id)).status == RunStatus.INTERRUPTED
 
 
 class TestConversationsOnSQLite(ConversationContract):

@@ -162,6 +162,7 @@ class ChatRun(_Record):
     user_message_id: str | None = None
     reply_message_id: str | None = None
     policy: dict[str, Any] | None = None
+    executed_by: str | None = None
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None

@@ -54,6 +54,7 @@ class ChatRuns:
         reply_message_id: str | None = None,
         policy: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        executed_by: str | None = None,
     ) -> ChatRun:
         """A ``queued`` run of the conversation's assistant; ``run_id`` (``run_…``) may be chosen
         beforehand so that messages can name it. :class:`NotFound` without the conversation."""
@@ -69,6 +70,7 @@ class ChatRuns:
             "user_message_id": user_message_id,
             "reply_message_id": reply_message_id,
             "policy": None if policy is None else dict(policy),
+            "executed_by": executed_by,
             "created_at": now,
             "started_at": None,
             "finished_at": None,
@@ -148,18 +150,21 @@ class ChatRuns:
         docs = await self.store.find(RUNS, team_id, where, sort=[("created_at", 1)], limit=1000)
         return [ChatRun.model_validate(d) for d in docs]
 
-    async def interrupt_stale(self, now: datetime, stale_after: float) -> int:
-        """Maintenance, for the supervisor (every team): each ``running`` run whose heartbeat is
-        more than ``stale_after`` seconds older than ``now`` becomes ``interrupted``, and so do
-        its ``pending``/``streaming`` messages (its reply), keeping the content saved so far.
-        Compare-and-set on the heartbeat seen: a run that heartbeats meanwhile, or that another
-        supervisor took, is left alone. How many runs this call interrupted."""
+    async def interrupt_stale(self, now: datetime, stale_after: float) -> list[tuple[str, str]]:
+        """Maintenance, for the supervisor (every team): each ``running`` or ``queued`` run whose
+        heartbeat is more than ``stale_after`` seconds older than ``now`` becomes
+        ``interrupted`` (the worker that held it heartbeats its queued runs too, so only a dead
+        one's go stale), and so do its ``pending``/``streaming`` messages (its reply), keeping
+        the content saved so far. Compare-and-set on the heartbeat seen: a run that heartbeats
+        meanwhile, or that another supervisor took, is left alone. The ``(team, run id)`` of
+        each run this call interrupted."""
         cutoff = iso(now - timedelta(seconds=stale_after))
-        where = {"status": RunStatus.RUNNING, "heartbeat_at": {"$lt": cutoff}}
-        interrupted = 0
+        active = [RunStatus.RUNNING, RunStatus.QUEUED]
+        where = {"status": {"$in": active}, "heartbeat_at": {"$lt": cutoff}}
+        interrupted: list[tuple[str, str]] = []
         while batch := await self.store.scan_all_teams(RUNS, where, limit=200):
             won = [run for run in batch if await self._interrupt(run, iso(now))]
-            interrupted += len(won)
+            interrupted += [(run["team_id"], run["id"]) for run in won]
             if not won:  # every one was taken meanwhile; what is left waits for the next round
                 break
         return interrupted
@@ -171,7 +176,7 @@ class ChatRuns:
             team_id,
             run["id"],
             {"status": RunStatus.INTERRUPTED, "finished_at": at},
-            where={"status": RunStatus.RUNNING, "heartbeat_at": run["heartbeat_at"]},
+            where={"status": run["status"], "heartbeat_at": run["heartbeat_at"]},
         ):
             return False
         log.warning("chat run interrupted (stale heartbeat): team=%s run_id=%s", team_id, run["id"])

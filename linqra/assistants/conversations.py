@@ -244,6 +244,15 @@ class ConversationRepository(ChatRuns):
         )
         return int(newest[0]["seq"]) if newest else 0
 
+    async def find_client_message(
+        self, team_id: str, conversation_id: str, client_message_id: str
+    ) -> Message | None:
+        """The message sent before with ``client_message_id``, if any (a retry's original)."""
+        doc = await self.store.get(
+            MESSAGES, team_id, _message_id(team_id, conversation_id, client_message_id)
+        )
+        return None if doc is None else Message.model_validate(doc)
+
     async def get_message(self, team_id: str, message_id: str) -> Message:
         doc = await self.store.get(MESSAGES, team_id, message_id)
         if doc is None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from linqra._config_types import WebOrigin
+from linqra.assistants.guardrails import GuardrailSettings
 
 __all__ = [
     "MAX_SYSTEM_PROMPT",
@@ -111,8 +112,9 @@ class AssistantSpec(BaseModel):
     knowledge: AssistantKnowledge | None = None
     contextManagement: ContextManagement = Field(default_factory=ContextManagement)
     accessControl: AccessControl = Field(default_factory=AccessControl)
-    # checked by linqra.assistants.guardrails.GuardrailSettings once it exists
-    guardrails: dict[str, Any] = {}
+    guardrails: GuardrailSettings = Field(
+        default_factory=GuardrailSettings, description="input and output rules (docs/guardrails.md)"
+    )
     doubleTexting: Literal["reject", "enqueue", "interrupt", "rollback"] = Field(
         default="enqueue", description="a message while the previous one is still answered"
     )

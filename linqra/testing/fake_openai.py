@@ -1,7 +1,9 @@
 """A local server that speaks OpenAI's chat-completions HTTP and SSE protocol, for the real SDK.
 
 The model name picks a behaviour: ``rate-limited`` (429 + Retry-After), ``broken`` (500),
-``delay-N`` (answer after N ms),
+``delay-N`` (answer after N ms), ``slow-N[-W]`` (W more words, default 400, one every N ms: the
+request's entry records ``stream.sent`` words and, when the client closes it early,
+``stream.closed_at`` — ``time.monotonic()`` — so a test sees the upstream stream stop),
 ``malformed`` (a body that is not JSON), ``cut`` (a stream that stops mid-way), anything else
 answers ``Echo: <last user message>``. Requests are kept in ``requests`` for assertions.
 A request that offers tools gets a call of the first tool with the question as its query.
@@ -45,7 +47,8 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
 
     async def completions(request: Request) -> Response:
         body = await request.json()
-        requests.append({"body": body, "auth": request.headers.get("authorization")})
+        entry: dict[str, Any] = {"body": body, "auth": request.headers.get("authorization")}
+        requests.append(entry)
         model = body["model"]
         if model == "rate-limited":
             return JSONResponse(
@@ -66,6 +69,12 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
             else next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         )
         words = ["Echo:", *question.split()]
+        pause = 0.005
+        if model.startswith("slow-"):  # slow-20-100: 100 more words, one every 20 ms
+            ms, _, count = model.removeprefix("slow-").partition("-")
+            pause = int(ms) / 1000
+            words += [f"w{i}" for i in range(int(count or 400))]
+            entry["stream"] = {"sent": 0, "closed_at": None}
         prompt = sum(len((m.get("content") or "").split()) + 4 for m in body["messages"])
         cached = 3 if prompt > 3 else 0
         created = int(time.time())
@@ -135,7 +144,14 @@ def fake_openai_app(requests: list[dict[str, Any]]) -> Starlette:
                     raise RuntimeError("connection dropped mid-stream")
                 piece = word if i == 0 else " " + word
                 yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'content': piece}, 'finish_reason': None}]})}\n\n"
-                await asyncio.sleep(0.005)
+                if "stream" in entry:
+                    entry["stream"]["sent"] = i + 1
+                try:
+                    await asyncio.sleep(pause)
+                except asyncio.CancelledError:  # the client closed the stream
+                    if "stream" in entry:
+                        entry["stream"]["closed_at"] = time.monotonic()
+                    raise
             if call is not None:  # the arguments arrive in two pieces, as real servers send them
                 half = len(call["arguments"]) // 2
                 first = {

@@ -1,0 +1,84 @@
+"""One actor per active conversation: the place its turns are serialized on the cluster.
+
+``linqra-conv-<conversation id>`` is created by the supervisor on the first message
+(``actors.handles.RayChatHost``; get-or-create by name, so two replicas racing make one), hosts the conversation's
+:class:`~linqra.assistants.worker.ConversationWorker` — its queue, its active run, the
+double-texting decisions — and exits after ``chat.idle_seconds`` without a turn (passivation):
+everything it decided is in the store. A cancel sent to any gateway or orchestrator replica
+reaches it by name. When the cache is ``memory://`` the runs' event logs live here too and
+readers on other processes read them through :meth:`ConversationActor.read`
+(``actors.handles.RayRunLog``); with Redis every replica reads Redis.
+
+If the actor dies mid-answer, its runs stop heartbeating and the supervisor interrupts them
+(``ChatService.reap``), keeping the partial replies; the next message creates a new actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+import ray
+
+from actors._context import process_system, shipped_settings
+from linqra.assistants.runlog import RunEvent
+from linqra.assistants.worker import ConversationWorker, Send
+
+__all__ = ["ConversationActor"]
+
+log = logging.getLogger(__name__)
+
+
+class ConversationActor:
+    def __init__(self, settings_json: str, team_id: str, conversation_id: str) -> None:
+        self.settings = shipped_settings(settings_json)
+        self.team_id, self.conversation_id = team_id, conversation_id
+        self._worker: ConversationWorker | None = None
+        self._lock = asyncio.Lock()
+        self._passivation = asyncio.get_running_loop().create_task(self._passivate())
+
+    async def _get(self) -> ConversationWorker:
+        async with self._lock:
+            if self._worker is None:
+                system = await process_system(self.settings)
+                deps = system.chat.deps
+                local = getattr(deps.runlog, "local", deps.runlog)  # this process's own log
+                self._worker = ConversationWorker(
+                    dataclasses.replace(deps, runlog=local), self.team_id, self.conversation_id
+                )
+            return self._worker
+
+    async def send(self, send: Send) -> dict[str, Any]:
+        return await (await self._get()).send(send)
+
+    async def cancel(self, run_id: str) -> bool:
+        return await (await self._get()).cancel(run_id)
+
+    async def read(self, run_id: str, after: int, wait: float, limit: int) -> list[RunEvent]:
+        worker = await self._get()
+        return await worker.deps.runlog.read(self.team_id, run_id, after, wait=wait, limit=limit)
+
+    async def is_finished(self, run_id: str) -> bool:
+        worker = await self._get()
+        return await worker.deps.runlog.is_finished(self.team_id, run_id)
+
+    async def append(self, run_id: str, event: str, data: dict[str, Any]) -> RunEvent:
+        worker = await self._get()
+        return await worker.deps.runlog.append(self.team_id, run_id, event, data)
+
+    async def finish(self, run_id: str) -> None:
+        worker = await self._get()
+        await worker.deps.runlog.finish(self.team_id, run_id)
+
+    async def _passivate(self) -> None:
+        idle = self.settings.chat.idle_seconds
+        while True:
+            await asyncio.sleep(max(0.5, idle / 4))
+            worker = self._worker
+            loop = asyncio.get_running_loop()
+            if worker is None or (worker.idle and loop.time() - worker.last_active >= idle):
+                # readers of the replay window are done by now (runs ended idle_seconds ago)
+                log.info("conversation %s idle: passivating", self.conversation_id)
+                ray.actor.exit_actor()  # type: ignore[no-untyped-call]

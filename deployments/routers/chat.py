@@ -1,0 +1,252 @@
+"""Chat with assistants: ``/v1/assistants/{id}/chat`` and ``/v1/conversations…``.
+
+A message answers as server-sent events when the client asks (``Accept: text/event-stream`` or
+``"stream": true``), else as JSON once the reply is complete. Each event has a name and the id
+``<run>:<seq>``; ``GET …/runs/{run}/stream`` replays from ``Last-Event-ID`` and follows the run
+live, on any replica. A client that goes away mid-stream leaves the reply running unless the
+message (or its assistant) said ``onDisconnect: cancel``.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from deployments.auth import Member, Runner, Viewer
+from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
+from deployments.schemas import Page, RecordRoute, body_schema
+from linqra.assistants.chat import ChatRequest, ChatService, parse_event_id
+from linqra.assistants.conversations import ChatRun, Conversation, Message
+from linqra.auth.principal import Principal
+from linqra.errors import LinqraError
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["chat"], route_class=RecordRoute)
+CHAT_BODY = body_schema(ChatRequest)
+EVENTS = {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}}
+SSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": EVENTS, "description": "the reply as JSON, or as events when asked"}
+}
+
+
+class ChatReply(BaseModel):
+    """A finished turn (the JSON answer of a chat message)."""
+
+    model_config = ConfigDict(extra="allow")
+    conversation_id: str
+    run_id: str
+    status: str = Field(description="completed, cancelled, failed or interrupted")
+    message_id: str | None = None
+    content: str = ""
+    citations: list[dict[str, Any]] = Field(default_factory=list)
+    task_results: list[dict[str, Any]] = Field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    cost: str | None = None
+    currency: str | None = None
+    model: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class Rename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+
+
+@router.post(
+    "/v1/assistants/{assistant_id}/chat",
+    response_model=ChatReply,
+    responses=SSE,
+    openapi_extra=CHAT_BODY,
+)
+async def chat(
+    request: Request, system: SystemDep, team: Runner, assistant_id: ResourceId, body: JsonObject
+) -> Any:
+    """A message for the assistant: a new conversation, or ``conversationId``'s. The first
+    event (``run.created``) carries the conversation's id."""
+    return await _send(request, system.chat, team, body, assistant_id=assistant_id)
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/messages",
+    response_model=ChatReply,
+    responses=SSE,
+    openapi_extra=CHAT_BODY,
+)
+async def send_message(
+    request: Request,
+    system: SystemDep,
+    team: Runner,
+    conversation_id: ResourceId,
+    body: JsonObject,
+) -> Any:
+    """The next message of a conversation (its assistant answers)."""
+    return await _send(request, system.chat, team, {**body, "conversationId": conversation_id})
+
+
+@router.get("/v1/conversations", response_model=Page[Conversation])
+async def list_conversations(
+    system: SystemDep,
+    team: Viewer,
+    assistant_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The team's conversations, most recently active first."""
+    items, total = await system.chat.deps.conversations.list(
+        team.team_id, assistant_id=assistant_id, limit=limit, offset=offset
+    )
+    return page(items, total, limit, offset)
+
+
+@router.get("/v1/conversations/{conversation_id}", response_model=Conversation)
+async def get_conversation(
+    system: SystemDep, team: Viewer, conversation_id: ResourceId
+) -> Conversation:
+    """A conversation with its totals (tokens by kind, cost)."""
+    return await system.chat.deps.conversations.get(team.team_id, conversation_id)
+
+
+@router.patch("/v1/conversations/{conversation_id}", response_model=Conversation)
+async def rename_conversation(
+    system: SystemDep, team: Member, conversation_id: ResourceId, body: Rename
+) -> Conversation:
+    return await system.chat.deps.conversations.rename(team.team_id, conversation_id, body.title)
+
+
+@router.delete("/v1/conversations/{conversation_id}", status_code=204, response_class=Response)
+async def delete_conversation(
+    system: SystemDep, team: Member, conversation_id: ResourceId
+) -> Response:
+    """Hidden from now on, with its messages."""
+    await system.chat.deps.conversations.delete(team.team_id, conversation_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/conversations/{conversation_id}/messages", response_model=Page[Message])
+async def list_messages(
+    system: SystemDep,
+    team: Viewer,
+    conversation_id: ResourceId,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Messages oldest first, each with its status, model, usage, cost, citations and task
+    results."""
+    repo = system.chat.deps.conversations
+    await repo.get(team.team_id, conversation_id)  # 404 for another team's
+    items, total = await repo.messages(team.team_id, conversation_id, limit=limit, offset=offset)
+    return page(items, total, limit, offset)
+
+
+@router.get("/v1/conversations/{conversation_id}/runs/{run_id}", response_model=ChatRun)
+async def get_run(
+    system: SystemDep, team: Viewer, conversation_id: ResourceId, run_id: ResourceId
+) -> dict[str, Any]:
+    return await system.chat.run(team.team_id, conversation_id, run_id)
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}/runs/{run_id}/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": EVENTS, "description": "the run's events"}},
+)
+async def stream_run(
+    system: SystemDep,
+    team: Viewer,
+    conversation_id: ResourceId,
+    run_id: ResourceId,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="<run>:<seq> seen last")
+    ] = None,
+) -> EventSourceResponse:
+    """The run's events after ``Last-Event-ID`` (all of them without it), then live until the
+    run ends."""
+    after = parse_event_id(last_event_id, run_id)
+    await system.chat.run(team.team_id, conversation_id, run_id)
+    return _events(system.chat, team.team_id, conversation_id, run_id, after, on_disconnect=None)
+
+
+@router.post("/v1/conversations/{conversation_id}/runs/{run_id}/cancel", response_model=ChatRun)
+async def cancel_run(
+    system: SystemDep, team: Runner, conversation_id: ResourceId, run_id: ResourceId
+) -> dict[str, Any]:
+    """Stop the reply wherever it runs: the provider's stream is closed, running tasks are
+    cancelled, the partial reply is kept with its cost. A finished run is returned as it is."""
+    return await system.chat.cancel(team.team_id, conversation_id, run_id)
+
+
+# -- inside ------------------------------------------------------------------------------------
+async def _send(
+    request: Request,
+    chat: ChatService,
+    team: Principal,
+    body: dict[str, Any],
+    *,
+    assistant_id: str | None = None,
+) -> Any:
+    parsed = chat.parse(body)
+    started = await chat.send(
+        team.team_id, parsed, assistant_id=assistant_id, executed_by=team.executed_by(None)
+    )
+    run, conversation_id = started["run"], started["conversation_id"]
+    streaming = parsed.stream or "text/event-stream" in request.headers.get("accept", "")
+    if streaming:
+        return _events(
+            chat,
+            team.team_id,
+            conversation_id,
+            run["id"],
+            0,
+            on_disconnect=started["on_disconnect"],
+        )
+    reply: dict[str, Any] = {"conversation_id": conversation_id, "run_id": run["id"]}
+    async for event in chat.events(team.team_id, run["id"]):
+        if event is not None and event.event.startswith("run.") and event.event != "run.created":
+            reply.update(event.data)
+    reply["status"] = reply.get("status") or run["status"]
+    return reply
+
+
+def _events(
+    chat: ChatService,
+    team_id: str,
+    conversation_id: str,
+    run_id: str,
+    after: int,
+    *,
+    on_disconnect: str | None,
+) -> EventSourceResponse:
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        finished = False
+        try:
+            async for event in chat.events(team_id, run_id, after):
+                if event is None:
+                    continue  # the response's own pings keep the connection alive
+                finished = event.event in _TERMINAL
+                yield ServerSentEvent(
+                    json.dumps(event.data, separators=(",", ":"), default=str),
+                    event=event.event,
+                    id=event.id,
+                )
+        except LinqraError as exc:  # the log's store went away mid-stream: say so, then stop
+            yield ServerSentEvent(json.dumps(exc.to_dict()), event="error")
+        finally:
+            if not finished and on_disconnect == "cancel":  # the client went away
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(chat.cancel(team_id, conversation_id, run_id))
+
+    return EventSourceResponse(
+        stream(),
+        ping=chat.deps.settings.keepalive_seconds,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+_TERMINAL = frozenset({"run.completed", "run.cancelled", "run.failed", "run.interrupted"})
