@@ -1,5 +1,6 @@
 """The API gateway on Ray Serve: each replica serves :func:`deployments.app.create_app` over this
-process's :class:`~linqra.system.System`, whose launcher hands runs to the cluster's actors.
+process's :class:`~linqra.system.System`, whose launcher hands runs to the cluster's actors, and
+whose chat goes through the ``ChatOrchestrator`` deployment (:mod:`deployments.orchestrator`).
 
 :func:`build_app` starts the cluster's singleton actors (:func:`actors.cluster.start_cluster`,
 idempotent) and binds the gateway with the options of ``configs/serve.yaml``
@@ -9,6 +10,7 @@ idempotent) and binds the gateway with the options of ``configs/serve.yaml``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -33,24 +35,33 @@ def error_log_path(settings: Settings) -> Path:
 class Gateway:
     """One replica: the app is built once the replica's system is open."""
 
-    def __init__(self, settings_json: str) -> None:
+    def __init__(self, settings_json: str, orchestrator: Any = None) -> None:
         self.settings = Settings.model_validate_json(settings_json)
+        self.orchestrator = orchestrator  # the ChatOrchestrator deployment's handle
         configure_error_log(error_log_path(self.settings))
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
         from actors._context import process_system
         from deployments.app import create_app
+        from deployments.orchestrator import RemoteChat
 
-        return create_app(await process_system(self.settings))
+        system = await process_system(self.settings)
+        if self.orchestrator is not None:  # chat goes through the orchestrator deployment
+            system = dataclasses.replace(system, chat=RemoteChat(system.chat, self.orchestrator))
+        return create_app(system)
 
 
 def build_app(settings: Settings) -> Any:
-    """The Serve application: the cluster's actors started, then the gateway bound to them."""
+    """The Serve application: the cluster's actors started, then the gateway bound to them and
+    to the chat orchestrator deployment."""
     from actors.cluster import start_cluster
+    from deployments.orchestrator import ChatOrchestrator
 
     settings = settings.portable()
     start_cluster(settings)
-    return Gateway.bind(settings.model_dump_json())  # type: ignore[attr-defined]
+    shipped = settings.model_dump_json()
+    orchestrator = ChatOrchestrator.bind(shipped)  # type: ignore[attr-defined]
+    return Gateway.bind(shipped, orchestrator)  # type: ignore[attr-defined]
 
 
 def app_builder(args: dict[str, Any]) -> Any:

@@ -1,9 +1,9 @@
 """How Ray Serve runs the gateway, read from one place: ``configs/serve.yaml``.
 
 ``serve deploy configs/serve.yaml`` reads that file itself; ``linqra up`` and
-:func:`deployments.gateway.build_app` read the ``Gateway`` deployment's options (replicas,
-autoscaling, ``ray_actor_options``, ``max_ongoing_requests``) and the logging config from it
-here, so both start the same gateway. ``LINQRA_SERVE_CONFIG`` names another file.
+:func:`deployments.gateway.build_app` read the ``Gateway`` and ``ChatOrchestrator``
+deployments' options (replicas, autoscaling, ``ray_actor_options``, ``max_ongoing_requests``)
+and the logging config from it here, so both start the same application. ``LINQRA_SERVE_CONFIG`` names another file.
 
 Serve's HTTP ingress is chosen by ``RAY_SERVE_ENABLE_HA_PROXY`` before Ray starts:
 :func:`apply_ingress_env` makes HAProxy (lower latency, B5 in docs/benchmarks.md) the default
@@ -26,6 +26,7 @@ __all__ = [
     "APP_NAME",
     "DEPLOYMENT",
     "apply_ingress_env",
+    "deployment_options",
     "gateway_options",
     "logging_config",
     "serve_config_path",
@@ -68,14 +69,19 @@ def logging_config() -> dict[str, Any]:
 
 
 def gateway_options() -> dict[str, Any]:
-    """Keyword arguments of ``@serve.deployment`` for the gateway: the ``Gateway`` entry of the
+    """Keyword arguments of ``@serve.deployment`` for the gateway (see :func:`deployment_options`)."""
+    return deployment_options(DEPLOYMENT)
+
+
+def deployment_options(name: str) -> dict[str, Any]:
+    """Keyword arguments of ``@serve.deployment`` for deployment ``name``: its entry in the
     ``linqra`` application, with the file's logging config unless the entry has its own."""
     path = serve_config_path()
     config = _load(path)
     entries = _app(config, path).get("deployments") or []
-    entry = next((dict(d) for d in entries if d.get("name") == DEPLOYMENT), None)
+    entry = next((dict(d) for d in entries if d.get("name") == name), None)
     if entry is None:
-        raise ValueError(f"{path}: application {APP_NAME!r} has no {DEPLOYMENT!r} deployment")
+        raise ValueError(f"{path}: application {APP_NAME!r} has no {name!r} deployment")
     entry.setdefault("logging_config", logging_config())
     return entry
 

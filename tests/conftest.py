@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from deployments.app import create_app
 from linqra.config import (
     AgentSettings,
+    ChatSettings,
     ExecutionSettings,
     KnowledgeSettings,
     LLMProviderConfig,
@@ -159,6 +160,7 @@ def make_settings(
         llm=LLMSettings(providers=providers),
         knowledge=KnowledgeSettings(vector_uri=milvus, stale_after_seconds=2),
         agents=AgentSettings(idle_seconds=4, stale_after_seconds=3, misfire_threshold_seconds=5),
+        chat=ChatSettings(heartbeat_seconds=0.5, stale_after_seconds=3, idle_seconds=4),
         **overrides,
     )
 

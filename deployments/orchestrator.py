@@ -1,0 +1,88 @@
+"""The chat orchestrator on Ray Serve: its own deployment beside the gateway, autoscaled on its
+own (``ChatOrchestrator`` in ``configs/serve.yaml``).
+
+The gateway's replicas hold a handle to it and reach every chat operation through
+:class:`RemoteChat` — the same interface as :class:`~linqra.assistants.chat.ChatService`, so the
+chat routes, ``/linq``, the OpenAI and LangGraph surfaces do not know the difference. A run's
+events come back through a streaming ``DeploymentHandle`` (``stream=True``): the orchestrator
+replica follows the run's log and yields each event as it is written, so a token reaches the
+client as the provider sends it. The turns themselves run in the conversations' actors
+(``actors/conversation.py``), so an orchestrator replica that scales down or dies loses no run:
+a client reconnects with ``Last-Event-ID`` and another replica follows the same log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ray import serve
+
+from deployments.serve_config import deployment_options
+from linqra.assistants.chat import ChatRequest, ChatService
+from linqra.assistants.runlog import RunEvent
+from linqra.config import Settings
+
+__all__ = ["ChatOrchestrator", "RemoteChat"]
+
+
+@serve.deployment(**deployment_options("ChatOrchestrator"))
+class ChatOrchestrator:
+    """One replica: the chat service of this process's system."""
+
+    def __init__(self, settings_json: str) -> None:
+        self.settings = Settings.model_validate_json(settings_json)
+
+    async def _chat(self) -> ChatService:
+        from actors._context import process_system
+
+        return (await process_system(self.settings)).chat
+
+    async def send(
+        self,
+        team_id: str,
+        request: ChatRequest,
+        assistant_id: str | None,
+        executed_by: str | None,
+    ) -> dict[str, Any]:
+        chat = await self._chat()
+        return await chat.send(team_id, request, assistant_id=assistant_id, executed_by=executed_by)
+
+    async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> dict[str, Any]:
+        return await (await self._chat()).cancel(team_id, conversation_id, run_id)
+
+    async def events(self, team_id: str, run_id: str, after: int) -> AsyncIterator[RunEvent | None]:
+        async for event in (await self._chat()).events(team_id, run_id, after):
+            yield event
+
+
+class RemoteChat(ChatService):
+    """The chat service of a gateway replica: reads from the store here, everything that
+    drives a run through the orchestrator deployment's handle."""
+
+    def __init__(self, local: ChatService, handle: Any) -> None:
+        super().__init__(local.deps, local.assistants, local.host)
+        self.handle = handle
+
+    async def send(
+        self,
+        team_id: str,
+        request: ChatRequest,
+        *,
+        assistant_id: str | None = None,
+        executed_by: str | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.handle.send.remote(
+            team_id, request, assistant_id, executed_by
+        )
+        return result
+
+    async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.handle.cancel.remote(team_id, conversation_id, run_id)
+        return result
+
+    async def events(
+        self, team_id: str, run_id: str, after: int = 0
+    ) -> AsyncIterator[RunEvent | None]:
+        async for event in self.handle.options(stream=True).events.remote(team_id, run_id, after):
+            yield event

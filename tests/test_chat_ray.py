@@ -1,0 +1,125 @@
+"""Chat on the session's Ray cluster, through the real Serve gateway and the ChatOrchestrator
+deployment: a streamed reply whose conversation's turns run in its own actor, a cancel that
+closes the provider's stream, a reconnect with ``Last-Event-ID``, and the conversation's actor
+killed mid-answer — the run ends ``interrupted`` with its partial reply and the next message
+works. Everything else about chat is tested in process (``tests/test_chat_*.py``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from linqra.config import Settings
+from linqra.testing.fake_openai import FakeOpenAI
+from tests.support.http import until
+
+pytestmark = pytest.mark.ray
+
+
+def sse(lines: Iterator[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    fields: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if "event" in fields:
+                yield fields.get("id", ""), fields["event"], json.loads(fields.get("data", "{}"))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+def slow_assistant(api: httpx.Client, model: str) -> str:
+    priced = api.put(f"/v1/models/openai:{model}/price", json={"input": "2.5", "output": "10"})
+    assert priced.status_code == 200, priced.text
+    made = api.post(
+        "/v1/assistants",
+        json={"name": "slow", "defaultModel": {"provider": "openai", "modelName": model}},
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def test_a_reply_streams_through_the_orchestrator_and_resumes_after_a_cut(
+    api: httpx.Client,
+) -> None:
+    assistant = slow_assistant(api, "slow-10-40")
+    body = {"message": "stream me", "stream": True}
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    with api.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
+        assert answer.status_code == 200
+        for event in sse(answer.iter_lines()):
+            seen.append(event)
+            if sum(name == "message.delta" for _, name, _ in seen) == 5:
+                break  # the connection is cut mid-answer
+    created = seen[0][2]
+    conversation, run = created["conversation_id"], created["run_id"]
+    last_id = seen[-1][0]
+    resume = f"/v1/conversations/{conversation}/runs/{run}/stream"
+    with api.stream("GET", resume, headers={"Last-Event-ID": last_id}) as rest:
+        tail = list(sse(rest.iter_lines()))
+    seqs = [int(i.rsplit(":", 1)[1]) for i, _, _ in seen + tail]
+    assert seqs == list(range(1, len(seqs) + 1))  # nothing lost, nothing twice
+    assert tail[-1][1] == "run.completed"
+    text = "".join(d["text"] for _, name, d in seen + tail if name == "message.delta")
+    assert text == tail[-1][2]["content"] and text.startswith("Echo: stream me w0 w1")
+    stored = api.get(f"/v1/conversations/{conversation}/messages").json()["items"][-1]
+    assert stored["status"] == "completed" and stored["content"] == text
+
+
+def test_cancel_from_the_gateway_closes_the_provider_stream(
+    api: httpx.Client, fake_openai: FakeOpenAI
+) -> None:
+    assistant = slow_assistant(api, "slow-20-200")
+    body = {"message": "long one", "stream": True}
+    with api.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
+        events = sse(answer.iter_lines())
+        created = next(events)[2]
+        next(e for e in events if e[1] == "message.delta")
+        asked = time.monotonic()
+        url = f"/v1/conversations/{created['conversation_id']}/runs/{created['run_id']}/cancel"
+        assert api.post(url).json()["status"] == "cancelled"
+        final = [e for e in events][-1]
+    entry = next(r for r in reversed(fake_openai.requests) if r["body"]["model"] == "slow-20-200")
+    closed = until(lambda: entry["stream"]["closed_at"], timeout=10)
+    assert closed - asked < 2.0 and entry["stream"]["sent"] < 200
+    assert final[1] == "run.cancelled" and Decimal(final[2]["cost"]) > 0
+
+
+def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_message_works(
+    api: httpx.Client, ray_settings: Settings
+) -> None:
+    import ray
+
+    from actors.handles import conversation_name
+
+    assistant = slow_assistant(api, "slow-20-300")
+    body = {"message": "doomed", "stream": True}
+    with api.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
+        events = sse(answer.iter_lines())
+        created = next(events)[2]
+        conversation, run = created["conversation_id"], created["run_id"]
+        next(e for e in events if e[1] == "message.delta")
+        messages = f"/v1/conversations/{conversation}/messages"
+        until(lambda: "doomed" in api.get(messages).json()["items"][-1]["content"], timeout=10)
+        actor = ray.get_actor(conversation_name(conversation), namespace=ray_settings.ray.namespace)
+        ray.kill(actor, no_restart=True)
+    # the supervisor finds the silent run (its heartbeat went stale) and interrupts it
+    until(
+        lambda: (
+            api.get(f"/v1/conversations/{conversation}/runs/{run}").json()["status"]
+            == "interrupted"
+        ),
+        timeout=ray_settings.chat.stale_after_seconds + 30,
+        every=0.5,
+    )
+    reply = api.get(messages).json()["items"][-1]
+    assert reply["status"] == "interrupted" and reply["content"].startswith("Echo: doomed")
+    nxt = api.post(f"/v1/conversations/{conversation}/messages", json={"message": "again?"})
+    assert nxt.status_code == 200, nxt.text
+    assert nxt.json()["status"] == "completed"
