@@ -123,3 +123,31 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
     nxt = api.post(f"/v1/conversations/{conversation}/messages", json={"message": "again?"})
     assert nxt.status_code == 200, nxt.text
     assert nxt.json()["status"] == "completed"
+
+
+def test_the_websocket_works_through_the_gateways_ingress(
+    api: httpx.Client, gateway_url: str
+) -> None:
+    import asyncio
+
+    import websockets
+
+    assistant = api.post("/v1/assistants", json={"name": "socket"}).json()["id"]
+    first = api.post(f"/v1/assistants/{assistant}/chat", json={"message": "hi"}).json()
+    url = gateway_url.replace("http://", "ws://") + (
+        f"/v1/conversations/{first['conversation_id']}/ws"
+    )
+
+    async def talk() -> list[dict[str, Any]]:
+        async with websockets.connect(url, additional_headers={"X-Team-Id": "team-a"}) as ws:
+            await ws.send("{broken")
+            frames = [json.loads(await ws.recv())]
+            await ws.send(json.dumps({"type": "send", "message": "over the socket"}))
+            while frames[-1].get("event") != "run.completed":
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+            return frames
+
+    frames = asyncio.run(talk())
+    assert frames[0]["type"] == "error" and frames[0]["error"]["field"] == "frame"
+    deltas = [f["data"]["text"] for f in frames if f.get("event") == "message.delta"]
+    assert "over the socket" in "".join(deltas) == frames[-1]["data"]["content"]

@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -23,8 +23,9 @@ from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, p
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.assistants.chat import ChatRequest, ChatService, parse_event_id
 from linqra.assistants.conversations import ChatRun, Conversation, Message
-from linqra.auth.principal import Principal
-from linqra.errors import LinqraError
+from linqra.auth.authenticator import Credentials
+from linqra.auth.principal import Permission, Principal
+from linqra.errors import Forbidden, LinqraError, ValidationError
 
 __all__ = ["router"]
 
@@ -182,6 +183,27 @@ async def cancel_run(
     return await system.chat.cancel(team.team_id, conversation_id, run_id)
 
 
+@router.websocket("/v1/conversations/{conversation_id}/ws")
+async def conversation_socket(websocket: WebSocket, conversation_id: str) -> None:
+    """The conversation over a WebSocket: the same events as the SSE routes, as JSON frames
+    ``{"type": "event", "id", "event", "data"}``. The client sends ``{"type": "send",
+    "message", "clientMessageId"?, "doubleTexting"?, "onDisconnect"?}``, ``{"type": "cancel",
+    "run_id"}``, ``{"type": "resume", "run_id", "last_event_id"?}`` and ``{"type": "ping"}``
+    (answered ``pong``). A frame that is not JSON, or of an unknown type, is answered with an
+    ``error`` frame and the socket stays open. Who may: the ``execute`` permission, from the
+    same credentials as any route (headers; ``?team=`` may stand for ``X-Team-Id``, which
+    browsers cannot set on a WebSocket)."""
+    system = websocket.app.state.system
+    try:
+        team = await _socket_principal(websocket)
+        await system.chat.deps.conversations.get(team.team_id, conversation_id)
+    except LinqraError as exc:  # before the handshake completes: refused with its status
+        await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
+        return
+    await websocket.accept()
+    await _Socket(websocket, system.chat, team, conversation_id).serve()
+
+
 # -- inside ------------------------------------------------------------------------------------
 async def _send(
     request: Request,
@@ -250,3 +272,127 @@ def _events(
 
 
 _TERMINAL = frozenset({"run.completed", "run.cancelled", "run.failed", "run.interrupted"})
+MAX_FRAME_CHARS = 1_100_000  # a message at chat.max_message_chars, escaped, fits
+
+
+async def _socket_principal(websocket: WebSocket) -> Principal:
+    """The caller of a WebSocket, as :func:`deployments.auth.principal` finds it for a request
+    (its rate limits included), holding ``execute``."""
+    system = websocket.app.state.system
+    headers = websocket.headers
+    found: Principal = await system.authenticator.authenticate(
+        Credentials(
+            authorization=headers.get("authorization"),
+            api_key=headers.get("x-api-key"),
+            team=headers.get("x-team-id") or websocket.query_params.get("team") or None,
+            origin=headers.get("origin"),
+        )
+    )
+    if found.source == "widget":
+        raise Forbidden("a widget key serves only its widget's chat routes")
+    if system.settings.rate_limits.enabled:
+        (await system.limiter.hit(system.rate_limits.team, found.team_id)).raise_if_denied()
+    return found.require(Permission.EXECUTE)
+
+
+class _Socket:
+    """One WebSocket's loop: frames in, each run's events out (one follower task per run)."""
+
+    def __init__(
+        self, websocket: WebSocket, chat: ChatService, team: Principal, conversation_id: str
+    ) -> None:
+        self.ws, self.chat, self.team, self.conversation_id = websocket, chat, team, conversation_id
+        self._send_lock = asyncio.Lock()
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._cancel_on_close: set[str] = set()
+
+    async def out(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(json.dumps(frame, separators=(",", ":"), default=str))
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                raw = await self.ws.receive_text()
+                try:
+                    await self.handle(raw)
+                except LinqraError as exc:
+                    await self.out({"type": "error", "error": exc.to_dict()})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for task in self._followers.values():
+                task.cancel()
+            for run_id in self._cancel_on_close:  # onDisconnect: cancel
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self.chat.cancel(self.team.team_id, self.conversation_id, run_id)
+                    )
+
+    async def handle(self, raw: str) -> None:
+        if len(raw) > MAX_FRAME_CHARS:
+            raise ValidationError(f"a frame is at most {MAX_FRAME_CHARS} characters", field="frame")
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            raise ValidationError("a frame is a JSON object", field="frame") from None
+        if not isinstance(frame, dict):
+            raise ValidationError("a frame is a JSON object", field="frame")
+        kind = frame.pop("type", None)
+        team_id = self.team.team_id
+        if kind == "ping":
+            await self.out({"type": "pong"})
+        elif kind == "send":
+            request = self.chat.parse({**frame, "conversationId": self.conversation_id})
+            started = await self.chat.send(
+                team_id, request, executed_by=self.team.executed_by(None)
+            )
+            run_id = started["run"]["id"]
+            if started["on_disconnect"] == "cancel":
+                self._cancel_on_close.add(run_id)
+            self.follow(run_id, 0)
+        elif kind == "cancel":
+            run = await self.chat.cancel(team_id, self.conversation_id, _run_id(frame))
+            await self.out({"type": "run", "data": run})
+        elif kind == "resume":
+            run_id = _run_id(frame)
+            after = parse_event_id(frame.get("last_event_id"), run_id)
+            await self.chat.run(team_id, self.conversation_id, run_id)  # 404 for a foreign one
+            self.follow(run_id, after)
+        else:
+            raise ValidationError(
+                f"unknown frame type {kind!r}: send, cancel, resume or ping", field="type"
+            )
+
+    def follow(self, run_id: str, after: int) -> None:
+        previous = self._followers.pop(run_id, None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.get_running_loop().create_task(self._follow(run_id, after))
+        self._followers[run_id] = task
+        task.add_done_callback(
+            lambda t: (
+                self._followers.pop(run_id, None) if self._followers.get(run_id) is t else None
+            )
+        )
+
+    async def _follow(self, run_id: str, after: int) -> None:
+        try:
+            async for event in self.chat.events(self.team.team_id, run_id, after):
+                if event is not None:
+                    frame = {"type": "event", "id": event.id, "event": event.event}
+                    await self.out({**frame, "data": event.data})
+                    if event.event in _TERMINAL:
+                        self._cancel_on_close.discard(run_id)
+        except LinqraError as exc:
+            with contextlib.suppress(Exception):
+                await self.out({"type": "error", "error": exc.to_dict()})
+        except (WebSocketDisconnect, RuntimeError):  # the socket closed under us
+            pass
+
+
+def _run_id(frame: dict[str, Any]) -> str:
+    run_id = frame.get("run_id")
+    if not isinstance(run_id, str) or not 1 <= len(run_id) <= 128:
+        raise ValidationError("run_id is required (the run's id)", field="run_id")
+    return run_id
