@@ -114,7 +114,8 @@ async def principal(
 class Require:
     """A route's permission, checked against the request's principal. A public widget key is
     refused unless the route says ``widget=True`` (the chat routes of the one assistant or
-    workflow the key is bound to): its ``execute`` scope is not a licence to run anything."""
+    workflow the key is bound to, where it needs its one scope, ``execute``, whatever the route
+    asks of team credentials): that scope is not a licence to run anything else."""
 
     def __init__(
         self, permission: Permission, action: str | None = None, *, widget: bool = False
@@ -128,8 +129,10 @@ class Require:
     ) -> Principal:
         if self.action is not None or caller.cross_team:
             request.state.audit_action = self.action or "platform_admin.access"
-        if caller.source == "widget" and not self.widget:
-            raise Forbidden("a widget key serves only its widget's chat routes")
+        if caller.source == "widget":  # its one scope, execute, is what a widget route needs
+            if not self.widget:
+                raise Forbidden("a widget key serves only its widget's chat routes")
+            return caller.require(Permission.EXECUTE)
         return caller.require(self.permission)
 
 

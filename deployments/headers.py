@@ -71,6 +71,7 @@ EXPOSED_HEADERS = (
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
     "WWW-Authenticate",
+    "X-Conversation-Token",
 )
 CONSOLE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CONSOLE_REQUEST_HEADERS = (
@@ -80,9 +81,16 @@ CONSOLE_REQUEST_HEADERS = (
     REQUEST_ID_HEADER,
     "X-Idempotency-Key",
     "If-Match",
+    "Last-Event-ID",
 )
 WIDGET_METHODS = ("GET", "POST")
-WIDGET_REQUEST_HEADERS = ("Authorization", "X-API-Key", REQUEST_ID_HEADER)
+WIDGET_REQUEST_HEADERS = (
+    "Authorization",
+    "X-API-Key",
+    REQUEST_ID_HEADER,
+    "X-Conversation-Token",  # a widget visitor's proof of its conversation (routers/chat.py)
+    "Last-Event-ID",
+)
 PREFLIGHT_MAX_AGE = 600
 _WIDGET_KEY = "lq_pub_"
 

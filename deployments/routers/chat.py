@@ -13,12 +13,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from deployments.auth import Member, Runner, Viewer
+from deployments.auth import Member, Require, Runner, Viewer
 from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.assistants.chat import ChatRequest, ChatService, parse_event_id
@@ -26,10 +26,21 @@ from linqra.assistants.conversations import ChatRun, Conversation, Message
 from linqra.auth.authenticator import Credentials
 from linqra.auth.principal import Permission, Principal
 from linqra.errors import Forbidden, LinqraError, ValidationError
+from linqra.system import System
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["chat"], route_class=RecordRoute)
+# the chat routes a public widget key may call, for its own assistant and visitor (below)
+ChatCaller = Annotated[Principal, Depends(Require(Permission.EXECUTE, widget=True))]
+WidgetReader = Annotated[Principal, Depends(Require(Permission.READ, widget=True))]
+VisitorToken = Annotated[
+    str | None,
+    Header(
+        alias="X-Conversation-Token",
+        description="widget keys only: the token the conversation's first answer gave",
+    ),
+]
 CHAT_BODY = body_schema(ChatRequest)
 EVENTS = {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}}
 SSE: dict[int | str, dict[str, Any]] = {
@@ -53,6 +64,9 @@ class ChatReply(BaseModel):
     currency: str | None = None
     model: str | None = None
     error: dict[str, Any] | None = None
+    conversation_token: str | None = Field(
+        default=None, description="widget keys: send it back as X-Conversation-Token"
+    )
 
 
 class Rename(BaseModel):
@@ -67,11 +81,23 @@ class Rename(BaseModel):
     openapi_extra=CHAT_BODY,
 )
 async def chat(
-    request: Request, system: SystemDep, team: Runner, assistant_id: ResourceId, body: JsonObject
+    request: Request,
+    system: SystemDep,
+    team: ChatCaller,
+    assistant_id: ResourceId,
+    body: JsonObject,
+    token: VisitorToken = None,
 ) -> Any:
     """A message for the assistant: a new conversation, or ``conversationId``'s. The first
-    event (``run.created``) carries the conversation's id."""
-    return await _send(request, system.chat, team, body, assistant_id=assistant_id)
+    event (``run.created``) carries the conversation's id.
+
+    A public widget key may call it for the one assistant it is bound to: its answer carries
+    ``X-Conversation-Token`` (and ``conversation_token`` in JSON), which the same visitor sends
+    back to continue the conversation, follow or cancel its runs; no other visitor can."""
+    team.require_resource(assistant_id)
+    if team.source == "widget" and isinstance(body.get("conversationId"), str):
+        _visitor(system, team, body["conversationId"], token)
+    return await _send(request, system, team, body, assistant_id=assistant_id)
 
 
 @router.post(
@@ -88,7 +114,7 @@ async def send_message(
     body: JsonObject,
 ) -> Any:
     """The next message of a conversation (its assistant answers)."""
-    return await _send(request, system.chat, team, {**body, "conversationId": conversation_id})
+    return await _send(request, system, team, {**body, "conversationId": conversation_id})
 
 
 @router.get("/v1/conversations", response_model=Page[Conversation])
@@ -160,15 +186,17 @@ async def get_run(
 )
 async def stream_run(
     system: SystemDep,
-    team: Viewer,
+    team: WidgetReader,
     conversation_id: ResourceId,
     run_id: ResourceId,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="<run>:<seq> seen last")
     ] = None,
+    token: VisitorToken = None,
 ) -> EventSourceResponse:
     """The run's events after ``Last-Event-ID`` (all of them without it), then live until the
     run ends."""
+    _visitor(system, team, conversation_id, token)
     after = parse_event_id(last_event_id, run_id)
     await system.chat.run(team.team_id, conversation_id, run_id)
     return _events(system.chat, team.team_id, conversation_id, run_id, after, on_disconnect=None)
@@ -176,10 +204,15 @@ async def stream_run(
 
 @router.post("/v1/conversations/{conversation_id}/runs/{run_id}/cancel", response_model=ChatRun)
 async def cancel_run(
-    system: SystemDep, team: Runner, conversation_id: ResourceId, run_id: ResourceId
+    system: SystemDep,
+    team: ChatCaller,
+    conversation_id: ResourceId,
+    run_id: ResourceId,
+    token: VisitorToken = None,
 ) -> dict[str, Any]:
     """Stop the reply wherever it runs: the provider's stream is closed, running tasks are
     cancelled, the partial reply is kept with its cost. A finished run is returned as it is."""
+    _visitor(system, team, conversation_id, token)
     return await system.chat.cancel(team.team_id, conversation_id, run_id)
 
 
@@ -205,22 +238,35 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
 
 
 # -- inside ------------------------------------------------------------------------------------
+def _visitor(system: System, team: Principal, conversation_id: str, token: str | None) -> None:
+    """A widget key's caller must hold the conversation's visitor token (404 otherwise, as for
+    another team's id); team credentials need none."""
+    if team.source == "widget":
+        keys = system.authenticator.keys
+        keys.check_visitor(team.key_id or "", conversation_id, token)
+
+
 async def _send(
     request: Request,
-    chat: ChatService,
+    system: System,
     team: Principal,
     body: dict[str, Any],
     *,
     assistant_id: str | None = None,
 ) -> Any:
+    chat = system.chat
     parsed = chat.parse(body)
     started = await chat.send(
         team.team_id, parsed, assistant_id=assistant_id, executed_by=team.executed_by(None)
     )
     run, conversation_id = started["run"], started["conversation_id"]
+    headers = {}
+    if team.source == "widget":
+        token = system.authenticator.keys.visitor_token(team.key_id or "", conversation_id)
+        headers["X-Conversation-Token"] = token
     streaming = parsed.stream or "text/event-stream" in request.headers.get("accept", "")
     if streaming:
-        return _events(
+        response = _events(
             chat,
             team.team_id,
             conversation_id,
@@ -228,11 +274,16 @@ async def _send(
             0,
             on_disconnect=started["on_disconnect"],
         )
+        response.headers.update(headers)
+        return response
     reply: dict[str, Any] = {"conversation_id": conversation_id, "run_id": run["id"]}
     async for event in chat.events(team.team_id, run["id"]):
         if event is not None and event.event.startswith("run.") and event.event != "run.created":
             reply.update(event.data)
     reply["status"] = reply.get("status") or run["status"]
+    if headers:
+        reply["conversation_token"] = headers["X-Conversation-Token"]
+        return JSONResponse(ChatReply.model_validate(reply).model_dump(), headers=headers)
     return reply
 
 

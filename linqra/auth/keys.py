@@ -173,6 +173,20 @@ class ApiKeys:
     async def init(self) -> None:
         await self.store.ensure_indexes(INDEXES)
 
+    def visitor_token(self, key_id: str, resource_id: str) -> str:
+        """A widget visitor's proof that it started ``resource_id`` (a conversation) with the
+        widget key ``key_id``: everyone on the web page holds the key, only this visitor holds
+        this token, so no visitor reads or continues another's conversation. HMAC-SHA256 with
+        the key pepper; nothing is stored."""
+        message = b"\x00".join((b"visitor", key_id.encode(), resource_id.encode()))
+        mac = hmac.new(self._pepper, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def check_visitor(self, key_id: str, resource_id: str, token: str | None) -> None:
+        """:class:`NotFound` (as for another team's id) unless ``token`` is the visitor's."""
+        if not token or not hmac.compare_digest(token, self.visitor_token(key_id, resource_id)):
+            raise NotFound(f"{resource_id!r} not found", field="X-Conversation-Token")
+
     def _hash(self, secret: str) -> str:
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
 
