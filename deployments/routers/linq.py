@@ -1,6 +1,6 @@
-"""Linqra's own entry points: ``POST /linq`` (a Linq request runs a workflow and answers in
-Linqra's shape) and ``POST /api/milvus/collections/{name}/search`` (Linqra's Milvus search
-intent over a Knowledge Hub collection)."""
+"""Linqra's own entry points: ``POST /linq`` (a Linq request runs a workflow, or sends a message
+to an assistant, and answers in Linqra's shape) and ``POST /api/milvus/collections/{name}/search``
+(Linqra's Milvus search intent over a Knowledge Hub collection)."""
 
 from typing import Any
 
@@ -10,9 +10,21 @@ from fastapi.responses import JSONResponse
 from deployments.auth import Runner, Viewer
 from deployments.deps import JsonObject, ResourceId, SystemDep
 from deployments.schemas import LinqResponse, MilvusSearchBody, RecordRoute, body_schema
+from linqra.auth.principal import Principal
 from linqra.knowledge.models import SearchResults
-from linqra.linq import LinqRequest, inline_definition, linq_response, parse_linq
+from linqra.linq import (
+    CHAT_FIELDS,
+    LinqChatResponse,
+    LinqRequest,
+    chat_response,
+    fields_renamed,
+    inline_definition,
+    linq_response,
+    parse_linq,
+    wait_reply,
+)
 from linqra.status import EXECUTION_TERMINAL
+from linqra.system import System
 
 __all__ = ["router"]
 
@@ -21,14 +33,23 @@ router = APIRouter(tags=["linq"], route_class=RecordRoute)
 
 @router.post(
     "/linq",
-    response_model=LinqResponse,
-    responses={202: {"model": LinqResponse, "description": "not finished within the wait"}},
+    response_model=LinqResponse | LinqChatResponse,
+    responses={
+        202: {
+            "model": LinqResponse | LinqChatResponse,
+            "description": "not finished within the wait",
+        }
+    },
     openapi_extra=body_schema(LinqRequest),
 )
 async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONResponse:
-    """Run a stored (``query.workflowId``) or inline (``query.workflow``) workflow and wait for
-    it: 200 once it ended, 202 with what there is after ``http.wait_timeout_seconds``."""
+    """Run a stored (``query.workflowId``) or inline (``query.workflow``) workflow, or send
+    ``query.chat.message`` to the assistant ``query.chat.assistantId`` (``link.target:
+    assistant``, ``link.action: chat``), and wait for it: 200 once it ended, 202 with what there
+    is after ``http.wait_timeout_seconds``."""
     request = parse_linq(body)
+    if request.query.chat is not None:
+        return await _chat(system, team, request)
     definition = None
     if request.query.workflow is not None:
         definition = system.workflows.validate_definition(
@@ -48,6 +69,33 @@ async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONRespons
     )
     status = 200 if record["status"] in EXECUTION_TERMINAL else 202
     return JSONResponse(linq_response(record), status_code=status)
+
+
+async def _chat(system: System, team: Principal, request: LinqRequest) -> JSONResponse:
+    """The assistant's reply through the chat service (the conversation's worker answers; the
+    reply is read from the run's events, as every chat client reads it)."""
+    chat, message = system.chat, request.query.chat
+    assert message is not None
+    with fields_renamed(CHAT_FIELDS):
+        parsed = chat.parse({"message": message.message, "conversationId": message.conversationId})
+        started = await chat.send(
+            team.team_id,
+            parsed,
+            assistant_id=message.assistantId,
+            executed_by=team.executed_by(request.executedBy),
+        )
+    run_id = started["run"]["id"]
+    reply = await wait_reply(chat, team.team_id, run_id, system.settings.http.wait_timeout_seconds)
+    answer = chat_response(
+        reply,
+        team_id=team.team_id,
+        assistant_id=started["assistant_id"],
+        conversation_id=started["conversation_id"],
+        run_id=run_id,
+        intent=request.query.intent,
+    )
+    status = 202 if answer.metadata.status == "running" else 200
+    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
 
 
 @router.post(

@@ -5,14 +5,17 @@ checks and the response shapes are :mod:`deployments.openai_api`."""
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.auth import Require, Runner, Viewer
 from deployments.deps import JsonObject, ModelId, SystemDep
 from deployments.openai_api import (
+    ASSISTANT_MODEL,
+    CONVERSATION_HEADER,
     ChatRequest,
+    assistant_completion,
     chat_completion,
     list_models,
     set_price,
@@ -58,7 +61,29 @@ class BudgetRequest(BaseModel):
         }
     },
 )
-async def chat_completions(system: SystemDep, team: Runner, body: ChatRequest) -> Any:
+async def chat_completions(
+    system: SystemDep,
+    team: Runner,
+    body: ChatRequest,
+    conversation_id: Annotated[
+        str | None,
+        Header(
+            alias=CONVERSATION_HEADER,
+            max_length=100,
+            description='with model "assistant:<id>": the conversation to continue',
+        ),
+    ] = None,
+) -> Any:
+    """A model's completion, or with ``model: "assistant:<id>"`` an assistant's reply to the
+    last (user) message in its conversation (``X-Linqra-Conversation-Id`` in and out)."""
+    if body.model.startswith(ASSISTANT_MODEL):
+        return await assistant_completion(
+            system.chat,
+            team.team_id,
+            body,
+            conversation_id=conversation_id,
+            executed_by=team.executed_by(body.user),
+        )
     return await chat_completion(system.llm, team.team_id, body)
 
 
