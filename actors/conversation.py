@@ -37,6 +37,7 @@ class ConversationActor:
         self.team_id, self.conversation_id = team_id, conversation_id
         self._worker: ConversationWorker | None = None
         self._lock = asyncio.Lock()
+        self._started = asyncio.get_running_loop().time()
         self._passivation = asyncio.get_running_loop().create_task(self._passivate())
 
     async def _get(self) -> ConversationWorker:
@@ -76,9 +77,9 @@ class ConversationActor:
         idle = self.settings.chat.idle_seconds
         while True:
             await asyncio.sleep(max(0.5, idle / 4))
-            worker = self._worker
-            loop = asyncio.get_running_loop()
-            if worker is None or (worker.idle and loop.time() - worker.last_active >= idle):
+            worker, now = self._worker, asyncio.get_running_loop().time()
+            last = self._started if worker is None else worker.last_active
+            if (worker is None or worker.idle) and now - last >= idle:
                 # readers of the replay window are done by now (runs ended idle_seconds ago)
                 log.info("conversation %s idle: passivating", self.conversation_id)
                 ray.actor.exit_actor()  # type: ignore[no-untyped-call]
