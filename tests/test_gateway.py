@@ -289,7 +289,7 @@ def test_linq_endpoint_inline_and_stored(client: TestClient) -> None:
             {"link": {"target": "assistant", "action": "chat"}, "query": {}},
             400,
             "invalid_request",
-            "link.target",
+            "query.chat",
         ),
         (
             {"link": {"target": "workflow", "action": "execute"}, "query": {}},
