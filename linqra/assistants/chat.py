@@ -3,11 +3,12 @@ the OpenAI and LangGraph surfaces) calls.
 
 :meth:`ChatService.send` checks what it can anywhere — the assistant is chat-ready, the
 conversation is the team's, the message passes the input guardrails (PII is redacted from what
-is stored *and* sent) — then hands the message to the conversation's worker
-(:mod:`linqra.assistants.worker`) through the :class:`~linqra.assistants.worker.ChatHost`, and
-returns the run. :meth:`ChatService.events` reads the run's event log from any seq: the same
-stream whether the client is the one that sent the message, a second tab, or a reconnect with
-``Last-Event-ID``. :meth:`ChatService.cancel` reaches the run wherever it runs.
+is stored *and* sent) and fits the assistant's prompt beside its instructions — then hands the
+message to the conversation's worker (:mod:`linqra.assistants.worker`) through the
+:class:`~linqra.assistants.worker.ChatHost`, and returns the run. :meth:`ChatService.events`
+reads the run's event log from any seq: the same stream whether the client is the one that sent
+the message, a second tab, or a reconnect with ``Last-Event-ID``. :meth:`ChatService.cancel`
+reaches the run wherever it runs.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from linqra.assistants.guardrails import check_input
+from linqra.assistants.prompt import check_fits
 from linqra.assistants.runlog import RunEvent
-from linqra.assistants.turn import TERMINAL_EVENTS, ChatDeps
+from linqra.assistants.turn import TERMINAL_EVENTS, ChatDeps, assistant_budget
 from linqra.assistants.worker import ChatHost, Send
 from linqra.clock import utcnow
 from linqra.errors import LinqraError, NotFound, ValidationError
@@ -111,11 +113,15 @@ class ChatService:
             )
         assistant = await self.assistants.chat_ready(team_id, assistant_id)
         checked = check_input(assistant.guardrails.input, request.message)
+        check_fits(
+            assistant.systemPrompt, checked.text_to_send, assistant_budget(self.deps.llm, assistant)
+        )
         if conversation is None:
             conversation = await repo.create(
                 team_id,
                 assistant_id,
-                title=request.title or _title(request.message),
+                # the checked text: a title made from the message must not keep its PII
+                title=request.title or _title(checked.text_to_send),
                 created_by=executed_by,
             )
         run = await self.host.send(
@@ -169,12 +175,19 @@ class ChatService:
         self, team_id: str, run_id: str, after: int = 0
     ) -> AsyncIterator[RunEvent | None]:
         """The run's events after seq ``after``, as they happen, until its terminal event;
-        ``None`` every ``chat.keepalive_seconds`` without one (a keep-alive)."""
+        ``None`` every ``chat.keepalive_seconds`` without one (a keep-alive). A run that ended
+        while its log is gone (expired, or lost with a ``memory://`` process) ends the stream
+        after one keep-alive with no event, rather than leaving the client waiting forever."""
         log, wait = self.deps.runlog, self.deps.settings.keepalive_seconds
         while True:
             events = await log.read(team_id, run_id, after, wait=wait)
             if not events:
                 if await log.is_finished(team_id, run_id):
+                    return
+                # a whole keep-alive without an event: a terminal event is written right after
+                # the run's status, so a run already ended in the store has no more to come
+                run = await self.deps.conversations.get_run(team_id, run_id)
+                if run.status not in ACTIVE_RUN:
                     return
                 yield None
                 continue

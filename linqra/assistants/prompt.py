@@ -26,7 +26,7 @@ from linqra.errors import ValidationError
 from linqra.llm.tokens import count_prompt
 from linqra.llm.types import Message
 
-__all__ = ["Prompt", "build_prompt", "citations", "context_block"]
+__all__ = ["Prompt", "build_prompt", "check_fits", "citations", "context_block", "prompt_budget"]
 
 _PRIMING = count_prompt([])  # what every prompt costs before its messages
 _SNIPPET_CHARS = 2_000  # one retrieved chunk as the prompt quotes it
@@ -70,6 +70,34 @@ def context_block(
     return "\n\n".join(parts)
 
 
+def prompt_budget(
+    max_total_tokens: int, context_window: int | None = None, max_output_tokens: int = 0
+) -> int:
+    """The tokens a prompt may use: ``max_total_tokens``, and no more than the model's context
+    window less the reply's allowance."""
+    if context_window:
+        return min(max_total_tokens, context_window - max_output_tokens)
+    return max_total_tokens
+
+
+def check_fits(system_prompt: str, user_message: str, budget: int) -> None:
+    """What :func:`build_prompt` refuses whatever the turn finds (a 400 naming ``message``): the
+    system prompt and the message alone over ``budget``. Checked before a message is stored, so
+    a message that can never be answered is refused rather than answered with a failed run."""
+    head = [Message("system", system_prompt)] if system_prompt else []
+    _check_base(count_prompt([*head, Message("user", user_message)]), budget)
+
+
+def _check_base(base: int, budget: int) -> None:
+    if base > budget:
+        raise ValidationError(
+            f"the message and the assistant's instructions need {base} tokens, more than the "
+            f"{budget} this assistant allows a prompt (contextManagement.maxTotalTokens and the "
+            "model's context window): shorten the message",
+            field="message",
+        )
+
+
 def build_prompt(
     *,
     system_prompt: str,
@@ -83,9 +111,7 @@ def build_prompt(
     max_output_tokens: int = 0,
 ) -> Prompt:
     """The messages for the provider (``history`` oldest first, as stored)."""
-    budget = max_total_tokens
-    if context_window:
-        budget = min(budget, context_window - max_output_tokens)
+    budget = prompt_budget(max_total_tokens, context_window, max_output_tokens)
     user = Message("user", user_message)
     kept = list(snippets)
 
@@ -98,13 +124,7 @@ def build_prompt(
         kept.pop()
         head = system(kept)
     base = count_prompt([*head, user])
-    if base > budget:
-        raise ValidationError(
-            f"the message and the assistant's instructions need {base} tokens, more than the "
-            f"{budget} this assistant allows a prompt (contextManagement.maxTotalTokens and the "
-            "model's context window): shorten the message",
-            field="message",
-        )
+    _check_base(base, budget)
     chosen: list[list[Message]] = []
     count, tokens = 0, base
     for unit in reversed(_units(history)):  # newest first, whole units only

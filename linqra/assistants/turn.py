@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from linqra.assistants.guardrails import Delta as Released
 from linqra.assistants.guardrails import OutputFilter
-from linqra.assistants.prompt import build_prompt, citations
+from linqra.assistants.prompt import build_prompt, citations, prompt_budget
 from linqra.errors import LinqraError
 from linqra.llm.budgets import DEFAULT_OUTPUT_ESTIMATE
 from linqra.llm.service import Completion
-from linqra.llm.types import Delta, Message, parse_settings
+from linqra.llm.types import Delta, Message, ModelSettings, parse_settings
 from linqra.status import TASK_TERMINAL
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from linqra.llm.service import LLMService
     from linqra.runs import RunService
 
-__all__ = ["TERMINAL_EVENTS", "ChatDeps", "Turn"]
+__all__ = ["TERMINAL_EVENTS", "ChatDeps", "Turn", "assistant_budget"]
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ class Turn:
             limit=cm.maxRecentMessages,
         )
         model_ref = a.defaultModel.ref() if a.defaultModel else None
-        settings = parse_settings(
-            a.defaultModel.settings if a.defaultModel else {}, "defaultModel.settings"
-        )
+        settings = _model_settings(a)
         prompt = build_prompt(
             system_prompt=a.systemPrompt,
             history=[_message(m) for m in history],
@@ -162,9 +160,7 @@ class Turn:
             task_results=self.task_results,
             snippets=self.snippets,
             max_recent_messages=cm.maxRecentMessages,
-            max_total_tokens=cm.maxTotalTokens,
-            context_window=self._context_window(),
-            max_output_tokens=settings.max_tokens or DEFAULT_OUTPUT_ESTIMATE,
+            max_total_tokens=assistant_budget(self.deps.llm, a),
         )
         self.snippets = list(prompt.snippets)
         reply, _ = await repo.append(
@@ -240,13 +236,6 @@ class Turn:
             await asyncio.sleep(every)
             with contextlib.suppress(LinqraError):
                 await self.deps.conversations.heartbeat_run(self.team_id, self.run_id)
-
-    def _context_window(self) -> int | None:
-        model = self.assistant.defaultModel
-        if model is None:
-            return None
-        price = self.deps.llm.catalogue.price(model.provider, model.modelName)
-        return price.context_window if price else None
 
     # -- tasks and retrieval --------------------------------------------------------------------
     async def _tasks(self) -> list[dict[str, Any]]:
@@ -395,6 +384,23 @@ class Turn:
         if not priced:
             return usage, None, None
         return usage, str(sum(Decimal(r["cost"]) for r in priced)), priced[0].get("currency")
+
+
+def assistant_budget(llm: LLMService, assistant: Assistant) -> int:
+    """The tokens ``assistant``'s prompt may use (:func:`~linqra.assistants.prompt.prompt_budget`
+    of its ``maxTotalTokens``, its model's context window and its reply's ``max_tokens``)."""
+    model = assistant.defaultModel
+    price = llm.catalogue.price(model.provider, model.modelName) if model else None
+    return prompt_budget(
+        assistant.contextManagement.maxTotalTokens,
+        price.context_window if price else None,
+        _model_settings(assistant).max_tokens or DEFAULT_OUTPUT_ESTIMATE,
+    )
+
+
+def _model_settings(assistant: Assistant) -> ModelSettings:
+    model = assistant.defaultModel
+    return parse_settings(model.settings if model else {}, "defaultModel.settings")
 
 
 def _message(stored: Any) -> Message:
