@@ -125,7 +125,7 @@ async def list_conversations(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """The team's conversations, most recently active first."""
+    """The team's conversations, newest first."""
     items, total = await system.chat.deps.conversations.list(
         team.team_id, assistant_id=assistant_id, limit=limit, offset=offset
     )

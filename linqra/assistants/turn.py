@@ -419,9 +419,16 @@ def _normalise(task_id: str, tx: Mapping[str, Any]) -> dict[str, Any]:
             (result[k] for k in ("answer", "text", "content", "result") if k in result), result
         )
         documents = list(result.get("documents") or result.get("citations") or [])
-    error = tx.get("error")
+    error = None
     if status == "timeout":
         error = {"code": "timeout", "message": "the task did not finish in time"}
+    elif status in ("failed", "cancelled"):  # the code only: a step's message may name
+        raw = tx.get("error")  # internal services, and chat events reach widget visitors; the
+        code = raw.get("code") if isinstance(raw, Mapping) else None  # team reads the whole
+        error = {  # error in the task execution's record
+            "code": code or status,
+            "message": f"the task {status}; see task execution {tx.get('id')}",
+        }
     return {
         "task_id": task_id,
         "task_execution_id": tx.get("id"),
