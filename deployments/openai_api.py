@@ -20,7 +20,7 @@ from linqra.assistants.chat import ChatService
 from linqra.assistants.turn import TERMINAL_EVENTS
 from linqra.clock import query_instant
 from linqra.errors import LinqraError, ValidationError
-from linqra.linq import fields_renamed, wait_reply
+from linqra.linq import fields_renamed
 from linqra.llm.service import Completion, LLMService
 from linqra.llm.types import (
     MAX_OUTPUT_TOKENS,
@@ -269,7 +269,7 @@ async def assistant_completion(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers},
         )
-    reply = await wait_reply(chat, team_id, info["run_id"])
+    reply = await chat.reply(team_id, info["run_id"])
     if reply["status"] == "failed":
         raise _run_error(reply.get("error"))
     body = {

@@ -19,7 +19,6 @@ them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,13 +26,12 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from linqra.assistants.turn import TERMINAL_EVENTS
 from linqra.errors import LinqraError, ValidationError
 from linqra.status import ExecutionStatus, StepStatus
 from linqra.validation import format_pydantic_error
 
 if TYPE_CHECKING:
-    from linqra.assistants.chat import ChatService
+    pass
 
 __all__ = [
     "CHAT_FIELDS",
@@ -45,7 +43,6 @@ __all__ = [
     "fields_renamed",
     "linq_response",
     "parse_linq",
-    "wait_reply",
 ]
 
 _STATUS: dict[str, str] = {
@@ -211,32 +208,6 @@ def fields_renamed(names: Mapping[str, str]) -> Iterator[None]:
         if exc.field is not None and exc.field in names:
             exc.field = names[exc.field]
         raise
-
-
-async def wait_reply(
-    chat: ChatService, team_id: str, run_id: str, timeout: float | None = None
-) -> dict[str, Any]:
-    """The run's terminal event's data (``status``, ``content``, ``usage``, ``cost``, …) once it
-    ends; after ``timeout`` seconds ``{"status": "running", "content": <the text so far>}``.
-    Task results and citations are taken from their own events when the terminal one lacks
-    them (a cancelled run's)."""
-    seen: dict[str, Any] = {"status": "running", "content": "", "task_results": []}
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            async for event in chat.events(team_id, run_id):
-                if event is None:
-                    continue
-                if event.event == "message.delta":
-                    seen["content"] += event.data.get("text", "")
-                elif event.event == "message.replace":
-                    seen["content"] = event.data.get("text", "")
-                elif event.event == "task.completed":
-                    seen["task_results"].append(event.data)
-                elif event.event == "retrieval":
-                    seen["citations"] = event.data.get("citations") or []
-                elif event.event in TERMINAL_EVENTS:
-                    return {**seen, **{k: v for k, v in event.data.items() if v is not None}}
-    return seen
 
 
 class TokenUsage(BaseModel):

@@ -276,11 +276,16 @@ async def _send(
         )
         response.headers.update(headers)
         return response
-    reply: dict[str, Any] = {"conversation_id": conversation_id, "run_id": run["id"]}
-    async for event in chat.events(team.team_id, run["id"]):
-        if event is not None and event.event.startswith("run.") and event.event != "run.created":
-            reply.update(event.data)
-    reply["status"] = reply.get("status") or run["status"]
+    wait = system.settings.http.wait_timeout_seconds
+    reply = {
+        **(await chat.reply(team.team_id, run["id"], wait)),
+        "conversation_id": conversation_id,
+        "run_id": run["id"],
+    }
+    if reply["status"] == "running":  # still writing after the wait: 202 with the text so far
+        return JSONResponse(
+            ChatReply.model_validate(reply).model_dump(), status_code=202, headers=headers
+        )
     if headers:
         reply["conversation_token"] = headers["X-Conversation-Token"]
         return JSONResponse(ChatReply.model_validate(reply).model_dump(), headers=headers)

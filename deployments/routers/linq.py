@@ -21,7 +21,6 @@ from linqra.linq import (
     inline_definition,
     linq_response,
     parse_linq,
-    wait_reply,
 )
 from linqra.status import EXECUTION_TERMINAL
 from linqra.system import System
@@ -85,7 +84,7 @@ async def _chat(system: System, team: Principal, request: LinqRequest) -> JSONRe
             executed_by=team.executed_by(request.executedBy),
         )
     run_id = started["run"]["id"]
-    reply = await wait_reply(chat, team.team_id, run_id, system.settings.http.wait_timeout_seconds)
+    reply = await chat.reply(team.team_id, run_id, system.settings.http.wait_timeout_seconds)
     answer = chat_response(
         reply,
         team_id=team.team_id,

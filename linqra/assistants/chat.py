@@ -13,6 +13,7 @@ reaches the run wherever it runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -150,6 +151,31 @@ class ChatService:
             await self.deps.conversations.request_cancel(team_id, run_id)
             await self.host.cancel(team_id, conversation_id, run_id)
         return await self.run(team_id, conversation_id, run_id)
+
+    async def reply(
+        self, team_id: str, run_id: str, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The run's terminal event's data (``status``, ``content``, ``usage``, ``cost``, …) once it
+        ends; after ``timeout`` seconds ``{"status": "running", "content": <the text so far>}``.
+        Task results and citations are taken from their own events when the terminal one lacks
+        them (a cancelled run's)."""
+        seen: dict[str, Any] = {"status": "running", "content": "", "task_results": []}
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                async for event in self.events(team_id, run_id):
+                    if event is None:
+                        continue
+                    if event.event == "message.delta":
+                        seen["content"] += event.data.get("text", "")
+                    elif event.event == "message.replace":
+                        seen["content"] = event.data.get("text", "")
+                    elif event.event == "task.completed":
+                        seen["task_results"].append(event.data)
+                    elif event.event == "retrieval":
+                        seen["citations"] = event.data.get("citations") or []
+                    elif event.event in TERMINAL_EVENTS:
+                        return {**seen, **{k: v for k, v in event.data.items() if v is not None}}
+        return seen
 
     async def reap(self, now: datetime | None = None) -> int:
         """For the supervisor: interrupt the runs whose worker died (a stale heartbeat), with
