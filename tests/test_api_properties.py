@@ -197,6 +197,18 @@ def good_bodies(ids: dict[str, str]) -> dict[str, Any]:
             "clientMessageId": "m-1",
         },
         "PATCH /v1/conversations/{conversation_id}": {"title": "renamed"},
+        "POST /assistants/search": {"limit": 5, "graph_id": "chat"},
+        "POST /threads": {"metadata": {"from": "fuzz"}},
+        **{
+            f"POST {prefix}/{kind}": {
+                "assistant_id": ids.get("assistant_id", "-"),
+                "input": {"messages": [{"role": "user", "content": "hi"}]},
+                **({"stream_mode": ["values"]} if kind == "runs/stream" else {}),
+            }
+            for prefix in ("/threads/{thread_id}", "")
+            for kind in ("runs", "runs/stream", "runs/wait")
+            if (prefix, kind) != ("", "runs")
+        },
         "POST /api/milvus/collections/{name}/search": {
             "text": "hello",
             "topK": 2,
@@ -627,6 +639,7 @@ def seed(api: Api) -> None:
     ids["assistant_id"] = assistant["id"]
     chat = api.json("POST", f"/v1/assistants/{assistant['id']}/chat", {"message": "hi"})
     ids["conversation_id"] = chat["conversation_id"]
+    ids["thread_id"] = chat["conversation_id"]  # a conversation is a LangGraph thread too
     ids["run_id"] = chat["run_id"]
     api.json("PUT", "/v1/budget", {"amount": "100"})
     api.json("PUT", f"/v1/models/{MODEL}/price", {"input": "1", "output": "2"})

@@ -22,7 +22,6 @@ from langgraph_sdk.schema import StreamPart
 
 from deployments.app import create_app
 from deployments.auth import route_permission
-from deployments.routers import ROUTERS
 from deployments.routers import langgraph as lg
 from linqra.config import Settings
 from linqra.testing.fake_openai import FakeOpenAI
@@ -39,10 +38,8 @@ def settings(llm_settings: Settings) -> Settings:
 
 @pytest.fixture
 def url(settings: Settings) -> Iterator[str]:
-    """The API (with the LangGraph router, until the app mounts it) on a free loopback port."""
+    """The API on a free loopback port."""
     app = create_app(settings=settings)
-    if lg.router not in ROUTERS:
-        app.include_router(lg.router)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
     )

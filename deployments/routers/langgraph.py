@@ -24,7 +24,7 @@ from sse_starlette import EventSourceResponse
 
 from deployments.auth import Runner, Viewer
 from deployments.deps import ResourceId, SystemDep
-from deployments.routers import _langgraph_wire as wire
+import deployments.routers._langgraph_wire as wire
 from deployments.routers._langgraph_wire import GRAPH_ID, STREAM_MODES, RunRef
 from deployments.schemas import RecordRoute
 from linqra.assistants.chat import ChatRequest, parse_event_id
