@@ -99,17 +99,21 @@ def test_cancel_and_resume_over_the_socket(client: TestClient) -> None:
 
 def test_the_handshake_refuses_a_foreign_conversation_or_no_team(client: TestClient) -> None:
     _, conv = conversation(client)
-    with pytest.raises(WebSocketDisconnect) as foreign:
-        with client.websocket_connect(
+    with (
+        pytest.raises(WebSocketDisconnect) as foreign,
+        client.websocket_connect(
             f"/v1/conversations/{conv}/ws", headers={"X-Team-Id": "team-b"}
-        ) as socket:
-            socket.receive_json()
+        ) as socket,
+    ):
+        socket.receive_json()
     assert foreign.value.code == 4404
-    with pytest.raises(WebSocketDisconnect) as nobody:
-        with client.websocket_connect(
+    with (
+        pytest.raises(WebSocketDisconnect) as nobody,
+        client.websocket_connect(
             f"/v1/conversations/{conv}/ws", headers={"X-Team-Id": ""}
-        ) as socket:
-            socket.receive_json()
+        ) as socket,
+    ):
+        socket.receive_json()
     assert nobody.value.code in (4400, 4401)
     # a browser cannot set headers on a WebSocket: ?team= stands for X-Team-Id
     with client.websocket_connect(

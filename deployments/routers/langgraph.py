@@ -22,9 +22,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
 
+import deployments.routers._langgraph_wire as wire
 from deployments.auth import Runner, Viewer
 from deployments.deps import ResourceId, SystemDep
-import deployments.routers._langgraph_wire as wire
 from deployments.routers._langgraph_wire import GRAPH_ID, STREAM_MODES, RunRef
 from deployments.schemas import RecordRoute
 from linqra.assistants.chat import ChatRequest, parse_event_id
