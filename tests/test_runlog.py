@@ -98,6 +98,18 @@ class RunLogContract:
         assert time.monotonic() - t0 < PROMPT
         assert [(e.seq, e.event, e.data) for e in got] == [(2, "second", {"x": 1})]
 
+    async def test_many_readers_wait_at_once_and_all_wake(self, make_log: MakeLog) -> None:
+        """One process following 300 streams (a reader per stream, each waiting): none fails,
+        each gets its event (redis-py's default pool of 100 connections failed the 101st)."""
+        log = make_log()
+        team = f"team-{uuid.uuid4().hex[:8]}"
+        runs = [f"run_{i}_{uuid.uuid4().hex[:6]}" for i in range(300)]
+        readers = [asyncio.ensure_future(log.read(team, run, wait=30)) for run in runs]
+        await asyncio.sleep(0)  # let them start waiting
+        await asyncio.gather(*(log.append(team, run, "e", {"run": run}) for run in runs))
+        got = await asyncio.wait_for(asyncio.gather(*readers), 60)
+        assert [events[0].data["run"] for events in got] == runs
+
     async def test_a_reader_may_start_before_the_first_event(
         self, make_log: MakeLog, blocked: Callable[[RunLog], Awaitable[bool]]
     ) -> None:

@@ -264,6 +264,11 @@ def _field(fields: Mapping[Any, Any], name: str) -> str:
     return _text(fields[name.encode()] if name.encode() in fields else fields[name])
 
 
+MAX_CONNECTIONS = 10_000
+"""Connections one :class:`RedisRunLog` may open: a waiting reader holds one (a Redis server
+takes 10,000 clients by default)."""
+
+
 class RedisRunLog:
     """:class:`RunLog` on Redis Streams (key ``linqra:run:{team}:{run}``), shared by replicas.
     Waiting is ``XREAD BLOCK``: a reader wakes when the entry arrives, on whichever replica."""
@@ -286,11 +291,14 @@ class RedisRunLog:
         self.ttl = _check_ttl(ttl_seconds)
         self.timeout = timeout_seconds
         self.prefix = prefix
-        # not a blocking pool: a reader blocked in XREAD holds its connection while it waits
+        # not a blocking pool: a reader blocked in XREAD holds its connection while it waits,
+        # so the pool must hold one per stream a process follows at once (redis-py's default,
+        # 100, made the 101st concurrent stream fail: B16)
         self.redis: Any = Redis.from_url(
             url,
             socket_connect_timeout=min(connect_timeout_seconds, timeout_seconds),
             retry=Retry(NoBackoff(), 1),  # one quick retry (a dropped idle connection)
+            max_connections=MAX_CONNECTIONS,
         )
         self._append: Any = self.redis.register_script(_APPEND)
         self._finish: Any = self.redis.register_script(_FINISH)
