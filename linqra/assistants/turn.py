@@ -143,13 +143,16 @@ class Turn:
 
     async def _answer(self) -> None:
         a, repo, text = self.assistant, self.deps.conversations, self.user["content"]
-        self.task_results, self.snippets = await asyncio.gather(self._tasks(), self._retrieve())
         cm = a.contextManagement
-        history = await repo.history(
-            self.team_id,
-            self.conversation_id,
-            before_seq=self.user["seq"],
-            limit=cm.maxRecentMessages,
+        self.task_results, self.snippets, history = await asyncio.gather(
+            self._tasks(),
+            self._retrieve(),
+            repo.history(
+                self.team_id,
+                self.conversation_id,
+                before_seq=self.user["seq"],
+                limit=cm.maxRecentMessages,
+            ),
         )
         model_ref = a.defaultModel.ref() if a.defaultModel else None
         settings = _model_settings(a)
@@ -242,24 +245,7 @@ class Turn:
         selected = self.assistant.selectedTasks
         if not selected:
             return []
-        started: list[tuple[Any, dict[str, Any] | None, dict[str, Any] | None]] = []
-        for choice in selected:
-            try:
-                tx = await self.deps.runs.run_task(
-                    self.team_id,
-                    choice.taskId,
-                    input={
-                        "message": self.user["content"],
-                        "conversation_id": self.conversation_id,
-                        "assistant_id": self.assistant.id,
-                    },
-                    trigger={"type": "CHAT", "run_id": self.run_id},
-                )
-            except LinqraError as exc:  # deleted or disabled since the assistant was saved
-                started.append((choice, None, _failed(choice.taskId, exc)))
-                continue
-            self._tx_ids.append(tx["id"])
-            started.append((choice, tx, None))
+        started = await asyncio.gather(*(self._start_task(choice) for choice in selected))
         await self.emit(
             "tasks.started",
             {
@@ -272,6 +258,26 @@ class Turn:
         return list(
             await asyncio.gather(*(self._task_result(c, tx, early) for c, tx, early in started))
         )
+
+    async def _start_task(
+        self, choice: Any
+    ) -> tuple[Any, dict[str, Any] | None, dict[str, Any] | None]:
+        """``(choice, its task execution, None)``, or ``(choice, None, a failed result)``."""
+        try:
+            tx = await self.deps.runs.run_task(
+                self.team_id,
+                choice.taskId,
+                input={
+                    "message": self.user["content"],
+                    "conversation_id": self.conversation_id,
+                    "assistant_id": self.assistant.id,
+                },
+                trigger={"type": "CHAT", "run_id": self.run_id},
+            )
+        except LinqraError as exc:  # deleted or disabled since the assistant was saved
+            return choice, None, _failed(choice.taskId, exc)
+        self._tx_ids.append(tx["id"])
+        return choice, tx, None
 
     async def _task_result(
         self, choice: Any, tx: dict[str, Any] | None, early: dict[str, Any] | None
