@@ -50,6 +50,7 @@ _UNSUPPORTED = (
     "feedback_keys",
 )
 JSON_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+EMPTY = {"text/plain": {"schema": {"type": "string", "maxLength": 0}}}
 EVENTS = {"text/event-stream": {"schema": {"type": "string", "description": "LangGraph SSE"}}}
 
 
@@ -197,7 +198,11 @@ async def create_run(
     return wire.run_view(run, ref.thread_id)
 
 
-@router.post("/threads/{thread_id}/runs/stream", response_class=EventSourceResponse)
+@router.post(
+    "/threads/{thread_id}/runs/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": EVENTS}},
+)
 async def stream_run(
     system: SystemDep, team: Runner, thread_id: ResourceId, body: RunCreate
 ) -> EventSourceResponse:
@@ -205,7 +210,9 @@ async def stream_run(
     return await _stream_new(system, team, thread_id, body)
 
 
-@router.post("/runs/stream", response_class=EventSourceResponse)
+@router.post(
+    "/runs/stream", response_class=EventSourceResponse, responses={200: {"content": EVENTS}}
+)
 async def stream_stateless_run(
     system: SystemDep, team: Runner, body: RunCreate
 ) -> EventSourceResponse:
@@ -275,7 +282,15 @@ async def join_stream(
     )
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel", status_code=202, response_class=Response)
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    status_code=202,
+    response_class=Response,
+    responses={
+        202: {"description": "under way (empty, as LangGraph answers)", "content": EMPTY},
+        204: {"description": "with wait: the run has stopped"},
+    },
+)
 async def cancel_run(
     system: SystemDep,
     team: Runner,
@@ -284,9 +299,8 @@ async def cancel_run(
     wait: bool = False,
     action: Annotated[str, Query(max_length=20)] = "interrupt",
 ) -> Response:
-    """Stop the run (its partial reply kept); ``wait=1`` answers 204 once it has stopped.
-    ``action=rollback`` is not offered (send the next run with ``multitask_strategy:
-    rollback`` instead)."""
+    """Stop the run (its partial reply kept); ``wait=1``: 204 once stopped. No
+    ``action=rollback``: send the next run with ``multitask_strategy: rollback``."""
     if action != "interrupt":
         raise ValidationError("action must be interrupt", field="action")
     ref = await _ref(system, team.team_id, thread_id, run_id)
