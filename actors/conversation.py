@@ -16,6 +16,7 @@ If the actor dies mid-answer, its runs stop heartbeating and the supervisor inte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from typing import Any
@@ -81,5 +82,14 @@ class ConversationActor:
             last = self._started if worker is None else worker.last_active
             if (worker is None or worker.idle) and now - last >= idle:
                 # readers of the replay window are done by now (runs ended idle_seconds ago)
-                log.info("conversation %s idle: passivating", self.conversation_id)
-                ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+                await self._exit()
+
+    async def _exit(self) -> None:
+        """End this actor's process, as an idle agent's does (``actors/agent.py``)."""
+        from ray.exceptions import AsyncioActorExit
+
+        log.info("conversation %s idle: passivating", self.conversation_id)
+        with contextlib.suppress(Exception):
+            await (await process_system(self.settings)).close()
+        with contextlib.suppress(AsyncioActorExit):
+            ray.actor.exit_actor()  # type: ignore[no-untyped-call]

@@ -19,7 +19,7 @@ too (:class:`AuditTrail`).
 # no "from __future__ import annotations": FastAPI reads these annotations at runtime
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Any
 
@@ -32,7 +32,7 @@ from deployments.errors import request_id
 from linqra.auth.authenticator import Credentials
 from linqra.auth.principal import Permission, Principal
 from linqra.errors import Forbidden, Unauthenticated
-from linqra.ratelimit import Hit
+from linqra.ratelimit import Decision, Hit
 from linqra.system import System
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Runner",
     "Viewer",
     "client_ip",
+    "identify",
     "principal",
     "route_permission",
 ]
@@ -67,10 +68,32 @@ async def principal(
 ) -> Principal:
     """The caller, from exactly one credential (built once per request)."""
     system: System = request.app.state.system
-    headers = request.headers
+    try:
+        found, tightest = await identify(
+            system,
+            request.scope,
+            request.headers,
+            team=x_team_id or None,  # an empty header is no header
+        )
+    except Forbidden as exc:  # signed in, refused a team: the audit says who, which
+        request.state.refused = (getattr(exc, "team", None), getattr(exc, "actor", None))
+        raise
+    if tightest is not None:
+        request.state.rate_limit = tightest
+    request.state.principal = found
+    return found
+
+
+async def identify(
+    system: System, scope: Scope, headers: Mapping[str, str], *, team: str | None
+) -> tuple[Principal, Decision | None]:
+    """The caller of a request or a WebSocket handshake, with its rate limits spent, and the
+    decision closest to its limit (``None`` when limits are off). Refused sign-ins and refused
+    teams count against the address's ``failed_auth`` limit, and an address over it is refused
+    before its credential is even checked."""
     rules, limiter = system.rate_limits, system.limiter
     limited = system.settings.rate_limits.enabled
-    ip = client_ip(request.scope, system.settings.auth.trusted_proxies) or "unknown"
+    ip = client_ip(scope, system.settings.auth.trusted_proxies) or "unknown"
     if limited:  # an address that keeps failing is refused before its next try is checked
         (await limiter.peek(rules.failed_auth, ip)).raise_if_denied()
     try:
@@ -78,37 +101,34 @@ async def principal(
             Credentials(
                 authorization=headers.get("authorization"),
                 api_key=headers.get("x-api-key"),
-                team=x_team_id or None,  # an empty header is no header
+                team=team,
                 origin=headers.get("origin"),
             )
         )
-    except (Unauthenticated, Forbidden) as exc:
+    except (Unauthenticated, Forbidden):
         if limited:  # refused sign-ins and refused teams count alike: neither may flood the log
             await limiter.hit(rules.failed_auth, ip)
-        if isinstance(exc, Forbidden):  # signed in, refused a team: the audit says who, which
-            request.state.refused = (getattr(exc, "team", None), getattr(exc, "actor", None))
         raise
-    if limited:
-        # a widget key's rules narrowest first, each refusing before the next is spent: one
-        # address with a public key cannot use up its team's requests
-        decisions = []
-        if found.source == "widget":  # a public key: its address first, then the key
-            decisions.append(await limiter.hit(rules.widget, f"{found.key_id}|{ip}"))
-            decisions[-1].raise_if_denied()
-            decisions.append(await limiter.hit(rules.api_key, found.key_id or ""))
-            decisions[-1].raise_if_denied()
-            decisions.append(await limiter.hit(rules.team, found.team_id))
-        elif found.key_id is not None:  # the team's own key: both limits in one round trip
-            decisions += await limiter.hit_many(
-                [Hit(rules.api_key, found.key_id), Hit(rules.team, found.team_id)]
-            )
-        else:
-            decisions.append(await limiter.hit(rules.team, found.team_id))
-        for decision in decisions:
-            decision.raise_if_denied()
-        request.state.rate_limit = min(decisions, key=lambda d: d.remaining / d.limit)
-    request.state.principal = found
-    return found
+    if not limited:
+        return found, None
+    # a widget key's rules narrowest first, each refusing before the next is spent: one
+    # address with a public key cannot use up its team's requests
+    decisions: list[Decision] = []
+    if found.source == "widget":  # a public key: its address first, then the key
+        decisions.append(await limiter.hit(rules.widget, f"{found.key_id}|{ip}"))
+        decisions[-1].raise_if_denied()
+        decisions.append(await limiter.hit(rules.api_key, found.key_id or ""))
+        decisions[-1].raise_if_denied()
+        decisions.append(await limiter.hit(rules.team, found.team_id))
+    elif found.key_id is not None:  # the team's own key: both limits in one round trip
+        decisions += await limiter.hit_many(
+            [Hit(rules.api_key, found.key_id), Hit(rules.team, found.team_id)]
+        )
+    else:
+        decisions.append(await limiter.hit(rules.team, found.team_id))
+    for decision in decisions:
+        decision.raise_if_denied()
+    return found, min(decisions, key=lambda d: d.remaining / d.limit)
 
 
 class Require:

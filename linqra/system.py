@@ -163,6 +163,8 @@ class System:
         await self.agents.init()
         await self.assistants.init()
         await self.chat.deps.conversations.init()
+        if isinstance(self.launcher, InProcessLauncher):  # no supervisor here: what a crashed
+            await self.chat.reap()  # process left running (a stale heartbeat) ends interrupted
         await self.triggers.init()
         await self.authenticator.directory.init()
         await self.authenticator.keys.init()

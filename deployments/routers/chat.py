@@ -18,12 +18,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from deployments.auth import Member, Require, Runner, Viewer
+from deployments.auth import Member, Require, Runner, Viewer, identify
 from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.assistants.chat import ChatRequest, ChatService, parse_event_id
 from linqra.assistants.conversations import ChatRun, Conversation, Message
-from linqra.auth.authenticator import Credentials
+from linqra.assistants.turn import TERMINAL_EVENTS
 from linqra.auth.principal import Permission, Principal
 from linqra.errors import Forbidden, LinqraError, ValidationError
 from linqra.system import System
@@ -230,7 +230,8 @@ async def conversation_socket(websocket: WebSocket, conversation_id: str) -> Non
     try:
         team = await _socket_principal(websocket)
         await system.chat.deps.conversations.get(team.team_id, conversation_id)
-    except LinqraError as exc:  # before the handshake completes: refused with its status
+    except LinqraError as exc:  # refused with its status: accepted first, since a close before
+        await websocket.accept()  # the handshake reaches a browser as a bare HTTP 403
         await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
         return
     await websocket.accept()
@@ -282,12 +283,13 @@ async def _send(
         "conversation_id": conversation_id,
         "run_id": run["id"],
     }
+    if headers:
+        reply["conversation_token"] = headers["X-Conversation-Token"]
     if reply["status"] == "running":  # still writing after the wait: 202 with the text so far
         return JSONResponse(
             ChatReply.model_validate(reply).model_dump(), status_code=202, headers=headers
         )
     if headers:
-        reply["conversation_token"] = headers["X-Conversation-Token"]
         return JSONResponse(ChatReply.model_validate(reply).model_dump(), headers=headers)
     return reply
 
@@ -314,6 +316,7 @@ def _events(
                     id=event.id,
                 )
         except LinqraError as exc:  # the log's store went away mid-stream: say so, then stop
+            finished = True  # the client is still there: not a disconnect
             yield ServerSentEvent(json.dumps(exc.to_dict()), event="error")
         finally:
             if not finished and on_disconnect == "cancel":  # the client went away
@@ -327,27 +330,19 @@ def _events(
     )
 
 
-_TERMINAL = frozenset({"run.completed", "run.cancelled", "run.failed", "run.interrupted"})
+_TERMINAL = TERMINAL_EVENTS
 MAX_FRAME_CHARS = 1_100_000  # a message at chat.max_message_chars, escaped, fits
 
 
 async def _socket_principal(websocket: WebSocket) -> Principal:
-    """The caller of a WebSocket, as :func:`deployments.auth.principal` finds it for a request
-    (its rate limits included), holding ``execute``."""
-    system = websocket.app.state.system
+    """The caller of a WebSocket, as a request's is found (:func:`deployments.auth.identify`:
+    failed sign-ins counted per address, the key's and team's limits spent), holding
+    ``execute``."""
     headers = websocket.headers
-    found: Principal = await system.authenticator.authenticate(
-        Credentials(
-            authorization=headers.get("authorization"),
-            api_key=headers.get("x-api-key"),
-            team=headers.get("x-team-id") or websocket.query_params.get("team") or None,
-            origin=headers.get("origin"),
-        )
-    )
+    team = headers.get("x-team-id") or websocket.query_params.get("team") or None
+    found, _ = await identify(websocket.app.state.system, websocket.scope, headers, team=team)
     if found.source == "widget":
         raise Forbidden("a widget key serves only its widget's chat routes")
-    if system.settings.rate_limits.enabled:
-        (await system.limiter.hit(system.rate_limits.team, found.team_id)).raise_if_denied()
     return found.require(Permission.EXECUTE)
 
 
@@ -398,7 +393,11 @@ class _Socket:
         team_id = self.team.team_id
         if kind == "ping":
             await self.out({"type": "pong"})
-        elif kind == "send":
+        elif kind == "send":  # each message is a request of the team's, as over HTTP
+            system = self.ws.app.state.system
+            if system.settings.rate_limits.enabled:
+                rule = system.rate_limits.team
+                (await system.limiter.hit(rule, team_id)).raise_if_denied()
             request = self.chat.parse({**frame, "conversationId": self.conversation_id})
             started = await self.chat.send(
                 team_id, request, executed_by=self.team.executed_by(None)

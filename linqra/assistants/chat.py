@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from linqra.assistants.conversations import RUN_ACTIVE
 from linqra.assistants.guardrails import check_input
 from linqra.assistants.prompt import check_fits
 from linqra.assistants.runlog import RunEvent
 from linqra.assistants.turn import TERMINAL_EVENTS, ChatDeps, assistant_budget
 from linqra.assistants.worker import ChatHost, Send
-from linqra.clock import utcnow
+from linqra.clock import new_id, utcnow
 from linqra.errors import LinqraError, NotFound, ValidationError
 from linqra.validation import format_pydantic_error
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatRequest", "ChatService", "parse_event_id"]
 
-ACTIVE_RUN = ("queued", "running")
+ACTIVE_RUN = tuple(RUN_ACTIVE)
 
 
 class ChatRequest(BaseModel):
@@ -46,7 +47,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1, description="the user's message")
-    conversationId: str | None = Field(default=None, max_length=100)
+    conversationId: str | None = Field(default=None, min_length=1, max_length=100)
     clientMessageId: str | None = Field(
         default=None,
         min_length=1,
@@ -132,7 +133,9 @@ class ChatService:
                 assistant=assistant,
                 text=checked.text_to_send,
                 policy=request.doubleTexting or assistant.doubleTexting,
-                client_message_id=request.clientMessageId,
+                # always an id: a send retried after a lost answer (a worker that died as it
+                # answered) returns the first run instead of writing the message twice
+                client_message_id=request.clientMessageId or new_id("cm"),
                 executed_by=executed_by,
                 redactions=tuple(dict(r) for r in checked.redactions),
             ),

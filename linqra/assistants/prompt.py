@@ -52,8 +52,10 @@ def context_block(
     parts: list[str] = []
     answered = [t for t in task_results if t.get("status") == "completed" and t.get("answer")]
     if answered:
-        lines = [f"- {t.get('name') or t.get('task_id')}: {_clip(str(t['answer']), _TASK_CHARS)}"
-                 for t in answered]  # fmt: skip
+        lines = [
+            f"- {t.get('name') or t.get('task_id')}: {_clip(str(t['answer']), _TASK_CHARS)}"
+            for t in answered
+        ]
         parts.append("Task results:\n" + "\n".join(lines))
     if snippets:
         lines = []

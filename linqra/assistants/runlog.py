@@ -1,6 +1,7 @@
 """The run event log: what one chat run said, in order, readable from any replica.
 
-A chat run streams events (``delta``, ``tool``, ``done`` …) while it works. They go to a
+A chat run streams events (``run.created``, ``message.delta``, … ``run.completed``) while it
+works. They go to a
 per-run log so that a client that lost its connection — or reconnects to another gateway
 replica — resumes with ``Last-Event-ID`` (:attr:`RunEvent.id`, ``"{run_id}:{seq}"``) and misses
 nothing. Contract of :class:`RunLog`, the same in every adapter:

@@ -106,6 +106,7 @@ class Turn:
         self.snippets: list[Mapping[str, Any]] = []
         self._tx_ids: list[str] = []
         self._saved_at = 0.0
+        self.finishing = False
 
     # -- events ---------------------------------------------------------------------------------
     async def emit(self, event: str, data: Mapping[str, Any]) -> None:
@@ -126,10 +127,13 @@ class Turn:
         """Run the turn; its terminal status (``completed``, ``cancelled`` or ``failed``).
         Cancelling the task that awaits this cancels the turn (re-raised once recorded)."""
         repo = self.deps.conversations
-        if not await repo.set_run_status(self.team_id, self.run_id, "running", expect=("queued",)):
-            return "cancelled"  # cancelled while it waited
-        beat = asyncio.get_running_loop().create_task(self._heartbeat())
+        beat: asyncio.Task[None] | None = None
         try:
+            if not await repo.set_run_status(
+                self.team_id, self.run_id, "running", expect=("queued",)
+            ):
+                return "cancelled"  # cancelled (or interrupted) while it waited
+            beat = asyncio.get_running_loop().create_task(self._heartbeat(asyncio.current_task()))
             await self._answer()
         except asyncio.CancelledError:
             await asyncio.shield(self._stop("cancelled"))
@@ -138,7 +142,8 @@ class Turn:
             await asyncio.shield(self._stop("failed", exc))
             return "failed"
         finally:
-            beat.cancel()
+            if beat is not None:
+                beat.cancel()
         return "completed"
 
     async def _answer(self) -> None:
@@ -213,9 +218,12 @@ class Turn:
             "currency": currency,
             "model": model,
         }
+        self.finishing = True  # from here a heartbeat no longer stops the turn
         await self.emit("message.completed", final)
-        await repo.set_run_status(self.team_id, self.run_id, "completed", expect=("running",))
-        await self.emit("run.completed", {"run_id": self.run_id, "status": "completed", **final})
+        if await repo.set_run_status(self.team_id, self.run_id, "completed", expect=("running",)):
+            await self.emit(
+                "run.completed", {"run_id": self.run_id, "status": "completed", **final}
+            )
         await self.deps.runlog.finish(self.team_id, self.run_id)
 
     async def _release(self, emits: list[Any]) -> None:
@@ -233,12 +241,19 @@ class Turn:
                 self.team_id, self.reply_id or "", {"content": self.released}
             )
 
-    async def _heartbeat(self) -> None:
-        every = self.deps.settings.heartbeat_seconds
+    async def _heartbeat(self, turn: asyncio.Task[Any] | None) -> None:
+        """Say the run is alive; stop the turn when its record says to: a cancel asked on a
+        replica that could not reach this worker (``cancel_requested``), or the run already
+        ended elsewhere (interrupted by the supervisor after a long stall)."""
+        every, repo = self.deps.settings.heartbeat_seconds, self.deps.conversations
         while True:
             await asyncio.sleep(every)
             with contextlib.suppress(LinqraError):
-                await self.deps.conversations.heartbeat_run(self.team_id, self.run_id)
+                alive = await repo.heartbeat_run(self.team_id, self.run_id)
+                if not alive or (await repo.get_run(self.team_id, self.run_id)).cancel_requested:
+                    if turn is not None and not self.finishing:
+                        turn.cancel()
+                    return
 
     # -- tasks and retrieval --------------------------------------------------------------------
     async def _tasks(self) -> list[dict[str, Any]]:
@@ -320,7 +335,7 @@ class Turn:
             if isinstance(hits, BaseException):
                 if not isinstance(hits, LinqraError):
                     raise hits
-                errors.append({"collection": name, "code": hits.code, "message": hits.message})
+                errors.append({"collection": name, **_public_error(hits)})
                 continue
             snippets += hits
         snippets.sort(key=lambda s: -float(s.get("score") or 0))
@@ -345,12 +360,8 @@ class Turn:
         usage, cost, currency = await self._spent()
         error = None
         if exc is not None:
-            error = (
-                {"code": exc.code, "message": exc.message}
-                if isinstance(exc, LinqraError)
-                else {"code": "internal_error", "message": "the reply failed"}
-            )
-            if not isinstance(exc, LinqraError):
+            error = _public_error(exc)
+            if not isinstance(exc, LinqraError) or exc.status >= 500:
                 log.error("chat run %s failed", self.run_id, exc_info=exc)
         content = self.released
         if self.reply_id is not None:
@@ -366,7 +377,11 @@ class Turn:
                 task_results=self.task_results,
                 error=error,
             )
-        await repo.set_run_status(self.team_id, self.run_id, status, expect=("running", "queued"))
+        if not await repo.set_run_status(
+            self.team_id, self.run_id, status, expect=("running", "queued")
+        ):  # it ended elsewhere (interrupted by the supervisor, which said so in the log)
+            await self.deps.runlog.finish(self.team_id, self.run_id)
+            return
         await self.emit(
             f"run.{status}",
             {
@@ -444,6 +459,17 @@ def _normalise(task_id: str, tx: Mapping[str, Any]) -> dict[str, Any]:
         "documents": documents,
         "error": error,
     }
+
+
+def _public_error(exc: BaseException) -> dict[str, str]:
+    """What a chat's events and records say of an error: our own refusals (4xx: a budget, a
+    limit, a bad setting) as they are; a provider's or a server's failure by its code only —
+    its message may quote a vendor's answer or name an internal address, and chat events reach
+    widget visitors (the log has the whole error)."""
+    if isinstance(exc, LinqraError) and exc.status < 500 and not exc.code.startswith("provider"):
+        return {"code": exc.code, "message": exc.message}
+    code = exc.code if isinstance(exc, LinqraError) else "internal_error"
+    return {"code": code, "message": f"the reply failed ({code}); the gateway log has the cause"}
 
 
 def _failed(task_id: str, exc: LinqraError) -> dict[str, Any]:

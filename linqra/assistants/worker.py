@@ -34,7 +34,6 @@ from typing import Any, Literal
 
 from linqra.assistants.models import Assistant
 from linqra.assistants.turn import ChatDeps, Turn
-from linqra.clock import new_id
 from linqra.errors import Conflict, LinqraError
 
 __all__ = ["ChatHost", "ConversationWorker", "InProcessChatHost", "Send"]
@@ -100,7 +99,15 @@ class ConversationWorker:
                 )
             if busy and send.policy in ("interrupt", "rollback"):
                 await self._stop_all(rollback=send.policy == "rollback")
-            run_id = new_id("run")
+            # the run first: a process dying before the message leaves a queued run the
+            # supervisor interrupts, never a message whose run does not exist
+            run = await repo.create_run(
+                self.team_id,
+                self.conversation_id,
+                policy={"double_texting": send.policy},
+                executed_by=send.executed_by,
+            )
+            run_id = run.id
             user, created = await repo.append(
                 self.team_id,
                 self.conversation_id,
@@ -112,16 +119,10 @@ class ConversationWorker:
                 redactions=list(send.redactions),
             )
             if not created and user.run_id:  # the same message id sent twice at once: the first
-                return (await repo.get_run(self.team_id, user.run_id)).model_dump()  # one won
-            run = await repo.create_run(
-                self.team_id,
-                self.conversation_id,
-                run_id=run_id,
-                user_message_id=user.id,
-                policy={"double_texting": send.policy},
-                executed_by=send.executed_by,
-            )
-            run_doc = run.model_dump()
+                await repo.set_run_status(self.team_id, run_id, "cancelled")  # one won
+                return (await repo.get_run(self.team_id, user.run_id)).model_dump()
+            await repo.update_run(self.team_id, run_id, {"user_message_id": user.id})
+            run_doc = {**run.model_dump(), "user_message_id": user.id}
             await self.deps.runlog.append(
                 self.team_id,
                 run_id,
@@ -189,7 +190,9 @@ class ConversationWorker:
             self._current = (item.run["id"], task)
             try:
                 await asyncio.wait({task})
-                if not task.cancelled() and task.exception() is not None:
+                if task.cancelled():  # before its first step ran: it recorded nothing
+                    await self._cancel_queued(item, expect=("queued", "running"))
+                elif task.exception() is not None:
                     log.error("chat run %s crashed", item.run["id"], exc_info=task.exception())
             finally:
                 self._current = None
@@ -216,9 +219,9 @@ class ConversationWorker:
         task.cancel()
         await asyncio.wait({task})  # the turn records itself as cancelled
 
-    async def _cancel_queued(self, item: _Queued) -> None:
+    async def _cancel_queued(self, item: _Queued, *, expect: tuple[str, ...] = ("queued",)) -> None:
         repo, run_id = self.deps.conversations, item.run["id"]
-        if await repo.set_run_status(self.team_id, run_id, "cancelled", expect=("queued",)):
+        if await repo.set_run_status(self.team_id, run_id, "cancelled", expect=expect):
             await self.deps.runlog.append(
                 self.team_id,
                 run_id,

@@ -184,7 +184,8 @@ class ApiKeys:
 
     def check_visitor(self, key_id: str, resource_id: str, token: str | None) -> None:
         """:class:`NotFound` (as for another team's id) unless ``token`` is the visitor's."""
-        if not token or not hmac.compare_digest(token, self.visitor_token(key_id, resource_id)):
+        expected = self.visitor_token(key_id, resource_id).encode()
+        if not token or not hmac.compare_digest(token.encode(), expected):
             raise NotFound(f"{resource_id!r} not found", field="X-Conversation-Token")
 
     def _hash(self, secret: str) -> str:
