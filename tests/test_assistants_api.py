@@ -151,6 +151,16 @@ BAD_FIELDS = [
         },
         "defaultModel.settings.temperature",
     ),
+    (  # no room left for a prompt in gpt-4o's 128,000-token window
+        {
+            "defaultModel": {
+                "provider": "openai",
+                "modelName": "gpt-4o",
+                "settings": {"max_tokens": 128_000},
+            }
+        },
+        "defaultModel.settings.max_tokens",
+    ),
     ({"selectedTasks": [{"taskId": "tk_nope"}]}, "selectedTasks[0].taskId"),
     ({"selectedTasks": [{"taskId": "t", "timeoutSeconds": 0}]}, "selectedTasks[0].timeoutSeconds"),
     (

@@ -263,7 +263,16 @@ class AssistantService:
                     f"{', '.join(sorted(providers))})",
                     field="defaultModel.provider",
                 )
-            parse_settings(data.defaultModel.settings, "defaultModel.settings")
+            settings = parse_settings(data.defaultModel.settings, "defaultModel.settings")
+            model = data.defaultModel
+            price = self.llm.catalogue.price(model.provider, model.modelName)
+            window = price.context_window if price else None
+            if window and settings.max_tokens and settings.max_tokens >= window:
+                raise ValidationError(
+                    f"max_tokens {settings.max_tokens} leaves no room for a prompt in "
+                    f"{model.ref()}'s context window of {window} tokens",
+                    field="defaultModel.settings.max_tokens",
+                )
         seen: set[str] = set()
         for i, selected in enumerate(data.selectedTasks):
             field = f"selectedTasks[{i}].taskId"
