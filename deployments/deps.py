@@ -10,12 +10,14 @@ Serve replica, or opened by the app's lifespan in tests).
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Path, Query
+from fastapi import Body, Depends, Header, Path, Query
 from starlette.requests import Request
 
+from linqra.errors import ValidationError
 from linqra.system import System
 
 __all__ = [
+    "IfMatch",
     "JsonObject",
     "Limit",
     "ModelId",
@@ -41,6 +43,24 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")]
 ResourceId = Annotated[str, Path(min_length=1, max_length=128)]
 ModelId = Annotated[str, Path(min_length=3, max_length=200, pattern=r"^[\w.-]+:[\w.:/-]+$")]
 JsonObject = Annotated[dict[str, Any], Body()]
+
+
+def if_match(
+    value: Annotated[
+        str | None, Header(alias="If-Match", description="expected current version")
+    ] = None,
+) -> int | None:
+    """``If-Match: <version>`` (quoted or not) as the version a write expects, else ``None``."""
+    if value is None:
+        return None
+    version = value.strip('"')
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+    if not (version.isascii() and version.isdigit() and len(version) <= 18):
+        raise ValidationError("If-Match must be a version number", field="If-Match")
+    return int(version)
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
 
 
 def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,8 +19,8 @@ from fastapi.testclient import TestClient
 from linqra.config import Settings
 from linqra.testing.fake_openai import FakeOpenAI
 from tests.support.http import TeamClient, until
+from tests.support.sse import Event, sse
 
-Event = tuple[str, str, dict[str, Any]]  # (id, name, data) of one server-sent event
 MAX_MESSAGE_CHARS = 600
 KEEPALIVE = 0.5
 LOCAL = {"provider": "local", "modelName": "local"}
@@ -39,16 +38,6 @@ def settings(llm_settings: Settings) -> Settings:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def sse(lines: Iterator[str]) -> Iterator[Event]:
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "event" in fields:
-                yield fields.get("id", ""), fields["event"], json.loads(fields.get("data", "{}"))
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
 
 
 def chat(client: Any, url: str, body: dict[str, Any]) -> list[Event]:

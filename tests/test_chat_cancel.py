@@ -6,9 +6,7 @@ next message works."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,6 +17,7 @@ from fastapi.testclient import TestClient
 from linqra.clock import utcnow
 from linqra.config import Settings
 from linqra.testing.fake_openai import FakeOpenAI
+from tests.support.sse import sse
 
 
 @pytest.fixture
@@ -42,19 +41,6 @@ def slow_assistant(client: TestClient, ms: int = 20, words: int = 100, **body: A
     )
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
-
-
-def sse(lines: Iterator[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(id, event, data) of each server-sent event."""
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "event" in fields:
-                yield fields.get("id", ""), fields["event"], json.loads(fields.get("data", "{}"))
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
 
 
 def stream_request(fake: FakeOpenAI) -> dict[str, Any]:

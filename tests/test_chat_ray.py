@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,20 +17,9 @@ import pytest
 from linqra.config import Settings
 from linqra.testing.fake_openai import FakeOpenAI
 from tests.support.http import until
+from tests.support.sse import sse
 
 pytestmark = pytest.mark.ray
-
-
-def sse(lines: Iterator[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "event" in fields:
-                yield fields.get("id", ""), fields["event"], json.loads(fields.get("data", "{}"))
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
 
 
 def slow_assistant(api: httpx.Client, model: str) -> str:

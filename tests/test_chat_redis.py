@@ -4,28 +4,15 @@ nothing lost and nothing twice."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from deployments.app import create_app
 from linqra.config import Settings
+from tests.support.sse import sse
 
 TEAM = {"X-Team-Id": "team-a"}
-
-
-def sse(lines: Iterator[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "event" in fields:
-                yield fields.get("id", ""), fields["event"], json.loads(fields.get("data", "{}"))
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
 
 
 def test_a_stream_cut_on_one_process_resumes_on_another(

@@ -2,14 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from deployments.auth import Member, Viewer
-from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
+from deployments.deps import IfMatch, JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.assistants.models import Assistant, AssistantInput, AssistantStatus, AssistantVersion
-from linqra.errors import ValidationError
 
 __all__ = ["router"]
 
@@ -50,18 +49,9 @@ async def update_assistant(
     team: Member,
     assistant_id: ResourceId,
     body: JsonObject,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="expected current version")
-    ] = None,
+    expected: IfMatch,
 ) -> Assistant:
     """A new version; with ``If-Match: <version>`` only if that is still the current one (409)."""
-    expected = None
-    if if_match is not None:
-        version = if_match.strip('"')
-        # ASCII digits only: str.isdigit() also takes "²", which int() refuses
-        if not (version.isascii() and version.isdigit() and len(version) <= 18):
-            raise ValidationError("If-Match must be a version number", field="If-Match")
-        expected = int(version)
     return await system.assistants.update(
         team.team_id, assistant_id, body, created_by=team.user_id, expected_version=expected
     )

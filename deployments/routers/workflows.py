@@ -2,13 +2,12 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from deployments.auth import Member, Viewer
-from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
+from deployments.deps import IfMatch, JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute, body_schema
-from linqra.errors import ValidationError
 from linqra.workflows.models import Workflow, WorkflowVersion
 from linqra.workflows.service import WorkflowInput
 
@@ -46,18 +45,9 @@ async def update_workflow(
     team: Member,
     workflow_id: ResourceId,
     body: JsonObject,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="expected current version")
-    ] = None,
+    expected: IfMatch,
 ) -> Workflow:
     """A new version; with ``If-Match: <version>`` only if that is still the current one (409)."""
-    expected = None
-    if if_match is not None:
-        version = if_match.strip('"')
-        # ASCII digits only: str.isdigit() also takes "²", which int() refuses
-        if not (version.isascii() and version.isdigit() and len(version) <= 18):
-            raise ValidationError("If-Match must be a version number", field="If-Match")
-        expected = int(version)
     return await system.workflows.update(
         team.team_id, workflow_id, body, created_by=team.user_id, expected_version=expected
     )
