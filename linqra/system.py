@@ -140,7 +140,7 @@ class System:
             knowledge=knowledge,
             agents=agents,
             assistants=assistants,
-            chat=ChatService.hosted(chat, assistants, launcher.chat_host(chat)),
+            chat=ChatService.hosted(assistants, launcher.chat_host(chat)),
             triggers=triggers,
             launcher=launcher,
             runs=runs,

@@ -71,7 +71,7 @@ class ChatService:
         self.host = host
 
     @classmethod
-    def hosted(cls, deps: ChatDeps, assistants: AssistantService, host: ChatHost) -> ChatService:
+    def hosted(cls, assistants: AssistantService, host: ChatHost) -> ChatService:
         """The service over ``host``, with the dependencies as the host adapted them."""
         return cls(host.deps, assistants, host)
 
