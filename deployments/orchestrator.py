@@ -5,7 +5,7 @@ The gateway's replicas hold a handle to it and reach every chat operation throug
 :class:`RemoteChat` — the same interface as :class:`~linqra.assistants.chat.ChatService`, so the
 chat routes, ``/linq``, the OpenAI and LangGraph surfaces do not know the difference. A run's
 events come back through a streaming ``DeploymentHandle`` (``stream=True``): the orchestrator
-replica follows the run's log and yields each event as it is written, so a token reaches the
+replica follows the run's log and yields what was written since its last read (one token, or the tokens a slow reader missed), so a token reaches the
 client as the provider sends it. The turns themselves run in the conversations' actors
 (``actors/conversation.py``), so an orchestrator replica that scales down or dies loses no run:
 a client reconnects with ``Last-Event-ID`` and another replica follows the same log.
@@ -51,9 +51,11 @@ class ChatOrchestrator:
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> dict[str, Any]:
         return await (await self._chat()).cancel(team_id, conversation_id, run_id)
 
-    async def events(self, team_id: str, run_id: str, after: int) -> AsyncIterator[RunEvent | None]:
-        async for event in (await self._chat()).events(team_id, run_id, after):
-            yield event
+    async def event_batches(
+        self, team_id: str, run_id: str, after: int
+    ) -> AsyncIterator[list[RunEvent] | None]:
+        async for batch in (await self._chat()).event_batches(team_id, run_id, after):
+            yield batch
 
 
 class RemoteChat(ChatService):
@@ -81,8 +83,9 @@ class RemoteChat(ChatService):
         result: dict[str, Any] = await self.handle.cancel.remote(team_id, conversation_id, run_id)
         return result
 
-    async def events(
+    async def event_batches(
         self, team_id: str, run_id: str, after: int = 0
-    ) -> AsyncIterator[RunEvent | None]:
-        async for event in self.handle.options(stream=True).events.remote(team_id, run_id, after):
-            yield event
+    ) -> AsyncIterator[list[RunEvent] | None]:
+        stream = self.handle.options(stream=True).event_batches.remote(team_id, run_id, after)
+        async for batch in stream:
+            yield batch

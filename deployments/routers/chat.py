@@ -23,6 +23,7 @@ from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, p
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.assistants.chat import ChatRequest, ChatService, parse_event_id
 from linqra.assistants.conversations import ChatRun, Conversation, Message
+from linqra.assistants.runlog import RunEvent
 from linqra.assistants.turn import TERMINAL_EVENTS
 from linqra.auth.principal import Permission, Principal
 from linqra.errors import Forbidden, LinqraError, ValidationError
@@ -303,21 +304,17 @@ def _events(
     *,
     on_disconnect: str | None,
 ) -> EventSourceResponse:
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncIterator[bytes]:
         finished = False
         try:
-            async for event in chat.events(team_id, run_id, after):
-                if event is None:
+            async for batch in chat.event_batches(team_id, run_id, after):
+                if batch is None:
                     continue  # the response's own pings keep the connection alive
-                finished = event.event in _TERMINAL
-                yield ServerSentEvent(
-                    json.dumps(event.data, separators=(",", ":"), default=str),
-                    event=event.event,
-                    id=event.id,
-                )
+                finished = batch[-1].event in _TERMINAL
+                yield b"".join(map(_encoded, batch))  # what piled up goes in one write
         except LinqraError as exc:  # the log's store went away mid-stream: say so, then stop
             finished = True  # the client is still there: not a disconnect
-            yield ServerSentEvent(json.dumps(exc.to_dict()), event="error")
+            yield ServerSentEvent(json.dumps(exc.to_dict()), event="error").encode()
         finally:
             if not finished and on_disconnect == "cancel":  # the client went away
                 with contextlib.suppress(Exception):
@@ -331,6 +328,13 @@ def _events(
 
 
 _TERMINAL = TERMINAL_EVENTS
+
+
+def _encoded(event: RunEvent) -> bytes:
+    data = json.dumps(event.data, separators=(",", ":"), default=str)
+    return ServerSentEvent(data, event=event.event, id=event.id).encode()
+
+
 MAX_FRAME_CHARS = 1_100_000  # a message at chat.max_message_chars, escaped, fits
 
 

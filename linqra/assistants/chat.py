@@ -204,9 +204,22 @@ class ChatService:
         self, team_id: str, run_id: str, after: int = 0
     ) -> AsyncIterator[RunEvent | None]:
         """The run's events after seq ``after``, as they happen, until its terminal event;
-        ``None`` every ``chat.keepalive_seconds`` without one (a keep-alive). A run that ended
-        while its log is gone (expired, or lost with a ``memory://`` process) ends the stream
-        after one keep-alive with no event, rather than leaving the client waiting forever."""
+        ``None`` every ``chat.keepalive_seconds`` without one (a keep-alive)."""
+        async for batch in self.event_batches(team_id, run_id, after):
+            if batch is None:
+                yield None
+                continue
+            for event in batch:
+                yield event
+
+    async def event_batches(
+        self, team_id: str, run_id: str, after: int = 0
+    ) -> AsyncIterator[list[RunEvent] | None]:
+        """:meth:`events` as the log hands them over: every event written since the last read
+        at once, so a reader that fell behind catches up in one write, not one per token. The
+        last batch ends with the terminal event. A run that ended while its log is gone
+        (expired, or lost with a ``memory://`` process) ends the stream after one keep-alive
+        with no event, rather than leaving the client waiting forever."""
         log, wait = self.deps.runlog, self.deps.settings.keepalive_seconds
         while True:
             events = await log.read(team_id, run_id, after, wait=wait)
@@ -220,11 +233,12 @@ class ChatService:
                     return
                 yield None
                 continue
-            for event in events:
-                after = event.seq
-                yield event
+            for i, event in enumerate(events):
                 if event.event in TERMINAL_EVENTS:
+                    yield events[: i + 1]
                     return
+            after = events[-1].seq
+            yield events
 
 
 def parse_event_id(value: str | None, run_id: str) -> int:

@@ -8,7 +8,8 @@ retries are off: the router owns the one retry loop. Streams ask for usage
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from linqra.errors import ProviderError
@@ -109,31 +110,37 @@ class OpenAIModel:
         calls: dict[int, list[str]] = {}  # index → [id, name, arguments so far]
         usage: Usage | None = None
         finish, model, response_id = "stop", self.name, ""
+        create = self._provider.client().chat.completions.with_streaming_response.create
         with translate_errors(self.provider):
-            stream = await self._provider.client().chat.completions.create(
-                **args, stream=True, stream_options={"include_usage": True}
-            )
-            try:
-                async for chunk in stream:
-                    model, response_id = chunk.model or model, chunk.id or response_id
-                    if chunk.usage is not None:
-                        usage = _usage(chunk.usage)
-                    for choice in chunk.choices:
-                        if choice.delta and choice.delta.content:
-                            parts.append(choice.delta.content)
-                            yield Delta(choice.delta.content)
-                        for piece in (choice.delta.tool_calls if choice.delta else None) or ():
-                            call = calls.setdefault(piece.index, ["", "", ""])
-                            call[0] = piece.id or call[0]
-                            name = piece.function.name if piece.function is not None else None
-                            arguments = (piece.function.arguments if piece.function else "") or ""
-                            call[1] = name or call[1]
-                            call[2] += arguments
-                            yield ToolCallDelta(piece.index, piece.id, name, arguments)
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-            finally:
-                await stream.close()
+            opened = create(**args, stream=True, stream_options={"include_usage": True})
+            async with opened as response:
+                async for chunks in chunk_batches(_body(response, self.provider)):
+                    text: list[str] = []  # one read's content: one delta
+                    for chunk in chunks:
+                        if chunk.get("error"):
+                            raise ProviderError(
+                                f"{self.provider}: {_stream_error(chunk['error'])}",
+                                code="provider_error",
+                            )
+                        model = chunk.get("model") or model
+                        response_id = chunk.get("id") or response_id
+                        if chunk.get("usage"):
+                            usage = _usage(chunk["usage"])
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta") or {}
+                            if delta.get("content"):
+                                text.append(delta["content"])
+                            for piece in delta.get("tool_calls") or ():
+                                if text:  # text before a call stays before it
+                                    parts.extend(text)
+                                    yield Delta("".join(text))
+                                    text = []
+                                yield _call_delta(calls, piece)
+                            if choice.get("finish_reason"):
+                                finish = choice["finish_reason"]
+                    if text:
+                        parts.extend(text)
+                        yield Delta("".join(text))
         if usage is None:
             raise ProviderError(
                 f"{self.provider}: stream ended without usage", code="missing_usage"
@@ -142,6 +149,69 @@ class OpenAIModel:
         yield ModelResponse(
             "".join(parts), model, self.provider, usage, finish, response_id, tool_calls=tool_calls
         )
+
+
+async def _body(response: Any, provider: str) -> AsyncIterator[bytes]:
+    """A streamed response's bytes; failing to read them (a cut connection, a read timeout —
+    raised by whichever HTTP library the SDK runs on) is the provider's stream failing."""
+    reading = aiter(response.http_response.aiter_bytes())
+    while True:
+        try:
+            data = await anext(reading)
+        except StopAsyncIteration:
+            return
+        except Exception as exc:
+            raise ProviderError(
+                f"{provider}: the stream broke off: {type(exc).__name__}: {exc}",
+                retryable=True,
+                code="provider_unreachable",
+            ) from exc
+        yield data
+
+
+async def chunk_batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[dict[str, Any]]]:
+    """The JSON chunks of an OpenAI-style SSE body, as a list per network read, until
+    ``data: [DONE]``. By hand because the SDK's own decoders (and ``httpx-sse``) yield one event
+    at a time: a list per read lets a caller that fell behind turn the chunks that piled up
+    into one delta, so its cost follows the reads it makes rather than the tokens sent."""
+    pending, done = b"", False
+    async for data in body:
+        if done:
+            continue  # the rest of the body is read so its connection can be used again
+        pending = (pending + data).replace(b"\r\n", b"\n")
+        *events, pending = pending.split(b"\n\n")
+        chunks: list[dict[str, Any]] = []
+        for event in events:
+            payload = b"\n".join(
+                line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
+            )
+            if not payload:
+                continue  # a comment or a keep-alive
+            if payload.startswith(b"[DONE]"):
+                done = True
+                break
+            chunk = json.loads(payload)
+            if isinstance(chunk, dict):
+                chunks.append(chunk)
+        if chunks:
+            yield chunks
+
+
+def _call_delta(calls: dict[int, list[str]], piece: Mapping[str, Any]) -> ToolCallDelta:
+    index = int(piece.get("index") or 0)
+    call = calls.setdefault(index, ["", "", ""])
+    function = piece.get("function") or {}
+    name, arguments = function.get("name"), function.get("arguments") or ""
+    call[0] = piece.get("id") or call[0]
+    call[1] = name or call[1]
+    call[2] += arguments
+    return ToolCallDelta(index, piece.get("id"), name, arguments)
+
+
+def _stream_error(error: Any) -> str:
+    if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    return "an error occurred during streaming"
 
 
 def _wire_message(m: Message) -> dict[str, Any]:
@@ -157,19 +227,22 @@ def _wire_message(m: Message) -> dict[str, Any]:
 
 
 def _usage(raw: Any) -> Usage:
+    """The SDK's usage model (a whole response) or its JSON (a streamed chunk) in our terms."""
     if raw is None:
         raise ProviderError("response without usage", code="missing_usage")
-    prompt = int(raw.prompt_tokens or 0)
-    cached = int(getattr(getattr(raw, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
-    reasoning = int(
-        getattr(getattr(raw, "completion_tokens_details", None), "reasoning_tokens", 0) or 0
-    )
+    prompt = int(_get(raw, "prompt_tokens") or 0)
+    cached = int(_get(_get(raw, "prompt_tokens_details"), "cached_tokens") or 0)
+    reasoning = int(_get(_get(raw, "completion_tokens_details"), "reasoning_tokens") or 0)
     return Usage(
         input_tokens=prompt - cached,
         cache_read_tokens=cached,
-        output_tokens=int(raw.completion_tokens or 0),
+        output_tokens=int(_get(raw, "completion_tokens") or 0),
         reasoning_tokens=reasoning,
     )
+
+
+def _get(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
 
 
 @contextlib.contextmanager
@@ -190,7 +263,7 @@ def translate_errors(provider: str) -> Iterator[None]:
         raise ProviderError(
             f"{provider}: cannot connect: {exc}", retryable=True, code="provider_unreachable"
         ) from exc
-    except openai.APIError as exc:  # a stream cut mid-way, other protocol errors
+    except openai.APIError as exc:  # other protocol errors
         raise ProviderError(f"{provider}: {exc}", retryable=False, code="provider_error") from exc
     except ValueError as exc:  # a body that is not JSON (the SDK parses it)
         raise ProviderError(
