@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from deployments.auth import AuditTrail, route_permission
+from deployments.console import mount_console
 from deployments.docs_ui import mount_docs
 from deployments.errors import install_error_handlers
 from deployments.headers import install_headers
@@ -77,6 +78,7 @@ def create_app(system: System | None = None, *, settings: Settings | None = None
         redoc_url=None,
     )
     mount_docs(app)
+    mount_console(app)
     app.state.system = system
     install_error_handlers(app)
     app.add_middleware(AuditTrail)

@@ -28,6 +28,7 @@ from linqra.config import (
     Settings,
 )
 from linqra.system import System
+from tests.support.browser import browser, console, console_app  # noqa: F401 (fixtures)
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import HttpService, free_port, mongo_server, redis_server

@@ -1,0 +1,96 @@
+/**
+ * The console's frame: the navigation, the team it works for, and one area per resource. Each
+ * area (pages/<area>/index.tsx) owns its own sub-routes and loads on first visit.
+ */
+import { AppShell, Burger, Group, NavLink, Text, TextInput, Title } from "@mantine/core";
+import { useDisclosure } from "@mantine/hooks";
+import { lazy, Suspense, useState } from "react";
+import { Link, Navigate, Route, Routes, useLocation } from "react-router-dom";
+import { currentTeam, setTeam } from "./api/client";
+import { Overview } from "./pages/Overview";
+
+const Workflows = lazy(() => import("./pages/workflows"));
+const Executions = lazy(() => import("./pages/executions"));
+const Agents = lazy(() => import("./pages/agents"));
+const Assistants = lazy(() => import("./pages/assistants"));
+const Knowledge = lazy(() => import("./pages/knowledge"));
+const Usage = lazy(() => import("./pages/usage"));
+const Settings = lazy(() => import("./pages/settings"));
+
+const AREAS = [
+  { path: "/", label: "Overview" },
+  { path: "/workflows", label: "Workflows" },
+  { path: "/executions", label: "Executions" },
+  { path: "/agents", label: "Agents & tasks" },
+  { path: "/assistants", label: "Assistants" },
+  { path: "/knowledge", label: "Knowledge" },
+  { path: "/usage", label: "Usage & costs" },
+  { path: "/settings", label: "Settings" },
+];
+
+export function App() {
+  const [opened, { toggle }] = useDisclosure();
+  const location = useLocation();
+  const [team, setTeamState] = useState(currentTeam());
+  const active = (path: string) =>
+    path === "/" ? location.pathname === "/" : location.pathname.startsWith(path);
+  return (
+    <AppShell
+      header={{ height: 56 }}
+      navbar={{ width: 220, breakpoint: "sm", collapsed: { mobile: !opened } }}
+      padding="md"
+    >
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between">
+          <Group>
+            <Burger opened={opened} onClick={toggle} hiddenFrom="sm" size="sm" aria-label="menu" />
+            <Title order={4}>Linqra</Title>
+            <Text c="dimmed" size="sm" visibleFrom="sm">
+              console
+            </Text>
+          </Group>
+          <TextInput
+            aria-label="team"
+            size="xs"
+            w={180}
+            leftSection={<Text size="xs">team</Text>}
+            leftSectionWidth={44}
+            value={team}
+            onChange={(e) => setTeamState(e.currentTarget.value)}
+            onBlur={() => {
+              setTeam(team.trim() || "default");
+              window.location.reload();
+            }}
+            onKeyDown={(e) => e.key === "Enter" && e.currentTarget.blur()}
+          />
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="xs" component="nav" aria-label="areas">
+        {AREAS.map((area) => (
+          <NavLink
+            key={area.path}
+            component={Link}
+            to={area.path}
+            label={area.label}
+            active={active(area.path)}
+          />
+        ))}
+      </AppShell.Navbar>
+      <AppShell.Main>
+        <Suspense fallback={<Text c="dimmed">Loading…</Text>}>
+          <Routes>
+            <Route path="/" element={<Overview />} />
+            <Route path="/workflows/*" element={<Workflows />} />
+            <Route path="/executions/*" element={<Executions />} />
+            <Route path="/agents/*" element={<Agents />} />
+            <Route path="/assistants/*" element={<Assistants />} />
+            <Route path="/knowledge/*" element={<Knowledge />} />
+            <Route path="/usage/*" element={<Usage />} />
+            <Route path="/settings/*" element={<Settings />} />
+            <Route path="*" element={<Navigate to="/" replace />} />
+          </Routes>
+        </Suspense>
+      </AppShell.Main>
+    </AppShell>
+  );
+}

@@ -1,0 +1,2 @@
+// placeholder: the widget is built in its own change
+export {};

@@ -1,0 +1,79 @@
+"""The web console and the chat widget, served by the gateway as static files.
+
+The console is a single-page app (TypeScript, React; its source in ``console/``) built into
+``deployments/console_dist`` and shipped inside the Python package, as Ray's dashboard and
+MLflow's UI ship theirs: ``make run`` serves it without Node. ``mount_console(app)`` serves:
+
+* ``/console/assets/<file>`` — the build's content-hashed bundles, cached for a year;
+* ``/console/widget.js`` — the embeddable chat widget, cached for five minutes (a page embeds it
+  by this stable name);
+* ``/console/config.json`` — what the app needs to know before its first API call (how to sign
+  in); public, holds no secret;
+* every other ``/console/…`` path — ``index.html``, so a reload or a shared link to a page of the
+  app (``/console/executions/ex_…``) opens that page; never cached, so a new build is picked up.
+
+The console talks to the gateway only through the public API (``/v1/…``, SSE, WebSocket). When
+the package was installed without a build (a source checkout before ``npm run build``),
+``/console`` answers 404 with how to build it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+
+from deployments.auth import PUBLIC
+
+__all__ = ["CONSOLE_DIR", "CONSOLE_PATH", "mount_console"]
+
+CONSOLE_PATH = "/console"
+CONSOLE_DIR = Path(__file__).resolve().parent / "console_dist"
+_IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+_SHORT = {"Cache-Control": "public, max-age=300"}
+_NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def mount_console(app: FastAPI, *, folder: Path = CONSOLE_DIR) -> None:
+    """Serve the console's build in ``folder`` at :data:`CONSOLE_PATH` (see the module doc)."""
+    root = folder.resolve()
+
+    @app.get(CONSOLE_PATH, include_in_schema=False, dependencies=[PUBLIC])
+    async def console_root() -> RedirectResponse:
+        return RedirectResponse(f"{CONSOLE_PATH}/", status_code=308)
+
+    @app.get(f"{CONSOLE_PATH}/config.json", include_in_schema=False, dependencies=[PUBLIC])
+    async def console_config(request: Request) -> JSONResponse:
+        return JSONResponse(_config(request), headers=_NO_CACHE)
+
+    @app.get(f"{CONSOLE_PATH}/{{path:path}}", include_in_schema=False, dependencies=[PUBLIC])
+    async def console_file(path: str) -> FileResponse:
+        index = root / "index.html"
+        if not index.is_file():
+            raise HTTPException(
+                status_code=404,
+                detail="the console is not built: cd console && npm ci && npm run build",
+            )
+        target = (root / path).resolve()
+        if path and target.is_relative_to(root) and target.is_file():
+            if path.startswith("assets/"):
+                return FileResponse(target, headers=_IMMUTABLE)
+            return FileResponse(target, headers=_SHORT)
+        if path.startswith("assets/") or "." in path.rsplit("/", 1)[-1]:
+            raise HTTPException(status_code=404, detail="not found")  # a missing file, not a page
+        return FileResponse(index, media_type="text/html", headers=_NO_CACHE)
+
+
+def _config(request: Request) -> dict[str, Any]:
+    system = request.app.state.system
+    auth = system.settings.auth if system is not None else None
+    mode = auth.mode if auth is not None else "header"
+    out: dict[str, Any] = {"authMode": mode}
+    if auth is not None and mode == "oidc":
+        out["oidc"] = {
+            "issuer": auth.oidc.issuer,
+            "clientId": auth.oidc.client_id,
+        }
+    return out

@@ -1,0 +1,84 @@
+"""The web console as the gateway serves it: the shipped build is the build of the sources in
+``console/`` (no Node needed to check), the schema its client types come from is the one served,
+the files and the single-page fallback, and — in a real headless Chromium — the app's frame."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from deployments.app import create_app
+from deployments.console import CONSOLE_DIR
+from tests.support.browser import Console
+
+SOURCES = Path(__file__).resolve().parents[1] / "console"
+ROOTS = [
+    "index.html",
+    "package.json",
+    "package-lock.json",
+    "tsconfig.json",
+    "vite.config.ts",
+    "vite.widget.config.ts",
+    "openapi.json",
+    "src",
+    "widget",
+]  # as console/build-info.mjs
+
+
+def _sources_hash() -> str:
+    files = sorted(
+        p.relative_to(SOURCES).as_posix()
+        for root in ROOTS
+        for p in ([SOURCES / root] if (SOURCES / root).is_file() else (SOURCES / root).rglob("*"))
+        if p.is_file()
+    )
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0" + (SOURCES / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def test_the_shipped_build_is_of_the_sources_in_the_repo() -> None:
+    info = json.loads((CONSOLE_DIR / "build-info.json").read_text())
+    assert info["sources_sha256"] == _sources_hash(), (
+        "console/ changed since deployments/console_dist was built: cd console && npm run build"
+    )
+
+
+def test_the_console_client_types_come_from_the_served_schema() -> None:
+    served = create_app().openapi()
+    shipped = json.loads((SOURCES / "openapi.json").read_text())
+    assert shipped == json.loads(json.dumps(served)), (
+        "the API changed: regenerate console/openapi.json and the types (see docs/console.md)"
+    )
+
+
+def test_files_and_single_page_fallback(client: TestClient) -> None:
+    assert client.get("/console", follow_redirects=False).headers["location"] == "/console/"
+    index = client.get("/console/")
+    assert index.status_code == 200 and '<div id="root">' in index.text
+    assert index.headers["cache-control"] == "no-cache"
+    deep = client.get("/console/executions/ex_123")  # a reload on a page of the app
+    assert deep.status_code == 200 and deep.text == index.text
+    asset = next((CONSOLE_DIR / "assets").glob("index-*.js")).name
+    got = client.get(f"/console/assets/{asset}")
+    assert got.status_code == 200 and "immutable" in got.headers["cache-control"]
+    assert client.get("/console/assets/missing-123.js").status_code == 404
+    assert client.get("/console/missing.png").status_code == 404
+    assert client.get("/console/%2e%2e/pyproject.toml").status_code == 404
+    widget = client.get("/console/widget.js")
+    assert widget.status_code == 200 and "javascript" in widget.headers["content-type"]
+    assert client.get("/console/config.json").json() == {"authMode": "header"}
+
+
+def test_the_frame_and_navigation(console: Console) -> None:
+    page = console.open("/")
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_text(f"Working as team {console.team}").wait_for()
+    page.get_by_role("navigation", name="areas").get_by_role("link", name="Workflows").click()
+    page.wait_for_url("**/console/workflows")
+    page.reload()  # the deep link is served the app
+    page.get_by_role("link", name="Workflows").wait_for()
