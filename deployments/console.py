@@ -19,6 +19,7 @@ the package was installed without a build (a source checkout before ``npm run bu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from deployments.auth import PUBLIC
 __all__ = ["CONSOLE_DIR", "CONSOLE_PATH", "mount_console"]
 
 CONSOLE_PATH = "/console"
-CONSOLE_DIR = Path(__file__).resolve().parent / "console_dist"
+CONSOLE_DIR = Path(
+    os.environ.get("LINQRA_CONSOLE_DIR") or Path(__file__).resolve().parent / "console_dist"
+)  # LINQRA_CONSOLE_DIR: serve another build (``vite build --outDir …`` while developing)
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _SHORT = {"Cache-Control": "public, max-age=300"}
 _NO_CACHE = {"Cache-Control": "no-cache"}
