@@ -25,6 +25,7 @@ install-test: $(VENV)/.installed-test
 	@scripts/ensure-oidc.sh
 	@scripts/ensure-quartz.sh
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-console.sh
 
 ## Start Linqra on http://127.0.0.1:8000 (local Ray cluster + Serve, embedded defaults).
 run: install

@@ -19,4 +19,5 @@ for (const file of ROOTS.flatMap((root) => files(root)).map((f) => relative(".",
   hash.update(readFileSync(file));
   hash.update("\0");
 }
-writeFileSync("../deployments/console_dist/build-info.json", JSON.stringify({ sources_sha256: hash.digest("hex") }) + "\n");
+const out = process.argv[2] ?? "../deployments/console_dist";
+writeFileSync(join(out, "build-info.json"), JSON.stringify({ sources_sha256: hash.digest("hex") }) + "\n");
