@@ -160,6 +160,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _address_file(settings).write_text(json.dumps(left))
     dashboard = getattr(context, "dashboard_url", None)
     _say(f"Linqra is up in {time.monotonic() - t0:.1f}s")
+    _say(f"  console:        {base}/console/")
     _say(f"  API:            {base}   (docs: {base}/docs)")
     _say(
         f"  Ray dashboard:  http://{dashboard}" if dashboard else "  Ray dashboard:  (not running)"
