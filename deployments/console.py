@@ -4,7 +4,8 @@ The console is a single-page app (TypeScript, React; its source in ``console/``)
 ``deployments/console_dist`` and shipped inside the Python package, as Ray's dashboard and
 MLflow's UI ship theirs: ``make run`` serves it without Node. ``mount_console(app)`` serves:
 
-* ``/console/assets/<file>`` — the build's content-hashed bundles, cached for a year;
+* ``/console/assets/<file>`` — the build's content-hashed bundles, cached for a year (gzipped
+  when the browser accepts it: the build leaves a ``.gz`` copy of each script and style sheet);
 * ``/console/widget.js`` — the embeddable chat widget, cached for five minutes (a page embeds it
   by this stable name);
 * ``/console/config.json`` — what the app needs to know before its first API call (how to sign
@@ -52,7 +53,7 @@ def mount_console(app: FastAPI, *, folder: Path = CONSOLE_DIR) -> None:
         return JSONResponse(_config(request), headers=_NO_CACHE)
 
     @app.get(f"{CONSOLE_PATH}/{{path:path}}", include_in_schema=False, dependencies=[PUBLIC])
-    async def console_file(path: str) -> FileResponse:
+    async def console_file(path: str, request: Request) -> FileResponse:
         index = root / "index.html"
         if not index.is_file():
             raise HTTPException(
@@ -61,12 +62,23 @@ def mount_console(app: FastAPI, *, folder: Path = CONSOLE_DIR) -> None:
             )
         target = (root / path).resolve()
         if path and target.is_relative_to(root) and target.is_file():
-            if path.startswith("assets/"):
-                return FileResponse(target, headers=_IMMUTABLE)
-            return FileResponse(target, headers=_SHORT)
+            headers = dict(_IMMUTABLE if path.startswith("assets/") else _SHORT)
+            return _maybe_gzipped(target, request, headers)
         if path.startswith("assets/") or "." in path.rsplit("/", 1)[-1]:
             raise HTTPException(status_code=404, detail="not found")  # a missing file, not a page
         return FileResponse(index, media_type="text/html", headers=_NO_CACHE)
+
+
+def _maybe_gzipped(target: Path, request: Request, headers: dict[str, str]) -> FileResponse:
+    """The build's gzip copy of ``target`` (``<file>.gz``, made by ``console/build-info.mjs``)
+    to a browser that accepts gzip; the file itself otherwise."""
+    headers["Vary"] = "Accept-Encoding"
+    packed = target.with_name(target.name + ".gz")
+    if "gzip" in request.headers.get("accept-encoding", "") and packed.is_file():
+        media_type = FileResponse(target).media_type  # the original's type, not gzip's
+        headers["Content-Encoding"] = "gzip"
+        return FileResponse(packed, media_type=media_type, headers=headers)
+    return FileResponse(target, headers=headers)
 
 
 def _config(request: Request) -> dict[str, Any]:
