@@ -20,6 +20,7 @@ the package was installed without a build (a source checkout before ``npm run bu
 
 from __future__ import annotations
 
+import mimetypes
 import os
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def _maybe_gzipped(target: Path, request: Request, headers: dict[str, str]) -> F
     headers["Vary"] = "Accept-Encoding"
     packed = target.with_name(target.name + ".gz")
     if "gzip" in request.headers.get("accept-encoding", "") and packed.is_file():
-        media_type = FileResponse(target).media_type  # the original's type, not gzip's
+        media_type = mimetypes.guess_type(target.name)[0]  # the original's type, not gzip's
         headers["Content-Encoding"] = "gzip"
         return FileResponse(packed, media_type=media_type, headers=headers)
     return FileResponse(target, headers=headers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -64,8 +65,13 @@ def test_files_and_single_page_fallback(client: TestClient) -> None:
     deep = client.get("/console/executions/ex_123")  # a reload on a page of the app
     assert deep.status_code == 200 and deep.text == index.text
     asset = next((CONSOLE_DIR / "assets").glob("index-*.js")).name
-    got = client.get(f"/console/assets/{asset}")
+    got = client.get(f"/console/assets/{asset}", headers={"Accept-Encoding": "identity"})
     assert got.status_code == 200 and "immutable" in got.headers["cache-control"]
+    assert "content-encoding" not in got.headers
+    packed = client.get(f"/console/assets/{asset}", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["content-type"].startswith("text/javascript")
+    assert packed.content == got.content  # decoded by the client: the same script
     assert client.get("/console/assets/missing-123.js").status_code == 404
     assert client.get("/console/missing.png").status_code == 404
     assert client.get("/console/%2e%2e/pyproject.toml").status_code == 404
@@ -82,3 +88,26 @@ def test_the_frame_and_navigation(console: Console) -> None:
     page.wait_for_url("**/console/workflows")
     page.reload()  # the deep link is served the app
     page.get_by_role("link", name="Workflows").wait_for()
+
+
+MAIN_SCREENS = {
+    "/": "Overview",
+    "/workflows": "Workflows",
+    "/executions": "Executions",
+    "/agents": "Agents",
+    "/assistants": "Assistants",
+    "/knowledge": "Knowledge",
+    "/usage": "Usage",
+    "/settings": "Settings",
+}
+
+
+def test_main_screens_have_no_serious_accessibility_violations(console: Console) -> None:
+    found: dict[str, list[str]] = {}
+    for path, heading in MAIN_SCREENS.items():
+        page = console.open(path)
+        page.get_by_role("heading", name=re.compile(heading, re.I)).first.wait_for()
+        page.wait_for_load_state("networkidle")
+        if violations := console.accessibility():
+            found[path] = violations
+    assert not found, found
