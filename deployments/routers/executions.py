@@ -5,25 +5,34 @@ runner that is down leaves the record PENDING; a waiter whose runner restarted r
 store); the routes choose the status code: 202 while the run is not over, 200 once it is.
 """
 
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from deployments.auth import Require, Runner, Viewer
 from deployments.deps import Limit, Offset, ResourceId, SystemDep, page
 from deployments.schemas import Page, RecordRoute
 from linqra.auth.principal import Permission, Principal
+from linqra.errors import LinqraError
 from linqra.status import EXECUTION_TERMINAL, ExecutionStatus
 from linqra.system import System
 from linqra.workflows.models import Execution, ExecutionAccepted, ExecutionSummary
 
-__all__ = ["ExecuteRequest", "answer", "router"]
+__all__ = ["STREAM_POLL_SECONDS", "ExecuteRequest", "answer", "router"]
 
 router = APIRouter(tags=["executions"], route_class=RecordRoute)
 Wait = Annotated[bool, Query(description="wait for the finished record")]
 RunBoundWorkflow = Annotated[Principal, Depends(Require(Permission.EXECUTE, widget=True))]
+STREAM_POLL_SECONDS = 0.25
+"""How often ``GET /v1/executions/{id}/stream`` reads the record while the run is going."""
+EVENTS = {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}}
 RUN_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": Execution, "description": "the finished record (`wait=true`)"},
     202: {
@@ -125,3 +134,45 @@ async def resume(
     """Run a FAILED, TIMEOUT or CANCELLED execution again from its unfinished steps."""
     await system.runs.resume_execution(team.team_id, execution_id)
     return await answer(system, team, execution_id, wait)
+
+
+@router.get(
+    "/v1/executions/{execution_id}/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": EVENTS, "description": "the record each time it changes"}},
+)
+async def stream_execution(
+    system: SystemDep,
+    team: Viewer,
+    execution_id: ResourceId,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="the id of the last event seen")
+    ] = None,
+) -> EventSourceResponse:
+    """Follow a run live: an ``execution`` event with the whole record (its steps' latest runs)
+    now and each time it changes — a step starts, retries, finishes — until it is finished.
+    The record is read every 0.25 s. Each event's id is a digest of the record it carries, so a
+    client that reconnects with ``Last-Event-ID`` is sent the next change, not what it has."""
+    executions = system.workflows.executions
+    record = await executions.full_record(team.team_id, execution_id)  # an unknown id: 404
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        seen, current = last_event_id, record
+        while True:
+            body = json.dumps(current, separators=(",", ":"), sort_keys=True, default=str)
+            digest = hashlib.sha256(body.encode()).hexdigest()[:20]
+            if digest != seen:
+                seen = digest
+                yield ServerSentEvent(body, event="execution", id=digest)
+            if current["status"] in EXECUTION_TERMINAL:
+                return
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+            try:
+                current = await executions.full_record(team.team_id, execution_id)
+            except LinqraError as exc:  # the store went away (or the record with its team)
+                yield ServerSentEvent(json.dumps(exc.to_dict()), event="error")
+                return
+
+    return EventSourceResponse(
+        events(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
