@@ -994,6 +994,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/executions/{execution_id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream Execution
+         * @description Follow a run live: an ``execution`` event with the whole record (its steps' latest runs)
+         *     now and each time it changes — a step starts, retries, finishes — until it is finished.
+         *     The record is read every 0.25 s. Each event's id is a digest of the record it carries, so a
+         *     client that reconnects with ``Last-Event-ID`` is sent the next change, not what it has.
+         */
+        get: operations["stream_execution_v1_executions__execution_id__stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/hooks": {
         parameters: {
             query?: never;
@@ -7481,6 +7504,51 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ExecutionAccepted"] | components["schemas"]["Execution"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    stream_execution_v1_executions__execution_id__stream_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the id of the last event seen */
+                "Last-Event-ID"?: string | null;
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                execution_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the record each time it changes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
             /** @description bad input, unknown id, conflict, … */
