@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 from playwright.sync_api import expect
@@ -213,3 +214,56 @@ def test_a_slow_run_cancelled_from_its_page_and_resumed(console: Console) -> Non
     page.get_by_role("button", name="Resume execution").click()
     expect(page.get_by_test_id("execution-status")).to_have_text("COMPLETED", timeout=RUN_MS)
     expect(timeline.get_by_role("listitem", name=re.compile(r": COMPLETED"))).to_have_count(3)
+
+
+def test_retries_and_cache_hits_on_the_timeline(console: Console) -> None:
+    api = console.api()
+    key = uuid.uuid4().hex[:8]
+    created = api.post(
+        "/v1/workflows",
+        json={
+            "name": "retried-and-cached",
+            "steps": [
+                {
+                    "step": 1,
+                    "target": "quotes-service",
+                    "action": "fetch",
+                    "intent": "/flaky",
+                    "params": {"key": key, "fail": 2},
+                    "retry": {"maxAttempts": 3, "initialDelayMs": 10, "maxDelayMs": 20},
+                },
+                {
+                    "step": 2,
+                    "target": "quotes-service",
+                    "action": "fetch",
+                    "intent": "/api/people/random",
+                    "params": {"i": 1, "key": key},
+                    "cacheConfig": {"enabled": True, "ttl": "600"},
+                },
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    wid = created.json()["id"]
+    runs = [api.post(f"/v1/workflows/{wid}/execute?wait=true", json={}) for _ in range(2)]
+    assert [r.json()["status"] for r in runs] == ["COMPLETED", "COMPLETED"], runs[-1].text
+
+    page = console.open(f"/executions/{runs[0].json()['id']}")
+    timeline = page.get_by_role("list", name="steps timeline")
+    expect(
+        timeline.get_by_role("listitem", name="step 1 quotes-service: COMPLETED (3 attempts)")
+    ).to_be_visible()
+    expect(
+        timeline.get_by_role("listitem", name="step 2 quotes-service: COMPLETED")
+    ).to_be_visible()
+    expect(timeline.get_by_text("\u00d73 attempts")).to_be_visible()
+    expect(timeline.get_by_text("cache hit")).to_have_count(0)
+
+    page = console.open(f"/executions/{runs[1].json()['id']}")
+    timeline = page.get_by_role("list", name="steps timeline")
+    cached = timeline.get_by_role("listitem", name="step 2 quotes-service: COMPLETED (cache hit)")
+    expect(cached.get_by_text("cache hit")).to_be_visible()
+    cached.click()
+    drawer = page.get_by_role("dialog", name="Step 2")
+    expect(drawer.get_by_text("cache hit")).to_be_visible()
+    expect(drawer.get_by_test_id("step-attempts")).to_have_text("0")

@@ -4,7 +4,8 @@ import { Badge, Box, Group, Paper, Stack, Text, UnstyledButton } from "@mantine/
 import { statusColor } from "../../components/common";
 import type { StepRecord } from "./types";
 
-const LABEL_W = 220;
+const LABEL_W = 280;
+const RIGHT_W = 200;
 
 function ms(iso: string | null | undefined): number | null {
   if (!iso) return null;
@@ -54,6 +55,7 @@ export function Timeline(props: {
             {formatMs(span)}
           </Text>
         </Group>
+        <Box w={RIGHT_W} />
       </Group>
       <Stack gap={4} role="list" aria-label="steps timeline">
         {steps.length === 0 && (
@@ -119,35 +121,37 @@ export function Timeline(props: {
                       }}
                     />
                   )}
-                  <Group
-                    gap={4}
-                    style={{ position: "absolute", right: 4, top: 2 }}
-                    wrap="nowrap"
-                  >
-                    {s.cache_hit && (
-                      <Badge size="xs" color="teal" variant="filled">
-                        cache hit
-                      </Badge>
-                    )}
-                    {(s.attempts ?? 0) > 1 && (
-                      <Badge size="xs" color="yellow" variant="filled">
-                        ×{s.attempts} attempts
-                      </Badge>
-                    )}
-                    {(s.runs ?? 0) > 1 && (
-                      <Badge size="xs" color="grape" variant="filled">
-                        {s.runs} runs
-                      </Badge>
-                    )}
-                    <Text size="xs" c="dimmed">
-                      {s.duration_ms != null
-                        ? formatMs(Number(s.duration_ms))
-                        : start !== null && end !== null
-                          ? formatMs(end - start)
-                          : ""}
-                    </Text>
-                  </Group>
                 </Box>
+                <Group
+                  gap={4}
+                  w={RIGHT_W}
+                  pl="xs"
+                  justify="flex-end"
+                  wrap="nowrap"
+                >
+                  {s.cache_hit && (
+                    <Badge size="xs" color="teal" variant="filled">
+                      cache hit
+                    </Badge>
+                  )}
+                  {(s.attempts ?? 0) > 1 && (
+                    <Badge size="xs" color="yellow" variant="filled">
+                      ×{s.attempts} attempts
+                    </Badge>
+                  )}
+                  {(s.runs ?? 0) > 1 && (
+                    <Badge size="xs" color="grape" variant="filled">
+                      {s.runs} runs
+                    </Badge>
+                  )}
+                  <Text size="xs" c="dimmed">
+                    {s.duration_ms != null
+                      ? formatMs(Number(s.duration_ms))
+                      : start !== null && end !== null
+                        ? formatMs(end - start)
+                        : ""}
+                  </Text>
+                </Group>
               </Group>
             </UnstyledButton>
           );
