@@ -1,12 +1,20 @@
-/** The assistants area: its routes (placeholder until the area is built). */
-import { Text } from "@mantine/core";
+/**
+ * The assistants area: the list, the create and edit form, and a chat playground per assistant
+ * (streamed answers, Stop, task results, citations, usage and cost, its conversations).
+ */
 import { Route, Routes } from "react-router-dom";
-import { PageHeader } from "../../components/common";
+import { AssistantForm } from "./AssistantForm";
+import { AssistantsList } from "./AssistantsList";
+import { ChatPlayground } from "./ChatPlayground";
 
 export default function Area() {
   return (
     <Routes>
-      <Route path="*" element={<><PageHeader title="assistants" /><Text c="dimmed">Coming soon.</Text></>} />
+      <Route index element={<AssistantsList />} />
+      <Route path="new" element={<AssistantForm />} />
+      <Route path=":id/edit" element={<AssistantForm />} />
+      <Route path=":id" element={<ChatPlayground />} />
+      <Route path="*" element={<AssistantsList />} />
     </Routes>
   );
 }

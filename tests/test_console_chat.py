@@ -1,0 +1,188 @@
+"""The console's assistants area in a real headless Chromium: an assistant created and edited
+through the form (a refused model shown on the model field), a streamed answer completed with
+its cost, a second message in the same conversation, the conversation reopened from the list,
+and a slow answer stopped: the run is cancelled and the partial reply kept, marked cancelled."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.support.browser import Console
+
+PRICE = {"input": "2.50", "cache_read": "1.25", "output": "10.00"}  # per million tokens
+
+
+def make_assistant(console: Console, model: str, name: str = "helper") -> str:
+    """An ACTIVE assistant on the OpenAI fake's ``model``, priced for this test's team."""
+    with console.api() as http:
+        priced = http.put(f"/v1/models/openai:{model}/price", json=PRICE)
+        assert priced.status_code == 200, priced.text
+        made = http.post(
+            "/v1/assistants",
+            json={"name": name, "defaultModel": {"provider": "openai", "modelName": model}},
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+
+def stored_messages(console: Console, conversation: str) -> list[dict[str, Any]]:
+    with console.api() as http:
+        got = http.get(f"/v1/conversations/{conversation}/messages")
+        assert got.status_code == 200, got.text
+        return list(got.json()["items"])
+
+
+def test_create_and_edit_an_assistant_through_the_form(console: Console) -> None:
+    console.allow(r"status of 400")  # the refused model, on purpose
+    page = console.open("/assistants")
+    expect(page.get_by_test_id("empty-state")).to_contain_text("No assistants yet")
+    page.get_by_role("link", name="New assistant").click()
+    page.get_by_label("Name").fill("support")
+    model = page.get_by_label("Model")
+    model.fill("nowhere:gpt-4o")
+    page.get_by_label("System prompt").fill("You answer briefly.")
+    page.get_by_role("button", name="Create").click()
+
+    with console.api() as http:  # what the API says about that body, shown on the model field
+        refused = http.post(
+            "/v1/assistants",
+            json={
+                "name": "support",
+                "defaultModel": {"provider": "nowhere", "modelName": "gpt-4o"},
+            },
+        )
+    error = refused.json()["error"]
+    assert refused.status_code == 400 and error["field"].startswith("defaultModel")
+    expect(model).to_have_attribute("aria-invalid", "true")
+    described = model.get_attribute("aria-describedby") or ""
+    error_id = next(i for i in described.split() if i.endswith("-error"))
+    expect(page.locator(f"[id='{error_id}']")).to_have_text(error["message"])
+    expect(page.get_by_label("Name")).not_to_have_attribute("aria-invalid", "true")
+
+    model.fill("openai:gpt-4o")
+    page.get_by_role("combobox", name="Status").click()
+    page.get_by_role("option", name="DRAFT", exact=True).click()
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r"/console/assistants/as_[0-9a-f]+$"))
+    assistant_id = page.url.rsplit("/", 1)[1]
+    expect(page.get_by_role("heading", name="support")).to_be_visible()
+    expect(page.get_by_text("only an ACTIVE assistant chats")).to_be_visible()
+
+    with console.api() as http:
+        saved = http.get(f"/v1/assistants/{assistant_id}").json()
+    assert saved["defaultModel"]["provider"] == "openai"
+    assert saved["defaultModel"]["modelName"] == "gpt-4o"
+    assert saved["systemPrompt"] == "You answer briefly." and saved["status"] == "DRAFT"
+    assert saved["version"] == 1
+
+    page.get_by_role("link", name="Edit", exact=True).click()
+    expect(page.get_by_label("Name")).to_have_value("support")
+    expect(page.get_by_label("Model")).to_have_value("openai:gpt-4o")
+    page.get_by_label("Name").fill("support desk")
+    page.get_by_role("combobox", name="Status").click()
+    page.get_by_role("option", name="ACTIVE", exact=True).click()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="support desk")).to_be_visible()
+    with console.api() as http:
+        edited = http.get(f"/v1/assistants/{assistant_id}").json()
+    assert edited["version"] == 2 and edited["status"] == "ACTIVE"
+    assert edited["name"] == "support desk" and edited["systemPrompt"] == "You answer briefly."
+
+    page.get_by_role("link", name="All assistants").click()
+    row = page.get_by_role("table", name="assistants").get_by_role(
+        "row", name=re.compile("support desk")
+    )
+    expect(row).to_contain_text("openai:gpt-4o")
+    expect(row).to_contain_text("ACTIVE")
+
+
+def test_chat_streams_an_answer_with_its_cost_and_continues_the_conversation(
+    console: Console,
+) -> None:
+    assistant = make_assistant(console, "gpt-4o")
+    page = console.open(f"/assistants/{assistant}")
+    box = page.get_by_label("Message")
+    box.fill("where is my parcel")
+    page.get_by_role("button", name="Send").click()
+
+    replies = page.get_by_test_id("assistant-message")
+    first = replies.nth(0)
+    expect(first).to_have_attribute("data-status", "completed")
+    expect(first.get_by_test_id("reply-text")).to_have_text("Echo: where is my parcel")
+    page.wait_for_url(re.compile(r"\?c=conv_"))
+    conversation = page.url.split("?c=", 1)[1]
+    stored = stored_messages(console, conversation)
+    assert [(m["role"], m["status"]) for m in stored] == [
+        ("user", "completed"),
+        ("assistant", "completed"),
+    ]
+    answer = stored[1]
+    assert answer["cost"] and float(answer["cost"]) > 0 and answer["currency"] == "USD"
+    expect(first.get_by_test_id("reply-cost")).to_have_text(f"cost {answer['cost']} USD")
+    usage = answer["usage"]
+    expect(first.get_by_test_id("reply-usage")).to_contain_text(
+        f"{usage['input_tokens']} in · {usage['output_tokens']} out"
+    )
+    expect(first.get_by_test_id("reply-usage")).to_contain_text("openai:gpt-4o")
+
+    box.fill("and when does it arrive")
+    box.press("Enter")
+    second = replies.nth(1)
+    expect(second).to_have_attribute("data-status", "completed")
+    expect(second.get_by_test_id("reply-text")).to_have_text("Echo: and when does it arrive")
+    stored = stored_messages(console, conversation)
+    assert [m["content"] for m in stored if m["role"] == "assistant"] == [
+        "Echo: where is my parcel",
+        "Echo: and when does it arrive",
+    ]
+    expect(second.get_by_test_id("reply-cost")).to_have_text(f"cost {stored[3]['cost']} USD")
+    with console.api() as http:
+        listed = http.get("/v1/conversations", params={"assistant_id": assistant}).json()
+    assert [c["id"] for c in listed["items"]] == [conversation]
+
+    # a new conversation empties the page; the list reopens the first one, from the server
+    page.get_by_role("button", name="New").click()
+    expect(replies).to_have_count(0)
+    conversations = page.get_by_role("region", name="conversations")
+    conversations.get_by_text("4 messages").click()
+    expect(replies).to_have_count(2)
+    expect(replies.nth(1).get_by_test_id("reply-text")).to_have_text(
+        "Echo: and when does it arrive"
+    )
+    expect(replies.nth(0).get_by_test_id("reply-cost")).to_have_text(
+        f"cost {stored[1]['cost']} USD"
+    )
+    expect(page.get_by_test_id("user-message")).to_have_text(
+        ["where is my parcel", "and when does it arrive"]
+    )
+
+
+def test_stop_cancels_a_slow_answer_and_keeps_the_partial_text(console: Console) -> None:
+    assistant = make_assistant(console, "slow-40-400")  # 400 words, one every 40 ms: 16 s
+    page = console.open(f"/assistants/{assistant}")
+    page.get_by_label("Message").fill("tell me everything")
+    page.get_by_role("button", name="Send").click()
+
+    reply = page.get_by_test_id("assistant-message").first
+    text = reply.get_by_test_id("reply-text")
+    expect(text).to_contain_text("Echo: tell me everything w0 w1 w2")  # streamed, word by word
+    expect(reply).to_have_attribute("data-status", "streaming")
+    page.get_by_role("button", name="Stop").click()
+
+    expect(reply).to_have_attribute("data-status", "cancelled")
+    expect(reply.get_by_test_id("reply-status")).to_have_text("cancelled")
+    expect(reply.get_by_text("Cancelled: the reply stopped here")).to_be_visible()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    shown = text.inner_text()
+    assert shown.startswith("Echo: tell me everything w0 w1 w2") and "w399" not in shown
+
+    conversation = page.url.split("?c=", 1)[1]
+    stored = stored_messages(console, conversation)
+    answer = stored[-1]
+    assert answer["role"] == "assistant" and answer["status"] == "cancelled"
+    assert answer["content"] == shown  # the partial text shown is the one kept
+    assert answer["cost"] and float(answer["cost"]) > 0
+    expect(reply.get_by_test_id("reply-cost")).to_have_text(f"cost {answer['cost']} USD")
