@@ -11,6 +11,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.support.browser import Console
+from tests.support.http import until
 
 PRICE = {"input": "2.50", "cache_read": "1.25", "output": "10.00"}  # per million tokens
 
@@ -186,3 +187,56 @@ def test_stop_cancels_a_slow_answer_and_keeps_the_partial_text(console: Console)
     assert answer["content"] == shown  # the partial text shown is the one kept
     assert answer["cost"] and float(answer["cost"]) > 0
     expect(reply.get_by_test_id("reply-cost")).to_have_text(f"cost {answer['cost']} USD")
+
+
+def test_the_sources_an_answer_could_cite_show_under_it(console: Console) -> None:
+    with console.api() as http:
+        made = http.post("/v1/knowledge/collections", json={"name": "shipping"})
+        assert made.status_code == 201, made.text
+        collection = made.json()["id"]
+        doc = http.post(
+            f"/v1/knowledge/collections/{collection}/documents",
+            json={"title": "Shipping times", "text": "Parcels ship within two working days."},
+        )
+        assert doc.status_code == 202, doc.text
+        document = doc.json()["id"]
+        until(
+            lambda: (
+                http.get(f"/v1/knowledge/collections/{collection}/documents/{document}").json()[
+                    "status"
+                ]
+                == "READY"
+            )
+        )
+    assistant = make_assistant(console, "gpt-4o")
+    with console.api() as http:
+        current = http.get(f"/v1/assistants/{assistant}").json()
+        body = {
+            k: v
+            for k, v in current.items()
+            if k not in ("id", "version", "created_at", "updated_at")
+        }
+        updated = http.put(
+            f"/v1/assistants/{assistant}", json={**body, "knowledge": {"collections": [collection]}}
+        )
+        assert updated.status_code == 200, updated.text
+
+    page = console.open(f"/assistants/{assistant}")
+    page.get_by_label("Message").fill("when do parcels ship")
+    page.get_by_role("button", name="Send").click()
+    reply = page.get_by_test_id("assistant-message").first
+    expect(reply).to_have_attribute("data-status", "completed")
+    sources = reply.get_by_test_id("citations")
+    expect(sources).to_contain_text("[1]")
+    expect(sources).to_contain_text("Shipping times")
+    expect(sources).to_contain_text("Parcels ship within two working days.")
+    expect(sources).to_contain_text("in shipping")
+    conversation = page.url.split("?c=", 1)[1]
+    cited = stored_messages(console, conversation)[-1]["citations"]
+    assert [c["document_id"] for c in cited] == [document]
+    expect(sources).to_contain_text(f"score {cited[0]['score']:.3f}")
+
+    page.reload()  # reopened from the stored conversation: the same sources
+    expect(
+        page.get_by_test_id("assistant-message").first.get_by_test_id("citations")
+    ).to_contain_text("Shipping times")

@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.support.browser import Console
+from tests.support.browser import ARTIFACTS, Console
 
 REMOTE = b"Remote work is allowed two days a week. Ask your manager before changing the days.\n"
 TRAVEL = b"Travel is booked through the travel desk. Economy class for flights under six hours.\n"
@@ -79,6 +79,7 @@ def test_collection_upload_until_indexed_and_search(console: Console) -> None:
     expect(hits).to_have_count(len(found))
     expect(best.get_by_test_id("hit-score")).to_have_text(f"score {found[0]['score']:.3f}")
 
+    page.screenshot(path=str(ARTIFACTS / "knowledge-collection-searched.png"), full_page=True)
     page.get_by_role("button", name="Delete collection").click()
     page.get_by_role("dialog", name="Delete collection").get_by_role(
         "button", name="Delete"
