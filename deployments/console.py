@@ -90,6 +90,7 @@ def _config(request: Request) -> dict[str, Any]:
     if auth is not None and mode == "oidc":
         out["oidc"] = {
             "issuer": auth.oidc.issuer,
-            "clientId": auth.oidc.client_id,
+            "clientId": auth.oidc.console_client_id,
+            "scopes": auth.oidc.console_scopes,
         }
     return out

@@ -46,6 +46,16 @@ class OidcSettings(BaseModel):
     client_id: str | None = Field(
         default=None, description="the client whose `resource_access` roles count"
     )
+    console_client_id: str | None = Field(
+        default=None,
+        description="the public client (Authorization Code + PKCE) the web console signs in "
+        "with; unset, the console cannot sign in",
+    )
+    console_scopes: str = Field(
+        default="openid profile",
+        description="scopes the console asks for: enough for an access token whose `aud` is "
+        "one of `audience`",
+    )
     user_claim: str = "sub"
     username_claim: str = "preferred_username"
     teams_claim: str = "teams"

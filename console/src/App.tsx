@@ -2,11 +2,13 @@
  * The console's frame: the navigation, the team it works for, and one area per resource. Each
  * area (pages/<area>/index.tsx) owns its own sub-routes and loads on first visit.
  */
-import { AppShell, Burger, Group, NavLink, Text, TextInput, Title } from "@mantine/core";
+import { AppShell, Burger, Button, Group, NavLink, Text, TextInput, Title } from "@mantine/core";
 import { useDisclosure } from "@mantine/hooks";
 import { lazy, Suspense, useState } from "react";
 import { Link, Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { currentTeam, setTeam } from "./api/client";
+import type { ConsoleConfig } from "./auth";
+import { Callback, SignedIn, TeamPicker, useSignOut } from "./pages/SignIn";
 import { Overview } from "./pages/Overview";
 
 const Workflows = lazy(() => import("./pages/workflows"));
@@ -28,10 +30,32 @@ const AREAS = [
   { path: "/settings", label: "Settings" },
 ];
 
-export function App() {
+export function App(props: { config: ConsoleConfig }) {
+  const oidc = props.config.authMode === "oidc";
+  return (
+    <Routes>
+      <Route path="/callback" element={<Callback />} />
+      <Route
+        path="*"
+        element={
+          oidc ? (
+            <SignedIn config={props.config}>
+              <Frame oidc />
+            </SignedIn>
+          ) : (
+            <Frame oidc={false} />
+          )
+        }
+      />
+    </Routes>
+  );
+}
+
+function Frame(props: { oidc: boolean }) {
   const [opened, { toggle }] = useDisclosure();
   const location = useLocation();
   const [team, setTeamState] = useState(currentTeam());
+  const signOut = useSignOut();
   const active = (path: string) =>
     path === "/" ? location.pathname === "/" : location.pathname.startsWith(path);
   return (
@@ -49,20 +73,29 @@ export function App() {
               console
             </Text>
           </Group>
-          <TextInput
-            aria-label="team"
-            size="xs"
-            w={180}
-            leftSection={<Text size="xs">team</Text>}
-            leftSectionWidth={44}
-            value={team}
-            onChange={(e) => setTeamState(e.currentTarget.value)}
-            onBlur={() => {
-              setTeam(team.trim() || "default");
-              window.location.reload();
-            }}
-            onKeyDown={(e) => e.key === "Enter" && e.currentTarget.blur()}
-          />
+          {props.oidc ? (
+            <Group gap="xs">
+              <TeamPicker />
+              <Button size="xs" variant="default" onClick={signOut}>
+                Sign out
+              </Button>
+            </Group>
+          ) : (
+            <TextInput
+              aria-label="team"
+              size="xs"
+              w={180}
+              leftSection={<Text size="xs">team</Text>}
+              leftSectionWidth={44}
+              value={team}
+              onChange={(e) => setTeamState(e.currentTarget.value)}
+              onBlur={() => {
+                setTeam(team.trim() || "default");
+                window.location.reload();
+              }}
+              onKeyDown={(e) => e.key === "Enter" && e.currentTarget.blur()}
+            />
+          )}
         </Group>
       </AppShell.Header>
       <AppShell.Navbar p="xs" component="nav" aria-label="areas">

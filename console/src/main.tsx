@@ -7,6 +7,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router-dom";
 import { App } from "./App";
+import { loadConfig } from "./auth";
 
 // Mantine's "dimmed" text (gray 6 on white) is below WCAG AA contrast: one shade darker in light
 // mode, one lighter in dark mode.
@@ -16,13 +17,19 @@ const contrast: CSSVariablesResolver = () => ({
   dark: { "--mantine-color-dimmed": "var(--mantine-color-dark-1)" },
 });
 
-createRoot(document.getElementById("root")!).render(
+const root = createRoot(document.getElementById("root")!);
+const config = await loadConfig().catch((error) => {
+  root.render(<p role="alert">The console cannot reach the gateway: {String(error)}</p>);
+  throw error;
+});
+
+root.render(
   <StrictMode>
     {/* light or dark as the system says */}
     <MantineProvider defaultColorScheme="auto" cssVariablesResolver={contrast}>
       <Notifications />
       <BrowserRouter basename="/console">
-        <App />
+        <App config={config} />
       </BrowserRouter>
     </MantineProvider>
   </StrictMode>,

@@ -134,8 +134,12 @@ class OidcProvider:
         keys: list[dict[str, Any]] | None = None,
         workdir: Path | None = None,
         ready_timeout: float = 60.0,
+        browser_clients: dict[str, list[str]] | None = None,
     ) -> None:
         self.clients = {c.client_id: c for c in clients}
+        # client id -> redirect URIs: public Authorization Code + PKCE clients (a web console),
+        # signing in as one of ``clients`` on the provider's development login form
+        self.browser_clients = browser_clients or {}
         self.audiences = audiences
         self.keys = keys if keys is not None else [new_key()]
         self.port = free_port()
@@ -258,7 +262,8 @@ class OidcProvider:
                 entry["extra_claims"] = c.extra_claims
             clients.append(entry)
         resources = {_resource(a): {"audience": a} for a in self.audiences}
-        return {"resources": resources, "clients": clients}
+        browser = [{"client_id": k, "redirect_uris": v} for k, v in self.browser_clients.items()]
+        return {"resources": resources, "clients": clients, "browser_clients": browser}
 
     def _wait_ready(self) -> None:
         """Until discovery answers with our issuer (the process may take seconds to load)."""

@@ -34,6 +34,7 @@ from tests.support.servers import free_port
 __all__ = ["ARTIFACTS", "Console", "LiveApp", "browser", "console", "console_app", "serve_app"]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+AXE = Path(__file__).resolve().parents[2] / "console" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WAIT_MS = 15_000  # what a page may take to show what a step waits for, on a busy machine
 
@@ -49,11 +50,12 @@ class LiveApp:
         return httpx.Client(base_url=self.url, headers={"X-Team-Id": team}, timeout=30)
 
 
-def serve_app(app: Any) -> tuple[str, Any, threading.Thread]:
-    """``app`` under uvicorn in a thread on a free loopback port; (url, server, thread)."""
+def serve_app(app: Any, port: int | None = None) -> tuple[str, Any, threading.Thread]:
+    """``app`` under uvicorn in a thread on ``port`` (a free loopback port when not given);
+    (url, server, thread)."""
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"app-{port}", daemon=True)
@@ -124,6 +126,16 @@ class Console:
     def allow(self, pattern: str) -> None:
         """An error or failed request matching ``pattern`` is expected (a test of bad input)."""
         self.allowed.append(re.compile(pattern))
+
+    def accessibility(self) -> list[str]:
+        """The serious and critical axe-core violations of the page as it is now."""
+        self.page.add_script_tag(path=str(AXE))
+        found = self.page.evaluate(
+            "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+            ".filter(v => ['serious', 'critical'].includes(v.impact))"
+            ".map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)"
+        )
+        return list(found)
 
     def unexpected(self) -> list[str]:
         return [m for m in self.errors + self.failed if not any(a.search(m) for a in self.allowed)]

@@ -17,6 +17,11 @@ export function currentTeam(): string {
   return localStorage.getItem(TEAM_KEY) || "default";
 }
 
+/** The team chosen in the header bar, if one was (signed in, a user with one team needs none). */
+export function chosenTeam(): string | null {
+  return localStorage.getItem(TEAM_KEY);
+}
+
 export function setTeam(team: string): void {
   localStorage.setItem(TEAM_KEY, team);
 }
@@ -32,16 +37,28 @@ export function setToken(token: string | null): void {
 
 /** The headers that say who is calling: every request of the console carries them. */
 export function authHeaders(): Record<string, string> {
-  const headers: Record<string, string> = { "X-Team-Id": currentTeam() };
   const token = currentToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
+  if (!token) return { "X-Team-Id": currentTeam() }; // header mode
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+  const team = chosenTeam();
+  if (team) headers["X-Team-Id"] = team;
   return headers;
+}
+
+/** Called with every 401: the sign-in expired (the app returns to its sign-in page). */
+let onUnauthorized: (() => void) | null = null;
+export function whenUnauthorized(handler: () => void): void {
+  onUnauthorized = handler;
 }
 
 const withAuth: Middleware = {
   onRequest({ request }) {
     for (const [name, value] of Object.entries(authHeaders())) request.headers.set(name, value);
     return request;
+  },
+  onResponse({ response }) {
+    if (response.status === 401 && currentToken()) onUnauthorized?.();
+    return response;
   },
 };
 

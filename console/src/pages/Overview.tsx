@@ -2,7 +2,7 @@
 import { Anchor, Badge, Card, Group, SimpleGrid, Stack, Text } from "@mantine/core";
 import { useEffect, useState } from "react";
 import { Link } from "react-router-dom";
-import { api, currentTeam } from "../api/client";
+import { api } from "../api/client";
 import { ErrorAlert, PageHeader } from "../components/common";
 
 const START = [
@@ -15,7 +15,9 @@ const START = [
 export function Overview() {
   const [health, setHealth] = useState<Record<string, unknown> | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const [me, setMe] = useState<{ team_id: string; role: string } | null>(null);
   useEffect(() => {
+    api.GET("/v1/me").then(({ data }) => data && setMe(data));
     api
       .GET("/healthz")
       .then(({ data, response }) => (response.ok ? setHealth(data as Record<string, unknown>) : setError(new Error(`health: ${response.status}`))))
@@ -23,7 +25,10 @@ export function Overview() {
   }, []);
   return (
     <Stack>
-      <PageHeader title="Overview" description={`Working as team ${currentTeam()}.`} />
+      <PageHeader
+        title="Overview"
+        description={me ? `Working as team ${me.team_id} (${me.role}).` : undefined}
+      />
       <ErrorAlert error={error} title="The gateway does not answer" />
       {health && (
         <Group>

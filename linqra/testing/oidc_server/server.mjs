@@ -12,6 +12,11 @@
 //   claims those tokens carry (realm_access.roles, resource_access.<client>.roles, groups,
 //   teams, preferred_username), its `sub`, its access-token lifetime and an optional `nbf`
 //   in the future. Access tokens are RS256 JWTs whose `aud` is the resource's audience.
+// * CONFIG.json may also declare browser clients ({client_id, redirect_uris}): public clients of
+//   the Authorization Code flow with PKCE (a web console). Their sign-in page is the provider's
+//   development login form: the login is one of the clients above, whose claims the user's
+//   tokens then carry (`sub` included); consent is asked once. Ask for scope `openid api` to get
+//   an access token for the first resource.
 // * GET /__stats answers {"jwks": N}: how many times the key set was fetched (the tests count
 //   refreshes where they happen, at the provider).
 import { readFileSync } from 'node:fs';
@@ -38,6 +43,7 @@ const jwks = JSON.parse(readFileSync(args.keys, 'utf8'));
 const config = JSON.parse(readFileSync(args.config, 'utf8'));
 const resources = config.resources ?? {};
 const clientsById = new Map(config.clients.map((c) => [c.client_id, c]));
+const browserClients = config.browser_clients ?? [];
 
 function keycloakClaims(client) {
   const claims = { azp: client.client_id };
@@ -58,20 +64,42 @@ function keycloakClaims(client) {
 
 const provider = new Provider(issuer, {
   jwks,
-  clients: config.clients.map((c) => ({
-    client_id: c.client_id,
-    client_secret: c.client_secret,
-    grant_types: ['client_credentials'],
-    response_types: [],
-    redirect_uris: [],
-    token_endpoint_auth_method: 'client_secret_post',
-  })),
+  clients: [
+    ...config.clients.map((c) => ({
+      client_id: c.client_id,
+      client_secret: c.client_secret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_post',
+    })),
+    ...browserClients.map((c) => ({
+      client_id: c.client_id,
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: c.redirect_uris,
+      post_logout_redirect_uris: c.redirect_uris,
+      token_endpoint_auth_method: 'none',
+    })),
+  ],
+  // the users of browser sign-ins: the clients above, by client id (their claims, their sub)
+  async findAccount(ctx, id) {
+    const user = clientsById.get(id);
+    if (!user) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: user.sub ?? id, preferred_username: user.username ?? id };
+      },
+    };
+  },
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: browserClients.length > 0 },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => Object.keys(resources)[0],
+      useGrantedResource: () => true, // a code exchanged without `resource`: the granted one
       getResourceServerInfo(ctx, indicator, client) {
         const resource = resources[indicator];
         if (!resource) throw new errors.InvalidTarget('unknown resource indicator');
@@ -88,14 +116,15 @@ const provider = new Provider(issuer, {
   },
   ttl: { ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL ?? 300 },
   async extraTokenClaims(ctx, token) {
-    const client = clientsById.get(token.clientId);
-    return client ? keycloakClaims(client) : undefined;
+    // a browser sign-in's token: the user's claims; a client_credentials token: the client's
+    const client = clientsById.get(token.accountId ?? token.clientId);
+    return client ? { ...keycloakClaims(client), azp: token.clientId } : undefined;
   },
   formats: {
     customizers: {
       // a client's tokens may carry a user's `sub` (the provider would put its client id)
       async jwt(ctx, token, structured) {
-        const sub = clientsById.get(token.clientId)?.sub;
+        const sub = clientsById.get(token.accountId ?? token.clientId)?.sub;
         if (sub) structured.payload.sub = sub;
       },
     },
