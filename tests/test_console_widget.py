@@ -232,6 +232,7 @@ def test_a_visitor_asks_sees_the_answer_stream_with_sources_and_finds_it_after_a
     expect(log.locator(".msg.assistant").first.get_by_role("list", name="Sources")).to_have_text(
         "[1] Shipping policy"
     )
+    page.screenshot(path=str(ARTIFACTS / "widget-conversation.png"))
     # and the conversation goes on after the reload, in the same conversation
     chat.get_by_role("textbox", name="Message").fill("and to Iceland?")
     chat.get_by_role("textbox", name="Message").press("Enter")
@@ -248,6 +249,43 @@ def test_a_visitor_asks_sees_the_answer_stream_with_sources_and_finds_it_after_a
     page.reload()
     expect(widget(page).get_by_role("button", name="Open chat")).to_be_visible()
     expect(widget(page).get_by_role("dialog")).to_be_hidden()
+    assert visit.errors == []
+
+
+def test_a_reload_while_the_answer_is_written_follows_it_on_without_losing_or_repeating_text(
+    site: str, shop: Shop, visit: Visit
+) -> None:
+    assistant = shop.assistant("slow-30-80")  # about 2.5 s of words
+    key = shop.widget_key(assistant, [site])
+    PAGES["long"] = page_html(script_tag(shop.app, key, assistant))
+    page = visit.page
+    page.goto(f"{site}/long")
+    chat = widget(page)
+    chat.get_by_role("button", name="Open chat").click()
+    chat.get_by_role("textbox", name="Message").fill("tell me everything")
+    chat.get_by_role("textbox", name="Message").press("Enter")
+    reply = chat.locator(".msg.assistant").last
+    expect(reply.locator(".text")).to_contain_text(" w3 ")
+    expect(chat.get_by_role("button", name="Send")).to_be_disabled()  # one reply at a time
+    resumed: list[str] = []
+    page.on(
+        "request",
+        lambda r: r.url.endswith("/stream") and resumed.append(r.headers.get("last-event-id", "")),
+    )
+    page.reload()  # mid-answer: the page goes, the run goes on
+    chat = widget(page)
+    reply = chat.locator(".msg.assistant").last
+    expect(reply).to_have_attribute("data-status", "completed", timeout=30_000)
+    words = " ".join(f"w{i}" for i in range(80))
+    expect(reply.locator(".text")).to_have_text(f"Echo: tell me everything {words}")
+    expect(chat.locator(".msg.assistant")).to_have_count(1)
+    expect(chat.get_by_role("button", name="Send")).to_be_enabled()
+    assert len(resumed) == 1 and re.fullmatch(r".+:\d+", resumed[0]), resumed  # after the last seen
+    kept = stored(page, key)
+    assert "run" not in kept and kept["messages"][-1]["status"] == "completed"
+    conversation = kept["conversationId"]
+    messages = shop.api.get(f"/v1/conversations/{conversation}/messages").json()["items"]
+    assert messages[-1]["content"] == f"Echo: tell me everything {words}"
     assert visit.errors == []
 
 
@@ -347,5 +385,48 @@ def test_the_page_and_the_widget_keep_their_own_styles(site: str, shop: Shop, vi
         "input",
         "script",
         "linqra-chat",
+    ]
+    assert visit.errors == []
+
+
+def test_a_closed_shadow_root_works_out_of_the_pages_reach(
+    site: str, shop: Shop, visit: Visit
+) -> None:
+    """``data-shadow="closed"``: the page cannot reach inside, the visitor still can (by mouse
+    and keyboard); what it asked reaches the assistant and is answered."""
+    assistant = shop.assistant("gpt-4o")
+    key = shop.widget_key(assistant, [site])
+    PAGES["closed"] = page_html(script_tag(shop.app, key, assistant, shadow="closed"))
+    page = visit.page
+    page.goto(f"{site}/closed")
+    at = "([x, y]) => document.elementFromPoint(x, y)?.localName ?? ''"
+    bubble, panel = [1152, 752], [1000, 400]  # the bubble's centre; inside the panel
+    page.wait_for_function(f"({at})({bubble}) === 'linqra-chat'")
+    assert page.evaluate("document.querySelector('linqra-chat').shadowRoot") is None
+    assert page.evaluate(at, panel) == "html"  # closed: nothing drawn there yet
+    page.mouse.click(*bubble)
+    page.wait_for_function(f"({at})({panel}) === 'linqra-chat'")
+    page.keyboard.type("hello from a closed root")  # the message box has the focus
+    page.keyboard.press("Enter")
+
+    def answered() -> bool:
+        listed = shop.api.get("/v1/conversations", params={"assistant_id": assistant}).json()
+        if not listed["items"]:
+            return False
+        url = f"/v1/conversations/{listed['items'][0]['id']}/messages"
+        items = shop.api.get(url).json()["items"]
+        return [(m["role"], m["status"]) for m in items][-1] == ("assistant", "completed")
+
+    until(answered)
+    page.keyboard.press("Escape")  # closes the panel
+    page.wait_for_function(f"({at})({panel}) === 'html'")
+    page.wait_for_function(
+        "k => JSON.parse(localStorage.getItem(k)).messages.at(-1).status === 'completed'",
+        arg=f"linqra-widget:{key}",
+    )
+    kept = stored(page, key)
+    assert [m["text"] for m in kept["messages"]] == [
+        "hello from a closed root",
+        "Echo: hello from a closed root",
     ]
     assert visit.errors == []
