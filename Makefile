@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test lint typecheck format bench demo-service clean
+.PHONY: run test install install-test lint typecheck format bench demo-service clean console console-api
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Linqra needs Python 3.11+"'
@@ -48,6 +48,14 @@ format: install-test
 bench: install-test
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.llm
+
+## The console's client types from the API's schema (after an API change), then its build.
+console-api: install-test
+	$(BIN)/python -c 'import json; from deployments.app import create_app; print(json.dumps(create_app().openapi(), indent=1, sort_keys=True))' > console/openapi.json
+	cd console && npm run gen:api
+
+console: console-api
+	cd console && npm run build
 
 demo-service: install
 	$(BIN)/python -m deployments.demo --port 8100
