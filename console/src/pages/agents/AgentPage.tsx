@@ -301,7 +301,7 @@ function RunTask(props: { task: Task | null; onClose: () => void; onStarted: () 
     <Modal opened={props.task !== null} onClose={props.onClose} title={`Run ${props.task?.name ?? ""} now`}>
       <Stack>
         <ErrorAlert error={errorAt(error, "input") ? null : error} />
-        <JsonInput label="Input (JSON)" autosize minRows={3} value={input} onChange={setInput} error={jsonError ?? errorAt(error, "input")} formatOnBlur />
+        <JsonInput label="Input (JSON)" autosize minRows={3} value={input} onChange={setInput} error={jsonError ?? errorAt(error, "input")} />
         <Group justify="flex-end">
           <Button variant="default" onClick={props.onClose}>
             Cancel

@@ -104,7 +104,6 @@ export function TaskForm(props: { agentId: string; opened: boolean; onClose: () 
           autosize
           minRows={5}
           maxRows={16}
-          formatOnBlur
           value={config}
           onChange={setConfig}
           error={jsonError ?? errorAt(error, "config")}
