@@ -266,7 +266,8 @@ def test_a_reload_while_the_answer_is_written_follows_it_on_without_losing_or_re
     chat.get_by_role("textbox", name="Message").press("Enter")
     reply = chat.locator(".msg.assistant").last
     expect(reply.locator(".text")).to_contain_text(" w3 ")
-    expect(chat.get_by_role("button", name="Send")).to_be_disabled()  # one reply at a time
+    expect(chat.get_by_role("button", name="Send")).to_be_hidden()  # one reply at a time
+    expect(chat.get_by_role("button", name="Stop")).to_be_visible()
     resumed: list[str] = []
     page.on(
         "request",
@@ -286,6 +287,21 @@ def test_a_reload_while_the_answer_is_written_follows_it_on_without_losing_or_re
     conversation = kept["conversationId"]
     messages = shop.api.get(f"/v1/conversations/{conversation}/messages").json()["items"]
     assert messages[-1]["content"] == f"Echo: tell me everything {words}"
+
+    # Stop: the reply ends where it was, cancelled, and the visitor may ask again
+    chat.get_by_role("textbox", name="Message").fill("and again")
+    chat.get_by_role("textbox", name="Message").press("Enter")
+    reply = chat.locator(".msg.assistant").last
+    expect(reply.locator(".text")).to_contain_text(" w3 ")
+    chat.get_by_role("button", name="Stop").click()
+    expect(reply).to_have_attribute("data-status", "cancelled")
+    expect(reply.locator(".status")).to_have_text("Stopped.")
+    expect(chat.get_by_role("button", name="Send")).to_be_visible()
+    expect(chat.get_by_role("button", name="Stop")).to_be_hidden()
+    stopped = reply.locator(".text").inner_text()
+    assert stopped.startswith("Echo: and again w0") and not stopped.endswith("w79")
+    messages = shop.api.get(f"/v1/conversations/{conversation}/messages").json()["items"]
+    assert (messages[-1]["status"], messages[-1]["content"]) == ("cancelled", stopped)
     assert visit.errors == []
 
 

@@ -57,5 +57,6 @@ textarea { flex: 1; resize: none; min-height: 38px; max-height: 120px; padding: 
 .send { height: 38px; padding: 0 14px; border-radius: 8px; background: var(--lq-accent);
   color: var(--lq-on-accent); font-weight: 600; }
 .send:disabled { opacity: .5; cursor: default; }
+.send[hidden] { display: none; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 `;

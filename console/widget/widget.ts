@@ -92,6 +92,7 @@ class Widget {
   private readonly alert: HTMLDivElement;
   private readonly input: HTMLTextAreaElement;
   private readonly send: HTMLButtonElement;
+  private readonly stop: HTMLButtonElement;
   private readonly views = new Map<Msg, HTMLElement>();
   private busy = false;
 
@@ -136,7 +137,9 @@ class Widget {
       maxlength: "32000",
     });
     this.send = el("button", { type: "submit", class: "send" }, "Send");
-    form.append(this.input, this.send);
+    this.stop = el("button", { type: "button", class: "send" }, "Stop");
+    this.stop.hidden = true;
+    form.append(this.input, this.send, this.stop);
     this.panel.append(head, this.log, this.alert, form);
 
     this.bubble = el("button", {
@@ -153,6 +156,7 @@ class Widget {
     this.bubble.addEventListener("click", () => this.toggle(this.panel.hidden));
     close.addEventListener("click", () => this.toggle(false));
     reset.addEventListener("click", () => this.reset());
+    this.stop.addEventListener("click", () => void this.cancel());
     this.panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") this.toggle(false);
     });
@@ -295,6 +299,8 @@ class Widget {
   private setBusy(busy: boolean): void {
     this.busy = busy;
     this.send.disabled = busy;
+    this.send.hidden = busy;
+    this.stop.hidden = !busy;
     this.log.setAttribute("aria-busy", String(busy));
   }
 
@@ -311,6 +317,20 @@ class Widget {
     this.input.value = "";
     this.fitInput();
     void this.ask(text);
+  }
+
+  /** Stops the reply being written; its stream then ends with run.cancelled. */
+  private async cancel(): Promise<void> {
+    const run = this.state.run;
+    if (!run || !this.state.conversationId) return;
+    const conversation = encodeURIComponent(this.state.conversationId);
+    try {
+      const url = `${this.options.api}/v1/conversations/${conversation}/runs/${encodeURIComponent(run.id)}/cancel`;
+      const response = await fetch(url, { method: "POST", headers: this.headers() });
+      if (!response.ok) throw await httpError(response);
+    } catch (error) {
+      this.showAlert(error instanceof HttpError ? error.message : await this.unreachable());
+    }
   }
 
   private async ask(text: string, again = false): Promise<void> {
