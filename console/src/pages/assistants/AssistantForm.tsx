@@ -127,7 +127,7 @@ export function AssistantForm() {
             }),
           )
         : await unwrap(api.POST("/v1/assistants", { body }));
-      notifications.show({ color: "green", message: `Saved ${saved.name} (version ${saved.version})` });
+      notifications.show({ color: "green", closeButtonProps: { "aria-label": "close" }, message: `Saved ${saved.name} (version ${saved.version})` });
       navigate(`/assistants/${saved.id}`);
     } catch (err) {
       setError(err);

@@ -90,7 +90,7 @@ export function AssistantsList() {
                   </Text>
                 </Table.Td>
                 <Table.Td>
-                  <Badge color={statusColor(assistant.status)}>{assistant.status}</Badge>
+                  <Badge variant="dot" color={statusColor(assistant.status)}>{assistant.status}</Badge>
                 </Table.Td>
                 <Table.Td>{assistant.version}</Table.Td>
                 <Table.Td>

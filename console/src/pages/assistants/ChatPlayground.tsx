@@ -250,7 +250,7 @@ export function ChatPlayground() {
         description={`Chat playground · ${model} · version ${assistant.version}`}
         actions={
           <>
-            <Badge color={statusColor(assistant.status)}>{assistant.status}</Badge>
+            <Badge variant="dot" color={statusColor(assistant.status)}>{assistant.status}</Badge>
             <Button variant="default" component={Link} to={`/assistants/${assistant.id}/edit`}>
               Edit
             </Button>
@@ -280,8 +280,16 @@ export function ChatPlayground() {
                 key={c.id}
                 active={c.id === conversationId}
                 disabled={running && c.id !== conversationId}
-                label={c.title || c.id}
-                description={`${c.message_count ?? 0} messages · ${new Date(c.updated_at).toLocaleString()}`}
+                label={
+                  <>
+                    <Text size="sm" inherit truncate>
+                      {c.title || c.id}
+                    </Text>
+                    <Text size="xs" c="dimmed">
+                      {c.message_count ?? 0} messages · {new Date(c.updated_at).toLocaleString()}
+                    </Text>
+                  </>
+                }
                 onClick={() => {
                   started.current = null;
                   setParams({ c: c.id });
@@ -377,7 +385,7 @@ function Reply({ turn }: { turn: ChatTurn }) {
         <Text size="xs" fw={600}>
           Assistant
         </Text>
-        <Badge size="xs" color={statusColor(turn.status)} data-testid="reply-status">
+        <Badge size="xs" variant="dot" color={statusColor(turn.status)} data-testid="reply-status">
           {turn.status}
         </Badge>
         {turn.status === "queued" && (
@@ -416,7 +424,7 @@ function Reply({ turn }: { turn: ChatTurn }) {
                 <Text size="xs" fw={600}>
                   {task.name ?? task.task_id}
                 </Text>
-                <Badge size="xs" color={statusColor(task.status === "completed" ? "COMPLETED" : task.status)}>
+                <Badge size="xs" variant="dot" color={statusColor(task.status === "completed" ? "COMPLETED" : task.status)}>
                   {task.status}
                 </Badge>
               </Group>
@@ -442,7 +450,7 @@ function Reply({ turn }: { turn: ChatTurn }) {
           {turn.citations.map((c, i) => (
             <Paper key={`${c.document_id}-${i}`} withBorder p={6}>
               <Group gap="xs">
-                <Badge size="xs" variant="outline">
+                <Badge size="xs" variant="default">
                   [{c.n ?? c.rank ?? i + 1}]
                 </Badge>
                 <Text size="xs" fw={600}>

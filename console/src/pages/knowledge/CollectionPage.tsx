@@ -201,7 +201,7 @@ export function CollectionPage() {
           <Code>{stats.id}</Code>
         </Text>
         {Object.entries(counts ?? {}).map(([status, count]) => (
-          <Badge key={status} color={statusColor(status === "READY" ? "READY" : status)} variant="light">
+          <Badge key={status} color={statusColor(status)} variant="dot">
             {status.toLowerCase()} {count}
           </Badge>
         ))}
@@ -215,7 +215,6 @@ export function CollectionPage() {
             <FileInput
               label="Files"
               description="txt, md, html or pdf; several at once"
-              placeholder="choose files"
               multiple
               clearable
               accept=".txt,.md,.markdown,.html,.htm,.pdf,text/plain,text/markdown,text/html,application/pdf"
@@ -319,7 +318,7 @@ function DocumentRow(props: { doc: KnowledgeDocument; onDelete: () => void; onRe
         <Text size="sm">{formatBytes(d.size)}</Text>
       </Table.Td>
       <Table.Td>
-        <Badge color={statusColor(d.status)} data-testid="document-status">
+        <Badge variant="dot" color={statusColor(d.status)} data-testid="document-status">
           {d.status}
         </Badge>
       </Table.Td>
@@ -426,7 +425,7 @@ function SearchBox(props: { collection: string }) {
             <Paper key={`${hit.document_id}-${hit.chunk_index ?? i}`} withBorder p="xs" data-testid="search-hit">
               <Group gap="xs" justify="space-between">
                 <Group gap="xs">
-                  <Badge size="sm" variant="outline">
+                  <Badge size="sm" variant="default">
                     {hit.rank}
                   </Badge>
                   <Text size="sm" fw={600} data-testid="hit-source">

@@ -109,7 +109,7 @@ function CreateCollection(props: { opened: boolean; onClose: () => void }) {
     setError(null);
     try {
       const made = await unwrap(api.POST("/v1/knowledge/collections", { body: { name: name.trim(), description } }));
-      notifications.show({ color: "green", message: `Collection ${made.name} created` });
+      notifications.show({ color: "green", closeButtonProps: { "aria-label": "close" }, message: `Collection ${made.name} created` });
       props.onClose();
       navigate(made.id);
     } catch (err) {
@@ -165,7 +165,7 @@ export function DeleteCollection(props: { collection: Collection | null; onClose
           params: { path: { collection_id: props.collection.id } },
         }),
       );
-      notifications.show({ message: `Collection ${props.collection.name} deleted` });
+      notifications.show({ closeButtonProps: { "aria-label": "close" }, message: `Collection ${props.collection.name} deleted` });
       setError(null);
       props.onClose();
       props.onDeleted();
