@@ -117,7 +117,11 @@ class Widget {
     });
     this.panel.hidden = true;
     const head = el("div", { class: "head" });
-    const reset = el("button", { type: "button", "aria-label": "New conversation", title: "New conversation" }, "↺");
+    const reset = el(
+      "button",
+      { type: "button", "aria-label": "New conversation", title: "New conversation" },
+      "↺",
+    );
     const close = el("button", { type: "button", "aria-label": "Hide chat", title: "Hide" }, "×");
     head.append(el("h2", {}, options.title), reset, close);
     this.log = el("div", {
@@ -241,7 +245,8 @@ class Widget {
 
   private append(message: Msg): void {
     const view = el("div", { class: `msg ${message.role}` });
-    view.append(el("span", { class: "sr" }, message.role === "user" ? "You: " : message.role === "assistant" ? "Assistant: " : ""));
+    const who = { user: "You: ", assistant: "Assistant: ", note: "" }[message.role];
+    view.append(el("span", { class: "sr" }, who));
     view.append(el("span", { class: "text" }));
     this.views.set(message, view);
     this.log.append(view);
@@ -306,9 +311,18 @@ class Widget {
 
   // -- talking to the gateway -------------------------------------------------------------------
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    const headers: Record<string, string> = { "X-API-Key": this.options.key, Accept: "text/event-stream", ...extra };
+    const headers: Record<string, string> = {
+      "X-API-Key": this.options.key,
+      Accept: "text/event-stream",
+      ...extra,
+    };
     if (this.state.token) headers["X-Conversation-Token"] = this.state.token;
     return headers;
+  }
+
+  /** The gateway's URL of a path, each part encoded. */
+  private url(...parts: string[]): string {
+    return `${this.options.api}/v1/${parts.map(encodeURIComponent).join("/")}`;
   }
 
   private submit(): void {
@@ -323,9 +337,8 @@ class Widget {
   private async cancel(): Promise<void> {
     const run = this.state.run;
     if (!run || !this.state.conversationId) return;
-    const conversation = encodeURIComponent(this.state.conversationId);
+    const url = this.url("conversations", this.state.conversationId, "runs", run.id, "cancel");
     try {
-      const url = `${this.options.api}/v1/conversations/${conversation}/runs/${encodeURIComponent(run.id)}/cancel`;
       const response = await fetch(url, { method: "POST", headers: this.headers() });
       if (!response.ok) throw await httpError(response);
     } catch (error) {
@@ -346,7 +359,7 @@ class Widget {
     if (this.state.conversationId) body.conversationId = this.state.conversationId;
     let response: Response;
     try {
-      response = await fetch(`${this.options.api}/v1/assistants/${encodeURIComponent(this.options.assistant)}/chat`, {
+      response = await fetch(this.url("assistants", this.options.assistant, "chat"), {
         method: "POST",
         headers: this.headers({ "Content-Type": "application/json" }),
         body: JSON.stringify(body),
@@ -374,7 +387,11 @@ class Widget {
   private async unreachable(): Promise<string> {
     try {
       await fetch(`${this.options.api}/console/widget.js`, { mode: "no-cors", cache: "no-store" });
-      return "This chat is not available on this website: the assistant refused the request (the site is not allowed to use this chat, or too many messages were sent; try again later).";
+      return (
+        "This chat is not available on this website: the assistant refused the request (this " +
+        "site is not allowed to use this chat, its key is no longer valid, or too many messages " +
+        "were sent: try again later)."
+      );
     } catch {
       return "The assistant cannot be reached. Check your connection and try again.";
     }
@@ -401,8 +418,9 @@ class Widget {
         if (!response) {
           const run = this.state.run;
           if (!run || !this.state.conversationId) throw new HttpError(404, "lost");
-          const url = `${this.options.api}/v1/conversations/${encodeURIComponent(this.state.conversationId)}/runs/${encodeURIComponent(run.id)}/stream`;
-          response = await fetch(url, { headers: this.headers({ "Last-Event-ID": run.lastEventId }) });
+          const url = this.url("conversations", this.state.conversationId, "runs", run.id, "stream");
+          const headers = this.headers({ "Last-Event-ID": run.lastEventId });
+          response = await fetch(url, { headers });
           if (!response.ok) throw await httpError(response);
         }
         const ended = await readEvents(
@@ -419,7 +437,9 @@ class Widget {
         response = undefined;
         if (error instanceof HttpError || ++failures > RETRIES || !this.state.run) {
           reply.status = this.state.run ? "interrupted" : "failed";
-          if (!this.state.run) reply.error = error instanceof HttpError ? error.message : await this.unreachable();
+          if (!this.state.run) {
+            reply.error = error instanceof HttpError ? error.message : await this.unreachable();
+          }
           break;
         }
         await wait(300 * 2 ** failures);
@@ -464,7 +484,9 @@ class Widget {
         const status = event.event === "error" ? "failed" : event.event.slice(4);
         reply.status = status as Status;
         if (typeof data.content === "string" && data.content) reply.text = data.content;
-        const error = (data.error ?? (event.event === "error" ? data : null)) as { message?: string } | null;
+        const error = (data.error ?? (event.event === "error" ? data : null)) as {
+          message?: string;
+        } | null;
         if (error?.message) reply.error = error.message;
         this.state.run = undefined;
         break;
@@ -482,7 +504,8 @@ function options(script: HTMLScriptElement): Options | null {
     return null;
   }
   const api = (data.api || new URL(script.src, location.href).origin).replace(/\/+$/, "");
-  const colour = (value: string | undefined) => (value && CSS.supports("color", value) ? value : undefined);
+  const colour = (value: string | undefined) =>
+    value && CSS.supports("color", value) ? value : undefined;
   return {
     key,
     assistant,
