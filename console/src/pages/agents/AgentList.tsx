@@ -58,7 +58,7 @@ export function AgentList() {
                   </Text>
                 </Table.Td>
                 <Table.Td>
-                  <Badge color={agent.enabled ? "green" : "orange"}>{agent.enabled ? "enabled" : "disabled"}</Badge>
+                  <Badge variant="dot" color={agent.enabled ? "green" : "orange"}>{agent.enabled ? "enabled" : "disabled"}</Badge>
                 </Table.Td>
                 <Table.Td>{agent.max_concurrency}</Table.Td>
                 <Table.Td>{when(agent.created_at)}</Table.Td>

@@ -257,7 +257,7 @@ function Schedules(props: { tasks: Task[] | null; onNew: () => void }) {
               <Code>{row.cron}</Code> <Text span size="xs" c="dimmed">{row.timezone}</Text>
             </Table.Td>
             <Table.Td>
-              <Badge color={row.active ? "green" : "orange"}>{row.active ? "active" : "inactive"}</Badge>
+              <Badge variant="dot" color={row.active ? "green" : "orange"}>{row.active ? "active" : "inactive"}</Badge>
             </Table.Td>
             <Table.Td>{when(row.last)}</Table.Td>
             <Table.Td>

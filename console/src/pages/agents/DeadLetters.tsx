@@ -106,8 +106,8 @@ export function DeadLetters() {
           <Stack gap="sm">
             <Group>
               <Code>{open.topic}</Code>
-              <Badge color="red">{open.attempts} attempts</Badge>
-              {open.payload_truncated && <Badge color="orange">payload cut</Badge>}
+              <Badge variant="dot" color="red">{open.attempts} attempts</Badge>
+              {open.payload_truncated && <Badge variant="dot" color="orange">payload cut</Badge>}
             </Group>
             <Text size="sm">Event {open.event_id} · first failure {when(open.first_failure_at)} · last {when(open.last_failure_at)}</Text>
             <Text fw={600} size="sm">Last error</Text>

@@ -83,7 +83,7 @@ export function ExecutionList(props: { agentId?: string; refreshKey?: number; ta
                 </Table.Td>
                 <Table.Td>{tx.task_id ? (props.taskNames?.[tx.task_id] ?? tx.task_id) : <Text c="dimmed" size="sm">ad hoc</Text>}</Table.Td>
                 <Table.Td>
-                  <Badge color={statusColor(tx.status)}>{tx.status}</Badge>
+                  <Badge variant="dot" color={statusColor(tx.status)}>{tx.status}</Badge>
                 </Table.Td>
                 <Table.Td>{String((tx.trigger as { type?: string } | undefined)?.type ?? "—")}</Table.Td>
                 <Table.Td>{tx.attempts}</Table.Td>
@@ -130,7 +130,7 @@ export function ExecutionDrawer(props: { id: string | null; onClose: () => void;
       {tx && (
         <Stack gap="sm" data-testid="execution-detail">
           <Group>
-            <Badge color={statusColor(tx.status)} size="lg">
+            <Badge variant="dot" color={statusColor(tx.status)} size="lg">
               {tx.status}
             </Badge>
             {(tx.status === "PENDING" || tx.status === "RUNNING") && (

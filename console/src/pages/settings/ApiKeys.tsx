@@ -71,7 +71,7 @@ export function ApiKeys() {
                 <Table.Td>{key.expires_at ? when(key.expires_at) : "never"}</Table.Td>
                 <Table.Td>
                   {key.revoked_at ? (
-                    <Badge color="red" title={key.revoked_because ?? undefined}>
+                    <Badge variant="dot" color="red" title={key.revoked_because ?? undefined}>
                       revoked
                     </Badge>
                   ) : (

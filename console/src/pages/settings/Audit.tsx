@@ -74,7 +74,7 @@ export function Audit() {
                   <Text size="sm" lineClamp={1}>{event.resource ?? "—"}</Text>
                 </Table.Td>
                 <Table.Td>
-                  <Badge color={event.outcome === "success" ? "green" : "red"}>
+                  <Badge variant="dot" color={event.outcome === "success" ? "green" : "red"}>
                     {event.outcome}
                     {event.status ? ` ${event.status}` : ""}
                   </Badge>

@@ -54,7 +54,7 @@ export function Members() {
                 <Table.Td>{member.user_id}</Table.Td>
                 <Table.Td>{member.role}</Table.Td>
                 <Table.Td>
-                  <Badge color={member.status === "active" ? "green" : "orange"}>{member.status}</Badge>
+                  <Badge variant="dot" color={member.status === "active" ? "green" : "orange"}>{member.status}</Badge>
                 </Table.Td>
                 <Table.Td>
                   {when(member.updated_at ?? member.created_at)} {member.updated_by && <Text span size="xs" c="dimmed">by {member.updated_by}</Text>}

@@ -93,7 +93,7 @@ export function Models() {
                   <Table.Td>{price.output ?? "—"}</Table.Td>
                   <Table.Td>{price.cache_read ?? "—"}</Table.Td>
                   <Table.Td>
-                    {info.override ? <Badge color="grape">team price</Badge> : <Badge color="gray">catalogue {info.price_version ?? ""}</Badge>}
+                    {info.override ? <Badge variant="dot" color="grape">team price</Badge> : <Badge variant="dot" color="gray">catalogue {info.price_version ?? ""}</Badge>}
                   </Table.Td>
                   <Table.Td>
                     <Group gap="xs" justify="flex-end" wrap="nowrap">
