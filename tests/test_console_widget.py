@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from tests.support.browser import ARTIFACTS, WAIT_MS, LiveApp, serve_app
+from tests.support.browser import ARTIFACTS, AXE, WAIT_MS, LiveApp, serve_app
 from tests.support.http import until
 
 PRICE = {"input": "2.50", "cache_read": "1.25", "output": "10.00"}  # per million tokens
@@ -157,6 +157,17 @@ def stored(page: Page, key: str) -> dict[str, Any]:
     return dict(json.loads(raw))
 
 
+def serious_accessibility_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings in the widget (it looks into open shadow roots)."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        "async () => (await axe.run('linqra-chat', {resultTypes: ['violations']})).violations"
+        ".filter(v => ['serious', 'critical'].includes(v.impact))"
+        ".map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)"
+    )
+    return list(found)
+
+
 WATCH_STREAMING = """() => {
   const root = document.querySelector('linqra-chat').shadowRoot;
   window.partials = [];
@@ -233,6 +244,7 @@ def test_a_visitor_asks_sees_the_answer_stream_with_sources_and_finds_it_after_a
         "[1] Shipping policy"
     )
     page.screenshot(path=str(ARTIFACTS / "widget-conversation.png"))
+    assert serious_accessibility_violations(page) == []
     # and the conversation goes on after the reload, in the same conversation
     chat.get_by_role("textbox", name="Message").fill("and to Iceland?")
     chat.get_by_role("textbox", name="Message").press("Enter")
