@@ -267,3 +267,55 @@ def test_retries_and_cache_hits_on_the_timeline(console: Console) -> None:
     drawer = page.get_by_role("dialog", name="Step 2")
     expect(drawer.get_by_text("cache hit")).to_be_visible()
     expect(drawer.get_by_test_id("step-attempts")).to_have_text("0")
+
+
+def test_workflow_and_execution_screens_are_accessible(console: Console) -> None:
+    console.allow(r"status of 400")
+    found: dict[str, list[str]] = {}
+
+    def check(screen: str) -> None:
+        if violations := console.accessibility():
+            found[screen] = violations
+
+    page = console.open("/workflows")
+    expect(page.get_by_test_id("empty-state")).to_be_visible()
+    check("workflows, empty")
+    page = console.open("/executions")
+    expect(page.get_by_test_id("empty-state")).to_be_visible()
+    check("executions, empty")
+
+    page = console.open("/workflows/new")
+    _fill_editor(page, {"name": "", "steps": []})
+    page.get_by_role("button", name="Save workflow").click()
+    expect(page.get_by_role("alert", name="definition error")).to_contain_text("name")
+    check("new workflow, refused")
+
+    api = console.api()
+    body = {
+        "name": "a11y",
+        "mode": "dag",
+        "steps": [
+            {"step": 1, "target": "noop"},
+            {"step": 2, "target": "noop", "params": {"x": "{{step1.result}}"}},
+        ],
+    }
+    wid = api.post("/v1/workflows", json=body).json()["id"]
+    assert api.put(f"/v1/workflows/{wid}", json=body).status_code == 200
+    page = console.open(f"/workflows/{wid}")
+    expect(page.get_by_role("img", name=re.compile("Steps graph"))).to_be_visible()
+    check("workflow, graph")
+    page.get_by_role("tab", name="Versions").click()
+    expect(page.get_by_role("table", name="versions").get_by_role("row")).to_have_count(3)
+    check("workflow, versions")
+
+    eid = api.post(f"/v1/workflows/{wid}/execute?wait=true", json={}).json()["id"]
+    page = console.open(f"/executions/{eid}")
+    expect(page.get_by_test_id("execution-status")).to_have_text("COMPLETED")
+    check("execution")
+    page.get_by_role("list", name="steps timeline").get_by_role("listitem").first.click()
+    expect(page.get_by_role("dialog", name="Step 1")).to_be_visible()
+    check("execution, step drawer")
+    page = console.open("/executions")
+    expect(page.get_by_role("table", name="executions")).to_be_visible()
+    check("executions")
+    assert not found, found

@@ -75,13 +75,10 @@ export function Timeline(props: {
           if ((s.runs ?? 0) > 1) extras.push(`${s.runs} runs`);
           const name = `step ${s.step} ${s.target ?? ""}: ${s.status}${extras.length ? ` (${extras.join(", ")})` : ""}`;
           return (
+            <Box key={s.step} role="listitem" aria-label={name} data-status={s.status}>
             <UnstyledButton
-              key={s.step}
-              role="listitem"
-              aria-label={name}
-              data-status={s.status}
               onClick={() => props.onOpen(s)}
-              style={{ borderRadius: 4 }}
+              style={{ borderRadius: 4, width: "100%" }}
               p={2}
             >
               <Group wrap="nowrap" gap={0}>
@@ -93,7 +90,7 @@ export function Timeline(props: {
                     {s.target ?? ""}
                     {s.action ? ` · ${s.action}` : ""}
                   </Text>
-                  <Badge size="xs" color={color} variant="light">
+                  <Badge size="xs" color={color} variant="dot">
                     {s.status}
                   </Badge>
                 </Group>
@@ -130,17 +127,17 @@ export function Timeline(props: {
                   wrap="nowrap"
                 >
                   {s.cache_hit && (
-                    <Badge size="xs" color="teal" variant="filled">
+                    <Badge size="xs" color="teal" variant="dot">
                       cache hit
                     </Badge>
                   )}
                   {(s.attempts ?? 0) > 1 && (
-                    <Badge size="xs" color="yellow" variant="filled">
+                    <Badge size="xs" color="yellow" variant="dot">
                       ×{s.attempts} attempts
                     </Badge>
                   )}
                   {(s.runs ?? 0) > 1 && (
-                    <Badge size="xs" color="grape" variant="filled">
+                    <Badge size="xs" color="grape" variant="dot">
                       {s.runs} runs
                     </Badge>
                   )}
@@ -154,6 +151,7 @@ export function Timeline(props: {
                 </Group>
               </Group>
             </UnstyledButton>
+            </Box>
           );
         })}
       </Stack>

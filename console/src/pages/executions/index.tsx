@@ -85,7 +85,7 @@ function ExecutionList() {
         {workflowId && (
           <Badge
             size="lg"
-            variant="light"
+            variant="dot"
             rightSection={
               <CloseButton size="xs" aria-label="clear workflow filter" onClick={() => setFilter("workflow", null)} />
             }
@@ -104,7 +104,7 @@ function ExecutionList() {
               : "An execution is one run of a workflow: open a workflow and press Run."
           }
           action={
-            <Button variant="light" component={Link} to="/workflows">
+            <Button variant="dot" component={Link} to="/workflows">
               Go to workflows
             </Button>
           }
@@ -145,7 +145,7 @@ function ExecutionList() {
                   )}
                 </Table.Td>
                 <Table.Td>
-                  <Badge color={statusColor(ex.status)} variant="light">
+                  <Badge color={statusColor(ex.status)} variant="dot">
                     {ex.status}
                   </Badge>
                 </Table.Td>
@@ -250,7 +250,7 @@ function ExecutionDetail() {
         actions={
           <>
             {canCancel && (
-              <Button color="red" variant="light" onClick={() => act("cancel")} loading={busy === "cancel"}>
+              <Button color="red" variant="outline" onClick={() => act("cancel")} loading={busy === "cancel"}>
                 Cancel execution
               </Button>
             )}
@@ -272,6 +272,7 @@ function ExecutionDetail() {
           <Group gap={6}>
             <Badge
               color={statusColor(execution.status)}
+              variant="dot"
               size="lg"
               data-testid="execution-status"
               aria-label="execution status"
@@ -394,16 +395,17 @@ function StepDrawer(props: { executionId: string; step: StepRecord | null; onClo
       onClose={props.onClose}
       position="right"
       size="lg"
-      title={s ? <Title order={4}>{`Step ${s.step}`}</Title> : "Step"}
+      closeButtonProps={{ "aria-label": "Close step" }}
+      title={s ? `Step ${s.step}` : "Step"}
     >
       {s && (
         <Stack>
           <Group gap="xs">
-            <Badge color={stepColor(s.status)} data-testid="step-status">
+            <Badge color={stepColor(s.status)} variant="dot" data-testid="step-status">
               {s.status}
             </Badge>
-            {s.cache_hit && <Badge color="teal">cache hit</Badge>}
-            {s.skip_reason && <Badge color="gray">skipped: {s.skip_reason}</Badge>}
+            {s.cache_hit && <Badge color="teal" variant="dot">cache hit</Badge>}
+            {s.skip_reason && <Badge color="gray" variant="dot">skipped: {s.skip_reason}</Badge>}
           </Group>
           <Table variant="vertical" withTableBorder aria-label="step facts">
             <Table.Tbody>
@@ -463,7 +465,7 @@ function StepDrawer(props: { executionId: string; step: StepRecord | null; onClo
                     <Table.Tr key={r.id ?? r.run}>
                       <Table.Td>{r.run}</Table.Td>
                       <Table.Td>
-                        <Badge size="xs" color={stepColor(r.status)}>
+                        <Badge size="xs" variant="dot" color={stepColor(r.status)}>
                           {r.status}
                         </Badge>
                       </Table.Td>

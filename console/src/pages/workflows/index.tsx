@@ -15,7 +15,6 @@ import {
   Table,
   Tabs,
   Text,
-  Title,
 } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
 import { Link, Route, Routes, useNavigate, useParams } from "react-router-dom";
@@ -193,9 +192,11 @@ function WorkflowEditor(props: {
         error={
           inline ? (
             <span role="alert" aria-label="definition error">
-              {api?.field && (
+              {api?.field && !api.message.startsWith(api.field) && (
                 <>
-                  <Code>{api.field}</Code>{" "}
+                  <Text span inherit fw={700} ff="monospace">
+                    {api.field}
+                  </Text>{" "}
                 </>
               )}
               {error instanceof Error ? error.message : String(error)}
@@ -335,7 +336,7 @@ function WorkflowDetail() {
             <Button variant="default" component={Link} to="edit">
               Edit
             </Button>
-            <Button color="red" variant="light" onClick={() => setDeleteOpen(true)}>
+            <Button color="red" variant="outline" onClick={() => setDeleteOpen(true)}>
               Delete
             </Button>
             <Button onClick={() => setRunOpen(true)}>Run</Button>
@@ -344,8 +345,8 @@ function WorkflowDetail() {
       />
       <ErrorAlert error={actionError} />
       <Group gap="xs" mb="md">
-        <Badge variant="light">v{wf.version}</Badge>
-        <Badge variant="light" color="gray">
+        <Badge variant="dot">v{wf.version}</Badge>
+        <Badge variant="dot" color="gray">
           {wf.mode ?? "sequential"}
         </Badge>
         <Text size="sm" c="dimmed">
@@ -443,10 +444,10 @@ function Versions(props: { id: string; current: number; onRolledBack: () => void
             {page.items.map((v) => (
               <Table.Tr key={v.version}>
                 <Table.Td>
-                  <Anchor component="button" onClick={() => setShown(v)} aria-label={`show version ${v.version}`}>
+                  <Anchor component="button" onClick={() => setShown(v)}>
                     v{v.version}
                   </Anchor>{" "}
-                  {v.version === props.current && <Badge size="xs">current</Badge>}
+                  {v.version === props.current && <Badge size="xs" variant="dot">current</Badge>}
                 </Table.Td>
                 <Table.Td>{v.name}</Table.Td>
                 <Table.Td>
@@ -458,7 +459,7 @@ function Versions(props: { id: string; current: number; onRolledBack: () => void
                   {v.version !== props.current && (
                     <Button
                       size="xs"
-                      variant="light"
+                      variant="dot"
                       loading={busy === v.version}
                       onClick={() => rollback(v.version)}
                       aria-label={`Roll back to v${v.version}`}
@@ -514,7 +515,7 @@ function RunModal(props: { workflow: Workflow; opened: boolean; onClose: () => v
     }
   };
   return (
-    <Modal opened={props.opened} onClose={props.onClose} title={<Title order={4}>Run {props.workflow.name}</Title>} size="lg">
+    <Modal opened={props.opened} onClose={props.onClose} title={`Run ${props.workflow.name}`} size="lg">
       <Stack>
         <JsonInput
           label="Params"
