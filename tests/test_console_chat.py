@@ -101,6 +101,14 @@ def test_create_and_edit_an_assistant_through_the_form(console: Console) -> None
     expect(row).to_contain_text("openai:gpt-4o")
     expect(row).to_contain_text("ACTIVE")
 
+    row.get_by_role("link", name="Edit").click()
+    page.get_by_role("button", name="Delete assistant").click()
+    page.get_by_role("dialog", name="Delete assistant").get_by_role("button", name="Delete").click()
+    page.wait_for_url(re.compile(r"/console/assistants$"))
+    expect(page.get_by_test_id("empty-state")).to_contain_text("No assistants yet")
+    with console.api() as http:
+        assert http.get(f"/v1/assistants/{assistant_id}").status_code == 404
+
 
 def test_chat_streams_an_answer_with_its_cost_and_continues_the_conversation(
     console: Console,

@@ -52,8 +52,38 @@ def test_collection_upload_until_indexed_and_search(console: Console) -> None:
     expect(uploads.filter(has_text="remote.txt")).to_contain_text("ready")
 
     collection = page.url.rsplit("/", 1)[1]
+    # an empty file is refused at once (the upload says why); a binary one fails its ingestion
+    blob = b"\x00\x01\x02 not text \xff\xfe"
+    page.locator("input[type=file]").set_input_files(
+        [
+            {"name": "empty.txt", "mimeType": "text/plain", "buffer": b""},
+            {"name": "blob.txt", "mimeType": "text/plain", "buffer": blob},
+        ]
+    )
+    page.get_by_role("button", name="Upload").click()
     with console.api() as http:
-        listed = http.get(f"/v1/knowledge/collections/{collection}/documents").json()
+        refused = http.post(
+            f"/v1/knowledge/collections/{collection}/documents",
+            files={"file": ("empty.txt", b"", "text/plain")},
+        )
+    assert refused.status_code == 400, refused.text
+    empty = uploads.filter(has_text="empty.txt")
+    expect(empty).to_have_attribute("data-state", "failed")
+    expect(empty).to_contain_text(refused.json()["error"]["message"])
+    expect(documents).to_have_count(3)
+    broken = documents.filter(has_text="blob.txt")
+    expect(broken).to_have_attribute("data-status", "FAILED")
+    with console.api() as http:
+        failed = http.get(
+            f"/v1/knowledge/collections/{collection}/documents", params={"status": "FAILED"}
+        ).json()["items"]
+    assert [d["file_name"] for d in failed] == ["blob.txt"] and failed[0]["error"]
+    expect(broken).to_contain_text(failed[0]["error"])
+
+    with console.api() as http:
+        listed = http.get(
+            f"/v1/knowledge/collections/{collection}/documents", params={"status": "READY"}
+        ).json()
     assert sorted((d["file_name"], d["status"]) for d in listed["items"]) == [
         ("remote.txt", "READY"),
         ("travel.txt", "READY"),

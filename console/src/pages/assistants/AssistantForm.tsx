@@ -6,6 +6,7 @@ import {
   Button,
   Group,
   Loader,
+  Modal,
   MultiSelect,
   Paper,
   Select,
@@ -70,6 +71,8 @@ export function AssistantForm() {
   const [error, setError] = useState<unknown>(null);
   const [modelProblem, setModelProblem] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+  const [deleteError, setDeleteError] = useState<unknown>(null);
 
   useEffect(() => {
     loadCollections().then(setCollectionOptions).catch(setLoadError);
@@ -136,6 +139,17 @@ export function AssistantForm() {
     }
   }
 
+  async function remove() {
+    if (!existing) return;
+    try {
+      await unwrap(api.DELETE("/v1/assistants/{assistant_id}", { params: { path: { assistant_id: existing.id } } }));
+      notifications.show({ closeButtonProps: { "aria-label": "close" }, message: `Deleted ${existing.name}` });
+      navigate("/assistants");
+    } catch (err) {
+      setDeleteError(err);
+    }
+  }
+
   if (id && !existing && !loadError) return <Loader aria-label="loading" />;
   const named = error instanceof ApiError && error.field && FORM_FIELDS.some((f) => fieldError(error, f));
   return (
@@ -143,7 +157,30 @@ export function AssistantForm() {
       <PageHeader
         title={existing ? `Edit ${existing.name}` : "New assistant"}
         description={existing ? `Saving writes version ${existing.version + 1}.` : "Version 1 is written when you save."}
+        actions={
+          existing && (
+            <Button color="red" variant="light" onClick={() => setDeleting(true)}>
+              Delete assistant
+            </Button>
+          )
+        }
       />
+      <Modal opened={deleting} onClose={() => setDeleting(false)} title="Delete assistant">
+        <Stack>
+          <ErrorAlert error={deleteError} title="Not deleted" />
+          <Text size="sm">
+            Delete <b>{existing?.name}</b>? It is hidden from now on and answers no more messages.
+          </Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setDeleting(false)}>
+              Keep it
+            </Button>
+            <Button color="red" onClick={remove}>
+              Delete
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
       <ErrorAlert error={loadError} title="Could not load" />
       {!named && <ErrorAlert error={error} title="Not saved" />}
       <Paper withBorder p="md" maw={760}>

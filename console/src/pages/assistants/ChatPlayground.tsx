@@ -97,6 +97,7 @@ export function ChatPlayground() {
       live.current = state;
       setRunning(true);
       setError(null);
+      let ended = false;
       try {
         await streamEvents(url, {
           ...init,
@@ -123,9 +124,19 @@ export function ChatPlayground() {
               }
               if (state.stopRequested) void cancelRun(state);
             }
+            if (TERMINAL.has(event.event)) ended = true;
             updateTurn(key, (turn) => applyEvent(turn, event.event!, data));
           },
         });
+        if (!ended && !state.controller.signal.aborted && state.conversationId) {
+          // the stream closed before the run's last event: show what the conversation holds
+          const page = await unwrap(
+            api.GET("/v1/conversations/{conversation_id}/messages", {
+              params: { path: { conversation_id: state.conversationId }, query: { limit: 100 } },
+            }),
+          );
+          setTurns(page.items.map(fromStored));
+        }
       } catch (err) {
         setError(err);
         updateTurn(key, (turn) => ({ ...turn, status: FINAL.has(turn.status) ? turn.status : "failed", error: err }));
@@ -138,6 +149,9 @@ export function ChatPlayground() {
     },
     [reloadConversations, setParams, updateTurn],
   );
+
+  const followRef = useRef(follow);
+  followRef.current = follow;
 
   // open a conversation: its messages, and a reply still being written is followed again
   useEffect(() => {
@@ -161,7 +175,7 @@ export function ChatPlayground() {
         const last = loaded[loaded.length - 1];
         if (last && last.role === "assistant" && last.runId && !FINAL.has(last.status)) {
           setTurns(loaded.map((t) => (t === last ? { ...t, content: "" } : t))); // replayed from the start
-          void follow(
+          void followRef.current(
             last.key,
             `/v1/conversations/${encodeURIComponent(conversationId)}/runs/${encodeURIComponent(last.runId)}/stream`,
             { method: "GET" },
@@ -174,7 +188,7 @@ export function ChatPlayground() {
       })
       .finally(() => setLoadingMessages(false));
     return () => controller.abort();
-  }, [conversationId, follow]);
+  }, [conversationId]);
 
   // leaving the page stops listening (the reply goes on being written: onDisconnect)
   useEffect(() => () => live.current?.controller.abort(), []);
@@ -183,6 +197,7 @@ export function ChatPlayground() {
     const message = draft.trim();
     if (!message || running) return;
     setDraft("");
+    started.current = conversationId;
     const replyKey = localKey("reply");
     setTurns((all) => [
       ...all,

@@ -336,7 +336,7 @@ function DocumentRow(props: { doc: KnowledgeDocument; onDelete: () => void; onRe
           </Text>
         ) : (
           <Text size="xs" c="dimmed">
-            {total} chunks{d.tokens ? `, ${d.tokens} tokens` : ""}
+            {total} {total === 1 ? "chunk" : "chunks"}{d.tokens ? `, ${d.tokens} tokens` : ""}
             {d.pages ? `, ${d.pages} pages` : ""}
           </Text>
         )}
