@@ -160,6 +160,19 @@ def test_edit_versions_rollback_and_delete(console: Console) -> None:
     now = api.get(f"/v1/workflows/{wid}").json()
     assert now["version"] == 3 and now["steps"][0]["params"] == {"v": 1}
 
+    # a save over a version changed meanwhile is refused (If-Match), the editor says so
+    page.get_by_role("link", name="Edit").click()
+    editor = page.get_by_role("textbox", name="Workflow definition")
+    expect(editor).to_have_value(re.compile(r'"v": 1'))
+    meanwhile = {"name": "versioned", "steps": [{"step": 1, "target": "noop"}]}
+    assert api.put(f"/v1/workflows/{wid}", json=meanwhile).status_code == 200
+    page.get_by_role("button", name="Save new version").click()
+    expect(page.get_by_role("alert", name="definition error")).to_contain_text(
+        "workflow is at version 4, not 3"
+    )
+    assert api.get(f"/v1/workflows/{wid}").json()["version"] == 4
+    page.get_by_role("link", name="Cancel").click()
+
     page.get_by_role("button", name="Delete").click()
     confirm = page.get_by_role("dialog", name="Delete versioned?")
     confirm.get_by_role("button", name="Delete workflow").click()
