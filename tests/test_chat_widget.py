@@ -14,6 +14,8 @@ from deployments.app import create_app
 from linqra.config import RateLimitSettings, Settings
 
 SHOP = "https://shop.example"
+BLOG = "https://blog.example"
+PUBLIC = {"name": "shop help", "accessControl": {"type": "PUBLIC"}}
 
 
 def widget_for(client: TestClient, assistant: str) -> dict[str, str]:
@@ -29,7 +31,7 @@ def widget_for(client: TestClient, assistant: str) -> dict[str, str]:
 def test_a_visitor_chats_with_the_keys_assistant_only_in_its_own_conversations(
     client: TestClient,
 ) -> None:
-    bound = client.post("/v1/assistants", json={"name": "shop help"}).json()["id"]
+    bound = client.post("/v1/assistants", json=PUBLIC).json()["id"]
     other = client.post("/v1/assistants", json={"name": "internal"}).json()["id"]
     page = widget_for(client, bound)
     chat = f"/v1/assistants/{bound}/chat"
@@ -84,7 +86,7 @@ def test_a_visitor_chats_with_the_keys_assistant_only_in_its_own_conversations(
 
 
 def test_a_visitor_streams_follows_and_cancels_its_run(client: TestClient) -> None:
-    bound = client.post("/v1/assistants", json={"name": "shop help"}).json()["id"]
+    bound = client.post("/v1/assistants", json=PUBLIC).json()["id"]
     page = widget_for(client, bound)
     body = {"message": "stream please", "stream": True}
     with client.stream("POST", f"/v1/assistants/{bound}/chat", json=body, headers=page) as answer:
@@ -111,7 +113,7 @@ def test_a_visitor_is_limited_per_key_and_address(settings: Settings) -> None:
         update={"rate_limits": RateLimitSettings(widget="2/minute", team="100/minute")}
     )
     with TestClient(create_app(settings=limited), headers={"X-Team-Id": "team-a"}) as http:
-        bound = http.post("/v1/assistants", json={"name": "shop help"}).json()["id"]
+        bound = http.post("/v1/assistants", json=PUBLIC).json()["id"]
         page = widget_for(http, bound)
         answers: list[Any] = [
             http.post(f"/v1/assistants/{bound}/chat", json={"message": "hi"}, headers=page)
@@ -119,3 +121,42 @@ def test_a_visitor_is_limited_per_key_and_address(settings: Settings) -> None:
         ]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert int(answers[-1].headers["Retry-After"]) >= 1
+
+
+def test_only_a_public_assistant_answers_a_widget_and_only_on_its_domains(
+    client: TestClient,
+) -> None:
+    private = client.post("/v1/assistants", json={"name": "internal"}).json()["id"]
+    page = widget_for(client, private)
+    refused = client.post(f"/v1/assistants/{private}/chat", json={"message": "x"}, headers=page)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["field"] == "accessControl.type"
+    assert client.get("/v1/widget", headers=page).status_code == 403
+
+    other_site = {**PUBLIC, "accessControl": {"type": "PUBLIC", "allowedDomains": [BLOG]}}
+    elsewhere = client.post("/v1/assistants", json=other_site).json()["id"]
+    page = widget_for(client, elsewhere)  # the key allows SHOP, the assistant only BLOG
+    refused = client.post(f"/v1/assistants/{elsewhere}/chat", json={"message": "x"}, headers=page)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["field"] == "accessControl.allowedDomains"
+
+
+def test_the_widget_learns_its_assistant_and_looks_from_the_key(client: TestClient) -> None:
+    look = {"title": "Shop help", "welcomeMessage": "Ask about orders", "primaryColor": "#aa3300"}
+    bound = client.post("/v1/assistants", json={**PUBLIC, "widgetConfig": look}).json()["id"]
+    page = widget_for(client, bound)
+    info = client.get("/v1/widget", headers=page)
+    assert info.status_code == 200, info.text
+    assert info.headers["Access-Control-Allow-Origin"] == SHOP
+    body = info.json()
+    assert (body["assistantId"], body["name"]) == (bound, "shop help")
+    assert body["widgetConfig"] == {
+        **look,
+        "placeholder": "Type your question…",
+        "textColor": "#ffffff",
+        "position": "right",
+    }
+    # a team caller has no widget; a bad colour is a 400 naming the field
+    assert client.get("/v1/widget").status_code == 403
+    bad = client.post("/v1/assistants", json={**PUBLIC, "widgetConfig": {"primaryColor": "red"}})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "widgetConfig.primaryColor"

@@ -13,6 +13,7 @@ from deployments.routers import (
     linq,
     llm,
     secrets,
+    widget,
     workflows,
 )
 
@@ -29,6 +30,7 @@ ROUTERS = (
     agents.scheduling,
     assistants.router,
     chat.router,
+    widget.router,
     langgraph.router,
     events.router,
     linq.router,

@@ -20,6 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from deployments.auth import Member, Require, Runner, Viewer, identify
 from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
+from deployments.routers.widget import public_assistant
 from deployments.schemas import Page, RecordRoute, body_schema
 from linqra.assistants.chat import ChatRequest, ChatService, parse_event_id
 from linqra.assistants.conversations import ChatRun, Conversation, Message
@@ -96,8 +97,10 @@ async def chat(
     ``X-Conversation-Token`` (and ``conversation_token`` in JSON), which the same visitor sends
     back to continue the conversation, follow or cancel its runs; no other visitor can."""
     team.require_resource(assistant_id)
-    if team.source == "widget" and isinstance(body.get("conversationId"), str):
-        _visitor(system, team, body["conversationId"], token)
+    if team.source == "widget":
+        await public_assistant(system, team, request, assistant_id)
+        if isinstance(body.get("conversationId"), str):
+            _visitor(system, team, body["conversationId"], token)
     return await _send(request, system, team, body, assistant_id=assistant_id)
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "ContextManagement",
     "ModelChoice",
     "SelectedTask",
+    "WidgetConfig",
 ]
 
 MAX_SYSTEM_PROMPT = 20_000
@@ -90,11 +91,24 @@ class ContextManagement(_Part):
 
 
 class AccessControl(_Part):
-    """``PUBLIC`` assistants may be embedded by the sites in ``allowedDomains`` (origins
-    ``scheme://host[:port]``)."""
+    """Only a ``PUBLIC`` assistant answers a public widget key, and — when ``allowedDomains``
+    lists any — only on those sites (origins ``scheme://host[:port]``), besides the key's own
+    ``allowed_origins``."""
 
     type: Literal["PRIVATE", "PUBLIC"] = "PRIVATE"
     allowedDomains: list[WebOrigin] = Field(default_factory=list, max_length=50)
+
+
+class WidgetConfig(_Part):
+    """How the embeddable chat widget looks on a web page (``console/widget``); a page's
+    ``data-*`` attributes override each field."""
+
+    title: str = Field(default="Chat", min_length=1, max_length=100)
+    welcomeMessage: str = Field(default="Hi! How can I help?", max_length=1000)
+    placeholder: str = Field(default="Type your question…", max_length=200)
+    primaryColor: str = Field(default="#1c7ed6", pattern=r"^#[0-9a-fA-F]{6}$")
+    textColor: str = Field(default="#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
+    position: Literal["left", "right"] = "right"
 
 
 class AssistantSpec(BaseModel):
@@ -112,6 +126,7 @@ class AssistantSpec(BaseModel):
     knowledge: AssistantKnowledge | None = None
     contextManagement: ContextManagement = Field(default_factory=ContextManagement)
     accessControl: AccessControl = Field(default_factory=AccessControl)
+    widgetConfig: WidgetConfig = Field(default_factory=WidgetConfig)
     guardrails: GuardrailSettings = Field(
         default_factory=GuardrailSettings, description="input and output rules (docs/guardrails.md)"
     )
