@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from playwright.sync_api import expect
 
-from tests.support.browser import Console
+from tests.support.browser import ARTIFACTS, Console
 
 BAD_REQUEST = r"status of 400"  # Chromium logs each refused request as a console error
 
@@ -19,6 +19,12 @@ def _pick(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def
     field = page.get_by_role("combobox", name=label, exact=True)
     field.or_(page.get_by_role("textbox", name=label, exact=True)).first.click()
     page.get_by_role("option", name=option, exact=True).click()
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A screenshot of a step worth looking at, next to the tests' own."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_agent_task_cron_preview_run_and_detail(console: Console) -> None:
@@ -56,6 +62,7 @@ def test_agent_task_cron_preview_run_and_detail(console: Console) -> None:
     expect(fire_times).to_have_count(5)
     for i, instant in enumerate(times):
         expect(fire_times.nth(i)).to_have_text(instant.replace("T", " ").replace("Z", " UTC"))
+    _shot(page, "admin-task-form-cron-preview")
     dialog.get_by_role("button", name="Create task").click()
     expect(dialog).to_be_hidden()
 
@@ -100,6 +107,7 @@ def test_agent_task_cron_preview_run_and_detail(console: Console) -> None:
     expect(detail.get_by_text("COMPLETED")).to_be_visible()
     expect(detail.get_by_label("result")).to_have_text("42")
     expect(detail.get_by_label("input")).to_contain_text('"values"')
+    _shot(page, "admin-task-execution-drawer")
     page.keyboard.press("Escape")
     expect(detail).to_be_hidden()
 
@@ -139,10 +147,13 @@ def test_usage_shows_the_cost_of_an_llm_call(console: Console) -> None:
     total = page.get_by_test_id("total-cost")
     expect(total).not_to_have_text(re.compile(r"^0(\.0+)?$"))
     assert Decimal(total.inner_text().replace(",", "")) > 0
-    # both charts drew a bar for the day
+    # both charts drew a bar for the day of the call, the range's other days at zero
     for name in ("tokens per model per day", "cost per model per day"):
         chart = page.get_by_label(name)
-        expect(chart.locator(".recharts-bar-rectangle").first).to_be_visible()
+        drawn = chart.locator(".recharts-bar-rectangle path").filter(visible=True)
+        expect(drawn).to_have_count(1)  # one model, one day with calls, of 30
+
+    _shot(page, "admin-usage-charts")
 
     # a range without the call: nothing to show
     page.get_by_label("From").fill("2020-01-01")

@@ -94,6 +94,7 @@ export function TaskForm(props: { agentId: string; opened: boolean; onClose: () 
             const next = (v ?? "DATA_PROCESSING") as TaskType;
             if (config.trim() === EXAMPLES[type].trim() || !config.trim()) setConfig(EXAMPLES[next]);
             setType(next);
+            if (errorAt(error, "config") || errorAt(error, "type")) setError(null);
           }}
           error={errorAt(error, "type")}
         />
@@ -105,7 +106,10 @@ export function TaskForm(props: { agentId: string; opened: boolean; onClose: () 
           minRows={5}
           maxRows={16}
           value={config}
-          onChange={setConfig}
+          onChange={(value) => {
+            setConfig(value);
+            if (errorAt(error, "config")) setError(null); // the API's word was on the text before
+          }}
           error={jsonError ?? errorAt(error, "config")}
         />
         <Group grow>
@@ -131,7 +135,10 @@ export function TaskForm(props: { agentId: string; opened: boolean; onClose: () 
                 label="Cron expression"
                 description="Quartz: seconds minutes hours day-of-month month day-of-week [year]"
                 value={cron}
-                onChange={(e) => setCron(e.currentTarget.value)}
+                onChange={(e) => {
+                  setCron(e.currentTarget.value);
+                  if (triggerError) setError(null);
+                }}
                 error={triggerError}
               />
               <TextInput label="Timezone" value={timezone} onChange={(e) => setTimezone(e.currentTarget.value)} />

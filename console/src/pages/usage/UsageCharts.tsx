@@ -29,12 +29,12 @@ function addDays(day: string, n: number): string {
 }
 const tokens = (row: Row) => Number(row.input_tokens ?? 0) + Number(row.output_tokens ?? 0);
 
-/** A decimal amount as text, without float noise, at most 6 decimals shown. */
+/** A decimal amount as text, without float noise, at most 8 decimals shown. */
 export function money(text: string | null | undefined): string {
   if (text == null) return "—";
   const n = Number(text);
   if (!Number.isFinite(n)) return text;
-  return n.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 6 });
+  return n.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 8 });
 }
 
 async function summary(groupBy: "model" | "day", from: string, to: string): Promise<Row[]> {
@@ -82,8 +82,20 @@ export function UsageCharts() {
 
   const names = useMemo(() => (models ?? []).map((m) => String(m.model)), [models]);
   const series = names.map((name, i) => ({ name, color: COLORS[i % COLORS.length] }));
-  const tokenData = perDay.map(({ day, rows }) => ({ day, ...Object.fromEntries(rows.map((r) => [String(r.model), tokens(r)])) }));
-  const costData = perDay.map(({ day, rows }) => ({ day, ...Object.fromEntries(rows.map((r) => [String(r.model), Number(r.cost)])) }));
+  // every day of the range, a day without calls at zero
+  const days = useMemo(() => {
+    const all: string[] = [];
+    for (let day = from; day && until && day <= until && all.length < 366; day = addDays(day, 1)) all.push(day);
+    return all;
+  }, [from, until]);
+  const byDay = new Map(perDay.map(({ day, rows }) => [day, rows]));
+  const chartData = (value: (row: Row) => number) =>
+    days.map((day) => {
+      const rows = byDay.get(day) ?? [];
+      return { day: day.slice(5), ...Object.fromEntries(names.map((name) => [name, value(rows.find((r) => String(r.model) === name) ?? ({} as Row)) || 0])) };
+    });
+  const tokenData = chartData(tokens);
+  const costData = chartData((r) => Number(r.cost ?? 0));
   const totalCost = (models ?? []).reduce((sum, m) => sum + Number(m.cost), 0);
   const totalTokens = (models ?? []).reduce((sum, m) => sum + tokens(m), 0);
   const totalCalls = (models ?? []).reduce((sum, m) => sum + Number(m.calls), 0);
