@@ -1562,6 +1562,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/widget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Widget
+         * @description For a public widget key only: its assistant's id, name and ``widgetConfig``.
+         */
+        get: operations["widget_v1_widget_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workflows": {
         parameters: {
             query?: never;
@@ -1696,8 +1716,9 @@ export interface components {
     schemas: {
         /**
          * AccessControl
-         * @description ``PUBLIC`` assistants may be embedded by the sites in ``allowedDomains`` (origins
-         *     ``scheme://host[:port]``).
+         * @description Only a ``PUBLIC`` assistant answers a public widget key, and — when ``allowedDomains``
+         *     lists any — only on those sites (origins ``scheme://host[:port]``), besides the key's own
+         *     ``allowed_origins``.
          */
         AccessControl: {
             /** Alloweddomains */
@@ -1861,6 +1882,7 @@ export interface components {
             updated_at?: string | null;
             /** Version */
             version: number;
+            widgetConfig?: components["schemas"]["WidgetConfig"];
         } & {
             [key: string]: unknown;
         };
@@ -1959,6 +1981,7 @@ export interface components {
             systemPrompt: string;
             /** Version */
             version: number;
+            widgetConfig?: components["schemas"]["WidgetConfig"];
         } & {
             [key: string]: unknown;
         };
@@ -3983,6 +4006,55 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * WidgetConfig
+         * @description How the embeddable chat widget looks on a web page (``console/widget``); a page's
+         *     ``data-*`` attributes override each field.
+         */
+        WidgetConfig: {
+            /**
+             * Placeholder
+             * @default Type your question…
+             */
+            placeholder: string;
+            /**
+             * Position
+             * @default right
+             * @enum {string}
+             */
+            position: "left" | "right";
+            /**
+             * Primarycolor
+             * @default #1c7ed6
+             */
+            primaryColor: string;
+            /**
+             * Textcolor
+             * @default #ffffff
+             */
+            textColor: string;
+            /**
+             * Title
+             * @default Chat
+             */
+            title: string;
+            /**
+             * Welcomemessage
+             * @default Hi! How can I help?
+             */
+            welcomeMessage: string;
+        };
+        /**
+         * WidgetInfo
+         * @description What the widget shows before the first message.
+         */
+        WidgetInfo: {
+            /** Assistantid */
+            assistantId: string;
+            /** Name */
+            name: string;
+            widgetConfig: components["schemas"]["WidgetConfig"];
+        };
+        /**
          * Workflow
          * @description A workflow at its current version: its definition's fields (``mode``, ``steps``,
          *     ``params``, ``timeoutSeconds``) at the top level.
@@ -5680,8 +5752,9 @@ export interface operations {
                 "application/json": {
                     /**
                      * AccessControl
-                     * @description ``PUBLIC`` assistants may be embedded by the sites in ``allowedDomains`` (origins
-                     *     ``scheme://host[:port]``).
+                     * @description Only a ``PUBLIC`` assistant answers a public widget key, and — when ``allowedDomains``
+                     *     lists any — only on those sites (origins ``scheme://host[:port]``), besides the key's own
+                     *     ``allowed_origins``.
                      */
                     accessControl?: {
                         /** Alloweddomains */
@@ -5843,6 +5916,44 @@ export interface operations {
                      * @default
                      */
                     systemPrompt?: string;
+                    /**
+                     * WidgetConfig
+                     * @description How the embeddable chat widget looks on a web page (``console/widget``); a page's
+                     *     ``data-*`` attributes override each field.
+                     */
+                    widgetConfig?: {
+                        /**
+                         * Placeholder
+                         * @default Type your question…
+                         */
+                        placeholder?: string;
+                        /**
+                         * Position
+                         * @default right
+                         * @enum {string}
+                         */
+                        position?: "left" | "right";
+                        /**
+                         * Primarycolor
+                         * @default #1c7ed6
+                         */
+                        primaryColor?: string;
+                        /**
+                         * Textcolor
+                         * @default #ffffff
+                         */
+                        textColor?: string;
+                        /**
+                         * Title
+                         * @default Chat
+                         */
+                        title?: string;
+                        /**
+                         * Welcomemessage
+                         * @default Hi! How can I help?
+                         */
+                        welcomeMessage?: string;
+                    };
                 };
             };
         };
@@ -5938,8 +6049,9 @@ export interface operations {
                 "application/json": {
                     /**
                      * AccessControl
-                     * @description ``PUBLIC`` assistants may be embedded by the sites in ``allowedDomains`` (origins
-                     *     ``scheme://host[:port]``).
+                     * @description Only a ``PUBLIC`` assistant answers a public widget key, and — when ``allowedDomains``
+                     *     lists any — only on those sites (origins ``scheme://host[:port]``), besides the key's own
+                     *     ``allowed_origins``.
                      */
                     accessControl?: {
                         /** Alloweddomains */
@@ -6101,6 +6213,44 @@ export interface operations {
                      * @default
                      */
                     systemPrompt?: string;
+                    /**
+                     * WidgetConfig
+                     * @description How the embeddable chat widget looks on a web page (``console/widget``); a page's
+                     *     ``data-*`` attributes override each field.
+                     */
+                    widgetConfig?: {
+                        /**
+                         * Placeholder
+                         * @default Type your question…
+                         */
+                        placeholder?: string;
+                        /**
+                         * Position
+                         * @default right
+                         * @enum {string}
+                         */
+                        position?: "left" | "right";
+                        /**
+                         * Primarycolor
+                         * @default #1c7ed6
+                         */
+                        primaryColor?: string;
+                        /**
+                         * Textcolor
+                         * @default #ffffff
+                         */
+                        textColor?: string;
+                        /**
+                         * Title
+                         * @default Chat
+                         */
+                        title?: string;
+                        /**
+                         * Welcomemessage
+                         * @default Hi! How can I help?
+                         */
+                        welcomeMessage?: string;
+                    };
                 };
             };
         };
@@ -9389,6 +9539,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UsageSummary"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    widget_v1_widget_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WidgetInfo"];
                 };
             };
             /** @description bad input, unknown id, conflict, … */
