@@ -236,6 +236,15 @@ def test_api_key_shown_once_listed_then_deleted(console: Console) -> None:
     expect(row).to_be_visible()
     assert key not in page.content()
 
+    # rotated: a new secret, shown once again
+    row.get_by_role("button", name="Rotate").click()
+    page.get_by_role("dialog").get_by_role("button", name="Rotate").click()
+    rotated = page.get_by_role("dialog", name="Key ci-bot").get_by_test_id("issued-key")
+    expect(rotated).to_have_value(re.compile(r"^lq_\w+"))
+    assert rotated.input_value() != key
+    page.get_by_role("button", name="I have copied it").click()
+    expect(rotated).to_be_hidden()
+
     row.get_by_role("button", name="Delete").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(row.get_by_text("revoked")).to_be_visible()
@@ -246,3 +255,64 @@ def test_api_key_shown_once_listed_then_deleted(console: Console) -> None:
     page.get_by_role("tab", name="Audit log").click()
     audit = page.get_by_role("table", name="audit events")
     expect(audit.get_by_text("api_key.create")).to_be_visible()
+
+
+def test_webhooks_provider_keys_members_and_pages(console: Console) -> None:
+    console.allow(BAD_REQUEST)
+    api = console.api()
+    page = console.open("/agents/hooks")
+    expect(page.get_by_text("No webhooks")).to_be_visible()
+    page.get_by_role("button", name="New webhook").click()
+    form = page.get_by_role("dialog", name="New webhook")
+    form.get_by_role("textbox", name="Topic").fill("orders")
+    form.get_by_role("button", name="Create webhook").click()
+    created = page.get_by_role("dialog", name="Webhook created")
+    expect(created.get_by_role("textbox", name="Secret")).not_to_have_value("")
+    secret = created.get_by_role("textbox", name="Secret").input_value()
+    expect(created.get_by_role("textbox", name="URL")).to_have_value(re.compile(r"/v1/hooks/"))
+    created.get_by_role("button", name="Done").click()
+    expect(page.get_by_role("table", name="webhooks")).to_contain_text("orders")
+    assert [h["topic"] for h in api.get("/v1/hooks").json()["items"]] == ["orders"]
+    assert secret not in page.content()
+
+    page.get_by_role("tab", name="Dead letters").click()
+    expect(page.get_by_text("No dead letters")).to_be_visible()
+
+    # a provider key: stored, never shown back (its last four only)
+    page = console.open("/settings/secrets")
+    expect(page.get_by_text("No provider keys")).to_be_visible()
+    page.get_by_role("textbox", name="Provider").fill("openai")
+    key_input = page.get_by_label("API key")
+    key_input.fill("short")
+    page.get_by_role("button", name="Save key").click()
+    expect(page.get_by_text("value: String should have at least 8 characters")).to_be_visible()
+    value = "sk-test-" + "k" * 28 + "wxyz"
+    key_input.fill(value)
+    page.get_by_role("button", name="Save key").click()
+    table = page.get_by_role("table", name="provider keys")
+    expect(table).to_contain_text("…wxyz")
+    expect(key_input).to_have_value("")
+    assert value not in page.content()
+    assert api.get("/v1/secrets").json()["items"][0]["last4"] == "wxyz"
+
+    # a member added by user id
+    page.get_by_role("tab", name="Members").click()
+    expect(page.get_by_text("No members recorded")).to_be_visible()
+    page.get_by_role("button", name="Add member").click()
+    member = page.get_by_role("dialog", name="Add member")
+    member.get_by_role("textbox", name="User id").fill("user-7")
+    _pick(page, "Role", "viewer")
+    member.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("table", name="members")).to_contain_text("user-7")
+    assert [(m["user_id"], m["role"]) for m in api.get("/v1/members").json()["items"]] == [
+        ("user-7", "viewer")
+    ]
+
+    # lists are paged: 25 keys are 20 and 5
+    for i in range(25):
+        assert api.post("/v1/api-keys", json={"name": f"k{i:02d}"}).status_code == 201
+    page.get_by_role("tab", name="API keys").click()
+    rows = page.get_by_role("table", name="api keys").get_by_role("row")
+    expect(rows).to_have_count(21)  # with the header row
+    page.get_by_role("button", name="2", exact=True).click()
+    expect(rows).to_have_count(6)
