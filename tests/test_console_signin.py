@@ -5,6 +5,8 @@ what was typed on the page."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,3 +86,34 @@ def test_without_sign_in_the_api_is_refused(signin_app: tuple[str, OidcProvider]
         "authMode": "oidc",
         "oidc": {"issuer": signin_app[1].issuer, "clientId": CLIENT, "scopes": "openid api"},
     }
+
+
+def test_an_expired_sign_in_is_renewed_in_a_popup_keeping_the_form(
+    browser: Any, signin_app: tuple[str, OidcProvider]
+) -> None:
+    url, _ = signin_app
+    context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/console/workflows/new")
+        page.get_by_role("button", name="Sign in").click()
+        _sign_in_on_the_provider(page, "alice")
+        editor = page.get_by_label("Workflow definition")
+        typed = {"name": "kept across a sign-in", "steps": [{"step": 1, "target": "noop"}]}
+        editor.fill(json.dumps(typed))
+        # the token goes stale (as an expired one would: the gateway refuses it)
+        page.evaluate("() => localStorage.setItem('linqra.token', 'e30.e30.stale')")
+        page.get_by_role("button", name="Save workflow").click()
+        dialog = page.get_by_role("dialog", name="Your sign-in expired")
+        dialog.wait_for()
+        with page.expect_popup() as opened:
+            dialog.get_by_role("button", name="Sign in again").click()
+        opened.value.wait_for_event("close")  # the provider still knows alice: straight back
+        dialog.wait_for(state="hidden")
+        assert json.loads(editor.input_value()) == typed  # what was typed is still there
+        page.get_by_role("button", name="Save workflow").click()
+        page.wait_for_url(re.compile(r".*/console/workflows/wf_[0-9a-f]+$"))
+        page.get_by_text("kept across a sign-in").first.wait_for()
+    finally:
+        context.close()
