@@ -9,11 +9,15 @@ import { BrowserRouter } from "react-router-dom";
 import { App } from "./App";
 import { loadConfig } from "./auth";
 
-// Mantine's "dimmed" text (gray 6 on white) is below WCAG AA contrast: one shade darker in light
-// mode, one lighter in dark mode.
+// Mantine's defaults are below WCAG AA contrast in places (dimmed gray 6 text, error and link
+// colours, white on filled shade 6): darker shades in light mode, a lighter dimmed in dark mode.
 const contrast: CSSVariablesResolver = () => ({
   variables: {},
-  light: { "--mantine-color-dimmed": "var(--mantine-color-gray-7)" },
+  light: {
+    "--mantine-color-dimmed": "var(--mantine-color-gray-7)",
+    "--mantine-color-error": "var(--mantine-color-red-8)",
+    "--mantine-color-anchor": "var(--mantine-color-blue-8)",
+  },
   dark: { "--mantine-color-dimmed": "var(--mantine-color-dark-1)" },
 });
 
@@ -26,7 +30,11 @@ const config = await loadConfig().catch((error) => {
 root.render(
   <StrictMode>
     {/* light or dark as the system says */}
-    <MantineProvider defaultColorScheme="auto" cssVariablesResolver={contrast}>
+    <MantineProvider
+      defaultColorScheme="auto"
+      theme={{ primaryShade: { light: 8, dark: 8 } }}
+      cssVariablesResolver={contrast}
+    >
       <Notifications />
       <BrowserRouter basename="/console">
         <App config={config} />
