@@ -37,6 +37,19 @@ def test_agent_task_cron_preview_run_and_detail(console: Console) -> None:
     expect(page.get_by_role("heading", name="nightly")).to_be_visible()
     expect(page.get_by_text("This agent has no tasks")).to_be_visible()
 
+    # edited: a refused value shows under its field, a good one is saved
+    page.get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("dialog", name="Edit nightly")
+    edit.get_by_role("textbox", name="Max concurrency").fill("0")
+    edit.get_by_role("button", name="Save").click()
+    expect(
+        edit.get_by_text(re.compile(r"max_concurrency: .*greater than or equal to 1"))
+    ).to_be_visible()
+    edit.get_by_role("textbox", name="Max concurrency").fill("2")
+    edit.get_by_role("textbox", name="Description").fill("sums at night")
+    edit.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("sums at night · up to 2 at once · enabled")).to_be_visible()
+
     page.get_by_role("button", name="New task").click()
     dialog = page.get_by_role("dialog", name="New task")
     dialog.get_by_role("textbox", name="Name").fill("sum")
