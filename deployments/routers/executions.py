@@ -150,7 +150,8 @@ async def stream_execution(
     ] = None,
 ) -> EventSourceResponse:
     """Follow a run live: an ``execution`` event with the whole record (its steps' latest runs)
-    now and each time it changes — a step starts, retries, finishes — until it is finished.
+    now and each time it changes — a step starts, retries, finishes — until it is finished
+    (and its ``async`` steps too).
     The record is read every 0.25 s. Each event's id is a digest of the record it carries, so a
     client that reconnects with ``Last-Event-ID`` is sent the next change, not what it has."""
     executions = system.workflows.executions
@@ -164,8 +165,8 @@ async def stream_execution(
             if digest != seen:
                 seen = digest
                 yield ServerSentEvent(body, event="execution", id=digest)
-            if current["status"] in EXECUTION_TERMINAL:
-                return
+            if current["status"] in EXECUTION_TERMINAL and not current.get("pending_async_steps"):
+                return  # finished, and no async step still to report
             await asyncio.sleep(STREAM_POLL_SECONDS)
             try:
                 current = await executions.full_record(team.team_id, execution_id)

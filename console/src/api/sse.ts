@@ -16,12 +16,14 @@ export interface StreamOptions {
   onReconnect?: (attempt: number) => void;
   /** The URL to reconnect to (GET, with Last-Event-ID); none: a dropped stream is an error. */
   resume?: (lastEventId: string) => string;
+  /** The id of the last event seen before (sent as Last-Event-ID from the first request). */
+  lastEventId?: string;
   /** Events that end the stream (e.g. run.completed). */
   terminal?: ReadonlySet<string>;
 }
 
 export async function streamEvents(url: string, options: StreamOptions): Promise<void> {
-  let lastId = "";
+  let lastId = options.lastEventId ?? "";
   let target = url;
   let method = options.method ?? "GET";
   let body = options.body;

@@ -67,6 +67,8 @@ export function Pager(props: { total: number; limit: number; offset: number; onO
         value={Math.floor(props.offset / props.limit) + 1}
         onChange={(page) => props.onOffset((page - 1) * props.limit)}
         aria-label="pages"
+        getItemProps={(page) => ({ "aria-label": `page ${page}` })}
+        getControlProps={(control) => ({ "aria-label": `${control} page` })}
       />
     </Group>
   );

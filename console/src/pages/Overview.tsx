@@ -33,7 +33,11 @@ export function Overview() {
       {health && (
         <Group>
           <Text size="sm">Gateway</Text>
-          <Badge color={health.status === "ok" ? "green" : "orange"} data-testid="gateway-status">{String(health.status ?? "unknown")}</Badge>
+          <Badge
+            variant="dot"
+            color={health.status === "ok" ? "green" : "orange"}
+            data-testid="gateway-status"
+          >{String(health.status ?? "unknown")}</Badge>
         </Group>
       )}
       <SimpleGrid cols={{ base: 1, sm: 2 }}>

@@ -1,10 +1,11 @@
 /**
  * The executions area: runs of workflows (filtered by status or workflow, a page at a time), and
  * an execution's page — its status and timing, a Gantt timeline of its steps that follows the run
- * while it is in progress (the record polled every 500 ms until it ends), a drawer with a step's
+ * while it is in progress (followed over SSE until it ends), a drawer with a step's
  * inputs, output, attempts and error, and Cancel / Resume when they apply.
  */
 import {
+  Alert,
   Anchor,
   Badge,
   Button,
@@ -22,13 +23,14 @@ import {
 import { useEffect, useState } from "react";
 import { Link, Route, Routes, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, unwrap } from "../../api/client";
+import { streamEvents } from "../../api/sse";
 import { EmptyState, ErrorAlert, PageHeader, Pager, RefreshButton, statusColor } from "../../components/common";
 import { usePage } from "../../components/usePage";
 import { formatMs, stepColor, Timeline } from "./Timeline";
 import { isTerminal, STATUSES, type Execution, type ExecutionStatus, type StepRecord } from "./types";
 
 const LIMIT = 20;
-const POLL_MS = 500;
+const CLOCK_MS = 500;
 
 const pretty = (value: unknown) => JSON.stringify(value, null, 2);
 
@@ -161,44 +163,76 @@ function ExecutionList() {
   );
 }
 
-/** The execution, polled every POLL_MS while it is not over; `restart` polls again (a resume). */
+/**
+ * The execution, followed live over SSE (`GET /v1/executions/{id}/stream`: the record each time
+ * it changes) until it is over; a dropped connection is retried with `Last-Event-ID` and said so
+ * (`reconnecting` counts the attempts). `restart` follows it again (after a resume).
+ */
 function useLiveExecution(id: string) {
   const [execution, setExecution] = useState<Execution | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [now, setNow] = useState(() => Date.now());
   const [generation, setGeneration] = useState(0);
+  const [reconnecting, setReconnecting] = useState(0);
   useEffect(() => {
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const tick = async () => {
-      try {
-        const got = await unwrap(
-          api.GET("/v1/executions/{execution_id}", { params: { path: { execution_id: id } } }),
-        );
-        if (stopped) return;
-        setExecution(got);
-        setError(null);
-        setNow(Date.now());
-        if (!isTerminal(got)) timer = setTimeout(tick, POLL_MS);
-      } catch (e) {
-        if (stopped) return;
-        setError(e);
-        // an unknown execution stays unknown; anything else may pass: try again, slower
-        if (!(e instanceof ApiError && e.status >= 400 && e.status < 500)) timer = setTimeout(tick, POLL_MS * 4);
+    const abort = new AbortController();
+    const url = `${window.location.origin}/v1/executions/${encodeURIComponent(id)}/stream`;
+    let done = false;
+    let lastId = "";
+    const follow = async () => {
+      for (let attempt = 0; !done && !abort.signal.aborted; attempt++) {
+        try {
+          await streamEvents(url, {
+            signal: abort.signal,
+            lastEventId: lastId,
+            onEvent: (event) => {
+              if (event.event === "execution") {
+                const got = JSON.parse(event.data) as Execution;
+                lastId = event.id ?? lastId;
+                done = isTerminal(got);
+                attempt = 0;
+                setExecution(got);
+                setError(null);
+                setReconnecting(0);
+                setNow(Date.now());
+              } else if (event.event === "error") {
+                const body = JSON.parse(event.data) as { error?: { message?: string } };
+                setError(new Error(body.error?.message ?? "the stream failed"));
+              }
+            },
+          });
+        } catch (e) {
+          // an unknown execution stays unknown: no retry
+          if (e instanceof ApiError && e.status >= 400 && e.status < 500) {
+            setError(e);
+            return;
+          }
+        }
+        if (done || abort.signal.aborted) return;
+        setReconnecting(attempt + 1); // the stream ended before the run did: say so, go again
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 4000)));
       }
     };
-    void tick();
+    void follow();
+    const clock = setInterval(() => !done && setNow(Date.now()), CLOCK_MS); // running bars grow
     return () => {
-      stopped = true;
-      clearTimeout(timer);
+      abort.abort();
+      clearInterval(clock);
     };
   }, [id, generation]);
-  return { execution, setExecution, error, now, restart: () => setGeneration((g) => g + 1) };
+  return {
+    execution,
+    setExecution,
+    error,
+    now,
+    reconnecting,
+    restart: () => setGeneration((g) => g + 1),
+  };
 }
 
 function ExecutionDetail() {
   const { id = "" } = useParams();
-  const { execution, setExecution, error, now, restart } = useLiveExecution(id);
+  const { execution, setExecution, error, now, reconnecting, restart } = useLiveExecution(id);
   const [openStep, setOpenStep] = useState<number | null>(null);
   const [actionError, setActionError] = useState<unknown>(null);
   const [busy, setBusy] = useState<"cancel" | "resume" | null>(null);
@@ -263,7 +297,12 @@ function ExecutionDetail() {
         }
       />
       <ErrorAlert error={actionError} />
-      {error != null && <ErrorAlert error={error} title="Lost touch with the execution (retrying)" />}
+      {reconnecting > 0 && (
+        <Alert color="yellow" role="status" mb="md">
+          The connection to the run was lost — reconnecting (attempt {reconnecting})…
+        </Alert>
+      )}
+      {error != null && <ErrorAlert error={error} title="Lost touch with the execution" />}
       <SimpleGrid cols={{ base: 2, sm: 5 }} mb="md">
         <Stack gap={2}>
           <Text size="xs" c="dimmed">
