@@ -1,8 +1,11 @@
 """The embeddable chat widget (``/console/widget.js``) in a real headless Chromium, embedded by a
-page of another origin — a second loopback server — as a customer's site embeds it: the visitor
-opens the bubble, asks, watches the answer stream in with its sources, reloads and finds the
-conversation again; a site the key does not allow gets a clear error and no answer; the page's
-styles and the widget's do not reach each other."""
+page of another origin — a second loopback server — as a customer's site embeds it, with only
+its key: the widget learns its assistant and look from ``GET /v1/widget`` (the assistant's
+``widgetConfig``, each field overridable by a ``data-*`` attribute); the visitor opens the bubble,
+asks, watches the answer stream in with its sources, reloads and finds the conversation again; a
+site the key does not allow, a PRIVATE assistant and a site outside the assistant's
+``allowedDomains`` get a clear error and no answer; the page's styles and the widget's do not
+reach each other."""
 
 from __future__ import annotations
 
@@ -41,14 +44,23 @@ def page_html(widget: str = "", style: str = "") -> str:
 <input id="search" value="socks">{widget}</body></html>"""
 
 
-def script_tag(app: LiveApp, key: str, assistant: str, **data: str) -> str:
+def script_tag(app: LiveApp, key: str, **data: str) -> str:
+    """The embed snippet: the key, and any ``data-*`` attribute given (``text_color`` is
+    ``data-text-color``)."""
     extra = "".join(
         f' data-{name.replace("_", "-")}="{html.escape(v)}"' for name, v in data.items()
     )
-    return (
-        f'<script src="{app.url}/console/widget.js" data-key="{key}" '
-        f'data-assistant="{assistant}"{extra} async></script>'
-    )
+    return f'<script src="{app.url}/console/widget.js" data-key="{key}"{extra} async></script>'
+
+
+CONFIG = {
+    "title": "Shop help",
+    "welcomeMessage": "Ask about orders",
+    "placeholder": "Your question about an order",
+    "primaryColor": "#aa3300",
+    "textColor": "#ffffee",
+    "position": "left",
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +85,25 @@ class Shop:
     api: httpx.Client
     collection: str
 
-    def assistant(self, model: str = SLOW) -> str:
+    def assistant(
+        self,
+        model: str = SLOW,
+        *,
+        config: dict[str, str] | None = None,
+        access: dict[str, Any] | None = None,
+    ) -> str:
+        """An assistant answering from the collection; PUBLIC unless ``access`` says otherwise."""
         priced = self.api.put(f"/v1/models/openai:{model}/price", json=PRICE)
         assert priced.status_code == 200, priced.text
-        made = self.api.post(
-            "/v1/assistants",
-            json={
-                "name": "shop help",
-                "defaultModel": {"provider": "openai", "modelName": model},
-                "knowledge": {"collections": [self.collection], "topK": 1},
-            },
-        )
+        spec: dict[str, Any] = {
+            "name": "shop help",
+            "defaultModel": {"provider": "openai", "modelName": model},
+            "knowledge": {"collections": [self.collection], "topK": 1},
+            "accessControl": access or {"type": "PUBLIC"},
+        }
+        if config is not None:
+            spec["widgetConfig"] = config
+        made = self.api.post("/v1/assistants", json=spec)
         assert made.status_code == 201, made.text
         return str(made.json()["id"])
 
@@ -183,23 +203,33 @@ WATCH_STREAMING = """() => {
 def test_a_visitor_asks_sees_the_answer_stream_with_sources_and_finds_it_after_a_reload(
     site: str, shop: Shop, visit: Visit
 ) -> None:
-    assistant = shop.assistant()
+    assistant = shop.assistant(config=CONFIG)
     key = shop.widget_key(assistant, [site])
-    PAGES["shop"] = page_html(
-        script_tag(shop.app, key, assistant, title="Shop help", welcome="Hello from the shop!")
-    )
+    PAGES["shop"] = page_html(script_tag(shop.app, key))  # the key only: no data-assistant
     page = visit.page
     page.goto(f"{site}/shop")
     chat = widget(page)
     bubble = chat.get_by_role("button", name="Open chat")
     expect(bubble).to_have_attribute("aria-expanded", "false")
+    # the bubble's look is the assistant's widgetConfig: its colour, on the left
+    expect(bubble).to_have_css("background-color", "rgb(170, 51, 0)")
+    expect(bubble).to_have_css("color", "rgb(255, 255, 238)")
+    at = bubble.bounding_box()
+    assert at is not None and at["x"] < 100, at
     bubble.click()
     panel = chat.get_by_role("dialog", name="Shop help")
-    expect(panel.get_by_role("heading", name="Shop help")).to_be_visible()
+    heading = panel.get_by_role("heading", name="Shop help")
+    expect(heading).to_be_visible()
+    expect(heading).to_have_css("color", "rgb(255, 255, 238)")
+    expect(panel.locator(".head")).to_have_css("background-color", "rgb(170, 51, 0)")
     log = panel.get_by_role("log")
     expect(log).to_have_attribute("aria-live", "polite")
-    expect(log).to_contain_text("Hello from the shop!")
+    expect(log.locator(".msg.welcome")).to_have_text("Ask about orders")
+    expect(panel.get_by_role("textbox", name="Message")).to_have_attribute(
+        "placeholder", "Your question about an order"
+    )
     expect(chat.get_by_role("button", name="Close chat")).to_have_attribute("aria-expanded", "true")
+    expect(panel.get_by_role("alert")).to_be_hidden()
     page.evaluate(WATCH_STREAMING)
 
     box = panel.get_by_role("textbox", name="Message")
@@ -269,7 +299,9 @@ def test_a_reload_while_the_answer_is_written_follows_it_on_without_losing_or_re
 ) -> None:
     assistant = shop.assistant("slow-30-80")  # about 2.5 s of words
     key = shop.widget_key(assistant, [site])
-    PAGES["long"] = page_html(script_tag(shop.app, key, assistant))
+    # a data-assistant naming another assistant: the key's answer wins
+    other = shop.assistant()
+    PAGES["long"] = page_html(script_tag(shop.app, key, assistant=other))
     page = visit.page
     page.goto(f"{site}/long")
     chat = widget(page)
@@ -299,6 +331,9 @@ def test_a_reload_while_the_answer_is_written_follows_it_on_without_losing_or_re
     conversation = kept["conversationId"]
     messages = shop.api.get(f"/v1/conversations/{conversation}/messages").json()["items"]
     assert messages[-1]["content"] == f"Echo: tell me everything {words}"
+    assert shop.api.get(f"/v1/conversations/{conversation}").json()["assistant_id"] == assistant
+    listed = shop.api.get("/v1/conversations", params={"assistant_id": other}).json()
+    assert listed["items"] == []
 
     # Stop: the reply ends where it was, cancelled, and the visitor may ask again
     chat.get_by_role("textbox", name="Message").fill("and again")
@@ -320,17 +355,21 @@ def test_a_reload_while_the_answer_is_written_follows_it_on_without_losing_or_re
 def test_a_site_the_key_does_not_allow_gets_a_clear_error_and_no_answer(
     site: str, shop: Shop, visit: Visit
 ) -> None:
-    assistant = shop.assistant()
+    assistant = shop.assistant(config=CONFIG)
     key = shop.widget_key(assistant, ["https://shop.example"])  # not this site
-    PAGES["elsewhere"] = page_html(script_tag(shop.app, key, assistant))
+    PAGES["elsewhere"] = page_html(script_tag(shop.app, key))
     page = visit.page
+    asked: list[str] = []
+    page.on("request", lambda r: r.method != "OPTIONS" and asked.append(r.url))
     page.goto(f"{site}/elsewhere")
     chat = widget(page)
     chat.get_by_role("button", name="Open chat").click()
+    alert = chat.get_by_role("alert")
+    expect(alert).to_contain_text("This chat is not available on this website")  # at once
+    expect(chat.get_by_role("heading")).to_have_text("Chat")  # the config was not readable
     box = chat.get_by_role("textbox", name="Message")
     box.fill("do you ship abroad?")
-    box.press("Enter")
-    alert = chat.get_by_role("alert")
+    box.press("Enter")  # asks the gateway again, which refuses again
     expect(alert).to_contain_text("This chat is not available on this website")
     expect(alert).to_contain_text("not allowed to use this chat")
     expect(chat.locator(".msg.assistant")).to_have_count(0)
@@ -339,10 +378,54 @@ def test_a_site_the_key_does_not_allow_gets_a_clear_error_and_no_answer(
     expect(chat.get_by_role("button", name="Send")).to_be_enabled()
     listed = shop.api.get("/v1/conversations", params={"assistant_id": assistant}).json()
     assert listed["items"] == []
+    assert [u for u in asked if u.endswith("/v1/widget")], asked
+    assert not [u for u in asked if "/chat" in u], asked
     # what the browser reported: the gateway's refusal, unreadable by the page (no CORS)
     assert visit.errors, "the refused request left no trace"
     assert any("CORS" in e for e in visit.errors), visit.errors
-    assert all(re.search(r"CORS|/chat|net::ERR_FAILED", e) for e in visit.errors), visit.errors
+    assert all(re.search(r"CORS|/v1/widget|net::ERR_FAILED", e) for e in visit.errors), visit.errors
+
+
+def test_a_private_assistant_or_a_site_outside_its_domains_gets_a_clear_error_and_no_answer(
+    site: str, shop: Shop, visit: Visit
+) -> None:
+    """The key allows the site, the assistant does not: PRIVATE (the default), or PUBLIC on
+    other domains only. ``GET /v1/widget`` is a readable 403: the widget says so, sends nothing."""
+    private = shop.assistant(config=CONFIG, access={"type": "PRIVATE"})
+    elsewhere = shop.assistant(
+        config=CONFIG, access={"type": "PUBLIC", "allowedDomains": ["https://shop.example"]}
+    )
+    page = visit.page
+    asked: list[str] = []
+    page.on("request", lambda r: r.method != "OPTIONS" and asked.append(r.url))
+    for name, assistant, why in [
+        ("private", private, "its assistant does not answer on web pages"),
+        ("other-domains", elsewhere, "this site is not allowed to use this chat"),
+    ]:
+        key = shop.widget_key(assistant, [site])
+        PAGES[name] = page_html(script_tag(shop.app, key))
+        page.goto(f"{site}/{name}")
+        chat = widget(page)
+        chat.get_by_role("button", name="Open chat").click()
+        alert = chat.get_by_role("alert")
+        expect(alert).to_have_text(f"This chat is not available on this website: {why}.")
+        expect(chat.get_by_role("heading")).to_have_text("Chat")  # not the refused config's
+        box = chat.get_by_role("textbox", name="Message")
+        box.fill("do you ship abroad?")
+        box.press("Enter")
+        expect(alert).to_have_text(f"This chat is not available on this website: {why}.")
+        expect(box).to_have_value("do you ship abroad?")  # nothing was sent: the text is kept
+        expect(chat.locator(".msg.user")).to_have_count(0)
+        expect(chat.locator(".msg.assistant")).to_have_count(0)
+        expect(chat.get_by_role("button", name="Send")).to_be_enabled()
+        listed = shop.api.get("/v1/conversations", params={"assistant_id": assistant}).json()
+        assert listed["items"] == []
+        assert "conversationId" not in stored(page, key)
+    assert len([u for u in asked if u.endswith("/v1/widget")]) == 2, asked  # one per page
+    assert not [u for u in asked if "/chat" in u], asked
+    # only the two 403s, as the browser logs any failed load
+    assert len(visit.errors) == 2, visit.errors
+    assert all("403" in e for e in visit.errors), visit.errors
 
 
 PAGE_STYLE = """els => els.map(id => {
@@ -370,9 +453,10 @@ def widget_style(chat: Locator) -> dict[str, list[str]]:
 
 
 def test_the_page_and_the_widget_keep_their_own_styles(site: str, shop: Shop, visit: Visit) -> None:
-    assistant = shop.assistant()
+    """... and the page's ``data-*`` attributes win over the assistant's widgetConfig."""
+    assistant = shop.assistant(config={**CONFIG, "position": "right"})
     key = shop.widget_key(assistant, [site])
-    tag = script_tag(shop.app, key, assistant, color="#0a7d33", position="left")
+    tag = script_tag(shop.app, key, color="#0a7d33", position="left", title="Returns desk")
     PAGES["calm"] = page_html(tag)
     PAGES["hostile"] = page_html(tag, style=HOSTILE)
     PAGES["hostile-alone"] = page_html(style=HOSTILE)
@@ -389,13 +473,16 @@ def test_the_page_and_the_widget_keep_their_own_styles(site: str, shop: Shop, vi
         expect(chat.locator(".msg.welcome")).to_have_css("font-size", "14px")
         expect(chat.locator(".msg.welcome")).to_have_css("color", "rgb(31, 35, 40)")
         expect(chat.get_by_role("heading")).to_have_css("font-size", "16px")
+        expect(chat.get_by_role("heading")).to_have_text("Returns desk")  # data-title
+        expect(chat.locator(".msg.welcome")).to_have_text("Ask about orders")  # the config's
+        expect(chat.locator(".head")).to_have_css("color", "rgb(255, 255, 238)")  # the config's
         expect(chat.get_by_role("button", name="Close chat")).to_have_css(
             "background-color",
             "rgb(10, 125, 51)",  # data-color
         )
         seen[name] = widget_style(chat)
         box = chat.get_by_role("button", name="Close chat").bounding_box()
-        assert box is not None and box["x"] < 100  # data-position="left"
+        assert box is not None and box["x"] < 100  # data-position="left" over the config's right
     assert seen["hostile"] == seen["calm"]
 
     # the page looks the same with the widget as without it, and has no style sheet of it
@@ -424,7 +511,7 @@ def test_a_closed_shadow_root_works_out_of_the_pages_reach(
     and keyboard); what it asked reaches the assistant and is answered."""
     assistant = shop.assistant("gpt-4o")
     key = shop.widget_key(assistant, [site])
-    PAGES["closed"] = page_html(script_tag(shop.app, key, assistant, shadow="closed"))
+    PAGES["closed"] = page_html(script_tag(shop.app, key, shadow="closed"))
     page = visit.page
     page.goto(f"{site}/closed")
     at = "([x, y]) => document.elementFromPoint(x, y)?.localName ?? ''"

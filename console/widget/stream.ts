@@ -9,11 +9,12 @@ export const TERMINAL = new Set([
   "error",
 ]);
 
-/** An HTTP answer that is not a stream: its status and the API's `{error: {message}}`. */
+/** An HTTP answer that is not a stream: its status and the API's `{error: {message, field?}}`. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -21,13 +22,15 @@ export class HttpError extends Error {
 
 export async function httpError(response: Response): Promise<HttpError> {
   let message = `${response.status} ${response.statusText}`.trim();
+  let field: string | undefined;
   try {
-    const body = (await response.json()) as { error?: { message?: string } };
+    const body = (await response.json()) as { error?: { message?: string; field?: string } };
     if (body.error?.message) message = body.error.message;
+    if (typeof body.error?.field === "string") field = body.error.field;
   } catch {
     /* not JSON */
   }
-  return new HttpError(response.status, message);
+  return new HttpError(response.status, message, field);
 }
 
 /**

@@ -1,12 +1,17 @@
 /**
  * The embeddable chat widget of Linqra: one script, no framework.
  *
- *   <script src="https://gateway/console/widget.js" data-key="lq_pub_…"
- *           data-assistant="<assistant id>" async></script>
+ *   <script src="https://gateway/console/widget.js" data-key="lq_pub_…" async></script>
  *
- * Optional: data-api (the gateway's origin; default the script's own), data-title,
- * data-welcome, data-color (accent), data-text-color (text on the accent), data-position
- * (right | left), data-placeholder, data-shadow (open | closed; default open).
+ * At start it asks the gateway (GET /v1/widget with the key) which assistant the key is bound to
+ * and how the widget looks (the assistant's widgetConfig); the bubble appears once it knows. A
+ * refusal (a PRIVATE assistant, a site the key or the assistant does not allow) leaves the
+ * bubble with a panel that says so and sends nothing.
+ *
+ * Optional: data-api (the gateway's origin; default the script's own), data-shadow (open |
+ * closed; default open), and overrides of the widgetConfig: data-title, data-welcome,
+ * data-placeholder, data-color (accent), data-text-color (text on the accent), data-position
+ * (right | left). data-assistant is no longer needed: the key's answer wins over it.
  *
  * Everything it draws lives in a shadow root with its own styles. The visitor's conversation
  * (id, token, the messages shown) is kept in localStorage under the key, so a reload shows it
@@ -35,6 +40,8 @@ interface Msg {
 }
 
 interface Saved {
+  /** The assistant the conversation is with (a key bound to another one starts afresh). */
+  assistant?: string;
   conversationId?: string;
   token?: string;
   open?: boolean;
@@ -43,18 +50,36 @@ interface Saved {
   run?: { id: string; lastEventId: string };
 }
 
-interface Options {
-  key: string;
-  assistant: string;
-  api: string;
+/** How the widget looks: the assistant's widgetConfig, each field overridden by its data-*. */
+interface Look {
   title: string;
   welcome: string;
   placeholder: string;
   color?: string;
   textColor?: string;
   position: "left" | "right";
+}
+
+interface Options extends Look {
+  key: string;
+  api: string;
   shadow: ShadowRootMode;
 }
+
+/** The assistant's widgetConfig as GET /v1/widget answers it. */
+interface WidgetConfig {
+  title?: string;
+  welcomeMessage?: string;
+  placeholder?: string;
+  primaryColor?: string;
+  textColor?: string;
+  position?: string;
+}
+
+/** What GET /v1/widget told: the key's assistant and look, or why this page cannot chat. */
+type Found =
+  | { assistant: string; config: WidgetConfig }
+  | { problem: string; /** worth asking again (unreachable, busy) */ again: boolean };
 
 const KEEP_MESSAGES = 100;
 const RETRIES = 4;
@@ -82,6 +107,50 @@ function wait(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+const NOT_HERE = "This chat is not available on this website";
+
+/** What the visitor is told when the gateway refuses this page (401, 403) or answers otherwise. */
+function refusal(error: HttpError): string {
+  if (error.field === "accessControl.type") {
+    return `${NOT_HERE}: its assistant does not answer on web pages.`;
+  }
+  if (error.status === 401) return `${NOT_HERE}: its key is no longer valid.`;
+  if (error.status === 403) return `${NOT_HERE}: this site is not allowed to use this chat.`;
+  return error.message;
+}
+
+/** Why a request the browser refused to show failed: the gateway answered (so it refused this
+ * page: CORS) or could not be reached at all. */
+async function unreachable(api: string): Promise<string> {
+  try {
+    await fetch(`${api}/console/widget.js`, { mode: "no-cors", cache: "no-store" });
+    return (
+      `${NOT_HERE}: the assistant refused the request (this site is not allowed to use this ` +
+      "chat, its key is no longer valid, or too many messages were sent: try again later)."
+    );
+  } catch {
+    return "The assistant cannot be reached. Check your connection and try again.";
+  }
+}
+
+/** GET /v1/widget: the key's assistant and widgetConfig. */
+async function lookup(api: string, key: string): Promise<Found> {
+  try {
+    const response = await fetch(`${api}/v1/widget`, {
+      headers: { "X-API-Key": key, Accept: "application/json" },
+    });
+    if (!response.ok) throw await httpError(response);
+    const info = (await response.json()) as { assistantId?: string; widgetConfig?: WidgetConfig };
+    if (!info.assistantId) throw new HttpError(502, "The gateway named no assistant for this chat.");
+    return { assistant: info.assistantId, config: info.widgetConfig ?? {} };
+  } catch (error) {
+    if (error instanceof HttpError) {
+      return { problem: refusal(error), again: error.status === 429 || error.status >= 500 };
+    }
+    return { problem: await unreachable(api), again: true };
+  }
+}
+
 class Widget {
   private readonly storageKey: string;
   private state: Saved;
@@ -95,13 +164,21 @@ class Widget {
   private readonly stop: HTMLButtonElement;
   private readonly views = new Map<Msg, HTMLElement>();
   private busy = false;
+  /** The key's assistant; unknown while the gateway refuses this page or cannot be reached. */
+  private assistant?: string;
+  /** Why this page cannot chat (shown in the alert), and whether asking again may help. */
+  private problem = "";
+  private again = false;
 
   constructor(
     private readonly options: Options,
     host: HTMLElement,
+    found: Found,
   ) {
     this.storageKey = `linqra-widget:${options.key}`;
     this.state = this.load();
+    if ("assistant" in found) this.connected(found.assistant);
+    else [this.problem, this.again] = [found.problem, found.again];
     const shadow = host.attachShadow({ mode: options.shadow });
     const style = el("style", {}, STYLES);
     this.root = el("div", { class: "root", "data-position": options.position });
@@ -177,6 +254,7 @@ class Widget {
     this.input.addEventListener("input", () => this.fitInput());
 
     this.renderAll();
+    this.showAlert(this.problem);
     if (this.state.open) this.toggle(true, false);
     const last = this.state.messages[this.state.messages.length - 1];
     if (this.state.run && last?.role === "assistant" && last.status === "streaming") {
@@ -209,11 +287,22 @@ class Widget {
     }
   }
 
+  /** The gateway named the key's assistant: a conversation with another one is not continued. */
+  private connected(assistant: string): void {
+    this.assistant = assistant;
+    this.problem = "";
+    if (this.state.assistant && this.state.assistant !== assistant) {
+      this.state = { assistant, messages: [], open: this.state.open };
+      this.save();
+    }
+    this.state.assistant = assistant;
+  }
+
   private reset(): void {
     if (this.busy) return;
-    this.state = { messages: [], open: true };
+    this.state = { assistant: this.assistant, messages: [], open: true };
     this.save();
-    this.showAlert("");
+    this.showAlert(this.problem);
     this.renderAll();
     this.input.focus();
   }
@@ -327,10 +416,32 @@ class Widget {
 
   private submit(): void {
     const text = this.input.value.trim();
-    if (!text || this.busy) return;
+    if (!text || this.busy || this.send.disabled) return;
+    if (!this.assistant) {
+      void this.connect(); // the text stays in the box
+      return;
+    }
     this.input.value = "";
     this.fitInput();
     void this.ask(text);
+  }
+
+  /** Asks the gateway again for the key's assistant when that may help (it could not be
+   * reached, or was busy), then sends the message; otherwise says again why it cannot. */
+  private async connect(): Promise<void> {
+    if (this.again) {
+      this.send.disabled = true;
+      this.showAlert("");
+      const found = await lookup(this.options.api, this.options.key);
+      this.send.disabled = false;
+      if ("assistant" in found) {
+        this.connected(found.assistant);
+        this.save();
+        return this.submit();
+      }
+      [this.problem, this.again] = [found.problem, found.again];
+    }
+    this.showAlert(this.problem);
   }
 
   /** Stops the reply being written; its stream then ends with run.cancelled. */
@@ -342,11 +453,13 @@ class Widget {
       const response = await fetch(url, { method: "POST", headers: this.headers() });
       if (!response.ok) throw await httpError(response);
     } catch (error) {
-      this.showAlert(error instanceof HttpError ? error.message : await this.unreachable());
+      this.showAlert(error instanceof HttpError ? refusal(error) : await this.unreachable());
     }
   }
 
   private async ask(text: string, again = false): Promise<void> {
+    const assistant = this.assistant;
+    if (!assistant) return;
     this.setBusy(true);
     this.showAlert("");
     const question: Msg = { role: "user", text };
@@ -359,7 +472,7 @@ class Widget {
     if (this.state.conversationId) body.conversationId = this.state.conversationId;
     let response: Response;
     try {
-      response = await fetch(this.url("assistants", this.options.assistant, "chat"), {
+      response = await fetch(this.url("assistants", assistant, "chat"), {
         method: "POST",
         headers: this.headers({ "Content-Type": "application/json" }),
         body: JSON.stringify(body),
@@ -374,7 +487,7 @@ class Widget {
         return this.ask(text, true);
       }
       this.input.value = text; // nothing was sent: the visitor keeps the text
-      this.showAlert(error instanceof HttpError ? error.message : await this.unreachable());
+      this.showAlert(error instanceof HttpError ? refusal(error) : await this.unreachable());
       this.setBusy(false);
       return;
     }
@@ -382,19 +495,8 @@ class Widget {
     await this.follow(reply, response);
   }
 
-  /** Why a request the browser refused to show failed: the gateway answered (so it refused
-   * this page) or could not be reached at all. */
-  private async unreachable(): Promise<string> {
-    try {
-      await fetch(`${this.options.api}/console/widget.js`, { mode: "no-cors", cache: "no-store" });
-      return (
-        "This chat is not available on this website: the assistant refused the request (this " +
-        "site is not allowed to use this chat, its key is no longer valid, or too many messages " +
-        "were sent: try again later)."
-      );
-    } catch {
-      return "The assistant cannot be reached. Check your connection and try again.";
-    }
+  private unreachable(): Promise<string> {
+    return unreachable(this.options.api);
   }
 
   private unsend(...messages: Msg[]): void {
@@ -438,7 +540,7 @@ class Widget {
         if (error instanceof HttpError || ++failures > RETRIES || !this.state.run) {
           reply.status = this.state.run ? "interrupted" : "failed";
           if (!this.state.run) {
-            reply.error = error instanceof HttpError ? error.message : await this.unreachable();
+            reply.error = error instanceof HttpError ? refusal(error) : await this.unreachable();
           }
           break;
         }
@@ -495,41 +597,47 @@ class Widget {
   }
 }
 
-function options(script: HTMLScriptElement): Options | null {
-  const data = script.dataset;
-  const key = data.key ?? "";
-  const assistant = data.assistant ?? "";
-  if (!key.startsWith("lq_pub_") || !assistant) {
-    console.error("Linqra widget: data-key (lq_pub_…) and data-assistant are required");
-    return null;
-  }
-  const api = (data.api || new URL(script.src, location.href).origin).replace(/\/+$/, "");
-  const colour = (value: string | undefined) =>
-    value && CSS.supports("color", value) ? value : undefined;
+/** The look: each data-* attribute given wins over its widgetConfig field. */
+function look(data: DOMStringMap, config: WidgetConfig): Look {
+  const colour = (...values: (string | undefined)[]) =>
+    values.find((value) => value && CSS.supports("color", value));
+  const side = (value: string | undefined) =>
+    value === "left" || value === "right" ? value : undefined;
   return {
-    key,
-    assistant,
-    api,
-    title: data.title || "Chat",
-    welcome: data.welcome ?? "Hi! How can I help?",
-    placeholder: data.placeholder || "Type a message…",
-    color: colour(data.color),
-    textColor: colour(data.textColor),
-    position: data.position === "left" ? "left" : "right",
-    shadow: data.shadow === "closed" ? "closed" : "open",
+    title: data.title || config.title || "Chat",
+    welcome: data.welcome ?? config.welcomeMessage ?? "Hi! How can I help?",
+    placeholder: data.placeholder || config.placeholder || "Type your question…",
+    color: colour(data.color, config.primaryColor),
+    textColor: colour(data.textColor, config.textColor),
+    position: side(data.position) ?? side(config.position) ?? "right",
   };
 }
 
 function mount(script: HTMLScriptElement): void {
-  const found = options(script);
-  if (!found) return;
-  const start = () => {
+  const data = script.dataset;
+  const key = data.key ?? "";
+  if (!key.startsWith("lq_pub_")) {
+    console.error("Linqra widget: data-key (a public widget key, lq_pub_…) is required");
+    return;
+  }
+  const api = (data.api || new URL(script.src, location.href).origin).replace(/\/+$/, "");
+  const asked = lookup(api, key); // while the page loads
+  const start = async () => {
+    const found = await asked;
+    if ("assistant" in found && data.assistant && data.assistant !== found.assistant) {
+      console.warn(
+        `Linqra widget: data-assistant="${data.assistant}" is not the key's assistant; ` +
+          `chatting with ${found.assistant}, the key's`,
+      );
+    }
+    const config = "config" in found ? found.config : {};
+    const shadow: ShadowRootMode = data.shadow === "closed" ? "closed" : "open";
     const host = document.createElement("linqra-chat");
     document.body.append(host);
-    new Widget(found, host);
+    new Widget({ key, api, shadow, ...look(data, config) }, host, found);
   };
-  if (document.body) start();
-  else document.addEventListener("DOMContentLoaded", start, { once: true });
+  if (document.body) void start();
+  else document.addEventListener("DOMContentLoaded", () => void start(), { once: true });
 }
 
 const current = document.currentScript;
