@@ -64,6 +64,7 @@ def test_create_and_edit_an_assistant_through_the_form(console: Console) -> None
     error_id = next(i for i in described.split() if i.endswith("-error"))
     expect(page.locator(f"[id='{error_id}']")).to_have_text(error["message"])
     expect(page.get_by_label("Name")).not_to_have_attribute("aria-invalid", "true")
+    assert not console.accessibility()
 
     model.fill("openai:gpt-4o")
     page.get_by_role("combobox", name="Status").click()
@@ -172,6 +173,7 @@ def test_chat_streams_an_answer_with_its_cost_and_continues_the_conversation(
 
 
 def test_stop_cancels_a_slow_answer_and_keeps_the_partial_text(console: Console) -> None:
+    """Also across a reload mid-answer: the page follows the running reply again and stops it."""
     assistant = make_assistant(console, "slow-40-400")  # 400 words, one every 40 ms: 16 s
     page = console.open(f"/assistants/{assistant}")
     page.get_by_label("Message").fill("tell me everything")
@@ -181,21 +183,30 @@ def test_stop_cancels_a_slow_answer_and_keeps_the_partial_text(console: Console)
     text = reply.get_by_test_id("reply-text")
     expect(text).to_contain_text("Echo: tell me everything w0 w1 w2")  # streamed, word by word
     expect(reply).to_have_attribute("data-status", "streaming")
+    page.wait_for_url(re.compile(r"\?c=conv_"))
+
+    page.reload()  # the reply goes on being written; the reopened page follows it again
+    reply = page.get_by_test_id("assistant-message").first
+    text = reply.get_by_test_id("reply-text")
+    expect(reply).to_have_attribute("data-status", "streaming")
+    expect(text).to_contain_text("Echo: tell me everything w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10")
     page.get_by_role("button", name="Stop").click()
 
     expect(reply).to_have_attribute("data-status", "cancelled")
     expect(reply.get_by_test_id("reply-status")).to_have_text("cancelled")
     expect(reply.get_by_text("Cancelled: the reply stopped here")).to_be_visible()
+    assert not console.accessibility()
     expect(page.get_by_role("button", name="Send")).to_be_visible()
     shown = text.inner_text()
-    assert shown.startswith("Echo: tell me everything w0 w1 w2") and "w399" not in shown
+    assert shown.startswith("Echo: tell me everything w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10")
+    assert "w399" not in shown
 
     conversation = page.url.split("?c=", 1)[1]
     stored = stored_messages(console, conversation)
     answer = stored[-1]
     assert answer["role"] == "assistant" and answer["status"] == "cancelled"
     assert answer["content"] == shown  # the partial text shown is the one kept
-    assert answer["cost"] and float(answer["cost"]) > 0
+    assert answer.get("cost") and float(answer["cost"]) > 0, answer
     expect(reply.get_by_test_id("reply-cost")).to_have_text(f"cost {answer['cost']} USD")
 
 

@@ -109,6 +109,7 @@ def test_collection_upload_until_indexed_and_search(console: Console) -> None:
     expect(hits).to_have_count(len(found))
     expect(best.get_by_test_id("hit-score")).to_have_text(f"score {found[0]['score']:.3f}")
 
+    assert not console.accessibility()
     page.screenshot(path=str(ARTIFACTS / "knowledge-collection-searched.png"), full_page=True)
     page.get_by_role("button", name="Delete collection").click()
     page.get_by_role("dialog", name="Delete collection").get_by_role(

@@ -414,17 +414,17 @@ function Reply({ turn }: { turn: ChatTurn }) {
         {turn.content}
       </Text>
       {turn.status === "cancelled" && (
-        <Text size="xs" c="orange" mt={4}>
+        <Text size="xs" c="dimmed" fw={500} mt={4}>
           Cancelled: the reply stopped here and the text written so far is kept.
         </Text>
       )}
       {turn.status === "interrupted" && (
-        <Text size="xs" c="red" mt={4}>
+        <Text size="xs" c="var(--mantine-color-error)" mt={4}>
           Interrupted: the process writing this reply stopped; the text saved so far is kept.
         </Text>
       )}
       {errorText && (
-        <Text size="xs" c="red" mt={4}>
+        <Text size="xs" c="var(--mantine-color-error)" mt={4}>
           {errorText}
         </Text>
       )}
@@ -449,7 +449,7 @@ function Reply({ turn }: { turn: ChatTurn }) {
                 </Text>
               )}
               {task.error !== undefined && task.error !== null && (
-                <Text size="xs" c="red">
+                <Text size="xs" c="var(--mantine-color-error)">
                   {typeof task.error === "string" ? task.error : JSON.stringify(task.error)}
                 </Text>
               )}
@@ -495,7 +495,7 @@ function Reply({ turn }: { turn: ChatTurn }) {
             </Paper>
           ))}
           {turn.retrievalErrors.map((e, i) => (
-            <Text key={i} size="xs" c="red">
+            <Text key={i} size="xs" c="var(--mantine-color-error)">
               {typeof e === "string" ? e : JSON.stringify(e)}
             </Text>
           ))}

@@ -236,7 +236,7 @@ export function CollectionPage() {
                       <Text size="sm" fw={500} truncate maw="60%">
                         {u.name}
                       </Text>
-                      <Text size="xs" c={u.state === "failed" ? "red" : "dimmed"}>
+                      <Text size="xs" c={u.state === "failed" ? "var(--mantine-color-error)" : "dimmed"}>
                         {u.state === "uploading" && `uploading ${formatBytes(u.loaded)} of ${formatBytes(u.size)}`}
                         {u.state === "uploaded" && (u.duplicate ? "already in the collection" : "uploaded")}
                         {u.state === "failed" && "failed"}
@@ -250,7 +250,7 @@ export function CollectionPage() {
                       aria-label={`upload of ${u.name}`}
                     />
                     {u.error && (
-                      <Text size="xs" c="red">
+                      <Text size="xs" c="var(--mantine-color-error)">
                         {u.error}
                       </Text>
                     )}
@@ -270,7 +270,7 @@ export function CollectionPage() {
         <EmptyState title="No documents yet" hint="Upload files above: each is split into chunks, embedded and indexed." />
       )}
       {docs && docs.items.length > 0 && (
-        <Table striped aria-label="documents">
+        <Table aria-label="documents">
           <Table.Thead>
             <Table.Tr>
               <Table.Th>Document</Table.Th>
@@ -331,7 +331,7 @@ function DocumentRow(props: { doc: KnowledgeDocument; onDelete: () => void; onRe
             </Text>
           </Stack>
         ) : d.status === "FAILED" ? (
-          <Text size="xs" c="red">
+          <Text size="xs" c="var(--mantine-color-error)">
             {d.error ?? "failed"}
           </Text>
         ) : (
