@@ -30,6 +30,29 @@ async def test_reserve_then_settle_exactly(system: System) -> None:
     assert (await budgets.status("team-b"))["budget"] is None  # budgets are per team
 
 
+async def test_each_team_has_its_own_budget_ledger_and_prices(system: System) -> None:
+    """Names each team uses once (its budget, a day's ledger, its price for a model) are
+    stored under ids of the team's own: a second team's are not refused, lost or shared."""
+    budgets, prices = system.llm.budgets, system.llm.overrides
+    for team, amount in (("team-a", "1.00"), ("team-b", "2.00")):
+        await budgets.set(team, amount, "day")
+        reservation = await budgets.reserve(team, Decimal("0.10"))
+        await budgets.settle(reservation, Decimal("0.05"))
+    a, b = await budgets.status("team-a"), await budgets.status("team-b")
+    assert (a["budget"]["amount"], a["spent"]) == ("1.00", "0.05")
+    assert (b["budget"]["amount"], b["spent"]) == ("2.00", "0.05")
+    await budgets.clear("team-a")
+    assert (await budgets.status("team-a"))["budget"] is None
+    assert (await budgets.status("team-b"))["budget"]["amount"] == "2.00"
+
+    await prices.set("team-a", "openai:gpt-4o", {"input": "1", "output": "2"})
+    await prices.set("team-b", "openai:gpt-4o", {"input": "3", "output": "4"})
+    got = {t: (await prices.effective(t, "openai", "gpt-4o"))[0] for t in ("team-a", "team-b")}
+    assert (got["team-a"].rates.input, got["team-b"].rates.input) == (Decimal(1), Decimal(3))
+    await prices.delete("team-a", "openai:gpt-4o")
+    assert (await prices.effective("team-b", "openai", "gpt-4o"))[1].startswith("team:1@")
+
+
 async def test_concurrent_reservations_cannot_overspend(system: System) -> None:
     budgets = system.llm.budgets
     await budgets.set("team-c", "1.00", "day")

@@ -30,7 +30,7 @@ from linqra.errors import BudgetExceeded, Conflict, StoreError, ValidationError
 from linqra.llm.pricing import Catalogue, Price
 from linqra.llm.tokens import count_prompt
 from linqra.llm.types import Message, ModelSettings
-from linqra.store import DocumentStore
+from linqra.store import DocumentStore, scoped_id
 
 __all__ = ["MAX_BUDGET_AMOUNT", "BudgetService", "Reservation", "parse_amount", "to_nanos"]
 
@@ -115,18 +115,25 @@ class BudgetService:
             "currency": self.catalogue.currency,
             "updated_at": iso(),
         }
-        if not await self.store.update(BUDGETS, team_id, budget_id, doc):
+        stored = scoped_id(team_id, budget_id)
+        if not await self.store.update(BUDGETS, team_id, stored, doc):
             try:
-                await self.store.insert(BUDGETS, team_id, {"id": budget_id, **doc})
+                await self.store.insert(BUDGETS, team_id, {"id": stored, **doc})
             except Conflict:
-                await self.store.update(BUDGETS, team_id, budget_id, doc)
+                await self.store.update(BUDGETS, team_id, stored, doc)
+        await self.store.delete(BUDGETS, team_id, budget_id)  # written before ids were per team
         return await self.status(team_id, budget_id=budget_id)
 
     async def clear(self, team_id: str, *, budget_id: str = "budget") -> None:
+        await self.store.delete(BUDGETS, team_id, scoped_id(team_id, budget_id))
         await self.store.delete(BUDGETS, team_id, budget_id)
 
+    async def _budget(self, team_id: str, budget_id: str) -> dict[str, Any] | None:
+        found = await self.store.get(BUDGETS, team_id, scoped_id(team_id, budget_id))
+        return found or await self.store.get(BUDGETS, team_id, budget_id)
+
     async def status(self, team_id: str, *, budget_id: str = "budget") -> dict[str, Any]:
-        budget = await self.store.get(BUDGETS, team_id, budget_id)
+        budget = await self._budget(team_id, budget_id)
         if budget is None:
             return {"budget": None}
         shown = {
@@ -183,7 +190,7 @@ class BudgetService:
         return Reservation(team.team_id, team.ledger_id, team.nanos, also=key)
 
     async def _reserve(self, team_id: str, estimate: Decimal, budget_id: str) -> Reservation | None:
-        budget = await self.store.get(BUDGETS, team_id, budget_id)
+        budget = await self._budget(team_id, budget_id)
         if budget is None:
             return None
         whose, field = (
@@ -244,8 +251,12 @@ class BudgetService:
         return now.strftime("%Y-%m-%d") if period == "day" else now.strftime("%Y-%m")
 
     async def _ledger(self, team_id: str, key: str, budget_id: str = "budget") -> dict[str, Any]:
-        ledger_id = f"ledger:{key}" if budget_id == "budget" else f"ledger:{budget_id}:{key}"
+        name = f"ledger:{key}" if budget_id == "budget" else f"ledger:{budget_id}:{key}"
+        ledger_id = scoped_id(team_id, name)
         ledger = await self.store.get(LEDGERS, team_id, ledger_id)
+        ledger = ledger or await self.store.get(
+            LEDGERS, team_id, name
+        )  # written before ids were per team
         if ledger is None:
             fresh = {
                 "id": ledger_id,

@@ -1,7 +1,7 @@
 """Per-team prices: a team's negotiated (or self-hosted) rates replace the catalogue's for it.
 
-An override is a document in the team's ``price_overrides`` collection, keyed by
-``provider:model``, with the catalogue's rate fields (per million tokens, decimal text). Costs
+An override is a document in the team's ``price_overrides`` collection for one
+``provider:model`` (its id :func:`~linqra.store.scoped_id`: the team's own), with the catalogue's rate fields (per million tokens, decimal text). Costs
 charged at an override carry the price version ``team:<n>@<catalogue version>`` (``n`` counts
 the override's changes), so every usage record still says what it was priced at. Lookups are
 cached per process for :data:`CACHE_SECONDS`; the process that changes an override sees it at
@@ -17,7 +17,7 @@ from typing import Any
 from linqra.clock import iso
 from linqra.errors import NotFound, ValidationError
 from linqra.llm.pricing import Catalogue, Price, parse_price
-from linqra.store import DocumentStore
+from linqra.store import DocumentStore, scoped_id
 
 __all__ = ["CACHE_SECONDS", "PRICE_OVERRIDES", "PriceOverrides"]
 
@@ -52,9 +52,10 @@ class PriceOverrides:
         if base is not None:  # unspecified fields keep the catalogue's values
             clean.setdefault("kind", base.kind)
             clean.setdefault("context_window", base.context_window)
-        existing = await self.store.get(PRICE_OVERRIDES, team_id, key)
+        existing = await self._doc(team_id, key)
         doc = {
-            "id": key,
+            "id": scoped_id(team_id, key),
+            "model": key,
             "rates": clean,
             "revision": (existing["revision"] + 1) if existing else 1,
             "updated_at": iso(),
@@ -63,16 +64,27 @@ class PriceOverrides:
             await self.store.insert(PRICE_OVERRIDES, team_id, doc)
         else:
             await self.store.update(
-                PRICE_OVERRIDES, team_id, key, {k: v for k, v in doc.items() if k != "id"}
+                PRICE_OVERRIDES,
+                team_id,
+                existing["id"],
+                {k: v for k, v in doc.items() if k != "id"},
             )
         self._cache.pop(team_id, None)
         price, version = (await self._team(team_id))[key]
         return {"id": key, **price.to_json(), "price_version": version, "override": True}
 
     async def delete(self, team_id: str, key: str) -> None:
-        if not await self.store.delete(PRICE_OVERRIDES, team_id, key):
+        existing = await self._doc(team_id, key)
+        if existing is None or not await self.store.delete(
+            PRICE_OVERRIDES, team_id, existing["id"]
+        ):
             raise NotFound(f"no price override for {key}", field="model")
         self._cache.pop(team_id, None)
+
+    async def _doc(self, team_id: str, key: str) -> dict[str, Any] | None:
+        found = await self.store.get(PRICE_OVERRIDES, team_id, scoped_id(team_id, key))
+        # an override stored before ids were per team has the model as its id
+        return found or await self.store.get(PRICE_OVERRIDES, team_id, key)
 
     async def _team(self, team_id: str) -> dict[str, tuple[Price, str]]:
         now = time.monotonic()
@@ -80,13 +92,11 @@ class PriceOverrides:
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
         docs = await self.store.find(PRICE_OVERRIDES, team_id, limit=10_000)
-        prices = {
-            doc["id"]: (
-                parse_price(doc["id"], doc["rates"]),
-                f"team:{doc['revision']}@{self.catalogue.version}",
-            )
-            for doc in docs
-        }
+        prices: dict[str, tuple[Price, str]] = {}
+        for doc in docs:
+            model = str(doc.get("model") or doc["id"])
+            version = f"team:{doc['revision']}@{self.catalogue.version}"
+            prices[model] = (parse_price(model, doc["rates"]), version)
         self._cache[team_id] = (now, prices)
         return prices
 

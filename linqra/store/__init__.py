@@ -12,9 +12,18 @@ from linqra.store.base import (
     Filter,
     IndexSpec,
     Sort,
+    scoped_id,
 )
 
-__all__ = ["Document", "DocumentStore", "Filter", "IndexSpec", "Sort", "open_store"]
+__all__ = [
+    "Document",
+    "DocumentStore",
+    "Filter",
+    "IndexSpec",
+    "Sort",
+    "open_store",
+    "scoped_id",
+]
 
 
 def _sqlite(url: str, timeout: float, connect_timeout: float) -> DocumentStore:

@@ -149,6 +149,13 @@ def unavailable(message: str) -> StoreError:
     return StoreError(message, retry_after=RETRY_AFTER_SECONDS)
 
 
+def scoped_id(team_id: str, name: str) -> str:
+    """The stored id of a document named ``name`` within one team (the team's budget, its price
+    for a model). An id is unique in its collection across every team, so a name that each team
+    may use once must carry the team: ``"<team>|<name>"`` (``|`` is not allowed in team ids)."""
+    return f"{require_team(team_id)}|{name}"
+
+
 def require_team(team_id: str) -> str:
     if not isinstance(team_id, str) or not team_id:
         raise ValueError("the document store refuses an unscoped call: team_id is required")
