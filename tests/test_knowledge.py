@@ -366,3 +366,17 @@ async def test_a_failing_provider_embedder_fails_the_document_cleanly(
         assert err.value.field == "dimension"
     finally:
         await system.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"\x00\x01\x02binary", "binary"), (b"caf\xe9 latin-1", "UTF-8")],
+)
+def test_text_that_cannot_be_read_is_refused_at_upload(data: bytes, message: str) -> None:
+    """Before anything is stored or ingested: the upload itself is the 400."""
+    from linqra.knowledge.extract import detect_type
+
+    with pytest.raises(ValidationError, match=message) as err:
+        detect_type(data, "a.txt", None)
+    assert err.value.field == "file"
+    assert detect_type("café".encode("utf-16"), "a.txt", None) == "text/plain"

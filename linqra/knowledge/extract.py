@@ -71,6 +71,8 @@ def detect_type(data: bytes, file_name: str | None, mime_type: str | None) -> st
         raise ValidationError("the file is labelled PDF but is not a PDF", field="file")
     if claimed != "application/pdf" and is_pdf:
         raise ValidationError(f"the file is a PDF but is labelled {claimed}", field="file")
+    if claimed != "application/pdf":
+        _decode(data)  # binary or non-UTF-8 text is refused at upload, not after it is accepted
     return claimed
 
 
