@@ -262,3 +262,105 @@ def test_the_sources_an_answer_could_cite_show_under_it(console: Console) -> Non
     expect(
         page.get_by_test_id("assistant-message").first.get_by_test_id("citations")
     ).to_contain_text("Shipping times")
+
+
+def field_error(page: Any, field: Any) -> Any:
+    """The error text Mantine ties to ``field`` (its ``aria-describedby`` ``…-error`` id)."""
+    described = field.get_attribute("aria-describedby") or ""
+    error_id = next(i for i in described.split() if i.endswith("-error"))
+    return page.locator(f"[id='{error_id}']")
+
+
+def refusal(console: Console, body: dict[str, Any]) -> dict[str, str]:
+    """What the API says about ``body`` as a new assistant: its error (field and message)."""
+    with console.api() as http:
+        refused = http.post("/v1/assistants", json={"name": "probe", **body})
+    assert refused.status_code == 400, refused.text
+    return dict(refused.json()["error"])
+
+
+def test_a_public_widget_set_through_the_form(console: Console) -> None:
+    """Access and the widget's look set in the form's "Public widget" section and stored; a bad
+    colour and a bad domain refused by the API, each shown on its own input; the embed snippet."""
+    console.allow(r"status of 400")  # the refused colour and domain, on purpose
+    assistant = make_assistant(console, "gpt-4o", name="shop helper")
+    page = console.open(f"/assistants/{assistant}/edit")
+    section = page.get_by_role("group", name="Public widget")
+    expect(section.get_by_label("Widget title")).to_have_value("Chat")  # the stored defaults
+    expect(section.get_by_role("textbox", name="Primary colour")).to_have_value("#1c7ed6")
+    expect(page.get_by_test_id("embed-snippet")).to_have_count(0)  # PRIVATE: nothing to embed
+
+    section.get_by_role("combobox", name="Access").click()
+    page.get_by_role("option", name=re.compile("^PUBLIC")).click()
+    snippet = page.get_by_test_id("embed-snippet")
+    expect(snippet).to_have_text(
+        f'<script src="{console.app.url}/console/widget.js" data-key="lq_pub_…" async></script>'
+    )
+    note = page.get_by_test_id("embed-note")
+    expect(note).to_contain_text("kind widget")
+    expect(note).to_contain_text(assistant)
+    expect(note.get_by_role("link", name="Settings → API keys")).to_have_attribute(
+        "href", "/console/settings"
+    )
+
+    domains = section.get_by_label("Allowed domains")
+    domains.fill("https://shop.example")
+    domains.press("Enter")
+    section.get_by_label("Widget title").fill("Shop help")
+    section.get_by_label("Welcome message").fill("Ask us about your order.")
+    section.get_by_label("Input placeholder").fill("Your question")
+    primary = section.get_by_role("textbox", name="Primary colour")
+    primary.fill("#fff")  # three digits: the API wants #rrggbb
+    section.get_by_role("textbox", name="Text colour").fill("#101010")
+    section.get_by_role("combobox", name="Position").click()
+    page.get_by_role("option", name="left", exact=True).click()
+    page.get_by_role("button", name="Save").click()
+
+    error = refusal(console, {"widgetConfig": {"primaryColor": "#fff"}})
+    assert error["field"] == "widgetConfig.primaryColor", error
+    expect(primary).to_have_attribute("aria-invalid", "true")
+    expect(field_error(page, primary)).to_have_text(error["message"])
+    expect(section.get_by_role("textbox", name="Text colour")).not_to_have_attribute(
+        "aria-invalid", "true"
+    )
+    assert not console.accessibility()
+
+    primary.fill("#ff5500")
+    domains.fill("shop.example/help")  # not an origin
+    domains.press("Enter")
+    page.get_by_role("button", name="Save").click()
+    error = refusal(
+        console,
+        {"accessControl": {"allowedDomains": ["https://shop.example", "shop.example/help"]}},
+    )
+    assert error["field"].startswith("accessControl.allowedDomains"), error
+    expect(domains).to_have_attribute("aria-invalid", "true")
+    expect(field_error(page, domains)).to_have_text(error["message"])
+    expect(primary).not_to_have_attribute("aria-invalid", "true")
+    with console.api() as http:  # nothing stored by the refused saves
+        assert http.get(f"/v1/assistants/{assistant}").json()["version"] == 1
+
+    domains.press("Backspace")  # the empty input's backspace takes the last domain off
+    expect(section.get_by_text("shop.example/help", exact=True)).to_have_count(0)
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(re.compile(rf"/console/assistants/{assistant}$"))
+    with console.api() as http:
+        saved = http.get(f"/v1/assistants/{assistant}").json()
+    assert saved["version"] == 2
+    assert saved["accessControl"] == {"type": "PUBLIC", "allowedDomains": ["https://shop.example"]}
+    assert saved["widgetConfig"] == {
+        "title": "Shop help",
+        "welcomeMessage": "Ask us about your order.",
+        "placeholder": "Your question",
+        "primaryColor": "#ff5500",
+        "textColor": "#101010",
+        "position": "left",
+    }
+
+    page.get_by_role("link", name="Edit", exact=True).click()  # shown again as stored
+    section = page.get_by_role("group", name="Public widget")
+    expect(section.get_by_role("combobox", name="Access")).to_have_value(re.compile("^PUBLIC"))
+    expect(section.get_by_text("https://shop.example", exact=True)).to_be_visible()
+    expect(section.get_by_role("textbox", name="Primary colour")).to_have_value("#ff5500")
+    expect(page.get_by_test_id("embed-snippet")).to_be_visible()
+    assert not console.accessibility()

@@ -1,16 +1,22 @@
 /**
  * Create an assistant (POST) or write its next version (PUT with If-Match). The API checks the
- * body; a refusal names its field and is shown on that field.
+ * body; a refusal names its field and is shown on that field. The "Public widget" section sets
+ * who may chat through a widget key (`accessControl`) and how the widget looks (`widgetConfig`),
+ * and shows a PUBLIC assistant's embed snippet.
  */
 import {
   Button,
+  ColorInput,
+  Fieldset,
   Group,
   Loader,
   Modal,
   MultiSelect,
   Paper,
   Select,
+  SimpleGrid,
   Stack,
+  TagsInput,
   Text,
   TextInput,
   Textarea,
@@ -20,9 +26,22 @@ import { useEffect, useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { ApiError, api, fieldError, unwrap } from "../../api/client";
 import { ErrorAlert, PageHeader } from "../../components/common";
+import { EmbedSnippet } from "./EmbedSnippet";
 import { formatModel, parseModel, type Assistant, type AssistantInput } from "./types";
 
 type Status = "ACTIVE" | "DRAFT" | "INACTIVE";
+type Access = "PRIVATE" | "PUBLIC";
+type Widget = Required<NonNullable<AssistantInput["widgetConfig"]>>;
+
+/** The API's defaults (linqra/assistants/models.py WidgetConfig), for a new assistant. */
+const WIDGET_DEFAULTS: Widget = {
+  title: "Chat",
+  welcomeMessage: "Hi! How can I help?",
+  placeholder: "Type your question…",
+  primaryColor: "#1c7ed6",
+  textColor: "#ffffff",
+  position: "right",
+};
 interface Option {
   value: string;
   label: string;
@@ -32,8 +51,25 @@ interface Group_ {
   items: Option[];
 }
 
-/** The fields this form shows; the form's own error names one of them. */
-const FORM_FIELDS = ["name", "description", "defaultModel", "systemPrompt", "status", "knowledge", "selectedTasks"];
+/** The fields this form shows an error on; any other refusal is shown above the form. */
+const FORM_FIELDS = [
+  "name",
+  "description",
+  "defaultModel",
+  "systemPrompt",
+  "status",
+  "knowledge",
+  "selectedTasks",
+  "accessControl.type",
+  "accessControl.allowedDomains",
+  ...Object.keys(WIDGET_DEFAULTS).map((key) => `widgetConfig.${key}`),
+];
+
+/** The API's error on `field`, also when it names one item of a list (`allowedDomains[1]`). */
+function errorOn(error: unknown, field: string): string | undefined {
+  if (error instanceof ApiError && error.field?.startsWith(`${field}[`)) return error.message;
+  return fieldError(error, field);
+}
 
 async function loadCollections(): Promise<Option[]> {
   const page = await unwrap(api.GET("/v1/knowledge/collections", { params: { query: { limit: 100 } } }));
@@ -66,6 +102,9 @@ export function AssistantForm() {
   const [status, setStatus] = useState<Status>("ACTIVE");
   const [collections, setCollections] = useState<string[]>([]);
   const [tasks, setTasks] = useState<string[]>([]);
+  const [access, setAccess] = useState<Access>("PRIVATE");
+  const [domains, setDomains] = useState<string[]>([]);
+  const [widget, setWidget] = useState<Widget>(WIDGET_DEFAULTS);
   const [collectionOptions, setCollectionOptions] = useState<Option[]>([]);
   const [taskOptions, setTaskOptions] = useState<Group_[]>([]);
   const [error, setError] = useState<unknown>(null);
@@ -93,6 +132,9 @@ export function AssistantForm() {
         setStatus((a.status ?? "ACTIVE") as Status);
         setCollections(a.knowledge?.collections ?? []);
         setTasks((a.selectedTasks ?? []).map((t) => t.taskId));
+        setAccess((a.accessControl?.type ?? "PRIVATE") as Access);
+        setDomains(a.accessControl?.allowedDomains ?? []);
+        setWidget({ ...WIDGET_DEFAULTS, ...(a.widgetConfig ?? {}) } as Widget);
       })
       .catch(setLoadError);
   }, [id]);
@@ -120,6 +162,8 @@ export function AssistantForm() {
       status,
       knowledge: { ...(existing?.knowledge ?? {}), collections },
       selectedTasks: tasks.map((taskId) => ({ taskId, timeoutSeconds: timeouts.get(taskId) ?? 60 })),
+      accessControl: { ...(existing?.accessControl ?? {}), type: access, allowedDomains: domains },
+      widgetConfig: { ...(existing?.widgetConfig ?? {}), ...widget },
     };
     try {
       const saved = existing
@@ -151,7 +195,11 @@ export function AssistantForm() {
   }
 
   if (id && !existing && !loadError) return <Loader aria-label="loading" />;
-  const named = error instanceof ApiError && error.field && FORM_FIELDS.some((f) => fieldError(error, f));
+  const named = error instanceof ApiError && error.field && FORM_FIELDS.some((f) => errorOn(error, f));
+  const look = (key: keyof Widget) => ({
+    error: fieldError(error, `widgetConfig.${key}`),
+  });
+  const setLook = (key: keyof Widget) => (value: string) => setWidget((w) => ({ ...w, [key]: value }));
   return (
     <>
       <PageHeader
@@ -264,9 +312,90 @@ export function AssistantForm() {
               clearable
               error={fieldError(error, "selectedTasks")}
             />
+            <Fieldset legend="Public widget">
+              <Stack>
+                <Select
+                  label="Access"
+                  description="Only a PUBLIC assistant answers a widget key on a web page."
+                  data={[
+                    { value: "PRIVATE", label: "PRIVATE: the API and the console only" },
+                    { value: "PUBLIC", label: "PUBLIC: also through a widget key" },
+                  ]}
+                  value={access}
+                  allowDeselect={false}
+                  onChange={(value) => value && setAccess(value as Access)}
+                  error={fieldError(error, "accessControl.type")}
+                />
+                <TagsInput
+                  label="Allowed domains"
+                  description="Sites the widget may run on, as origins (https://shop.example); none: any site the key allows. Enter after each."
+                  placeholder={domains.length ? "" : "https://shop.example"}
+                  value={domains}
+                  onChange={setDomains}
+                  clearable
+                  splitChars={[",", " "]}
+                  error={errorOn(error, "accessControl.allowedDomains")}
+                />
+                <SimpleGrid cols={{ base: 1, sm: 2 }}>
+                  <TextInput
+                    label="Widget title"
+                    value={widget.title}
+                    onChange={(e) => setLook("title")(e.currentTarget.value)}
+                    {...look("title")}
+                  />
+                  <TextInput
+                    label="Input placeholder"
+                    value={widget.placeholder}
+                    onChange={(e) => setLook("placeholder")(e.currentTarget.value)}
+                    {...look("placeholder")}
+                  />
+                </SimpleGrid>
+                <Textarea
+                  label="Welcome message"
+                  autosize
+                  minRows={2}
+                  maxRows={6}
+                  value={widget.welcomeMessage}
+                  onChange={(e) => setLook("welcomeMessage")(e.currentTarget.value)}
+                  {...look("welcomeMessage")}
+                />
+                <SimpleGrid cols={{ base: 1, sm: 3 }}>
+                  <ColorInput
+                    label="Primary colour"
+                    description="#rrggbb"
+                    format="hex"
+                    fixOnBlur={false}
+                    eyeDropperButtonProps={{ "aria-label": "pick the primary colour from the screen" }}
+                    value={widget.primaryColor}
+                    onChange={setLook("primaryColor")}
+                    {...look("primaryColor")}
+                  />
+                  <ColorInput
+                    label="Text colour"
+                    description="#rrggbb, on the primary colour"
+                    format="hex"
+                    fixOnBlur={false}
+                    eyeDropperButtonProps={{ "aria-label": "pick the text colour from the screen" }}
+                    value={widget.textColor}
+                    onChange={setLook("textColor")}
+                    {...look("textColor")}
+                  />
+                  <Select
+                    label="Position"
+                    description="corner of the page"
+                    data={["right", "left"]}
+                    value={widget.position}
+                    allowDeselect={false}
+                    onChange={(value) => value && setLook("position")(value)}
+                    {...look("position")}
+                  />
+                </SimpleGrid>
+                {access === "PUBLIC" && <EmbedSnippet assistantId={existing?.id} />}
+              </Stack>
+            </Fieldset>
             {existing && (
               <Text size="xs" c="dimmed">
-                Guardrails, context window, access and double-texting are kept as they are.
+                Guardrails, context window and double-texting are kept as they are.
               </Text>
             )}
             <Group justify="flex-end">

@@ -1,13 +1,14 @@
 /**
- * One collection: upload files (each with its upload progress, sent by XMLHttpRequest for its
- * progress events, with the console's own auth headers), then each document's ingestion
+ * One collection: upload files — dropped on the drop zone or chosen from it, several at once, each
+ * sent at once with its upload progress (XMLHttpRequest for its progress events, with the
+ * console's own auth headers) — then each document's ingestion
  * (PENDING → PROCESSING → READY | FAILED, polled while any is on its way), and search.
  */
+import "@mantine/dropzone/styles.css";
 import {
   Badge,
   Button,
   Code,
-  FileInput,
   Group,
   Loader,
   NumberInput,
@@ -20,6 +21,7 @@ import {
   TextInput,
   Title,
 } from "@mantine/core";
+import { Dropzone, type FileRejection } from "@mantine/dropzone";
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { ApiError, api, authHeaders, fieldError, unwrap } from "../../api/client";
@@ -30,6 +32,14 @@ import { formatBytes, type CollectionStats, type KnowledgeDocument, type SearchH
 const DOCS = 50;
 const POLL_MS = 1000;
 const BUSY = new Set(["PENDING", "PROCESSING"]);
+const DROP_HERE = "Drop files here to upload, or click to choose them";
+/** What the API ingests, by MIME type and extension (a file matching either is taken). */
+const ACCEPT = {
+  "text/plain": [".txt", ".text", ".log", ".csv"],
+  "text/markdown": [".md", ".markdown"],
+  "text/html": [".html", ".htm"],
+  "application/pdf": [".pdf"],
+};
 
 interface Upload {
   key: string;
@@ -89,7 +99,6 @@ export function CollectionPage() {
   const [docs, setDocs] = useState<{ items: KnowledgeDocument[]; total: number } | null>(null);
   const [docsError, setDocsError] = useState<unknown>(null);
   const [offset, setOffset] = useState(0);
-  const [files, setFiles] = useState<File[]>([]);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [deleting, setDeleting] = useState(false);
   const uploadKeys = useRef(0);
@@ -131,10 +140,19 @@ export function CollectionPage() {
     return () => window.clearInterval(timer);
   }, [working, loadDocs, loadStats]);
 
-  function startUploads() {
-    const chosen = files;
-    setFiles([]);
-    for (const file of chosen) {
+  /** Files dropped or chosen: each goes up at once; one of a type the API does not take is
+   * listed as failed with the reason, and not sent. */
+  function startUploads(accepted: File[], rejected: FileRejection[] = []) {
+    const refused: Upload[] = rejected.map(({ file, errors }) => ({
+      key: `up-${++uploadKeys.current}`,
+      name: file.name,
+      size: file.size,
+      loaded: 0,
+      state: "failed",
+      error: errors.map((e) => e.message).join("; "),
+    }));
+    if (refused.length) setUploads((all) => [...refused, ...all]);
+    for (const file of accepted) {
       const key = `up-${++uploadKeys.current}`;
       const change = (patch: Partial<Upload>) =>
         setUploads((all) => all.map((u) => (u.key === key ? { ...u, ...patch } : u)));
@@ -211,21 +229,34 @@ export function CollectionPage() {
           <Title order={5} mb="xs">
             Upload
           </Title>
-          <Group align="flex-end" wrap="nowrap">
-            <FileInput
-              label="Files"
-              description="txt, md, html or pdf; several at once"
-              multiple
-              clearable
-              accept=".txt,.md,.markdown,.html,.htm,.pdf,text/plain,text/markdown,text/html,application/pdf"
-              value={files}
-              onChange={setFiles}
-              style={{ flex: 1 }}
-            />
-            <Button onClick={startUploads} disabled={files.length === 0}>
-              Upload
-            </Button>
-          </Group>
+          <Dropzone
+            onDrop={(accepted) => startUploads(accepted)}
+            onReject={(rejected) => startUploads([], rejected)}
+            accept={ACCEPT}
+            multiple
+            role="button"
+            aria-label={DROP_HERE}
+            aria-describedby="upload-hint"
+            // out of the accessibility tree (the zone is the control); the zone still opens it
+            inputProps={{ "aria-label": "files to upload", style: { display: "none" } }}
+          >
+            <Stack align="center" gap={4} py="md">
+              <Dropzone.Accept>
+                <Text fw={600}>Drop to upload</Text>
+              </Dropzone.Accept>
+              <Dropzone.Reject>
+                <Text fw={600} c="var(--mantine-color-error)">
+                  Only txt, md, html or pdf files
+                </Text>
+              </Dropzone.Reject>
+              <Dropzone.Idle>
+                <Text fw={600}>{DROP_HERE}</Text>
+              </Dropzone.Idle>
+            </Stack>
+          </Dropzone>
+          <Text size="xs" c="dimmed" id="upload-hint" mt={4}>
+            txt, md, html or pdf (UTF-8 text); several at once. Each is uploaded as soon as it is dropped.
+          </Text>
           {uploads.length > 0 && (
             <Stack gap="xs" mt="md" aria-label="uploads">
               {uploads.map((u) => {
