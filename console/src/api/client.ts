@@ -99,8 +99,10 @@ export async function unwrap<T>(
   return data as T;
 }
 
-/** Field errors for a form: the API names one field per error (`defaultModel.modelName`, …). */
+/** Field errors for a form: the API names one field per error (`defaultModel.modelName`,
+ * `accessControl.allowedDomains[1]`, …); the error shows on that field or its parent. */
 export function fieldError(error: unknown, field: string): string | undefined {
   if (!(error instanceof ApiError) || !error.field) return undefined;
-  return error.field === field || error.field.startsWith(`${field}.`) ? error.message : undefined;
+  const f = error.field;
+  return f === field || f.startsWith(`${field}.`) || f.startsWith(`${field}[`) ? error.message : undefined;
 }

@@ -1004,7 +1004,8 @@ export interface paths {
         /**
          * Stream Execution
          * @description Follow a run live: an ``execution`` event with the whole record (its steps' latest runs)
-         *     now and each time it changes — a step starts, retries, finishes — until it is finished.
+         *     now and each time it changes — a step starts, retries, finishes — until it is finished
+         *     (and its ``async`` steps too).
          *     The record is read every 0.25 s. Each event's id is a digest of the record it carries, so a
          *     client that reconnects with ``Last-Event-ID`` is sent the next change, not what it has.
          */

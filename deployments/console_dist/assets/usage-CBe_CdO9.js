@@ -1,1 +1,0 @@
-import{a as e,i as t,n,r,t as i}from"./index-Bbb90cad.js";var a=e();function o(){return(0,a.jsx)(r,{children:(0,a.jsx)(n,{path:`*`,element:(0,a.jsxs)(a.Fragment,{children:[(0,a.jsx)(i,{title:`usage`}),(0,a.jsx)(t,{c:`dimmed`,children:`Coming soon.`})]})})})}export{o as default};
