@@ -327,5 +327,5 @@ def test_webhooks_provider_keys_members_and_pages(console: Console) -> None:
     page.get_by_role("tab", name="API keys").click()
     rows = page.get_by_role("table", name="api keys").get_by_role("row")
     expect(rows).to_have_count(21)  # with the header row
-    page.get_by_role("button", name="2", exact=True).click()
+    page.get_by_role("button", name="page 2", exact=True).click()
     expect(rows).to_have_count(6)
