@@ -128,7 +128,11 @@ class Console:
         self.allowed.append(re.compile(pattern))
 
     def accessibility(self) -> list[str]:
-        """The serious and critical axe-core violations of the page as it is now."""
+        """The serious and critical axe-core violations of the page once its transitions are
+        over (a drawer fading in has, for a moment, text of too little contrast)."""
+        self.page.wait_for_function(
+            "() => document.getAnimations().every(a => a.playState !== 'running')"
+        )
         self.page.add_script_tag(path=str(AXE))
         found = self.page.evaluate(
             "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"

@@ -1,7 +1,11 @@
 /** A Gantt timeline of an execution's steps: one row per step, its bar from started to finished
- * (to now while it runs), coloured by status, with its attempts, runs and cache hits. */
-import { Badge, Box, Group, Paper, Stack, Text, UnstyledButton } from "@mantine/core";
+ * (to now while it runs), coloured by status, with its attempts, runs and cache hits. Rows are
+ * virtualised (@tanstack/react-virtual): only those in view are rendered. */
+import { Badge, Box, Group, Paper, Text, UnstyledButton } from "@mantine/core";
+import { useWindowVirtualizer } from "@tanstack/react-virtual";
+import { useMemo, useRef } from "react";
 import { statusColor } from "../../components/common";
+import classes from "./Timeline.module.css";
 import type { StepRecord } from "./types";
 
 const LABEL_W = 280;
@@ -24,6 +28,8 @@ export function stepColor(status: string): string {
   return status === "SKIPPED" ? "gray" : statusColor(status === "QUEUED" ? "QUEUED" : status);
 }
 
+const ROW_H = 30;
+
 export function Timeline(props: {
   steps: StepRecord[];
   startedAt: string | null | undefined;
@@ -40,7 +46,17 @@ export function Timeline(props: {
     t0 + 1,
   );
   const span = t1 - t0;
-  const steps = [...props.steps].sort((a, b) => a.step - b.step);
+  const steps = useMemo(() => [...props.steps].sort((a, b) => a.step - b.step), [props.steps]);
+  // Only the rows in view are in the page (a run may have 500 steps): the list keeps its full
+  // height and the rows scrolled past are not rendered.
+  const list = useRef<HTMLDivElement>(null);
+  const rows = useWindowVirtualizer({
+    count: steps.length,
+    estimateSize: () => ROW_H,
+    overscan: 12,
+    scrollMargin: list.current?.offsetTop ?? 0,
+  });
+  const animate = steps.length <= 50; // a bar's growth eased only while that costs little
   return (
     <Paper withBorder p="sm">
       <Group justify="space-between" mb="xs" wrap="nowrap">
@@ -57,104 +73,116 @@ export function Timeline(props: {
         </Group>
         <Box w={RIGHT_W} />
       </Group>
-      <Stack gap={4} role="list" aria-label="steps timeline">
-        {steps.length === 0 && (
-          <Text size="sm" c="dimmed">
-            No step has started yet.
-          </Text>
-        )}
-        {steps.map((s) => {
-          const start = ms(s.started_at);
-          const end = ms(s.finished_at) ?? (s.status === "RUNNING" ? props.now : null);
-          const left = start === null ? 0 : ((start - t0) / span) * 100;
-          const width = start === null || end === null ? 0 : Math.max(((end - start) / span) * 100, 0.6);
-          const color = stepColor(s.status);
-          const extras: string[] = [];
-          if (s.cache_hit) extras.push("cache hit");
-          if ((s.attempts ?? 0) > 1) extras.push(`${s.attempts} attempts`);
-          if ((s.runs ?? 0) > 1) extras.push(`${s.runs} runs`);
-          const name = `step ${s.step} ${s.target ?? ""}: ${s.status}${extras.length ? ` (${extras.join(", ")})` : ""}`;
-          return (
-            <Box key={s.step} role="listitem" aria-label={name} data-status={s.status}>
-            <UnstyledButton
-              onClick={() => props.onOpen(s)}
-              style={{ borderRadius: 4, width: "100%" }}
-              p={2}
-            >
-              <Group wrap="nowrap" gap={0}>
-                <Group w={LABEL_W} gap={6} wrap="nowrap" pr="xs">
-                  <Text size="sm" fw={600}>
-                    {s.step}
-                  </Text>
-                  <Text size="sm" truncate style={{ flex: 1 }}>
-                    {s.target ?? ""}
-                    {s.action ? ` · ${s.action}` : ""}
-                  </Text>
-                  <Badge size="xs" color={color} variant="dot">
-                    {s.status}
-                  </Badge>
-                </Group>
-                <Box
-                  style={{
-                    flex: 1,
-                    position: "relative",
-                    height: 22,
-                    background: "var(--mantine-color-default-hover)",
-                    borderRadius: 4,
-                  }}
-                >
-                  {width > 0 && (
-                    <Box
-                      data-bar
-                      style={{
-                        position: "absolute",
-                        left: `${Math.min(left, 99.4)}%`,
-                        width: `${Math.min(width, 100 - Math.min(left, 99.4))}%`,
-                        top: 3,
-                        bottom: 3,
-                        borderRadius: 3,
-                        background: `var(--mantine-color-${color}-${s.status === "RUNNING" ? 4 : 6})`,
-                        transition: "width 0.3s linear",
-                      }}
-                    />
-                  )}
-                </Box>
-                <Group
-                  gap={4}
-                  w={RIGHT_W}
-                  pl="xs"
-                  justify="flex-end"
-                  wrap="nowrap"
-                >
-                  {s.cache_hit && (
-                    <Badge size="xs" color="teal" variant="dot">
-                      cache hit
-                    </Badge>
-                  )}
-                  {(s.attempts ?? 0) > 1 && (
-                    <Badge size="xs" color="yellow" variant="dot">
-                      ×{s.attempts} attempts
-                    </Badge>
-                  )}
-                  {(s.runs ?? 0) > 1 && (
-                    <Badge size="xs" color="grape" variant="dot">
-                      {s.runs} runs
-                    </Badge>
-                  )}
-                  <Text size="xs" c="dimmed">
-                    {s.duration_ms != null
-                      ? formatMs(Number(s.duration_ms))
-                      : start !== null && end !== null
-                        ? formatMs(end - start)
-                        : ""}
-                  </Text>
-                </Group>
-              </Group>
-            </UnstyledButton>
-            </Box>
-          );
-        })}
-      </Stack>
+      {steps.length === 0 && (
+        <Text size="sm" c="dimmed">
+          No step has started yet.
+        </Text>
+      )}
+      <div
+        ref={list}
+        role="list"
+        aria-label="steps timeline"
+        style={{ position: "relative", height: rows.getTotalSize() }}
+      >
+        {rows.getVirtualItems().map((row) => (
+          <Row
+            key={steps[row.index].step}
+            s={steps[row.index]}
+            top={row.start - rows.options.scrollMargin}
+            t0={t0}
+            span={span}
+            now={props.now}
+            animate={animate}
+            onOpen={props.onOpen}
+          />
+        ))}
+      </div>
     </Paper>
+  );
+}
+
+/** One step: plain elements (a 500-step run redraws many rows as time passes). */
+function Row(props: {
+  s: StepRecord;
+  top: number;
+  t0: number;
+  span: number;
+  now: number;
+  animate: boolean;
+  onOpen: (step: StepRecord) => void;
+}) {
+  const { s, t0, span } = props;
+  const start = ms(s.started_at);
+  const end = ms(s.finished_at) ?? (s.status === "RUNNING" ? props.now : null);
+  const left = start === null ? 0 : ((start - t0) / span) * 100;
+  const width = start === null || end === null ? 0 : Math.max(((end - start) / span) * 100, 0.6);
+  const color = stepColor(s.status);
+  const extras: string[] = [];
+  if (s.cache_hit) extras.push("cache hit");
+  if ((s.attempts ?? 0) > 1) extras.push(`${s.attempts} attempts`);
+  if ((s.runs ?? 0) > 1) extras.push(`${s.runs} runs`);
+  const name = `step ${s.step} ${s.target ?? ""}: ${s.status}${extras.length ? ` (${extras.join(", ")})` : ""}`;
+  const took =
+    s.duration_ms != null
+      ? formatMs(Number(s.duration_ms))
+      : start !== null && end !== null
+        ? formatMs(end - start)
+        : "";
+  return (
+    <div
+      role="listitem"
+      aria-label={name}
+      data-status={s.status}
+      style={{ position: "absolute", top: props.top, left: 0, right: 0, height: ROW_H }}
+    >
+      <UnstyledButton onClick={() => props.onOpen(s)} className={classes.row} p={2}>
+        <span className={classes.label} style={{ width: LABEL_W }}>
+          <b>{s.step}</b>
+          <span className={classes.target}>
+            {s.target ?? ""}
+            {s.action ? ` · ${s.action}` : ""}
+          </span>
+          <span className={classes.status}>
+            <span
+              className={classes.dot}
+              style={{ background: `var(--mantine-color-${color}-filled)` }}
+            />
+            {s.status}
+          </span>
+        </span>
+        <span className={classes.track}>
+          {width > 0 && (
+            <span
+              data-bar
+              className={classes.bar}
+              style={{
+                left: `${Math.min(left, 99.4)}%`,
+                width: `${Math.min(width, 100 - Math.min(left, 99.4))}%`,
+                background: `var(--mantine-color-${color}-${s.status === "RUNNING" ? 4 : 6})`,
+                transition: props.animate ? "width 0.3s linear" : undefined,
+              }}
+            />
+          )}
+        </span>
+        <span className={classes.right} style={{ width: RIGHT_W }}>
+          {s.cache_hit && (
+            <Badge size="xs" color="teal" variant="dot">
+              cache hit
+            </Badge>
+          )}
+          {(s.attempts ?? 0) > 1 && (
+            <Badge size="xs" color="yellow" variant="dot">
+              ×{s.attempts} attempts
+            </Badge>
+          )}
+          {(s.runs ?? 0) > 1 && (
+            <Badge size="xs" color="grape" variant="dot">
+              {s.runs} runs
+            </Badge>
+          )}
+          <span className={classes.took}>{took}</span>
+        </span>
+      </UnstyledButton>
+    </div>
   );
 }
