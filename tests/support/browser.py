@@ -94,8 +94,11 @@ def console_app(
     thread.join(30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: while Playwright's sync API is
+    started, this thread counts as running an event loop, and the asyncio tests of later
+    modules could not run theirs."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
