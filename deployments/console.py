@@ -11,7 +11,9 @@ MLflow's UI ship theirs: ``make run`` serves it without Node. ``mount_console(ap
 * ``/console/config.json`` — what the app needs to know before its first API call (how to sign
   in); public, holds no secret;
 * every other ``/console/…`` path — ``index.html``, so a reload or a shared link to a page of the
-  app (``/console/executions/ex_…``) opens that page; never cached, so a new build is picked up.
+  app (``/console/executions/ex_…``) opens that page; never cached, so a new build is picked up;
+  with a Content-Security-Policy that lets the page load and call only this server (and the
+  OIDC provider).
 
 The console talks to the gateway only through the public API (``/v1/…``, SSE, WebSocket). When
 the package was installed without a build (a source checkout before ``npm run build``),
@@ -24,6 +26,7 @@ import mimetypes
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
@@ -61,13 +64,26 @@ def mount_console(app: FastAPI, *, folder: Path = CONSOLE_DIR) -> None:
                 status_code=404,
                 detail="the console is not built: cd console && npm ci && npm run build",
             )
-        target = (root / path).resolve()
-        if path and target.is_relative_to(root) and target.is_file():
+        target = _file_in(root, path)
+        if target is not None and target.name != "index.html":
             headers = dict(_IMMUTABLE if path.startswith("assets/") else _SHORT)
             return _maybe_gzipped(target, request, headers)
-        if path.startswith("assets/") or "." in path.rsplit("/", 1)[-1]:
+        if path.startswith("assets/") or (target is None and "." in path.rsplit("/", 1)[-1]):
             raise HTTPException(status_code=404, detail="not found")  # a missing file, not a page
-        return FileResponse(index, media_type="text/html", headers=_NO_CACHE)
+        headers = {**_NO_CACHE, "Content-Security-Policy": _policy(request)}
+        return FileResponse(index, media_type="text/html", headers=headers)
+
+
+def _file_in(root: Path, path: str) -> Path | None:
+    """The file ``path`` names inside ``root``; None when there is none — a path that leaves
+    ``root`` (``..``, a symbolic link), or one the file system refuses (a NUL byte, too long)."""
+    if not path:
+        return None
+    try:
+        target = (root / path).resolve()
+        return target if target.is_relative_to(root) and target.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def _maybe_gzipped(target: Path, request: Request, headers: dict[str, str]) -> FileResponse:
@@ -80,6 +96,23 @@ def _maybe_gzipped(target: Path, request: Request, headers: dict[str, str]) -> F
         headers["Content-Encoding"] = "gzip"
         return FileResponse(packed, media_type=media_type, headers=headers)
     return FileResponse(target, headers=headers)
+
+
+def _policy(request: Request) -> str:
+    """The console page's Content-Security-Policy: scripts, styles and requests from this
+    server only — and, signed in with OIDC, requests to the provider (discovery, tokens) — so
+    an injected script could neither load nor send the page's token elsewhere. Styles allow
+    inline ``style`` (Mantine's CSS variables and component styles)."""
+    connect = "'self'"
+    issuer = (_config(request).get("oidc") or {}).get("issuer")
+    if issuer:
+        parts = urlsplit(issuer)
+        connect += f" {parts.scheme}://{parts.netloc}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"img-src 'self' data:; connect-src {connect}; frame-ancestors 'none'; "
+        "base-uri 'self'; form-action 'self'; object-src 'none'"
+    )
 
 
 def _config(request: Request) -> dict[str, Any]:

@@ -12,6 +12,11 @@ if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
+# Vite 8 needs Node.js 20.19+ (Debian 12's own nodejs is 18)
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "the console needs Node.js 20.19 or newer, found $(node --version): install a newer Node.js" >&2
+  exit 1
+fi
 if [ -d node_modules/vite ] && [ node_modules -nt package-lock.json ]; then
   exit 0
 fi

@@ -53,6 +53,35 @@ async def test_each_team_has_its_own_budget_ledger_and_prices(system: System) ->
     assert (await prices.effective("team-b", "openai", "gpt-4o"))[1].startswith("team:1@")
 
 
+async def test_a_budget_and_a_price_stored_the_old_way_are_still_the_teams(
+    system: System,
+) -> None:
+    """Written before their ids were per team (id = the name): read, spent, replaced, cleared."""
+    store, budgets, prices = system.store, system.llm.budgets, system.llm.overrides
+    old = {"amount": "1.00", "period": "day", "currency": "USD", "updated_at": "2026-12-01"}
+    await store.insert("budgets", "team-old", {"id": "budget", **old})
+    rates = {"input": "7", "output": "8"}
+    await store.insert(
+        "price_overrides",
+        "team-old",
+        {"id": "openai:gpt-4o", "rates": rates, "revision": 1, "updated_at": "2026-12-01"},
+    )
+    assert (await budgets.status("team-old"))["budget"]["amount"] == "1.00"
+    reservation = await budgets.reserve("team-old", Decimal("0.40"))
+    await budgets.settle(reservation, Decimal("0.40"))
+    assert Decimal((await budgets.status("team-old"))["spent"]) == Decimal("0.40")
+    price, version = await prices.effective("team-old", "openai", "gpt-4o")
+    assert price is not None and price.rates.input == Decimal(7) and version.startswith("team:1@")
+    await prices.set("team-old", "openai:gpt-4o", {"input": "9", "output": "9"})
+    assert (await prices.effective("team-old", "openai", "gpt-4o"))[1].startswith("team:2@")
+    await budgets.set("team-old", "2.00", "day")  # replaces the old document
+    assert (await budgets.status("team-old"))["budget"]["amount"] == "2.00"
+    await budgets.clear("team-old")
+    assert (await budgets.status("team-old"))["budget"] is None
+    await prices.delete("team-old", "openai:gpt-4o")
+    assert (await prices.effective("team-old", "openai", "gpt-4o"))[1] != "team:2@"
+
+
 async def test_concurrent_reservations_cannot_overspend(system: System) -> None:
     budgets = system.llm.budgets
     await budgets.set("team-c", "1.00", "day")

@@ -140,6 +140,13 @@ def test_only_a_public_assistant_answers_a_widget_and_only_on_its_domains(
     assert refused.status_code == 403
     assert refused.json()["error"]["field"] == "accessControl.allowedDomains"
 
+    listed = {**PUBLIC, "accessControl": {"type": "PUBLIC", "allowedDomains": [BLOG, SHOP]}}
+    here = client.post("/v1/assistants", json=listed).json()["id"]
+    page = widget_for(client, here)
+    answered = client.post(f"/v1/assistants/{here}/chat", json={"message": "x"}, headers=page)
+    assert answered.status_code == 200, answered.text
+    assert client.get("/v1/widget", headers=page).json()["assistantId"] == here
+
 
 def test_the_widget_learns_its_assistant_and_looks_from_the_key(client: TestClient) -> None:
     look = {"title": "Shop help", "welcomeMessage": "Ask about orders", "primaryColor": "#aa3300"}

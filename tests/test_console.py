@@ -4,6 +4,7 @@ the files and the single-page fallback, and — in a real headless Chromium — 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -49,6 +50,13 @@ def test_the_shipped_build_is_of_the_sources_in_the_repo() -> None:
     )
 
 
+def test_every_gzip_copy_is_its_file_compressed() -> None:
+    packed = sorted(CONSOLE_DIR.rglob("*.gz"))
+    assert packed, "the build made no .gz copies (console/build-info.mjs)"
+    for gz in packed:
+        assert gzip.decompress(gz.read_bytes()) == gz.with_suffix("").read_bytes(), gz.name
+
+
 def test_the_console_client_types_come_from_the_served_schema() -> None:
     served = create_app().openapi()
     shipped = json.loads((SOURCES / "openapi.json").read_text())
@@ -62,6 +70,9 @@ def test_files_and_single_page_fallback(client: TestClient) -> None:
     index = client.get("/console/")
     assert index.status_code == 200 and '<div id="root">' in index.text
     assert index.headers["cache-control"] == "no-cache"
+    policy = index.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "connect-src 'self';" in policy
+    assert "frame-ancestors 'none'" in policy
     deep = client.get("/console/executions/ex_123")  # a reload on a page of the app
     assert deep.status_code == 200 and deep.text == index.text
     asset = next((CONSOLE_DIR / "assets").glob("index-*.js")).name
@@ -74,7 +85,12 @@ def test_files_and_single_page_fallback(client: TestClient) -> None:
     assert packed.content == got.content  # decoded by the client: the same script
     assert client.get("/console/assets/missing-123.js").status_code == 404
     assert client.get("/console/missing.png").status_code == 404
-    assert client.get("/console/%2e%2e/pyproject.toml").status_code == 404
+    assert (CONSOLE_DIR.parent / "console.py").is_file()  # what the next line must not serve
+    assert client.get("/console/%2e%2e/console.py").status_code == 404
+    assert client.get("/console/a%00b").text == index.text  # a page path: the app, not a 500
+    assert client.get("/console/" + "x" * 300 + ".js").status_code == 404
+    named = client.get("/console/index.html")  # by its name: still never cached
+    assert named.text == index.text and named.headers["cache-control"] == "no-cache"
     widget = client.get("/console/widget.js")
     assert widget.status_code == 200 and "javascript" in widget.headers["content-type"]
     assert client.get("/console/config.json").json() == {"authMode": "header"}

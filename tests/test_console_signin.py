@@ -69,8 +69,9 @@ def test_sign_in_with_pkce_and_work_as_the_users_team(
         assert any("code_verifier=" in body for body in token_requests)  # PKCE
         page.get_by_role("link", name="Overview").click()
         page.get_by_text("Working as team team-a").wait_for()  # alice's one team, from /v1/me
-        bearer = page.evaluate("() => localStorage.getItem('linqra.token')")
-        assert bearer and bearer.count(".") == 2  # a JWT from the provider
+        bearer = page.evaluate("() => sessionStorage.getItem('linqra.token')")
+        assert bearer and bearer.count(".") == 2  # a JWT from the provider, for this tab only
+        assert page.evaluate("() => JSON.stringify(localStorage)").find(bearer) == -1
         page.get_by_role("button", name="Sign out").click()
         page.get_by_role("heading", name="Sign in to Linqra").wait_for()
     finally:
@@ -82,6 +83,9 @@ def test_without_sign_in_the_api_is_refused(signin_app: tuple[str, OidcProvider]
 
     url, _ = signin_app
     assert httpx.get(f"{url}/v1/workflows", headers={"X-Team-Id": "team-a"}).status_code == 401
+    page = httpx.get(f"{url}/console/")
+    issuer = signin_app[1].issuer
+    assert f"connect-src 'self' {issuer};" in page.headers["content-security-policy"]
     assert httpx.get(f"{url}/console/config.json").json() == {
         "authMode": "oidc",
         "oidc": {"issuer": signin_app[1].issuer, "clientId": CLIENT, "scopes": "openid api"},
@@ -103,7 +107,7 @@ def test_an_expired_sign_in_is_renewed_in_a_popup_keeping_the_form(
         typed = {"name": "kept across a sign-in", "steps": [{"step": 1, "target": "noop"}]}
         editor.fill(json.dumps(typed))
         # the token goes stale (as an expired one would: the gateway refuses it)
-        page.evaluate("() => localStorage.setItem('linqra.token', 'e30.e30.stale')")
+        page.evaluate("() => sessionStorage.setItem('linqra.token', 'e30.e30.stale')")
         page.get_by_role("button", name="Save workflow").click()
         dialog = page.get_by_role("dialog", name="Your sign-in expired")
         dialog.wait_for()

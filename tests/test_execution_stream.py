@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from deployments.routers import executions
 from tests.support.sse import sse
 
 TWO_STEPS = {
     "name": "two steps",
     "steps": [
-        {"step": 1, "target": "wait", "params": {"seconds": 0.3}},
+        {"step": 1, "target": "wait", "params": {"seconds": 1}},
         {"step": 2, "target": "noop", "params": {"after": "{{step1.result}}"}},
     ],
 }
@@ -27,7 +29,10 @@ def _follow(client: TestClient, execution_id: str, **headers: str) -> list[tuple
         return list(sse(response.iter_lines()))
 
 
-def test_a_run_is_followed_until_it_is_finished(client: TestClient) -> None:
+def test_a_run_is_followed_until_it_is_finished(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executions, "STREAM_POLL_SECONDS", 0.05)  # the 1 s step is seen running
     wf = client.post("/v1/workflows", json=TWO_STEPS).json()["id"]
     ex = client.post(f"/v1/workflows/{wf}/execute", json={}).json()["id"]
     events = _follow(client, ex)
@@ -36,6 +41,7 @@ def test_a_run_is_followed_until_it_is_finished(client: TestClient) -> None:
     assert records[-1]["status"] == "COMPLETED"
     assert [s["status"] for s in records[-1]["steps"]] == ["COMPLETED", "COMPLETED"]
     assert any(r["status"] == "RUNNING" for r in records[:-1])  # seen while it ran
+    assert not any("heartbeat_at" in r or "runner_id" in r for r in records)  # not changes
     ids = [event_id for event_id, _, _ in events]
     assert len(ids) == len(set(ids))  # each event a change
     bodies = [json.dumps(r, sort_keys=True) for r in records]

@@ -104,9 +104,7 @@ async def test_same_bytes_twice_is_one_document_and_reindex_converges(hub: Any) 
     redone = await hub.ingest("acme", first["id"])
     collection = await hub.get_collection("acme", "dupes")
     assert redone["status"] == "READY" and redone["attempts"] == 2
-    assert (
-        await hub.vectors.count(collection.vector_collection, "acme") == redone["chunks_total"]
-    )
+    assert await hub.vectors.count(collection.vector_collection, "acme") == redone["chunks_total"]
 
 
 async def test_teams_never_see_each_others_collections_or_vectors(hub: Any) -> None:
@@ -370,7 +368,11 @@ async def test_a_failing_provider_embedder_fails_the_document_cleanly(
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"\x00\x01\x02binary", "binary"), (b"caf\xe9 latin-1", "UTF-8")],
+    [
+        (b"\x00\x01\x02binary", "binary"),
+        (b"caf\xe9 latin-1", "UTF-8"),
+        (b"\xff\xfeabc", "UTF-16"),  # a byte-order mark, then an odd number of bytes
+    ],
 )
 def test_text_that_cannot_be_read_is_refused_at_upload(data: bytes, message: str) -> None:
     """Before anything is stored or ingested: the upload itself is the 400."""

@@ -38,6 +38,7 @@ from linqra.knowledge.filters import MAX_FILTER_DEPTH, compile_filter
 from linqra.llm.budgets import BUDGETS
 from linqra.llm.types import MAX_OUTPUT_TOKENS, parse_settings
 from linqra.steps.builtin import TransformTarget, transform
+from linqra.store import scoped_id
 from linqra.system import System
 from linqra.vectors import MilvusVectorStore, VectorStoreError
 from linqra.workflows.conditions import (
@@ -481,7 +482,8 @@ async def test_a_stored_bad_budget_is_reported_and_refuses_priced_calls_with_a_4
 ) -> None:
     budgets = system.llm.budgets
     await budgets.set("team-old", "10", "month")
-    await system.store.update(BUDGETS, "team-old", "budget", {"amount": "1E+999999"})
+    stored = scoped_id("team-old", "budget")  # the team's budget document
+    await system.store.update(BUDGETS, "team-old", stored, {"amount": "1E+999999"})
     status = await budgets.status("team-old")
     assert status["budget"]["invalid"] is True and "PUT /v1/budget" in status["error"]
     with pytest.raises(BudgetExceeded) as refused:

@@ -2,9 +2,9 @@
  * The console's frame: the navigation, the team it works for, and one area per resource. Each
  * area (pages/<area>/index.tsx) owns its own sub-routes and loads on first visit.
  */
-import { AppShell, Burger, Button, Group, NavLink, Text, TextInput, Title } from "@mantine/core";
+import { Alert, AppShell, Burger, Button, Group, NavLink, Text, TextInput, Title } from "@mantine/core";
 import { useDisclosure } from "@mantine/hooks";
-import { lazy, Suspense, useState } from "react";
+import { Component, lazy, type ReactNode, Suspense, useState } from "react";
 import { Link, Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { currentTeam, setTeam } from "./api/client";
 import type { ConsoleConfig } from "./auth";
@@ -110,6 +110,7 @@ function Frame(props: { oidc: boolean }) {
         ))}
       </AppShell.Navbar>
       <AppShell.Main>
+        <AreaErrors>
         <Suspense fallback={<Text c="dimmed">Loading…</Text>}>
           <Routes>
             <Route path="/" element={<Overview />} />
@@ -123,7 +124,32 @@ function Frame(props: { oidc: boolean }) {
             <Route path="*" element={<Navigate to="/" replace />} />
           </Routes>
         </Suspense>
+        </AreaErrors>
       </AppShell.Main>
     </AppShell>
   );
+}
+
+/** An area that failed to load or render — after an upgrade an open tab asks for scripts that
+ * are gone — says so and offers a reload, instead of a blank page. */
+class AreaErrors extends Component<{ children: ReactNode }, { error: Error | null }> {
+  state = { error: null as Error | null };
+
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+
+  render() {
+    if (!this.state.error) return this.props.children;
+    return (
+      <Alert color="red" title="This page could not be shown" role="alert">
+        <Text size="sm" mb="sm">
+          {this.state.error.message}. If Linqra was just upgraded, reloading gets the new console.
+        </Text>
+        <Button size="xs" onClick={() => window.location.reload()}>
+          Reload
+        </Button>
+      </Alert>
+    );
+  }
 }

@@ -5,7 +5,7 @@
  * `auth.oidc.console_client_id`, and sends the access token as `Authorization: Bearer`.
  */
 import { UserManager, WebStorageStateStore } from "oidc-client-ts";
-import { setToken } from "./api/client";
+import { forgetTeam, setToken } from "./api/client";
 
 export interface ConsoleConfig {
   authMode: "header" | "oidc";
@@ -28,7 +28,7 @@ export async function loadConfig(): Promise<ConsoleConfig> {
       post_logout_redirect_uri: `${window.location.origin}/console/`,
       response_type: "code",
       scope: config.oidc.scopes,
-      userStore: new WebStorageStateStore({ store: window.localStorage }),
+      userStore: new WebStorageStateStore({ store: window.sessionStorage }), // this tab only
     });
   }
   return config;
@@ -76,5 +76,6 @@ export async function signInAgain(): Promise<void> {
 
 export async function signOut(): Promise<void> {
   setToken(null);
+  forgetTeam(); // the next user chooses their own
   await manager?.removeUser();
 }

@@ -31,7 +31,10 @@ router = APIRouter(tags=["executions"], route_class=RecordRoute)
 Wait = Annotated[bool, Query(description="wait for the finished record")]
 RunBoundWorkflow = Annotated[Principal, Depends(Require(Permission.EXECUTE, widget=True))]
 STREAM_POLL_SECONDS = 0.25
-"""How often ``GET /v1/executions/{id}/stream`` reads the record while the run is going."""
+"""How often ``GET /v1/executions/{id}/stream`` reads the record while it changes; while it does
+not, the reads slow down to one every :data:`STREAM_IDLE_POLL_SECONDS`."""
+STREAM_IDLE_POLL_SECONDS = 2.0
+LIVENESS_FIELDS = ("heartbeat_at", "runner_id")  # rewritten while a run is alive: not a change
 EVENTS = {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}}
 RUN_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": Execution, "description": "the finished record (`wait=true`)"},
@@ -152,22 +155,27 @@ async def stream_execution(
     """Follow a run live: an ``execution`` event with the whole record (its steps' latest runs)
     now and each time it changes — a step starts, retries, finishes — until it is finished
     (and its ``async`` steps too).
-    The record is read every 0.25 s. Each event's id is a digest of the record it carries, so a
-    client that reconnects with ``Last-Event-ID`` is sent the next change, not what it has."""
+    The record is read every 0.25 s while it changes, less often (up to every 2 s) while it does
+    not; the runner's liveness fields (``heartbeat_at``, ``runner_id``) are left out. Each
+    event's id is a digest of the record it carries, so a client that reconnects with
+    ``Last-Event-ID`` is sent the next change, not what it has."""
     executions = system.workflows.executions
     record = await executions.full_record(team.team_id, execution_id)  # an unknown id: 404
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        seen, current = last_event_id, record
+        seen, current, pause = last_event_id, record, STREAM_POLL_SECONDS
         while True:
-            body = json.dumps(current, separators=(",", ":"), sort_keys=True, default=str)
+            shown = {k: v for k, v in current.items() if k not in LIVENESS_FIELDS}
+            body = json.dumps(shown, separators=(",", ":"), sort_keys=True, default=str)
             digest = hashlib.sha256(body.encode()).hexdigest()[:20]
             if digest != seen:
-                seen = digest
+                seen, pause = digest, STREAM_POLL_SECONDS
                 yield ServerSentEvent(body, event="execution", id=digest)
+            else:  # nothing new: read less often (a run left PENDING may wait a long time)
+                pause = min(pause * 2, STREAM_IDLE_POLL_SECONDS)
             if current["status"] in EXECUTION_TERMINAL and not current.get("pending_async_steps"):
                 return  # finished, and no async step still to report
-            await asyncio.sleep(STREAM_POLL_SECONDS)
+            await asyncio.sleep(pause)
             try:
                 current = await executions.full_record(team.team_id, execution_id)
             except LinqraError as exc:  # the store went away (or the record with its team)

@@ -78,7 +78,10 @@ def detect_type(data: bytes, file_name: str | None, mime_type: str | None) -> st
 
 def _decode(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValidationError("the file is not valid UTF-16 text", field="file") from None
     if b"\x00" in data[:8192]:
         raise ValidationError("the file looks binary, not text", field="file")
     try:

@@ -30,7 +30,7 @@ from linqra.errors import BudgetExceeded, Conflict, StoreError, ValidationError
 from linqra.llm.pricing import Catalogue, Price
 from linqra.llm.tokens import count_prompt
 from linqra.llm.types import Message, ModelSettings
-from linqra.store import DocumentStore, scoped_id
+from linqra.store import DocumentStore, get_scoped, scoped_id
 
 __all__ = ["MAX_BUDGET_AMOUNT", "BudgetService", "Reservation", "parse_amount", "to_nanos"]
 
@@ -129,8 +129,7 @@ class BudgetService:
         await self.store.delete(BUDGETS, team_id, budget_id)
 
     async def _budget(self, team_id: str, budget_id: str) -> dict[str, Any] | None:
-        found = await self.store.get(BUDGETS, team_id, scoped_id(team_id, budget_id))
-        return found or await self.store.get(BUDGETS, team_id, budget_id)
+        return await get_scoped(self.store, BUDGETS, team_id, budget_id)
 
     async def status(self, team_id: str, *, budget_id: str = "budget") -> dict[str, Any]:
         budget = await self._budget(team_id, budget_id)

@@ -126,7 +126,7 @@ class OpenAIModel:
                         response_id = chunk.get("id") or response_id
                         if chunk.get("usage"):
                             usage = _usage(chunk["usage"])
-                        for choice in chunk.get("choices") or ():
+                        for choice in _choices(chunk, self.provider):
                             delta = choice.get("delta") or {}
                             if delta.get("content"):
                                 text.append(delta["content"])
@@ -195,6 +195,16 @@ async def chunk_batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[dict[s
                 chunks.append(chunk)
         if chunks:
             yield chunks
+
+
+def _choices(chunk: dict[str, Any], provider: str) -> list[dict[str, Any]]:
+    """A streamed chunk's choices, each with a ``delta`` object (or none)."""
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("delta") or {}, dict) for c in choices
+    ):
+        raise ProviderError(f"{provider}: malformed stream chunk", code="provider_error")
+    return choices
 
 
 def _call_delta(calls: dict[int, list[str]], piece: Mapping[str, Any]) -> ToolCallDelta:

@@ -17,7 +17,7 @@ from typing import Any
 from linqra.clock import iso
 from linqra.errors import NotFound, ValidationError
 from linqra.llm.pricing import Catalogue, Price, parse_price
-from linqra.store import DocumentStore, scoped_id
+from linqra.store import DocumentStore, get_scoped, scoped_id
 
 __all__ = ["CACHE_SECONDS", "PRICE_OVERRIDES", "PriceOverrides"]
 
@@ -82,9 +82,7 @@ class PriceOverrides:
         self._cache.pop(team_id, None)
 
     async def _doc(self, team_id: str, key: str) -> dict[str, Any] | None:
-        found = await self.store.get(PRICE_OVERRIDES, team_id, scoped_id(team_id, key))
-        # an override stored before ids were per team has the model as its id
-        return found or await self.store.get(PRICE_OVERRIDES, team_id, key)
+        return await get_scoped(self.store, PRICE_OVERRIDES, team_id, key)
 
     async def _team(self, team_id: str) -> dict[str, tuple[Price, str]]:
         now = time.monotonic()

@@ -12,6 +12,7 @@ from linqra.store.base import (
     Filter,
     IndexSpec,
     Sort,
+    get_scoped,
     scoped_id,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "Filter",
     "IndexSpec",
     "Sort",
+    "get_scoped",
     "open_store",
     "scoped_id",
 ]

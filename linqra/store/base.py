@@ -156,6 +156,15 @@ def scoped_id(team_id: str, name: str) -> str:
     return f"{require_team(team_id)}|{name}"
 
 
+async def get_scoped(
+    store: DocumentStore, collection: str, team_id: str, name: str
+) -> Document | None:
+    """The team's document named ``name``: under its :func:`scoped_id`, or — written before such
+    ids were per team — under ``name`` itself (still the team's: every read checks the team)."""
+    found = await store.get(collection, team_id, scoped_id(team_id, name))
+    return found or await store.get(collection, team_id, name)
+
+
 def require_team(team_id: str) -> str:
     if not isinstance(team_id, str) or not team_id:
         raise ValueError("the document store refuses an unscoped call: team_id is required")

@@ -4,8 +4,8 @@
  * equal to the schema the gateway serves).
  *
  * Who the console is: in the embedded profile's header mode the team it works for (chosen in the
- * header bar, kept in localStorage) goes in `X-Team-Id`; with a sign-in (an OIDC access token or
- * an API key pasted in Settings) the credential goes in `Authorization`.
+ * header bar, kept in localStorage) goes in `X-Team-Id`; signed in with OIDC, the access token
+ * (kept in sessionStorage: this tab only) goes in `Authorization`.
  */
 import createClient, { type Middleware } from "openapi-fetch";
 import type { paths } from "./schema";
@@ -26,13 +26,18 @@ export function setTeam(team: string): void {
   localStorage.setItem(TEAM_KEY, team);
 }
 
+// the access token lives in this tab only (sessionStorage), never in localStorage
 export function currentToken(): string | null {
-  return localStorage.getItem(TOKEN_KEY);
+  return sessionStorage.getItem(TOKEN_KEY);
 }
 
 export function setToken(token: string | null): void {
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export function forgetTeam(): void {
+  localStorage.removeItem(TEAM_KEY);
 }
 
 /** The headers that say who is calling: every request of the console carries them. */

@@ -1006,8 +1006,10 @@ export interface paths {
          * @description Follow a run live: an ``execution`` event with the whole record (its steps' latest runs)
          *     now and each time it changes — a step starts, retries, finishes — until it is finished
          *     (and its ``async`` steps too).
-         *     The record is read every 0.25 s. Each event's id is a digest of the record it carries, so a
-         *     client that reconnects with ``Last-Event-ID`` is sent the next change, not what it has.
+         *     The record is read every 0.25 s while it changes, less often (up to every 2 s) while it does
+         *     not; the runner's liveness fields (``heartbeat_at``, ``runner_id``) are left out. Each
+         *     event's id is a digest of the record it carries, so a client that reconnects with
+         *     ``Last-Event-ID`` is sent the next change, not what it has.
          */
         get: operations["stream_execution_v1_executions__execution_id__stream_get"];
         put?: never;

@@ -1,0 +1,1 @@
+import{Dn as e,yn as t}from"./common-CjkSFnNn.js";var n=e(t(),1),r=e=>(e+1)%1e6;function i(){let[,e]=(0,n.useReducer)(r,0);return e}export{i as t};
