@@ -332,3 +332,39 @@ def test_workflow_and_execution_screens_are_accessible(console: Console) -> None
     expect(page.get_by_role("table", name="executions")).to_be_visible()
     check("executions")
     assert not found, found
+
+
+def test_a_dropped_connection_on_a_live_run_is_said_and_followed_again(console: Console) -> None:
+    """The execution page's stream ends before the run does (twice: a proxy cutting it, say):
+    the page says it is reconnecting, reconnects with the last event's id (Last-Event-ID) and
+    follows the run to its end."""
+    api = console.api()
+    slow = {"target": "quotes-service", "action": "fetch", "intent": "/sleep"}
+    body = {
+        "name": "two slow steps",
+        "steps": [
+            {"step": i, **slow, "params": {"ms": 2500, "key": uuid.uuid4().hex}} for i in (1, 2)
+        ],
+    }
+    wid = api.post("/v1/workflows", json=body).json()["id"]
+    eid = api.post(f"/v1/workflows/{wid}/execute", json={}).json()["id"]
+    asked: list[str | None] = []
+
+    def cut_twice(route: Any, request: Any) -> None:
+        asked.append(request.headers.get("last-event-id"))
+        if len(asked) > 2:
+            route.continue_()
+            return
+        record = api.get(f"/v1/executions/{eid}").text  # one real event, then the end
+        event = f"id: cut-{len(asked)}\nevent: execution\ndata: {record}\n\n"
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=event)
+
+    console.page.route(re.compile(r".*/v1/executions/[^/]+/stream$"), cut_twice)
+    page = console.open(f"/executions/{eid}")
+    notice = page.get_by_role("status").filter(has_text="reconnecting")
+    expect(notice).to_be_visible()
+    expect(page.get_by_test_id("execution-status")).to_have_text("COMPLETED", timeout=RUN_MS)
+    expect(notice).to_have_count(0)
+    timeline = page.get_by_role("list", name="steps timeline")
+    expect(timeline.get_by_role("listitem", name=re.compile(r": COMPLETED"))).to_have_count(2)
+    assert asked[:3] == [None, "cut-1", "cut-2"]  # each reconnect said what it had seen
