@@ -324,3 +324,15 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with OidcProvider(workdir=tmp_path_factory.mktemp("oidc")) as provider:
         yield provider
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests on the session's Ray cluster run last, in their order: once started, the
+    cluster's actors (Serve's controller, the scheduler, …) keep part of a core busy for the
+    rest of the session, and every test after them would share the machine with it."""
+
+    def on_ray(item: pytest.Item) -> bool:
+        fixtures = getattr(item, "fixturenames", ())
+        return item.get_closest_marker("ray") is not None or "ray_cluster" in fixtures
+
+    items.sort(key=on_ray)  # stable: the order within each group is kept
