@@ -207,7 +207,7 @@ class TestRedisRunLog(RunLogContract):
         made: list[RunLog] = []
 
         def make(**kwargs: Any) -> RunLog:
-            made.append(open_run_log(redis_url, timeout_seconds=5, **kwargs))
+            made.append(open_run_log(redis_url, timeout_seconds=15, **kwargs))
             return made[-1]
 
         yield make
