@@ -13,6 +13,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SSE_CONTENT",
+    "SSE_HEADERS",
     "ErrorDetail",
     "ErrorResponse",
     "Health",
@@ -115,3 +117,11 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_inline(v, defs) for v in node]
     return node
+
+
+SSE_CONTENT = {
+    "text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}
+}
+"""An SSE answer in the OpenAPI schema (``responses={200: {"content": SSE_CONTENT, …}}``)."""
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""The headers of every SSE answer: not cached, not buffered by a proxy."""

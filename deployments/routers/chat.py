@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from deployments.auth import Member, Require, Runner, Viewer, identify
 from deployments.deps import JsonObject, Limit, Offset, ResourceId, SystemDep, page
 from deployments.routers.widget import public_assistant
-from deployments.schemas import Page, RecordRoute, body_schema
+from deployments.schemas import SSE_CONTENT, SSE_HEADERS, Page, RecordRoute, body_schema
 from linqra.assistants.chat import ChatRequest, ChatService, parse_event_id
 from linqra.assistants.conversations import ChatRun, Conversation, Message
 from linqra.assistants.runlog import RunEvent
@@ -44,7 +44,7 @@ VisitorToken = Annotated[
     ),
 ]
 CHAT_BODY = body_schema(ChatRequest)
-EVENTS = {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}}
+EVENTS = SSE_CONTENT
 SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": EVENTS, "description": "the reply as JSON, or as events when asked"}
 }
@@ -326,7 +326,7 @@ def _events(
     return EventSourceResponse(
         stream(),
         ping=chat.deps.settings.keepalive_seconds,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )
 
 

@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from deployments.auth import Require, Runner, Viewer
 from deployments.deps import Limit, Offset, ResourceId, SystemDep, page
-from deployments.schemas import Page, RecordRoute
+from deployments.schemas import SSE_CONTENT, SSE_HEADERS, Page, RecordRoute
 from linqra.auth.principal import Permission, Principal
 from linqra.errors import LinqraError
 from linqra.status import EXECUTION_TERMINAL, ExecutionStatus
@@ -35,7 +35,7 @@ STREAM_POLL_SECONDS = 0.25
 not, the reads slow down to one every :data:`STREAM_IDLE_POLL_SECONDS`."""
 STREAM_IDLE_POLL_SECONDS = 2.0
 LIVENESS_FIELDS = ("heartbeat_at", "runner_id")  # rewritten while a run is alive: not a change
-EVENTS = {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}}
+
 RUN_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": Execution, "description": "the finished record (`wait=true`)"},
     202: {
@@ -142,7 +142,7 @@ async def resume(
 @router.get(
     "/v1/executions/{execution_id}/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": EVENTS, "description": "the record each time it changes"}},
+    responses={200: {"content": SSE_CONTENT, "description": "the record each time it changes"}},
 )
 async def stream_execution(
     system: SystemDep,
@@ -182,6 +182,4 @@ async def stream_execution(
                 yield ServerSentEvent(json.dumps(exc.to_dict()), event="error")
                 return
 
-    return EventSourceResponse(
-        events(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return EventSourceResponse(events(), ping=15, headers=SSE_HEADERS)
