@@ -3,19 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test lint typecheck format bench demo-service clean console console-api
+.PHONY: run test install install-test lint typecheck format bench demo-service clean console console-api client
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Linqra needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed: $(BIN)/python pyproject.toml client/pyproject.toml
+	$(BIN)/pip install -q -e ./client -e .
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[test,dev]"
+	$(BIN)/pip install -q -e ./client -e ".[test,dev]"
 	@touch $@
 
 install: $(VENV)/.installed
@@ -56,6 +56,10 @@ console-api: install-test
 
 console: console-api
 	cd console && npm run build
+
+## The Python client's generated parts (models, the sync client, docs/python.md's reference).
+client: install-test
+	$(BIN)/python -m scripts.client_codegen
 
 demo-service: install
 	$(BIN)/python -m deployments.demo --port 8100

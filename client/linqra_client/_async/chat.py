@@ -1,0 +1,351 @@
+"""Assistants (``client.assistants``) and conversations (``client.conversations``): replies
+streamed as typed events over SSE or a WebSocket, resumed after a cut connection, cancellable."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from linqra_client import models
+from linqra_client._async.pagination import AsyncPager
+from linqra_client._async.streams import Connect, data_of, follow
+from linqra_client._base import check_id, dump, validate
+from linqra_client._ws import aconnect_ws, closed_errors
+from linqra_client.chat_events import FINAL_EVENTS, ChatEvent, RunCreated, RunFinished, chat_event
+from linqra_client.errors import APIConnectionError, StreamError
+
+if TYPE_CHECKING:
+    from linqra_client._async.client import AsyncLinqra
+
+__all__ = ["AsyncAssistants", "AsyncChatSocket", "AsyncChatStream", "AsyncConversations"]
+
+
+def _message_body(message: str, **options: Any) -> dict[str, Any]:
+    names = {"double_texting": "doubleTexting", "on_disconnect": "onDisconnect"}
+    body = {"message": message, "stream": True}
+    body.update({names.get(k, k): v for k, v in options.items() if v is not None})
+    body.setdefault("clientMessageId", uuid.uuid4().hex)
+    return body
+
+
+class AsyncChatStream:
+    """A reply as it is written: iterate it for typed events (:mod:`linqra_client.chat_events`).
+
+    The request is sent when the iteration starts. After ``run.created`` the stream knows its
+    :attr:`conversation_id` and :attr:`run_id`; a cut connection is resumed from the last event
+    (``Last-Event-ID``), and a message sent to an existing conversation is sent again with the
+    same ``clientMessageId`` (the API answers the first run, not a second one). :attr:`text` is
+    the reply so far, :attr:`final` the last event once it came."""
+
+    def __init__(self, client: AsyncLinqra, first: Connect, conversation_id: str | None) -> None:
+        self._client = client
+        self._first = first
+        self.conversation_id = conversation_id
+        self.run_id: str | None = None
+        self.text = ""
+        self.final: RunFinished | None = None
+
+    def _resume(self, last_id: str | None) -> Connect | None:
+        if self.run_id and self.conversation_id:
+            path = f"/v1/conversations/{self.conversation_id}/runs/{self.run_id}/stream"
+            return Connect("GET", path, last_event_id=last_id)
+        if self.conversation_id:  # the same clientMessageId: the first run again
+            return self._first
+        return None  # a new conversation cut before its first event: nothing to resume
+
+    async def __aiter__(self) -> AsyncIterator[ChatEvent]:
+        async for sse in follow(
+            self._client,
+            self._first,
+            resume=self._resume,
+            is_last=lambda sse: sse.event in FINAL_EVENTS,
+        ):
+            event = chat_event(sse.event, sse.id or None, data_of(sse))
+            self._track(event)
+            yield event
+
+    def _track(self, event: ChatEvent) -> None:
+        if isinstance(event, RunCreated):
+            self.run_id, self.conversation_id = event.run_id, event.conversation_id
+        elif event.event == "message.delta":
+            self.text += str(getattr(event, "text", ""))
+        elif event.event == "message.replace":
+            self.text = str(getattr(event, "text", ""))
+        elif isinstance(event, RunFinished):
+            self.final = event
+            if event.content is not None:
+                self.text = event.content
+
+    async def until_done(self) -> RunFinished:
+        """Read the stream to its end; the last event (``status``, ``content``, ``cost``)."""
+        async for _ in self:
+            pass
+        if self.final is None:
+            raise APIConnectionError("the reply ended without its last event")
+        return self.final
+
+    async def cancel(self) -> models.ChatRun:
+        """Stop the reply: the provider's stream is closed, the partial reply kept."""
+        if not (self.conversation_id and self.run_id):
+            raise StreamError("the reply has not started yet", code="conflict")
+        return await self._client.conversations.cancel(self.conversation_id, self.run_id)
+
+
+class AsyncAssistants:
+    """Versioned assistants: a model, a system prompt, tasks and knowledge collections."""
+
+    def __init__(self, client: AsyncLinqra) -> None:
+        self._client = client
+
+    def list(self, *, limit: int = 50) -> AsyncPager[models.Assistant]:
+        return AsyncPager(self._client, "/v1/assistants", models.Assistant, limit=limit)
+
+    async def get(self, assistant_id: str) -> models.Assistant:
+        return await self._client.call(
+            models.Assistant, "GET", f"/v1/assistants/{check_id(assistant_id, 'assistant_id')}"
+        )
+
+    async def create(
+        self, definition: dict[str, Any] | None = None, **fields: Any
+    ) -> models.Assistant:
+        """A new assistant (``name``, ``model``, ``systemPrompt``, ``status``, ``tasks``,
+        ``knowledge``, ``guardrails``, …), given as a dict or as keywords."""
+        body = validate(models.CreateAssistantBody, {**(definition or {}), **fields})
+        return await self._client.call(models.Assistant, "POST", "/v1/assistants", json=dump(body))
+
+    async def update(
+        self, assistant_id: str, definition: dict[str, Any], *, if_version: int | None = None
+    ) -> models.Assistant:
+        body = validate(models.UpdateAssistantBody, definition)
+        return await self._client.call(
+            models.Assistant,
+            "PUT",
+            f"/v1/assistants/{check_id(assistant_id, 'assistant_id')}",
+            json=dump(body),
+            headers={"If-Match": str(if_version)} if if_version is not None else None,
+        )
+
+    async def delete(self, assistant_id: str) -> None:
+        await self._client.request(
+            "DELETE", f"/v1/assistants/{check_id(assistant_id, 'assistant_id')}"
+        )
+
+    def versions(
+        self, assistant_id: str, *, limit: int = 50
+    ) -> AsyncPager[models.AssistantVersion]:
+        path = f"/v1/assistants/{check_id(assistant_id, 'assistant_id')}/versions"
+        return AsyncPager(self._client, path, models.AssistantVersion, limit=limit)
+
+    async def rollback(self, assistant_id: str, version: int) -> models.Assistant:
+        return await self._client.call(
+            models.Assistant,
+            "POST",
+            f"/v1/assistants/{check_id(assistant_id, 'assistant_id')}/versions/{int(version)}/rollback",
+        )
+
+    def chat(
+        self,
+        assistant_id: str,
+        message: str,
+        *,
+        conversation_id: str | None = None,
+        double_texting: str | None = None,
+        on_disconnect: str | None = None,
+        client_message_id: str | None = None,
+        title: str | None = None,
+    ) -> AsyncChatStream:
+        """Ask the assistant; iterate the answer for typed events as it is written.
+        A new conversation unless ``conversation_id``."""
+        body = _message_body(
+            message,
+            conversationId=conversation_id,
+            double_texting=double_texting,
+            on_disconnect=on_disconnect,
+            clientMessageId=client_message_id,
+            title=title,
+        )
+        body = dump(validate(models.ChatBody, body))
+        path = f"/v1/assistants/{check_id(assistant_id, 'assistant_id')}/chat"
+        return AsyncChatStream(self._client, Connect("POST", path, json=body), conversation_id)
+
+    async def ask(
+        self, assistant_id: str, message: str, *, conversation_id: str | None = None
+    ) -> models.ChatReply:
+        """Ask the assistant and get the whole answer once it is complete (no stream)."""
+        body = _message_body(message, conversationId=conversation_id, stream=False)
+        body = dump(validate(models.ChatBody, body))
+        return await self._client.call(
+            models.ChatReply,
+            "POST",
+            f"/v1/assistants/{check_id(assistant_id, 'assistant_id')}/chat",
+            json=body,
+            timeout=max(self._client.timeout, 300.0),
+        )
+
+
+class AsyncConversations:
+    """Conversations with assistants: their messages, runs and streams."""
+
+    def __init__(self, client: AsyncLinqra) -> None:
+        self._client = client
+
+    def list(
+        self, *, assistant_id: str | None = None, limit: int = 50
+    ) -> AsyncPager[models.Conversation]:
+        return AsyncPager(
+            self._client,
+            "/v1/conversations",
+            models.Conversation,
+            params={"assistant_id": assistant_id},
+            limit=limit,
+        )
+
+    async def get(self, conversation_id: str) -> models.Conversation:
+        return await self._client.call(
+            models.Conversation,
+            "GET",
+            f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}",
+        )
+
+    async def rename(self, conversation_id: str, title: str) -> models.Conversation:
+        body = validate(models.Rename, {"title": title})
+        return await self._client.call(
+            models.Conversation,
+            "PATCH",
+            f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}",
+            json=dump(body),
+        )
+
+    async def delete(self, conversation_id: str) -> None:
+        await self._client.request(
+            "DELETE", f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}"
+        )
+
+    def messages(self, conversation_id: str, *, limit: int = 50) -> AsyncPager[models.Message]:
+        """The turns in order, with each reply's usage and cost."""
+        path = f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}/messages"
+        return AsyncPager(self._client, path, models.Message, limit=limit)
+
+    def send(self, conversation_id: str, message: str, **options: Any) -> AsyncChatStream:
+        """The next message of a conversation, its answer streamed (as ``assistants.chat``)."""
+        body = dump(validate(models.SendMessageBody, _message_body(message, **options)))
+        path = f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}/messages"
+        return AsyncChatStream(self._client, Connect("POST", path, json=body), conversation_id)
+
+    def follow(
+        self, conversation_id: str, run_id: str, *, last_event_id: str | None = None
+    ) -> AsyncChatStream:
+        """A run's events from the start (or after ``last_event_id``), live until its end."""
+        path = (
+            f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}"
+            f"/runs/{check_id(run_id, 'run_id')}/stream"
+        )
+        stream = AsyncChatStream(
+            self._client, Connect("GET", path, last_event_id=last_event_id), conversation_id
+        )
+        stream.run_id = run_id
+        return stream
+
+    async def run(self, conversation_id: str, run_id: str) -> models.ChatRun:
+        return await self._client.call(
+            models.ChatRun,
+            "GET",
+            f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}/runs/{check_id(run_id, 'run_id')}",
+        )
+
+    async def cancel(self, conversation_id: str, run_id: str) -> models.ChatRun:
+        """Stop a reply wherever it runs; a finished run is returned as it is."""
+        return await self._client.call(
+            models.ChatRun,
+            "POST",
+            f"/v1/conversations/{check_id(conversation_id, 'conversation_id')}"
+            f"/runs/{check_id(run_id, 'run_id')}/cancel",
+        )
+
+    def socket(self, conversation_id: str) -> AsyncChatSocket:
+        """The conversation's WebSocket: ``async with client.conversations.socket(cid) as ws``."""
+        return AsyncChatSocket(self._client, check_id(conversation_id, "conversation_id"))
+
+
+class AsyncChatSocket:
+    """A conversation over ``/v1/conversations/{id}/ws``: :meth:`send` a message, iterate
+    :meth:`events` for its reply. A socket that drops mid-reply is opened again and the run
+    resumed from its last event (``{"type": "resume", "run_id", "last_event_id"}``)."""
+
+    def __init__(self, client: AsyncLinqra, conversation_id: str, max_reconnects: int = 5) -> None:
+        self._client = client
+        self.conversation_id = conversation_id
+        self._socket: Any = None
+        self._run_id: str | None = None
+        self._last_id: str | None = None
+        self._max_reconnects = max_reconnects
+
+    @property
+    def url(self) -> str:
+        base = self._client.base_url.replace("https://", "wss://").replace("http://", "ws://")
+        return f"{base}/v1/conversations/{self.conversation_id}/ws"
+
+    async def connect(self) -> None:
+        self._socket = await aconnect_ws(self.url, additional_headers=self._client.headers)
+
+    async def __aenter__(self) -> AsyncChatSocket:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+            self._socket = None
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self._socket.send(json.dumps(frame))
+
+    async def send(self, message: str, **options: Any) -> None:
+        """Send a message (``double_texting``, ``on_disconnect``, ``client_message_id``)."""
+        body = _message_body(message, **options)
+        body.pop("stream")
+        body["clientMessageId"] = options.get("client_message_id") or body["clientMessageId"]
+        body.pop("client_message_id", None)
+        await self._send({"type": "send", **body})
+
+    async def cancel(self) -> None:
+        """Cancel the reply being written (answered by its last event)."""
+        if self._run_id:
+            await self._send({"type": "cancel", "run_id": self._run_id})
+
+    async def events(self) -> AsyncIterator[ChatEvent]:
+        """The events of the reply to the last message sent, until its last event."""
+        reconnects = 0
+        while True:
+            try:
+                raw = await self._socket.recv()
+            except closed_errors as exc:
+                reconnects += 1
+                if self._run_id is None or reconnects > self._max_reconnects:
+                    raise APIConnectionError(f"the chat socket closed: {exc}") from exc
+                await self.connect()
+                await self._send(
+                    {"type": "resume", "run_id": self._run_id, "last_event_id": self._last_id}
+                )
+                continue
+            frame = json.loads(raw)
+            if frame.get("type") == "error":
+                error = frame.get("error") or {}
+                raise StreamError(
+                    str(error.get("message")), code=str(error.get("code")), field=error.get("field")
+                )
+            if frame.get("type") != "event":
+                continue
+            event = chat_event(frame["event"], frame.get("id"), frame.get("data"))
+            self._last_id = event.id or self._last_id
+            if isinstance(event, RunCreated):
+                self._run_id = event.run_id
+            yield event
+            if event.event in FINAL_EVENTS:
+                self._run_id = None
+                return

@@ -1,0 +1,200 @@
+# Generated from linqra_client/_async by scripts/client_codegen.py (unasync): do not edit.
+"""The client: :class:`AsyncLinqra` (asyncio) and, generated from this file, ``Linqra``.
+
+One ``httpx`` client per Linqra client, reused for every call (close it with ``aclose()`` or
+``async with``). Every call goes through :meth:`AsyncLinqra.request`, which retries by the
+:class:`~linqra_client._base.RetryPolicy` and turns an error answer into the exception for its
+code; the resources (``client.workflows``, ``client.executions``, …) are thin, typed methods
+over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import pydantic
+from httpx_sse import ServerSentEvent, connect_sse
+from linqra_client import models
+from linqra_client._base import (
+    RetryPolicy,
+    base_url,
+    connection_headers,
+    parse,
+    sleep,
+)
+from linqra_client._sync.agents import Agents, Events, Tasks
+from linqra_client._sync.chat import Assistants, Conversations
+from linqra_client._sync.knowledge import Knowledge
+from linqra_client._sync.operations import LLM, Admin
+from linqra_client._sync.workflows import Executions, Workflows
+from linqra_client.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    error_from_response,
+)
+
+__all__ = ["Linqra"]
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+Files = Callable[[], Any]
+
+
+class Linqra:
+    """A client of one Linqra gateway.
+
+    ``base_url`` defaults to ``$LINQRA_URL``, else ``http://127.0.0.1:8000``. Sign in with an
+    ``api_key`` (``lq_…``, sent as ``X-API-Key``) or an OIDC access ``token`` (sent as
+    ``Authorization: Bearer``); a gateway in header mode (the embedded profile) takes the
+    ``team`` alone. Each defaults to ``$LINQRA_API_KEY``, ``$LINQRA_TOKEN``, ``$LINQRA_TEAM``.
+
+    ``timeout`` bounds each HTTP call (seconds; streams bound the wait for each event);
+    ``retry`` says when a refused or failed call is tried again (``RetryPolicy(max_retries=0)``
+    never retries). ``http_client`` replaces the ``httpx`` client (its base URL and headers are
+    then yours to set)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        team: str | None = None,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url_of(base_url)
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.headers = connection_headers(api_key=api_key, token=token, team=team) | dict(
+            headers or {}
+        )
+        self._http = http_client or httpx.Client(
+            base_url=self.base_url, headers=self.headers, timeout=timeout
+        )
+        self.workflows = Workflows(self)
+        self.executions = Executions(self)
+        self.knowledge = Knowledge(self)
+        self.assistants = Assistants(self)
+        self.conversations = Conversations(self)
+        self.agents = Agents(self)
+        self.tasks = Tasks(self)
+        self.events = Events(self)
+        self.llm = LLM(self)
+        self.admin = Admin(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Linqra:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    # -- calls -----------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        files: Files | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One API call, retried by :attr:`retry`; a 2xx response, else the error raised.
+
+        ``files`` is a function that returns the multipart ``files`` argument, called once per
+        attempt (a retried upload is sent from its start)."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    params=query,
+                    files=files() if files is not None else None,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else self.timeout,
+                )
+            except httpx.TransportError as exc:
+                delay = self.retry.after_error(attempt, method, exc)
+                if delay is None:
+                    raise _transport_error(method, path, exc) from exc
+            else:
+                if response.is_success:
+                    return response
+                delay = self.retry.after_response(attempt, response)
+                if delay is None:
+                    raise error_from_response(response)
+            attempt += 1
+            sleep(delay)
+
+    def call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """:meth:`request`, its JSON body parsed as ``model``."""
+        response = self.request(method, path, **kwargs)
+        return parse(model, response.json())
+
+    def health(self) -> models.Health:
+        """``GET /healthz``: the gateway, its store and its runner."""
+        return self.call(models.Health, "GET", "/healthz")
+
+    def me(self) -> models.Me:
+        """``GET /v1/me``: who the credentials are, their team and role."""
+        return self.call(models.Me, "GET", "/v1/me")
+
+    def linq(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``POST /linq``: a Linq Protocol request (``{"link": …, "query": …}``) as it is."""
+        response = self.request("POST", "/linq", json=request)
+        return dict(response.json())
+
+    # -- streams ---------------------------------------------------------------------------
+    @contextmanager
+    def _sse(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        last_event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[Iterator[ServerSentEvent]]:
+        extra = dict(headers or {})
+        extra["Accept"] = "text/event-stream"
+        if last_event_id:
+            extra["Last-Event-ID"] = last_event_id
+        with connect_sse(
+            self._http, method, path, json=json, headers=extra, timeout=self.timeout
+        ) as source:
+            if not source.response.is_success:
+                source.response.read()
+                raise error_from_response(source.response)
+            yield source.iter_sse()
+
+
+def base_url_of(url: str | None) -> str:
+    return base_url(url)
+
+
+def _transport_error(method: str, path: str, exc: httpx.TransportError) -> APIConnectionError:
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{method} {path}: no answer in time ({type(exc).__name__})")
+    return APIConnectionError(f"{method} {path}: {type(exc).__name__}: {exc}")

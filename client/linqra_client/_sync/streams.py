@@ -1,0 +1,99 @@
+# Generated from linqra_client/_async by scripts/client_codegen.py (unasync): do not edit.
+"""Server-sent event streams that survive a cut connection.
+
+:func:`follow` reads one stream of the API and, when the connection breaks or ends before the
+stream's last event, connects again with ``Last-Event-ID`` set to the last event it saw, so the
+caller misses nothing and sees nothing twice (the API resumes execution and chat streams from
+that id). The ``error`` event of a stream is raised as :class:`~linqra_client.errors.StreamError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from httpx_sse import ServerSentEvent
+from linqra_client._base import sleep
+from linqra_client.errors import APIConnectionError, StreamError
+
+if TYPE_CHECKING:
+    from linqra_client._sync.client import Linqra
+
+__all__ = ["Connect", "follow"]
+
+
+@dataclass(frozen=True)
+class Connect:
+    """How to open (or reopen) a stream: the request, and the ``Last-Event-ID`` to send."""
+
+    method: str
+    path: str
+    json: Any = None
+    last_event_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def follow(
+    client: Linqra,
+    first: Connect,
+    *,
+    resume: Callable[[str | None], Connect | None],
+    is_last: Callable[[ServerSentEvent], bool],
+    max_reconnects: int = 5,
+) -> Iterator[ServerSentEvent]:
+    """The events of a stream, reconnecting after a cut: ``resume(last_id)`` says where to
+    (``None``: the stream cannot be resumed, raise). Ends after the event ``is_last`` accepts."""
+    plan: Connect | None = first
+    last_id: str | None = first.last_event_id
+    failures = 0
+    while True:
+        assert plan is not None
+        try:
+            with client._sse(
+                plan.method,
+                plan.path,
+                json=plan.json,
+                last_event_id=last_id,
+                headers=plan.headers,
+            ) as events:
+                for sse in events:
+                    if sse.event == "error":
+                        raise _stream_error(sse)
+                    if sse.id:
+                        last_id = sse.id
+                    failures = 0
+                    yield sse
+                    if is_last(sse):
+                        return
+            cause = "the stream ended before its last event"
+        except httpx.TransportError as exc:
+            cause = f"{type(exc).__name__}: {exc}"
+        failures += 1
+        plan = resume(last_id)
+        if plan is None or failures > max_reconnects:
+            raise APIConnectionError(
+                f"{first.method} {first.path}: connection lost ({cause}) and could not be resumed"
+            )
+        sleep(min(4.0, 0.2 * 2 ** (failures - 1)))
+
+
+def data_of(sse: ServerSentEvent) -> Any:
+    """An event's JSON data (``None`` for an empty one)."""
+    return json.loads(sse.data) if sse.data else None
+
+
+def _stream_error(sse: ServerSentEvent) -> StreamError:
+    try:
+        body = json.loads(sse.data)
+    except ValueError:
+        body = {"message": sse.data}
+    error = body.get("error", body) if isinstance(body, dict) else {"message": str(body)}
+    return StreamError(
+        str(error.get("message") or "stream error"),
+        code=str(error.get("code") or "stream_error"),
+        field=error.get("field"),
+        request_id=error.get("request_id"),
+    )
