@@ -160,7 +160,12 @@ class AsyncExecutions:
             json=dump(body),
             params={"wait": "true" if wait else None},
         )
-        data = response.json()
+        return await self._record(response.json(), wait=wait, timeout=timeout)
+
+    async def _record(
+        self, data: dict[str, Any], *, wait: bool, timeout: float | None
+    ) -> models.Execution:
+        """The record an execute or resume answered with: as it is, or followed to its end."""
         if "status" in data and "steps" in data:
             record = parse(models.Execution, data)
             if not wait or finished(record):
@@ -213,10 +218,15 @@ class AsyncExecutions:
             f"/v1/executions/{check_id(execution_id, 'execution_id')}/cancel",
         )
 
-    async def resume(self, execution_id: str) -> models.Execution:
-        """Run a FAILED, TIMEOUT or CANCELLED execution again from its first unfinished step."""
-        return await self._client.call(
-            models.Execution,
+    async def resume(
+        self, execution_id: str, *, wait: bool = False, timeout: float | None = None
+    ) -> models.Execution:
+        """Run a FAILED, TIMEOUT or CANCELLED execution again from its first unfinished step
+        (:class:`~linqra_client.errors.Conflict` for any other); with ``wait`` the finished
+        record."""
+        response = await self._client.request(
             "POST",
             f"/v1/executions/{check_id(execution_id, 'execution_id')}/resume",
+            params={"wait": "true" if wait else None},
         )
+        return await self._record(response.json(), wait=wait, timeout=timeout)

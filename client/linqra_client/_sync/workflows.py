@@ -157,7 +157,12 @@ class Executions:
             json=dump(body),
             params={"wait": "true" if wait else None},
         )
-        data = response.json()
+        return self._record(response.json(), wait=wait, timeout=timeout)
+
+    def _record(
+        self, data: dict[str, Any], *, wait: bool, timeout: float | None
+    ) -> models.Execution:
+        """The record an execute or resume answered with: as it is, or followed to its end."""
         if "status" in data and "steps" in data:
             record = parse(models.Execution, data)
             if not wait or finished(record):
@@ -210,10 +215,15 @@ class Executions:
             f"/v1/executions/{check_id(execution_id, 'execution_id')}/cancel",
         )
 
-    def resume(self, execution_id: str) -> models.Execution:
-        """Run a FAILED, TIMEOUT or CANCELLED execution again from its first unfinished step."""
-        return self._client.call(
-            models.Execution,
+    def resume(
+        self, execution_id: str, *, wait: bool = False, timeout: float | None = None
+    ) -> models.Execution:
+        """Run a FAILED, TIMEOUT or CANCELLED execution again from its first unfinished step
+        (:class:`~linqra_client.errors.Conflict` for any other); with ``wait`` the finished
+        record."""
+        response = self._client.request(
             "POST",
             f"/v1/executions/{check_id(execution_id, 'execution_id')}/resume",
+            params={"wait": "true" if wait else None},
         )
+        return self._record(response.json(), wait=wait, timeout=timeout)
