@@ -211,7 +211,7 @@ def test_agents_tasks_and_events(lq: Linqra) -> None:
     assert [r.id for r in lq.agents.executions(agent.id)] == [run.id]
     assert lq.tasks.disable(task.id).enabled is False and lq.tasks.enable(task.id).enabled is True
     updated = lq.tasks.update(task.id, {**SUM, "config": {"expression": "max(values)"}})
-    assert updated.version == 2 and [v.version for v in lq.tasks.versions(task.id)][0] == 2
+    assert updated.version == 2 and lq.tasks.versions(task.id)[0].version == 2
     assert lq.tasks.rollback(task.id, 1).version == 3
     preview = lq.tasks.next_fires("0 0 12 * * ?", timezone="Europe/Paris", count=2)
     assert len(preview.next) == 2
