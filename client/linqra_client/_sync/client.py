@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 from httpx_sse import ServerSentEvent, connect_sse
+
 from linqra_client import models
 from linqra_client._base import (
     RetryPolicy,

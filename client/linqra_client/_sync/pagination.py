@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pydantic
+
 from linqra_client._base import check_limit, parse
 
 if TYPE_CHECKING:

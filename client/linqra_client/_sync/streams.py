@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from httpx_sse import ServerSentEvent
+
 from linqra_client._base import sleep
 from linqra_client.errors import APIConnectionError, StreamError
 
