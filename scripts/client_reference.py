@@ -19,11 +19,26 @@ def _first_paragraphs(obj: Any) -> str:
 
 
 def _signature(name: str, fn: Any) -> str:
+    """``name(a: int, *, b: str = 'x') -> T`` with the annotations as written in the code."""
     sig = inspect.signature(fn)
-    params = [p for p in sig.parameters.values() if p.name != "self"]
-    text = str(sig.replace(parameters=params))
-    text = text.replace("linqra_client.models.", "").replace("linqra_client.", "")
-    return f"{name}{text}"
+    parts, star = [], False
+    for p in sig.parameters.values():
+        if p.name == "self":
+            continue
+        if p.kind is p.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        text = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+        if p.kind is p.VAR_POSITIONAL:
+            star = True
+        if p.annotation is not p.empty:
+            text += f": {p.annotation}"
+        if p.default is not p.empty:
+            text += f" = {p.default!r}"
+        parts.append(text)
+    returns = "" if sig.return_annotation is sig.empty else f" -> {sig.return_annotation}"
+    text = f"{name}({', '.join(parts)}){returns}"
+    return text.replace("models.", "")
 
 
 def _methods(cls: type) -> list[tuple[str, Any]]:
