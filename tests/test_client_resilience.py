@@ -207,3 +207,40 @@ def test_the_client_on_the_ray_serve_gateway(gateway_url: str) -> None:
         assert stream.until_done().status == "completed" and "hello from the client" in stream.text
         follow = client.conversations.follow(stream.conversation_id, stream.run_id)
         assert [e.event for e in follow][-1] == "run.completed"
+
+
+def test_an_oidc_access_token_signs_in_and_a_bad_one_is_unauthenticated(
+    base_settings,
+    oidc_provider,  # type: ignore[no-untyped-def]
+) -> None:
+    from linqra.config import AuthSettings
+    from linqra_client import Unauthenticated
+
+    oidc = base_settings.model_copy(
+        update={"auth": AuthSettings(mode="oidc", oidc=oidc_provider.settings())}
+    )
+    with serve_in_thread(create_app(settings=oidc)) as url:
+        with Linqra(url, token=oidc_provider.token("alice"), team="") as alice:
+            me = alice.me()
+            assert (me.source, me.user_id, me.team_id) == ("jwt", "user-alice", "team-a")
+            assert alice.workflows.list().page().total == 0
+        stranger = Linqra(url, token="not-a-token", team="")
+        with pytest.raises(Unauthenticated) as refused:
+            stranger.workflows.list().page()
+        assert refused.value.status == 401 and refused.value.request_id
+
+
+def test_a_call_past_its_timeout_raises_and_a_post_is_not_sent_twice(base_settings) -> None:  # type: ignore[no-untyped-def]
+    from linqra_client import APITimeoutError
+
+    with serve_in_thread(create_app(settings=base_settings)) as url:
+        client = Linqra(url, team="slow")
+        wf = client.workflows.create(
+            name="slow", steps=[{"step": 1, "target": "wait", "params": {"seconds": 1.5}}]
+        )
+        hasty = Linqra(url, team="slow", timeout=0.3)
+        with pytest.raises(APITimeoutError):
+            hasty.executions.run(wf.id)  # POST …/execute?wait=true: not retried on a read timeout
+        runs = client.executions.list(workflow_id=wf.id).all()
+        assert len(runs) == 1
+        assert client.executions.wait(runs[0].id, timeout=30).status == "COMPLETED"
