@@ -85,7 +85,7 @@ class RetryPolicy:
     max_retry_after_seconds: float = 60.0
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2.0**attempt)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def after_response(self, attempt: int, response: httpx.Response) -> float | None:

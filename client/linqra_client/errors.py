@@ -6,7 +6,24 @@ its HTTP status), keeping the server's message, field and request id, so a calle
 :class:`NotFound` or :class:`RateLimited` and quote the request id in a report.
 
 Invalid input found before a request is sent raises :class:`InvalidRequest` too, with
-``status=None`` and the same ``field`` naming the server would use.
+``status=None`` and the same ``field`` naming the server would use::
+
+    LinqraError
+    ├── APIError                  status, code, message, field, request_id, details
+    │   ├── InvalidRequest        400 invalid_request, invalid_json, too_deep (or before sending)
+    │   │   └── PayloadTooLarge   413 payload_too_large
+    │   ├── Unauthenticated       401
+    │   ├── BudgetExceeded        402 budget_exceeded, budget_invalid
+    │   ├── Forbidden             403
+    │   ├── NotFound              404
+    │   ├── Conflict              409
+    │   ├── RateLimited           429 rate_limited, provider_rate_limited (retried first)
+    │   ├── InternalError         500
+    │   ├── ProviderError         502 provider_error, step_failed, …
+    │   ├── Unavailable           503 unavailable, store_unavailable, … (retried first)
+    │   └── StreamError           an ``error`` event inside a stream
+    └── APIConnectionError        no connection, or one that broke and could not be resumed
+        └── APITimeoutError       no answer within the client's timeout
 """
 
 from __future__ import annotations
