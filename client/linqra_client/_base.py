@@ -143,10 +143,10 @@ def parse(model: type[M], data: Any) -> M:
 
 
 def check_id(value: str, field: str) -> str:
-    """An id for a URL path: non-empty text without ``/`` (the server answers the rest)."""
-    if not isinstance(value, str) or not value or "/" in value or len(value) > 200:
+    """An id for a URL path as the API takes it: 1-128 characters, and no ``/``."""
+    if not isinstance(value, str) or not value or "/" in value or len(value) > 128:
         raise InvalidRequest(
-            f"{field}: expected an id (1-200 characters, no '/'), got {value!r}",
+            f"{field}: expected an id (1-128 characters, no '/'), got {value!r}",
             code="invalid_request",
             field=field,
         )
