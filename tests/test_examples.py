@@ -86,7 +86,7 @@ def test_linq_example_over_http(api: httpx.Client) -> None:
 
 @pytest.mark.ray
 def test_linqra_run_as_a_ray_driver(ray_cluster: Any, api: httpx.Client) -> None:
-    """`linqra run` connects to the running cluster and runs through its runner actor."""
+    """`linqra run --ray` connects to the running cluster and runs through its runner actor."""
     env = {**os.environ, "LINQRA_RAY__NAMESPACE": "linqra-test"}
     out = subprocess.run(
         [
@@ -95,6 +95,7 @@ def test_linqra_run_as_a_ray_driver(ray_cluster: Any, api: httpx.Client) -> None
             "deployments.cli",
             "run",
             str(EXAMPLES / "parallel_workflow.json"),
+            "--ray",
             "--team",
             "team-a",
             "--param",
@@ -129,6 +130,7 @@ def test_linqra_run_rejects_an_invalid_file(ray_cluster: Any, tmp_path: Path) ->
             "deployments.cli",
             "run",
             str(bad),
+            "--ray",
             "--team",
             "team-a",
             "--address",
@@ -145,13 +147,13 @@ def test_linqra_run_rejects_an_invalid_file(ray_cluster: Any, tmp_path: Path) ->
 
 @pytest.mark.ray
 def test_linqra_run_submitted_as_a_ray_job(ray_cluster: Any, api: httpx.Client) -> None:
-    """`ray job submit -- linqra run …`: the Jobs API runs the driver on the cluster."""
+    """`ray job submit -- linqra run … --ray`: the Jobs API runs the driver on the cluster."""
     import time
 
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(f"http://{ray_cluster.dashboard_url}")
-    entrypoint = f"{sys.executable} -m deployments.cli run {EXAMPLES / 'quote_workflow.json'} --team team-jobs --json"
+    entrypoint = f"{sys.executable} -m deployments.cli run {EXAMPLES / 'quote_workflow.json'} --ray --team team-jobs --json"
     deadline = time.monotonic() + 180
     while True:  # the dashboard's job agent comes up some seconds after the cluster
         try:
@@ -212,4 +214,5 @@ def test_linqra_status_reports_gateway_and_runner(ray_cluster: Any, gateway_url:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert '"status":"ok"' in out.stdout and "runner: {'runner_id': 'linqra-runner'" in out.stdout
+    assert f"gateway:    {gateway_url} ok (version" in out.stdout
+    assert "runner: {'runner_id': 'linqra-runner'" in out.stdout
