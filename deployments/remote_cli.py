@@ -19,16 +19,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pydantic
 
 from linqra_client import (
-    APIConnectionError,
     InvalidRequest,
+    InvalidResponse,
     Linqra,
     LinqraError,
     NotFound,
     RetryPolicy,
+    ServerUnreachable,
 )
 
 __all__ = [
@@ -136,11 +136,6 @@ def connect(args: argparse.Namespace, *, retry: RetryPolicy | None = None) -> Li
     return Linqra(gateway_url(args), team=getattr(args, "team", None), retry=retry)
 
 
-def _refused(exc: APIConnectionError) -> bool:
-    """Whether nothing listens at the gateway's address (not a connection that broke later)."""
-    return isinstance(exc.__cause__, httpx.ConnectError)
-
-
 def remote(
     handler: RemoteCommand, *, needs_credentials: bool = True
 ) -> Callable[[argparse.Namespace], int]:
@@ -160,20 +155,17 @@ def remote(
         except UsageError as exc:
             complain(name, exc)
             return 2
-        except APIConnectionError as exc:
-            if _refused(exc):
-                complain(name, not_running(url))
-            else:
-                complain(name, exc)
+        except ServerUnreachable:
+            complain(name, not_running(url))
+            return 1
+        except InvalidResponse as exc:  # an answer this client cannot read
+            complain(name, f"unexpected answer from {url}: {exc.message}")
             return 1
         except (InvalidRequest, NotFound) as exc:
             complain(name, exc)
             return 2
         except LinqraError as exc:
             complain(name, exc)
-            return 1
-        except pydantic.ValidationError as exc:  # an answer this client cannot read
-            complain(name, f"unexpected answer from {url}: {exc.errors()[0]['msg']}")
             return 1
         except KeyboardInterrupt:
             print(file=sys.stderr)

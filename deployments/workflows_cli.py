@@ -317,20 +317,12 @@ def _executions_cancel(client: Linqra, args: argparse.Namespace) -> int:
 
 
 def _executions_resume(client: Linqra, args: argparse.Namespace) -> int:
-    # the API answers 202 with {id, status, links}, not the record: read the record after it
-    client.request("POST", f"/v1/executions/{_path_id(args.id)}/resume")
+    record = client.executions.resume(args.id)
     if args.wait:
         return _follow_to_end(client, args, args.id)
-    record = client.executions.get(args.id)
     if wants_json(args):
         emit_json(record)
     else:
         follow_it = f"linqra executions tail {record.id}"
         say(f"execution {record.id}: {record.status} (resumed; follow it: {follow_it})")
     return 0
-
-
-def _path_id(value: str) -> str:
-    if not value or "/" in value or len(value) > 200:
-        raise UsageError(f"EXECUTION_ID: expected an id (1-200 characters, no '/'), got {value!r}")
-    return value

@@ -15,13 +15,13 @@ import pytest
 
 from deployments.app import create_app
 from linqra_client import (
-    APIConnectionError,
     AsyncLinqra,
     Conflict,
     InvalidRequest,
     Linqra,
     NotFound,
     RetryPolicy,
+    ServerUnreachable,
     UploadProgress,
     chat_events,
 )
@@ -302,10 +302,22 @@ def test_bad_input_is_refused_before_sending_naming_the_field() -> None:
         with pytest.raises(InvalidRequest) as refused:
             call()
         assert refused.value.field == field and refused.value.status is None, field
-    with pytest.raises(APIConnectionError):  # and a valid call does try the (absent) server
+    with pytest.raises(ServerUnreachable):  # and a valid call does try the (absent) server
         nowhere.workflows.get("wf_1")
     with pytest.raises(InvalidRequest):
         Linqra("127.0.0.1:8000")
+
+
+def test_an_answer_that_is_not_linqras_is_an_invalid_response(http_service: HttpService) -> None:
+    from linqra_client import InvalidResponse, models
+
+    other = Linqra(http_service.url, team="t")
+    with pytest.raises(InvalidResponse) as odd:  # a 200 of another service
+        other.call(models.Health, "GET", "/api/people/random")
+    assert odd.value.code == "invalid_response" and "Health" in odd.value.message
+    with pytest.raises(NotFound) as missing:  # its 404 is not the API's envelope
+        other.health()
+    assert missing.value.code == "http_404"
 
 
 def test_a_server_error_that_is_not_the_apis_envelope_still_maps() -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 
-from linqra_client.errors import InvalidRequest, retry_after_seconds
+from linqra_client.errors import InvalidRequest, InvalidResponse, retry_after_seconds
 
 __all__ = [
     "DEFAULT_URL",
@@ -138,8 +138,18 @@ def dump(model: pydantic.BaseModel) -> dict[str, Any]:
 
 
 def parse(model: type[M], data: Any) -> M:
-    """A response body as its model (unknown fields kept: a newer server does not break us)."""
-    return model.model_validate(data)
+    """A response body as its model; :class:`InvalidResponse` naming the first field that does
+    not fit (the answer of an incompatible server, or of something that is not Linqra)."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise InvalidResponse(
+            f"the answer is not a {model.__name__}: {field or 'body'}: {first['msg']}",
+            code="invalid_response",
+            field=field,
+        ) from None
 
 
 def check_id(value: str, field: str) -> str:

@@ -21,8 +21,10 @@ Invalid input found before a request is sent raises :class:`InvalidRequest` too,
     │   ├── InternalError         500
     │   ├── ProviderError         502 provider_error, step_failed, …
     │   ├── Unavailable           503 unavailable, store_unavailable, … (retried first)
-    │   └── StreamError           an ``error`` event inside a stream
-    └── APIConnectionError        no connection, or one that broke and could not be resumed
+    │   ├── StreamError           an ``error`` event inside a stream
+    │   └── InvalidResponse       a 2xx answer that is not what the API's schema says
+    └── APIConnectionError        a connection that broke and could not be resumed
+        ├── ServerUnreachable     nothing answers at the address (refused, unknown host)
         └── APITimeoutError       no answer within the client's timeout
 """
 
@@ -42,11 +44,13 @@ __all__ = [
     "Forbidden",
     "InternalError",
     "InvalidRequest",
+    "InvalidResponse",
     "LinqraError",
     "NotFound",
     "PayloadTooLarge",
     "ProviderError",
     "RateLimited",
+    "ServerUnreachable",
     "StreamError",
     "Unauthenticated",
     "Unavailable",
@@ -173,8 +177,18 @@ class APIConnectionError(LinqraError):
     """The server could not be reached, or the connection broke and could not be resumed."""
 
 
+class ServerUnreachable(APIConnectionError):
+    """No connection could be opened: nothing listens at the address, or the host is unknown
+    (is Linqra running there?)."""
+
+
 class APITimeoutError(APIConnectionError):
     """The server did not answer within the client's timeout."""
+
+
+class InvalidResponse(APIError):
+    """A successful answer this client cannot read as the API's schema says (a newer or older
+    server, or not Linqra at that address)."""
 
 
 class StreamError(APIError):

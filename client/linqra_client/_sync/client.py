@@ -35,6 +35,7 @@ from linqra_client._sync.workflows import Executions, Workflows
 from linqra_client.errors import (
     APIConnectionError,
     APITimeoutError,
+    ServerUnreachable,
     error_from_response,
 )
 
@@ -196,6 +197,8 @@ def base_url_of(url: str | None) -> str:
 
 
 def _transport_error(method: str, path: str, exc: httpx.TransportError) -> APIConnectionError:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return ServerUnreachable(f"{method} {path}: no connection ({type(exc).__name__}: {exc})")
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{method} {path}: no answer in time ({type(exc).__name__})")
     return APIConnectionError(f"{method} {path}: {type(exc).__name__}: {exc}")

@@ -18,7 +18,7 @@ import httpx
 from httpx_sse import ServerSentEvent
 
 from linqra_client._base import sleep
-from linqra_client.errors import APIConnectionError, StreamError
+from linqra_client.errors import APIConnectionError, ServerUnreachable, StreamError
 
 if TYPE_CHECKING:
     from linqra_client._sync.client import Linqra
@@ -50,6 +50,7 @@ def follow(
     plan: Connect | None = first
     last_id: str | None = first.last_event_id
     failures = 0
+    error: httpx.TransportError | None = None
     while True:
         assert plan is not None
         try:
@@ -71,13 +72,15 @@ def follow(
                         return
             cause = "the stream ended before its last event"
         except httpx.TransportError as exc:
-            cause = f"{type(exc).__name__}: {exc}"
+            cause, error = f"{type(exc).__name__}: {exc}", exc
         failures += 1
         plan = resume(last_id)
         if plan is None or failures > max_reconnects:
-            raise APIConnectionError(
+            unreachable = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+            kind = ServerUnreachable if unreachable else APIConnectionError
+            raise kind(
                 f"{first.method} {first.path}: connection lost ({cause}) and could not be resumed"
-            )
+            ) from error
         sleep(min(4.0, 0.2 * 2 ** (failures - 1)))
 
 
