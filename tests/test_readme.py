@@ -8,8 +8,9 @@ into one terminal would, under ``set -euo pipefail``: a command that fails, or a
 
 Linqra runs as ``make run`` runs it (``.venv/bin/linqra up``: a local Ray cluster, the gateway,
 Milvus Lite) beside the offline demo service, on free ports. That is a cluster of its own, not
-the session's: the pages' ``linqra run``, ``linqra status`` and ``ray job submit`` find the cluster
-``linqra up`` started through its address file and its dashboard, and a Ray job inherits
+the session's: the pages' ``linqra run --ray``, ``linqra status`` and ``ray job submit`` find the
+cluster ``linqra up`` started through its address file and its dashboard (the other ``linqra``
+commands reach its gateway at ``LINQRA_HTTP__PORT``), and a Ray job inherits
 ``linqra up``'s environment. The pages read where Linqra is from the environment, the same in
 both processes as one config file would be: ``API`` (the gateway's URL), ``LINQRA_HTTP__PORT``,
 ``LINQRA_RAY__DASHBOARD_PORT``, ``LINQRA_DATA_DIR`` (where ``ray-address`` is left),
