@@ -1,15 +1,36 @@
-"""Retry backoff and circuit breakers, with the clock injected.
+"""Retry backoff and circuit breakers, with the clock injected; and :func:`to_the_end`, for
+what must be recorded even when its task is being cancelled.
 
-Both are used as wrappers around a call, never inside an adapter.
+Backoff and breakers are used as wrappers around a call, never inside an adapter.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-__all__ = ["Backoff", "CircuitBreaker", "CircuitOpen", "parse_retry_after"]
+__all__ = ["Backoff", "CircuitBreaker", "CircuitOpen", "parse_retry_after", "to_the_end"]
+
+T = TypeVar("T")
+
+
+async def to_the_end(work: Awaitable[T]) -> T:
+    """``work``'s result, waited for through any further cancellation of the caller.
+
+    A task may be cancelled twice — a chat turn by its cancel request and by its heartbeat
+    seeing the same request — and ``asyncio.shield`` alone returns at the second cancel while
+    the work goes on unwatched: the caller would then report a stop before it is recorded (a
+    cancelled reply's text and cost read too early). Use it for the recording a cancellation
+    does, then re-raise the cancellation."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    return task.result()
 
 
 def parse_retry_after(value: str | None, cap: float = 600.0) -> float | None:

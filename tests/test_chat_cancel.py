@@ -226,3 +226,36 @@ def test_a_run_whose_worker_died_is_interrupted_and_the_next_message_works(
     )
     nxt = client.post(f"/v1/conversations/{conversation}/messages", json={"message": "still?"})
     assert nxt.status_code == 200 and nxt.json()["status"] == "completed"
+
+
+async def test_a_stop_is_recorded_before_a_turn_cancelled_twice_ends() -> None:
+    """The heartbeat and the cancel request may both cancel a turn: the second cancel must not
+    cut the recording the first one started (``linqra.resilience.to_the_end``)."""
+    import asyncio
+
+    from linqra.resilience import to_the_end
+
+    recorded = asyncio.Event()
+    started = asyncio.Event()
+
+    async def record() -> str:
+        started.set()
+        await asyncio.sleep(0.05)  # a store write taking its time
+        recorded.set()
+        return "cancelled"
+
+    async def turn() -> None:
+        try:
+            await asyncio.Event().wait()  # the reply being written
+        except asyncio.CancelledError:
+            assert await to_the_end(record()) == "cancelled"
+            raise
+
+    task = asyncio.create_task(turn())
+    await asyncio.sleep(0)
+    task.cancel()  # the cancel request
+    await started.wait()
+    task.cancel()  # the heartbeat, while the first stop is being recorded
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorded.is_set()

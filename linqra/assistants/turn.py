@@ -42,6 +42,7 @@ from linqra.errors import LinqraError
 from linqra.llm.budgets import DEFAULT_OUTPUT_ESTIMATE
 from linqra.llm.service import Completion
 from linqra.llm.types import Delta, Message, ModelSettings, parse_settings
+from linqra.resilience import to_the_end
 from linqra.status import TASK_TERMINAL
 
 if TYPE_CHECKING:
@@ -136,10 +137,10 @@ class Turn:
             beat = asyncio.get_running_loop().create_task(self._heartbeat(asyncio.current_task()))
             await self._answer()
         except asyncio.CancelledError:
-            await asyncio.shield(self._stop("cancelled"))
+            await to_the_end(self._stop("cancelled"))  # recorded, even if cancelled again
             raise
         except Exception as exc:
-            await asyncio.shield(self._stop("failed", exc))
+            await to_the_end(self._stop("failed", exc))
             return "failed"
         finally:
             if beat is not None:

@@ -13,7 +13,6 @@ used for its calls, chats and embeddings, before the provider's global key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
@@ -40,6 +39,7 @@ from linqra.llm.routing import RoutedModel
 from linqra.llm.tokens import count_prompt, count_tokens
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
 from linqra.llm.usage import UsageRepository
+from linqra.resilience import to_the_end
 from linqra.store import DocumentStore
 
 __all__ = ["Completion", "LLMService"]
@@ -153,8 +153,8 @@ class LLMService:
             partial = self._partial(
                 team_id, resolved, messages, "".join(parts), t0, caller, "cancelled"
             )
-            spent = await _to_the_end(partial)
-            await _to_the_end(self.budgets.settle(reservation, spent))
+            spent = await to_the_end(partial)
+            await to_the_end(self.budgets.settle(reservation, spent))
             raise
         except Exception:
             spent = Decimal(0)
@@ -338,14 +338,3 @@ class LLMService:
     async def aclose(self) -> None:
         """Close the provider clients (the store belongs to whoever passed it in)."""
         await self.registry.aclose()
-
-
-async def _to_the_end(work: Any) -> Any:
-    """``work``'s result, waited for through any further cancellation: a cancelled call's usage
-    and cost are recorded before the cancellation goes on (a turn cancelled twice — its cancel
-    request and its heartbeat both stopping it — would otherwise read its cost too early)."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
-    return task.result()

@@ -76,7 +76,7 @@ class ChatStream:
             self.text = str(getattr(event, "text", ""))
         elif isinstance(event, RunFinished):
             self.final = event
-            if event.content is not None:
+            if event.content:  # the reply as stored (an output guardrail may have rewritten it)
                 self.text = event.content
 
     def until_done(self) -> RunFinished:
