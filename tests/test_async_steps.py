@@ -117,7 +117,9 @@ async def test_a_lost_queue_message_is_requeued_and_run_once(
     results = await asyncio.gather(
         *(process_async_step(d.event.payload, repo, system.registry, system.ctx) for d in copies)
     )
-    assert sorted(results) == ["COMPLETED", "busy"]
+    # the second copy finds the step claimed ("busy") or, when the first already finished it
+    # before the second was read, done ("duplicate"): either way it does not run it again
+    assert sorted(results) in (["COMPLETED", "busy"], ["COMPLETED", "duplicate"])
     done = await repo.full_record(TEAM, ex["id"])
     assert done["pending_async_steps"] == [] and "queued_call" not in done["steps"][1]
 
