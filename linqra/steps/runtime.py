@@ -116,7 +116,8 @@ async def run_step_call(
     while True:
         attempt += 1
         try:
-            output = await asyncio.wait_for(target.run(call, ctx), timeout=call.timeout)
+            async with asyncio.timeout(call.timeout):  # not wait_for: no extra task a step
+                output = await target.run(call, ctx)
             check_output(call, output, limit)
         except TimeoutError:
             error: dict[str, Any] = {

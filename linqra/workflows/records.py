@@ -170,6 +170,15 @@ class ExecutionRepository:
                 {k: v for k, v in run.items() if k not in ("id", "team_id")},
             )
 
+    async def update_step_run(self, team_id: str, run: Document) -> None:
+        """Write a step run over the record it already has (its RUNNING one): one write."""
+        await self.store.update(
+            STEP_RUNS,
+            team_id,
+            run["id"],
+            {k: v for k, v in run.items() if k not in ("id", "team_id")},
+        )
+
     async def step_run(self, team_id: str, run_id: str) -> Document | None:
         return await self.store.get(STEP_RUNS, team_id, run_id)
 

@@ -46,6 +46,7 @@ class RunState:
     lost_claim: bool = False
     last_completed: int | None = None
     executed_by: str | None = None  # who started it: a user id or ``key:<id>`` (budgets)
+    started_at: str | None = None  # as its claim recorded it (the end's duration is from it)
 
 
 class StepRunRecorder:
@@ -171,10 +172,9 @@ class StepRunRecorder:
     async def _finish(
         self, run: RunState, status: ExecutionStatus, error: dict[str, Any] | None
     ) -> dict[str, Any]:
-        doc = await self.repo.get(run.team_id, run.execution_id)
         final = self._final_step(run)
         finished = utcnow()
-        started = doc.get("started_at")
+        started = run.started_at
         completed = status == ExecutionStatus.COMPLETED
         changes: dict[str, Any] = {
             "status": status,
