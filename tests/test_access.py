@@ -15,7 +15,7 @@ from deployments.app import api_routes, create_app
 from deployments.auth import route_permission
 from linqra.config import AuthSettings, RateLimitSettings, Settings
 
-PUBLIC_ROUTES = {("POST", "/v1/hooks/{hook_id}"), ("GET", "/healthz")}
+PUBLIC_ROUTES = {("POST", "/v1/hooks/{hook_id}"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 
 def test_every_route_declares_one_permission(client: TestClient) -> None:

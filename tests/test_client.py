@@ -228,6 +228,11 @@ def test_agents_tasks_and_events(lq: Linqra) -> None:
         lq.agents.get(agent.id)
 
 
+def test_health_and_readiness(lq: Linqra) -> None:
+    assert lq.health().checks == {"store": "ok", "runner": "ok"}
+    assert lq.ready().status == "ok"
+
+
 def test_llm_and_administration(lq: Linqra, gateway: str) -> None:
     assert any(m.id for m in lq.llm.models().data)
     assert lq.llm.usage(group_by="day").items == []

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from deployments.routers.health import HEALTH_CACHE_SECONDS
 from linqra.errors import Unavailable
 from tests.support.http import TeamClient, until, without_team
 from tests.support.servers import HttpService
@@ -72,6 +73,36 @@ def test_health_is_503_with_retry_after_when_runs_cannot_start(
     assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
     assert response.json()["status"] == "degraded"
     assert response.json()["checks"] == {"store": "ok", "runner": "error: Unavailable"}
+
+
+def test_health_probes_share_one_check_a_second_and_readyz_checks_each_time(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launcher = client.app.state.system.launcher  # type: ignore[attr-defined]
+    real, pings = launcher.ping, []
+
+    async def counted() -> Any:
+        pings.append(1)
+        return await real()
+
+    monkeypatch.setattr(launcher, "ping", counted)
+    started = time.monotonic()
+    answers = [client.get("/healthz").status_code for _ in range(50)]
+    elapsed = time.monotonic() - started
+    assert answers == [200] * 50
+    assert len(pings) <= 1 + int(elapsed / HEALTH_CACHE_SECONDS)  # one check a second at most
+    before = len(pings)
+    assert [client.get("/readyz").status_code for _ in range(3)] == [200] * 3
+    assert len(pings) == before + 3
+
+    async def restarting() -> dict[str, Any]:
+        raise Unavailable("the runner is restarting")
+
+    monkeypatch.setattr(launcher, "ping", restarting)
+    assert client.get("/readyz").status_code == 503  # at once
+    # /healthz follows within a second: the check /readyz just made is the one it answers from
+    degraded = client.get("/healthz")
+    assert degraded.status_code == 503 and degraded.json()["checks"]["runner"].startswith("error")
 
 
 def test_openapi_docs(client: TestClient) -> None:

@@ -155,8 +155,13 @@ class AsyncLinqra:
         return parse(model, response.json())
 
     async def health(self) -> models.Health:
-        """``GET /healthz``: the gateway, its store and its runner."""
+        """``GET /healthz``: the gateway, its store and its runner, as checked at most a second
+        ago (a degraded gateway raises :class:`~linqra_client.errors.Unavailable`)."""
         return await self.call(models.Health, "GET", "/healthz")
+
+    async def ready(self) -> models.Health:
+        """``GET /readyz``: the same checks, made now."""
+        return await self.call(models.Health, "GET", "/readyz")
 
     async def me(self) -> models.Me:
         """``GET /v1/me``: who the credentials are, their team and role."""

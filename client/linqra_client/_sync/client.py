@@ -156,8 +156,13 @@ class Linqra:
         return parse(model, response.json())
 
     def health(self) -> models.Health:
-        """``GET /healthz``: the gateway, its store and its runner."""
+        """``GET /healthz``: the gateway, its store and its runner, as checked at most a second
+        ago (a degraded gateway raises :class:`~linqra_client.errors.Unavailable`)."""
         return self.call(models.Health, "GET", "/healthz")
+
+    def ready(self) -> models.Health:
+        """``GET /readyz``: the same checks, made now."""
+        return self.call(models.Health, "GET", "/readyz")
 
     def me(self) -> models.Me:
         """``GET /v1/me``: who the credentials are, their team and role."""

@@ -72,8 +72,8 @@ export interface paths {
         };
         /**
          * Healthz
-         * @description ``{status, version, checks}``: ``store`` (a read and write round trip) and ``runner``
-         *     (runs can start now); 503 with ``Retry-After`` when either fails.
+         * @description ``{status, version, checks}``: ``store`` and ``runner`` as checked at most a second ago
+         *     (probes share one check); 503 with ``Retry-After`` when either fails.
          */
         get: operations["healthz_healthz_get"];
         put?: never;
@@ -101,6 +101,26 @@ export interface paths {
          *     is after ``http.wait_timeout_seconds``.
          */
         post: operations["linq_linq_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readyz
+         * @description As ``/healthz``, checked now: a store round trip and a call to the runner each time.
+         */
+        get: operations["readyz_readyz_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -4425,6 +4445,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LinqResponse"] | components["schemas"]["LinqChatResponse"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    readyz_readyz_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description the store or the runner does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
                 };
             };
             /** @description bad input, unknown id, conflict, … */
