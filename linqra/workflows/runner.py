@@ -148,6 +148,9 @@ class ExecutionRunner:
         task = self._tasks.get(execution_id)
         if task is not None:
             await asyncio.wait({task}, timeout=timeout)
+            ended = task.done() and not task.cancelled() and task.exception() is None
+            if ended and (record := task.result()):  # what the engine read as it ended the run
+                return dict(record)
         else:  # another runner has it: read the store with back-off
             await self.repo.jobs.wait(team_id, execution_id, timeout)
         return await self.repo.full_record(team_id, execution_id)
