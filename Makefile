@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test lint typecheck format bench demo-service clean console console-api client
+.PHONY: run test install install-test lint typecheck format bench demo-service clean console console-api client bench-compare
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Linqra needs Python 3.11+"'
@@ -48,6 +48,11 @@ format: install-test
 bench: install-test
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.llm
+
+## Each measure beside its peer (plain Python, LangGraph, asyncio) in one run: a table in docs/benchmarks.md.
+bench-compare: install-test
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks.compare --write-docs
 
 ## The console's client types from the API's schema (after an API change), then its build.
 console-api: install-test
