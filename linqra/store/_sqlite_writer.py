@@ -5,6 +5,11 @@ one failing write does not undo the others), and a caller is answered only after
 transaction committed. 100 concurrent writers cost a few commits, not 100 lock hand-offs between
 threads.
 
+A caller awaits an asyncio future of its own event loop; the writer answers every waiter of a
+batch with one ``call_soon_threadsafe`` per loop (no ``concurrent.futures.Future`` and its
+condition variable per write, no ``wrap_future``): the hand-off between the loop and the thread
+was half of an inline step's cost (docs/perf/engine-profile.md).
+
 The writer outlives its callers: a write whose caller gave up (cancelled the future) before the
 writer reached it is skipped, one the writer already started is committed whole and its answer
 dropped. Nothing a write function does can end the thread; should it end anyway, the next
@@ -15,7 +20,7 @@ store's (:mod:`linqra.store.sqlite`); this module only runs transactions.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -29,7 +34,8 @@ log = logging.getLogger(__name__)
 
 _MAX_BATCH = 512
 
-_Job = tuple[Callable[..., Any], tuple[Any, ...], "concurrent.futures.Future[Any]"]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+_Answer = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
 class GroupCommitWriter:
@@ -59,13 +65,12 @@ class GroupCommitWriter:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...]
-    ) -> concurrent.futures.Future[Any]:
-        """Queue ``fn(conn, *args)`` for the next transaction; the future holds its result.
-        Cancelling the future before the writer reaches it means the write never happens."""
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue ``fn(conn, *args)`` for the next transaction; the future (of the running event
+        loop) holds its result. Cancelling it before the writer reaches it means the write never
+        happens."""
         self._ensure_thread()
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put((fn, args, future))
         return future
 
@@ -120,8 +125,7 @@ class GroupCommitWriter:
                     if conn is not None:
                         _rollback(conn)
                     self._on_rollback()
-                    for _, _, future in batch:
-                        _settle(future, error=exc)
+                    _answer([(future, None, exc) for _, _, future in batch])
                 if failure is not None and conn is not None and not _is_busy(failure):
                     conn.close()  # a broken file or connection: open it again for the next batch
                     conn = None
@@ -132,11 +136,11 @@ class GroupCommitWriter:
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> BaseException | None:
         """Run ``batch`` in one transaction; answer every waiter. Returns what failed the
         transaction itself (then nobody's write happened), else ``None``."""
-        results: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
+        results: list[_Answer] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, args, future in batch:
-                if not future.set_running_or_notify_cancel():
+                if future.cancelled():
                     continue  # its caller gave up before we got to it: skip the write
                 conn.execute("SAVEPOINT w")
                 try:
@@ -153,27 +157,31 @@ class GroupCommitWriter:
         except Exception as exc:  # the transaction itself failed: nobody's write happened
             _rollback(conn)
             self._on_rollback()
-            for _, _, future in batch:
-                _settle(future, error=exc)
+            _answer([(future, None, exc) for _, _, future in batch])
             return exc
-        for future, value, error in results:
-            _settle(future, value, error)
+        _answer(results)
         return None
 
 
-def _settle(
-    future: concurrent.futures.Future[Any], value: Any = None, error: BaseException | None = None
-) -> None:
-    """Answer a waiter if it still waits; a cancelled or answered one is left alone."""
-    if future.done():
-        return
-    try:
+def _answer(answers: list[_Answer]) -> None:
+    """Answer the waiters, one call into each of their event loops (from the writer thread)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
+    for answer in answers:
+        by_loop.setdefault(answer[0].get_loop(), []).append(answer)
+    for loop, mine in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle_all, mine)
+
+
+def _settle_all(answers: list[_Answer]) -> None:
+    """On the waiters' loop: answer each one that still waits (a cancelled one is left alone)."""
+    for future, value, error in answers:
+        if future.done():
+            continue
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(value)
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled between the check and the answer
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -113,9 +113,9 @@ class SQLiteStore:
         future = self._writer.submit(fn, args)
         try:
             async with asyncio.timeout(self.timeout):
-                return await asyncio.wrap_future(future)
+                return await future
         except TimeoutError:
-            # the wrapper cancelled the future: if the writer had not started it, it never will
+            # the timeout cancelled the future: if the writer had not started it, it never will
             raise unavailable(
                 f"the document store did not answer a write within {self.timeout:g}s"
                 " (SQLite file busy or locked by another process?)"
