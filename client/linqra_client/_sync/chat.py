@@ -23,10 +23,19 @@ if TYPE_CHECKING:
 __all__ = ["Assistants", "ChatSocket", "ChatStream", "Conversations"]
 
 
+_API_NAMES = {
+    "conversation_id": "conversationId",
+    "client_message_id": "clientMessageId",
+    "double_texting": "doubleTexting",
+    "on_disconnect": "onDisconnect",
+}
+
+
 def _message_body(message: str, **options: Any) -> dict[str, Any]:
-    names = {"double_texting": "doubleTexting", "on_disconnect": "onDisconnect"}
-    body = {"message": message, "stream": True}
-    body.update({names.get(k, k): v for k, v in options.items() if v is not None})
+    """A message's body by the API's names (``double_texting`` → ``doubleTexting``), with a
+    ``clientMessageId`` of its own when none is given: sent again, it is the same message."""
+    body: dict[str, Any] = {"message": message, "stream": True}
+    body.update({_API_NAMES.get(k, k): v for k, v in options.items() if v is not None})
     body.setdefault("clientMessageId", uuid.uuid4().hex)
     return body
 
@@ -155,10 +164,10 @@ class Assistants:
         A new conversation unless ``conversation_id``."""
         body = _message_body(
             message,
-            conversationId=conversation_id,
+            conversation_id=conversation_id,
             double_texting=double_texting,
             on_disconnect=on_disconnect,
-            clientMessageId=client_message_id,
+            client_message_id=client_message_id,
             title=title,
         )
         body = dump(validate(models.ChatBody, body))
@@ -169,7 +178,7 @@ class Assistants:
         self, assistant_id: str, message: str, *, conversation_id: str | None = None
     ) -> models.ChatReply:
         """Ask the assistant and get the whole answer once it is complete (no stream)."""
-        body = _message_body(message, conversationId=conversation_id, stream=False)
+        body = _message_body(message, conversation_id=conversation_id, stream=False)
         body = dump(validate(models.ChatBody, body))
         return self._client.call(
             models.ChatReply,
@@ -304,8 +313,6 @@ class ChatSocket:
         """Send a message (``double_texting``, ``on_disconnect``, ``client_message_id``)."""
         body = _message_body(message, **options)
         body.pop("stream")
-        body["clientMessageId"] = options.get("client_message_id") or body["clientMessageId"]
-        body.pop("client_message_id", None)
         self._send({"type": "send", **body})
 
     def cancel(self) -> None:
