@@ -29,13 +29,14 @@ from deployments.remote_cli import (
     say,
     wants_json,
 )
+from linqra.status import EXECUTION_TERMINAL, STEP_FINISHED, ExecutionStatus
 from linqra_client import APITimeoutError, Linqra, models
 
 __all__ = ["add_run_command", "add_workflow_commands", "follow", "workflow_body"]
 
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
-STEP_DONE = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "SKIPPED"})
-STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+TERMINAL = EXECUTION_TERMINAL
+STEP_DONE = STEP_FINISHED
+STATUSES = tuple(ExecutionStatus)
 
 
 # -- the parsers ---------------------------------------------------------------------------------

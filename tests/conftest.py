@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from linqra.system import System
 from tests.support.browser import browser, console, console_app  # noqa: F401 (fixtures)
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.live import serve_in_thread
 from tests.support.servers import HttpService, free_port, mongo_server, redis_server
 
 NAMESPACE = "linqra-test"
@@ -211,22 +210,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def live_url(settings: Settings) -> Iterator[str]:
     """The same app served by uvicorn on a free loopback port, for a subprocess (the CLI)."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings=settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with serve_in_thread(create_app(settings=settings)) as url:
+        yield url
 
 
 # -- Ray and Serve ------------------------------------------------------------------

@@ -24,13 +24,8 @@ from linqra_client._async.chat import AsyncAssistants, AsyncConversations
 from linqra_client._async.knowledge import AsyncKnowledge
 from linqra_client._async.operations import AsyncAdmin, AsyncLLM
 from linqra_client._async.workflows import AsyncExecutions, AsyncWorkflows
-from linqra_client._base import (
-    RetryPolicy,
-    asleep,
-    base_url,
-    connection_headers,
-    parse,
-)
+from linqra_client._base import RetryPolicy, asleep, connection_headers, parse
+from linqra_client._base import base_url as resolve_base_url
 from linqra_client.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -69,7 +64,7 @@ class AsyncLinqra:
         headers: dict[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.base_url = base_url_of(base_url)
+        self.base_url = resolve_base_url(base_url)
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.headers = connection_headers(api_key=api_key, token=token, team=team) | dict(
@@ -194,10 +189,6 @@ class AsyncLinqra:
                 await source.response.aread()
                 raise error_from_response(source.response)
             yield source.aiter_sse()
-
-
-def base_url_of(url: str | None) -> str:
-    return base_url(url)
 
 
 def _transport_error(method: str, path: str, exc: httpx.TransportError) -> APIConnectionError:

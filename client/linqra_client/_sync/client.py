@@ -20,13 +20,8 @@ import pydantic
 from httpx_sse import ServerSentEvent, connect_sse
 
 from linqra_client import models
-from linqra_client._base import (
-    RetryPolicy,
-    base_url,
-    connection_headers,
-    parse,
-    sleep,
-)
+from linqra_client._base import RetryPolicy, connection_headers, parse, sleep
+from linqra_client._base import base_url as resolve_base_url
 from linqra_client._sync.agents import Agents, Events, Tasks
 from linqra_client._sync.chat import Assistants, Conversations
 from linqra_client._sync.knowledge import Knowledge
@@ -70,7 +65,7 @@ class Linqra:
         headers: dict[str, str] | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        self.base_url = base_url_of(base_url)
+        self.base_url = resolve_base_url(base_url)
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.headers = connection_headers(api_key=api_key, token=token, team=team) | dict(
@@ -195,10 +190,6 @@ class Linqra:
                 source.response.read()
                 raise error_from_response(source.response)
             yield source.iter_sse()
-
-
-def base_url_of(url: str | None) -> str:
-    return base_url(url)
 
 
 def _transport_error(method: str, path: str, exc: httpx.TransportError) -> APIConnectionError:
