@@ -67,10 +67,12 @@ TIMED = (
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this file
 
 
-def steps(n: int, executor: str | None = None) -> dict[str, Any]:
+def steps(n: int, executor: str = "task") -> dict[str, Any]:
     """B1's workflow: ``n`` sequential ``noop`` steps (a Ray task each unless ``executor``)."""
-    extra = {"executor": executor} if executor else {}
-    body = [{"step": i, "target": "noop", "params": {"i": i}, **extra} for i in range(1, n + 1)]
+    body = [
+        {"step": i, "target": "noop", "params": {"i": i}, "executor": executor}
+        for i in range(1, n + 1)
+    ]
     return {"steps": body}
 
 
@@ -208,7 +210,7 @@ class Probe(_Shipped):
             for i in range(1, n + 1):
                 await awaited[variant](i)
         else:  # engine_io: the same runner, every step `executor: io` (the I/O pool's actors)
-            executor = {"engine_inline": "inline", "engine_io": "io"}.get(variant)
+            executor = {"engine_inline": "inline", "engine_io": "io"}.get(variant, "task")
             runner = self.runners.get(variant, self.runners["engine_task"])
             await self._engine(runner, steps(n, executor))
         return time.perf_counter() - t0
@@ -376,7 +378,7 @@ def task_mode(args: argparse.Namespace) -> dict[str, Any]:
         probe = _actor(Probe, settings)
         ray.get(probe.setup.remote())
 
-        def b1_path(n: int, executor: str | None = None) -> float:  # B1's engine runs
+        def b1_path(n: int, executor: str = "task") -> float:  # B1's engine runs
             t0 = time.perf_counter()
             record = ray.get(cluster.runner.run_definition.remote(TEAM, steps(n, executor), {}))
             assert record["status"] == "COMPLETED", record.get("error")

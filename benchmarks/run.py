@@ -89,7 +89,10 @@ def b1(settings: Settings, repeats: int = 15) -> dict[str, Any]:
     ray.get([actor.ping.remote() for actor in singletons + cluster.async_workers], timeout=120)
     runner = cluster.runner
     noop_steps = {
-        "steps": [{"step": i, "target": "noop", "params": {"i": i}} for i in range(1, 21)]
+        "steps": [
+            {"step": i, "target": "noop", "executor": "task", "params": {"i": i}}
+            for i in range(1, 21)
+        ]
     }
     transform_steps = {
         "steps": [

@@ -100,6 +100,10 @@ class StepTarget(Protocol):
     kind: ExecutorKind
     url_intent: bool
     """Whether ``intent`` is a URL: values interpolated into it are URL-encoded."""
+    pure: bool
+    """No side effect, and the same result from the same inputs (``transform``, ``noop``): run
+    inline, its end record may be written together with its neighbours' (the engine's
+    write-behind, :class:`~linqra.workflows.step_runs.PureRecords`)."""
 
     def validate(self, step: Step, field: str) -> None:
         """Raise :class:`ValidationError` (naming ``field``…) if the step is malformed."""

@@ -7,7 +7,7 @@ whole earlier result such as ``"{{step1.result}}"``::
     {"step": 2, "target": "transform",
      "params": {"expression": "people[?age > `30`].name", "input": "{{step1.result}}"}}
 
-``noop`` returns its ``params`` (useful to shape data and in tests);
+``noop`` returns its ``params`` (useful to shape data and in tests; inline: no Ray task);
 ``wait`` sleeps ``params.seconds`` (at most 3600) and returns its params.
 """
 
@@ -38,6 +38,7 @@ class TransformTarget:
     name = "transform"
     kind: ExecutorKind = "inline"
     url_intent = False
+    pure = True
 
     def validate(self, step: Step, field: str) -> None:
         if step.action not in (None, "execute", "transform"):
@@ -77,8 +78,9 @@ def transform(expression: str, data: Any) -> Any:
 
 class NoopTarget:
     name = "noop"
-    kind: ExecutorKind = "task"
+    kind: ExecutorKind = "inline"  # returns its params: no CPU work worth a Ray task
     url_intent = False
+    pure = True
 
     def validate(self, step: Step, field: str) -> None:
         return None
@@ -91,6 +93,7 @@ class WaitTarget:
     name = "wait"
     kind: ExecutorKind = "io"
     url_intent = False
+    pure = False
 
     def validate(self, step: Step, field: str) -> None:
         seconds = step.params.get("seconds")

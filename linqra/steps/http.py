@@ -227,6 +227,7 @@ class ServiceTarget:
 
     kind: ExecutorKind = "io"
     url_intent = True
+    pure = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -272,6 +273,7 @@ class HttpTarget:
     name = "http"
     kind: ExecutorKind = "io"
     url_intent = True
+    pure = False
 
     def validate(self, step: Step, field: str) -> None:
         _check_action(step, field)

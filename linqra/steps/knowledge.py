@@ -37,6 +37,7 @@ class _RagTarget:
     name = ""
     kind: ExecutorKind = "io"
     url_intent = False
+    pure = False
 
     def validate(self, step: Step, field: str) -> None:
         actions = _ACTIONS[self.name]

@@ -35,6 +35,7 @@ LLM_TARGETS = tuple(TARGET_PROVIDERS)
 class LLMTarget:
     kind: ExecutorKind = "io"
     url_intent = False
+    pure = False
 
     def __init__(self, name: str, settings: LLMSettings) -> None:
         self.name = name

@@ -34,7 +34,7 @@ from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
 from linqra.workflows.records import ExecutionRepository, check_record_size
-from linqra.workflows.step_runs import RunState, StepRunRecorder
+from linqra.workflows.step_runs import PureRecords, RunState, StepRunRecorder
 
 __all__ = ["LocalExecutor", "StepExecutor", "WorkflowEngine"]
 
@@ -103,6 +103,7 @@ class WorkflowEngine(StepRunRecorder):
             doc.get("params") or {},
             executed_by=doc.get("executed_by"),
             started_at=doc.get("started_at"),
+            behind=PureRecords(self.repo, team_id),
         )
         for number, prior in (await self.interrupt_running_steps(team_id, execution_id)).items():
             run.run_counts[number] = int(prior["run"])
@@ -138,6 +139,8 @@ class WorkflowEngine(StepRunRecorder):
             }
         except asyncio.CancelledError:
             if run.lost_claim:
+                if run.behind is not None:
+                    run.behind.drop()
                 raise
             if me.cancelling():
                 me.uncancel()
@@ -263,9 +266,17 @@ class WorkflowEngine(StepRunRecorder):
                 "message": f"more than {self.settings.max_step_runs} step runs (a jump loop?)",
             }
             raise _StepFailed(step.step, StepStatus.FAILED)
+        target = self.registry.get(step.target)
+        pure = (
+            target.pure
+            and (step.executor or target.kind) == "inline"
+            and not step.async_
+            and step.cacheConfig is None
+        )
+        if not pure:  # nothing with an effect starts on an unrecorded result
+            await self._write_behind(run)
         record = self._new_run(run, step)
         scope = Scope(run.params, run.results)
-        target = self.registry.get(step.target)
         try:
             if step.condition and not evaluate_condition(step.condition, scope):
                 await self._record_skip(
@@ -321,6 +332,8 @@ class WorkflowEngine(StepRunRecorder):
             await self.async_queue.enqueue(run.team_id, record, call)
             return StepStatus.QUEUED
         record.update(status=StepStatus.RUNNING, started_at=iso(), cache_hit=False)
+        if pure:
+            return await self._pure_step(run, step, call, record)
         running = _RunningRecord(self.repo, run.team_id, record)
         try:
             if call.kind == "inline":
@@ -358,6 +371,33 @@ class WorkflowEngine(StepRunRecorder):
             outcome.status,
             outcome.attempts,
         )
+        return outcome.status
+
+    async def _pure_step(
+        self, run: RunState, step: Step, call: StepCall, record: dict[str, Any]
+    ) -> StepStatus:
+        """A pure inline step: no RUNNING record, its end record written behind (or at once
+        when it failed: the execution ends on it)."""
+        assert run.behind is not None
+        try:
+            outcome = await run_step_call(call, self.registry, self.ctx)
+        except asyncio.CancelledError:  # recorded with the rest, before the execution's end
+            record.update(
+                status=StepStatus.CANCELLED,
+                finished_at=iso(),
+                error={"code": "cancelled", "message": "step cancelled while running"},
+            )
+            run.behind.add(record)
+            raise
+        record.update(outcome.record_fields())
+        if outcome.status == StepStatus.COMPLETED:
+            run.behind.add(record)
+            run.results[step.step] = outcome.output
+            run.last_completed = step.step
+        else:
+            await self._write_behind(run)
+            await self.repo.save_step_run(run.team_id, record)
+            run.failure = {"step": step.step, **(outcome.error or {})}
         return outcome.status
 
     def _call(

@@ -22,7 +22,7 @@ from linqra.status import EXECUTION_ACTIVE, ExecutionStatus, StepStatus
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.records import ExecutionRepository
 
-__all__ = ["RunState", "StepRunRecorder"]
+__all__ = ["PureRecords", "RunState", "StepRunRecorder"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,71 @@ class RunState:
     last_completed: int | None = None
     executed_by: str | None = None  # who started it: a user id or ``key:<id>`` (budgets)
     started_at: str | None = None  # as its claim recorded it (the end's duration is from it)
+    behind: PureRecords | None = None  # end records of pure steps not yet written
+
+
+WRITE_BEHIND_SECONDS = 0.05
+"""The longest a pure step's end record waits to be written (so progress stays visible)."""
+
+
+class PureRecords:
+    """End records of *pure* inline steps (``transform``, ``noop``: no side effect, the same
+    result from the same inputs), written together instead of one commit each.
+
+    The engine writes them before anything outside the runner can depend on them: before any
+    other step starts or is recorded, before the execution's end, and at the latest
+    :data:`WRITE_BEHIND_SECONDS` after the first of them. A runner killed in between loses only
+    records of steps that re-run from recorded inputs to the same results; no step with an
+    effect ever runs on an unrecorded result. Run numbers have no gap: a lost record's number
+    was never written, so the re-run takes it again."""
+
+    def __init__(self, repo: ExecutionRepository, team_id: str) -> None:
+        self._repo, self._team_id = repo, team_id
+        self._records: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._records.append(record)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                WRITE_BEHIND_SECONDS, self._flush_soon
+            )
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        self._flusher = asyncio.create_task(self._flush_quietly())
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except Exception:  # the engine's own flush raises it again, with the records kept
+            log.warning(
+                "writing pure steps' records failed; retried at the next step", exc_info=True
+            )
+
+    async def flush(self) -> None:
+        """Write every buffered record (grouped into one commit where the store can)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        async with self._lock:
+            if not self._records:
+                return
+            records, self._records = self._records, []
+            try:
+                await asyncio.gather(*(self._repo.save_step_run(self._team_id, r) for r in records))
+            except BaseException:
+                self._records[:0] = records  # kept for the next flush (each write is an upsert)
+                raise
+
+    def drop(self) -> None:
+        """The claim is lost: another runner re-runs these steps and records them."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._records = []
 
 
 class StepRunRecorder:
@@ -109,9 +174,16 @@ class StepRunRecorder:
             s.step for s in run.definition.steps if s.async_ and s.step not in run.async_done
         )
 
+    @staticmethod
+    async def _write_behind(run: RunState) -> None:
+        """Write the pure steps' records held back so far (before anything depends on them)."""
+        if run.behind is not None:
+            await run.behind.flush()
+
     async def _fail_before_start(
         self, run: RunState, record: dict[str, Any], code: str, message: str, field_name: str | None
     ) -> StepStatus:
+        await self._write_behind(run)
         now = iso()
         error = {"code": code, "message": message, **({"field": field_name} if field_name else {})}
         record.update(
@@ -134,6 +206,7 @@ class StepRunRecorder:
         message: str,
         record: dict[str, Any] | None = None,
     ) -> None:
+        await self._write_behind(run)
         if record is None:
             record = self._new_run(run, step)
         now = iso()
@@ -190,6 +263,7 @@ class StepRunRecorder:
         if not completed:
             for task in list(run.background):
                 task.cancel()
+        await self._write_behind(run)  # every step record before the end (D2)
         async with run.lock:
             ok = await self.repo.transition(
                 run.team_id,
