@@ -66,6 +66,10 @@ class RunnerActor:
     async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
         return await (await self._ready()).wait(team_id, execution_id, timeout)
 
+    async def run(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        """Submit and wait: one call for a ``wait=true`` request."""
+        return await (await self._ready()).run(team_id, execution_id, timeout)
+
     async def run_definition(
         self,
         team_id: str,
@@ -77,13 +81,13 @@ class RunnerActor:
     ) -> dict[str, Any]:
         """Validate an inline definition, run it as a new execution, and wait for the record
         (driver scripts)."""
-        await self._ready()
+        runner = await self._ready()
         system = await process_system(self.settings)
         definition = system.workflows.validate_definition(body)
-        execution = await system.runs.start_execution(
+        execution = await system.workflows.new_execution(
             team_id, definition=definition, params=params, executed_by=executed_by, source="driver"
         )
-        return await system.runs.wait_execution(team_id, execution["id"], timeout)
+        return await runner.run(team_id, execution["id"], timeout)  # here: no call to itself
 
     async def running(self) -> list[str]:
         return (await self._ready()).running()

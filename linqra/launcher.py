@@ -38,6 +38,9 @@ class Launcher(Protocol):
         """The execution's full record once terminal, or as it is after ``timeout`` seconds."""
         ...
 
+    async def run(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        """:meth:`submit` then :meth:`wait`, in one call to wherever runs run."""
+
     async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
         """Stop a running execution (its running steps are cancelled)."""
         ...
@@ -116,6 +119,9 @@ class InProcessLauncher:
 
     async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
         return await (await self.runner()).wait(team_id, execution_id, timeout)
+
+    async def run(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        return await (await self.runner()).run(team_id, execution_id, timeout)
 
     async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
         return await (await self.runner()).cancel(team_id, execution_id)

@@ -63,6 +63,41 @@ class RunService:
         await self.submit(team_id, execution["id"])
         return execution
 
+    async def run_execution(
+        self,
+        team_id: str,
+        timeout: float,
+        *,
+        workflow_id: str | None = None,
+        definition: Any = None,
+        params: Mapping[str, Any] | None = None,
+        executed_by: str | None = None,
+        intent: str | None = None,
+        source: str = "api",
+        depth: int = 0,
+    ) -> dict[str, Any]:
+        """:meth:`start_execution` and :meth:`wait_execution` with one call to the launcher (one
+        round trip to the runner actor on a cluster): the full record once terminal, or as it is
+        after ``timeout`` seconds. A runner that is down leaves the record PENDING for the
+        supervisor, and the wait reads the store."""
+        execution = await self.workflows.new_execution(
+            team_id,
+            workflow_id=workflow_id,
+            definition=definition,
+            params=dict(params or {}),
+            executed_by=executed_by,
+            intent=intent,
+            source=source,
+            depth=depth,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            return await self.launcher.run(team_id, execution["id"], timeout)
+        except Unavailable:
+            log.warning("runner unavailable; reading execution %s from the store", execution["id"])
+        return await self._wait_in_store(team_id, execution["id"], deadline)
+
     async def submit(self, team_id: str, execution_id: str) -> None:
         try:
             await self.launcher.submit(team_id, execution_id)
@@ -80,8 +115,14 @@ class RunService:
             return await self.launcher.wait(team_id, execution_id, timeout)
         except Unavailable:  # the runner restarted while we waited: read the store instead
             log.warning("runner unavailable while waiting for %s; reading the store", execution_id)
+        return await self._wait_in_store(team_id, execution_id, deadline)
+
+    async def _wait_in_store(
+        self, team_id: str, execution_id: str, deadline: float
+    ) -> dict[str, Any]:
         executions = self.workflows.executions
-        await executions.jobs.wait(team_id, execution_id, max(0.0, deadline - loop.time()))
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        await executions.jobs.wait(team_id, execution_id, remaining)
         return await executions.full_record(team_id, execution_id)
 
     async def cancel_execution(self, team_id: str, execution_id: str) -> dict[str, Any]:

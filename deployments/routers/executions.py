@@ -52,16 +52,26 @@ class ExecuteRequest(BaseModel):
     executedBy: str | None = Field(default=None, max_length=256)
 
 
+def accepted(execution_id: str) -> JSONResponse:
+    """202 with a link to the record."""
+    link = {"self": f"/v1/executions/{execution_id}"}
+    return JSONResponse(
+        {"id": execution_id, "status": ExecutionStatus.RUNNING, "links": link}, status_code=202
+    )
+
+
 async def answer(system: System, team: Principal, execution_id: str, wait: bool) -> JSONResponse:
     """202 with a link, or (``wait``) the record once terminal: 200, else 202 with it as it is."""
     if not wait:
-        link = {"self": f"/v1/executions/{execution_id}"}
-        return JSONResponse(
-            {"id": execution_id, "status": ExecutionStatus.RUNNING, "links": link}, status_code=202
-        )
+        return accepted(execution_id)
     record = await system.runs.wait_execution(
         team.team_id, execution_id, system.settings.http.wait_timeout_seconds
     )
+    return finished(team, record)
+
+
+def finished(team: Principal, record: dict[str, Any]) -> JSONResponse:
+    """The record: 200 once terminal, else 202 with it as it is."""
     status = 200 if record["status"] in EXECUTION_TERMINAL else 202
     if team.source == "widget":  # a public page sees the outcome, not the steps' inputs
         record = {k: record.get(k) for k in ("id", "status", "result", "error")}
@@ -80,13 +90,20 @@ async def execute(
     to this workflow)."""
     team.require_resource(workflow_id)
     request = body or ExecuteRequest()
+    executed_by = team.executed_by(request.executedBy)
+    if wait:  # one call to the runner: submit and wait
+        record = await system.runs.run_execution(
+            team.team_id,
+            system.settings.http.wait_timeout_seconds,
+            workflow_id=workflow_id,
+            params=request.params,
+            executed_by=executed_by,
+        )
+        return finished(team, record)
     execution = await system.runs.start_execution(
-        team.team_id,
-        workflow_id=workflow_id,
-        params=request.params,
-        executed_by=team.executed_by(request.executedBy),
+        team.team_id, workflow_id=workflow_id, params=request.params, executed_by=executed_by
     )
-    return await answer(system, team, execution["id"], wait)
+    return accepted(execution["id"])
 
 
 @router.get("/v1/executions", response_model=Page[ExecutionSummary])

@@ -54,17 +54,15 @@ async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONRespons
         definition = system.workflows.validate_definition(
             inline_definition(request), prefix="query.workflow."
         )
-    execution = await system.runs.start_execution(
+    record = await system.runs.run_execution(
         team.team_id,
+        system.settings.http.wait_timeout_seconds,
         workflow_id=request.query.workflowId,
         definition=definition,
         params=request.query.params,
         executed_by=team.executed_by(request.executedBy),
         intent=request.query.intent,
         source="linq",
-    )
-    record = await system.runs.wait_execution(
-        team.team_id, execution["id"], system.settings.http.wait_timeout_seconds
     )
     status = 200 if record["status"] in EXECUTION_TERMINAL else 202
     return JSONResponse(linq_response(record), status_code=status)

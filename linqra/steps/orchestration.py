@@ -32,6 +32,7 @@ class _Orchestration:
     name = ""
     kind: ExecutorKind = "io"
     url_intent = False
+    pure = False
     required = ""
 
     def validate(self, step: Step, field: str) -> None:
@@ -102,18 +103,18 @@ class WorkflowStepTarget(_Orchestration):
 
     async def _run(self, system: System, call: StepCall, depth: int) -> Any:
         p = call.params
-        execution = await system.runs.start_execution(
-            call.team_id, workflow_id=str(p["workflowId"]), params=p.get("params") or {},
-            executed_by=f"execution:{call.execution_id}", source="workflow", depth=depth,
+        record = await system.runs.run_execution(
+            call.team_id, call.timeout, workflow_id=str(p["workflowId"]),
+            params=p.get("params") or {}, executed_by=f"execution:{call.execution_id}",
+            source="workflow", depth=depth,
         )  # fmt: skip
-        record = await system.runs.wait_execution(call.team_id, execution["id"], call.timeout)
         if record["status"] != ExecutionStatus.COMPLETED:
             message = (record.get("error") or {}).get("message") or record["status"]
             raise StepError(
                 f"workflow {p['workflowId']} {record['status']}: {message}", non_retryable=True
             )
         return {
-            "execution_id": execution["id"],
+            "execution_id": record["id"],
             "status": record["status"],
             "result": record.get("result"),
         }

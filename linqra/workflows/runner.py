@@ -143,6 +143,11 @@ class ExecutionRunner:
         # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
         return await self.repo.get(team_id, execution_id)
 
+    async def run(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
+        """:meth:`submit`, then :meth:`wait` (one call for a caller in another process)."""
+        await self.submit(team_id, execution_id)
+        return await self.wait(team_id, execution_id, timeout)
+
     async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
         """The full record once the execution is terminal, or as it is after ``timeout`` seconds."""
         task = self._tasks.get(execution_id)
