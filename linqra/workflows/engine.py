@@ -93,8 +93,9 @@ class WorkflowEngine(StepRunRecorder):
         )  # async steps outlive their execution's run()
 
     # -- entry point ------------------------------------------------------------
-    async def run(self, team_id: str, execution_id: str) -> dict[str, Any]:
-        """Drive a claimed (RUNNING, ``runner_id`` = ours) execution to its end; return the record."""
+    async def run(self, team_id: str, execution_id: str, *, fresh: bool = False) -> dict[str, Any]:
+        """Drive a claimed (RUNNING, ``runner_id`` = ours) execution to its end; return the record.
+        ``fresh``: claimed from PENDING, so there are no earlier step runs to look for."""
         doc = await self.repo.get(team_id, execution_id)
         run = RunState(
             team_id,
@@ -105,7 +106,8 @@ class WorkflowEngine(StepRunRecorder):
             started_at=doc.get("started_at"),
             behind=PureRecords(self.repo, team_id),
         )
-        for number, prior in (await self.interrupt_running_steps(team_id, execution_id)).items():
+        earlier = {} if fresh else await self.interrupt_running_steps(team_id, execution_id)
+        for number, prior in earlier.items():
             run.run_counts[number] = int(prior["run"])
             if prior["status"] == StepStatus.COMPLETED:
                 run.results[number] = prior.get("output")

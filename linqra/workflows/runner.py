@@ -83,7 +83,7 @@ class ExecutionRunner:
             doc = await self.repo.get(team_id, execution_id)  # NotFound for an unknown id
             log.info("execution %s was already %s when submitted", execution_id, doc["status"])
             return
-        self._spawn(team_id, execution_id)
+        self._spawn(team_id, execution_id, fresh=True)
 
     async def resume(self, team_id: str, execution_id: str) -> dict[str, Any]:
         """Re-run a FAILED, TIMEOUT or CANCELLED execution from its unfinished steps."""
@@ -164,16 +164,17 @@ class ExecutionRunner:
         return sorted(self._tasks)
 
     # -- internals ----------------------------------------------------------------
-    def _spawn(self, team_id: str, execution_id: str) -> None:
+    def _spawn(self, team_id: str, execution_id: str, *, fresh: bool = False) -> None:
+        """Run it here; ``fresh``: claimed from PENDING, so no step of it has run yet."""
         task = asyncio.create_task(
-            self._run(team_id, execution_id), name=f"execution-{execution_id}"
+            self._run(team_id, execution_id, fresh), name=f"execution-{execution_id}"
         )
         self._tasks[execution_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
 
-    async def _run(self, team_id: str, execution_id: str) -> dict[str, Any]:
+    async def _run(self, team_id: str, execution_id: str, fresh: bool) -> dict[str, Any]:
         try:
-            return await self.engine.run(team_id, execution_id)
+            return await self.engine.run(team_id, execution_id, fresh=fresh)
         except asyncio.CancelledError:
             log.warning("execution %s given up by this runner (claim lost)", execution_id)
             return {}

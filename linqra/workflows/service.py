@@ -10,6 +10,7 @@ old one. Deleting a workflow hides it (executions keep pointing at it).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import pydantic
@@ -86,6 +87,7 @@ class WorkflowService:
         self.store = store
         self.registry = registry
         self.executions = ExecutionRepository(store)
+        self._parsed: OrderedDict[tuple[str, str, int], WorkflowDefinition] = OrderedDict()
 
     async def init(self) -> None:
         """Create indexes; safe on every start-up."""
@@ -232,8 +234,8 @@ class WorkflowService:
         if workflow_id is not None:
             await self._workflow(team_id, workflow_id)
             latest = await self._latest(team_id, workflow_id)
-            definition = WorkflowDefinition.model_validate(latest["definition"])
             version, name = latest["version"], latest["name"]
+            definition = self._parsed_version(team_id, workflow_id, version, latest["definition"])
         if definition is None:
             raise ValidationError("a workflow id or inline steps are required", field="workflow")
         return await self.executions.create(
@@ -252,6 +254,24 @@ class WorkflowService:
                 "depth": depth,
             },
         )
+
+
+    PARSED_CACHE_SIZE = 512
+    """Parsed definitions kept per (team, workflow, version): versions never change."""
+
+    def _parsed_version(
+        self, team_id: str, workflow_id: str, version: int, body: dict[str, Any]
+    ) -> WorkflowDefinition:
+        key = (team_id, workflow_id, version)
+        definition = self._parsed.get(key)
+        if definition is None:
+            definition = WorkflowDefinition.model_validate(body)
+            self._parsed[key] = definition
+            if len(self._parsed) > self.PARSED_CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        return definition
 
 
 def _version_doc(
