@@ -44,6 +44,7 @@ __all__ = [
     "RouteConfig",
     "ServiceConfig",
     "Settings",
+    "VectorIndexSettings",
     "load_settings",
 ]
 
@@ -128,6 +129,36 @@ class RaySettings(BaseModel):
     dashboard_port: int = 8265
 
 
+class VectorIndexSettings(BaseModel):
+    """How a collection's vectors are indexed (docs/knowledge.md, "Index strategy")."""
+
+    model_config = {"extra": "forbid"}
+
+    kind: Literal["auto", "flat", "ivf_flat", "hnsw"] = Field(
+        default="auto",
+        description="auto: on Milvus Lite FLAT (exact) below flat_max_rows rows, IVF_FLAT from "
+        "there, rebuilt as the collection grows; on a Milvus server HNSW",
+    )
+    flat_max_rows: int = Field(
+        default=50_000,
+        ge=0,
+        description="Milvus Lite collections switch from FLAT to IVF_FLAT at this many rows "
+        "(after a flush; back to FLAT below half of it)",
+    )
+    ivf_probe_fraction: float = Field(
+        default=1 / 16,
+        gt=0,
+        le=1,
+        description="share of IVF_FLAT's lists a search scans: nprobe = nlist * this, "
+        "nlist = 4 * sqrt(rows when built)",
+    )
+    hnsw_m: int = Field(default=16, ge=4, le=64, description="HNSW links per node")
+    hnsw_ef_construction: int = Field(default=200, ge=8, le=1024, description="HNSW build breadth")
+    hnsw_ef: int = Field(
+        default=128, ge=1, le=4096, description="HNSW search breadth (at least top_k)"
+    )
+
+
 class KnowledgeSettings(BaseModel):
     """The Knowledge Hub: vector store, embedder, upload limits and chunking."""
 
@@ -139,6 +170,7 @@ class KnowledgeSettings(BaseModel):
         "loopback with its data in data_dir/milvus",
     )
     vector_token: str | None = Field(default=None, description="Milvus user:password or token")
+    vector_index: VectorIndexSettings = Field(default_factory=VectorIndexSettings)
     default_embedder: str = Field(
         default="local:hash-512", description="provider:model of new collections' embedder"
     )

@@ -1,4 +1,5 @@
-"""The vector store port and its Milvus adapter (``pymilvus.MilvusClient``).
+"""The Milvus adapter of the vector store port (:mod:`linqra.vectors.base`), over
+``pymilvus.MilvusClient``.
 
 One Milvus collection per knowledge collection, named ``lq_<collection id>``. Its schema holds
 the chunk (``id``, ``vector``, ``text``, ``document_id``, ``chunk_index``, ``title``,
@@ -15,8 +16,11 @@ is an ordinary field, the one callers name and read. Collections made before thi
 belongs to one team, so its ids never meet another team's), found by their schema, which is
 read once per collection and process.
 
-The same code serves Milvus Lite (``linqra up`` runs ``milvus-lite server`` on loopback and
-every process connects by URI) and a Milvus server or cluster (``vectors.uri``).
+The same code serves Milvus Lite (``linqra up`` runs its server on loopback, with the search
+fast paths of :mod:`linqra.vectors.lite_server`, and every process connects by URI) and a
+Milvus server or cluster (``knowledge.vector_uri``). Which index a collection gets, and when it
+is rebuilt (after a flush, as it grows), is :mod:`linqra.vectors.index`'s
+(``knowledge.vector_index``): FLAT then IVF_FLAT on Milvus Lite, HNSW on a server.
 
 A failed Milvus call is a :class:`VectorStoreError` (503 with ``Retry-After``) whose message
 names the operation and, for a filtered call, the ``filter`` field — never the generated
@@ -27,48 +31,32 @@ at DEBUG on this module's logger.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from linqra.errors import LinqraError, Unavailable
+from linqra.config import VectorIndexSettings
+from linqra.errors import LinqraError
+from linqra.vectors.base import (
+    BUILTIN_FIELDS,
+    MAX_STRING,
+    MAX_TEXT,
+    FieldType,
+    VectorHit,
+    VectorStore,
+    VectorStoreError,
+    quote,
+    row_key,
+)
+from linqra.vectors.index import Backend, IndexPlan, backend_of, current_plan, maintain, plan_for
 
-__all__ = [
-    "BUILTIN_FIELDS",
-    "EmbeddedMilvus",
-    "FieldType",
-    "MilvusVectorStore",
-    "VectorHit",
-    "VectorStore",
-    "VectorStoreError",
-    "open_vector_store",
-    "row_key",
-]
+__all__ = ["MilvusVectorStore", "open_vector_store"]
 
-FieldType = Literal["string", "int", "float", "bool"]
-
-# filterable fields every chunk has, with their types
-BUILTIN_FIELDS: dict[str, FieldType] = {
-    "document_id": "string",
-    "chunk_index": "int",
-    "title": "string",
-    "file_name": "string",
-    "page_start": "int",
-    "page_end": "int",
-    "created_at": "int",
-}
-MAX_TEXT = 65_535
-MAX_STRING = 2_048
 KEY = "pk"  # the primary key: row_key(team, id)
+NOT_LOADED = 101  # Milvus' "collection not loaded" (another process is rebuilding its index)
+PLAN_TTL = 30.0  # seconds a process trusts its copy of a collection's index plan
 
 log = logging.getLogger(__name__)
 GRPC_OPTIONS = {
@@ -80,96 +68,6 @@ GRPC_OPTIONS = {
 }
 
 
-class VectorStoreError(Unavailable):
-    status = 503
-    code = "vector_store_unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class VectorHit:
-    id: str
-    score: float
-    fields: dict[str, Any]
-
-
-class VectorStore(Protocol):
-    """Chunks and their vectors in named collections, every row scoped to a team.
-
-    Team scoping: every row is written with the caller's ``team_id``, and a team's query,
-    search, count and delete see and change only its own rows, so a team cannot reach another
-    team's vectors even by naming a physical collection. An upsert never replaces another team's
-    row, even one with the same ``id``.
-
-    ``expr`` is a Milvus boolean expression over ``id``, the built-in fields
-    (:data:`BUILTIN_FIELDS`) and the collection's declared fields; user text reaches it only
-    through :func:`linqra.knowledge.filters.compile_filter`. An empty ``expr`` matches all of the
-    team's rows.
-
-    A write becomes visible to reads within the backend's bounded staleness (at once on Milvus
-    Lite). A backend that cannot be reached, or fails a call, raises :class:`VectorStoreError`
-    (503).
-    """
-
-    async def create_collection(
-        self, name: str, dimension: int, fields: Mapping[str, FieldType]
-    ) -> None:
-        """Create the collection (idempotent) with the declared scalar fields."""
-
-    async def drop_collection(self, name: str) -> None:
-        """Delete the collection with every team's rows; dropping a missing one is a no-op."""
-
-    async def upsert(self, name: str, team_id: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert or replace the team's rows by ``id``; each carries ``vector`` and ``text``
-        and may carry built-in and declared fields and a ``metadata`` object."""
-
-    async def search(
-        self,
-        name: str,
-        team_id: str,
-        vector: Sequence[float],
-        *,
-        top_k: int,
-        expr: str = "",
-        output_fields: Sequence[str] = (),
-    ) -> list[VectorHit]:
-        """The team's ``top_k`` rows matching ``expr`` nearest to ``vector``, nearest first;
-        ``score`` is the cosine similarity (1.0 for the same direction), ``fields`` holds the
-        ``output_fields``."""
-
-    async def query(
-        self,
-        name: str,
-        team_id: str,
-        expr: str = "",
-        *,
-        output_fields: Sequence[str] = (),
-        limit: int = 1000,
-    ) -> list[dict[str, Any]]:
-        """The team's rows matching ``expr`` (at most ``limit``), each with ``id`` and the
-        ``output_fields``."""
-
-    async def count(self, name: str, team_id: str, expr: str = "") -> int:
-        """How many of the team's rows match ``expr``."""
-
-    async def delete(self, name: str, team_id: str, expr: str) -> None:
-        """Delete the team's rows matching ``expr``."""
-
-    async def flush(self, name: str) -> None:
-        """Seal what was written into indexed segments (after a document's last batch)."""
-
-    async def close(self) -> None: ...
-
-
-def quote(value: str) -> str:
-    """A Milvus string literal."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def row_key(team_id: str, row_id: str) -> str:
-    """The stored primary key of the team's row ``row_id`` (64 hex digits)."""
-    return hashlib.sha256(f"{team_id}\x00{row_id}".encode()).hexdigest()
-
-
 def _scoped(team_id: str, expr: str) -> str:
     team = f"team_id == {quote(team_id)}"
     return f"{team} and ({expr})" if expr else team
@@ -178,11 +76,20 @@ def _scoped(team_id: str, expr: str) -> str:
 class MilvusVectorStore:
     """Milvus through the synchronous ``MilvusClient``, run off the event loop."""
 
-    def __init__(self, uri: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        uri: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        index: VectorIndexSettings | None = None,
+    ) -> None:
         self.uri = uri
         self.token = token
         self.timeout = timeout
+        self.index = index or VectorIndexSettings()
         self._client: Any = None
+        self._backend: Backend | None = None
+        self._plans: dict[str, tuple[IndexPlan, float]] = {}  # collection → (plan, read at)
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
         self._keyed: dict[str, bool] = {}  # collection → primary key is row_key (else: id)
@@ -206,6 +113,20 @@ class MilvusVectorStore:
                         f"the vector store does not answer ({type(exc).__name__}); try again"
                     ) from exc
             return self._client
+
+    def _backend_of(self, client: Any) -> Backend:
+        if self._backend is None:
+            self._backend = backend_of(str(client.get_server_version()))
+        return self._backend
+
+    def _plan(self, client: Any, name: str) -> IndexPlan:
+        """The collection's index plan (re-read after :data:`PLAN_TTL`: another process may
+        have rebuilt it)."""
+        plan, read_at = self._plans.get(name, (None, 0.0))
+        if plan is None or time.monotonic() - read_at > PLAN_TTL:
+            plan = current_plan(client.describe_index(name, "vector"))
+            self._plans[name] = (plan, time.monotonic())
+        return plan
 
     async def _run(self, fn: Any, *args: Any, operation: str = "call", expr: str = "") -> Any:
         def call() -> Any:
@@ -243,10 +164,10 @@ class MilvusVectorStore:
                 data_type, params = kinds[kind]
                 schema.add_field(field, data_type, nullable=True, **params)
             schema.add_field("metadata", DataType.JSON, nullable=True)
-            index = client.prepare_index_params()
-            index.add_index("vector", index_type="AUTOINDEX", metric_type="COSINE")
-            client.create_collection(name, schema=schema, index_params=index)
+            plan = plan_for(0, self._backend_of(client), self.index)
+            client.create_collection(name, schema=schema, index_params=plan.index_params(client))
             self._keyed[name] = True
+            self._plans[name] = (plan, time.monotonic())
 
         await self._run(create, operation="create a collection")
 
@@ -256,6 +177,7 @@ class MilvusVectorStore:
                 client.drop_collection(name)
             self._loaded.discard(name)
             self._keyed.pop(name, None)
+            self._plans.pop(name, None)
 
         await self._run(drop, operation="drop a collection")
 
@@ -263,6 +185,18 @@ class MilvusVectorStore:
         if name not in self._loaded:  # after a restart, Milvus needs load before search
             client.load_collection(name)
             self._loaded.add(name)
+
+    def _read(self, client: Any, name: str, call: Any) -> Any:
+        """``call()`` on a loaded collection; loaded again and retried once if another process
+        released it (to rebuild its index) in between."""
+        self._ensure_loaded(client, name)
+        try:
+            return call()
+        except Exception as exc:
+            if getattr(exc, "code", None) != NOT_LOADED:
+                raise
+            client.load_collection(name)
+            return call()
 
     def _team_keyed(self, client: Any, name: str) -> bool:
         """Whether the collection's primary key is :func:`row_key` (older ones: ``id``)."""
@@ -297,15 +231,19 @@ class MilvusVectorStore:
         output_fields: Sequence[str] = (),
     ) -> list[VectorHit]:
         def search(client: Any) -> list[VectorHit]:
-            self._ensure_loaded(client, name)
             keyed = self._team_keyed(client, name)
-            result = client.search(
+            params = self._plan(client, name).search_params(self.index, top_k)
+            result = self._read(
+                client,
                 name,
-                data=[list(vector)],
-                limit=top_k,
-                filter=_scoped(team_id, expr),
-                output_fields=_with_id(output_fields) if keyed else list(output_fields),
-                search_params={"metric_type": "COSINE"},
+                lambda: client.search(
+                    name,
+                    data=[list(vector)],
+                    limit=top_k,
+                    filter=_scoped(team_id, expr),
+                    output_fields=_with_id(output_fields) if keyed else list(output_fields),
+                    search_params={"metric_type": "COSINE", "params": params},
+                ),
             )
             out = []
             for hit in result[0] if result else []:
@@ -328,13 +266,16 @@ class MilvusVectorStore:
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
         def query(client: Any) -> list[dict[str, Any]]:
-            self._ensure_loaded(client, name)
             keyed = self._team_keyed(client, name)
-            rows = client.query(
+            rows = self._read(
+                client,
                 name,
-                filter=_scoped(team_id, expr),
-                output_fields=_with_id(output_fields) if keyed else list(output_fields),
-                limit=limit,
+                lambda: client.query(
+                    name,
+                    filter=_scoped(team_id, expr),
+                    output_fields=_with_id(output_fields) if keyed else list(output_fields),
+                    limit=limit,
+                ),
             )
             if not keyed:
                 return [dict(row) for row in rows]
@@ -344,8 +285,13 @@ class MilvusVectorStore:
 
     async def count(self, name: str, team_id: str, expr: str = "") -> int:
         def count(client: Any) -> int:
-            self._ensure_loaded(client, name)
-            rows = client.query(name, filter=_scoped(team_id, expr), output_fields=["count(*)"])
+            rows = self._read(
+                client,
+                name,
+                lambda: client.query(
+                    name, filter=_scoped(team_id, expr), output_fields=["count(*)"]
+                ),
+            )
             return int(rows[0]["count(*)"]) if rows else 0
 
         return int(await self._run(count, operation="count", expr=expr))
@@ -358,12 +304,23 @@ class MilvusVectorStore:
         )
 
     async def flush(self, name: str) -> None:
-        # Milvus Lite searches unsealed rows by brute force in Python (about 400 ms at 10k rows
-        # against 20-45 ms once sealed); a Milvus server seals on its own but accepts this too.
-        # Milvus Lite refuses two flushes of one collection at once ("current_seq is
-        # monotonic"): one at a time per collection in this process.
+        # Milvus Lite searches unsealed rows by its slow stock path (every row checked in
+        # Python); a Milvus server seals on its own but accepts this too. Then the index plan
+        # for the collection's new size (linqra.vectors.index). Milvus Lite refuses two flushes
+        # of one collection at once ("current_seq is monotonic"): one at a time per collection
+        # in this process.
+        def flush(client: Any) -> None:
+            client.flush(name)
+            try:
+                plan = maintain(client, name, self._backend_of(client), self.index)
+            except Exception as exc:  # the rows are flushed; the index waits for the next one
+                log.warning("vector index of %s not maintained: %r", name, exc)
+                self._plans.pop(name, None)
+            else:
+                self._plans[name] = (plan, time.monotonic())
+
         async with self._flushing.setdefault(name, asyncio.Lock()):
-            await self._run(lambda client: client.flush(name), operation="flush")
+            await self._run(flush, operation="flush")
 
     async def close(self) -> None:
         with self._lock:
@@ -389,62 +346,7 @@ def _failed(operation: str, expr: str, exc: Exception) -> VectorStoreError:
     return VectorStoreError(f"the vector store could not {operation} ({detail}); try again")
 
 
-def open_vector_store(uri: str, token: str | None = None) -> VectorStore:
-    return MilvusVectorStore(uri, token)
-
-
-class EmbeddedMilvus:
-    """One ``milvus-lite server`` on loopback for a data directory (Milvus Lite allows one
-    process per directory; every Linqra process connects to this one by URI).
-
-    Started by ``linqra up`` (and the test fixtures); stopped with :meth:`stop`.
-    """
-
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.data_dir = data_dir
-        self.port = port or _free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> EmbeddedMilvus:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir.parent / "milvus-lite.log", "ab")  # noqa: SIM115 - the child owns it
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
-        )  # fmt: skip
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise VectorStoreError(
-                    f"milvus-lite exited with {self._proc.returncode}; see "
-                    f"{self.data_dir.parent / 'milvus-lite.log'}"
-                )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.5),
-            ):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise VectorStoreError(f"milvus-lite did not listen on port {self.port} in {timeout:.0f}s")
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def open_vector_store(
+    uri: str, token: str | None = None, index: VectorIndexSettings | None = None
+) -> VectorStore:
+    return MilvusVectorStore(uri, token, index=index)
