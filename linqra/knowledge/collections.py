@@ -55,7 +55,9 @@ class KnowledgeCollections:
                     "no vector store is configured: `linqra up` starts Milvus Lite, or set "
                     "LINQRA_KNOWLEDGE__VECTOR_URI to a Milvus server"
                 )
-            self._vectors = open_vector_store(uri, self.limits.vector_token)
+            self._vectors = open_vector_store(
+                uri, self.limits.vector_token, index=self.limits.vector_index
+            )
         return self._vectors
 
     async def create_collection(self, team_id: str, body: Any) -> Collection:
