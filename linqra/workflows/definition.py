@@ -36,7 +36,7 @@ __all__ = [
     "parse_definition",
 ]
 
-MAX_STEPS = 500
+MAX_STEPS = 1000
 ExecutorKind = Literal["inline", "task", "io"]
 
 
