@@ -57,6 +57,9 @@ __all__ = ["MilvusVectorStore", "open_vector_store"]
 KEY = "pk"  # the primary key: row_key(team, id)
 NOT_LOADED = 101  # Milvus' "collection not loaded" (another process is rebuilding its index)
 PLAN_TTL = 30.0  # seconds a process trusts its copy of a collection's index plan
+# Milvus servers before 2.5 have no nullable fields: an unset scalar is stored as its type's
+# sentinel and read back as None (a range filter on such a field can match unset rows there).
+SENTINELS: dict[str, Any] = {"VARCHAR": "", "INT64": -(2**63), "DOUBLE": -1.7976931348623157e308}
 
 log = logging.getLogger(__name__)
 GRPC_OPTIONS = {
@@ -89,6 +92,9 @@ class MilvusVectorStore:
         self.index = index or VectorIndexSettings()
         self._client: Any = None
         self._backend: Backend | None = None
+        self._nullable: bool | None = None  # whether the server has nullable fields
+        self._upserts = True  # False: a 2.3 server, whose upsert misplaces partition-key rows
+        self._sentinels: dict[str, dict[str, Any]] = {}  # collection → field → stored for None
         self._plans: dict[str, tuple[IndexPlan, float]] = {}  # collection → (plan, read at)
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
@@ -116,8 +122,34 @@ class MilvusVectorStore:
 
     def _backend_of(self, client: Any) -> Backend:
         if self._backend is None:
-            self._backend = backend_of(str(client.get_server_version()))
+            version = str(client.get_server_version())
+            self._backend = backend_of(version)
+            numbers = [int(n) for n in version.lstrip("v").split(".")[:2] if n.isdigit()]
+            self._nullable = self._backend == "lite" or numbers >= [2, 5]
+            self._upserts = self._backend == "lite" or numbers >= [2, 4]
         return self._backend
+
+    def _unset(self, client: Any, name: str) -> dict[str, Any]:
+        """Field → the value stored for None, on a server without nullable fields (else {})."""
+        self._backend_of(client)
+        if self._nullable:
+            return {}
+        if name not in self._sentinels:
+            fixed = {KEY, "id", "vector", "text", "team_id"}
+            out: dict[str, Any] = {}
+            for f in client.describe_collection(name)["fields"]:
+                kind = getattr(f.get("type"), "name", str(f.get("type")))
+                if f["name"] not in fixed and (kind in SENTINELS or kind in ("BOOL", "JSON")):
+                    out[f["name"]] = SENTINELS.get(kind, False if kind == "BOOL" else {})
+            self._sentinels[name] = out
+        return self._sentinels[name]
+
+    def _read_back(self, client: Any, name: str, row: dict[str, Any]) -> dict[str, Any]:
+        unset = self._unset(client, name)
+        for field, value in row.items():
+            if field in unset and unset[field] is not False and value == unset[field]:
+                row[field] = None
+        return row
 
     def _plan(self, client: Any, name: str) -> IndexPlan:
         """The collection's index plan (re-read after :data:`PLAN_TTL`: another process may
@@ -212,11 +244,21 @@ class MilvusVectorStore:
             return
 
         def upsert(client: Any) -> Any:
-            scoped = [{**row, "team_id": team_id} for row in rows]
-            if self._team_keyed(client, name):
+            unset = self._unset(client, name)
+            scoped = [
+                {**unset, **{k: v for k, v in row.items() if v is not None}, "team_id": team_id}
+                for row in rows
+            ] if unset else [{**row, "team_id": team_id} for row in rows]  # fmt: skip
+            keyed = self._team_keyed(client, name)
+            if keyed:
                 for row in scoped:
                     row[KEY] = row_key(team_id, str(row["id"]))
-            return client.upsert(name, scoped)
+            if self._upserts:
+                return client.upsert(name, scoped)
+            # Milvus 2.3's upsert puts a row in the wrong partition-key partition, where the
+            # team filter never finds it: replace by primary key instead (not atomic there)
+            client.delete(name, ids=[row[KEY] if keyed else row["id"] for row in scoped])
+            return client.insert(name, scoped)
 
         await self._run(upsert, operation="store chunks")
 
@@ -247,7 +289,7 @@ class MilvusVectorStore:
             )
             out = []
             for hit in result[0] if result else []:
-                fields = dict(hit.get("entity") or {})
+                fields = self._read_back(client, name, dict(hit.get("entity") or {}))
                 row_id = fields["id"] if keyed else hit["id"]
                 if keyed and "id" not in output_fields:
                     del fields["id"]
@@ -277,9 +319,8 @@ class MilvusVectorStore:
                     limit=limit,
                 ),
             )
-            if not keyed:
-                return [dict(row) for row in rows]
-            return [{k: v for k, v in row.items() if k != KEY} for row in rows]
+            rows = [self._read_back(client, name, dict(row)) for row in rows]
+            return rows if not keyed else [{k: v for k, v in r.items() if k != KEY} for r in rows]
 
         return list(await self._run(query, operation="query", expr=expr))
 
