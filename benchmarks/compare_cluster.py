@@ -1,0 +1,359 @@
+"""Side by side on a Ray cluster (issue 15, parts 1-3 and 6): the Ray paths beside their peers,
+in one run, as ratios — the second half of ``make bench-compare``.
+
+    python -m benchmarks.compare_cluster [--cycles 5] [--seconds 8] [--write-docs]
+
+One local cluster (2 CPUs) with Linqra's actors and its gateway on Serve behind the HAProxy
+ingress, as ``linqra up`` starts them, and beside it on the same Serve instance a bare
+FastAPI no-op deployment. Measures, interleaved where they are sequential:
+
+ray_chain   20 sequential ``noop`` steps pinned to ``executor: task`` (a Ray task each), run by
+            the runner actor (``run_definition``, its round trip included), against B1's raw
+            chain of 20 Ray tasks each given the previous ObjectRef.
+one_step    ``POST /v1/workflows/{id}/execute?wait=true`` of a one-step ``noop`` workflow, one
+            sequential client, against ``GET`` of the bare Serve no-op behind the same ingress.
+fanout      100 (and 1,000) parallel ``http`` steps each answered after 200 ms by a local
+            server, through ``execute?wait=true``, against the slowest call (200 ms) and the same
+            calls sent at once by one asyncio client; the runner's and I/O actors' RSS.
+throughput  ``wrk`` (16 connections) on a team-scoped read (``GET /v1/workflows/{id}``) through
+            Serve, against the bare Serve no-op behind the same ingress, a FastAPI no-op under
+            plain uvicorn, and the same read from the same app under plain uvicorn (no Serve).
+
+Results are printed, written to benchmarks/results/compare_cluster.json and, with
+``--write-docs``, as the table between the markers of docs/benchmarks.md's "Side by side".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ray
+from ray import serve
+
+from actors.cluster import start_cluster
+from benchmarks.auth import _git, _uptime
+from benchmarks.run import NAMESPACE, _free_port, _settings
+from deployments.gateway import build_app
+from deployments.serve_config import APP_NAME, apply_ingress_env, logging_config
+from linqra.config import ServiceConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results" / "compare_cluster.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN = "<!-- compare-cluster: written by python -m benchmarks.compare_cluster -->"
+END = "<!-- end of compare-cluster -->"
+TEAM, TIMES = "bench", "\u00d7"
+UVICORN_APP = """
+import sys, uvicorn
+from fastapi import FastAPI
+if sys.argv[1] == "noop":
+    app = FastAPI()
+    @app.get("/noop")
+    async def noop(): return {"ok": True}
+else:
+    from deployments.app import create_app
+    from linqra.config import Settings
+    app = create_app(settings=Settings.model_validate_json(sys.argv[1]))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
+
+
+def _bare_serve() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @serve.deployment(max_ongoing_requests=100)
+    @serve.ingress(app)
+    class Bare:
+        @app.get("/noop")
+        async def noop(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    return Bare.bind()
+
+
+@ray.remote
+def _noop(x: Any = None) -> Any:
+    return x
+
+
+def _raw_chain() -> float:
+    t0 = time.perf_counter()
+    ref = _noop.remote(0)
+    for _ in range(19):
+        ref = _noop.remote(ref)
+    ray.get(ref)
+    return time.perf_counter() - t0
+
+
+def _interleave(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Medians of ``rounds`` turns (each variant once per turn, after one warm-up turn)."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for turn in range(rounds + 1):
+        for name, fn in variants.items():
+            elapsed = fn()
+            if turn:
+                times[name].append(elapsed)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _wrk(url: str, seconds: float, connections: int, team: bool) -> dict[str, float]:
+    header = ["-H", f"X-Team-Id: {TEAM}"] if team else []
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", *header, url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    if "Non-2xx" in out:
+        raise RuntimeError(f"{url} answered errors under load:\n{out}")
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    assert p50 is not None, out
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps is not None, out
+    return {"rps": float(rps.group(1)), "p50_ms": round(float(p50.group(1)) * scale, 2)}
+
+
+@contextmanager
+def _uvicorn(what: str) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", UVICORN_APP, what, str(port)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/healthz" if what != "noop" else f"{url}/noop", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _quotes_server() -> Iterator[str]:
+    """The demo service in a process of its own (its CPU is not the driver's)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployments.demo", "--port", str(port)], cwd=ROOT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/api/sleep?ms=0", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "demo did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _rss_mb(titles: tuple[str, ...]) -> float:
+    ps = subprocess.run(["ps", "-eo", "rss=,args="], capture_output=True, text=True).stdout
+    rows = [line.split(None, 1) for line in ps.splitlines() if line.strip()]
+    return round(sum(int(r[0]) for r in rows if any(t in r[1] for t in titles)) / 1024, 1)
+
+
+def measure(cycles: int, seconds: float) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk (make bench-compare does)")
+    apply_ingress_env()
+    quotes = _quotes_server()
+    quotes_url = next(quotes)
+    services = {"quotes-service": ServiceConfig(urls=[quotes_url])}
+    settings = _settings(Path(tempfile.mkdtemp(prefix="linqra-cmp-")), services)
+    ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+    try:
+        port = _free_port()
+        serve.start(
+            http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config()
+        )
+        serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+        serve.run(_bare_serve(), name="bare", route_prefix="/bare")
+        base = f"http://127.0.0.1:{port}"
+        http = httpx.Client(base_url=base, headers={"X-Team-Id": TEAM}, timeout=120)
+        runner = start_cluster(settings).runner
+        out: dict[str, Any] = {}
+
+        def workflow(steps: list[dict[str, Any]], mode: str = "sequential") -> str:
+            body = {"name": f"cmp-{len(steps)}", "mode": mode, "steps": steps}
+            response = http.post("/v1/workflows", json=body)
+            assert response.status_code == 201, response.text
+            return str(response.json()["id"])
+
+        def timed(fn: Callable[[], Any]) -> float:
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+
+        def execute(wf: str) -> dict[str, Any]:
+            response = http.post(f"/v1/workflows/{wf}/execute?wait=true", json={})
+            assert response.status_code == 200, response.text
+            record: dict[str, Any] = response.json()
+            assert record["status"] == "COMPLETED", record.get("error")
+            return record
+
+        # -- ray_chain: Ray-task steps against the raw chain ----------------------------------
+        chain = {"steps": [
+            {"step": i, "target": "noop", "executor": "task", "params": {"i": i}}
+            for i in range(1, 21)
+        ]}  # fmt: skip
+
+        def engine_chain() -> None:
+            record = ray.get(runner.run_definition.remote(TEAM, chain, {}, timeout=120))
+            assert record["status"] == "COMPLETED", record.get("error")
+
+        medians = _interleave(
+            {"raw": _raw_chain, "engine": lambda: timed(engine_chain)}, cycles * 6
+        )
+        out["ray_chain_ms"] = {k: round(v * 1000, 2) for k, v in medians.items()}
+        out["ray_chain_ratio"] = round(medians["engine"] / medians["raw"], 2)
+
+        # -- one_step: the whole HTTP execution against the bare Serve no-op -------------------
+        one = workflow([{"step": 1, "target": "noop", "params": {"a": 1}}])
+        medians = _interleave(
+            {
+                "execute_wait": lambda: timed(lambda: execute(one)),
+                "bare_serve": lambda: timed(lambda: http.get("/bare/noop").raise_for_status()),
+            },
+            cycles * 20,
+        )
+        out["one_step_p50_ms"] = {k: round(v * 1000, 2) for k, v in medians.items()}
+
+        # -- fanout: 100 and 1,000 parallel 200 ms steps ---------------------------------------
+        async def direct(n: int) -> float:
+            limits = httpx.Limits(max_connections=n)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+                t0 = time.perf_counter()
+                await asyncio.gather(
+                    *(client.get(f"{quotes_url}/api/sleep?ms=200") for _ in range(n))
+                )
+                return time.perf_counter() - t0
+
+        wait = {"target": "wait", "params": {"seconds": 0.2}}
+        fetch = {"target": "http", "action": "fetch", "intent": f"{quotes_url}/api/sleep",
+                 "params": {"ms": 200}}  # fmt: skip
+        titles = ("RunnerActor", "IOStepWorker")
+        for name, n, step, peer in (
+            ("fanout_wait_100", 100, wait, None),
+            ("fanout_wait_1000", 1000, wait, None),
+            ("fanout_http_100", 100, fetch, direct),
+        ):
+            wf = workflow([{"step": i, **step} for i in range(1, n + 1)], mode="dag")
+            rss_before = _rss_mb(titles)
+            walls, inner, peers = [], [], []
+            for turn in range(cycles + 1):
+                t0 = time.perf_counter()
+                record = execute(wf)
+                wall = time.perf_counter() - t0
+                if turn:
+                    walls.append(wall)
+                    inner.append(record["duration_ms"] / 1000)
+                    if peer is not None:
+                        peers.append(asyncio.run(peer(n)))
+            out[name] = {
+                "wall_over_200ms": round(statistics.median(walls) / 0.2, 2),
+                "engine_record_over_200ms": round(statistics.median(inner) / 0.2, 2),
+                "rss_runner_and_io_actors_mb": {"before": rss_before, "after": _rss_mb(titles)},
+            }
+            if peers:
+                out[name]["one_asyncio_client_over_200ms"] = round(
+                    statistics.median(peers) / 0.2, 2
+                )
+
+        # -- throughput: wrk on a read, beside bare Serve and uvicorn --------------------------
+        read = f"/v1/workflows/{one}"
+        rates: dict[str, dict[str, float]] = {}
+        with _uvicorn("noop") as noop_url, _uvicorn(settings.model_dump_json()) as app_url:
+            targets = {
+                "serve_read": (f"{base}{read}", True),
+                "serve_bare_noop": (f"{base}/bare/noop", False),
+                "uvicorn_noop": (f"{noop_url}/noop", False),
+                "uvicorn_read": (f"{app_url}{read}", True),
+            }
+            for url, team in targets.values():
+                _wrk(url, 2, 16, team)  # warm-up
+            for name, (url, team) in targets.items():
+                rates[name] = _wrk(url, seconds, 16, team)
+        out["throughput"] = rates
+        serve.shutdown()
+        return out
+    finally:
+        ray.shutdown()
+        quotes.close()
+
+
+def _table(r: dict[str, Any]) -> str:
+    t, one, rc = r["throughput"], r["one_step_p50_ms"], r["ray_chain_ms"]
+    w1, w2, h1 = r["fanout_wait_100"], r["fanout_wait_1000"], r["fanout_http_100"]
+    rows = [
+        BEGIN,
+        "",
+        f"{r['when']}, commit {r['commit']}, load {r['load']}: `python -m benchmarks.compare_cluster`"
+        " (a local Ray cluster, 2 CPUs; Serve behind the HAProxy ingress; medians).",
+        "",
+        "| measure | Linqra | peer | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| 20 Ray-task `noop` steps through the runner actor | {rc['engine']} ms | raw chain of 20 Ray tasks {rc['raw']} ms | **{r['ray_chain_ratio']}{TIMES}** |",
+        f"| one-step workflow, `execute?wait=true`, p50 | {one['execute_wait']} ms | bare Serve no-op {one['bare_serve']} ms | {round(one['execute_wait'] / one['bare_serve'], 2)}{TIMES} |",
+        f"| 100 parallel 200 ms `wait` steps (I/O pool), `execute?wait=true`, wall / 200 ms | **{w1['wall_over_200ms']}** (the engine's record {w1['engine_record_over_200ms']}) | the slowest call | {w1['wall_over_200ms']}{TIMES} |",
+        f"| 1,000 of them | **{w2['wall_over_200ms']}** (record {w2['engine_record_over_200ms']}); runner + I/O actors {w2['rss_runner_and_io_actors_mb']['before']} → {w2['rss_runner_and_io_actors_mb']['after']} MB RSS | the slowest call | {w2['wall_over_200ms']}{TIMES} |",
+        f"| 100 parallel `http` steps to a server answering after 200 ms | {h1['wall_over_200ms']} (record {h1['engine_record_over_200ms']}) | one asyncio client sending the same 100 calls {h1['one_asyncio_client_over_200ms']} | {round(h1['wall_over_200ms'] / h1['one_asyncio_client_over_200ms'], 2)}{TIMES} |",
+        f"| team-scoped read under wrk (16 connections), req/s | {t['serve_read']['rps']:.0f} (p50 {t['serve_read']['p50_ms']} ms) | bare Serve no-op {t['serve_bare_noop']['rps']:.0f} | **{round(t['serve_read']['rps'] / t['serve_bare_noop']['rps'], 2)}{TIMES}** |",
+        f"| the same read, our app under plain uvicorn | {t['uvicorn_read']['rps']:.0f} | uvicorn no-op {t['uvicorn_noop']['rps']:.0f} | {round(t['uvicorn_read']['rps'] / t['uvicorn_noop']['rps'], 2)}{TIMES} |",
+        f"| what Serve costs: the read through Serve / under uvicorn | {t['serve_read']['rps']:.0f} | {t['uvicorn_read']['rps']:.0f} | {round(t['serve_read']['rps'] / t['uvicorn_read']['rps'], 2)}{TIMES} |",
+        "",
+        END,
+    ]  # fmt: skip
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare_cluster")
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=8.0, help="each wrk run")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    uptime = _uptime()
+    result = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "load": uptime.rsplit("load average:", 1)[-1].split(",")[0].strip(),
+        **measure(args.cycles, args.seconds),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if args.write_docs:
+        page = DOCS.read_text()
+        if BEGIN not in page:
+            raise SystemExit(f"docs/benchmarks.md has no {BEGIN!r} marker")
+        head, _, rest = page.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        DOCS.write_text(head + _table(result) + tail)
+
+
+if __name__ == "__main__":
+    main()
