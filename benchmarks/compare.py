@@ -13,6 +13,8 @@ fanout   100 independent steps each awaiting 200 ms (``wait`` steps, DAG mode) a
          ``asyncio.gather`` of 100 sleeps and a LangGraph graph fanning out to 100 nodes that each
          sleep 200 ms; wall time over the slowest call (200 ms).
 noop     one ``noop`` step, the whole execution (record created, claimed, recorded, read).
+retrieval (``--retrieval``) top-5 search at 100k chunks in Milvus Lite as ``linqra up`` runs it
+         against NumPy brute force over the same vectors (``benchmarks.retrieval``'s Lite part).
 
 The Ray paths (B1's Ray-task steps against a raw chain of Ray tasks, B2 through the I/O actors)
 and the gateway are in ``benchmarks.run``; they need a cluster of their own.
@@ -189,15 +191,31 @@ def _table(result: dict[str, Any]) -> str:
         f"| the same | {c['engine']:.3f} ms | plain Python {c['plain_python']:.4f} ms | {result['chain_engine_over_plain_python']}{TIMES} |",
         f"| 100 parallel 200 ms waits, wall / 200 ms | {f['engine']} | LangGraph {f['langgraph']}, `asyncio.gather` {f['asyncio_gather']} | {round(f['engine'] / f['langgraph'], 2)}{TIMES} LangGraph |",
         f"| one `noop` step, a whole execution | {result['noop_execution_ms']:.2f} ms | — | |",
+        *_retrieval_rows(result.get("retrieval")),
         "",
         END,
     ])  # fmt: skip
+
+
+def _retrieval_rows(lite: dict[str, Any] | None) -> list[str]:
+    if not lite:
+        return []
+    rows = []
+    for key, label in (("team", "team only"), ("category_10pct", "a 10 % filter")):
+        r = lite["search"][key]
+        rows.append(
+            f"| top-5 search, {lite['rows'] // 1000}k chunks, Milvus Lite ({label}; recall@10 "
+            f"{r['recall_at_10']}) | {r['p50_ms']:.1f} ms | NumPy brute force "
+            f"{r['numpy_p50_ms']:.1f} ms | **{r['ratio_p50']}{TIMES}** |"
+        )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--retrieval", action="store_true", help="also B23's 100k Lite measure")
     args = parser.parse_args()
     uptime = _uptime()
     result = {
@@ -206,6 +224,10 @@ def main() -> None:
         "load": uptime.rsplit("load average:", 1)[-1].split(",")[0].strip(),
         **asyncio.run(measure(args.repeats)),
     }
+    if args.retrieval:
+        from benchmarks.retrieval import lite
+
+        result["retrieval"] = asyncio.run(lite())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
