@@ -86,13 +86,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _brute(corpus: Corpus, query: np.ndarray, k: int, mask: np.ndarray | None) -> list[int]:
-    """NumPy brute force, the baseline: the subset's rows (when filtered) times the query."""
-    if mask is None:
+def _brute(corpus: Corpus, query: np.ndarray, k: int, select: Any) -> list[int]:
+    """NumPy brute force, the baseline: the filter evaluated over the row attributes, then the
+    kept rows (all, unfiltered) times the query."""
+    if select is None:
         scores = corpus.matrix @ query
         top = np.argpartition(-scores, k)[:k]
         return [int(i) for i in top[np.argsort(-scores[top])]]
-    rows = np.flatnonzero(mask)
+    rows = np.flatnonzero(select())
     scores = corpus.matrix[rows] @ query
     top = np.argpartition(-scores, min(k, len(rows) - 1))[:k]
     return [int(i) for i in rows[top[np.argsort(-scores[top])]]]
@@ -133,8 +134,8 @@ def _filters(corpus: Corpus) -> dict[str, tuple[str, Any]]:
     doc = corpus.rows // 200  # a document of 100 chunks in the middle
     return {
         "team": ("", None),
-        "category_10pct": ('category == "c3"', corpus.categories == 3),
-        "one_document": (f'document_id == "d{doc}"', corpus.documents == doc),
+        "category_10pct": ('category == "c3"', lambda: corpus.categories == 3),
+        "one_document": (f'document_id == "d{doc}"', lambda: corpus.documents == doc),
     }
 
 

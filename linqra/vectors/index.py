@@ -32,7 +32,16 @@ from typing import Any, Literal
 
 from linqra.config import VectorIndexSettings
 
-__all__ = ["Backend", "IndexPlan", "backend_of", "current_plan", "decide", "maintain", "plan_for"]
+__all__ = [
+    "Backend",
+    "IndexPlan",
+    "backend_of",
+    "completed",
+    "current_plan",
+    "decide",
+    "maintain",
+    "plan_for",
+]
 
 Backend = Literal["lite", "server"]
 GROWTH = 4  # IVF_FLAT is rebuilt when the collection grew or shrank this much since its build
@@ -121,6 +130,17 @@ def decide(
     return want
 
 
+def completed(current: IndexPlan, known: IndexPlan | None, rows: int) -> IndexPlan:
+    """``current`` with its build parameters when the server does not report them (Milvus Lite
+    reports none): those of ``known`` for the same type, else, for IVF_FLAT, those chosen for
+    ``rows`` (so the index is kept, and searched with an ``nprobe`` at most 2x off)."""
+    if current.params or current.index_type != "IVF_FLAT":
+        return current
+    if known is not None and known.index_type == current.index_type and known.params:
+        return known
+    return _ivf(rows)
+
+
 def current_plan(description: dict[str, Any]) -> IndexPlan:
     """The plan of an index as ``MilvusClient.describe_index`` reports it."""
     kind = str(description.get("index_type", "AUTOINDEX")).upper()
@@ -135,15 +155,22 @@ def current_plan(description: dict[str, Any]) -> IndexPlan:
     return IndexPlan(kind, params)  # type: ignore[arg-type]
 
 
-def maintain(client: Any, name: str, backend: Backend, settings: VectorIndexSettings) -> IndexPlan:
+def maintain(
+    client: Any,
+    name: str,
+    backend: Backend,
+    settings: VectorIndexSettings,
+    known: IndexPlan | None = None,
+) -> IndexPlan:
     """After a flush: rebuild the collection's index if :func:`decide` says so; its plan now.
+    ``known`` is the plan this process last built or saw (see :func:`completed`).
 
     Rebuilding is release → drop → create (built inline by Milvus Lite: searches wait for it
     rather than fail) → load. Another process rebuilding at the same moment makes one of the
     two fail: that one keeps the index it finds and tries again after its next flush.
     """
-    current = current_plan(client.describe_index(name, "vector"))
     rows = int(client.get_collection_stats(name).get("row_count", 0))
+    current = completed(current_plan(client.describe_index(name, "vector")), known, rows)
     want = decide(current, rows, backend, settings)
     if want is None:
         return current

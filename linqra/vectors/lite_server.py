@@ -21,9 +21,15 @@ a top-5 search spends its time in two places, neither of them the vector index:
    Here each segment's inverse norms are computed once and a query is one matrix-vector product
    over the segment (over the selected rows when a filter keeps fewer than half), as NumPy brute
    force does.
+3. **Selective filters through an approximate index.** IVF_FLAT (or HNSW) with a filter keeping
+   few rows scans its usual share of lists and finds few of them: at 100k rows, one document's
+   100 chunks came back with recall@10 0.79, a 10 % filter 0.94. A filter keeping at most
+   :data:`EXACT_SHARE` of a segment's rows is searched exactly over those rows instead (what a
+   Milvus server does for selective filters too).
 
-Results are the stock path's: same visibility rules (newest sequence wins, a tombstone with a
-larger sequence hides a row), same distance convention, same tie order. The fast paths are
+Apart from 3 (exact where the stock path is approximate), results are the stock path's: same
+visibility rules (newest sequence wins, a tombstone with a larger sequence hides a row), same
+distance convention, same tie order. The fast paths are
 installed only on the milvus-lite version they were written against (:data:`PATCHED_VERSION`);
 any other version runs unchanged and logs that it does. Importing this module changes nothing.
 """
@@ -43,6 +49,7 @@ __all__ = ["PATCHED_VERSION", "install", "main"]
 
 PATCHED_VERSION = "3.2.2"
 _CACHE_ENTRIES = 64  # snapshots whose visibility masks are kept (each a bool per row)
+EXACT_SHARE = 0.2  # a filter keeping at most this share of a segment's rows: exact search
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +260,8 @@ def install() -> bool:
                 continue
             valid = None if mask.all() else mask
             index = seg.indexes.get(vector_field)
+            if valid is not None and mask.sum() <= EXACT_SHARE * mask.shape[0]:
+                index = None  # few rows kept: scanning them is exact and cheaper than the index
             if index is None and metric_type == "COSINE":
                 inverse = _norms_of((seg.partition, seg.file_path, vector_field), vectors)
                 ids, dists = _cosine_search(vectors, inverse, queries, top_k, valid)

@@ -50,7 +50,15 @@ from linqra.vectors.base import (
     quote,
     row_key,
 )
-from linqra.vectors.index import Backend, IndexPlan, backend_of, current_plan, maintain, plan_for
+from linqra.vectors.index import (
+    Backend,
+    IndexPlan,
+    backend_of,
+    completed,
+    current_plan,
+    maintain,
+    plan_for,
+)
 
 __all__ = ["MilvusVectorStore", "open_vector_store"]
 
@@ -156,7 +164,11 @@ class MilvusVectorStore:
         have rebuilt it)."""
         plan, read_at = self._plans.get(name, (None, 0.0))
         if plan is None or time.monotonic() - read_at > PLAN_TTL:
-            plan = current_plan(client.describe_index(name, "vector"))
+            seen = current_plan(client.describe_index(name, "vector"))
+            if seen.index_type == "IVF_FLAT" and not seen.params:  # Milvus Lite reports none
+                rows = int(client.get_collection_stats(name).get("row_count", 0))
+                seen = completed(seen, plan, rows)
+            plan = seen
             self._plans[name] = (plan, time.monotonic())
         return plan
 
@@ -353,7 +365,8 @@ class MilvusVectorStore:
         def flush(client: Any) -> None:
             client.flush(name)
             try:
-                plan = maintain(client, name, self._backend_of(client), self.index)
+                known = self._plans.get(name, (None, 0.0))[0]
+                plan = maintain(client, name, self._backend_of(client), self.index, known)
             except Exception as exc:  # the rows are flushed; the index waits for the next one
                 log.warning("vector index of %s not maintained: %r", name, exc)
                 self._plans.pop(name, None)
