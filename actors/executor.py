@@ -1,6 +1,7 @@
 """The Ray step executor: where each kind of step runs.
 
-* ``task`` — a Ray task (CPU-bound work; ``execution.cpu_step_num_cpus`` CPUs);
+* ``task`` — CPU-bound work (``execution.cpu_step_num_cpus`` CPUs): on a warm worker of the
+  runner's :class:`~actors.cpu_pool.CpuPool` when one is free, else a Ray task;
 * ``io`` — a coroutine in the async I/O pool (round-robin over its actors).
 
 The engine awaits each step's ObjectRef on its event loop (never ``ray.get``
@@ -18,6 +19,7 @@ from typing import Any
 import ray
 
 from actors._context import run_sync, shipped_settings
+from actors.cpu_pool import CpuPool
 from actors.io_pool import io_pool
 from linqra.config import Settings
 from linqra.steps.base import StepCall
@@ -39,9 +41,14 @@ class RayExecutor:
         self._pool: list[Any] | None = None
         self._next = itertools.cycle(range(settings.execution.io_pool_size))
         self._cpu = run_cpu_step.options(num_cpus=settings.execution.cpu_step_num_cpus)
+        self._warm = CpuPool(settings) if settings.execution.cpu_pool_size else None
 
     async def execute(self, call: StepCall) -> StepOutcome:
         ref: Any
+        if call.kind != "io" and self._warm is not None:
+            warm = await self._warm.run(call)
+            if warm is not None:
+                return warm
         if call.kind == "io":
             if self._pool is None:
                 self._pool = io_pool(self.settings)

@@ -248,6 +248,16 @@ class ExecutionSettings(BaseModel):
         default=256, ge=1, description="concurrent I/O steps per pool actor"
     )
     cpu_step_num_cpus: float = Field(default=1.0, gt=0)
+    cpu_pool_size: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="warm workers the runner keeps for CPU (`task`) steps, each holding "
+        "cpu_step_num_cpus while it lives; steps that find none free run as Ray tasks (0: always)",
+    )
+    cpu_pool_idle_seconds: float = Field(
+        default=30.0, gt=0, description="a warm CPU-step worker idle this long gives its CPUs back"
+    )
     default_step_timeout_seconds: float = Field(default=300.0, gt=0)
     default_max_attempts: int = Field(default=1, ge=1, le=20)
     max_step_runs: int = Field(

@@ -1,0 +1,103 @@
+"""CPU (``task``) steps on the runner's warm workers (actors/cpu_pool.py), on the real cluster:
+a chain runs on a warm worker, steps that find it busy run as Ray tasks, a cancelled step's
+worker is stopped and the next step gets a new one."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from linqra.config import Settings
+
+pytestmark = pytest.mark.ray
+
+TEAM = "team-cpu"
+
+
+@pytest.fixture(scope="module")
+def runner(ray_cluster: Any, ray_settings: Settings) -> Any:
+    from actors.cluster import start_cluster
+
+    return start_cluster(ray_settings).runner
+
+
+def _workers(state: str) -> list[Any]:
+    from ray.util.state import list_actors
+
+    return list_actors(filters=[("class_name", "=", "CpuStepWorker"), ("state", "=", state)])
+
+
+def _until(condition: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.1)
+
+
+def _run(runner: Any, steps: list[dict[str, Any]], mode: str = "sequential") -> dict[str, Any]:
+    import ray
+
+    body = {"mode": mode, "steps": steps}
+    record: dict[str, Any] = ray.get(runner.run_definition.remote(TEAM, body, {}, timeout=120))
+    return record
+
+
+def _cpu(step: int, **params: Any) -> dict[str, Any]:
+    return {"step": step, "target": "noop", "executor": "task", "params": params}
+
+
+def test_a_chain_of_cpu_steps_runs_on_a_warm_worker_and_overflows_to_tasks(runner: Any) -> None:
+    record = _run(runner, [_cpu(1, a=1)])  # finds no worker: a Ray task, and one starts
+    assert record["status"] == "COMPLETED" and record["result"] == {"a": 1}
+    _until(lambda: len(_workers("ALIVE")) == 1, "the warm worker is up")
+    chain = [_cpu(1, i=1), *[_cpu(i, i=f"{{{{step{i - 1}.result.i}}}}") for i in range(2, 9)]]
+    record = _run(runner, chain)
+    assert record["status"] == "COMPLETED" and record["result"] == {"i": 1}
+    assert [s["executor"] for s in record["steps"]] == ["task"] * 8
+    # four at once: one on the warm worker, three as tasks; still one worker (pool size 1)
+    record = _run(runner, [_cpu(i, n=i) for i in range(1, 5)], mode="dag")
+    assert record["status"] == "COMPLETED" and record["result"] == {"n": 4}
+    assert len(_workers("ALIVE")) == 1
+
+
+def test_cancelling_a_cpu_step_stops_its_worker(runner: Any, ray_settings: Settings) -> None:
+    import asyncio
+
+    import ray
+
+    from actors.handles import RayLauncher
+    from linqra.system import System
+
+    _run(runner, [_cpu(1)])
+    _until(lambda: len(_workers("ALIVE")) == 1, "a warm worker is up")
+    (before,) = _workers("ALIVE")
+
+    async def cancel_a_long_step() -> dict[str, Any]:
+        launcher = RayLauncher(ray_settings)
+        system = await System.open(ray_settings, launcher=launcher, init=False)
+        try:
+            body = {"steps": [{"step": 1, "target": "wait", "executor": "task",
+                               "params": {"seconds": 60}}]}  # fmt: skip
+            definition = system.workflows.validate_definition(body)
+            execution = await system.runs.start_execution(TEAM, definition=definition)
+            records = system.workflows.executions
+            deadline = time.monotonic() + 60
+            while not await records.step_runs(TEAM, execution["id"]):  # its RUNNING record
+                assert time.monotonic() < deadline, "the step never started"
+                await asyncio.sleep(0.1)
+            return await system.runs.cancel_execution(TEAM, execution["id"])
+        finally:
+            await system.close()
+
+    t0 = time.monotonic()
+    record = asyncio.run(cancel_a_long_step())
+    assert record["status"] == "CANCELLED" and time.monotonic() - t0 < 30
+    assert [s["status"] for s in record["steps"]] == ["CANCELLED"]
+    _until(
+        lambda: before.actor_id in {a.actor_id for a in _workers("DEAD")}, "its worker is stopped"
+    )
+    record = _run(runner, [_cpu(1, after=True)])  # a task, while a new worker starts
+    assert record["status"] == "COMPLETED" and record["result"] == {"after": True}
+    ray.get(runner.ping.remote())
