@@ -197,8 +197,8 @@ async def _server_size(uri: str, pid: int, rows: int, efs: list[int]) -> dict[st
     try:
         await store.create_collection(NAME, DIM, {"category": "string"})
         t0 = time.perf_counter()
-        for start, block in corpus.batches(10_000):  # bulk insert: the adapter's row layout
-            batch = corpus.rows_of(start, block)
+        for start in range(0, rows, 10_000):  # bulk insert: the adapter's row layout
+            batch = corpus.rows_of(start, corpus.matrix[start : start + 10_000])
             for r in batch:
                 r.update({"team_id": TEAM, "pk": row_key(TEAM, r["id"]), "title": "",
                           "file_name": "", "page_start": 0, "page_end": 0, "created_at": 0})  # fmt: skip
