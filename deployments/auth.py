@@ -156,8 +156,8 @@ class Require:
         return caller.require(self.permission)
 
 
-def public() -> None:
-    """Marks a route that takes no credential."""
+async def public() -> None:
+    """Marks a route that takes no credential (``async``: no thread-pool hop)."""
 
 
 PUBLIC = Depends(public)
