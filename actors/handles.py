@@ -131,7 +131,7 @@ async def call(settings: Settings, name: str, method: str, *args: Any, **kwargs:
             fresh = lookup(settings, name)
         except Unavailable:
             fresh = None
-        if fresh is None or fresh._actor_id == handle._actor_id:
+        if fresh is None or fresh == handle:  # handles compare by actor id
             raise Unavailable(f"{name} is restarting", retry_after=2) from None
     try:
         return await getattr(fresh, method).remote(*args, **kwargs)
