@@ -70,7 +70,7 @@ class PureRecords:
         self._records: list[dict[str, Any]] = []
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()  # timer flushes under way
 
     def add(self, record: dict[str, Any]) -> None:
         self._records.append(record)
@@ -81,7 +81,9 @@ class PureRecords:
 
     def _flush_soon(self) -> None:
         self._timer = None
-        self._flusher = asyncio.create_task(self._flush_quietly())
+        task = asyncio.create_task(self._flush_quietly())
+        self._flushers.add(task)
+        task.add_done_callback(self._flushers.discard)
 
     async def _flush_quietly(self) -> None:
         try:
