@@ -21,18 +21,19 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from deployments.chat_cli import add_chat_command
 from deployments.ingest_cli import add_ingest_command
 from deployments.ports import check_ports_free
-from deployments.ray_cli import address_file, init_ray, load_workflow, with_vector_store
+from deployments.ray_cli import address_file, init_ray, load_workflow
 from deployments.remote_cli import UsageError, common_options
 from deployments.secrets_cli import add_secrets_command
 from deployments.status_cli import add_status_command
 from deployments.tls import check_tls_ingress, serve_http_options
 from deployments.workflows_cli import add_run_command, add_workflow_commands
-from linqra.config import load_settings
+from linqra.config import Settings, load_settings
 
 __all__ = ["main"]
 
@@ -63,6 +64,40 @@ def _healthy(url: str, timeout: float) -> bool:
     return False
 
 
+class _Background(threading.Thread):
+    """``work()`` in a thread; :meth:`result` waits for it and raises what it raised."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        super().__init__(name="linqra-up", daemon=True)
+        self._work = work
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> None:
+        self.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _embedded_milvus(settings: Settings) -> tuple[Settings, Any]:
+    """Settings with a Milvus URI: the configured one, else an embedded Milvus Lite server's
+    (loopback, data in data_dir/milvus), created but not started: the caller starts it — in
+    the background, since it takes a second or two — and stops it on exit."""
+    if settings.knowledge.vector_uri:
+        return settings, None
+    from linqra.vectors import EmbeddedMilvus
+
+    server = EmbeddedMilvus(settings.data_dir / "milvus")
+    knowledge = settings.knowledge.model_copy(update={"vector_uri": server.uri})
+    return settings.model_copy(update={"knowledge": knowledge}), server
+
+
 class _Phases:
     """Where ``linqra up``'s start-up time goes: each phase's wall time, in order, from the
     process's start (so the imports before :func:`cmd_up` count)."""
@@ -91,6 +126,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     phases = _Phases()
     from ray import serve
 
+    from actors.cluster import start_cluster
     from deployments.gateway import build_app
 
     phases.lap("imports for up")
@@ -103,23 +139,26 @@ def cmd_up(args: argparse.Namespace) -> int:
     check_ports_free(settings, address=args.address)
     check_tls_ingress(settings.http)  # one line, before anything starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings, milvus = _embedded_milvus(settings)  # its URI now; it starts beside Ray
+    milvus_started = _Background(milvus.start if milvus is not None else lambda: None)
     context, started = init_ray(settings, args.address, dashboard=True)
     phases.lap("ray.init")
     joined = not started
-    settings, milvus = with_vector_store(settings)
-    phases.lap("Milvus Lite")
+    start_cluster(settings)  # the actors' processes start beside Serve's
+    phases.lap("actors created")
     serve.start(
         http_options=serve_http_options(settings.http),
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
     phases.lap("serve.start")
-    app = build_app(settings)
-    phases.lap("actors created")
-    serve.run(app, name="linqra", route_prefix="/", blocking=False)
+    serve.run(build_app(settings), name="linqra", route_prefix="/", blocking=False)
     phases.lap("serve.run")
     base = f"{'https' if http.tls else 'http'}://{http.host}:{http.port}"
+    # healthy means ready: /healthz answers 200 once the cluster's warm-up has finished
     healthy = _healthy(base, timeout=120)
-    phases.lap("first 200 from /healthz")
+    phases.lap("warm-up to the first 200 from /healthz")
+    milvus_started.result()
+    phases.lap("Milvus Lite")
     if not healthy:
         _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
         if milvus is not None:

@@ -42,13 +42,20 @@ class Gateway:
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
         from actors._context import process_system
+        from actors.cluster import Readiness
         from deployments.app import create_app
         from deployments.orchestrator import RemoteChat
+        from deployments.routers.health import HealthChecks
 
         system = await process_system(self.settings)
         if self.orchestrator is not None:  # chat goes through the orchestrator deployment
             system = dataclasses.replace(system, chat=RemoteChat(system.chat, self.orchestrator))
-        return create_app(system)
+        app = create_app(system)
+        # healthy means ready: /healthz waits once for the cluster's warm-up, started now
+        checks = HealthChecks(readiness=Readiness(self.settings))
+        checks.warm_up()
+        app.state.health_checks = checks
+        return app
 
 
 def build_app(settings: Settings) -> Any:
