@@ -15,6 +15,8 @@ And on this machine's store: ``secrets`` (:mod:`deployments.secrets_cli`).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -126,7 +128,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     phases = _Phases()
     from ray import serve
 
-    from actors.cluster import start_cluster
+    from actors.cluster import Readiness, start_cluster
     from deployments.gateway import build_app
 
     phases.lap("imports for up")
@@ -145,6 +147,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     phases.lap("ray.init")
     joined = not started
     start_cluster(settings)  # the actors' processes start beside Serve's
+    # and warm up as they come (the gateway's own warm-up then finds them ready)
+    warmed = _Background(lambda: asyncio.run(Readiness(settings).warm_up()))
     phases.lap("actors created")
     serve.start(
         http_options=serve_http_options(settings.http),
@@ -159,6 +163,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     phases.lap("warm-up to the first 200 from /healthz")
     milvus_started.result()
     phases.lap("Milvus Lite")
+    with contextlib.suppress(Exception):  # the gateway's warm-up is the one that counts
+        warmed.result()
     if not healthy:
         _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
         if milvus is not None:
@@ -199,11 +205,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     address_file(settings).unlink(missing_ok=True)
     import ray
 
-    if joined:  # someone else's cluster: take our app away, leave the cluster running
-        serve.delete("linqra")
-    ray.shutdown()  # type: ignore[no-untyped-call]  # a cluster we started goes with it
-    if milvus is not None:
-        milvus.stop()
+    try:
+        if joined:  # someone else's cluster: take our app away, leave the cluster running
+            serve.delete("linqra")
+        ray.shutdown()  # type: ignore[no-untyped-call]  # a cluster we started goes with it
+    finally:  # Milvus Lite runs in its own session: nothing else stops it
+        if milvus is not None:
+            milvus.stop()
     return 0
 
 

@@ -51,12 +51,12 @@ def test_healthz_says_starting_until_the_warm_up_ends_then_asks_the_cluster_noth
     app.state.health_checks = HealthChecks(max_age=0.0, readiness=readiness)  # no cache
     first = probed.get("/healthz")
     assert first.status_code == 503 and first.headers["Retry-After"]
-    assert first.json()["checks"]["cluster"] == "starting"
-    assert probed.get("/healthz").json()["checks"]["cluster"] == "starting"
+    assert first.json()["checks"] == {"store": "ok", "runner": "starting"}
+    assert probed.get("/healthz").json()["checks"]["runner"] == "starting"
     readiness.release.set()
     ok = probed.get("/healthz")
     assert ok.status_code == 200, ok.json()
-    assert ok.json()["checks"] == {"store": "ok", "runner": "ok", "cluster": "ok"}
+    assert ok.json()["checks"] == {"store": "ok", "runner": "ok"}
     assert [probed.get("/healthz").status_code for _ in range(5)] == [200] * 5
     assert (readiness.warm_ups, readiness.checks) == (1, 0)  # one warm-up, then nothing
     assert probed.get("/readyz").status_code == 200
@@ -70,7 +70,7 @@ def test_a_failed_warm_up_is_reported_and_started_again(probed: TestClient) -> N
     app.state.health_checks = HealthChecks(max_age=0.0, readiness=readiness)
     failed = probed.get("/healthz")
     assert failed.status_code == 503
-    assert failed.json()["checks"]["cluster"] == "error: ConnectionError"
+    assert failed.json()["checks"]["runner"] == "error: ConnectionError"
     assert probed.get("/healthz").status_code == 200
     assert readiness.warm_ups == 2
 

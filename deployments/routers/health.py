@@ -11,7 +11,7 @@ Healthy means ready: on Ray the gateway gives its checks a :class:`Readiness`
 (:class:`actors.cluster.Readiness`), and ``/healthz`` answers 200 for the first time once its
 warm-up has finished — every actor a first execution needs answers, their systems are open, the
 worker processes for CPU steps have started — so the first execution after a start is as fast
-as the next. Until then the ``cluster`` check says ``starting`` (503); after that ``/healthz``
+as the next. Until then the ``runner`` check says ``starting`` (503); after that ``/healthz``
 makes no call for it again, while ``/readyz`` asks every actor afresh.
 """
 
@@ -117,9 +117,9 @@ class HealthChecks:
             return await self.now(system, deep=False)
 
     async def now(self, system: System, *, deep: bool = True) -> dict[str, str]:
-        """``store`` (a read and write round trip), ``runner`` (runs can start now) and, with a
-        :class:`Readiness`, ``cluster``: ``ok`` once the warm-up has finished, asking every
-        actor again when ``deep``; ``starting`` while it runs."""
+        """``store`` (a read and write round trip) and ``runner`` (runs can start now; with a
+        :class:`Readiness`, only once its warm-up has finished — ``starting`` while it runs —
+        and, when ``deep``, every actor answers again)."""
         checks: dict[str, str] = {}
         try:
             await system.store.check(CHECK_SECONDS)
@@ -128,14 +128,9 @@ class HealthChecks:
             checks["store"] = f"error: {type(exc).__name__}"
         try:
             await asyncio.wait_for(system.launcher.ping(), timeout=CHECK_SECONDS)
-            checks["runner"] = "ok"
+            checks["runner"] = "ok" if self.readiness is None else await self._cluster(deep)
         except Exception as exc:
             checks["runner"] = f"error: {type(exc).__name__}"
-        if self.readiness is not None:
-            try:
-                checks["cluster"] = await self._cluster(deep)
-            except Exception as exc:
-                checks["cluster"] = f"error: {type(exc).__name__}"
         self._checks, self._at = checks, time.monotonic()
         return checks
 
@@ -159,8 +154,8 @@ def _answer(checks: dict[str, str], response: Response) -> dict[str, Any]:
 @router.get("/healthz", dependencies=[PUBLIC], response_model=Health, responses=ANSWERS)
 async def healthz(system: SystemDep, request: Request, response: Response) -> dict[str, Any]:
     """``{status, version, checks}``: ``store`` and ``runner`` as checked at most a second ago
-    (probes share one check), and on Ray ``cluster`` (``starting`` until the warm-up after a
-    start has finished); 503 with ``Retry-After`` when one is not ``ok``."""
+    (probes share one check) — on Ray ``runner`` is ``starting`` until the warm-up after a
+    start has finished; 503 with ``Retry-After`` when one is not ``ok``."""
     return _answer(await _checks_of(request).recent(system), response)
 
 
