@@ -2,8 +2,11 @@
 keeps between steps, so a chain of CPU steps does not pay a Ray task's lease, worker hand-off
 and ``System`` lookup per step (docs/perf/ray-profile.md, change 1: it saves 1.4 to 2.5 ms a step).
 
-Each :class:`CpuStepWorker` holds ``execution.cpu_step_num_cpus`` CPUs, runs one step at a time
-and belongs to the runner that created it (it dies with it). The pool has at most
+Each :class:`CpuStepWorker` runs one step at a time and belongs to the runner that created it
+(it dies with it). It reserves no CPU in Ray's accounting: one that held its CPU while idle
+starved the Ray tasks of steps that overflowed (two CPUs, one held by a Serve replica and one by
+an idle worker: the overflow task waited until the worker was stopped, and the next step
+started a new one). So at most ``cpu_pool_size`` steps run beyond what Ray's CPU count admits. The pool has at most
 ``execution.cpu_pool_size`` of them, started in the background when a step finds none free — that
 step, and every step that finds all of them busy, runs as a Ray task as before, so fan-out
 still spreads through Ray's scheduler. A worker idle for ``execution.cpu_pool_idle_seconds``
@@ -63,7 +66,7 @@ class CpuPool:
         ex = settings.execution
         self._settings_json = settings.model_dump_json()
         self._size, self._idle_seconds = ex.cpu_pool_size, ex.cpu_pool_idle_seconds
-        self._options = {"num_cpus": ex.cpu_step_num_cpus, "max_restarts": 0}
+        self._options = {"num_cpus": 0, "max_restarts": 0}  # see the module docstring
         self._idle: list[tuple[Any, float]] = []  # (worker, idle since), most recent last
         self._starting = 0
         self._busy = 0

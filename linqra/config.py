@@ -252,11 +252,12 @@ class ExecutionSettings(BaseModel):
         default=1,
         ge=0,
         le=64,
-        description="warm workers the runner keeps for CPU (`task`) steps, each holding "
-        "cpu_step_num_cpus while it lives; steps that find none free run as Ray tasks (0: always)",
+        description="warm workers the runner keeps for CPU (`task`) steps (they reserve no CPU: "
+        "at most this many steps run beyond Ray's CPU count); steps that find none free run as "
+        "Ray tasks (0: always)",
     )
     cpu_pool_idle_seconds: float = Field(
-        default=30.0, gt=0, description="a warm CPU-step worker idle this long gives its CPUs back"
+        default=30.0, gt=0, description="a warm CPU-step worker idle this long is stopped"
     )
     default_step_timeout_seconds: float = Field(default=300.0, gt=0)
     default_max_attempts: int = Field(default=1, ge=1, le=20)

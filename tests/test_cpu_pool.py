@@ -101,3 +101,27 @@ def test_cancelling_a_cpu_step_stops_its_worker(runner: Any, ray_settings: Setti
     record = _run(runner, [_cpu(1, after=True)])  # a task, while a new worker starts
     assert record["status"] == "COMPLETED" and record["result"] == {"after": True}
     ray.get(runner.ping.remote())
+
+
+def test_an_idle_warm_worker_never_starves_overflow_tasks(runner: Any) -> None:
+    """One of the two CPUs held elsewhere (as a Serve replica with a CPU holds one): steps that
+    overflow the warm worker still get the other CPU at once (a worker that reserved a CPU
+    while idle left them waiting until it was stopped)."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ping(self) -> bool:
+            return True
+
+    _run(runner, [_cpu(1)])
+    _until(lambda: len(_workers("ALIVE")) >= 1, "a warm worker is up")
+    holder = Holder.remote()  # type: ignore[attr-defined]
+    try:
+        ray.get(holder.ping.remote(), timeout=60)
+        t0 = time.monotonic()
+        record = _run(runner, [_cpu(i, n=i) for i in range(1, 5)], mode="dag")
+        assert record["status"] == "COMPLETED" and record["result"] == {"n": 4}
+        assert time.monotonic() - t0 < 20
+    finally:
+        ray.kill(holder)
