@@ -49,11 +49,11 @@ bench: install-test
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.llm
 
-## Each measure beside its peer (plain Python, LangGraph, raw Ray, bare Serve, uvicorn) in one run: tables in docs/benchmarks.md.
+## Each measure beside its peer (plain Python, LangGraph, raw Ray, bare Serve, uvicorn, NumPy brute force) in one run: tables in docs/benchmarks.md.
 bench-compare: install-test
 	$(BIN)/pip install -q -e ".[bench]"
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && S= || S=sudo; DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq wrk; }
-	$(BIN)/python -m benchmarks.compare --write-docs
+	$(BIN)/python -m benchmarks.compare --retrieval --write-docs
 	$(BIN)/python -m benchmarks.compare_cluster --write-docs
 
 ## The console's client types from the API's schema (after an API change), then its build.
