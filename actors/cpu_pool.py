@@ -117,6 +117,7 @@ class CpuPool:
                 await worker.ready.remote()
             except Exception:
                 log.warning("a CPU-step worker did not start", exc_info=True)
+                ray.kill(worker)
                 return
             finally:
                 self._starting -= 1
@@ -138,10 +139,3 @@ class CpuPool:
             oldest = min(since for _, since in keep)
             delay = max(0.1, oldest + self._idle_seconds - time.monotonic())
             self._reaper = asyncio.get_running_loop().call_later(delay, self._reap)
-
-    def close(self) -> None:
-        for worker, _ in self._idle:
-            ray.kill(worker)
-        self._idle = []
-        if self._reaper is not None:
-            self._reaper.cancel()
