@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from linqra.errors import Conflict, Unavailable, ValidationError
 from linqra.status import TASK_TERMINAL
@@ -21,11 +21,24 @@ from linqra.status import TASK_TERMINAL
 if TYPE_CHECKING:
     from linqra.agents.service import AgentService
     from linqra.launcher import Launcher
+    from linqra.workflows.definition import WorkflowDefinition
     from linqra.workflows.service import WorkflowService
 
-__all__ = ["RunService"]
+__all__ = ["ExecutionSpec", "RunService"]
 
 log = logging.getLogger(__name__)
+
+
+class ExecutionSpec(TypedDict, total=False):
+    """What an execution runs and on whose behalf (``WorkflowService.new_execution``'s words)."""
+
+    workflow_id: str | None
+    definition: WorkflowDefinition | None
+    params: dict[str, Any] | None
+    executed_by: str | None
+    intent: str | None
+    source: str
+    depth: int
 
 
 class RunService:
@@ -37,66 +50,29 @@ class RunService:
         self.launcher = launcher
 
     # -- workflow executions ----------------------------------------------------------------
-    async def start_execution(
-        self,
-        team_id: str,
-        *,
-        workflow_id: str | None = None,
-        definition: Any = None,
-        params: Mapping[str, Any] | None = None,
-        executed_by: str | None = None,
-        intent: str | None = None,
-        source: str = "api",
-        depth: int = 0,
-    ) -> dict[str, Any]:
+    async def start_execution(self, team_id: str, **spec: Unpack[ExecutionSpec]) -> dict[str, Any]:
         """Record a PENDING execution and hand it to the launcher; the PENDING record."""
-        execution = await self.workflows.new_execution(
-            team_id,
-            workflow_id=workflow_id,
-            definition=definition,
-            params=dict(params or {}),
-            executed_by=executed_by,
-            intent=intent,
-            source=source,
-            depth=depth,
-        )
+        execution = await self._new_execution(team_id, spec)
         await self.submit(team_id, execution["id"])
         return execution
 
     async def run_execution(
-        self,
-        team_id: str,
-        timeout: float,
-        *,
-        workflow_id: str | None = None,
-        definition: Any = None,
-        params: Mapping[str, Any] | None = None,
-        executed_by: str | None = None,
-        intent: str | None = None,
-        source: str = "api",
-        depth: int = 0,
+        self, team_id: str, timeout: float, **spec: Unpack[ExecutionSpec]
     ) -> dict[str, Any]:
         """:meth:`start_execution` and :meth:`wait_execution` with one call to the launcher (one
         round trip to the runner actor on a cluster): the full record once terminal, or as it is
         after ``timeout`` seconds. A runner that is down leaves the record PENDING for the
         supervisor, and the wait reads the store."""
-        execution = await self.workflows.new_execution(
-            team_id,
-            workflow_id=workflow_id,
-            definition=definition,
-            params=dict(params or {}),
-            executed_by=executed_by,
-            intent=intent,
-            source=source,
-            depth=depth,
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        execution = await self._new_execution(team_id, spec)
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
             return await self.launcher.run(team_id, execution["id"], timeout)
         except Unavailable:
             log.warning("runner unavailable; reading execution %s from the store", execution["id"])
         return await self._wait_in_store(team_id, execution["id"], deadline)
+
+    async def _new_execution(self, team_id: str, spec: ExecutionSpec) -> dict[str, Any]:
+        return await self.workflows.new_execution(team_id, **spec)
 
     async def submit(self, team_id: str, execution_id: str) -> None:
         try:
