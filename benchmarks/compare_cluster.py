@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,18 +129,20 @@ def _wrk(url: str, seconds: float, connections: int, team: bool) -> dict[str, fl
 
 
 @contextmanager
-def _uvicorn(what: str) -> Iterator[str]:
+def _process(args: list[str], probe: str) -> Iterator[str]:
+    """``python ARGS… PORT`` serving on a free loopback port until the block ends; yields its
+    URL once ``probe`` answers."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", UVICORN_APP, what, str(port)], cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, *args, str(port)], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                httpx.get(f"{url}/healthz" if what != "noop" else f"{url}/noop", timeout=1)
+                httpx.get(f"{url}{probe}", timeout=1)
                 break
             except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+                assert proc.poll() is None and time.monotonic() < deadline, f"{args} did not start"
                 time.sleep(0.1)
         yield url
     finally:
@@ -148,26 +150,14 @@ def _uvicorn(what: str) -> Iterator[str]:
         proc.wait(30)
 
 
-def _quotes_server() -> Iterator[str]:
+def _uvicorn(what: str) -> Any:
+    """A FastAPI no-op (``noop``) or our app over the settings JSON ``what``, under uvicorn."""
+    return _process(["-c", UVICORN_APP, what], "/noop" if what == "noop" else "/healthz")
+
+
+def _quotes_server() -> Any:
     """The demo service in a process of its own (its CPU is not the driver's)."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deployments.demo", "--port", str(port)], cwd=ROOT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/api/sleep?ms=0", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "demo did not start"
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    return _process(["-m", "deployments.demo", "--port"], "/api/sleep?ms=0")
 
 
 def _rss_mb(titles: tuple[str, ...]) -> float:
@@ -180,8 +170,8 @@ def measure(cycles: int, seconds: float) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk (make bench-compare does)")
     apply_ingress_env()
-    quotes = _quotes_server()
-    quotes_url = next(quotes)
+    servers = ExitStack()
+    quotes_url = servers.enter_context(_quotes_server())
     services = {"quotes-service": ServiceConfig(urls=[quotes_url])}
     settings = _settings(Path(tempfile.mkdtemp(prefix="linqra-cmp-")), services)
     # the rate limiter runs on every request as in production, but its team limit (6,000 a
@@ -306,7 +296,7 @@ def measure(cycles: int, seconds: float) -> dict[str, Any]:
         return out
     finally:
         ray.shutdown()
-        quotes.close()
+        servers.close()
 
 
 def _table(r: dict[str, Any]) -> str:
