@@ -264,16 +264,17 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    results["run"] = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _git("rev-parse", "--short", "HEAD"),
-                      "load_before": _uptime(), "python": platform.python_version(), "cpus": 2,
-                      "command": "python -m benchmarks.retrieval " + " ".join(
-                          f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}  # fmt: skip
+    run = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "commit": _git("rev-parse", "--short", "HEAD"), "load_before": _uptime(),
+           "python": platform.python_version(), "cpus": 2,
+           "command": "python -m benchmarks.retrieval " + " ".join(
+               f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}  # fmt: skip
     if "lite" in parts:
-        results["lite"] = asyncio.run(lite(args.lite_rows))
+        results["lite"] = {**asyncio.run(lite(args.lite_rows)), "run": run}
     if "server" in parts:
         sizes = [int(n) for n in args.server_rows.split(",")]
-        results["server"] = server(sizes, [int(e) for e in args.ef.split(",")])
-    results["run"]["load_after"] = _uptime()
+        results["server"] = {**server(sizes, [int(e) for e in args.ef.split(",")]), "run": run}
+    run["load_after"] = _uptime()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(json.dumps(results, indent=2, default=str))

@@ -25,7 +25,8 @@ a top-5 search spends its time in two places, neither of them the vector index:
    few rows scans its usual share of lists and finds few of them: at 100k rows, one document's
    100 chunks came back with recall@10 0.79, a 10 % filter 0.94. A filter keeping at most
    :data:`EXACT_SHARE` of a segment's rows is searched exactly over those rows instead (what a
-   Milvus server does for selective filters too).
+   Milvus server does for selective filters too). A filter's answer per segment is cached too
+   (a segment never changes): 1.5 of the 6 ms of a 10 % filter in process.
 
 Apart from 3 (exact where the stock path is approximate), results are the stock path's: same
 visibility rules (newest sequence wins, a tombstone with a larger sequence hides a row), same
@@ -77,6 +78,7 @@ class _LRU:
 
 _visible = _LRU(_CACHE_ENTRIES)  # (segments, tombstones) → one bool mask per segment
 _inverse_norms = _LRU(_CACHE_ENTRIES)  # (partition, file, field) → 1/‖row‖ per row
+_filtered = _LRU(4 * _CACHE_ENTRIES)  # (partition, file, rows, filter) → a bool per row
 
 
 def _top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,10 +252,15 @@ def install() -> bool:
         for source, seg in enumerate(scope):
             vectors, present = seg.vector_data(vector_field)
             mask = visible[source]
-            if compiled_filter is not None:
-                mask = mask & evaluate_segment_filter(
-                    seg, compiled_filter, indexed_filter_plan
-                ).astype(bool)
+            if compiled_filter is not None:  # a segment never changes: its answer neither
+                key = (seg.partition, seg.file_path, seg.num_rows, compiled_filter.source,
+                       compiled_filter.backend, indexed_filter_plan is None)  # fmt: skip
+                kept = _filtered.get(key)
+                if kept is None:
+                    kept = evaluate_segment_filter(seg, compiled_filter, indexed_filter_plan)
+                    kept = np.asarray(kept, dtype=bool)
+                    _filtered.put(key, kept)
+                mask = mask & kept
             if present is not None:
                 mask = mask & present
             if not mask.any():
