@@ -34,7 +34,7 @@ from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
 from linqra.workflows.records import ExecutionRepository, check_record_size
-from linqra.workflows.step_runs import PureRecords, RunState, StepRunRecorder
+from linqra.workflows.step_runs import PureRecords, RunningRecord, RunState, StepRunRecorder
 
 __all__ = ["LocalExecutor", "StepExecutor", "WorkflowEngine"]
 
@@ -336,7 +336,7 @@ class WorkflowEngine(StepRunRecorder):
         record.update(status=StepStatus.RUNNING, started_at=iso(), cache_hit=False)
         if pure:
             return await self._pure_step(run, step, call, record)
-        running = _RunningRecord(self.repo, run.team_id, record)
+        running = RunningRecord(self.repo, run.team_id, record)
         try:
             if call.kind == "inline":
                 outcome = await run_step_call(call, self.registry, self.ctx)
@@ -464,40 +464,3 @@ class WorkflowEngine(StepRunRecorder):
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-RUNNING_RECORD_GRACE_SECONDS = 0.02
-"""How long a step runs before its RUNNING record is written: one that ends sooner (an inline
-``transform``, a cache-free ``noop``) costs one write, its end record, instead of three."""
-
-
-class _RunningRecord:
-    """A step's RUNNING record, written only once the step has run for
-    :data:`RUNNING_RECORD_GRACE_SECONDS` — and then while it runs, so a step never waits on the
-    store to start. A runner that dies after the grace leaves the record for recovery to mark
-    interrupted; one that dies within it leaves none, and the step runs again all the same."""
-
-    def __init__(self, repo: ExecutionRepository, team_id: str, record: dict[str, Any]) -> None:
-        self._repo, self._team_id, self._record = repo, team_id, record
-        self._write: asyncio.Task[None] | None = None
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(RUNNING_RECORD_GRACE_SECONDS, self._start)
-
-    def _start(self) -> None:
-        self._write = asyncio.create_task(
-            self._repo.save_step_run(self._team_id, dict(self._record))
-        )
-
-    async def settle(self) -> None:
-        """No RUNNING record from now on; the one being written is written."""
-        self._timer.cancel()
-        if self._write is not None:
-            await self._write
-
-    async def end(self, record: dict[str, Any]) -> None:
-        """The step's end record: over its RUNNING record, or the one record of a quick step."""
-        await self.settle()
-        if self._write is None:
-            await self._repo.save_step_run(self._team_id, record)
-        else:
-            await self._repo.update_step_run(self._team_id, record)
