@@ -255,7 +255,6 @@ class WorkflowService:
             },
         )
 
-
     PARSED_CACHE_SIZE = 512
     """Parsed definitions kept per (team, workflow, version): versions never change."""
 
