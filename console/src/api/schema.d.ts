@@ -73,7 +73,8 @@ export interface paths {
         /**
          * Healthz
          * @description ``{status, version, checks}``: ``store`` and ``runner`` as checked at most a second ago
-         *     (probes share one check); 503 with ``Retry-After`` when either fails.
+         *     (probes share one check) — on Ray ``runner`` is ``starting`` until the warm-up after a
+         *     start has finished; 503 with ``Retry-After`` when one is not ``ok``.
          */
         get: operations["healthz_healthz_get"];
         put?: never;
@@ -116,7 +117,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description As ``/healthz``, checked now: a store round trip and a call to the runner each time.
+         * @description As ``/healthz``, checked now: a store round trip, a call to the runner and, on Ray, a
+         *     call to each of the cluster's actors each time.
          */
         get: operations["readyz_readyz_get"];
         put?: never;
