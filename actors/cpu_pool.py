@@ -7,9 +7,10 @@ Each :class:`CpuStepWorker` runs one step at a time and belongs to the runner th
 starved the Ray tasks of steps that overflowed (two CPUs, one held by a Serve replica and one by
 an idle worker: the overflow task waited until the worker was stopped, and the next step
 started a new one). So at most ``cpu_pool_size`` steps run beyond what Ray's CPU count admits. The pool has at most
-``execution.cpu_pool_size`` of them, started in the background when a step finds none free — that
-step, and every step that finds all of them busy, runs as a Ray task as before, so fan-out
-still spreads through Ray's scheduler. A worker idle for ``execution.cpu_pool_idle_seconds``
+``execution.cpu_pool_size`` of them, started as the runner boots and again by each runner ping
+(the readiness warm-up's), else in the background when a step finds none free — that step, and
+every step that finds all of them busy, runs as a Ray task as before, so fan-out still spreads
+through Ray's scheduler. A worker idle for ``execution.cpu_pool_idle_seconds``
 is stopped and gives its CPUs back.
 
 Cancelling a step kills its worker (a synchronous actor cannot interrupt a running method; a
@@ -72,6 +73,16 @@ class CpuPool:
         self._busy = 0
         self._reaper: asyncio.TimerHandle | None = None
         self._warming: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Start the pool's workers now (the runner does as it boots), not on the first steps."""
+        while self.workers < self._size:
+            self._start_one()
+
+    async def ready(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, for the workers being started."""
+        if self._warming:
+            await asyncio.wait(set(self._warming), timeout=timeout)
 
     @property
     def workers(self) -> int:

@@ -43,6 +43,16 @@ class RayExecutor:
         self._cpu = run_cpu_step.options(num_cpus=settings.execution.cpu_step_num_cpus)
         self._warm = CpuPool(settings) if settings.execution.cpu_pool_size else None
 
+    def start(self) -> None:
+        """Start the warm CPU-step workers (on the running loop)."""
+        if self._warm is not None:
+            self._warm.start()
+
+    async def ready(self, timeout: float = 30.0) -> None:
+        """Wait, at most ``timeout`` seconds, for the warm workers being started."""
+        if self._warm is not None:
+            await self._warm.ready(timeout)
+
     async def execute(self, call: StepCall) -> StepOutcome:
         ref: Any
         if call.kind != "io" and self._warm is not None:

@@ -30,6 +30,7 @@ class RunnerActor:
     def __init__(self, settings_json: str) -> None:
         self.settings = Settings.model_validate_json(settings_json)
         self._runner: ExecutionRunner | None = None
+        self._executor = RayExecutor(self.settings)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         # An async actor's constructor runs on its event loop: start at once, so that a
@@ -44,14 +45,19 @@ class RunnerActor:
                 queue = None
                 if self.settings.agents.async_step_workers > 0:  # async steps via a durable queue
                     queue = BusAsyncStepQueue(system.bus())
-                runner = system.runner(RUNNER, RayExecutor(self.settings), queue)
+                self._executor.start()  # warm CPU-step workers before the first CPU step
+                runner = system.runner(RUNNER, self._executor, queue)
                 await runner.start(reap=False)  # the supervisor asks it to reap
                 self._runner = runner
                 log.info("runner ready; reclaimed %d executions", len(runner.running()))
         return self._runner
 
     async def ping(self) -> dict[str, Any]:
+        """Answers once the runner and its warm CPU-step workers are up (those at most 30 s;
+        workers stopped while idle are started again: a ping is what the warm-up sends)."""
         runner = await self._ready()
+        self._executor.start()
+        await self._executor.ready()
         return {"runner_id": runner.runner_id, "running": len(runner.running())}
 
     async def submit(self, team_id: str, execution_id: str) -> None:

@@ -49,7 +49,7 @@ def _cpu(step: int, **params: Any) -> dict[str, Any]:
 
 
 def test_a_chain_of_cpu_steps_runs_on_a_warm_worker_and_overflows_to_tasks(runner: Any) -> None:
-    record = _run(runner, [_cpu(1, a=1)])  # finds no worker: a Ray task, and one starts
+    record = _run(runner, [_cpu(1, a=1)])  # the runner started its warm worker as it booted
     assert record["status"] == "COMPLETED" and record["result"] == {"a": 1}
     _until(lambda: len(_workers("ALIVE")) == 1, "the warm worker is up")
     chain = [_cpu(1, i=1), *[_cpu(i, i=f"{{{{step{i - 1}.result.i}}}}") for i in range(2, 9)]]
