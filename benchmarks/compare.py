@@ -211,31 +211,45 @@ def _retrieval_rows(lite: dict[str, Any] | None) -> list[str]:
     return rows
 
 
+def stamp() -> dict[str, str]:
+    """When, at which commit and under what load a side-by-side run was measured."""
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "load": _uptime().rsplit("load average:", 1)[-1].split(",")[0].strip(),
+    }
+
+
+def publish(
+    result: dict[str, Any], results: Path, markers: tuple[str, str], table: str, docs: bool
+) -> None:
+    """Print ``result``, keep it in ``results`` and (``docs``) put ``table`` between
+    ``markers`` in docs/benchmarks.md."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if docs:
+        page = DOCS.read_text()
+        begin, end = markers
+        if begin not in page:
+            raise SystemExit(f"docs/benchmarks.md has no {begin!r} marker")
+        head, _, rest = page.partition(begin)
+        _, _, tail = rest.partition(end)
+        DOCS.write_text(head + table + tail)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--retrieval", action="store_true", help="also B23's 100k Lite measure")
     args = parser.parse_args()
-    uptime = _uptime()
-    result = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "load": uptime.rsplit("load average:", 1)[-1].split(",")[0].strip(),
-        **asyncio.run(measure(args.repeats)),
-    }
+    result = {**stamp(), **asyncio.run(measure(args.repeats))}
     if args.retrieval:
         from benchmarks.retrieval import lite
 
         result["retrieval"] = asyncio.run(lite())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    if args.write_docs:
-        page = DOCS.read_text()
-        head, _, rest = page.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        DOCS.write_text(head + _table(result) + tail)
+    publish(result, RESULTS, (BEGIN, END), _table(result), args.write_docs)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import shutil
 import statistics
@@ -45,7 +44,7 @@ import ray
 from ray import serve
 
 from actors.cluster import start_cluster
-from benchmarks.auth import _git, _uptime
+from benchmarks.compare import publish, stamp
 from benchmarks.run import NAMESPACE, _free_port, _settings
 from deployments.gateway import build_app
 from deployments.serve_config import APP_NAME, apply_ingress_env, logging_config
@@ -53,7 +52,6 @@ from linqra.config import ServiceConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "compare_cluster.json"
-DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN = "<!-- compare-cluster: written by python -m benchmarks.compare_cluster -->"
 END = "<!-- end of compare-cluster -->"
 TEAM, TIMES = "bench", "\u00d7"
@@ -330,23 +328,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="each wrk run")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    uptime = _uptime()
-    result = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "load": uptime.rsplit("load average:", 1)[-1].split(",")[0].strip(),
-        **measure(args.cycles, args.seconds),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    if args.write_docs:
-        page = DOCS.read_text()
-        if BEGIN not in page:
-            raise SystemExit(f"docs/benchmarks.md has no {BEGIN!r} marker")
-        head, _, rest = page.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        DOCS.write_text(head + _table(result) + tail)
+    result = {**stamp(), **measure(args.cycles, args.seconds)}
+    publish(result, RESULTS, (BEGIN, END), _table(result), args.write_docs)
 
 
 if __name__ == "__main__":
