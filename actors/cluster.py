@@ -21,7 +21,7 @@ from actors import handles
 from actors.async_steps import AsyncStepWorker
 from actors.events import EventBusActor
 from actors.handles import call, named_actor
-from actors.io_pool import IOStepWorker
+from actors.io_pool import BATCH_SLOTS, IOStepWorker
 from actors.runner import RunnerActor
 from actors.scheduler import SchedulerActor
 from actors.supervisor import SupervisorActor
@@ -73,7 +73,7 @@ def start_cluster(settings: Settings) -> ClusterActors:
             settings,
             f"{handles.IO_PREFIX}{i}",
             settings_json,
-            max_concurrency=ex.io_concurrency,
+            max_concurrency=ex.io_concurrency + BATCH_SLOTS,
         )
         for i in range(ex.io_pool_size)
     ]

@@ -2,7 +2,8 @@
 
 * ``task`` — CPU-bound work (``execution.cpu_step_num_cpus`` CPUs): on a warm worker of the
   runner's :class:`~actors.cpu_pool.CpuPool` when one is free, else a Ray task;
-* ``io`` — a coroutine in the async I/O pool (round-robin over its actors).
+* ``io`` — a coroutine in the async I/O pool, the steps of one scheduling round sent together
+  (:mod:`actors.io_batch`).
 
 The engine awaits each step's ObjectRef on its event loop (never ``ray.get``
 in a loop), so every ready step is in flight at once; cancelling the await
@@ -13,14 +14,12 @@ coroutine, which closes the HTTP request).
 from __future__ import annotations
 
 import asyncio
-import itertools
-from typing import Any
 
 import ray
 
 from actors._context import run_sync, shipped_settings
 from actors.cpu_pool import CpuPool
-from actors.io_pool import io_pool
+from actors.io_batch import IOBatcher
 from linqra.config import Settings
 from linqra.steps.base import StepCall
 from linqra.steps.runtime import StepOutcome, run_step_call
@@ -38,8 +37,7 @@ class RayExecutor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._settings_json = settings.model_dump_json()
-        self._pool: list[Any] | None = None
-        self._next = itertools.cycle(range(settings.execution.io_pool_size))
+        self._io = IOBatcher(settings)
         self._cpu = run_cpu_step.options(num_cpus=settings.execution.cpu_step_num_cpus)
         self._warm = CpuPool(settings) if settings.execution.cpu_pool_size else None
 
@@ -54,20 +52,16 @@ class RayExecutor:
             await self._warm.ready(timeout)
 
     async def execute(self, call: StepCall) -> StepOutcome:
-        ref: Any
-        if call.kind != "io" and self._warm is not None:
+        if call.kind == "io":
+            return await self._io.execute(call)
+        if self._warm is not None:
             warm = await self._warm.run(call)
             if warm is not None:
                 return warm
-        if call.kind == "io":
-            if self._pool is None:
-                self._pool = io_pool(self.settings)
-            ref = self._pool[next(self._next)].execute.remote(call)
-        else:
-            ref = self._cpu.remote(call, self._settings_json)
+        ref = self._cpu.remote(call, self._settings_json)
         try:
             outcome: StepOutcome = await ref
         except asyncio.CancelledError:
-            ray.cancel(ref, force=call.kind == "task")
+            ray.cancel(ref, force=True)
             raise
         return outcome
