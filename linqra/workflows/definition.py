@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from linqra.errors import ValidationError
 from linqra.validation import format_pydantic_error
@@ -113,6 +113,7 @@ class WorkflowDefinition(_Model):
     )
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     timeoutSeconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
+    _dependencies: dict[int, frozenset[int]] | None = PrivateAttr(default=None)
 
     def step_map(self) -> dict[int, Step]:
         return {s.step: s for s in self.steps}
@@ -121,8 +122,15 @@ class WorkflowDefinition(_Model):
         return sorted(self.steps, key=lambda s: s.step)
 
     def dependencies(self) -> dict[int, frozenset[int]]:
-        """For each step, the steps it waits for (DAG mode) or refers to (sequential)."""
-        return {s.step: frozenset(step_references(s) | set(s.dependsOn)) for s in self.steps}
+        """For each step, the steps it waits for (DAG mode) or refers to (sequential).
+
+        Computed once per definition (it is frozen, and parsed definitions are cached per
+        version: a run of 1,000 steps no longer scans every template again)."""
+        if self._dependencies is None:
+            self._dependencies = {
+                s.step: frozenset(step_references(s) | set(s.dependsOn)) for s in self.steps
+            }
+        return self._dependencies
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: Linqra's field names, defaults left out (the mode always kept)."""
