@@ -15,6 +15,8 @@ Filters are a subset of MongoDB's query language, the same in every adapter:
 * ``field`` may be a dotted path into nested objects (``"a.b"``).
 
 Several fields in one filter are ANDed. Sorting is a list of ``(field, 1 | -1)``.
+:meth:`DocumentStore.aggregate` groups and measures documents in the database (SQL, a MongoDB
+pipeline) for analytics; its small typed query is :mod:`linqra.store.aggregation`.
 Duplicates: :meth:`insert` of an existing ``id``, or one that breaks a unique
 index, raises :class:`linqra.errors.Conflict` and writes nothing.
 
@@ -31,9 +33,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from linqra.errors import StoreError, ValidationError
+
+if TYPE_CHECKING:
+    from linqra.store.aggregation import Aggregation, Groups
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_SECONDS",
@@ -109,6 +114,10 @@ class DocumentStore(Protocol):
 
     async def count(self, collection: str, team_id: str, where: Filter | None = None) -> int:
         """How many documents of ``team_id`` match ``where``."""
+
+    async def aggregate(self, team_id: str, query: Aggregation) -> Groups:
+        """``query`` over ``team_id``'s documents, computed in the database: one page of groups
+        and how many there are (see :mod:`linqra.store.aggregation`)."""
 
     async def update(
         self,

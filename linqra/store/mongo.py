@@ -2,8 +2,9 @@
 
 Documents keep our ``id`` as MongoDB's ``_id``; every query adds ``team_id``.
 Our filter language is a subset of MongoDB's, so filters pass through
-unchanged after validation. Tested against SecantusDB, a real MongoDB
-wire-protocol server.
+unchanged after validation; an aggregation is one pipeline (:mod:`linqra.store._pipeline`,
+``$percentile`` needs MongoDB 7). Tested against SecantusDB, a real MongoDB wire-protocol
+server.
 
 Outages are seen in seconds: server selection and connecting give up after
 ``connect_timeout_seconds`` and every operation after ``timeout_seconds``
@@ -24,6 +25,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from linqra.errors import Conflict, PayloadTooLarge, StoreError
+from linqra.store._pipeline import groups, pipeline
+from linqra.store.aggregation import Aggregation, Groups, check_aggregation
 from linqra.store.base import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
@@ -173,6 +176,14 @@ class MongoStore:
         query = {**_in(check_filter(where)), "team_id": team_id}
         async with self._guard("count"):
             return int(await self._coll(collection).count_documents(query))
+
+    async def aggregate(self, team_id: str, query: Aggregation) -> Groups:
+        require_team(team_id)
+        collection, stages = pipeline(check_aggregation(query), team_id)
+        async with self._guard("aggregate"):
+            cursor = await self._coll(collection).aggregate(stages)
+            answers = [doc async for doc in cursor]
+        return groups(query, answers[0] if answers else {})
 
     async def update(
         self,

@@ -10,8 +10,8 @@ Writes go through one writer thread per store with *group commit*
 (:mod:`linqra.store._sqlite_writer`): every write queued while a transaction runs joins the
 next one, each in its own SAVEPOINT, and a caller is answered only after its transaction
 committed. Reads run in worker threads, one connection per thread. This module is the port on
-top: connections, tables, and the translation of filters and sorts into SQL over
-``json_extract``.
+top: connections, tables and calls; the SQL itself (filters over ``json_extract``, the
+aggregation as one statement) is :mod:`linqra.store._sql`.
 
 The writer outlives its callers: a write whose caller gave up (cancelled, timed
 out, its event loop closed) before the writer reached it is skipped, one the
@@ -29,11 +29,14 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from linqra.errors import Conflict
+from linqra.store._sql import DECIMAL_SUM, DecimalSum, aggregate_sql, extract, groups, where_sql
 from linqra.store._sqlite_writer import GroupCommitWriter
+from linqra.store.aggregation import Aggregation, Groups, check_aggregation
 from linqra.store.base import (
     DEFAULT_TIMEOUT_SECONDS,
     Document,
@@ -97,6 +100,7 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout={busy_ms}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.create_aggregate(DECIMAL_SUM, 1, DecimalSum)  # type: ignore[arg-type]
         except BaseException:
             conn.close()
             raise
@@ -166,7 +170,7 @@ class SQLiteStore:
     def _ensure_indexes(self, conn: sqlite3.Connection, specs: Sequence[IndexSpec]) -> None:
         for spec in specs:
             table = self._table(conn, spec.collection)
-            exprs = ", ".join(["team_id", *(_extract(f) for f in spec.fields)])
+            exprs = ", ".join(["team_id", *(extract(f) for f in spec.fields)])
             unique = "UNIQUE " if spec.unique else ""
             conn.execute(
                 f"CREATE {unique}INDEX IF NOT EXISTS {spec.index_name()} ON {table}({exprs})"
@@ -225,14 +229,14 @@ class SQLiteStore:
     ) -> list[Document]:
         conn = self._conn()
         table = self._table(conn, collection)
-        clauses, args = _where_sql(where)
+        clauses, args = where_sql(where)
         if team_id is not None:
             clauses.insert(0, "team_id = ?")
             args.insert(0, team_id)
         sql = f"SELECT data FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        order = [f"{_extract(f)} {'DESC' if d < 0 else 'ASC'}" for f, d in sort]
+        order = [f"{extract(f)} {'DESC' if d < 0 else 'ASC'}" for f, d in sort]
         sql += " ORDER BY " + ", ".join([*order, "id ASC"])
         sql += " LIMIT ? OFFSET ?"
         rows = conn.execute(sql, (*args, limit, skip)).fetchall()
@@ -245,9 +249,28 @@ class SQLiteStore:
     def _count(self, collection: str, team_id: str, where: Filter) -> int:
         conn = self._conn()
         table = self._table(conn, collection)
-        clauses, args = _where_sql(where)
+        clauses, args = where_sql(where)
         sql = f"SELECT COUNT(*) FROM {table} WHERE " + " AND ".join(["team_id = ?", *clauses])
         return int(conn.execute(sql, (team_id, *args)).fetchone()[0])
+
+    async def aggregate(self, team_id: str, query: Aggregation) -> Groups:
+        require_team(team_id)
+        return await self._run(self._aggregate, team_id, check_aggregation(query))  # type: ignore[no-any-return]
+
+    def _aggregate(self, team_id: str, spec: Aggregation) -> Groups:
+        conn = self._conn()
+        table = self._table(conn, spec.collection)
+        other = None if spec.within is None else self._table(conn, spec.within.collection)
+        sql, args = aggregate_sql(spec, team_id, table, other)
+        cursor = conn.execute(sql, args)
+        found = groups(spec, [d[0] for d in cursor.description], cursor.fetchall())
+        if not found.rows and spec.skip:  # past the last page: how many groups there are
+            cursor = conn.execute(
+                *aggregate_sql(replace(spec, skip=0, limit=1), team_id, table, other)
+            )
+            first = groups(spec, [d[0] for d in cursor.description], cursor.fetchall())
+            return Groups([], first.total)
+        return found
 
     async def update(
         self,
@@ -351,50 +374,3 @@ def _probe_write(conn: sqlite3.Connection) -> None:
 def _load(text: str) -> Document:
     doc: Document = json.loads(text)
     return doc
-
-
-def _extract(field: str) -> str:
-    # field names are validated by check_filter / IndexSpec authors: letters, digits, _ and dots
-    return f"json_extract(data, '$.{field}')"
-
-
-def _where_sql(where: Filter) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    for key, cond in where.items():
-        expr = _extract(key)
-        if isinstance(cond, Mapping):
-            for op, operand in cond.items():
-                clause, extra = _op_sql(expr, op, operand)
-                clauses.append(clause)
-                args.extend(extra)
-        elif cond is None:
-            clauses.append(f"{expr} IS NULL")
-        else:
-            clauses.append(f"{expr} = ?")
-            args.append(_param(cond))
-    return clauses, args
-
-
-def _op_sql(expr: str, op: str, operand: Any) -> tuple[str, list[Any]]:
-    if op in ("$in", "$nin"):
-        values = [_param(v) for v in operand]
-        if not values:
-            return ("0" if op == "$in" else "1"), []
-        marks = ", ".join("?" for _ in values)
-        neg = "NOT " if op == "$nin" else ""
-        return f"{expr} {neg}IN ({marks})", values
-    if op == "$ne":
-        if operand is None:
-            return f"{expr} IS NOT NULL", []
-        return f"({expr} IS NULL OR {expr} != ?)", [_param(operand)]
-    sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
-    return f"{expr} {sql_op} ?", [_param(operand)]
-
-
-def _param(value: Any) -> Any:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return value

@@ -1,0 +1,244 @@
+"""The SQLite store's SQL: filters over ``json_extract``, and the aggregation as one statement.
+
+A collection is a table ``(id, team_id, data)`` with the document as JSON text in ``data``;
+every field is read with ``json_extract(data, '$.field')`` (the expression the indexes are on).
+An :class:`~linqra.store.aggregation.Aggregation` becomes ``WITH base`` (the matching documents'
+keys and measured values) → ``grouped`` (``GROUP BY`` the keys, the number of groups by a window
+``COUNT(*) OVER ()``) → for percentiles ``ranked``/``pct`` (``ROW_NUMBER()`` per group, the
+nearest-rank row picked) → one page, sorted. Names are validated identifiers, quoted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from linqra.store.aggregation import (
+    BUCKET_CHARS,
+    Aggregation,
+    Groups,
+    Key,
+    Measure,
+    distinct_values,
+    order_target,
+)
+from linqra.store.base import Filter
+
+__all__ = ["DecimalSum", "aggregate_sql", "extract", "groups", "param", "where_sql"]
+
+DECIMAL_SUM = "linqra_decimal_sum"
+"""The SQL aggregate (registered on every connection) that sums decimal text exactly."""
+
+
+class DecimalSum:
+    """``linqra_decimal_sum(text)``: the exact sum as text ("0" for no values)."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: Any) -> None:
+        if value is None:
+            return
+        with contextlib.suppress(InvalidOperation):  # not a number: left out
+            self.total += Decimal(str(value))
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def extract(field: str) -> str:
+    # field names are validated by check_filter / IndexSpec authors: letters, digits, _ and dots
+    return f"json_extract(data, '$.{field}')"
+
+
+def where_sql(where: Filter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for key, cond in where.items():
+        expr = extract(key)
+        if isinstance(cond, Mapping):
+            for op, operand in cond.items():
+                clause, extra = _op_sql(expr, op, operand)
+                clauses.append(clause)
+                args.extend(extra)
+        elif cond is None:
+            clauses.append(f"{expr} IS NULL")
+        else:
+            clauses.append(f"{expr} = ?")
+            args.append(param(cond))
+    return clauses, args
+
+
+def _op_sql(expr: str, op: str, operand: Any) -> tuple[str, list[Any]]:
+    if op in ("$in", "$nin"):
+        values = [param(v) for v in operand]
+        if not values:
+            return ("0" if op == "$in" else "1"), []
+        marks = ", ".join("?" for _ in values)
+        neg = "NOT " if op == "$nin" else ""
+        return f"{expr} {neg}IN ({marks})", values
+    if op == "$ne":
+        if operand is None:
+            return f"{expr} IS NOT NULL", []
+        return f"({expr} IS NULL OR {expr} != ?)", [param(operand)]
+    sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
+    return f"{expr} {sql_op} ?", [param(operand)]
+
+
+def param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+# -- the aggregation ----------------------------------------------------------------------------
+def _quote(name: str) -> str:
+    return f'"{name}"'  # names are validated: [a-z][a-z0-9_]*
+
+
+def _key_sql(key: Key) -> str:
+    if key.unit == "json":
+        return f"(data -> '$.{key.field}')"
+    if key.unit in BUCKET_CHARS:
+        return f"substr({extract(key.field)}, 1, {BUCKET_CHARS[key.unit]})"
+    return extract(key.field)
+
+
+def _value_sql(measure: Measure) -> str:
+    assert measure.field is not None
+    if measure.until is None:
+        return extract(measure.field)
+    start = f"julianday(substr({extract(measure.field)}, 1, 23))"
+    end = f"julianday(substr({extract(measure.until)}, 1, 23))"
+    return f"ROUND(({end} - {start}) * 86400000.0)"
+
+
+def _measure_sql(measure: Measure, column: str, args: list[Any]) -> str:
+    op = measure.op
+    if op == "count":
+        return "COUNT(*)"
+    if op == "count_in":
+        values = [v for v in measure.values if v is not None]
+        tests = [f"{column} IN ({', '.join('?' for _ in values)})"] if values else []
+        args.extend(param(v) for v in values)
+        if len(values) < len(measure.values):
+            tests.append(f"{column} IS NULL")
+        test = " OR ".join(tests) or "0"
+        return f"COALESCE(SUM(CASE WHEN {test} THEN 1 ELSE 0 END), 0)"
+    if op == "sum":
+        return f"COALESCE(SUM({column}), 0)"
+    if op in ("avg", "min", "max"):
+        return f"{op.upper()}({column})"
+    if op == "decimal_sum":
+        return f"{DECIMAL_SUM}({column})"
+    if op == "distinct":
+        return f"json_group_array(DISTINCT {column})"
+    raise ValueError(op)  # percentiles are computed in their own CTE
+
+
+def aggregate_sql(
+    spec: Aggregation, team_id: str, table: str, other: str | None
+) -> tuple[str, list[Any]]:
+    """One statement answering ``spec`` for ``team_id`` (``other``: the ``within`` table)."""
+    keys = [_quote(k.name) for k in spec.keys]
+    values = {m.name: f"_v{i}" for i, m in enumerate(spec.measures) if m.op != "count"}
+    select = [f"{_key_sql(k)} AS {q}" for k, q in zip(spec.keys, keys, strict=True)]
+    select += [f"{_value_sql(m)} AS {values[m.name]}" for m in spec.measures if m.name in values]
+    clauses, args = where_sql(spec.where)
+    clauses.insert(0, "team_id = ?")
+    args.insert(0, team_id)
+    if spec.within is not None:
+        inner, inner_args = where_sql(spec.within.where)
+        inner.insert(0, "team_id = ?")
+        clauses.append(
+            f"{extract(spec.within.field)} IN (SELECT id FROM {other} WHERE {' AND '.join(inner)})"
+        )
+        args += [team_id, *inner_args]
+    base = f"SELECT {', '.join(select or ['1 AS _one'])} FROM {table} WHERE {' AND '.join(clauses)}"
+
+    group_args: list[Any] = []
+    measures = [
+        f"{_measure_sql(m, values.get(m.name, ''), group_args)} AS {_quote(m.name)}"
+        for m in spec.measures
+        if m.op != "percentiles"
+    ]
+    group_by = f" GROUP BY {', '.join(keys)}" if keys else " HAVING COUNT(*) > 0"
+    grouped = (
+        f"SELECT {', '.join([*keys, *measures, 'COUNT(*) OVER () AS _total'])} FROM base{group_by}"
+    )
+    ctes = [f"base AS ({base})", f"grouped AS ({grouped})"]
+    columns = ["g.*"]
+    join = ""
+    pct = next((m for m in spec.measures if m.op == "percentiles"), None)
+    if pct is not None:
+        v = values[pct.name]
+        part = f"PARTITION BY {', '.join(keys)}" if keys else ""
+        ctes.append(
+            f"ranked AS (SELECT {', '.join([*keys, f'{v} AS _v'])}, "
+            f"ROW_NUMBER() OVER ({part} ORDER BY {v}) AS _rn, "
+            f"COUNT(*) OVER ({part}) AS _cnt FROM base WHERE {v} IS NOT NULL)"
+        )
+        picks = [
+            f"MAX(CASE WHEN _rn = MAX(1, CAST({p!r} * _cnt AS INTEGER) + "
+            f"({p!r} * _cnt > CAST({p!r} * _cnt AS INTEGER))) THEN _v END) AS _p{i}"
+            for i, p in enumerate(pct.ps)
+        ]
+        ctes.append(
+            f"pct AS (SELECT {', '.join([*keys, *picks])} FROM ranked"
+            f"{' GROUP BY ' + ', '.join(keys) if keys else ''})"
+        )
+        columns += [f"p._p{i}" for i in range(len(pct.ps))]
+        on = " AND ".join(f"g.{k} IS p.{k}" for k in keys) or "1"
+        join = f" LEFT JOIN pct p ON {on}"
+    order = [_order_sql(spec, name, direction) for name, direction in spec.order]
+    order += [f"g.{k} ASC" for k in keys]
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(columns)} FROM grouped g{join}"
+    if order:
+        sql += " ORDER BY " + ", ".join(order)
+    sql += " LIMIT ? OFFSET ?"
+    return sql, [*args, *group_args, spec.limit, spec.skip]
+
+
+def _order_sql(spec: Aggregation, name: str, direction: int) -> str:
+    _, item, index = order_target(spec, name)
+    way = "DESC" if direction < 0 else "ASC"
+    if index is not None:
+        return f"p._p{index} {way}"
+    column = f"g.{_quote(item.name)}"
+    if isinstance(item, Measure) and item.op == "decimal_sum":
+        column = f"CAST({column} AS REAL)"
+    return f"{column} {way}"
+
+
+def groups(spec: Aggregation, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> Groups:
+    """The rows of :func:`aggregate_sql` (column ``names``) as the port answers them."""
+    total = 0
+    out = []
+    pct = next((m for m in spec.measures if m.op == "percentiles"), None)
+    for raw in rows:
+        record = dict(zip(names, raw, strict=True))
+        total = int(record["_total"])
+        row: dict[str, Any] = {}
+        for key in spec.keys:
+            value = record[key.name]
+            row[key.name] = json.loads(value) if key.unit == "json" and value is not None else value
+        for m in spec.measures:
+            if m.op == "percentiles":
+                continue
+            value = record[m.name]
+            if m.op == "distinct":
+                value = distinct_values(json.loads(value))
+            row[m.name] = value
+        if pct is not None:
+            row[pct.name] = [_number(record[f"_p{i}"]) for i in range(len(pct.ps))]
+        out.append(row)
+    return Groups(out, total)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
