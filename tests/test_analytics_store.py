@@ -195,6 +195,26 @@ class AggregateContract:
         )
         assert got.rows == [{"step": 1, "n": 3, "top": 22.0}, {"step": 2, "n": 3, "top": 32.0}]
 
+    async def test_a_measure_only_over_some_documents(self, store: DocumentStore) -> None:
+        await self._seed(store)
+        only_done = ("status", ("COMPLETED",))
+        got = await store.aggregate(
+            "t1",
+            Aggregation(
+                "runs",
+                keys=(Key("workflow", "wf"),),
+                measures=(
+                    Measure("n", "count"),
+                    Measure("p", "percentiles", "ms", ps=(1.0,), only=only_done),
+                    Measure("top", "max", "ms", only=("flag", (True,))),
+                    Measure("spans", "avg", "at", until="end", only=only_done),
+                ),
+            ),
+        )
+        a, b = got.rows
+        assert a["n"] == 10 and a["p"] == [10.0] and a["top"] == 9.0  # 9 ms: i=2, flag set
+        assert b == {"workflow": "b", "n": 3, "p": [None], "top": None, "spans": None}
+
     async def test_bad_queries_are_refused(self, store: DocumentStore) -> None:
         ok = Aggregation("runs", (Key("k", "wf"),), (Measure("n", "count"),))
         with pytest.raises(ValueError, match="unscoped"):

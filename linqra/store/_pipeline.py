@@ -59,9 +59,13 @@ def _instant(field: str) -> dict[str, Any]:
 
 def _value(measure: Measure) -> Any:
     assert measure.field is not None
-    if measure.until is None:
-        return _path(measure.field)
-    return {"$subtract": [_instant(measure.until), _instant(measure.field)]}
+    value: Any = _path(measure.field)
+    if measure.until is not None:
+        value = {"$subtract": [_instant(measure.until), _instant(measure.field)]}
+    if measure.only is None:
+        return value
+    field, allowed = measure.only
+    return {"$cond": [{"$in": [{"$ifNull": [_path(field), None]}, list(allowed)]}, value, None]}
 
 
 def _accumulator(measure: Measure) -> dict[str, Any]:

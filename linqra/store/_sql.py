@@ -109,13 +109,27 @@ def _key_sql(key: Key) -> str:
     return extract(key.field)
 
 
-def _value_sql(measure: Measure) -> str:
+def _value_sql(measure: Measure, args: list[Any]) -> str:
     assert measure.field is not None
-    if measure.until is None:
-        return extract(measure.field)
-    start = f"julianday(substr({extract(measure.field)}, 1, 23))"
-    end = f"julianday(substr({extract(measure.until)}, 1, 23))"
-    return f"ROUND(({end} - {start}) * 86400000.0)"
+    value = extract(measure.field)
+    if measure.until is not None:
+        start = f"julianday(substr({value}, 1, 23))"
+        end = f"julianday(substr({extract(measure.until)}, 1, 23))"
+        value = f"ROUND(({end} - {start}) * 86400000.0)"
+    if measure.only is None:
+        return value
+    field, allowed = measure.only
+    return f"CASE WHEN {_member(extract(field), allowed, args)} THEN {value} END"
+
+
+def _member(column: str, allowed: Sequence[Any], args: list[Any]) -> str:
+    """``column`` is one of ``allowed`` (``None`` in it: a missing or null value)."""
+    values = [v for v in allowed if v is not None]
+    tests = [f"{column} IN ({', '.join('?' for _ in values)})"] if values else []
+    args.extend(param(v) for v in values)
+    if len(values) < len(allowed):
+        tests.append(f"{column} IS NULL")
+    return "(" + (" OR ".join(tests) or "0") + ")"
 
 
 def _measure_sql(measure: Measure, column: str, args: list[Any]) -> str:
@@ -123,12 +137,7 @@ def _measure_sql(measure: Measure, column: str, args: list[Any]) -> str:
     if op == "count":
         return "COUNT(*)"
     if op == "count_in":
-        values = [v for v in measure.values if v is not None]
-        tests = [f"{column} IN ({', '.join('?' for _ in values)})"] if values else []
-        args.extend(param(v) for v in values)
-        if len(values) < len(measure.values):
-            tests.append(f"{column} IS NULL")
-        test = " OR ".join(tests) or "0"
+        test = _member(column, measure.values, args)
         return f"COALESCE(SUM(CASE WHEN {test} THEN 1 ELSE 0 END), 0)"
     if op == "sum":
         return f"COALESCE(SUM({column}), 0)"
@@ -148,10 +157,13 @@ def aggregate_sql(
     keys = [_quote(k.name) for k in spec.keys]
     values = {m.name: f"_v{i}" for i, m in enumerate(spec.measures) if m.op != "count"}
     select = [f"{_key_sql(k)} AS {q}" for k, q in zip(spec.keys, keys, strict=True)]
-    select += [f"{_value_sql(m)} AS {values[m.name]}" for m in spec.measures if m.name in values]
-    clauses, args = where_sql(spec.where)
+    args: list[Any] = []  # in the order their marks appear: the select's, then the filter's
+    select += [
+        f"{_value_sql(m, args)} AS {values[m.name]}" for m in spec.measures if m.name in values
+    ]
+    clauses, where_args = where_sql(spec.where)
     clauses.insert(0, "team_id = ?")
-    args.insert(0, team_id)
+    args += [team_id, *where_args]
     if spec.within is not None:
         inner, inner_args = where_sql(spec.within.where)
         inner.insert(0, "team_id = ?")

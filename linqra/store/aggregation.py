@@ -19,7 +19,9 @@ field. Measures (:class:`Measure`):
 * ``decimal_sum`` — an exact sum of decimal text (``"0.000125"``), answered as text;
 * ``distinct`` — the distinct values of a field (keep it to fields with few values).
 
-A numeric measure whose ``until`` is set measures the whole milliseconds from the ISO-8601
+A measure with ``only = (field, values)`` counts only the documents whose ``field`` is one of
+``values`` (the others are left out of it, as missing values are). A numeric measure whose
+``until`` is set measures the whole milliseconds from the ISO-8601
 instant in ``field`` to the one in ``until`` (both read to the millisecond).
 
 :class:`Within` keeps only documents whose ``field`` holds the id of a document of another
@@ -87,6 +89,8 @@ class Measure:
     until: str | None = None
     values: tuple[Any, ...] = ()
     ps: tuple[float, ...] = ()
+    only: tuple[str, tuple[Any, ...]] | None = None
+    """``(field, values)``: only documents whose ``field`` is one of ``values`` count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +172,13 @@ def _check_measure(measure: Measure) -> None:
         if measure.op not in NUMERIC_OPS:
             raise ValueError("until applies to numeric measures")
         _check_field(measure.until)
-    if measure.op == "count_in" and not all(
-        v is None or isinstance(v, str | int | float | bool) for v in measure.values
-    ):
-        raise ValueError("count_in values are scalars")
+    for values in (measure.values, measure.only[1] if measure.only else ()):
+        if not all(v is None or isinstance(v, str | int | float | bool) for v in values):
+            raise ValueError("count_in and only values are scalars")
+    if measure.only is not None:
+        if measure.op == "count":
+            raise ValueError("count counts every document: use count_in")
+        _check_field(measure.only[0])
     if measure.op == "percentiles" and (
         not measure.ps or not all(isinstance(p, float) and 0 < p <= 1 for p in measure.ps)
     ):
