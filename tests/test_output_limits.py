@@ -46,14 +46,20 @@ def by_step(record: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 
 def test_json_size_is_exact_below_the_limit_and_stops_early_above_it() -> None:
-    for value in ({"a": [1, 2.5, None, True], "é": "ünïcode ☃"}, [], "x" * 1000, 12):
+    wide = {f"k{i}": [i, "v"] for i in range(1500)}  # past the C encoder's fast path
+    for value in ({"a": [1, 2.5, None, True], "é": "ünïcode ☃"}, [], "x" * 1000, 12,
+                  {1: (2, "tuple")}, wide, [["\n\u2028" * 50] * 40] * 30):  # fmt: skip
         exact = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-        assert json_size(value, 10_000) == exact
+        assert json_size(value, 100_000) == exact
         assert json_size(value, exact - 1 if exact > 1 else 0) is None
     bomb = jmespath.search(doubling(40), "stoic quotes here!!")  # 2**40 leaves: 23 TB as JSON
     t0 = time.monotonic()
     assert json_size(bomb, ONE_MIB) is None
     assert time.monotonic() - t0 < 5
+    shared = ["x" * 1000]
+    for _ in range(40):  # few values, but each is referred to twice: 2**40 KB as JSON
+        shared = [shared, shared]
+    assert json_size(shared, ONE_MIB) is None
     with pytest.raises(ValueError):
         json_size({"x": float("nan")}, ONE_MIB)
 
