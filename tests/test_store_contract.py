@@ -58,6 +58,27 @@ class DocumentStoreContract:
             await store.insert("things", "t1", {"id": "b", "slug": "s1"})
         assert await store.count("things", "t1") == 1
 
+    async def test_put_many_inserts_or_replaces_whole_documents_of_the_team(
+        self, store: DocumentStore
+    ) -> None:
+        await store.insert("things", "t1", {"id": "a", "slug": "s1", "n": 1, "old": True})
+        await store.put_many(
+            "things", "t1", [{"id": "a", "slug": "s1", "n": 2}, {"id": "b", "slug": "s2", "n": 3}]
+        )
+        assert await store.get("things", "t1", "a") == {
+            "id": "a", "slug": "s1", "n": 2, "team_id": "t1"}  # fmt: skip
+        assert (await store.get("things", "t1", "b") or {}).get("n") == 3
+        await store.put_many("things", "t1", [])
+        # another team's id is a conflict, never an overwrite
+        with pytest.raises(Conflict):
+            await store.put_many("things", "t2", [{"id": "a", "slug": "x"}])
+        assert (await store.get("things", "t1", "a") or {}).get("n") == 2
+        assert await store.get("things", "t2", "a") is None
+        with pytest.raises(Conflict):  # a unique index
+            await store.put_many("things", "t1", [{"id": "c", "slug": "s1"}])
+        with pytest.raises(ValueError):
+            await store.put_many("things", "t1", [{"slug": "no id"}])
+
     async def test_find_filters_sort_and_paginate(self, store: DocumentStore) -> None:
         for i in range(10):
             await store.insert(

@@ -97,6 +97,12 @@ class DocumentStore(Protocol):
     async def insert(self, collection: str, team_id: str, doc: Document) -> None:
         """Insert ``doc`` (which must carry ``id``) for ``team_id``; :class:`Conflict` on a duplicate."""
 
+    async def put_many(self, collection: str, team_id: str, docs: Sequence[Document]) -> None:
+        """Write each of ``docs`` (each carries ``id``) whole for ``team_id`` — inserted, or over
+        the team's document with that id — in one round trip. :class:`Conflict` if an id is
+        another team's or a unique index breaks: on SQLite none of ``docs`` is then written, on
+        MongoDB those before it are (each document is atomic, the call is not)."""
+
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         """The document with ``doc_id`` of ``team_id``, or ``None`` (also for another team's id)."""
 

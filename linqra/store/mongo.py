@@ -143,6 +143,31 @@ class MongoStore:
                 f"{collection} {doc['id']!r} already exists or breaks a unique index"
             ) from exc
 
+    async def put_many(self, collection: str, team_id: str, docs: Sequence[Document]) -> None:
+        from pymongo import ReplaceOne
+        from pymongo.errors import BulkWriteError
+
+        require_team(team_id)
+        if any(not isinstance(doc.get("id"), str) or not doc["id"] for doc in docs):
+            raise ValueError("a document needs a string id")
+        if not docs:
+            return
+        writes = [
+            ReplaceOne(
+                {"_id": doc["id"], "team_id": team_id},
+                {**{k: v for k, v in doc.items() if k != "id"}, "team_id": team_id},
+                upsert=True,
+            )
+            for doc in docs
+        ]
+        try:
+            async with self._guard("put_many"):
+                await self._coll(collection).bulk_write(writes, ordered=True)
+        except BulkWriteError as exc:  # another team's id (the upsert's insert) or a unique index
+            raise Conflict(
+                f"{collection}: a document is another's or breaks a unique index"
+            ) from exc
+
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         require_team(team_id)
         async with self._guard("get"):

@@ -197,6 +197,30 @@ class SQLiteStore:
                 f"{collection} {doc['id']!r} already exists or breaks a unique index"
             ) from exc
 
+    async def put_many(self, collection: str, team_id: str, docs: Sequence[Document]) -> None:
+        require_team(team_id)
+        if any(not isinstance(doc.get("id"), str) or not doc["id"] for doc in docs):
+            raise ValueError("a document needs a string id")
+        if docs:
+            await self._write(self._put_many, collection, team_id, list(docs))
+
+    def _put_many(
+        self, conn: sqlite3.Connection, collection: str, team_id: str, docs: list[Document]
+    ) -> None:
+        table = self._table(conn, collection)
+        sql = (
+            f"INSERT INTO {table}(id, team_id, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE"
+            " SET data = excluded.data WHERE team_id = excluded.team_id"
+        )
+        for doc in docs:  # one SAVEPOINT of the writer's transaction: all or none
+            data = json.dumps({**doc, "team_id": team_id}, separators=(",", ":"))
+            try:
+                written = conn.execute(sql, (doc["id"], team_id, data)).rowcount
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"{collection} {doc['id']!r} breaks a unique index") from exc
+            if written != 1:
+                raise Conflict(f"{collection} {doc['id']!r} already exists")
+
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         require_team(team_id)
         return await self._run(self._get, collection, team_id, doc_id)  # type: ignore[no-any-return]
