@@ -60,7 +60,7 @@ OPS = frozenset(
     {"count", "count_in", "sum", "avg", "min", "max", "percentiles", "decimal_sum", "distinct"}
 )
 NUMERIC_OPS = frozenset({"sum", "avg", "min", "max", "percentiles"})
-MAX_KEYS = 6
+MAX_KEYS = 8
 MAX_GROUP_PAGE = 10_000
 """The most rows one call answers (``limit``)."""
 BUCKET_CHARS = {"hour": 13, "day": 10}
