@@ -34,11 +34,20 @@ from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
 from linqra.workflows.records import ExecutionRepository, check_record_size
-from linqra.workflows.step_runs import PureRecords, RunningRecord, RunState, StepRunRecorder
+from linqra.workflows.step_runs import (
+    PureRecords,
+    RecordBatch,
+    RunningRecord,
+    RunState,
+    StepRunRecorder,
+)
 
 __all__ = ["LocalExecutor", "StepExecutor", "WorkflowEngine"]
 
 log = logging.getLogger(__name__)
+
+DEFINITION_CACHE_SIZE = 256
+"""Parsed definitions of stored workflow versions the engine keeps."""
 
 
 class StepExecutor(Protocol):
@@ -88,6 +97,7 @@ class WorkflowEngine(StepRunRecorder):
         self.ctx = ctx
         self.settings = settings
         self.runner_id = runner_id
+        self._definitions: dict[tuple[str, Any, Any], WorkflowDefinition] = {}
         self._background: set[asyncio.Task[Any]] = (
             set()
         )  # async steps outlive their execution's run()
@@ -100,11 +110,12 @@ class WorkflowEngine(StepRunRecorder):
         run = RunState(
             team_id,
             execution_id,
-            WorkflowDefinition.model_validate(doc["definition"]),
+            self._definition(team_id, doc),
             doc.get("params") or {},
             executed_by=doc.get("executed_by"),
             started_at=doc.get("started_at"),
             behind=PureRecords(self.repo, team_id),
+            writes=RecordBatch(self.repo, team_id),
         )
         earlier = {} if fresh else await self.interrupt_running_steps(team_id, execution_id)
         for number, prior in earlier.items():
@@ -157,6 +168,20 @@ class WorkflowEngine(StepRunRecorder):
         return await self._finish(run, status, error)
 
     # -- drivers ----------------------------------------------------------------
+    def _definition(self, team_id: str, doc: dict[str, Any]) -> WorkflowDefinition:
+        """The execution's definition, parsed once per stored workflow version (a version
+        never changes; an inline definition is parsed each time)."""
+        key = (team_id, doc.get("workflow_id"), doc.get("workflow_version"))
+        if key[1] is None or key[2] is None:
+            return WorkflowDefinition.model_validate(doc["definition"])
+        definition = self._definitions.pop(key, None)
+        if definition is None:
+            definition = WorkflowDefinition.model_validate(doc["definition"])
+        self._definitions[key] = definition  # most recently used last
+        if len(self._definitions) > DEFINITION_CACHE_SIZE:
+            del self._definitions[next(iter(self._definitions))]
+        return definition
+
     async def _drive(self, run: RunState) -> None:
         if run.definition.mode == "dag":
             await self._drive_dag(run)
@@ -336,7 +361,8 @@ class WorkflowEngine(StepRunRecorder):
         record.update(status=StepStatus.RUNNING, started_at=iso(), cache_hit=False)
         if pure:
             return await self._pure_step(run, step, call, record)
-        running = RunningRecord(self.repo, run.team_id, record)
+        assert run.writes is not None
+        running = RunningRecord(run.writes, record)
         try:
             if call.kind == "inline":
                 outcome = await run_step_call(call, self.registry, self.ctx)

@@ -170,6 +170,10 @@ class ExecutionRepository:
                 {k: v for k, v in run.items() if k not in ("id", "team_id")},
             )
 
+    async def put_step_runs(self, team_id: str, runs: list[Document]) -> None:
+        """Write step runs whole (inserted, or over their earlier record) in one store call."""
+        await self.store.put_many(STEP_RUNS, team_id, runs)
+
     async def update_step_run(self, team_id: str, run: Document) -> None:
         """Write a step run over the record it already has (its RUNNING one): one write."""
         await self.store.update(
