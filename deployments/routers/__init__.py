@@ -3,6 +3,7 @@
 from deployments.routers import (
     access,
     agents,
+    analytics,
     assistants,
     chat,
     events,
@@ -35,4 +36,5 @@ ROUTERS = (
     events.router,
     linq.router,
     secrets.router,
+    analytics.router,
 )

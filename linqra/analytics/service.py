@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import linqra.analytics.costs as costs
+import linqra.analytics.results as results
+import linqra.analytics.runs as runs
+import linqra.analytics.timeline as timeline
 from linqra.agents.executions import TASK_EXECUTIONS
-from linqra.analytics import costs, results, runs, timeline
 from linqra.analytics.query import (
     MAX_TOP,
     Page,
