@@ -2,7 +2,8 @@
 
 Every Linqra actor and task builds its services here, once per process and settings: the
 system's launcher is :class:`~actors.handles.RayLauncher` (runs go to the cluster's actors) and
-its event bus the configured one (``ray://``: the cluster's bus actor). Synchronous Ray tasks
+its event bus the configured one (``ray://``: the cluster's bus actor), its metrics go out
+through Ray's metrics export (:mod:`actors.metrics`). Synchronous Ray tasks
 (CPU steps, ingestion) run their coroutines on one event loop thread of the process, so their
 system's connections outlive a single call.
 """
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 from actors.events import open_bus
 from actors.handles import RayLauncher
+from actors.metrics import ray_metrics
 from linqra.config import Settings
 from linqra.system import System
 
@@ -61,7 +63,11 @@ async def process_system(settings: Settings) -> System:
     if task is None or (task.done() and task.exception() is not None):
         task = loop.create_task(
             System.open(
-                settings, launcher=RayLauncher(settings), events=open_bus(settings), init=False
+                settings,
+                launcher=RayLauncher(settings),
+                events=open_bus(settings),
+                metrics=ray_metrics(settings),
+                init=False,
             )
         )
         _systems[key] = task

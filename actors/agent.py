@@ -25,6 +25,7 @@ from actors._context import process_system
 from actors.handles import agent_name
 from linqra.config import Settings
 from linqra.errors import Conflict, NotFound
+from linqra.metrics.catalogue import AGENT_PASSIVATIONS
 from linqra.system import System
 
 __all__ = ["AgentActor"]
@@ -161,6 +162,8 @@ class AgentActor:
 
         log.info("agent %s %s: exiting", self.agent_id, why)
         if self._system is not None:
+            reason = "idle" if why.startswith("idle") else why  # idle, deleted or failed
+            self._system.metrics.add(AGENT_PASSIVATIONS, reason=reason)
             with contextlib.suppress(Exception):
                 await self._system.close()
         with contextlib.suppress(AsyncioActorExit):

@@ -11,6 +11,7 @@ from typing import Any
 
 from actors._context import process_system
 from linqra.config import Settings
+from linqra.metrics import record_lag
 from linqra.workflows.async_steps import ASYNC_GROUP, ASYNC_TOPIC, process_async_step
 
 __all__ = ["AsyncStepWorker"]
@@ -40,6 +41,7 @@ class AsyncStepWorker:
                     if status != "busy":  # busy: another worker has it; it comes back
                         await subscription.ack(delivery)
                         self.done += 1
+                        record_lag(system.metrics, ASYNC_GROUP, delivery.event.published_at)
                 except Exception:  # not acknowledged: delivered again
                     log.warning("async step failed to process", exc_info=True)
 

@@ -37,7 +37,9 @@ class SchedulerActor:
 
     async def _run(self) -> None:
         system = self._system = await process_system(self.settings)
-        scheduler = Scheduler(system.agents, self.settings.agents, self._dispatch)
+        scheduler = Scheduler(
+            system.agents, self.settings.agents, self._dispatch, metrics=system.metrics
+        )
         self._scheduler = scheduler
         self._events = asyncio.get_running_loop().create_task(self._event_triggers(system))
         await scheduler.run_forever()
@@ -79,8 +81,9 @@ class SchedulerActor:
         agents = self.settings.agents
         policy = RedeliveryPolicy(agents.max_event_deliveries, agents.event_retry_seconds)
         consumer = GuardedConsumer(
-            subscription, router.handle, dead_letters, group=TRIGGER_GROUP, policy=policy
-        )
+            subscription, router.handle, dead_letters, group=TRIGGER_GROUP, policy=policy,
+            metrics=self._system.metrics if self._system is not None else None,
+        )  # fmt: skip
 
         def count(polled: int) -> None:
             self.events += polled

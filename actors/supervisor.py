@@ -10,7 +10,9 @@ message left behind is found here from those records and started again:
 * chat runs queued or running whose conversation's worker went silent (interrupted, with their
   partial replies kept: the next message of the conversation works).
 
-It also prunes audit events past their retention, once an hour.
+It also prunes audit events past their retention, once an hour, and samples what metrics
+cannot count as it happens (every ``metrics.sample_seconds``): the depth and age of the queues
+of durable work, and how many agent actors are alive.
 
 Workflow executions are reclaimed by the runner itself (it owns their claims).
 """
@@ -25,9 +27,10 @@ from typing import Any
 from actors._context import process_system
 from actors.agent import AgentActor
 from actors.conversation import ConversationActor
-from actors.handles import RUNNER, agent_name, call, conversation_name, named_actor
+from actors.handles import AGENT_PREFIX, RUNNER, agent_name, call, conversation_name, named_actor
 from actors.ingest import ingest_document
 from linqra.config import Settings
+from linqra.metrics.catalogue import AGENT_ACTORS, QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from linqra.workflows.async_steps import BusAsyncStepQueue
 
 __all__ = ["SupervisorActor"]
@@ -35,6 +38,8 @@ __all__ = ["SupervisorActor"]
 log = logging.getLogger(__name__)
 
 AUDIT_PRUNE_SECONDS = 3600.0
+BACKLOG_LIMIT = 1000
+"""At most this many waiting items are counted per queue at each sample."""
 
 
 class SupervisorActor:
@@ -42,6 +47,7 @@ class SupervisorActor:
         self.settings = Settings.model_validate_json(settings_json)
         self._ingesting: dict[str, asyncio.Task[None]] = {}
         self._pruned_at = -AUDIT_PRUNE_SECONDS
+        self._sampled_at = -float("inf")
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
 
     async def ping(self) -> dict[str, Any]:
@@ -159,6 +165,27 @@ class SupervisorActor:
         system = await process_system(self.settings)
         return await system.audit.prune()
 
+    async def sample_metrics(self) -> int:
+        """Set the queue and agent gauges, once per ``metrics.sample_seconds`` at most; how many
+        gauges were set (0: metrics off, or sampled recently)."""
+        now = time.monotonic()
+        if now - self._sampled_at < self.settings.metrics.sample_seconds:
+            return 0
+        system = await process_system(self.settings)
+        if not system.metrics.enabled:
+            return 0
+        self._sampled_at = now
+        queues = {
+            "async_steps": system.workflows.executions.queued_steps,
+            "task_executions": system.agents.jobs,
+        }
+        for queue, jobs in queues.items():
+            depth, age = await jobs.backlog(BACKLOG_LIMIT)
+            system.metrics.set(QUEUE_DEPTH, depth, queue=queue)
+            system.metrics.set(QUEUE_OLDEST_AGE, age, queue=queue)
+        system.metrics.set(AGENT_ACTORS, await asyncio.to_thread(_live_agents))
+        return 2 * len(queues) + 1
+
     async def _reap_forever(self) -> None:
         interval = max(1.0, min(self.settings.knowledge.stale_after_seconds,
                                 self.settings.execution.stale_after_seconds) / 3)  # fmt: skip
@@ -169,6 +196,7 @@ class SupervisorActor:
             self.requeue_async_steps,
             self.reap_chat_runs,
             self.prune_audit,
+            self.sample_metrics,
         )
         while True:
             await asyncio.sleep(interval)
@@ -177,3 +205,10 @@ class SupervisorActor:
                     await reap()
                 except Exception:
                     log.warning("%s failed", reap.__name__, exc_info=True)
+
+
+def _live_agents() -> int:
+    """Agent actors alive in this namespace (their names, from Ray's control store)."""
+    import ray
+
+    return sum(1 for name in ray.util.list_named_actors() if name.startswith(AGENT_PREFIX))

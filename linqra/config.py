@@ -38,6 +38,7 @@ __all__ = [
     "KnowledgeSettings",
     "LLMProviderConfig",
     "LLMSettings",
+    "MetricsSettings",
     "OidcSettings",
     "RateLimitSettings",
     "RaySettings",
@@ -361,6 +362,24 @@ class ChatSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (docs/observability.md): on a cluster through Ray's metrics export."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    team_labels: bool = Field(
+        default=False, description="label cost, token, call and execution counts by team"
+    )
+    host: str = "127.0.0.1"
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="without Ray: serve /metrics here"
+    )
+    sample_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="how often queues and agents are sampled"
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable about one Linqra deployment."""
 
@@ -399,6 +418,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _production_needs_auth(self) -> Settings:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from linqra.clock import iso, utcnow
+from linqra.clock import iso, parse_iso, utcnow
 from linqra.store import DocumentStore
 
 __all__ = ["JobKind", "Jobs", "backoff"]
@@ -138,6 +138,19 @@ class Jobs:
             docs = await self.store.find(kind.collection, team_id, query, limit=limit)
             return [{**d, "team_id": team_id} for d in docs]
         return await self.store.scan_all_teams(kind.collection, query, limit=limit)
+
+    async def backlog(self, limit: int = 1000) -> tuple[int, float]:
+        """Jobs waiting (pending) across every team — at most ``limit`` counted — and how many
+        seconds the oldest of those counted has waited by its clock (0 when none wait)."""
+        kind = self.kind
+        docs = await self.store.scan_all_teams(
+            kind.collection, {"status": kind.pending}, limit=limit
+        )
+        clocks = [str(d[kind.clock_field]) for d in docs if d.get(kind.clock_field)]
+        if not clocks:
+            return len(docs), 0.0
+        waited = (utcnow() - parse_iso(min(clocks))).total_seconds()
+        return len(docs), max(waited, 0.0)
 
     async def release(
         self, team_id: str, job_id: str, seen: str | None, changes: Mapping[str, Any] | None = None

@@ -28,6 +28,7 @@ from linqra.knowledge.service import KnowledgeService
 from linqra.launcher import InProcessLauncher, Launcher
 from linqra.llm.service import LLMService
 from linqra.llm.usage import USAGE_INDEXES
+from linqra.metrics import NOOP, Metrics, open_metrics
 from linqra.ratelimit import RateLimiter, RateLimitRules, TeamTokenLimit
 from linqra.runs import RunService
 from linqra.scheduling.book import TriggerBook
@@ -68,6 +69,7 @@ class System:
     limiter: RateLimiter
     rate_limits: RateLimitRules
     events: EventBus | None = None
+    metrics: Metrics = NOOP
     ctx: StepContext = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,10 +82,13 @@ class System:
         *,
         launcher: Launcher | None = None,
         events: EventBus | None = None,
+        metrics: Metrics | None = None,
         init: bool = True,
     ) -> System:
         """Build the process's services. ``launcher``: where runs go (default: this process);
         ``events``: the event bus (default: none until :meth:`bus` opens the configured one);
+        ``metrics``: the recorder (default: :func:`~linqra.metrics.open_metrics`, for a process
+        without Ray; a Ray process hands in ``actors.metrics.RayMetrics``);
         ``init``: create the store's indexes (once per cluster is enough)."""
         timeouts = {
             "timeout_seconds": settings.store_timeout_seconds,
@@ -96,11 +101,13 @@ class System:
         limiter = RateLimiter.from_settings(settings)
         rate_limits = RateLimitRules.from_settings(settings.rate_limits)
         tokens = TeamTokenLimit(limiter, rate_limits.llm_tokens)
+        metrics = metrics if metrics is not None else open_metrics(settings)
         llm = LLMService(
             settings,
             store,
             team_keys=secrets,
             token_limit=tokens if settings.rate_limits.enabled else None,
+            metrics=metrics,
         )
         cache = open_cache(settings.cache_url, **timeouts)
         hooks = HookService(
@@ -109,7 +116,7 @@ class System:
         workflows = WorkflowService(store, registry)
         triggers = TriggerBook(store)
         agents = AgentService(store, workflows, triggers)
-        knowledge = KnowledgeService(settings, store, llm)
+        knowledge = KnowledgeService(settings, store, llm, metrics=metrics)
         launcher = launcher if launcher is not None else InProcessLauncher()
         runs = RunService(workflows, agents, launcher)
         assistants = AssistantService(store, agents, knowledge, llm)
@@ -148,6 +155,7 @@ class System:
             secrets=secrets,
             hooks=hooks,
             events=events,
+            metrics=metrics,
         )
         if isinstance(launcher, InProcessLauncher):
             launcher.bind(system)
@@ -222,6 +230,7 @@ class System:
             await self.authenticator.verifier.aclose()
         await self.cache.close()
         await self.store.close()
+        self.metrics.close()
 
 
 def _authenticator(settings: Settings, store: DocumentStore) -> Authenticator:

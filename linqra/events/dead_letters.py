@@ -38,6 +38,8 @@ from typing import Any
 from linqra.clock import iso
 from linqra.errors import Conflict, LinqraError, NotFound
 from linqra.events.base import Delivery, Event, EventBus, Subscription
+from linqra.metrics import NOOP, Metrics, record_lag
+from linqra.metrics.catalogue import EVENT_DEAD_LETTERS
 from linqra.store import DocumentStore, IndexSpec
 
 __all__ = [
@@ -229,8 +231,10 @@ class GuardedConsumer:
         group: str,
         policy: RedeliveryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.subscription = subscription
+        self.metrics = metrics or NOOP
         self.handler = handler
         self.dead_letters = dead_letters
         self.group = group
@@ -303,6 +307,7 @@ class GuardedConsumer:
         if not await self._ack(delivery):
             return
         self.handled += 1
+        record_lag(self.metrics, self.group, event.published_at)
         if event.id in self._failed:
             self._failed.discard(event.id)
             with contextlib.suppress(Exception):
@@ -342,6 +347,7 @@ class GuardedConsumer:
             self._to_bury.pop(event.id, None)
             self._failed.discard(event.id)
             self.dead += 1
+            self.metrics.add(EVENT_DEAD_LETTERS, group=self.group)
 
     async def _ack(self, delivery: Delivery) -> bool:
         try:

@@ -21,6 +21,7 @@ from linqra.jobs import JobKind, Jobs
 from linqra.knowledge.blobs import BlobStore
 from linqra.knowledge.models import Collection, CollectionInput, CollectionStats
 from linqra.llm.service import LLMService
+from linqra.metrics import Metrics
 from linqra.status import DOCUMENT_TERMINAL, DocumentStatus
 from linqra.store import DocumentStore
 from linqra.validation import parse_model
@@ -44,6 +45,7 @@ class KnowledgeCollections:
     jobs: Jobs
     llm: LLMService
     blobs: BlobStore
+    metrics: Metrics
     _vectors: VectorStore | None
 
     @property

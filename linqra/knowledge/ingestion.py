@@ -23,6 +23,7 @@ from linqra.knowledge.collections import DOCUMENTS
 from linqra.knowledge.documents import KnowledgeDocuments
 from linqra.knowledge.extract import chunk_pages, extract
 from linqra.knowledge.models import FIELD_NAME, RESERVED_FIELDS, Collection
+from linqra.metrics.catalogue import KNOWLEDGE_CHUNKS, KNOWLEDGE_DOCUMENTS
 from linqra.status import DocumentStatus
 
 __all__ = ["EMBED_BATCH", "KnowledgeIngestion"]
@@ -70,9 +71,11 @@ class KnowledgeIngestion(KnowledgeDocuments):
             except Exception:  # the vector store is what failed: the next ingestion clears it
                 reason += " (vectors of this document may remain until it is re-indexed)"
             await self._update(team_id, doc_id, status=DocumentStatus.FAILED, error=reason)
+            self.metrics.add(KNOWLEDGE_DOCUMENTS, status=DocumentStatus.FAILED)
             failed = await self.store.get(DOCUMENTS, team_id, doc_id)
             assert failed is not None
             return failed
+        self.metrics.add(KNOWLEDGE_DOCUMENTS, status=DocumentStatus.READY)
         return record
 
     async def _index(
@@ -123,6 +126,7 @@ class KnowledgeIngestion(KnowledgeDocuments):
                 for chunk, vector in zip(batch, embedding.vectors, strict=True)
             ]
             await self.vectors.upsert(name, team_id, rows)
+            self.metrics.add(KNOWLEDGE_CHUNKS, len(rows))
             await self._update(team_id, doc["id"], chunks_done=start + len(batch))
         await self.vectors.flush(name)
         await self._update(team_id, doc["id"], status=DocumentStatus.READY, completed_at=iso())

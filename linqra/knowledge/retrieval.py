@@ -8,6 +8,7 @@ collection's own embedder; the filter language is :mod:`linqra.knowledge.filters
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from linqra.knowledge.collections import KnowledgeCollections
 from linqra.knowledge.documents import page_numbers
 from linqra.knowledge.filters import compile_filter
 from linqra.llm.embeddings import Embedder
+from linqra.metrics.catalogue import KNOWLEDGE_SEARCH_DURATION
 from linqra.vectors import BUILTIN_FIELDS
 
 __all__ = ["MAX_TOP_K", "KnowledgeRetrieval"]
@@ -41,6 +43,7 @@ class KnowledgeRetrieval(KnowledgeCollections):
     ) -> list[dict[str, Any]]:
         """Chunks ranked by similarity, as citations:
         ``{document_id, title, file_name, page_numbers, rank, score, text, chunk_index, metadata}``."""
+        started = time.perf_counter()
         collection = await self.get_collection(team_id, collection_ref)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise ValidationError(f"top_k is a whole number from 1 to {MAX_TOP_K}", field="top_k")
@@ -121,4 +124,5 @@ class KnowledgeRetrieval(KnowledgeCollections):
                     "collection": collection.name,
                 }
             )
+        self.metrics.observe(KNOWLEDGE_SEARCH_DURATION, time.perf_counter() - started)
         return out

@@ -25,6 +25,7 @@ from linqra.knowledge.collections import COLLECTIONS, DOCUMENT_JOBS, DOCUMENTS
 from linqra.knowledge.ingestion import KnowledgeIngestion
 from linqra.knowledge.retrieval import MAX_TOP_K, KnowledgeRetrieval
 from linqra.llm.service import LLMService
+from linqra.metrics import NOOP, Metrics
 from linqra.store import DocumentStore, IndexSpec
 from linqra.vectors import VectorStore
 
@@ -54,8 +55,11 @@ class KnowledgeService(KnowledgeIngestion, KnowledgeRetrieval):
         llm: LLMService,
         vectors: VectorStore | None = None,
         blobs: BlobStore | None = None,
+        *,
+        metrics: Metrics = NOOP,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.limits = settings.knowledge
         self.store = store
         self.jobs = Jobs(store, DOCUMENT_JOBS)

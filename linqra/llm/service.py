@@ -19,7 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from linqra.config import Settings
-from linqra.errors import ValidationError
+from linqra.errors import BudgetExceeded, ValidationError
+from linqra.llm._metrics import LLMMetrics
 from linqra.llm.base import StreamEvent, TeamKeys
 from linqra.llm.budgets import DEFAULT_OUTPUT_ESTIMATE, BudgetService, Reservation
 from linqra.llm.embeddings import (
@@ -39,6 +40,7 @@ from linqra.llm.routing import RoutedModel
 from linqra.llm.tokens import count_prompt, count_tokens
 from linqra.llm.types import Delta, Message, ModelResponse, ModelSettings, Usage
 from linqra.llm.usage import UsageRepository
+from linqra.metrics import NOOP, Metrics
 from linqra.resilience import to_the_end
 from linqra.store import DocumentStore
 
@@ -83,8 +85,10 @@ class LLMService:
         *,
         team_keys: TeamKeys | None = None,
         token_limit: TokenLimit | None = None,
+        metrics: Metrics = NOOP,
     ) -> None:
         self.settings = settings
+        self.metered = LLMMetrics(metrics)
         self.team_keys = team_keys
         self.token_limit = token_limit
         self.registry = registry or LLMRegistry(settings.llm)
@@ -119,8 +123,9 @@ class LLMService:
         t0 = time.perf_counter()
         try:
             response = await resolved.model.request(messages, settings)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.shield(self.budgets.settle(reservation, Decimal(0)))
+            self._failed(team_id, resolved, t0, exc)
             raise
         done = await self._settle(team_id, resolved, response, t0, caller)
         await self.budgets.settle(reservation, done.cost.amount if done.cost else Decimal(0))
@@ -145,6 +150,8 @@ class LLMService:
         try:
             async for event in resolved.model.request_stream(messages, settings):
                 if isinstance(event, Delta):
+                    if not parts:
+                        self.metered.first_token(resolved.model.provider, resolved.model.name, t0)
                     parts.append(event.text)
                 elif isinstance(event, ModelResponse):
                     final = event
@@ -156,12 +163,14 @@ class LLMService:
             spent = await to_the_end(partial)
             await to_the_end(self.budgets.settle(reservation, spent))
             raise
-        except Exception:
+        except Exception as exc:
             spent = Decimal(0)
             if parts:
                 spent = await self._partial(
                     team_id, resolved, messages, "".join(parts), t0, caller, "failed"
                 )
+            else:
+                self._failed(team_id, resolved, t0, exc)
             await self.budgets.settle(reservation, spent)
             raise
         assert final is not None
@@ -204,7 +213,23 @@ class LLMService:
         estimate = self.budgets.estimate(price, list(messages), settings)
         started_by = str(caller.get("executed_by") or "")
         key_id = started_by.removeprefix("key:") if started_by.startswith("key:") else None
-        return await self.budgets.reserve(team_id, estimate, key_id=key_id)
+        return await self._budget(team_id, estimate, key_id)
+
+    async def _budget(
+        self, team_id: str, estimate: Decimal, key_id: str | None = None
+    ) -> Reservation | None:
+        try:
+            return await self.budgets.reserve(team_id, estimate, key_id=key_id)
+        except BudgetExceeded as exc:
+            self.metered.refused(team_id, exc)
+            raise
+
+    def _failed(self, team_id: str, resolved: Resolved, t0: float, exc: BaseException) -> None:
+        """A call that ended without an answer or a token."""
+        status = "cancelled" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else "error"
+        model = resolved.model
+        self.metered.call(team_id, model.provider, model.name, operation="chat", status=status,
+                          started=t0)  # fmt: skip
 
     async def _settle(
         self,
@@ -226,6 +251,8 @@ class LLMService:
             latency_ms=latency,
             caller=caller,
         )
+        self.metered.call(team_id, response.provider, response.model, operation="chat",
+                          status="ok", started=t0, usage=response.usage, cost=cost)  # fmt: skip
         return Completion(response, resolved, cost, latency, record)
 
     async def _partial(
@@ -258,6 +285,9 @@ class LLMService:
             caller=caller,
             status="cancelled" if status == "cancelled" else "failed",
         )
+        self.metered.call(team_id, model.provider, model.name, operation="chat",
+                          status="cancelled" if status == "cancelled" else "failed", started=t0,
+                          usage=usage, cost=cost)  # fmt: skip
         return cost.amount if cost else Decimal(0)
 
     # -- embeddings ---------------------------------------------------------------------
@@ -313,12 +343,15 @@ class LLMService:
             if price
             else Decimal(0)
         )
-        reservation = await self.budgets.reserve(team_id, estimate)
+        reservation = await self._budget(team_id, estimate)
         t0 = time.perf_counter()
         try:
             result = await embedder.embed(texts, kind)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.shield(self.budgets.settle(reservation, Decimal(0)))
+            status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            self.metered.call(team_id, embedder.provider, embedder.model, operation="embed",
+                              status=status, started=t0)  # fmt: skip
             raise
         usage = Usage(input_tokens=result.input_tokens, estimated=result.estimated)
         cost = price_cost(price, usage, self.catalogue.currency, version) if price else None
@@ -332,6 +365,8 @@ class LLMService:
             latency_ms=round((time.perf_counter() - t0) * 1000, 3),
             caller=caller,
         )
+        self.metered.call(team_id, embedder.provider, embedder.model, operation="embed",
+                          status="ok", started=t0, usage=usage, cost=cost)  # fmt: skip
         await self.budgets.settle(reservation, cost.amount if cost else Decimal(0))
         return result
 

@@ -23,6 +23,8 @@ from linqra.agents.service import AgentService
 from linqra.clock import iso
 from linqra.config import AgentSettings
 from linqra.errors import NotFound
+from linqra.metrics import NOOP, Metrics
+from linqra.metrics.catalogue import SCHEDULE_FIRES, SCHEDULE_LATENESS, SCHEDULE_MISFIRES
 from linqra.scheduling.book import SCHEDULES
 from linqra.scheduling.cron import CronExpression, zone
 
@@ -39,8 +41,16 @@ def parse_instant(text: str) -> datetime:
 
 
 class Scheduler:
-    def __init__(self, agents: AgentService, settings: AgentSettings, dispatch: Dispatch) -> None:
+    def __init__(
+        self,
+        agents: AgentService,
+        settings: AgentSettings,
+        dispatch: Dispatch,
+        *,
+        metrics: Metrics = NOOP,
+    ) -> None:
         self.agents = agents
+        self.metrics = metrics
         self.store = agents.store
         self.settings = settings
         self.dispatch = dispatch
@@ -91,6 +101,11 @@ class Scheduler:
              "misfires": schedule.get("misfires", 0) + int(misfire)},
             where={"next_fire_at": schedule["next_fire_at"]},
         )  # fmt: skip
+        if advanced:  # this scheduler handled the fire (another one that lost the race did not)
+            self.metrics.observe(SCHEDULE_LATENESS, max(late, 0.0))
+            if misfire:
+                self.metrics.add(SCHEDULE_MISFIRES, policy=schedule["misfire_policy"])
+            self.metrics.add(SCHEDULE_FIRES, outcome="started" if created else "skipped")
         return created and advanced
 
     async def _start(

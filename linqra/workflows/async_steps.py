@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from linqra.clock import iso, parse_iso, utcnow
 from linqra.events.base import EventBus
+from linqra.metrics import record_step
 from linqra.status import STEP_FINISHED, StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import run_step_call
@@ -124,5 +125,6 @@ async def process_async_step(
     record.update(running)
     outcome = await run_step_call(call, registry, ctx)
     record.update(outcome.record_fields())
+    record_step(ctx.system.metrics, call, outcome)
     await repo.save_step_run(team_id, record)
     return str(outcome.status)

@@ -26,6 +26,7 @@ from linqra.cache import Cache
 from linqra.clock import iso
 from linqra.config import ExecutionSettings
 from linqra.errors import LinqraError
+from linqra.metrics import record_step
 from linqra.status import STEP_FAILED, ExecutionStatus, StepStatus
 from linqra.steps.base import ExecutorKind, StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import StepOutcome, run_step_call
@@ -380,6 +381,7 @@ class WorkflowEngine(StepRunRecorder):
             await asyncio.shield(running.settle())
             raise
         record.update(outcome.record_fields())
+        record_step(self.ctx.system.metrics, call, outcome)
         await running.end(record)
         if outcome.status == StepStatus.COMPLETED:
             run.results[step.step] = outcome.output
@@ -418,6 +420,7 @@ class WorkflowEngine(StepRunRecorder):
             run.behind.add(record)
             raise
         record.update(outcome.record_fields())
+        record_step(self.ctx.system.metrics, call, outcome)
         if outcome.status == StepStatus.COMPLETED:
             run.behind.add(record)
             run.results[step.step] = outcome.output

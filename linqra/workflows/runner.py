@@ -19,6 +19,7 @@ from typing import Any
 from linqra.clock import iso
 from linqra.config import ExecutionSettings
 from linqra.errors import Conflict
+from linqra.metrics.catalogue import EXECUTION_DURATION, EXECUTIONS, EXECUTIONS_STARTED
 from linqra.status import ExecutionStatus
 from linqra.workflows.engine import WorkflowEngine
 from linqra.workflows.records import ACTIVE, RESUMABLE, TERMINAL, ExecutionRepository
@@ -34,6 +35,7 @@ class ExecutionRunner:
         self.repo: ExecutionRepository = engine.repo
         self.settings = settings
         self.runner_id = engine.runner_id
+        self.metrics = engine.ctx.system.metrics
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -83,7 +85,7 @@ class ExecutionRunner:
             doc = await self.repo.get(team_id, execution_id)  # NotFound for an unknown id
             log.info("execution %s was already %s when submitted", execution_id, doc["status"])
             return
-        self._spawn(team_id, execution_id, fresh=True)
+        self._spawn(team_id, execution_id, fresh=True, reason="submitted")
 
     async def resume(self, team_id: str, execution_id: str) -> dict[str, Any]:
         """Re-run a FAILED, TIMEOUT or CANCELLED execution from its unfinished steps."""
@@ -114,7 +116,7 @@ class ExecutionRunner:
                 f"execution {execution_id!r} changed while resuming; try again",
                 field="execution_id",
             )
-        self._spawn(team_id, execution_id)
+        self._spawn(team_id, execution_id, reason="resumed")
         return await self.repo.get(team_id, execution_id)
 
     async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
@@ -130,7 +132,7 @@ class ExecutionRunner:
             task.cancel()
             await asyncio.wait({task}, timeout=30)
         elif doc["status"] == ExecutionStatus.PENDING:
-            await self.repo.transition(
+            ended = await self.repo.transition(
                 team_id,
                 execution_id,
                 {
@@ -140,6 +142,8 @@ class ExecutionRunner:
                 },
                 from_status=[ExecutionStatus.PENDING],
             )
+            if ended:
+                self.metrics.add(EXECUTIONS, team=team_id, status=ExecutionStatus.CANCELLED)
         # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
         return await self.repo.get(team_id, execution_id)
 
@@ -164,8 +168,9 @@ class ExecutionRunner:
         return sorted(self._tasks)
 
     # -- internals ----------------------------------------------------------------
-    def _spawn(self, team_id: str, execution_id: str, *, fresh: bool = False) -> None:
+    def _spawn(self, team_id: str, execution_id: str, *, reason: str, fresh: bool = False) -> None:
         """Run it here; ``fresh``: claimed from PENDING, so no step of it has run yet."""
+        self.metrics.add(EXECUTIONS_STARTED, team=team_id, reason=reason)
         task = asyncio.create_task(
             self._run(team_id, execution_id, fresh), name=f"execution-{execution_id}"
         )
@@ -174,10 +179,19 @@ class ExecutionRunner:
 
     async def _run(self, team_id: str, execution_id: str, fresh: bool) -> dict[str, Any]:
         try:
-            return await self.engine.run(team_id, execution_id, fresh=fresh)
+            record = await self.engine.run(team_id, execution_id, fresh=fresh)
         except asyncio.CancelledError:
             log.warning("execution %s given up by this runner (claim lost)", execution_id)
             return {}
+        self._ended(team_id, record)
+        return record
+
+    def _ended(self, team_id: str, record: dict[str, Any]) -> None:
+        status = str(record.get("status"))
+        self.metrics.add(EXECUTIONS, team=team_id, status=status)
+        if record.get("duration_ms") is not None:
+            seconds = float(record["duration_ms"]) / 1000
+            self.metrics.observe(EXECUTION_DURATION, seconds, status=status)
 
     async def _reap_forever(self) -> None:
         interval = max(0.5, self.settings.stale_after_seconds / 3)
@@ -226,6 +240,7 @@ class ExecutionRunner:
             }
             ok = await self.repo.compare_and_set(team_id, execution_id, changes, where=where)
             if ok:
+                self.metrics.add(EXECUTIONS, team=team_id, status=changes["status"])
                 await self.engine.interrupt_running_steps(team_id, execution_id)
                 log.warning(
                     "orphan run_id=%s marked %s (%s)", execution_id, changes["status"], reason
@@ -241,5 +256,5 @@ class ExecutionRunner:
         if not await self.repo.compare_and_set(team_id, execution_id, changes, where=where):
             return False  # another runner adopted it first
         log.warning("orphan run_id=%s adopted by %s (%s)", execution_id, self.runner_id, reason)
-        self._spawn(team_id, execution_id)
+        self._spawn(team_id, execution_id, reason="adopted")
         return True
