@@ -987,6 +987,21 @@ class DeadLetter(BaseModel):
     topic: Annotated[str, Field(title="Topic")]
 
 
+class Durations(BaseModel):
+    """
+    Milliseconds: mean, nearest-rank percentiles and the longest (``null`` with no values).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    avg: Annotated[float | None, Field(title="Avg")] = None
+    max: Annotated[float | None, Field(title="Max")] = None
+    p50: Annotated[float | None, Field(title="P50")] = None
+    p95: Annotated[float | None, Field(title="P95")] = None
+    p99: Annotated[float | None, Field(title="P99")] = None
+
+
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -1531,6 +1546,20 @@ class Rename(BaseModel):
     title: Annotated[str, Field(max_length=200, min_length=1, title="Title")]
 
 
+class ResultValue(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    count: Annotated[int, Field(title="Count")]
+    value: Annotated[
+        Any,
+        Field(
+            description="a value of the expression over the execution's result",
+            title="Value",
+        ),
+    ]
+
+
 class RunCreate(BaseModel):
     """
     A LangGraph run: ``input.messages`` holds the one user message; the other fields the
@@ -1560,6 +1589,43 @@ class RunCreate(BaseModel):
     ] = None
     stream_mode: Annotated[list[str] | None, Field(title="Stream Mode")] = None
     stream_subgraphs: Annotated[Literal[False], Field(title="Stream Subgraphs")] = False
+
+
+class RunStats(BaseModel):
+    """
+    Runs of one group (workflow executions, task executions or assistant chat runs).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    active: Annotated[
+        int,
+        Field(
+            description="not finished yet (pending, queued or running)", title="Active"
+        ),
+    ]
+    bucket: Annotated[
+        str | None,
+        Field(description="the instant the hour or day starts", title="Bucket"),
+    ] = None
+    cancelled: Annotated[int, Field(title="Cancelled")]
+    completed: Annotated[int, Field(title="Completed")]
+    duration_ms: Durations
+    failed: Annotated[
+        int,
+        Field(description="FAILED (chat runs: failed or interrupted)", title="Failed"),
+    ]
+    failure_rate: Annotated[
+        float | None,
+        Field(description="(failed + timed_out) / finished", title="Failure Rate"),
+    ]
+    finished: Annotated[int, Field(title="Finished")]
+    runs: Annotated[int, Field(description="runs created in the range", title="Runs")]
+    success_rate: Annotated[
+        float | None, Field(description="completed / finished", title="Success Rate")
+    ]
+    timed_out: Annotated[int, Field(title="Timed Out")]
 
 
 class Schedule(BaseModel):
@@ -1728,6 +1794,59 @@ class SetMemberBody(BaseModel):
     ] = "active"
 
 
+class SlowRun(BaseModel):
+    """
+    One execution or step run, by its duration.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    duration_ms: Annotated[float, Field(title="Duration Ms")]
+    id: Annotated[str, Field(title="Id")]
+    status: Annotated[str | None, Field(title="Status")] = None
+
+
+class StepStats(BaseModel):
+    """
+    Step runs of one group: outcomes, cache hits, attempts and latency of executed runs.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    attempts_avg: Annotated[
+        float | None,
+        Field(
+            description="attempts per executed run (retries + 1)", title="Attempts Avg"
+        ),
+    ]
+    attempts_max: Annotated[int | None, Field(title="Attempts Max")]
+    bucket: Annotated[
+        str | None,
+        Field(description="the instant the hour or day starts", title="Bucket"),
+    ] = None
+    cache_hits: Annotated[int, Field(title="Cache Hits")]
+    cancelled: Annotated[int, Field(title="Cancelled")]
+    completed: Annotated[int, Field(title="Completed")]
+    duration_ms: Annotated[
+        Durations, Field(description="of runs that executed (no cache hit, no skip)")
+    ]
+    error_codes: Annotated[
+        list[str],
+        Field(
+            description="the error codes of this group's failed runs",
+            title="Error Codes",
+        ),
+    ]
+    failed: Annotated[int, Field(title="Failed")]
+    failure_rate: Annotated[float | None, Field(title="Failure Rate")]
+    runs: Annotated[int, Field(title="Runs")]
+    skipped: Annotated[int, Field(title="Skipped")]
+    success_rate: Annotated[float | None, Field(title="Success Rate")]
+    timed_out: Annotated[int, Field(title="Timed Out")]
+
+
 class Task(BaseModel):
     """
     A task at its current version, with its schedules and event triggers.
@@ -1787,6 +1906,42 @@ class ThreadCreate(BaseModel):
     supersteps: Annotated[None, Field(title="Supersteps")] = None
     thread_id: Annotated[ThreadId | None, Field(title="Thread Id")] = None
     ttl: Annotated[None, Field(title="Ttl")] = None
+
+
+class TimelineStep(BaseModel):
+    """
+    One run of one step, placed on the execution's clock (ms since it was created).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    action: Annotated[str | None, Field(title="Action")] = None
+    attempts: Annotated[int | None, Field(title="Attempts")] = None
+    cache_hit: Annotated[bool | None, Field(title="Cache Hit")] = None
+    duration_ms: Annotated[int | float | None, Field(title="Duration Ms")] = None
+    end_ms: Annotated[
+        int | float | None, Field(description="offset of finished_at", title="End Ms")
+    ] = None
+    error_code: Annotated[str | None, Field(title="Error Code")] = None
+    executor: Annotated[str | None, Field(title="Executor")] = None
+    finished_at: Annotated[str | None, Field(title="Finished At")] = None
+    queued_at: Annotated[
+        str | None,
+        Field(description="async steps: when it was queued", title="Queued At"),
+    ] = None
+    queued_ms: Annotated[
+        int | float | None, Field(description="offset of queued_at", title="Queued Ms")
+    ] = None
+    run: Annotated[int, Field(title="Run")]
+    start_ms: Annotated[
+        int | float | None, Field(description="offset of started_at", title="Start Ms")
+    ] = None
+    started_at: Annotated[str | None, Field(title="Started At")] = None
+    status: Annotated[str, Field(title="Status")]
+    step: Annotated[int, Field(title="Step")]
+    target: Annotated[str | None, Field(title="Target")] = None
+    worker: Annotated[str | None, Field(title="Worker")] = None
 
 
 class TokenUsage(BaseModel):
@@ -2202,6 +2357,42 @@ class WorkflowVersion(BaseModel):
     workflow_id: Annotated[str, Field(title="Workflow Id")]
 
 
+class AnalyticsPageRunStats(BaseModel):
+    bucket: Annotated[str | None, Field(title="Bucket")] = None
+    from_: Annotated[
+        str,
+        Field(alias="from", description="the range's start (inclusive)", title="From"),
+    ]
+    group_by: Annotated[list[str], Field(title="Group By")]
+    items: Annotated[list[RunStats], Field(title="Items")]
+    limit: Annotated[int, Field(title="Limit")]
+    next_offset: Annotated[int | None, Field(title="Next Offset")]
+    offset: Annotated[int, Field(title="Offset")]
+    to: Annotated[str, Field(description="the range's end (exclusive)", title="To")]
+    total: Annotated[
+        int,
+        Field(description="groups (times buckets) in the whole answer", title="Total"),
+    ]
+
+
+class AnalyticsPageStepStats(BaseModel):
+    bucket: Annotated[str | None, Field(title="Bucket")] = None
+    from_: Annotated[
+        str,
+        Field(alias="from", description="the range's start (inclusive)", title="From"),
+    ]
+    group_by: Annotated[list[str], Field(title="Group By")]
+    items: Annotated[list[StepStats], Field(title="Items")]
+    limit: Annotated[int, Field(title="Limit")]
+    next_offset: Annotated[int | None, Field(title="Next Offset")]
+    offset: Annotated[int, Field(title="Offset")]
+    to: Annotated[str, Field(description="the range's end (exclusive)", title="To")]
+    total: Annotated[
+        int,
+        Field(description="groups (times buckets) in the whole answer", title="Total"),
+    ]
+
+
 class ApiKey(BaseModel):
     """
     A key as listed: never its secret (only the fields named here leave the store).
@@ -2312,6 +2503,47 @@ class Conversation(BaseModel):
     updated_at: Annotated[str, Field(title="Updated At")]
 
 
+class CostStats(BaseModel):
+    """
+    LLM calls of one group: tokens by kind, the exact cost (decimal text) and latency.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    bucket: Annotated[
+        str | None,
+        Field(description="the instant the hour or day starts", title="Bucket"),
+    ] = None
+    cache_read_tokens: Annotated[int, Field(title="Cache Read Tokens")]
+    cache_write_tokens: Annotated[int, Field(title="Cache Write Tokens")]
+    calls: Annotated[int, Field(title="Calls")]
+    cost: Annotated[
+        str,
+        Field(
+            description="exact sum of the priced calls, in `currencies`", title="Cost"
+        ),
+    ]
+    currencies: Annotated[list[str], Field(title="Currencies")]
+    input_tokens: Annotated[int, Field(title="Input Tokens")]
+    latency_ms: Durations
+    output_tokens: Annotated[int, Field(title="Output Tokens")]
+    price_versions: Annotated[
+        list[str],
+        Field(
+            description="the price versions the costs were computed at",
+            title="Price Versions",
+        ),
+    ]
+    reasoning_tokens: Annotated[int, Field(title="Reasoning Tokens")]
+    unpriced_calls: Annotated[
+        int,
+        Field(
+            description="calls without a price (not in `cost`)", title="Unpriced Calls"
+        ),
+    ]
+
+
 class Document(BaseModel):
     """
     A document and its ingestion: ``PENDING → PROCESSING → READY | FAILED``.
@@ -2362,6 +2594,14 @@ class ExecutionAccepted(BaseModel):
         Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"],
         Field(description="A workflow execution.", title="ExecutionStatus"),
     ]
+
+
+class ExpensiveList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    by: Annotated[str, Field(title="By")]
+    items: Annotated[list[CostStats], Field(title="Items")]
 
 
 class GuardrailSettings(BaseModel):
@@ -2549,6 +2789,48 @@ class PageWorkflow(BaseModel):
     total: Annotated[int, Field(description="items in the whole list", title="Total")]
 
 
+class ResultDistribution(BaseModel):
+    """
+    Executions counted by the value of a JMESPath expression over their result.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    exact: Annotated[
+        bool,
+        Field(
+            description="every matching execution was counted (a plain field path is counted in the store; any other expression over the newest `sample` executions)",
+            title="Exact",
+        ),
+    ]
+    items: Annotated[list[ResultValue], Field(title="Items")]
+    limit: Annotated[int, Field(title="Limit")]
+    matched: Annotated[
+        int,
+        Field(
+            description="executions in the range with the status asked for",
+            title="Matched",
+        ),
+    ]
+    next_offset: Annotated[int | None, Field(title="Next Offset")]
+    offset: Annotated[int, Field(title="Offset")]
+    path: Annotated[str, Field(title="Path")]
+    scanned: Annotated[
+        int, Field(description="executions whose result was evaluated", title="Scanned")
+    ]
+    total: Annotated[int, Field(description="distinct values", title="Total")]
+    workflow_id: Annotated[str, Field(title="Workflow Id")]
+
+
+class SlowList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    items: Annotated[list[SlowRun], Field(title="Items")]
+    of: Annotated[str, Field(title="Of")]
+
+
 class StepRun(BaseModel):
     """
     One run of one step: its resolved ``inputs``, ``output`` or ``error``, and where it ran.
@@ -2632,6 +2914,50 @@ class TeamRecord(BaseModel):
         Literal["viewer", "member", "admin"] | None,
         Field(description="your role in it (in lists of your teams)"),
     ] = None
+
+
+class Timeline(BaseModel):
+    """
+    An execution's step runs on one clock, ready for a Gantt chart.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    attempts: Annotated[
+        int, Field(description="attempts over every step run", title="Attempts")
+    ]
+    cache_hits: Annotated[int, Field(title="Cache Hits")]
+    created_at: Annotated[str, Field(title="Created At")]
+    duration_ms: Annotated[int | float | None, Field(title="Duration Ms")] = None
+    execution_id: Annotated[str, Field(title="Execution Id")]
+    finished_at: Annotated[str | None, Field(title="Finished At")] = None
+    started_at: Annotated[str | None, Field(title="Started At")] = None
+    status: Annotated[str, Field(title="Status")]
+    steps: Annotated[list[TimelineStep], Field(title="Steps")]
+    wait_ms: Annotated[
+        int | float | None, Field(description="created → started", title="Wait Ms")
+    ] = None
+    workflow_id: Annotated[str | None, Field(title="Workflow Id")] = None
+    workflow_name: Annotated[str | None, Field(title="Workflow Name")] = None
+
+
+class AnalyticsPageCostStats(BaseModel):
+    bucket: Annotated[str | None, Field(title="Bucket")] = None
+    from_: Annotated[
+        str,
+        Field(alias="from", description="the range's start (inclusive)", title="From"),
+    ]
+    group_by: Annotated[list[str], Field(title="Group By")]
+    items: Annotated[list[CostStats], Field(title="Items")]
+    limit: Annotated[int, Field(title="Limit")]
+    next_offset: Annotated[int | None, Field(title="Next Offset")]
+    offset: Annotated[int, Field(title="Offset")]
+    to: Annotated[str, Field(description="the range's end (exclusive)", title="To")]
+    total: Annotated[
+        int,
+        Field(description="groups (times buckets) in the whole answer", title="Total"),
+    ]
 
 
 class Assistant(BaseModel):
