@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from linqra._config_access import AuthSettings, OidcSettings, RateLimitSettings
+from linqra._config_sections import TracingSettings
 from linqra._config_types import ReadableFile, WebOrigin
 
 __all__ = [
@@ -419,6 +420,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _production_needs_auth(self) -> Settings:

@@ -38,6 +38,7 @@ from linqra.steps import default_registry
 from linqra.steps.base import StepContext, TargetRegistry
 from linqra.steps.http import HttpClients
 from linqra.store import DocumentStore, open_store
+from linqra.tracing import configure as configure_tracing
 from linqra.workflows.async_steps import AsyncStepQueue
 from linqra.workflows.engine import LocalExecutor, StepExecutor, WorkflowEngine
 from linqra.workflows.runner import ExecutionRunner
@@ -90,6 +91,7 @@ class System:
         ``metrics``: the recorder (default: :func:`~linqra.metrics.open_metrics`, for a process
         without Ray; a Ray process hands in ``actors.metrics.RayMetrics``);
         ``init``: create the store's indexes (once per cluster is enough)."""
+        configure_tracing(settings.tracing)
         timeouts = {
             "timeout_seconds": settings.store_timeout_seconds,
             "connect_timeout_seconds": settings.store_connect_timeout_seconds,

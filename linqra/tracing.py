@@ -1,0 +1,155 @@
+"""Traces: OpenTelemetry spans of a request through the gateway, the runner, the step workers
+and the calls they make (issue 16, part 5; docs/observability.md "Traces").
+
+Off by default, at no cost: until :func:`configure` installs a provider (``tracing.otlp_url``
+set) or a test calls :func:`install`, :func:`span` hands back one shared no-op context manager
+and :func:`traceparent` ``None`` — no OpenTelemetry object is made per call.
+
+The context crosses process boundaries as a W3C ``traceparent`` string carried in what already
+crosses them: the execution record (``traceparent``, written by the request that created it, read
+by whichever runner claims it — also after a restart) and each :class:`~linqra.steps.base.StepCall`
+(``trace``, read by the I/O or CPU worker that runs it). Ray's own tracing hook is not used: it
+wraps every actor call of the process, traced or not, and cannot follow a run through the store.
+
+The SDK's provider is this module's own, not OpenTelemetry's global one (which can be set once
+per process): the spans Linqra makes are exported where the settings say, whatever else the
+process has configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from linqra._config_sections import TracingSettings
+
+__all__ = [
+    "SpanKind",
+    "annotate",
+    "configure",
+    "enabled",
+    "install",
+    "span",
+    "trace_id",
+    "traceparent",
+    "uninstall",
+]
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_OFF: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+_tracer: trace.Tracer | None = None
+_provider: TracerProvider | None = None
+_configured: str | None = None  # the OTLP URL this process exports to
+
+
+def enabled() -> bool:
+    return _tracer is not None
+
+
+def configure(settings: TracingSettings) -> None:
+    """Export this process's spans to ``settings.otlp_url`` (once per process and URL); nothing
+    when it is empty."""
+    global _configured
+    if not settings.otlp_url or _configured == settings.otlp_url:
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": settings.service_name, "process.pid": os.getpid()}
+        ),
+        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+    )
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=settings.otlp_url, timeout=5),
+            schedule_delay_millis=settings.export_delay_ms,
+        )
+    )
+    install(provider)
+    _configured = settings.otlp_url
+
+
+def install(provider: TracerProvider) -> None:
+    """Record spans with ``provider`` from now on (tests pass one with an in-memory exporter)."""
+    global _tracer, _provider
+    _provider, _tracer = provider, provider.get_tracer("linqra")
+
+
+def uninstall() -> None:
+    """Back to no tracing; spans still buffered are exported first."""
+    global _tracer, _provider, _configured
+    provider, _provider, _tracer, _configured = _provider, None, None, None
+    if provider is not None:
+        provider.force_flush()
+
+
+@contextlib.contextmanager
+def _span(
+    tracer: trace.Tracer,
+    name: str,
+    parent: str | None,
+    kind: SpanKind,
+    attributes: Mapping[str, Any] | None,
+) -> Iterator[trace.Span]:
+    context = _PROPAGATOR.extract({"traceparent": parent}) if parent else None
+    with tracer.start_as_current_span(
+        name, context=context, kind=kind, attributes=attributes, record_exception=False
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+
+
+def span(
+    name: str,
+    *,
+    parent: str | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, Any] | None = None,
+) -> contextlib.AbstractContextManager[Any]:
+    """A span around the ``with`` block, the current one inside it: a child of ``parent`` (a
+    ``traceparent``) when given, else of the current span. A no-op while tracing is off.
+    Attributes are bounded by the caller: ids, names, numbers — never secrets or payloads."""
+    tracer = _tracer
+    if tracer is None:
+        return _OFF
+    return _span(tracer, name, parent, kind, attributes)
+
+
+def traceparent() -> str | None:
+    """The current span as a W3C ``traceparent`` (to carry to another process), else ``None``."""
+    if _tracer is None:
+        return None
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def trace_id(parent: str | None) -> str | None:
+    """The 32-hex-digit trace id of a ``traceparent``."""
+    if not parent:
+        return None
+    parts = parent.split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
+def annotate(attributes: Mapping[str, Any]) -> None:
+    """Add ``attributes`` to the current span (nothing while tracing is off)."""
+    if _tracer is not None:
+        trace.get_current_span().set_attributes(dict(attributes))
