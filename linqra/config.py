@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from linqra._config_access import AuthSettings, OidcSettings, RateLimitSettings
+from linqra._config_alerts import AlertSettings
 from linqra._config_sections import TracingSettings
 from linqra._config_types import ReadableFile, WebOrigin
 
@@ -421,6 +422,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @model_validator(mode="after")
     def _production_needs_auth(self) -> Settings:
