@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 	@scripts/ensure-redis.sh
+	@scripts/ensure-prometheus.sh
 	@scripts/ensure-oidc.sh
 	@scripts/ensure-quartz.sh
 	@scripts/ensure-chromium.sh
