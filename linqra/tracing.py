@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 __all__ = [
     "SpanKind",
     "annotate",
+    "close_span",
     "configure",
     "enabled",
     "install",
+    "open_span",
     "span",
     "trace_id",
     "traceparent",
@@ -153,3 +155,28 @@ def annotate(attributes: Mapping[str, Any]) -> None:
     """Add ``attributes`` to the current span (nothing while tracing is off)."""
     if _tracer is not None:
         trace.get_current_span().set_attributes(dict(attributes))
+
+
+def open_span(name: str, *, attributes: Mapping[str, Any] | None = None) -> Any | None:
+    """A span started now as a child of the current one but not made current: for work that
+    outlives a ``with`` block of its own (a stream's generator yields between its parts, and a
+    context entered in one part cannot be left in another). End it with :func:`close_span`;
+    ``None`` while tracing is off."""
+    tracer = _tracer
+    return None if tracer is None else tracer.start_span(name, attributes=attributes)
+
+
+def close_span(
+    opened: Any | None,
+    *,
+    error: BaseException | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """End a span from :func:`open_span` (marked an error when ``error`` is given)."""
+    if opened is None:
+        return
+    if attributes:
+        opened.set_attributes(dict(attributes))
+    if error is not None:
+        opened.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    opened.end()

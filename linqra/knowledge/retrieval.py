@@ -18,6 +18,7 @@ from linqra.knowledge.documents import page_numbers
 from linqra.knowledge.filters import compile_filter
 from linqra.llm.embeddings import Embedder
 from linqra.metrics.catalogue import KNOWLEDGE_SEARCH_DURATION
+from linqra.tracing import span
 from linqra.vectors import BUILTIN_FIELDS
 
 __all__ = ["MAX_TOP_K", "KnowledgeRetrieval"]
@@ -90,17 +91,23 @@ class KnowledgeRetrieval(KnowledgeCollections):
                 team_id, emb, [query], "query", caller=caller or {"type": "knowledge.search"}
             )
             probe = result.vectors[0]
-        hits = await self.vectors.search(
-            collection.vector_collection,
-            team_id,
-            probe,
-            top_k=top_k,
-            expr=expr,
-            output_fields=[
-                "text", "document_id", "chunk_index", "title", "file_name", "page_start",
-                "page_end", "metadata", *collection.metadata_fields,
-            ],
-        )  # fmt: skip
+        attributes = {
+            "db.system.name": "milvus",
+            "db.operation.name": "search",
+            "linqra.top_k": top_k,
+        }
+        with span("vector search", attributes=attributes):
+            hits = await self.vectors.search(
+                collection.vector_collection,
+                team_id,
+                probe,
+                top_k=top_k,
+                expr=expr,
+                output_fields=[
+                    "text", "document_id", "chunk_index", "title", "file_name", "page_start",
+                    "page_end", "metadata", *collection.metadata_fields,
+                ],
+            )  # fmt: skip
         out: list[dict[str, Any]] = []
         for hit in hits:
             if min_score is not None and hit.score < min_score:

@@ -43,6 +43,7 @@ from linqra.llm.usage import UsageRepository
 from linqra.metrics import NOOP, Metrics
 from linqra.resilience import to_the_end
 from linqra.store import DocumentStore
+from linqra.tracing import close_span, open_span
 
 __all__ = ["Completion", "LLMService"]
 
@@ -121,12 +122,15 @@ class LLMService:
         resolved = await self._resolve(team_id, model_ref, target)
         reservation = await self._reserve(team_id, resolved, messages, settings, caller)
         t0 = time.perf_counter()
+        call_span = open_span(f"chat {resolved.model.name}", attributes=_span_attributes(resolved))
         try:
             response = await resolved.model.request(messages, settings)
         except BaseException as exc:
+            close_span(call_span, error=exc)
             await asyncio.shield(self.budgets.settle(reservation, Decimal(0)))
             self._failed(team_id, resolved, t0, exc)
             raise
+        close_span(call_span, attributes=_usage_attributes(response))
         done = await self._settle(team_id, resolved, response, t0, caller)
         await self.budgets.settle(reservation, done.cost.amount if done.cost else Decimal(0))
         return done
@@ -147,6 +151,7 @@ class LLMService:
         t0 = time.perf_counter()
         parts: list[str] = []
         final: ModelResponse | None = None
+        call_span = open_span(f"chat {resolved.model.name}", attributes=_span_attributes(resolved))
         try:
             async for event in resolved.model.request_stream(messages, settings):
                 if isinstance(event, Delta):
@@ -156,7 +161,8 @@ class LLMService:
                 elif isinstance(event, ModelResponse):
                     final = event
                 yield event
-        except (asyncio.CancelledError, GeneratorExit):
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            close_span(call_span, error=exc)
             partial = self._partial(
                 team_id, resolved, messages, "".join(parts), t0, caller, "cancelled"
             )
@@ -164,6 +170,7 @@ class LLMService:
             await to_the_end(self.budgets.settle(reservation, spent))
             raise
         except Exception as exc:
+            close_span(call_span, error=exc)
             spent = Decimal(0)
             if parts:
                 spent = await self._partial(
@@ -174,6 +181,7 @@ class LLMService:
             await self.budgets.settle(reservation, spent)
             raise
         assert final is not None
+        close_span(call_span, attributes=_usage_attributes(final))
         done = await self._settle(team_id, resolved, final, t0, caller)
         await self.budgets.settle(reservation, done.cost.amount if done.cost else Decimal(0))
         yield done
@@ -373,3 +381,21 @@ class LLMService:
     async def aclose(self) -> None:
         """Close the provider clients (the store belongs to whoever passed it in)."""
         await self.registry.aclose()
+
+
+def _span_attributes(resolved: Resolved) -> dict[str, Any]:
+    """A model call's span (OpenTelemetry's GenAI conventions): provider and model only."""
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": resolved.model.provider,
+        "gen_ai.request.model": resolved.model.name,
+    }
+
+
+def _usage_attributes(response: ModelResponse) -> dict[str, Any]:
+    usage = response.usage
+    return {
+        "gen_ai.response.model": response.model,
+        "gen_ai.usage.input_tokens": usage.input_tokens + usage.cache_read_tokens,
+        "gen_ai.usage.output_tokens": usage.output_tokens,
+    }

@@ -54,6 +54,8 @@ class StepCall:
     backoff_multiplier: float
     executed_by: str | None = None
     """who started the execution (a user id, or ``key:<id>`` for an API or widget key)"""
+    trace: str | None = None
+    """the step's span as a W3C ``traceparent`` (:mod:`linqra.tracing`), ``None`` untraced"""
 
     def inputs(self) -> dict[str, Any]:
         """The resolved inputs as recorded in the execution record."""

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from linqra import tracing
 from linqra.clock import iso
 from linqra.errors import LinqraError, StepError, StepTimeout
 from linqra.resilience import Backoff
@@ -146,7 +147,24 @@ async def run_step_call(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rand: Callable[[], float] = random.random,
 ) -> StepOutcome:
-    """Run ``call`` up to ``call.max_attempts`` times, each bounded by ``call.timeout``."""
+    """Run ``call`` up to ``call.max_attempts`` times, each bounded by ``call.timeout`` (in a
+    span following the engine's step span, ``call.trace``, when tracing is on)."""
+    if call.trace is None or not tracing.enabled():
+        return await _run_step_call(call, registry, ctx, sleep, rand)
+    attributes = {"linqra.step": call.step, "linqra.target": call.target, "linqra.kind": call.kind}
+    with tracing.span(f"run {call.target}", parent=call.trace, attributes=attributes):
+        outcome = await _run_step_call(call, registry, ctx, sleep, rand)
+        tracing.annotate({"linqra.status": outcome.status, "linqra.attempts": outcome.attempts})
+        return outcome
+
+
+async def _run_step_call(
+    call: StepCall,
+    registry: TargetRegistry,
+    ctx: StepContext,
+    sleep: Callable[[float], Awaitable[None]],
+    rand: Callable[[], float],
+) -> StepOutcome:
     started_at = iso()
     t0 = time.perf_counter()
     backoff = Backoff(

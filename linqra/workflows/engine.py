@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import logging
-from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from linqra.cache import Cache
 from linqra.clock import iso
@@ -28,12 +25,14 @@ from linqra.config import ExecutionSettings
 from linqra.errors import LinqraError
 from linqra.metrics import record_step
 from linqra.status import STEP_FAILED, ExecutionStatus, StepStatus
-from linqra.steps.base import ExecutorKind, StepCall, StepContext, TargetRegistry
+from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import StepOutcome, run_step_call
+from linqra.tracing import span
 from linqra.workflows.async_steps import AsyncStepQueue
+from linqra.workflows.calls import cache_key, canonical_json, step_call
 from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
-from linqra.workflows.interpolation import MissingReference, Scope, render, render_text
+from linqra.workflows.interpolation import MissingReference, Scope
 from linqra.workflows.records import ExecutionRepository, check_record_size
 from linqra.workflows.step_runs import (
     PureRecords,
@@ -108,6 +107,12 @@ class WorkflowEngine(StepRunRecorder):
         """Drive a claimed (RUNNING, ``runner_id`` = ours) execution to its end; return the record.
         ``fresh``: claimed from PENDING, so there are no earlier step runs to look for."""
         doc = await self.repo.get(team_id, execution_id)
+        attributes = {"linqra.team": team_id, "linqra.execution_id": execution_id}
+        with span("execution", parent=doc.get("traceparent"), attributes=attributes):
+            return await self._run(doc, fresh)
+
+    async def _run(self, doc: dict[str, Any], fresh: bool) -> dict[str, Any]:
+        team_id, execution_id = doc["team_id"], doc["id"]
         run = RunState(
             team_id,
             execution_id,
@@ -279,6 +284,11 @@ class WorkflowEngine(StepRunRecorder):
 
     # -- one step ---------------------------------------------------------------
     async def _step(self, run: RunState, step: Step) -> StepStatus:
+        attributes = {"linqra.step": step.step, "linqra.target": step.target}
+        with span(f"step {step.step}", attributes=attributes):
+            return await self._run_step(run, step)
+
+    async def _run_step(self, run: RunState, step: Step) -> StepStatus:
         if step.step in run.reused:
             run.reused.discard(step.step)  # reuse once; a jump back runs it again
             if step.step in run.results:
@@ -311,7 +321,9 @@ class WorkflowEngine(StepRunRecorder):
                     run, step, "condition", f"condition is false: {step.condition}", record
                 )
                 return StepStatus.SKIPPED
-            call = self._call(run, step, scope, target.url_intent, target.kind)
+            call = step_call(
+                run, step, scope, self.settings, url_intent=target.url_intent, kind=target.kind
+            )
         except MissingReference as exc:
             return await self._fail_before_start(
                 run, record, "missing_reference", f"step {step.step}: {exc}", exc.path
@@ -330,9 +342,9 @@ class WorkflowEngine(StepRunRecorder):
             )
         record["inputs"] = inputs
         record["executor"] = call.kind
-        cache_key = self._cache_key(run, step, call, scope)
-        if cache_key is not None:
-            cached = await self.cache.get(cache_key)
+        key = cache_key(run, step, call, scope)
+        if key is not None:
+            cached = await self.cache.get(key)
             if cached is not None:
                 now = iso()
                 record.update(
@@ -387,9 +399,9 @@ class WorkflowEngine(StepRunRecorder):
             run.results[step.step] = outcome.output
             if not step.async_:
                 run.last_completed = step.step
-            if cache_key is not None and step.cacheConfig is not None:
+            if key is not None and step.cacheConfig is not None:
                 await self.cache.set(
-                    cache_key, _dumps(outcome.output).encode(), step.cacheConfig.ttl
+                    key, canonical_json(outcome.output).encode(), step.cacheConfig.ttl
                 )
         else:
             run.failure = {"step": step.step, **(outcome.error or {})}
@@ -431,52 +443,6 @@ class WorkflowEngine(StepRunRecorder):
             run.failure = {"step": step.step, **(outcome.error or {})}
         return outcome.status
 
-    def _call(
-        self, run: RunState, step: Step, scope: Scope, url_intent: bool, kind: ExecutorKind
-    ) -> StepCall:
-        encode: Callable[[str], str] | None = (lambda s: quote(s, safe="")) if url_intent else None
-        retry = step.retry
-        return StepCall(
-            execution_id=run.execution_id,
-            team_id=run.team_id,
-            step=step.step,
-            target=step.target,
-            action=step.action,
-            intent=None if step.intent is None else render_text(step.intent, scope, encode=encode),
-            params=render(step.params, scope),
-            payload=render(step.payload, scope),
-            headers={k: str(v) for k, v in render(step.headers or {}, scope).items()},
-            llm_config=render(step.llmConfig, scope),
-            stream=step.stream,
-            kind=step.executor or kind,
-            timeout=step.timeoutSeconds or self.settings.default_step_timeout_seconds,
-            max_attempts=retry.maxAttempts if retry else self.settings.default_max_attempts,
-            backoff_initial=(retry.initialDelayMs if retry else 200) / 1000,
-            backoff_max=(retry.maxDelayMs if retry else 10_000) / 1000,
-            backoff_multiplier=retry.multiplier if retry else 2.0,
-            executed_by=run.executed_by,
-        )
-
-    def _cache_key(self, run: RunState, step: Step, call: StepCall, scope: Scope) -> str | None:
-        config = step.cacheConfig
-        if config is None or not config.enabled:
-            return None
-        if config.key:
-            basis = render_text(config.key, scope)
-        else:
-            basis = _dumps(
-                {
-                    "target": call.target,
-                    "action": call.action,
-                    "intent": call.intent,
-                    "params": call.params,
-                    "payload": call.payload,
-                    "llm": call.llm_config,
-                }
-            )
-        digest = hashlib.sha256(basis.encode()).hexdigest()
-        return f"linqra:step:{run.team_id}:{digest}"
-
     async def _jump_taken(self, run: RunState, step: Step) -> bool:
         assert step.jump is not None
         try:
@@ -489,7 +455,3 @@ class WorkflowEngine(StepRunRecorder):
                 "message": f"step {step.step} jump: {exc}",
             }
             raise _StepFailed(step.step, StepStatus.FAILED) from None
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

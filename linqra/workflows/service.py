@@ -20,6 +20,7 @@ from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.steps.base import TargetRegistry
 from linqra.store import Document, DocumentStore, IndexSpec
+from linqra.tracing import trace_id, traceparent
 from linqra.validation import format_pydantic_error
 from linqra.workflows.definition import WorkflowDefinition, parse_definition
 from linqra.workflows.models import Workflow, WorkflowVersion
@@ -252,6 +253,7 @@ class WorkflowService:
                 "intent": intent,
                 "source": source,
                 "depth": depth,
+                **_trace_fields(),
             },
         )
 
@@ -311,3 +313,10 @@ def _version_view(doc: Document) -> WorkflowVersion:
     return WorkflowVersion.model_validate(
         {k: v for k, v in doc.items() if k not in ("id", "team_id")}
     )
+
+
+def _trace_fields() -> dict[str, Any]:
+    """The span that creates an execution (the request's), for the runner's spans to follow it
+    and for the record to name its trace; nothing while tracing is off."""
+    parent = traceparent()
+    return {} if parent is None else {"traceparent": parent, "trace_id": trace_id(parent)}

@@ -19,6 +19,7 @@ from typing import Any
 from linqra.clock import iso, parse_iso, utcnow
 from linqra.config import ExecutionSettings
 from linqra.status import EXECUTION_ACTIVE, ExecutionStatus, StepStatus
+from linqra.tracing import span
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.records import ExecutionRepository
 
@@ -145,8 +146,10 @@ class RecordBatch:
         task.add_done_callback(self._writers.discard)
 
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        attributes = {"db.operation.name": "put_many", "linqra.records": len(batch)}
         try:
-            await self._repo.put_step_runs(self._team_id, [record for record, _ in batch])
+            with span("store write step runs", attributes=attributes):
+                await self._repo.put_step_runs(self._team_id, [record for record, _ in batch])
         except Exception as exc:
             for _, written in batch:
                 if not written.done():

@@ -1,0 +1,106 @@
+"""Traces (issue 16, part 5): one request's spans — execution, each step, the step's run, the
+model call and the store writes — share its trace, wherever they ran; off, tracing costs no
+span and leaves no trace fields on the record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from linqra import tracing
+from linqra.config import Settings
+from linqra.system import System
+
+TEAM = "team-trace"
+QUOTE_AND_ASK = {
+    "name": "quote-and-ask",
+    "steps": [
+        {"step": 1, "target": "quotes-service", "action": "fetch",
+         "intent": "/api/people/random"},
+        {"step": 2, "target": "openai", "action": "generate", "stream": True,
+         "payload": [{"role": "user", "content": "A saying by {{step1.result.fullName}}."}],
+         "llmConfig": {"model": "gpt-4o"}},
+        {"step": 3, "target": "transform",
+         "params": {"expression": "length(@)", "input": "{{step2.result.choices[0].message.content}}"}},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture
+def settings(llm_settings: Settings) -> Settings:
+    return llm_settings
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.uninstall()
+
+
+def _hex(number: int, digits: int) -> str:
+    return format(number, f"0{digits}x")
+
+
+def _by_name(finished: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in finished}
+
+
+def _parent_of(span: ReadableSpan, named: dict[str, ReadableSpan]) -> str | None:
+    if span.parent is None:
+        return None
+    for name, other in named.items():
+        if other.context.span_id == span.parent.span_id:
+            return name
+    return "?"
+
+
+async def test_an_executions_spans_follow_the_request_through_steps_and_the_model_call(
+    system: System, spans: InMemorySpanExporter
+) -> None:
+    wf = await system.workflows.create(TEAM, QUOTE_AND_ASK)
+    with tracing.span("client request") as request:
+        record = await system.runs.run_execution(TEAM, 60, workflow_id=wf.id)
+    assert record["status"] == "COMPLETED", record.get("error")
+    trace_id = _hex(request.get_span_context().trace_id, 32)
+    assert record["trace_id"] == trace_id
+
+    finished = spans.get_finished_spans()
+    assert {_hex(s.context.trace_id, 32) for s in finished} == {trace_id}
+    named = _by_name(finished)
+    assert _parent_of(named["execution"], named) == "client request"
+    for n in (1, 2, 3):
+        assert _parent_of(named[f"step {n}"], named) == "execution"
+    assert _parent_of(named["run quotes-service"], named) == "step 1"
+    assert _parent_of(named["run openai"], named) == "step 2"
+    chat = named["chat gpt-4o"]
+    assert _parent_of(chat, named) == "run openai"
+    attributes: dict[str, Any] = dict(chat.attributes or {})
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert dict(named["execution"].attributes or {})["linqra.execution_id"] == record["id"]
+    writes = [s for s in finished if s.name == "store write step runs"]
+    assert writes and all(_parent_of(s, named) is not None for s in writes)
+    # nothing secret or bulky on any span: ids, names and numbers only
+    for span in finished:
+        for value in (span.attributes or {}).values():
+            assert "sk-" not in str(value) and len(str(value)) < 200
+
+
+async def test_without_tracing_there_are_no_spans_and_no_trace_fields(system: System) -> None:
+    assert not tracing.enabled()
+    assert tracing.traceparent() is None
+    wf = await system.workflows.create(TEAM, QUOTE_AND_ASK)
+    record = await system.runs.run_execution(TEAM, 60, workflow_id=wf.id)
+    assert record["status"] == "COMPLETED", record.get("error")
+    assert "trace_id" not in record and "traceparent" not in record
