@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from linqra.store import DocumentStore, IndexSpec, open_store
+from linqra.store import DocumentStore, IndexSpec, mongo, open_store
 from linqra.store.aggregation import Aggregation, Key, Measure, Within, nearest_rank
 
 DURATIONS = [float(v) for v in (5, 1, 9, 3, 7, 2, 8, 4, 6, 10)]  # workflow "a"; "b" gets 100s
@@ -256,3 +256,10 @@ class TestMongoAggregate(AggregateContract):
         await store.ensure_indexes(INDEXES)
         yield store
         await store.close()
+
+    async def test_within_past_the_id_limit_joins_in_the_server(
+        self, store: DocumentStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """More parents than ``MAX_WITHIN_IDS``: one pipeline with ``$lookup``, the same answer."""
+        monkeypatch.setattr(mongo, "MAX_WITHIN_IDS", 1)
+        await self.test_within_keeps_documents_of_matching_parents(store)

@@ -26,7 +26,12 @@ from linqra.store.aggregation import (
 )
 from linqra.store.base import Filter
 
-__all__ = ["groups", "pipeline"]
+__all__ = ["MAX_WITHIN_IDS", "groups", "pipeline", "within_ids"]
+
+MAX_WITHIN_IDS = 50_000
+"""How many ids of the other collection a ``within`` aggregation reads first to match ours with
+an indexed ``$in``; past it, one pipeline with ``$lookup`` (MongoDB ≥ 5 probes the index per
+document, a server without that scans)."""
 
 
 def _path(field: str) -> str:
@@ -87,12 +92,31 @@ def _accumulator(measure: Measure) -> dict[str, Any]:
     raise ValueError(op)
 
 
-def pipeline(spec: Aggregation, team_id: str) -> tuple[str, list[dict[str, Any]]]:
-    """The collection to run on and the pipeline answering ``spec`` for ``team_id``."""
+def within_ids(spec: Aggregation, team_id: str) -> tuple[str, dict[str, Any]] | None:
+    """``(collection, filter)`` of the ids a ``within`` aggregation first reads, else ``None``."""
+    if spec.within is None:
+        return None
+    return spec.within.collection, _match(team_id, spec.within.where)
+
+
+def pipeline(
+    spec: Aggregation, team_id: str, ids: list[Any] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The collection to run on and the pipeline answering ``spec`` for ``team_id``; with
+    ``within``, over the ``ids`` read first (an indexed ``$in``), or — ``ids`` is ``None``:
+    there were more than :data:`MAX_WITHIN_IDS` — a ``$lookup`` from the other collection."""
     stages: list[dict[str, Any]]
     if spec.within is None:
         collection = spec.collection
         stages = [{"$match": _match(team_id, spec.where)}]
+    elif ids is not None:
+        collection = spec.collection
+        local = "_id" if spec.within.field == "id" else spec.within.field
+        match = _match(team_id, spec.where)
+        among = {"$in": ids}
+        # one flat filter (a server may use an index for it only so); $and only if it must
+        match = {"$and": [match, {local: among}]} if local in match else {**match, local: among}
+        stages = [{"$match": match}]
     else:
         collection = spec.within.collection
         local = spec.within.field

@@ -3,7 +3,7 @@
 A collection is a table ``(id, team_id, data)`` with the document as JSON text in ``data``;
 every field is read with ``json_extract(data, '$.field')`` (the expression the indexes are on).
 An :class:`~linqra.store.aggregation.Aggregation` becomes ``WITH base`` (the matching documents'
-keys and measured values) → ``grouped`` (``GROUP BY`` the keys, the number of groups by a window
+keys and measured values; with ``within``, a join driven by the other table) → ``grouped`` (``GROUP BY`` the keys, the number of groups by a window
 ``COUNT(*) OVER ()``) → for percentiles ``ranked``/``pct`` (``ROW_NUMBER()`` per group, the
 nearest-rank row picked) → one page, sorted. Names are validated identifiers, quoted.
 """
@@ -49,16 +49,18 @@ class DecimalSum:
         return str(self.total)
 
 
-def extract(field: str) -> str:
+def extract(field: str, data: str = "data") -> str:
     # field names are validated by check_filter / IndexSpec authors: letters, digits, _ and dots
-    return f"json_extract(data, '$.{field}')"
+    if field == "id" and data != "data":
+        return f"{data.removesuffix('.data')}.id"
+    return f"json_extract({data}, '$.{field}')"
 
 
-def where_sql(where: Filter) -> tuple[list[str], list[Any]]:
+def where_sql(where: Filter, data: str = "data") -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     for key, cond in where.items():
-        expr = extract(key)
+        expr = extract(key, data)
         if isinstance(cond, Mapping):
             for op, operand in cond.items():
                 clause, extra = _op_sql(expr, op, operand)
@@ -101,25 +103,25 @@ def _quote(name: str) -> str:
     return f'"{name}"'  # names are validated: [a-z][a-z0-9_]*
 
 
-def _key_sql(key: Key) -> str:
+def _key_sql(key: Key, data: str) -> str:
     if key.unit == "json":
-        return f"(data -> '$.{key.field}')"
+        return f"({data} -> '$.{key.field}')"
     if key.unit in BUCKET_CHARS:
-        return f"substr({extract(key.field)}, 1, {BUCKET_CHARS[key.unit]})"
-    return extract(key.field)
+        return f"substr({extract(key.field, data)}, 1, {BUCKET_CHARS[key.unit]})"
+    return extract(key.field, data)
 
 
-def _value_sql(measure: Measure, args: list[Any]) -> str:
+def _value_sql(measure: Measure, args: list[Any], data: str) -> str:
     assert measure.field is not None
-    value = extract(measure.field)
+    value = extract(measure.field, data)
     if measure.until is not None:
         start = f"julianday(substr({value}, 1, 23))"
-        end = f"julianday(substr({extract(measure.until)}, 1, 23))"
+        end = f"julianday(substr({extract(measure.until, data)}, 1, 23))"
         value = f"ROUND(({end} - {start}) * 86400000.0)"
     if measure.only is None:
         return value
     field, allowed = measure.only
-    return f"CASE WHEN {_member(extract(field), allowed, args)} THEN {value} END"
+    return f"CASE WHEN {_member(extract(field, data), allowed, args)} THEN {value} END"
 
 
 def _member(column: str, allowed: Sequence[Any], args: list[Any]) -> str:
@@ -156,22 +158,31 @@ def aggregate_sql(
     """One statement answering ``spec`` for ``team_id`` (``other``: the ``within`` table)."""
     keys = [_quote(k.name) for k in spec.keys]
     values = {m.name: f"_v{i}" for i, m in enumerate(spec.measures) if m.op != "count"}
-    select = [f"{_key_sql(k)} AS {q}" for k, q in zip(spec.keys, keys, strict=True)]
+    # with ``within``: the other table drives the join (an index range of it), and each of its
+    # rows finds ours through the index on the field that holds its id
+    data = "data" if spec.within is None else "t.data"
+    select = [f"{_key_sql(k, data)} AS {q}" for k, q in zip(spec.keys, keys, strict=True)]
     args: list[Any] = []  # in the order their marks appear: the select's, then the filter's
     select += [
-        f"{_value_sql(m, args)} AS {values[m.name]}" for m in spec.measures if m.name in values
+        f"{_value_sql(m, args, data)} AS {values[m.name]}"
+        for m in spec.measures
+        if m.name in values
     ]
-    clauses, where_args = where_sql(spec.where)
-    clauses.insert(0, "team_id = ?")
-    args += [team_id, *where_args]
-    if spec.within is not None:
-        inner, inner_args = where_sql(spec.within.where)
-        inner.insert(0, "team_id = ?")
-        clauses.append(
-            f"{extract(spec.within.field)} IN (SELECT id FROM {other} WHERE {' AND '.join(inner)})"
-        )
-        args += [team_id, *inner_args]
-    base = f"SELECT {', '.join(select or ['1 AS _one'])} FROM {table} WHERE {' AND '.join(clauses)}"
+    clauses, where_args = where_sql(spec.where, data)
+    if spec.within is None:
+        source = table
+        clauses.insert(0, "team_id = ?")
+        args += [team_id, *where_args]
+    else:
+        inner, inner_args = where_sql(spec.within.where, "w.data")
+        source = (
+            f"{other} w CROSS JOIN {table} t ON t.team_id = w.team_id"
+            f" AND {extract(spec.within.field, 't.data')} = +w.id"
+        )  # the unary + drops w.id's TEXT affinity, so the expression index on ours applies
+        clauses = ["w.team_id = ?", *inner, *clauses]
+        args += [team_id, *inner_args, *where_args]
+    picked = ", ".join(select or ["1 AS _one"])
+    base = f"SELECT {picked} FROM {source} WHERE {' AND '.join(clauses)}"
 
     group_args: list[Any] = []
     measures = [

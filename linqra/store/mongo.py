@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from linqra.errors import Conflict, PayloadTooLarge, StoreError
-from linqra.store._pipeline import groups, pipeline
+from linqra.store._pipeline import MAX_WITHIN_IDS, groups, pipeline, within_ids
 from linqra.store.aggregation import Aggregation, Groups, check_aggregation
 from linqra.store.base import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -204,8 +204,14 @@ class MongoStore:
 
     async def aggregate(self, team_id: str, query: Aggregation) -> Groups:
         require_team(team_id)
-        collection, stages = pipeline(check_aggregation(query), team_id)
+        first = within_ids(check_aggregation(query), team_id)
         async with self._guard("aggregate"):
+            ids = None
+            if first is not None:
+                found = self._coll(first[0]).find(first[1], {"_id": 1}).limit(MAX_WITHIN_IDS + 1)
+                ids = [doc["_id"] async for doc in found]
+                ids = ids if len(ids) <= MAX_WITHIN_IDS else None
+            collection, stages = pipeline(query, team_id, ids)
             cursor = await self._coll(collection).aggregate(stages)
             answers = [doc async for doc in cursor]
         return groups(query, answers[0] if answers else {})
