@@ -3,6 +3,7 @@
 from deployments.routers import (
     access,
     agents,
+    alerts,
     analytics,
     assistants,
     chat,
@@ -37,4 +38,5 @@ ROUTERS = (
     linq.router,
     secrets.router,
     analytics.router,
+    alerts.router,
 )

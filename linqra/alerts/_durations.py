@@ -45,7 +45,7 @@ def format_duration(seconds: int) -> str:
     if seconds <= 0:
         return "0s"
     parts = []
-    for name, unit in _UNITS:
+    for name, unit in _UNITS[1:]:  # days at most: 31d reads better than 4w3d
         count, seconds = divmod(seconds, unit)
         if count:
             parts.append(f"{count}{name}")
