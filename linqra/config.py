@@ -47,6 +47,7 @@ __all__ = [
     "RouteConfig",
     "ServiceConfig",
     "Settings",
+    "TracingSettings",
     "VectorIndexSettings",
     "load_settings",
 ]

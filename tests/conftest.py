@@ -25,12 +25,14 @@ from linqra.config import (
     MetricsSettings,
     ServiceConfig,
     Settings,
+    TracingSettings,
 )
 from linqra.system import System
 from tests.support.browser import browser, console, console_app  # noqa: F401 (fixtures)
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.live import serve_in_thread
+from tests.support.otlp import OtlpReceiver
 from tests.support.servers import HttpService, free_port, mongo_server, redis_server
 
 NAMESPACE = "linqra-test"
@@ -217,6 +219,13 @@ def live_url(settings: Settings) -> Iterator[str]:
 
 # -- Ray and Serve ------------------------------------------------------------------
 @pytest.fixture(scope="session")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """Where the session cluster's processes export their spans (tests/test_tracing_ray.py)."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def ray_settings(
     tmp_path_factory: pytest.TempPathFactory,
     http_service: HttpService,
@@ -224,11 +233,14 @@ def ray_settings(
     fake_openai: FakeOpenAI,
     fake_anthropic: FakeAnthropic,
     milvus_uri: str,
+    otlp_receiver: OtlpReceiver,
 ) -> Settings:
     data = tmp_path_factory.mktemp("ray-data")
     base = make_settings(
         data, http_service, http_service_b, fake_openai, fake_anthropic, milvus=milvus_uri,
         metrics=MetricsSettings(team_labels=True),  # a test's team is its own series
+        # every Ray test runs traced: spans go out over OTLP/HTTP from each process
+        tracing=TracingSettings(otlp_url=otlp_receiver.traces_url, export_delay_ms=200),
     )  # fmt: skip
     return base.model_copy(
         update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}

@@ -20,13 +20,22 @@ TEAM = "team-cpu"
 def runner(ray_cluster: Any, ray_settings: Settings) -> Any:
     from actors.cluster import start_cluster
 
+    DASHBOARD[:] = [ray_cluster.dashboard_url]
     return start_cluster(ray_settings).runner
+
+
+DASHBOARD: list[str] = []  # this session's cluster (set by the runner fixture)
 
 
 def _workers(state: str) -> list[Any]:
     from ray.util.state import list_actors
 
-    return list_actors(filters=[("class_name", "=", "CpuStepWorker"), ("state", "=", state)])
+    # the cluster by its address: another one on the machine (a benchmark, `linqra up`) makes
+    # the state API's "auto" ambiguous
+    return list_actors(
+        address=f"http://{DASHBOARD[0]}",
+        filters=[("class_name", "=", "CpuStepWorker"), ("state", "=", state)],
+    )
 
 
 def _until(condition: Any, what: str, timeout: float = 60) -> None:

@@ -1,0 +1,93 @@
+"""Traces across Ray (issue 16, part 5): one execution's spans come from the driver, the runner
+actor, an I/O-pool actor and a CPU-step worker, carry one trace id, chain parent to child, and
+reach a collector over OTLP/HTTP (the session cluster exports to ``otlp_receiver``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import pytest
+
+from linqra import tracing
+from linqra.config import Settings
+from linqra.system import System
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.ray
+
+TEAM = "team-trace-ray"
+STEPS = [
+    {"step": 1, "target": "quotes-service", "action": "fetch", "intent": "/api/people/random"},
+    {"step": 2, "target": "transform", "executor": "task",
+     "params": {"expression": "fullName", "input": "{{step1.result}}"}},
+    {"step": 3, "target": "openai", "action": "generate",
+     "payload": [{"role": "user", "content": "A saying by {{step2.result}}."}],
+     "llmConfig": {"model": "gpt-4o"}},
+]  # fmt: skip
+EXPECTED = {
+    "client request", "execution", "step 1", "step 2", "step 3",
+    "run quotes-service", "run transform", "run openai", "chat gpt-4o",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_cluster: Any, ray_settings: Settings) -> Settings:
+    from actors.cluster import start_cluster
+
+    start_cluster(ray_settings)
+    return ray_settings
+
+
+async def _open(settings: Settings) -> System:
+    from actors.events import open_bus
+    from actors.handles import RayLauncher
+
+    return await System.open(
+        settings, launcher=RayLauncher(settings), events=open_bus(settings), init=True
+    )
+
+
+def test_an_executions_spans_come_from_each_process_and_reach_the_collector(
+    cluster: Settings, otlp_receiver: OtlpReceiver
+) -> None:
+    async def run() -> tuple[dict[str, Any], str]:
+        system = await _open(cluster)  # this process exports to the collector too
+        try:
+            wf = await system.workflows.create(TEAM, {"name": "traced", "steps": STEPS})
+            with tracing.span("client request"):
+                root = tracing.trace_id(tracing.traceparent())
+                record = await system.runs.run_execution(TEAM, 90, workflow_id=wf.id)
+            assert root is not None
+            return record, root
+        finally:
+            await system.close()
+
+    record, trace_id = asyncio.run(run())
+    assert record["status"] == "COMPLETED", record.get("error")
+    assert record["trace_id"] == trace_id
+
+    deadline = time.monotonic() + 60
+    while missing := EXPECTED - {s.name for s in otlp_receiver.of_trace(trace_id)}:
+        assert time.monotonic() < deadline, f"spans never exported: {sorted(missing)}"
+        time.sleep(0.05)
+    spans = {s.name: s for s in otlp_receiver.of_trace(trace_id) if s.name in EXPECTED}
+
+    def parent(name: str) -> ReceivedSpan:
+        found = [s for s in spans.values() if s.span_id == spans[name].parent_id]
+        assert found, f"{name}'s parent was not exported"
+        return found[0]
+
+    assert parent("execution").name == "client request"
+    for n, target in ((1, "quotes-service"), (2, "transform"), (3, "openai")):
+        assert parent(f"step {n}").name == "execution"
+        assert parent(f"run {target}").name == f"step {n}"
+    assert parent("chat gpt-4o").name == "run openai"
+
+    driver, runner = os.getpid(), spans["execution"].pid
+    io_worker, cpu_worker = spans["run quotes-service"].pid, spans["run transform"].pid
+    assert spans["client request"].pid == driver
+    assert len({driver, runner, io_worker, cpu_worker}) == 4, "four processes, one trace"
+    assert spans["chat gpt-4o"].pid == spans["run openai"].pid
