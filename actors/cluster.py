@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors import handles
+from actors.alerts import ALERTS, AlertsActor
 from actors.async_steps import AsyncStepWorker
 from actors.events import EventBusActor
 from actors.handles import call, named_actor
@@ -51,11 +52,12 @@ class ClusterActors:
     io_pool: list[Any]
     async_workers: list[Any]
     events: Any | None
+    alerts: Any | None = None
 
 
 def start_cluster(settings: Settings) -> ClusterActors:
-    """Create (or find) the runner, scheduler, supervisor, event bus, I/O pool and async-step
-    workers for ``settings``; Ray must be initialised."""
+    """Create (or find) the runner, scheduler, supervisor, event bus, I/O pool, async-step
+    workers and alert evaluator for ``settings``; Ray must be initialised."""
     settings_json = settings.model_dump_json()
     events = None
     if settings.agents.events_url.startswith("ray://"):
@@ -107,7 +109,10 @@ def start_cluster(settings: Settings) -> ClusterActors:
         )
         for i in range(settings.agents.async_step_workers)
     ]
-    return ClusterActors(runner, scheduler, supervisor, io_pool, async_workers, events)
+    alerts = None
+    if settings.alerts.enabled:
+        alerts = named_actor(AlertsActor, settings, ALERTS, settings_json, max_task_retries=0)
+    return ClusterActors(runner, scheduler, supervisor, io_pool, async_workers, events, alerts)
 
 
 class Readiness:
