@@ -134,6 +134,22 @@ async def test_executions_and_steps_are_counted_with_durations_and_attempts(mete
     assert len(m.observations(C.STEP_DURATION)) == 3
 
 
+async def test_steps_that_end_without_running_are_counted_too(metered: Any) -> None:
+    system, m = metered
+    wf = await system.workflows.create(TEAM, {"name": "quiet", "steps": [
+        {"step": 1, "target": "noop", "params": {"a": 1}, "cacheConfig": {"enabled": True}},
+        {"step": 2, "target": "noop", "condition": "{{params.never}} == true"},
+        {"step": 3, "target": "noop", "params": {"b": "{{step2.result}}"}},
+    ]})  # fmt: skip
+    for _ in range(2):  # the second run answers step 1 from the step cache
+        record = await system.runs.run_execution(TEAM, 30, workflow_id=wf.id, params={"never": 0})
+        assert record["status"] == "FAILED"
+    assert m.value(C.STEPS, target="noop", executor="inline", status="COMPLETED") == 1
+    assert m.value(C.STEPS, target="noop", executor="cache", status="COMPLETED") == 1
+    assert m.value(C.STEPS, target="noop", status="SKIPPED") == 2
+    assert m.value(C.STEPS, target="noop", status="FAILED") == 2  # refused: step 2 skipped
+
+
 async def test_model_calls_count_tokens_and_exact_cost_and_time_to_first_token(
     metered: Any,
 ) -> None:

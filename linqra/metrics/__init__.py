@@ -29,6 +29,7 @@ __all__ = [
     "MemoryMetrics",
     "Metrics",
     "NoopMetrics",
+    "count_step",
     "open_metrics",
     "record_lag",
     "record_step",
@@ -57,6 +58,13 @@ def record_step(metrics: Metrics, call: StepCall, outcome: StepOutcome) -> None:
         STEP_DURATION, outcome.duration_ms / 1000, target=call.target, executor=call.kind
     )
     metrics.add(STEP_ATTEMPTS, outcome.attempts, target=call.target, executor=call.kind)
+
+
+def count_step(metrics: Metrics, target: str, executor: str, status: str) -> None:
+    """A step that ended without running: skipped, refused before it started, or answered
+    from the step cache (``executor="cache"``)."""
+    if metrics.enabled:
+        metrics.add(STEPS, target=target, executor=executor, status=status)
 
 
 def record_lag(metrics: Metrics, group: str, published_at: str) -> None:

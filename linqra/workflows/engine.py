@@ -357,6 +357,7 @@ class WorkflowEngine(StepRunRecorder):
                     duration_ms=0.0,
                 )
                 await self.repo.save_step_run(run.team_id, record)
+                self._count(record, StepStatus.COMPLETED, executor="cache")
                 run.results[step.step] = record["output"]
                 if not step.async_:
                     run.last_completed = step.step

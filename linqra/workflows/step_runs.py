@@ -18,7 +18,9 @@ from typing import Any
 
 from linqra.clock import iso, parse_iso, utcnow
 from linqra.config import ExecutionSettings
+from linqra.metrics import count_step
 from linqra.status import EXECUTION_ACTIVE, ExecutionStatus, StepStatus
+from linqra.steps.base import StepContext
 from linqra.tracing import span
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.records import ExecutionRepository
@@ -203,6 +205,7 @@ class StepRunRecorder:
     repo: ExecutionRepository
     settings: ExecutionSettings
     runner_id: str
+    ctx: StepContext
 
     async def interrupt_running_steps(
         self, team_id: str, execution_id: str
@@ -277,8 +280,13 @@ class StepRunRecorder:
             duration_ms=0.0,
         )
         await self.repo.save_step_run(run.team_id, record)
+        self._count(record, StepStatus.FAILED)
         run.failure = {"step": record["step"], **error}
         return StepStatus.FAILED
+
+    def _count(self, record: dict[str, Any], status: str, executor: str | None = None) -> None:
+        executor = executor or record.get("executor") or "none"
+        count_step(self.ctx.system.metrics, record["target"], executor, status)
 
     async def _record_skip(
         self,
@@ -302,6 +310,7 @@ class StepRunRecorder:
             attempts=0,
         )
         await self.repo.save_step_run(run.team_id, record)
+        self._count(record, StepStatus.SKIPPED)
 
     # -- heartbeat, cancel, finish ------------------------------------------------
     async def _heartbeat(self, run: RunState, main: asyncio.Task[Any]) -> None:
