@@ -84,6 +84,143 @@ class Agent(BaseModel):
     updated_at: Annotated[str | None, Field(title="Updated At")] = None
 
 
+class AlertDelivery(BaseModel):
+    """
+    One notification to one channel, with its attempts.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    attempts: Annotated[int, Field(title="Attempts")]
+    channel: Annotated[
+        int, Field(description="the channel's index in the rule", title="Channel")
+    ]
+    created_at: Annotated[str, Field(title="Created At")]
+    delivered_at: Annotated[str | None, Field(title="Delivered At")] = None
+    event_id: Annotated[str | None, Field(title="Event Id")] = None
+    id: Annotated[str, Field(title="Id")]
+    kind: Annotated[Literal["firing", "resolved", "refresh"], Field(title="Kind")]
+    last_attempt_at: Annotated[str | None, Field(title="Last Attempt At")] = None
+    last_error: Annotated[str | None, Field(title="Last Error")] = None
+    next_attempt_at: Annotated[str | None, Field(title="Next Attempt At")] = None
+    response_status: Annotated[int | None, Field(title="Response Status")] = None
+    rule_id: Annotated[str, Field(title="Rule Id")]
+    status: Annotated[
+        Literal["pending", "retrying", "delivered", "failed", "superseded"],
+        Field(
+            description="retrying: failed, tried again at next_attempt_at; failed: given up",
+            title="Status",
+        ),
+    ]
+    target: Annotated[
+        str,
+        Field(
+            description="the webhook URL, the topic, or 'alertmanager'", title="Target"
+        ),
+    ]
+    type: Annotated[Literal["webhook", "event", "alertmanager"], Field(title="Type")]
+
+
+class AlertEvent(BaseModel):
+    """
+    One transition of a rule: it started firing, or it resolved.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    at: Annotated[str, Field(title="At")]
+    comparison: Annotated[Literal[">", ">=", "<", "<="], Field(title="Comparison")]
+    detail: Annotated[dict[str, Any] | None, Field(title="Detail")] = None
+    id: Annotated[str, Field(title="Id")]
+    kind: Annotated[Literal["firing", "resolved"], Field(title="Kind")]
+    reason: Annotated[
+        str | None,
+        Field(description="resolved: recovered, disabled or deleted", title="Reason"),
+    ] = None
+    rule_id: Annotated[str, Field(title="Rule Id")]
+    rule_name: Annotated[str, Field(title="Rule Name")]
+    severity: Annotated[Literal["critical", "warning", "info"], Field(title="Severity")]
+    signal: Annotated[str, Field(title="Signal")]
+    started_at: Annotated[
+        str, Field(description="when this alert started firing", title="Started At")
+    ]
+    threshold: Annotated[float, Field(title="Threshold")]
+    value: Annotated[float | None, Field(title="Value")] = None
+
+
+class AlertSecretInput(BaseModel):
+    """
+    The body of ``PUT /v1/alerts/secrets/{name}``.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    value: Annotated[
+        str,
+        Field(
+            description="the signing key; printable ASCII without spaces (stored sealed, never shown)",
+            max_length=4096,
+            min_length=8,
+            title="Value",
+        ),
+    ]
+
+
+class AlertSecretView(BaseModel):
+    """
+    A team's alert secret, masked.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    created_at: Annotated[str, Field(title="Created At")]
+    key_version: Annotated[
+        int,
+        Field(
+            description="the master key version it is sealed with", title="Key Version"
+        ),
+    ]
+    last4: Annotated[str, Field(title="Last4")]
+    name: Annotated[str, Field(title="Name")]
+    updated_at: Annotated[str, Field(title="Updated At")]
+
+
+class AlertState(BaseModel):
+    """
+    Where a rule's evaluation stands (``inactive`` until its condition first holds).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    clear_since: Annotated[
+        str | None,
+        Field(
+            description="firing, condition cleared since (keep_firing_for running)",
+            title="Clear Since",
+        ),
+    ] = None
+    firing_since: Annotated[str | None, Field(title="Firing Since")] = None
+    last_error: Annotated[
+        str | None,
+        Field(description="why the last evaluation failed", title="Last Error"),
+    ] = None
+    last_evaluated_at: Annotated[str | None, Field(title="Last Evaluated At")] = None
+    last_value: Annotated[
+        float | None,
+        Field(description="the signal at the last evaluation", title="Last Value"),
+    ] = None
+    pending_since: Annotated[str | None, Field(title="Pending Since")] = None
+    since: Annotated[
+        str | None, Field(description="when it entered this state", title="Since")
+    ] = None
+    state: Annotated[Literal["inactive", "pending", "firing"], Field(title="State")]
+
+
 class Description(RootModel[str]):
     root: Annotated[str, Field(max_length=4000, title="Description")]
 
@@ -162,6 +299,59 @@ class BudgetStatus(BaseModel):
     remaining: Annotated[str | None, Field(title="Remaining")] = None
     reserved: Annotated[str | None, Field(title="Reserved")] = None
     spent: Annotated[str | None, Field(title="Spent")] = None
+
+
+class Secret(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="webhook: the name of the team's alert secret whose value signs each call (PUT /v1/alerts/secrets/{name}); the value is never stored with the rule",
+            max_length=64,
+            title="Secret",
+        ),
+    ]
+
+
+class Topic(RootModel[str]):
+    root: Annotated[
+        str, Field(description="event: the team's topic", max_length=200, title="Topic")
+    ]
+
+
+class Url(RootModel[str]):
+    root: Annotated[
+        str, Field(description="webhook: http(s) URL", max_length=2000, title="Url")
+    ]
+
+
+class ChannelInput(BaseModel):
+    """
+    Where a rule's firing and resolved notifications go.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    secret: Annotated[
+        Secret | None,
+        Field(
+            description="webhook: the name of the team's alert secret whose value signs each call (PUT /v1/alerts/secrets/{name}); the value is never stored with the rule",
+            title="Secret",
+        ),
+    ] = None
+    topic: Annotated[
+        Topic | None, Field(description="event: the team's topic", title="Topic")
+    ] = None
+    type: Annotated[
+        Literal["webhook", "event", "alertmanager"],
+        Field(
+            description="webhook: a signed POST to `url`; event: published on the team's `topic`; alertmanager: posted to the configured Alertmanager (`alerts.alertmanager_url`)",
+            title="Type",
+        ),
+    ]
+    url: Annotated[
+        Url | None, Field(description="webhook: http(s) URL", title="Url")
+    ] = None
 
 
 class ClientMessageId(RootModel[str]):
@@ -838,11 +1028,113 @@ class CreateCollectionBody(BaseModel):
     ]
 
 
+class Channel(BaseModel):
+    """
+    Where a rule's firing and resolved notifications go.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    secret: Annotated[
+        Secret | None,
+        Field(
+            description="webhook: the name of the team's alert secret whose value signs each call (PUT /v1/alerts/secrets/{name}); the value is never stored with the rule",
+            title="Secret",
+        ),
+    ] = None
+    topic: Annotated[
+        Topic | None, Field(description="event: the team's topic", title="Topic")
+    ] = None
+    type: Annotated[
+        Literal["webhook", "event", "alertmanager"],
+        Field(
+            description="webhook: a signed POST to `url`; event: published on the team's `topic`; alertmanager: posted to the configured Alertmanager (`alerts.alertmanager_url`)",
+            title="Type",
+        ),
+    ]
+    url: Annotated[
+        Url | None, Field(description="webhook: http(s) URL", title="Url")
+    ] = None
+
+
+class CreateRuleBody(BaseModel):
+    """
+    The body of ``POST /v1/alerts/rules`` and ``PUT /v1/alerts/rules/{id}``.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    channels: Annotated[
+        list[Channel] | None, Field(max_length=10, title="Channels")
+    ] = None
+    comparison: Annotated[
+        Literal[">", ">=", "<", "<="] | None,
+        Field(description="value <comparison> threshold fires", title="Comparison"),
+    ] = ">"
+    description: Annotated[str | None, Field(max_length=1000, title="Description")] = ""
+    enabled: Annotated[bool | None, Field(title="Enabled")] = True
+    for_: Annotated[
+        str | int | None,
+        Field(
+            alias="for",
+            description="how long the condition must hold before the alert fires (pending till then)",
+            title="For",
+        ),
+    ] = "0s"
+    keep_firing_for: Annotated[
+        str | int | None,
+        Field(
+            description="how long a firing alert stays firing after the condition clears",
+            title="Keep Firing For",
+        ),
+    ] = "0s"
+    labels: Annotated[
+        dict[str, str] | None,
+        Field(
+            description="extra labels for Alertmanager and the payloads", title="Labels"
+        ),
+    ] = None
+    name: Annotated[
+        str,
+        Field(
+            description="unique in the team", max_length=100, min_length=1, title="Name"
+        ),
+    ]
+    params: Annotated[
+        dict[str, str | int | float | bool] | None,
+        Field(
+            description="the signal's parameters (e.g. workflow_id, provider)",
+            title="Params",
+        ),
+    ] = None
+    severity: Annotated[
+        Literal["critical", "warning", "info"] | None, Field(title="Severity")
+    ] = "warning"
+    signal: Annotated[
+        str,
+        Field(
+            description="what is measured, one of GET /v1/alerts/signals: execution_failure_rate, team_spend, provider_error_rate, queue_backlog, schedules_missed",
+            max_length=64,
+            title="Signal",
+        ),
+    ]
+    threshold: Annotated[float, Field(title="Threshold")]
+    window: Annotated[
+        str | int | None,
+        Field(
+            description="how far back a windowed signal looks: 10s to 31d",
+            title="Window",
+        ),
+    ] = "5m"
+
+
 class Cron(RootModel[str]):
     root: Annotated[str, Field(max_length=256, title="Cron")]
 
 
-class Topic(RootModel[str]):
+class Topic2(RootModel[str]):
     root: Annotated[str, Field(max_length=200, title="Topic")]
 
 
@@ -865,7 +1157,7 @@ class Trigger(BaseModel):
         False
     )
     timezone: Annotated[str | None, Field(max_length=64, title="Timezone")] = "UTC"
-    topic: Annotated[Topic | None, Field(title="Topic")] = None
+    topic: Annotated[Topic2 | None, Field(title="Topic")] = None
     type: Annotated[Literal["CRON", "EVENT_DRIVEN", "MANUAL"], Field(title="Type")]
 
 
@@ -1027,6 +1319,41 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class Evaluation(BaseModel):
+    """
+    A dry run of a rule: its signal now, and what an evaluation would do (nothing is kept).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    breach: Annotated[
+        bool, Field(description="value <comparison> threshold", title="Breach")
+    ]
+    comparison: Annotated[Literal[">", ">=", "<", "<="], Field(title="Comparison")]
+    detail: Annotated[dict[str, Any] | None, Field(title="Detail")] = None
+    exact: Annotated[
+        str | None, Field(description="the value as exact decimal text", title="Exact")
+    ] = None
+    next_state: Annotated[
+        Literal["inactive", "pending", "firing"],
+        Field(description="its state if it were evaluated now", title="Next State"),
+    ]
+    rule_id: Annotated[str, Field(title="Rule Id")]
+    signal: Annotated[str, Field(title="Signal")]
+    state: Annotated[
+        Literal["inactive", "pending", "firing"],
+        Field(description="the rule's state now", title="State"),
+    ]
+    threshold: Annotated[float, Field(title="Threshold")]
+    value: Annotated[
+        float | None,
+        Field(description="null: no data in the window (never fires)", title="Value"),
+    ]
+    window_from: Annotated[str | None, Field(title="Window From")] = None
+    window_to: Annotated[str, Field(title="Window To")]
+
+
 class ExecutedBy(RootModel[str]):
     root: Annotated[str, Field(max_length=256, title="Executedby")]
 
@@ -1085,6 +1412,26 @@ class ExecutionSummary(BaseModel):
     workflow_id: Annotated[str | None, Field(title="Workflow Id")] = None
     workflow_name: Annotated[str | None, Field(title="Workflow Name")] = None
     workflow_version: Annotated[int | None, Field(title="Workflow Version")] = None
+
+
+class FiringAlert(BaseModel):
+    """
+    A rule that is firing now.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    comparison: Annotated[Literal[">", ">=", "<", "<="], Field(title="Comparison")]
+    event_id: Annotated[str | None, Field(title="Event Id")] = None
+    firing_since: Annotated[str, Field(title="Firing Since")]
+    labels: Annotated[dict[str, str] | None, Field(title="Labels")] = None
+    name: Annotated[str, Field(title="Name")]
+    rule_id: Annotated[str, Field(title="Rule Id")]
+    severity: Annotated[Literal["critical", "warning", "info"], Field(title="Severity")]
+    signal: Annotated[str, Field(title="Signal")]
+    threshold: Annotated[float, Field(title="Threshold")]
+    value: Annotated[float | None, Field(title="Value")] = None
 
 
 class Health(BaseModel):
@@ -1169,6 +1516,16 @@ class InputGuardrails(BaseModel):
             title="Redactpii",
         ),
     ] = None
+
+
+class ItemListAlertSecretView(BaseModel):
+    items: Annotated[list[AlertSecretView], Field(title="Items")]
+    total: Annotated[int, Field(title="Total")]
+
+
+class ItemListFiringAlert(BaseModel):
+    items: Annotated[list[FiringAlert], Field(title="Items")]
+    total: Annotated[int, Field(title="Total")]
 
 
 class ItemListHook(BaseModel):
@@ -1444,6 +1801,22 @@ class OutputGuardrails(BaseModel):
 
 class PageAgent(BaseModel):
     items: Annotated[list[Agent], Field(title="Items")]
+    limit: Annotated[int, Field(title="Limit")]
+    next_offset: Annotated[int | None, Field(title="Next Offset")]
+    offset: Annotated[int, Field(title="Offset")]
+    total: Annotated[int, Field(description="items in the whole list", title="Total")]
+
+
+class PageAlertDelivery(BaseModel):
+    items: Annotated[list[AlertDelivery], Field(title="Items")]
+    limit: Annotated[int, Field(title="Limit")]
+    next_offset: Annotated[int | None, Field(title="Next Offset")]
+    offset: Annotated[int, Field(title="Offset")]
+    total: Annotated[int, Field(description="items in the whole list", title="Total")]
+
+
+class PageAlertEvent(BaseModel):
+    items: Annotated[list[AlertEvent], Field(title="Items")]
     limit: Annotated[int, Field(title="Limit")]
     next_offset: Annotated[int | None, Field(title="Next Offset")]
     offset: Annotated[int, Field(title="Offset")]
@@ -1792,6 +2165,30 @@ class SetMemberBody(BaseModel):
     status: Annotated[
         str | None, Field(pattern="^(active|suspended)$", title="Status")
     ] = "active"
+
+
+class SignalInfo(BaseModel):
+    """
+    One signal a rule may watch.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    description: Annotated[str, Field(title="Description")]
+    name: Annotated[str, Field(title="Name")]
+    params: Annotated[
+        dict[str, str],
+        Field(description="parameter name -> what it means", title="Params"),
+    ]
+    unit: Annotated[Literal["ratio", "count", "money", "seconds"], Field(title="Unit")]
+    windowed: Annotated[
+        bool,
+        Field(
+            description="false: measured at the instant, `window` is not used",
+            title="Windowed",
+        ),
+    ]
 
 
 class SlowRun(BaseModel):
@@ -2176,6 +2573,118 @@ class UpdateAssistantBody(BaseModel):
     ] = None
 
 
+class Topic3(RootModel[str]):
+    root: Annotated[
+        str, Field(description="event: the team's topic", max_length=200, title="Topic")
+    ]
+
+
+class Channel1(BaseModel):
+    """
+    Where a rule's firing and resolved notifications go.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    secret: Annotated[
+        Secret | None,
+        Field(
+            description="webhook: the name of the team's alert secret whose value signs each call (PUT /v1/alerts/secrets/{name}); the value is never stored with the rule",
+            title="Secret",
+        ),
+    ] = None
+    topic: Annotated[
+        Topic3 | None, Field(description="event: the team's topic", title="Topic")
+    ] = None
+    type: Annotated[
+        Literal["webhook", "event", "alertmanager"],
+        Field(
+            description="webhook: a signed POST to `url`; event: published on the team's `topic`; alertmanager: posted to the configured Alertmanager (`alerts.alertmanager_url`)",
+            title="Type",
+        ),
+    ]
+    url: Annotated[
+        Url | None, Field(description="webhook: http(s) URL", title="Url")
+    ] = None
+
+
+class UpdateRuleBody(BaseModel):
+    """
+    The body of ``POST /v1/alerts/rules`` and ``PUT /v1/alerts/rules/{id}``.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    channels: Annotated[
+        list[Channel1] | None, Field(max_length=10, title="Channels")
+    ] = None
+    comparison: Annotated[
+        Literal[">", ">=", "<", "<="] | None,
+        Field(description="value <comparison> threshold fires", title="Comparison"),
+    ] = ">"
+    description: Annotated[str | None, Field(max_length=1000, title="Description")] = ""
+    enabled: Annotated[bool | None, Field(title="Enabled")] = True
+    for_: Annotated[
+        str | int | None,
+        Field(
+            alias="for",
+            description="how long the condition must hold before the alert fires (pending till then)",
+            title="For",
+        ),
+    ] = "0s"
+    keep_firing_for: Annotated[
+        str | int | None,
+        Field(
+            description="how long a firing alert stays firing after the condition clears",
+            title="Keep Firing For",
+        ),
+    ] = "0s"
+    labels: Annotated[
+        dict[str, str] | None,
+        Field(
+            description="extra labels for Alertmanager and the payloads", title="Labels"
+        ),
+    ] = None
+    name: Annotated[
+        str,
+        Field(
+            description="unique in the team", max_length=100, min_length=1, title="Name"
+        ),
+    ]
+    params: Annotated[
+        dict[str, str | int | float | bool] | None,
+        Field(
+            description="the signal's parameters (e.g. workflow_id, provider)",
+            title="Params",
+        ),
+    ] = None
+    severity: Annotated[
+        Literal["critical", "warning", "info"] | None, Field(title="Severity")
+    ] = "warning"
+    signal: Annotated[
+        str,
+        Field(
+            description="what is measured, one of GET /v1/alerts/signals: execution_failure_rate, team_spend, provider_error_rate, queue_backlog, schedules_missed",
+            max_length=64,
+            title="Signal",
+        ),
+    ]
+    threshold: Annotated[float, Field(title="Threshold")]
+    window: Annotated[
+        str | int | None,
+        Field(
+            description="how far back a windowed signal looks: 10s to 31d",
+            title="Window",
+        ),
+    ] = "5m"
+
+
+class Topic4(RootModel[str]):
+    root: Annotated[str, Field(max_length=200, title="Topic")]
+
+
 class Trigger1(BaseModel):
     """
     ``CRON`` (``cron`` + ``timezone``), ``EVENT_DRIVEN`` (``topic`` + optional ``filter``),
@@ -2195,7 +2704,7 @@ class Trigger1(BaseModel):
         False
     )
     timezone: Annotated[str | None, Field(max_length=64, title="Timezone")] = "UTC"
-    topic: Annotated[Topic | None, Field(title="Topic")] = None
+    topic: Annotated[Topic4 | None, Field(title="Topic")] = None
     type: Annotated[Literal["CRON", "EVENT_DRIVEN", "MANUAL"], Field(title="Type")]
 
 
@@ -2355,6 +2864,37 @@ class WorkflowVersion(BaseModel):
     rolled_back_from: Annotated[int | None, Field(title="Rolled Back From")] = None
     version: Annotated[int, Field(title="Version")]
     workflow_id: Annotated[str, Field(title="Workflow Id")]
+
+
+class AlertRule(BaseModel):
+    """
+    A stored rule, with its current state.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    channels: Annotated[list[ChannelInput], Field(title="Channels")]
+    comparison: Annotated[Literal[">", ">=", "<", "<="], Field(title="Comparison")]
+    created_at: Annotated[str, Field(title="Created At")]
+    description: Annotated[str | None, Field(title="Description")] = ""
+    enabled: Annotated[bool, Field(title="Enabled")]
+    for_: Annotated[str, Field(alias="for", title="For")]
+    for_seconds: Annotated[int, Field(title="For Seconds")]
+    id: Annotated[str, Field(title="Id")]
+    keep_firing_for: Annotated[str, Field(title="Keep Firing For")]
+    keep_firing_for_seconds: Annotated[int, Field(title="Keep Firing For Seconds")]
+    labels: Annotated[dict[str, str], Field(title="Labels")]
+    name: Annotated[str, Field(title="Name")]
+    params: Annotated[dict[str, str | int | float | bool], Field(title="Params")]
+    severity: Annotated[Literal["critical", "warning", "info"], Field(title="Severity")]
+    signal: Annotated[str, Field(title="Signal")]
+    state: AlertState | None = None
+    threshold: Annotated[float, Field(title="Threshold")]
+    updated_at: Annotated[str, Field(title="Updated At")]
+    version: Annotated[int, Field(title="Version")]
+    window: Annotated[str, Field(title="Window")]
+    window_seconds: Annotated[int, Field(title="Window Seconds")]
 
 
 class AnalyticsPageRunStats(BaseModel):
@@ -2652,6 +3192,11 @@ class ItemListSecretView(BaseModel):
     total: Annotated[int, Field(title="Total")]
 
 
+class ItemListSignalInfo(BaseModel):
+    items: Annotated[list[SignalInfo], Field(title="Items")]
+    total: Annotated[int, Field(title="Total")]
+
+
 class ItemListTaskVersion(BaseModel):
     items: Annotated[list[TaskVersion], Field(title="Items")]
     total: Annotated[int, Field(title="Total")]
@@ -2723,6 +3268,14 @@ class Message(BaseModel):
     ]
     task_results: Annotated[list[Any] | None, Field(title="Task Results")] = None
     usage: MessageUsage | None = None
+
+
+class PageAlertRule(BaseModel):
+    items: Annotated[list[AlertRule], Field(title="Items")]
+    limit: Annotated[int, Field(title="Limit")]
+    next_offset: Annotated[int | None, Field(title="Next Offset")]
+    offset: Annotated[int, Field(title="Offset")]
+    total: Annotated[int, Field(description="items in the whole list", title="Total")]
 
 
 class PageApiKey(BaseModel):
