@@ -31,8 +31,12 @@ class AlertsActor:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        system = await process_system(self.settings)
-        self._evaluator = AlertEvaluator.of(system)
+        while self._evaluator is None:  # the store may be down as the cluster starts
+            try:
+                self._evaluator = AlertEvaluator.of(await process_system(self.settings))
+            except Exception:
+                log.warning("the alert evaluator cannot open its system yet", exc_info=True)
+                await asyncio.sleep(2.0)
         self._ready.set()
         while True:
             await self.tick()

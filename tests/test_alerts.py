@@ -1,10 +1,11 @@
-"""Alert rules in the core, through a real System (SQLite store, in-process event bus): the state
+"""Alert rules in the core, through a real System (SQLite and MongoDB stores, in-process event bus): the state
 machine with instants the test chooses (no sleeps), signals computed from what Linqra records,
 history, and the event channel. Webhooks and retries: ``test_alerts_delivery.py``; Alertmanager:
 ``test_alerts_alertmanager.py``; the HTTP API: ``test_alerts_api.py``."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,6 +33,17 @@ TEAM, OTHER = "team-a", "team-b"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, alerts=AlertSettings(delivery_timeout_seconds=2))
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def system(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[System]:
+    """The same tests on SQLite and on a MongoDB server (SecantusDB), each in its own database."""
+    if request.param == "mongo":
+        url = request.getfixturevalue("mongo_url").rsplit("/", 1)[0]
+        settings = settings.model_copy(update={"store_url": f"{url}/al{uuid.uuid4().hex[:10]}"})
+    opened = await System.open(settings)
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
