@@ -21,6 +21,7 @@ from typing import Any
 
 from deployments.remote_cli import UsageError, parse_params
 from linqra.config import Settings, load_settings
+from linqra.logs import ray_logging_config
 from linqra.status import ExecutionStatus
 
 __all__ = [
@@ -93,6 +94,8 @@ def init_ray(
         num_cpus=settings.ray.num_cpus,
         namespace=settings.ray.namespace,
         logging_level=logging.WARNING,
+        # every worker's lines as JSON with their extras (request, team, execution, trace ids)
+        logging_config=ray.LoggingConfig(**ray_logging_config(settings.logging)),
         **kwargs,
     )
     return context, True

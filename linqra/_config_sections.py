@@ -3,9 +3,11 @@ stays under the project's module size; ``Settings`` names each under its key."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
-__all__ = ["TracingSettings"]
+__all__ = ["LoggingSettings", "TracingSettings"]
 
 
 class TracingSettings(BaseModel):
@@ -25,3 +27,16 @@ class TracingSettings(BaseModel):
     sample_ratio: float = Field(
         default=1.0, ge=0, le=1, description="share of new traces recorded (parent's choice kept)"
     )
+
+
+class LoggingSettings(BaseModel):
+    """Log lines of every process (docs/observability.md, "Logs")."""
+
+    model_config = {"extra": "forbid"}
+
+    encoding: Literal["json", "text"] = Field(
+        default="json",
+        description="one JSON object a line (with request, team, execution and "
+        "trace ids), or plain text",
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -27,7 +27,7 @@ from pydantic_settings import (
 
 from linqra._config_access import AuthSettings, OidcSettings, RateLimitSettings
 from linqra._config_alerts import AlertSettings
-from linqra._config_sections import TracingSettings
+from linqra._config_sections import LoggingSettings, TracingSettings
 from linqra._config_types import ReadableFile, WebOrigin
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "KnowledgeSettings",
     "LLMProviderConfig",
     "LLMSettings",
+    "LoggingSettings",
     "MetricsSettings",
     "OidcSettings",
     "RateLimitSettings",
@@ -423,6 +424,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = Field(default_factory=ChatSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @model_validator(mode="after")

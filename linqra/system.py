@@ -28,6 +28,7 @@ from linqra.knowledge.service import KnowledgeService
 from linqra.launcher import InProcessLauncher, Launcher
 from linqra.llm.service import LLMService
 from linqra.llm.usage import USAGE_INDEXES
+from linqra.logs import configure as configure_logging
 from linqra.metrics import NOOP, Metrics, open_metrics
 from linqra.ratelimit import RateLimiter, RateLimitRules, TeamTokenLimit
 from linqra.runs import RunService
@@ -92,6 +93,7 @@ class System:
         without Ray; a Ray process hands in ``actors.metrics.RayMetrics``);
         ``init``: create the store's indexes (once per cluster is enough)."""
         configure_tracing(settings.tracing)
+        configure_logging(settings.logging)
         timeouts = {
             "timeout_seconds": settings.store_timeout_seconds,
             "connect_timeout_seconds": settings.store_connect_timeout_seconds,

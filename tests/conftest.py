@@ -27,6 +27,7 @@ from linqra.config import (
     Settings,
     TracingSettings,
 )
+from linqra.logs import ray_logging_config
 from linqra.system import System
 from tests.support.browser import browser, console, console_app  # noqa: F401 (fixtures)
 from tests.support.fake_anthropic import FakeAnthropic
@@ -282,6 +283,7 @@ def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
         # metrics reach the node's export every second, not every 10 s, so a test sees them
         # soon (tests/test_prometheus.py); measured: +0.4 s CPU per 30 s for an idle cluster
         _system_config={"metrics_report_interval_ms": 1000},
+        logging_config=ray.LoggingConfig(**ray_logging_config(ray_settings.logging)),
     )
     yield context
     ray.shutdown()

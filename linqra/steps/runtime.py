@@ -28,6 +28,7 @@ from typing import Any, Literal
 from linqra import tracing
 from linqra.clock import iso
 from linqra.errors import LinqraError, StepError, StepTimeout
+from linqra.logs import bind
 from linqra.resilience import Backoff
 from linqra.status import StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
@@ -149,13 +150,18 @@ async def run_step_call(
 ) -> StepOutcome:
     """Run ``call`` up to ``call.max_attempts`` times, each bounded by ``call.timeout`` (in a
     span following the engine's step span, ``call.trace``, when tracing is on)."""
-    if call.trace is None or not tracing.enabled():
-        return await _run_step_call(call, registry, ctx, sleep, rand)
-    attributes = {"linqra.step": call.step, "linqra.target": call.target, "linqra.kind": call.kind}
-    with tracing.span(f"run {call.target}", parent=call.trace, attributes=attributes):
-        outcome = await _run_step_call(call, registry, ctx, sleep, rand)
-        tracing.annotate({"linqra.status": outcome.status, "linqra.attempts": outcome.attempts})
-        return outcome
+    with bind(team=call.team_id, execution_id=call.execution_id):  # on the worker's log lines
+        if call.trace is None or not tracing.enabled():
+            return await _run_step_call(call, registry, ctx, sleep, rand)
+        attributes = {
+            "linqra.step": call.step,
+            "linqra.target": call.target,
+            "linqra.kind": call.kind,
+        }
+        with tracing.span(f"run {call.target}", parent=call.trace, attributes=attributes):
+            outcome = await _run_step_call(call, registry, ctx, sleep, rand)
+            tracing.annotate({"linqra.status": outcome.status, "linqra.attempts": outcome.attempts})
+            return outcome
 
 
 async def _run_step_call(

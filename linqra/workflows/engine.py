@@ -23,6 +23,7 @@ from linqra.cache import Cache
 from linqra.clock import iso
 from linqra.config import ExecutionSettings
 from linqra.errors import LinqraError
+from linqra.logs import bind
 from linqra.metrics import record_step
 from linqra.status import STEP_FAILED, ExecutionStatus, StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
@@ -108,7 +109,10 @@ class WorkflowEngine(StepRunRecorder):
         ``fresh``: claimed from PENDING, so there are no earlier step runs to look for."""
         doc = await self.repo.get(team_id, execution_id)
         attributes = {"linqra.team": team_id, "linqra.execution_id": execution_id}
-        with span("execution", parent=doc.get("traceparent"), attributes=attributes):
+        with (
+            span("execution", parent=doc.get("traceparent"), attributes=attributes),
+            bind(team=team_id, execution_id=execution_id),
+        ):
             return await self._run(doc, fresh)
 
     async def _run(self, doc: dict[str, Any], fresh: bool) -> dict[str, Any]:
