@@ -17,6 +17,7 @@ answers once that is done (issue 15: the first execution after start paid for it
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,7 +74,7 @@ class IOStepWorker:
         tasks = []
         for index, call in enumerate(calls):
             task = asyncio.create_task(one(call))
-            task.add_done_callback(lambda t, i=index: report(i, t))
+            task.add_done_callback(functools.partial(report, index))
             tasks.append(task)
         self._batches[batch_id] = tasks
         try:
