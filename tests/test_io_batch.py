@@ -61,15 +61,15 @@ def test_parallel_io_steps_each_get_their_own_result(cluster: Settings) -> None:
         finally:
             await system.close()
 
-    t0 = time.monotonic()
     record = asyncio.run(run())
     assert record["status"] == "COMPLETED", record.get("error")
     by_step = {s["step"]: s for s in record["steps"]}
     assert [by_step[i]["output"]["i"] for i in range(1, n + 1)] == list(range(1, n + 1))
     assert all(by_step[i]["status"] == "COMPLETED" for i in range(1, n + 2))
     assert record["result"] == n
-    # in parallel: 60 sequential half-second steps would take 30 s
-    assert time.monotonic() - t0 < n * seconds / 4
+    # in parallel: 60 sequential half-second steps would take 30 s (the execution's own time:
+    # opening the driver's System is not the subject)
+    assert record["duration_ms"] / 1000 < n * seconds / 3
 
 
 def test_cancel_stops_the_batched_steps_on_their_worker(cluster: Settings) -> None:
