@@ -145,7 +145,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if _asked_for_live(args):
             complain("status", exc)
             code = max(code, 1)
-        elif answered:  # a gateway without metrics is still a status: say where they would be
+        elif answered or cluster is not None:  # a status without metrics: say where they'd be
             report["live"] = {"error": str(exc)}
             if not wants_json(args):
                 say(f"live:       {exc}")
@@ -153,7 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
         return 130
     if wants_json(args):
-        if answered or "live" in report:
+        if answered or "live" in report or "ray" in report:
             emit_json(report)
     elif "live" in report and "error" not in report["live"]:
         for line in render(report["live"], report["live"]["source"]):
@@ -275,9 +275,15 @@ def _cluster(args: argparse.Namespace, settings: Settings | None) -> dict[str, A
             log_to_driver=False,
         )  # fmt: skip
     except Exception as exc:
+        # a cluster that ray.init() started (not `ray start`) takes clients with its token only
+        auth = (
+            ""
+            if os.environ.get("RAY_AUTH_MODE")
+            else "; if it uses token auth: RAY_AUTH_MODE=token"
+        )
         return {
             "address": address,
-            "error": f"no cluster answers at {address} ({type(exc).__name__})",
+            "error": f"no cluster answers at {address} ({type(exc).__name__}{auth})",
         }
     try:
         info: dict[str, Any] = {"address": address, "resources": ray.cluster_resources()}  # type: ignore[no-untyped-call]
@@ -321,7 +327,7 @@ def _endpoints(
         return discovery_targets(Path(args.discovery)), f"the discovery file {args.discovery}"
     if cluster is not None:
         if "error" in cluster:
-            raise NoEndpoint(f"the Ray cluster named does not answer: {cluster['error']}")
+            raise NoEndpoint("none: the Ray cluster does not answer")
         if not cluster["metrics"]:
             raise NoEndpoint(f"the Ray cluster at {cluster['address']} lists no metrics export")
         return cluster["metrics"], f"the Ray cluster at {cluster['address']}"
