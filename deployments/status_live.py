@@ -318,44 +318,50 @@ def _age(seconds: float) -> str:
 
 
 def render(summary: dict[str, Any], source: str) -> list[str]:
-    """The summary as the lines ``linqra status`` prints (labels 12 wide, as its others)."""
-    pad = " " * 12
+    """The summary as the lines ``linqra status`` prints: a ``live:`` line naming the endpoints,
+    then one line a figure, indented under it."""
+    pad = " " * 14
     ends = summary["endpoints"]
     lines = [
         f"live:       {len(ends['answered'])} of {len(ends['urls'])} metrics endpoint(s) of "
-        f"{source}, read {summary['at']}"
+        f"{source}, read {summary['at'][:19]}Z"
     ]
-    lines += [f"{pad}{url} does not answer ({why})" for url, why in ends["errors"].items()]
+    lines += [f"  {url} does not answer ({why})" for url, why in ends["errors"].items()]
     seconds = summary["interval_seconds"]
     ex, calls = summary["executions"], summary["model_calls"]
     lines.append(
-        f"executions: {ex['running_estimate']} running now (started - ended, per runner "
+        f"  executions  {ex['running_estimate']} running now (started - ended per runner "
         "process, all teams)"
     )
-    window = "increase between two scrapes, rate = increase / elapsed"
-    if seconds is None:
-        lines.append(f"{pad}rates after the next refresh ({window})")
-    else:
+    if seconds is not None:
         lines.append(pad + _interval_line("ended", "failed or timed out", ex["interval"], seconds))
-        lines.append("models:     " + _interval_line("call(s)", "error(s)", calls["interval"], seconds))
-        lines.append(f"{pad}({window}; counts since each process started: --json)")
+        lines.append(
+            "  models      " + _interval_line("call(s)", "error(s)", calls["interval"], seconds)
+        )
     if summary["queues"]:
         queues = ", ".join(
             f"{q} {v['depth']} waiting (oldest {_age(v.get('oldest_age_seconds', 0))})"
             for q, v in summary["queues"].items()
         )
-        lines.append(f"queues:     {queues} (sampled by the supervisor)")
+        lines.append(f"  queues      {queues}")
     else:
-        lines.append("queues:     not reported (the supervisor actor samples them, on Ray)")
+        lines.append("  queues      not reported (the supervisor actor samples them, on Ray)")
     agents = summary["agent_actors"]
     lines.append(
-        f"agents:     {agents} agent actor(s) live"
+        f"  agents      {agents} agent actor(s) live"
         if agents is not None
-        else "agents:     not reported (the supervisor actor samples them, on Ray)"
+        else "  agents      not reported (the supervisor actor samples them, on Ray)"
     )
     spend = summary["spend"]
-    line = f"spend:      {_amounts(spend['since_start'])} since the processes started"
+    line = f"  spend       {_amounts(spend['since_start'])} since the processes started"
     if seconds is not None:
         line += f", {_amounts(spend['interval'])} in the last {seconds:g} s"
-    lines.append(line + " (the cost counter: it restarts with its process)")
+    lines.append(line)
+    if seconds is None:
+        lines.append("  (rates: at the next refresh, from the increase since this scrape)")
+    else:
+        lines.append(
+            f"  (rates: the increase between two scrapes {seconds:g} s apart / elapsed time; "
+            "counters restart with their process; totals since each process started: --json)"
+        )
     return lines

@@ -61,13 +61,6 @@ BAD = [{"step": 1, "target": "quotes-service", "action": "fetch", "intent": "/st
 SLOW = [{"step": 1, "target": "wait", "params": {"seconds": 30}}]
 
 
-T0 = time.monotonic()
-
-
-def mark(what: str) -> None:
-    print(f"[{time.monotonic() - T0:7.2f}] {what}", flush=True)
-
-
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     """Poll ``check`` until it returns something true (returned), at most ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -149,7 +142,7 @@ def test_two_scrapes_of_prometheus_client_endpoints_are_summarised(
         "task_executions": {"depth": 0, "oldest_age_seconds": 0.0},
     }
     assert one["agent_actors"] == 3 and one["interval_seconds"] is None
-    assert "rates after the next refresh" in "\n".join(render(one, "test"))
+    assert "(rates: at the next refresh" in "\n".join(render(one, "test"))
 
     runs(a, 0, COMPLETED=1, FAILED=1)  # the two running in a end: one fails
     runs(b, 3, TIMEOUT=1)
@@ -182,16 +175,18 @@ def test_two_scrapes_of_prometheus_client_endpoints_are_summarised(
     assert three["executions"]["running_estimate"] == 0
 
     text = "\n".join(render(two, "the test's endpoints"))
-    assert (
-        f"live:       2 of 2 metrics endpoint(s) of the test's endpoints, read {two['at']}" in text
-    )
+    at = two["at"][:19] + "Z"
+    assert f"live:       2 of 2 metrics endpoint(s) of the test's endpoints, read {at}" in text
     assert (
         f"last {seconds:g} s: 3 ended (" in text
         and "2 failed or timed out: error rate 66.7%" in text
     )
     assert "5 call(s)" in text and "1 error(s): error rate 20.0%" in text
-    assert "queues:     async_steps 7 waiting (oldest 96 s), task_executions 0 waiting" in text
-    assert "agents:     3 agent actor(s) live" in text
+    assert (
+        "  queues      async_steps 7 waiting (oldest 96 s), task_executions 0 waiting (oldest 0 s)"
+        in text
+    )
+    assert "  agents      3 agent actor(s) live" in text
     assert "USD 2.000001755 since the processes started, USD 2.000000255 in the last" in text
 
 
@@ -201,11 +196,11 @@ def test_an_endpoint_that_does_not_answer_is_named(
     a = exporter()
     runs(a, 1, COMPLETED=1)
     gone = f"http://127.0.0.1:{free_port()}/metrics"
-    first = scrape([a.url, gone])
+    first = scrape([str(a.url), gone])
     assert first.answered() == [a.url] and first.errors == {gone: "ConnectError"}
     lines = render(summarize(first), "--metrics")
     assert lines[0].startswith("live:       1 of 2 metrics endpoint(s) of --metrics")
-    assert lines[1] == f"            {gone} does not answer (ConnectError)"
+    assert lines[1] == f"  {gone} does not answer (ConnectError)"
     assert money(0) == "0.00" and money(1) == "0.000000001" and money(12_500_000_000) == "12.50"
 
 
@@ -261,7 +256,7 @@ def test_status_of_a_gateway_without_ray_reads_metrics_port(
         good = api.executions.start(api.workflows.create(name="good", steps=GOOD).id)
         bad = api.executions.start(api.workflows.create(name="bad", steps=BAD).id)
         for run, status in ((good, "COMPLETED"), (bad, "FAILED")):
-            until(lambda r=run, s=status: api.executions.get(r.id).status == s, 30)
+            until(lambda: api.executions.get(run.id).status == status, 30)  # noqa: B023
     # the CLI reads the same config as the gateway: here, its metrics.port from the environment
     monkeypatch.setenv("LINQRA_METRICS__PORT", str(settings.metrics.port))
     capsys.readouterr()
@@ -293,9 +288,9 @@ def test_status_of_a_gateway_without_ray_reads_metrics_port(
         in out
     )
     assert "live:       1 of 1 metrics endpoint(s) of metrics.port of the config" in out
-    assert "executions: 0 running now (started - ended, per runner process, all teams)" in out
-    assert "queues:     not reported (the supervisor actor samples them, on Ray)" in out
-    assert f"spend:      USD {money(nanos)} since the processes started" in out
+    assert "  executions  0 running now (started - ended per runner process, all teams)" in out
+    assert "  queues      not reported (the supervisor actor samples them, on Ray)" in out
+    assert f"  spend       USD {money(nanos)} since the processes started" in out
 
 
 # -- no endpoint --------------------------------------------------------------------------
@@ -351,7 +346,7 @@ def node_export(ray_cluster: Any) -> str:
     reach nothing but loopback)."""
     import ray
 
-    [node] = [n for n in ray.nodes() if n["Alive"]]
+    [node] = [n for n in ray.nodes() if n["Alive"]]  # type: ignore[no-untyped-call]
     return f"http://127.0.0.1:{node['MetricsExportPort']}/metrics"
 
 
@@ -402,10 +397,8 @@ def test_the_summary_of_the_session_cluster(cluster: Settings, ray_cluster: Any)
     assert before.answered() == [url]
 
     async def work(system: System) -> None:
-        mark("system open")
         assert await run_all(system, GOOD, 2) == ["COMPLETED"] * 2
         assert await run_all(system, BAD, 1) == ["FAILED"]
-        mark("runs ended")
 
         def arrived() -> dict[str, Any] | None:
             summary = summarize(scrape([url]), before)
@@ -413,7 +406,6 @@ def test_the_summary_of_the_session_cluster(cluster: Settings, ray_cluster: Any)
             return summary if done and summary["model_calls"]["interval"]["total"] >= 2 else None
 
         summary = await asyncio.to_thread(wait_for, arrived, "the runs' metrics in the export")
-        mark("metrics arrived")
         ended = summary["executions"]["interval"]
         assert ended["by_status"] == {"COMPLETED": 2, "FAILED": 1}, ended
         assert ended["error_rate"] == round(1 / 3, 4) and ended["per_second"] > 0
@@ -430,10 +422,8 @@ def test_the_summary_of_the_session_cluster(cluster: Settings, ray_cluster: Any)
             TEAM, definition=system.workflows.validate_definition({"steps": SLOW})
         )
         await asyncio.to_thread(wait_for, lambda: running(url) == base + 1, "a run counted")
-        mark("running counted")
         await system.runs.cancel_execution(TEAM, slow["id"])
         await asyncio.to_thread(wait_for, lambda: running(url) == base, "no longer counted")
-        mark("cancelled, not counted")
 
     on_ray(cluster, work)
     # the supervisor's samples: both queues, and the agent actors
@@ -445,7 +435,6 @@ def test_the_summary_of_the_session_cluster(cluster: Settings, ray_cluster: Any)
         ),
         "the supervisor's samples",
     )
-    mark("sampled")
     assert all(q["depth"] >= 0 and q["oldest_age_seconds"] >= 0 for q in sampled["queues"].values())
 
 
