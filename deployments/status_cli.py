@@ -70,6 +70,8 @@ live summary, from Linqra's Prometheus metrics (docs/observability.md, "linqra s
 
 endpoints, first found: --metrics URL, --discovery FILE, the Ray cluster's nodes (--address,
 $RAY_ADDRESS, a running `linqra up`), metrics.port of the config (a gateway without Ray).
+exit status: 1 when the gateway is not healthy or does not answer, or when --watch, --metrics
+or --discovery finds no metrics endpoint that answers; 2 for bad arguments.
 
   linqra status --team acme                      one snapshot (two scrapes 5 s apart)
   linqra status --watch                          refresh every 10 s until Ctrl-C
@@ -84,7 +86,7 @@ def add_status_command(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="the gateway's health, who you are, what runs; the Ray cluster's; a live summary "
         "from the metrics",
-        description="The gateway's health, who you are and what runs; the Ray cluster's "
+        description="The gateway's health, who you are and what runs; the Ray cluster's\n"
         "resources and runner; a live summary read from Linqra's metrics endpoints.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -122,13 +124,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         if value is not None and not 0 < value <= 3600:
             complain("status", f"--{option} takes seconds, more than 0 and at most 3600")
             return 2
-    if args.watch is not None:
-        return _watch(args)
+    try:
+        return _watch(args) if args.watch is not None else _status(args)
+    except KeyboardInterrupt:  # Ctrl-C while connecting or reading: no traceback
+        print(file=sys.stderr)
+        return 130
+
+
+def _status(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {}
     code = remote(lambda client, a: _gateway_status(client, a, report), needs_credentials=False)(
         args
     )
-    if code == 2:  # bad arguments: nothing else to report
+    if code in (2, 130):  # bad arguments, or Ctrl-C: nothing else to report
         return code
     answered = "health" in report
     settings = _settings()
@@ -149,9 +157,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             report["live"] = {"error": str(exc)}
             if not wants_json(args):
                 say(f"live:       {exc}")
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
     if wants_json(args):
         if answered or "live" in report or "ray" in report:
             emit_json(report)

@@ -382,17 +382,6 @@ def running(url: str) -> int:
 @pytest.mark.ray
 def test_the_summary_of_the_session_cluster(cluster: Settings, ray_cluster: Any) -> None:
     url = node_export(ray_cluster)
-    session = Path(ray_cluster.address_info["session_dir"])
-    port = url.rsplit(":", 1)[1]  # "PORT/metrics"
-
-    def listed() -> bool:  # Ray writes the file every 5 s: the node's export is listed in it
-        try:
-            targets = discovery_targets(session / "prom_metrics_service_discovery.json")
-        except NoEndpoint:
-            return False
-        return any(t.endswith(f":{port}") for t in targets)
-
-    wait_for(listed, "the node's export in Ray's discovery file")
     before = scrape([url])
     assert before.answered() == [url]
 
@@ -436,6 +425,18 @@ def test_the_summary_of_the_session_cluster(cluster: Settings, ray_cluster: Any)
         "the supervisor's samples",
     )
     assert all(q["depth"] >= 0 and q["oldest_age_seconds"] >= 0 for q in sampled["queues"].values())
+
+    session = Path(ray_cluster.address_info["session_dir"])
+    port = url.rsplit(":", 1)[1]  # "PORT/metrics"
+
+    def listed() -> bool:  # Ray writes the file every 5 s: the node's export is listed in it
+        try:
+            targets = discovery_targets(session / "prom_metrics_service_discovery.json")
+        except NoEndpoint:
+            return False
+        return any(t.endswith(f":{port}") for t in targets)
+
+    wait_for(listed, "the node's export in Ray's discovery file")
 
 
 @pytest.mark.ray
