@@ -157,17 +157,24 @@ def aggregate_sql(
 ) -> tuple[str, list[Any]]:
     """One statement answering ``spec`` for ``team_id`` (``other``: the ``within`` table)."""
     keys = [_quote(k.name) for k in spec.keys]
-    values = {m.name: f"_v{i}" for i, m in enumerate(spec.measures) if m.op != "count"}
     # with ``within``: the other table drives the join (an index range of it), and each of its
     # rows finds ours through the index on the field that holds its id
     data = "data" if spec.within is None else "t.data"
     select = [f"{_key_sql(k, data)} AS {q}" for k, q in zip(spec.keys, keys, strict=True)]
     args: list[Any] = []  # in the order their marks appear: the select's, then the filter's
-    select += [
-        f"{_value_sql(m, args, data)} AS {values[m.name]}"
-        for m in spec.measures
-        if m.name in values
-    ]
+    values: dict[str, str] = {}  # measure → the column of base it reads
+    columns: dict[tuple[str, tuple[Any, ...]], str] = {}  # one column per distinct value
+    for m in spec.measures:
+        if m.op == "count":
+            continue
+        marks: list[Any] = []
+        expr = _value_sql(m, marks, data)
+        column = columns.get((expr, tuple(marks)))
+        if column is None:
+            column = columns[expr, tuple(marks)] = f"_v{len(columns)}"
+            select.append(f"{expr} AS {column}")
+            args += marks
+        values[m.name] = column
     clauses, where_args = where_sql(spec.where, data)
     if spec.within is None:
         source = table
@@ -195,7 +202,7 @@ def aggregate_sql(
         f"SELECT {', '.join([*keys, *measures, 'COUNT(*) OVER () AS _total'])} FROM base{group_by}"
     )
     ctes = [f"base AS ({base})", f"grouped AS ({grouped})"]
-    columns = ["g.*"]
+    shown = ["g.*"]
     join = ""
     pct = next((m for m in spec.measures if m.op == "percentiles"), None)
     if pct is not None:
@@ -215,12 +222,12 @@ def aggregate_sql(
             f"pct AS (SELECT {', '.join([*keys, *picks])} FROM ranked"
             f"{' GROUP BY ' + ', '.join(keys) if keys else ''})"
         )
-        columns += [f"p._p{i}" for i in range(len(pct.ps))]
+        shown += [f"p._p{i}" for i in range(len(pct.ps))]
         on = " AND ".join(f"g.{k} IS p.{k}" for k in keys) or "1"
         join = f" LEFT JOIN pct p ON {on}"
     order = [_order_sql(spec, name, direction) for name, direction in spec.order]
     order += [f"g.{k} ASC" for k in keys]
-    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(columns)} FROM grouped g{join}"
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(shown)} FROM grouped g{join}"
     if order:
         sql += " ORDER BY " + ", ".join(order)
     sql += " LIMIT ? OFFSET ?"
