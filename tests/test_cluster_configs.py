@@ -400,9 +400,16 @@ def test_every_ray_pod_gets_the_settings_secrets_volumes_and_image() -> None:
     linqra_yaml = yaml.safe_load(config_map["data"]["linqra.yaml"])
     mounts = _mounts(service)
     images = set()
+    envs = []
     for pod, container in _containers(service):
-        env = {e["name"]: e.get("value") for e in container["env"]}
+        env = {e["name"]: e.get("value") or e["valueFrom"] for e in container["env"]}
+        envs.append(env)
         assert env["LINQRA_CONFIG"] == mounts["linqra-config"] + "/linqra.yaml"
+        for name in ("LINQRA_STORE_URL", "LINQRA_CACHE_URL"):  # credentials: from the Secret
+            ref = env[name]["secretKeyRef"]
+            assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+        assert env["LINQRA_AGENTS__EVENTS_URL"].startswith("kafka://")
+        assert env["LINQRA_KNOWLEDGE__VECTOR_URI"].startswith("http://")
         assert container["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
         assert {m["name"]: m["mountPath"] for m in container["volumeMounts"]} == mounts
         volumes = {v["name"]: v for v in pod["volumes"]}
@@ -412,6 +419,8 @@ def test_every_ray_pod_gets_the_settings_secrets_volumes_and_image() -> None:
         assert claim_name == claim["metadata"]["name"]
         assert volumes["dshm"]["emptyDir"]["medium"] == "Memory" and mounts["dshm"] == "/dev/shm"
         images.add(container["image"])
+    assert all(env == envs[0] for env in envs)  # head and workers alike
+    assert _real_names(set(envs[0]) - {"LINQRA_CONFIG"}) == set()
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # blobs: read on any pod
     assert linqra_yaml["knowledge"]["blob_dir"] == mounts["linqra-blobs"]
     gcs = service["spec"]["rayClusterConfig"]["gcsFaultToleranceOptions"]
@@ -433,10 +442,14 @@ def test_the_configmap_and_secret_make_production_settings(
     assert _real_names(names) == {"RAY_GCS_REDIS_PASSWORD"}  # gcsFaultToleranceOptions reads it
     path = tmp_path / "linqra.yaml"
     path.write_text(config_map["data"]["linqra.yaml"])
+    (_, container), *_ = _containers(_docs(KUBE / "rayservice.yaml")["RayService"])
+    pod_env = {e["name"]: e.get("value") for e in container["env"]}
+    for name, value in {**secret, **pod_env}.items():  # the container's own env wins
+        monkeypatch.setenv(name, secret[name] if value is None else value)
     monkeypatch.setenv("LINQRA_CONFIG", str(path))
-    for name, value in secret.items():
-        monkeypatch.setenv(name, value)
     settings = Settings()
+    assert settings.agents.events_url == pod_env["LINQRA_AGENTS__EVENTS_URL"]
+    assert settings.knowledge.vector_uri == pod_env["LINQRA_KNOWLEDGE__VECTOR_URI"]
     assert settings.profile == "production" and settings.services == {}
     assert settings.store_url.startswith("mongodb://") and "replicaSet=" in settings.store_url
     assert settings.cache_url.startswith("redis://")
