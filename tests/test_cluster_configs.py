@@ -115,10 +115,15 @@ def test_every_aws_node_gets_linqra_this_ray_and_the_settings() -> None:
     assert "python3.11 -m venv ~/venv" in setup
     assert "boto3" in " ".join(config["head_setup_commands"])  # the autoscaler launches with it
     head, worker = config["head_start_ray_commands"][-1], config["worker_start_ray_commands"][-1]
-    port = re.search(r"--port=(\d+)", head).group(1)
+    found = re.search(r"--port=(\d+)", head)
+    assert found is not None, head
+    port = found.group(1)
     assert f"--address=$RAY_HEAD_IP:{port}" in worker
     for start in (head, worker):  # Ray, so every actor and job, runs with the settings
         assert start.startswith("set -a && . ~/linqra.env && set +a && cd ~/linqra && ")
+    lists = ("setup_commands", "head_setup_commands", "head_start_ray_commands")
+    for command in [c for key in lists for c in config[key]] + config["worker_start_ray_commands"]:
+        assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0, command  # parses
     amis = {t["node_config"]["ImageId"] for t in config["available_node_types"].values()}
     assert len(amis) == 1 and re.fullmatch(r"ami-[0-9a-f]{8,17}", amis.pop())
 
@@ -160,7 +165,7 @@ def _real_names(names: set[str]) -> set[str]:
     from ray._private.authentication_test_utils import _AUTH_ENV_VARS
 
     providers = {p.api_key_env for p in Settings().llm.providers.values() if p.api_key_env}
-    assert PROVIDER_ENV <= providers and set(_AUTH_ENV_VARS) >= RAY_ENV
+    assert providers >= PROVIDER_ENV and set(_AUTH_ENV_VARS) >= RAY_ENV
     return {
         n
         for n in names
@@ -183,7 +188,8 @@ def _sourced(path: Path) -> dict[str, str]:
         "import json, os; print(json.dumps(dict(os.environ)))"
     )
     out = subprocess.run(["bash", "-c", script], env={}, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    env: dict[str, str] = json.loads(out.stdout)
+    return env
 
 
 def test_the_cluster_env_template_makes_production_settings(
@@ -293,9 +299,9 @@ def _strict(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {k: _strict(v) for k, v in schema.items()}
-    if "properties" in out and "additionalProperties" not in out:
-        if not out.get("x-kubernetes-preserve-unknown-fields"):
-            out["additionalProperties"] = False
+    declared = "properties" in out and "additionalProperties" not in out
+    if declared and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
     return out
 
 
@@ -388,7 +394,7 @@ def _containers(service: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str,
 
 
 def _mounts(service: dict[str, Any]) -> dict[str, str]:
-    (pod, container), *_ = _containers(service)
+    (_pod, container), *_ = _containers(service)
     return {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
 
 
