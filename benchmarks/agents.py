@@ -111,7 +111,13 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
     settings = settings.model_copy(
         update={"ray": settings.ray.model_copy(update={"namespace": "linqra-b9"})}
     )
-    ray.init(num_cpus=2, namespace="linqra-b9", include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        namespace="linqra-b9",
+        include_dashboard=False,
+        log_to_driver=False,
+    )
     start_cluster(settings)  # the supervisor creates the agents' actors
 
     async def setup() -> list[tuple[str, str]]:

@@ -132,7 +132,13 @@ def b5(calls: int = 1000, concurrency: int = 8) -> dict[str, Any]:
             update={"ray": settings.ray.model_copy(update={"namespace": "linqra-b5"})}
         )
         apply_ingress_env()  # as `linqra up` does (RAY_SERVE_ENABLE_HA_PROXY=0 opts out)
-        ray.init(num_cpus=2, namespace="linqra-b5", include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=2,
+            namespace="linqra-b5",
+            include_dashboard=False,
+            log_to_driver=False,
+        )
         port = free_port()
         serve.start(
             http_options={"host": "127.0.0.1", "port": port},

@@ -74,7 +74,7 @@ def measure(rounds: int) -> dict[str, Any]:
             {"quotes-service": ServiceConfig(urls=[quotes_url])},
         )
         sides = {name: _side(base, name, f"{sink.url}/v1/traces") for name in SIDES}
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             runners = {}
             for name, settings in sides.items():

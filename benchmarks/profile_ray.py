@@ -320,7 +320,13 @@ def _replica_url() -> str:
 
 
 def _init_ray() -> None:
-    ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        namespace=NAMESPACE,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
 
 
 def _seconds(fn: Callable[[], Any]) -> float:

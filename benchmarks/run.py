@@ -353,7 +353,13 @@ def main(argv: list[str]) -> None:
             Path(tempfile.mkdtemp(prefix="linqra-bench-")),
             {"quotes-service": ServiceConfig(urls=[quotes_url])},
         )
-        ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=2,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
         try:
             if "b1" in which:
                 out["B1"] = b1(settings)

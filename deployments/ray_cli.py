@@ -91,6 +91,7 @@ def init_ray(
             dashboard_port=settings.ray.dashboard_port,
         )
     context = ray.init(
+        address="local",  # a new local cluster, not one a `ray start` on this machine left
         num_cpus=settings.ray.num_cpus,
         namespace=settings.ray.namespace,
         logging_level=logging.WARNING,

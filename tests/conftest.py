@@ -273,6 +273,7 @@ def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
     apply_ingress_env()  # the tests run the gateway behind the default ingress
     _move_dashboard_agent(free_port())
     context = ray.init(
+        address="local",  # a cluster of its own, even when `ray start` left one to join
         num_cpus=2,
         namespace=NAMESPACE,
         include_dashboard=True,  # the Jobs API (ray job submit) lives in the dashboard
