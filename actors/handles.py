@@ -48,6 +48,7 @@ __all__ = [
     "forget",
     "lookup",
     "named_actor",
+    "placement",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,25 @@ def conversation_name(conversation_id: str) -> str:
     return f"{CONV_PREFIX}{conversation_id}"
 
 
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+"""A resource only the head node has (Ray sets it): the head is the one node a cluster cannot
+lose without losing everything, so state kept only in memory lives there."""
+
+
+def placement(name: str) -> dict[str, Any]:
+    """Where the ``name`` actor runs (docs/scaling.md, "Multi-node"): the ``ray://`` event bus,
+    whose log is its memory, on the head node; every other actor ``SPREAD`` over the nodes, so
+    one node's loss takes a share of the pools with it, and Ray restarts the detached ones on the
+    nodes left (their state is in the store). On one node both mean that node."""
+    if name == EVENTS:
+        return {"resources": {HEAD_NODE_RESOURCE: 0.001}}
+    return {"scheduling_strategy": "SPREAD"}
+
+
 def named_actor(cls: type, settings: Settings, name: str, *args: Any, **options: Any) -> Any:
     """The cluster's one ``name`` actor of ``cls``, created on first use: detached, restarted by
-    Ray when its process dies, holding no CPU (it waits on I/O)."""
+    Ray when its process (or its node) dies, holding no CPU (it waits on I/O), placed by
+    :func:`placement` unless ``options`` say otherwise."""
     defaults: dict[str, Any] = {
         "name": name,
         "namespace": settings.ray.namespace,
@@ -88,6 +105,7 @@ def named_actor(cls: type, settings: Settings, name: str, *args: Any, **options:
         "lifetime": "detached",
         "num_cpus": 0,
         "max_restarts": -1,
+        **placement(name),
     }
     return ray.remote(cls).options(**{**defaults, **options}).remote(*args)  # type: ignore[attr-defined]
 

@@ -1,0 +1,317 @@
+"""The multi-node scenario as one driver process: three Ray nodes on this machine, Linqra's
+actors started on them, work across the nodes, then a worker node killed mid-run. Prints (and
+with ``--out`` writes) one JSON result; tests/test_multinode.py asserts on it and B21
+(benchmarks/node_loss.py) reports it.
+
+    python -m tests.support.multinode_driver --out result.json [--vector-uri http://…]
+
+1. **spread**: executions (four parallel I/O steps, an agent's task, an ``async: true`` step, a
+   CPU step), task executions on a second agent and documents, all at once; where each actor
+   ran, where the async steps and the ingestion tasks ran; everything counted in the store.
+2. **node loss**: the runner, supervisor and scheduler are put on ``node_a`` (the worst case;
+   ``--pin``), a longer batch is started, and once it is running ``node_a`` is killed. Then:
+   when the GCS saw it dead, when each singleton answered again from another node, when every
+   record reached its end, and the counts — lost (not ended) and doubled (a step or a chunk
+   twice) — and one new execution after the loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from linqra._config_alerts import AlertSettings
+from linqra.config import (
+    AgentSettings,
+    ExecutionSettings,
+    KnowledgeSettings,
+    MetricsSettings,
+    Settings,
+)
+from linqra.system import System
+from tests.support import multinode_probe
+from tests.support.multinode import ThreeNodes, pinned
+from tests.support.multinode_work import (
+    Fixtures,
+    audit,
+    fixtures,
+    in_flight,
+    settled,
+    start_batch,
+)
+
+NAMESPACE = "linqra-multinode"
+VICTIM = "node_a"
+
+
+def build_settings(data_dir: Path, vector_uri: str) -> Settings:
+    base = Settings(
+        data_dir=data_dir,
+        execution=ExecutionSettings(
+            heartbeat_seconds=0.5,
+            stale_after_seconds=3,
+            io_pool_size=2,
+            cpu_pool_size=0,  # CPU steps as Ray tasks: they go where a CPU is free
+            default_step_timeout_seconds=30,
+        ),
+        agents=AgentSettings(idle_seconds=60, stale_after_seconds=3, async_step_workers=2),
+        knowledge=KnowledgeSettings(vector_uri=vector_uri, stale_after_seconds=2),
+        metrics=MetricsSettings(enabled=False),
+        alerts=AlertSettings(enabled=False),
+    )
+    return base.model_copy(
+        update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}
+    ).portable()
+
+
+async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float) -> Any:
+    """``await check()``'s first truthy value, polled every 0.2 s; TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g}s")
+        await asyncio.sleep(0.2)
+
+
+async def answers(settings: Settings, name: str) -> bool:
+    from actors.handles import call
+
+    try:
+        await asyncio.wait_for(call(settings, name, "ping"), timeout=5)
+    except Exception:
+        return False
+    return True
+
+
+def text(i: int, words: int) -> bytes:
+    body = " ".join(f"word{(i * 7919 + k) % 1000}" for k in range(words))
+    return f"Note {i}. Ray nodes share the store. {body}".encode()
+
+
+class Scenario:
+    def __init__(self, args: argparse.Namespace, settings: Settings, nodes: ThreeNodes) -> None:
+        self.args = args
+        self.settings = settings
+        self.nodes = nodes
+        self.probe = str(settings.data_dir / "probe.jsonl")
+        self.t0 = time.monotonic()
+
+    def since(self, t: float) -> float:
+        return round(time.monotonic() - t, 2)
+
+    async def open(self) -> System:
+        from actors.events import open_bus
+        from actors.handles import RayLauncher
+
+        return await System.open(
+            self.settings, launcher=RayLauncher(self.settings), events=open_bus(self.settings)
+        )
+
+    def singletons(self) -> list[str]:
+        from actors.handles import RUNNER, SCHEDULER, SUPERVISOR
+
+        return [RUNNER, SUPERVISOR, SCHEDULER]
+
+    async def spread(self, system: System, fx: Fixtures) -> dict[str, Any]:
+        t = time.monotonic()
+        batch = await start_batch(
+            system, fx, executions=self.args.executions, io_seconds=0.3, async_seconds=0.5,
+            sleepers=2, documents=[text(i, 400) for i in range(3)],
+        )  # fmt: skip
+        await until("the spread batch ended", lambda: settled(system, batch), 120)
+        ran = self.since(t)
+        ingest_nodes = {
+            line["doc_id"]: self.nodes.label(line["node_id"])
+            for line in multinode_probe.read(self.probe)
+            if line["doc_id"] in batch.documents
+        }
+        counts = await audit(system, batch, fx)
+        placement = self.nodes.placement()
+        return {
+            "seconds": ran,
+            "placement": placement,
+            "ingestion_nodes": ingest_nodes,
+            "async_step_nodes": {
+                worker: placement.get(worker) for worker in counts["async_steps"]["workers"]
+            },
+            "counts": counts,
+        }
+
+    async def loss(self, system: System, fx: Fixtures) -> dict[str, Any]:
+        args = self.args
+        batch = await start_batch(
+            system, fx, executions=args.loss_executions, io_seconds=args.io_seconds,
+            async_seconds=args.async_seconds, sleepers=2,
+            documents=[text(100 + i, args.doc_words) for i in range(2)],
+        )  # fmt: skip
+
+        async def running() -> dict[str, int] | None:
+            now = await in_flight(system, batch)
+            ok = (
+                now["executions_running"] == len(batch.executions)
+                and now["steps_running"] >= len(batch.executions)
+                and now["async_steps_waiting_or_running"] >= 1
+                and now["task_executions_running"] >= 1
+            )
+            return now if ok else None
+
+        flying = await until("the loss batch in flight", running, 60)
+        before = self.nodes.placement()
+        on_victim = sorted(name for name, node in before.items() if node == VICTIM)
+        removed_at = self.nodes.remove(VICTIM)
+        seen_dead = await until(
+            "the GCS saw the node dead", self._dead_check, 60
+        )  # fmt: skip
+        detected = round(seen_dead - removed_at, 2)
+        back: dict[str, float] = {}
+        for name in self.singletons():
+            await until(f"{name} back on another node", self._back_check(name), 90)
+            back[name] = round(time.monotonic() - removed_at, 2)
+        await until("every record of the loss batch ended", lambda: settled(system, batch), 150)
+        ended = round(time.monotonic() - removed_at, 2)
+        counts = await audit(system, batch, fx)
+        after = self.nodes.placement()
+        t = time.monotonic()
+        fresh = await start_batch(
+            system, fx, executions=1, io_seconds=0.1, async_seconds=0.1, sleepers=1, documents=[]
+        )
+        await until("an execution after the loss ended", lambda: settled(system, fresh), 60)
+        fresh_counts = await audit(system, fresh, fx)
+        return {
+            "victim": VICTIM,
+            "in_flight": flying,
+            "actors_on_victim": on_victim,
+            "detected_dead_s": detected,
+            "singletons_back_s": back,
+            "all_ended_s": ended,
+            "placement_before": before,
+            "placement_after": after,
+            "restarts": {name: self.nodes.restarts(name) for name in on_victim},
+            "counts": counts,
+            "after_loss": {
+                "seconds": self.since(t),
+                "executions": fresh_counts["executions"]["by_status"],
+                "task_executions": fresh_counts["task_executions"]["by_status"],
+            },
+        }
+
+    async def _dead_check(self) -> float | None:
+        return None if self.nodes.alive(VICTIM) else time.monotonic()
+
+    def _back_check(self, name: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            node = self.nodes.node_of(name)
+            return node not in (None, VICTIM) and await answers(self.settings, name)
+
+        return check
+
+    async def run(self) -> dict[str, Any]:
+        from actors.cluster import Readiness
+
+        result: dict[str, Any] = {}
+        await until("the cluster's actors answer", self._ready(Readiness(self.settings)), 120)
+        result["ready_s"] = self.since(self.t0)
+        system = await self.open()
+        try:
+            fx = await fixtures(system, self.args.sleeper_seconds)
+            result["spread"] = await self.spread(system, fx)
+            if not self.args.skip_loss:
+                result["loss"] = await self.loss(system, fx)
+        finally:
+            await system.close()
+        return result
+
+    @staticmethod
+    def _ready(readiness: Any) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            try:
+                await asyncio.wait_for(readiness.check(), timeout=10)
+            except Exception:
+                return False
+            return True
+
+        return check
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.support.multinode_driver")
+    p.add_argument("--out", type=Path)
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--vector-uri", help="a running Milvus (Lite) server; else one is started")
+    p.add_argument("--executions", type=int, default=3, help="executions of the spread batch")
+    p.add_argument("--loss-executions", type=int, default=6)
+    p.add_argument("--io-seconds", type=float, default=4.0, help="I/O steps of the loss batch")
+    p.add_argument("--async-seconds", type=float, default=3.0)
+    p.add_argument("--sleeper-seconds", type=float, default=4.0, help="the sleeper task's wait")
+    p.add_argument("--doc-words", type=int, default=20_000, help="loss batch documents' size")
+    p.add_argument("--pin", action="append", default=[], metavar="ACTOR=NODE",
+                   help="also place ACTOR on NODE (head, node_a, node_b) at start")  # fmt: skip
+    p.add_argument("--no-default-pins", action="store_true",
+                   help="leave the runner, supervisor and scheduler to SPREAD")  # fmt: skip
+    p.add_argument("--skip-loss", action="store_true")
+    p.add_argument("--ray-health-check", action="store_true",
+                   help="Ray's default node health check (3 s x 5) instead of 0.5 s x 3")  # fmt: skip
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from actors.cluster import start_cluster
+    from actors.handles import RUNNER, SCHEDULER, SUPERVISOR
+
+    args = parse(argv)
+    t0 = time.monotonic()
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="linqra-multinode-"))
+    milvus = None
+    vector_uri = args.vector_uri
+    if vector_uri is None:
+        from linqra.vectors import EmbeddedMilvus
+
+        milvus = EmbeddedMilvus(data_dir / "milvus").start()
+        vector_uri = milvus.uri
+    settings = build_settings(data_dir, vector_uri)
+    probe = str(settings.data_dir / "probe.jsonl")
+    # the nodes' worker processes import tests.support.multinode_probe (the setup hook)
+    root = str(Path(__file__).resolve().parents[2])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    nodes = ThreeNodes(NAMESPACE, health_check={} if args.ray_health_check else None)
+    pins = {} if args.no_default_pins else {n: VICTIM for n in (RUNNER, SUPERVISOR, SCHEDULER)}
+    pins.update(dict(pin.split("=", 1) for pin in args.pin))
+    result: dict[str, Any] = {"pins": pins}
+    try:
+        result["cluster"] = nodes.start(
+            runtime_env={
+                "worker_process_setup_hook": "tests.support.multinode_probe.install",
+                "env_vars": {multinode_probe.ENV: probe},
+            }
+        )
+        with pinned(pins, nodes):
+            start_cluster(settings)
+        scenario = Scenario(args, settings, nodes)
+        result.update(asyncio.run(scenario.run()))
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        nodes.shutdown()
+        if milvus is not None:
+            milvus.stop()
+    result["total_s"] = round(time.monotonic() - t0, 2)
+    text_out = json.dumps(result, indent=2, default=str)
+    if args.out:
+        args.out.write_text(text_out + "\n")
+    print(text_out)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(1 if "error" in main() else 0)

@@ -1,0 +1,117 @@
+"""Issue 17 part 1: Linqra on a Ray cluster of three nodes on this machine (a head and two
+workers, ``ray.cluster_utils.Cluster``). The scenario runs once, in a driver process of its own
+(the session's Ray cannot share this process with another cluster):
+``tests/support/multinode_driver.py``; these tests read its JSON result.
+
+Work lands on every node and every kind of it ends; then ``node_a``, holding the runner, the
+supervisor, the scheduler (put there: the worst case) and whatever ``SPREAD`` put there, is
+killed mid-run, and nothing is lost or done twice, the singletons answer again from other nodes,
+and new work runs. Select with ``pytest -m multinode``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.multinode
+
+ROOT = Path(__file__).resolve().parents[1]
+SINGLETONS = ("linqra-runner", "linqra-supervisor", "linqra-scheduler")
+NODES = {"head", "node_a", "node_b"}
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory, milvus_uri: str) -> dict[str, Any]:
+    """The scenario's result. The async-step workers are kept off the lost node: a step running
+    on a worker that dies is taken over only after its timeout plus 60 s (B21 measures that
+    case, docs/scaling.md), too long for the suite."""
+    work = tmp_path_factory.mktemp("multinode")
+    out = work / "result.json"
+    command = [
+        sys.executable, "-m", "tests.support.multinode_driver",
+        "--out", str(out), "--data-dir", str(work / "data"), "--vector-uri", milvus_uri,
+        "--pin", "linqra-async-0=head", "--pin", "linqra-async-1=node_b",
+    ]  # fmt: skip
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=420)
+    assert out.exists(), f"exit {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-4000:]}"
+    found: dict[str, Any] = json.loads(out.read_text())
+    assert "error" not in found, f"{found['error']}\n{proc.stderr[-4000:]}"
+    return found
+
+
+def test_work_lands_on_every_node(result: dict[str, Any]) -> None:
+    spread = result["spread"]
+    placement = spread["placement"]
+    assert set(placement.values()) == NODES, placement
+    assert placement["linqra-events"] == "head"  # the in-memory bus lives on the head
+    pools = [
+        node for name, node in placement.items() if name.startswith(("linqra-io-", "linqra-agent-"))
+    ]
+    assert len(set(pools)) >= 2, placement  # SPREAD: the I/O pool and the agents' actors
+    assert len(set(spread["ingestion_nodes"].values())) >= 2, spread["ingestion_nodes"]
+    assert set(spread["async_step_nodes"].values()) == {"head", "node_b"}
+
+
+def test_every_kind_of_work_ends_across_the_nodes(result: dict[str, Any]) -> None:
+    counts = result["spread"]["counts"]
+    executions = counts["executions"]
+    assert executions["by_status"] == {"COMPLETED": executions["started"]}, executions
+    assert executions["steps_completed_twice"] == 0
+    assert executions["completed_without_a_step"] == 0
+    assert counts["async_steps"]["completed"] == counts["async_steps"]["expected"]
+    tasks = counts["task_executions"]
+    assert tasks["by_status"] == {"COMPLETED": tasks["started"]}, tasks
+    assert tasks["nested_by_status"] == {"COMPLETED": executions["started"]}, tasks
+    documents = counts["documents"]
+    assert documents["by_status"] == {"READY": documents["started"]}, documents
+    assert documents["chunks_match"] and documents["doubled_chunks"] == 0
+
+
+def test_a_lost_node_loses_nothing_and_doubles_nothing(result: dict[str, Any]) -> None:
+    loss = result["loss"]
+    flying = loss["in_flight"]
+    assert flying["executions_running"] > 0 and flying["steps_running"] > 0, flying
+    assert flying["async_steps_waiting_or_running"] > 0 and flying["task_executions_running"] > 0
+    counts = loss["counts"]
+    executions = counts["executions"]
+    assert executions["found"] == executions["started"] and executions["lost"] == 0, executions
+    assert executions["auto_resumed"] == executions["started"]  # the restarted runner took them
+    assert executions["steps_completed_twice"] == 0, executions
+    assert executions["completed_without_a_step"] == 0, executions
+    steps = counts["async_steps"]
+    assert steps["completed"] == steps["expected"] and steps["unfinished"] == 0, steps
+    tasks = counts["task_executions"]
+    assert tasks["found"] == tasks["started"], tasks
+    assert sum(tasks["by_status"].values()) == tasks["started"]  # every one ended (settled)
+    assert tasks["nested"] == executions["started"] and tasks["nested_per_execution_max"] == 1
+    documents = counts["documents"]
+    assert documents["by_status"] == {"READY": documents["started"]}, documents
+    assert documents["chunks_match"] and documents["doubled_chunks"] == 0
+
+
+def test_the_singletons_come_back_on_other_nodes(result: dict[str, Any]) -> None:
+    loss = result["loss"]
+    assert set(SINGLETONS) <= set(loss["actors_on_victim"]), loss["actors_on_victim"]
+    for name in loss["actors_on_victim"]:
+        assert loss["placement_after"][name] in NODES - {"node_a"}, (name, loss["placement_after"])
+        assert loss["restarts"][name] >= 1
+    assert set(loss["singletons_back_s"]) == set(SINGLETONS)
+    assert loss["after_loss"]["executions"] == {"COMPLETED": 1}
+    assert loss["after_loss"]["task_executions"] == {"COMPLETED": 1}
+
+
+def test_what_fails_is_only_the_known_gap(result: dict[str, Any]) -> None:
+    """Known gap (reported with issue 17): a task execution waiting for its workflow execution
+    while the runner restarts fails with ``unavailable`` (``TaskExecutions._wait`` in
+    linqra/agents/executions.py lets the launcher's Unavailable end it instead of reading the
+    store, as ``RunService.wait_execution`` does), and an execution whose ``agent`` step waited
+    for such a task fails at that step. Nothing else may fail."""
+    counts = result["loss"]["counts"]
+    assert set(counts["task_executions"]["errors"]) <= {"unavailable"}, counts["task_executions"]
+    assert set(counts["executions"]["errors"]) <= {"step_failed@5"}, counts["executions"]
