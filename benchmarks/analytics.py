@@ -153,7 +153,11 @@ def _mongo_server() -> Iterator[str]:
         yield f"mongodb://127.0.0.1:{port}/b18"
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
         shutil.rmtree(storage, ignore_errors=True)
 
 
@@ -233,7 +237,7 @@ async def _run_store(
         return result
     await _seed_mongo(url, {EXECUTIONS: mine[0], STEP_RUNS: mine[1]}, TEAM)
     await _seed_mongo(url, {EXECUTIONS: noise[0], STEP_RUNS: noise[1]}, OTHER)
-    store = open_store(url, timeout_seconds=600)
+    store = open_store(url, timeout_seconds=600, connect_timeout_seconds=120)  # a busy server
     t1 = time.perf_counter()
     await store.ensure_indexes(WORKFLOW_INDEXES)
     result["seed_seconds"] = round(t1 - t0, 1)
