@@ -125,6 +125,13 @@ def body_routes(spec: dict[str, Any]) -> list[BodyRoute]:
 ROUTES = body_routes(create_app(settings=Settings(data_dir=Path(tempfile.gettempdir()))).openapi())
 
 
+ALERT_RULE = {
+    "name": "backlog", "signal": "queue_backlog", "params": {"queue": "executions"},
+    "comparison": ">=", "threshold": 1, "window": "5m", "for": "30s", "severity": "warning",
+    "channels": [{"type": "event", "topic": "ops"}],
+}  # fmt: skip
+
+
 def good_bodies(ids: dict[str, str]) -> dict[str, Any]:
     """A body each route accepts for the test team's records, to build hostile ones from."""
     steps = [
@@ -209,6 +216,9 @@ def good_bodies(ids: dict[str, str]) -> dict[str, Any]:
             for kind in ("runs", "runs/stream", "runs/wait")
             if (prefix, kind) != ("", "runs")
         },
+        "PUT /v1/alerts/secrets/{name}": {"value": "whsec-" + "s" * 24},
+        "POST /v1/alerts/rules": ALERT_RULE,
+        "PUT /v1/alerts/rules/{rule_id}": {**ALERT_RULE, "name": "renamed", "threshold": 2},
         "POST /api/milvus/collections/{name}/search": {
             "text": "hello",
             "topK": 2,
@@ -643,6 +653,8 @@ def seed(api: Api) -> None:
     ids["run_id"] = chat["run_id"]
     api.json("PUT", "/v1/budget", {"amount": "100"})
     api.json("PUT", f"/v1/models/{MODEL}/price", {"input": "1", "output": "2"})
+    rule = api.json("POST", "/v1/alerts/rules", {**ALERT_RULE, "name": "seed-backlog"})
+    ids["rule_id"] = rule["id"]
     ids["model_id"] = MODEL
     ids["version"] = "1"
     ids["dead_letter_id"] = "none-yet"
