@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linqra.agents.service import AgentService
+from linqra.analytics import INDEXES as ANALYTICS_INDEXES
 from linqra.assistants.chat import ChatService
 from linqra.assistants.conversations import ConversationRepository
 from linqra.assistants.runlog import open_run_log
@@ -171,6 +172,7 @@ class System:
         """Create every collection's indexes (idempotent)."""
         await self.workflows.init()
         await self.store.ensure_indexes(USAGE_INDEXES)
+        await self.store.ensure_indexes(ANALYTICS_INDEXES)  # not on a first analytics request
         await self.knowledge.init()
         await self.agents.init()
         await self.assistants.init()
