@@ -25,7 +25,17 @@ from linqra.status import (
 from linqra.system import System
 from linqra.workflows.records import EXECUTIONS, STEP_RUNS
 
-__all__ = ["TEAM", "Batch", "Fixtures", "audit", "fixtures", "in_flight", "settled", "start_batch"]
+__all__ = [
+    "TEAM",
+    "Batch",
+    "Fixtures",
+    "audit",
+    "ended",
+    "fixtures",
+    "in_flight",
+    "settled",
+    "start_batch",
+]
 
 TEAM = "team-multinode"
 ASYNC_STEP = 6
@@ -36,6 +46,7 @@ DOC_TERMINAL = {DocumentStatus.READY, DocumentStatus.FAILED}
 class Fixtures:
     adder_task: str  # DATA_PROCESSING: sum(values), on agent "adder"
     sleeper_task: str  # WORKFLOW_EMBEDDED: one wait step, on agent "sleeper"
+    echo_task: str  # DATA_PROCESSING: its input, on agent "echo"
     agents: dict[str, str]  # agent name -> id
     collection: str
 
@@ -58,8 +69,12 @@ async def fixtures(system: System, sleeper_seconds: float) -> Fixtures:
     sleep = await agents.create_task(TEAM, sleeper.id, {
         "name": "sleep", "type": "WORKFLOW_EMBEDDED", "max_retries": 0,
         "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": sleeper_seconds}}]}})  # fmt: skip
+    echo = await agents.create_agent(TEAM, {"name": "echo"})
+    say = await agents.create_task(TEAM, echo.id, {
+        "name": "say", "type": "DATA_PROCESSING", "config": {"expression": "@"}})  # fmt: skip
     col = await system.knowledge.create_collection(TEAM, {"name": "multinode-notes"})
-    return Fixtures(add.id, sleep.id, {"adder": adder.id, "sleeper": sleeper.id}, col.id)
+    ids = {"adder": adder.id, "sleeper": sleeper.id, "echo": echo.id}
+    return Fixtures(add.id, sleep.id, say.id, ids, col.id)
 
 
 def fan(io_seconds: float, async_seconds: float, adder_task: str) -> dict[str, Any]:
@@ -88,6 +103,7 @@ async def start_batch(
     async_seconds: float,
     sleepers: int,
     documents: list[bytes],
+    echoes: int = 0,
 ) -> Batch:
     """Start everything at once; return the ids (nothing is awaited past its start)."""
     name = f"fan-{io_seconds:g}-{async_seconds:g}"
@@ -100,8 +116,8 @@ async def start_batch(
         ex = await system.runs.start_execution(TEAM, workflow_id=wf.id)
         batch.executions.append(ex["id"])
 
-    async def one_task() -> None:
-        tx = await system.runs.run_task(TEAM, fx.sleeper_task, trigger={"type": "MANUAL"})
+    async def one_task(task_id: str) -> None:
+        tx = await system.runs.run_task(TEAM, task_id, trigger={"type": "MANUAL"})
         batch.task_executions.append(tx["id"])
 
     async def one_document(i: int, data: bytes) -> None:
@@ -113,7 +129,8 @@ async def start_batch(
 
     await asyncio.gather(
         *(one_execution() for _ in range(executions)),
-        *(one_task() for _ in range(sleepers)),
+        *(one_task(fx.sleeper_task) for _ in range(sleepers)),
+        *(one_task(fx.echo_task) for _ in range(echoes)),
         *(one_document(i, data) for i, data in enumerate(documents)),
     )
     return batch
@@ -145,22 +162,27 @@ async def in_flight(system: System, batch: Batch) -> dict[str, int]:
     }
 
 
-async def settled(system: System, batch: Batch) -> bool:
-    """Whether every record of ``batch`` reached its end: executions, their async steps, the
-    task executions they and the batch started, the documents."""
+async def ended(system: System, batch: Batch) -> dict[str, bool]:
+    """Which kinds of ``batch``'s records have all reached their end: the executions, their
+    step runs (async ones included), every task execution of the team (the batch's and those
+    its executions started), the documents."""
     execs = await _executions(system, batch.executions)
-    if len(execs) < len(batch.executions):
-        return False
-    if any(e["status"] not in EXECUTION_TERMINAL for e in execs):
-        return False
     runs = await _step_runs(system, batch.executions)
-    if any(r["status"] not in STEP_FINISHED for r in runs):
-        return False
     txs = await system.store.find(TASK_EXECUTIONS, TEAM, {}, limit=10_000)
-    if any(t["status"] not in TASK_TERMINAL for t in txs):
-        return False
     docs = await system.store.find(DOCUMENTS, TEAM, {"id": {"$in": batch.documents}})
-    return len(docs) == len(batch.documents) and all(d["status"] in DOC_TERMINAL for d in docs)
+    return {
+        "executions": len(execs) == len(batch.executions)
+        and all(e["status"] in EXECUTION_TERMINAL for e in execs),
+        "steps": all(r["status"] in STEP_FINISHED for r in runs),
+        "task_executions": all(t["status"] in TASK_TERMINAL for t in txs),
+        "documents": len(docs) == len(batch.documents)
+        and all(d["status"] in DOC_TERMINAL for d in docs),
+    }
+
+
+async def settled(system: System, batch: Batch) -> bool:
+    """Whether every record of ``batch`` reached its end (:func:`ended`)."""
+    return all((await ended(system, batch)).values())
 
 
 async def audit(system: System, batch: Batch, fx: Fixtures) -> dict[str, Any]:
@@ -209,6 +231,13 @@ async def audit(system: System, batch: Batch, fx: Fixtures) -> dict[str, Any]:
             "errors": dict(errors),
             "auto_resumed": sum(int(e.get("auto_resumes", 0)) > 0 for e in execs),
             "steps_completed_twice": sum(n > 1 for n in completed_runs.values()),
+            "unfinished_step_runs": dict(
+                Counter(
+                    f"step {r['step']} {r['status']} {r.get('worker', '')}".strip()
+                    for r in runs
+                    if r["status"] not in STEP_FINISHED
+                )
+            ),
             "completed_without_a_step": missing_steps,
             "step_runs": len(runs),
         },
