@@ -1,13 +1,14 @@
 """B17 — what metrics and tracing cost (issue 16): B1 and B2 with both on against both off, in
 one run, on one Ray cluster.
 
-    python -m benchmarks.observability [--rounds 12] [--write-docs]
+    python -m benchmarks.observability [--rounds 12] [--sample-ratio 1.0] [--write-docs]
 
-Four sets of Linqra's actors share the cluster, each in its own namespace: ``off`` with
-``metrics.enabled: false`` and no ``tracing.otlp_url``; ``metrics`` with metrics through Ray's
-export (team labels on, the costlier choice); ``tracing`` with every span exported over OTLP/HTTP
-to a local sink that reads and drops it; ``on`` with both. The sides take turns, so drift in the
-machine's load falls on all; the figure is the ratio of medians (target for ``on``: at most 1.03).
+Five sets of Linqra's actors share the cluster, each in its own namespace: ``off`` with
+``metrics.enabled: false`` and no ``tracing.otlp_url``; ``off_again``, the same (a control);
+``metrics`` with metrics through Ray's export (team labels on, the costlier choice);
+``tracing`` with spans (``--sample-ratio`` of the traces) exported over OTLP/HTTP to a local sink
+that reads and drops them; ``on`` with both. The sides take turns, so drift in the machine's
+load falls on all; the figure is the ratio of medians (target for ``on``: at most 1.03).
 
 B1  20 sequential ``noop`` steps pinned to ``executor: task`` (the warm CPU-step workers).
 B2  100 parallel ``http`` steps to a local server that answers after 200 ms (the I/O pool).
@@ -52,28 +53,30 @@ class _Sink(AppServer):
         return Response(b"", media_type="application/x-protobuf")
 
 
-SIDES = ("off", "metrics", "tracing", "on")
+SIDES = ("off", "off_again", "metrics", "tracing", "on")
+"""``off_again`` is a second set of actors with both off: how far two identical sides differ
+(their processes land on the cores differently) is the floor of what this can tell apart."""
 
 
-def _side(base: Settings, name: str, sink_url: str) -> Settings:
+def _side(base: Settings, name: str, sink_url: str, ratio: float) -> Settings:
     metrics = name in ("metrics", "on")
     traced = name in ("tracing", "on")
     return base.model_copy(
         update={
             "metrics": MetricsSettings(enabled=metrics, team_labels=metrics),
-            "tracing": TracingSettings(otlp_url=sink_url if traced else ""),
+            "tracing": TracingSettings(otlp_url=sink_url if traced else "", sample_ratio=ratio),
             "ray": base.ray.model_copy(update={"namespace": f"b17-{name}"}),
         }
     )
 
 
-def measure(rounds: int) -> dict[str, Any]:
+def measure(rounds: int, ratio: float) -> dict[str, Any]:
     with _quotes_server() as quotes_url, _Sink() as sink:
         base = _settings(
             Path(tempfile.mkdtemp(prefix="linqra-b17-")),
             {"quotes-service": ServiceConfig(urls=[quotes_url])},
         )
-        sides = {name: _side(base, name, f"{sink.url}/v1/traces") for name in SIDES}
+        sides = {name: _side(base, name, f"{sink.url}/v1/traces", ratio) for name in SIDES}
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             runners = {}
@@ -124,13 +127,14 @@ def _table(r: dict[str, Any]) -> str:
     rows = [
         BEGIN,
         "",
-        f"{r['when']}, commit {r['commit']}, load {r['load']}: `python -m benchmarks.observability`"
-        " (one cluster, 2 CPUs; the two sides take turns; medians).",
+        f"{r['when']}, commit {r['commit']}, load {r['load']}: `python -m benchmarks.observability"
+        f" --sample-ratio {r['sample_ratio']}` (one cluster, 2 CPUs; the sides take turns; medians).",
         "",
-        "| measure | both off | metrics only | tracing only | both on | on / off |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| measure | both off | both off again (control) | metrics only | tracing only | both on | on / off |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *(
-            f"| {what} | {b['off_ms']} ms | {b['metrics_ms']} ms ({b['metrics_over_off']}) |"
+            f"| {what} | {b['off_ms']} ms | {b['off_again_ms']} ms ({b['off_again_over_off']}) |"
+            f" {b['metrics_ms']} ms ({b['metrics_over_off']}) |"
             f" {b['tracing_ms']} ms ({b['tracing_over_off']}) | {b['on_ms']} ms |"
             f" **{b['on_over_off']}** |"
             for what, b in (
@@ -147,9 +151,16 @@ def _table(r: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.observability")
     parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument(
+        "--sample-ratio", type=float, default=1.0, help="tracing.sample_ratio of the traced sides"
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    result = {**stamp(), **measure(args.rounds)}
+    result = {
+        **stamp(),
+        "sample_ratio": args.sample_ratio,
+        **measure(args.rounds, args.sample_ratio),
+    }
     publish(result, RESULTS, (BEGIN, END), _table(result), args.write_docs)
 
 
