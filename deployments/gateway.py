@@ -74,14 +74,15 @@ def build_app(settings: Settings) -> Any:
 def app_builder(args: dict[str, Any]) -> Any:
     """Entry point for ``serve run`` / ``serve deploy`` with ``configs/serve.yaml``.
 
-    ``args`` may hold ``config`` (a Linqra YAML file); everything else comes from
-    ``LINQRA_*`` variables as usual.
+    ``args`` may hold ``config`` (a Linqra YAML file), used unless the environment names one
+    (``LINQRA_CONFIG``: a cluster's nodes carry their own production file); everything else
+    comes from ``LINQRA_*`` variables as usual.
     """
     from deployments.tls import tls_ingress_problem
     from linqra.config import load_settings
 
     if args.get("config"):
-        os.environ["LINQRA_CONFIG"] = str(args["config"])
+        os.environ.setdefault("LINQRA_CONFIG", str(args["config"]))
     settings = load_settings()
     problem = tls_ingress_problem(settings.http)  # serve deploy refuses it as linqra up does
     if problem is not None:
