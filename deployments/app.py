@@ -1,5 +1,6 @@
 """The HTTP API as a FastAPI app: :func:`create_app` mounts the routers of ``deployments.routers``
-on the error table (:mod:`deployments.errors`) and the request limits (:mod:`deployments.limits`).
+on the error table (:mod:`deployments.errors`) behind one middleware, :class:`deployments.edge.Edge`
+(security headers, CORS, request limits, audit trail, error boundary).
 
 The app serves one :class:`~linqra.system.System`: the one handed in (a Serve replica builds it
 with the cluster's launcher, see :mod:`deployments.gateway`), or — without one — a system its
@@ -14,12 +15,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from deployments.auth import AuditTrail, route_permission
+from deployments.auth import route_permission
 from deployments.console import mount_console
 from deployments.docs_ui import mount_docs
+from deployments.edge import Edge
 from deployments.errors import install_error_handlers
-from deployments.headers import install_headers
-from deployments.limits import RequestLimits
 from deployments.routers import ROUTERS
 from deployments.schemas import ErrorResponse
 from linqra import __version__
@@ -77,20 +77,23 @@ def create_app(system: System | None = None, *, settings: Settings | None = None
         docs_url=None,  # mount_docs serves /docs and /redoc with local assets (no CDN)
         redoc_url=None,
     )
-    mount_docs(app)
-    mount_console(app)
     app.state.system = system
-    install_error_handlers(app)
-    app.add_middleware(AuditTrail)
+    install_error_handlers(app, boundary=False)  # the boundary is Edge's
     app.add_middleware(
-        RequestLimits,
+        Edge,  # security headers, CORS, body limits, audit trail, error boundary: one pass
+        cors_origins=settings.http.cors_origins,
+        hsts=settings.http.tls,
         max_body_bytes=settings.http.max_body_bytes,
         max_json_depth=settings.http.max_json_depth,
         max_upload_bytes=settings.knowledge.max_upload_bytes + MULTIPART_ENVELOPE_BYTES,
     )
-    install_headers(app, settings.http)  # last added runs first: CORS and headers on every answer
     for router in ROUTERS:
         app.include_router(router, responses=ERRORS)
+    # the API's routes first: a request is matched against the routes in order (by FastAPI,
+    # and again by Serve to name the route in its metrics), and the docs and console pages,
+    # whose paths no API route shares, are the rare ones
+    mount_docs(app)
+    mount_console(app)
     _answer_400_not_422(app)
     return app
 

@@ -44,9 +44,12 @@ __all__ = [
     "Require",
     "Runner",
     "Viewer",
+    "audited",
     "client_ip",
     "identify",
     "principal",
+    "rate_limit_headers",
+    "record_audit",
     "route_permission",
 ]
 
@@ -218,6 +221,15 @@ def client_ip(scope: Scope, trusted: Sequence[IPv4Network | IPv6Network]) -> str
     return str(hops[0]) if hops else peer
 
 
+def rate_limit_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The request's ``X-RateLimit-*`` response headers (raw), from the decision its
+    principal left in ``scope["state"]``; none without one."""
+    decision = (scope.get("state") or {}).get("rate_limit")
+    if decision is None:
+        return []
+    return [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+
+
 class AuditTrail:
     """After each response: an audit event for every 401 and 403, and for every request
     whose route names an audit action or which a platform admin made on another team. Also
@@ -236,53 +248,61 @@ class AuditTrail:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                decision = (scope.get("state") or {}).get("rate_limit")
-                if decision is not None:
-                    extra = [
-                        (k.lower().encode(), v.encode()) for k, v in decision.headers().items()
-                    ]
+                extra = rate_limit_headers(scope)
+                if extra:
                     message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            await self._record(scope, status)
+            await record_audit(scope, status)
 
-    async def _record(self, scope: Scope, status: int) -> None:
-        state = scope.get("state") or {}
-        action = state.get("audit_action")
-        if status in (401, 403):
-            action = action if action == "platform_admin.access" else None
-        elif action is None or status >= 400:
-            # refused input changed nothing (and a 429 flood must not become store writes)
-            return
-        app = scope.get("app")
-        system: System | None = getattr(getattr(app, "state", None), "system", None)
-        if system is None:
-            return
-        caller: Principal | None = state.get("principal")
-        refused_team, refused_actor = state.get("refused") or (None, None)
-        route = scope.get("route")
-        path = getattr(route, "path", None) or scope.get("path", "")
-        if action is None:
-            action = "auth.failed" if status == 401 else "access.denied"
-        denied = status in (401, 403)
-        outcome = "success" if status < 400 else ("denied" if denied else "failure")
-        details: dict[str, Any] = dict(scope.get("path_params") or {})
-        if caller is not None and caller.cross_team:
-            details["cross_team"] = True
-        if refused_team is not None:  # kept out of that team's own log: nobody floods it
-            details["team"] = refused_team
-        await system.audit.record(
-            team=caller.team_id if caller else None,
-            actor=caller.actor if caller else (refused_actor or "anonymous"),
-            source=caller.source if caller else None,
-            action=action,
-            resource=f"{scope.get('method', '')} {path}",
-            outcome=outcome,
-            status=status,
-            client_ip=client_ip(scope, system.settings.auth.trusted_proxies),
-            request_id=request_id(scope),
-            details=details,
-        )
+
+def audited(scope: Scope, status: int) -> bool:
+    """Whether a request answered ``status`` gets an audit event: every 401 and 403, and a
+    success whose route names an audit action (refused input changed nothing, and a 429 flood
+    must not become store writes)."""
+    if status in (401, 403):
+        return True
+    return status < 400 and (scope.get("state") or {}).get("audit_action") is not None
+
+
+async def record_audit(scope: Scope, status: int) -> None:
+    """The audit event of a request answered ``status``, if it needs one (see
+    :class:`AuditTrail`)."""
+    if not audited(scope, status):
+        return
+    state = scope.get("state") or {}
+    action = state.get("audit_action")
+    if status in (401, 403):
+        action = action if action == "platform_admin.access" else None
+    app = scope.get("app")
+    system: System | None = getattr(getattr(app, "state", None), "system", None)
+    if system is None:
+        return
+    caller: Principal | None = state.get("principal")
+    refused_team, refused_actor = state.get("refused") or (None, None)
+    route = scope.get("route")
+    path = getattr(route, "path", None) or scope.get("path", "")
+    if action is None:
+        action = "auth.failed" if status == 401 else "access.denied"
+    denied = status in (401, 403)
+    outcome = "success" if status < 400 else ("denied" if denied else "failure")
+    details: dict[str, Any] = dict(scope.get("path_params") or {})
+    if caller is not None and caller.cross_team:
+        details["cross_team"] = True
+    if refused_team is not None:  # kept out of that team's own log: nobody floods it
+        details["team"] = refused_team
+    await system.audit.record(
+        team=caller.team_id if caller else None,
+        actor=caller.actor if caller else (refused_actor or "anonymous"),
+        source=caller.source if caller else None,
+        action=action,
+        resource=f"{scope.get('method', '')} {path}",
+        outcome=outcome,
+        status=status,
+        client_ip=client_ip(scope, system.settings.auth.trusted_proxies),
+        request_id=request_id(scope),
+        details=details,
+    )

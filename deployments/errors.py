@@ -8,8 +8,9 @@ the error's ``retry_after``), and so does a 429 that knows when to retry.
 An unexpected exception becomes a 500 and ONE log line at ERROR on the ``linqra.errors``
 logger (request id, method, path, exception class); its traceback is logged on the same
 logger at DEBUG only, which :func:`configure_error_log` sends to a file. The exception is
-handled by :class:`ErrorBoundary` (a pure ASGI middleware) and not re-raised, so neither
-Starlette nor the server prints the traceback again.
+handled by :class:`ErrorBoundary` (a pure ASGI middleware; the gateway's
+:class:`deployments.edge.Edge` does the same) and not re-raised, so neither Starlette nor the
+server prints the traceback again.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ from linqra.errors import LinqraError
 __all__ = [
     "REQUEST_ID_HEADER",
     "ErrorBoundary",
+    "add_request_id",
     "configure_error_log",
     "error_body",
     "install_error_handlers",
+    "internal_response",
     "request_id",
     "retry_after_header",
     "unwrap",
@@ -65,6 +68,16 @@ def request_id(scope: Scope) -> str:
             break
     state[_SCOPE_KEY] = rid
     return rid
+
+
+def add_request_id(headers: list[tuple[bytes, bytes]], rid: bytes) -> bool:
+    """Append ``x-request-id: rid`` to raw response ``headers`` unless one is there (whatever
+    its case); whether it was added."""
+    for name, _ in headers:
+        if name.lower() == b"x-request-id":
+            return False
+    headers.append((b"x-request-id", rid))
+    return True
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -116,7 +129,9 @@ def _linqra_response(err: LinqraError, scope: Scope) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=headers)
 
 
-def _internal_response(exc: BaseException, scope: Scope) -> JSONResponse:
+def internal_response(exc: BaseException, scope: Scope) -> JSONResponse:
+    """The JSON answer for ``exc`` raised while serving ``scope`` (a 500 unless it is a
+    :class:`~linqra.errors.LinqraError`), logged as the module docstring says."""
     err = unwrap(exc)
     if isinstance(err, LinqraError):
         return _linqra_response(err, scope)
@@ -153,15 +168,14 @@ class ErrorBoundary:
             if message["type"] == "http.response.start":
                 started = True
                 headers = list(message.get("headers") or [])
-                if not any(name.lower() == b"x-request-id" for name, _ in headers):
-                    headers.append((b"x-request-id", rid))
+                if add_request_id(headers, rid):
                     message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            response = _internal_response(exc, scope)
+            response = internal_response(exc, scope)
             if started:  # the status is sent; all we can do is log and close
                 return
             await response(scope, receive, send)
@@ -199,9 +213,11 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return text
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """The exception handlers and the :class:`ErrorBoundary` middleware."""
-    app.add_middleware(ErrorBoundary)
+def install_error_handlers(app: FastAPI, *, boundary: bool = True) -> None:
+    """The exception handlers and (unless ``boundary`` is false: the gateway's one middleware,
+    :class:`deployments.edge.Edge`, does its work) the :class:`ErrorBoundary` middleware."""
+    if boundary:
+        app.add_middleware(ErrorBoundary)
 
     @app.exception_handler(LinqraError)
     async def _linqra(request: Request, exc: LinqraError) -> JSONResponse:
@@ -256,4 +272,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the last resort behind ErrorBoundary (Starlette re-raises after this one)
-        return _internal_response(exc, request.scope)
+        return internal_response(exc, request.scope)

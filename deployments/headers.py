@@ -1,4 +1,5 @@
-"""CORS and security headers on every response of the gateway: :func:`install_headers`.
+"""CORS and security headers on every response of the gateway (which applies them in its one
+middleware, :class:`deployments.edge.Edge`; :func:`install_headers` adds them to another app).
 
 **Security headers** (:class:`SecurityHeaders`), each unless the response set its own:
 ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, ``X-Frame-Options: DENY``
@@ -51,7 +52,9 @@ __all__ = [
     "WIDGET_REQUEST_HEADERS",
     "Cors",
     "SecurityHeaders",
+    "add_security_headers",
     "install_headers",
+    "security_headers",
 ]
 
 SECURITY_HEADERS = {
@@ -95,29 +98,48 @@ PREFLIGHT_MAX_AGE = 600
 _WIDGET_KEY = "lq_pub_"
 
 
+def security_headers(*, hsts: bool = False) -> tuple[tuple[bytes, bytes], ...]:
+    """:data:`SECURITY_HEADERS` (and :data:`HSTS` when ``hsts``) as raw response headers."""
+    headers = dict(SECURITY_HEADERS)
+    if hsts:
+        headers["Strict-Transport-Security"] = HSTS
+    return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+
+
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
+
+
+def add_security_headers(
+    headers: list[tuple[bytes, bytes]], fixed: tuple[tuple[bytes, bytes], ...], rid: bytes
+) -> None:
+    """Append each of ``fixed`` (:func:`security_headers`) and ``X-Request-Id: rid`` that
+    raw response ``headers`` do not set already (``MutableHeaders.setdefault``'s rule)."""
+    present = {name for name, _ in headers}
+    for name, value in fixed:
+        if name not in present:
+            headers.append((name, value))
+    if _REQUEST_ID_KEY not in present:
+        headers.append((_REQUEST_ID_KEY, rid))
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: :data:`SECURITY_HEADERS` (and :data:`HSTS` when ``hsts``) and
     ``X-Request-Id`` on every HTTP response that does not set them itself."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
-        self.headers = dict(SECURITY_HEADERS)
-        if hsts:
-            self.headers["Strict-Transport-Security"] = HSTS
+        self.headers = security_headers(hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = request_id(scope)
+        rid = request_id(scope).encode("latin-1")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    headers.setdefault(name, value)
-                headers.setdefault(REQUEST_ID_HEADER, rid)
+                headers = message["headers"] = list(message.get("headers") or [])
+                add_security_headers(headers, self.headers, rid)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -210,6 +210,14 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        replay = await self.admit(scope, receive, send)
+        if replay is not None:
+            await self.app(scope, replay, send)
+
+    async def admit(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Read and check the body of the HTTP request ``scope``: the ``receive`` that hands
+        it on byte for byte, or ``None`` when the request was answered here (413, 400) or the
+        client went away."""
         rid = request_id(scope)
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
         media = _media_type(headers)
@@ -224,14 +232,14 @@ class RequestLimits:
                 "payload_too_large",
                 f"request body is {int(declared)} bytes; the limit is {max_body}",
             )
-            return
+            return None
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > max_body:
@@ -242,7 +250,7 @@ class RequestLimits:
                     "payload_too_large",
                     f"request body over the {max_body}-byte limit",
                 )
-                return
+                return None
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
@@ -251,11 +259,11 @@ class RequestLimits:
                 loads_strict(body, max_depth=self.max_depth)
             except JsonTooDeep as exc:
                 await _reject(send, rid, 400, exc.code, exc.message, exc.field)
-                return
+                return None
             except InvalidJson as exc:
                 if not isinstance(exc, NotJson) or _says_json(media):
                     await _reject(send, rid, 400, exc.code, exc.message, exc.field)
-                    return
+                    return None
         sent = False
 
         async def replay() -> Message:
@@ -265,7 +273,7 @@ class RequestLimits:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        return replay
 
 
 async def _reject(
