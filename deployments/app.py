@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from deployments.auth import route_permission
+from deployments.auth import document_principal, route_permission
 from deployments.console import mount_console
 from deployments.docs_ui import mount_docs
 from deployments.edge import Edge
@@ -114,6 +114,7 @@ def _answer_400_not_422(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
+            document_principal(schema, api_routes(app))
             permissions = {
                 (method.lower(), route.path): route_permission(route)
                 for route in api_routes(app)
