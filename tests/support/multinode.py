@@ -7,8 +7,8 @@ A Ray process can be connected to one cluster only, and the pytest session has i
 (``tests/conftest.py`` ``ray_cluster``): this runs in a driver process of its own.
 
 The GCS declares a silent node dead after ``health_check_period_ms`` times
-``health_check_failure_threshold``; the head here uses 0.5 s and 3 (Ray's defaults took about
-16 s here to see a node gone, B21 in docs/benchmarks.md; docs/scaling.md).
+``health_check_failure_threshold``; the head here uses 0.5 s and 3 (1.2-1.8 s to see a node
+gone; Ray's defaults took 14-15 s: B21 in docs/benchmarks.md, docs/scaling.md).
 """
 
 from __future__ import annotations
