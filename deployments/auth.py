@@ -30,6 +30,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.errors import request_id
+from linqra import logs
 from linqra.auth.authenticator import Credentials
 from linqra.auth.principal import Permission, Principal
 from linqra.errors import Forbidden, Unauthenticated
@@ -82,6 +83,7 @@ async def principal(request: Request) -> Principal:
     if tightest is not None:
         request.state.rate_limit = tightest
     request.state.principal = found
+    logs.also(team=found.team_id)  # on the request's log lines from here on
     return found
 
 

@@ -21,7 +21,9 @@ answers are the same, header for header and in the same order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +36,9 @@ from deployments.limits import (
     DEFAULT_MAX_UPLOAD_BYTES,
     RequestLimits,
 )
+from linqra import logs, tracing
+from linqra.metrics import NOOP
+from linqra.metrics.catalogue import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 __all__ = ["Edge"]
 
@@ -108,29 +113,62 @@ class Edge:
             return
         status = 500
         started = False
+        t0 = time.perf_counter()
+        method = scope["method"]
+        observed = tracing.span(
+            f"{method} request",
+            parent=_header(scope, b"traceparent"),
+            kind=tracing.SpanKind.SERVER,
+            attributes={"http.request.method": method},
+        )
+        with observed as current, logs.bind(request_id=rid.decode("latin-1")):
+            trace_id = tracing.trace_id(tracing.traceparent())
 
-        async def send_answer(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                started = True  # ErrorBoundary: its request id unless the answer has one
-                headers = list(message.get("headers") or [])
-                add_request_id(headers, rid)
-                status = message["status"]  # AuditTrail: the status and the rate limits
-                headers += rate_limit_headers(scope)
-                if outer:  # SecurityHeaders, when no CORS layer sits in between
-                    add_security_headers(headers, fixed, rid)
-                message = {**message, "headers": headers}
-            await send(message)
+            async def send_answer(message: Message) -> None:
+                nonlocal status, started
+                if message["type"] == "http.response.start":
+                    started = True  # ErrorBoundary: its request id unless the answer has one
+                    headers = list(message.get("headers") or [])
+                    add_request_id(headers, rid)
+                    status = message["status"]  # AuditTrail: the status and the rate limits
+                    headers += rate_limit_headers(scope)
+                    if outer:  # SecurityHeaders, when no CORS layer sits in between
+                        add_security_headers(headers, fixed, rid)
+                    if trace_id:  # where this request's trace is (tracing.otlp_url set)
+                        headers.append((b"x-trace-id", trace_id.encode()))
+                    message = {**message, "headers": headers}
+                await send(message)
 
-        try:
             try:
-                await self.app(scope, replay, send_answer)
-            except Exception as exc:  # ErrorBoundary: a JSON 500, not re-raised
-                response = internal_response(exc, scope)
-                if not started:  # else the status is sent: all we can do is log and close
-                    # it carries its request id, so send_answer only adds what AuditTrail
-                    # and SecurityHeaders add to it
-                    await response(scope, replay, send_answer)
-        finally:
-            if audited(scope, status):
-                await record_audit(scope, status)
+                try:
+                    await self.app(scope, replay, send_answer)
+                except Exception as exc:  # ErrorBoundary: a JSON 500, not re-raised
+                    response = internal_response(exc, scope)
+                    if not started:  # else the status is sent: all we can do is log and close
+                        # it carries its request id, so send_answer only adds what AuditTrail
+                        # and SecurityHeaders add to it
+                        await response(scope, replay, send_answer)
+            finally:
+                if audited(scope, status):
+                    await record_audit(scope, status)
+                _measure(scope, current, method, status, time.perf_counter() - t0)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _measure(scope: Scope, span: Any, method: str, status: int, seconds: float) -> None:
+    """The request's metrics and its span's name: by route template, never by path (bounded)."""
+    route = getattr(scope.get("route"), "path", None) or "unmatched"
+    if span is not None:
+        span.update_name(f"{method} {route}")
+        span.set_attributes({"http.route": route, "http.response.status_code": status})
+    system = getattr(getattr(scope.get("app"), "state", None), "system", None)
+    metrics = system.metrics if system is not None else NOOP
+    if metrics.enabled:
+        metrics.add(HTTP_REQUESTS, http_route=route, method=method, status=str(status))
+        metrics.observe(HTTP_REQUEST_DURATION, seconds, http_route=route, method=method)

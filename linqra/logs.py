@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ContextFields",
     "Redact",
+    "also",
     "bind",
     "bound",
     "configure",
@@ -85,6 +86,12 @@ def bind(**fields: str | None) -> Iterator[None]:
         _FIELDS.reset(token)
 
 
+def also(**fields: str | None) -> None:
+    """Name ``fields`` on the rest of this context's lines (a request's team, once known; the
+    request's :func:`bind` ends them with it)."""
+    _FIELDS.set({**(_FIELDS.get() or {}), **{k: v for k, v in fields.items() if v}})
+
+
 def bound() -> dict[str, str]:
     """The fields bound here (and the current trace id)."""
     fields = dict(_FIELDS.get() or {})
@@ -110,15 +117,18 @@ class Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = redact(message)
-        if record.exc_info or record.exc_text:
-            # the traceback joins the message, scrubbed: a formatter would otherwise format the
-            # exception again from exc_info, secrets and all
-            trace = record.exc_text or logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
-            clean = f"{clean}\n{redact(trace)}"
-            record.exc_info, record.exc_text = None, None
         if clean != message:
             record.msg, record.args = clean, None
+        # the traceback, scrubbed, where formatters look first (the standard one and Ray's
+        # use exc_text when it is set; our JSON one scrubs what it formats itself)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _PLAIN.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
+
+
+_PLAIN = logging.Formatter()
 
 
 _FILTERS = (ContextFields(), Redact())
@@ -150,7 +160,11 @@ def _stderr_handler(settings: LoggingSettings, stream: Any = None) -> logging.Ha
     if settings.encoding == "json":
         from pythonjsonlogger.json import JsonFormatter
 
-        formatter: logging.Formatter = JsonFormatter(
+        class Scrubbed(JsonFormatter):
+            def formatException(self, ei: Any) -> str:
+                return redact(super().formatException(ei))
+
+        formatter: logging.Formatter = Scrubbed(
             "{asctime}{levelname}{name}{message}{process}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},

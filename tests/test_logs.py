@@ -88,6 +88,21 @@ async def test_no_secret_reaches_a_log_line(system: System, lines: io.StringIO) 
     assert SECRET not in text
 
 
+def test_a_requests_lines_name_its_request_id_and_team(client: Any, lines: io.StringIO) -> None:
+    created = client.post("/v1/workflows", json={"name": "one", "steps": [
+        {"step": 1, "target": "noop"}]})  # fmt: skip
+    answer = client.post(
+        f"/v1/workflows/{created.json()['id']}/execute?wait=true",
+        json={},
+        headers={"X-Request-Id": "req-from-the-client"},
+    )
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    mine = [line for line in _parsed(lines) if line.get("execution_id") == record["id"]]
+    assert mine and all(line["request_id"] == "req-from-the-client" for line in mine)
+    assert all(line["team"] == "team-a" for line in mine)
+
+
 @pytest.mark.ray
 def test_a_ray_workers_lines_are_json_with_the_executions_ids(
     ray_cluster: Any, ray_settings: Settings

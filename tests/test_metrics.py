@@ -292,3 +292,22 @@ async def test_metrics_off_or_without_a_port_record_nothing(settings: Settings) 
     from linqra.metrics import open_metrics
 
     assert open_metrics(off) is NOOP
+
+
+def test_the_gateway_counts_requests_by_route_template_and_status(metered: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from deployments.app import create_app
+
+    system, m = metered
+    with TestClient(create_app(system), headers={"X-Team-Id": TEAM}) as http:
+        assert http.get("/v1/workflows").status_code == 200
+        assert http.get("/v1/workflows/wf_nope").status_code == 404
+        assert http.post("/v1/workflows", json={"name": ""}).status_code == 400
+        assert http.get("/no/such/path").status_code == 404
+    route = "/v1/workflows/{workflow_id}"  # the template, never the path: bounded labels
+    assert m.value(C.HTTP_REQUESTS, http_route="/v1/workflows", method="GET", status="200") == 1
+    assert m.value(C.HTTP_REQUESTS, http_route=route, method="GET", status="404") == 1
+    assert m.value(C.HTTP_REQUESTS, http_route="/v1/workflows", method="POST", status="400") == 1
+    assert m.value(C.HTTP_REQUESTS, http_route="unmatched", status="404") == 1
+    assert len(m.observations(C.HTTP_REQUEST_DURATION)) == 4

@@ -106,3 +106,23 @@ async def test_without_tracing_there_are_no_spans_and_no_trace_fields(system: Sy
     record = await system.runs.run_execution(TEAM, 60, workflow_id=wf.id)
     assert record["status"] == "COMPLETED", record.get("error")
     assert "trace_id" not in record and "traceparent" not in record
+
+
+def test_a_request_is_the_root_of_its_executions_trace_and_names_it(
+    client: Any, spans: InMemorySpanExporter
+) -> None:
+    created = client.post("/v1/workflows", json={"name": "one", "steps": [
+        {"step": 1, "target": "noop"}]})  # fmt: skip
+    answer = client.post(f"/v1/workflows/{created.json()['id']}/execute?wait=true", json={})
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert answer.headers["x-trace-id"] == record["trace_id"]
+    named = _by_name(spans.get_finished_spans())
+    request = named["POST /v1/workflows/{workflow_id}/execute"]
+    assert _hex(request.context.trace_id, 32) == record["trace_id"]
+    assert dict(request.attributes or {})["http.response.status_code"] == 200
+    assert _parent_of(named["execution"], named) == "POST /v1/workflows/{workflow_id}/execute"
+    # a caller's own trace continues through the gateway (W3C traceparent)
+    theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    answer = client.get("/v1/workflows", headers={"traceparent": theirs})
+    assert answer.headers["x-trace-id"] == "0af7651916cd43dd8448eb211c80319c"

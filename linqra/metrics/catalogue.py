@@ -25,6 +25,8 @@ __all__ = [
     "EXECUTIONS",
     "EXECUTIONS_STARTED",
     "EXECUTION_DURATION",
+    "HTTP_REQUESTS",
+    "HTTP_REQUEST_DURATION",
     "KNOWLEDGE_CHUNKS",
     "KNOWLEDGE_DOCUMENTS",
     "KNOWLEDGE_SEARCH_DURATION",
@@ -51,6 +53,18 @@ SLOW = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.
 """Seconds, for work that may take minutes (an execution, a model call)."""
 LATE = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0)
 """Seconds behind schedule: tens of milliseconds when healthy, minutes after an outage."""
+
+# -- the gateway (deployments/edge.py) ------------------------------------------------------
+HTTP_REQUESTS = Instrument(
+    "linqra_http_requests_total", "counter",
+    "Requests the gateway answered, by route template (`unmatched` for none), method and status",
+    "1", ("http_route", "method", "status"),
+)  # fmt: skip
+HTTP_REQUEST_DURATION = Instrument(
+    "linqra_http_request_duration_seconds", "histogram",
+    "Time from a request's arrival at the gateway's app to the end of its answer (a stream's "
+    "whole life)", "seconds", ("http_route", "method"), FAST,
+)  # fmt: skip
 
 # -- workflow executions and steps (linqra/workflows) ---------------------------------------
 EXECUTIONS_STARTED = Instrument(
@@ -188,6 +202,7 @@ AGENT_PASSIVATIONS = Instrument(
 CATALOGUE: dict[str, Instrument] = {
     i.name: i
     for i in (
+        HTTP_REQUESTS, HTTP_REQUEST_DURATION,
         EXECUTIONS_STARTED, EXECUTIONS, EXECUTION_DURATION, STEPS, STEP_DURATION, STEP_ATTEMPTS,
         QUEUE_DEPTH, QUEUE_OLDEST_AGE, SCHEDULE_FIRES, SCHEDULE_LATENESS, SCHEDULE_MISFIRES,
         EVENT_CONSUMER_LAG, EVENT_DEAD_LETTERS, LLM_CALLS, LLM_CALL_DURATION,

@@ -111,7 +111,7 @@ class WorkflowEngine(StepRunRecorder):
         attributes = {"linqra.team": team_id, "linqra.execution_id": execution_id}
         with (
             span("execution", parent=doc.get("traceparent"), attributes=attributes),
-            bind(team=team_id, execution_id=execution_id),
+            bind(team=team_id, execution_id=execution_id, request_id=doc.get("request_id")),
         ):
             return await self._run(doc, fresh)
 

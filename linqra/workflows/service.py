@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
+from linqra.logs import bound as bound_fields
 from linqra.steps.base import TargetRegistry
 from linqra.store import Document, DocumentStore, IndexSpec
 from linqra.tracing import trace_id, traceparent
@@ -317,6 +318,13 @@ def _version_view(doc: Document) -> WorkflowVersion:
 
 def _trace_fields() -> dict[str, Any]:
     """The span that creates an execution (the request's), for the runner's spans to follow it
-    and for the record to name its trace; nothing while tracing is off."""
+    and for the record to name its trace (nothing while tracing is off); the request's id, for
+    the runner's log lines to name it too."""
+    fields: dict[str, Any] = {}
+    request_id = bound_fields().get("request_id")
+    if request_id:
+        fields["request_id"] = request_id
     parent = traceparent()
-    return {} if parent is None else {"traceparent": parent, "trace_id": trace_id(parent)}
+    if parent is not None:
+        fields.update(traceparent=parent, trace_id=trace_id(parent))
+    return fields
