@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -332,6 +333,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         nodes.shutdown()
         if milvus is not None:
             milvus.stop()
+        if args.data_dir is None:  # its own temporary directory
+            shutil.rmtree(data_dir, ignore_errors=True)
     result["total_s"] = round(time.monotonic() - t0, 2)
     text_out = json.dumps(result, indent=2, default=str)
     if args.out:
