@@ -113,6 +113,12 @@ class Scrape:
     def of(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.name == name]
 
+    def of_team(self, team: str) -> Scrape:
+        """The same scrape with the per-team counters of ``team`` only (their series carry a
+        ``team`` label when ``metrics.team_labels`` is on); gauges are kept whole."""
+        kept = [s for s in self.samples if s.name not in DECLARED or s.label("team") == team]
+        return Scrape(self.endpoints, self.at, self.wall, kept, self.errors)
+
 
 # -- finding and reading the endpoints ----------------------------------------------------
 def discovery_targets(path: Path) -> list[str]:
@@ -266,9 +272,15 @@ def _gauges(scrape: Scrape) -> tuple[dict[str, Any], int | None]:
     return dict(sorted(queues.items())), int(max(s.value for s in agents)) if agents else None
 
 
-def summarize(current: Scrape, previous: Scrape | None = None) -> dict[str, Any]:
+def summarize(
+    current: Scrape, previous: Scrape | None = None, *, team: str | None = None
+) -> dict[str, Any]:
     """The live summary of one scrape, with the interval's increases and rates when a
-    ``previous`` scrape of the same endpoints is given (see the module)."""
+    ``previous`` scrape of the same endpoints is given (see the module); with ``team``, the
+    counters of that team only (``metrics.team_labels`` on)."""
+    if team is not None:
+        current = current.of_team(team)
+        previous = previous.of_team(team) if previous is not None else None
     seconds = round(current.at - previous.at, 3) if previous is not None else None
     totals = {n: [(s, s.value) for s in current.of(n)] for n in DECLARED}
     queues, agents = _gauges(current)

@@ -162,7 +162,7 @@ def _stderr_handler(settings: LoggingSettings, stream: Any = None) -> logging.Ha
 
         class Scrubbed(JsonFormatter):
             def formatException(self, ei: Any) -> str:
-                return redact(super().formatException(ei))
+                return redact(str(super().formatException(ei)))
 
         formatter: logging.Formatter = Scrubbed(
             "{asctime}{levelname}{name}{message}{process}",

@@ -376,7 +376,7 @@ async def run_all(system: System, steps: list[dict[str, Any]], count: int) -> li
 
 
 def running(url: str) -> int:
-    return int(summarize(scrape([url]))["executions"]["running_estimate"])
+    return int(summarize(scrape([url]), team=TEAM)["executions"]["running_estimate"])
 
 
 @pytest.mark.ray
@@ -389,8 +389,8 @@ def test_the_summary_of_the_session_cluster(cluster: Settings, ray_cluster: Any)
         assert await run_all(system, GOOD, 2) == ["COMPLETED"] * 2
         assert await run_all(system, BAD, 1) == ["FAILED"]
 
-        def arrived() -> dict[str, Any] | None:
-            summary = summarize(scrape([url]), before)
+        def arrived() -> dict[str, Any] | None:  # this test's team: the cluster is shared
+            summary = summarize(scrape([url]), before, team=TEAM)
             done = summary["executions"]["interval"]["total"] >= 3
             return summary if done and summary["model_calls"]["interval"]["total"] >= 2 else None
 
