@@ -448,6 +448,373 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/firing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Firing Alerts
+         * @description The team's alerts firing now, the longest-firing first.
+         */
+        get: operations["firing_alerts_v1_alerts_firing_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Rules
+         * @description The team's rules with their current state, newest first.
+         */
+        get: operations["list_rules_v1_alerts_rules_get"];
+        put?: never;
+        /**
+         * Create Rule
+         * @description A rule of the team, evaluated from the evaluator's next tick (400 naming the field for
+         *     an unknown signal or parameter, a bad threshold, window or duration, an unknown channel
+         *     type, a webhook URL that is not http(s), an unknown secret).
+         */
+        post: operations["create_rule_v1_alerts_rules_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/rules/{rule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Rule */
+        get: operations["get_rule_v1_alerts_rules__rule_id__get"];
+        /**
+         * Update Rule
+         * @description Replace the rule's definition (its state and history stay); with ``If-Match:
+         *     <version>`` only if that is still its version (409).
+         */
+        put: operations["update_rule_v1_alerts_rules__rule_id__put"];
+        post?: never;
+        /**
+         * Delete Rule
+         * @description Delete the rule; if it was firing, the evaluator resolves it (``reason: deleted``).
+         */
+        delete: operations["delete_rule_v1_alerts_rules__rule_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/rules/{rule_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rule Deliveries
+         * @description Each notification of the rule to each channel, newest first: attempts, status and the
+         *     last error of a failing channel.
+         */
+        get: operations["rule_deliveries_v1_alerts_rules__rule_id__deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/rules/{rule_id}/evaluate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Evaluate Rule
+         * @description A dry run: the rule's signal now and the state an evaluation would move it to. Nothing
+         *     is recorded or sent.
+         */
+        post: operations["evaluate_rule_v1_alerts_rules__rule_id__evaluate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/rules/{rule_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Rule History
+         * @description The rule's firing and resolved events, newest first.
+         */
+        get: operations["rule_history_v1_alerts_rules__rule_id__history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Secrets
+         * @description The team's alert secrets, masked.
+         */
+        get: operations["list_secrets_v1_alerts_secrets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Secret
+         * @description Keep a signing key under ``name`` (replacing any); webhook channels name it. The answer
+         *     shows only its last four characters.
+         */
+        put: operations["put_secret_v1_alerts_secrets__name__put"];
+        post?: never;
+        /**
+         * Delete Secret
+         * @description Forget the secret (404 if there is none; 409 while a rule's channel names it).
+         */
+        delete: operations["delete_secret_v1_alerts_secrets__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/signals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Signals
+         * @description What a rule can watch, with each signal's parameters.
+         */
+        get: operations["list_signals_v1_alerts_signals_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/assistants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Assistant Analytics
+         * @description Chat runs (one per answered message) created in the range, per assistant; `failed`
+         *     counts failed and interrupted runs.
+         */
+        get: operations["assistant_analytics_v1_analytics_assistants_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/costs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Cost Analytics
+         * @description LLM calls made in the range per model (provider, team, assistant, day, price version …):
+         *     tokens by kind, the exact cost (decimal text) with its price versions, latency.
+         */
+        get: operations["cost_analytics_v1_analytics_costs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Result Distribution
+         * @description The workflow's executions counted by the value of `path` over their result, most
+         *     frequent first.
+         */
+        get: operations["result_distribution_v1_analytics_results_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/steps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Step Analytics
+         * @description Step runs of the executions created in the range (of one workflow with `workflow_id`):
+         *     outcomes, cache hits, attempts, error codes, and the latency of the runs that executed.
+         *     `group_by=step,error_code&status=FAILED` is the failure breakdown.
+         */
+        get: operations["step_analytics_v1_analytics_steps_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Task Analytics
+         * @description Agent task executions created in the range, per task (agent, type, trigger, status).
+         */
+        get: operations["task_analytics_v1_analytics_tasks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/top/expensive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Most Expensive
+         * @description The `n` costliest executions (chat runs, conversations, assistants, models: their
+         *     calls summed; or single calls) of the range, costliest first.
+         */
+        get: operations["most_expensive_v1_analytics_top_expensive_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/top/slowest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Slowest
+         * @description The `n` longest finished executions (or step runs) of the executions created in the
+         *     range, longest first.
+         */
+        get: operations["slowest_v1_analytics_top_slowest_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/workflows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Workflow Analytics
+         * @description Workflow executions created in the range, per workflow: runs by outcome, success and
+         *     failure rates, duration mean, p50, p95, p99 and max (ms); with `bucket`, per hour or day.
+         */
+        get: operations["workflow_analytics_v1_analytics_workflows_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api-keys": {
         parameters: {
             query?: never;
@@ -1034,6 +1401,27 @@ export interface paths {
          *     ``Last-Event-ID`` is sent the next change, not what it has.
          */
         get: operations["stream_execution_v1_executions__execution_id__stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/executions/{execution_id}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Execution Timeline
+         * @description Every run of every step on the execution's clock (ms since it was created): queued,
+         *     started, finished, attempts, executor, worker, cache hit — the bars of a Gantt chart.
+         */
+        get: operations["execution_timeline_v1_executions__execution_id__timeline_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1819,6 +2207,332 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * AlertDelivery
+         * @description One notification to one channel, with its attempts.
+         */
+        AlertDelivery: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Channel
+             * @description the channel's index in the rule
+             */
+            channel: number;
+            /** Created At */
+            created_at: string;
+            /** Delivered At */
+            delivered_at?: string | null;
+            /** Event Id */
+            event_id?: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "firing" | "resolved" | "refresh";
+            /** Last Attempt At */
+            last_attempt_at?: string | null;
+            /** Last Error */
+            last_error?: string | null;
+            /** Next Attempt At */
+            next_attempt_at?: string | null;
+            /** Response Status */
+            response_status?: number | null;
+            /** Rule Id */
+            rule_id: string;
+            /**
+             * Status
+             * @description retrying: failed, tried again at next_attempt_at; failed: given up
+             * @enum {string}
+             */
+            status: "pending" | "retrying" | "delivered" | "failed" | "superseded";
+            /**
+             * Target
+             * @description the webhook URL, the topic, or 'alertmanager'
+             */
+            target: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "webhook" | "event" | "alertmanager";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AlertEvent
+         * @description One transition of a rule: it started firing, or it resolved.
+         */
+        AlertEvent: {
+            /** At */
+            at: string;
+            /**
+             * Comparison
+             * @enum {string}
+             */
+            comparison: ">" | ">=" | "<" | "<=";
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "firing" | "resolved";
+            /**
+             * Reason
+             * @description resolved: recovered, disabled or deleted
+             */
+            reason?: string | null;
+            /** Rule Id */
+            rule_id: string;
+            /** Rule Name */
+            rule_name: string;
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "critical" | "warning" | "info";
+            /** Signal */
+            signal: string;
+            /**
+             * Started At
+             * @description when this alert started firing
+             */
+            started_at: string;
+            /** Threshold */
+            threshold: number;
+            /** Value */
+            value?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AlertRule
+         * @description A stored rule, with its current state.
+         */
+        AlertRule: {
+            /** Channels */
+            channels: components["schemas"]["ChannelInput"][];
+            /**
+             * Comparison
+             * @enum {string}
+             */
+            comparison: ">" | ">=" | "<" | "<=";
+            /** Created At */
+            created_at: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Enabled */
+            enabled: boolean;
+            /** For */
+            for: string;
+            /** For Seconds */
+            for_seconds: number;
+            /** Id */
+            id: string;
+            /** Keep Firing For */
+            keep_firing_for: string;
+            /** Keep Firing For Seconds */
+            keep_firing_for_seconds: number;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /** Name */
+            name: string;
+            /** Params */
+            params: {
+                [key: string]: string | number | boolean;
+            };
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "critical" | "warning" | "info";
+            /** Signal */
+            signal: string;
+            state?: components["schemas"]["AlertState"] | null;
+            /** Threshold */
+            threshold: number;
+            /** Updated At */
+            updated_at: string;
+            /** Version */
+            version: number;
+            /** Window */
+            window: string;
+            /** Window Seconds */
+            window_seconds: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AlertSecretInput
+         * @description The body of ``PUT /v1/alerts/secrets/{name}``.
+         */
+        AlertSecretInput: {
+            /**
+             * Value
+             * @description the signing key; printable ASCII without spaces (stored sealed, never shown)
+             */
+            value: string;
+        };
+        /**
+         * AlertSecretView
+         * @description A team's alert secret, masked.
+         */
+        AlertSecretView: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Key Version
+             * @description the master key version it is sealed with
+             */
+            key_version: number;
+            /** Last4 */
+            last4: string;
+            /** Name */
+            name: string;
+            /** Updated At */
+            updated_at: string;
+        };
+        /**
+         * AlertState
+         * @description Where a rule's evaluation stands (``inactive`` until its condition first holds).
+         */
+        AlertState: {
+            /**
+             * Clear Since
+             * @description firing, condition cleared since (keep_firing_for running)
+             */
+            clear_since?: string | null;
+            /** Firing Since */
+            firing_since?: string | null;
+            /**
+             * Last Error
+             * @description why the last evaluation failed
+             */
+            last_error?: string | null;
+            /** Last Evaluated At */
+            last_evaluated_at?: string | null;
+            /**
+             * Last Value
+             * @description the signal at the last evaluation
+             */
+            last_value?: number | null;
+            /** Pending Since */
+            pending_since?: string | null;
+            /**
+             * Since
+             * @description when it entered this state
+             */
+            since?: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "inactive" | "pending" | "firing";
+        } & {
+            [key: string]: unknown;
+        };
+        /** AnalyticsPage[CostStats] */
+        AnalyticsPage_CostStats_: {
+            /** Bucket */
+            bucket?: string | null;
+            /**
+             * From
+             * @description the range's start (inclusive)
+             */
+            from: string;
+            /** Group By */
+            group_by: string[];
+            /** Items */
+            items: components["schemas"]["CostStats"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+            /**
+             * To
+             * @description the range's end (exclusive)
+             */
+            to: string;
+            /**
+             * Total
+             * @description groups (times buckets) in the whole answer
+             */
+            total: number;
+        };
+        /** AnalyticsPage[RunStats] */
+        AnalyticsPage_RunStats_: {
+            /** Bucket */
+            bucket?: string | null;
+            /**
+             * From
+             * @description the range's start (inclusive)
+             */
+            from: string;
+            /** Group By */
+            group_by: string[];
+            /** Items */
+            items: components["schemas"]["RunStats"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+            /**
+             * To
+             * @description the range's end (exclusive)
+             */
+            to: string;
+            /**
+             * Total
+             * @description groups (times buckets) in the whole answer
+             */
+            total: number;
+        };
+        /** AnalyticsPage[StepStats] */
+        AnalyticsPage_StepStats_: {
+            /** Bucket */
+            bucket?: string | null;
+            /**
+             * From
+             * @description the range's start (inclusive)
+             */
+            from: string;
+            /** Group By */
+            group_by: string[];
+            /** Items */
+            items: components["schemas"]["StepStats"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+            /**
+             * To
+             * @description the range's end (exclusive)
+             */
+            to: string;
+            /**
+             * Total
+             * @description groups (times buckets) in the whole answer
+             */
+            total: number;
+        };
+        /**
          * ApiKey
          * @description A key as listed: never its secret (only the fields named here leave the store).
          */
@@ -2081,6 +2795,33 @@ export interface components {
             spent?: string | null;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * ChannelInput
+         * @description Where a rule's firing and resolved notifications go.
+         */
+        ChannelInput: {
+            /**
+             * Secret
+             * @description webhook: the name of the team's alert secret whose value signs each call (PUT /v1/alerts/secrets/{name}); the value is never stored with the rule
+             */
+            secret?: string | null;
+            /**
+             * Topic
+             * @description event: the team's topic
+             */
+            topic?: string | null;
+            /**
+             * Type
+             * @description webhook: a signed POST to `url`; event: published on the team's `topic`; alertmanager: posted to the configured Alertmanager (`alerts.alertmanager_url`)
+             * @enum {string}
+             */
+            type: "webhook" | "event" | "alertmanager";
+            /**
+             * Url
+             * @description webhook: http(s) URL
+             */
+            url?: string | null;
         };
         /**
          * ChatCompletion
@@ -2463,6 +3204,49 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * CostStats
+         * @description LLM calls of one group: tokens by kind, the exact cost (decimal text) and latency.
+         */
+        CostStats: {
+            /**
+             * Bucket
+             * @description the instant the hour or day starts
+             */
+            bucket?: string | null;
+            /** Cache Read Tokens */
+            cache_read_tokens: number;
+            /** Cache Write Tokens */
+            cache_write_tokens: number;
+            /** Calls */
+            calls: number;
+            /**
+             * Cost
+             * @description exact sum of the priced calls, in `currencies`
+             */
+            cost: string;
+            /** Currencies */
+            currencies: string[];
+            /** Input Tokens */
+            input_tokens: number;
+            latency_ms: components["schemas"]["Durations"];
+            /** Output Tokens */
+            output_tokens: number;
+            /**
+             * Price Versions
+             * @description the price versions the costs were computed at
+             */
+            price_versions: string[];
+            /** Reasoning Tokens */
+            reasoning_tokens: number;
+            /**
+             * Unpriced Calls
+             * @description calls without a price (not in `cost`)
+             */
+            unpriced_calls: number;
+        } & {
+            [key: string]: unknown;
+        };
         /** CronPreview */
         CronPreview: {
             /** Description */
@@ -2573,6 +3357,24 @@ export interface components {
          * @enum {string}
          */
         DocumentStatus: "PENDING" | "PROCESSING" | "READY" | "FAILED";
+        /**
+         * Durations
+         * @description Milliseconds: mean, nearest-rank percentiles and the longest (``null`` with no values).
+         */
+        Durations: {
+            /** Avg */
+            avg?: number | null;
+            /** Max */
+            max?: number | null;
+            /** P50 */
+            p50?: number | null;
+            /** P95 */
+            p95?: number | null;
+            /** P99 */
+            p99?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** ErrorDetail */
         ErrorDetail: {
             /**
@@ -2605,6 +3407,60 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
+        };
+        /**
+         * Evaluation
+         * @description A dry run of a rule: its signal now, and what an evaluation would do (nothing is kept).
+         */
+        Evaluation: {
+            /**
+             * Breach
+             * @description value <comparison> threshold
+             */
+            breach: boolean;
+            /**
+             * Comparison
+             * @enum {string}
+             */
+            comparison: ">" | ">=" | "<" | "<=";
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Exact
+             * @description the value as exact decimal text
+             */
+            exact?: string | null;
+            /**
+             * Next State
+             * @description its state if it were evaluated now
+             * @enum {string}
+             */
+            next_state: "inactive" | "pending" | "firing";
+            /** Rule Id */
+            rule_id: string;
+            /** Signal */
+            signal: string;
+            /**
+             * State
+             * @description the rule's state now
+             * @enum {string}
+             */
+            state: "inactive" | "pending" | "firing";
+            /** Threshold */
+            threshold: number;
+            /**
+             * Value
+             * @description null: no data in the window (never fires)
+             */
+            value: number | null;
+            /** Window From */
+            window_from?: string | null;
+            /** Window To */
+            window_to: string;
+        } & {
+            [key: string]: unknown;
         };
         /** ExecuteRequest */
         ExecuteRequest: {
@@ -2738,6 +3594,51 @@ export interface components {
             workflow_name?: string | null;
             /** Workflow Version */
             workflow_version?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ExpensiveList */
+        ExpensiveList: {
+            /** By */
+            by: string;
+            /** Items */
+            items: components["schemas"]["CostStats"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * FiringAlert
+         * @description A rule that is firing now.
+         */
+        FiringAlert: {
+            /**
+             * Comparison
+             * @enum {string}
+             */
+            comparison: ">" | ">=" | "<" | "<=";
+            /** Event Id */
+            event_id?: string | null;
+            /** Firing Since */
+            firing_since: string;
+            /** Labels */
+            labels?: {
+                [key: string]: string;
+            };
+            /** Name */
+            name: string;
+            /** Rule Id */
+            rule_id: string;
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "critical" | "warning" | "info";
+            /** Signal */
+            signal: string;
+            /** Threshold */
+            threshold: number;
+            /** Value */
+            value?: number | null;
         } & {
             [key: string]: unknown;
         };
@@ -2889,6 +3790,20 @@ export interface components {
             /** Spend Period */
             spend_period?: string | null;
         };
+        /** ItemList[AlertSecretView] */
+        ItemList_AlertSecretView_: {
+            /** Items */
+            items: components["schemas"]["AlertSecretView"][];
+            /** Total */
+            total: number;
+        };
+        /** ItemList[FiringAlert] */
+        ItemList_FiringAlert_: {
+            /** Items */
+            items: components["schemas"]["FiringAlert"][];
+            /** Total */
+            total: number;
+        };
         /** ItemList[Hook] */
         ItemList_Hook_: {
             /** Items */
@@ -2900,6 +3815,13 @@ export interface components {
         ItemList_SecretView_: {
             /** Items */
             items: components["schemas"]["SecretView"][];
+            /** Total */
+            total: number;
+        };
+        /** ItemList[SignalInfo] */
+        ItemList_SignalInfo_: {
+            /** Items */
+            items: components["schemas"]["SignalInfo"][];
             /** Total */
             total: number;
         };
@@ -3211,6 +4133,54 @@ export interface components {
              */
             total: number;
         };
+        /** Page[AlertDelivery] */
+        Page_AlertDelivery_: {
+            /** Items */
+            items: components["schemas"]["AlertDelivery"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+            /**
+             * Total
+             * @description items in the whole list
+             */
+            total: number;
+        };
+        /** Page[AlertEvent] */
+        Page_AlertEvent_: {
+            /** Items */
+            items: components["schemas"]["AlertEvent"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+            /**
+             * Total
+             * @description items in the whole list
+             */
+            total: number;
+        };
+        /** Page[AlertRule] */
+        Page_AlertRule_: {
+            /** Items */
+            items: components["schemas"]["AlertRule"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+            /**
+             * Total
+             * @description items in the whole list
+             */
+            total: number;
+        };
         /** Page[ApiKey] */
         Page_ApiKey_: {
             /** Items */
@@ -3505,6 +4475,58 @@ export interface components {
             title: string;
         };
         /**
+         * ResultDistribution
+         * @description Executions counted by the value of a JMESPath expression over their result.
+         */
+        ResultDistribution: {
+            /**
+             * Exact
+             * @description every matching execution was counted (a plain field path is counted in the store; any other expression over the newest `sample` executions)
+             */
+            exact: boolean;
+            /** Items */
+            items: components["schemas"]["ResultValue"][];
+            /** Limit */
+            limit: number;
+            /**
+             * Matched
+             * @description executions in the range with the status asked for
+             */
+            matched: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+            /** Path */
+            path: string;
+            /**
+             * Scanned
+             * @description executions whose result was evaluated
+             */
+            scanned: number;
+            /**
+             * Total
+             * @description distinct values
+             */
+            total: number;
+            /** Workflow Id */
+            workflow_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ResultValue */
+        ResultValue: {
+            /** Count */
+            count: number;
+            /**
+             * Value
+             * @description a value of the expression over the execution's result
+             */
+            value: unknown;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * RunCreate
          * @description A LangGraph run: ``input.messages`` holds the one user message; the other fields the
          *     SDK sends that change nothing here (``config``, ``context``, ``metadata``, ``durability``,
@@ -3533,6 +4555,53 @@ export interface components {
              * @constant
              */
             stream_subgraphs: false;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunStats
+         * @description Runs of one group (workflow executions, task executions or assistant chat runs).
+         */
+        RunStats: {
+            /**
+             * Active
+             * @description not finished yet (pending, queued or running)
+             */
+            active: number;
+            /**
+             * Bucket
+             * @description the instant the hour or day starts
+             */
+            bucket?: string | null;
+            /** Cancelled */
+            cancelled: number;
+            /** Completed */
+            completed: number;
+            duration_ms: components["schemas"]["Durations"];
+            /**
+             * Failed
+             * @description FAILED (chat runs: failed or interrupted)
+             */
+            failed: number;
+            /**
+             * Failure Rate
+             * @description (failed + timed_out) / finished
+             */
+            failure_rate: number | null;
+            /** Finished */
+            finished: number;
+            /**
+             * Runs
+             * @description runs created in the range
+             */
+            runs: number;
+            /**
+             * Success Rate
+             * @description completed / finished
+             */
+            success_rate: number | null;
+            /** Timed Out */
+            timed_out: number;
         } & {
             [key: string]: unknown;
         };
@@ -3666,6 +4735,56 @@ export interface components {
             timeoutSeconds: number;
         };
         /**
+         * SignalInfo
+         * @description One signal a rule may watch.
+         */
+        SignalInfo: {
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /**
+             * Params
+             * @description parameter name -> what it means
+             */
+            params: {
+                [key: string]: string;
+            };
+            /**
+             * Unit
+             * @enum {string}
+             */
+            unit: "ratio" | "count" | "money" | "seconds";
+            /**
+             * Windowed
+             * @description false: measured at the instant, `window` is not used
+             */
+            windowed: boolean;
+        };
+        /** SlowList */
+        SlowList: {
+            /** Items */
+            items: components["schemas"]["SlowRun"][];
+            /** Of */
+            of: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * SlowRun
+         * @description One execution or step run, by its duration.
+         */
+        SlowRun: {
+            /** Duration Ms */
+            duration_ms: number;
+            /** Id */
+            id: string;
+            /** Status */
+            status?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * StepRun
          * @description One run of one step: its resolved ``inputs``, ``output`` or ``error``, and where it ran.
          */
@@ -3700,6 +4819,51 @@ export interface components {
             step: number;
             /** Target */
             target?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * StepStats
+         * @description Step runs of one group: outcomes, cache hits, attempts and latency of executed runs.
+         */
+        StepStats: {
+            /**
+             * Attempts Avg
+             * @description attempts per executed run (retries + 1)
+             */
+            attempts_avg: number | null;
+            /** Attempts Max */
+            attempts_max: number | null;
+            /**
+             * Bucket
+             * @description the instant the hour or day starts
+             */
+            bucket?: string | null;
+            /** Cache Hits */
+            cache_hits: number;
+            /** Cancelled */
+            cancelled: number;
+            /** Completed */
+            completed: number;
+            /** @description of runs that executed (no cache hit, no skip) */
+            duration_ms: components["schemas"]["Durations"];
+            /**
+             * Error Codes
+             * @description the error codes of this group's failed runs
+             */
+            error_codes: string[];
+            /** Failed */
+            failed: number;
+            /** Failure Rate */
+            failure_rate: number | null;
+            /** Runs */
+            runs: number;
+            /** Skipped */
+            skipped: number;
+            /** Success Rate */
+            success_rate: number | null;
+            /** Timed Out */
+            timed_out: number;
         } & {
             [key: string]: unknown;
         };
@@ -3889,6 +5053,98 @@ export interface components {
             thread_id?: string | null;
             /** Ttl */
             ttl?: null;
+        };
+        /**
+         * Timeline
+         * @description An execution's step runs on one clock, ready for a Gantt chart.
+         */
+        Timeline: {
+            /**
+             * Attempts
+             * @description attempts over every step run
+             */
+            attempts: number;
+            /** Cache Hits */
+            cache_hits: number;
+            /** Created At */
+            created_at: string;
+            /** Duration Ms */
+            duration_ms?: number | null;
+            /** Execution Id */
+            execution_id: string;
+            /** Finished At */
+            finished_at?: string | null;
+            /** Started At */
+            started_at?: string | null;
+            /** Status */
+            status: string;
+            /** Steps */
+            steps: components["schemas"]["TimelineStep"][];
+            /**
+             * Wait Ms
+             * @description created → started
+             */
+            wait_ms?: number | null;
+            /** Workflow Id */
+            workflow_id?: string | null;
+            /** Workflow Name */
+            workflow_name?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TimelineStep
+         * @description One run of one step, placed on the execution's clock (ms since it was created).
+         */
+        TimelineStep: {
+            /** Action */
+            action?: string | null;
+            /** Attempts */
+            attempts?: number | null;
+            /** Cache Hit */
+            cache_hit?: boolean | null;
+            /** Duration Ms */
+            duration_ms?: number | null;
+            /**
+             * End Ms
+             * @description offset of finished_at
+             */
+            end_ms?: number | null;
+            /** Error Code */
+            error_code?: string | null;
+            /** Executor */
+            executor?: string | null;
+            /** Finished At */
+            finished_at?: string | null;
+            /**
+             * Queued At
+             * @description async steps: when it was queued
+             */
+            queued_at?: string | null;
+            /**
+             * Queued Ms
+             * @description offset of queued_at
+             */
+            queued_ms?: number | null;
+            /** Run */
+            run: number;
+            /**
+             * Start Ms
+             * @description offset of started_at
+             */
+            start_ms?: number | null;
+            /** Started At */
+            started_at?: string | null;
+            /** Status */
+            status: string;
+            /** Step */
+            step: number;
+            /** Target */
+            target?: string | null;
+            /** Worker */
+            worker?: string | null;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * TokenUsage
@@ -5526,6 +6782,1215 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    firing_alerts_v1_alerts_firing_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList_FiringAlert_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_rules_v1_alerts_rules_get: {
+        parameters: {
+            query?: {
+                /** @description only enabled (or disabled) rules */
+                enabled?: boolean | null;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AlertRule_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    create_rule_v1_alerts_rules_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Channels */
+                    channels?: {
+                        /**
+                         * Secret
+                         * @description webhook: the name of the team's alert secret whose value signs each call (PUT /v1/alerts/secrets/{name}); the value is never stored with the rule
+                         */
+                        secret?: string | null;
+                        /**
+                         * Topic
+                         * @description event: the team's topic
+                         */
+                        topic?: string | null;
+                        /**
+                         * Type
+                         * @description webhook: a signed POST to `url`; event: published on the team's `topic`; alertmanager: posted to the configured Alertmanager (`alerts.alertmanager_url`)
+                         * @enum {string}
+                         */
+                        type: "webhook" | "event" | "alertmanager";
+                        /**
+                         * Url
+                         * @description webhook: http(s) URL
+                         */
+                        url?: string | null;
+                    }[];
+                    /**
+                     * Comparison
+                     * @description value <comparison> threshold fires
+                     * @default >
+                     * @enum {string}
+                     */
+                    comparison?: ">" | ">=" | "<" | "<=";
+                    /**
+                     * Description
+                     * @default
+                     */
+                    description?: string;
+                    /**
+                     * Enabled
+                     * @default true
+                     */
+                    enabled?: boolean;
+                    /**
+                     * For
+                     * @description how long the condition must hold before the alert fires (pending till then)
+                     * @default 0s
+                     */
+                    for?: string | number;
+                    /**
+                     * Keep Firing For
+                     * @description how long a firing alert stays firing after the condition clears
+                     * @default 0s
+                     */
+                    keep_firing_for?: string | number;
+                    /**
+                     * Labels
+                     * @description extra labels for Alertmanager and the payloads
+                     */
+                    labels?: {
+                        [key: string]: string;
+                    };
+                    /**
+                     * Name
+                     * @description unique in the team
+                     */
+                    name: string;
+                    /**
+                     * Params
+                     * @description the signal's parameters (e.g. workflow_id, provider)
+                     */
+                    params?: {
+                        [key: string]: string | number | boolean;
+                    };
+                    /**
+                     * Severity
+                     * @default warning
+                     * @enum {string}
+                     */
+                    severity?: "critical" | "warning" | "info";
+                    /**
+                     * Signal
+                     * @description what is measured, one of GET /v1/alerts/signals: execution_failure_rate, team_spend, provider_error_rate, queue_backlog, schedules_missed
+                     */
+                    signal: string;
+                    /** Threshold */
+                    threshold: number;
+                    /**
+                     * Window
+                     * @description how far back a windowed signal looks: 10s to 31d
+                     * @default 5m
+                     */
+                    window?: string | number;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_rule_v1_alerts_rules__rule_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    update_rule_v1_alerts_rules__rule_id__put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+                /** @description expected current version */
+                "If-Match"?: string | null;
+            };
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Channels */
+                    channels?: {
+                        /**
+                         * Secret
+                         * @description webhook: the name of the team's alert secret whose value signs each call (PUT /v1/alerts/secrets/{name}); the value is never stored with the rule
+                         */
+                        secret?: string | null;
+                        /**
+                         * Topic
+                         * @description event: the team's topic
+                         */
+                        topic?: string | null;
+                        /**
+                         * Type
+                         * @description webhook: a signed POST to `url`; event: published on the team's `topic`; alertmanager: posted to the configured Alertmanager (`alerts.alertmanager_url`)
+                         * @enum {string}
+                         */
+                        type: "webhook" | "event" | "alertmanager";
+                        /**
+                         * Url
+                         * @description webhook: http(s) URL
+                         */
+                        url?: string | null;
+                    }[];
+                    /**
+                     * Comparison
+                     * @description value <comparison> threshold fires
+                     * @default >
+                     * @enum {string}
+                     */
+                    comparison?: ">" | ">=" | "<" | "<=";
+                    /**
+                     * Description
+                     * @default
+                     */
+                    description?: string;
+                    /**
+                     * Enabled
+                     * @default true
+                     */
+                    enabled?: boolean;
+                    /**
+                     * For
+                     * @description how long the condition must hold before the alert fires (pending till then)
+                     * @default 0s
+                     */
+                    for?: string | number;
+                    /**
+                     * Keep Firing For
+                     * @description how long a firing alert stays firing after the condition clears
+                     * @default 0s
+                     */
+                    keep_firing_for?: string | number;
+                    /**
+                     * Labels
+                     * @description extra labels for Alertmanager and the payloads
+                     */
+                    labels?: {
+                        [key: string]: string;
+                    };
+                    /**
+                     * Name
+                     * @description unique in the team
+                     */
+                    name: string;
+                    /**
+                     * Params
+                     * @description the signal's parameters (e.g. workflow_id, provider)
+                     */
+                    params?: {
+                        [key: string]: string | number | boolean;
+                    };
+                    /**
+                     * Severity
+                     * @default warning
+                     * @enum {string}
+                     */
+                    severity?: "critical" | "warning" | "info";
+                    /**
+                     * Signal
+                     * @description what is measured, one of GET /v1/alerts/signals: execution_failure_rate, team_spend, provider_error_rate, queue_backlog, schedules_missed
+                     */
+                    signal: string;
+                    /** Threshold */
+                    threshold: number;
+                    /**
+                     * Window
+                     * @description how far back a windowed signal looks: 10s to 31d
+                     * @default 5m
+                     */
+                    window?: string | number;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_rule_v1_alerts_rules__rule_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    rule_deliveries_v1_alerts_rules__rule_id__deliveries_get: {
+        parameters: {
+            query?: {
+                /** @description only deliveries in this status */
+                status?: ("pending" | "retrying" | "delivered" | "failed" | "superseded") | null;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AlertDelivery_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    evaluate_rule_v1_alerts_rules__rule_id__evaluate_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    rule_history_v1_alerts_rules__rule_id__history_get: {
+        parameters: {
+            query?: {
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AlertEvent_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_secrets_v1_alerts_secrets_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList_AlertSecretView_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_secret_v1_alerts_secrets__name__put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertSecretInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertSecretView"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_secret_v1_alerts_secrets__name__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                /** @description name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_signals_v1_alerts_signals_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList_SignalInfo_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    assistant_analytics_v1_analytics_assistants_get: {
+        parameters: {
+            query?: {
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+                /** @description add a trend dimension: the hour or day (UTC) of each run */
+                bucket?: ("hour" | "day") | null;
+                /** @description up to 3 of: assistant, status, comma-separated (default: assistant) */
+                group_by?: string | null;
+                /** @description by the group keys (then buckets), else by a figure, largest first */
+                sort?: "key" | "runs" | "failures" | "avg" | "p50" | "p95" | "p99" | "max";
+                assistant_id?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsPage_RunStats_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cost_analytics_v1_analytics_costs_get: {
+        parameters: {
+            query?: {
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+                /** @description add a trend dimension: the hour or day (UTC) of each run */
+                bucket?: ("hour" | "day") | null;
+                /** @description up to 3 of: assistant, call, caller, chat_run, conversation, currency, day, execution, model, price_version, provider, status, team, comma-separated (default: model) */
+                group_by?: string | null;
+                sort?: "key" | "cost" | "calls" | "input_tokens" | "output_tokens" | "p95";
+                model?: string | null;
+                provider?: string | null;
+                assistant_id?: string | null;
+                execution_id?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsPage_CostStats_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    result_distribution_v1_analytics_results_get: {
+        parameters: {
+            query: {
+                workflow_id: string;
+                /** @description JMESPath over each result; a plain field path (`label`, `a.b`, `@`) is counted in the store, any other over the newest `sample` executions */
+                path: string;
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+                status?: components["schemas"]["ExecutionStatus"] | null;
+                sample?: number;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResultDistribution"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    step_analytics_v1_analytics_steps_get: {
+        parameters: {
+            query?: {
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+                /** @description add a trend dimension: the hour or day (UTC) of each run */
+                bucket?: ("hour" | "day") | null;
+                /** @description up to 3 of: action, error_code, executor, status, step, target, comma-separated (default: step,target with workflow_id, else target) */
+                group_by?: string | null;
+                /** @description by the group keys (then buckets), else by a figure, largest first */
+                sort?: "key" | "runs" | "failures" | "avg" | "p50" | "p95" | "p99" | "max";
+                workflow_id?: string | null;
+                status?: components["schemas"]["StepStatus"] | null;
+                target?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsPage_StepStats_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    task_analytics_v1_analytics_tasks_get: {
+        parameters: {
+            query?: {
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+                /** @description add a trend dimension: the hour or day (UTC) of each run */
+                bucket?: ("hour" | "day") | null;
+                /** @description up to 3 of: agent, status, task, trigger, type, comma-separated (default: task) */
+                group_by?: string | null;
+                /** @description by the group keys (then buckets), else by a figure, largest first */
+                sort?: "key" | "runs" | "failures" | "avg" | "p50" | "p95" | "p99" | "max";
+                task_id?: string | null;
+                agent_id?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsPage_RunStats_"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    most_expensive_v1_analytics_top_expensive_get: {
+        parameters: {
+            query?: {
+                by?: "execution" | "chat_run" | "conversation" | "assistant" | "model" | "call";
+                /** @description how many */
+                n?: number;
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExpensiveList"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    slowest_v1_analytics_top_slowest_get: {
+        parameters: {
+            query?: {
+                of?: "executions" | "steps";
+                workflow_id?: string | null;
+                /** @description how many */
+                n?: number;
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlowList"];
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    workflow_analytics_v1_analytics_workflows_get: {
+        parameters: {
+            query?: {
+                /** @description start, inclusive: an ISO date or an instant with a time zone (default: 7 days before `to`) */
+                from?: string | null;
+                /** @description end, exclusive (default: now) */
+                to?: string | null;
+                /** @description add a trend dimension: the hour or day (UTC) of each run */
+                bucket?: ("hour" | "day") | null;
+                /** @description up to 3 of: source, status, version, workflow, comma-separated (default: workflow) */
+                group_by?: string | null;
+                /** @description by the group keys (then buckets), else by a figure, largest first */
+                sort?: "key" | "runs" | "failures" | "avg" | "p50" | "p95" | "p99" | "max";
+                workflow_id?: string | null;
+                status?: components["schemas"]["ExecutionStatus"] | null;
+                /** @description page size */
+                limit?: number;
+                /** @description items to skip */
+                offset?: number;
+            };
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsPage_RunStats_"];
                 };
             };
             /** @description bad input, unknown id, conflict, … */
@@ -7771,6 +10236,49 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            /** @description bad input, unknown id, conflict, … */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a dependency is down (503, Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    execution_timeline_v1_executions__execution_id__timeline_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the team to act for: required in header mode, else one of yours */
+                "X-Team-Id"?: string | null;
+            };
+            path: {
+                execution_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Timeline"];
                 };
             };
             /** @description bad input, unknown id, conflict, … */
