@@ -142,7 +142,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     check_tls_ingress(settings.http)  # one line, before anything starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings, milvus = _embedded_milvus(settings)  # its URI now; it starts beside Ray
-    milvus_started = _Background(milvus.start if milvus is not None else lambda: None)
+    if milvus is not None:
+        milvus.spawn()  # here, not in the thread: no fork racing ray.init's threads
+    milvus_started = _Background(milvus.wait_ready if milvus is not None else lambda: None)
     context, started = init_ray(settings, args.address, dashboard=True)
     phases.lap("ray.init")
     joined = not started

@@ -29,6 +29,12 @@ class EmbeddedMilvus:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> EmbeddedMilvus:
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the server's process (``linqra up`` does it on its main thread, before Ray:
+        a fork in a thread racing ``ray.init``'s threads once failed with EFAULT)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir.parent / "milvus-lite.log", "ab")  # noqa: SIM115 - the child owns it
         self._proc = subprocess.Popen(
@@ -39,6 +45,10 @@ class EmbeddedMilvus:
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
         )  # fmt: skip
         log.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> EmbeddedMilvus:
+        """Wait, at most ``timeout`` seconds, until the spawned server listens."""
+        assert self._proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
