@@ -9,14 +9,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
 
 from linqra.testing.servers import free_port, wait_port
 
-__all__ = ["Prometheus", "shipped_config"]
+__all__ = ["Daemon", "Prometheus", "shipped_config"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,30 +30,40 @@ def shipped_config(discovery_file: Path, interval: str = "1s") -> dict[str, Any]
     return config
 
 
-class Prometheus:
-    """``with Prometheus(config) as prom: prom.value('sum(up)')``."""
+class Daemon:
+    """A daemon of the Prometheus family (Prometheus, Alertmanager): its YAML config written to
+    a private directory, on a free loopback port, ready once ``/-/ready`` answers 200; stopped
+    and its files removed at the end of the ``with``."""
+
+    binaries: tuple[str, ...] = ()
+    """The program's names on PATH, the first found is run."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        binary = shutil.which("prometheus")
+        binary = next((found for name in self.binaries if (found := shutil.which(name))), None)
         if binary is None:
-            raise RuntimeError("prometheus is not installed: run scripts/ensure-prometheus.sh")
+            raise RuntimeError(
+                f"{self.binaries[0]} is not installed: run scripts/ensure-prometheus.sh"
+            )
         self.binary, self.config = binary, config
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="prometheus-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{self.binaries[0]}-"))
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
-    def __enter__(self) -> Prometheus:
-        path = self._dir / "prometheus.yml"
+    def arguments(self, config_file: Path, data: Path) -> list[str]:
+        """The program's flags beside its config file, data directory and listen address."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        path = self._dir / "config.yml"
         path.write_text(yaml.safe_dump(self.config))
         self.proc = subprocess.Popen(
-            [self.binary, f"--config.file={path}", f"--storage.tsdb.path={self._dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            [self.binary, *self.arguments(path, self._dir / "data"), "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_port(self.port, timeout=30, proc=self.proc)
-        self.wait(lambda: self.http.get("/-/ready").status_code == 200, "Prometheus ready")
+        self.wait(lambda: self.http.get("/-/ready").status_code == 200, f"{self.binary} ready")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -65,6 +75,27 @@ class Prometheus:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def wait(self, check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+        """Poll ``check`` until it returns something true (returned), at most ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = check()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout:g}s for {what}")
+            time.sleep(0.1)
+
+
+class Prometheus(Daemon):
+    """``with Prometheus(config) as prom: prom.value('sum(up)')``."""
+
+    binaries = ("prometheus",)
+
+    def arguments(self, config_file: Path, data: Path) -> list[str]:
+        return [f"--config.file={config_file}", f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{self.port}"]  # fmt: skip
 
     # -- the HTTP API -------------------------------------------------------------------
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
@@ -86,17 +117,6 @@ class Prometheus:
 
     def metric_names(self) -> set[str]:
         return set(self.http.get("/api/v1/label/__name__/values").json()["data"])
-
-    def wait(self, check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-        """Poll ``check`` until it returns something true (returned), at most ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = check()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout:g}s for {what}")
-            time.sleep(0.1)
 
     def wait_value(self, expr: str, want: float, timeout: float = 30.0) -> None:
         """Poll until ``expr`` is ``want``; on timeout, say what it was."""
