@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.auth import audited, rate_limit_headers, record_audit
@@ -117,7 +118,7 @@ class Edge:
         method = scope["method"]
         observed = tracing.span(
             f"{method} request",
-            parent=_header(scope, b"traceparent"),
+            parent=Headers(scope=scope).get("traceparent"),
             kind=tracing.SpanKind.SERVER,
             attributes={"http.request.method": method},
         )
@@ -152,13 +153,6 @@ class Edge:
                 if audited(scope, status):
                     await record_audit(scope, status)
                 _measure(scope, current, method, status, time.perf_counter() - t0)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _measure(scope: Scope, span: Any, method: str, status: int, seconds: float) -> None:

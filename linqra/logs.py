@@ -49,8 +49,6 @@ __all__ = [
 _FIELDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "linqra_log_fields", default=None
 )
-FIELDS = ("request_id", "team", "execution_id", "trace_id")
-"""What every line may name (a field that is unknown for the work at hand is left out)."""
 
 _SECRET = re.compile(
     r"(?P<auth>(?i:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"
