@@ -4,7 +4,7 @@ Every Linqra actor and task builds its services here, once per process and setti
 system's launcher is :class:`~actors.handles.RayLauncher` (runs go to the cluster's actors) and
 its event bus the configured one (``ray://``: the cluster's bus actor), its metrics go out
 through Ray's metrics export (:mod:`actors.metrics`). Synchronous Ray tasks
-(CPU steps, ingestion) run their coroutines on one event loop thread of the process, so their
+(CPU steps, ingestion) run their coroutines on an event loop kept by the calling thread, so their
 system's connections outlive a single call.
 """
 
@@ -27,8 +27,7 @@ __all__ = ["process_system", "run_sync", "shipped_settings"]
 T = TypeVar("T")
 
 _systems: dict[tuple[str, int], asyncio.Task[System]] = {}
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
+_thread = threading.local()  # .loop: the calling thread's event loop (run_sync)
 
 
 @functools.lru_cache(maxsize=16)
@@ -75,15 +74,17 @@ async def process_system(settings: Settings) -> System:
 
 
 def run_sync(settings: Settings, work: Callable[[System], Awaitable[T]]) -> T:
-    """Run ``work(system)`` on this process's event loop thread (for synchronous Ray tasks)."""
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="linqra-loop", daemon=True).start()
-        loop = _loop
+    """Run ``work(system)`` to its end on an event loop of the calling thread (for synchronous
+    Ray tasks and actors: Ray calls them from one thread, so each keeps one loop and one system).
+
+    The loop runs only while a call does; the system starts nothing that needs it between calls.
+    Before, one loop thread per process ran every call: the hand-off there and back cost a CPU
+    step 0.1-0.2 ms (issue 15; docs/perf/ray-profile.md, change 4)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread, "loop", None)
+    if loop is None:
+        loop = _thread.loop = asyncio.new_event_loop()
 
     async def run() -> T:
         return await work(await process_system(settings))
 
-    return asyncio.run_coroutine_threadsafe(run(), loop).result()
+    return loop.run_until_complete(run())
