@@ -28,12 +28,14 @@ from pydantic_settings import (
 from linqra._config_access import AuthSettings, OidcSettings, RateLimitSettings
 from linqra._config_alerts import AlertSettings
 from linqra._config_sections import LoggingSettings, TracingSettings
+from linqra._config_topology import Connections, ConnectionSettings
 from linqra._config_types import ReadableFile, WebOrigin
 
 __all__ = [
     "AgentSettings",
     "AuthSettings",
     "ChatSettings",
+    "ConnectionSettings",
     "EgressPolicy",
     "ExecutionSettings",
     "HttpSettings",
@@ -276,6 +278,9 @@ class ExecutionSettings(BaseModel):
         description="largest step output (compact JSON); a step returning more fails with "
         "output_too_large and nothing oversized is stored",
     )
+    runners: int = Field(
+        default=1, ge=1, le=64, description="runner actors sharing the executions (on Ray)"
+    )
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     stale_after_seconds: float = Field(default=30.0, gt=0)
     orphan_policy: Literal["resume", "fail"] = "resume"
@@ -426,6 +431,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    connections: Connections = Field(default_factory=ConnectionSettings, validate_default=True)
 
     @model_validator(mode="after")
     def _production_needs_auth(self) -> Settings:

@@ -224,9 +224,12 @@ class RateLimiter:
         on_close: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        pool: Any = None,
     ) -> None:
         if timeout <= 0 or outage_retry <= 0:
             raise ValueError("rate-limit timeouts must be > 0")
+        self.pool = pool
+        """The Redis connection pool of a cluster-wide limiter (``None`` in memory)."""
         self._storage = storage
         self._strategy = SlidingWindowCounterRateLimiter(storage)
         self.cluster_wide = cluster_wide
@@ -287,6 +290,7 @@ class RateLimiter:
             outage_retry=outage_retry,
             errors=(RedisError, OSError),
             on_close=pool.aclose,
+            pool=pool,
         )
 
     @classmethod
@@ -298,6 +302,7 @@ class RateLimiter:
             connect_timeout=min(settings.store_connect_timeout_seconds, bounds.timeout_seconds),
             timeout=bounds.timeout_seconds,
             outage_retry=bounds.outage_retry_seconds,
+            max_connections=settings.connections.redis.max_connections,
         )
 
     async def hit(self, rule: Rule, key: str, cost: int = 1) -> Decision:

@@ -99,7 +99,13 @@ class System:
             "timeout_seconds": settings.store_timeout_seconds,
             "connect_timeout_seconds": settings.store_connect_timeout_seconds,
         }
-        store = open_store(settings.resolved_store_url, **timeouts)
+        pools = settings.connections  # per process: docs/operations.md, "Production topology"
+        store = open_store(
+            settings.resolved_store_url,
+            max_pool_size=pools.mongodb.max_pool_size,
+            min_pool_size=pools.mongodb.min_pool_size,
+            **timeouts,
+        )
         registry = default_registry(settings)
         keyring = load_keyring(settings)
         secrets = TeamSecrets(store, keyring, settings.llm.providers, also_reseal=[HOOK_SECRETS])
@@ -114,7 +120,9 @@ class System:
             token_limit=tokens if settings.rate_limits.enabled else None,
             metrics=metrics,
         )
-        cache = open_cache(settings.cache_url, **timeouts)
+        cache = open_cache(
+            settings.cache_url, max_connections=pools.redis.max_connections, **timeouts
+        )
         hooks = HookService(
             store, keyring, cache, tolerance_seconds=settings.agents.webhook_tolerance_seconds
         )
@@ -192,6 +200,7 @@ class System:
             self.events = open_event_bus(
                 "memory://" if url.startswith("ray://") else url,
                 redeliver_after=self.settings.agents.stale_after_seconds,
+                connections=self.settings.connections,
             )
         return self.events
 

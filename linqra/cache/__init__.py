@@ -7,22 +7,29 @@ from collections.abc import Callable
 from linqra.cache.base import Cache
 from linqra.store.base import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS
 
-__all__ = ["Cache", "open_cache"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "Cache", "open_cache"]
+
+DEFAULT_MAX_CONNECTIONS = 64
 
 
-def _memory(url: str, timeout: float, connect_timeout: float) -> Cache:
+def _memory(url: str, timeout: float, connect_timeout: float, max_connections: int) -> Cache:
     from linqra.cache.memory import MemoryCache
 
     return MemoryCache()
 
 
-def _redis(url: str, timeout: float, connect_timeout: float) -> Cache:
+def _redis(url: str, timeout: float, connect_timeout: float, max_connections: int) -> Cache:
     from linqra.cache.redis import RedisCache
 
-    return RedisCache(url, timeout_seconds=timeout, connect_timeout_seconds=connect_timeout)
+    return RedisCache(
+        url,
+        max_connections=max_connections,
+        timeout_seconds=timeout,
+        connect_timeout_seconds=connect_timeout,
+    )
 
 
-_ADAPTERS: dict[str, Callable[[str, float, float], Cache]] = {
+_ADAPTERS: dict[str, Callable[[str, float, float, int], Cache]] = {
     "memory": _memory,
     "redis": _redis,
     "rediss": _redis,
@@ -34,11 +41,13 @@ def open_cache(
     *,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> Cache:
     """The cache for ``url`` (``memory://`` or ``redis://HOST:PORT/DB``).
 
     A server-backed cache bounds every call by ``timeout_seconds`` (settings
-    ``store_timeout_seconds`` and ``store_connect_timeout_seconds``).
+    ``store_timeout_seconds`` and ``store_connect_timeout_seconds``) and opens at most
+    ``max_connections`` in this process (``connections.redis.max_connections``).
     """
     scheme = url.split(":", 1)[0]
     try:
@@ -47,4 +56,4 @@ def open_cache(
         raise ValueError(
             f"no cache for {scheme!r}; known: {', '.join(sorted(_ADAPTERS))}"
         ) from None
-    return factory(url, timeout_seconds, connect_timeout_seconds)
+    return factory(url, timeout_seconds, connect_timeout_seconds, max_connections)

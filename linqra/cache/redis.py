@@ -62,6 +62,7 @@ class RedisCache:
             socket_timeout=timeout_seconds,
             retry=Retry(NoBackoff(), 1),  # one quick retry (a dropped idle connection), no backoff
         )
+        self.pool: Any = pool
         self._redis: Any = aioredis.Redis(connection_pool=pool)
         self._incr: Any = self._redis.register_script(_INCR)
 

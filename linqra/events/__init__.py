@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from linqra._config_topology import ConnectionSettings
 from linqra.events.base import MAX_EVENT_BYTES, Delivery, Event, EventBus, Subscription
 from linqra.events.dead_letters import DeadLetters, GuardedConsumer, RedeliveryPolicy
 from linqra.events.idempotency import ProcessedEvents
@@ -20,8 +21,12 @@ __all__ = [
 ]
 
 
-def open_event_bus(url: str, *, redeliver_after: float = 30.0) -> EventBus:
-    """``memory://``, ``redis://host:6379/0`` or ``kafka://host:9092[,host2:9092]``."""
+def open_event_bus(
+    url: str, *, redeliver_after: float = 30.0, connections: ConnectionSettings | None = None
+) -> EventBus:
+    """``memory://``, ``redis://host:6379/0`` or ``kafka://host:9092[,host2:9092]``, with the
+    clients' pool size and options of ``connections`` (default: the settings' defaults)."""
+    connections = connections or ConnectionSettings()
     if url.startswith("memory://"):
         from linqra.events.memory import MemoryEventBus
 
@@ -29,11 +34,22 @@ def open_event_bus(url: str, *, redeliver_after: float = 30.0) -> EventBus:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from linqra.events.redis_streams import RedisEventBus
 
-        return RedisEventBus(url, redeliver_after=redeliver_after)
+        return RedisEventBus(
+            url,
+            redeliver_after=redeliver_after,
+            max_connections=connections.redis.max_connections,
+        )
     if url.startswith("kafka://"):
         from linqra.events.kafka import KafkaEventBus
 
-        return KafkaEventBus(url.removeprefix("kafka://"))
+        kafka = connections.kafka
+        return KafkaEventBus(
+            url.removeprefix("kafka://"),
+            session_timeout_ms=kafka.session_timeout_ms,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            linger_ms=kafka.linger_ms,
+            max_batch_bytes=kafka.max_batch_bytes,
+        )
     raise ValueError(
         f"unsupported event bus URL {url!r}: memory://, redis://… or kafka://host:port"
     )

@@ -85,8 +85,12 @@ class KafkaEventBus:
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 20,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        linger_ms: int = 0,
+        max_batch_bytes: int = 16_384,
     ) -> None:
         self.bootstrap = bootstrap
+        self.linger_ms = linger_ms
+        self.max_batch_bytes = max_batch_bytes
         self.timeout = timeout_seconds
         self.session_timeout_ms = session_timeout_ms
         # how long the broker may hold a fetch open waiting for data: the floor of event latency
@@ -110,6 +114,8 @@ class KafkaEventBus:
                 enable_idempotence=False,
                 acks="all",
                 request_timeout_ms=int(self.timeout * 1000),
+                linger_ms=self.linger_ms,
+                max_batch_size=self.max_batch_bytes,
             )
             try:
                 await producer.start()

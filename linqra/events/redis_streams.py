@@ -48,6 +48,7 @@ class RedisEventBus:
         prefix: str = "linqra:events:",
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        max_connections: int = 64,
     ) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
@@ -58,6 +59,7 @@ class RedisEventBus:
             url,
             socket_connect_timeout=min(connect_timeout_seconds, timeout_seconds),
             retry=Retry(NoBackoff(), 1),  # one quick retry (a dropped idle connection)
+            max_connections=max_connections,  # a blocked subscription read holds one
         )
         self.redeliver_after = redeliver_after
         self.max_length = max_length

@@ -58,7 +58,10 @@ class KnowledgeCollections:
                     "LINQRA_KNOWLEDGE__VECTOR_URI to a Milvus server"
                 )
             self._vectors = open_vector_store(
-                uri, self.limits.vector_token, index=self.limits.vector_index
+                uri,
+                self.limits.vector_token,
+                index=self.limits.vector_index,
+                max_concurrent_calls=self.settings.connections.milvus.max_concurrent_calls,
             )
         return self._vectors
 

@@ -55,6 +55,8 @@ class MongoStore:
         database: str | None = None,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        max_pool_size: int | None = None,
+        min_pool_size: int | None = None,
     ) -> None:
         try:
             from pymongo import AsyncMongoClient
@@ -65,6 +67,11 @@ class MongoStore:
         self.timeout = timeout_seconds
         connect_ms = int(min(connect_timeout_seconds, timeout_seconds) * 1000)
         db_name = database or urlparse(url).path.lstrip("/") or "linqra"
+        pool: dict[str, Any] = {}  # else the URL's maxPoolSize/minPoolSize, or pymongo's 100/0
+        if max_pool_size is not None:
+            pool["maxPoolSize"] = max_pool_size
+        if min_pool_size is not None:
+            pool["minPoolSize"] = min_pool_size
         self._client: Any = AsyncMongoClient(
             url,
             serverSelectionTimeoutMS=connect_ms,
@@ -72,6 +79,7 @@ class MongoStore:
             timeoutMS=int(timeout_seconds * 1000),
             tz_aware=True,
             connect=False,
+            **pool,
         )
         self._db: Any = self._client[db_name]
 
@@ -82,10 +90,22 @@ class MongoStore:
         *,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        max_pool_size: int | None = None,
+        min_pool_size: int | None = None,
     ) -> MongoStore:
         return cls(
-            url, timeout_seconds=timeout_seconds, connect_timeout_seconds=connect_timeout_seconds
+            url,
+            timeout_seconds=timeout_seconds,
+            connect_timeout_seconds=connect_timeout_seconds,
+            max_pool_size=max_pool_size,
+            min_pool_size=min_pool_size,
         )
+
+    @property
+    def pool_size(self) -> tuple[int, int]:
+        """Most and fewest connections per server this process's client keeps."""
+        options = self._client.options.pool_options
+        return int(options.max_pool_size), int(options.min_pool_size)
 
     def _coll(self, name: str) -> Any:
         return self._db[check_collection(name)]

@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from linqra.config import VectorIndexSettings
@@ -93,8 +94,13 @@ class MilvusVectorStore:
         token: str | None = None,
         timeout: float = 30.0,
         index: VectorIndexSettings | None = None,
+        max_concurrent_calls: int = 16,
     ) -> None:
+        if max_concurrent_calls < 1:
+            raise ValueError("max_concurrent_calls must be >= 1")
         self.uri = uri
+        self.max_concurrent_calls = max_concurrent_calls
+        self._threads: ThreadPoolExecutor | None = None  # runs the client's blocking calls
         self.token = token
         self.timeout = timeout
         self.index = index or VectorIndexSettings()
@@ -182,7 +188,13 @@ class MilvusVectorStore:
             except Exception as exc:
                 raise _failed(operation, expr, exc) from exc
 
-        return await asyncio.to_thread(call)
+        with self._lock:  # this store's own threads: at most max_concurrent_calls in flight
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    self.max_concurrent_calls, thread_name_prefix="milvus"
+                )
+            threads = self._threads
+        return await asyncio.get_running_loop().run_in_executor(threads, call)
 
     async def create_collection(
         self, name: str, dimension: int, fields: Mapping[str, FieldType]
@@ -379,8 +391,11 @@ class MilvusVectorStore:
     async def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
+            threads, self._threads = self._threads, None
         if client is not None:
             await asyncio.to_thread(client.close)
+        if threads is not None:
+            threads.shutdown(wait=False)
 
 
 def _with_id(output_fields: Sequence[str]) -> list[str]:
@@ -401,6 +416,12 @@ def _failed(operation: str, expr: str, exc: Exception) -> VectorStoreError:
 
 
 def open_vector_store(
-    uri: str, token: str | None = None, index: VectorIndexSettings | None = None
+    uri: str,
+    token: str | None = None,
+    index: VectorIndexSettings | None = None,
+    *,
+    max_concurrent_calls: int = 16,
 ) -> VectorStore:
-    return MilvusVectorStore(uri, token, index=index)
+    """The Milvus store at ``uri``; its calls run at most ``max_concurrent_calls`` at once in
+    this process (``connections.milvus``) over the client's one gRPC channel."""
+    return MilvusVectorStore(uri, token, index=index, max_concurrent_calls=max_concurrent_calls)
