@@ -22,7 +22,7 @@ from actors.alerts import ALERTS, AlertsActor
 from actors.async_steps import AsyncStepWorker
 from actors.events import EventBusActor
 from actors.handles import call, named_actor
-from actors.io_pool import BATCH_SLOTS, IOStepWorker
+from actors.io_pool import start_io_worker
 from actors.runner import RunnerActor
 from actors.scheduler import SchedulerActor
 from actors.supervisor import SupervisorActor
@@ -69,16 +69,7 @@ def start_cluster(settings: Settings) -> ClusterActors:
             max_concurrency=1000,
         )
     ex = settings.execution
-    io_pool = [
-        named_actor(
-            IOStepWorker,
-            settings,
-            f"{handles.IO_PREFIX}{i}",
-            settings_json,
-            max_concurrency=ex.io_concurrency + BATCH_SLOTS,
-        )
-        for i in range(ex.io_pool_size)
-    ]
+    io_pool = [start_io_worker(settings, i, named_actor) for i in range(ex.io_pool_size)]
     runner = named_actor(
         RunnerActor,
         settings,

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from linqra._config_access import AuthSettings, OidcSettings, RateLimitSettings
 from linqra._config_alerts import AlertSettings
+from linqra._config_io_pool import IOPoolSettings
 from linqra._config_sections import LoggingSettings, TracingSettings
 from linqra._config_topology import Connections, ConnectionSettings
 from linqra._config_types import ReadableFile, WebOrigin
@@ -245,15 +246,11 @@ class AgentSettings(BaseModel):
     )
 
 
-class ExecutionSettings(BaseModel):
-    """Knobs of the workflow runner and its step executors."""
+class ExecutionSettings(IOPoolSettings):
+    """Knobs of the workflow runner and its step executors (the I/O pool's: ``IOPoolSettings``)."""
 
     model_config = {"extra": "forbid"}
 
-    io_pool_size: int = Field(default=2, ge=1, le=64, description="async actors that run I/O steps")
-    io_concurrency: int = Field(
-        default=256, ge=1, description="concurrent I/O steps per pool actor"
-    )
     cpu_step_num_cpus: float = Field(default=1.0, gt=0)
     cpu_pool_size: int = Field(
         default=1,
