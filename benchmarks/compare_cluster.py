@@ -2,7 +2,7 @@
 in one run, as ratios — the second half of ``make bench-compare``.
 
     python -m benchmarks.compare_cluster [--cycles 5] [--seconds 8] [--rounds 3]
-                                         [--only throughput] [--write-docs]
+                                         [--only engine|throughput] [--write-docs]
 
 One local cluster (2 CPUs) with Linqra's actors and its gateway on Serve behind the HAProxy
 ingress, as ``linqra up`` starts them, and beside it on the same Serve instance a bare
@@ -22,7 +22,7 @@ throughput  ``wrk`` (16 connections) on a team-scoped read (``GET /v1/workflows/
             from the same app under plain uvicorn (no Serve); ``--rounds`` interleaved rounds,
             each ratio the median of the rounds' own ratios.
 
-``--only throughput`` measures the gateway alone. Results are printed, written to
+``--only throughput`` measures the gateway alone, ``--only engine`` everything else. Results are printed, written to
 benchmarks/results/compare_cluster.json (``--only``: compare_cluster_<part>.json) and, with
 ``--write-docs`` (whole runs only), as the table between the markers of docs/benchmarks.md's
 "Side by side".
@@ -174,7 +174,7 @@ def _rss_mb(titles: tuple[str, ...]) -> float:
 def measure(
     cycles: int, seconds: float, rounds: int = 3, only: str | None = None
 ) -> dict[str, Any]:
-    if shutil.which("wrk") is None:
+    if only != "engine" and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk (make bench-compare does)")
     apply_ingress_env()
     servers = ExitStack()
@@ -219,10 +219,11 @@ def measure(
             return record
 
         one = workflow([{"step": 1, "target": "noop", "params": {"a": 1}}])
-        if only is None:
+        if only != "throughput":
             out.update(_engine_parts(cycles, http, runner, workflow, execute, one, quotes_url))
-        out["throughput"] = _throughput(f"{base}/v1/workflows/{one}", f"{base}/bare/noop",
-                                        settings, seconds, rounds)  # fmt: skip
+        if only != "engine":
+            out["throughput"] = _throughput(f"{base}/v1/workflows/{one}", f"{base}/bare/noop",
+                                            settings, seconds, rounds)  # fmt: skip
         out["gateway_options"] = {
             k: v for k, v in gateway_options().items() if k != "logging_config"
         }
@@ -360,8 +361,6 @@ def _throughput(
 
 
 def _table(r: dict[str, Any]) -> str:
-    one, rc = r["one_step_p50_ms"], r["ray_chain_ms"]
-    w1, w2, h1 = r["fanout_wait_100"], r["fanout_wait_1000"], r["fanout_http_100"]
     rows = [
         BEGIN,
         "",
@@ -370,16 +369,24 @@ def _table(r: dict[str, Any]) -> str:
         "",
         "| measure | Linqra | peer | ratio |",
         "| --- | --- | --- | --- |",
-        f"| 20 Ray-task `noop` steps through the runner actor | {rc['engine']} ms | raw chain of 20 Ray tasks {rc['raw']} ms | **{r['ray_chain_ratio']}{TIMES}** |",
-        f"| one-step workflow, `execute?wait=true`, p50 | {one['execute_wait']} ms | bare Serve no-op {one['bare_serve']} ms | {round(one['execute_wait'] / one['bare_serve'], 2)}{TIMES} |",
-        f"| 100 parallel 200 ms `wait` steps (I/O pool), `execute?wait=true`, wall / 200 ms | **{w1['wall_over_200ms']}** (the engine's record {w1['engine_record_over_200ms']}) | the slowest call | {w1['wall_over_200ms']}{TIMES} |",
-        f"| 1,000 of them | **{w2['wall_over_200ms']}** (record {w2['engine_record_over_200ms']}); runner + I/O actors {w2['rss_runner_and_io_actors_mb']['before']} → {w2['rss_runner_and_io_actors_mb']['after']} MB RSS | the slowest call | {w2['wall_over_200ms']}{TIMES} |",
-        f"| 100 parallel `http` steps to a server answering after 200 ms | {h1['wall_over_200ms']} (record {h1['engine_record_over_200ms']}) | one asyncio client sending the same 100 calls {h1['one_asyncio_client_over_200ms']} | {round(h1['wall_over_200ms'] / h1['one_asyncio_client_over_200ms'], 2)}{TIMES} |",
+        *_engine_rows(r),
         *_throughput_rows(r),
         "",
         END,
     ]  # fmt: skip
     return "\n".join(rows)
+
+
+def _engine_rows(r: dict[str, Any]) -> list[str]:
+    one, rc = r["one_step_p50_ms"], r["ray_chain_ms"]
+    w1, w2, h1 = r["fanout_wait_100"], r["fanout_wait_1000"], r["fanout_http_100"]
+    return [
+        f"| 20 Ray-task `noop` steps through the runner actor | {rc['engine']} ms | raw chain of 20 Ray tasks {rc['raw']} ms | **{r['ray_chain_ratio']}{TIMES}** |",
+        f"| one-step workflow, `execute?wait=true`, p50 | {one['execute_wait']} ms | bare Serve no-op {one['bare_serve']} ms | {round(one['execute_wait'] / one['bare_serve'], 2)}{TIMES} |",
+        f"| 100 parallel 200 ms `wait` steps (I/O pool), `execute?wait=true`, wall / 200 ms | **{w1['wall_over_200ms']}** (the engine's record {w1['engine_record_over_200ms']}) | the slowest call | {w1['wall_over_200ms']}{TIMES} |",
+        f"| 1,000 of them | **{w2['wall_over_200ms']}** (record {w2['engine_record_over_200ms']}); runner + I/O actors {w2['rss_runner_and_io_actors_mb']['before']} → {w2['rss_runner_and_io_actors_mb']['after']} MB RSS | the slowest call | {w2['wall_over_200ms']}{TIMES} |",
+        f"| 100 parallel `http` steps to a server answering after 200 ms | {h1['wall_over_200ms']} (record {h1['engine_record_over_200ms']}) | one asyncio client sending the same 100 calls {h1['one_asyncio_client_over_200ms']} | {round(h1['wall_over_200ms'] / h1['one_asyncio_client_over_200ms'], 2)}{TIMES} |",
+    ]  # fmt: skip
 
 
 def _throughput_rows(r: dict[str, Any]) -> list[str]:
@@ -405,7 +412,9 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0, help="each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds")
-    parser.add_argument("--only", choices=["throughput"], help="measure the gateway alone")
+    parser.add_argument(
+        "--only", choices=["engine", "throughput"], help="the engine's rows or the gateway's alone"
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     if args.only and args.write_docs:
@@ -414,7 +423,8 @@ def main() -> None:
     if args.only:
         out = RESULTS.with_name(f"compare_cluster_{args.only}.json")
         publish(result, out, (BEGIN, END), "", docs=False)
-        print("\n".join(_throughput_rows(result)))
+        rows = _throughput_rows(result) if args.only == "throughput" else _engine_rows(result)
+        print("\n".join(rows))
     else:
         publish(result, RESULTS, (BEGIN, END), _table(result), args.write_docs)
 
