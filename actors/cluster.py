@@ -53,10 +53,12 @@ class ClusterActors:
     async_workers: list[Any]
     events: Any | None
     alerts: Any | None = None
+    runners: tuple[Any, ...] = ()
+    """Every runner actor, ``runner`` first (``execution.runners``)."""
 
 
 def start_cluster(settings: Settings) -> ClusterActors:
-    """Create (or find) the runner, scheduler, supervisor, event bus, I/O pool, async-step
+    """Create (or find) the runners, scheduler, supervisor, event bus, I/O pool, async-step
     workers and alert evaluator for ``settings``; Ray must be initialised."""
     settings_json = settings.model_dump_json()
     events = None
@@ -70,14 +72,19 @@ def start_cluster(settings: Settings) -> ClusterActors:
         )
     ex = settings.execution
     io_pool = [start_io_worker(settings, i, named_actor) for i in range(ex.io_pool_size)]
-    runner = named_actor(
-        RunnerActor,
-        settings,
-        handles.RUNNER,
-        settings_json,
-        max_concurrency=10_000,
-        max_task_retries=0,
+    runners = tuple(
+        named_actor(
+            RunnerActor,
+            settings,
+            name,
+            settings_json,
+            name,
+            max_concurrency=10_000,
+            max_task_retries=0,
+        )
+        for name in handles.runner_names(settings)
     )
+    runner = runners[0]
     supervisor = named_actor(
         SupervisorActor,
         settings,
@@ -103,7 +110,9 @@ def start_cluster(settings: Settings) -> ClusterActors:
     alerts = None
     if settings.alerts.enabled:
         alerts = named_actor(AlertsActor, settings, ALERTS, settings_json, max_task_retries=0)
-    return ClusterActors(runner, scheduler, supervisor, io_pool, async_workers, events, alerts)
+    return ClusterActors(
+        runner, scheduler, supervisor, io_pool, async_workers, events, alerts, runners
+    )
 
 
 class Readiness:
@@ -117,7 +126,7 @@ class Readiness:
     def names(self) -> list[str]:
         """The singleton actors a first execution (or a trigger, or an async step) needs."""
         ex, agents = self.settings.execution, self.settings.agents
-        names = [handles.RUNNER, handles.SUPERVISOR, handles.SCHEDULER]
+        names = [*handles.runner_names(self.settings), handles.SUPERVISOR, handles.SCHEDULER]
         names += [f"{handles.IO_PREFIX}{i}" for i in range(ex.io_pool_size)]
         names += [f"{handles.ASYNC_PREFIX}{i}" for i in range(agents.async_step_workers)]
         return names

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -49,12 +50,16 @@ __all__ = [
     "lookup",
     "named_actor",
     "placement",
+    "runner_for",
+    "runner_name",
+    "runner_names",
 ]
 
 log = logging.getLogger(__name__)
 
 RUNNER = "linqra-runner"
-"""Runs workflow executions (``actors/runner.py``)."""
+"""Runs workflow executions (``actors/runner.py``); with ``execution.runners`` > 1 the first of
+:func:`runner_names`."""
 SCHEDULER = "linqra-scheduler"
 """Fires cron schedules and event triggers (``actors/scheduler.py``)."""
 SUPERVISOR = "linqra-supervisor"
@@ -67,6 +72,24 @@ ASYNC_PREFIX = "linqra-async-"
 """``linqra-async-0`` …: workers of queued async steps (``actors/async_steps.py``)."""
 AGENT_PREFIX = "linqra-agent-"
 CONV_PREFIX = "linqra-conv-"
+
+
+def runner_name(index: int) -> str:
+    """``linqra-runner``, then ``linqra-runner-1`` …: the runner actors (``execution.runners``);
+    each one's runner id is its name."""
+    return RUNNER if index == 0 else f"{RUNNER}-{index}"
+
+
+def runner_names(settings: Settings) -> list[str]:
+    return [runner_name(i) for i in range(settings.execution.runners)]
+
+
+def runner_for(settings: Settings, work_id: str) -> str:
+    """The runner that is sent ``work_id`` (an execution or a task execution): a hash of the id,
+    so every replica sends one execution's submit, wait, cancel and resume to the same runner.
+    Which runner owns it afterwards is the record's ``runner_id`` (a reaper may adopt it)."""
+    count = settings.execution.runners
+    return RUNNER if count == 1 else runner_name(zlib.crc32(work_id.encode()) % count)
 
 
 def agent_name(agent_id: str) -> str:
@@ -159,34 +182,41 @@ async def call(settings: Settings, name: str, method: str, *args: Any, **kwargs:
 
 
 class RayLauncher:
-    """The :class:`~linqra.launcher.Launcher` of a cluster: runs go to the runner actor, task
-    executions to their agent's actor (activated by the supervisor when it is passive),
-    documents to the supervisor's ingestion tasks."""
+    """The :class:`~linqra.launcher.Launcher` of a cluster: runs go to a runner actor
+    (:func:`runner_for`), task executions to their agent's actor (activated by the supervisor
+    when it is passive), documents to the supervisor's ingestion tasks."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def _runner(self, work_id: str) -> str:
+        return runner_for(self.settings, work_id)
+
     async def submit(self, team_id: str, execution_id: str) -> None:
-        await call(self.settings, RUNNER, "submit", team_id, execution_id)
+        await call(self.settings, self._runner(execution_id), "submit", team_id, execution_id)
 
     async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
         result: dict[str, Any] = await call(
-            self.settings, RUNNER, "wait", team_id, execution_id, timeout
+            self.settings, self._runner(execution_id), "wait", team_id, execution_id, timeout
         )
         return result
 
     async def run(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
         result: dict[str, Any] = await call(
-            self.settings, RUNNER, "run", team_id, execution_id, timeout
+            self.settings, self._runner(execution_id), "run", team_id, execution_id, timeout
         )
         return result
 
     async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await call(self.settings, RUNNER, "cancel", team_id, execution_id)
+        result: dict[str, Any] = await call(
+            self.settings, self._runner(execution_id), "cancel", team_id, execution_id
+        )
         return result
 
     async def resume(self, team_id: str, execution_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await call(self.settings, RUNNER, "resume", team_id, execution_id)
+        result: dict[str, Any] = await call(
+            self.settings, self._runner(execution_id), "resume", team_id, execution_id
+        )
         return result
 
     async def dispatch_task(
@@ -199,7 +229,7 @@ class RayLauncher:
         nested: bool = False,
     ) -> None:
         if agent_id is None:  # ad hoc: no agent, the runner's loop runs it
-            await call(self.settings, RUNNER, "run_task", team_id, tx_id)
+            await call(self.settings, self._runner(tx_id), "run_task", team_id, tx_id)
             return
         for attempt in range(3):
             try:  # the agent is busy: hand it over directly

@@ -1,11 +1,15 @@
 """The ``linqra-runner`` actor: runs workflow executions, one named, detached, restartable async
-actor per cluster.
+actor per cluster — or ``execution.runners`` of them (``linqra-runner``, ``linqra-runner-1`` …),
+sharing the executions in the store: the launcher sends each execution to one of them
+(``actors.handles.runner_for``), each claims what it is sent under its own runner id (its name),
+and a stale execution of any runner is adopted by whichever reaper gets to it first.
 
 It wraps :class:`linqra.workflows.runner.ExecutionRunner` with the Ray step executor.
 ``max_restarts=-1``: when its process dies Ray starts it again under the same name, and it
 reclaims the executions it owned (resuming them from their checkpointed steps), so none is left
 RUNNING. Ad hoc task executions (no agent) run on its loop too. Finding other lost work is the
-supervisor's job (``actors/supervisor.py``).
+supervisor's job (``actors/supervisor.py``); it asks ``linqra-runner`` to reap, and every other
+runner reaps by itself, so executions are adopted while any runner is up.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ log = logging.getLogger(__name__)
 
 
 class RunnerActor:
-    def __init__(self, settings_json: str) -> None:
+    def __init__(self, settings_json: str, name: str = RUNNER) -> None:
         self.settings = Settings.model_validate_json(settings_json)
+        self.name = name
         self._runner: ExecutionRunner | None = None
         self._executor = RayExecutor(self.settings)
         self._lock = asyncio.Lock()
@@ -46,8 +51,9 @@ class RunnerActor:
                 if self.settings.agents.async_step_workers > 0:  # async steps via a durable queue
                     queue = BusAsyncStepQueue(system.bus())
                 self._executor.start()  # warm CPU-step workers before the first CPU step
-                runner = system.runner(RUNNER, self._executor, queue)
-                await runner.start(reap=False)  # the supervisor asks it to reap
+                runner = system.runner(self.name, self._executor, queue)
+                # the supervisor asks linqra-runner to reap; the others reap by themselves
+                await runner.start(reap=self.name != RUNNER)
                 self._runner = runner
                 log.info("runner ready; reclaimed %d executions", len(runner.running()))
         return self._runner
@@ -106,7 +112,7 @@ class RunnerActor:
         await self._ready()
         system = await process_system(self.settings)
         task = asyncio.get_running_loop().create_task(
-            system.agents.run_task_execution(team_id, tx_id, system.launcher, owner=RUNNER)
+            system.agents.run_task_execution(team_id, tx_id, system.launcher, owner=self.name)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
