@@ -79,6 +79,37 @@ class DocumentStoreContract:
         with pytest.raises(ValueError):
             await store.put_many("things", "t1", [{"slug": "no id"}])
 
+    async def test_put_many_with_a_condition_replaces_only_matching_documents(
+        self, store: DocumentStore
+    ) -> None:
+        """The runner's fence: a writer with an older claim cannot overwrite a newer one's
+        records; missing documents are inserted; the refused ones are named, the rest written."""
+        await store.put_many("things", "t1", [
+            {"id": "old", "slug": "s1", "claim": 1}, {"id": "new", "slug": "s2", "claim": 3},
+        ])  # fmt: skip
+        refused = await store.put_many(
+            "things",
+            "t1",
+            [
+                {"id": "new", "slug": "s2", "claim": 2, "by": "late"},
+                {"id": "old", "slug": "s1", "claim": 2, "by": "second"},
+                {"id": "fresh", "slug": "s3", "claim": 2},
+            ],
+            where={"claim": {"$lte": 2}},
+        )
+        assert refused == ["new"]
+        assert await store.get("things", "t1", "new") == {
+            "id": "new", "slug": "s2", "claim": 3, "team_id": "t1"}  # fmt: skip
+        assert (await store.get("things", "t1", "old") or {}).get("by") == "second"
+        assert (await store.get("things", "t1", "fresh") or {}).get("claim") == 2
+        assert await store.put_many("things", "t1", [{"id": "old", "slug": "s1", "claim": 2}],
+                                    where={"claim": {"$lte": 2}}) == []  # fmt: skip
+        with pytest.raises(Conflict):  # another team's id stays a conflict, not a refusal
+            await store.put_many(
+                "things", "t2", [{"id": "old", "slug": "x", "claim": 9}], where={"claim": 1}
+            )
+        assert (await store.get("things", "t1", "old") or {}).get("claim") == 2
+
     async def test_find_filters_sort_and_paginate(self, store: DocumentStore) -> None:
         for i in range(10):
             await store.insert(

@@ -97,11 +97,23 @@ class DocumentStore(Protocol):
     async def insert(self, collection: str, team_id: str, doc: Document) -> None:
         """Insert ``doc`` (which must carry ``id``) for ``team_id``; :class:`Conflict` on a duplicate."""
 
-    async def put_many(self, collection: str, team_id: str, docs: Sequence[Document]) -> None:
+    async def put_many(
+        self,
+        collection: str,
+        team_id: str,
+        docs: Sequence[Document],
+        *,
+        where: Filter | None = None,
+    ) -> list[str]:
         """Write each of ``docs`` (each carries ``id``) whole for ``team_id`` — inserted, or over
         the team's document with that id — in one round trip. :class:`Conflict` if an id is
         another team's or a unique index breaks: on SQLite none of ``docs`` is then written, on
-        MongoDB those before it are (each document is atomic, the call is not)."""
+        MongoDB those before it are (each document is atomic, the call is not).
+
+        With ``where``, a document the team already has is replaced only if it matches
+        ``where`` — a compare-and-set per document (the runner's fence, see
+        :mod:`linqra.workflows.step_runs`). Returns the ids of the documents left as they were
+        because they did not match, in the order given; ``[]`` when all were written."""
 
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         """The document with ``doc_id`` of ``team_id``, or ``None`` (also for another team's id)."""

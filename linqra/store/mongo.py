@@ -163,7 +163,14 @@ class MongoStore:
                 f"{collection} {doc['id']!r} already exists or breaks a unique index"
             ) from exc
 
-    async def put_many(self, collection: str, team_id: str, docs: Sequence[Document]) -> None:
+    async def put_many(
+        self,
+        collection: str,
+        team_id: str,
+        docs: Sequence[Document],
+        *,
+        where: Filter | None = None,
+    ) -> list[str]:
         from pymongo import ReplaceOne
         from pymongo.errors import BulkWriteError
 
@@ -171,22 +178,31 @@ class MongoStore:
         if any(not isinstance(doc.get("id"), str) or not doc["id"] for doc in docs):
             raise ValueError("a document needs a string id")
         if not docs:
-            return
+            return []
+        condition = _in(check_filter(where))
         writes = [
             ReplaceOne(
-                {"_id": doc["id"], "team_id": team_id},
+                {"_id": doc["id"], "team_id": team_id, **condition},
                 {**{k: v for k, v in doc.items() if k != "id"}, "team_id": team_id},
                 upsert=True,
             )
             for doc in docs
         ]
-        try:
+        try:  # with a condition each document stands alone: a refused one stops no other
             async with self._guard("put_many"):
-                await self._coll(collection).bulk_write(writes, ordered=True)
-        except BulkWriteError as exc:  # another team's id (the upsert's insert) or a unique index
+                await self._coll(collection).bulk_write(writes, ordered=not condition)
+        except BulkWriteError as exc:  # the upsert's insert hit an existing id, or a unique index
+            failed = [docs[e["index"]]["id"] for e in exc.details.get("writeErrors", [])]
+            if condition and all(e.get("code") == 11000 for e in exc.details["writeErrors"]):
+                unmatched = {"_id": {"$in": failed}, "team_id": team_id, "$nor": [condition]}
+                async with self._guard("put_many"):  # the team's own, not matching: refused
+                    ours = await self._coll(collection).distinct("_id", unmatched)
+                if set(ours) == set(failed):
+                    return failed
             raise Conflict(
                 f"{collection}: a document is another's or breaks a unique index"
             ) from exc
+        return []
 
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         require_team(team_id)

@@ -197,22 +197,44 @@ class SQLiteStore:
                 f"{collection} {doc['id']!r} already exists or breaks a unique index"
             ) from exc
 
-    async def put_many(self, collection: str, team_id: str, docs: Sequence[Document]) -> None:
+    async def put_many(
+        self,
+        collection: str,
+        team_id: str,
+        docs: Sequence[Document],
+        *,
+        where: Filter | None = None,
+    ) -> list[str]:
         require_team(team_id)
         if any(not isinstance(doc.get("id"), str) or not doc["id"] for doc in docs):
             raise ValueError("a document needs a string id")
-        if docs:
-            await self._write(self._put_many, collection, team_id, list(docs))
+        if not docs:
+            return []
+        return await self._write(  # type: ignore[no-any-return]
+            self._put_many, collection, team_id, list(docs), check_filter(where)
+        )
 
     def _put_many(
-        self, conn: sqlite3.Connection, collection: str, team_id: str, docs: list[Document]
-    ) -> None:
+        self,
+        conn: sqlite3.Connection,
+        collection: str,
+        team_id: str,
+        docs: list[Document],
+        where: Filter,
+    ) -> list[str]:
         table = self._table(conn, collection)
         sql = (
             f"INSERT INTO {table}(id, team_id, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE"
             " SET data = excluded.data WHERE team_id = excluded.team_id"
         )
+        read = f"SELECT data FROM {table} WHERE id = ? AND team_id = ?"
+        refused: list[str] = []
         for doc in docs:  # one SAVEPOINT of the writer's transaction: all or none
+            if where:
+                row = conn.execute(read, (doc["id"], team_id)).fetchone()
+                if row is not None and not matches(_load(row[0]), where):
+                    refused.append(doc["id"])
+                    continue
             data = json.dumps({**doc, "team_id": team_id}, separators=(",", ":"))
             try:
                 written = conn.execute(sql, (doc["id"], team_id, data)).rowcount
@@ -220,6 +242,7 @@ class SQLiteStore:
                 raise Conflict(f"{collection} {doc['id']!r} breaks a unique index") from exc
             if written != 1:
                 raise Conflict(f"{collection} {doc['id']!r} already exists")
+        return refused
 
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
         require_team(team_id)
