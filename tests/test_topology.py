@@ -256,3 +256,18 @@ def test_a_stopped_runners_executions_are_adopted_by_the_other(topology: Setting
             assert runs[(1, "CANCELLED")] == 1  # the run the stopped runner left, interrupted
 
     asyncio.run(check())
+
+
+def test_the_documented_production_example_is_valid_settings() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    page = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    section = page[page.index("## Production topology") :]
+    example = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, re.S)[0])
+    settings = Settings.model_validate(example)
+    assert settings.execution.runners == 2
+    assert settings.connections.mongodb.max_pool_size == 20
+    assert "replicaSet=rs0" in settings.store_url
