@@ -217,7 +217,7 @@ async def agents_phase(system: Any, settings: Any, n: int) -> dict[str, Any]:
     meter.start()
     warm_ids = await dispatch("short", 3)
     await until(lambda: ended(warm_ids))
-    warm = per(meter.stop(), len(warm_ids), ("agents", "runner", "io_pool", "gcs"))
+    warm = per(meter.stop(), len(warm_ids), ("agents", "runner", "io_pool", "driver"))
     meter.start()
     await asyncio.sleep(3.0)  # a window of the idle actors' own upkeep (each polls its record)
     idle_upkeep = per({k: v / meter.wall for k, v in meter.stop().items()}, n, ("agents",))
@@ -466,19 +466,22 @@ def measure(sizes: Sizes) -> dict[str, Any]:
 
 
 def units(measured: dict[str, Any]) -> dict[str, float]:
-    """The unit costs the plan takes, from a run's measurements (PSS for memory: it adds up)."""
+    """The unit costs the plan takes, from a run's measurements: PSS per process (it adds up
+    over processes), USS for what executions add to the runner's (PSS moves as sharers die)."""
     a, c, x = measured["agents"], measured["conversations"], measured["executions"]
     g, r, b = measured["gateway"], measured["events_redis"], measured["events_ray"]
     return {
         "agent_passive_bytes": a["passive_agent_record_bytes"],
         "agent_idle_actor_mib": a["idle_actor"]["pss_mib"],
         "agent_busy_actor_mib": a["busy_actor"]["pss_mib"],
-        "agent_task_cpu_ms": a["cpu_per_task_execution"]["total_ms"],
+        "agent_task_cpu_ms": round(  # not the driver: it polls the records, a gateway's part
+            a["cpu_per_task_execution"]["total_ms"] - a["cpu_per_task_execution"]["driver_ms"], 3
+        ),
         "agent_idle_cpu_ms_per_s": a["cpu_ms_per_idle_actor_second"]["agents_ms"],
         "activation_supervisor_cpu_ms": a["cpu_first_task_incl_actor_start"]["supervisor_ms"],
         "conversation_actor_mib": c["actor"]["pss_mib"],
         "chat_message_cpu_ms": c["cpu_per_message"]["total_ms"],
-        "running_execution_kib": x["memory_per_running_execution_kib"]["pss"],
+        "running_execution_kib": x["memory_per_running_execution_kib"]["uss"],
         "running_execution_cpu_ms_per_s": sum(
             x["cpu_ms_per_running_execution_second"][f"{k}_ms"] for k in ("runner", "io_pool")
         ),
