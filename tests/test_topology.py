@@ -271,3 +271,30 @@ def test_the_documented_production_example_is_valid_settings() -> None:
     assert settings.execution.runners == 2
     assert settings.connections.mongodb.max_pool_size == 20
     assert "replicaSet=rs0" in settings.store_url
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"connections": {"mongodb": {"max_pool_size": 0}}}, "connections.mongodb.max_pool_size"),
+        ({"connections": {"mongodb": {"min_pool_size": 9, "max_pool_size": 3}}}, "min_pool_size"),
+        (
+            {"connections": {"redis": {"max_connections": "many"}}},
+            "connections.redis.max_connections",
+        ),
+        ({"connections": {"milvus": {"max_concurrent_calls": 0}}}, "connections.milvus"),
+        ({"execution": {"runners": 0}}, "execution.runners"),
+        (
+            {
+                "store_url": "mongodb://db/x?maxPoolSize=5",
+                "connections": {"mongodb": {"max_pool_size": 7}},
+            },
+            "connections.mongodb.max_pool_size is 7",
+        ),
+    ],
+)
+def test_a_bad_pool_size_is_an_error_naming_the_setting(values: dict[str, Any], named: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=named.replace(".", r"\.")):
+        Settings.model_validate(values)
