@@ -39,8 +39,13 @@ def growing(ray_cluster: Any, ray_settings: Settings) -> Iterator[Settings]:
     from actors.io_pool import start_io_worker
 
     execution = ray_settings.execution.model_copy(
-        update={"io_pool_size": SIZE, "io_concurrency": CONCURRENCY, "io_pool_max": MAX,
-                "io_idle_seconds": IDLE, "cpu_pool_size": 0}  # fmt: skip
+        update={
+            "io_pool_size": SIZE,
+            "io_concurrency": CONCURRENCY,
+            "io_pool_max": MAX,
+            "io_idle_seconds": IDLE,
+            "cpu_pool_size": 0,
+        }
     )
     settings = ray_settings.model_copy(
         update={
@@ -123,9 +128,7 @@ def test_a_burst_grows_the_io_pool_to_its_maximum_and_idle_shrinks_it_back(
     print(f"{n} steps in {record['duration_ms'] / 1000:.1f}s; pool back to 1 after {shrank:.1f}s")
 
 
-def test_a_pool_without_a_maximum_does_not_grow(
-    ray_cluster: Any, growing: Settings
-) -> None:
+def test_a_pool_without_a_maximum_does_not_grow(ray_cluster: Any, growing: Settings) -> None:
     from actors.executor import RayExecutor
 
     fixed = growing.model_copy(update={"execution": growing.execution.model_copy(
