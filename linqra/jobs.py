@@ -90,19 +90,20 @@ class Jobs:
         *,
         owner: str | None = None,
         changes: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> bool:
         """Keep an active job alive (and record ``changes``); ``False`` when it has ended or,
-        with ``owner``, belongs to someone else now (stop working on it)."""
+        with ``owner`` (and ``where``), belongs to someone else now (stop working on it)."""
         kind = self.kind
-        where: dict[str, Any] = {"status": {"$in": kind.active}}
+        condition: dict[str, Any] = {"status": {"$in": kind.active}, **(where or {})}
         if owner is not None:
-            where[kind.owner_field] = owner
+            condition[kind.owner_field] = owner
         return await self.store.update(
             kind.collection,
             team_id,
             job_id,
             {kind.clock_field: iso(), **(changes or {})},
-            where=where,
+            where=condition,
         )
 
     async def finish(

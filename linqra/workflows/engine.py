@@ -34,7 +34,7 @@ from linqra.workflows.calls import cache_key, canonical_json, step_call
 from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope
-from linqra.workflows.records import ExecutionRepository, check_record_size
+from linqra.workflows.records import ClaimLost, ExecutionRepository, check_record_size
 from linqra.workflows.step_runs import (
     PureRecords,
     RecordBatch,
@@ -104,10 +104,16 @@ class WorkflowEngine(StepRunRecorder):
         )  # async steps outlive their execution's run()
 
     # -- entry point ------------------------------------------------------------
-    async def run(self, team_id: str, execution_id: str, *, fresh: bool = False) -> dict[str, Any]:
+    async def run(
+        self, team_id: str, execution_id: str, *, fresh: bool = False, claim: int | None = None
+    ) -> dict[str, Any]:
         """Drive a claimed (RUNNING, ``runner_id`` = ours) execution to its end; return the record.
-        ``fresh``: claimed from PENDING, so there are no earlier step runs to look for."""
+        ``fresh``: claimed from PENDING, so there are no earlier step runs to look for; ``claim``:
+        the number the claim set (read from the record when not given). Raises
+        :class:`ClaimLost` when another runner claimed it since."""
         doc = await self.repo.get(team_id, execution_id)
+        if claim is not None:
+            doc["claim"] = claim  # ours, whatever a newer claim has written since
         attributes = {"linqra.team": team_id, "linqra.execution_id": execution_id}
         with (
             span("execution", parent=doc.get("traceparent"), attributes=attributes),
@@ -124,10 +130,13 @@ class WorkflowEngine(StepRunRecorder):
             doc.get("params") or {},
             executed_by=doc.get("executed_by"),
             started_at=doc.get("started_at"),
-            behind=PureRecords(self.repo, team_id),
-            writes=RecordBatch(self.repo, team_id),
+            claim=int(doc.get("claim") or 0),
         )
-        earlier = {} if fresh else await self.interrupt_running_steps(team_id, execution_id)
+        run.behind = PureRecords(self.repo, team_id, run.claim)
+        run.writes = RecordBatch(self.repo, team_id, run.claim)
+        earlier = (
+            {} if fresh else await self.interrupt_running_steps(team_id, execution_id, run.claim)
+        )
         for number, prior in earlier.items():
             run.run_counts[number] = int(prior["run"])
             if prior["status"] == StepStatus.COMPLETED:
@@ -160,10 +169,12 @@ class WorkflowEngine(StepRunRecorder):
                 "code": "workflow_timeout",
                 "message": f"workflow ran past its {run.definition.timeoutSeconds:g}s timeout",
             }
-        except asyncio.CancelledError:
-            if run.lost_claim:
+        except (asyncio.CancelledError, ClaimLost) as exc:
+            if run.lost_claim or isinstance(exc, ClaimLost):
                 if run.behind is not None:
                     run.behind.drop()
+                for task in list(run.background):
+                    task.cancel()
                 raise
             if me.cancelling():
                 me.uncancel()
@@ -360,7 +371,7 @@ class WorkflowEngine(StepRunRecorder):
                     finished_at=now,
                     duration_ms=0.0,
                 )
-                await self.repo.save_step_run(run.team_id, record)
+                await self.repo.save_step_run(run.team_id, record, run.claim)
                 self._count(record, StepStatus.COMPLETED, executor="cache")
                 run.results[step.step] = record["output"]
                 if not step.async_:
@@ -373,7 +384,7 @@ class WorkflowEngine(StepRunRecorder):
                 cache_hit=False,
                 queued_call=dataclasses.asdict(call),  # what the reaper re-queues if it is lost
             )
-            await self.repo.save_step_run(run.team_id, record)
+            await self.repo.save_step_run(run.team_id, record, run.claim)
             await self.async_queue.enqueue(run.team_id, record, call)
             return StepStatus.QUEUED
         record.update(status=StepStatus.RUNNING, started_at=iso(), cache_hit=False)
@@ -444,7 +455,7 @@ class WorkflowEngine(StepRunRecorder):
             run.last_completed = step.step
         else:
             await self._write_behind(run)
-            await self.repo.save_step_run(run.team_id, record)
+            await self.repo.save_step_run(run.team_id, record, run.claim)
             run.failure = {"step": step.step, **(outcome.error or {})}
         return outcome.status
 

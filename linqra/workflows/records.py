@@ -8,6 +8,14 @@ reuses them. Status changes are compare-and-set on the current status (and
 the owning runner), so a runner that lost its claim cannot overwrite a newer
 state.
 
+**Claims are numbered** (the execution's ``claim``: 1 when first started, one more at every
+resume, adoption or reclaim). A runner writes its step runs stamped with its claim and only
+over records of the same or an earlier claim, and keeps its heartbeat and its end only while
+the execution still holds its claim: a runner that went on working after another took the
+execution over — the same runner id restarted by Ray on another node while the lost node's
+process still ran — is refused at its next write (:class:`ClaimLost`) and stops, so no step
+completes twice across a failover (issue 17).
+
 Size: an execution's params and a step's resolved inputs are each at most
 :data:`MAX_RECORD_BYTES` (4 MiB) as JSON, a step's output at most
 ``execution.max_step_output_bytes``; so every record stays far below what a store
@@ -41,8 +49,10 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "STEP_RUNS",
     "TERMINAL",
+    "ClaimLost",
     "ExecutionRepository",
     "check_record_size",
+    "claimed",
 ]
 
 EXECUTIONS = "executions"
@@ -77,6 +87,25 @@ INDEXES = [
     IndexSpec(STEP_RUNS, ("execution_id", "step", "run"), unique=True),
     IndexSpec(STEP_RUNS, ("status", "queued_at")),
 ]
+
+
+class ClaimLost(Exception):
+    """The execution was claimed again since this runner claimed it: stop working on it."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"execution {execution_id!r} was claimed by a newer runner")
+        self.execution_id = execution_id
+
+
+def claimed(claim: int) -> dict[str, Any]:
+    """The execution still holds claim number ``claim`` (0: claimed before claims had numbers)."""
+    return {"claim": claim} if claim else {"claim": {"$in": [None, 0]}}
+
+
+def _not_newer(claim: int) -> dict[str, Any]:
+    """A step run written under claim ``claim`` or an earlier one (or before claims had
+    numbers): what a runner holding ``claim`` may write over."""
+    return {"claim": {"$in": [None, *range(claim + 1)]}}
 
 
 class ExecutionRepository:
@@ -135,11 +164,15 @@ class ExecutionRepository:
         *,
         from_status: Sequence[str],
         runner_id: str | None = None,
+        claim: int | None = None,
     ) -> bool:
-        """Apply ``changes`` only if the status is one of ``from_status`` (and the runner matches)."""
+        """Apply ``changes`` only if the status is one of ``from_status`` (and the runner and
+        its claim match)."""
         where: dict[str, Any] = {"status": {"$in": list(from_status)}}
         if runner_id is not None:
             where["runner_id"] = runner_id
+        if claim is not None:
+            where.update(claimed(claim))
         return await self.store.update(EXECUTIONS, team_id, execution_id, changes, where=where)
 
     async def compare_and_set(
@@ -147,8 +180,11 @@ class ExecutionRepository:
     ) -> bool:
         return await self.store.update(EXECUTIONS, team_id, execution_id, changes, where=where)
 
-    async def heartbeat(self, team_id: str, execution_id: str, runner_id: str) -> bool:
-        return await self.jobs.heartbeat(team_id, execution_id, owner=runner_id)
+    async def heartbeat(
+        self, team_id: str, execution_id: str, runner_id: str, claim: int | None = None
+    ) -> bool:
+        where = None if claim is None else claimed(claim)
+        return await self.jobs.heartbeat(team_id, execution_id, owner=runner_id, where=where)
 
     async def request_cancel(self, team_id: str, execution_id: str) -> bool:
         return await self.transition(
@@ -158,8 +194,12 @@ class ExecutionRepository:
     async def set_pending_async(self, team_id: str, execution_id: str, pending: list[int]) -> None:
         await self.store.update(EXECUTIONS, team_id, execution_id, {"pending_async_steps": pending})
 
-    async def save_step_run(self, team_id: str, run: Document) -> None:
-        """Insert a step run, or update it when it already exists (same id)."""
+    async def save_step_run(self, team_id: str, run: Document, claim: int | None = None) -> None:
+        """Insert a step run, or update it when it already exists (same id); with ``claim``, as
+        the runner holding that claim (:class:`ClaimLost` over a newer claim's record)."""
+        if claim is not None:
+            await self.put_step_runs(team_id, [run], claim)
+            return
         try:
             await self.store.insert(STEP_RUNS, team_id, run)
         except Conflict:
@@ -170,9 +210,18 @@ class ExecutionRepository:
                 {k: v for k, v in run.items() if k not in ("id", "team_id")},
             )
 
-    async def put_step_runs(self, team_id: str, runs: list[Document]) -> None:
-        """Write step runs whole (inserted, or over their earlier record) in one store call."""
-        await self.store.put_many(STEP_RUNS, team_id, runs)
+    async def put_step_runs(
+        self, team_id: str, runs: list[Document], claim: int | None = None
+    ) -> None:
+        """Write step runs whole (inserted, or over their earlier record) in one store call;
+        with ``claim``, each stamped with it and only over records of that claim or an earlier
+        one — :class:`ClaimLost` if a newer claim's runner has written one of them."""
+        if claim is None:
+            await self.store.put_many(STEP_RUNS, team_id, runs)
+            return
+        stamped = [{**run, "claim": claim} for run in runs]
+        if await self.store.put_many(STEP_RUNS, team_id, stamped, where=_not_newer(claim)):
+            raise ClaimLost(str(runs[0]["execution_id"]))
 
     async def update_step_run(self, team_id: str, run: Document) -> None:
         """Write a step run over the record it already has (its RUNNING one): one write."""
@@ -274,4 +323,7 @@ def check_record_size(value: Any, field: str) -> None:
 
 
 def _public_run(run: Document) -> Document:
-    return {k: v for k, v in run.items() if k not in ("team_id", "execution_id", "queued_call")}
+    return {k: v for k, v in run.items() if k not in _INTERNAL_RUN_FIELDS}
+
+
+_INTERNAL_RUN_FIELDS = frozenset({"team_id", "execution_id", "queued_call", "claim"})

@@ -7,7 +7,10 @@ in a cluster, or a driver script. A runner *claims* an execution by setting
 their runner process died — by resuming them from their checkpointed steps
 (``orphan_policy: resume``, at most ``max_auto_resumes`` times) or failing
 them (``orphan_policy: fail``). A runner that restarts under the same id
-reclaims its own executions at once.
+reclaims its own executions at once. Every claim has a number (the record's ``claim``, one more
+each time), which fences the claimant's writes: a process that still runs an execution claimed
+again since — under the same runner id too — is refused and gives it up
+(:mod:`linqra.workflows.records`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from linqra.errors import Conflict
 from linqra.metrics.catalogue import EXECUTION_DURATION, EXECUTIONS, EXECUTIONS_STARTED
 from linqra.status import ExecutionStatus
 from linqra.workflows.engine import WorkflowEngine
-from linqra.workflows.records import ACTIVE, RESUMABLE, TERMINAL, ExecutionRepository
+from linqra.workflows.records import ACTIVE, RESUMABLE, TERMINAL, ClaimLost, ExecutionRepository
 
 __all__ = ["ExecutionRunner"]
 
@@ -78,6 +81,7 @@ class ExecutionRunner:
                 "runner_id": self.runner_id,
                 "started_at": now,
                 "heartbeat_at": now,
+                "claim": 1,  # a PENDING execution was never claimed
             },
             from_status=[ExecutionStatus.PENDING],
         )
@@ -85,7 +89,7 @@ class ExecutionRunner:
             doc = await self.repo.get(team_id, execution_id)  # NotFound for an unknown id
             log.info("execution %s was already %s when submitted", execution_id, doc["status"])
             return
-        self._spawn(team_id, execution_id, fresh=True, reason="submitted")
+        self._spawn(team_id, execution_id, 1, fresh=True, reason="submitted")
 
     async def resume(self, team_id: str, execution_id: str) -> dict[str, Any]:
         """Re-run a FAILED, TIMEOUT or CANCELLED execution from its unfinished steps."""
@@ -96,12 +100,14 @@ class ExecutionRunner:
                 field="execution_id",
             )
         now = iso()
+        claim = int(doc.get("claim") or 0) + 1
         claimed = await self.repo.transition(
             team_id,
             execution_id,
             {
                 "status": ExecutionStatus.RUNNING,
                 "runner_id": self.runner_id,
+                "claim": claim,
                 "heartbeat_at": now,
                 "error": None,
                 "finished_at": None,
@@ -116,7 +122,7 @@ class ExecutionRunner:
                 f"execution {execution_id!r} changed while resuming; try again",
                 field="execution_id",
             )
-        self._spawn(team_id, execution_id, reason="resumed")
+        self._spawn(team_id, execution_id, claim, reason="resumed")
         return await self.repo.get(team_id, execution_id)
 
     async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
@@ -156,10 +162,14 @@ class ExecutionRunner:
         """The full record once the execution is terminal, or as it is after ``timeout`` seconds."""
         task = self._tasks.get(execution_id)
         if task is not None:
+            deadline = asyncio.get_running_loop().time() + timeout
             await asyncio.wait({task}, timeout=timeout)
             ended = task.done() and not task.cancelled() and task.exception() is None
             if ended and (record := task.result()):  # what the engine read as it ended the run
                 return dict(record)
+            left = deadline - asyncio.get_running_loop().time()
+            if ended and left > 0:  # given up here (claimed again): follow the newer claimant
+                await self.repo.jobs.wait(team_id, execution_id, left)
         else:  # another runner has it: read the store with back-off
             await self.repo.jobs.wait(team_id, execution_id, timeout)
         return await self.repo.full_record(team_id, execution_id)
@@ -168,19 +178,24 @@ class ExecutionRunner:
         return sorted(self._tasks)
 
     # -- internals ----------------------------------------------------------------
-    def _spawn(self, team_id: str, execution_id: str, *, reason: str, fresh: bool = False) -> None:
-        """Run it here; ``fresh``: claimed from PENDING, so no step of it has run yet."""
+    def _spawn(
+        self, team_id: str, execution_id: str, claim: int, *, reason: str, fresh: bool = False
+    ) -> None:
+        """Run it here under claim number ``claim``; ``fresh``: claimed from PENDING, so no step
+        of it has run yet."""
         self.metrics.add(EXECUTIONS_STARTED, team=team_id, reason=reason)
         task = asyncio.create_task(
-            self._run(team_id, execution_id, fresh), name=f"execution-{execution_id}"
+            self._run(team_id, execution_id, claim, fresh), name=f"execution-{execution_id}"
         )
         self._tasks[execution_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
 
-    async def _run(self, team_id: str, execution_id: str, fresh: bool) -> dict[str, Any]:
+    async def _run(
+        self, team_id: str, execution_id: str, claim: int, fresh: bool
+    ) -> dict[str, Any]:
         try:
-            record = await self.engine.run(team_id, execution_id, fresh=fresh)
-        except asyncio.CancelledError:
+            record = await self.engine.run(team_id, execution_id, fresh=fresh, claim=claim)
+        except (asyncio.CancelledError, ClaimLost):
             log.warning("execution %s given up by this runner (claim lost)", execution_id)
             return {}
         self._ended(team_id, record)
@@ -222,6 +237,7 @@ class ExecutionRunner:
             "heartbeat_at": doc.get("heartbeat_at"),
         }
         auto = int(doc.get("auto_resumes", 0))
+        claim = int(doc.get("claim") or 0) + 1  # the old claimant's writes are refused from now
         now = iso()
         if (
             doc.get("cancel_requested")
@@ -233,6 +249,7 @@ class ExecutionRunner:
                 "status": ExecutionStatus.CANCELLED if cancelled else ExecutionStatus.FAILED,
                 "finished_at": now,
                 "runner_id": self.runner_id,
+                "claim": claim,
                 "error": {
                     "code": "cancelled" if cancelled else "runner_lost",
                     "message": f"the runner of this execution stopped ({reason})",
@@ -241,7 +258,7 @@ class ExecutionRunner:
             ok = await self.repo.compare_and_set(team_id, execution_id, changes, where=where)
             if ok:
                 self.metrics.add(EXECUTIONS, team=team_id, status=changes["status"])
-                await self.engine.interrupt_running_steps(team_id, execution_id)
+                await self.engine.interrupt_running_steps(team_id, execution_id, claim)
                 log.warning(
                     "orphan run_id=%s marked %s (%s)", execution_id, changes["status"], reason
                 )
@@ -249,6 +266,7 @@ class ExecutionRunner:
         changes = {
             "status": ExecutionStatus.RUNNING,
             "runner_id": self.runner_id,
+            "claim": claim,
             "heartbeat_at": now,
             "auto_resumes": auto + 1,
             "started_at": doc.get("started_at") or now,
@@ -256,5 +274,5 @@ class ExecutionRunner:
         if not await self.repo.compare_and_set(team_id, execution_id, changes, where=where):
             return False  # another runner adopted it first
         log.warning("orphan run_id=%s adopted by %s (%s)", execution_id, self.runner_id, reason)
-        self._spawn(team_id, execution_id, reason="adopted")
+        self._spawn(team_id, execution_id, claim, reason="adopted")
         return True

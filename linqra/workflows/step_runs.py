@@ -23,7 +23,7 @@ from linqra.status import EXECUTION_ACTIVE, ExecutionStatus, StepStatus
 from linqra.steps.base import StepContext
 from linqra.tracing import span
 from linqra.workflows.definition import Step, WorkflowDefinition
-from linqra.workflows.records import ExecutionRepository
+from linqra.workflows.records import ClaimLost, ExecutionRepository
 
 __all__ = ["PureRecords", "RecordBatch", "RunState", "RunningRecord", "StepRunRecorder"]
 
@@ -50,6 +50,7 @@ class RunState:
     last_completed: int | None = None
     executed_by: str | None = None  # who started it: a user id or ``key:<id>`` (budgets)
     started_at: str | None = None  # as its claim recorded it (the end's duration is from it)
+    claim: int = 0  # the claim's number: every write of this run is fenced by it (records.py)
     behind: PureRecords | None = None  # end records of pure steps not yet written
     writes: RecordBatch | None = None  # RUNNING and end records, one store call per loop turn
 
@@ -69,8 +70,8 @@ class PureRecords:
     effect ever runs on an unrecorded result. Run numbers have no gap: a lost record's number
     was never written, so the re-run takes it again."""
 
-    def __init__(self, repo: ExecutionRepository, team_id: str) -> None:
-        self._repo, self._team_id = repo, team_id
+    def __init__(self, repo: ExecutionRepository, team_id: str, claim: int) -> None:
+        self._repo, self._team_id, self._claim = repo, team_id, claim
         self._records: list[dict[str, Any]] = []
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
@@ -92,6 +93,8 @@ class PureRecords:
     async def _flush_quietly(self) -> None:
         try:
             await self.flush()
+        except ClaimLost:  # the engine's heartbeat or next write finds it too
+            log.warning("pure steps' records refused: the execution was claimed again")
         except Exception:  # the engine's own flush raises it again, with the records kept
             log.warning(
                 "writing pure steps' records failed; retried at the next step", exc_info=True
@@ -107,7 +110,9 @@ class PureRecords:
                 return
             records, self._records = self._records, []
             try:
-                await self._repo.put_step_runs(self._team_id, records)
+                await self._repo.put_step_runs(self._team_id, records, self._claim)
+            except ClaimLost:
+                raise  # nothing to keep: the newer claim's runner writes these steps
             except BaseException:
                 self._records[:0] = records  # kept for the next flush (each write is an upsert)
                 raise
@@ -126,8 +131,8 @@ class RecordBatch:
     record is written. A scheduling round of 1,000 parallel steps writes their RUNNING records,
     and later their end records, in a few store calls instead of 2,000 (issue 15)."""
 
-    def __init__(self, repo: ExecutionRepository, team_id: str) -> None:
-        self._repo, self._team_id = repo, team_id
+    def __init__(self, repo: ExecutionRepository, team_id: str, claim: int) -> None:
+        self._repo, self._team_id, self._claim = repo, team_id, claim
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writers: set[asyncio.Task[None]] = set()
 
@@ -151,7 +156,8 @@ class RecordBatch:
         attributes = {"db.operation.name": "put_many", "linqra.records": len(batch)}
         try:
             with span("store write step runs", attributes=attributes):
-                await self._repo.put_step_runs(self._team_id, [record for record, _ in batch])
+                records = [record for record, _ in batch]
+                await self._repo.put_step_runs(self._team_id, records, self._claim)
         except Exception as exc:
             for _, written in batch:
                 if not written.done():
@@ -208,10 +214,11 @@ class StepRunRecorder:
     ctx: StepContext
 
     async def interrupt_running_steps(
-        self, team_id: str, execution_id: str
+        self, team_id: str, execution_id: str, claim: int | None = None
     ) -> dict[int, dict[str, Any]]:
         """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code
-        ``interrupted``); returns the latest run of every step, as it now stands."""
+        ``interrupted``, as the holder of ``claim``: its old runner can no longer end them);
+        returns the latest run of every step, as it now stands."""
         latest = await self.repo.latest_step_runs(team_id, execution_id)
         for prior in latest.values():
             if prior["status"] == StepStatus.RUNNING:
@@ -223,7 +230,7 @@ class StepRunRecorder:
                         "message": "the runner stopped while this step ran",
                     },
                 )
-                await self.repo.save_step_run(team_id, prior)
+                await self.repo.save_step_run(team_id, prior, claim)
         return latest
 
     @staticmethod
@@ -234,6 +241,7 @@ class StepRunRecorder:
         return {
             "id": f"{run.execution_id}:{step.step}:{number}",
             "execution_id": run.execution_id,
+            "claim": run.claim,
             "step": step.step,
             "run": number,
             "target": step.target,
@@ -279,7 +287,7 @@ class StepRunRecorder:
             finished_at=now,
             duration_ms=0.0,
         )
-        await self.repo.save_step_run(run.team_id, record)
+        await self.repo.save_step_run(run.team_id, record, run.claim)
         self._count(record, StepStatus.FAILED)
         run.failure = {"step": record["step"], **error}
         return StepStatus.FAILED
@@ -309,7 +317,7 @@ class StepRunRecorder:
             duration_ms=0.0,
             attempts=0,
         )
-        await self.repo.save_step_run(run.team_id, record)
+        await self.repo.save_step_run(run.team_id, record, run.claim)
         self._count(record, StepStatus.SKIPPED)
 
     # -- heartbeat, cancel, finish ------------------------------------------------
@@ -317,7 +325,9 @@ class StepRunRecorder:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
-                alive = await self.repo.heartbeat(run.team_id, run.execution_id, self.runner_id)
+                alive = await self.repo.heartbeat(
+                    run.team_id, run.execution_id, self.runner_id, run.claim
+                )
                 doc = await self.repo.get(run.team_id, run.execution_id)
             except Exception:
                 log.warning("heartbeat failed run_id=%s", run.execution_id, exc_info=True)
@@ -362,6 +372,7 @@ class StepRunRecorder:
                 changes,
                 from_status=[ExecutionStatus.RUNNING],
                 runner_id=self.runner_id,
+                claim=run.claim,
             )
         if not ok:
             log.warning("execution %s changed under us; not overwriting", run.execution_id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -50,4 +51,17 @@ def until(check: Callable[[], Any], timeout: float = 30, every: float = 0.02) ->
         if value:
             return value
         time.sleep(every)
+    raise AssertionError(f"not true within {timeout}s")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 30, every: float = 0.02
+) -> Any:
+    """:func:`until` for a coroutine check, on the running event loop."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(every)
     raise AssertionError(f"not true within {timeout}s")
