@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -152,11 +153,11 @@ class FakeAutoscalingCluster:
 
     def processes(self) -> list[psutil.Process]:
         """Every process of this cluster still running: those naming its directory or port."""
-        marks = (self.temp_dir, f":{self.port}")
+        port = re.compile(rf"(?<![\d.]){re.escape(self.ip)}:{self.port}(?!\d)")
         found = []
         for proc in psutil.process_iter(["cmdline"]):
             line = " ".join(proc.info.get("cmdline") or ())
-            if proc.pid != os.getpid() and any(mark in line for mark in marks):
+            if proc.pid != os.getpid() and (self.temp_dir in line or port.search(line)):
                 found.append(proc)
         return found
 
