@@ -29,6 +29,7 @@ class AsyncStepWorker:
     async def _consume(self) -> None:
         system = await process_system(self.settings)
         repo = system.workflows.executions
+        ex = self.settings.execution  # a step's worker beats like an execution's runner
         subscription = await system.bus().subscribe(ASYNC_TOPIC, ASYNC_GROUP, self.name)
         limit = asyncio.Semaphore(64)
 
@@ -36,8 +37,10 @@ class AsyncStepWorker:
             async with limit:
                 try:
                     status = await process_async_step(
-                        delivery.event.payload, repo, system.registry, system.ctx, worker=self.name
-                    )
+                        delivery.event.payload, repo, system.registry, system.ctx,
+                        worker=self.name, heartbeat_seconds=ex.heartbeat_seconds,
+                        stale_after_seconds=ex.stale_after_seconds,
+                    )  # fmt: skip
                     if status != "busy":  # busy: another worker has it; it comes back
                         await subscription.ack(delivery)
                         self.done += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -124,6 +125,39 @@ async def test_a_lost_queue_message_is_requeued_and_run_once(
     assert done["pending_async_steps"] == [] and "queued_call" not in done["steps"][1]
 
 
+async def test_a_running_worker_keeps_its_step_by_its_heartbeat(system: System) -> None:
+    """A step that runs longer than the staleness limit is not taken over while its worker
+    lives: the worker renews the run's heartbeat."""
+    bus = MemoryEventBus(redeliver_after=0.3)
+    worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
+    runner = system.runner("async-alive", async_queue=BusAsyncStepQueue(bus))
+    definition = system.workflows.validate_definition(
+        {"steps": [{"step": 1, "target": "wait", "async": True, "params": {"seconds": 1.5}}]}
+    )
+    ex = await system.workflows.new_execution(TEAM, definition=definition)
+    await runner.submit(TEAM, ex["id"])
+    await runner.wait(TEAM, ex["id"], 30)
+    (delivery,) = await worker.fetch(timeout=2)
+    repo = system.workflows.executions
+    run_id, payload = delivery.event.payload["record"]["id"], delivery.event.payload
+    beats = {"heartbeat_seconds": 0.1, "stale_after_seconds": 0.5}
+    first = asyncio.create_task(
+        process_async_step(payload, repo, system.registry, system.ctx, worker="w1", **beats)
+    )
+    seen: set[str] = set()
+    while not first.done():  # others are kept off for the whole 1.5 s, three staleness limits
+        current = await repo.step_run(TEAM, run_id)
+        if current and current["status"] == "RUNNING":
+            seen.add(current["heartbeat_at"])
+            second = await process_async_step(
+                payload, repo, system.registry, system.ctx, worker="w2", **beats
+            )
+            assert second in ("busy", "duplicate")
+        await asyncio.sleep(0.05)
+    assert await first == "COMPLETED" and len(seen) >= 5  # renewed all along
+    assert (await repo.step_run(TEAM, run_id))["worker"] == "w1"
+
+
 async def test_a_step_held_by_a_dead_worker_is_taken_over_when_stale(system: System) -> None:
     bus = MemoryEventBus(redeliver_after=0.3)
     worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
@@ -137,20 +171,16 @@ async def test_a_step_held_by_a_dead_worker_is_taken_over_when_stale(system: Sys
     (delivery,) = await worker.fetch(timeout=2)
     repo = system.workflows.executions
     run_id = delivery.event.payload["record"]["id"]
-    # a worker claimed it and died: RUNNING, started recently → busy; long ago → taken over
-    await repo.claim_step_run(TEAM, run_id, {"status": "RUNNING", "started_at": "2026-01-01T00:00:00.000000Z", "worker": "dead"}, from_status="QUEUED")  # fmt: skip
-    await repo.store_update_step_run(TEAM, run_id, {"started_at": iso()}, where={})
+    # a worker claimed it and died: RUNNING, its heartbeat recent → busy; stale → taken over
+    # (its last heartbeat counts, not when it started: the step's 5 s timeout plays no part)
+    long_ago = "2026-01-01T00:00:00.000000Z"
+    await repo.claim_step_run(TEAM, run_id, {"status": "RUNNING", "started_at": long_ago, "heartbeat_at": iso(), "worker": "dead"}, from_status="QUEUED")  # fmt: skip
+    payload = delivery.event.payload
+    take = {"worker": "w2", "stale_after_seconds": 2.0}
+    assert await process_async_step(payload, repo, system.registry, system.ctx, **take) == "busy"
+    stale = datetime.now(UTC) - timedelta(seconds=3)
+    await repo.store_update_step_run(TEAM, run_id, {"heartbeat_at": iso(stale)}, where={})
     assert (
-        await process_async_step(delivery.event.payload, repo, system.registry, system.ctx)
-        == "busy"
-    )
-    await repo.store_update_step_run(
-        TEAM, run_id, {"started_at": "2026-01-01T00:00:00.000000Z"}, where={}
-    )
-    assert (
-        await process_async_step(
-            delivery.event.payload, repo, system.registry, system.ctx, worker="w2"
-        )
-        == "COMPLETED"
+        await process_async_step(payload, repo, system.registry, system.ctx, **take) == "COMPLETED"
     )
     assert (await repo.step_run(TEAM, run_id))["worker"] == "w2"

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from linqra.agents.models import Task
 from linqra.clock import iso, new_id
-from linqra.errors import Conflict, NotFound, ValidationError
+from linqra.errors import Conflict, NotFound, Unavailable, ValidationError
 from linqra.jobs import JobKind, Jobs
 from linqra.status import (
     EXECUTION_TERMINAL,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from linqra.launcher import Launcher
 
 __all__ = ["TASK_EXECUTIONS", "TaskExecutions"]
+
+log = logging.getLogger(__name__)
 
 TASK_EXECUTIONS = "task_executions"
 TASK_JOBS = JobKind(TASK_EXECUTIONS, TaskStatus.PENDING, TaskStatus.RUNNING, TASK_TERMINAL)
@@ -254,7 +257,10 @@ class TaskExecutions(ABC):
                 team_id, tx_id,
                 changes={"attempts": attempt, "execution_ids": [*current["execution_ids"], execution["id"]]},
             )  # fmt: skip
-            await runner.submit(team_id, execution["id"])
+            try:
+                await runner.submit(team_id, execution["id"])
+            except Unavailable:  # it stays PENDING: the supervisor's reaper starts it
+                log.warning("runner unavailable submitting %s; left to the reaper", execution["id"])
             record = await self._wait(
                 team_id, tx_id, execution["id"], runner, tx["timeout_seconds"]
             )
@@ -294,20 +300,25 @@ class TaskExecutions(ABC):
     async def _wait(
         self, team_id: str, tx_id: str, execution_id: str, runner: Launcher, timeout: float
     ) -> dict[str, Any]:
-        """Wait for the execution, forwarding a cancel request and enforcing the task's timeout."""
+        """Wait for the execution, forwarding a cancel request and enforcing the task's timeout.
+        While the runner is unreachable (Ray restarting it) the store is read instead: the
+        execution goes on once it is back, and so does this wait."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            record = await runner.wait(
-                team_id, execution_id, min(1.0, max(0.05, deadline - loop.time()))
+            record = await self._wait_once(
+                team_id, execution_id, runner, min(1.0, max(0.05, deadline - loop.time()))
             )
             if record["status"] in EXECUTION_TERMINAL:
                 return record
             current = await self.get_task_execution(team_id, tx_id)
             await self.jobs.heartbeat(team_id, tx_id)
             if current["cancel_requested"] or loop.time() >= deadline:
-                await runner.cancel(team_id, execution_id)
-                record = await runner.wait(team_id, execution_id, 30)
+                try:
+                    await runner.cancel(team_id, execution_id)
+                except Unavailable:  # its runner's heartbeat finds the request in the store
+                    await self.workflows.executions.request_cancel(team_id, execution_id)
+                record = await self._wait_once(team_id, execution_id, runner, 30)
                 if not current["cancel_requested"]:
                     record = {
                         **record,
@@ -318,6 +329,17 @@ class TaskExecutions(ABC):
                         },
                     }
                 return record
+
+    async def _wait_once(
+        self, team_id: str, execution_id: str, runner: Launcher, timeout: float
+    ) -> dict[str, Any]:
+        try:
+            return await runner.wait(team_id, execution_id, timeout)
+        except Unavailable:
+            log.warning("runner unavailable while waiting for %s; reading the store", execution_id)
+        executions = self.workflows.executions
+        await executions.jobs.wait(team_id, execution_id, timeout)
+        return await executions.full_record(team_id, execution_id)
 
     async def _finish(
         self, team_id: str, tx_id: str, status: TaskStatus, *, result: Any = None, error: Any = None

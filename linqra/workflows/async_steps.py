@@ -8,6 +8,11 @@ it, record the outcome, and only then acknowledge it: a worker that dies mid-ste
 message unacknowledged and the bus delivers it again to another worker. A delivery whose step
 run is already finished is acknowledged and skipped, so nothing runs twice after it finished.
 
+A worker running a step renews the run's ``heartbeat_at`` every ``heartbeat_seconds``; another
+worker takes a RUNNING step over only when that heartbeat is older than ``stale_after_seconds``
+(its worker or node died), compare-and-set on the heartbeat it saw — not after the step's whole
+timeout as before (issue 17: a step on a lost node waited its timeout plus a minute).
+
 ``pending_async_steps`` in a record is the queued steps whose latest run has not finished yet,
 computed when the record is read (``ExecutionRepository.full_record``), so the workers never
 rewrite the execution document and cannot race the engine.
@@ -15,7 +20,10 @@ rewrite the execution document and cannot race the engine.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -36,10 +44,14 @@ __all__ = [
     "process_async_step",
 ]
 
+log = logging.getLogger(__name__)
+
 ASYNC_TOPIC = "linqra.async-steps"
 ASYNC_GROUP = "async-step-workers"
 FINISHED = STEP_FINISHED
 STALE_MARGIN_SECONDS = 60.0
+"""A RUNNING step without a heartbeat (recorded by an earlier version) is taken over after its
+timeout times its attempts plus this."""
 
 
 class AsyncStepQueue(Protocol):
@@ -93,28 +105,37 @@ async def process_async_step(
     ctx: StepContext,
     *,
     worker: str = "worker",
+    heartbeat_seconds: float = 5.0,
+    stale_after_seconds: float = 30.0,
 ) -> str:
     """Run one queued step and record its outcome (its status); ``"duplicate"`` when it had
     already finished (acknowledge it); ``"busy"`` when another worker runs it now (do not
-    acknowledge: it comes back, and is taken over if that worker died)."""
+    acknowledge: it comes back, and is taken over if that worker's heartbeat stops)."""
     team_id = str(payload["team_id"])
     record = dict(payload["record"])
     current = await repo.step_run(team_id, record["id"])
     if current is not None and current["status"] in FINISHED:
         return "duplicate"
     call = StepCall(**payload["call"])
-    running = {"status": StepStatus.RUNNING, "started_at": iso(), "worker": worker}
+    now = iso()
+    running = {
+        "status": StepStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker": worker,
+    }
     if current is not None and current["status"] == StepStatus.RUNNING:
-        # another worker has it; if it has run past every attempt's time it died: take over
-        allowed = call.timeout * call.max_attempts + STALE_MARGIN_SECONDS
-        started = parse_iso(current["started_at"])
-        if (utcnow() - started).total_seconds() < allowed:
+        # another worker has it; if its heartbeat stopped, it died: take over
+        seen = {k: current.get(k) for k in ("started_at", "heartbeat_at")}
+        if seen["heartbeat_at"]:
+            allowed, last = stale_after_seconds, parse_iso(seen["heartbeat_at"])
+        else:  # an earlier version's worker: no heartbeat, only the step's own time limit
+            allowed = call.timeout * call.max_attempts + STALE_MARGIN_SECONDS
+            last = parse_iso(seen["started_at"])
+        if (utcnow() - last).total_seconds() < allowed:
             return "busy"  # leave the message unacknowledged: it comes back later
         claimed = await repo.store_update_step_run(
-            team_id,
-            record["id"],
-            running,
-            where={"status": StepStatus.RUNNING, "started_at": current["started_at"]},
+            team_id, record["id"], running, where={"status": StepStatus.RUNNING, **seen}
         )
     else:
         claimed = await repo.claim_step_run(
@@ -123,8 +144,33 @@ async def process_async_step(
     if not claimed:
         return "busy"  # a re-queued copy is being run by another worker
     record.update(running)
-    outcome = await run_step_call(call, registry, ctx)
+    beat = asyncio.create_task(_heartbeat(repo, team_id, record["id"], worker, heartbeat_seconds))
+    try:
+        outcome = await run_step_call(call, registry, ctx)
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
     record.update(outcome.record_fields())
     record_step(ctx.system.metrics, call, outcome)
     await repo.save_step_run(team_id, record)
     return str(outcome.status)
+
+
+async def _heartbeat(
+    repo: ExecutionRepository, team_id: str, run_id: str, worker: str, every: float
+) -> None:
+    """Renew the step run's ``heartbeat_at`` while this worker runs it (a failed renewal is
+    retried at the next beat; a step taken over meanwhile is no longer renewed)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            held = await repo.store_update_step_run(
+                team_id, run_id, {"heartbeat_at": iso()},
+                where={"status": StepStatus.RUNNING, "worker": worker},
+            )  # fmt: skip
+        except Exception:
+            log.warning("async step heartbeat failed run_id=%s", run_id, exc_info=True)
+            continue
+        if not held:
+            return
