@@ -3,8 +3,8 @@ on a three-node local cluster, and how long a replica takes to come up under loa
 
     python -m benchmarks.replicas [--seconds 8] [--rounds 2] [--replicas 1,2,4]
 
-Three Ray nodes on this machine (``ray.cluster_utils.Cluster`` through
-``tests.support.multinode.ThreeNodes``: a head and two workers of one CPU each), Linqra's actors
+Three Ray nodes on this machine (``ray.cluster_utils.Cluster``: a head and two workers of one
+CPU each, as the multi-node tests start them), Linqra's actors
 and its gateway on Serve behind the HAProxy ingress (one proxy, on the head: every node's proxy
 would want the same port of the one machine).
 
@@ -76,12 +76,42 @@ def _until(what: str, check: Any, timeout: float, every: float = 0.1) -> Any:
     return value
 
 
+class Nodes:
+    """A head and two worker nodes of one CPU each; this process connected to the head."""
+
+    def __init__(self) -> None:
+        self.cluster: Any = None
+        self.ids: dict[str, str] = {}
+
+    def start(self) -> dict[str, float]:
+        import ray
+        from ray.cluster_utils import Cluster
+
+        t0 = time.monotonic()
+        head = {"num_cpus": 1, "include_dashboard": False}
+        self.cluster = Cluster(initialize_head=True, head_node_args=head)
+        nodes = {"head": self.cluster.head_node}
+        nodes.update({label: self.cluster.add_node(num_cpus=1) for label in ("node_a", "node_b")})
+        self.cluster.wait_for_nodes()
+        ray.init(address=self.cluster.address, namespace=NAMESPACE, log_to_driver=False)
+        self.ids = {label: node.node_id for label, node in nodes.items()}
+        return {"nodes_s": round(time.monotonic() - t0, 2)}
+
+    def label(self, node_id: str | None) -> str:
+        return next((label for label, known in self.ids.items() if known == node_id), "?")
+
+    def shutdown(self) -> None:
+        import ray
+
+        ray.shutdown()  # type: ignore[no-untyped-call]
+        if self.cluster is not None:
+            self.cluster.shutdown()  # type: ignore[no-untyped-call]
+
+
 class Bench:
     def __init__(self, seconds: float, rounds: int) -> None:
-        from tests.support.multinode import ThreeNodes
-
         self.seconds, self.rounds = seconds, rounds
-        self.nodes = ThreeNodes(NAMESPACE)
+        self.nodes = Nodes()
         self.data = Path(tempfile.mkdtemp(prefix="linqra-b20-"))
         settings = _settings(self.data)
         # the limiter runs on every request as in production; its team limit is not the subject
