@@ -127,11 +127,11 @@ async def process_async_step(
     if current is not None and current["status"] == StepStatus.RUNNING:
         # another worker has it; if its heartbeat stopped, it died: take over
         seen = {k: current.get(k) for k in ("started_at", "heartbeat_at")}
-        if seen["heartbeat_at"]:
-            allowed, last = stale_after_seconds, parse_iso(seen["heartbeat_at"])
+        if current.get("heartbeat_at"):
+            allowed, last = stale_after_seconds, parse_iso(current["heartbeat_at"])
         else:  # an earlier version's worker: no heartbeat, only the step's own time limit
             allowed = call.timeout * call.max_attempts + STALE_MARGIN_SECONDS
-            last = parse_iso(seen["started_at"])
+            last = parse_iso(current["started_at"])
         if (utcnow() - last).total_seconds() < allowed:
             return "busy"  # leave the message unacknowledged: it comes back later
         claimed = await repo.store_update_step_run(
