@@ -598,6 +598,8 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
         "singleton_cores": {k: round(v, 2) for k, v in singletons.items()},
         "first_bottleneck": first,
         "runner_max_executions_per_s": round(1000 / runner_ms),
+        # execution.runners spreads executions over runner actors by a hash of their id
+        "runners_needed": math.ceil(singletons["runner"] / node["usable"]),
     }
 
 
