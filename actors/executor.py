@@ -5,6 +5,9 @@
 * ``io`` — a coroutine in the async I/O pool, the steps of one scheduling round sent together
   (:mod:`actors.io_batch`).
 
+A step whose actor, worker process or node dies under it raises
+:class:`~linqra.steps.base.WorkerLost`, which the engine answers by sending it again.
+
 The engine awaits each step's ObjectRef on its event loop (never ``ray.get``
 in a loop), so every ready step is in flight at once; cancelling the await
 cancels the Ray work (``ray.cancel``; for async actor calls that cancels the
@@ -16,15 +19,26 @@ from __future__ import annotations
 import asyncio
 
 import ray
+from ray.exceptions import (
+    ActorUnavailableError,
+    LocalRayletDiedError,
+    NodeDiedError,
+    ObjectLostError,
+    RayActorError,
+    WorkerCrashedError,
+)
 
 from actors._context import run_sync, shipped_settings
 from actors.cpu_pool import CpuPool
 from actors.io_batch import IOBatcher
 from linqra.config import Settings
-from linqra.steps.base import StepCall
+from linqra.steps.base import StepCall, WorkerLost
 from linqra.steps.runtime import StepOutcome, run_step_call
 
-__all__ = ["RayExecutor"]
+__all__ = ["LOST", "RayExecutor"]
+
+LOST = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError, LocalRayletDiedError)
+"""Ray's errors for a step whose actor, worker process or node died under it."""
 
 
 @ray.remote(max_retries=0)
@@ -52,6 +66,14 @@ class RayExecutor:
             await self._warm.ready(timeout)
 
     async def execute(self, call: StepCall) -> StepOutcome:
+        try:
+            return await self._execute(call)
+        except LOST as exc:  # its process or node died: the engine sends it elsewhere
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            restarting = isinstance(exc, ActorUnavailableError)  # Ray is starting it again
+            raise WorkerLost(message, restarting=restarting) from exc
+
+    async def _execute(self, call: StepCall) -> StepOutcome:
         if call.kind == "io":
             return await self._io.execute(call)
         if self._warm is not None:

@@ -127,6 +127,29 @@ def test_runner_actor_killed_mid_run_recovers(api: httpx.Client) -> None:
     assert api.get("/healthz").status_code == 200
 
 
+def test_io_workers_killed_mid_step_run_their_steps_again(api: httpx.Client) -> None:
+    """A lost I/O worker (its node died) under a live runner: its steps go to the worker Ray
+    starts again, and the execution completes — no step failed, none left RUNNING."""
+    import ray
+
+    wf = api.post("/v1/workflows", json={"name": "io-lost", "mode": "dag", "steps": [
+        {"step": i, "target": "wait", "params": {"seconds": 2}} for i in (1, 2, 3)]}).json()  # fmt: skip
+    execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
+
+    def running() -> bool:
+        record = api.get(f"/v1/executions/{execution['id']}").json()
+        return [s["status"] for s in record["steps"]] == ["RUNNING"] * 3
+
+    until(running, 15, every=0.05)
+    for name in ("linqra-io-0", "linqra-io-1"):
+        ray.kill(ray.get_actor(name, namespace="linqra-test"), no_restart=False)
+    record = wait_terminal(api, execution["id"], 60)
+    assert record["status"] == "COMPLETED", record.get("error")
+    history = api.get(f"/v1/executions/{execution['id']}", params={"history": "true"}).json()
+    assert [(s["step"], s["status"]) for s in history["steps"]] == [
+        (1, "COMPLETED"), (2, "COMPLETED"), (3, "COMPLETED")]  # fmt: skip
+
+
 def test_cancel_and_resume_while_the_runner_restarts_answer_503_or_succeed(
     api: httpx.Client,
 ) -> None:
@@ -138,9 +161,7 @@ def test_cancel_and_resume_while_the_runner_restarts_answer_503_or_succeed(
     wf = api.post("/v1/workflows", json={"name": "slow", "steps": [
         {"step": 1, "target": "wait", "params": {"seconds": 30}}]}).json()  # fmt: skip
     execution = api.post(f"/v1/workflows/{wf['id']}/execute").json()
-    until(
-        lambda: api.get(f"/v1/executions/{execution['id']}").json()["status"] == "RUNNING", 15
-    )
+    until(lambda: api.get(f"/v1/executions/{execution['id']}").json()["status"] == "RUNNING", 15)
     ray.kill(ray.get_actor("linqra-runner", namespace="linqra-test"), no_restart=False)
     answers = []
 

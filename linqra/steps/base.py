@@ -26,9 +26,27 @@ if TYPE_CHECKING:
     from linqra.system import System
     from linqra.workflows.definition import Step
 
-__all__ = ["ExecutorKind", "StepCall", "StepContext", "StepTarget", "TargetRegistry"]
+__all__ = [
+    "ExecutorKind",
+    "StepCall",
+    "StepContext",
+    "StepTarget",
+    "TargetRegistry",
+    "WorkerLost",
+]
 
 ExecutorKind = Literal["inline", "task", "io"]
+
+
+class WorkerLost(Exception):
+    """The process running a step died before it answered (its node was lost, it crashed): the
+    step may or may not have run. An executor raises it for its runtime's own errors of that
+    kind; the engine sends the step to another worker (:func:`linqra.workflows.calls.execute`).
+    ``restarting``: the worker is being started again, so the call is tried again once it is."""
+
+    def __init__(self, message: str, *, restarting: bool = False) -> None:
+        super().__init__(message)
+        self.restarting = restarting
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,20 +6,28 @@ Kept apart from :mod:`linqra.workflows.engine`, which decides when steps run and
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
+from linqra.clock import iso
 from linqra.config import ExecutionSettings
-from linqra.steps.base import ExecutorKind, StepCall
+from linqra.status import StepStatus
+from linqra.steps.base import ExecutorKind, StepCall, WorkerLost
+from linqra.steps.runtime import StepOutcome
 from linqra.tracing import traceparent
 from linqra.workflows.definition import Step
 from linqra.workflows.interpolation import Scope, render, render_text
 from linqra.workflows.step_runs import RunState
 
-__all__ = ["cache_key", "canonical_json", "step_call"]
+__all__ = ["cache_key", "canonical_json", "execute", "step_call"]
+
+log = logging.getLogger(__name__)
 
 
 def step_call(
@@ -84,3 +92,41 @@ def cache_key(run: RunState, step: Step, call: StepCall, scope: Scope) -> str | 
 def canonical_json(value: Any) -> str:
     """One text per value (sorted keys, compact): what the step cache stores and hashes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+LOST_WORKER_WAIT_SECONDS = 60.0
+"""How long a step waits for a worker to be started again after its own was lost (beyond its
+timeout, if that is longer): Ray restarts a lost node's actors on another within seconds."""
+
+
+async def execute(run_once: Callable[[], Awaitable[StepOutcome]], call: StepCall) -> StepOutcome:
+    """``run_once()`` — the call on its executor — again each time the worker running it is lost
+    (:class:`~linqra.steps.base.WorkerLost`), as often as the step's attempts allow and at least
+    once more — a lost worker re-runs its step as a lost runner's resume does — with a growing
+    pause while the worker is being started again. Then the step fails with ``worker_lost``
+    rather than crashing its execution."""
+    started, t0 = iso(), time.monotonic()
+    tries, lost_count, pause = max(2, call.max_attempts), 0, 0.2
+    deadline = t0 + max(LOST_WORKER_WAIT_SECONDS, call.timeout)
+    while True:
+        try:
+            return await run_once()
+        except WorkerLost as exc:
+            lost, lost_count = exc, lost_count + (not exc.restarting)
+            if lost_count >= tries or time.monotonic() + pause > deadline:
+                break
+            log.warning(
+                "step %s of %s: its worker was lost (%s); sent again in %.1fs",
+                call.step, call.execution_id, exc, pause,
+            )  # fmt: skip
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+    return StepOutcome(
+        status=StepStatus.FAILED,
+        output=None,
+        error={"code": "worker_lost", "message": f"the worker running it was lost: {lost}"},
+        attempts=lost_count,
+        started_at=started,
+        finished_at=iso(),
+        duration_ms=round((time.monotonic() - t0) * 1000, 3),
+    )

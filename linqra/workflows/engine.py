@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 from typing import Any, Protocol
@@ -30,7 +31,7 @@ from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import StepOutcome, run_step_call
 from linqra.tracing import span
 from linqra.workflows.async_steps import AsyncStepQueue
-from linqra.workflows.calls import cache_key, canonical_json, step_call
+from linqra.workflows.calls import cache_key, canonical_json, execute, step_call
 from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope
@@ -396,7 +397,7 @@ class WorkflowEngine(StepRunRecorder):
             if call.kind == "inline":
                 outcome = await run_step_call(call, self.registry, self.ctx)
             else:
-                outcome = await self.executor.execute(call)
+                outcome = await execute(functools.partial(self.executor.execute, call), call)
         except asyncio.CancelledError:
             record.update(
                 status=StepStatus.CANCELLED,
