@@ -52,7 +52,6 @@ __all__ = [
     "ClaimLost",
     "ExecutionRepository",
     "check_record_size",
-    "claimed",
 ]
 
 EXECUTIONS = "executions"
@@ -97,7 +96,7 @@ class ClaimLost(Exception):
         self.execution_id = execution_id
 
 
-def claimed(claim: int) -> dict[str, Any]:
+def _claimed(claim: int) -> dict[str, Any]:
     """The execution still holds claim number ``claim`` (0: claimed before claims had numbers)."""
     return {"claim": claim} if claim else {"claim": {"$in": [None, 0]}}
 
@@ -172,7 +171,7 @@ class ExecutionRepository:
         if runner_id is not None:
             where["runner_id"] = runner_id
         if claim is not None:
-            where.update(claimed(claim))
+            where.update(_claimed(claim))
         return await self.store.update(EXECUTIONS, team_id, execution_id, changes, where=where)
 
     async def compare_and_set(
@@ -183,7 +182,7 @@ class ExecutionRepository:
     async def heartbeat(
         self, team_id: str, execution_id: str, runner_id: str, claim: int | None = None
     ) -> bool:
-        where = None if claim is None else claimed(claim)
+        where = None if claim is None else _claimed(claim)
         return await self.jobs.heartbeat(team_id, execution_id, owner=runner_id, where=where)
 
     async def request_cancel(self, team_id: str, execution_id: str) -> bool:
