@@ -20,6 +20,7 @@ from linqra.workflows.async_steps import (
     BusAsyncStepQueue,
     process_async_step,
 )
+from tests.support.http import eventually
 
 TEAM = "team-async"
 
@@ -156,6 +157,35 @@ async def test_a_running_worker_keeps_its_step_by_its_heartbeat(system: System) 
         await asyncio.sleep(0.05)
     assert await first == "COMPLETED" and len(seen) >= 5  # renewed all along
     assert (await repo.step_run(TEAM, run_id))["worker"] == "w1"
+
+
+async def test_a_worker_whose_run_was_interrupted_drops_its_outcome(system: System) -> None:
+    """The execution was resumed (its RUNNING async run interrupted, a new one queued) while a
+    worker still ran the old run: that worker's outcome is dropped, not a second completion."""
+    bus = MemoryEventBus(redeliver_after=0.3)
+    worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
+    runner = system.runner("async-interrupted", async_queue=BusAsyncStepQueue(bus))
+    definition = system.workflows.validate_definition(
+        {"steps": [{"step": 1, "target": "wait", "async": True, "params": {"seconds": 0.5}}]}
+    )
+    ex = await system.workflows.new_execution(TEAM, definition=definition)
+    await runner.submit(TEAM, ex["id"])
+    await runner.wait(TEAM, ex["id"], 30)
+    (delivery,) = await worker.fetch(timeout=2)
+    repo = system.workflows.executions
+    run_id, payload = delivery.event.payload["record"]["id"], delivery.event.payload
+    running = asyncio.create_task(
+        process_async_step(payload, repo, system.registry, system.ctx, worker="w1")
+    )
+
+    async def started() -> bool:
+        return ((await repo.step_run(TEAM, run_id)) or {}).get("status") == "RUNNING"
+
+    await eventually(started, timeout=10)
+    interrupted = {"status": "CANCELLED", "error": {"code": "interrupted", "message": "resumed"}}
+    assert await repo.store_update_step_run(TEAM, run_id, interrupted, where={"status": "RUNNING"})
+    assert await running == "duplicate"
+    assert (await repo.step_run(TEAM, run_id))["status"] == "CANCELLED"
 
 
 async def test_a_step_held_by_a_dead_worker_is_taken_over_when_stale(system: System) -> None:

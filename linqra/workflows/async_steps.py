@@ -11,7 +11,10 @@ run is already finished is acknowledged and skipped, so nothing runs twice after
 A worker running a step renews the run's ``heartbeat_at`` every ``heartbeat_seconds``; another
 worker takes a RUNNING step over only when that heartbeat is older than ``stale_after_seconds``
 (its worker or node died), compare-and-set on the heartbeat it saw — not after the step's whole
-timeout as before (issue 17: a step on a lost node waited its timeout plus a minute).
+timeout as before (issue 17: a step on a lost node waited its timeout plus a minute). A worker
+records its outcome only while the run is still RUNNING under its name: one that was taken over,
+or interrupted by its execution's resume (which queues a new run), drops its outcome, so a step
+never completes twice.
 
 ``pending_async_steps`` in a record is the queued steps whose latest run has not finished yet,
 computed when the record is read (``ExecutionRepository.full_record``), so the workers never
@@ -153,7 +156,15 @@ async def process_async_step(
             await beat
     record.update(outcome.record_fields())
     record_step(ctx.system.metrics, call, outcome)
-    await repo.save_step_run(team_id, record)
+    ended = await repo.store_update_step_run(
+        team_id,
+        record["id"],
+        {k: v for k, v in record.items() if k not in ("id", "team_id")},
+        where={"status": StepStatus.RUNNING, "worker": worker},
+    )
+    if not ended:  # taken over (this worker looked dead) or interrupted by a resume meanwhile
+        log.warning("async step run_id=%s ended elsewhere; its outcome here dropped", record["id"])
+        return "duplicate"
     return str(outcome.status)
 
 
