@@ -63,7 +63,7 @@ class RedisCache:
             retry=Retry(NoBackoff(), 1),  # one quick retry (a dropped idle connection), no backoff
         )
         self.pool: Any = pool
-        self._redis: Any = aioredis.Redis(connection_pool=pool)
+        self._redis: Any = aioredis.Redis.from_pool(pool)  # closing the client closes its pool
         self._incr: Any = self._redis.register_script(_INCR)
 
     @asynccontextmanager

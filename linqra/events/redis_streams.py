@@ -50,17 +50,19 @@ class RedisEventBus:
         connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
         max_connections: int = 64,
     ) -> None:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         self.timeout = timeout_seconds
-        self.redis = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,  # a blocked subscription read holds one
+            timeout=timeout_seconds,  # a call waits this long for a free one, then fails
             socket_connect_timeout=min(connect_timeout_seconds, timeout_seconds),
             retry=Retry(NoBackoff(), 1),  # one quick retry (a dropped idle connection)
-            max_connections=max_connections,  # a blocked subscription read holds one
         )
+        self.redis = Redis.from_pool(pool)  # closing the client closes its pool
         self.redeliver_after = redeliver_after
         self.max_length = max_length
         self.prefix = prefix
