@@ -24,7 +24,7 @@ async def test_a_runner_claimed_again_under_its_own_id_writes_no_step(system: Sy
         {
             "name": "fenced",
             "steps": [
-                {"step": 1, "target": "wait", "params": {"seconds": 2}},
+                {"step": 1, "target": "wait", "params": {"seconds": 4}},
                 {"step": 2, "target": "noop", "params": {"after": "{{step1.result}}"}},
             ],
         },
@@ -41,9 +41,14 @@ async def test_a_runner_claimed_again_under_its_own_id_writes_no_step(system: Sy
 
     # the same runner id started again (elsewhere) while the old process still runs the step
     new = system.runner("linqra-runner")
-    await new.start(reap=False)
-    doc = await system.workflows.executions.get(TEAM, ex["id"])
-    assert doc["claim"] == 2 and doc["auto_resumes"] == 1
+
+    async def reclaimed() -> dict[str, Any] | None:  # the reclaim is a compare-and-set on the
+        await new.start(reap=False)  # heartbeat seen: one the old runner renews meanwhile loses
+        doc = await system.workflows.executions.get(TEAM, ex["id"])
+        return doc if doc["claim"] == 2 else None
+
+    doc = await eventually(reclaimed, timeout=30)
+    assert doc["auto_resumes"] == 1 and old.running() == [ex["id"]]  # still in its step
 
     record = await new.wait(TEAM, ex["id"], 60)
     assert record["status"] == "COMPLETED", record.get("error")

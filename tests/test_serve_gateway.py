@@ -4,6 +4,7 @@ runner actor killed mid-run. Every other HTTP behaviour is tested in process (``
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -141,6 +142,7 @@ def test_io_workers_killed_mid_step_run_their_steps_again(api: httpx.Client) -> 
         return [s["status"] for s in record["steps"]] == ["RUNNING"] * 3
 
     until(running, 15, every=0.05)
+    killed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for name in ("linqra-io-0", "linqra-io-1"):
         ray.kill(ray.get_actor(name, namespace="linqra-test"), no_restart=False)
     record = wait_terminal(api, execution["id"], 60)
@@ -148,6 +150,7 @@ def test_io_workers_killed_mid_step_run_their_steps_again(api: httpx.Client) -> 
     history = api.get(f"/v1/executions/{execution['id']}", params={"history": "true"}).json()
     assert [(s["step"], s["status"]) for s in history["steps"]] == [
         (1, "COMPLETED"), (2, "COMPLETED"), (3, "COMPLETED")]  # fmt: skip
+    assert all(s["started_at"] > killed_at for s in history["steps"])  # each one sent again
 
 
 def test_cancel_and_resume_while_the_runner_restarts_answer_503_or_succeed(

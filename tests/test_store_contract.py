@@ -108,6 +108,13 @@ class DocumentStoreContract:
             await store.put_many(
                 "things", "t2", [{"id": "old", "slug": "x", "claim": 9}], where={"claim": 1}
             )
+        # the runner's own filter: a document without the field (written before it) matches None
+        await store.put_many("things", "t1", [{"id": "bare", "slug": "s4"}])
+        older = {"claim": {"$in": [None, 0, 1]}}
+        assert await store.put_many("things", "t1", [{"id": "bare", "slug": "s4", "claim": 1}],
+                                    where=older) == []  # fmt: skip
+        assert await store.put_many("things", "t1", [{"id": "new", "slug": "s2", "claim": 1}],
+                                    where=older) == ["new"]  # fmt: skip
         assert (await store.get("things", "t1", "old") or {}).get("claim") == 2
 
     async def test_find_filters_sort_and_paginate(self, store: DocumentStore) -> None:

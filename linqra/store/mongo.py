@@ -193,7 +193,8 @@ class MongoStore:
                 await self._coll(collection).bulk_write(writes, ordered=not condition)
         except BulkWriteError as exc:  # the upsert's insert hit an existing id, or a unique index
             failed = [docs[e["index"]]["id"] for e in exc.details.get("writeErrors", [])]
-            if condition and all(e.get("code") == 11000 for e in exc.details["writeErrors"]):
+            errors, concern = exc.details.get("writeErrors"), exc.details.get("writeConcernErrors")
+            if condition and errors and not concern and all(e.get("code") == 11000 for e in errors):
                 unmatched = {"_id": {"$in": failed}, "team_id": team_id, "$nor": [condition]}
                 async with self._guard("put_many"):  # the team's own, not matching: refused
                     ours = await self._coll(collection).distinct("_id", unmatched)

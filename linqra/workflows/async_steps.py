@@ -147,7 +147,8 @@ async def process_async_step(
     if not claimed:
         return "busy"  # a re-queued copy is being run by another worker
     record.update(running)
-    beat = asyncio.create_task(_heartbeat(repo, team_id, record["id"], worker, heartbeat_seconds))
+    mine = {"status": StepStatus.RUNNING, "worker": worker, "started_at": now}  # this take only
+    beat = asyncio.create_task(_heartbeat(repo, team_id, record["id"], mine, heartbeat_seconds))
     try:
         outcome = await run_step_call(call, registry, ctx)
     finally:
@@ -160,7 +161,7 @@ async def process_async_step(
         team_id,
         record["id"],
         {k: v for k, v in record.items() if k not in ("id", "team_id")},
-        where={"status": StepStatus.RUNNING, "worker": worker},
+        where=mine,
     )
     if not ended:  # taken over (this worker looked dead) or interrupted by a resume meanwhile
         log.warning("async step run_id=%s ended elsewhere; its outcome here dropped", record["id"])
@@ -169,7 +170,7 @@ async def process_async_step(
 
 
 async def _heartbeat(
-    repo: ExecutionRepository, team_id: str, run_id: str, worker: str, every: float
+    repo: ExecutionRepository, team_id: str, run_id: str, mine: dict[str, Any], every: float
 ) -> None:
     """Renew the step run's ``heartbeat_at`` while this worker runs it (a failed renewal is
     retried at the next beat; a step taken over meanwhile is no longer renewed)."""
@@ -178,7 +179,7 @@ async def _heartbeat(
         try:
             held = await repo.store_update_step_run(
                 team_id, run_id, {"heartbeat_at": iso()},
-                where={"status": StepStatus.RUNNING, "worker": worker},
+                where=mine,
             )  # fmt: skip
         except Exception:
             log.warning("async step heartbeat failed run_id=%s", run_id, exc_info=True)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from linqra.clock import iso
 from linqra.config import ExecutionSettings
+from linqra.resilience import Backoff
 from linqra.status import StepStatus
 from linqra.steps.base import ExecutorKind, StepCall, WorkerLost
 from linqra.steps.runtime import StepOutcome
@@ -102,17 +103,21 @@ timeout, if that is longer): Ray restarts a lost node's actors on another within
 async def execute(run_once: Callable[[], Awaitable[StepOutcome]], call: StepCall) -> StepOutcome:
     """``run_once()`` — the call on its executor — again each time the worker running it is lost
     (:class:`~linqra.steps.base.WorkerLost`), as often as the step's attempts allow and at least
-    once more — a lost worker re-runs its step as a lost runner's resume does — with a growing
-    pause while the worker is being started again. Then the step fails with ``worker_lost``
-    rather than crashing its execution."""
+    once more — a lost worker re-runs its step as a lost runner's resume does — with a growing,
+    jittered pause while the worker is being started again (for at most
+    :data:`LOST_WORKER_WAIT_SECONDS`, or the step's timeout, from the first loss). Then the step
+    fails with ``worker_lost`` rather than crashing its execution."""
     started, t0 = iso(), time.monotonic()
-    tries, lost_count, pause = max(2, call.max_attempts), 0, 0.2
-    deadline = t0 + max(LOST_WORKER_WAIT_SECONDS, call.timeout)
+    tries, lost_count, pauses = max(2, call.max_attempts), 0, 0
+    deadline: float | None = None
     while True:
         try:
             return await run_once()
         except WorkerLost as exc:
-            lost, lost_count = exc, lost_count + (not exc.restarting)
+            lost, lost_count, pauses = exc, lost_count + (not exc.restarting), pauses + 1
+            if deadline is None:
+                deadline = time.monotonic() + max(LOST_WORKER_WAIT_SECONDS, call.timeout)
+            pause = _PAUSES.delay(pauses)
             if lost_count >= tries or time.monotonic() + pause > deadline:
                 break
             log.warning(
@@ -120,7 +125,6 @@ async def execute(run_once: Callable[[], Awaitable[StepOutcome]], call: StepCall
                 call.step, call.execution_id, exc, pause,
             )  # fmt: skip
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
     return StepOutcome(
         status=StepStatus.FAILED,
         output=None,
@@ -130,3 +134,7 @@ async def execute(run_once: Callable[[], Awaitable[StepOutcome]], call: StepCall
         finished_at=iso(),
         duration_ms=round((time.monotonic() - t0) * 1000, 3),
     )
+
+
+_PAUSES = Backoff(initial=0.2, maximum=5.0)
+"""Between tries of a step whose worker was lost (jittered: a lost batch does not return at once)."""

@@ -172,6 +172,7 @@ class WorkflowEngine(StepRunRecorder):
             }
         except (asyncio.CancelledError, ClaimLost) as exc:
             if run.lost_claim or isinstance(exc, ClaimLost):
+                run.lost_claim = True  # its async steps' tasks write nothing more either
                 if run.behind is not None:
                     run.behind.drop()
                 for task in list(run.background):
@@ -283,9 +284,9 @@ class WorkflowEngine(StepRunRecorder):
             try:
                 status = await self._step(run, step)
             finally:
-                if (
-                    status != StepStatus.QUEUED
-                ):  # queued: a worker finishes it (the record says so when read)
+                if (  # queued: a worker finishes it (the record says so when read)
+                    status != StepStatus.QUEUED and not run.lost_claim
+                ):
                     run.async_done.add(step.step)
                     async with run.lock:
                         await self.repo.set_pending_async(

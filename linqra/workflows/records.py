@@ -222,6 +222,22 @@ class ExecutionRepository:
         if await self.store.put_many(STEP_RUNS, team_id, stamped, where=_not_newer(claim)):
             raise ClaimLost(str(runs[0]["execution_id"]))
 
+    async def interrupt_step_run(self, team_id: str, run: Document, claim: int | None) -> Document:
+        """Write ``run``'s end over its record only while that is still RUNNING (under no newer
+        claim); the record as it then stands — the one a runner that was still alive ended first
+        (COMPLETED, say) is kept. :class:`ClaimLost` if a newer claim's runner wrote it."""
+        where: dict[str, Any] = {"status": StepStatus.RUNNING}
+        stamped = dict(run)
+        if claim is not None:
+            where.update(_not_newer(claim))
+            stamped["claim"] = claim
+        if not await self.store.put_many(STEP_RUNS, team_id, [stamped], where=where):
+            return stamped
+        current = await self.store.get(STEP_RUNS, team_id, run["id"])
+        if current is None or (claim is not None and int(current.get("claim") or 0) > claim):
+            raise ClaimLost(str(run["execution_id"]))
+        return current
+
     async def update_step_run(self, team_id: str, run: Document) -> None:
         """Write a step run over the record it already has (its RUNNING one): one write."""
         await self.store.update(

@@ -74,6 +74,7 @@ class PureRecords:
         self._repo, self._team_id, self._claim = repo, team_id, claim
         self._records: list[dict[str, Any]] = []
         self._lock = asyncio.Lock()
+        self._lost: ClaimLost | None = None  # a write was refused: claimed again since
         self._timer: asyncio.TimerHandle | None = None
         self._flushers: set[asyncio.Task[None]] = set()  # timer flushes under way
 
@@ -106,13 +107,16 @@ class PureRecords:
             self._timer.cancel()
             self._timer = None
         async with self._lock:
+            if self._lost is not None:
+                raise self._lost
             if not self._records:
                 return
             records, self._records = self._records, []
             try:
                 await self._repo.put_step_runs(self._team_id, records, self._claim)
-            except ClaimLost:
-                raise  # nothing to keep: the newer claim's runner writes these steps
+            except ClaimLost as exc:
+                self._lost = exc  # nothing to keep: the newer claim's runner writes these
+                raise
             except BaseException:
                 self._records[:0] = records  # kept for the next flush (each write is an upsert)
                 raise
@@ -133,12 +137,15 @@ class RecordBatch:
 
     def __init__(self, repo: ExecutionRepository, team_id: str, claim: int) -> None:
         self._repo, self._team_id, self._claim = repo, team_id, claim
+        self._lost: ClaimLost | None = None  # once refused, every later write is refused too
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writers: set[asyncio.Task[None]] = set()
 
     async def put(self, record: dict[str, Any]) -> None:
         """Write ``record`` (as it is now) with the others of this turn; a caller that stops
         waiting does not stop the write."""
+        if self._lost is not None:
+            raise self._lost
         loop = asyncio.get_running_loop()
         written: asyncio.Future[None] = loop.create_future()
         if not self._pending:
@@ -159,6 +166,8 @@ class RecordBatch:
                 records = [record for record, _ in batch]
                 await self._repo.put_step_runs(self._team_id, records, self._claim)
         except Exception as exc:
+            if isinstance(exc, ClaimLost):
+                self._lost = exc
             for _, written in batch:
                 if not written.done():
                     written.set_exception(exc)
@@ -220,17 +229,18 @@ class StepRunRecorder:
         ``interrupted``, as the holder of ``claim``: its old runner can no longer end them);
         returns the latest run of every step, as it now stands."""
         latest = await self.repo.latest_step_runs(team_id, execution_id)
-        for prior in latest.values():
+        for number, prior in latest.items():
             if prior["status"] == StepStatus.RUNNING:
-                prior.update(
-                    status=StepStatus.CANCELLED,
-                    finished_at=iso(),
-                    error={
+                ended = {
+                    **prior,
+                    "status": StepStatus.CANCELLED,
+                    "finished_at": iso(),
+                    "error": {
                         "code": "interrupted",
                         "message": "the runner stopped while this step ran",
                     },
-                )
-                await self.repo.save_step_run(team_id, prior, claim)
+                }
+                latest[number] = await self.repo.interrupt_step_run(team_id, ended, claim)
         return latest
 
     @staticmethod
