@@ -90,7 +90,7 @@ def test_a_burst_grows_the_io_pool_to_its_maximum_and_idle_shrinks_it_back(
             names = pool_names(ray_cluster)
             seen.update(names)
             most = max(most, len(names))
-            time.sleep(0.1)
+            time.sleep(0.25)  # each look is a state-API call: not too many on two cores
 
     async def run() -> tuple[dict[str, Any], float]:
         system = await System.open(growing, init=True)
