@@ -126,21 +126,27 @@ async def test_a_lost_queue_message_is_requeued_and_run_once(
     assert done["pending_async_steps"] == [] and "queued_call" not in done["steps"][1]
 
 
-async def test_a_running_worker_keeps_its_step_by_its_heartbeat(system: System) -> None:
-    """A step that runs longer than the staleness limit is not taken over while its worker
-    lives: the worker renews the run's heartbeat."""
+async def _queued_wait(system: System, runner_id: str, *, seconds: float) -> tuple[str, Any]:
+    """An execution of one async ``wait`` step, queued on a bus of its own: the run's id and
+    the message a worker takes."""
     bus = MemoryEventBus(redeliver_after=0.3)
     worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
-    runner = system.runner("async-alive", async_queue=BusAsyncStepQueue(bus))
+    runner = system.runner(runner_id, async_queue=BusAsyncStepQueue(bus))
     definition = system.workflows.validate_definition(
-        {"steps": [{"step": 1, "target": "wait", "async": True, "params": {"seconds": 4}}]}
+        {"steps": [{"step": 1, "target": "wait", "async": True, "params": {"seconds": seconds}}]}
     )
     ex = await system.workflows.new_execution(TEAM, definition=definition)
     await runner.submit(TEAM, ex["id"])
     await runner.wait(TEAM, ex["id"], 30)
     (delivery,) = await worker.fetch(timeout=2)
+    return str(delivery.event.payload["record"]["id"]), delivery.event.payload
+
+
+async def test_a_running_worker_keeps_its_step_by_its_heartbeat(system: System) -> None:
+    """A step that runs longer than the staleness limit is not taken over while its worker
+    lives: the worker renews the run's heartbeat."""
+    run_id, payload = await _queued_wait(system, "async-alive", seconds=4)
     repo = system.workflows.executions
-    run_id, payload = delivery.event.payload["record"]["id"], delivery.event.payload
     beats = {"heartbeat_seconds": 0.2, "stale_after_seconds": 1.5}
     first = asyncio.create_task(
         process_async_step(payload, repo, system.registry, system.ctx, worker="w1", **beats)
@@ -162,18 +168,8 @@ async def test_a_running_worker_keeps_its_step_by_its_heartbeat(system: System) 
 async def test_a_worker_whose_run_was_interrupted_drops_its_outcome(system: System) -> None:
     """The execution was resumed (its RUNNING async run interrupted, a new one queued) while a
     worker still ran the old run: that worker's outcome is dropped, not a second completion."""
-    bus = MemoryEventBus(redeliver_after=0.3)
-    worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
-    runner = system.runner("async-interrupted", async_queue=BusAsyncStepQueue(bus))
-    definition = system.workflows.validate_definition(
-        {"steps": [{"step": 1, "target": "wait", "async": True, "params": {"seconds": 3}}]}
-    )
-    ex = await system.workflows.new_execution(TEAM, definition=definition)
-    await runner.submit(TEAM, ex["id"])
-    await runner.wait(TEAM, ex["id"], 30)
-    (delivery,) = await worker.fetch(timeout=2)
+    run_id, payload = await _queued_wait(system, "async-interrupted", seconds=3)
     repo = system.workflows.executions
-    run_id, payload = delivery.event.payload["record"]["id"], delivery.event.payload
     running = asyncio.create_task(
         process_async_step(payload, repo, system.registry, system.ctx, worker="w1")
     )
