@@ -8,7 +8,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from linqra.clock import iso
+from linqra.events.memory import MemoryEventBus
 from linqra.system import System
+from linqra.workflows.async_steps import (
+    ASYNC_GROUP,
+    ASYNC_TOPIC,
+    BusAsyncStepQueue,
+    process_async_step,
+)
 from tests.support.http import eventually
 
 TEAM = "team-fence"
@@ -111,3 +121,47 @@ async def test_executions_claimed_before_claims_had_numbers_still_run(system: Sy
     runs = [(r["run"], r["status"]) for r in await _runs(system, ex["id"])]
     assert runs == [(1, "CANCELLED"), (2, "COMPLETED")]
     await asyncio.gather(runner.close())
+
+
+@pytest.mark.parametrize("held", ["QUEUED", "RUNNING"])
+async def test_a_resume_leaves_a_queued_async_step_to_its_worker(system: System, held: str) -> None:
+    """The runner was lost after it queued an async step: the runner that adopts the execution
+    does not queue the step again (its message is still on the queue, or a worker runs it), so
+    the step completes once — before, both runs completed (seen in B21 as 7 of 6)."""
+    bus = MemoryEventBus(redeliver_after=0.3)
+    worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "w")
+    wf = await system.workflows.create(TEAM, {"name": f"queued-{held}", "steps": [
+        {"step": 1, "target": "noop", "async": True, "params": {"a": 1}},
+        {"step": 2, "target": "wait", "params": {"seconds": 4}},
+    ]})  # fmt: skip
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id)
+    repo = system.workflows.executions
+    old = system.runner("linqra-runner", async_queue=BusAsyncStepQueue(bus))
+    await old.submit(TEAM, ex["id"])
+
+    async def step_two_running() -> bool:
+        return any(r["step"] == 2 and r["status"] == "RUNNING" for r in await _runs(system, ex["id"]))  # fmt: skip
+
+    await eventually(step_two_running, timeout=30)
+    (delivery,) = await worker.fetch(timeout=5)
+    run_id = delivery.event.payload["record"]["id"]
+    if held == "RUNNING":  # a worker has it, alive (its heartbeat is fresh)
+        taken = {"status": "RUNNING", "worker": "w", "started_at": iso(), "heartbeat_at": iso()}
+        assert await repo.claim_step_run(TEAM, run_id, taken, from_status="QUEUED")
+    new = system.runner("linqra-runner", async_queue=BusAsyncStepQueue(bus))
+
+    async def reclaimed() -> bool:
+        await new.start(reap=False)
+        return (await repo.get(TEAM, ex["id"]))["claim"] == 2
+
+    await eventually(reclaimed, timeout=30)
+    record = await new.wait(TEAM, ex["id"], 60)
+    assert record["status"] == "COMPLETED" and record["pending_async_steps"] == [1]
+    runs = [(r["step"], r["run"], r["status"]) for r in await _runs(system, ex["id"])]
+    assert (1, 1, held) in runs and not any(s == 1 and n > 1 for s, n, _ in runs)
+    again = await worker.fetch(timeout=0.5)  # the first message redelivered (never acked), only
+    assert {d.event.payload["record"]["id"] for d in again} <= {run_id}
+    if held == "QUEUED":  # the first message, run by a worker, ends it
+        await process_async_step(delivery.event.payload, repo, system.registry, system.ctx)
+        assert (await repo.full_record(TEAM, ex["id"]))["pending_async_steps"] == []
+    await asyncio.gather(old.close(), new.close(), return_exceptions=True)

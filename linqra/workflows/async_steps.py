@@ -13,8 +13,9 @@ worker takes a RUNNING step over only when that heartbeat is older than ``stale_
 (its worker or node died), compare-and-set on the heartbeat it saw — not after the step's whole
 timeout as before (issue 17: a step on a lost node waited its timeout plus a minute). A worker
 records its outcome only while the run is still RUNNING under its name: one that was taken over,
-or interrupted by its execution's resume (which queues a new run), drops its outcome, so a step
-never completes twice.
+or whose run was closed meanwhile, drops its outcome, so a step never completes twice. A runner
+that adopts the execution leaves a queued run to the queue and its workers: it does not queue
+the step again.
 
 ``pending_async_steps`` in a record is the queued steps whose latest run has not finished yet,
 computed when the record is read (``ExecutionRepository.full_record``), so the workers never

@@ -26,7 +26,7 @@ from linqra.config import ExecutionSettings
 from linqra.errors import LinqraError
 from linqra.logs import bind
 from linqra.metrics import record_step
-from linqra.status import STEP_FAILED, ExecutionStatus, StepStatus
+from linqra.status import STEP_FAILED, STEP_FINISHED, ExecutionStatus, StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import StepOutcome, run_step_call
 from linqra.tracing import span
@@ -145,6 +145,9 @@ class WorkflowEngine(StepRunRecorder):
                 run.reused.add(number)
             elif prior["status"] == StepStatus.SKIPPED and prior.get("skip_reason") == "condition":
                 run.reused.add(number)
+            elif prior["status"] not in STEP_FINISHED and prior.get("queued_call"):
+                run.reused.add(number)  # still on the queue or with a worker: not queued twice
+                run.queued.add(number)
         log.info(
             "execution start team=%s run_id=%s steps=%d reused=%d",
             team_id,
@@ -308,6 +311,8 @@ class WorkflowEngine(StepRunRecorder):
     async def _run_step(self, run: RunState, step: Step) -> StepStatus:
         if step.step in run.reused:
             run.reused.discard(step.step)  # reuse once; a jump back runs it again
+            if step.step in run.queued:
+                return StepStatus.QUEUED
             if step.step in run.results:
                 if not step.async_:
                     run.last_completed = step.step

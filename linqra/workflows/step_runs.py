@@ -40,6 +40,7 @@ class RunState:
     params: dict[str, Any]
     results: dict[int, Any] = field(default_factory=dict)
     reused: set[int] = field(default_factory=set)
+    queued: set[int] = field(default_factory=set)  # async steps still queued or with a worker
     run_counts: dict[int, int] = field(default_factory=dict)
     step_runs: int = 0
     failure: dict[str, Any] | None = None
@@ -227,10 +228,11 @@ class StepRunRecorder:
     ) -> dict[int, dict[str, Any]]:
         """Close step runs left RUNNING by a runner that died (recorded CANCELLED, code
         ``interrupted``, as the holder of ``claim``: its old runner can no longer end them);
-        returns the latest run of every step, as it now stands."""
+        returns the latest run of every step, as it now stands. A queued async step's run is
+        not the runner's: its worker (or the queue's redelivery) still ends it."""
         latest = await self.repo.latest_step_runs(team_id, execution_id)
         for number, prior in latest.items():
-            if prior["status"] == StepStatus.RUNNING:
+            if prior["status"] == StepStatus.RUNNING and not prior.get("queued_call"):
                 ended = {
                     **prior,
                     "status": StepStatus.CANCELLED,
