@@ -5,10 +5,13 @@ again, and fails with ``worker_lost`` only when every try lost its worker — ne
 
 from __future__ import annotations
 
+import pickle
+
 from linqra.steps.base import StepCall, WorkerLost
 from linqra.steps.runtime import StepOutcome
 from linqra.system import System
 from linqra.workflows.engine import LocalExecutor
+from linqra.workflows.records import ClaimLost
 
 TEAM = "team-lost"
 
@@ -58,3 +61,12 @@ async def test_a_step_that_loses_every_worker_fails_alone(system: System) -> Non
     runs = {r["step"]: r for r in record["history"]}
     assert runs[1]["status"] == "FAILED" and runs[1]["error"]["code"] == "worker_lost"
     assert runs[2]["status"] == "SKIPPED"  # not RUNNING, not an engine error
+
+
+def test_the_errors_that_cross_ray_keep_their_fields_when_pickled() -> None:
+    """Ray pickles an exception raised in an actor: ``restarting`` (keyword-only) and a lost
+    claim's execution id must survive the trip, not fall back to defaults or the message."""
+    lost = pickle.loads(pickle.dumps(WorkerLost("the node died", restarting=True)))
+    assert (str(lost), lost.restarting) == ("the node died", True)
+    claim = pickle.loads(pickle.dumps(ClaimLost("ex_1")))
+    assert claim.execution_id == "ex_1" and str(claim) == str(ClaimLost("ex_1"))

@@ -48,6 +48,13 @@ class WorkerLost(Exception):
         super().__init__(message)
         self.restarting = restarting
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled across Ray with its keyword intact
+        return (_worker_lost, (str(self), self.restarting))
+
+
+def _worker_lost(message: str, restarting: bool) -> WorkerLost:
+    return WorkerLost(message, restarting=restarting)
+
 
 @dataclass(frozen=True, slots=True)
 class StepCall:

@@ -31,6 +31,7 @@ at DEBUG on this module's logger.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -194,7 +195,8 @@ class MilvusVectorStore:
                     self.max_concurrent_calls, thread_name_prefix="milvus"
                 )
             threads = self._threads
-        return await asyncio.get_running_loop().run_in_executor(threads, call)
+        context = contextvars.copy_context()  # the call's logs keep the request's fields
+        return await asyncio.get_running_loop().run_in_executor(threads, context.run, call)
 
     async def create_collection(
         self, name: str, dimension: int, fields: Mapping[str, FieldType]

@@ -95,6 +95,9 @@ class ClaimLost(Exception):
         super().__init__(f"execution {execution_id!r} was claimed by a newer runner")
         self.execution_id = execution_id
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (across Ray) from its id, not its text
+        return (ClaimLost, (self.execution_id,))
+
 
 def _claimed(claim: int) -> dict[str, Any]:
     """The execution still holds claim number ``claim`` (0: claimed before claims had numbers)."""
