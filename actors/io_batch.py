@@ -18,10 +18,11 @@ waiting) reach ``execution.io_grow_at`` of ``io_concurrency`` times the workers 
 starting, it starts another, ``linqra-io-<n>`` (:func:`~actors.io_pool.start_io_worker`, the
 smallest free number), up to ``io_pool_max``. While one starts, the steps that find every
 running worker full wait here instead of queueing behind busy ones, and go out as it answers
-(or as slots free). A worker it added that has had no step for ``io_idle_seconds`` is taken out
-of the rotation and asked to exit (:meth:`~actors.io_pool.IOStepWorker.retire`, which refuses
-while it runs anyone's step). A restarted runner adopts the added workers it finds running, so
-they still retire. With ``io_pool_max`` unset nothing grows, nothing waits: as before.
+or as any slot frees, before the steps that came after them. A worker it added that has had no
+step for ``io_idle_seconds`` is taken out of the rotation and asked to exit
+(:meth:`~actors.io_pool.IOStepWorker.retire`, which refuses while it runs anyone's step). A
+restarted runner adopts the added workers it finds running, so they still retire. With
+``io_pool_max`` unset nothing grows, nothing waits: as before.
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ class IOBatcher:
         self._dispatch(calls)
 
     def _dispatch(self, calls: list[Pending]) -> None:
-        calls = [(call, future) for call, future in calls if not future.done()]
+        """Send ``calls`` — after the steps held earlier, which go first."""
+        calls = [(call, future) for call, future in self._waiting + calls if not future.done()]
+        self._waiting = []
         if not calls:
             return
         try:
@@ -149,8 +152,7 @@ class IOBatcher:
         self._grow(len(calls))
         if self._starting:  # a worker is on its way: send only what finds a free slot now
             free = sum(max(0, self._capacity - w.load) for w in workers)
-            calls, held = calls[:free], calls[free:]
-            self._waiting += held
+            calls, self._waiting = calls[:free], calls[free:]
             if not calls:
                 return
         if len(calls) == 1:
@@ -174,7 +176,7 @@ class IOBatcher:
         worker.load -= 1
         if not worker.load:
             self._idle(worker)
-            self._drain_later()
+        self._drain_later()  # a slot is free: a held step takes it now, not when all are
 
     def _idle(self, worker: _Worker) -> None:
         """``worker`` has no step of ours from now: an added one retires if it stays so."""
@@ -194,8 +196,7 @@ class IOBatcher:
 
     def _drain(self) -> None:
         self._drain_soon = False
-        waiting, self._waiting = self._waiting, []
-        self._dispatch(waiting)
+        self._dispatch([])
 
     # -- growing and shrinking ----------------------------------------------------------------
     def _grow(self, incoming: int) -> None:
