@@ -34,7 +34,7 @@ run: install
 
 ## Install the test extras, make sure the servers the tests start exist, run the suite.
 test: install-test
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 lint: install-test
 	$(BIN)/ruff check .

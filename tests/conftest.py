@@ -271,6 +271,9 @@ def ray_cluster(ray_settings: Settings) -> Iterator[Any]:
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     apply_ingress_env()  # the tests run the gateway behind the default ingress
+    # a gateway replica being stopped drains for this long (Serve's default 30 s gives an
+    # outside load balancer time to notice); no balancer here: the session's end waited 30 s
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
     _move_dashboard_agent(free_port())
     context = ray.init(
         address="local",  # a cluster of its own, even when `ray start` left one to join
