@@ -3,10 +3,13 @@ workers, ``ray.cluster_utils.Cluster``). The scenario runs once, in a driver pro
 (the session's Ray cannot share this process with another cluster):
 ``tests/support/multinode_driver.py``; these tests read its JSON result.
 
-Work lands on every node and every kind of it ends; then ``node_a``, holding the runner, the
-supervisor, the scheduler (put there: the worst case) and whatever ``SPREAD`` put there, is
-killed mid-run, and nothing is lost or done twice, the singletons answer again from other nodes,
-and new work runs. Select with ``pytest -m multinode``.
+Work lands on every node and every kind of it ends, chat included: replies written by
+conversations' actors on other nodes, streamed to the driver on the head. Then ``node_a``,
+holding the runner, the supervisor, the scheduler (put there: the worst case), a conversation's
+actor mid-answer (put there too) and whatever ``SPREAD`` put there, is killed mid-run, and
+nothing is lost or done twice, the singletons answer again from other nodes, every chat run
+ends (the lost one ``interrupted`` with its partial reply), and new work runs, a new message in
+the lost conversation too. Select with ``pytest -m multinode``.
 """
 
 from __future__ import annotations
@@ -111,6 +114,9 @@ def test_the_singletons_come_back_on_other_nodes(result: dict[str, Any]) -> None
     for name in loss["actors_on_victim"]:
         if name.startswith("linqra-agent-"):  # an agent's actor may also have passivated since
             continue
+        if name.startswith("linqra-conv-"):  # not restarted: the next message makes a new one
+            assert loss["restarts"][name]["restarts"] == 0, loss["restarts"][name]
+            continue
         assert loss["placement_after"][name] in NODES - {"node_a"}, (name, loss["placement_after"])
         assert loss["restarts"][name]["restarts"] >= 1, loss["restarts"][name]
     assert set(loss["singletons_back_s"]) == set(SINGLETONS)
@@ -125,3 +131,50 @@ def test_nothing_fails_across_the_loss(result: dict[str, Any]) -> None:
     counts = result["loss"]["counts"]
     assert not counts["task_executions"]["errors"], counts["task_executions"]
     assert not counts["executions"]["errors"], counts["executions"]
+
+
+def test_chat_replies_stream_to_the_driver_from_other_nodes(result: dict[str, Any]) -> None:
+    """The supervisor places each new conversation's actor (``SPREAD``); the driver, on the
+    head, reads each reply's stream from the log in that actor (``RayRunLog``): every event
+    once, in order, the deltas adding up to the stored reply, which is the whole answer."""
+    chat = result["spread"]["chat"]
+    nodes = chat["nodes"]
+    assert len(set(nodes.values()) - {None}) >= 2 and set(nodes.values()) <= NODES, nodes
+    assert chat["runs_found"] == chat["started"] >= 3, chat
+    assert chat["by_status"] == {"completed": chat["started"]}, chat
+    assert chat["doubled_replies"] == 0 and chat["missing_replies"] == 0, chat
+    for label, one in chat["chats"].items():
+        assert not one["stream_error"] and one["seqs_contiguous"], (label, one)
+        assert one["first_event"] == "run.created" and one["last_event"] == "run.completed"
+        assert one["reply_is_whole"] and one["streamed_is_stored"], (label, one)
+        assert one["reply_status"] == "completed" and one["user_messages"] == 1, (label, one)
+
+
+def test_a_lost_node_ends_every_chat_run_once(result: dict[str, Any]) -> None:
+    """A conversation's actor lost mid-answer: the supervisor interrupts its run once the run's
+    heartbeat is stale, keeping the partial reply; the stream read on the driver ends (with no
+    terminal event: the log was in the lost actor); the reply on a node that lives completes;
+    the next message in the lost conversation is answered by a new actor on another node."""
+    loss = result["loss"]
+    chat = loss["chat"]
+    assert chat["nodes"] == {"node_a": "node_a", "node_b": "node_b"}, chat["nodes"]
+    assert loss["in_flight"]["chats_streaming"] == 2, loss["in_flight"]
+    assert loss["in_flight"]["chat_streams_ended"] == 0, loss["in_flight"]
+    runs = chat["chats"]
+    lost, kept, again = runs["node_a"], runs["node_b"], runs["again"]
+    assert chat["runs_found"] == chat["started"] == 3 and chat["unfinished"] == 0, chat
+    assert chat["by_status"] == {"interrupted": 1, "completed": 2}, chat
+    assert chat["doubled_replies"] == 0 and chat["missing_replies"] == 0, chat
+    assert all(one["user_messages"] == 1 and not one["stream_error"] for one in runs.values())
+    assert lost["status"] == "interrupted" and lost["reply_status"] == "interrupted", lost
+    assert lost["reply_is_prefix"] and 0 < lost["reply_chars"] < lost["expected_chars"], lost
+    assert lost["stream_ended"] and lost["seqs_contiguous"] and lost["streamed_is_prefix"], lost
+    assert chat["provider_stream"]["closed_s"] is not None, chat["provider_stream"]
+    assert kept["status"] == "completed" and kept["reply_is_whole"], kept
+    assert kept["seqs_contiguous"] and kept["streamed_is_stored"], kept
+    assert kept["last_event"] == "run.completed", kept
+    assert again["conversation_id"] == lost["conversation_id"], again
+    assert again["status"] == "completed" and again["reply_is_whole"], again
+    assert again["last_event"] == "run.completed" and again["seqs_contiguous"], again
+    assert chat["again"]["node"] in NODES - {"node_a"}, chat["again"]
+    assert {"chat_node_a", "chat_node_b"} <= set(loss["ended_s"]), loss["ended_s"]

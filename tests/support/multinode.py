@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import ray
 from ray.cluster_utils import Cluster
 
-__all__ = ["LABELS", "ThreeNodes", "pinned", "wait_for"]
+__all__ = ["LABELS", "ThreeNodes", "pin_options", "pinned", "wait_for"]
 
 T = TypeVar("T")
 LABELS = ("head", "node_a", "node_b")
@@ -154,6 +154,16 @@ class ThreeNodes:
                     self.cluster.remove_node(head)
 
 
+def pin_options(node_id: str) -> dict[str, Any]:
+    """Actor options that place it on the node ``node_id`` while that node lives, and on any
+    other once it is gone (a label selector with a fallback)."""
+    return {
+        "scheduling_strategy": "DEFAULT",
+        "label_selector": {"ray.io/node-id": node_id},
+        "fallback_strategy": [{"label_selector": {"ray.io/node-id": f"!{node_id}"}}],
+    }
+
+
 @contextlib.contextmanager
 def pinned(pins: dict[str, str], nodes: ThreeNodes) -> Iterator[None]:
     """While inside, ``actors.cluster.start_cluster`` creates the actors named in ``pins``
@@ -166,11 +176,8 @@ def pinned(pins: dict[str, str], nodes: ThreeNodes) -> Iterator[None]:
     real = getattr(cluster, "named_actor")  # noqa: B009 - the name start_cluster calls
 
     def named_actor(cls: type, settings: Any, name: str, *args: Any, **options: Any) -> Any:
-        if name in pins:  # there while it lives, anywhere else once it is gone
-            node_id = nodes.ids[pins[name]]
-            options["scheduling_strategy"] = "DEFAULT"
-            options["label_selector"] = {"ray.io/node-id": node_id}
-            options["fallback_strategy"] = [{"label_selector": {"ray.io/node-id": f"!{node_id}"}}]
+        if name in pins:
+            options.update(pin_options(nodes.ids[pins[name]]))
         return real(cls, settings, name, *args, **options)
 
     setattr(cluster, "named_actor", named_actor)  # noqa: B010

@@ -5,14 +5,21 @@ with ``--out`` writes) one JSON result; tests/test_multinode.py asserts on it an
 
     python -m tests.support.multinode_driver --out result.json [--vector-uri http://…]
 
-1. **spread**: executions (four parallel I/O steps, an agent's task, an ``async: true`` step, a
-   CPU step), task executions on a second agent and documents, all at once; where each actor
-   ran, where the async steps and the ingestion tasks ran; everything counted in the store.
+1. **spread**: chats — new conversations whose actors the supervisor places (``SPREAD``; more
+   of them until two nodes hold one), each reply streamed from the OpenAI fake this process
+   serves and read here through ``system.chat.events`` — then executions (four parallel I/O
+   steps, an agent's task, an ``async: true`` step, a CPU step), task executions on a second
+   agent and documents, all at once; where each actor ran, where the async steps and the
+   ingestion tasks ran; everything counted in the store (:mod:`tests.support.multinode_chat`
+   counts the chats: runs, replies, what the driver read of each stream).
 2. **node loss**: the runner, supervisor and scheduler are put on ``node_a`` (the worst case;
-   ``--pin``), a longer batch is started, and once it is running ``node_a`` is killed. Then:
-   when the GCS saw it dead, when each singleton answered again from another node, when every
-   record reached its end, and the counts — lost (not ended) and doubled (a step or a chunk
-   twice) — and one new execution after the loss.
+   ``--pin``), and a conversation's actor made there and another on ``node_b``; a longer batch
+   is started with a long reply in each conversation, and once all of it is running ``node_a``
+   is killed. Then: when the GCS saw it dead, when each singleton answered again from another
+   node, when every record (and each chat run) reached its end, when the driver's streams
+   ended, when the fake saw the lost reply's stream closed, and the counts — lost (not ended)
+   and doubled (a step, a chunk or a reply twice) — and one new execution and one new message
+   in the lost conversation after the loss.
 """
 
 from __future__ import annotations
@@ -35,13 +42,33 @@ from linqra.config import (
     AgentSettings,
     ExecutionSettings,
     KnowledgeSettings,
+    LLMProviderConfig,
+    LLMSettings,
     MetricsSettings,
     Settings,
 )
 from linqra.system import System
+from linqra.testing.fake_openai import FakeOpenAI
 from tests.support import multinode_probe
 from tests.support.multinode import ThreeNodes, pinned
+from tests.support.multinode_chat import (
+    LONG,
+    MEDIUM,
+    QUICK,
+    Chat,
+    all_ended,
+    assistant_body,
+    audit_chats,
+    chat_assistants,
+    chats_ended,
+    pinned_conversation,
+    provider_stream,
+    send,
+    streaming,
+    streams_ended,
+)
 from tests.support.multinode_work import (
+    TEAM,
     Batch,
     Fixtures,
     audit,
@@ -54,9 +81,14 @@ from tests.support.multinode_work import (
 
 NAMESPACE = "linqra-multinode"
 VICTIM = "node_a"
+SURVIVOR = "node_b"
 
 
-def build_settings(data_dir: Path, vector_uri: str) -> Settings:
+def build_settings(data_dir: Path, vector_uri: str, openai_url: str | None = None) -> Settings:
+    """The scenario's settings; ``openai_url``: the OpenAI provider's base URL (the fake's)."""
+    providers = dict(LLMSettings().providers)
+    if openai_url is not None:
+        providers["openai"] = LLMProviderConfig(kind="openai", base_url=openai_url)
     base = Settings(
         data_dir=data_dir,
         execution=ExecutionSettings(
@@ -68,6 +100,10 @@ def build_settings(data_dir: Path, vector_uri: str) -> Settings:
         ),
         agents=AgentSettings(idle_seconds=60, stale_after_seconds=3, async_step_workers=2),
         knowledge=KnowledgeSettings(vector_uri=vector_uri, stale_after_seconds=2),
+        # chat keeps the defaults (a reply heartbeats every 2 s, 15 s without one is a dead
+        # worker): with 5 s, a new conversation actor's first reply was interrupted alive at
+        # load 50 (likely its event loop held up by loading the tokenizer and the OpenAI SDK)
+        llm=LLMSettings(providers=providers),
         metrics=MetricsSettings(enabled=False),
         alerts=AlertSettings(enabled=False),
     )
@@ -104,12 +140,17 @@ def text(i: int, words: int) -> bytes:
 
 
 class Scenario:
-    def __init__(self, args: argparse.Namespace, settings: Settings, nodes: ThreeNodes) -> None:
+    def __init__(
+        self, args: argparse.Namespace, settings: Settings, nodes: ThreeNodes, openai: FakeOpenAI
+    ) -> None:
         self.args = args
         self.settings = settings
         self.nodes = nodes
+        self.openai = openai
         self.probe = str(settings.data_dir / "probe.jsonl")
         self.t0 = time.monotonic()
+        self.assistants: dict[str, str] = {}  # model -> assistant id
+        self.chats: list[Chat] = []  # every chat sent: their readers are stopped at the end
 
     def since(self, t: float) -> float:
         return round(time.monotonic() - t, 2)
@@ -127,13 +168,40 @@ class Scenario:
 
         return [RUNNER, SUPERVISOR, SCHEDULER]
 
+    async def chat(
+        self, system: System, model: str, label: str, message: str, conversation: str | None = None
+    ) -> Chat:
+        """Send ``message`` to the ``model`` assistant; its stream is read from here on."""
+        chat = await send(system, self.assistants[model], model, label, message, conversation)
+        self.chats.append(chat)
+        return chat
+
+    def conversation_node(self, conversation_id: str) -> str | None:
+        from actors.handles import conversation_name
+
+        return self.nodes.node_of(conversation_name(conversation_id))
+
     async def spread(self, system: System, fx: Fixtures) -> dict[str, Any]:
         t = time.monotonic()
+        # the supervisor places each new conversation's actor by SPREAD, which is no strict
+        # round robin (of eight rounds of three actors made in a row, one put all three on one
+        # node): a new conversation, one at a time, until two nodes hold one (at most --max-chats)
+        chats: list[Chat] = []
+        chat_nodes: dict[str, str | None] = {}
+        while len(chats) < self.args.chats or (
+            len(set(chat_nodes.values()) - {None}) < 2 and len(chats) < self.args.max_chats
+        ):
+            label = f"spread-{len(chats)}"
+            chat = await self.chat(system, QUICK, label, f"{label} across the nodes")
+            chats.append(chat)
+            chat_nodes[label] = self.conversation_node(chat.conversation_id)
         batch = await start_batch(
             system, fx, executions=self.args.executions, io_seconds=0.3, async_seconds=0.5,
             sleepers=2, echoes=1, documents=[text(i, 400) for i in range(3)],
         )  # fmt: skip
         await until("the spread batch ended", lambda: settled(system, batch), 120)
+        await until("the spread chats' streams ended", lambda: streams_ended(chats), 60)
+        await until("the spread chat runs ended", lambda: all_ended(system, chats), 30)
         ran = self.since(t)
         ingest_nodes = {
             line["doc_id"]: self.nodes.label(line["node_id"])
@@ -150,29 +218,59 @@ class Scenario:
                 worker: placement.get(worker) for worker in counts["async_steps"]["workers"]
             },
             "counts": counts,
+            "chat": {"nodes": chat_nodes, **await audit_chats(system, chats)},
         }
 
     async def loss(self, system: System, fx: Fixtures) -> dict[str, Any]:
         args = self.args
+        # a conversation's actor on the node to be killed, another on one that stays: made here
+        # (pinned) before their first message, which finds them by name
+        pinned_to = {VICTIM: (LONG, "lost mid answer"), SURVIVOR: (MEDIUM, "kept across the loss")}
+        conversations = {
+            label: await pinned_conversation(
+                system, self.settings, self.assistants[model], self.nodes.ids[label]
+            )
+            for label, (model, _) in pinned_to.items()
+        }
+        chat_nodes = {label: self.conversation_node(c) for label, c in conversations.items()}
+        chats = [
+            await self.chat(system, model, label, message, conversations[label])
+            for label, (model, message) in pinned_to.items()
+        ]
+        # a conversation's first reply waits for its process's first LLM call (the SDK's
+        # import and client): the batch is started once both replies stream, long ones
+        await until("both replies streaming", lambda: streaming(chats), 90)
         batch = await start_batch(
             system, fx, executions=args.loss_executions, io_seconds=args.io_seconds,
             async_seconds=args.async_seconds, sleepers=2,
             documents=[text(100 + i, args.doc_words) for i in range(2)],
         )  # fmt: skip
+        seen: list[tuple[float, dict[str, int]]] = []  # each change, for a timeout's message
 
         async def running() -> dict[str, int] | None:
             now = await in_flight(system, batch)
+            now["chats_streaming"] = sum(c.deltas >= 2 for c in chats)
+            now["chat_streams_ended"] = sum(c.ended_at is not None for c in chats)
             ok = (
                 now["executions_running"] == len(batch.executions)
                 and now["steps_running"] >= len(batch.executions)
                 and now["async_steps_waiting_or_running"] >= 1
                 and now["task_executions_running"] >= 1
+                and now["chats_streaming"] == len(chats)
+                and now["chat_streams_ended"] == 0
             )
+            if not seen or seen[-1][1] != now:
+                seen.append((self.since(self.t0), now))
             return now if ok else None
 
-        flying = await until("the loss batch in flight", running, 60)
+        try:
+            flying = await until("the loss batch in flight", running, 90)
+        except TimeoutError as exc:
+            ran = await audit_chats(system, chats)
+            raise TimeoutError(f"{exc}; seen (s since the start): {seen}; chats: {ran}") from None
         before = self.nodes.placement()
         on_victim = sorted(name for name, node in before.items() if node == VICTIM)
+        streamed = {c.label: len(c.text) for c in chats}
         removed_at = self.nodes.remove(VICTIM)
         seen_dead = await until("the GCS saw the node dead", self._dead_check, 60)
         detected = round(seen_dead - removed_at, 2)
@@ -182,7 +280,7 @@ class Scenario:
             back[name] = round(time.monotonic() - removed_at, 2)
         timed_out = None
         try:
-            ended_s = await self._ended_times(system, batch, removed_at, args.settle_timeout)
+            ended_s = await self._ended_times(system, batch, chats, removed_at, args.settle_timeout)
         except TimeoutError as exc:  # counted all the same: what never ended is lost
             timed_out, ended_s = str(exc), {}
         counts = await audit(system, batch, fx)
@@ -194,6 +292,7 @@ class Scenario:
         with contextlib.suppress(TimeoutError):  # the counts say what did not end
             await until("an execution after the loss ended", lambda: settled(system, fresh), 60)
         fresh_counts = await audit(system, fresh, fx)
+        chat = await self._chat_after_loss(system, chats, conversations[VICTIM], removed_at)
         return {
             "victim": VICTIM,
             "in_flight": flying,
@@ -212,19 +311,47 @@ class Scenario:
                 "executions": fresh_counts["executions"]["by_status"],
                 "task_executions": fresh_counts["task_executions"]["by_status"],
             },
+            "chat": {"nodes": chat_nodes, "streamed_at_kill": streamed, **chat},
+        }
+
+    async def _chat_after_loss(
+        self, system: System, chats: list[Chat], lost: str, removed_at: float
+    ) -> dict[str, Any]:
+        """When the streams read from the driver ended; then a message in the conversation
+        whose actor was lost (a new actor takes it); the chats counted in the store."""
+        with contextlib.suppress(TimeoutError):  # the audit says which did not end
+            await until("the chat streams ended", lambda: streams_ended(chats), 60)
+        streams_s = {
+            c.label: None if c.ended_at is None else round(c.ended_at - removed_at, 2)
+            for c in chats
+        }
+        t = time.monotonic()
+        # its assistant switched to the quick model first: a second's answer, not a minute's
+        await system.assistants.update(TEAM, self.assistants[LONG], assistant_body("long", QUICK))
+        again = await send(system, self.assistants[LONG], QUICK, "again", "are you back", lost)
+        self.chats.append(again)
+        with contextlib.suppress(TimeoutError):
+            await until("the lost conversation's next answer", lambda: streams_ended([again]), 60)
+        return {
+            "streams_ended_s": streams_s,
+            "provider_stream": provider_stream(self.openai, chats[0], removed_at),
+            "again": {"seconds": self.since(t), "node": self.conversation_node(lost)},
+            **await audit_chats(system, [*chats, again]),
         }
 
     async def _ended_times(
-        self, system: System, batch: Batch, since: float, timeout: float
+        self, system: System, batch: Batch, chats: list[Chat], since: float, timeout: float
     ) -> dict[str, float]:
-        """Seconds from ``since`` until each kind of record of ``batch`` had all ended."""
+        """Seconds from ``since`` until each kind of record of ``batch`` had all ended, and
+        each of ``chats`` (``chat_<label>``)."""
         times: dict[str, float] = {}
 
         async def check() -> bool:
-            for kind, done in (await ended(system, batch)).items():
+            kinds = {**await ended(system, batch), **await chats_ended(system, chats)}
+            for kind, done in kinds.items():
                 if done and kind not in times:
                     times[kind] = round(time.monotonic() - since, 2)
-            return len(times) == 4
+            return len(times) == len(kinds)
 
         try:
             await until("every record of the loss batch ended", check, timeout)
@@ -251,10 +378,15 @@ class Scenario:
         system = await self.open()
         try:
             fx = await fixtures(system, self.args.sleeper_seconds)
+            self.assistants = await chat_assistants(system)
             result["spread"] = await self.spread(system, fx)
             if not self.args.skip_loss:
                 result["loss"] = await self.loss(system, fx)
         finally:
+            readers = [c.reader for c in self.chats if c.reader is not None]
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
             await system.close()
         return result
 
@@ -276,6 +408,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--vector-uri", help="a running Milvus (Lite) server; else one is started")
     p.add_argument("--executions", type=int, default=3, help="executions of the spread batch")
+    p.add_argument("--chats", type=int, default=3, help="conversations of the spread phase")
+    p.add_argument("--max-chats", type=int, default=8,
+                   help="more of them, until two nodes hold their actors")  # fmt: skip
     p.add_argument("--loss-executions", type=int, default=6)
     p.add_argument("--io-seconds", type=float, default=4.0, help="I/O steps of the loss batch")
     p.add_argument("--async-seconds", type=float, default=3.0)
@@ -307,7 +442,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         milvus = EmbeddedMilvus(data_dir / "milvus").start()
         vector_uri = milvus.uri
-    settings = build_settings(data_dir, vector_uri)
+    # the replies' LLM: served by this process on a loopback port, which every node reaches
+    openai = FakeOpenAI().__enter__()
+    settings = build_settings(data_dir, vector_uri, openai.base_url)
     probe = str(settings.data_dir / "probe.jsonl")
     # the nodes' worker processes import tests.support.multinode_probe (the setup hook)
     root = str(Path(__file__).resolve().parents[2])
@@ -325,12 +462,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         with pinned(pins, nodes):
             start_cluster(settings)
-        scenario = Scenario(args, settings, nodes)
+        scenario = Scenario(args, settings, nodes, openai)
         result.update(asyncio.run(scenario.run()))
     except Exception as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         nodes.shutdown()
+        openai.__exit__(None, None, None)
         if milvus is not None:
             milvus.stop()
         if args.data_dir is None:  # its own temporary directory
