@@ -6,6 +6,8 @@ next message works."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +18,8 @@ from fastapi.testclient import TestClient
 
 from linqra.clock import utcnow
 from linqra.config import Settings
+from linqra.errors import Unavailable
+from linqra.system import System
 from linqra.testing.fake_openai import FakeOpenAI
 from tests.support.sse import sse
 
@@ -259,3 +263,57 @@ async def test_a_stop_is_recorded_before_a_turn_cancelled_twice_ends() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert recorded.is_set()
+
+
+class _LostLog:
+    """A run log that died with its process (``memory://`` in a conversation actor on a lost
+    node, as ``actors.handles.RayRunLog`` sees it): nothing to read, nothing to write."""
+
+    async def read(self, *_: Any, **__: Any) -> list[Any]:
+        return []
+
+    async def is_finished(self, *_: Any) -> bool:
+        return True
+
+    async def append(self, *_: Any) -> Any:
+        raise Unavailable("the run's conversation is not active", retry_after=1)
+
+    async def finish(self, *_: Any) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_stream_whose_log_was_lost_ends_with_the_run_s_recorded_end(
+    system: System,
+) -> None:
+    """A reader of a run whose log is gone waits while the run is active, then ends with a
+    terminal event made from the records once the reaper interrupted the run (with the reply
+    saved so far) — not with a stream closed on it with no end."""
+    team, repo = "team-a", system.chat.deps.conversations
+    assistant = await system.assistants.create(team, {"name": "lost"})
+    conversation = await repo.create(team, assistant.id)
+    user, _ = await repo.append(team, conversation.id, role="user", content="hi", status="completed")
+    run = await repo.create_run(team, conversation.id, user_message_id=user.id)
+    assert await repo.set_run_status(team, run.id, "running")
+    reply, _ = await repo.append(
+        team, conversation.id, role="assistant", content="", status="streaming", run_id=run.id
+    )
+    await repo.update_message(team, reply.id, {"content": "Half an ans"})
+    system.chat.deps = dataclasses.replace(system.chat.deps, runlog=_LostLog())
+
+    async def read() -> list[Any]:
+        return [batch async for batch in system.chat.event_batches(team, run.id)]
+
+    reader = asyncio.create_task(read())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not reader.done()  # the run is still running: its end is to come
+    later = utcnow() + timedelta(seconds=system.settings.chat.stale_after_seconds + 1)
+    assert await system.chat.reap(later) == 1
+    batches = await asyncio.wait_for(reader, timeout=30)
+    (end,) = [event for batch in batches if batch for event in batch]
+    assert (end.event, end.seq) == ("run.interrupted", 1)
+    assert end.data == {"run_id": run.id, "status": "interrupted", "message_id": reply.id,
+                        "content": "Half an ans", "cost": None}  # fmt: skip

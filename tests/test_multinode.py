@@ -152,8 +152,9 @@ def test_chat_replies_stream_to_the_driver_from_other_nodes(result: dict[str, An
 
 def test_a_lost_node_ends_every_chat_run_once(result: dict[str, Any]) -> None:
     """A conversation's actor lost mid-answer: the supervisor interrupts its run once the run's
-    heartbeat is stale, keeping the partial reply; the stream read on the driver ends (with no
-    terminal event: the log was in the lost actor); the reply on a node that lives completes;
+    heartbeat is stale, keeping the partial reply; the stream read on the driver ends then with
+    ``run.interrupted``, made from the records (the log was in the lost actor); the reply on a
+    node that lives completes;
     the next message in the lost conversation is answered by a new actor on another node."""
     loss = result["loss"]
     chat = loss["chat"]
@@ -169,6 +170,7 @@ def test_a_lost_node_ends_every_chat_run_once(result: dict[str, Any]) -> None:
     assert lost["status"] == "interrupted" and lost["reply_status"] == "interrupted", lost
     assert lost["reply_is_prefix"] and 0 < lost["reply_chars"] < lost["expected_chars"], lost
     assert lost["stream_ended"] and lost["seqs_contiguous"] and lost["streamed_is_prefix"], lost
+    assert lost["last_event"] == "run.interrupted", lost
     assert chat["provider_stream"]["closed_s"] is not None, chat["provider_stream"]
     assert kept["status"] == "completed" and kept["reply_is_whole"], kept
     assert kept["seqs_contiguous"] and kept["streamed_is_stored"], kept

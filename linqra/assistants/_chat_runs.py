@@ -22,6 +22,7 @@ from linqra.assistants._chat_records import (
     RUN_TERMINAL,
     RUNS,
     ChatRun,
+    Message,
     MessageStatus,
     RunStatus,
 )
@@ -143,6 +144,12 @@ class ChatRuns:
         return await self.store.update(
             RUNS, team_id, run_id, {"cancel_requested": True}, where=active
         )
+
+    async def run_reply(self, team_id: str, run_id: str) -> Message | None:
+        """The assistant's reply a run wrote (its latest), if it wrote one."""
+        where = {"run_id": run_id, "role": "assistant"}
+        docs = await self.store.find(MESSAGES, team_id, where, sort=[("seq", -1)], limit=1)
+        return Message.model_validate(docs[0]) if docs else None
 
     async def active_runs(self, team_id: str, conversation_id: str) -> list[ChatRun]:
         """The conversation's queued and running runs, oldest first."""

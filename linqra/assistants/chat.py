@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from linqra.assistants.conversations import RUN_ACTIVE
+from linqra.assistants.conversations import RUN_ACTIVE, ChatRun
 from linqra.assistants.guardrails import check_input
 from linqra.assistants.prompt import check_fits
 from linqra.assistants.runlog import RunEvent
@@ -217,20 +217,33 @@ class ChatService:
     ) -> AsyncIterator[list[RunEvent] | None]:
         """:meth:`events` as the log hands them over: every event written since the last read
         at once, so a reader that fell behind catches up in one write, not one per token. The
-        last batch ends with the terminal event. A run that ended while its log is gone
-        (expired, or lost with a ``memory://`` process) ends the stream after one keep-alive
-        with no event, rather than leaving the client waiting forever."""
+        last batch ends with the terminal event.
+
+        A run whose log is gone before its terminal event was read — a ``memory://`` log lost
+        with its conversation's process (a node lost), or an expired one — waits, with
+        keep-alives, until the store records how the run ended (the supervisor interrupts a dead
+        worker's run within ``chat.stale_after_seconds``), and ends with a terminal event made
+        from that record: a client always learns the end, never just a closed stream."""
         log, wait = self.deps.runlog, self.deps.settings.keepalive_seconds
+        quiet = 0.0  # seconds since the last keep-alive, while the log is gone
         while True:
             events = await log.read(team_id, run_id, after, wait=wait)
             if not events:
-                if await log.is_finished(team_id, run_id):
-                    return
-                # a whole keep-alive without an event: a terminal event is written right after
-                # the run's status, so a run already ended in the store has no more to come
+                gone = await log.is_finished(team_id, run_id)
                 run = await self.deps.conversations.get_run(team_id, run_id)
+                if run.status not in ACTIVE_RUN and not gone:
+                    # its terminal event is written right after its status: one more look
+                    events = await log.read(team_id, run_id, after, wait=min(wait, 2.0))
+            if not events:
                 if run.status not in ACTIVE_RUN:
+                    yield [await self._recorded_end(team_id, run, after + 1)]
                     return
+                if gone:  # a read returns at once now: look again every second
+                    await asyncio.sleep(1.0)
+                    quiet += 1.0
+                    if quiet < wait:
+                        continue
+                quiet = 0.0
                 yield None
                 continue
             for i, event in enumerate(events):
@@ -239,6 +252,14 @@ class ChatService:
                     return
             after = events[-1].seq
             yield events
+
+    async def _recorded_end(self, team_id: str, run: ChatRun, seq: int) -> RunEvent:
+        """The terminal event of a run that ended while its log was gone, from its records."""
+        data: dict[str, Any] = {"run_id": run.id, "status": str(run.status)}
+        reply = await self.deps.conversations.run_reply(team_id, run.id)
+        if reply is not None:
+            data.update(message_id=reply.id, content=reply.content, cost=reply.cost)
+        return RunEvent(run.id, seq, f"run.{run.status}", data)
 
 
 def parse_event_id(value: str | None, run_id: str) -> int:
