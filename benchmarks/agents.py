@@ -25,22 +25,17 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks._support import BENCH_TEAM, event_to_task, percentile
 from linqra.config import AgentSettings, Settings
 from linqra.scheduling.scheduler import POLL_SECONDS, Scheduler, parse_instant
 from linqra.system import System
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TEAM = "bench"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+TEAM = BENCH_TEAM
 
 
 async def b8(triggers: int = 1000, seconds: int = 60) -> dict[str, Any]:
@@ -93,8 +88,8 @@ async def b8(triggers: int = 1000, seconds: int = 60) -> dict[str, Any]:
         "fired": len(set(keys)),
         "missed": expected - len(set(keys)),
         "doubled": len(keys) - len(set(keys)),
-        "lateness_p50_ms": round(_pct(lateness, 0.5), 1),
-        "lateness_p99_ms": round(_pct(lateness, 0.99), 1),
+        "lateness_p50_ms": round(percentile(lateness, 0.5), 1),
+        "lateness_p99_ms": round(percentile(lateness, 0.99), 1),
         "lateness_max_ms": round(max(lateness, default=0), 1),
         "dispatched": dispatched,
     }
@@ -168,70 +163,6 @@ def b9(agents_count: int = 1000, busy: int = 10) -> dict[str, Any]:
     }
 
 
-async def _b10_one(bus: Any, events: int, rate: float | None) -> dict[str, Any]:
-    """``rate`` events/s paced (latency without a backlog), or ``None``: a burst (throughput)."""
-    from linqra.scheduling.triggers import EventRouter, publish_team_event, team_topic
-
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="linqra-b10-"))).portable()
-    system = await System.open(settings)
-    agent = await system.agents.create_agent(TEAM, {"name": "b10"})
-    started: dict[str, float] = {}
-
-    async def dispatch(team: str, agent_id: str, tx: str, priority: int) -> None:
-        started[tx] = time.time()
-
-    router = EventRouter(system.agents, dispatch)
-    topic = f"ticks{uuid.uuid4().hex[:8]}"  # a fresh topic and group per run
-    await system.agents.create_task(TEAM, agent.id, {
-        "name": "on event", "type": "DATA_PROCESSING", "config": {"expression": "@"},
-        "triggers": [{"type": "EVENT_DRIVEN", "topic": topic}],
-    })  # fmt: skip
-    subscription = await bus.subscribe(team_topic(TEAM, topic), f"g{topic}", "bench")
-    await publish_team_event(bus, TEAM, topic, {"warmup": True})  # joins the group
-    while not (warm := await subscription.fetch(10, 1.0)):
-        pass
-    for delivery in warm:
-        await subscription.ack(delivery)
-    done = 0
-
-    async def consume() -> None:
-        nonlocal done
-        while done < events:
-            for delivery in await subscription.fetch(100, 0.5):
-                await router.handle(delivery.event)
-                await subscription.ack(delivery)
-                done += 1
-
-    consumer = asyncio.create_task(consume())
-    t0 = time.perf_counter()
-    published: dict[str, float] = {}
-    for i in range(events):
-        published[str(i)] = time.time()
-        await publish_team_event(bus, TEAM, topic, {"n": i}, idempotency_key=str(i))
-        if rate is not None:
-            await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
-        elif i % 50 == 49:
-            await asyncio.sleep(0)  # let the consumer run beside the producer
-    await asyncio.wait_for(consumer, 300)
-    elapsed = time.perf_counter() - t0
-    records = await system.store.find("task_executions", TEAM, limit=1_000_000)
-    latency = [
-        (started[r["id"]] - published[str(r["input"]["n"])]) * 1000
-        for r in records
-        if "n" in r["input"] and r["id"] in started
-    ]
-    await subscription.close()
-    await system.close()
-    return {
-        "events": events,
-        "paced_at_per_s": rate,
-        "task_executions": len(latency),
-        "latency_p50_ms": round(_pct(latency, 0.5), 1),
-        "latency_p99_ms": round(_pct(latency, 0.99), 1),
-        "events_per_s": round(events / elapsed, 1),
-    }
-
-
 async def b10(events: int = 2000) -> dict[str, Any]:
     from linqra.events.kafka import KafkaEventBus
     from linqra.events.redis_streams import RedisEventBus
@@ -240,13 +171,13 @@ async def b10(events: int = 2000) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with redis_server() as url:
         bus = RedisEventBus(url)
-        out["redis_streams_paced"] = await _b10_one(bus, 500, 100.0)
-        out["redis_streams_burst"] = await _b10_one(bus, events, None)
+        out["redis_streams_paced"] = await event_to_task(bus, 500, 100.0)
+        out["redis_streams_burst"] = await event_to_task(bus, events, None)
         await bus.close()
     with tansu_broker() as bootstrap:
         kafka = KafkaEventBus(bootstrap, session_timeout_ms=2000)
-        out["kafka_tansu_paced"] = await _b10_one(kafka, 500, 100.0)
-        out["kafka_tansu_burst"] = await _b10_one(kafka, events, None)
+        out["kafka_tansu_paced"] = await event_to_task(kafka, 500, 100.0)
+        out["kafka_tansu_burst"] = await event_to_task(kafka, events, None)
         await kafka.close()
     return out
 

@@ -50,7 +50,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.auth import _git, _uptime
+from benchmarks._support import git, uptime
 from linqra.analytics import AnalyticsService
 from linqra.clock import iso, utcnow
 from linqra.store import DocumentStore, open_store
@@ -209,7 +209,7 @@ def _megabytes(folder: str) -> int:
 
 
 def _load() -> str:
-    return _uptime().rsplit("load average:", 1)[-1].strip()
+    return uptime().rsplit("load average:", 1)[-1].strip()
 
 
 async def _run_store(
@@ -261,9 +261,9 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "B18",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": _git("rev-parse", "--short", "HEAD"),
+        "commit": git("rev-parse", "--short", "HEAD"),
         "python": platform.python_version(),
-        "uptime_before": _uptime(),
+        "uptime_before": uptime(),
         "repeat": args.repeat,
     }
     for kind in stores:
@@ -272,7 +272,7 @@ def main() -> None:
                 result[kind] = asyncio.run(_run_store(kind, args.steps, args.repeat, only, url))
         else:
             result[kind] = asyncio.run(_run_store(kind, args.steps, args.repeat, only))
-    result["uptime_after"] = _uptime()
+    result["uptime_after"] = uptime()
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     runs = previous.get("runs", [])
     runs.append(result)

@@ -26,7 +26,8 @@ B13 Rate-limit decision cost: ``RateLimiter.hit`` (``linqra/ratelimit.py``) agai
     the same against ``memory://`` in the same run as the baseline, and one Redis ``PING`` (one
     round trip) for scale. Correctness across processes: two spawned OS processes, each making
     1,000 attempts on one 1,000/hour limit from 4 tasks — allowed in total through one
-    redis-server (should be 1,000) and with ``memory://`` (2,000: per process).
+    redis-server (should be 1,000) and with ``memory://`` (2,000: per process). Its code is
+    :mod:`benchmarks._ratelimit_cost`.
 
 Results are printed and merged into benchmarks/results/auth.json (other keys are kept).
 """
@@ -37,153 +38,25 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import os
 import platform
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import limits
 
-from linqra.ratelimit import RateLimiter, Rule
+from benchmarks._ratelimit_cost import b13
+from benchmarks._servers import app_server
+from benchmarks._support import Stacks, git, parse_stacks, percentile, pyspy_binary, uptime
+from linqra.ratelimit import Rule
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CONCURRENCY = 8
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-def _summary(latencies_ms: list[float], elapsed: float) -> dict[str, Any]:
-    return {
-        "decisions": len(latencies_ms),
-        "p50_ms": round(_pct(latencies_ms, 0.5), 3),
-        "p99_ms": round(_pct(latencies_ms, 0.99), 3),
-        "max_ms": round(max(latencies_ms, default=0.0), 3),
-        "decisions_per_s": round(len(latencies_ms) / elapsed),
-    }
-
-
-async def _decisions(limiter: RateLimiter, hits: int, tasks: int) -> dict[str, Any]:
-    rule = Rule("api_key", "600/minute")
-    run = uuid.uuid4().hex[:8]
-    latencies: list[float] = []
-    allowed = 0
-
-    async def worker(offset: int) -> None:
-        nonlocal allowed
-        for i in range(offset, hits, tasks):
-            t0 = time.perf_counter()
-            decision = await limiter.hit(rule, f"{run}-key-{i % 1000}")
-            latencies.append((time.perf_counter() - t0) * 1000)
-            allowed += decision.allowed
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(tasks)))
-    out = _summary(latencies, time.perf_counter() - t0)
-    out["allowed"] = allowed
-    return out
-
-
-async def _backend(url: str, hits: int) -> dict[str, Any]:
-    limiter = RateLimiter.open(url)
-    await _decisions(limiter, 400, CONCURRENCY)  # warm-up: connections, scripts loaded
-    out = {
-        "sequential": await _decisions(limiter, hits, 1),
-        f"concurrent_{CONCURRENCY}": await _decisions(limiter, hits, CONCURRENCY),
-    }
-    await limiter.close()
-    return out
-
-
-async def _ping(url: str, count: int = 2000) -> dict[str, Any]:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url)
-    await client.ping()
-    latencies = []
-    t0 = time.perf_counter()
-    for _ in range(count):
-        start = time.perf_counter()
-        await client.ping()
-        latencies.append((time.perf_counter() - start) * 1000)
-    await client.aclose()
-    return _summary(latencies, time.perf_counter() - t0)
-
-
-def _hammer(url: str, key: str, attempts: int, barrier: Any, results: Any) -> None:
-    """In a child process: ``attempts`` hits of one 1,000/hour limit from 4 tasks."""
-
-    async def run() -> int:
-        limiter = RateLimiter.open(url, timeout=10.0)
-        rule = Rule("team", "1000/hour")
-        await limiter.hit(Rule("warm-up", "1000/hour"), key)
-        barrier.wait(60)
-
-        async def task(n: int) -> int:
-            return sum([(await limiter.hit(rule, key)).allowed for _ in range(n)])
-
-        allowed = sum(await asyncio.gather(*(task(attempts // 4) for _ in range(4))))
-        await limiter.close()
-        return allowed
-
-    results.put(asyncio.run(run()))
-
-
-def _two_processes(url: str, attempts: int = 1000) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results, key = ctx.Barrier(2), ctx.Queue(), uuid.uuid4().hex
-    procs = [
-        ctx.Process(target=_hammer, args=(url, key, attempts, barrier, results)) for _ in range(2)
-    ]
-    for proc in procs:
-        proc.start()
-    counts = [results.get(timeout=300) for _ in procs]
-    for proc in procs:
-        proc.join(60)
-    return {
-        "processes": 2,
-        "limit": 1000,
-        "attempts": 2 * attempts,
-        "allowed_total": sum(counts),
-        "allowed_per_process": sorted(counts),
-    }
-
-
-def b13(hits: int = 5000) -> dict[str, Any]:
-    from linqra.testing.servers import redis_server
-
-    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
-    out: dict[str, Any] = {
-        "hits": hits,
-        "strategy": "sliding window counter (limits), 2 Redis round trips per decision",
-        "limits_version": limits.__version__,
-        "redis_server": version.stdout.split()[2].removeprefix("v=")
-        if version.returncode == 0
-        else None,
-        "python": platform.python_version(),
-        "load_average_1min_before": round(os.getloadavg()[0], 2),
-    }
-    with redis_server() as url:
-        out["redis_ping"] = asyncio.run(_ping(url))
-        out["redis"] = asyncio.run(_backend(url, hits))
-        out["memory"] = asyncio.run(_backend("memory://", hits))
-        out["two_processes_redis"] = _two_processes(url)
-    out["two_processes_memory"] = _two_processes("memory://")
-    out["load_average_1min_after"] = round(os.getloadavg()[0], 2)
-    return out
 
 
 # -- B12: authenticated request overhead -------------------------------------------------------
@@ -192,42 +65,6 @@ B12_ROUNDS = 6  # a multiple of 3: each mode goes first, second and third equall
 B12_SEQUENTIAL = 400  # one-at-a-time requests per mode and round
 UNREACHED = "1000000000/minute"  # rate limits no request reaches: each decision made, none denies
 MODES = ("header", "jwt", "api_key")
-
-
-def _serve(settings: Any, port: int) -> None:
-    """In a child process: the HTTP app under uvicorn, as ``uvicorn deployments.app:…`` would."""
-    import uvicorn
-
-    from deployments.app import create_app
-
-    uvicorn.run(
-        create_app(settings=settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
-
-
-@contextlib.contextmanager
-def _server(settings: Any) -> Iterator[tuple[str, int]]:
-    """The app of ``settings`` in its own process; yields its URL and process id."""
-    from linqra.testing.servers import free_port, wait_port
-
-    port = free_port()
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(settings, port), daemon=True
-    )
-    proc.start()
-    try:
-        wait_port(port, timeout=180)
-        assert proc.pid is not None
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()  # SIGTERM: uvicorn shuts down, the app's lifespan closes its system
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
 
 
 def _b12_settings(data_dir: Path, cache_url: str, oidc: Any = None) -> Any:
@@ -273,8 +110,8 @@ async def _load(
 def _latency(latencies: list[float]) -> dict[str, Any]:
     return {
         "requests": len(latencies),
-        "p50_ms": round(_pct(latencies, 0.5), 3),
-        "p99_ms": round(_pct(latencies, 0.99), 3),
+        "p50_ms": round(percentile(latencies, 0.5), 3),
+        "p99_ms": round(percentile(latencies, 0.99), 3),
     }
 
 
@@ -356,7 +193,7 @@ async def _components(oidc: Any, token: str, cache_url: str, data_dir: Path) -> 
             t0 = time.perf_counter()
             await fn()
             times.append((time.perf_counter() - t0) * 1e6)
-        return round(_pct(times, 0.5), 1)
+        return round(percentile(times, 0.5), 1)
 
     store = open_store(f"sqlite:///{data_dir / 'components.db'}")
     directory, keys = TeamDirectory(store), ApiKeys(store, b"p" * 32, cache_seconds=2.0)
@@ -397,19 +234,6 @@ PROFILE_STEPS = {  # step → (qualified function, file) of a frame on the stack
     "store reads, event loop side": ("SQLiteStore._run", "linqra/store/sqlite.py"),
     "store reads, worker threads": ("SQLiteStore._run.<locals>.read", "linqra/store/sqlite.py"),
 }
-_FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>.*?)(?::\d+)?\)$")
-Stacks = list[tuple[list[tuple[str, str]], int]]
-
-
-def _frame(text: str) -> tuple[str, str]:
-    """``fn (path/to/file.py:12)`` → (fn, file relative to the repo or site-packages)."""
-    match = _FRAME.match(text)
-    if match is None:
-        return text, ""
-    file = match["file"]
-    for root in (f"{ROOT}/", "site-packages/", "lib/python3.11/"):
-        file = file.split(root, 1)[-1]
-    return match["fn"], file
 
 
 def _sample(pid: int, seconds: int, url: str, headers: dict[str, str]) -> tuple[Stacks, int]:
@@ -417,7 +241,7 @@ def _sample(pid: int, seconds: int, url: str, headers: dict[str, str]) -> tuple[
     were answered meanwhile. Only the thread holding the GIL is sampled (``--gil``): the time a
     request holds the one core a Python process can use, which is what bounds its throughput
     (SQLite's own C work and the event loop's waiting release the GIL and are not counted)."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    spy = pyspy_binary()
     out = Path(tempfile.mkdtemp(prefix="b12-spy-")) / "stacks.txt"
     command = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--gil"]
     command += ["--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(out)]
@@ -438,10 +262,7 @@ def _sample(pid: int, seconds: int, url: str, headers: dict[str, str]) -> tuple[
             return answered
 
     answered = asyncio.run(drive())
-    stacks: Stacks = []
-    for line in out.read_text().splitlines():
-        text, _, samples = line.rpartition(" ")
-        stacks.append(([_frame(f) for f in text.split(";")], int(samples)))
+    stacks = parse_stacks(out.read_text())
     shutil.rmtree(out.parent, ignore_errors=True)
     return stacks, answered
 
@@ -449,7 +270,7 @@ def _sample(pid: int, seconds: int, url: str, headers: dict[str, str]) -> tuple[
 def _profile(servers: dict[str, tuple[int, str, dict[str, str]]], seconds: int) -> dict[str, Any]:
     """Per mode, the server's GIL time per answered request (ms) in all and in each step of
     :data:`PROFILE_STEPS`, and the functions (self time) whose time grew most over header mode."""
-    if not Path(shutil.which("py-spy") or Path(sys.executable).with_name("py-spy")).exists():
+    if not Path(pyspy_binary()).exists():
         return {"skipped": "py-spy is not installed"}
     per_request: dict[str, dict[str, Any]] = {}
     self_ms: dict[str, dict[str, float]] = {}
@@ -505,10 +326,10 @@ def b12(per_round: int = 2000, *, redis: bool = False, profile: bool = False) ->
         },
         "python": platform.python_version(),
         "cores": os.cpu_count(),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "uncommitted_changes_in_tree": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_changes_in_tree": bool(git("status", "--porcelain", "--untracked-files=no")),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "uptime_before": _uptime(),
+        "uptime_before": uptime(),
     }
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linqra-b12-")))
@@ -516,8 +337,12 @@ def b12(per_round: int = 2000, *, redis: bool = False, profile: bool = False) ->
         out["rate_limits_in"] = "redis-server (--redis)" if redis else "memory://"
         provider = stack.enter_context(OidcProvider([admin]))
         oidc = OidcSettings(issuer=provider.issuer, audience=[AUDIENCE], client_id=AUDIENCE)
-        header_url, header_pid = stack.enter_context(_server(_b12_settings(tmp / "a", cache_url)))
-        oidc_url, oidc_pid = stack.enter_context(_server(_b12_settings(tmp / "b", cache_url, oidc)))
+        header_url, header_pid = stack.enter_context(
+            app_server(_b12_settings(tmp / "a", cache_url))
+        )
+        oidc_url, oidc_pid = stack.enter_context(
+            app_server(_b12_settings(tmp / "b", cache_url, oidc))
+        )
         token = provider.token("b12")
         bearer = {"Authorization": f"Bearer {token}"}
         team = {"X-Team-Id": B12_TEAM}
@@ -541,17 +366,8 @@ def b12(per_round: int = 2000, *, redis: bool = False, profile: bool = False) ->
         if profile:
             pids = {"header": header_pid, "jwt": oidc_pid, "api_key": oidc_pid}
             out["profile"] = _profile({m: (pids[m], *targets[m]) for m in MODES}, 15)
-    out["uptime_after"] = _uptime()
+    out["uptime_after"] = uptime()
     return out
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
-    return done.stdout.strip()
 
 
 def _b12_summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,8 @@ B16 Concurrency. ``--chats`` streaming chats at once on a slow model (a word eve
 
 Results are printed and merged into benchmarks/results/chat.json (``B14``…: the last run in
 full; ``B14_runs``…: one line per run, all kept; ``_redis`` with ``--redis``; B16 with other
-sizes under ``B16_<chats>x-slow-<pace>-<words>-<resumes>resumed``).
+sizes under ``B16_<chats>x-slow-<pace>-<words>-<resumes>resumed``). The client is
+:mod:`benchmarks._chat_client`, B16 :mod:`benchmarks._chat_concurrency`.
 """
 
 from __future__ import annotations
@@ -44,253 +45,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import itertools
 import json
-import multiprocessing
 import os
 import platform
 import random
-import shutil
-import signal
-import socket
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from benchmarks.auth import Stacks, _frame, _git, _pct, _serve, _uptime
+from benchmarks._chat_client import Api, Chat, completion_body, raw_stream, session, stats
+from benchmarks._chat_concurrency import b16
+from benchmarks._servers import FAKE_OPENAI, serve_app, serve_asgi, server_process
+from benchmarks._support import git, percentile, uptime
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TEAM = {"X-Team-Id": "bench-chat"}
-TERMINAL = frozenset({"run.completed", "run.cancelled", "run.failed", "run.interrupted"})
-PRICE = {"input": "2.50", "output": "10.00"}  # per million tokens: a cancelled reply costs > 0
-Event = tuple[float, str, str, str]  # (perf_counter when read, id, event, data)
 
 
-# -- servers in their own processes ------------------------------------------------------------
-def fake_app() -> Any:
-    """The OpenAI fake, plus ``GET /_bench/streams?tag=…``: the ``stream`` record (words sent,
-    ``closed_at``) of each streamed request with ``tag`` in one of its messages."""
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    from linqra.testing.fake_openai import fake_openai_app
-
-    requests: list[dict[str, Any]] = []
-    app = fake_openai_app(requests)
-
-    async def streams(request: Request) -> JSONResponse:
-        tag = request.query_params["tag"]
-        return JSONResponse(
-            [
-                r["stream"]
-                for r in requests
-                if "stream" in r and any(tag in (m["content"] or "") for m in r["body"]["messages"])
-            ]
-        )
-
-    app.router.routes.append(Route("/_bench/streams", streams))
-    return app
-
-
-def _serve_asgi(factory: str, port: int) -> None:
-    """In a child process: the ASGI app ``module:function()`` under uvicorn."""
-    import uvicorn
-
-    module, _, name = factory.partition(":")
-    app = getattr(importlib.import_module(module), name)()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-@contextlib.contextmanager
-def _process(target: Any, *args: Any) -> Iterator[tuple[str, int]]:
-    """``target(*args, port)`` — a server — in its own process; yields its URL and process id.
-    A server that exits before it listens fails at once (another session's half-made edit in
-    the shared tree, say), not after a timeout."""
-    from linqra.testing.servers import free_port
-
-    port = free_port()
-    proc = multiprocessing.get_context("spawn").Process(
-        target=target, args=(*args, port), daemon=True
-    )
-    proc.start()
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                break
-            if not proc.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{getattr(target, '__name__', target)}{args[:1]} did not start")
-            time.sleep(0.05)
-        assert proc.pid is not None
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()  # SIGTERM: uvicorn shuts down, the app's lifespan closes its system
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
-
-
-def _cpu(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system, every thread) each process has used so far."""
-    import psutil  # type: ignore[import-untyped]
-
-    return {role: sum(psutil.Process(pid).cpu_times()[:2]) for role, pid in pids.items()}
-
-
-def _cpu_since(pids: dict[str, int], before: dict[str, float], wall: float, deltas: int) -> Any:
-    """Per process since ``before``: cores kept busy over ``wall`` seconds, CPU ms per delta."""
-    used = {role: seconds - before[role] for role, seconds in _cpu(pids).items()}
-    return {
-        role: {
-            "cores_busy": round(s / wall, 2),
-            "cpu_ms_per_delta": round(s * 1000 / deltas, 3) if deltas else None,
-        }
-        for role, s in used.items()
-    }
-
-
-# -- the client --------------------------------------------------------------------------------
-async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[Event]:
-    """Each server-sent event of ``response`` when read (sse-starlette ends lines ``\\r\\n``)."""
-    fields: dict[str, str] = {}
-    async for raw in response.content:
-        line = raw.decode().rstrip("\r\n")
-        if not line and fields:
-            now = time.perf_counter()
-            yield now, fields.get("id", ""), fields.get("event", ""), fields.get("data", "")
-            fields = {}
-        elif line and not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
-
-
-class Api:
-    """The app's HTTP API as the benchmark's team; JSON in and out, a non-2xx raises."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, url
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.http.request(method, self.url + path, json=body, headers=TEAM) as answer:
-            data = await answer.json()
-            if answer.status >= 300:
-                raise RuntimeError(f"{method} {path}: {answer.status} {data}")
-            return data
-
-    async def assistant(self, name: str, model: str, **body: Any) -> str:
-        """A new assistant on ``openai:<model>``, priced so that every reply costs something."""
-        await self.call("PUT", f"/v1/models/openai:{model}/price", PRICE)
-        body |= {"name": name, "defaultModel": {"provider": "openai", "modelName": model}}
-        return str((await self.call("POST", "/v1/assistants", body))["id"])
-
-
-def _stats(samples_ms: list[float]) -> dict[str, Any]:
-    return {
-        "n": len(samples_ms),
-        "p50_ms": round(_pct(samples_ms, 0.5), 2),
-        "p99_ms": round(_pct(samples_ms, 0.99), 2),
-        "max_ms": round(max(samples_ms, default=0.0), 2),
-    }
-
-
-class Chat:
-    """One streamed chat message: every event with its arrival time, from the request's start."""
-
-    def __init__(self, api: Api, assistant: str, message: str) -> None:
-        self.api, self.path = api, f"/v1/assistants/{assistant}/chat"
-        self.body = {"message": message, "stream": True}
-        self.started, self.status, self.deltas_read = 0.0, 0, 0
-        self.events: list[Event] = []
-
-    async def run(self, stop_after_deltas: int | None = None, *, cut: bool = False) -> Chat:
-        """Send, then :meth:`read`; with ``cut`` the connection is closed where reading stopped."""
-        self.started = time.perf_counter()
-        url = self.api.url + self.path
-        self.response = await self.api.http.post(url, json=self.body, headers=TEAM)
-        self.status = self.response.status
-        self.stream = _events(self.response)
-        if self.status == 200:
-            await self.read(stop_after_deltas)
-        if cut or self.status != 200:
-            self.response.close()  # the connection itself, not back to the pool
-        return self
-
-    async def read(self, stop_after_deltas: int | None = None) -> Chat:
-        """Events until a terminal one, or until ``stop_after_deltas`` deltas were read."""
-        async for event in self.stream:
-            self.events.append(event)
-            self.deltas_read += event[2] == "message.delta"
-            if event[2] in TERMINAL:
-                self.response.release()
-                break
-            if stop_after_deltas is not None and self.deltas_read >= stop_after_deltas:
-                break
-        return self
-
-    def first(self, name: str) -> dict[str, Any]:
-        return dict(json.loads(next(e[3] for e in self.events if e[2] == name)))
-
-    def at(self, name: str, last: bool = False) -> float:
-        """Milliseconds from the request to the first (or last) event ``name``."""
-        times = [t for t, _, event, _ in self.events if event == name]
-        return (times[-1 if last else 0] - self.started) * 1000
-
-    @property
-    def deltas(self) -> list[Event]:
-        return [e for e in self.events if e[2] == "message.delta"]
-
-    @property
-    def ended(self) -> str | None:
-        return self.events[-1][2] if self.events and self.events[-1][2] in TERMINAL else None
-
-
-def _body(model: str, message: str) -> dict[str, Any]:
-    return {"model": model, "stream": True, "messages": [{"role": "user", "content": message}]}
-
-
+# -- B14 ---------------------------------------------------------------------------------------
 async def _sdk_first_token(sdk: Any, model: str, message: str) -> float:
     """The baseline: the openai SDK streaming from the fake, ms to the first content chunk."""
     t0, first = time.perf_counter(), None
-    async for chunk in await sdk.chat.completions.create(**_body(model, message)):
+    async for chunk in await sdk.chat.completions.create(**completion_body(model, message)):
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = (time.perf_counter() - t0) * 1000
     assert first is not None
     return first
 
 
-async def _raw_stream(http: aiohttp.ClientSession, fake: str, model: str, text: str) -> list[float]:
-    """The fake read directly with this client's reader: when each content chunk arrived."""
-    times = []
-    async with http.post(f"{fake}/v1/chat/completions", json=_body(model, text)) as response:
-        response.raise_for_status()
-        async for t, _, _, data in _events(response):
-            if data != "[DONE]" and any(
-                c["delta"].get("content") for c in json.loads(data)["choices"]
-            ):
-                times.append(t)
-    return times
-
-
-def _session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0)  # no pool limit: B16's clients are all at once
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120))
-
-
-# -- B14 ---------------------------------------------------------------------------------------
 async def b14(api_url: str, fake: str, quotes: str, rounds: int = 200, with_tasks: int = 60) -> Any:
     import openai
 
     sdk = openai.AsyncOpenAI(base_url=f"{fake}/v1", api_key="sk-bench", max_retries=0)
-    async with _session() as http:
+    async with session() as http:
         api = Api(http, api_url)
         plain = await api.assistant("b14-plain", "gpt-4o")
         message = "what is the capital of france"
@@ -298,7 +89,7 @@ async def b14(api_url: str, fake: str, quotes: str, rounds: int = 200, with_task
         for i in range(rounds + 20):  # interleaved: the machine's drift hits all three alike
             chat = await Chat(api, plain, message).run()
             t0 = time.perf_counter()
-            first_raw = (await _raw_stream(http, fake, "gpt-4o", message))[0]
+            first_raw = (await raw_stream(http, fake, "gpt-4o", message))[0]
             sdk_ms = await _sdk_first_token(sdk, "gpt-4o", message)
             assert chat.ended == "run.completed", chat.events[-1:]
             if i >= 20:  # the first 20 warm up connections and caches
@@ -306,11 +97,11 @@ async def b14(api_url: str, fake: str, quotes: str, rounds: int = 200, with_task
                 created.append(chat.at("run.created"))
                 raw.append((first_raw - t0) * 1000)
                 direct.append(sdk_ms)
-        linqra, sdk_direct, raw_direct = _stats(ours), _stats(direct), _stats(raw)
+        linqra, sdk_direct, raw_direct = stats(ours), stats(direct), stats(raw)
         out = {
             "assistant": "no tasks, no collections, model openai:gpt-4o (the fake's echo)",
             "linqra_sse": linqra,
-            "linqra_run_created_event": _stats(created),
+            "linqra_run_created_event": stats(created),
             "baseline_openai_sdk_direct": sdk_direct,
             "direct_raw_sse_reader": raw_direct,
             "added_p50_ms": round(linqra["p50_ms"] - sdk_direct["p50_ms"], 2),
@@ -397,10 +188,10 @@ async def _b14_tasks(api: Api, quotes: str, rounds: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "assistant": "2 tasks (each a workflow: one HTTP step to a local server answering after "
         "100 ms), 1 collection of 20 documents (topK 5), model openai:gpt-4o",
-        "first_token": _stats(first),
-        "tasks_alone_both_at_once": _stats(slowest),
-        "retrieval_alone": _stats(search),
-        "events_p50_ms_from_request": {k: round(_pct(v, 0.5), 2) for k, v in marks.items()},
+        "first_token": stats(first),
+        "tasks_alone_both_at_once": stats(slowest),
+        "retrieval_alone": stats(search),
+        "events_p50_ms_from_request": {k: round(percentile(v, 0.5), 2) for k, v in marks.items()},
     }
     budget = out["tasks_alone_both_at_once"]["p50_ms"] + out["retrieval_alone"]["p50_ms"] + 15
     out["budget_p50_ms"] = round(budget, 2)
@@ -431,7 +222,7 @@ async def b15(api_url: str, fake: str, cancels: int = 100) -> dict[str, Any]:
 
     sdk = openai.AsyncOpenAI(base_url=f"{fake}/v1", api_key="sk-bench", max_retries=0)
     closed, acked, ended, direct, problems = [], [], [], [], []
-    async with _session() as http:
+    async with session() as http:
         api = Api(http, api_url)
         assistant = await api.assistant("b15", CANCEL_MODEL)
         for i in range(cancels):
@@ -453,7 +244,9 @@ async def b15(api_url: str, fake: str, cancels: int = 100) -> dict[str, Any]:
                 problems.append({k: reply.get(k) for k in ("status", "cost", "usage")})
         for i in range(cancels):  # the baseline: the client closes the SDK's stream itself
             tag = f"direct-{i}-{uuid.uuid4().hex[:8]}"
-            stream = await sdk.chat.completions.create(**_body(CANCEL_MODEL, f"a story {tag}"))
+            stream = await sdk.chat.completions.create(
+                **completion_body(CANCEL_MODEL, f"a story {tag}")
+            )
             words = 0
             async for chunk in stream:
                 words += bool(chunk.choices and chunk.choices[0].delta.content)
@@ -468,227 +261,17 @@ async def b15(api_url: str, fake: str, cancels: int = 100) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": f"openai:{CANCEL_MODEL} (a word every 20 ms), cancelled after {CANCEL_AFTER} words",
         "cancels": cancels,
-        "cancel_to_provider_stream_closed": _stats(closed),
-        "baseline_client_closes_sdk_stream": _stats(direct),
+        "cancel_to_provider_stream_closed": stats(closed),
+        "baseline_client_closes_sdk_stream": stats(direct),
         "streams_never_closed": cancels - len(closed),
-        "cancel_request_round_trip": _stats(acked),
-        "cancel_to_run_cancelled_event": _stats(ended),
+        "cancel_request_round_trip": stats(acked),
+        "cancel_to_run_cancelled_event": stats(ended),
         "partial_cost_recorded": f"{cancels - len(problems)}/{cancels}",
         "problems": problems[:5],
     }
     p99 = out["cancel_to_provider_stream_closed"]["p99_ms"]
     out["meets_target"] = len(closed) == cancels and p99 <= 100 and not problems
     return out
-
-
-# -- where a streamed delta's time goes (B16 --profile) ---------------------------------------
-PROFILE_RATE = 100  # samples a second
-PROFILE_STEPS = {  # step → (function, file) of a frame on the stack while it runs
-    "the turns (Turn.run)": ("Turn.run", "turn.py"),
-    "— the provider's stream through the openai SDK (OpenAIModel.request_stream)": (
-        "OpenAIModel.request_stream",
-        "openai.py",  # py-spy names some of linqra's files without their folder
-    ),
-    "— deltas released (Turn._release: run log appends, partial saves)": (
-        "Turn._release",
-        "turn.py",
-    ),
-    "the SSE responses (sse-starlette, the route's stream, run log reads, writes)": (
-        None,
-        "sse_starlette/",
-    ),
-    "— uvicorn writing to the socket (RequestResponseCycle.send)": (
-        "RequestResponseCycle.send",
-        "uvicorn/",
-    ),
-    "HTTP requests up to their response (middlewares, auth, routes)": (
-        "RequestResponseCycle.run_asgi",
-        "uvicorn/",
-    ),
-    "— chat start (ChatService.send)": ("ChatService.send", "chat.py"),
-    "heartbeats of running replies (Turn._heartbeat)": ("Turn._heartbeat", "turn.py"),
-    "store calls, event loop side": (None, "linqra/store/sqlite.py"),
-    "SQLite writer thread (group commit)": ("GroupCommitWriter._loop", "linqra/store/"),
-}
-
-
-@contextlib.asynccontextmanager
-async def _profile(pid: int, into: dict[str, Any]) -> AsyncIterator[None]:
-    """py-spy on ``pid`` for the ``with`` block (only the thread holding the GIL: the time that
-    bounds one process's throughput; each sample pauses the process for a moment, which keeps
-    the stacks whole); its stacks go to ``into["stacks"]``, py-spy's raw output stays in
-    ``into["raw"]`` (a file under the temporary directory) for a closer look."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    out = Path(tempfile.mkdtemp(prefix="b16-spy-")) / "stacks.txt"
-    command = [spy, "record", "--pid", str(pid), "--gil", "--format", "raw"]
-    command += ["--rate", str(PROFILE_RATE), "--output", str(out)]
-    record = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    await asyncio.sleep(0.5)  # attached
-    try:
-        yield
-    finally:
-        record.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
-        await record.wait()
-        stacks: Stacks = []
-        for line in out.read_text().splitlines() if out.is_file() else []:
-            text, _, samples = line.rpartition(" ")
-            stacks.append(([_frame(f) for f in text.split(";")], int(samples)))
-        into["stacks"], into["raw"] = stacks, str(out)
-
-
-def _where(stacks: Stacks, deltas: int) -> dict[str, Any]:
-    """GIL milliseconds per delta: in all, in each step of :data:`PROFILE_STEPS` (inclusive),
-    and the 15 functions with the most time of their own."""
-    scale = 1000 / PROFILE_RATE / max(deltas, 1)
-
-    def inclusive(fn: str | None, file: str) -> int:
-        return sum(
-            n for frames, n in stacks if any(fn in (None, f) and file in p for f, p in frames)
-        )
-
-    own: dict[str, float] = {}
-    for frames, n in stacks:
-        name = "{} ({})".format(*frames[-1])
-        own[name] = own.get(name, 0.0) + n * scale
-    return {
-        "gil_ms_per_delta": round(sum(n for _, n in stacks) * scale, 4),
-        "steps": {
-            step: round(inclusive(*where) * scale, 4) for step, where in PROFILE_STEPS.items()
-        },
-        "self_ms_per_delta": {
-            k: round(v, 4) for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:15]
-        },
-    }
-
-
-# -- B16 ---------------------------------------------------------------------------------------
-def _gaps(times: list[float]) -> list[float]:
-    return [(b - a) * 1000 for a, b in itertools.pairwise(times)]
-
-
-def _error(chat: Chat | BaseException) -> str | None:
-    if isinstance(chat, BaseException):
-        return type(chat).__name__
-    if chat.status != 200:
-        return f"status {chat.status}"
-    return None if chat.ended == "run.completed" else f"ended with {chat.ended}"
-
-
-def _sample(chat: Chat | BaseException) -> Any:
-    if isinstance(chat, BaseException):
-        return repr(chat)[:300]
-    return chat.events[-1][3][:300] if chat.events else f"status {chat.status}"
-
-
-async def b16(
-    api_url: str,
-    fake: str,
-    pids: dict[str, int],
-    chats: int,
-    pace_ms: int,
-    words: int,
-    resumes: int = 100,
-    *,
-    profile: bool = False,
-) -> dict[str, Any]:
-    model = f"slow-{pace_ms}-{words}"
-    async with _session() as http:
-        api = Api(http, api_url)
-        assistant = await api.assistant("b16", model)
-        await Chat(api, assistant, "warm up").run()
-
-        async def one(i: int) -> Chat | BaseException:
-            try:
-                return await Chat(api, assistant, f"chat {i}").run()
-            except Exception as exc:  # a broken connection: an error to count, not to raise
-                return exc
-
-        profiled: dict[str, Any] = {}
-        async with _profile(pids["app"], profiled) if profile else contextlib.nullcontext():
-            load, cpu, t0 = os.getloadavg()[0], _cpu(pids), time.perf_counter()
-            done = await asyncio.gather(*(one(i) for i in range(chats)))
-            wall = time.perf_counter() - t0
-        ok = [c for c in done if isinstance(c, Chat) and not _error(c)]
-        deltas = sum(len(c.deltas) for c in ok)
-        cpu_ours = _cpu_since(pids, cpu, wall, deltas)
-        errors: dict[str, int] = {}
-        for kind in filter(None, map(_error, done)):
-            errors[kind] = errors.get(kind, 0) + 1
-
-        cpu, t0 = _cpu(pids), time.perf_counter()
-        direct = await asyncio.gather(
-            *(_raw_stream(http, fake, model, f"chat {i}") for i in range(chats)),
-            return_exceptions=True,
-        )
-        direct_wall = time.perf_counter() - t0
-        direct_ok = [d for d in direct if isinstance(d, list)]
-        cpu_direct = _cpu_since(pids, cpu, direct_wall, sum(map(len, direct_ok)))
-        out: dict[str, Any] = {
-            "model": f"openai:{model} (a word every {pace_ms} ms, {words + 3} content chunks)",
-            "chats": chats,
-            "load_average_1min_at_start": round(load, 2),
-            "errors": sum(errors.values()),
-            "errors_by_kind": errors,
-            "error_samples": [_sample(c) for c in done if _error(c)][:5],
-            "inter_chunk_gap": _stats([g for c in ok for g in _gaps([e[0] for e in c.deltas])]),
-            "baseline_direct_inter_chunk_gap": _stats([g for d in direct_ok for g in _gaps(d)]),
-            "baseline_direct_errors": chats - len(direct_ok),
-            "first_token_under_load": _stats([c.at("message.delta") for c in ok]),
-            "wall_s": round(wall, 2),
-            "baseline_direct_wall_s": round(direct_wall, 2),
-            "deltas_per_s": round(deltas / wall),
-            "cpu": cpu_ours,
-            "baseline_direct_cpu": cpu_direct,
-        }
-        gap, base = out["inter_chunk_gap"], out["baseline_direct_inter_chunk_gap"]
-        if profile:
-            out["profile_of_the_app"] = _where(profiled["stacks"], deltas)
-            out["profile_of_the_app"]["py_spy_raw_output"] = profiled["raw"]
-        out["gap_p99_ratio_over_baseline"] = round(gap["p99_ms"] / (base["p99_ms"] or 1), 2)
-        out["meets_target"] = out["errors"] == 0 and gap["p99_ms"] <= 50
-        out["resume"] = await _resume(api, assistant, resumes, words)
-    return out
-
-
-async def _resume(api: Api, assistant: str, n: int, words: int) -> dict[str, Any]:
-    """``n`` chats at once, each cut after a few words and resumed with ``Last-Event-ID``."""
-    rng = random.Random(16)
-    cut_after = [rng.randint(2, words // 2) for _ in range(n)]
-
-    async def one(i: int) -> dict[str, Any]:
-        chat = await Chat(api, assistant, f"resume {i}").run(cut_after[i], cut=True)
-        run = chat.first("run.created")
-        path = f"/v1/conversations/{run['conversation_id']}"
-        seen = next(e[1] for e in reversed(chat.events) if e[1])  # as EventSource keeps it
-        headers = {**TEAM, "Last-Event-ID": seen}
-        stream = f"{api.url}{path}/runs/{run['run_id']}/stream"
-        async with api.http.get(stream, headers=headers) as response:
-            async for event in _events(response):
-                chat.events.append(event)
-                if event[2] in TERMINAL:
-                    break
-        ids = [e[1] for e in chat.events if e[1]]
-        text = "".join(json.loads(e[3])["text"] for e in chat.deltas)
-        reply = (await api.call("GET", f"{path}/messages"))["items"][-1]
-        return {
-            "complete": chat.ended == "run.completed",
-            "same_text": (text, "completed") == (reply["content"], reply["status"]),
-            "no_duplicate": len(ids) == len(set(ids)),
-        }
-
-    found = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
-    results = [r for r in found if isinstance(r, dict)]
-    return {
-        "streams": n,
-        "cut_after_deltas": f"{min(cut_after)}-{max(cut_after)}",
-        "complete_and_exact": f"{sum(all(r.values()) for r in results)}/{n}",
-        "errors": [repr(r)[:200] for r in found if isinstance(r, BaseException)][:5],
-        "incomplete": sum(not r["complete"] for r in results),
-        "text_mismatches": sum(not r["same_text"] for r in results),
-        "duplicated_events": sum(not r["no_duplicate"] for r in results),
-    }
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -725,21 +308,21 @@ def run(
         "run_log": "redis-server (--redis)" if redis else "memory://",
         "python": platform.python_version(),
         "cores": os.cpu_count(),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "uncommitted_changes_in_tree": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_changes_in_tree": bool(git("status", "--porcelain", "--untracked-files=no")),
     }
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linqra-chat-bench-")))
         cache_url = stack.enter_context(redis_server()) if redis else "memory://"
         milvus = EmbeddedMilvus(tmp / "milvus").start()
         stack.callback(milvus.stop)
-        fake, fake_pid = stack.enter_context(_process(_serve_asgi, "benchmarks.chat:fake_app"))
-        quotes, _ = stack.enter_context(_process(_serve_asgi, "deployments.demo:quotes_app"))
+        fake, fake_pid = stack.enter_context(server_process(serve_asgi, FAKE_OPENAI))
+        quotes, _ = stack.enter_context(server_process(serve_asgi, "deployments.demo:quotes_app"))
         settings = _settings(tmp / "app", fake, milvus.uri, cache_url)
-        api, app_pid = stack.enter_context(_process(_serve, settings))
+        api, app_pid = stack.enter_context(server_process(serve_app, settings))
         pids = {"app": app_pid, "fake": fake_pid, "client": os.getpid()}
         for name in sorted(which):
-            when, uptime, t0 = time.gmtime(), _uptime(), time.perf_counter()
+            when, uptime_before, t0 = time.gmtime(), uptime(), time.perf_counter()
             if name == "b14":
                 figures = asyncio.run(b14(api, fake, quotes))
             elif name == "b15":
@@ -752,9 +335,9 @@ def run(
             if name == "b16" and (chats, pace_ms, words, resumes) != (500, 40, 40, 100):
                 key += f"_{chats}x-slow-{pace_ms}-{words}-{resumes}resumed"  # another load
             meta["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", when)
-            meta["uptime_before"] = uptime
+            meta["uptime_before"] = uptime_before
             seconds = round(time.perf_counter() - t0, 1)
-            result = {**meta, **figures, "seconds": seconds, "uptime_after": _uptime()}
+            result = {**meta, **figures, "seconds": seconds, "uptime_after": uptime()}
             _record(key + ("_redis" if redis else ""), result)
 
 

@@ -31,7 +31,8 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
-from benchmarks.auth import _git, _server, _uptime
+from benchmarks._servers import app_server
+from benchmarks._support import git, uptime
 
 RESULTS = Path(__file__).resolve().parent / "results" / "client.json"
 TEAM = "bench"
@@ -61,7 +62,7 @@ def run(calls: int) -> dict[str, Any]:
     from linqra.config import Settings
     from linqra_client import Linqra
 
-    with tempfile.TemporaryDirectory() as tmp, _server(Settings(data_dir=Path(tmp))) as (url, _):
+    with tempfile.TemporaryDirectory() as tmp, app_server(Settings(data_dir=Path(tmp))) as (url, _):
         client = Linqra(url, team=TEAM)
         raw = httpx.Client(base_url=url, headers={"X-Team-Id": TEAM}, timeout=60)
         made = [
@@ -108,8 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "uptime_before": _uptime(),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uptime_before": uptime(),
         "calls": args.calls,
         **run(args.calls),
     }

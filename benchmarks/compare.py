@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import operator
 import statistics
 import tempfile
@@ -38,11 +37,9 @@ from typing import Annotated, Any, TypedDict
 
 import jmespath
 
-from benchmarks.auth import _git, _uptime
+from benchmarks._support import publish, stamp
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "compare.json"
-DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- compare: written by python -m benchmarks.compare -->", "<!-- end of compare -->"
 STEPS, FAN, SLEEP = 20, 100, 0.2
 EXPRESSION = "a"
@@ -209,33 +206,6 @@ def _retrieval_rows(lite: dict[str, Any] | None) -> list[str]:
             f"{r['numpy_p50_ms']:.1f} ms | **{r['ratio_p50']}{TIMES}** |"
         )
     return rows
-
-
-def stamp() -> dict[str, str]:
-    """When, at which commit and under what load a side-by-side run was measured."""
-    return {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "load": _uptime().rsplit("load average:", 1)[-1].split(",")[0].strip(),
-    }
-
-
-def publish(
-    result: dict[str, Any], results: Path, markers: tuple[str, str], table: str, docs: bool
-) -> None:
-    """Print ``result``, keep it in ``results`` and (``docs``) put ``table`` between
-    ``markers`` in docs/benchmarks.md."""
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    if docs:
-        page = DOCS.read_text()
-        begin, end = markers
-        if begin not in page:
-            raise SystemExit(f"docs/benchmarks.md has no {begin!r} marker")
-        head, _, rest = page.partition(begin)
-        _, _, tail = rest.partition(end)
-        DOCS.write_text(head + table + tail)
 
 
 def main() -> None:

@@ -33,15 +33,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +48,24 @@ import ray
 from ray import serve
 
 from actors.cluster import start_cluster
-from benchmarks.compare import publish, stamp
-from benchmarks.run import NAMESPACE, _free_port, _settings
+from benchmarks._servers import quotes_server, script_server
+from benchmarks._support import (
+    BENCH_TEAM,
+    bench_settings,
+    free_port,
+    init_local_ray,
+    publish,
+    stamp,
+    wrk,
+)
 from deployments.gateway import build_app
 from deployments.serve_config import APP_NAME, apply_ingress_env, gateway_options, logging_config
 from linqra.config import ServiceConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "compare_cluster.json"
 BEGIN = "<!-- compare-cluster: written by python -m benchmarks.compare_cluster -->"
 END = "<!-- end of compare-cluster -->"
-TEAM, TIMES = "bench", "\u00d7"
+TIMES = "\u00d7"
 UVICORN_APP = """
 import sys, uvicorn
 from fastapi import FastAPI
@@ -117,52 +122,9 @@ def _interleave(variants: dict[str, Callable[[], float]], rounds: int) -> dict[s
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def _wrk(url: str, seconds: float, connections: int, team: bool) -> dict[str, float]:
-    header = ["-H", f"X-Team-Id: {TEAM}"] if team else []
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", *header, url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    if "Non-2xx" in out:
-        raise RuntimeError(f"{url} answered errors under load:\n{out}")
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
-    assert p50 is not None, out
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert rps is not None, out
-    return {"rps": float(rps.group(1)), "p50_ms": round(float(p50.group(1)) * scale, 2)}
-
-
-@contextmanager
-def _process(args: list[str], probe: str) -> Iterator[str]:
-    """``python ARGS… PORT`` serving on a free loopback port until the block ends; yields its
-    URL once ``probe`` answers."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, *args, str(port)], cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}{probe}", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, f"{args} did not start"
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 def _uvicorn(what: str) -> Any:
     """A FastAPI no-op (``noop``) or our app over the settings JSON ``what``, under uvicorn."""
-    return _process(["-c", UVICORN_APP, what], "/noop" if what == "noop" else "/healthz")
-
-
-def _quotes_server() -> Any:
-    """The demo service in a process of its own (its CPU is not the driver's)."""
-    return _process(["-m", "deployments.demo", "--port"], "/api/sleep?ms=0")
+    return script_server(["-c", UVICORN_APP, what], "/noop" if what == "noop" else "/healthz")
 
 
 def _rss_mb(titles: tuple[str, ...]) -> float:
@@ -178,30 +140,23 @@ def measure(
         raise SystemExit("wrk is missing: apt-get install -y wrk (make bench-compare does)")
     apply_ingress_env()
     servers = ExitStack()
-    quotes_url = servers.enter_context(_quotes_server())
+    quotes_url = servers.enter_context(quotes_server())
     services = {"quotes-service": ServiceConfig(urls=[quotes_url])}
-    settings = _settings(Path(tempfile.mkdtemp(prefix="linqra-cmp-")), services)
+    settings = bench_settings(Path(tempfile.mkdtemp(prefix="linqra-cmp-")), services)
     # the rate limiter runs on every request as in production, but its team limit (6,000 a
     # minute by default) must not be what wrk measures
     limits = settings.rate_limits.model_copy(update={"team": "100000000/minute"})
     settings = settings.model_copy(update={"rate_limits": limits})
-    # a cluster of its own even when another one runs on this machine (ray.init() would join it)
-    ray.init(
-        address="local",
-        num_cpus=2,
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
+    init_local_ray()  # a cluster of its own even when another one runs on this machine
     try:
-        port = _free_port()
+        port = free_port()
         serve.start(
             http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config()
         )
         serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
         serve.run(_bare_serve(), name="bare", route_prefix="/bare")
         base = f"http://127.0.0.1:{port}"
-        http = httpx.Client(base_url=base, headers={"X-Team-Id": TEAM}, timeout=120)
+        http = httpx.Client(base_url=base, headers={"X-Team-Id": BENCH_TEAM}, timeout=120)
         runner = start_cluster(settings).runner
         out: dict[str, Any] = {}
 
@@ -258,7 +213,7 @@ def _engine_parts(
     ]}  # fmt: skip
 
     def engine_chain() -> None:
-        record = ray.get(runner.run_definition.remote(TEAM, chain, {}, timeout=120))
+        record = ray.get(runner.run_definition.remote(BENCH_TEAM, chain, {}, timeout=120))
         assert record["status"] == "COMPLETED", record.get("error")
 
     medians = _interleave({"raw": _raw_chain, "engine": lambda: timed(engine_chain)}, cycles * 6)
@@ -331,11 +286,11 @@ def _throughput(
             "uvicorn_read": (f"{app_url}/{path}", True),
         }
         for url, team in targets.values():
-            _wrk(url, 2, 16, team)  # warm-up
+            wrk(url, 2, 16, team)  # warm-up
         loads = [os.getloadavg()[0]]
         for _ in range(rounds):
             for name, (url, team) in targets.items():
-                runs.setdefault(name, []).append(_wrk(url, seconds, 16, team))
+                runs.setdefault(name, []).append(wrk(url, seconds, 16, team))
             loads.append(os.getloadavg()[0])
     rates: dict[str, Any] = {
         name: {

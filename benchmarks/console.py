@@ -35,7 +35,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.auth import _git, _server, _uptime
+from benchmarks._servers import app_server
+from benchmarks._support import git, uptime
 
 RESULTS = Path(__file__).resolve().parent / "results" / "console.json"
 TEAM = {"X-Team-Id": "bench-console"}
@@ -188,13 +189,13 @@ def main() -> None:
         "browser": "Debian chromium headless (Playwright)",
         "python": platform.python_version(),
         "cores": os.cpu_count(),
-        "commit": _git("rev-parse", "--short", "HEAD"),
+        "commit": git("rev-parse", "--short", "HEAD"),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "uptime_before": _uptime(),
+        "uptime_before": uptime(),
     }
     with (
         tempfile.TemporaryDirectory(prefix="linqra-console-bench-") as tmp,
-        _server(_settings(Path(tmp))) as (api, _pid),
+        app_server(_settings(Path(tmp))) as (api, _pid),
         sync_playwright() as p,
     ):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)

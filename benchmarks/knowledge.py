@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._support import percentile
 from linqra.config import KnowledgeSettings, Settings
 from linqra.llm.embeddings import HashingEmbedder
 from linqra.system import System
@@ -40,11 +41,6 @@ from linqra.vectors import EmbeddedMilvus
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parent / "data"
 TEAM = "bench"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _vocabulary(size: int, rng: random.Random) -> list[str]:
@@ -149,11 +145,11 @@ async def b6(
                     numpy_ms.append((time.perf_counter() - t0) * 1000)
                 key = "filtered" if flt else "unfiltered"
                 out[key] = {
-                    "milvus_p50_ms": round(_pct(milvus_ms, 0.5), 2),
-                    "milvus_p95_ms": round(_pct(milvus_ms, 0.95), 2),
-                    "numpy_p50_ms": round(_pct(numpy_ms, 0.5), 3),
-                    "numpy_p95_ms": round(_pct(numpy_ms, 0.95), 3),
-                    "ratio_p50": round(_pct(milvus_ms, 0.5) / _pct(numpy_ms, 0.5), 1),
+                    "milvus_p50_ms": round(percentile(milvus_ms, 0.5), 2),
+                    "milvus_p95_ms": round(percentile(milvus_ms, 0.95), 2),
+                    "numpy_p50_ms": round(percentile(numpy_ms, 0.5), 3),
+                    "numpy_p95_ms": round(percentile(numpy_ms, 0.95), 3),
+                    "ratio_p50": round(percentile(milvus_ms, 0.5) / percentile(numpy_ms, 0.5), 1),
                 }
             print(f"B6 search at {label}: {out}", flush=True)
             return out

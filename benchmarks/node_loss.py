@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.compare import stamp
+from benchmarks._support import stamp, uptime
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "node_loss.json"
@@ -55,10 +55,6 @@ RUNS: dict[str, list[str]] = {
 }  # fmt: skip
 
 
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 def scenario(name: str, extra: list[str], executions: int) -> dict[str, Any]:
     """One run of the driver; its JSON result."""
     with tempfile.TemporaryDirectory(prefix="linqra-b21-") as tmp:
@@ -68,12 +64,12 @@ def scenario(name: str, extra: list[str], executions: int) -> dict[str, Any]:
             "--out", str(out), "--data-dir", str(Path(tmp) / "data"),
             "--executions", "2", "--loss-executions", str(executions), *extra,
         ]  # fmt: skip
-        load_before = _uptime()
+        load_before = uptime()
         proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
         if not out.exists():
             raise SystemExit(f"{name}: exit {proc.returncode}\n{proc.stderr[-4000:]}")
         raw: dict[str, Any] = json.loads(out.read_text())
-    raw["load_before"], raw["load_after"] = load_before, _uptime()
+    raw["load_before"], raw["load_after"] = load_before, uptime()
     return raw
 
 

@@ -30,9 +30,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from actors.cluster import start_cluster
-from benchmarks.compare import publish, stamp
-from benchmarks.compare_cluster import _quotes_server
-from benchmarks.run import _settings
+from benchmarks._servers import quotes_server
+from benchmarks._support import bench_settings, publish, stamp
 from linqra.config import MetricsSettings, ServiceConfig, Settings, TracingSettings
 from linqra.testing.servers import AppServer
 
@@ -71,8 +70,8 @@ def _side(base: Settings, name: str, sink_url: str, ratio: float) -> Settings:
 
 
 def measure(rounds: int, ratio: float) -> dict[str, Any]:
-    with _quotes_server() as quotes_url, _Sink() as sink:
-        base = _settings(
+    with quotes_server() as quotes_url, _Sink() as sink:
+        base = bench_settings(
             Path(tempfile.mkdtemp(prefix="linqra-b17-")),
             {"quotes-service": ServiceConfig(urls=[quotes_url])},
         )

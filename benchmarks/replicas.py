@@ -9,10 +9,10 @@ and its gateway on Serve behind the HAProxy ingress (one proxy, on the head: eve
 would want the same port of the one machine).
 
 throughput  ``wrk`` (16 connections) on a team-scoped read (``GET /v1/workflows/{id}``), as
-            ``benchmarks.compare_cluster`` measures it (its ``_wrk``), with the gateway at a fixed
-            1, 2 and 4 replicas (``num_replicas``; replicas hold no CPU, Serve spreads them
-            over the nodes); ``--rounds`` interleaved rounds, each ratio to one replica the
-            median of the rounds' own ratios. Where each replica ran is recorded.
+            ``benchmarks.compare_cluster`` measures it (``benchmarks._support.wrk``), with the
+            gateway at a fixed 1, 2 and 4 replicas (``num_replicas``; replicas hold no CPU, Serve
+            spreads them over the nodes); ``--rounds`` interleaved rounds, each ratio to one
+            replica the median of the rounds' own ratios. Where each replica ran is recorded.
 scale_up    the gateway autoscaled from one replica (at most two, ``target_ongoing_requests``
             2, ``upscale_delay_s`` 0.5, metrics every 0.5 s) and the same load applied: seconds
             from the start of the load until Serve reports the second replica RUNNING, and until
@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -41,9 +40,15 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.compare import stamp
-from benchmarks.compare_cluster import TEAM, _wrk
-from benchmarks.run import NAMESPACE, _free_port, _settings
+from benchmarks._support import (
+    BENCH_TEAM,
+    NAMESPACE,
+    bench_settings,
+    free_port,
+    stamp,
+    uptime,
+    wrk,
+)
 from deployments.serve_config import APP_NAME, apply_ingress_env, logging_config
 
 RESULTS = Path(__file__).resolve().parent / "results" / "replicas.json"
@@ -57,10 +62,6 @@ SCALE_UP = {
     "metrics_interval_s": 0.5,
     "look_back_period_s": 1,
 }
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def _load() -> float:
@@ -113,7 +114,7 @@ class Bench:
         self.seconds, self.rounds = seconds, rounds
         self.nodes = Nodes()
         self.data = Path(tempfile.mkdtemp(prefix="linqra-b20-"))
-        settings = _settings(self.data)
+        settings = bench_settings(self.data)
         # the limiter runs on every request as in production; its team limit is not the subject
         limits = settings.rate_limits.model_copy(update={"team": "100000000/minute"})
         self.settings = settings.model_copy(update={"rate_limits": limits})
@@ -128,7 +129,7 @@ class Bench:
         apply_ingress_env()
         started = self.nodes.start()
         start_cluster(self.settings)
-        port = _free_port()
+        port = free_port()
         serve.start(
             proxy_location="HeadOnly",
             http_options={"host": "127.0.0.1", "port": port},
@@ -180,14 +181,14 @@ class Bench:
     def workflow(self) -> str:
         body = {"name": "b20", "steps": [{"step": 1, "target": "noop", "params": {"a": 1}}]}
         response = httpx.post(f"{self.base}/v1/workflows", json=body,
-                              headers={"X-Team-Id": TEAM}, timeout=60)  # fmt: skip
+                              headers={"X-Team-Id": BENCH_TEAM}, timeout=60)  # fmt: skip
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
     def throughput(self, counts: list[int]) -> dict[str, Any]:
         runs: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
         where: dict[int, list[str]] = {}
-        loads = [_uptime()]
+        loads = [uptime()]
         url = ""
         for turn in range(self.rounds):
             for n in counts:
@@ -195,11 +196,11 @@ class Bench:
                 url = url or f"{self.base}/v1/workflows/{self.workflow()}"
                 where[n] = sorted(r["node"] for r in self.replicas().values())
                 if turn == 0:
-                    _wrk(url, 2, 16, True)  # warm-up of this many replicas
-                got = _wrk(url, self.seconds, 16, True)
+                    wrk(url, 2, 16, True)  # warm-up of this many replicas
+                got = wrk(url, self.seconds, 16, True)
                 got["load"] = _load()
                 runs[n].append(got)
-            loads.append(_uptime())
+            loads.append(uptime())
         first = counts[0]
         out: dict[str, Any] = {
             str(n): {
@@ -223,13 +224,13 @@ class Bench:
         self.deploy(autoscaling_config=SCALE_UP)
         url = f"{self.base}/v1/workflows/{self.workflow()}"
         before = set(self.replicas())
-        load_before = _uptime()
+        load_before = uptime()
         result: dict[str, Any] = {}
         done = threading.Event()
 
         def load() -> None:
             try:
-                result["wrk"] = _wrk(url, 40, 16, True)
+                result["wrk"] = wrk(url, 40, 16, True)
             finally:
                 done.set()
 
@@ -251,7 +252,7 @@ class Bench:
                 break
             last = now
         thread.join()
-        result["uptime"] = [load_before, _uptime()]
+        result["uptime"] = [load_before, uptime()]
         return result
 
     def shutdown(self) -> None:
@@ -284,8 +285,8 @@ def main() -> None:
     parser.add_argument("--replicas", default="1,2,4", help="replica counts, the first the base")
     args = parser.parse_args()
     counts = [int(n) for n in args.replicas.split(",")]
-    result = {**stamp(), "uptime_before": _uptime(), **measure(args.seconds, args.rounds, counts)}
-    result["uptime_after"] = _uptime()
+    result = {**stamp(), "uptime_before": uptime(), **measure(args.seconds, args.rounds, counts)}
+    result["uptime_after"] = uptime()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

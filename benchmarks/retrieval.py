@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.auth import _git, _uptime
+from benchmarks._support import git, percentile, uptime
 from linqra.config import VectorIndexSettings
 from linqra.vectors import EmbeddedMilvus, MilvusVectorStore, row_key
 
@@ -81,11 +81,6 @@ class Corpus:
         ]  # fmt: skip
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _brute(corpus: Corpus, query: np.ndarray, k: int, select: Any) -> list[int]:
     """NumPy brute force, the baseline: the filter evaluated over the row attributes, then the
     kept rows (all, unfiltered) times the query."""
@@ -120,10 +115,10 @@ async def _measure(
             exact = {f"c{i}" for i in _brute(corpus, q, 10, mask)}
             hits10 += len(exact & {h.id for h in got}) / len(exact)
         out[label] = {
-            "p50_ms": round(_pct(ours, 0.5), 2), "p95_ms": round(_pct(ours, 0.95), 2),
-            "numpy_p50_ms": round(_pct(numpy_ms, 0.5), 2),
-            "numpy_p95_ms": round(_pct(numpy_ms, 0.95), 2),
-            "ratio_p50": round(_pct(ours, 0.5) / _pct(numpy_ms, 0.5), 2),
+            "p50_ms": round(percentile(ours, 0.5), 2), "p95_ms": round(percentile(ours, 0.95), 2),
+            "numpy_p50_ms": round(percentile(numpy_ms, 0.5), 2),
+            "numpy_p95_ms": round(percentile(numpy_ms, 0.95), 2),
+            "ratio_p50": round(percentile(ours, 0.5) / percentile(numpy_ms, 0.5), 2),
             "recall_at_10": round(hits10 / 100, 3),
         }  # fmt: skip
         print(f"  {label}: {out[label]}", flush=True)
@@ -265,7 +260,7 @@ def main() -> None:
     parts = set(args.parts.split(","))
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     run = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "commit": _git("rev-parse", "--short", "HEAD"), "load_before": _uptime(),
+           "commit": git("rev-parse", "--short", "HEAD"), "load_before": uptime(),
            "python": platform.python_version(), "cpus": 2,
            "command": "python -m benchmarks.retrieval " + " ".join(
                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}  # fmt: skip
@@ -274,7 +269,7 @@ def main() -> None:
     if "server" in parts:
         sizes = [int(n) for n in args.server_rows.split(",")]
         results["server"] = {**server(sizes, [int(e) for e in args.ef.split(",")]), "run": run}
-    run["load_after"] = _uptime()
+    run["load_after"] = uptime()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(json.dumps(results, indent=2, default=str))

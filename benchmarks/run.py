@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,28 +31,11 @@ from typing import Any
 
 import jmespath
 
+from benchmarks._support import bench_settings, free_port, init_local_ray
 from deployments.demo import serve_quotes
-from linqra.config import ExecutionSettings, ServiceConfig, Settings
+from linqra.config import ServiceConfig, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMESPACE = "linqra-bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _settings(data_dir: Path, services: dict[str, ServiceConfig] | None = None) -> Settings:
-    base = Settings(
-        data_dir=data_dir,
-        services=services or {},
-        execution=ExecutionSettings(io_concurrency=512),
-    )
-    return base.model_copy(
-        update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}
-    ).portable()
 
 
 async def _run_workflow(
@@ -281,13 +263,13 @@ def _first_and_warm(base: str, warm_runs: int) -> dict[str, Any]:
 def b3(warm_runs: int = 5) -> dict[str, Any]:
     """``linqra up`` to the first 200 from ``/healthz`` (and ``linqra up``'s own account of its
     phases); then a 3-step DAG of 600 ms steps, the first execution against the next ones."""
-    port = _free_port()
+    port = free_port()
     data = tempfile.mkdtemp(prefix="linqra-b3-")
     env = {
         **os.environ,
         "LINQRA_HTTP__PORT": str(port),
         "LINQRA_DATA_DIR": data,
-        "LINQRA_RAY__DASHBOARD_PORT": str(_free_port()),
+        "LINQRA_RAY__DASHBOARD_PORT": str(free_port()),
     }
     env.pop("RAY_ADDRESS", None)
     root = Path(__file__).resolve().parents[1]  # this checkout's code, as `make run` runs it
@@ -349,17 +331,11 @@ def main(argv: list[str]) -> None:
         import ray
 
         quotes_url, stop = serve_quotes()
-        settings = _settings(
+        settings = bench_settings(
             Path(tempfile.mkdtemp(prefix="linqra-bench-")),
             {"quotes-service": ServiceConfig(urls=[quotes_url])},
         )
-        ray.init(
-            address="local",
-            num_cpus=2,
-            namespace=NAMESPACE,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
+        init_local_ray()
         try:
             if "b1" in which:
                 out["B1"] = b1(settings)

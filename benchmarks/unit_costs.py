@@ -28,14 +28,14 @@ events         B10's consumer (one group; the trigger router records a task exec
                bus actor: events/s per consumer, CPU-ms per event.
 
 Results are printed and written to benchmarks/results/unit_costs.json, with the plan derived
-from them (:func:`plan`). A full run takes 3-4 minutes, ``--quick`` under one.
+from them (:func:`plan`). A full run takes 3-4 minutes, ``--quick`` under one. The phases
+are in :mod:`benchmarks._unit_phases`, the process accounting in :mod:`benchmarks._unit_meter`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -47,29 +47,38 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]
+from benchmarks._servers import FAKE_OPENAI, app_server, serve_asgi, server_process
+from benchmarks._support import bench_settings, git, init_local_ray, stamp
+from benchmarks._unit_meter import CpuMeter, memory, per
+from benchmarks._unit_phases import (
+    agents_phase,
+    conversations_phase,
+    events_phase,
+    executions_phase,
+    gateway_phase,
+)
 
-from benchmarks.agents import _b10_one
-from benchmarks.auth import _git, _server
-from benchmarks.chat import _process, _serve_asgi
-from benchmarks.compare import stamp
-from benchmarks.run import NAMESPACE, _settings
+__all__ = [
+    "LOAD",
+    "NODE",
+    "QUICK",
+    "RESULTS",
+    "CpuMeter",
+    "Sizes",
+    "measure",
+    "memory",
+    "per",
+    "plan",
+    "units",
+]
 
 RESULTS = Path(__file__).resolve().parent / "results" / "unit_costs.json"
-TEAM = "bench-units"
-MIB = 2**20
-ROLES = {  # a Ray worker renames itself "ray::<Actor>.<method>"
-    **{f"ray::{cls}": name for cls, name in (
-        ("AgentActor", "agents"), ("ConversationActor", "conversations"),
-        ("RunnerActor", "runner"), ("IOStepWorker", "io_pool"),
-        ("SupervisorActor", "supervisor"), ("EventBusActor", "bus"),
-    )},
-    "gcs_server": "gcs", "raylet": "raylet", "redis-server": "redis",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Sizes:
+    """How many units each phase measures (:data:`QUICK`: ``--quick``)."""
+
     agents: int = 20
     conversations: int = 20
     messages: int = 60
@@ -84,302 +93,6 @@ QUICK = Sizes(
 )
 
 
-# -- processes ---------------------------------------------------------------------------------
-def role(proc: psutil.Process, named: dict[int, str]) -> str:
-    """What a process of this cluster is, by its pid (``named``) or its command line."""
-    if proc.pid in named:
-        return named[proc.pid]
-    try:
-        line = " ".join(proc.cmdline())
-    except psutil.Error:
-        return "gone"
-    for marker, name in ROLES.items():
-        if marker in line:
-            return name
-    return "ray_other" if "ray" in line else "other"
-
-
-def processes(named: dict[int, str] | None = None) -> dict[int, tuple[str, psutil.Process]]:
-    """This process and its descendants (the cluster it started, the servers it spawned)."""
-    me = psutil.Process()
-    named = {me.pid: "driver", **(named or {})}
-    return {p.pid: (role(p, named), p) for p in [me, *me.children(recursive=True)]}
-
-
-def cpu_times(named: dict[int, str]) -> dict[int, tuple[str, float]]:
-    out = {}
-    for pid, (name, proc) in processes(named).items():
-        with contextlib.suppress(psutil.Error):
-            out[pid] = (name, sum(proc.cpu_times()[:2]))
-    return out
-
-
-class CpuMeter:
-    """CPU seconds per role used between :meth:`start` and :meth:`stop`; a process born in
-    between counts from zero, one that died in between is lost (none should: nothing
-    passivates while measured)."""
-
-    def __init__(self, named: dict[int, str] | None = None) -> None:  # pid: role
-        self.named = named or {}
-        self.before: dict[int, tuple[str, float]] = {}
-        self.wall = 0.0
-
-    def start(self) -> CpuMeter:
-        self.before, self.wall = cpu_times(self.named), time.perf_counter()
-        return self
-
-    def stop(self) -> dict[str, float]:
-        self.wall = time.perf_counter() - self.wall
-        used: dict[str, float] = {}
-        for pid, (name, seconds) in cpu_times(self.named).items():
-            start = self.before.get(pid, (name, 0.0))[1]
-            used[name] = used.get(name, 0.0) + seconds - start
-        used["total"] = sum(used.values())
-        return used
-
-
-def per(used: dict[str, float], n: int, roles: tuple[str, ...] = ()) -> dict[str, float]:
-    """CPU milliseconds per unit (``n`` units), in all and for ``roles``."""
-    return {f"{r}_ms": round(used.get(r, 0.0) * 1000 / n, 3) for r in ("total", *roles)}
-
-
-def memory(name: str) -> dict[str, float]:
-    """Mean RSS, USS and PSS (MiB) of this cluster's processes of role ``name``, and how many."""
-    rows = []
-    for got, proc in processes({}).values():
-        with contextlib.suppress(psutil.Error):
-            if got == name:
-                rows.append(proc.memory_full_info())
-    if not rows:
-        return {"processes": 0}
-    kinds = ("rss", "uss", "pss")
-    mean = {f"{k}_mib": round(sum(getattr(r, k) for r in rows) / MIB / len(rows), 1) for k in kinds}
-    return {"processes": len(rows), **mean}
-
-
-def total_memory(names: tuple[str, ...]) -> dict[str, float]:
-    """Summed RSS/USS/PSS (MiB) of the processes of ``names``."""
-    got = [memory(name) for name in names]
-    kinds = ("rss_mib", "uss_mib", "pss_mib")
-    return {k: round(sum(m.get(k, 0.0) * m["processes"] for m in got), 1) for k in kinds}
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 120.0) -> None:
-    """Poll ``check`` (every 50 ms) until it holds; TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{check} did not hold within {timeout} s")
-        await asyncio.sleep(0.05)
-
-
-# -- the phases --------------------------------------------------------------------------------
-async def agents_phase(system: Any, settings: Any, n: int) -> dict[str, Any]:
-    from actors.handles import RayLauncher, agent_name
-    from linqra.status import TASK_TERMINAL
-
-    launcher = RayLauncher(settings)
-    made = []
-    for i in range(n):
-        agent = await system.agents.create_agent(TEAM, {"name": f"unit{i}"})
-        tasks = {}
-        for name, seconds in (("short", 0), ("busy", 6)):
-            tasks[name] = await system.agents.create_task(TEAM, agent.id, {
-                "name": name, "type": "WORKFLOW_EMBEDDED",
-                "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": seconds}}]},
-            })  # fmt: skip
-        made.append((agent.id, tasks))
-    agent_id, tasks = made[0]
-    stored = [await system.agents.get_agent(TEAM, agent_id), tasks["short"]]
-    passive_bytes = sum(len(doc.model_dump_json()) for doc in stored)
-
-    async def dispatch(name: str, repeat: int = 1) -> list[str]:
-        ids = []
-        for agent_id, tasks in made:
-            task = await system.agents.get_task(TEAM, tasks[name].id)
-            for _ in range(repeat):
-                tx, _ = await system.agents.new_task_execution(TEAM, task)
-                await launcher.dispatch_task(TEAM, agent_id, tx["id"])
-                ids.append(tx["id"])
-        return ids
-
-    async def statuses(ids: list[str]) -> list[str]:
-        return [(await system.agents.get_task_execution(TEAM, i))["status"] for i in ids]
-
-    async def ended(ids: list[str]) -> bool:
-        return all(s in TASK_TERMINAL for s in await statuses(ids))
-
-    meter = CpuMeter().start()
-    first = await dispatch("short")
-    await until(lambda: ended(first))
-    cold = per(meter.stop(), n, ("agents", "runner", "supervisor"))
-    idle = memory("agents")
-    meter.start()
-    warm_ids = await dispatch("short", 3)
-    await until(lambda: ended(warm_ids))
-    warm = per(meter.stop(), len(warm_ids), ("agents", "runner", "io_pool", "driver"))
-    meter.start()
-    await asyncio.sleep(3.0)  # a window of the idle actors' own upkeep (each polls its record)
-    idle_upkeep = per({k: v / meter.wall for k, v in meter.stop().items()}, n, ("agents",))
-    busy_ids = await dispatch("busy")
-
-    async def all_running() -> bool:
-        return all(s == "RUNNING" for s in await statuses(busy_ids))
-
-    await until(all_running)
-    busy = memory("agents")
-    await until(lambda: ended(busy_ids))
-    done = await statuses(first + warm_ids + busy_ids)
-    stop_actors([agent_name(agent_id) for agent_id, _ in made], settings)
-    return {
-        "agents": n,
-        "completed": done.count("COMPLETED"),
-        "task_executions": len(done),
-        "passive_agent_record_bytes": passive_bytes,
-        "idle_actor": idle,
-        "busy_actor": busy,
-        "cpu_first_task_incl_actor_start": cold,
-        "cpu_per_task_execution": warm,
-        "cpu_ms_per_idle_actor_second": idle_upkeep,
-    }
-
-
-def stop_actors(names: list[str], settings: Any) -> None:
-    """End measured actors now, so that their upkeep is not in the next phase's CPU."""
-    import ray
-
-    for name in names:
-        ray.kill(ray.get_actor(name, namespace=settings.ray.namespace), no_restart=True)
-
-
-async def conversations_phase(system: Any, settings: Any, m: int, k: int) -> dict[str, Any]:
-    from actors.handles import conversation_name
-    from linqra.assistants.chat import ChatRequest
-
-    assistant = await system.assistants.create(TEAM, {
-        "name": "units", "defaultModel": {"provider": "openai", "modelName": "slow-0-40"},
-    })  # fmt: skip
-
-    async def chat(conversation: str | None, text: str) -> tuple[str, str]:
-        request = ChatRequest(message=text, conversationId=conversation)
-        sent = await system.chat.send(TEAM, request, assistant_id=assistant.id)
-        reply = await system.chat.reply(TEAM, sent["run"]["id"], timeout=60)
-        return sent["conversation_id"], reply["status"]
-
-    meter = CpuMeter().start()
-    first = [await chat(None, f"hello {i}") for i in range(m)]
-    cold = per(meter.stop(), m, ("conversations", "driver", "supervisor"))
-    per_actor = memory("conversations")
-    ids = [c for c, _ in first]
-    meter.start()
-    replies = await asyncio.gather(*(chat(ids[i % m], f"more {i}") for i in range(k)))
-    warm = per(meter.stop(), k, ("conversations", "driver", "gcs", "raylet"))
-    statuses = [s for _, s in first + list(replies)]
-    stop_actors([conversation_name(c) for c in ids], settings)
-    return {
-        "conversations": m,
-        "messages": len(statuses),
-        "completed": statuses.count("completed"),
-        "reply_words": 42,
-        "actor": per_actor,
-        "cpu_first_message_incl_actor_start": cold,
-        "cpu_per_message": warm,
-    }
-
-
-async def executions_phase(runner: Any, e: int, r: int) -> dict[str, Any]:
-    def body(steps: int, seconds: float) -> dict[str, Any]:
-        wait = {"target": "wait", "params": {"seconds": seconds}}
-        return {"mode": "sequential", "steps": [{"step": i + 1, **wait} for i in range(steps)]}
-
-    async def run(steps: int, seconds: float) -> str:
-        record = await runner.run_definition.remote(TEAM, body(steps, seconds), {}, timeout=300)
-        return str(record["status"])
-
-    holders = ("runner", "io_pool")
-    before = total_memory(holders)
-    waiting = [asyncio.ensure_future(run(1, 15.0)) for _ in range(e)]
-
-    async def all_in_flight() -> bool:
-        return len(await runner.running.remote()) >= e
-
-    await until(all_in_flight)
-    meter = CpuMeter().start()
-    await asyncio.sleep(3.0)  # a window of the waiting executions' own upkeep
-    upkeep, upkeep_wall = meter.stop(), meter.wall
-    during = total_memory(holders)
-    waited = await asyncio.gather(*waiting)
-
-    async def batch(steps: int) -> tuple[dict[str, float], list[str]]:
-        meter.start()
-        got: list[str] = []
-        for i in range(0, r, 10):  # ten at a time
-            got += await asyncio.gather(*(run(steps, 0.0) for _ in range(min(10, r - i))))
-        return meter.stop(), got
-
-    one, ones = await batch(1)
-    ten, tens = await batch(10)
-    step = {k: (ten.get(k, 0.0) - one.get(k, 0.0)) / 9 for k in ("total", "runner", "io_pool")}
-    return {
-        "in_flight": e,
-        "completed": (waited + ones + tens).count("COMPLETED"),
-        "executions": len(waited) + len(ones) + len(tens),
-        "runner_and_io_before": before,
-        "runner_and_io_in_flight": during,
-        "memory_per_running_execution_kib": {
-            k.removesuffix("_mib"): round((during[k] - before[k]) * 1024 / e, 1) for k in before
-        },
-        "cpu_ms_per_running_execution_second": per(
-            {k: v / upkeep_wall for k, v in upkeep.items()}, e, holders
-        ),
-        "cpu_per_one_step_execution": per(one, r, holders),
-        "cpu_per_ten_step_execution": per(ten, r, holders),
-        "cpu_per_step": per(step, r, ("runner", "io_pool")),
-    }
-
-
-async def gateway_phase(settings: Any, pid: int, url: str, n: int) -> dict[str, Any]:
-    import aiohttp
-
-    headers = {"X-Team-Id": TEAM}
-    async with aiohttp.ClientSession(headers=headers) as http:
-        body = {"name": "units-read", "steps": [{"step": 1, "target": "noop", "params": {}}]}
-        async with http.post(f"{url}/v1/workflows", json=body) as made:
-            assert made.status == 201, await made.text()
-            read = f"{url}/v1/workflows/{(await made.json())['id']}"
-        statuses: list[int] = []
-
-        async def client(count: int) -> None:
-            for _ in range(count):
-                async with http.get(read) as answer:
-                    await answer.read()
-                    statuses.append(answer.status)
-
-        await asyncio.gather(*(client(25) for _ in range(8)))  # warm-up
-        statuses.clear()
-        meter = CpuMeter({pid: "gateway"}).start()
-        await asyncio.gather(*(client(n // 8) for _ in range(8)))
-        used = meter.stop()
-    done = len(statuses)
-    return {
-        "server": "deployments.app.create_app under uvicorn, one process (B12's), header auth",
-        "requests": done,
-        "ok": statuses.count(200),
-        "requests_per_s": round(done / meter.wall, 1),
-        "cpu_per_request": per(used, done, ("gateway", "driver")),
-        "gateway_process": {
-            "rss_mib": round(psutil.Process(pid).memory_info().rss / MIB, 1),
-        },
-    }
-
-
-async def events_phase(bus: Any, n: int) -> dict[str, Any]:
-    meter = CpuMeter().start()
-    got = await _b10_one(bus, n, None)
-    used = meter.stop()
-    return {**got, "cpu_per_event": per(used, n, ("driver", "redis", "bus"))}
-
-
 # -- the run -----------------------------------------------------------------------------------
 @contextmanager
 def cluster(data_dir: Path, fake_url: str) -> Iterator[tuple[Any, Any]]:
@@ -389,7 +102,7 @@ def cluster(data_dir: Path, fake_url: str) -> Iterator[tuple[Any, Any]]:
     from actors.cluster import start_cluster
     from linqra.config import LLMProviderConfig, LLMSettings
 
-    settings = _settings(data_dir)
+    settings = bench_settings(data_dir)
     providers = {
         **LLMSettings().providers,
         "openai": LLMProviderConfig(kind="openai", base_url=f"{fake_url}/v1"),
@@ -399,8 +112,7 @@ def cluster(data_dir: Path, fake_url: str) -> Iterator[tuple[Any, Any]]:
         "agents": settings.agents.model_copy(update={"idle_seconds": 600.0}),
         "chat": settings.chat.model_copy(update={"idle_seconds": 600.0}),
     })  # fmt: skip
-    ray.init(address="local", num_cpus=2, namespace=NAMESPACE, include_dashboard=False,
-             log_to_driver=False)  # fmt: skip
+    init_local_ray()
     try:
         actors = start_cluster(settings)
         ray.get(actors.runner.ping.remote())
@@ -442,13 +154,13 @@ def measure(sizes: Sizes) -> dict[str, Any]:
     out: dict[str, Any] = {"sizes": asdict(sizes)}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="linqra-units-")))
-        fake, _ = stack.enter_context(_process(_serve_asgi, "benchmarks.chat:fake_app"))
+        fake, _ = stack.enter_context(server_process(serve_asgi, FAKE_OPENAI))
         settings, actors = stack.enter_context(cluster(tmp / "cluster", fake))
         out.update(asyncio.run(on_cluster(settings, actors, sizes)))
-        app_settings = _settings(tmp / "gateway")
+        app_settings = bench_settings(tmp / "gateway")
         limits = app_settings.rate_limits.model_copy(update={"team": "100000000/minute"})
         app_settings = app_settings.model_copy(update={"rate_limits": limits})
-        url, pid = stack.enter_context(_server(app_settings))
+        url, pid = stack.enter_context(app_server(app_settings))
         out["gateway"] = asyncio.run(gateway_phase(app_settings, pid, url, sizes.requests))
         print("gateway", json.dumps(out["gateway"]), flush=True)
         redis_url = stack.enter_context(redis_server())
@@ -615,7 +327,7 @@ def main() -> None:
         **before,
         "load_after": os.getloadavg()[0],
         "command": "python -m benchmarks.unit_costs" + (" --quick" if args.quick else ""),
-        "uncommitted_changes_in_tree": _git("status", "--porcelain", "--untracked-files=no"),
+        "uncommitted_changes_in_tree": git("status", "--porcelain", "--untracked-files=no"),
         "cluster": "local Ray, num_cpus=2, one 2-core machine, SQLite store, ray:// bus",
         "measured": measured,
         "units": unit,

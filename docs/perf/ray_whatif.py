@@ -35,8 +35,8 @@ import ray
 
 from actors._context import process_system, shipped_settings
 from actors.executor import run_cpu_step
-from benchmarks.profile_ray import _actor, _call, _init_ray, _Shipped, noop
-from benchmarks.run import _settings
+from benchmarks._support import bench_settings, init_local_ray
+from benchmarks.profile_ray import Shipped, noop, probe_actor, step_call
 from linqra.clock import iso
 from linqra.steps.runtime import StepOutcome, run_step_call
 
@@ -67,16 +67,16 @@ def same_thread(call: Any, settings_json: str) -> StepOutcome:
     return loop.run_until_complete(run())
 
 
-class Caller(_Shipped):
+class Caller(Shipped):
     async def run(self, variant: str, n: int) -> float:
         """Per task, ms, of ``n`` tasks awaited one at a time."""
         sj = self.settings_json
         submit = {
             "noop": lambda i: noop.remote(i),
-            "args_only": lambda i: args_only.remote(_call(i), sj),
-            "outcome_only": lambda i: outcome_only.remote(_call(i), sj),
-            "same_thread": lambda i: same_thread.remote(_call(i), sj),
-            "run_cpu_step": lambda i: run_cpu_step.remote(_call(i), sj),
+            "args_only": lambda i: args_only.remote(step_call(i), sj),
+            "outcome_only": lambda i: outcome_only.remote(step_call(i), sj),
+            "same_thread": lambda i: same_thread.remote(step_call(i), sj),
+            "run_cpu_step": lambda i: run_cpu_step.remote(step_call(i), sj),
         }[variant]
         t0 = time.perf_counter()
         for i in range(1, n + 1):
@@ -133,10 +133,10 @@ def main() -> None:
         return
     import tempfile
 
-    settings = _settings(Path(tempfile.mkdtemp(prefix="linqra-rayprof-")))
-    _init_ray()
+    settings = bench_settings(Path(tempfile.mkdtemp(prefix="linqra-rayprof-")))
+    init_local_ray()
     try:
-        caller = _actor(Caller, settings)
+        caller = probe_actor(Caller, settings)
         names = ["noop", "args_only", "outcome_only", "same_thread", "run_cpu_step"]
         per_task: dict[str, list[float]] = {name: [] for name in names}
         for cycle in range(args.cycles + 1):
