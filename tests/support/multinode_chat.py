@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 QUICK = "slow-20-60"  # 1.2 s of words: the spread phase's replies
-MEDIUM = "slow-50-600"  # 30 s: still being written on a node that lives when the other dies
+MEDIUM = "slow-50-300"  # 15 s: still being written on a node that lives when the other dies
+# (the kill comes 1-2 s after both replies stream; the rest of the batch ends 10-15 s after it)
 LONG = "slow-50-1200"  # 60 s: mid-answer when its node is killed, however loaded the machine
 
 
