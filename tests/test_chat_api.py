@@ -396,7 +396,8 @@ def test_closing_the_stream_cancels_the_run_when_the_message_says_so(
 
 def test_a_stream_of_an_ended_run_whose_event_log_is_gone_ends(client: TestClient) -> None:
     """A ``memory://`` log is lost when its process restarts (and any log after its TTL): a
-    client reconnecting to a run that ended gets an empty stream, not keep-alives forever."""
+    client reconnecting to a run that ended gets its end, made from the records, and the stream
+    ends — not keep-alives forever, nor a stream closed with no end."""
     assistant = make_assistant(client)
     done = client.post(f"/v1/assistants/{assistant}/chat", json={"message": "hello"}).json()
     runs = f"/v1/conversations/{done['conversation_id']}/runs/{done['run_id']}"
@@ -414,7 +415,11 @@ def test_a_stream_of_an_ended_run_whose_event_log_is_gone_ends(client: TestClien
     reader.start()
     reader.join(KEEPALIVE * 20)
     assert not reader.is_alive(), "the stream of an ended run never ended"
-    assert read == [[]]
+    [[(event_id, name, end)]] = read
+    assert (event_id, name) == (f"{done['run_id']}:4", "run.completed")
+    reply = client.get(f"/v1/conversations/{done['conversation_id']}/messages").json()["items"][-1]
+    assert end == {"run_id": done["run_id"], "status": "completed", "message_id": reply["id"],
+                   "content": reply["content"], "cost": reply["cost"]}  # fmt: skip
     assert client.get(runs).json()["status"] == "completed"
 
 
