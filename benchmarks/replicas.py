@@ -145,6 +145,8 @@ class Bench:
         from deployments.gateway import Gateway
         from deployments.orchestrator import ChatOrchestrator
 
+        if "num_replicas" in options:  # a fixed count: the shipped autoscaling_config would
+            options.setdefault("autoscaling_config", None)  # keep it at its own (1 replica)
         orchestrator = ChatOrchestrator.options(**QUICK).bind(self.shipped)  # type: ignore[attr-defined]
         app = Gateway.options(**QUICK, **options).bind(self.shipped, orchestrator)  # type: ignore[attr-defined]
         serve.run(app, name=APP_NAME, route_prefix="/")
@@ -175,7 +177,7 @@ class Bench:
             actor_id: {"node": self.nodes.label(info["Address"]["NodeID"]),
                        "pid": info.get("Pid")}
             for actor_id, info in table.items()
-            if info.get("State") == "ALIVE" and info.get("ClassName", "").endswith(":Gateway")
+            if info.get("State") == "ALIVE" and info.get("ActorClassName", "").endswith(":Gateway")
         }  # fmt: skip
 
     def workflow(self) -> str:
@@ -221,6 +223,7 @@ class Bench:
         return out
 
     def scale_up(self) -> dict[str, Any]:
+        self.deploy(num_replicas=1)  # from one replica (the autoscaler keeps what it finds)
         self.deploy(autoscaling_config=SCALE_UP)
         url = f"{self.base}/v1/workflows/{self.workflow()}"
         before = set(self.replicas())
