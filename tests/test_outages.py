@@ -182,3 +182,33 @@ async def test_mongodb_stopped_is_a_prompt_503_and_recovers(tmp_path: Path) -> N
 async def test_a_frozen_mongodb_is_a_503_within_the_timeout_not_a_hang(tmp_path: Path) -> None:
     with mongo_process(tmp_path / "data") as server:
         await _mongo_outage(server, server.freeze)
+
+
+async def test_a_replica_set_primary_stepping_down_is_a_prompt_503_and_recovers(
+    tmp_path: Path,
+) -> None:
+    """Production runs MongoDB as a replica set (issue 17, part 5; docs/operations.md,
+    "Production topology"): the store connects by a replica-set URI — SecantusDB answers as a
+    one-node set named ``secantus``, as a real ``mongod --replSet`` does — and while its primary
+    steps down (``replSetStepDown``, what an election looks like to a client) a write or a read
+    from the primary is a prompt 503 (the gateway's ``Retry-After``); the same client writes
+    again once a primary is back, without being reopened."""
+    import pymongo
+
+    with mongo_process(tmp_path / "data") as server:
+        url = f"{server.url}?replicaSet=secantus"
+        store = open_store(url, timeout_seconds=TIMEOUT, connect_timeout_seconds=CONNECT)
+        admin: Any = pymongo.MongoClient(server.url, directConnection=True)
+        try:
+            await store.insert("things", "t1", {"id": "before", "n": 1})
+            assert admin.admin.command("hello")["setName"] == "secantus"
+            # a window longer than the two prompt failures below take, even on a busy machine
+            admin.admin.command({"replSetStepDown": 8, "force": True})
+            await _fails_promptly(store.update("things", "t1", "before", {"n": 2}))
+            await _fails_promptly(store.get("things", "t1", "before"))
+            await _recovers(lambda: store.insert("things", "t1", {"id": "after"}))
+            assert await store.update("things", "t1", "before", {"n": 3})
+            assert (await store.get("things", "t1", "before"))["n"] == 3
+        finally:
+            admin.close()
+            await store.close()
