@@ -165,3 +165,29 @@ async def test_a_resume_leaves_a_queued_async_step_to_its_worker(system: System,
         await process_async_step(delivery.event.payload, repo, system.registry, system.ctx)
         assert (await repo.full_record(TEAM, ex["id"]))["pending_async_steps"] == []
     await asyncio.gather(old.close(), new.close(), return_exceptions=True)
+
+
+async def test_a_cancel_before_the_engine_began_ends_the_execution_at_once(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that reaches the runner's task before its engine began (a cancel right after a
+    resume) is recorded by the runner itself: the execution is not left RUNNING for the reaper
+    (seen in CI: the client's wait outlived a keep-alive)."""
+    wf = await system.workflows.create(
+        TEAM, {"name": "early-cancel", "steps": [{"step": 1, "target": "noop"}]}
+    )
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id)
+    runner = system.runner("early-cancel")
+    never = asyncio.Event()
+    real = runner.engine.run
+
+    async def not_begun(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        await never.wait()  # the task exists; its engine has not begun
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(runner.engine, "run", not_begun)
+    await runner.submit(TEAM, ex["id"])
+    assert (await system.workflows.executions.get(TEAM, ex["id"]))["status"] == "RUNNING"
+    record = await runner.cancel(TEAM, ex["id"])
+    assert record["status"] == "CANCELLED" and record["error"]["code"] == "cancelled"
+    assert runner.running() == []

@@ -16,6 +16,7 @@ again since — under the same runner id too — is refused and gives it up
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -40,6 +41,7 @@ class ExecutionRunner:
         self.runner_id = engine.runner_id
         self.metrics = engine.ctx.system.metrics
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._claims: dict[asyncio.Task[dict[str, Any]], int] = {}  # the claim each runs under
         self._reaper: asyncio.Task[None] | None = None
 
     async def start(self, *, reap: bool = True) -> None:
@@ -135,8 +137,11 @@ class ExecutionRunner:
         await self.repo.request_cancel(team_id, execution_id)
         task = self._tasks.get(execution_id)
         if task is not None:
+            claim = self._claims.get(task, 0)
             task.cancel()
             await asyncio.wait({task}, timeout=30)
+            if task.done():  # stopped before its engine began (a cancel right after a resume):
+                await self._end_cancelled(team_id, execution_id, claim)  # nothing else ends it
         elif doc["status"] == ExecutionStatus.PENDING:
             ended = await self.repo.transition(
                 team_id,
@@ -152,6 +157,24 @@ class ExecutionRunner:
                 self.metrics.add(EXECUTIONS, team=team_id, status=ExecutionStatus.CANCELLED)
         # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
         return await self.repo.get(team_id, execution_id)
+
+    async def _end_cancelled(self, team_id: str, execution_id: str, claim: int) -> None:
+        """Record CANCELLED an execution still RUNNING under this runner's ``claim`` after its
+        task ended (the engine records its own end; one cancelled before it began has none)."""
+        ended = await self.repo.transition(
+            team_id,
+            execution_id,
+            {
+                "status": ExecutionStatus.CANCELLED,
+                "finished_at": iso(),
+                "error": {"code": "cancelled", "message": "cancelled before it started"},
+            },
+            from_status=[ExecutionStatus.RUNNING],
+            runner_id=self.runner_id,
+            claim=claim,
+        )
+        if ended:
+            self.metrics.add(EXECUTIONS, team=team_id, status=ExecutionStatus.CANCELLED)
 
     async def run(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
         """:meth:`submit`, then :meth:`wait` (one call for a caller in another process)."""
@@ -188,14 +211,25 @@ class ExecutionRunner:
             self._run(team_id, execution_id, claim, fresh), name=f"execution-{execution_id}"
         )
         self._tasks[execution_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(execution_id, None))
+        self._claims[task] = claim
+        task.add_done_callback(functools.partial(self._forget, execution_id))
+
+    def _forget(self, execution_id: str, task: asyncio.Task[Any]) -> None:
+        """``task`` ended: drop it, unless a newer run of the same execution (a resume right
+        after a cancel) has taken its place — that one must stay reachable by ``cancel``."""
+        self._claims.pop(task, None)
+        if self._tasks.get(execution_id) is task:
+            del self._tasks[execution_id]
 
     async def _run(
         self, team_id: str, execution_id: str, claim: int, fresh: bool
     ) -> dict[str, Any]:
         try:
             record = await self.engine.run(team_id, execution_id, fresh=fresh, claim=claim)
-        except (asyncio.CancelledError, ClaimLost):
+        except asyncio.CancelledError:
+            log.info("execution %s stopped on this runner (cancelled or closing)", execution_id)
+            return {}
+        except ClaimLost:
             log.warning("execution %s given up by this runner (claim lost)", execution_id)
             return {}
         self._ended(team_id, record)

@@ -61,6 +61,10 @@ async def follow(
                 headers=plan.headers,
             ) as events:
                 async for sse in events:
+                    if sse.event == "message" and not sse.data:
+                        # a keep-alive comment: httpx-sse dispatches it as an empty event
+                        # carrying the last event's id (the spec keeps that id across events)
+                        continue
                     if sse.event == "error":
                         raise _stream_error(sse)
                     if sse.id:
