@@ -55,22 +55,8 @@ def serve_app(settings: Any, port: int) -> None:
 @contextlib.contextmanager
 def app_server(settings: Any) -> Iterator[tuple[str, int]]:
     """The app of ``settings`` in its own process; yields its URL and process id."""
-    from linqra.testing.servers import wait_port
-
-    port = free_port()
-    proc = multiprocessing.get_context("spawn").Process(
-        target=serve_app, args=(settings, port), daemon=True
-    )
-    proc.start()
-    try:
-        wait_port(port, timeout=180)
-        assert proc.pid is not None
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()  # SIGTERM: uvicorn shuts down, the app's lifespan closes its system
-        proc.join(30)
-        if proc.is_alive():
-            proc.kill()
+    with server_process(serve_app, settings) as served:
+        yield served
 
 
 def serve_asgi(factory: str, port: int) -> None:

@@ -141,26 +141,25 @@ class ExecutionRunner:
             task.cancel()
             await asyncio.wait({task}, timeout=30)
             if task.done():  # stopped before its engine began (a cancel right after a resume):
-                await self._end_cancelled(team_id, execution_id, claim)  # nothing else ends it
+                await self._end_cancelled(  # nothing else would end it
+                    team_id, execution_id, ExecutionStatus.RUNNING, self.runner_id, claim
+                )
         elif doc["status"] == ExecutionStatus.PENDING:
-            ended = await self.repo.transition(
-                team_id,
-                execution_id,
-                {
-                    "status": ExecutionStatus.CANCELLED,
-                    "finished_at": iso(),
-                    "error": {"code": "cancelled", "message": "cancelled before it started"},
-                },
-                from_status=[ExecutionStatus.PENDING],
-            )
-            if ended:
-                self.metrics.add(EXECUTIONS, team=team_id, status=ExecutionStatus.CANCELLED)
+            await self._end_cancelled(team_id, execution_id, ExecutionStatus.PENDING)
         # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
         return await self.repo.get(team_id, execution_id)
 
-    async def _end_cancelled(self, team_id: str, execution_id: str, claim: int) -> None:
-        """Record CANCELLED an execution still RUNNING under this runner's ``claim`` after its
-        task ended (the engine records its own end; one cancelled before it began has none)."""
+    async def _end_cancelled(
+        self,
+        team_id: str,
+        execution_id: str,
+        status: ExecutionStatus,
+        runner_id: str | None = None,
+        claim: int | None = None,
+    ) -> None:
+        """Record CANCELLED an execution cancelled before its engine began (the engine records
+        its own end): one still ``status`` — PENDING, or RUNNING under ``runner_id``'s
+        ``claim`` after that runner's task ended."""
         ended = await self.repo.transition(
             team_id,
             execution_id,
@@ -169,8 +168,8 @@ class ExecutionRunner:
                 "finished_at": iso(),
                 "error": {"code": "cancelled", "message": "cancelled before it started"},
             },
-            from_status=[ExecutionStatus.RUNNING],
-            runner_id=self.runner_id,
+            from_status=[status],
+            runner_id=runner_id,
             claim=claim,
         )
         if ended:
