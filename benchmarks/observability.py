@@ -1,14 +1,24 @@
 """B17 — what metrics and tracing cost (issue 16): B1 and B2 with both on against both off, in
 one run, on one Ray cluster.
 
-    python -m benchmarks.observability [--rounds 12] [--sample-ratio 1.0] [--write-docs]
+    python -m benchmarks.observability [--rounds 30] [--sides off,off_again,on,on_full]
+                                       [--write-docs]
 
-Five sets of Linqra's actors share the cluster, each in its own namespace: ``off`` with
-``metrics.enabled: false`` and no ``tracing.otlp_url``; ``off_again``, the same (a control);
-``metrics`` with metrics through Ray's export (team labels on, the costlier choice);
-``tracing`` with spans (``--sample-ratio`` of the traces) exported over OTLP/HTTP to a local sink
-that reads and drops them; ``on`` with both. The sides take turns, so drift in the machine's
-load falls on all; the figure is the ratio of medians (target for ``on``: at most 1.03).
+Each side is a set of Linqra's actors in its own namespace on the same cluster:
+
+* ``off``: ``metrics.enabled: false``, no ``tracing.otlp_url``;
+* ``off_again``: the same, a control — how far two identical sides differ is the floor of what
+  this can tell apart;
+* ``on``: metrics through Ray's export (team labels on, the costlier choice) and tracing as
+  shipped (``tracing.sample_ratio`` left at its default), spans exported over OTLP/HTTP to a
+  local sink that reads and drops them;
+* ``on_full``: the same with every trace recorded (``sample_ratio: 1.0``);
+* ``metrics`` and ``tracing`` (not run unless named): each alone, tracing at the default ratio.
+
+The sides take turns within each round, in an order that alternates, so drift in the machine's
+load falls on all. A side's figure is the median over rounds of its ratio to ``off`` *in the
+same round* (paired, which cancels slow drift), with the spread of those ratios (interquartile)
+beside it. Target for ``on``: at most 1.03.
 
 B1  20 sequential ``noop`` steps pinned to ``executor: task`` (the warm CPU-step workers).
 B2  100 parallel ``http`` steps to a local server that answers after 200 ms (the I/O pool).
@@ -52,30 +62,42 @@ class _Sink(AppServer):
         return Response(b"", media_type="application/x-protobuf")
 
 
-SIDES = ("off", "off_again", "metrics", "tracing", "on")
-"""``off_again`` is a second set of actors with both off: how far two identical sides differ
-(their processes land on the cores differently) is the floor of what this can tell apart."""
+SIDES = ("off", "off_again", "on", "on_full", "metrics", "tracing")
+DEFAULT_SIDES = ("off", "off_again", "on", "on_full")
+SHIPPED_RATIO = TracingSettings().sample_ratio
 
 
-def _side(base: Settings, name: str, sink_url: str, ratio: float) -> Settings:
-    metrics = name in ("metrics", "on")
-    traced = name in ("tracing", "on")
+def _side(base: Settings, name: str, sink_url: str) -> Settings:
+    metrics = name in ("metrics", "on", "on_full")
+    traced = name in ("tracing", "on", "on_full")
+    tracing = TracingSettings(otlp_url=sink_url) if traced else TracingSettings()
+    if name == "on_full":
+        tracing = tracing.model_copy(update={"sample_ratio": 1.0})
     return base.model_copy(
         update={
             "metrics": MetricsSettings(enabled=metrics, team_labels=metrics),
-            "tracing": TracingSettings(otlp_url=sink_url if traced else "", sample_ratio=ratio),
+            "tracing": tracing,
             "ray": base.ray.model_copy(update={"namespace": f"b17-{name}"}),
         }
     )
 
 
-def measure(rounds: int, ratio: float) -> dict[str, Any]:
+def _decile(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[0]
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return q1, q2, q3
+
+
+def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
     with quotes_server() as quotes_url, _Sink() as sink:
         base = bench_settings(
             Path(tempfile.mkdtemp(prefix="linqra-b17-")),
             {"quotes-service": ServiceConfig(urls=[quotes_url])},
         )
-        sides = {name: _side(base, name, f"{sink.url}/v1/traces", ratio) for name in SIDES}
+        sides = {name: _side(base, name, f"{sink.url}/v1/traces") for name in names}
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             runners = {}
@@ -99,43 +121,71 @@ def measure(rounds: int, ratio: float) -> dict[str, Any]:
 
             out: dict[str, Any] = {}
             for label, body, per_round in (("B1", chain, 4), ("B2", fan, 1)):
-                times: dict[str, list[float]] = {name: [] for name in SIDES}
+                # per round, per side: the median of its runs in that round
+                per: dict[str, list[float]] = {name: [] for name in names}
+                every: dict[str, list[float]] = {name: [] for name in names}
                 for turn in range(rounds + 1):
-                    order = SIDES if turn % 2 else SIDES[::-1]
+                    order = names if turn % 2 else names[::-1]
                     for name in order:
-                        for _ in range(per_round):
-                            elapsed = once(runners[name], body)
-                            if turn:  # the first round warms every side up
-                                times[name].append(elapsed)
-                medians = {name: statistics.median(values) for name, values in times.items()}
-                out[label] = {
-                    **{f"{name}_ms": round(medians[name] * 1000, 2) for name in SIDES},
-                    **{
-                        f"{name}_over_off": round(medians[name] / medians["off"], 3)
-                        for name in SIDES[1:]
-                    },
-                    "runs_per_side": len(times["on"]),
+                        runs = [once(runners[name], body) for _ in range(per_round)]
+                        if turn:  # the first round warms every side up
+                            per[name].append(statistics.median(runs))
+                            every[name].extend(runs)
+                result: dict[str, Any] = {
+                    f"{name}_ms": round(statistics.median(per[name]) * 1000, 2) for name in names
                 }
+                for name in names[1:]:
+                    ratios = [side / off for side, off in zip(per[name], per["off"], strict=True)]
+                    q1, q2, q3 = _quartiles(ratios)
+                    result[f"{name}_over_off"] = round(q2, 3)
+                    result[f"{name}_iqr"] = [round(q1, 3), round(q3, 3)]
+                    # the fastest tenth of each side's runs: what it costs when nothing else
+                    # on the machine got in its way (noise only ever adds time)
+                    fast = _decile(every[name]) / _decile(every["off"])
+                    result[f"{name}_fastest_tenth_over_off"] = round(fast, 3)
+                result["rounds"] = rounds
+                result["runs_per_side"] = rounds * per_round
+                out[label] = result
             out["otlp_bytes_received"] = sink.bytes  # so far: the last batch may be on its way
             return out
         finally:
             ray.shutdown()
 
 
+LABELS = {
+    "off_again": "both off again (control)",
+    "on": "both on, as shipped",
+    "on_full": "both on, every trace recorded",
+    "metrics": "metrics only",
+    "tracing": "tracing only, as shipped",
+}
+
+
 def _table(r: dict[str, Any]) -> str:
+    names = [name for name in SIDES[1:] if name in r["sides"]]
+    cell = "{ms} ms, **{ratio}** [{lo}-{hi}], {fast}"
     rows = [
         BEGIN,
         "",
-        f"{r['when']}, commit {r['commit']}, load {r['load']}: `python -m benchmarks.observability"
-        f" --sample-ratio {r['sample_ratio']}` (one cluster, 2 CPUs; the sides take turns; medians).",
+        f"{r['when']}, commit {r['commit']}, load {r['load']} → {r['load_after']}: `python -m"
+        f" benchmarks.observability --rounds {r['B1']['rounds']}` (one cluster, 2 CPUs; shipped"
+        f" `tracing.sample_ratio` {r['shipped_sample_ratio']}). Each cell: the median time, then"
+        " the median over rounds of the ratio to both off in the same round [its interquartile"
+        " range], then the ratio of the fastest tenth of the runs (what noise adds least to).",
         "",
-        "| measure | both off | both off again (control) | metrics only | tracing only | both on | on / off |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| measure | both off | " + " | ".join(LABELS[name] for name in names) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in names) + " |",
         *(
-            f"| {what} | {b['off_ms']} ms | {b['off_again_ms']} ms ({b['off_again_over_off']}) |"
-            f" {b['metrics_ms']} ms ({b['metrics_over_off']}) |"
-            f" {b['tracing_ms']} ms ({b['tracing_over_off']}) | {b['on_ms']} ms |"
-            f" **{b['on_over_off']}** |"
+            f"| {what} | {b['off_ms']} ms | "
+            + " | ".join(
+                cell.format(
+                    ms=b[f"{name}_ms"], ratio=b[f"{name}_over_off"],
+                    lo=b[f"{name}_iqr"][0], hi=b[f"{name}_iqr"][1],
+                    fast=b[f"{name}_fastest_tenth_over_off"],
+                )
+                for name in names
+            )
+            + " |"
             for what, b in (
                 ("B1: 20 `task` steps", r["B1"]),
                 ("B2: 100 parallel 200 ms `http` steps", r["B2"]),
@@ -149,17 +199,21 @@ def _table(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.observability")
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument(
-        "--sample-ratio", type=float, default=1.0, help="tracing.sample_ratio of the traced sides"
+        "--sides",
+        default=",".join(DEFAULT_SIDES),
+        help=f"which of {', '.join(SIDES)} to run (off always runs, first)",
     )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    result = {
-        **stamp(),
-        "sample_ratio": args.sample_ratio,
-        **measure(args.rounds, args.sample_ratio),
-    }
+    names = ("off", *(n for n in args.sides.split(",") if n and n != "off"))
+    unknown = set(names) - set(SIDES)
+    if unknown:
+        parser.error(f"--sides: unknown {sorted(unknown)}; known: {', '.join(SIDES)}")
+    result = {**stamp(), "sides": list(names), "shipped_sample_ratio": SHIPPED_RATIO}
+    result.update(measure(args.rounds, names))
+    result["load_after"] = stamp()["load"]
     publish(result, RESULTS, (BEGIN, END), _table(result), args.write_docs)
 
 

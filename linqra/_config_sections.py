@@ -25,7 +25,10 @@ class TracingSettings(BaseModel):
         default=2000, ge=10, le=60_000, description="longest a finished span waits to be exported"
     )
     sample_ratio: float = Field(
-        default=1.0, ge=0, le=1, description="share of new traces recorded (parent's choice kept)"
+        default=0.1,
+        ge=0,
+        le=1,
+        description="share of new traces recorded (a caller's sampled traceparent always is)",
     )
 
 

@@ -122,6 +122,32 @@ class _Span:
         self._span.end()
 
 
+class _Carried:
+    """The ``with`` block of :func:`span` under a parent that is not sampled: the parent's
+    context is made current (so what runs inside knows the trace is not recorded and carries
+    that on) but no span is made."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(self._context)
+        return trace.get_current_span(self._context)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+def _unsampled() -> bool:
+    """Whether the current span belongs to a trace that is not recorded (then neither is any
+    child: the sampler is parent-based)."""
+    current = trace.get_current_span().get_span_context()
+    return current.is_valid and not current.trace_flags.sampled
+
+
 def span(
     name: str,
     *,
@@ -131,11 +157,23 @@ def span(
 ) -> contextlib.AbstractContextManager[Any]:
     """A span around the ``with`` block, the current one inside it: a child of ``parent`` (a
     ``traceparent``) when given, else of the current span. A no-op while tracing is off.
-    Attributes are bounded by the caller: ids, names, numbers — never secrets or payloads."""
+    Attributes are bounded by the caller: ids, names, numbers — never secrets or payloads.
+
+    In a trace that is not sampled (``tracing.sample_ratio`` below 1) no span is made at all,
+    only the parent's context carried: a child of an unsampled span would be dropped anyway, and
+    making it is most of what tracing costs an unsampled step (issue 16's B17)."""
     tracer = _tracer
     if tracer is None:
         return _OFF
-    context = _PROPAGATOR.extract({"traceparent": parent}) if parent else None
+    if parent:
+        context = _PROPAGATOR.extract({"traceparent": parent})
+        remote = trace.get_current_span(context).get_span_context()
+        if remote.is_valid and not remote.trace_flags.sampled:
+            return _Carried(context)
+    else:
+        if _unsampled():
+            return _OFF  # the current context already says "not sampled"
+        context = None
     return _Span(tracer.start_span(name, context=context, kind=kind, attributes=attributes))
 
 
@@ -149,11 +187,20 @@ def traceparent() -> str | None:
 
 
 def trace_id(parent: str | None) -> str | None:
-    """The 32-hex-digit trace id of a ``traceparent``."""
+    """The 32-hex-digit trace id of a ``traceparent`` whose trace is recorded (sampled): the
+    id to look a trace up by, so none for a trace that was not kept."""
     if not parent:
         return None
     parts = parent.split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 and _sampled(parent) else None
+
+
+def _sampled(parent: str) -> bool:
+    """The ``sampled`` bit of a ``traceparent``'s flags (its last field, two hex digits)."""
+    try:
+        return int(parent[-2:], 16) & 1 == 1
+    except ValueError:  # not hex: the propagator finds no parent in it either
+        return False
 
 
 def annotate(attributes: Mapping[str, Any]) -> None:
@@ -168,7 +215,9 @@ def open_span(name: str, *, attributes: Mapping[str, Any] | None = None) -> Any 
     context entered in one part cannot be left in another). End it with :func:`close_span`;
     ``None`` while tracing is off."""
     tracer = _tracer
-    return None if tracer is None else tracer.start_span(name, attributes=attributes)
+    if tracer is None or _unsampled():
+        return None
+    return tracer.start_span(name, attributes=attributes)
 
 
 def close_span(

@@ -241,7 +241,9 @@ def ray_settings(
         data, http_service, http_service_b, fake_openai, fake_anthropic, milvus=milvus_uri,
         metrics=MetricsSettings(team_labels=True),  # a test's team is its own series
         # every Ray test runs traced: spans go out over OTLP/HTTP from each process
-        tracing=TracingSettings(otlp_url=otlp_receiver.traces_url, export_delay_ms=200),
+        tracing=TracingSettings(
+            otlp_url=otlp_receiver.traces_url, export_delay_ms=200, sample_ratio=1.0
+        ),
     )  # fmt: skip
     return base.model_copy(
         update={"ray": base.ray.model_copy(update={"namespace": NAMESPACE})}

@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from linqra import tracing
 from linqra.config import Settings
@@ -126,3 +127,56 @@ def test_a_request_is_the_root_of_its_executions_trace_and_names_it(
     theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     answer = client.get("/v1/workflows", headers={"traceparent": theirs})
     assert answer.headers["x-trace-id"] == "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest.fixture
+def unsampled() -> Iterator[InMemorySpanExporter]:
+    """Tracing on with ``tracing.sample_ratio: 0``: new traces are not recorded, a caller's
+    sampled ``traceparent`` still is (the sampler is the one ``tracing.configure`` builds)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.uninstall()
+
+
+def test_an_unsampled_request_records_nothing_and_names_no_trace(
+    client: Any, unsampled: InMemorySpanExporter
+) -> None:
+    created = client.post("/v1/workflows", json={"name": "one", "steps": [
+        {"step": 1, "target": "noop"}, {"step": 2, "target": "noop"}]})  # fmt: skip
+    answer = client.post(f"/v1/workflows/{created.json()['id']}/execute?wait=true", json={})
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert unsampled.get_finished_spans() == ()
+    # no id that leads nowhere: the header and the record name only a trace that was kept
+    assert "x-trace-id" not in answer.headers and "trace_id" not in record
+    # a caller's unsampled traceparent is obeyed the same way, whatever the ratio
+    theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    answer = client.get("/v1/workflows", headers={"traceparent": theirs})
+    assert answer.status_code == 200 and "x-trace-id" not in answer.headers
+    assert unsampled.get_finished_spans() == ()
+
+
+def test_a_sampled_traceparent_records_the_whole_trace_at_a_ratio_of_zero(
+    client: Any, unsampled: InMemorySpanExporter
+) -> None:
+    """How to trace one request while sampling keeps the rest cheap: send it a ``traceparent``
+    whose flags say sampled (docs/observability.md, "Sampling")."""
+    created = client.post("/v1/workflows", json={"name": "one", "steps": [
+        {"step": 1, "target": "noop"}, {"step": 2, "target": "noop"}]})  # fmt: skip
+    theirs = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    answer = client.post(
+        f"/v1/workflows/{created.json()['id']}/execute?wait=true",
+        json={},
+        headers={"traceparent": theirs},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-trace-id"] == answer.json()["trace_id"] == theirs.split("-")[1]
+    named = _by_name(unsampled.get_finished_spans())
+    assert {"execution", "step 1", "step 2", "run noop"} <= set(named)
+    assert {_hex(s.context.trace_id, 32) for s in named.values()} == {theirs.split("-")[1]}
+    assert _parent_of(named["step 2"], named) == "execution"

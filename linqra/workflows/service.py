@@ -326,5 +326,8 @@ def _trace_fields() -> dict[str, Any]:
         fields["request_id"] = request_id
     parent = traceparent()
     if parent is not None:
-        fields.update(traceparent=parent, trace_id=trace_id(parent))
+        fields["traceparent"] = parent  # an unsampled one too: the runner keeps that choice
+        recorded = trace_id(parent)
+        if recorded is not None:
+            fields["trace_id"] = recorded
     return fields
