@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployments.remote_cli import complain, remote, wants_json
-from linqra_client import Linqra
-from linqra_client.chat_events import MessageDelta, MessageReplace, RunQueued
+
+if TYPE_CHECKING:  # linqra_client is imported where a command runs (deployments/remote_cli.py)
+    from linqra_client import Linqra
 
 __all__ = ["add_chat_command"]
 
@@ -104,6 +105,8 @@ def _turn(
 ) -> tuple[bool, str | None]:
     """Send ``message`` and print the reply as it streams; whether it completed, and the
     conversation it is part of."""
+    from linqra_client.chat_events import MessageDelta, MessageReplace, RunQueued
+
     stream = client.assistants.chat(assistant_id, message, conversation_id=conversation)
     as_json = wants_json(args)
     try:

@@ -20,20 +20,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs (types-tqdm is not installed)
 
 from deployments.remote_cli import UsageError, emit_json, parse_params, remote, say, wants_json
-from linqra_client import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    Linqra,
-    NotFound,
-    UploadProgress,
-    models,
-)
+
+if TYPE_CHECKING:  # linqra_client is imported where a command runs (deployments/remote_cli.py)
+    from linqra_client import Linqra, UploadProgress, models
 
 __all__ = ["add_ingest_command"]
 
@@ -161,6 +155,8 @@ def _upload(
     args: argparse.Namespace,
     metadata: dict[str, Any],
 ) -> Outcome:
+    from linqra_client import APIConnectionError, APIError, APITimeoutError
+
     try:
         document = client.knowledge.upload(
             collection,
@@ -190,6 +186,8 @@ def _upload(
 def _collection(
     client: Linqra, args: argparse.Namespace
 ) -> models.Collection | models.CollectionStats:
+    from linqra_client import NotFound
+
     try:
         return client.knowledge.collection(args.collection)
     except NotFound as exc:

@@ -17,19 +17,13 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from linqra_client import (
-    InvalidRequest,
-    InvalidResponse,
-    Linqra,
-    LinqraError,
-    NotFound,
-    RetryPolicy,
-    ServerUnreachable,
-)
+if TYPE_CHECKING:  # imported where used: linqra_client's models take ~0.4 s to import, which
+    # `linqra up` (and every command's --help) paid before doing anything (docs/benchmarks.md, B3)
+    from linqra_client import Linqra, RetryPolicy
 
 __all__ = [
     "CREDENTIALS_HINT",
@@ -46,7 +40,7 @@ __all__ = [
     "wants_json",
 ]
 
-RemoteCommand = Callable[[Linqra, argparse.Namespace], int]
+RemoteCommand = Callable[["Linqra", argparse.Namespace], int]
 CREDENTIALS_HINT = "give --team TEAM (or set LINQRA_TEAM, LINQRA_API_KEY or LINQRA_TOKEN)"
 
 
@@ -133,6 +127,8 @@ def has_credentials(args: argparse.Namespace) -> bool:
 
 def connect(args: argparse.Namespace, *, retry: RetryPolicy | None = None) -> Linqra:
     """A client of the gateway as the command's caller (the key or token from the env)."""
+    from linqra_client import Linqra
+
     return Linqra(gateway_url(args), team=getattr(args, "team", None), retry=retry)
 
 
@@ -143,6 +139,14 @@ def remote(
     and a gateway that is not there turned into one line and an exit status."""
 
     def command(args: argparse.Namespace) -> int:
+        from linqra_client import (
+            InvalidRequest,
+            InvalidResponse,
+            LinqraError,
+            NotFound,
+            ServerUnreachable,
+        )
+
         name = getattr(args, "name", None) or args.command
         if needs_credentials and not has_credentials(args):
             complain(name, CREDENTIALS_HINT)

@@ -26,7 +26,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
@@ -46,7 +46,9 @@ from deployments.remote_cli import (
 )
 from deployments.status_live import NoEndpoint, discovery_targets, render, scrape, summarize
 from linqra.config import Settings, load_settings
-from linqra_client import Linqra, LinqraError, RetryPolicy, ServerUnreachable, Unavailable
+
+if TYPE_CHECKING:  # linqra_client is imported where a command runs (deployments/remote_cli.py)
+    from linqra_client import Linqra
 
 __all__ = ["add_status_command"]
 
@@ -188,6 +190,8 @@ def _gateway_status(client: Linqra, args: argparse.Namespace, report: dict[str, 
 
 def _gateway_report(client: Linqra, args: argparse.Namespace) -> dict[str, Any]:
     """``/healthz``; with credentials ``/v1/me``, active executions, workflows, spend today."""
+    from linqra_client import Linqra, RetryPolicy, Unavailable
+
     report: dict[str, Any] = {"url": client.base_url}
     try:  # a degraded gateway answers 503 with its checks: show them, do not wait and retry
         with Linqra(client.base_url, retry=RetryPolicy(max_retries=0)) as once:
@@ -214,6 +218,8 @@ def _gateway_report(client: Linqra, args: argparse.Namespace) -> dict[str, Any]:
 def _spend_today(client: Linqra) -> dict[str, Any]:
     """The team's exact spend since local midnight: the store's usage records, summed by
     currency (``GET /v1/analytics/costs``)."""
+    from linqra_client import LinqraError
+
     since = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
     spend: dict[str, Any] = {
         "from": since.isoformat(),
@@ -376,6 +382,8 @@ def _watch(args: argparse.Namespace) -> int:
     except NoEndpoint as exc:
         complain("status", exc)
         return 1
+    from linqra_client import RetryPolicy
+
     tty = sys.stdout.isatty() and not wants_json(args)
     current, summary = previous, summarize(previous)
     try:
@@ -398,6 +406,8 @@ def _watch(args: argparse.Namespace) -> int:
 def _frame(
     client: Linqra, args: argparse.Namespace, url: str, live: dict[str, Any], tty: bool
 ) -> None:
+    from linqra_client import LinqraError, ServerUnreachable
+
     try:
         gateway: dict[str, Any] = _gateway_report(client, args)
     except ServerUnreachable:

@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs (types-tqdm is not installed)
 
@@ -30,7 +30,9 @@ from deployments.remote_cli import (
     wants_json,
 )
 from linqra.status import EXECUTION_TERMINAL, STEP_FINISHED, ExecutionStatus
-from linqra_client import APITimeoutError, Linqra, models
+
+if TYPE_CHECKING:  # linqra_client is imported where a command runs (deployments/remote_cli.py)
+    from linqra_client import Linqra, models
 
 __all__ = ["add_run_command", "add_workflow_commands", "follow", "workflow_body"]
 
@@ -177,6 +179,8 @@ def follow(
 ) -> models.Execution:
     """The record once the run is over, each step printed as it starts and ends (unless
     ``quiet``), with a bar of the steps done on a terminal."""
+    from linqra_client import APITimeoutError
+
     seen: dict[tuple[int, int], str] = {}
     bar: tqdm[Any] | None = None
     deadline = time.monotonic() + timeout
