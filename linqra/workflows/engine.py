@@ -428,7 +428,10 @@ class WorkflowEngine(StepRunRecorder):
                 )
         else:
             run.failure = {"step": step.step, **(outcome.error or {})}
-        log.info(
+        # a completed step's line is DEBUG: its record says the same, and at INFO the line was a
+        # fifth of a 1,000-step fan-out's CPU (docs/perf/ray-profile.md); any other end is INFO
+        log.log(
+            logging.DEBUG if outcome.status == StepStatus.COMPLETED else logging.INFO,
             "step done team=%s run_id=%s step=%s status=%s attempts=%s",
             run.team_id,
             run.execution_id,
