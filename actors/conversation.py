@@ -11,6 +11,11 @@ readers on other processes read them through :meth:`ConversationActor.read`
 
 If the actor dies mid-answer, its runs stop heartbeating and the supervisor interrupts them
 (``ChatService.reap``), keeping the partial replies; the next message creates a new actor.
+
+A new actor loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the OpenAI
+SDK (0.8 s) — in a thread as it starts: loaded by the first turn itself, they held the event
+loop, and with it the run's heartbeat, for a second or two (a busy node's live run was once
+interrupted as stale before its first token).
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ class ConversationActor:
         self.team_id, self.conversation_id = team_id, conversation_id
         self._worker: ConversationWorker | None = None
         self._lock = asyncio.Lock()
-        self._started = asyncio.get_running_loop().time()
-        self._passivation = asyncio.get_running_loop().create_task(self._passivate())
+        loop = asyncio.get_running_loop()
+        self._started = loop.time()
+        self._passivation = loop.create_task(self._passivate())
+        self._preload = loop.run_in_executor(None, preload)
 
     async def _get(self) -> ConversationWorker:
         async with self._lock:
@@ -74,6 +81,11 @@ class ConversationActor:
         worker = await self._get()
         await worker.deps.runlog.finish(self.team_id, run_id)
 
+    async def preloaded(self) -> bool:
+        """Answers once :func:`preload` is done (tests; the first turn does not wait for it)."""
+        await self._preload
+        return True
+
     async def _passivate(self) -> None:
         idle = self.settings.chat.idle_seconds
         while True:
@@ -93,3 +105,15 @@ class ConversationActor:
             await (await process_system(self.settings)).close()
         with contextlib.suppress(AsyncioActorExit):
             ray.actor.exit_actor()  # type: ignore[no-untyped-call]
+
+
+def preload() -> None:
+    """Load the token counter's ranks and the OpenAI SDK (see the module); a failure is only
+    logged, the first turn then loads them itself."""
+    try:
+        from linqra.llm.tokens import count_tokens
+
+        count_tokens("warm")
+        import openai  # noqa: F401
+    except Exception:
+        log.warning("preloading the chat's modules failed", exc_info=True)

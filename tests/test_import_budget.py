@@ -83,3 +83,18 @@ def test_the_oidc_names_of_linqra_auth_still_resolve_on_first_use() -> None:
     assert after["before"] is False
     assert after["same"] is True
     assert after["unknown"] == "AttributeError"
+
+
+def test_a_conversation_actor_loads_a_first_turns_modules_ahead_of_it() -> None:
+    """What a chat's first turn would load on its event loop (holding the run's heartbeat) a new
+    conversation actor loads in a thread as it starts (``actors.conversation.preload``)."""
+    result = _imported_after(
+        "import actors.conversation as conversation\n"
+        "out['before'] = 'openai' in sys.modules or 'bpe_openai' in sys.modules\n"
+        "conversation.preload()\n"
+        "from linqra.llm.tokens import _encoding\n"
+        "out['ranks_loaded'] = _encoding.cache_info().currsize\n"
+    )
+    assert result["before"] is False
+    assert _loaded(result["modules"], ("openai", "bpe_openai")) == ["openai", "bpe_openai"]
+    assert result["ranks_loaded"] == 1
