@@ -20,8 +20,10 @@ from typing import Any
 
 from actors._context import process_system
 from actors.executor import RayExecutor
-from actors.handles import RUNNER
+from actors.handles import RUNNER, call, runner_names
 from linqra.config import Settings
+from linqra.errors import Conflict, Unavailable
+from linqra.status import ExecutionStatus
 from linqra.workflows.async_steps import BusAsyncStepQueue
 from linqra.workflows.runner import ExecutionRunner
 
@@ -73,7 +75,23 @@ class RunnerActor:
         return await (await self._ready()).resume(team_id, execution_id)
 
     async def cancel(self, team_id: str, execution_id: str) -> dict[str, Any]:
-        return await (await self._ready()).cancel(team_id, execution_id)
+        """Cancel ``execution_id``; one another runner adopted (this one was lost while it ran
+        it) is passed on to that owner, which stops it at once rather than at its next
+        heartbeat, when it would read the cancel request recorded here."""
+        runner = await self._ready()
+        record = await runner.cancel(team_id, execution_id)
+        owner = record.get("runner_id")
+        if record.get("status") != ExecutionStatus.RUNNING or owner == self.name:
+            return record
+        if owner not in runner_names(self.settings):
+            return record
+        try:
+            forwarded: dict[str, Any] = await call(
+                self.settings, owner, "cancel", team_id, execution_id
+            )
+        except (Conflict, Unavailable):  # it ended meanwhile, or the owner is restarting
+            return await runner.repo.get(team_id, execution_id)
+        return forwarded
 
     async def wait(self, team_id: str, execution_id: str, timeout: float) -> dict[str, Any]:
         return await (await self._ready()).wait(team_id, execution_id, timeout)

@@ -226,6 +226,40 @@ def test_events_through_kafka_are_handled_once_by_a_group_over_two_replicas(
     asyncio.run(check())
 
 
+def test_a_cancel_reaches_the_runner_that_owns_the_execution(topology: Settings) -> None:
+    """An execution run by another runner than the one its id hashes to (as one adopted after
+    its runner was lost) stops at the cancel, not at its owner's next heartbeat."""
+    from actors.handles import RUNNER, call, runner_for, runner_name
+
+    async def check() -> None:
+        async with replicas(topology) as pairs:
+            (a, http_a), _ = pairs
+            workflow_id = (await http_a.post("/v1/workflows", json=WORKFLOW)).json()["id"]
+            params = {"seconds": 60}
+            execution = await a.workflows.new_execution(
+                TEAM, workflow_id=workflow_id, params=params
+            )
+            while runner_for(topology, execution["id"]) != runner_name(1):
+                execution = await a.workflows.new_execution(
+                    TEAM, workflow_id=workflow_id, params=params
+                )
+            execution_id = execution["id"]
+            await call(topology, RUNNER, "submit", TEAM, execution_id)  # the adopter's claim
+
+            async def step_one_running() -> bool:
+                return (1, "RUNNING") in await _step_runs(a, execution_id)
+
+            await _eventually(step_one_running)
+            answer = await http_a.post(f"/v1/executions/{execution_id}/cancel")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["status"] == "CANCELLED"  # at once: the owner stopped it
+            stored = await a.workflows.executions.get(TEAM, execution_id)
+            assert (stored["status"], stored["runner_id"]) == ("CANCELLED", RUNNER)
+            assert (1, "CANCELLED") in await _step_runs(a, execution_id)
+
+    asyncio.run(check())
+
+
 def test_a_stopped_runners_executions_are_adopted_by_the_other(topology: Settings) -> None:
     """Last in this module: ``linqra-runner-1`` is killed for good."""
     import ray
