@@ -13,9 +13,9 @@ If the actor dies mid-answer, its runs stop heartbeating and the supervisor inte
 (``ChatService.reap``), keeping the partial replies; the next message creates a new actor.
 
 A new actor loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the OpenAI
-SDK (0.8 s) — in a thread as it starts: loaded by the first turn itself, they held the event
-loop, and with it the run's heartbeat, for a second or two (a busy node's live run was once
-interrupted as stale before its first token).
+SDK (0.8 s) — in a thread as it starts, and a first turn that comes sooner waits for it there:
+loaded by the turn itself, they held the event loop, and with it the run's heartbeat, for a
+second or two (a busy node's live run was once interrupted as stale before its first token).
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class ConversationActor:
             return self._worker
 
     async def send(self, send: Send) -> dict[str, Any]:
+        if not self._preload.done():  # else the turn would load them again, on the loop
+            await self._preload
         return await (await self._get()).send(send)
 
     async def cancel(self, run_id: str) -> bool:
@@ -82,7 +84,7 @@ class ConversationActor:
         await worker.deps.runlog.finish(self.team_id, run_id)
 
     async def preloaded(self) -> bool:
-        """Answers once :func:`preload` is done (tests; the first turn does not wait for it)."""
+        """Answers once :func:`preload` is done (tests; a first turn waits for it off the loop)."""
         await self._preload
         return True
 

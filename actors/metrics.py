@@ -24,7 +24,6 @@ interval.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from typing import Any
 
@@ -60,8 +59,6 @@ def _instrument(instrument: Instrument, tag_keys: tuple[str, ...]) -> Any:
     return metric
 
 
-log = logging.getLogger(__name__)
-
 _Value = tuple[Instrument, float, tuple[str, ...]]
 
 
@@ -94,9 +91,7 @@ class RayMetrics(Metrics):
             try:
                 self._write(instrument, value, labels)
             except Exception:
-                if instrument.name not in self._warned:
-                    self._warned.add(instrument.name)
-                    log.warning("metric %s not recorded", instrument.name, exc_info=True)
+                self._failed(instrument)
 
     def _write(self, instrument: Instrument, value: float, values: tuple[str, ...]) -> None:
         names = instrument.label_names(self.team_labels)

@@ -1,7 +1,7 @@
 """B17 — what metrics and tracing cost (issue 16): B1 and B2 with both on against both off, in
 one run, on one Ray cluster.
 
-    python -m benchmarks.observability [--rounds 30] [--sides off,off_again,on,on_full]
+    python -m benchmarks.observability [--rounds 100] [--sides off_again,on,on_full]
                                        [--write-docs]
 
 Each side is a set of Linqra's actors in its own namespace on the same cluster:
@@ -168,7 +168,8 @@ def _table(r: dict[str, Any]) -> str:
         BEGIN,
         "",
         f"{r['when']}, commit {r['commit']}, load {r['load']} → {r['load_after']}: `python -m"
-        f" benchmarks.observability --rounds {r['B1']['rounds']}` (one cluster, 2 CPUs; shipped"
+        f" benchmarks.observability --rounds {r['B1']['rounds']}"
+        f" --sides {','.join(r['sides'][1:])}` (one cluster, 2 CPUs; shipped"
         f" `tracing.sample_ratio` {r['shipped_sample_ratio']}). Each cell: the median time, then"
         " the median over rounds of the ratio to both off in the same round [its interquartile"
         " range], then the ratio of the fastest tenth of the runs (what noise adds least to).",
@@ -199,7 +200,7 @@ def _table(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.observability")
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument(
         "--sides",
         default=",".join(DEFAULT_SIDES),
@@ -207,6 +208,8 @@ def main() -> None:
     )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds: at least 2 (a spread needs two)")
     names = ("off", *(n for n in args.sides.split(",") if n and n != "off"))
     unknown = set(names) - set(SIDES)
     if unknown:

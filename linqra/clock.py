@@ -20,7 +20,8 @@ def iso(moment: datetime | None = None) -> str:
     moment = moment or utcnow()
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00"; strftime's 1.5x
+    # less its "+00:00"; strftime took 1.5x as long
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str) -> datetime:

@@ -159,9 +159,10 @@ def span(
     ``traceparent``) when given, else of the current span. A no-op while tracing is off.
     Attributes are bounded by the caller: ids, names, numbers — never secrets or payloads.
 
-    In a trace that is not sampled (``tracing.sample_ratio`` below 1) no span is made at all,
-    only the parent's context carried: a child of an unsampled span would be dropped anyway, and
-    making it is most of what tracing costs an unsampled step (issue 16's B17)."""
+    Below the root of a trace that is not sampled (by ``tracing.sample_ratio``, or a caller's
+    ``traceparent`` with flags ``00``) no span is made, only the parent's context carried: a
+    child of an unsampled span would be dropped anyway, and making it was most of what tracing
+    cost an unsampled step (issue 16's B17)."""
     tracer = _tracer
     if tracer is None:
         return _OFF
@@ -192,15 +193,16 @@ def trace_id(parent: str | None) -> str | None:
     if not parent:
         return None
     parts = parent.split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 and _sampled(parent) else None
+    if len(parts) != 4 or len(parts[1]) != 32 or not _sampled(parts[3]):
+        return None
+    return parts[1]
 
 
-def _sampled(parent: str) -> bool:
+def _sampled(flags: str) -> bool:
     """The ``sampled`` bit of a ``traceparent``'s flags (its last field, two hex digits)."""
-    try:
-        return int(parent[-2:], 16) & 1 == 1
-    except ValueError:  # not hex: the propagator finds no parent in it either
+    if len(flags) != 2 or not all(c in "0123456789abcdef" for c in flags):
         return False
+    return int(flags, 16) & 1 == 1
 
 
 def annotate(attributes: Mapping[str, Any]) -> None:

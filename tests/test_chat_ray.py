@@ -96,7 +96,7 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
         messages = f"/v1/conversations/{conversation}/messages"
         until(lambda: "doomed" in api.get(messages).json()["items"][-1]["content"], timeout=10)
         actor = ray.get_actor(conversation_name(conversation), namespace=ray_settings.ray.namespace)
-        assert ray.get(actor.preloaded.remote(), timeout=60)  # a first turn's modules, ahead
+        assert ray.get(actor.preloaded.remote(), timeout=60)  # killed after, not amid, imports
         ray.kill(actor, no_restart=True)
         # its log died with it; the stream still ends with how the run ended: the supervisor
         # finds the silent run (its heartbeat went stale) and interrupts it

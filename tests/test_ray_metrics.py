@@ -57,15 +57,20 @@ def test_without_a_loop_values_reach_ray_at_once(recorded: _Recorded) -> None:
 def test_a_loop_closed_before_its_turn_does_not_hold_later_values(recorded: _Recorded) -> None:
     metrics = RayMetrics()
 
-    async def record(status: str) -> None:
-        metrics.add(EXECUTIONS, status=status)
+    async def record_as_the_loop_stops() -> None:
+        asyncio.get_running_loop().stop()  # its next turn never comes
+        metrics.add(EXECUTIONS, status="COMPLETED")
+
+    async def record() -> None:
+        metrics.add(EXECUTIONS, status="FAILED")
+        await asyncio.sleep(0)
 
     first = asyncio.new_event_loop()
-    first.run_until_complete(record("COMPLETED"))  # its turn may come after the loop stopped
+    first.run_until_complete(record_as_the_loop_stops())
     first.close()
-    asyncio.run(record("FAILED"))  # another loop of the same thread (run_sync's, say)
-    statuses = [tags["status"] for _, _, tags in recorded.calls]
-    assert statuses[-1] == "FAILED" and "COMPLETED" in statuses
+    assert recorded.calls == []
+    asyncio.run(record())  # another loop of the same thread (run_sync's, say): both go out
+    assert [tags["status"] for _, _, tags in recorded.calls] == ["COMPLETED", "FAILED"]
 
 
 def test_each_thread_hands_over_its_own_values(recorded: _Recorded) -> None:

@@ -240,6 +240,8 @@ def test_a_cancel_reaches_the_runner_that_owns_the_execution(topology: Settings)
                 TEAM, workflow_id=workflow_id, params=params
             )
             while runner_for(topology, execution["id"]) != runner_name(1):
+                cancelled = await http_a.post(f"/v1/executions/{execution['id']}/cancel")
+                assert cancelled.json()["status"] == "CANCELLED"  # PENDING: none runs later
                 execution = await a.workflows.new_execution(
                     TEAM, workflow_id=workflow_id, params=params
                 )

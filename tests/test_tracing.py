@@ -180,3 +180,26 @@ def test_a_sampled_traceparent_records_the_whole_trace_at_a_ratio_of_zero(
     assert {"execution", "step 1", "step 2", "run noop"} <= set(named)
     assert {_hex(s.context.trace_id, 32) for s in named.values()} == {theirs.split("-")[1]}
     assert _parent_of(named["step 2"], named) == "execution"
+
+
+def test_under_an_unsampled_parent_no_span_is_made_and_its_context_carries_on(
+    unsampled: InMemorySpanExporter,
+) -> None:
+    theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    with tracing.span("run noop", parent=theirs):
+        assert tracing.traceparent() == theirs  # no span of ours in between
+        with tracing.span("vector search"):
+            assert tracing.traceparent() == theirs
+        assert tracing.open_span("chat gpt-4o") is None
+    assert unsampled.get_finished_spans() == ()
+
+
+def test_a_malformed_traceparent_starts_a_trace_of_our_own(spans: InMemorySpanExporter) -> None:
+    with tracing.span("GET request", parent="00-not-a-trace-01") as current:
+        ours = tracing.traceparent()
+    assert ours is not None and current.parent is None  # a root, sampled as any new trace
+    assert tracing.trace_id(ours) == _hex(current.get_span_context().trace_id, 32)
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    for flags in ("00", "zz", "1", "-1", "0g"):  # named only when its flags say it was recorded
+        assert tracing.trace_id(f"00-{trace}-b7ad6b7169203331-{flags}") is None
+    assert tracing.trace_id(f"00-{trace}-b7ad6b7169203331-01") == trace

@@ -150,11 +150,16 @@ class Metrics:
                 raise ValueError(f"{instrument.name}: {value!r} cannot be recorded")
             self._emit(instrument, float(value), self._values(instrument, team, labels))
         except Exception:
-            if self.strict:
-                raise
-            if instrument.name not in self._warned:
-                self._warned.add(instrument.name)
-                log.warning("metric %s not recorded", instrument.name, exc_info=True)
+            self._failed(instrument)
+
+    def _failed(self, instrument: Instrument) -> None:
+        """In an ``except`` block: the value was not recorded — raised again in strict mode
+        (tests), else logged once per instrument (a metric never breaks the work it measures)."""
+        if self.strict:
+            raise
+        if instrument.name not in self._warned:
+            self._warned.add(instrument.name)
+            log.warning("metric %s not recorded", instrument.name, exc_info=True)
 
     def _values(
         self, instrument: Instrument, team: str | None, labels: Mapping[str, object]

@@ -146,7 +146,8 @@ class ExecutionRunner:
                 )
         elif doc["status"] == ExecutionStatus.PENDING:
             await self._end_cancelled(team_id, execution_id, ExecutionStatus.PENDING)
-        # else: another runner owns it; its heartbeat sees cancel_requested within heartbeat_seconds
+        # else another runner owns it: on Ray, RunnerActor.cancel passes the cancel on to it;
+        # its heartbeat would also see cancel_requested within heartbeat_seconds
         return await self.repo.get(team_id, execution_id)
 
     async def _end_cancelled(
