@@ -184,7 +184,12 @@ def test_adhoc_run_and_cancel(api: TeamClient) -> None:
         "name": "wait", "type": "WORKFLOW_EMBEDDED",
         "config": {"steps": [{"step": 1, "target": "wait", "params": {"seconds": "{{params.seconds}}"}}]}}).json()  # fmt: skip
     running = api.post(f"/v1/tasks/{slow['id']}/execute", json={"input": {"seconds": 30}}).json()
-    until(lambda: api.get(f"/v1/task-executions/{running['id']}").json()["status"] == "RUNNING")
+
+    def started() -> bool:  # its workflow execution made (a cancel before that makes none)
+        tx = api.get(f"/v1/task-executions/{running['id']}").json()
+        return tx["status"] == "RUNNING" and bool(tx["execution_ids"])
+
+    until(started)
     cancelled = api.post(f"/v1/task-executions/{running['id']}/cancel").json()
     assert cancelled["cancel_requested"]
     final = until(
