@@ -37,16 +37,20 @@ def settings(llm_settings: Settings) -> Settings:
     return llm_settings
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
+def _recording(provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
+    """Tracing on with ``provider``, its finished spans kept in memory."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracing.install(provider)
     try:
         yield exporter
     finally:
         tracing.uninstall()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    yield from _recording(TracerProvider())
 
 
 def _hex(number: int, digits: int) -> str:
@@ -133,14 +137,7 @@ def test_a_request_is_the_root_of_its_executions_trace_and_names_it(
 def unsampled() -> Iterator[InMemorySpanExporter]:
     """Tracing on with ``tracing.sample_ratio: 0``: new traces are not recorded, a caller's
     sampled ``traceparent`` still is (the sampler is the one ``tracing.configure`` builds)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.uninstall()
+    yield from _recording(TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0))))
 
 
 def test_an_unsampled_request_records_nothing_and_names_no_trace(
