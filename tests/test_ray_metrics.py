@@ -1,7 +1,8 @@
-"""``actors.metrics.RayMetrics`` hands values to Ray a loop turn after they are recorded (off a
-chain's critical path, issue 16's B17), in order, and at once where no loop runs; Ray's own
-instruments are replaced by recording stand-ins (the values' way to Prometheus through Ray is
-tests/test_prometheus.py's)."""
+"""``actors.metrics.RayMetrics`` gathers values recorded on an event loop and hands them to Ray
+once a flush interval (off a chain's critical path, issue 16's B17): a counter's sum per label
+set, a gauge's last value, every value of a histogram. Where no loop runs they go at once. Ray's
+own instruments are replaced by recording stand-ins (the values' way to Prometheus through Ray
+is tests/test_prometheus.py's)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,32 @@ import pytest
 
 from actors import metrics as ray_metrics_module
 from actors.metrics import RayMetrics
-from linqra.metrics.catalogue import EXECUTIONS, STEP_DURATION
+from linqra.metrics.catalogue import EXECUTIONS, QUEUE_DEPTH, STEP_DURATION
 
 
 class _Recorded:
     def __init__(self) -> None:
         self.calls: list[tuple[str, float, dict[str, str]]] = []
+        self.arrived = asyncio.Event()
 
     def inc(self, value: float, tags: dict[str, str]) -> None:
-        self.calls.append(("inc", value, tags))
+        self._call("inc", value, tags)
 
     def observe(self, value: float, tags: dict[str, str]) -> None:
-        self.calls.append(("observe", value, tags))
+        self._call("observe", value, tags)
+
+    def set(self, value: float, tags: dict[str, str]) -> None:
+        self._call("set", value, tags)
+
+    def _call(self, kind: str, value: float, tags: dict[str, str]) -> None:
+        self.calls.append((kind, value, tags))
+        self.arrived.set()
+
+    async def until(self, count: int) -> None:
+        """Wait (10 s at most) until ``count`` values have reached Ray."""
+        while len(self.calls) < count:
+            self.arrived.clear()
+            await asyncio.wait_for(self.arrived.wait(), 10)
 
 
 @pytest.fixture
@@ -34,28 +49,41 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> _Recorded:
     return stand_in
 
 
-async def test_on_a_loop_values_reach_ray_on_its_next_turn_in_order(recorded: _Recorded) -> None:
-    metrics = RayMetrics(team_labels=True)
+async def test_a_loops_values_are_gathered_then_handed_over_together(recorded: _Recorded) -> None:
+    metrics = RayMetrics(team_labels=True, flush_seconds=0.05)
     metrics.add(EXECUTIONS, team="acme", status="COMPLETED")
     metrics.observe(STEP_DURATION, 0.25, target="noop", executor="task")
-    assert recorded.calls == []  # not on the caller's time
+    metrics.add(EXECUTIONS, 2, team="acme", status="COMPLETED")
+    metrics.set(QUEUE_DEPTH, 7, queue="async_steps")
+    metrics.add(EXECUTIONS, team="acme", status="FAILED")
+    metrics.observe(STEP_DURATION, 0.5, target="noop", executor="task")
+    metrics.set(QUEUE_DEPTH, 3, queue="async_steps")
     await asyncio.sleep(0)
+    assert recorded.calls == []  # not on the caller's time, nor on the next turn
+    await recorded.until(1)
     assert recorded.calls == [
-        ("inc", 1.0, {"status": "COMPLETED", "team": "acme"}),
-        ("observe", 0.25, {"target": "noop", "executor": "task"}),
+        ("inc", 3.0, {"status": "COMPLETED", "team": "acme"}),  # one sum per label set
+        ("observe", 0.25, {"target": "noop", "executor": "task"}),  # every value, in order
+        ("observe", 0.5, {"target": "noop", "executor": "task"}),
+        ("set", 3.0, {"queue": "async_steps"}),  # the last value
+        ("inc", 1.0, {"status": "FAILED", "team": "acme"}),
     ]
-    metrics.add(EXECUTIONS, team="acme", status="FAILED")  # a later turn: handed over again
-    await asyncio.sleep(0)
-    assert recorded.calls[-1] == ("inc", 1.0, {"status": "FAILED", "team": "acme"})
+    metrics.add(EXECUTIONS, team="acme", status="FAILED")  # after a flush: gathered again
+    await recorded.until(6)
+    assert recorded.calls[5:] == [("inc", 1.0, {"status": "FAILED", "team": "acme"})]
 
 
 def test_without_a_loop_values_reach_ray_at_once(recorded: _Recorded) -> None:
     RayMetrics().add(EXECUTIONS, status="COMPLETED")
-    assert recorded.calls == [("inc", 1.0, {"status": "COMPLETED"})]
+    RayMetrics().observe(STEP_DURATION, 0.25, target="noop", executor="task")
+    assert recorded.calls == [
+        ("inc", 1.0, {"status": "COMPLETED"}),
+        ("observe", 0.25, {"target": "noop", "executor": "task"}),
+    ]
 
 
-def test_a_loop_closed_before_its_turn_does_not_hold_later_values(recorded: _Recorded) -> None:
-    metrics = RayMetrics()
+def test_a_loop_closed_before_its_flush_does_not_hold_later_values(recorded: _Recorded) -> None:
+    metrics = RayMetrics(flush_seconds=0)
 
     async def record_as_the_loop_stops() -> None:
         asyncio.get_running_loop().stop()  # its next turn never comes
@@ -63,6 +91,7 @@ def test_a_loop_closed_before_its_turn_does_not_hold_later_values(recorded: _Rec
 
     async def record() -> None:
         metrics.add(EXECUTIONS, status="FAILED")
+        await asyncio.sleep(0)
         await asyncio.sleep(0)
 
     first = asyncio.new_event_loop()
@@ -74,12 +103,13 @@ def test_a_loop_closed_before_its_turn_does_not_hold_later_values(recorded: _Rec
 
 
 def test_each_thread_hands_over_its_own_values(recorded: _Recorded) -> None:
-    metrics = RayMetrics()
+    metrics = RayMetrics(flush_seconds=0)
     done: list[Any] = []
 
     def worker(status: str) -> None:
         async def record() -> None:
             metrics.add(EXECUTIONS, status=status)
+            await asyncio.sleep(0)
             await asyncio.sleep(0)
 
         asyncio.run(record())
