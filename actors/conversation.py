@@ -12,8 +12,10 @@ readers on other processes read them through :meth:`ConversationActor.read`
 If the actor dies mid-answer, its runs stop heartbeating and the supervisor interrupts them
 (``ChatService.reap``), keeping the partial replies; the next message creates a new actor.
 
-A new actor loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the OpenAI
-SDK (0.8 s) — in a thread as it starts, and a first turn that comes sooner waits for it there:
+A new actor loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the SDKs of
+the providers it can reach (``linqra.llm.registry.sdk_modules``: OpenAI's 0.8 s, Anthropic's
+2.3 s, Google's 0.5 s) — in a thread as it starts, and a first turn that comes sooner waits for it
+there:
 loaded by the turn itself, they held the event loop, and with it the run's heartbeat, for a
 second or two (a busy node's live run was once interrupted as stale before its first token).
 """
@@ -23,7 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import ray
@@ -31,6 +36,7 @@ import ray
 from actors._context import process_system, shipped_settings
 from linqra.assistants.runlog import RunEvent
 from linqra.assistants.worker import ConversationWorker, Send
+from linqra.config import LLMSettings
 
 __all__ = ["ConversationActor"]
 
@@ -46,7 +52,7 @@ class ConversationActor:
         loop = asyncio.get_running_loop()
         self._started = loop.time()
         self._passivation = loop.create_task(self._passivate())
-        self._preload = loop.run_in_executor(None, preload)
+        self._preload = loop.run_in_executor(None, preload, self.settings.llm)
 
     async def _get(self) -> ConversationWorker:
         async with self._lock:
@@ -109,13 +115,18 @@ class ConversationActor:
             ray.actor.exit_actor()  # type: ignore[no-untyped-call]
 
 
-def preload() -> None:
-    """Load the token counter's ranks and the OpenAI SDK (see the module); a failure is only
-    logged, the first turn then loads them itself."""
-    try:
-        from linqra.llm.tokens import count_tokens
+def preload(llm: LLMSettings) -> None:
+    """Load the token counter's ranks and the reachable providers' SDKs (see the module); a
+    failure is only logged, the first turn then loads what it needs itself."""
+    from linqra.llm.registry import sdk_modules
+    from linqra.llm.tokens import count_tokens
 
-        count_tokens("warm")
-        import openai  # noqa: F401
-    except Exception:
-        log.warning("preloading the chat's modules failed", exc_info=True)
+    loads: list[tuple[str, Callable[[], object]]] = [
+        ("token counter", lambda: count_tokens("warm"))
+    ]
+    loads += [(module, partial(importlib.import_module, module)) for module in sdk_modules(llm)]
+    for name, load in loads:
+        try:
+            load()
+        except Exception:
+            log.warning("preloading %s for the chat failed", name, exc_info=True)

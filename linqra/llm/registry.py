@@ -23,7 +23,14 @@ from linqra.llm.local import LocalProvider
 from linqra.llm.openai import OpenAIProvider
 from linqra.llm.routing import RoutedModel, RoutePolicy
 
-__all__ = ["TARGET_PROVIDERS", "LLMRegistry", "Resolved", "TeamCredentials"]
+__all__ = [
+    "SDK_MODULES",
+    "TARGET_PROVIDERS",
+    "LLMRegistry",
+    "Resolved",
+    "TeamCredentials",
+    "sdk_modules",
+]
 
 # Linqra's LLM step targets and the provider each one means.
 TARGET_PROVIDERS: dict[str, str | None] = {
@@ -51,6 +58,35 @@ _VENDORS: dict[str, type[OpenAIProvider | AnthropicProvider | GeminiProvider | C
     "gemini": GeminiProvider,
     "cohere": CohereProvider,
 }
+
+
+SDK_MODULES = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "google.genai",
+    "cohere": "cohere",
+}
+"""The vendor SDK each provider kind calls through (imported on a provider's first call)."""
+
+
+def _missing_key(cfg: LLMProviderConfig, own_key: str | None = None) -> bool:
+    """Whether a call to ``cfg`` has no key to send: it takes one from the environment, has no
+    base URL of its own (a server that may need none), and neither the team nor the
+    environment gives one."""
+    return bool(
+        cfg.kind != "local"
+        and cfg.api_key_env
+        and not cfg.base_url
+        and not own_key
+        and not os.environ.get(cfg.api_key_env)
+    )
+
+
+def sdk_modules(settings: LLMSettings) -> list[str]:
+    """The SDKs of the configured providers a call can reach without a team's own key: what a
+    process that answers chat turns loads ahead of its first (``actors/conversation.py``)."""
+    kinds = {cfg.kind for cfg in settings.providers.values() if not _missing_key(cfg)}
+    return sorted(SDK_MODULES[kind] for kind in kinds if kind in SDK_MODULES)
 
 
 def _provider(name: str, cfg: LLMProviderConfig, key: str | None) -> Provider:
@@ -232,13 +268,7 @@ class LLMRegistry:
         reason = None
         if cfg is None:
             reason = f"provider {provider!r} is not configured"
-        elif (
-            cfg.kind != "local"
-            and cfg.api_key_env
-            and not cfg.base_url
-            and not own_key
-            and not os.environ.get(cfg.api_key_env)
-        ):
+        elif _missing_key(cfg, own_key):
             reason = f"no API key in {cfg.api_key_env}"
         if reason is None:
             return Resolved(self.provider(provider, credentials).model(model), requested)
