@@ -13,7 +13,9 @@ Each side is a set of Linqra's actors in its own namespace on the same cluster:
   shipped (``tracing.sample_ratio`` left at its default), spans exported over OTLP/HTTP to a
   local sink that reads and drops them;
 * ``on_full``: the same with every trace recorded (``sample_ratio: 1.0``);
-* ``metrics`` and ``tracing`` (not run unless named): each alone, tracing at the default ratio.
+* ``metrics`` and ``tracing`` (not run unless named): each alone, tracing at the default ratio;
+* ``unsampled`` (not run unless named): tracing alone with ``sample_ratio: 0`` — what carrying
+  the context of a trace that is not recorded costs.
 
 The sides take turns within each round, in an order that alternates, so drift in the machine's
 load falls on all. A side's figure is the median over rounds of its ratio to ``off`` *in the
@@ -62,17 +64,17 @@ class _Sink(AppServer):
         return Response(b"", media_type="application/x-protobuf")
 
 
-SIDES = ("off", "off_again", "on", "on_full", "metrics", "tracing")
+SIDES = ("off", "off_again", "on", "on_full", "metrics", "tracing", "unsampled")
 DEFAULT_SIDES = ("off", "off_again", "on", "on_full")
 SHIPPED_RATIO = TracingSettings().sample_ratio
 
 
 def _side(base: Settings, name: str, sink_url: str) -> Settings:
     metrics = name in ("metrics", "on", "on_full")
-    traced = name in ("tracing", "on", "on_full")
+    traced = name in ("tracing", "unsampled", "on", "on_full")
     tracing = TracingSettings(otlp_url=sink_url) if traced else TracingSettings()
-    if name == "on_full":
-        tracing = tracing.model_copy(update={"sample_ratio": 1.0})
+    if name in ("on_full", "unsampled"):
+        tracing = tracing.model_copy(update={"sample_ratio": 1.0 if name == "on_full" else 0.0})
     return base.model_copy(
         update={
             "metrics": MetricsSettings(enabled=metrics, team_labels=metrics),
@@ -158,6 +160,7 @@ LABELS = {
     "on_full": "both on, every trace recorded",
     "metrics": "metrics only",
     "tracing": "tracing only, as shipped",
+    "unsampled": "tracing only, no trace sampled",
 }
 
 

@@ -141,11 +141,51 @@ class _Carried:
         otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
+_Known = tuple[otel_context.Context | None, bool, str | None]
+_known: _Known = (None, False, None)
+"""The last context asked about, whether its trace is unsampled, and its ``traceparent``. A
+context is immutable (entering or leaving a span makes another), and every step of a trace
+that is not sampled runs in its execution's: asked once a step in the runner, working it out
+each time was half of what carrying such a trace cost (issue 16's B17). One tuple, so a thread
+reads a matching three."""
+
+
+def _current() -> _Known:
+    global _known
+    context = otel_context.get_current()
+    known = _known
+    if known[0] is context:
+        return known
+    current = trace.get_current_span(context).get_span_context()
+    if current.is_valid:
+        # what the W3C propagator's inject writes, without its carrier and setter
+        parent = f"00-{current.trace_id:032x}-{current.span_id:016x}-{current.trace_flags:02x}"
+        known = (context, not current.trace_flags.sampled, parent)
+    else:
+        known = (context, False, None)
+    _known = known
+    return known
+
+
 def _unsampled() -> bool:
     """Whether the current span belongs to a trace that is not recorded (then neither is any
     child: the sampler is parent-based)."""
-    current = trace.get_current_span().get_span_context()
-    return current.is_valid and not current.trace_flags.sampled
+    return _current()[1]
+
+
+_extracted: tuple[str, otel_context.Context] | None = None
+"""The last ``traceparent`` a worker was handed and its context: a trace that is not sampled
+hands each of its steps the same one (parsing it was the other half, in the worker)."""
+
+
+def _extract(parent: str) -> otel_context.Context:
+    global _extracted
+    last = _extracted
+    if last is not None and last[0] == parent:
+        return last[1]
+    context = _PROPAGATOR.extract({"traceparent": parent})
+    _extracted = (parent, context)
+    return context
 
 
 def span(
@@ -167,7 +207,7 @@ def span(
     if tracer is None:
         return _OFF
     if parent:
-        context = _PROPAGATOR.extract({"traceparent": parent})
+        context = _extract(parent)
         remote = trace.get_current_span(context).get_span_context()
         if remote.is_valid and not remote.trace_flags.sampled:
             return _Carried(context)
@@ -182,12 +222,7 @@ def traceparent() -> str | None:
     """The current span as a W3C ``traceparent`` (to carry to another process), else ``None``."""
     if _tracer is None:
         return None
-    current = trace.get_current_span().get_span_context()
-    if not current.is_valid:
-        return None
-    # what the W3C propagator's inject writes, without its carrier and setter (a third of an
-    # unsampled step's tracing, which asks for it once a step)
-    return f"00-{current.trace_id:032x}-{current.span_id:016x}-{current.trace_flags:02x}"
+    return _current()[2]
 
 
 def trace_id(parent: str | None) -> str | None:
