@@ -127,15 +127,15 @@ class _Carried:
     context is made current (so what runs inside knows the trace is not recorded and carries
     that on) but no span is made."""
 
-    __slots__ = ("_context", "_token")
+    __slots__ = ("_context", "_span", "_token")
 
-    def __init__(self, context: otel_context.Context) -> None:
-        self._context = context
+    def __init__(self, context: otel_context.Context, parent: trace.Span) -> None:
+        self._context, self._span = context, parent
         self._token: object = None
 
     def __enter__(self) -> trace.Span:
         self._token = otel_context.attach(self._context)
-        return trace.get_current_span(self._context)
+        return self._span
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
         otel_context.detach(self._token)  # type: ignore[arg-type]
@@ -173,19 +173,23 @@ def _unsampled() -> bool:
     return _current()[1]
 
 
-_extracted: tuple[str, otel_context.Context] | None = None
-"""The last ``traceparent`` a worker was handed and its context: a trace that is not sampled
-hands each of its steps the same one (parsing it was the other half, in the worker)."""
+_Extracted = tuple[str, otel_context.Context, trace.Span, bool]
+_extracted: _Extracted | None = None
+"""The last ``traceparent`` a worker was handed: its context, its (remote) span and whether its
+trace is unsampled. A trace that is not sampled hands each of its steps the same one (parsing
+it was the other half, in the worker)."""
 
 
-def _extract(parent: str) -> otel_context.Context:
+def _extract(parent: str) -> _Extracted:
     global _extracted
     last = _extracted
     if last is not None and last[0] == parent:
-        return last[1]
+        return last
     context = _PROPAGATOR.extract({"traceparent": parent})
-    _extracted = (parent, context)
-    return context
+    remote = trace.get_current_span(context)
+    flags = remote.get_span_context()
+    last = _extracted = (parent, context, remote, flags.is_valid and not flags.trace_flags.sampled)
+    return last
 
 
 def span(
@@ -207,10 +211,9 @@ def span(
     if tracer is None:
         return _OFF
     if parent:
-        context = _extract(parent)
-        remote = trace.get_current_span(context).get_span_context()
-        if remote.is_valid and not remote.trace_flags.sampled:
-            return _Carried(context)
+        _, context, remote, unsampled = _extract(parent)
+        if unsampled:
+            return _Carried(context, remote)
     else:
         if _unsampled():
             return _OFF  # the current context already says "not sampled"
