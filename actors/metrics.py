@@ -69,33 +69,43 @@ _Key = tuple[str, tuple[str, ...]]  # (instrument name, label values)
 
 
 class _Gathered:
-    """One thread's values not yet handed to Ray (see the module): per instrument and label
-    values, a counter's sum, a gauge's last value or a histogram's values."""
+    """One thread's values not yet handed to Ray (see the module), and the loop whose timer will
+    hand them over."""
 
-    __slots__ = ("instruments", "values")
+    __slots__ = ("instruments", "lasts", "loop", "observed", "sums", "timer")
 
     def __init__(self) -> None:
         self.instruments: dict[str, Instrument] = {}
-        self.values: dict[_Key, Any] = {}
+        self.sums: dict[_Key, float] = {}  # counters
+        self.lasts: dict[_Key, float] = {}  # gauges
+        self.observed: dict[_Key, list[float]] = {}  # histograms, in order
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def add(self, instrument: Instrument, value: float, labels: tuple[str, ...]) -> None:
         key = (instrument.name, labels)
         if instrument.kind == "counter":
-            self.values[key] = self.values.get(key, 0.0) + value
+            self.sums[key] = self.sums.get(key, 0.0) + value
         elif instrument.kind == "histogram":
-            observed = self.values.get(key)
+            observed = self.observed.get(key)
             if observed is None:
-                self.values[key] = [value]
+                self.observed[key] = [value]
             else:
                 observed.append(value)
         else:
-            self.values[key] = value
+            self.lasts[key] = value
         if instrument.name not in self.instruments:
             self.instruments[instrument.name] = instrument
 
-    def take(self) -> list[tuple[Instrument, tuple[str, ...], Any]]:
-        taken = [(self.instruments[name], labels, v) for (name, labels), v in self.values.items()]
-        self.values.clear()
+    def take(self) -> list[tuple[Instrument, tuple[str, ...], float]]:
+        """Every value to hand over, and none left: each counter's sum, each gauge's last value,
+        each histogram value."""
+        named = self.instruments
+        taken = [(named[name], labels, v) for (name, labels), v in self.sums.items()]
+        taken += [(named[name], labels, v) for (name, labels), v in self.lasts.items()]
+        for (name, labels), values in self.observed.items():
+            taken += [(named[name], labels, v) for v in values]
+        self.sums, self.lasts, self.observed = {}, {}, {}
         return taken
 
 
@@ -113,35 +123,42 @@ class RayMetrics(Metrics):
         except RuntimeError:  # no loop in this thread: at once
             self._write(instrument, value, values)
             return
-        local = self._thread
-        gathered: _Gathered | None = getattr(local, "gathered", None)
+        gathered: _Gathered | None = getattr(self._thread, "gathered", None)
         if gathered is None:
-            gathered = local.gathered = _Gathered()
-        if getattr(local, "flush_on", None) is not loop:  # (a loop closed before its turn)
-            local.flush_on = loop
-            loop.call_later(self.flush_seconds, self._flush, gathered)
+            gathered = self._thread.gathered = _Gathered()
+        if gathered.loop is not loop:  # the first value since a flush (or a loop closed before it)
+            gathered.loop = loop
+            gathered.timer = loop.call_later(self.flush_seconds, self._flush, gathered)
         gathered.add(instrument, value, values)
 
+    def flush(self) -> None:
+        """Hand this thread's gathered values to Ray now: its loop is about to stop (the end of
+        a ``run_sync`` call) or its process to end (a system closing)."""
+        gathered: _Gathered | None = getattr(self._thread, "gathered", None)
+        if gathered is not None and gathered.loop is not None:  # (else nothing since the last)
+            self._flush(gathered)
+
+    def close(self) -> None:
+        self.flush()
+
     def _flush(self, gathered: _Gathered) -> None:
-        self._thread.flush_on = None
+        if gathered.timer is not None:
+            gathered.timer.cancel()
+        gathered.loop = gathered.timer = None
         for instrument, labels, value in gathered.take():
             try:
                 self._write(instrument, value, labels)
             except Exception:
                 self._failed(instrument)
 
-    def _write(
-        self, instrument: Instrument, value: float | list[float], values: tuple[str, ...]
-    ) -> None:
-        """Hand ``value`` to Ray: a number, or a histogram's gathered values."""
+    def _write(self, instrument: Instrument, value: float, values: tuple[str, ...]) -> None:
         names = instrument.label_names(self.team_labels)
         metric = _instrument(instrument, names)
         tags = dict(zip(names, values, strict=True))
         if instrument.kind == "counter":
             metric.inc(value, tags)
         elif instrument.kind == "histogram":
-            for one in value if isinstance(value, list) else (value,):
-                metric.observe(one, tags)
+            metric.observe(value, tags)
         else:
             metric.set(value, tags)
 

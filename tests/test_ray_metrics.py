@@ -1,19 +1,23 @@
 """``actors.metrics.RayMetrics`` gathers values recorded on an event loop and hands them to Ray
 once a flush interval (off a chain's critical path, issue 16's B17): a counter's sum per label
-set, a gauge's last value, every value of a histogram. Where no loop runs they go at once. Ray's
-own instruments are replaced by recording stand-ins (the values' way to Prometheus through Ray
-is tests/test_prometheus.py's)."""
+set, a gauge's last value, every value of a histogram. Where no loop runs they go at once; a loop
+that stops with its call (``run_sync``'s) and a closing system hand theirs over then. Ray's own
+instruments are replaced by recording stand-ins (the values' way to Prometheus through Ray is
+tests/test_prometheus.py's)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from actors import _context
 from actors import metrics as ray_metrics_module
 from actors.metrics import RayMetrics
+from linqra.config import Settings
 from linqra.metrics.catalogue import EXECUTIONS, QUEUE_DEPTH, STEP_DURATION
 
 
@@ -63,10 +67,10 @@ async def test_a_loops_values_are_gathered_then_handed_over_together(recorded: _
     await recorded.until(1)
     assert recorded.calls == [
         ("inc", 3.0, {"status": "COMPLETED", "team": "acme"}),  # one sum per label set
+        ("inc", 1.0, {"status": "FAILED", "team": "acme"}),
+        ("set", 3.0, {"queue": "async_steps"}),  # the last value
         ("observe", 0.25, {"target": "noop", "executor": "task"}),  # every value, in order
         ("observe", 0.5, {"target": "noop", "executor": "task"}),
-        ("set", 3.0, {"queue": "async_steps"}),  # the last value
-        ("inc", 1.0, {"status": "FAILED", "team": "acme"}),
     ]
     metrics.add(EXECUTIONS, team="acme", status="FAILED")  # after a flush: gathered again
     await recorded.until(6)
@@ -121,3 +125,63 @@ def test_each_thread_hands_over_its_own_values(recorded: _Recorded) -> None:
     for thread in threads:
         thread.join()
     assert sorted(tags["status"] for _, _, tags in recorded.calls) == ["COMPLETED", "FAILED"]
+
+
+def test_a_loop_that_stops_with_its_call_hands_its_values_over_as_the_call_ends(
+    recorded: _Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_sync``'s loop runs only during a call (a CPU step, an ingestion): a value it
+    recorded would otherwise wait for the next call, or be lost with an idle worker."""
+    metrics = RayMetrics()  # the shipped interval: its timer never fires within the call
+
+    async def opened(settings: Settings) -> SimpleNamespace:
+        return SimpleNamespace(metrics=metrics)
+
+    async def step(system: SimpleNamespace) -> str:
+        system.metrics.add(EXECUTIONS, status="COMPLETED")
+        system.metrics.observe(STEP_DURATION, 0.25, target="noop", executor="task")
+        return "done"
+
+    monkeypatch.setattr(_context, "process_system", opened)
+    assert _context.run_sync(Settings(), step) == "done"
+    assert recorded.calls == [
+        ("inc", 1.0, {"status": "COMPLETED"}),
+        ("observe", 0.25, {"target": "noop", "executor": "task"}),
+    ]
+
+
+async def test_a_closing_system_hands_its_values_over(recorded: _Recorded) -> None:
+    """An agent passivating records it, closes its system and ends its process at once."""
+    metrics = RayMetrics()
+    metrics.add(EXECUTIONS, status="CANCELLED")
+    assert recorded.calls == []
+    metrics.close()
+    assert recorded.calls == [("inc", 1.0, {"status": "CANCELLED"})]
+    metrics.add(EXECUTIONS, status="FAILED")  # recording after it still works
+    metrics.flush()
+    assert recorded.calls[1:] == [("inc", 1.0, {"status": "FAILED"})]
+
+
+def test_a_value_ray_refuses_does_not_lose_the_others(
+    recorded: _Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics = RayMetrics()
+    refuse = recorded.observe
+
+    def observe(value: float, tags: dict[str, str]) -> None:
+        if value < 0.2:
+            raise ValueError("refused")
+        refuse(value, tags)
+
+    monkeypatch.setattr(recorded, "observe", observe)
+
+    async def record() -> None:
+        for value in (0.25, 0.1, 0.5):
+            metrics.observe(STEP_DURATION, value, target="noop", executor="task")
+        metrics.add(EXECUTIONS, status="COMPLETED")
+        metrics.flush()
+
+    asyncio.run(record())
+    assert [(kind, value) for kind, value, _ in recorded.calls] == [
+        ("inc", 1.0), ("observe", 0.25), ("observe", 0.5),
+    ]  # fmt: skip
