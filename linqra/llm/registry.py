@@ -24,7 +24,6 @@ from linqra.llm.openai import OpenAIProvider
 from linqra.llm.routing import RoutedModel, RoutePolicy
 
 __all__ = [
-    "SDK_MODULES",
     "TARGET_PROVIDERS",
     "LLMRegistry",
     "Resolved",
@@ -60,15 +59,6 @@ _VENDORS: dict[str, type[OpenAIProvider | AnthropicProvider | GeminiProvider | C
 }
 
 
-SDK_MODULES = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "gemini": "google.genai",
-    "cohere": "cohere",
-}
-"""The vendor SDK each provider kind calls through (imported on a provider's first call)."""
-
-
 def _missing_key(cfg: LLMProviderConfig, own_key: str | None = None) -> bool:
     """Whether a call to ``cfg`` has no key to send: it takes one from the environment, has no
     base URL of its own (a server that may need none), and neither the team nor the
@@ -86,7 +76,7 @@ def sdk_modules(settings: LLMSettings) -> list[str]:
     """The SDKs of the configured providers a call can reach without a team's own key: what a
     process that answers chat turns loads ahead of its first (``actors/conversation.py``)."""
     kinds = {cfg.kind for cfg in settings.providers.values() if not _missing_key(cfg)}
-    return sorted(SDK_MODULES[kind] for kind in kinds if kind in SDK_MODULES)
+    return sorted(_VENDORS[kind].sdk_module for kind in kinds if kind in _VENDORS)
 
 
 def _provider(name: str, cfg: LLMProviderConfig, key: str | None) -> Provider:
