@@ -12,12 +12,14 @@ readers on other processes read them through :meth:`ConversationActor.read`
 If the actor dies mid-answer, its runs stop heartbeating and the supervisor interrupts them
 (``ChatService.reap``), keeping the partial replies; the next message creates a new actor.
 
-A new actor loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the SDKs of
-the providers it can reach (``linqra.llm.registry.sdk_modules``: OpenAI's 0.8 s, Anthropic's
-2.3 s, Google's 0.5 s) — in a thread as it starts, and a first turn that comes sooner waits for it
-there:
+A new actor loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the OpenAI
+SDK (0.8 s) — in a thread as it starts, and a first turn that comes sooner waits for it there:
 loaded by the turn itself, they held the event loop, and with it the run's heartbeat, for a
-second or two (a busy node's live run was once interrupted as stale before its first token).
+second or two (a busy node's live run was once interrupted as stale before its first token). A
+turn whose assistant answers through another vendor's SDK (Anthropic's 2.3 s, Google's 0.5 s)
+loads that one in a thread too, before the turn starts: only the one it needs (loading every
+reachable vendor's at start cost each new actor 2.8 s more CPU, and slowed first turns where
+many conversations started at once).
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ import contextlib
 import dataclasses
 import importlib
 import logging
-from collections.abc import Callable
-from functools import partial
+import sys
 from typing import Any
 
 import ray
@@ -52,7 +53,7 @@ class ConversationActor:
         loop = asyncio.get_running_loop()
         self._started = loop.time()
         self._passivation = loop.create_task(self._passivate())
-        self._preload = loop.run_in_executor(None, preload, self.settings.llm)
+        self._preload = loop.run_in_executor(None, preload)
 
     async def _get(self) -> ConversationWorker:
         async with self._lock:
@@ -68,6 +69,9 @@ class ConversationActor:
     async def send(self, send: Send) -> dict[str, Any]:
         if not self._preload.done():  # else the turn would load them again, on the loop
             await self._preload
+        model = send.assistant.defaultModel
+        if model is not None:
+            await load_provider_sdk(self.settings.llm, model.provider)
         return await (await self._get()).send(send)
 
     async def cancel(self, run_id: str) -> bool:
@@ -115,18 +119,27 @@ class ConversationActor:
             ray.actor.exit_actor()  # type: ignore[no-untyped-call]
 
 
-def preload(llm: LLMSettings) -> None:
-    """Load the token counter's ranks and the reachable providers' SDKs (see the module); a
-    failure is only logged, the first turn then loads what it needs itself."""
-    from linqra.llm.registry import sdk_modules
-    from linqra.llm.tokens import count_tokens
+def preload() -> None:
+    """Load the token counter's ranks and the OpenAI SDK (see the module); a failure is only
+    logged, the first turn then loads them itself."""
+    try:
+        from linqra.llm.tokens import count_tokens
 
-    loads: list[tuple[str, Callable[[], object]]] = [
-        ("token counter", lambda: count_tokens("warm"))
-    ]
-    loads += [(module, partial(importlib.import_module, module)) for module in sdk_modules(llm)]
-    for name, load in loads:
-        try:
-            load()
-        except Exception:
-            log.warning("preloading %s for the chat failed", name, exc_info=True)
+        count_tokens("warm")
+        import openai  # noqa: F401
+    except Exception:
+        log.warning("preloading the chat's modules failed", exc_info=True)
+
+
+async def load_provider_sdk(llm: LLMSettings, provider: str) -> None:
+    """Import the SDK of ``provider`` in a thread unless it is loaded (see the module); a failure
+    is only logged, the turn then reports it as the provider's error."""
+    from linqra.llm.registry import sdk_module
+
+    module = sdk_module(llm, provider)
+    if module is None or module in sys.modules:
+        return
+    try:
+        await asyncio.to_thread(importlib.import_module, module)
+    except Exception:
+        log.warning("loading %s for the chat failed", module, exc_info=True)

@@ -205,10 +205,9 @@ def test_a_malformed_traceparent_starts_a_trace_of_our_own(spans: InMemorySpanEx
 def test_what_is_remembered_of_the_last_context_follows_every_change_of_it(
     unsampled: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``traceparent()`` and the sampled check remember the last context they were asked about,
-    and the worker the last ``traceparent`` it was handed (issue 16's B17): the same one again is
-    not parsed again, and a context entered, left, or handed in its turn is never answered for
-    another."""
+    """The worker remembers the last ``traceparent`` it was handed (issue 16's B17): the same one
+    again is not parsed again, and a parent handed in its turn, or a span entered or left under
+    it, is never answered for another."""
     parsed: list[str] = []
     extract = tracing._PROPAGATOR.extract
 

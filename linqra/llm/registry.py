@@ -28,7 +28,7 @@ __all__ = [
     "LLMRegistry",
     "Resolved",
     "TeamCredentials",
-    "sdk_modules",
+    "sdk_module",
 ]
 
 # Linqra's LLM step targets and the provider each one means.
@@ -72,11 +72,12 @@ def _missing_key(cfg: LLMProviderConfig, own_key: str | None = None) -> bool:
     )
 
 
-def sdk_modules(settings: LLMSettings) -> list[str]:
-    """The SDKs of the configured providers a call can reach without a team's own key: what a
-    process that answers chat turns loads ahead of its first (``actors/conversation.py``)."""
-    kinds = {cfg.kind for cfg in settings.providers.values() if not _missing_key(cfg)}
-    return sorted(_VENDORS[kind].sdk_module for kind in kinds if kind in _VENDORS)
+def sdk_module(settings: LLMSettings, provider: str) -> str | None:
+    """The vendor SDK a call to the configured provider ``provider`` imports on its first call
+    (``None``: it imports none, or ``provider`` is not configured)."""
+    cfg = settings.providers.get(provider)
+    vendor = _VENDORS.get(cfg.kind) if cfg is not None else None
+    return vendor.sdk_module if vendor is not None else None
 
 
 def _provider(name: str, cfg: LLMProviderConfig, key: str | None) -> Provider:
