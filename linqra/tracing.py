@@ -127,15 +127,15 @@ class _Carried:
     context is made current (so what runs inside knows the trace is not recorded and carries
     that on) but no span is made."""
 
-    __slots__ = ("_context", "_span", "_token")
+    __slots__ = ("_context", "_token")
 
-    def __init__(self, context: otel_context.Context, parent: trace.Span) -> None:
-        self._context, self._span = context, parent
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
         self._token: object = None
 
     def __enter__(self) -> trace.Span:
         self._token = otel_context.attach(self._context)
-        return self._span
+        return trace.get_current_span(self._context)
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
         otel_context.detach(self._token)  # type: ignore[arg-type]
@@ -146,28 +146,6 @@ def _unsampled() -> bool:
     child: the sampler is parent-based)."""
     current = trace.get_current_span().get_span_context()
     return current.is_valid and not current.trace_flags.sampled
-
-
-_Extracted = tuple[str, otel_context.Context, trace.Span, bool]
-_extracted: _Extracted | None = None
-"""The last ``traceparent`` a worker was handed: its context, its (remote) span and whether its
-trace is unsampled. A trace that is not sampled hands each of its steps the same one (parsing
-it each time was most of what carrying such a trace cost the worker: 9.7 → 2.0 µs a step in
-process, issue 16's B17).
-Only the worker's parse is remembered: remembering the runner's current context by identity
-too broke streamed chats under load (tests/test_autoscaling.py), for a reason not found."""
-
-
-def _extract(parent: str) -> _Extracted:
-    global _extracted
-    last = _extracted
-    if last is not None and last[0] == parent:
-        return last
-    context = _PROPAGATOR.extract({"traceparent": parent})
-    remote = trace.get_current_span(context)
-    flags = remote.get_span_context()
-    last = _extracted = (parent, context, remote, flags.is_valid and not flags.trace_flags.sampled)
-    return last
 
 
 def span(
@@ -189,9 +167,10 @@ def span(
     if tracer is None:
         return _OFF
     if parent:
-        _, context, remote, unsampled = _extract(parent)
-        if unsampled:
-            return _Carried(context, remote)
+        context = _PROPAGATOR.extract({"traceparent": parent})
+        remote = trace.get_current_span(context).get_span_context()
+        if remote.is_valid and not remote.trace_flags.sampled:
+            return _Carried(context)
     else:
         if _unsampled():
             return _OFF  # the current context already says "not sampled"
@@ -206,7 +185,8 @@ def traceparent() -> str | None:
     current = trace.get_current_span().get_span_context()
     if not current.is_valid:
         return None
-    # what the W3C propagator's inject writes, without its carrier and setter
+    # what the W3C propagator's inject writes, without its carrier and setter (a third of an
+    # unsampled step's tracing, which asks for it once a step)
     return f"00-{current.trace_id:032x}-{current.span_id:016x}-{current.trace_flags:02x}"
 
 
