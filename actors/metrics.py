@@ -18,10 +18,11 @@ On an event loop values are gathered and handed to Ray once every ``FLUSH_SECOND
 as they are recorded: handed over one by one, a step's three values cost a step chain's runner
 29 µs in its critical path, gathered 9 µs (issue 16's B17). Gathered, a counter's values are one
 sum per label set (one ``inc``), a gauge keeps its last value, and a histogram's values go to
-``observe`` one by one (Ray takes no batch) with their tags made once. Ray itself reports to the
-metrics agent every ``metrics_report_interval_ms`` (10 s by default): the second added is small
-beside it, and a process killed loses that second of values as it loses what Ray had not yet
-reported.
+``observe`` one by one (Ray takes no batch). Ray itself reports to the metrics agent every
+``metrics_report_interval_ms`` (10 s by default): the second added is small beside it. A loop
+that runs only during a call (``actors._context.run_sync``'s) hands its values over as the call
+ends, and a closing system (an agent passivating) as it closes (:meth:`RayMetrics.flush`); a
+process killed loses its last second of values, as it loses what Ray had not yet reported.
 """
 
 from __future__ import annotations
