@@ -29,7 +29,6 @@ __all__ = ["OpenAIModel", "OpenAIProvider", "translate_errors"]
 
 
 class OpenAIProvider(SDKProvider):
-    sdk_module = "openai"
     default_key_env = "OPENAI_API_KEY"
     key_optional_with_base_url = True
 
