@@ -67,14 +67,15 @@ class _Sink(AppServer):
 SIDES = ("off", "off_again", "on", "on_full", "metrics", "tracing", "unsampled")
 DEFAULT_SIDES = ("off", "off_again", "on", "on_full")
 SHIPPED_RATIO = TracingSettings().sample_ratio
+_RATIOS = {"on_full": 1.0, "unsampled": 0.0}  # the sides whose sampling is not the shipped one
 
 
 def _side(base: Settings, name: str, sink_url: str) -> Settings:
     metrics = name in ("metrics", "on", "on_full")
     traced = name in ("tracing", "unsampled", "on", "on_full")
     tracing = TracingSettings(otlp_url=sink_url) if traced else TracingSettings()
-    if name in ("on_full", "unsampled"):
-        tracing = tracing.model_copy(update={"sample_ratio": 1.0 if name == "on_full" else 0.0})
+    if name in _RATIOS:
+        tracing = tracing.model_copy(update={"sample_ratio": _RATIOS[name]})
     return base.model_copy(
         update={
             "metrics": MetricsSettings(enabled=metrics, team_labels=metrics),
