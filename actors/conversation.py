@@ -45,6 +45,7 @@ class ConversationActor:
         self._lock = asyncio.Lock()
         loop = asyncio.get_running_loop()
         self._started = loop.time()
+        self._sending = 0  # sends under way: a first one can wait seconds for the preload
         self._passivation = loop.create_task(self._passivate())
         self._preload = loop.run_in_executor(None, preload)
 
@@ -60,12 +61,21 @@ class ConversationActor:
             return self._worker
 
     async def send(self, send: Send) -> dict[str, Any]:
-        if not self._preload.done():  # else the turn would load them again, on the loop
-            await self._preload
-        return await (await self._get()).send(send)
+        self._sending += 1
+        try:
+            if not self._preload.done():  # else the turn would load them again, on the loop
+                await self._preload
+            return await (await self._get()).send(send)
+        finally:
+            self._sending -= 1
 
     async def cancel(self, run_id: str) -> bool:
         return await (await self._get()).cancel(run_id)
+
+    async def holds(self, run_id: str) -> bool:
+        """Whether this actor runs or queues ``run_id`` (the supervisor asks before it
+        interrupts a run with a stale heartbeat: a starved process is not a dead one)."""
+        return self._worker is not None and self._worker.holds(run_id)
 
     async def read(self, run_id: str, after: int, wait: float, limit: int) -> list[RunEvent]:
         worker = await self._get()
@@ -92,11 +102,18 @@ class ConversationActor:
         idle = self.settings.chat.idle_seconds
         while True:
             await asyncio.sleep(max(0.5, idle / 4))
-            worker, now = self._worker, asyncio.get_running_loop().time()
-            last = self._started if worker is None else worker.last_active
-            if (worker is None or worker.idle) and now - last >= idle:
+            if self.idle_for(asyncio.get_running_loop().time()) >= idle:
                 # readers of the replay window are done by now (runs ended idle_seconds ago)
                 await self._exit()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds without a turn, a queued run or a send under way (0 while there is one): a
+        send waiting for the preload (seconds, on a busy node) must not see its actor passivate,
+        or its run would be written and left with no worker."""
+        worker = self._worker
+        if self._sending or (worker is not None and not worker.idle):
+            return 0.0
+        return now - (self._started if worker is None else worker.last_active)
 
     async def _exit(self) -> None:
         """End this actor's process, as an idle agent's does (``actors/agent.py``)."""

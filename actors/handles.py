@@ -312,6 +312,18 @@ class RayChatHost(ChatHost):
         except RayActorError:
             return False
 
+    async def holds(self, team_id: str, conversation_id: str, run_id: str) -> bool:
+        """Asks the conversation's actor; gone, dead or silent for ``chat.stale_after_seconds``
+        (at most 5 s: the supervisor asks run by run) is ``False``."""
+        actor = _existing(self.settings, conversation_id)
+        if actor is None:
+            return False
+        wait = min(self.settings.chat.stale_after_seconds, 5.0)
+        try:
+            return bool(await asyncio.wait_for(actor.holds.remote(run_id), wait))
+        except (RayActorError, TimeoutError):
+            return False
+
     async def close(self) -> None:
         return None
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from actors._context import process_system
@@ -152,9 +153,11 @@ class SupervisorActor:
         )
         return int(requeued)
 
-    async def reap_chat_runs(self) -> int:
+    async def reap_chat_runs(self, as_of: datetime | None = None) -> int:
+        """Interrupt the chat runs whose worker is gone (``ChatService.reap``); ``as_of`` judges
+        the heartbeats as if it were then (tests: a heartbeat made stale without waiting)."""
         system = await process_system(self.settings)
-        return await system.chat.reap()
+        return await system.chat.reap(as_of)
 
     async def prune_audit(self) -> int:
         """Drop audit events past ``auth.audit_retention_days``, once an hour at most."""

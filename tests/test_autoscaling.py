@@ -44,10 +44,12 @@ def _running(name: str) -> int:
     return int(app.deployments[name].replica_states.get("RUNNING", 0))
 
 
-def _until(condition: Any, timeout: float, what: str) -> float:
+def _until(condition: Any, timeout: float, what: str, seen: Any = None) -> float:
     t0 = time.monotonic()
     while not condition():
-        assert time.monotonic() - t0 < timeout, f"not within {timeout}s: {what}"
+        assert time.monotonic() - t0 < timeout, f"not within {timeout}s: {what}" + (
+            "" if seen is None else f"; seen: {seen()}"
+        )
         time.sleep(0.1)
     return time.monotonic() - t0
 
@@ -131,6 +133,9 @@ def test_the_chat_orchestrator_scales_out_under_streamed_chats_and_back_in_when_
     def answering(n: int) -> bool:
         return any(name == "message.delta" for _, name, _ in streams.get(n, []))
 
+    def seen(n: int) -> str:  # what a chat that does not answer got
+        return f"events {streams.get(n, [])}"
+
     # each chat starts once the one before answers: every chat is a new conversation's actor,
     # a new process whose first turn takes seconds to warm up, long enough on two busy cores
     # for its run's heartbeat to go stale (3 s in the tests' settings) if all start at once.
@@ -139,10 +144,11 @@ def test_the_chat_orchestrator_scales_out_under_streamed_chats_and_back_in_when_
     try:
         for n, thread in enumerate(chats[:-1]):
             thread.start()
-            _until(partial(answering, n), 30, f"chat {n} answering")
+            _until(partial(answering, n), 30, f"chat {n} answering", partial(seen, n))
         chats[-1].start()
         up = _until(lambda: _running("ChatOrchestrator") == 2, 90, "a second orchestrator")
-        _until(partial(answering, CHATS - 1), 30, "the last chat answering")
+        last = CHATS - 1
+        _until(partial(answering, last), 30, "the last chat answering", partial(seen, last))
     finally:  # the even ones end with their clients hanging up, the odd ones with a cancel
         stop.set()  # through the API (their clients read on to the end of the run)
         for n, events in list(streams.items()):

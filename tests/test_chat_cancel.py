@@ -2,7 +2,7 @@
 the official SDK: cancel closes the provider's stream, keeps the partial reply with a non-zero
 cost; ``reject``, ``enqueue``, ``interrupt`` and ``rollback`` each do what they say; a retried
 message id returns its first run; a run whose worker died is interrupted by the reaper and the
-next message works."""
+next message works, and one whose worker lives but missed its heartbeats is kept."""
 
 from __future__ import annotations
 
@@ -230,6 +230,26 @@ def test_a_run_whose_worker_died_is_interrupted_and_the_next_message_works(
     )
     nxt = client.post(f"/v1/conversations/{conversation}/messages", json={"message": "still?"})
     assert nxt.status_code == 200 and nxt.json()["status"] == "completed"
+
+
+def test_a_stale_heartbeat_of_a_worker_that_still_holds_its_run_is_not_an_interruption(
+    client: TestClient,
+) -> None:
+    """A process starved of CPU misses heartbeats without dying: the reaper asks the host, which
+    still runs the turn, so the run is kept and its reply ends completed."""
+    system = client.app.state.system  # type: ignore[attr-defined]
+    assistant = slow_assistant(client, ms=20, words=30)
+    body = {"message": "slow but alive", "stream": True}
+    with client.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
+        events = sse(answer.iter_lines())
+        created = next(events)[2]
+        next(e for e in events if e[1] == "message.delta")
+        later = utcnow() + timedelta(seconds=system.settings.chat.stale_after_seconds + 1)
+        assert client.portal.call(system.chat.reap, later) == 0  # type: ignore[union-attr]
+        *_, (_, last, end) = events
+    assert (last, end["status"]) == ("run.completed", "completed")
+    run = f"/v1/conversations/{created['conversation_id']}/runs/{created['run_id']}"
+    assert client.get(run).json()["status"] == "completed"
 
 
 async def test_a_stop_is_recorded_before_a_turn_cancelled_twice_ends() -> None:

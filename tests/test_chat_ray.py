@@ -1,19 +1,21 @@
 """Chat on the session's Ray cluster, through the real Serve gateway and the ChatOrchestrator
 deployment: a streamed reply whose conversation's turns run in its own actor, a cancel that
 closes the provider's stream, a reconnect with ``Last-Event-ID``, and the conversation's actor
-killed mid-answer — the run ends ``interrupted`` with its partial reply and the next message
-works. Everything else about chat is tested in process (``tests/test_chat_*.py``)."""
+killed mid-answer — kept while the actor lives even with its heartbeat stale, then ``interrupted``
+with its partial reply, and the next message works. Everything else about chat is tested in process (``tests/test_chat_*.py``)."""
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
+from linqra.clock import utcnow
 from linqra.config import Settings
 from linqra.testing.fake_openai import FakeOpenAI
 from tests.support.http import until
@@ -84,8 +86,10 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
 ) -> None:
     import ray
 
-    from actors.handles import conversation_name
+    from actors.handles import SUPERVISOR, conversation_name
 
+    supervisor = ray.get_actor(SUPERVISOR, namespace=ray_settings.ray.namespace)
+    stale = utcnow() + timedelta(seconds=ray_settings.chat.stale_after_seconds + 1)
     assistant = slow_assistant(api, "slow-20-300")
     body = {"message": "doomed", "stream": True}
     with api.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
@@ -97,6 +101,12 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
         until(lambda: "doomed" in api.get(messages).json()["items"][-1]["content"], timeout=10)
         actor = ray.get_actor(conversation_name(conversation), namespace=ray_settings.ray.namespace)
         assert ray.get(actor.preloaded.remote(), timeout=60)  # killed after, not amid, imports
+        # a heartbeat gone stale while the actor lives (a starved process): the supervisor asks
+        # the actor, which still runs the turn, and keeps the run
+        assert ray.get(supervisor.reap_chat_runs.remote(stale), timeout=60) == 0
+        assert api.get(f"/v1/conversations/{conversation}/runs/{run}").json()["status"] == (
+            "running"
+        )
         ray.kill(actor, no_restart=True)
         # its log died with it; the stream still ends with how the run ended: the supervisor
         # finds the silent run (its heartbeat went stale) and interrupts it

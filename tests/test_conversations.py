@@ -19,7 +19,7 @@ from linqra.assistants.conversations import (
     MessageStatus,
     RunStatus,
 )
-from linqra.clock import utcnow
+from linqra.clock import iso, utcnow
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.llm.types import Usage
 from linqra.store import open_store
@@ -346,6 +346,28 @@ class ConversationContract:
             assert not await repo.set_run_status(team, run.id, "completed")  # the owner lost
             assert not await repo.finish_message(team, msg.id, "completed", content="late")
         assert (await repo.get_run(TEAM, queued.id)).status == RunStatus.INTERRUPTED
+
+    async def test_a_stale_run_its_worker_still_holds_is_renewed_not_interrupted(
+        self, repo: ConversationRepository
+    ) -> None:
+        conv = await repo.create(TEAM, "asst_1")
+        alive, dead = [await repo.create_run(TEAM, conv.id) for _ in range(2)]
+        for run in (alive, dead):
+            assert await repo.set_run_status(TEAM, run.id, "running", owner="w")
+        asked: list[tuple[str, str, str]] = []
+
+        async def holds(team_id: str, conversation_id: str, run_id: str) -> bool:
+            asked.append((team_id, conversation_id, run_id))
+            return run_id == alive.id
+
+        later = utcnow() + timedelta(seconds=61)
+        assert await repo.interrupt_stale(later, 60, holds) == [(TEAM, dead.id)]
+        assert sorted(asked) == sorted([(TEAM, conv.id, alive.id), (TEAM, conv.id, dead.id)])
+        kept = await repo.get_run(TEAM, alive.id)
+        assert kept.status == RunStatus.RUNNING and kept.heartbeat_at == iso(later)  # renewed
+        assert (await repo.get_run(TEAM, dead.id)).status == RunStatus.INTERRUPTED
+        asked.clear()
+        assert await repo.interrupt_stale(later, 60, holds) == [] and asked == []  # fresh again
 
 
 class TestConversationsOnSQLite(ConversationContract):

@@ -10,7 +10,7 @@ interrupting it) one wins and the other learns it lost. The heartbeat is
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,11 +31,13 @@ from linqra.errors import NotFound, ValidationError
 from linqra.jobs import JobKind, Jobs
 from linqra.store import Document, DocumentStore
 
-__all__ = ["RUN_JOBS", "ChatRuns"]
+__all__ = ["RUN_JOBS", "ChatRuns", "Holds"]
 
 log = logging.getLogger(__name__)
 
 RUN_JOBS = JobKind(RUNS, RunStatus.QUEUED, RunStatus.RUNNING, RUN_TERMINAL)
+# asks the host whether a live worker holds the run: (team id, conversation id, run id) -> bool
+Holds = Callable[[str, str, str], Awaitable[bool]]
 _INTERRUPTED = {"code": "interrupted", "message": "the reply stopped: its run was interrupted"}
 
 
@@ -157,24 +159,54 @@ class ChatRuns:
         docs = await self.store.find(RUNS, team_id, where, sort=[("created_at", 1)], limit=1000)
         return [ChatRun.model_validate(d) for d in docs]
 
-    async def interrupt_stale(self, now: datetime, stale_after: float) -> list[tuple[str, str]]:
+    async def interrupt_stale(
+        self, now: datetime, stale_after: float, holds: Holds | None = None
+    ) -> list[tuple[str, str]]:
         """Maintenance, for the supervisor (every team): each ``running`` or ``queued`` run whose
         heartbeat is more than ``stale_after`` seconds older than ``now`` becomes
         ``interrupted`` (the worker that held it heartbeats its queued runs too, so only a dead
         one's go stale), and so do its ``pending``/``streaming`` messages (its reply), keeping
         the content saved so far. Compare-and-set on the heartbeat seen: a run that heartbeats
-        meanwhile, or that another supervisor took, is left alone. The ``(team, run id)`` of
-        each run this call interrupted."""
+        meanwhile, or that another supervisor took, is left alone.
+
+        A stale heartbeat only makes a run suspect: with ``holds``, a run that a live worker
+        says it still runs or queues (its process was starved of CPU, not dead) gets its
+        heartbeat renewed instead, and is interrupted only when the worker is gone or cannot
+        answer. The ``(team, run id)`` of each run this call interrupted."""
         cutoff = iso(now - timedelta(seconds=stale_after))
         active = [RunStatus.RUNNING, RunStatus.QUEUED]
         where = {"status": {"$in": active}, "heartbeat_at": {"$lt": cutoff}}
         interrupted: list[tuple[str, str]] = []
         while batch := await self.store.scan_all_teams(RUNS, where, limit=200):
-            won = [run for run in batch if await self._interrupt(run, iso(now))]
-            interrupted += [(run["team_id"], run["id"]) for run in won]
-            if not won:  # every one was taken meanwhile; what is left waits for the next round
+            changed = 0
+            for run in batch:
+                held = holds is not None and await holds(
+                    run["team_id"], run["conversation_id"], run["id"]
+                )
+                if held:
+                    changed += await self._renew(run, iso(now))
+                elif await self._interrupt(run, iso(now)):
+                    changed += 1
+                    interrupted.append((run["team_id"], run["id"]))
+            if not changed:  # every one was taken meanwhile; what is left waits for the next round
                 break
         return interrupted
+
+    async def _renew(self, run: Document, at: str) -> bool:
+        renewed = await self.store.update(
+            RUNS,
+            run["team_id"],
+            run["id"],
+            {"heartbeat_at": at},
+            where={"status": run["status"], "heartbeat_at": run["heartbeat_at"]},
+        )
+        if renewed:
+            log.info(
+                "chat run kept: its heartbeat was stale but its worker holds it: team=%s run_id=%s",
+                run["team_id"],
+                run["id"],
+            )
+        return renewed
 
     async def _interrupt(self, run: Document, at: str) -> bool:
         team_id = run["team_id"]

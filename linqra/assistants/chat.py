@@ -181,10 +181,11 @@ class ChatService:
         return seen
 
     async def reap(self, now: datetime | None = None) -> int:
-        """For the supervisor: interrupt the runs whose worker died (a stale heartbeat), with
-        their partial replies kept, and end their streams with ``run.interrupted``."""
+        """For the supervisor: interrupt the runs whose worker died (a stale heartbeat that the
+        host does not vouch for), with their partial replies kept, and end their streams with
+        ``run.interrupted``."""
         stale = await self.deps.conversations.interrupt_stale(
-            now or utcnow(), self.deps.settings.stale_after_seconds
+            now or utcnow(), self.deps.settings.stale_after_seconds, self.host.holds
         )
         for team_id, run_id in stale:
             with contextlib.suppress(LinqraError):  # the log died with its process: fine

@@ -79,6 +79,12 @@ class ConversationWorker:
     def idle(self) -> bool:
         return self._current is None and not self._queue
 
+    def holds(self, run_id: str) -> bool:
+        """Whether ``run_id`` runs or waits here."""
+        if self._current is not None and self._current[0] == run_id:
+            return True
+        return any(item.run["id"] == run_id for item in self._queue)
+
     async def send(self, send: Send) -> dict[str, Any]:
         """The run of ``send`` (a new one, queued; or the first one for a retried message)."""
         repo = self.deps.conversations
@@ -244,6 +250,11 @@ class ChatHost:
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:
         raise NotImplementedError
 
+    async def holds(self, team_id: str, conversation_id: str, run_id: str) -> bool:
+        """Whether a live worker runs or queues ``run_id``: the supervisor asks before it
+        interrupts a run whose heartbeat went stale. No answer is ``False``."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -269,6 +280,10 @@ class InProcessChatHost(ChatHost):
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:
         worker = self._workers.get((team_id, conversation_id))
         return worker is not None and await worker.cancel(run_id)
+
+    async def holds(self, team_id: str, conversation_id: str, run_id: str) -> bool:
+        worker = self._workers.get((team_id, conversation_id))
+        return worker is not None and worker.holds(run_id)
 
     async def close(self) -> None:
         for worker in list(self._workers.values()):

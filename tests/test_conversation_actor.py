@@ -1,0 +1,44 @@
+"""The conversation actor's passivation, in process (the class without Ray around it): an actor
+whose first send waits for the preload — seconds on a busy node — is not idle, so it does not
+passivate under that send and leave the run it is about to write with no worker."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import actors.conversation as conversation
+from actors.conversation import ConversationActor
+from linqra.config import Settings
+
+
+@pytest.fixture
+def preload_held(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    release = threading.Event()
+    monkeypatch.setattr(conversation, "preload", lambda: release.wait(60))
+    yield release
+    release.set()
+
+
+async def test_a_send_waiting_for_the_preload_keeps_its_actor_from_passivating(
+    preload_held: threading.Event,
+) -> None:
+    loop = asyncio.get_running_loop()
+    actor = ConversationActor(Settings().model_dump_json(), "team-a", "conv_1")
+    try:
+        later = loop.time() + actor.settings.chat.idle_seconds + 1
+        assert actor.idle_for(later) > actor.settings.chat.idle_seconds  # nothing to do here
+        send = asyncio.create_task(actor.send(None))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the send runs up to its wait for the preload
+        assert actor._sending == 1 and not actor._preload.done()
+        assert actor.idle_for(later) == 0.0  # not idle, however long the preload takes
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+        assert actor.idle_for(later) > actor.settings.chat.idle_seconds  # idle again
+    finally:
+        preload_held.set()  # before the loop closes: its executor waits for the thread
+        actor._passivation.cancel()
