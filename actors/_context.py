@@ -85,6 +85,10 @@ def run_sync(settings: Settings, work: Callable[[System], Awaitable[T]]) -> T:
         loop = _thread.loop = asyncio.new_event_loop()
 
     async def run() -> T:
-        return await work(await process_system(settings))
+        system = await process_system(settings)
+        try:
+            return await work(system)
+        finally:
+            system.metrics.flush()  # the loop stops with the call: no later turn hands them over
 
     return loop.run_until_complete(run())

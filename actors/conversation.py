@@ -15,7 +15,11 @@ If the actor dies mid-answer, its runs stop heartbeating and the supervisor inte
 A new actor loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the OpenAI
 SDK (0.8 s) — in a thread as it starts, and a first turn that comes sooner waits for it there:
 loaded by the turn itself, they held the event loop, and with it the run's heartbeat, for a
-second or two (a busy node's live run was once interrupted as stale before its first token).
+second or two (a busy node's live run was once interrupted as stale before its first token). A
+turn whose assistant answers through another vendor's SDK (Anthropic's 2.3 s, Google's 0.5 s)
+loads that one in a thread too, before the turn starts: only the one it needs (loading every
+reachable vendor's at start cost each new actor 2.8 s more CPU, and slowed first turns where
+many conversations started at once).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import logging
+import sys
 from typing import Any
 
 import ray
@@ -31,6 +37,7 @@ import ray
 from actors._context import process_system, shipped_settings
 from linqra.assistants.runlog import RunEvent
 from linqra.assistants.worker import ConversationWorker, Send
+from linqra.config import LLMSettings
 
 __all__ = ["ConversationActor"]
 
@@ -65,6 +72,9 @@ class ConversationActor:
         try:
             if not self._preload.done():  # else the turn would load them again, on the loop
                 await self._preload
+            model = send.assistant.defaultModel
+            if model is not None:
+                await load_provider_sdk(self.settings.llm, model.provider)
             return await (await self._get()).send(send)
         finally:
             self._sending -= 1
@@ -136,3 +146,17 @@ def preload() -> None:
         import openai  # noqa: F401
     except Exception:
         log.warning("preloading the chat's modules failed", exc_info=True)
+
+
+async def load_provider_sdk(llm: LLMSettings, provider: str) -> None:
+    """Import the SDK of ``provider`` in a thread unless it is loaded (see the module); a failure
+    is only logged, the turn then reports it as the provider's error."""
+    from linqra.llm.registry import sdk_module
+
+    module = sdk_module(llm, provider)
+    if module is None or module in sys.modules:
+        return
+    try:
+        await asyncio.to_thread(importlib.import_module, module)
+    except Exception:
+        log.warning("loading %s for the chat failed", module, exc_info=True)

@@ -127,25 +127,69 @@ class _Carried:
     context is made current (so what runs inside knows the trace is not recorded and carries
     that on) but no span is made."""
 
-    __slots__ = ("_context", "_token")
+    __slots__ = ("_context", "_span", "_token")
 
-    def __init__(self, context: otel_context.Context) -> None:
-        self._context = context
+    def __init__(self, context: otel_context.Context, parent: trace.Span) -> None:
+        self._context, self._span = context, parent
         self._token: object = None
 
     def __enter__(self) -> trace.Span:
         self._token = otel_context.attach(self._context)
-        return trace.get_current_span(self._context)
+        return self._span
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
         otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
+_Known = tuple[otel_context.Context | None, bool, str | None]
+_known: _Known = (None, False, None)
+"""The last context asked about, whether its trace is unsampled, and its ``traceparent``. A
+context is immutable (entering or leaving a span makes another), and every step of a trace
+that is not sampled runs in its execution's: asked once a step in the runner, working it out
+each time was half of what carrying such a trace cost (issue 16's B17). One tuple, so a thread
+reads a matching three."""
+
+
+def _current() -> _Known:
+    global _known
+    context = otel_context.get_current()
+    known = _known
+    if known[0] is context:
+        return known
+    current = trace.get_current_span(context).get_span_context()
+    if current.is_valid:
+        # what the W3C propagator's inject writes, without its carrier and setter
+        parent = f"00-{current.trace_id:032x}-{current.span_id:016x}-{current.trace_flags:02x}"
+        known = (context, not current.trace_flags.sampled, parent)
+    else:
+        known = (context, False, None)
+    _known = known
+    return known
+
+
 def _unsampled() -> bool:
     """Whether the current span belongs to a trace that is not recorded (then neither is any
     child: the sampler is parent-based)."""
-    current = trace.get_current_span().get_span_context()
-    return current.is_valid and not current.trace_flags.sampled
+    return _current()[1]
+
+
+_Extracted = tuple[str, otel_context.Context, trace.Span, bool]
+_extracted: _Extracted | None = None
+"""The last ``traceparent`` a worker was handed: its context, its (remote) span and whether its
+trace is unsampled. A trace that is not sampled hands each of its steps the same one (parsing
+it was the other half, in the worker)."""
+
+
+def _extract(parent: str) -> _Extracted:
+    global _extracted
+    last = _extracted
+    if last is not None and last[0] == parent:
+        return last
+    context = _PROPAGATOR.extract({"traceparent": parent})
+    remote = trace.get_current_span(context)
+    flags = remote.get_span_context()
+    last = _extracted = (parent, context, remote, flags.is_valid and not flags.trace_flags.sampled)
+    return last
 
 
 def span(
@@ -167,10 +211,9 @@ def span(
     if tracer is None:
         return _OFF
     if parent:
-        context = _PROPAGATOR.extract({"traceparent": parent})
-        remote = trace.get_current_span(context).get_span_context()
-        if remote.is_valid and not remote.trace_flags.sampled:
-            return _Carried(context)
+        _, context, remote, unsampled = _extract(parent)
+        if unsampled:
+            return _Carried(context, remote)
     else:
         if _unsampled():
             return _OFF  # the current context already says "not sampled"
@@ -182,9 +225,7 @@ def traceparent() -> str | None:
     """The current span as a W3C ``traceparent`` (to carry to another process), else ``None``."""
     if _tracer is None:
         return None
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
-    return carrier.get("traceparent")
+    return _current()[2]
 
 
 def trace_id(parent: str | None) -> str | None:

@@ -87,14 +87,21 @@ def test_the_oidc_names_of_linqra_auth_still_resolve_on_first_use() -> None:
 
 def test_a_conversation_actor_loads_a_first_turns_modules_ahead_of_it() -> None:
     """What a chat's first turn would load on its event loop (holding the run's heartbeat) a new
-    conversation actor loads in a thread as it starts (``actors.conversation.preload``)."""
+    conversation actor loads in a thread (``actors.conversation``): the token counter's ranks
+    and the OpenAI SDK as it starts, and before a turn the SDK of that turn's provider only."""
     result = _imported_after(
+        "import asyncio\n"
         "import actors.conversation as conversation\n"
-        "out['before'] = 'openai' in sys.modules or 'bpe_openai' in sys.modules\n"
+        "from linqra.config import LLMSettings\n"
+        "out['before'] = [m for m in ('openai', 'anthropic', 'bpe_openai') if m in sys.modules]\n"
         "conversation.preload()\n"
         "from linqra.llm.tokens import _encoding\n"
         "out['ranks_loaded'] = _encoding.cache_info().currsize\n"
+        "out['at_start'] = [m for m in ('openai', 'anthropic') if m in sys.modules]\n"
+        "asyncio.run(conversation.load_provider_sdk(LLMSettings(), 'anthropic'))\n"
+        "asyncio.run(conversation.load_provider_sdk(LLMSettings(), 'local'))  # none to load\n"
     )
-    assert result["before"] is False
-    assert _loaded(result["modules"], ("openai", "bpe_openai")) == ["openai", "bpe_openai"]
+    assert result["before"] == []
     assert result["ranks_loaded"] == 1
+    assert result["at_start"] == ["openai"]
+    assert _loaded(result["modules"], ("anthropic", "google.genai")) == ["anthropic"]

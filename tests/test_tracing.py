@@ -200,3 +200,29 @@ def test_a_malformed_traceparent_starts_a_trace_of_our_own(spans: InMemorySpanEx
     for flags in ("00", "zz", "1", "-1", "0g"):  # named only when its flags say it was recorded
         assert tracing.trace_id(f"00-{trace}-b7ad6b7169203331-{flags}") is None
     assert tracing.trace_id(f"00-{trace}-b7ad6b7169203331-01") == trace
+
+
+def test_what_is_remembered_of_the_last_context_follows_every_change_of_it(
+    unsampled: InMemorySpanExporter,
+) -> None:
+    """``traceparent()`` and the sampled check remember the last context they were asked about,
+    and the worker the last ``traceparent`` it was handed (issue 16's B17): a context entered,
+    left, or handed in its turn is never answered for another."""
+    quiet = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert tracing.traceparent() is None
+    for _ in range(2):  # each parent twice, alternating: the second time from what is kept
+        with tracing.span("run noop", parent=quiet):
+            assert tracing.traceparent() == quiet
+            assert tracing.open_span("chat") is None
+        with tracing.span("run noop", parent=traced) as current:
+            ours = tracing.traceparent()
+            assert ours == f"00-{traced[3:35]}-{_hex(current.get_span_context().span_id, 16)}-01"
+            with tracing.span("vector search") as inner:
+                assert tracing.traceparent() == (
+                    f"00-{traced[3:35]}-{_hex(inner.get_span_context().span_id, 16)}-01"
+                )
+            assert tracing.traceparent() == ours
+        assert tracing.traceparent() is None
+    names = [span.name for span in unsampled.get_finished_spans()]
+    assert names == ["vector search", "run noop"] * 2  # the sampled parent's, both times

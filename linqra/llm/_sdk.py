@@ -35,6 +35,8 @@ _DEFAULT_ENV = "<the provider's usual variable>"
 
 
 class SDKProvider:
+    sdk_module: ClassVar[str]
+    """The vendor SDK it calls through, imported on its first call."""
     default_key_env: ClassVar[str | None] = None
     key_optional_with_base_url: ClassVar[bool] = False  # OpenAI-compatible local servers need none
 

@@ -42,6 +42,7 @@ _FINISH_REASONS = {
 
 
 class AnthropicProvider(SDKProvider):
+    sdk_module = "anthropic"
     default_key_env = "ANTHROPIC_API_KEY"
 
     def _make_client(self) -> Any:

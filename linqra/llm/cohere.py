@@ -42,6 +42,7 @@ _FINISH_REASONS = {
 
 
 class CohereProvider(SDKProvider):
+    sdk_module = "cohere"
     default_key_env = "CO_API_KEY"
     _http: Any = None  # the HTTP client of the SDK client built last
 

@@ -71,6 +71,7 @@ def _recording(opened: list[Any]) -> Iterator[None]:
 
 
 class GeminiProvider(SDKProvider):
+    sdk_module = "google.genai"
     default_key_env = "GEMINI_API_KEY"
     _http: Any = None  # the HTTP client of the SDK client built last
 

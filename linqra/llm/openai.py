@@ -29,6 +29,7 @@ __all__ = ["OpenAIModel", "OpenAIProvider", "translate_errors"]
 
 
 class OpenAIProvider(SDKProvider):
+    sdk_module = "openai"
     default_key_env = "OPENAI_API_KEY"
     key_optional_with_base_url = True
 

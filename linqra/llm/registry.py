@@ -23,7 +23,13 @@ from linqra.llm.local import LocalProvider
 from linqra.llm.openai import OpenAIProvider
 from linqra.llm.routing import RoutedModel, RoutePolicy
 
-__all__ = ["TARGET_PROVIDERS", "LLMRegistry", "Resolved", "TeamCredentials"]
+__all__ = [
+    "TARGET_PROVIDERS",
+    "LLMRegistry",
+    "Resolved",
+    "TeamCredentials",
+    "sdk_module",
+]
 
 # Linqra's LLM step targets and the provider each one means.
 TARGET_PROVIDERS: dict[str, str | None] = {
@@ -51,6 +57,27 @@ _VENDORS: dict[str, type[OpenAIProvider | AnthropicProvider | GeminiProvider | C
     "gemini": GeminiProvider,
     "cohere": CohereProvider,
 }
+
+
+def _missing_key(cfg: LLMProviderConfig, own_key: str | None = None) -> bool:
+    """Whether a call to ``cfg`` has no key to send: it takes one from the environment, has no
+    base URL of its own (a server that may need none), and neither the team nor the
+    environment gives one."""
+    return bool(
+        cfg.kind != "local"
+        and cfg.api_key_env
+        and not cfg.base_url
+        and not own_key
+        and not os.environ.get(cfg.api_key_env)
+    )
+
+
+def sdk_module(settings: LLMSettings, provider: str) -> str | None:
+    """The vendor SDK a call to the configured provider ``provider`` imports on its first call
+    (``None``: it imports none, or ``provider`` is not configured)."""
+    cfg = settings.providers.get(provider)
+    vendor = _VENDORS.get(cfg.kind) if cfg is not None else None
+    return vendor.sdk_module if vendor is not None else None
 
 
 def _provider(name: str, cfg: LLMProviderConfig, key: str | None) -> Provider:
@@ -232,13 +259,7 @@ class LLMRegistry:
         reason = None
         if cfg is None:
             reason = f"provider {provider!r} is not configured"
-        elif (
-            cfg.kind != "local"
-            and cfg.api_key_env
-            and not cfg.base_url
-            and not own_key
-            and not os.environ.get(cfg.api_key_env)
-        ):
+        elif _missing_key(cfg, own_key):
             reason = f"no API key in {cfg.api_key_env}"
         if reason is None:
             return Resolved(self.provider(provider, credentials).model(model), requested)

@@ -135,9 +135,13 @@ class Metrics:
         """Set a gauge (per process: each process's value is its own series)."""
         self._record("gauge", instrument, value, team, labels)
 
+    def flush(self) -> None:
+        """Hand over what the adapter holds back (one that gathers values before passing them
+        on): the caller's event loop is about to stop."""
+
     def close(self) -> None:
-        """Release what the adapter holds (a listening socket); recording after it is a no-op
-        or still works, as the adapter says."""
+        """Release what the adapter holds (a listening socket) after handing over what it holds
+        back; recording after it is a no-op or still works, as the adapter says."""
 
     def _record(
         self, kind: Kind, instrument: Instrument, value: float, team: str | None,
