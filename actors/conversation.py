@@ -35,6 +35,7 @@ from typing import Any
 import ray
 
 from actors._context import process_system, shipped_settings
+from actors.handles import Passivating
 from linqra.assistants.runlog import RunEvent
 from linqra.assistants.worker import ConversationWorker, Send
 from linqra.config import LLMSettings
@@ -53,6 +54,7 @@ class ConversationActor:
         loop = asyncio.get_running_loop()
         self._started = loop.time()
         self._sending = 0  # sends under way: a first one can wait seconds for the preload
+        self._exiting = False
         self._passivation = loop.create_task(self._passivate())
         self._preload = loop.run_in_executor(None, preload)
 
@@ -68,6 +70,8 @@ class ConversationActor:
             return self._worker
 
     async def send(self, send: Send) -> dict[str, Any]:
+        if self._exiting:
+            raise Passivating(f"conversation {self.conversation_id} is passivating")
         self._sending += 1
         try:
             if not self._preload.done():  # else the turn would load them again, on the loop
@@ -113,8 +117,11 @@ class ConversationActor:
         while True:
             await asyncio.sleep(max(0.5, idle / 4))
             if self.idle_for(asyncio.get_running_loop().time()) >= idle:
-                # readers of the replay window are done by now (runs ended idle_seconds ago)
-                await self._exit()
+                # readers of the replay window are done by now (runs ended idle_seconds ago);
+                # from here a send is refused, not started and cut short by the exit
+                self._exiting = True
+                await self._exit()  # Ray ends the process once the calls under way return
+                return
 
     def idle_for(self, now: float) -> float:
         """Seconds without a turn, a queued run or a send under way (0 while there is one): a

@@ -40,6 +40,7 @@ __all__ = [
     "RUNNER",
     "SCHEDULER",
     "SUPERVISOR",
+    "Passivating",
     "RayChatHost",
     "RayLauncher",
     "RayRunLog",
@@ -100,6 +101,11 @@ def agent_name(agent_id: str) -> str:
 def conversation_name(conversation_id: str) -> str:
     """``linqra-conv-<conversation id>``: one active conversation (``actors/conversation.py``)."""
     return f"{CONV_PREFIX}{conversation_id}"
+
+
+class Passivating(Exception):
+    """A conversation's actor that is exiting refuses a new send (its caller waits for the
+    name to be free and creates the next one): a run written now would be left with no worker."""
 
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
@@ -287,7 +293,7 @@ class RayChatHost(ChatHost):
         self.deps = deps
 
     async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
-        for attempt in range(3):
+        for attempt in range(5):
             actor = _existing(self.settings, conversation_id)
             if actor is None:  # passive: the supervisor creates its actor (get-or-create)
                 await call(
@@ -298,7 +304,7 @@ class RayChatHost(ChatHost):
                 if actor is not None:
                     result: dict[str, Any] = await actor.send.remote(send)
                     return result
-            except RayActorError:  # it was passivating as we called: a new one takes it
+            except (RayActorError, Passivating):  # it was passivating: a new one takes it
                 pass
             await asyncio.sleep(0.1 * (attempt + 1))
         raise Unavailable("the conversation's worker is restarting", retry_after=1)

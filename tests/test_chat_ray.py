@@ -2,7 +2,8 @@
 deployment: a streamed reply whose conversation's turns run in its own actor, a cancel that
 closes the provider's stream, a reconnect with ``Last-Event-ID``, and the conversation's actor
 killed mid-answer — kept while the actor lives even with its heartbeat stale, then ``interrupted``
-with its partial reply, and the next message works. Everything else about chat is tested in process (``tests/test_chat_*.py``)."""
+with its partial reply, and the next message works; an idle conversation's actor passivates and
+the next message makes another. Everything else about chat is tested in process (``tests/test_chat_*.py``)."""
 
 from __future__ import annotations
 
@@ -149,3 +150,29 @@ def test_the_websocket_works_through_the_gateways_ingress(
     assert frames[0]["type"] == "error" and frames[0]["error"]["field"] == "frame"
     deltas = [f["data"]["text"] for f in frames if f.get("event") == "message.delta"]
     assert "over the socket" in "".join(deltas) == frames[-1]["data"]["content"]
+
+
+def test_an_idle_conversation_actor_passivates_and_the_next_message_makes_another(
+    api: httpx.Client, ray_settings: Settings
+) -> None:
+    import ray
+
+    from actors.handles import conversation_name
+
+    assistant = api.post("/v1/assistants", json={"name": "idle"}).json()["id"]
+    first = api.post(f"/v1/assistants/{assistant}/chat", json={"message": "hi"})
+    assert first.status_code == 200 and first.json()["status"] == "completed", first.text
+    conversation = first.json()["conversation_id"]
+    name, namespace = conversation_name(conversation), ray_settings.ray.namespace
+
+    def gone() -> bool:  # passivated after chat.idle_seconds with nothing to do
+        try:
+            ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            return True
+        return False
+
+    until(gone, timeout=60, every=0.2)
+    nxt = api.post(f"/v1/conversations/{conversation}/messages", json={"message": "back?"})
+    assert nxt.status_code == 200 and nxt.json()["status"] == "completed", nxt.text
+    assert not gone(), "the next message made the conversation's actor again"

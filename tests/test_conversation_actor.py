@@ -1,6 +1,7 @@
 """The conversation actor's passivation, in process (the class without Ray around it): an actor
 whose first send waits for the preload — seconds on a busy node — is not idle, so it does not
-passivate under that send and leave the run it is about to write with no worker."""
+passivate under that send and leave the run it is about to write with no worker; and once it has
+decided to exit it refuses a new send rather than start one the exit would cut short."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 import actors.conversation as conversation
 from actors.conversation import ConversationActor
+from actors.handles import Passivating
 from linqra.config import Settings
 
 
@@ -41,4 +43,20 @@ async def test_a_send_waiting_for_the_preload_keeps_its_actor_from_passivating(
         assert actor.idle_for(later) > actor.settings.chat.idle_seconds  # idle again
     finally:
         preload_held.set()  # before the loop closes: its executor waits for the thread
+        actor._passivation.cancel()
+
+
+async def test_an_actor_that_is_passivating_refuses_a_send(
+    preload_held: threading.Event,
+) -> None:
+    """From the moment it decides to exit, a send is refused (the host waits and sends to the
+    next actor) rather than started and cut short: its run would be left with no worker."""
+    actor = ConversationActor(Settings().model_dump_json(), "team-a", "conv_1")
+    try:
+        actor._exiting = True
+        with pytest.raises(Passivating):
+            await actor.send(None)  # type: ignore[arg-type]
+        assert actor._sending == 0
+    finally:
+        preload_held.set()
         actor._passivation.cancel()
