@@ -3,7 +3,8 @@ deployment: a streamed reply whose conversation's turns run in its own actor, a 
 closes the provider's stream, a reconnect with ``Last-Event-ID``, and the conversation's actor
 killed mid-answer — kept while the actor lives even with its heartbeat stale, then ``interrupted``
 with its partial reply, and the next message works; an idle conversation's actor passivates and
-the next message makes another. Everything else about chat is tested in process (``tests/test_chat_*.py``)."""
+the next message makes another. Everything else about chat is tested in process
+(``tests/test_chat_*.py``)."""
 
 from __future__ import annotations
 
