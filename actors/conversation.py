@@ -75,7 +75,7 @@ class ConversationActor:
         self._sending += 1
         try:
             if not self._preload.done():  # else the turn would load them again, on the loop
-                await self._preload
+                await asyncio.shield(self._preload)  # a cancelled send leaves it to finish
             model = send.assistant.defaultModel
             if model is not None:
                 await load_provider_sdk(self.settings.llm, model.provider)

@@ -105,7 +105,9 @@ def conversation_name(conversation_id: str) -> str:
 
 class Passivating(Exception):
     """A conversation's actor that is exiting refuses a new send (its caller waits for the
-    name to be free and creates the next one): a run written now would be left with no worker."""
+    name to be free and creates the next one): a run written now would be left with no worker.
+    A signal between the Ray layer's own parts (``RayChatHost.send`` catches it), so not one of
+    ``linqra.errors``: no client ever sees it."""
 
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
@@ -306,7 +308,8 @@ class RayChatHost(ChatHost):
                     return result
             except (RayActorError, Passivating):  # it was passivating: a new one takes it
                 pass
-            await asyncio.sleep(0.1 * (attempt + 1))
+            if attempt < 4:
+                await asyncio.sleep(0.1 * (attempt + 1))
         raise Unavailable("the conversation's worker is restarting", retry_after=1)
 
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:
@@ -320,7 +323,7 @@ class RayChatHost(ChatHost):
 
     async def holds(self, team_id: str, conversation_id: str, run_id: str) -> bool:
         """Asks the conversation's actor; gone, dead or silent for ``chat.stale_after_seconds``
-        (at most 5 s: the supervisor asks run by run) is ``False``."""
+        (at most 5 s; the supervisor asks about a batch of runs at once) is ``False``."""
         actor = _existing(self.settings, conversation_id)
         if actor is None:
             return False

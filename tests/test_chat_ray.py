@@ -91,7 +91,6 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
     from actors.handles import SUPERVISOR, conversation_name
 
     supervisor = ray.get_actor(SUPERVISOR, namespace=ray_settings.ray.namespace)
-    stale = utcnow() + timedelta(seconds=ray_settings.chat.stale_after_seconds + 1)
     assistant = slow_assistant(api, "slow-20-300")
     body = {"message": "doomed", "stream": True}
     with api.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
@@ -103,8 +102,10 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
         until(lambda: "doomed" in api.get(messages).json()["items"][-1]["content"], timeout=10)
         actor = ray.get_actor(conversation_name(conversation), namespace=ray_settings.ray.namespace)
         assert ray.get(actor.preloaded.remote(), timeout=60)  # killed after, not amid, imports
-        # a heartbeat gone stale while the actor lives (a starved process): the supervisor asks
-        # the actor, which still runs the turn, and keeps the run
+        # judged a second past stale_after from now, every heartbeat so far is stale, as if the
+        # actor had been starved: the supervisor asks it, it still runs the turn, the run is
+        # kept (without the actor's answer this reap interrupts it)
+        stale = utcnow() + timedelta(seconds=ray_settings.chat.stale_after_seconds + 1)
         assert ray.get(supervisor.reap_chat_runs.remote(stale), timeout=60) == 0
         assert api.get(f"/v1/conversations/{conversation}/runs/{run}").json()["status"] == (
             "running"

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 import actors.conversation as conversation
+import actors.handles as handles
 from actors.conversation import ConversationActor
 from actors.handles import Passivating
 from linqra.config import Settings
@@ -40,6 +43,7 @@ async def test_a_send_waiting_for_the_preload_keeps_its_actor_from_passivating(
         send.cancel()
         with pytest.raises(asyncio.CancelledError):
             await send
+        assert not actor._preload.cancelled()  # shared: the next send still finds it loading
         assert actor.idle_for(later) > actor.settings.chat.idle_seconds  # idle again
     finally:
         preload_held.set()  # before the loop closes: its executor waits for the thread
@@ -60,3 +64,27 @@ async def test_an_actor_that_is_passivating_refuses_a_send(
     finally:
         preload_held.set()
         actor._passivation.cancel()
+
+
+async def test_the_host_sends_again_when_the_actor_it_found_was_passivating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Passivating`` as a caller on Ray sees it (``RayTaskError(Passivating)``): the host
+    waits and sends to the actor the name finds next."""
+    from ray.exceptions import RayTaskError
+
+    refused = RayTaskError("send", "", Passivating("conv_1 is passivating"))
+    answers: list[Any] = [refused.as_instanceof_cause(), {"id": "run_1"}]
+
+    async def remote(_send: Any) -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    actor = SimpleNamespace(send=SimpleNamespace(remote=remote))  # passivating, then the next
+    monkeypatch.setattr(handles, "_existing", lambda settings, conversation_id: actor)
+    settings = Settings(cache_url="redis://127.0.0.1:1/0")
+    host = handles.RayChatHost(settings, None)  # type: ignore[arg-type]
+    assert await host.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
+    assert answers == []

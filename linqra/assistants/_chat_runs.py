@@ -9,6 +9,7 @@ interrupting it) one wins and the other learns it lost. The heartbeat is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -163,33 +164,36 @@ class ChatRuns:
         self, now: datetime, stale_after: float, holds: Holds | None = None
     ) -> list[tuple[str, str]]:
         """Maintenance, for the supervisor (every team): each ``running`` or ``queued`` run whose
-        heartbeat is more than ``stale_after`` seconds older than ``now`` becomes
-        ``interrupted`` (the worker that held it heartbeats its queued runs too, so only a dead
-        one's go stale), and so do its ``pending``/``streaming`` messages (its reply), keeping
-        the content saved so far. Compare-and-set on the heartbeat seen: a run that heartbeats
-        meanwhile, or that another supervisor took, is left alone.
+        heartbeat is more than ``stale_after`` seconds older than ``now`` is suspect (the worker
+        that holds a run heartbeats its queued runs too, so a live worker's go stale only when
+        its process is starved of CPU). A suspect run becomes ``interrupted``, and so do its
+        ``pending``/``streaming`` messages (its reply), keeping the content saved so far.
+        Compare-and-set on the heartbeat seen: a run that heartbeats meanwhile, or that another
+        supervisor took, is left alone.
 
-        A stale heartbeat only makes a run suspect: with ``holds``, a run that a live worker
-        says it still runs or queues (its process was starved of CPU, not dead) gets its
-        heartbeat renewed instead, and is interrupted only when the worker is gone or cannot
-        answer. The ``(team, run id)`` of each run this call interrupted."""
+        With ``holds``, the worker is asked first (every run of a batch at once): a run it says
+        it still runs or queues gets its heartbeat renewed instead, and a run is interrupted only
+        when its worker is gone or cannot answer. Each run is judged once per call. The ``(team,
+        run id)`` of each run this call interrupted."""
         cutoff = iso(now - timedelta(seconds=stale_after))
         active = [RunStatus.RUNNING, RunStatus.QUEUED]
         where = {"status": {"$in": active}, "heartbeat_at": {"$lt": cutoff}}
         interrupted: list[tuple[str, str]] = []
+        judged: set[str] = set()
         while batch := await self.store.scan_all_teams(RUNS, where, limit=200):
-            changed = 0
-            for run in batch:
-                held = holds is not None and await holds(
-                    run["team_id"], run["conversation_id"], run["id"]
-                )
-                if held:
-                    changed += await self._renew(run, iso(now))
-                elif await self._interrupt(run, iso(now)):
-                    changed += 1
-                    interrupted.append((run["team_id"], run["id"]))
-            if not changed:  # every one was taken meanwhile; what is left waits for the next round
+            batch = [run for run in batch if run["id"] not in judged]
+            if not batch:  # what is left was judged already (renewed, then stale again)
                 break
+            judged.update(run["id"] for run in batch)
+            held = [False] * len(batch)
+            if holds is not None:
+                asked = (holds(r["team_id"], r["conversation_id"], r["id"]) for r in batch)
+                held = list(await asyncio.gather(*asked))
+            for run, kept in zip(batch, held, strict=True):
+                if kept:
+                    await self._renew(run, iso(now))
+                elif await self._interrupt(run, iso(now)):
+                    interrupted.append((run["team_id"], run["id"]))
         return interrupted
 
     async def _renew(self, run: Document, at: str) -> bool:
