@@ -358,6 +358,8 @@ class ConversationContract:
 
         async def holds(team_id: str, conversation_id: str, run_id: str) -> bool:
             asked.append((team_id, conversation_id, run_id))
+            if run_id == dead.id:  # its worker's process is gone: asking it fails
+                raise ConnectionError("no such worker")
             return run_id == alive.id
 
         later = utcnow() + timedelta(seconds=61)

@@ -185,12 +185,14 @@ class ChatRuns:
             if not batch:  # what is left was judged already (renewed, then stale again)
                 break
             judged.update(run["id"] for run in batch)
-            held = [False] * len(batch)
-            if holds is not None:
+            held: list[object] = [False] * len(batch)
+            if holds is not None:  # a worker that fails to answer does not vouch for its run
                 asked = (holds(r["team_id"], r["conversation_id"], r["id"]) for r in batch)
-                held = list(await asyncio.gather(*asked))
-            for run, kept in zip(batch, held, strict=True):
-                if kept:
+                held = list(await asyncio.gather(*asked, return_exceptions=True))
+            for run, answer in zip(batch, held, strict=True):
+                if isinstance(answer, Exception):
+                    log.warning("asking the worker of chat run %s failed: %r", run["id"], answer)
+                if answer is True:
                     await self._renew(run, iso(now))
                 elif await self._interrupt(run, iso(now)):
                     interrupted.append((run["team_id"], run["id"]))
