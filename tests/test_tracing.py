@@ -203,26 +203,41 @@ def test_a_malformed_traceparent_starts_a_trace_of_our_own(spans: InMemorySpanEx
 
 
 def test_what_is_remembered_of_the_last_context_follows_every_change_of_it(
-    unsampled: InMemorySpanExporter,
+    unsampled: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``traceparent()`` and the sampled check remember the last context they were asked about,
-    and the worker the last ``traceparent`` it was handed (issue 16's B17): a context entered,
-    left, or handed in its turn is never answered for another."""
+    and the worker the last ``traceparent`` it was handed (issue 16's B17): the same one again is
+    not parsed again, and a context entered, left, or handed in its turn is never answered for
+    another."""
+    parsed: list[str] = []
+    extract = tracing._PROPAGATOR.extract
+
+    def counted(carrier: dict[str, str], *args: Any, **kwargs: Any) -> Any:
+        parsed.append(carrier["traceparent"])
+        return extract(carrier, *args, **kwargs)
+
+    monkeypatch.setattr(tracing._PROPAGATOR, "extract", counted)
     quiet = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
     traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert tracing.traceparent() is None
-    for _ in range(2):  # each parent twice, alternating: the second time from what is kept
-        with tracing.span("run noop", parent=quiet):
-            assert tracing.traceparent() == quiet
-            assert tracing.open_span("chat") is None
-        with tracing.span("run noop", parent=traced) as current:
-            ours = tracing.traceparent()
-            assert ours == f"00-{traced[3:35]}-{_hex(current.get_span_context().span_id, 16)}-01"
-            with tracing.span("vector search") as inner:
-                assert tracing.traceparent() == (
-                    f"00-{traced[3:35]}-{_hex(inner.get_span_context().span_id, 16)}-01"
+    for _ in range(2):  # each parent twice in a row (the second from what is kept), then the other
+        for _ in range(2):
+            with tracing.span("run noop", parent=quiet) as remote:
+                assert tracing.traceparent() == quiet
+                assert tracing.open_span("chat") is None
+                assert not remote.get_span_context().trace_flags.sampled
+        for _ in range(2):
+            with tracing.span("run noop", parent=traced) as current:
+                ours = tracing.traceparent()
+                assert (
+                    ours == f"00-{traced[3:35]}-{_hex(current.get_span_context().span_id, 16)}-01"
                 )
-            assert tracing.traceparent() == ours
+                with tracing.span("vector search") as inner:
+                    assert tracing.traceparent() == (
+                        f"00-{traced[3:35]}-{_hex(inner.get_span_context().span_id, 16)}-01"
+                    )
+                assert tracing.traceparent() == ours
         assert tracing.traceparent() is None
+    assert parsed == [quiet, traced, quiet, traced]  # once each time the parent changed
     names = [span.name for span in unsampled.get_finished_spans()]
-    assert names == ["vector search", "run noop"] * 2  # the sampled parent's, both times
+    assert names == ["vector search", "run noop"] * 4  # under the sampled parent, every time
