@@ -56,7 +56,11 @@ def test_work_lands_on_every_node(result: dict[str, Any]) -> None:
     assert set(placement.values()) == NODES, placement
     assert placement["linqra-events"] == "head"  # the in-memory bus lives on the head
     agents = [node for name, node in placement.items() if name.startswith("linqra-agent-")]
-    assert len(agents) == 3 and len(set(agents)) >= 2, placement  # SPREAD, as they were created
+    # each agent's actor ran on a node of the cluster; SPREAD is best effort, no strict round
+    # robin (all three on one node has happened under load), so that it spreads actors over the
+    # nodes is asserted where the driver makes them until two nodes hold one: the conversations
+    # (test_chat_replies_stream_to_the_driver_from_other_nodes)
+    assert len(agents) == 3 and set(agents) <= NODES, placement
     assert len(set(spread["ingestion_nodes"].values())) >= 2, spread["ingestion_nodes"]
     # whichever async worker claims first runs a step: only on the nodes they were pinned to
     assert spread["async_step_nodes"] and set(spread["async_step_nodes"].values()) <= {
