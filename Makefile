@@ -34,7 +34,7 @@ run: install
 
 ## Install the test extras, make sure the servers the tests start exist, run the suite.
 test: install-test
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
 
 lint: install-test
 	$(BIN)/ruff check .

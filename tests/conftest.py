@@ -29,6 +29,7 @@ from linqra.config import (
 )
 from linqra.logs import ray_logging_config
 from linqra.system import System
+from tests.support import xdist_groups
 from tests.support.browser import browser, console, console_app  # noqa: F401 (fixtures)
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_openai import FakeOpenAI
@@ -348,13 +349,37 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield provider
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The tests on the session's Ray cluster run last, in their order: once started, the
     cluster's actors (Serve's controller, the scheduler, …) keep part of a core busy for the
-    rest of the session, and every test after them would share the machine with it."""
+    rest of the session, and every test after them would share the machine with it.
+
+    Under ``pytest -n 2 --dist loadgroup --no-loadscope-reorder`` (``make test``) each module is a group of its own,
+    run whole by one worker (its module fixtures made once), and every test on a Ray cluster —
+    the session's, or one the test starts itself (``cluster``, ``multinode``) — is in one group,
+    ``ray``: one worker runs them in their order, so no two Ray clusters share the machine, while
+    the other worker runs the in-process tests beside them."""
 
     def on_ray(item: pytest.Item) -> bool:
         fixtures = getattr(item, "fixturenames", ())
         return item.get_closest_marker("ray") is not None or "ray_cluster" in fixtures
 
-    items.sort(key=on_ray)  # stable: the order within each group is kept
+    def own_cluster(item: pytest.Item) -> bool:
+        return any(item.get_closest_marker(mark) for mark in ("cluster", "multinode"))
+
+    # stable: the order within each group is kept; under xdist the Ray group comes first, so
+    # that its worker starts it at once (the longest group: 11 of the suite's 20 minutes)
+    items.sort(key=on_ray, reverse=hasattr(config, "workerinput"))
+    for item in items:
+        group = "ray" if on_ray(item) or own_cluster(item) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    xdist_groups.write_groups(config, items)
+
+
+def pytest_configure_node(node: Any) -> None:
+    xdist_groups.configure_node(node)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    return xdist_groups.make_scheduler(config, log) if xdist_groups.enabled(config) else None

@@ -19,6 +19,8 @@ from deployments.ports import check_ports_free, fixed_ports, port_is_free, taken
 from linqra.config import HttpSettings, RaySettings, Settings
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.cluster  # `linqra up` checks the ports a cluster takes (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -49,6 +49,8 @@ import pytest
 from deployments.ports import port_is_free
 from tests.support.servers import free_port, wait_port
 
+pytestmark = pytest.mark.cluster  # `linqra up`: a Ray cluster of its own (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 VENV_BIN = ROOT / ".venv" / "bin"

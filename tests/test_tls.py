@@ -30,6 +30,8 @@ from deployments.tls import (
 from linqra.config import HttpSettings, Settings, load_settings
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.cluster  # `linqra up`: a Ray cluster of its own (tests/conftest.py)
+
 
 @dataclass(frozen=True)
 class Certificate:
