@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -284,6 +286,10 @@ class RayLauncher:
         return None
 
 
+PASSIVATION_WAIT = 10.0
+"""How long a send waits for a conversation's exiting actor to be gone (then 503)."""
+
+
 class RayChatHost(ChatHost):
     """Each conversation's worker in its own actor (see the module docstring)."""
 
@@ -293,9 +299,14 @@ class RayChatHost(ChatHost):
             runlog = RayRunLog(settings, deps.runlog, deps.conversations)
             deps = dataclasses.replace(deps, runlog=runlog)
         self.deps = deps
+        self._clock, self._sleep = time.monotonic, asyncio.sleep  # (a test counts the pauses)
 
     async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
-        for attempt in range(5):
+        """Send to the conversation's actor, made first when there is none. One that is exiting
+        (``Passivating``, or already dead) is waited out — its exit closes its system, a second
+        or more on a busy node — for at most :data:`PASSIVATION_WAIT` seconds, then 503."""
+        deadline = self._clock() + PASSIVATION_WAIT
+        for attempt in itertools.count():
             actor = _existing(self.settings, conversation_id)
             if actor is None:  # passive: the supervisor creates its actor (get-or-create)
                 await call(
@@ -308,8 +319,10 @@ class RayChatHost(ChatHost):
                     return result
             except (RayActorError, Passivating):  # it was passivating: a new one takes it
                 pass
-            if attempt < 4:
-                await asyncio.sleep(0.1 * (attempt + 1))
+            pause = min(0.1 * (attempt + 1), 0.5)
+            if self._clock() + pause > deadline:
+                break
+            await self._sleep(pause)
         raise Unavailable("the conversation's worker is restarting", retry_after=1)
 
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:

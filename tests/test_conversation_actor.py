@@ -88,3 +88,40 @@ async def test_the_host_sends_again_when_the_actor_it_found_was_passivating(
     host = handles.RayChatHost(settings, None)  # type: ignore[arg-type]
     assert await host.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
     assert answers == []
+
+
+async def test_a_send_waits_out_an_exit_that_takes_seconds_then_answers_503_at_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An actor whose exit (closing its system) outlasts the first tries is still waited out;
+    one that never goes answers 503 with Retry-After once ``PASSIVATION_WAIT`` has passed,
+    not before."""
+    from linqra.errors import Unavailable
+
+    refusals = {"left": 12}  # about 4.5 s of pauses: more than five tries, less than the bound
+
+    async def remote(_send: Any) -> Any:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise Passivating("conv_1 is passivating")
+        return {"id": "run_1"}
+
+    actor = SimpleNamespace(send=SimpleNamespace(remote=remote))
+    monkeypatch.setattr(handles, "_existing", lambda settings, conversation_id: actor)
+    host = handles.RayChatHost(Settings(cache_url="redis://127.0.0.1:1/0"), None)  # type: ignore[arg-type]
+    now, slept = [0.0], []
+
+    async def sleep(seconds: float) -> None:  # the pauses are counted, not waited
+        slept.append(seconds)
+        now[0] += seconds
+
+    host._clock, host._sleep = (lambda: now[0]), sleep
+    assert await host.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
+    assert len(slept) == 12 and sum(slept) < handles.PASSIVATION_WAIT
+
+    refusals["left"], slept[:] = 10_000, []
+    with pytest.raises(Unavailable) as refused:
+        await host.send("team-a", "conv_1", None)  # type: ignore[arg-type]
+    assert refused.value.retry_after == 1
+    waited = sum(slept)
+    assert handles.PASSIVATION_WAIT - 0.5 <= waited <= handles.PASSIVATION_WAIT, waited
