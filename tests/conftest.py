@@ -377,6 +377,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     xdist_groups.write_groups(config, items)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    xdist_groups.yield_to_ray(item)
+
+
 def pytest_configure_node(node: Any) -> None:
     xdist_groups.configure_node(node)
 

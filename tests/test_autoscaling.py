@@ -54,6 +54,17 @@ def _until(condition: Any, timeout: float, what: str, seen: Any = None) -> float
     return time.monotonic() - t0
 
 
+def _conversation_actors() -> list[tuple[str, str]]:
+    """Each conversation's actor and its state (a diagnostic: ALIVE, PENDING_CREATION, …)."""
+    from ray.util.state import list_actors
+
+    try:
+        found = list_actors(filters=[("class_name", "=", "ConversationActor")], timeout=10)
+    except Exception as exc:  # a diagnostic never hides the failure it explains
+        return [("?", repr(exc))]
+    return [(actor.name, actor.state) for actor in found]
+
+
 @pytest.fixture(scope="module")
 def autoscaled(gateway_url: str, ray_settings: Settings) -> Any:
     from ray import serve
@@ -133,8 +144,8 @@ def test_the_chat_orchestrator_scales_out_under_streamed_chats_and_back_in_when_
     def answering(n: int) -> bool:
         return any(name == "message.delta" for _, name, _ in streams.get(n, []))
 
-    def seen(n: int) -> str:  # what a chat that does not answer got
-        return f"events {streams.get(n, [])}"
+    def seen(n: int) -> str:  # what a chat that does not answer got, and the actors behind it
+        return f"events {streams.get(n, [])}; actors {_conversation_actors()}"
 
     # each chat starts once the one before answers: every chat is a new conversation's actor,
     # a new process whose first turn takes seconds to warm up, long enough on two busy cores

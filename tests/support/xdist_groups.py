@@ -9,11 +9,16 @@ every test it collected to a file in a directory the controller names
 (``pytest_configure_node``), and the controller's scheduler — xdist's own
 ``LoadScopeScheduling``, which runs each scope whole on one worker — takes a test's scope from
 those files. Tests without a group are a scope each, as under xdist's ``loadgroup``.
+
+A worker that has left the ``ray`` group lowers its CPU priority (:func:`yield_to_ray`): under
+load a Ray test beside it otherwise waited longer than on the suite's single process (a first
+chat's conversation actor — a new process — did not answer within 30 s in one CI run).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,6 +53,28 @@ def write_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
             groups[item.nodeid] = str(mark.args[0] if mark.args else mark.kwargs["name"])
     path = Path(workerinput[GROUPS_DIR]) / f"{workerinput['workerid']}.json"
     path.write_text(json.dumps(groups))
+
+
+BESIDE_RAY_NICE = 5
+"""The niceness a worker takes on for its first test outside the ``ray`` group: from then on it
+runs only in-process tests (the Ray group is one unit, run in order, so no Ray test follows on
+that worker), and the Ray tests beside it keep the CPU priority they have when the suite runs in
+one process. The servers and browsers it starts after that inherit it."""
+
+_niced = False
+
+
+def yield_to_ray(item: pytest.Item) -> None:
+    """In a worker, before ``item`` runs: lower this worker's priority once it leaves the Ray
+    group (see :data:`BESIDE_RAY_NICE`)."""
+    global _niced
+    if _niced or not hasattr(item.config, "workerinput"):
+        return
+    mark = item.get_closest_marker("xdist_group")
+    if mark is not None and (mark.args[:1] or (mark.kwargs.get("name"),))[0] == "ray":
+        return
+    os.nice(BESIDE_RAY_NICE)
+    _niced = True
 
 
 def make_scheduler(config: pytest.Config, log: Any) -> Any:
