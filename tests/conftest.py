@@ -355,11 +355,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     cluster's actors (Serve's controller, the scheduler, …) keep part of a core busy for the
     rest of the session, and every test after them would share the machine with it.
 
-    Under ``pytest -n 2 --dist loadgroup --no-loadscope-reorder`` (``make test``) each module is a group of its own,
-    run whole by one worker (its module fixtures made once), and every test on a Ray cluster —
-    the session's, or one the test starts itself (``cluster``, ``multinode``) — is in one group,
-    ``ray``: one worker runs them in their order, so no two Ray clusters share the machine, while
-    the other worker runs the in-process tests beside them."""
+    Under ``pytest -n 2 --dist loadgroup --no-loadscope-reorder`` (``make test``) each module is
+    a group of its own, run whole by one worker (its module fixtures made once), and every test
+    on a Ray cluster — the session's, or one the test starts itself (``cluster``, ``multinode``)
+    — is in one group, ``ray``: one worker runs them, those with a cluster of their own first
+    (before the session's starts, as on one process), so no two Ray clusters share the machine,
+    while the other worker runs the in-process tests beside them. The group comes first, so its
+    worker starts it at once: it is the longest (11 of the 20 minutes on one process)."""
 
     def on_ray(item: pytest.Item) -> bool:
         fixtures = getattr(item, "fixturenames", ())
@@ -368,9 +370,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def own_cluster(item: pytest.Item) -> bool:
         return any(item.get_closest_marker(mark) for mark in ("cluster", "multinode"))
 
-    # stable: the order within each group is kept; under xdist the Ray group comes first, so
-    # that its worker starts it at once (the longest group: 11 of the suite's 20 minutes)
-    items.sort(key=on_ray, reverse=hasattr(config, "workerinput"))
+    def order(item: pytest.Item) -> int:  # sorts are stable: the order within each is kept
+        if on_ray(item):
+            return 1
+        if hasattr(config, "workerinput"):  # under xdist
+            return 0 if own_cluster(item) else 2
+        return 0
+
+    items.sort(key=order)
     for item in items:
         group = "ray" if on_ray(item) or own_cluster(item) else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
