@@ -105,7 +105,7 @@ class _Phases:
     process's start (so the imports before :func:`cmd_up` count)."""
 
     def __init__(self) -> None:
-        import psutil  # type: ignore[import-untyped]  # a dependency of ray[default]
+        import psutil  # type: ignore[import-untyped]
 
         self.started = time.time() - float(psutil.Process().create_time())  # since exec
         self._last = time.monotonic()
