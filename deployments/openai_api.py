@@ -113,12 +113,16 @@ async def chat_completion(llm: LLMService, team_id: str, request: ChatRequest) -
         done = await llm.complete(team_id, model_ref, messages, settings, caller=caller)
         return _with_linqra(completion_shape(done.response), done)
     include_usage = bool((request.stream_options or {}).get("include_usage"))
-    events = llm.stream(team_id, model_ref, messages, settings, caller=caller)
+    answering: list[str] = []
+    events = llm.stream(
+        team_id, model_ref, messages, settings, caller=caller,
+        on_resolved=lambda resolved: answering.append(resolved.model.name),
+    )  # fmt: skip
     first = await anext(
         events
     )  # resolve the model and open the upstream stream before answering 200
     return StreamingResponse(
-        _sse(first, events, include_usage),
+        _sse(first, events, include_usage, answering[0] if answering else ""),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -137,9 +141,12 @@ def _model_ref(llm: LLMService, model: str) -> str:
     )
 
 
-async def _sse(first: Any, events: AsyncIterator[Any], include_usage: bool) -> AsyncIterator[bytes]:
+async def _sse(
+    first: Any, events: AsyncIterator[Any], include_usage: bool, model: str
+) -> AsyncIterator[bytes]:
+    """OpenAI's chunks; each names ``model`` (the model that answers), then from the final
+    response on the name the provider gave (a dated one, e.g. ``gpt-4o-2024-08-06``)."""
     chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-    model = ""
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         body = {

@@ -52,14 +52,16 @@ def test_streaming_with_usage_through_the_gateway(sdk: openai.OpenAI) -> None:
         stream=True,
         stream_options={"include_usage": True},
     )
-    text, usage = "", None
+    text, usage, models = "", None, []
     for chunk in stream:
+        models.append(chunk.model)
         for choice in chunk.choices:
             text += choice.delta.content or ""
         if chunk.usage is not None:
             usage = chunk.usage
     assert text == "Echo: tell me a long story"
     assert usage is not None and usage.completion_tokens == 6 and usage.prompt_tokens > 0
+    assert len(models) > 3 and set(models) == {"gpt-4o"}, models  # every chunk names it
 
 
 TOOLS = [

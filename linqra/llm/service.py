@@ -144,9 +144,14 @@ class LLMService:
         *,
         caller: Mapping[str, Any],
         target: str = "llm",
+        on_resolved: Callable[[Resolved], None] | None = None,
     ) -> AsyncIterator[StreamEvent | Completion]:
-        """Deltas, then the final :class:`ModelResponse`, then the :class:`Completion`."""
+        """Deltas, then the final :class:`ModelResponse`, then the :class:`Completion`;
+        ``on_resolved`` learns the model that answers before the first delta (an OpenAI stream
+        names it in every chunk)."""
         resolved = await self._resolve(team_id, model_ref, target)
+        if on_resolved is not None:
+            on_resolved(resolved)
         reservation = await self._reserve(team_id, resolved, messages, settings, caller)
         t0 = time.perf_counter()
         parts: list[str] = []
