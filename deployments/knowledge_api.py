@@ -80,6 +80,12 @@ async def upload_document(
         first = errors[0] if errors else {"loc": ("body",), "msg": str(exc)}
         field = ".".join(str(p) for p in first["loc"]) or "body"
         raise ValidationError(str(first["msg"]), field=field) from None
+    if body.mime_type is not None and not body.mime_type.startswith("text/"):
+        raise ValidationError(
+            f"a JSON document is text: mime_type {body.mime_type} is not a text type (text/plain,"
+            " text/markdown, text/html); upload a PDF as multipart/form-data",
+            field="mime_type",
+        )
     return await knowledge.add_document(
         team_id,
         collection_id,

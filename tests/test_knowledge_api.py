@@ -182,6 +182,7 @@ def test_bad_uploads_and_searches_are_4xx_naming_the_problem(kh: TeamClient) -> 
             "metadata",
         ),
         ({"json": {"title": "t"}}, 400, "text"),
+        ({"json": {"title": "t", "text": "x", "mime_type": "application/pdf"}}, 400, "mime_type"),
         ({"content": b"plain", "headers": {"Content-Type": "text/plain"}}, 400, "content-type"),
     ]
     for kwargs, status, field in cases:
@@ -194,6 +195,13 @@ def test_bad_uploads_and_searches_are_4xx_naming_the_problem(kh: TeamClient) -> 
         url, files={"file": ("big.txt", b"a" * (20 * 1024 * 1024 + 70_000), "text/plain")}
     )
     assert too_big.status_code == 413
+    # just over the limit, within what the body check allows for the form's own bytes: the
+    # file's size is checked once read, and is the same 413
+    just_over = kh.post(
+        url, files={"file": ("big.txt", b"a" * (20 * 1024 * 1024 + 1), "text/plain")}
+    )
+    assert just_over.status_code == 413, just_over.text
+    assert just_over.json()["error"]["field"] == "file"
     assert (
         kh.post(
             "/v1/knowledge/collections/nope/documents", json={"title": "t", "text": "x"}

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from linqra.clock import iso, new_id
-from linqra.errors import Conflict, NotFound, ValidationError
+from linqra.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from linqra.knowledge.collections import DOCUMENTS, KnowledgeCollections
 from linqra.knowledge.extract import MIME_TYPES, detect_type
 from linqra.knowledge.models import Collection
@@ -43,8 +43,9 @@ class KnowledgeDocuments(KnowledgeCollections):
         collection give the first document back."""
         collection = await self.get_collection(team_id, collection_ref)
         if len(data) > self.limits.max_upload_bytes:
-            raise ValidationError(
-                f"the file is {len(data)} bytes; the limit is {self.limits.max_upload_bytes}",
+            raise PayloadTooLarge(
+                f"the file is {len(data)} bytes; the limit is {self.limits.max_upload_bytes}"
+                " (knowledge.max_upload_bytes)",
                 field="file",
             )
         if not data:
