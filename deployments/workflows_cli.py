@@ -38,7 +38,7 @@ __all__ = ["add_run_command", "add_workflow_commands", "follow", "workflow_body"
 
 TERMINAL = EXECUTION_TERMINAL
 STEP_DONE = STEP_FINISHED
-STATUSES = tuple(ExecutionStatus)
+STATUSES = tuple(status.value for status in ExecutionStatus)  # argparse shows them as given
 
 
 # -- the parsers ---------------------------------------------------------------------------------

@@ -409,3 +409,16 @@ def test_the_installed_command_says_when_no_gateway_runs(tmp_path: Path) -> None
     assert one_line(out.stderr).startswith(
         f"linqra executions list: no Linqra gateway answers at {url} — start one with `make run`"
     )
+
+
+def test_an_unknown_status_is_refused_with_the_statuses_by_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from deployments.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["executions", "list", "--status", "DONE"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'DONE' (choose from 'PENDING', 'RUNNING', 'COMPLETED'," in err, err
+    assert "ExecutionStatus" not in err
