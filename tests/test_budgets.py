@@ -160,3 +160,16 @@ def test_budget_over_http_refuses_with_402(llm_settings: Settings) -> None:
         assert status["reserved"] == "0"
         assert api.put("/v1/budget", json={"amount": "x"}).status_code == 400
         assert api.delete("/v1/budget").status_code == 204
+
+
+def test_a_budget_amount_as_a_json_number(llm_settings: Settings) -> None:
+    """A whole number is exact and taken; a fraction (a binary float) is refused with the form
+    to use, naming the field."""
+    with TestClient(create_app(settings=llm_settings), headers={"X-Team-Id": "team-number"}) as api:
+        assert api.put("/v1/budget", json={"amount": 5}).status_code == 200
+        assert Decimal(api.get("/v1/budget").json()["budget"]["amount"]) == 5
+        for amount in (5.1, True, None, [5]):
+            refused = api.put("/v1/budget", json={"amount": amount})
+            error = refused.json()["error"]
+            assert refused.status_code == 400 and error["field"] == "amount", refused.text
+            assert 'amount must be decimal text, e.g. "25.00"' in error["message"], refused.text

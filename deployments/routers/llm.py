@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deployments.auth import Require, Runner, Viewer
 from deployments.deps import JsonObject, ModelId, SystemDep
@@ -48,6 +48,17 @@ class BudgetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: str = Field(min_length=1, max_length=32, examples=["25.00"])
     period: Literal["day", "month"] = "month"
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _decimal_text(cls, value: Any) -> Any:
+        """A whole JSON number is exact and taken as it is; any other non-text is refused with
+        the form to use (a JSON number with a fraction is a binary float: cents may change)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ValueError('amount must be decimal text, e.g. "25.00"')
+        return value
 
 
 @router.post(
