@@ -27,7 +27,7 @@ from linqra.clock import iso, new_id
 from linqra.errors import Conflict, NotFound, ValidationError
 from linqra.jobs import Jobs
 from linqra.store import DocumentStore, IndexSpec
-from linqra.validation import parse_model
+from linqra.validation import fields_moved, parse_model
 from linqra.workflows.definition import WorkflowDefinition
 from linqra.workflows.service import WorkflowService
 
@@ -332,7 +332,9 @@ class AgentService(TaskExecutions):
                 "target": "transform",
                 "params": {"expression": expression, "input": "{{params}}"},
             }
-            return self.workflows.validate_definition({"steps": [step]}, prefix="config."), None
+            with fields_moved({"config.steps[0].params.expression": "config.expression"}):
+                definition = self.workflows.validate_definition({"steps": [step]}, prefix="config.")
+            return definition, None
         raise ValidationError(f"unknown task type {kind!r}", field="type")
 
 

@@ -1,0 +1,36 @@
+"""A 400's ``field`` names the field in the user's own request, and its message is about it:
+not a field of what the request was compiled into (a task's workflow, an inline workflow's
+definition), not another endpoint's name for it, not pydantic's union-branch tags. Through the
+HTTP API in process (the ``client`` fixture)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.http import TeamClient
+
+
+@pytest.fixture
+def api(client: TestClient) -> TeamClient:
+    return TeamClient(client, "team-fields")
+
+
+def error(response: Any) -> dict[str, Any]:
+    assert response.status_code == 400, response.text
+    body: dict[str, Any] = response.json()["error"]
+    return body
+
+
+def test_a_data_processing_tasks_bad_expression_names_config_expression(api: TeamClient) -> None:
+    agent = api.post("/v1/agents", json={"name": "calc"}).json()
+    bad = api.post(
+        f"/v1/agents/{agent['id']}/tasks",
+        json={"name": "sum", "type": "DATA_PROCESSING", "config": {"expression": "sum("}},
+    )
+    err = error(bad)
+    assert err["field"] == "config.expression"
+    assert err["message"].startswith("config.expression: invalid JMESPath expression")
+    assert "steps" not in err["message"]
