@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHAT_FIELDS",
+    "INLINE_FIELDS",
     "ChatResult",
     "LinqChat",
     "LinqChatResponse",
@@ -142,6 +143,15 @@ def parse_linq(body: Any) -> LinqRequest:
             "give exactly one of query.workflowId and query.workflow", field="query.workflow"
         )
     return request
+
+
+INLINE_FIELDS = {
+    "query.workflow.steps": "query.workflow",
+    "query.workflow.mode": "query.mode",
+    "query.workflow.timeoutSeconds": "query.timeoutSeconds",
+}
+""":func:`inline_definition`'s fields, validated under ``query.workflow.`` → the Linq request's
+(for :func:`linqra.validation.fields_moved`)."""
 
 
 def inline_definition(request: LinqRequest) -> dict[str, Any]:

@@ -34,3 +34,27 @@ def test_a_data_processing_tasks_bad_expression_names_config_expression(api: Tea
     assert err["field"] == "config.expression"
     assert err["message"].startswith("config.expression: invalid JMESPath expression")
     assert "steps" not in err["message"]
+
+
+def test_an_inline_linq_steps_missing_action_names_query_workflow_index(api: TeamClient) -> None:
+    bad = api.post(
+        "/linq",
+        json={
+            "link": {"target": "workflow", "action": "execute"},
+            "query": {"workflow": [{"step": 1, "target": "http", "intent": "http://127.0.0.1/"}]},
+        },
+    )
+    err = error(bad)
+    assert err["field"] == "query.workflow[0].action"
+    assert err["message"].startswith("query.workflow[0].action: action must be one of")
+    assert "steps" not in err["message"]
+    step = {"step": 1, "target": "http", "action": "fetch", "intent": "http://127.0.0.1/"}
+    bad = api.post(
+        "/linq",
+        json={
+            "link": {"target": "workflow", "action": "execute"},
+            "query": {"mode": "parallel", "workflow": [step]},
+        },
+    )
+    err = error(bad)
+    assert err["field"] == "query.mode" and err["message"].startswith("query.mode: Input should")

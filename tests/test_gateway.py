@@ -335,7 +335,7 @@ def test_linq_endpoint_inline_and_stored(client: TestClient) -> None:
             },
             400,
             "invalid_request",
-            "steps[0].target",
+            "query.workflow[0].target",
         ),
         ({"link": {"target": "workflow"}, "query": {}}, 400, "invalid_request", "link.action"),
     ],

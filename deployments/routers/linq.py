@@ -14,6 +14,7 @@ from linqra.auth.principal import Principal
 from linqra.knowledge.models import SearchResults
 from linqra.linq import (
     CHAT_FIELDS,
+    INLINE_FIELDS,
     LinqChatResponse,
     LinqRequest,
     chat_response,
@@ -24,6 +25,7 @@ from linqra.linq import (
 )
 from linqra.status import EXECUTION_TERMINAL
 from linqra.system import System
+from linqra.validation import fields_moved
 
 __all__ = ["router"]
 
@@ -51,9 +53,10 @@ async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONRespons
         return await _chat(system, team, request)
     definition = None
     if request.query.workflow is not None:
-        definition = system.workflows.validate_definition(
-            inline_definition(request), prefix="query.workflow."
-        )
+        with fields_moved(INLINE_FIELDS):
+            definition = system.workflows.validate_definition(
+                inline_definition(request), prefix="query.workflow."
+            )
     record = await system.runs.run_execution(
         team.team_id,
         system.settings.http.wait_timeout_seconds,
