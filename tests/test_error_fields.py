@@ -58,3 +58,17 @@ def test_an_inline_linq_steps_missing_action_names_query_workflow_index(api: Tea
     )
     err = error(bad)
     assert err["field"] == "query.mode" and err["message"].startswith("query.mode: Input should")
+
+
+def test_the_milvus_search_intent_without_text_names_text(api: TeamClient) -> None:
+    assert api.post("/v1/knowledge/collections", json={"name": "intent"}).status_code == 201
+    err = error(api.post("/api/milvus/collections/intent/search", json={}))
+    assert err["field"] == "text"
+    assert err["message"].startswith("text is required") and "query" not in err["message"]
+    assert "vector" not in err["message"]  # this endpoint takes none
+    err = error(api.post("/api/milvus/collections/intent/search", json={"query": " "}))
+    assert err["field"] == "query" and err["message"].startswith("query is required")
+    err = error(
+        api.post("/api/milvus/collections/intent/search", json={"text": "x", "nResults": 0})
+    )
+    assert err["field"] == "nResults" and err["message"].startswith("nResults is a whole number")

@@ -11,6 +11,7 @@ from deployments.auth import Runner, Viewer
 from deployments.deps import JsonObject, ResourceId, SystemDep
 from deployments.schemas import LinqResponse, MilvusSearchBody, RecordRoute, body_schema
 from linqra.auth.principal import Principal
+from linqra.errors import ValidationError
 from linqra.knowledge.models import SearchResults
 from linqra.linq import (
     CHAT_FIELDS,
@@ -108,14 +109,18 @@ async def linq_milvus_search(
 ) -> dict[str, Any]:
     """Linqra's Milvus search intent: ``{text|query, topK|nResults, filter?}`` →
     ``{results}``."""
-    text = body.get("text", body.get("query", body.get("textField")))
-    top_k: Any = body.get("topK", body.get("nResults", body.get("top_k", 5)))
-    results = await system.knowledge.search(
-        team.team_id,
-        name,
-        query=text,
-        top_k=top_k,
-        filter=body.get("filter"),
-        caller={"type": "api", "endpoint": "milvus.search"},
-    )
+    text_field = next((k for k in ("text", "query", "textField") if k in body), "text")
+    top_k_field = next((k for k in ("topK", "nResults", "top_k") if k in body), "topK")
+    text = body.get(text_field)
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(f"{text_field} is required (non-empty text)", field=text_field)
+    with fields_moved({"query": text_field, "top_k": top_k_field}):
+        results = await system.knowledge.search(
+            team.team_id,
+            name,
+            query=text,
+            top_k=body.get(top_k_field, 5),
+            filter=body.get("filter"),
+            caller={"type": "api", "endpoint": "milvus.search"},
+        )
     return {"collection": name, "results": results}
