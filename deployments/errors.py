@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linqra.errors import LinqraError
+from linqra.validation import error_details, summary
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -206,7 +207,9 @@ def configure_error_log(path: Path, *, max_bytes: int = 10 * 1024 * 1024) -> Non
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")] or list(loc)
+    # FastAPI's first part says where the value was (a body field called "query" stays)
+    where = loc[:1] in (("body",), ("query",), ("path",), ("header",))
+    parts = list(loc[1:] if where and len(loc) > 1 else loc)
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -227,27 +230,22 @@ def install_error_handlers(app: FastAPI, *, boundary: bool = True) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        details = [
-            {
-                "field": _loc(tuple(e.get("loc", ()))) or "(body)",
-                "message": e.get("msg", ""),
-                "type": e.get("type", ""),
-            }
-            for e in errors
-        ]
+        details = error_details(errors, _loc)
         first = (
             details[0] if details else {"field": "(body)", "message": "invalid request", "type": ""}
         )
+        message = summary(details)[0] if details else "(body): invalid request"
         code = "invalid_json" if first["type"] == "json_invalid" else "invalid_request"
         if first["type"] == "json_invalid":
             first["message"] = "request body is not valid JSON: " + str(
                 errors[0].get("ctx", {}).get("error", "")
             )
+            message = f"{first['field']}: {first['message']}"
         rid = request_id(request.scope)
         return JSONResponse(
             error_body(
                 code,
-                f"{first['field']}: {first['message']}",
+                message,
                 first["field"],
                 details=details,
                 request_id=rid,

@@ -9,29 +9,49 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pydantic
 
 from linqra.errors import LinqraError, ValidationError
 
-__all__ = ["fields_moved", "format_pydantic_error", "parse_model"]
+__all__ = ["error_details", "fields_moved", "format_pydantic_error", "parse_model", "summary"]
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 def format_pydantic_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
     """Our 4xx error from pydantic's: first problem in the message, all in ``details``."""
-    details = []
-    for err in exc.errors(include_url=False, include_input=False):
-        field = prefix + _loc(err["loc"])
-        details.append({"field": field or "(body)", "message": err["msg"], "type": err["type"]})
-    first = details[0]
-    extra = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return ValidationError(
-        f"{first['field']}: {first['message']}{extra}", field=first["field"], details=details
-    )
+    details = error_details(exc.errors(include_url=False), lambda loc: prefix + _loc(loc))
+    message, rest = summary(details)
+    extra = f" (and {rest} more)" if rest else ""
+    return ValidationError(message + extra, field=details[0]["field"], details=details)
+
+
+def error_details(
+    errors: Sequence[Mapping[str, Any]], name: Callable[[tuple[Any, ...]], str]
+) -> list[dict[str, Any]]:
+    """``[{field, message, type}]`` for pydantic's ``errors``, each field named by ``name`` from
+    its ``loc`` as the user's request has it (:func:`_user_locs`)."""
+    return [
+        {"field": name(loc) or "(body)", "message": e.get("msg", ""), "type": e.get("type", "")}
+        for e, loc in zip(errors, _user_locs(errors), strict=True)
+    ]
+
+
+def summary(details: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+    """``"field: message"`` for the first field at fault — a union's branches, which are now one
+    field, in one sentence (``filter: Input should be a valid string or a valid dictionary``) —
+    and how many other problems ``details`` has."""
+    field = details[0]["field"]
+    same = [str(d["message"]) for d in details if d["field"] == field]
+    lead = "Input should be "
+    if len(same) > 1 and all(m.startswith(lead) for m in same):
+        message = lead + " or ".join(dict.fromkeys(m.removeprefix(lead) for m in same))
+    else:
+        message = " or ".join(dict.fromkeys(same))
+    return f"{field}: {message}", len(details) - len(same)
 
 
 def parse_model(model: type[M], data: Any, prefix: str = "") -> M:
@@ -88,11 +108,72 @@ def _moved(field: str, moves: Mapping[str, str]) -> str | None:
     return None
 
 
+_BRANCH_LABEL = re.compile(
+    r"(function-(after|before|wrap|plain)|dict|list|tuple|set|frozenset|literal|is-instance"
+    r"|is-subclass|json-or-python|lax-or-strict|nullable|default|chain|union|tagged-union"
+    r"|generator|enum|constrained-[a-z]+)\[.*\]",
+    re.DOTALL,
+)
+"""pydantic's label for a union branch or validator that has parameters (``dict[str,any]``,
+``function-after[check(), str]``): brackets, which no field of ours has."""
+_BRANCH_NAMES = frozenset(
+    {"str", "int", "float", "bool", "bytes", "none", "decimal", "date", "datetime", "time",
+     "timedelta", "uuid", "url", "any", "constrained-str", "constrained-int",
+     "constrained-float", "constrained-bytes", "constrained-decimal"}
+)  # fmt: skip
+"""pydantic's label for a plain union branch (``str | dict`` fails as ``filter.str`` and
+``filter.dict[str,any]``): a word a field could also be called, so taken for a label only
+beside another branch of the same union (:func:`_user_locs`)."""
+
+
+def _user_locs(errors: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each error's ``loc`` without pydantic's union-branch and validator labels and its
+    ``[key]`` marker for a dict key (the key itself names the field). A bracketed label always
+    goes; a plain one (``str``) only beside the same union's other branch — another error with
+    the same ``loc`` up to there and, there, a bracketed label or a plain one of the same input —
+    so that fields called ``url`` and ``date`` keep their names. The first part (``body``, or a
+    model's field) always stays."""
+    locs = [tuple(e.get("loc", ())) for e in errors]
+
+    def sibling(m: int, n: int, i: int) -> bool:  # the same union's other branch
+        part = locs[m][i]
+        if not isinstance(part, str):
+            return False
+        if _BRANCH_LABEL.fullmatch(part):
+            return True
+        return part in _BRANCH_NAMES and _same(errors[m].get("input"), errors[n].get("input"))
+
+    def branch(n: int, i: int) -> bool:
+        part = locs[n][i]
+        if not isinstance(part, str):
+            return False
+        if part == "[key]" or _BRANCH_LABEL.fullmatch(part):
+            return True
+        return part in _BRANCH_NAMES and any(
+            m != n
+            and len(other) > i
+            and other[:i] == locs[n][:i]
+            and other[i] != part
+            and sibling(m, n, i)
+            for m, other in enumerate(locs)
+        )
+
+    return [
+        loc[:1] + tuple(p for i, p in enumerate(loc[1:], 1) if not branch(n, i))
+        for n, loc in enumerate(locs)
+    ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # an input whose == fails is not the same input
+        return False
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     text = ""
     for part in loc:
-        if part == "[key]":  # pydantic's marker for a dict key: the key itself names the field
-            continue
         if isinstance(part, int):
             text += f"[{part}]"
         else:

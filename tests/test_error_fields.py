@@ -5,11 +5,14 @@ HTTP API in process (the ``client`` fixture)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import AfterValidator, BaseModel
 
+from linqra.validation import format_pydantic_error
 from tests.support.http import TeamClient
 
 
@@ -72,3 +75,44 @@ def test_the_milvus_search_intent_without_text_names_text(api: TeamClient) -> No
         api.post("/api/milvus/collections/intent/search", json={"text": "x", "nResults": 0})
     )
     assert err["field"] == "nResults" and err["message"].startswith("nResults is a whole number")
+
+
+def test_a_filter_of_the_wrong_type_names_filter_not_pydantics_union_branches(
+    api: TeamClient,
+) -> None:
+    cid = api.post("/v1/knowledge/collections", json={"name": "typed"}).json()["id"]
+    bad = api.post(f"/v1/knowledge/collections/{cid}/search", json={"query": "x", "filter": 5})
+    err = error(bad)
+    assert err["field"] == "filter"
+    assert err["message"] == "filter: Input should be a valid string or a valid dictionary"
+    assert [d["field"] for d in err["details"]] == ["filter", "filter"]
+    err = error(api.post(f"/v1/knowledge/collections/{cid}/search", json={"query": 5}))
+    assert err["field"] == "query"  # a body field called query, not "body.query"
+
+
+class Shapes(BaseModel):
+    filter: str | dict[str, Any] | None = None
+    url: str | None = None
+    date: str | None = None
+    checked: Annotated[str, AfterValidator(lambda v: v)] | int | None = None
+    labels: dict[str, int] | None = None
+
+
+@pytest.mark.parametrize(
+    ("data", "fields"),
+    [
+        ({"filter": 5}, ["filter", "filter"]),
+        ({"url": 5, "date": 5}, ["url", "date"]),  # fields called like a branch keep their name
+        ({"checked": []}, ["checked", "checked"]),
+        ({"labels": {"str": "x"}}, ["labels.str"]),  # so does a user's key
+    ],
+)
+def test_only_pydantics_branch_labels_leave_a_field_name(
+    data: dict[str, Any], fields: list[str]
+) -> None:
+    try:
+        Shapes.model_validate(data)
+    except pydantic.ValidationError as exc:
+        assert [d["field"] for d in format_pydantic_error(exc).details or []] == fields
+    else:
+        raise AssertionError("valid")
