@@ -116,3 +116,18 @@ def test_only_pydantics_branch_labels_leave_a_field_name(
         assert [d["field"] for d in format_pydantic_error(exc).details or []] == fields
     else:
         raise AssertionError("valid")
+
+
+def test_an_api_call_tasks_bad_config_names_its_own_fields(api: TeamClient) -> None:
+    agent = api.post("/v1/agents", json={"name": "caller"}).json()
+
+    def refused(config: dict[str, Any]) -> dict[str, Any]:
+        tasks = f"/v1/agents/{agent['id']}/tasks"
+        return error(api.post(tasks, json={"name": "c", "type": "API_CALL", "config": config}))
+
+    err = refused({"url": 5})
+    assert err["field"] == "config.url" and err["message"].startswith("config.url: Input should")
+    err = refused({"service": "no-such-service", "path": "/x"})
+    assert err["field"] == "config.service" and "steps" not in err["message"]
+    err = refused({"url": "http://127.0.0.1/", "headers": 5})
+    assert err["field"] == "config.headers" and "steps" not in err["message"]

@@ -317,10 +317,15 @@ class AgentService(TaskExecutions):
                 step.update(target="http", intent=config["url"])
             else:
                 raise ValidationError("give url, or service and path", field="config.url")
+            intent = "config.path" if config.get("service") else "config.url"
+            moves = {"config.steps[0].target": "config.service", "config.steps[0].intent": intent}
             for key, name in (("headers", "headers"), ("query", "params"), ("body", "payload")):
+                moves[f"config.steps[0].{name}"] = f"config.{key}"
                 if config.get(key) is not None:
                     step[name] = config[key]
-            return self.workflows.validate_definition({"steps": [step]}, prefix="config."), None
+            with fields_moved(moves):
+                definition = self.workflows.validate_definition({"steps": [step]}, prefix="config.")
+            return definition, None
         if kind == "DATA_PROCESSING":
             expression = config.get("expression")
             if not isinstance(expression, str) or not expression:
