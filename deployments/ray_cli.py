@@ -201,14 +201,15 @@ def cmd_run_ray(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         _say(json.dumps(record, indent=2, default=str))
     else:
+        took = record.get("duration_ms")
         _say(
             f"execution {record['id']}: {record['status']} in "
-            f"{record.get('duration_ms') or 0:.0f} ms"
+            + (f"{took:.0f} ms" if took is not None else "n/a")
         )
         for step in record["steps"]:
-            line = (
-                f"  step {step['step']:>3} {step['target']:<18} {step['status']:<10} "
-                f"{step.get('duration_ms') or 0:8.1f} ms"
+            ran = step.get("duration_ms")
+            line = f"  step {step['step']:>3} {step['target']:<18} {step['status']:<10} " + (
+                f"{ran:8.1f} ms" if ran is not None else "     n/a   "
             )
             if step.get("error"):
                 line += f"  {step['error'].get('message', '')[:120]}"

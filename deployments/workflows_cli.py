@@ -168,7 +168,7 @@ def _step_line(step: models.StepRun) -> str:
     run = f" (run {step.run})" if step.run and step.run > 1 else ""
     line = f"  step {step.step:>3} {(step.target or '?'):<18} {step.status:<10}"
     if step.status in STEP_DONE:
-        line += f" {step.duration_ms or 0:8.1f} ms"
+        line += f" {step.duration_ms:8.1f} ms" if step.duration_ms is not None else "      n/a   "
     if isinstance(step.error, dict) and step.error.get("message"):
         line += f"  {str(step.error['message'])[:120]}"
     return line + run
@@ -223,7 +223,8 @@ def follow(
 
 
 def _summary(record: models.Execution) -> None:
-    say(f"execution {record.id}: {record.status} in {record.duration_ms or 0:.0f} ms")
+    took = f"{record.duration_ms:.0f} ms" if record.duration_ms is not None else "n/a"
+    say(f"execution {record.id}: {record.status} in {took}")
     if record.error and record.status != "COMPLETED":
         message = record.error.get("message") if isinstance(record.error, dict) else record.error
         say(f"error: {message}")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from linqra.clock import parse_iso
 from linqra.errors import Conflict
 from linqra.system import System
 from tests.support.servers import HttpService
@@ -352,6 +353,10 @@ async def test_cancel_stops_running_steps(system: System, http_service: HttpServ
     record = await system.workflows.executions.full_record(TEAM, ex["id"])
     assert time.monotonic() - t0 < 2
     assert record["status"] == "CANCELLED" and record["steps"][0]["status"] == "CANCELLED"
+    step = record["steps"][0]  # how long it ran before the cancel, as its times say
+    ran = parse_iso(step["finished_at"]) - parse_iso(step["started_at"])
+    assert step["duration_ms"] is not None and step["duration_ms"] > 0, step
+    assert abs(step["duration_ms"] - ran.total_seconds() * 1000) < 2, step
     await asyncio.sleep(0.2)
     assert (
         http_service.state.calls.get("cancelled:cancel-test") == 1

@@ -42,6 +42,7 @@ from linqra.workflows.step_runs import (
     RunningRecord,
     RunState,
     StepRunRecorder,
+    cancel_record,
 )
 
 __all__ = ["LocalExecutor", "StepExecutor", "WorkflowEngine"]
@@ -405,11 +406,7 @@ class WorkflowEngine(StepRunRecorder):
             else:
                 outcome = await execute(functools.partial(self.executor.execute, call), call)
         except asyncio.CancelledError:
-            record.update(
-                status=StepStatus.CANCELLED,
-                finished_at=iso(),
-                error={"code": "cancelled", "message": "step cancelled while running"},
-            )
+            cancel_record(record)
             await asyncio.shield(running.end(record))
             raise
         except BaseException:
@@ -450,11 +447,7 @@ class WorkflowEngine(StepRunRecorder):
         try:
             outcome = await run_step_call(call, self.registry, self.ctx)
         except asyncio.CancelledError:  # recorded with the rest, before the execution's end
-            record.update(
-                status=StepStatus.CANCELLED,
-                finished_at=iso(),
-                error={"code": "cancelled", "message": "step cancelled while running"},
-            )
+            cancel_record(record)
             run.behind.add(record)
             raise
         record.update(outcome.record_fields())

@@ -25,9 +25,31 @@ from linqra.tracing import span
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.records import ClaimLost, ExecutionRepository
 
-__all__ = ["PureRecords", "RecordBatch", "RunState", "RunningRecord", "StepRunRecorder"]
+__all__ = [
+    "PureRecords",
+    "RecordBatch",
+    "RunState",
+    "RunningRecord",
+    "StepRunRecorder",
+    "cancel_record",
+]
 
 log = logging.getLogger(__name__)
+
+
+def cancel_record(record: dict[str, Any]) -> None:
+    """End a running step's ``record`` as cancelled now, with how long it ran (from its
+    ``started_at``)."""
+    finished = utcnow()
+    started = record.get("started_at")
+    record.update(
+        status=StepStatus.CANCELLED,
+        finished_at=iso(finished),
+        duration_ms=round((finished - parse_iso(started)).total_seconds() * 1000, 3)
+        if started
+        else None,
+        error={"code": "cancelled", "message": "step cancelled while running"},
+    )
 
 
 @dataclass
