@@ -48,9 +48,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(system: System | None = None, *, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    system: System | None = None,
+    *,
+    settings: Settings | None = None,
+    request_id_header: bool = True,
+) -> FastAPI:
     """The API serving ``system``; without one, a system opened from ``settings`` (default: the
-    configured ones) for the app's lifetime."""
+    configured ones) for the app's lifetime. ``request_id_header=False`` under a server that
+    puts ``X-Request-Id`` on every answer itself (Ray Serve)."""
     if system is not None:
         settings = system.settings
     elif settings is None:
@@ -86,6 +92,7 @@ def create_app(system: System | None = None, *, settings: Settings | None = None
         max_body_bytes=settings.http.max_body_bytes,
         max_json_depth=settings.http.max_json_depth,
         max_upload_bytes=settings.knowledge.max_upload_bytes + MULTIPART_ENVELOPE_BYTES,
+        request_id_header=request_id_header,
     )
     for router in ROUTERS:
         app.include_router(router, responses=ERRORS)

@@ -56,8 +56,13 @@ class Edge:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        request_id_header: bool = True,
     ) -> None:
         self.app = app
+        # Serve puts X-Request-Id on every answer itself (its RequestIdMiddleware, in the proxy
+        # and the replica), with the id the request came with, which is ours too
+        # (errors.request_id): under Serve a second header would repeat it
+        self.request_id_header = request_id_header
         self.fixed = security_headers(hsts=hsts)
         # admit() only: the body checks of RequestLimits, without its own call into the app
         self.limits = RequestLimits(
@@ -73,6 +78,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         rid = request_id(scope).encode("latin-1")
+        header_rid = rid if self.request_id_header else None
         for name, _ in scope["headers"]:
             if name == b"origin":
                 break
@@ -84,7 +90,7 @@ class Edge:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message["headers"] = list(message.get("headers") or [])
-                add_security_headers(headers, fixed, rid)
+                add_security_headers(headers, fixed, header_rid)
             await send(message)
 
         await self.cors(scope, receive, send_with_headers)
@@ -99,13 +105,14 @@ class Edge:
         """Request limits, then the app with the audit trail and the error boundary; with
         ``outer`` the security headers too (``send`` is then the server's own)."""
         fixed = self.fixed
+        header_rid = rid if self.request_id_header else None
         refuse = send
         if outer:
 
             async def send_refusal(message: Message) -> None:  # RequestLimits' own answers
                 if message["type"] == "http.response.start":
                     headers = message["headers"] = list(message.get("headers") or [])
-                    add_security_headers(headers, fixed, rid)
+                    add_security_headers(headers, fixed, header_rid)
                 await send(message)
 
             refuse = send_refusal
@@ -130,11 +137,12 @@ class Edge:
                 if message["type"] == "http.response.start":
                     started = True  # ErrorBoundary: its request id unless the answer has one
                     headers = list(message.get("headers") or [])
-                    add_request_id(headers, rid)
+                    if header_rid is not None:
+                        add_request_id(headers, header_rid)
                     status = message["status"]  # AuditTrail: the status and the rate limits
                     headers += rate_limit_headers(scope)
                     if outer:  # SecurityHeaders, when no CORS layer sits in between
-                        add_security_headers(headers, fixed, rid)
+                        add_security_headers(headers, fixed, header_rid)
                     if trace_id:  # where this request's trace is (tracing.otlp_url set)
                         headers.append((b"x-trace-id", trace_id.encode()))
                     message = {**message, "headers": headers}

@@ -50,7 +50,7 @@ class Gateway:
         system = await process_system(self.settings)
         if self.orchestrator is not None:  # chat goes through the orchestrator deployment
             system = dataclasses.replace(system, chat=RemoteChat(system.chat, self.orchestrator))
-        app = create_app(system)
+        app = create_app(system, request_id_header=False)  # Serve adds X-Request-Id
         # healthy means ready: /healthz waits once for the cluster's warm-up, started now
         checks = HealthChecks(readiness=Readiness(self.settings))
         checks.warm_up()

@@ -110,15 +110,19 @@ _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
 
 
 def add_security_headers(
-    headers: list[tuple[bytes, bytes]], fixed: tuple[tuple[bytes, bytes], ...], rid: bytes
+    headers: list[tuple[bytes, bytes]], fixed: tuple[tuple[bytes, bytes], ...], rid: bytes | None
 ) -> None:
     """Append each of ``fixed`` (:func:`security_headers`) and ``X-Request-Id: rid`` that
-    raw response ``headers`` do not set already (``MutableHeaders.setdefault``'s rule)."""
+    raw response ``headers`` do not set already (``MutableHeaders.setdefault``'s rule). With
+    ``rid`` ``None`` the server adds ``X-Request-Id`` itself (Ray Serve): any here is dropped, so
+    the answer has one."""
     present = {name for name, _ in headers}
     for name, value in fixed:
         if name not in present:
             headers.append((name, value))
-    if _REQUEST_ID_KEY not in present:
+    if rid is None:
+        headers[:] = [(name, value) for name, value in headers if name.lower() != _REQUEST_ID_KEY]
+    elif _REQUEST_ID_KEY not in present:
         headers.append((_REQUEST_ID_KEY, rid))
 
 

@@ -46,7 +46,22 @@ def test_health_reports_the_store_and_the_runner(api: httpx.Client) -> None:
     response = api.get("/healthz")
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {"store": "ok", "runner": "ok"}
-    assert response.headers["X-Request-Id"]
+    assert len(response.headers.get_list("X-Request-Id")) == 1, response.headers
+
+
+def test_every_answer_through_serve_has_one_request_id_the_error_body_names(
+    api: httpx.Client,
+) -> None:
+    """Serve puts X-Request-Id on every answer itself; the app adds none there, so there is one
+    (there were two), the one the request came with when it had one, and the error body's."""
+    missing = api.get("/v1/workflows/wf_nope")
+    assert missing.status_code == 404
+    assert missing.headers.get_list("X-Request-Id") == [missing.json()["error"]["request_id"]]
+    sent = api.get("/v1/workflows/wf_nope", headers={"X-Request-Id": "mine-123"})
+    assert sent.headers.get_list("X-Request-Id") == ["mine-123"], sent.headers
+    assert sent.json()["error"]["request_id"] == "mine-123"
+    listed = api.get("/v1/workflows")
+    assert listed.status_code == 200 and len(listed.headers.get_list("X-Request-Id")) == 1
 
 
 def test_a_workflow_runs_on_the_cluster_and_waits_for_its_record(api: httpx.Client) -> None:
