@@ -21,6 +21,7 @@ import math
 import re
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,12 @@ def install_error_handlers(app: FastAPI, *, boundary: bool = True) -> None:
         err = unwrap(exc)
         return _linqra_response(err if isinstance(err, LinqraError) else exc, request.scope)
 
+    def _not_json(request: Request, errors: Sequence[Any]) -> bool:
+        """Whether the whole body was refused and it was not sent as JSON."""
+        sent = request.headers.get("content-type", "")
+        whole = any(tuple(error.get("loc", ())) == ("body",) for error in errors)
+        return whole and bool(sent) and "json" not in sent.lower()
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -241,6 +248,11 @@ def install_error_handlers(app: FastAPI, *, boundary: bool = True) -> None:
                 errors[0].get("ctx", {}).get("error", "")
             )
             message = f"{first['field']}: {first['message']}"
+        elif _not_json(request, errors):  # a form or XML sent where JSON is read
+            sent = request.headers.get("content-type", "").split(";")[0]
+            first = {**first, "field": "body", "type": "content_type"}
+            first["message"] = f"send the body as JSON (Content-Type: application/json), not {sent}"
+            message = f"body: {first['message']}"
         rid = request_id(request.scope)
         return JSONResponse(
             error_body(

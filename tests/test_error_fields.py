@@ -131,3 +131,23 @@ def test_an_api_call_tasks_bad_config_names_its_own_fields(api: TeamClient) -> N
     assert err["field"] == "config.service" and "steps" not in err["message"]
     err = refused({"url": "http://127.0.0.1/", "headers": 5})
     assert err["field"] == "config.headers" and "steps" not in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "sent"),
+    [
+        ({"data": {"name": "x"}}, "application/x-www-form-urlencoded"),
+        ({"files": {"name": (None, "x")}}, "multipart/form-data"),
+        ({"content": b"<name>x</name>", "headers": {"Content-Type": "text/xml"}}, "text/xml"),
+    ],
+)
+def test_a_body_that_is_not_json_is_told_to_be_json(
+    api: TeamClient, kwargs: dict[str, Any], sent: str
+) -> None:
+    refused = api.post("/v1/workflows", **kwargs)
+    assert refused.status_code == 400, refused.text
+    body = error(refused)
+    assert body["field"] == "body"
+    assert body["message"] == (
+        f"body: send the body as JSON (Content-Type: application/json), not {sent}"
+    )
