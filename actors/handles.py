@@ -21,7 +21,7 @@ import logging
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -293,13 +293,20 @@ PASSIVATION_WAIT = 10.0
 class RayChatHost(ChatHost):
     """Each conversation's worker in its own actor (see the module docstring)."""
 
-    def __init__(self, settings: Settings, deps: ChatDeps) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        deps: ChatDeps,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         if settings.cache_url.startswith("memory:"):  # runs' logs live in their actors
             runlog = RayRunLog(settings, deps.runlog, deps.conversations)
             deps = dataclasses.replace(deps, runlog=runlog)
         self.deps = deps
-        self._clock, self._sleep = time.monotonic, asyncio.sleep  # (a test counts the pauses)
+        self._clock, self._sleep = clock, sleep  # the wait for an exiting actor (send)
 
     async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
         """Send to the conversation's actor, made first when there is none. One that is exiting

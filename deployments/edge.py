@@ -60,8 +60,7 @@ class Edge:
     ) -> None:
         self.app = app
         # Serve puts X-Request-Id on every answer itself (its RequestIdMiddleware, in the proxy
-        # and the replica), with the id the request came with, which is ours too
-        # (errors.request_id): under Serve a second header would repeat it
+        # and the replica), with the id the request came with: see _header_rid
         self.request_id_header = request_id_header
         self.fixed = security_headers(hsts=hsts)
         # admit() only: the body checks of RequestLimits, without its own call into the app
@@ -78,7 +77,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         rid = request_id(scope).encode("latin-1")
-        header_rid = rid if self.request_id_header else None
+        header_rid = self._header_rid(scope, rid)
         for name, _ in scope["headers"]:
             if name == b"origin":
                 break
@@ -95,6 +94,18 @@ class Edge:
 
         await self.cors(scope, receive, send_with_headers)
 
+    def _header_rid(self, scope: Scope, rid: bytes) -> bytes | None:
+        """The ``X-Request-Id`` this answer needs from us: none under Serve when Serve's, the
+        id the request came with, is ours (:func:`~deployments.errors.request_id` adopts it),
+        so that the answer has one; ours beside Serve's when we refused that id (too long,
+        odd characters), so that the id the error body and the logs name is on the answer."""
+        if self.request_id_header:
+            return rid
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                return None if value == rid else rid
+        return rid
+
     async def _inner(self, scope: Scope, receive: Receive, send: Send) -> None:
         """What :class:`~deployments.headers.Cors` wraps: everything inside it."""
         await self._serve(scope, receive, send, request_id(scope).encode("latin-1"), outer=False)
@@ -105,7 +116,7 @@ class Edge:
         """Request limits, then the app with the audit trail and the error boundary; with
         ``outer`` the security headers too (``send`` is then the server's own)."""
         fixed = self.fixed
-        header_rid = rid if self.request_id_header else None
+        header_rid = self._header_rid(scope, rid)
         refuse = send
         if outer:
 

@@ -80,11 +80,9 @@ async def upload_document(
         first = errors[0] if errors else {"loc": ("body",), "msg": str(exc)}
         field = ".".join(str(p) for p in first["loc"]) or "body"
         raise ValidationError(str(first["msg"]), field=field) from None
-    if body.mime_type is not None and not body.mime_type.startswith("text/"):
+    if (body.mime_type or "").split(";")[0].strip().lower() == "application/pdf":
         raise ValidationError(
-            f"a JSON document is text: mime_type {body.mime_type} is not a text type (text/plain,"
-            " text/markdown, text/html); upload a PDF as multipart/form-data",
-            field="mime_type",
+            "a JSON document is text: upload a PDF as multipart/form-data", field="mime_type"
         )
     return await knowledge.add_document(
         team_id,

@@ -21,19 +21,32 @@ __all__ = ["error_details", "fields_moved", "format_pydantic_error", "parse_mode
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
+MAX_ERROR_DETAILS = 50
+"""The most problems of one request that are named in ``details`` (a body of a million bad
+values makes a million of pydantic's errors; naming each field the user's way compares their
+paths, which a 400 must not spend seconds of the event loop on)."""
+
+
 def format_pydantic_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
-    """Our 4xx error from pydantic's: first problem in the message, all in ``details``."""
-    details = error_details(exc.errors(include_url=False), lambda loc: prefix + _loc(loc))
+    """Our 4xx error from pydantic's: first problem in the message, the first
+    :data:`MAX_ERROR_DETAILS` in ``details``."""
+    errors = exc.errors(include_url=False)
+    details = error_details(errors, lambda loc: prefix + _loc(loc))
     message, rest = summary(details)
-    extra = f" (and {rest} more)" if rest else ""
+    if len(errors) > MAX_ERROR_DETAILS:  # not counted: that is the work the cap saves
+        extra = f" (and more: the first {MAX_ERROR_DETAILS} problems are in details)"
+    else:
+        extra = f" (and {rest} more)" if rest else ""
     return ValidationError(message + extra, field=details[0]["field"], details=details)
 
 
 def error_details(
     errors: Sequence[Mapping[str, Any]], name: Callable[[tuple[Any, ...]], str]
 ) -> list[dict[str, Any]]:
-    """``[{field, message, type}]`` for pydantic's ``errors``, each field named by ``name`` from
-    its ``loc`` as the user's request has it (:func:`_user_locs`)."""
+    """``[{field, message, type}]`` for the first :data:`MAX_ERROR_DETAILS` of pydantic's
+    ``errors``, each field named by ``name`` from its ``loc`` as the user's request has it
+    (:func:`_user_locs`)."""
+    errors = errors[:MAX_ERROR_DETAILS]
     return [
         {"field": name(loc) or "(body)", "message": e.get("msg", ""), "type": e.get("type", "")}
         for e, loc in zip(errors, _user_locs(errors), strict=True)
@@ -82,7 +95,7 @@ def fields_moved(moves: Mapping[str, str]) -> Iterator[None]:
         for entry in [{"field": exc.field}, *(exc.details or [])]:
             field = entry.get("field")
             new = _moved(field, moves) if isinstance(field, str) else None
-            if isinstance(field, str) and new is not None:
+            if isinstance(field, str) and new is not None and new != field:
                 renamed[field] = new
         if renamed:
             exc.field = renamed.get(exc.field, exc.field) if exc.field is not None else None
@@ -92,8 +105,9 @@ def fields_moved(moves: Mapping[str, str]) -> Iterator[None]:
                     for d in exc.details
                 ]
             message = exc.message
-            for old in sorted(renamed, key=len, reverse=True):
-                message = re.sub(rf"(?<![\w.\[]){re.escape(old)}(?!\w)", renamed[old], message)
+            for old in sorted(renamed, key=len, reverse=True):  # (new names as text: \ escaped)
+                pattern = re.compile(rf"(?<![\w.\[]){re.escape(old)}(?!\w)")
+                message = pattern.sub(renamed[old].replace("\\", "\\\\"), message)
             if message == exc.message and exc.field is not None:
                 message = f"{exc.field}: {message}"  # it said "action …"; which one?
             exc.message = message

@@ -388,9 +388,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     xdist_groups.yield_to_ray(item)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hooks: `pytest -p no:xdist` still runs
 def pytest_configure_node(node: Any) -> None:
     xdist_groups.configure_node(node)
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return xdist_groups.make_scheduler(config, log) if xdist_groups.enabled(config) else None

@@ -98,7 +98,7 @@ async def test_a_send_waits_out_an_exit_that_takes_seconds_then_answers_503_at_t
     not before."""
     from linqra.errors import Unavailable
 
-    refusals = {"left": 12}  # about 4.5 s of pauses: more than five tries, less than the bound
+    refusals = {"left": 12}  # 5 s of pauses: more than five tries, less than the bound
 
     async def remote(_send: Any) -> Any:
         if refusals["left"]:
@@ -108,14 +108,14 @@ async def test_a_send_waits_out_an_exit_that_takes_seconds_then_answers_503_at_t
 
     actor = SimpleNamespace(send=SimpleNamespace(remote=remote))
     monkeypatch.setattr(handles, "_existing", lambda settings, conversation_id: actor)
-    host = handles.RayChatHost(Settings(cache_url="redis://127.0.0.1:1/0"), None)  # type: ignore[arg-type]
     now, slept = [0.0], []
 
     async def sleep(seconds: float) -> None:  # the pauses are counted, not waited
         slept.append(seconds)
         now[0] += seconds
 
-    host._clock, host._sleep = (lambda: now[0]), sleep
+    settings = Settings(cache_url="redis://127.0.0.1:1/0")
+    host = handles.RayChatHost(settings, None, clock=lambda: now[0], sleep=sleep)  # type: ignore[arg-type]
     assert await host.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
     assert len(slept) == 12 and sum(slept) < handles.PASSIVATION_WAIT
 

@@ -53,13 +53,17 @@ def test_every_answer_through_serve_has_one_request_id_the_error_body_names(
     api: httpx.Client,
 ) -> None:
     """Serve puts X-Request-Id on every answer itself; the app adds none there, so there is one
-    (there were two), the one the request came with when it had one, and the error body's."""
+    (there were two), the one the request came with when it had one, and the error body's; one
+    the app refused (too long) is echoed by Serve, and the app's own is there beside it."""
     missing = api.get("/v1/workflows/wf_nope")
     assert missing.status_code == 404
     assert missing.headers.get_list("X-Request-Id") == [missing.json()["error"]["request_id"]]
     sent = api.get("/v1/workflows/wf_nope", headers={"X-Request-Id": "mine-123"})
     assert sent.headers.get_list("X-Request-Id") == ["mine-123"], sent.headers
     assert sent.json()["error"]["request_id"] == "mine-123"
+    odd = api.get("/v1/workflows/wf_nope", headers={"X-Request-Id": "x" * 200})  # refused
+    named = odd.json()["error"]["request_id"]
+    assert named != "x" * 200 and named in odd.headers.get_list("X-Request-Id"), odd.headers
     listed = api.get("/v1/workflows")
     assert listed.status_code == 200 and len(listed.headers.get_list("X-Request-Id")) == 1
 
