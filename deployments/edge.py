@@ -77,7 +77,6 @@ class Edge:
             await self.app(scope, receive, send)
             return
         rid = request_id(scope).encode("latin-1")
-        header_rid = self._header_rid(scope, rid)
         for name, _ in scope["headers"]:
             if name == b"origin":
                 break
@@ -85,6 +84,7 @@ class Edge:
             await self._serve(scope, receive, send, rid, outer=True)
             return
         fixed = self.fixed
+        header_rid = self._header_rid(scope, rid)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

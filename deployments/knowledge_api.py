@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from deployments.limits import loads_strict
 from linqra.errors import ValidationError
+from linqra.knowledge.extract import declared_type
 from linqra.knowledge.service import MAX_TOP_K, KnowledgeService
 
 __all__ = ["SearchRequest", "TextDocument", "upload_document"]
@@ -80,7 +81,7 @@ async def upload_document(
         first = errors[0] if errors else {"loc": ("body",), "msg": str(exc)}
         field = ".".join(str(p) for p in first["loc"]) or "body"
         raise ValidationError(str(first["msg"]), field=field) from None
-    if (body.mime_type or "").split(";")[0].strip().lower() == "application/pdf":
+    if declared_type(body.mime_type) == "application/pdf":
         raise ValidationError(
             "a JSON document is text: upload a PDF as multipart/form-data", field="mime_type"
         )

@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 
 from linqra.errors import ValidationError
 
-__all__ = ["MIME_TYPES", "Chunk", "Page", "chunk_pages", "detect_type", "extract"]
+__all__ = ["MIME_TYPES", "Chunk", "Page", "chunk_pages", "declared_type", "detect_type", "extract"]
 
 MIME_TYPES = {
     "text/plain": (".txt", ".text", ".log", ".csv"),
@@ -42,12 +42,17 @@ class Chunk:
     page_end: int | None
 
 
+def declared_type(mime_type: str | None) -> str | None:
+    """``mime_type`` as a plain, known spelling (lower case, no parameters, aliases mapped);
+    ``None`` when it says nothing (absent, empty, ``application/octet-stream``)."""
+    declared = (mime_type or "").split(";")[0].strip().lower()
+    declared = _ALIASES.get(declared, declared)
+    return None if declared in ("application/octet-stream", "") else declared
+
+
 def detect_type(data: bytes, file_name: str | None, mime_type: str | None) -> str:
     """The MIME type to extract with, from the declared type, the name, and the bytes."""
-    declared = (mime_type or "").split(";")[0].strip().lower() or None
-    declared = _ALIASES.get(declared or "", declared)
-    if declared in ("application/octet-stream", ""):
-        declared = None
+    declared = declared_type(mime_type)
     by_name = None
     if file_name:
         lower = file_name.lower()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from linqra.clock import iso, parse_iso, utcnow
@@ -41,15 +42,17 @@ def cancel_record(record: dict[str, Any]) -> None:
     """End a running step's ``record`` as cancelled now, with how long it ran (from its
     ``started_at``)."""
     finished = utcnow()
-    started = record.get("started_at")
     record.update(
         status=StepStatus.CANCELLED,
         finished_at=iso(finished),
-        duration_ms=round((finished - parse_iso(started)).total_seconds() * 1000, 3)
-        if started
-        else None,
+        duration_ms=_ms_between(record.get("started_at"), finished),
         error={"code": "cancelled", "message": "step cancelled while running"},
     )
+
+
+def _ms_between(started: str | None, finished: datetime) -> float | None:
+    """Milliseconds from ``started`` (ISO text) to ``finished``; ``None`` if it never started."""
+    return round((finished - parse_iso(started)).total_seconds() * 1000, 3) if started else None
 
 
 @dataclass
@@ -391,9 +394,7 @@ class StepRunRecorder:
             "result": run.results.get(final) if final is not None else None,
             "last_completed_step": final,
             "pending_async_steps": self._pending_async(run) if completed else [],
-            "duration_ms": round((finished - parse_iso(started)).total_seconds() * 1000, 3)
-            if started
-            else None,
+            "duration_ms": _ms_between(started, finished),
         }
         if not completed:
             for task in list(run.background):

@@ -41,16 +41,20 @@ def configure_node(node: Any) -> None:
     node.workerinput[GROUPS_DIR] = directory
 
 
+def _group(item: pytest.Item) -> str | None:
+    """The name in ``item``'s ``xdist_group`` mark, if it has one."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs["name"])
+
+
 def write_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In a worker: the ``xdist_group`` of each collected test, by node id."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None or GROUPS_DIR not in workerinput:
         return
-    groups = {}
-    for item in items:
-        mark = item.get_closest_marker("xdist_group")
-        if mark is not None:
-            groups[item.nodeid] = str(mark.args[0] if mark.args else mark.kwargs["name"])
+    groups = {item.nodeid: group for item in items if (group := _group(item)) is not None}
     path = Path(workerinput[GROUPS_DIR]) / f"{workerinput['workerid']}.json"
     path.write_text(json.dumps(groups))
 
@@ -70,8 +74,7 @@ def yield_to_ray(item: pytest.Item) -> None:
     global _niced
     if _niced or not hasattr(item.config, "workerinput"):
         return
-    mark = item.get_closest_marker("xdist_group")
-    if mark is not None and (mark.args[:1] or (mark.kwargs.get("name"),))[0] == "ray":
+    if _group(item) == "ray":
         return
     os.nice(BESIDE_RAY_NICE)
     _niced = True
