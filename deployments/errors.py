@@ -217,6 +217,23 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return text
 
 
+_OBJECT_TYPES = frozenset({"dict_type", "model_type", "model_attributes_type"})
+"""pydantic's error types for "not an object" where a model or a mapping is read."""
+
+
+def _json_kind(value: Any) -> str:
+    """A JSON value's kind, as a client would name it."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null" if value is None else type(value).__name__
+
+
 def install_error_handlers(app: FastAPI, *, boundary: bool = True) -> None:
     """The exception handlers and (unless ``boundary`` is false: the gateway's one middleware,
     :class:`deployments.edge.Edge`, does its work) the :class:`ErrorBoundary` middleware."""
@@ -233,6 +250,15 @@ def install_error_handlers(app: FastAPI, *, boundary: bool = True) -> None:
         sent = request.headers.get("content-type", "")
         whole = any(tuple(error.get("loc", ())) == ("body",) for error in errors)
         return whole and bool(sent) and "json" not in sent.lower()
+
+    def _not_object(errors: Sequence[Any]) -> str | None:
+        """What JSON value the whole body was when an object was read (``None`` when that was
+        not the problem): pydantic says "a valid dictionary or object to extract fields
+        from", which names Python's type, not the JSON the client sent."""
+        for error in errors:
+            if tuple(error.get("loc", ())) == ("body",) and error.get("type") in _OBJECT_TYPES:
+                return _json_kind(error.get("input"))
+        return None
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -253,6 +279,11 @@ def install_error_handlers(app: FastAPI, *, boundary: bool = True) -> None:
             first = {**first, "field": "body", "type": "content_type"}
             first["message"] = f"send the body as JSON (Content-Type: application/json), not {sent}"
             message = f"body: {first['message']}"
+        elif (sent := _not_object(errors)) is not None:  # JSON, but `[1]` where `{…}` is read
+            first = {**first, "field": "body", "type": "object_type"}
+            first["message"] = f"the body must be a JSON object ({{...}}), not {sent}"
+            message = f"body: {first['message']}"
+            details = [first]
         rid = request_id(request.scope)
         return JSONResponse(
             error_body(

@@ -5,6 +5,7 @@ HTTP API in process (the ``client`` fixture)."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import pydantic
@@ -151,6 +152,25 @@ def test_a_body_that_is_not_json_is_told_to_be_json(
     assert body["message"] == (
         f"body: send the body as JSON (Content-Type: application/json), not {sent}"
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "kind"),
+    [([1], "an array"), ("x", "a string"), (5, "a number"), (True, "a boolean"), (None, "null")],
+)
+def test_a_json_body_that_is_not_an_object_says_so(api: TeamClient, sent: Any, kind: str) -> None:
+    as_json = {"content": json.dumps(sent), "headers": {"Content-Type": "application/json"}}
+    refused = api.post("/v1/workflows", **as_json)  # json=None would send no body
+    assert refused.status_code == 400, refused.text
+    body = error(refused)
+    assert (body["field"], body["message"]) == (
+        "body",
+        f"body: the body must be a JSON object ({{...}}), not {kind}",
+    )
+    assert body["details"] == [
+        {"field": "body", "message": f"the body must be a JSON object ({{...}}), not {kind}",
+         "type": "object_type"}
+    ]  # fmt: skip
 
 
 def test_a_body_of_many_bad_values_is_refused_promptly_naming_the_first_fifty() -> None:
