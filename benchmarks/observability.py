@@ -11,7 +11,7 @@ Each side is a set of Linqra's actors in its own namespace on the same cluster:
   this can tell apart;
 * ``on``: metrics through Ray's export (team labels on, the costlier choice) and tracing as
   shipped (``tracing.sample_ratio`` left at its default), spans exported over OTLP/HTTP to a
-  local sink that reads and drops them;
+  local sink (a process of its own, as a collector is) that reads and drops them;
 * ``on_full``: the same with every trace recorded (``sample_ratio: 1.0``);
 * ``metrics`` and ``tracing`` (not run unless named): each alone, tracing at the default ratio;
 * ``unsampled`` (not run unless named): tracing alone with ``sample_ratio: 0`` — what carrying
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import ray
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,27 +43,33 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from actors.cluster import start_cluster
-from benchmarks._servers import quotes_server
+from benchmarks._servers import quotes_server, serve_asgi, server_process
 from benchmarks._support import bench_settings, publish, stamp
 from linqra.config import MetricsSettings, ServiceConfig, Settings, TracingSettings
-from linqra.testing.servers import AppServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "observability.json"
 BEGIN = "<!-- b17: written by python -m benchmarks.observability -->"
 END = "<!-- end of b17 -->"
 
 
-class _Sink(AppServer):
-    """An OTLP/HTTP endpoint that reads every export and drops it (counting spans' bytes)."""
+def sink_app() -> Starlette:
+    """An OTLP/HTTP endpoint that reads every export and drops it; ``GET /bytes``: how many
+    bytes of spans it took. Served in a process of its own (``server_process(serve_asgi,
+    SINK)``), as a collector would be: in the driver's process, reading exports took the GIL
+    from the loop timing the runs, which then charged a receiver's work to the side exporting."""
+    taken = [0]
 
-    def __init__(self) -> None:
-        self.bytes = 0
-        super().__init__(Starlette(routes=[Route("/v1/traces", self._take, methods=["POST"])]))
-
-    async def _take(self, request: Request) -> Response:
-        self.bytes += len(await request.body())
+    async def take(request: Request) -> Response:
+        taken[0] += len(await request.body())
         return Response(b"", media_type="application/x-protobuf")
 
+    async def count(request: Request) -> Response:
+        return Response(str(taken[0]), media_type="text/plain")
+
+    return Starlette(routes=[Route("/v1/traces", take, methods=["POST"]), Route("/bytes", count)])
+
+
+SINK = "benchmarks.observability:sink_app"
 
 SIDES = ("off", "off_again", "on", "on_full", "metrics", "tracing", "unsampled")
 DEFAULT_SIDES = ("off", "off_again", "on", "on_full")
@@ -95,12 +102,12 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
-    with quotes_server() as quotes_url, _Sink() as sink:
+    with quotes_server() as quotes_url, server_process(serve_asgi, SINK) as (sink_url, _):
         base = bench_settings(
             Path(tempfile.mkdtemp(prefix="linqra-b17-")),
             {"quotes-service": ServiceConfig(urls=[quotes_url])},
         )
-        sides = {name: _side(base, name, f"{sink.url}/v1/traces") for name in names}
+        sides = {name: _side(base, name, f"{sink_url}/v1/traces") for name in names}
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             runners = {}
@@ -149,7 +156,9 @@ def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
                 result["rounds"] = rounds
                 result["runs_per_side"] = rounds * per_round
                 out[label] = result
-            out["otlp_bytes_received"] = sink.bytes  # so far: the last batch may be on its way
+            out["otlp_bytes_received"] = int(
+                httpx.get(f"{sink_url}/bytes").text
+            )  # so far: the last batch may be on its way
             return out
         finally:
             ray.shutdown()
