@@ -89,6 +89,60 @@ async def test_a_pure_chain_is_recorded_in_full_by_its_end(system: System) -> No
     assert all(s["status"] == "COMPLETED" and s["inputs"] for s in record["steps"])
 
 
+class _Held:
+    """Pure, run by a worker (``kind: task``): answers once the test lets it."""
+
+    name, url_intent, pure = "test-held", False, True
+    kind: ExecutorKind = "task"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    def validate(self, step: Step, field: str) -> None:
+        return None
+
+    async def run(self, call: StepCall, ctx: StepContext) -> Any:
+        await self.release.wait()
+        return dict(call.params)
+
+
+async def test_a_pure_step_run_by_a_worker_is_recorded_behind_yet_seen_running(
+    system: System,
+) -> None:
+    """A pure step that a worker runs has its end record written behind as an inline one's
+    is; while it runs past the grace period its RUNNING record is written, after the
+    records of the steps before it (a reader never sees it running without them)."""
+    held = _Held()
+    system.registry.register(held)
+    steps = [
+        *_chain(3),
+        {"step": 4, "target": "test-held", "params": {"i": "{{step3.result.i}}"}},
+        {"step": 5, "target": "noop", "executor": "task", "params": {"after": 4}},
+    ]
+    wf = await system.workflows.create(TEAM, {"name": "worker-pure", "steps": steps})
+    ex = await system.workflows.new_execution(TEAM, workflow_id=wf.id)
+    executions = system.workflows.executions
+    runner = system.runner("r1")
+    await runner.submit(TEAM, ex["id"])
+    deadline = time.monotonic() + 30
+    while not (seen := await executions.step_runs(TEAM, ex["id"])) or seen[-1]["step"] != 4:
+        assert time.monotonic() < deadline, f"step 4 never recorded running: {seen}"
+        await asyncio.sleep(0.01)
+    assert [(r["step"], r["status"]) for r in seen] == [
+        (1, "COMPLETED"), (2, "COMPLETED"), (3, "COMPLETED"), (4, "RUNNING")
+    ]  # fmt: skip
+    assert seen[-1]["executor"] == "task"
+    held.release.set()
+    record = await runner.wait(TEAM, ex["id"], 30)
+    assert record["status"] == "COMPLETED", record.get("error")
+    assert [(s["step"], s["run"], s["status"], s["executor"]) for s in record["steps"]] == [
+        *[(i, 1, "COMPLETED", "inline") for i in (1, 2, 3)],
+        (4, 1, "COMPLETED", "task"),
+        (5, 1, "COMPLETED", "task"),
+    ]
+    assert record["result"] == {"after": 4}
+
+
 DOOMED_RUNNER = """
 import asyncio, sys, time
 from linqra.config import Settings

@@ -328,12 +328,8 @@ class WorkflowEngine(StepRunRecorder):
             }
             raise _StepFailed(step.step, StepStatus.FAILED)
         target = self.registry.get(step.target)
-        pure = (
-            target.pure
-            and (step.executor or target.kind) == "inline"
-            and not step.async_
-            and step.cacheConfig is None
-        )
+        # a pure step's record is written behind wherever it runs: inline or by a worker
+        pure = target.pure and not step.async_ and step.cacheConfig is None
         if not pure:  # nothing with an effect starts on an unrecorded result
             await self._write_behind(run)
         record = self._new_run(run, step)
@@ -401,10 +397,7 @@ class WorkflowEngine(StepRunRecorder):
         assert run.writes is not None
         running = RunningRecord(run.writes, record)
         try:
-            if call.kind == "inline":
-                outcome = await run_step_call(call, self.registry, self.ctx)
-            else:
-                outcome = await execute(functools.partial(self.executor.execute, call), call)
+            outcome = await self._call(call)
         except asyncio.CancelledError:
             cancel_record(record)
             await asyncio.shield(running.end(record))
@@ -438,18 +431,39 @@ class WorkflowEngine(StepRunRecorder):
         )
         return outcome.status
 
+    async def _call(self, call: StepCall) -> StepOutcome:
+        """Run ``call`` here (inline) or by its executor's worker."""
+        if call.kind == "inline":
+            return await run_step_call(call, self.registry, self.ctx)
+        return await execute(functools.partial(self.executor.execute, call), call)
+
     async def _pure_step(
         self, run: RunState, step: Step, call: StepCall, record: dict[str, Any]
     ) -> StepStatus:
-        """A pure inline step: no RUNNING record, its end record written behind (or at once
-        when it failed: the execution ends on it)."""
+        """A pure step: its end record written behind (or at once when it failed: the
+        execution ends on it). Inline it has no RUNNING record; run by a worker (a CPU step
+        pinned to ``executor: task``, say) it has one once it has run for the grace period —
+        written after the records held back before it, so a reader never sees a step running
+        whose predecessors are not recorded."""
         assert run.behind is not None
+        running = None
+        if call.kind != "inline":
+            assert run.writes is not None
+            running = RunningRecord(run.writes, record, before=run.behind.flush)
         try:
-            outcome = await run_step_call(call, self.registry, self.ctx)
+            outcome = await self._call(call)
         except asyncio.CancelledError:  # recorded with the rest, before the execution's end
+            if running is not None:
+                await asyncio.shield(running.settle())
             cancel_record(record)
             run.behind.add(record)
             raise
+        except BaseException:
+            if running is not None:
+                await asyncio.shield(running.settle())
+            raise
+        if running is not None:
+            await running.settle()
         record.update(outcome.record_fields())
         record_step(self.ctx.system.metrics, call, outcome)
         if outcome.status == StepStatus.COMPLETED:

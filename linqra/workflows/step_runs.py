@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,11 +87,13 @@ WRITE_BEHIND_SECONDS = 0.05
 
 
 class PureRecords:
-    """End records of *pure* inline steps (``transform``, ``noop``: no side effect, the same
-    result from the same inputs), written together instead of one commit each.
+    """End records of *pure* steps (``transform``, ``noop``: no side effect, the same result
+    from the same inputs; inline or run by a worker), written together instead of one commit
+    each.
 
     The engine writes them before anything outside the runner can depend on them: before any
-    other step starts or is recorded, before the execution's end, and at the latest
+    step with an effect starts, before any other record is written, before the execution's
+    end, and at the latest
     :data:`WRITE_BEHIND_SECONDS` after the first of them. A runner killed in between loses only
     records of steps that re-run from recorded inputs to the same results; no step with an
     effect ever runs on an unrecorded result. Run numbers have no gap: a lost record's number
@@ -218,14 +221,25 @@ class RunningRecord:
     store to start. A runner that dies after the grace leaves the record for recovery to mark
     interrupted; one that dies within it leaves none, and the step runs again all the same."""
 
-    def __init__(self, writes: RecordBatch, record: dict[str, Any]) -> None:
-        self._writes, self._record = writes, record
+    def __init__(
+        self,
+        writes: RecordBatch,
+        record: dict[str, Any],
+        *,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._writes, self._record, self._before = writes, record, before
         self._write: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(RUNNING_RECORD_GRACE_SECONDS, self._start)
 
     def _start(self) -> None:
-        self._write = asyncio.create_task(self._writes.put(self._record))
+        self._write = asyncio.create_task(self._put())
+
+    async def _put(self) -> None:
+        if self._before is not None:  # what must be recorded first (pure steps held back)
+            await self._before()
+        await self._writes.put(self._record)
 
     async def settle(self) -> None:
         """No RUNNING record from now on; the one being written is written."""
