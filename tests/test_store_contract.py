@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,6 +117,24 @@ class DocumentStoreContract:
         assert await store.put_many("things", "t1", [{"id": "new", "slug": "s2", "claim": 1}],
                                     where=older) == ["new"]  # fmt: skip
         assert (await store.get("things", "t1", "old") or {}).get("claim") == 2
+
+    async def test_in_and_nin_treat_a_missing_field_as_none(self, store: DocumentStore) -> None:
+        """``None`` in an ``$in`` list matches a document without the field; ``$nin`` matches
+        one unless its list holds ``None`` — in every store as in :func:`matches`."""
+        for doc in ({"id": "a", "f": 1}, {"id": "b", "f": 2}, {"id": "c"}, {"id": "d", "f": None}):
+            await store.insert("things", "t1", {**doc, "slug": doc["id"]})  # slug: unique
+
+        async def ids(where: dict[str, Any]) -> list[str]:
+            found = [d["id"] for d in await store.find("things", "t1", where, sort=[("id", 1)])]
+            assert await store.count("things", "t1", where) == len(found)
+            return found
+
+        assert await ids({"f": {"$in": [None, 1]}}) == ["a", "c", "d"]
+        assert await ids({"f": {"$in": [1]}}) == ["a"]
+        assert await ids({"f": {"$nin": [1]}}) == ["b", "c", "d"]
+        assert await ids({"f": {"$nin": [None, 1]}}) == ["b"]
+        assert await ids({"f": {"$in": []}}) == []
+        assert await ids({"f": {"$nin": []}}) == ["a", "b", "c", "d"]
 
     async def test_find_filters_sort_and_paginate(self, store: DocumentStore) -> None:
         for i in range(10):

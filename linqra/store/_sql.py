@@ -75,13 +75,10 @@ def where_sql(where: Filter, data: str = "data") -> tuple[list[str], list[Any]]:
 
 
 def _op_sql(expr: str, op: str, operand: Any) -> tuple[str, list[Any]]:
-    if op in ("$in", "$nin"):
-        values = [param(v) for v in operand]
-        if not values:
-            return ("0" if op == "$in" else "1"), []
-        marks = ", ".join("?" for _ in values)
-        neg = "NOT " if op == "$nin" else ""
-        return f"{expr} {neg}IN ({marks})", values
+    if op in ("$in", "$nin"):  # None in the list: a missing or null value (as matches() has it)
+        args: list[Any] = []
+        member = _member(expr, operand, args)
+        return (member if op == "$in" else f"NOT {member}"), args
     if op == "$ne":
         if operand is None:
             return f"{expr} IS NOT NULL", []
@@ -125,9 +122,11 @@ def _value_sql(measure: Measure, args: list[Any], data: str) -> str:
 
 
 def _member(column: str, allowed: Sequence[Any], args: list[Any]) -> str:
-    """``column`` is one of ``allowed`` (``None`` in it: a missing or null value)."""
+    """``column`` is one of ``allowed`` (``None`` in it: a missing or null value); never NULL
+    itself, so ``NOT`` of it is the complement (``$nin`` matches a missing value unless the
+    list holds ``None``)."""
     values = [v for v in allowed if v is not None]
-    tests = [f"{column} IN ({', '.join('?' for _ in values)})"] if values else []
+    tests = [f"coalesce({column} IN ({', '.join('?' for _ in values)}), 0)"] if values else []
     args.extend(param(v) for v in values)
     if len(values) < len(allowed):
         tests.append(f"{column} IS NULL")

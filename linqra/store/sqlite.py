@@ -223,25 +223,29 @@ class SQLiteStore:
         where: Filter,
     ) -> list[str]:
         table = self._table(conn, collection)
+        # the filter is checked by SQLite against the stored row, in the upsert itself: no read,
+        # parse and match in Python per record (each step record a runner writes has a filter)
+        clauses, where_args = where_sql(where)
+        guard = " AND ".join(["team_id = excluded.team_id", *clauses])
         sql = (
             f"INSERT INTO {table}(id, team_id, data) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE"
-            " SET data = excluded.data WHERE team_id = excluded.team_id"
+            f" SET data = excluded.data WHERE {guard}"
         )
-        read = f"SELECT data FROM {table} WHERE id = ? AND team_id = ?"
+        owner = f"SELECT team_id FROM {table} WHERE id = ?"
         refused: list[str] = []
         for doc in docs:  # one SAVEPOINT of the writer's transaction: all or none
-            if where:
-                row = conn.execute(read, (doc["id"], team_id)).fetchone()
-                if row is not None and not matches(_load(row[0]), where):
-                    refused.append(doc["id"])
-                    continue
             data = json.dumps({**doc, "team_id": team_id}, separators=(",", ":"))
             try:
-                written = conn.execute(sql, (doc["id"], team_id, data)).rowcount
+                written = conn.execute(sql, (doc["id"], team_id, data, *where_args)).rowcount
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"{collection} {doc['id']!r} breaks a unique index") from exc
-            if written != 1:
-                raise Conflict(f"{collection} {doc['id']!r} already exists")
+            if written == 1:
+                continue
+            row = conn.execute(owner, (doc["id"],)).fetchone()
+            if where and row is not None and row[0] == team_id:
+                refused.append(doc["id"])  # this team's, and the filter does not match it
+                continue
+            raise Conflict(f"{collection} {doc['id']!r} already exists")
         return refused
 
     async def get(self, collection: str, team_id: str, doc_id: str) -> Document | None:
