@@ -94,6 +94,8 @@ async def test_an_executions_spans_follow_the_request_through_steps_and_the_mode
     assert attributes["gen_ai.provider.name"] == "openai"
     assert attributes["gen_ai.usage.output_tokens"] > 0
     assert dict(named["execution"].attributes or {})["linqra.execution_id"] == record["id"]
+    run = dict(named["run quotes-service"].attributes or {})
+    assert (run["linqra.status"], run["linqra.attempts"]) == ("COMPLETED", 1)  # annotated
     writes = [s for s in finished if s.name == "store write step runs"]
     assert writes and all(_parent_of(s, named) is not None for s in writes)
     # nothing secret or bulky on any span: ids, names and numbers only
@@ -188,6 +190,7 @@ def test_under_an_unsampled_parent_no_span_is_made_and_its_context_carries_on(
         with tracing.span("vector search"):
             assert tracing.traceparent() == theirs
         assert tracing.open_span("chat gpt-4o") is None
+        tracing.annotate({"linqra.status": "COMPLETED"})  # nothing to annotate: no error
     assert unsampled.get_finished_spans() == ()
 
 
