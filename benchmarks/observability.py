@@ -29,6 +29,7 @@ B2  100 parallel ``http`` steps to a local server that answers after 200 ms (the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 import ray
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -101,6 +103,20 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
+def _ray_cpu() -> float:
+    """CPU seconds used so far by this machine's Ray processes: workers and actors (``ray::``),
+    the raylet and the GCS. Read between a side's runs, the difference is what the side's runs
+    cost the machine — far steadier than their wall time on two shared cores."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        command = " ".join(proc.info["cmdline"] or ())
+        if "ray::" in command or proc.info["name"] in ("raylet", "gcs_server"):
+            with contextlib.suppress(psutil.Error):
+                cpu = proc.cpu_times()
+                total += cpu.user + cpu.system
+    return total
+
+
 def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
     with quotes_server() as quotes_url, server_process(serve_asgi, SINK) as (sink_url, _):
         base = bench_settings(
@@ -134,16 +150,21 @@ def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
                 # per round, per side: the median of its runs in that round
                 per: dict[str, list[float]] = {name: [] for name in names}
                 every: dict[str, list[float]] = {name: [] for name in names}
+                cpu: dict[str, list[float]] = {name: [] for name in names}  # per run, per round
                 for turn in range(rounds + 1):
                     order = names if turn % 2 else names[::-1]
                     for name in order:
+                        before = _ray_cpu()
                         runs = [once(runners[name], body) for _ in range(per_round)]
                         if turn:  # the first round warms every side up
+                            cpu[name].append((_ray_cpu() - before) / per_round)
                             per[name].append(statistics.median(runs))
                             every[name].extend(runs)
                 result: dict[str, Any] = {
                     f"{name}_ms": round(statistics.median(per[name]) * 1000, 2) for name in names
                 }
+                for name in names:
+                    result[f"{name}_cpu_ms"] = round(statistics.median(cpu[name]) * 1000, 2)
                 for name in names[1:]:
                     ratios = [side / off for side, off in zip(per[name], per["off"], strict=True)]
                     q1, q2, q3 = _quartiles(ratios)
@@ -153,6 +174,8 @@ def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
                     # on the machine got in its way (noise only ever adds time)
                     fast = _decile(every[name]) / _decile(every["off"])
                     result[f"{name}_fastest_tenth_over_off"] = round(fast, 3)
+                    cpu_ratios = [a / b for a, b in zip(cpu[name], cpu["off"], strict=True)]
+                    result[f"{name}_cpu_over_off"] = round(statistics.median(cpu_ratios), 3)
                 result["rounds"] = rounds
                 result["runs_per_side"] = rounds * per_round
                 out[label] = result
@@ -205,6 +228,20 @@ def _table(r: dict[str, Any]) -> str:
                 ("B2: 100 parallel 200 ms `http` steps", r["B2"]),
             )
         ),
+        *(
+            f"| {what}, CPU of the Ray processes a run | {b['off_cpu_ms']} ms | "
+            + " | ".join(
+                f"{b[f'{name}_cpu_ms']} ms, **{b[f'{name}_cpu_over_off']}**" for name in names
+            )
+            + " |"
+            for what, b in (("B1", r["B1"]), ("B2", r["B2"]))
+            if "off_cpu_ms" in b
+        ),
+        "",
+        "The CPU rows: the CPU seconds this machine's Ray processes (workers, actors, raylet,"
+        " GCS) used during a side's runs in a round, per run (median), and the median over"
+        " rounds of its ratio to both off — what a side costs the machine, steadier than wall"
+        " time on two shared cores.",
         "",
         END,
     ]  # fmt: skip
