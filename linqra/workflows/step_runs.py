@@ -93,10 +93,9 @@ class PureRecords:
 
     The engine writes them before anything outside the runner can depend on them: before any
     step with an effect starts, before any other record is written, before the execution's
-    end, and at the latest
-    :data:`WRITE_BEHIND_SECONDS` after the first of them. A runner killed in between loses only
-    records of steps that re-run from recorded inputs to the same results; no step with an
-    effect ever runs on an unrecorded result. Run numbers have no gap: a lost record's number
+    end, and at the latest :data:`WRITE_BEHIND_SECONDS` after the first of them. A runner
+    killed in between loses only records of steps that re-run from recorded inputs to the same
+    results; no step with an effect ever runs on an unrecorded result. Run numbers have no gap: a lost record's number
     was never written, so the re-run takes it again."""
 
     def __init__(self, repo: ExecutionRepository, team_id: str, claim: int) -> None:
