@@ -103,18 +103,25 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def _ray_cpu() -> float:
-    """CPU seconds used so far by this machine's Ray processes: workers and actors (``ray::``),
-    the raylet and the GCS. Read between a side's runs, the difference is what the side's runs
-    cost the machine — far steadier than their wall time on two shared cores."""
-    total = 0.0
+def _ray_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each of this machine's Ray processes: workers and actors
+    (``ray::``), the raylet and the GCS."""
+    used: dict[int, float] = {}
     for proc in psutil.process_iter(["name", "cmdline"]):
         command = " ".join(proc.info["cmdline"] or ())
         if "ray::" in command or proc.info["name"] in ("raylet", "gcs_server"):
             with contextlib.suppress(psutil.Error):
                 cpu = proc.cpu_times()
-                total += cpu.user + cpu.system
-    return total
+                used[proc.pid] = cpu.user + cpu.system
+    return used
+
+
+def _cpu_since(before: dict[int, float]) -> float:
+    """CPU seconds the Ray processes used since ``before``: a process started meanwhile counts
+    whole; one that ended meanwhile (an idle CPU-step worker stopped) is not counted. Read
+    between a side's runs, what the side's runs cost the machine — steadier than their wall
+    time on two shared cores."""
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in _ray_cpu().items())
 
 
 def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
@@ -157,7 +164,7 @@ def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
                         before = _ray_cpu()
                         runs = [once(runners[name], body) for _ in range(per_round)]
                         if turn:  # the first round warms every side up
-                            cpu[name].append((_ray_cpu() - before) / per_round)
+                            cpu[name].append(_cpu_since(before) / per_round)
                             per[name].append(statistics.median(runs))
                             every[name].extend(runs)
                 result: dict[str, Any] = {
