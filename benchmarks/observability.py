@@ -20,7 +20,9 @@ Each side is a set of Linqra's actors in its own namespace on the same cluster:
 The sides take turns within each round, in an order that alternates, so drift in the machine's
 load falls on all. A side's figure is the median over rounds of its ratio to ``off`` *in the
 same round* (paired, which cancels slow drift), with the spread of those ratios (interquartile)
-beside it. Target for ``on``: at most 1.03.
+beside it. Target for ``on``: at most 1.03. Beside the time, what a side's runs cost the
+machine: the CPU seconds of every Ray process (workers, actors, raylet, GCS) during its turns,
+per run, and the ratio of its total to ``off``'s.
 
 B1  20 sequential ``noop`` steps pinned to ``executor: task`` (the warm CPU-step workers).
 B2  100 parallel ``http`` steps to a local server that answers after 200 ms (the I/O pool).
@@ -185,9 +187,8 @@ def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
                 result["rounds"] = rounds
                 result["runs_per_side"] = rounds * per_round
                 out[label] = result
-            out["otlp_bytes_received"] = int(
-                httpx.get(f"{sink_url}/bytes").text
-            )  # so far: the last batch may be on its way
+            # so far: the last batch may be on its way
+            out["otlp_bytes_received"] = int(httpx.get(f"{sink_url}/bytes").text)
             return out
         finally:
             ray.shutdown()
