@@ -98,14 +98,13 @@ class _Gathered:
         if instrument.name not in self.instruments:
             self.instruments[instrument.name] = instrument
 
-    def take(self) -> list[tuple[Instrument, tuple[str, ...], float]]:
-        """Every value to hand over, and none left: each counter's sum, each gauge's last value,
-        each histogram value."""
+    def take(self) -> list[tuple[Instrument, tuple[str, ...], list[float]]]:
+        """Every value to hand over, by instrument and label values, and none left: each
+        counter's sum, each gauge's last value, each histogram's values in order."""
         named = self.instruments
-        taken = [(named[name], labels, v) for (name, labels), v in self.sums.items()]
-        taken += [(named[name], labels, v) for (name, labels), v in self.lasts.items()]
-        for (name, labels), values in self.observed.items():
-            taken += [(named[name], labels, v) for v in values]
+        taken = [(named[name], labels, [v]) for (name, labels), v in self.sums.items()]
+        taken += [(named[name], labels, [v]) for (name, labels), v in self.lasts.items()]
+        taken += [(named[name], labels, vs) for (name, labels), vs in self.observed.items()]
         self.sums, self.lasts, self.observed = {}, {}, {}
         return taken
 
@@ -122,7 +121,7 @@ class RayMetrics(Metrics):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: at once
-            self._write(instrument, value, values)
+            self._write(instrument, [value], values)
             return
         gathered: _Gathered | None = getattr(self._thread, "gathered", None)
         if gathered is None:
@@ -146,22 +145,32 @@ class RayMetrics(Metrics):
         if gathered.timer is not None:
             gathered.timer.cancel()
         gathered.loop = gathered.timer = None
-        for instrument, labels, value in gathered.take():
+        for instrument, labels, values in gathered.take():
+            self._write(instrument, values, labels)
+
+    def _write(self, instrument: Instrument, values: list[float], labels: tuple[str, ...]) -> None:
+        """Hand ``values`` of one label set to Ray, its tags made once for all of them; one
+        that Ray refuses is dropped (:meth:`_failed`), not the rest."""
+        try:
+            names = instrument.label_names(self.team_labels)
+            metric = _instrument(instrument, names)
+            tags = dict(zip(names, labels, strict=True))
+        except Exception:
+            self._failed(instrument)
+            return
+        kind = instrument.kind
+        record = (
+            metric.inc
+            if kind == "counter"
+            else metric.observe
+            if kind == "histogram"
+            else metric.set
+        )
+        for value in values:
             try:
-                self._write(instrument, value, labels)
+                record(value, tags)
             except Exception:
                 self._failed(instrument)
-
-    def _write(self, instrument: Instrument, value: float, values: tuple[str, ...]) -> None:
-        names = instrument.label_names(self.team_labels)
-        metric = _instrument(instrument, names)
-        tags = dict(zip(names, values, strict=True))
-        if instrument.kind == "counter":
-            metric.inc(value, tags)
-        elif instrument.kind == "histogram":
-            metric.observe(value, tags)
-        else:
-            metric.set(value, tags)
 
 
 _recorders: dict[bool, RayMetrics] = {}

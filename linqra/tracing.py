@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SpanKind",
     "annotate",
+    "carry",
     "close_span",
     "configure",
     "enabled",
@@ -123,9 +124,9 @@ class _Span:
 
 
 class _Carried:
-    """The ``with`` block of :func:`span` under a parent that is not sampled: the parent's
-    context is made current (so what runs inside knows the trace is not recorded and carries
-    that on) but no span is made."""
+    """A parent's context made current, no span made: the ``with`` block of :func:`span`
+    under a parent that is not sampled (what runs inside knows the trace is not recorded and
+    carries that on), and of :func:`carry`."""
 
     __slots__ = ("_context", "_span", "_token")
 
@@ -219,6 +220,23 @@ def span(
             return _OFF  # the current context already says "not sampled"
         context = None
     return _Span(tracer.start_span(name, context=context, kind=kind, attributes=attributes))
+
+
+def carry(parent: str | None) -> contextlib.AbstractContextManager[Any]:
+    """``parent`` (a ``traceparent``) made the current context around the ``with`` block, no
+    span of its own: a step's work in a worker happens under the runner's span for the step,
+    and what the work records (a model call, a vector search) becomes that span's child. A
+    no-op while tracing is off, without a parent, or where ``parent`` is already current (a
+    step run inline, in the runner's own span).
+
+    A worker used to make a span of its own for each step ("run <target>"): a third of what a
+    recorded trace cost a Ray-task step, and its export the only OpenTelemetry work of a worker
+    whose steps call no model (issue 16's B17). What it showed goes on the step's span instead
+    (``linqra.executor``, ``linqra.attempts``, ``linqra.run_ms``)."""
+    if _tracer is None or not parent or _current()[2] == parent:
+        return _OFF
+    _, context, remote, _ = _extract(parent)
+    return _Carried(context, remote)
 
 
 def traceparent() -> str | None:

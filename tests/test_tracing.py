@@ -1,6 +1,6 @@
-"""Traces (issue 16, part 5): one request's spans — execution, each step, the step's run, the
-model call and the store writes — share its trace, wherever they ran; off, tracing costs no
-span and leaves no trace fields on the record."""
+"""Traces (issue 16, part 5): one request's spans — execution, each step, the model call and
+the store writes — share its trace, wherever they ran; off, tracing costs no span and leaves no
+trace fields on the record."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from linqra import tracing
 from linqra.config import Settings
+from linqra.events.memory import MemoryEventBus
 from linqra.system import System
+from linqra.workflows.async_steps import (
+    ASYNC_GROUP,
+    ASYNC_TOPIC,
+    BusAsyncStepQueue,
+    process_async_step,
+)
 
 TEAM = "team-trace"
 QUOTE_AND_ASK = {
@@ -86,16 +93,17 @@ async def test_an_executions_spans_follow_the_request_through_steps_and_the_mode
     assert _parent_of(named["execution"], named) == "client request"
     for n in (1, 2, 3):
         assert _parent_of(named[f"step {n}"], named) == "execution"
-    assert _parent_of(named["run quotes-service"], named) == "step 1"
-    assert _parent_of(named["run openai"], named) == "step 2"
+    assert not [s.name for s in finished if s.name.startswith("run ")]  # a step's span covers it
     chat = named["chat gpt-4o"]
-    assert _parent_of(chat, named) == "run openai"
+    assert _parent_of(chat, named) == "step 2"
     attributes: dict[str, Any] = dict(chat.attributes or {})
     assert attributes["gen_ai.provider.name"] == "openai"
     assert attributes["gen_ai.usage.output_tokens"] > 0
     assert dict(named["execution"].attributes or {})["linqra.execution_id"] == record["id"]
-    run = dict(named["run quotes-service"].attributes or {})
-    assert (run["linqra.status"], run["linqra.attempts"]) == ("COMPLETED", 1)  # annotated
+    run = dict(named["step 1"].attributes or {})  # what the run was, on the step's span
+    assert (run["linqra.status"], run["linqra.attempts"]) == ("COMPLETED", 1)
+    step_ms = (named["step 1"].end_time - named["step 1"].start_time) / 1e6  # type: ignore[operator]
+    assert run["linqra.executor"] == "io" and 0 < run["linqra.run_ms"] <= step_ms
     writes = [s for s in finished if s.name == "store write step runs"]
     assert writes and all(_parent_of(s, named) is not None for s in writes)
     # nothing secret or bulky on any span: ids, names and numbers only
@@ -176,7 +184,7 @@ def test_a_sampled_traceparent_records_the_whole_trace_at_a_ratio_of_zero(
     assert answer.status_code == 200, answer.text
     assert answer.headers["x-trace-id"] == answer.json()["trace_id"] == theirs.split("-")[1]
     named = _by_name(unsampled.get_finished_spans())
-    assert {"execution", "step 1", "step 2", "run noop"} <= set(named)
+    assert {"execution", "step 1", "step 2"} <= set(named)
     assert {_hex(s.context.trace_id, 32) for s in named.values()} == {theirs.split("-")[1]}
     assert _parent_of(named["step 2"], named) == "execution"
 
@@ -185,7 +193,7 @@ def test_under_an_unsampled_parent_no_span_is_made_and_its_context_carries_on(
     unsampled: InMemorySpanExporter,
 ) -> None:
     theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
-    with tracing.span("run noop", parent=theirs):
+    with tracing.span("execution", parent=theirs):
         assert tracing.traceparent() == theirs  # no span of ours in between
         with tracing.span("vector search"):
             assert tracing.traceparent() == theirs
@@ -225,12 +233,12 @@ def test_what_is_remembered_of_the_last_context_follows_every_change_of_it(
     assert tracing.traceparent() is None
     for _ in range(2):  # each parent twice in a row (the second from what is kept), then the other
         for _ in range(2):
-            with tracing.span("run noop", parent=quiet) as remote:
+            with tracing.span("execution", parent=quiet) as remote:
                 assert tracing.traceparent() == quiet
                 assert tracing.open_span("chat") is None
                 assert not remote.get_span_context().trace_flags.sampled
         for _ in range(2):
-            with tracing.span("run noop", parent=traced) as current:
+            with tracing.span("execution", parent=traced) as current:
                 ours = tracing.traceparent()
                 assert (
                     ours == f"00-{traced[3:35]}-{_hex(current.get_span_context().span_id, 16)}-01"
@@ -243,4 +251,56 @@ def test_what_is_remembered_of_the_last_context_follows_every_change_of_it(
         assert tracing.traceparent() is None
     assert parsed == [quiet, traced, quiet, traced]  # once each time the parent changed
     names = [span.name for span in unsampled.get_finished_spans()]
-    assert names == ["vector search", "run noop"] * 4  # under the sampled parent, every time
+    assert names == ["vector search", "execution"] * 4  # under the sampled parent, every time
+
+
+def test_a_steps_work_elsewhere_is_carried_under_its_steps_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    """A worker makes no span of its own for a step (``tracing.carry``): the step's span is
+    made current, and what the step records there is its child."""
+    with tracing.span("step 1") as step:
+        ours = tracing.traceparent()
+        assert tracing.carry(ours) is tracing.carry(None)  # inline: already current, nothing to do
+    assert ours is not None and tracing.traceparent() is None
+    with tracing.carry(ours):  # a worker, handed the step's traceparent
+        assert tracing.traceparent() == ours
+        with tracing.span("vector search"):
+            pass
+        chat = tracing.open_span("chat gpt-4o")
+        tracing.close_span(chat)
+    assert tracing.traceparent() is None
+    named = _by_name(spans.get_finished_spans())
+    assert set(named) == {"step 1", "vector search", "chat gpt-4o"}
+    for name in ("vector search", "chat gpt-4o"):
+        assert _parent_of(named[name], named) == "step 1"
+        assert named[name].context.trace_id == step.get_span_context().trace_id
+
+
+async def test_an_async_steps_run_has_a_span_of_its_own_under_its_step(
+    system: System, spans: InMemorySpanExporter
+) -> None:
+    """An ``async: true`` step's span ends when it is queued; the worker that takes it later
+    shows its run as ``run <target>`` under it (a step run at once has no such span)."""
+    bus = MemoryEventBus()
+    worker = await bus.subscribe(ASYNC_TOPIC, ASYNC_GROUP, "worker-t")
+    runner = system.runner("trace-async", async_queue=BusAsyncStepQueue(bus))
+    definition = system.workflows.validate_definition(
+        {"steps": [{"step": 1, "target": "noop", "async": True}, {"step": 2, "target": "noop"}]}
+    )
+    with tracing.span("client request"):
+        ex = await system.workflows.new_execution(TEAM, definition=definition)
+    await runner.submit(TEAM, ex["id"])
+    assert (await runner.wait(TEAM, ex["id"], 30))["pending_async_steps"] == [1]
+    taken = await worker.fetch(timeout=5)
+    repo = system.workflows.executions
+    status = await process_async_step(
+        taken[0].event.payload, repo, system.registry, system.ctx, worker="worker-t"
+    )
+    assert status == "COMPLETED"
+    named = _by_name(spans.get_finished_spans())
+    assert _parent_of(named["run noop"], named) == "step 1"
+    run = dict(named["run noop"].attributes or {})
+    assert (run["linqra.status"], run["linqra.attempts"]) == ("COMPLETED", 1)
+    assert len({s.context.trace_id for s in spans.get_finished_spans()}) == 1
+    assert [s.name for s in spans.get_finished_spans()].count("run noop") == 1  # step 2: none

@@ -32,7 +32,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = ["NOOP", "Instrument", "Kind", "Metrics", "NoopMetrics"]
@@ -64,11 +64,14 @@ class Instrument:
     """Histogram bucket upper bounds, increasing (``+Inf`` is implied)."""
     team: bool = False
     """Whether it takes a ``team`` label where ``metrics.team_labels`` allows it."""
+    label_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    """``labels`` as a set: what a recording's label names are checked against."""
 
     def __post_init__(self) -> None:
         problem = self.problem()
         if problem:
             raise ValueError(f"instrument {self.name!r}: {problem}")
+        object.__setattr__(self, "label_set", frozenset(self.labels))
 
     def problem(self) -> str | None:
         """What breaks Prometheus's naming conventions, or ``None``."""
@@ -168,13 +171,13 @@ class Metrics:
     def _values(
         self, instrument: Instrument, team: str | None, labels: Mapping[str, object]
     ) -> tuple[str, ...]:
-        if labels.keys() != set(instrument.labels):
+        if labels.keys() != instrument.label_set:
             raise ValueError(
                 f"{instrument.name} takes labels {sorted(instrument.labels)}, got {sorted(labels)}"
             )
         if team is not None and not instrument.team:
             raise ValueError(f"{instrument.name} takes no team label")
-        values = tuple(str(labels[name]) for name in instrument.labels)
+        values = tuple([str(labels[name]) for name in instrument.labels])  # a list: 2x a generator
         if instrument.team and self.team_labels:
             values += (team or "",)
         return values

@@ -148,20 +148,11 @@ async def run_step_call(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rand: Callable[[], float] = random.random,
 ) -> StepOutcome:
-    """Run ``call`` up to ``call.max_attempts`` times, each bounded by ``call.timeout`` (in a
-    span following the engine's step span, ``call.trace``, when tracing is on)."""
-    with bind(team=call.team_id, execution_id=call.execution_id):  # on the worker's log lines
-        if call.trace is None or not tracing.enabled():
-            return await _run_step_call(call, registry, ctx, sleep, rand)
-        attributes = {
-            "linqra.step": call.step,
-            "linqra.target": call.target,
-            "linqra.kind": call.kind,
-        }
-        with tracing.span(f"run {call.target}", parent=call.trace, attributes=attributes):
-            outcome = await _run_step_call(call, registry, ctx, sleep, rand)
-            tracing.annotate({"linqra.status": outcome.status, "linqra.attempts": outcome.attempts})
-            return outcome
+    """Run ``call`` up to ``call.max_attempts`` times, each bounded by ``call.timeout`` (under
+    the engine's span for the step, ``call.trace``, when tracing is on: what the step records
+    becomes that span's child, whichever process runs it)."""
+    with bind(team=call.team_id, execution_id=call.execution_id), tracing.carry(call.trace):
+        return await _run_step_call(call, registry, ctx, sleep, rand)
 
 
 async def _run_step_call(

@@ -31,12 +31,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from linqra import tracing
 from linqra.clock import iso, parse_iso, utcnow
 from linqra.events.base import EventBus
 from linqra.metrics import record_step
 from linqra.status import STEP_FINISHED, StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
-from linqra.steps.runtime import run_step_call
+from linqra.steps.runtime import StepOutcome, run_step_call
 from linqra.workflows.records import ExecutionRepository
 
 __all__ = [
@@ -151,7 +152,7 @@ async def process_async_step(
     mine = {"status": StepStatus.RUNNING, "worker": worker, "started_at": now}  # this take only
     beat = asyncio.create_task(_heartbeat(repo, team_id, record["id"], mine, heartbeat_seconds))
     try:
-        outcome = await run_step_call(call, registry, ctx)
+        outcome = await _run_traced(call, registry, ctx)
     finally:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -187,3 +188,20 @@ async def _heartbeat(
             continue
         if not held:
             return
+
+
+async def _run_traced(call: StepCall, registry: TargetRegistry, ctx: StepContext) -> StepOutcome:
+    """``call`` run in a span of its own under its step's: the step's span ended when the step
+    was queued, so the run needs one to show in the trace (a step run at once has none: its
+    step's span covers it)."""
+    if call.trace is None or not tracing.enabled():
+        return await run_step_call(call, registry, ctx)
+    attributes = {"linqra.step": call.step, "linqra.target": call.target}
+    with tracing.span(f"run {call.target}", parent=call.trace, attributes=attributes):
+        outcome = await run_step_call(
+            dataclasses.replace(call, trace=tracing.traceparent()), registry, ctx
+        )
+        tracing.annotate(
+            {"linqra.status": str(outcome.status), "linqra.attempts": outcome.attempts}
+        )
+        return outcome

@@ -17,16 +17,18 @@ from urllib.parse import quote
 
 from linqra.clock import iso
 from linqra.config import ExecutionSettings
+from linqra.metrics import Metrics, record_step
 from linqra.resilience import Backoff
 from linqra.status import StepStatus
 from linqra.steps.base import ExecutorKind, StepCall, WorkerLost
 from linqra.steps.runtime import StepOutcome
-from linqra.tracing import traceparent
+from linqra.tracing import annotate, traceparent
+from linqra.tracing import enabled as tracing_enabled
 from linqra.workflows.definition import Step
 from linqra.workflows.interpolation import Scope, render, render_text
 from linqra.workflows.step_runs import RunState
 
-__all__ = ["cache_key", "canonical_json", "execute", "step_call"]
+__all__ = ["cache_key", "canonical_json", "execute", "observe", "step_call"]
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +140,17 @@ async def execute(run_once: Callable[[], Awaitable[StepOutcome]], call: StepCall
 
 _PAUSES = Backoff(initial=0.2, maximum=5.0)
 """Between tries of a step whose worker was lost (jittered: a lost batch does not return at once)."""
+
+
+def observe(metrics: Metrics, call: StepCall, outcome: StepOutcome) -> None:
+    """A step that ran to ``outcome``: its metrics, and what its run was on the step's span
+    (where it ran, how often it was tried, how long the run took there: the span's time less
+    ``linqra.run_ms`` is what handing it to a worker cost)."""
+    record_step(metrics, call, outcome)
+    if tracing_enabled():
+        annotate({
+            "linqra.executor": call.kind,
+            "linqra.status": str(outcome.status),
+            "linqra.attempts": outcome.attempts,
+            "linqra.run_ms": outcome.duration_ms,
+        })  # fmt: skip
