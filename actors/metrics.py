@@ -158,14 +158,12 @@ class RayMetrics(Metrics):
         except Exception:
             self._failed(instrument)
             return
-        kind = instrument.kind
-        record = (
-            metric.inc
-            if kind == "counter"
-            else metric.observe
-            if kind == "histogram"
-            else metric.set
-        )
+        if instrument.kind == "counter":
+            record = metric.inc
+        elif instrument.kind == "histogram":
+            record = metric.observe
+        else:
+            record = metric.set
         for value in values:
             try:
                 record(value, tags)

@@ -229,8 +229,8 @@ def carry(parent: str | None) -> contextlib.AbstractContextManager[Any]:
     no-op while tracing is off, without a parent, or where ``parent`` is already current (a
     step run inline, in the runner's own span).
 
-    A worker used to make a span of its own for each step ("run <target>"): a third of what a
-    recorded trace cost a Ray-task step, and its export the only OpenTelemetry work of a worker
+    A worker used to make a span of its own for each step ("run <target>"): half of what a
+    recorded trace cost a Ray-task step, with its export the only OpenTelemetry work of a worker
     whose steps call no model (issue 16's B17). What it showed goes on the step's span instead
     (``linqra.executor``, ``linqra.attempts``, ``linqra.run_ms``)."""
     if _tracer is None or not parent or _current()[2] == parent:

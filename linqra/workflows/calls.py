@@ -28,7 +28,7 @@ from linqra.workflows.definition import Step
 from linqra.workflows.interpolation import Scope, render, render_text
 from linqra.workflows.step_runs import RunState
 
-__all__ = ["cache_key", "canonical_json", "execute", "observe", "step_call"]
+__all__ = ["cache_key", "canonical_json", "execute", "observe_step", "step_call"]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ _PAUSES = Backoff(initial=0.2, maximum=5.0)
 """Between tries of a step whose worker was lost (jittered: a lost batch does not return at once)."""
 
 
-def observe(metrics: Metrics, call: StepCall, outcome: StepOutcome) -> None:
+def observe_step(metrics: Metrics, call: StepCall, outcome: StepOutcome) -> None:
     """A step that ran to ``outcome``: its metrics, and what its run was on the step's span
     (where it ran, how often it was tried, how long the run took there: the span's time less
     ``linqra.run_ms`` is what handing it to a worker cost)."""

@@ -30,7 +30,7 @@ from linqra.steps.base import StepCall, StepContext, TargetRegistry
 from linqra.steps.runtime import StepOutcome, run_step_call
 from linqra.tracing import span
 from linqra.workflows.async_steps import AsyncStepQueue
-from linqra.workflows.calls import cache_key, canonical_json, execute, observe, step_call
+from linqra.workflows.calls import cache_key, canonical_json, execute, observe_step, step_call
 from linqra.workflows.conditions import evaluate_condition
 from linqra.workflows.definition import Step, WorkflowDefinition
 from linqra.workflows.interpolation import MissingReference, Scope
@@ -405,7 +405,7 @@ class WorkflowEngine(StepRunRecorder):
             await asyncio.shield(running.settle())
             raise
         record.update(outcome.record_fields())
-        observe(self.ctx.system.metrics, call, outcome)
+        observe_step(self.ctx.system.metrics, call, outcome)
         await running.end(record)
         if outcome.status == StepStatus.COMPLETED:
             run.results[step.step] = outcome.output
@@ -464,7 +464,7 @@ class WorkflowEngine(StepRunRecorder):
         if running is not None:
             await running.settle()
         record.update(outcome.record_fields())
-        observe(self.ctx.system.metrics, call, outcome)
+        observe_step(self.ctx.system.metrics, call, outcome)
         if outcome.status == StepStatus.COMPLETED:
             run.behind.add(record)
             run.results[step.step] = outcome.output
