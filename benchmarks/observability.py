@@ -1,8 +1,8 @@
 """B17 — what metrics and tracing cost (issue 16): B1 and B2 with both on against both off, in
 one run, on one Ray cluster.
 
-    python -m benchmarks.observability [--rounds 100] [--sides off_again,on,on_full]
-                                       [--write-docs]
+    python -m benchmarks.observability [--rounds 100] [--blocks 4]
+                                       [--sides off_again,on,on_full] [--write-docs]
 
 Each side is a set of Linqra's actors in its own namespace on the same cluster:
 
@@ -17,8 +17,11 @@ Each side is a set of Linqra's actors in its own namespace on the same cluster:
 * ``unsampled`` (not run unless named): tracing alone with ``sample_ratio: 0`` — what carrying
   the context of a trace that is not recorded costs.
 
-The sides take turns within each round, in an order that alternates, so drift in the machine's
-load falls on all. A side's figure is the median over rounds of its ratio to ``off`` *in the
+The rounds are split among ``--blocks`` blocks, each a Ray cluster of its own on which every
+side's actors are started afresh, a different side first each block: two identical sides differ
+by a few percent for as long as their actors live (see :func:`measure`), and fresh actors each
+block average that out. Within a block, the sides take turns round by round, in an order that
+alternates, so drift in the machine's load falls on all. A side's figure is the median over rounds of its ratio to ``off`` *in the
 same round* (paired, which cancels slow drift), with the spread of those ratios (interquartile)
 beside it. Target for ``on``: at most 1.03. Beside the time, what a side's runs cost the
 machine: the CPU seconds of every Ray process (workers, actors, raylet, GCS) during its turns,
@@ -126,72 +129,106 @@ def _cpu_since(before: dict[int, float]) -> float:
     return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in _ray_cpu().items())
 
 
-def measure(rounds: int, names: tuple[str, ...]) -> dict[str, Any]:
+CHAIN = {"steps": [
+    {"step": i, "target": "noop", "executor": "task", "params": {"i": i}} for i in range(1, 21)]}  # fmt: skip
+FAN = {"mode": "dag", "steps": [
+    {"step": i, "target": "quotes-service", "action": "fetch",
+     "intent": "/api/sleep", "params": {"ms": 200}} for i in range(1, 101)]}  # fmt: skip
+
+
+def _start_sides(base: Settings, names: list[str], sink_url: str) -> dict[str, Any]:
+    """Each side's actors, started in the order given; its runner by side."""
+    runners = {}
+    for name in names:
+        cluster = start_cluster(_side(base, name, sink_url))
+        actors = [cluster.runner, cluster.scheduler, cluster.supervisor, *cluster.io_pool]
+        ray.get([actor.ping.remote() for actor in actors], timeout=180)
+        runners[name] = cluster.runner
+    return runners
+
+
+def _once(runner: Any, body: dict[str, Any]) -> float:
+    t0 = time.perf_counter()
+    record = ray.get(runner.run_definition.remote("bench", body, {}, timeout=120))
+    assert record["status"] == "COMPLETED", record.get("error")
+    return time.perf_counter() - t0
+
+
+def measure(rounds: int, names: tuple[str, ...], blocks: int = 1) -> dict[str, Any]:
+    """B1 and B2 for each side, ``rounds`` rounds in all over ``blocks`` blocks; each block a
+    Ray cluster of its own with every side's actors started afresh, the first side to start
+    turning from block to block.
+
+    Why blocks: two sides that are the same settings differ by up to 3-5 % in time and CPU for
+    as long as their actors live (four identical sides on one cluster, 100 rounds: paired
+    ratios 1.00, 1.007, 0.987, 0.972, CPU 1.00, 0.999, 0.968, 0.949) — which processes a side
+    got, not drift, so more rounds do not average it away; new actors for every side, block by
+    block, do."""
+    per_block = rounds // blocks
+    per: dict[str, dict[str, list[float]]] = {}  # per measure, per side: each round's median
+    every: dict[str, dict[str, list[float]]] = {}  # every run
+    cpu: dict[str, dict[str, list[float]]] = {}  # CPU a run, per round
+    for label in ("B1", "B2"):
+        per[label] = {n: [] for n in names}
+        every[label] = {n: [] for n in names}
+        cpu[label] = {n: [] for n in names}
     with quotes_server() as quotes_url, server_process(serve_asgi, SINK) as (sink_url, _):
-        base = bench_settings(
-            Path(tempfile.mkdtemp(prefix="linqra-b17-")),
-            {"quotes-service": ServiceConfig(urls=[quotes_url])},
-        )
-        sides = {name: _side(base, name, f"{sink_url}/v1/traces") for name in names}
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        try:
-            runners = {}
-            for name, settings in sides.items():
-                cluster = start_cluster(settings)
-                actors = [cluster.runner, cluster.scheduler, cluster.supervisor, *cluster.io_pool]
-                ray.get([actor.ping.remote() for actor in actors], timeout=180)
-                runners[name] = cluster.runner
-            chain = {"steps": [
-                {"step": i, "target": "noop", "executor": "task", "params": {"i": i}}
-                for i in range(1, 21)]}  # fmt: skip
-            fan = {"mode": "dag", "steps": [
-                {"step": i, "target": "quotes-service", "action": "fetch",
-                 "intent": "/api/sleep", "params": {"ms": 200}} for i in range(1, 101)]}  # fmt: skip
+        for block in range(blocks):
+            base = bench_settings(
+                Path(tempfile.mkdtemp(prefix="linqra-b17-")),
+                {"quotes-service": ServiceConfig(urls=[quotes_url])},
+            )
+            first = block % len(names)
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+            try:
+                starting = [*names[first:], *names[:first]]
+                runners = _start_sides(base, starting, f"{sink_url}/v1/traces")
+                for label, body, per_round in (("B1", CHAIN, 4), ("B2", FAN, 1)):
+                    for turn in range(per_block + 1):
+                        order = names if turn % 2 else names[::-1]
+                        for name in order:
+                            before = _ray_cpu()
+                            runs = [_once(runners[name], body) for _ in range(per_round)]
+                            if turn:  # the first round of a block warms every side up
+                                cpu[label][name].append(_cpu_since(before) / per_round)
+                                per[label][name].append(statistics.median(runs))
+                                every[label][name].extend(runs)
+            finally:
+                ray.shutdown()
+        out: dict[str, Any] = {
+            label: _summary(per[label], every[label], cpu[label], names) for label in per
+        }
+        for label in out:
+            out[label]["rounds"] = per_block * blocks
+            out[label]["runs_per_side"] = len(every[label]["off"])
+        out["blocks"] = blocks
+        # so far: the last batch may be on its way
+        out["otlp_bytes_received"] = int(httpx.get(f"{sink_url}/bytes").text)
+        return out
 
-            def once(runner: Any, body: dict[str, Any]) -> float:
-                t0 = time.perf_counter()
-                record = ray.get(runner.run_definition.remote("bench", body, {}, timeout=120))
-                assert record["status"] == "COMPLETED", record.get("error")
-                return time.perf_counter() - t0
 
-            out: dict[str, Any] = {}
-            for label, body, per_round in (("B1", chain, 4), ("B2", fan, 1)):
-                # per round, per side: the median of its runs in that round
-                per: dict[str, list[float]] = {name: [] for name in names}
-                every: dict[str, list[float]] = {name: [] for name in names}
-                cpu: dict[str, list[float]] = {name: [] for name in names}  # per run, per round
-                for turn in range(rounds + 1):
-                    order = names if turn % 2 else names[::-1]
-                    for name in order:
-                        before = _ray_cpu()
-                        runs = [once(runners[name], body) for _ in range(per_round)]
-                        if turn:  # the first round warms every side up
-                            cpu[name].append(_cpu_since(before) / per_round)
-                            per[name].append(statistics.median(runs))
-                            every[name].extend(runs)
-                result: dict[str, Any] = {
-                    f"{name}_ms": round(statistics.median(per[name]) * 1000, 2) for name in names
-                }
-                for name in names:  # a mean: the OS counts CPU in 10 ms ticks, a run is less
-                    result[f"{name}_cpu_ms"] = round(statistics.fmean(cpu[name]) * 1000, 2)
-                for name in names[1:]:
-                    ratios = [side / off for side, off in zip(per[name], per["off"], strict=True)]
-                    q1, q2, q3 = _quartiles(ratios)
-                    result[f"{name}_over_off"] = round(q2, 3)
-                    result[f"{name}_iqr"] = [round(q1, 3), round(q3, 3)]
-                    # the fastest tenth of each side's runs: what it costs when nothing else
-                    # on the machine got in its way (noise only ever adds time)
-                    fast = _decile(every[name]) / _decile(every["off"])
-                    result[f"{name}_fastest_tenth_over_off"] = round(fast, 3)
-                    result[f"{name}_cpu_over_off"] = round(sum(cpu[name]) / sum(cpu["off"]), 3)
-                result["rounds"] = rounds
-                result["runs_per_side"] = rounds * per_round
-                out[label] = result
-            # so far: the last batch may be on its way
-            out["otlp_bytes_received"] = int(httpx.get(f"{sink_url}/bytes").text)
-            return out
-        finally:
-            ray.shutdown()
+def _summary(
+    per: dict[str, list[float]],
+    every: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    names: tuple[str, ...],
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        f"{name}_ms": round(statistics.median(per[name]) * 1000, 2) for name in names
+    }
+    for name in names:  # a mean: the OS counts CPU in 10 ms ticks, a run is less
+        result[f"{name}_cpu_ms"] = round(statistics.fmean(cpu[name]) * 1000, 2)
+    for name in names[1:]:
+        ratios = [side / off for side, off in zip(per[name], per["off"], strict=True)]
+        q1, q2, q3 = _quartiles(ratios)
+        result[f"{name}_over_off"] = round(q2, 3)
+        result[f"{name}_iqr"] = [round(q1, 3), round(q3, 3)]
+        # the fastest tenth of each side's runs: what it costs when nothing else on the
+        # machine got in its way (noise only ever adds time)
+        fast = _decile(every[name]) / _decile(every["off"])
+        result[f"{name}_fastest_tenth_over_off"] = round(fast, 3)
+        result[f"{name}_cpu_over_off"] = round(sum(cpu[name]) / sum(cpu["off"]), 3)
+    return result
 
 
 LABELS = {
@@ -211,8 +248,8 @@ def _table(r: dict[str, Any]) -> str:
         BEGIN,
         "",
         f"{r['when']}, commit {r['commit']}, load {r['load']} → {r['load_after']}: `python -m"
-        f" benchmarks.observability --rounds {r['B1']['rounds']}"
-        f" --sides {','.join(r['sides'][1:])}` (one cluster, 2 CPUs; shipped"
+        f" benchmarks.observability --rounds {r['B1']['rounds']} --blocks {r.get('blocks', 1)}"
+        f" --sides {','.join(r['sides'][1:])}` ({r.get('blocks', 1)} clusters in turn, 2 CPUs; shipped"
         f" `tracing.sample_ratio` {r['shipped_sample_ratio']}). Each cell: the median time, then"
         " the median over rounds of the ratio to both off in the same round [its interquartile"
         " range], then the ratio of the fastest tenth of the runs (what noise adds least to).",
@@ -263,16 +300,24 @@ def main() -> None:
         default=",".join(DEFAULT_SIDES),
         help=f"which of {', '.join(SIDES)} to run (off always runs, first)",
     )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=4,
+        help="clusters started afresh, one after another, the rounds split among them",
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    if args.rounds < 2:
-        parser.error("--rounds: at least 2 (a spread needs two)")
+    if args.blocks < 1:
+        parser.error("--blocks: at least 1")
+    if args.rounds < 2 * args.blocks:
+        parser.error("--rounds: at least 2 a block (a spread needs two)")
     names = ("off", *(n for n in args.sides.split(",") if n and n != "off"))
     unknown = set(names) - set(SIDES)
     if unknown:
         parser.error(f"--sides: unknown {sorted(unknown)}; known: {', '.join(SIDES)}")
     result = {**stamp(), "sides": list(names), "shipped_sample_ratio": SHIPPED_RATIO}
-    result.update(measure(args.rounds, names))
+    result.update(measure(args.rounds, names, args.blocks))
     result["load_after"] = stamp()["load"]
     publish(result, RESULTS, (BEGIN, END), _table(result), args.write_docs)
 
