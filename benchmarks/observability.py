@@ -1,10 +1,10 @@
 """B17 — what metrics and tracing cost (issue 16): B1 and B2 with both on against both off, in
-one run, on one Ray cluster.
+one run, on Ray clusters started one after another (``--blocks``).
 
     python -m benchmarks.observability [--rounds 100] [--blocks 4]
                                        [--sides off_again,on,on_full] [--write-docs]
 
-Each side is a set of Linqra's actors in its own namespace on the same cluster:
+Each side is a set of Linqra's actors in its own namespace, on the same cluster as the others:
 
 * ``off``: ``metrics.enabled: false``, no ``tracing.otlp_url``;
 * ``off_again``: the same, a control — how far two identical sides differ is the floor of what
@@ -21,11 +21,11 @@ The rounds are split among ``--blocks`` blocks, each a Ray cluster of its own on
 side's actors are started afresh, a different side first each block: two identical sides differ
 by a few percent for as long as their actors live (see :func:`measure`), and fresh actors each
 block average that out. Within a block, the sides take turns round by round, in an order that
-alternates, so drift in the machine's load falls on all. A side's figure is the median over rounds of its ratio to ``off`` *in the
-same round* (paired, which cancels slow drift), with the spread of those ratios (interquartile)
-beside it. Target for ``on``: at most 1.03. Beside the time, what a side's runs cost the
-machine: the CPU seconds of every Ray process (workers, actors, raylet, GCS) during its turns,
-per run, and the ratio of its total to ``off``'s.
+alternates, so drift in the machine's load falls on all. A side's figure is the median over
+rounds of its ratio to ``off`` *in the same round* (paired, which cancels slow drift), with the
+spread of those ratios (interquartile) beside it. Target for ``on``: at most 1.03. Beside the
+time, what a side's runs cost the machine: the CPU seconds of every Ray process (workers,
+actors, raylet, GCS) during its turns, per run, and the ratio of its total to ``off``'s.
 
 B1  20 sequential ``noop`` steps pinned to ``executor: task`` (the warm CPU-step workers).
 B2  100 parallel ``http`` steps to a local server that answers after 200 ms (the I/O pool).
@@ -130,7 +130,8 @@ def _cpu_since(before: dict[int, float]) -> float:
 
 
 CHAIN = {"steps": [
-    {"step": i, "target": "noop", "executor": "task", "params": {"i": i}} for i in range(1, 21)]}  # fmt: skip
+    {"step": i, "target": "noop", "executor": "task", "params": {"i": i}}
+    for i in range(1, 21)]}  # fmt: skip
 FAN = {"mode": "dag", "steps": [
     {"step": i, "target": "quotes-service", "action": "fetch",
      "intent": "/api/sleep", "params": {"ms": 200}} for i in range(1, 101)]}  # fmt: skip
@@ -154,7 +155,7 @@ def _once(runner: Any, body: dict[str, Any]) -> float:
     return time.perf_counter() - t0
 
 
-def measure(rounds: int, names: tuple[str, ...], blocks: int = 1) -> dict[str, Any]:
+def measure(rounds: int, names: tuple[str, ...], blocks: int = 4) -> dict[str, Any]:
     """B1 and B2 for each side, ``rounds`` rounds in all over ``blocks`` blocks; each block a
     Ray cluster of its own with every side's actors started afresh, the first side to start
     turning from block to block.
@@ -249,7 +250,8 @@ def _table(r: dict[str, Any]) -> str:
         "",
         f"{r['when']}, commit {r['commit']}, load {r['load']} → {r['load_after']}: `python -m"
         f" benchmarks.observability --rounds {r['B1']['rounds']} --blocks {r.get('blocks', 1)}"
-        f" --sides {','.join(r['sides'][1:])}` ({r.get('blocks', 1)} clusters in turn, 2 CPUs; shipped"
+        f" --sides {','.join(r['sides'][1:])}` ({r.get('blocks', 1)} clusters in turn, 2 CPUs;"
+        " shipped"
         f" `tracing.sample_ratio` {r['shipped_sample_ratio']}). Each cell: the median time, then"
         " the median over rounds of the ratio to both off in the same round [its interquartile"
         " range], then the ratio of the fastest tenth of the runs (what noise adds least to).",

@@ -95,8 +95,8 @@ class PureRecords:
     step with an effect starts, before any other record is written, before the execution's
     end, and at the latest :data:`WRITE_BEHIND_SECONDS` after the first of them. A runner
     killed in between loses only records of steps that re-run from recorded inputs to the same
-    results; no step with an effect ever runs on an unrecorded result. Run numbers have no gap: a lost record's number
-    was never written, so the re-run takes it again."""
+    results; no step with an effect ever runs on an unrecorded result. Run numbers have no gap:
+    a lost record's number was never written, so the re-run takes it again."""
 
     def __init__(self, repo: ExecutionRepository, team_id: str, claim: int) -> None:
         self._repo, self._team_id, self._claim = repo, team_id, claim
