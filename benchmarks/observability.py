@@ -24,8 +24,9 @@ block average that out. Within a block, the sides take turns round by round, in 
 alternates, so drift in the machine's load falls on all. A side's figure is the median over
 rounds of its ratio to ``off`` *in the same round* (paired, which cancels slow drift), with the
 spread of those ratios (interquartile) beside it. Target for ``on``: at most 1.03. Beside the
-time, what a side's runs cost the machine: the CPU seconds of every Ray process (workers,
-actors, raylet, GCS) during its turns, per run, and the ratio of its total to ``off``'s.
+time, what a side's runs cost the machine: the CPU seconds of the Ray processes (workers,
+actors, raylet, GCS; not the other sides' actors) during its turns, per run, and the ratio of
+its total to ``off``'s.
 
 B1  20 sequential ``noop`` steps pinned to ``executor: task`` (the warm CPU-step workers).
 B2  100 parallel ``http`` steps to a local server that answers after 200 ms (the I/O pool).
@@ -121,12 +122,15 @@ def _ray_cpu() -> dict[int, float]:
     return used
 
 
-def _cpu_since(before: dict[int, float]) -> float:
-    """CPU seconds the Ray processes used since ``before``: a process started meanwhile counts
-    whole; one that ended meanwhile (an idle CPU-step worker stopped) is not counted. Read
-    between a side's runs, what the side's runs cost the machine — steadier than their wall
-    time on two shared cores."""
-    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in _ray_cpu().items())
+def _cpu_since(before: dict[int, float], others: set[int]) -> float:
+    """CPU seconds the Ray processes used since ``before``, but for ``others`` (the processes of
+    the sides not running): a process started meanwhile counts whole; one that ended meanwhile
+    (an idle CPU-step worker stopped) is not counted. Read between a side's runs, what the
+    side's runs cost the machine — steadier than their wall time on two shared cores. The other
+    sides' actors, idle but for their timers, added a few ms a run of noise to every side."""
+    return sum(
+        max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in _ray_cpu().items() if pid not in others
+    )
 
 
 CHAIN = {"steps": [
@@ -137,15 +141,24 @@ FAN = {"mode": "dag", "steps": [
      "intent": "/api/sleep", "params": {"ms": 200}} for i in range(1, 101)]}  # fmt: skip
 
 
-def _start_sides(base: Settings, names: list[str], sink_url: str) -> dict[str, Any]:
-    """Each side's actors, started in the order given; its runner by side."""
-    runners = {}
+def _start_sides(
+    base: Settings, names: list[str], sink_url: str
+) -> tuple[dict[str, Any], dict[str, set[int]]]:
+    """Each side's actors, started in the order given and run once each way: its runner, and
+    the processes that appeared as it started and ran (its actors and CPU-step workers), by
+    side."""
+    runners: dict[str, Any] = {}
+    owned: dict[str, set[int]] = {}
     for name in names:
+        before = set(_ray_cpu())
         cluster = start_cluster(_side(base, name, sink_url))
         actors = [cluster.runner, cluster.scheduler, cluster.supervisor, *cluster.io_pool]
         ray.get([actor.ping.remote() for actor in actors], timeout=180)
         runners[name] = cluster.runner
-    return runners
+        _once(cluster.runner, CHAIN)
+        _once(cluster.runner, FAN)
+        owned[name] = set(_ray_cpu()) - before - set().union(*owned.values())
+    return runners, owned
 
 
 def _once(runner: Any, body: dict[str, Any]) -> float:
@@ -183,15 +196,16 @@ def measure(rounds: int, names: tuple[str, ...], blocks: int = 4) -> dict[str, A
             ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
             try:
                 starting = [*names[first:], *names[:first]]
-                runners = _start_sides(base, starting, f"{sink_url}/v1/traces")
+                runners, owned = _start_sides(base, starting, f"{sink_url}/v1/traces")
                 for label, body, per_round in (("B1", CHAIN, 4), ("B2", FAN, 1)):
                     for turn in range(per_block + 1):
                         order = names if turn % 2 else names[::-1]
                         for name in order:
+                            others = set().union(*(owned[n] for n in names if n != name))
                             before = _ray_cpu()
                             runs = [_once(runners[name], body) for _ in range(per_round)]
                             if turn:  # the first round of a block warms every side up
-                                cpu[label][name].append(_cpu_since(before) / per_round)
+                                cpu[label][name].append(_cpu_since(before, others) / per_round)
                                 per[label][name].append(statistics.median(runs))
                                 every[label][name].extend(runs)
             finally:
@@ -285,7 +299,7 @@ def _table(r: dict[str, Any]) -> str:
         ),
         "",
         "The CPU rows: the CPU seconds this machine's Ray processes (workers, actors, raylet,"
-        " GCS) used during a side's runs, per run (the mean: the OS counts in 10 ms ticks), and"
+        " GCS; not the other sides' actors) used during a side's runs, per run (the mean: the OS counts in 10 ms ticks), and"
         " the ratio of the side's total to both off's — what a side costs the machine, steadier"
         " than wall time on two shared cores.",
         "",
