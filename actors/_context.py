@@ -22,7 +22,7 @@ from actors.metrics import ray_metrics
 from linqra.config import Settings
 from linqra.system import System
 
-__all__ = ["process_system", "run_sync", "shipped_settings"]
+__all__ = ["opened_system", "process_system", "run_sync", "shipped_settings"]
 
 T = TypeVar("T")
 
@@ -92,3 +92,15 @@ def run_sync(settings: Settings, work: Callable[[System], Awaitable[T]]) -> T:
             system.metrics.flush()  # the loop stops with the call: no later turn hands them over
 
     return loop.run_until_complete(run())
+
+
+def opened_system(settings: Settings) -> System | None:
+    """The system :func:`run_sync` opened for ``settings`` on the calling thread, or ``None``
+    (not yet, or it failed to open): for work that needs no event loop."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread, "loop", None)
+    if loop is None:
+        return None
+    task = _systems.get((_content_key(settings), id(loop)))
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()

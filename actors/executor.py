@@ -28,12 +28,12 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from actors._context import run_sync, shipped_settings
-from actors.cpu_pool import CpuPool
+from actors._context import shipped_settings
+from actors.cpu_pool import CpuPool, run_cpu_call
 from actors.io_batch import IOBatcher
 from linqra.config import Settings
 from linqra.steps.base import StepCall, WorkerLost
-from linqra.steps.runtime import StepOutcome, run_step_call
+from linqra.steps.runtime import StepOutcome
 
 __all__ = ["LOST", "RayExecutor"]
 
@@ -43,8 +43,7 @@ LOST = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError, Local
 
 @ray.remote(max_retries=0)
 def run_cpu_step(call: StepCall, settings_json: str) -> StepOutcome:
-    settings = shipped_settings(settings_json)
-    return run_sync(settings, lambda system: run_step_call(call, system.registry, system.ctx))
+    return run_cpu_call(call, shipped_settings(settings_json))
 
 
 class RayExecutor:

@@ -71,6 +71,16 @@ def test_a_chain_of_cpu_steps_runs_on_a_warm_worker_and_overflows_to_tasks(runne
     assert len(_workers("ALIVE")) == 1
 
 
+def test_a_pure_step_the_worker_cannot_answer_at_once_runs_the_usual_way(runner: Any) -> None:
+    """The warm worker works a pure step out without its event loop; one that fails there is
+    run again the usual way, and its outcome is the usual one (not retried, its error's code)."""
+    body = {"expression": "abs(@)", "input": "text"}
+    record = _run(runner, [{"step": 1, "target": "transform", "executor": "task", "params": body}])
+    step = record["steps"][0]
+    assert record["status"] == "FAILED" and step["executor"] == "task"
+    assert step["error"]["code"] == "transform_failed" and step["attempts"] == 1
+
+
 def test_cancelling_a_cpu_step_stops_its_worker(runner: Any, ray_settings: Settings) -> None:
     import asyncio
 

@@ -33,7 +33,7 @@ from linqra.resilience import Backoff
 from linqra.status import StepStatus
 from linqra.steps.base import StepCall, StepContext, TargetRegistry
 
-__all__ = ["StepOutcome", "json_size", "run_step_call"]
+__all__ = ["StepOutcome", "json_size", "run_pure_now", "run_step_call"]
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,38 @@ async def _run_step_call(
             wait,
         )
         await sleep(wait)
+
+
+def run_pure_now(call: StepCall, registry: TargetRegistry, ctx: StepContext) -> StepOutcome | None:
+    """A pure step's outcome (``transform``, ``noop``) worked out at once, without an event
+    loop; ``None`` when the usual path must run it: the target is not pure, awaited something,
+    or failed (its retries, its error's shape). A pure step may be run twice, so that path
+    starts it over.
+
+    For a warm CPU-step worker, whose calls are synchronous: getting a pure target's result
+    through an event loop (a task, a timer for the timeout, the process's system awaited) cost
+    more than the target itself. The timeout is not lost: a pure target does not yield to the
+    loop, so ``asyncio.timeout`` could only ever act after it had returned."""
+    target = registry.get(call.target)
+    if not target.pure:
+        return None
+    with bind(team=call.team_id, execution_id=call.execution_id), tracing.carry(call.trace):
+        started_at, t0 = iso(), time.perf_counter()
+        running = target.run(call, ctx)
+        try:
+            running.send(None)
+        except StopIteration as done:
+            output = done.value
+        except Exception:
+            return None
+        else:  # it awaited: it needs a loop
+            running.close()
+            return None
+        try:
+            check_output(call, output, ctx.settings.execution.max_step_output_bytes)
+        except StepError:
+            return None
+        return StepOutcome(StepStatus.COMPLETED, output, None, 1, started_at, iso(), _ms(t0))
 
 
 def _ms(t0: float) -> float:
