@@ -36,7 +36,7 @@ from linqra.steps.base import StepCall
 from linqra.steps.runtime import StepOutcome, run_pure_now, run_step_call
 from linqra.system import System
 
-__all__ = ["CpuPool", "CpuStepWorker"]
+__all__ = ["CpuPool", "CpuStepWorker", "run_cpu_call"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ async def _opened(system: System) -> bool:
 
 def run_cpu_call(call: StepCall, settings: Settings) -> StepOutcome:
     """A CPU step run in this (synchronous) process: a pure one (``transform``, ``noop``)
-    worked out at once once the process's system is open
+    worked out at once when the process's system is open
     (:func:`~linqra.steps.runtime.run_pure_now`), any other — and a pure one it cannot answer
     at once — on the loop of :func:`~actors._context.run_sync`. Through that loop, a
     ``noop`` cost the warm worker 38 µs in a tight loop and 12 µs without it; between the
