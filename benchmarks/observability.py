@@ -109,28 +109,34 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def _ray_cpu() -> dict[int, float]:
-    """CPU seconds used so far by each of this machine's Ray processes: workers and actors
-    (``ray::``), the raylet and the GCS."""
-    used: dict[int, float] = {}
+def _ray_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each of this machine's Ray processes — workers and actors
+    (``ray::``), the raylet and the GCS — with what the process is (an actor's class, the
+    raylet, …)."""
+    used: dict[int, tuple[str, float]] = {}
     for proc in psutil.process_iter(["name", "cmdline"]):
         command = " ".join(proc.info["cmdline"] or ())
         if "ray::" in command or proc.info["name"] in ("raylet", "gcs_server"):
             with contextlib.suppress(psutil.Error):
                 cpu = proc.cpu_times()
-                used[proc.pid] = cpu.user + cpu.system
+                what = command.split()[0].split(".")[0] if "ray::" in command else proc.info["name"]
+                used[proc.pid] = (what, cpu.user + cpu.system)
     return used
 
 
-def _cpu_since(before: dict[int, float], others: set[int]) -> float:
-    """CPU seconds the Ray processes used since ``before``, but for ``others`` (the processes of
-    the sides not running): a process started meanwhile counts whole; one that ended meanwhile
-    (an idle CPU-step worker stopped) is not counted. Read between a side's runs, what the
-    side's runs cost the machine — steadier than their wall time on two shared cores. The other
-    sides' actors, idle but for their timers, added a few ms a run of noise to every side."""
-    return sum(
-        max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in _ray_cpu().items() if pid not in others
-    )
+def _cpu_since(before: dict[int, tuple[str, float]], others: set[int]) -> dict[str, float]:
+    """CPU seconds the Ray processes used since ``before``, by what they are, but for
+    ``others`` (the processes of the sides not running): a process started meanwhile counts
+    whole; one that ended meanwhile (an idle CPU-step worker stopped) is not counted. Read
+    between a side's runs, what the side's runs cost the machine — steadier than their wall
+    time on two shared cores. The other sides' actors, idle but for their timers, added a few
+    ms a run of noise to every side."""
+    used: dict[str, float] = {}
+    for pid, (what, cpu) in _ray_cpu().items():
+        if pid not in others:
+            since = cpu - before[pid][1] if pid in before else cpu
+            used[what] = used.get(what, 0.0) + max(0.0, since)
+    return used
 
 
 CHAIN = {"steps": [
@@ -182,10 +188,12 @@ def measure(rounds: int, names: tuple[str, ...], blocks: int = 4) -> dict[str, A
     per: dict[str, dict[str, list[float]]] = {}  # per measure, per side: each round's median
     every: dict[str, dict[str, list[float]]] = {}  # every run
     cpu: dict[str, dict[str, list[float]]] = {}  # CPU a run, per round
+    by_process: dict[str, dict[str, dict[str, float]]] = {}  # CPU in all, by what used it
     for label in ("B1", "B2"):
         per[label] = {n: [] for n in names}
         every[label] = {n: [] for n in names}
         cpu[label] = {n: [] for n in names}
+        by_process[label] = {n: {} for n in names}
     with quotes_server() as quotes_url, server_process(serve_asgi, SINK) as (sink_url, _):
         for block in range(blocks):
             base = bench_settings(
@@ -205,7 +213,11 @@ def measure(rounds: int, names: tuple[str, ...], blocks: int = 4) -> dict[str, A
                             before = _ray_cpu()
                             runs = [_once(runners[name], body) for _ in range(per_round)]
                             if turn:  # the first round of a block warms every side up
-                                cpu[label][name].append(_cpu_since(before, others) / per_round)
+                                used = _cpu_since(before, others)
+                                cpu[label][name].append(sum(used.values()) / per_round)
+                                for what, seconds in used.items():
+                                    totals = by_process[label][name]
+                                    totals[what] = totals.get(what, 0.0) + seconds
                                 per[label][name].append(statistics.median(runs))
                                 every[label][name].extend(runs)
             finally:
@@ -216,6 +228,15 @@ def measure(rounds: int, names: tuple[str, ...], blocks: int = 4) -> dict[str, A
         for label in out:
             out[label]["rounds"] = per_block * blocks
             out[label]["runs_per_side"] = len(every[label]["off"])
+            out[label]["cpu_ms_by_process"] = {  # a run's CPU, by what used it
+                name: {
+                    what: round(seconds * 1000 / len(every[label][name]), 2)
+                    for what, seconds in sorted(
+                        by_process[label][name].items(), key=lambda item: -item[1]
+                    )
+                }
+                for name in names
+            }
         out["blocks"] = blocks
         # so far: the last batch may be on its way
         out["otlp_bytes_received"] = int(httpx.get(f"{sink_url}/bytes").text)
