@@ -6,12 +6,13 @@ Each :class:`CpuStepWorker` runs one step at a time and belongs to the runner th
 (it dies with it). It reserves no CPU in Ray's accounting: one that held its CPU while idle
 starved the Ray tasks of steps that overflowed (two CPUs, one held by a Serve replica and one by
 an idle worker: the overflow task waited until the worker was stopped, and the next step
-started a new one). So at most ``cpu_pool_size`` steps run beyond what Ray's CPU count admits. The pool has at most
-``execution.cpu_pool_size`` of them, started as the runner boots and again by each runner ping
-(the readiness warm-up's), else in the background when a step finds none free — that step, and
-every step that finds all of them busy, runs as a Ray task as before, so fan-out still spreads
-through Ray's scheduler. A worker idle for ``execution.cpu_pool_idle_seconds``
-is stopped and gives its CPUs back.
+started a new one). So at most ``cpu_pool_size`` steps run beyond what Ray's CPU count admits.
+The pool has at most ``execution.cpu_pool_size`` of them, started as the runner boots and again
+by each runner ping (the readiness warm-up's), else in the background when a step finds none
+free — that step, and every step that finds all of them busy, runs as a Ray task as before, so
+fan-out still spreads through Ray's scheduler. A worker idle for
+``execution.cpu_pool_idle_seconds`` is stopped and gives its CPUs back. A worker (or task)
+works a pure step out without its event loop (:func:`run_cpu_call`).
 
 Cancelling a step kills its worker (a synchronous actor cannot interrupt a running method; a
 Ray task is cancelled with ``force`` the same way), and a worker that dies mid-step is the

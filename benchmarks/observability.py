@@ -320,9 +320,9 @@ def _table(r: dict[str, Any]) -> str:
         ),
         "",
         "The CPU rows: the CPU seconds this machine's Ray processes (workers, actors, raylet,"
-        " GCS; not the other sides' actors) used during a side's runs, per run (the mean: the OS counts in 10 ms ticks), and"
-        " the ratio of the side's total to both off's — what a side costs the machine, steadier"
-        " than wall time on two shared cores.",
+        " GCS; not the other sides' actors) used during a side's runs, per run (the mean: the"
+        " OS counts in 10 ms ticks), and the ratio of the side's total to both off's — what a"
+        " side costs the machine, steadier than wall time on two shared cores.",
         "",
         END,
     ]  # fmt: skip
