@@ -202,6 +202,30 @@ def test_under_an_unsampled_parent_no_span_is_made_and_its_context_carries_on(
     assert unsampled.get_finished_spans() == ()
 
 
+def test_recording_and_the_context_read_follow_what_is_current(
+    unsampled: InMemorySpanExporter,
+) -> None:
+    """``recording()`` says whether attributes would be kept; the context is read from
+    OpenTelemetry's own variable, so what its API attaches is what tracing sees."""
+    from opentelemetry import context as otel_context
+
+    assert not tracing.recording()  # no span
+    quiet = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with tracing.span("execution", parent=quiet):
+        assert not tracing.recording()
+        assert tracing._current_context() is otel_context.get_current()
+    with tracing.span("execution", parent=traced):
+        assert tracing.recording()
+        token = otel_context.attach(otel_context.Context())  # the API's own attach
+        assert tracing._current_context() is otel_context.get_current()
+        assert not tracing.recording() and tracing.traceparent() is None
+        otel_context.detach(token)
+        assert tracing.recording()
+    tracing.uninstall()
+    assert not tracing.recording()
+
+
 def test_a_malformed_traceparent_starts_a_trace_of_our_own(spans: InMemorySpanExporter) -> None:
     with tracing.span("GET request", parent="00-not-a-trace-01") as current:
         ours = tracing.traceparent()

@@ -23,7 +23,7 @@ from linqra.status import StepStatus
 from linqra.steps.base import ExecutorKind, StepCall, WorkerLost
 from linqra.steps.runtime import StepOutcome
 from linqra.tracing import annotate, traceparent
-from linqra.tracing import enabled as tracing_enabled
+from linqra.tracing import recording as tracing_recording
 from linqra.workflows.definition import Step
 from linqra.workflows.interpolation import Scope, render, render_text
 from linqra.workflows.step_runs import RunState
@@ -147,7 +147,7 @@ def observe_step(metrics: Metrics, call: StepCall, outcome: StepOutcome) -> None
     (where it ran, how often it was tried, how long the run took there: the span's time less
     ``linqra.run_ms`` is what handing it to a worker cost)."""
     record_step(metrics, call, outcome)
-    if tracing_enabled():
+    if tracing_recording():
         annotate({
             "linqra.executor": call.kind,
             "linqra.status": str(outcome.status),
