@@ -134,8 +134,6 @@ class PureRecords:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._records and self._lost is None and not self._lock.locked():
-            return  # nothing held back, no write under way: every step with an effect asks
         async with self._lock:
             if self._lost is not None:
                 raise self._lost
