@@ -206,7 +206,10 @@ async def test_a_replica_set_primary_stepping_down_is_a_prompt_503_and_recovers(
             admin.admin.command({"replSetStepDown": 8, "force": True})
             await _fails_promptly(store.update("things", "t1", "before", {"n": 2}))
             await _fails_promptly(store.get("things", "t1", "before"))
-            await _recovers(lambda: store.insert("things", "t1", {"id": "after"}))
+            # an insert that timed out may still have landed (its outcome is unknown to the
+            # client), so each try writes a new id: the same one again would be a 409 Conflict
+            tries = iter(range(1000))
+            await _recovers(lambda: store.insert("things", "t1", {"id": f"after-{next(tries)}"}))
             assert await store.update("things", "t1", "before", {"n": 3})
             assert (await store.get("things", "t1", "before"))["n"] == 3
         finally:
