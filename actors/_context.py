@@ -54,10 +54,15 @@ def _content_key(settings: Settings) -> str:
     return known[1]
 
 
+def _key(settings: Settings, loop: asyncio.AbstractEventLoop) -> tuple[str, int]:
+    """Where ``settings``' system on ``loop`` is kept in ``_systems``."""
+    return _content_key(settings), id(loop)
+
+
 async def process_system(settings: Settings) -> System:
     """This process's system for ``settings`` on the running loop, opened on first use."""
     loop = asyncio.get_running_loop()
-    key = (_content_key(settings), id(loop))
+    key = _key(settings, loop)
     task = _systems.get(key)
     if task is None or (task.done() and task.exception() is not None):
         task = loop.create_task(
@@ -100,7 +105,7 @@ def opened_system(settings: Settings) -> System | None:
     loop: asyncio.AbstractEventLoop | None = getattr(_thread, "loop", None)
     if loop is None:
         return None
-    task = _systems.get((_content_key(settings), id(loop)))
+    task = _systems.get(_key(settings, loop))
     if task is None or not task.done() or task.cancelled() or task.exception() is not None:
         return None
     return task.result()

@@ -293,7 +293,7 @@ def recording() -> bool:
 def annotate(attributes: Mapping[str, Any]) -> None:
     """Add ``attributes`` to the current span (nothing while tracing is off, or in a trace
     that is not recorded: its spans drop them)."""
-    if _tracer is not None and not _unsampled():
+    if recording():
         trace.get_current_span().set_attributes(dict(attributes))
 
 
