@@ -185,3 +185,19 @@ def test_a_value_ray_refuses_does_not_lose_the_others(
     assert [(kind, value) for kind, value, _ in recorded.calls] == [
         ("inc", 1.0), ("observe", 0.25), ("observe", 0.5),
     ]  # fmt: skip
+
+
+async def test_a_recording_that_breaks_the_contract_is_dropped_at_the_flush_not_the_rest(
+    recorded: _Recorded,
+) -> None:
+    """On a loop a recording is checked when handed over: a wrong label is dropped there (and
+    logged once), and the values around it still reach Ray."""
+    metrics = RayMetrics(flush_seconds=60)
+    metrics.add(EXECUTIONS, status="COMPLETED")
+    metrics.add(EXECUTIONS, state="COMPLETED")  # not its label
+    metrics.observe(EXECUTIONS, 1.0, status="COMPLETED")  # a counter, not a histogram
+    metrics.add(EXECUTIONS, status="COMPLETED")
+    assert recorded.calls == []  # nothing handed over before the flush
+    metrics.flush()
+    assert recorded.calls == [("inc", 2.0, {"status": "COMPLETED"})]
+    assert metrics._warned == {EXECUTIONS.name}

@@ -151,13 +151,23 @@ class Metrics:
         labels: Mapping[str, object],
     ) -> None:  # fmt: skip
         try:
-            if instrument.kind != kind:
-                raise TypeError(f"{instrument.name} is a {instrument.kind}, not a {kind}")
-            if not math.isfinite(value) or (kind == "counter" and value < 0):
-                raise ValueError(f"{instrument.name}: {value!r} cannot be recorded")
-            self._emit(instrument, float(value), self._values(instrument, team, labels))
+            self._emit(
+                instrument, float(value), self._checked(kind, instrument, value, team, labels)
+            )
         except Exception:
             self._failed(instrument)
+
+    def _checked(
+        self, kind: Kind, instrument: Instrument, value: float, team: str | None,
+        labels: Mapping[str, object],
+    ) -> tuple[str, ...]:  # fmt: skip
+        """The label values of a recording that keeps the contract (see the module), in
+        ``instrument.label_names(self.team_labels)``'s order; raises otherwise."""
+        if instrument.kind != kind:
+            raise TypeError(f"{instrument.name} is a {instrument.kind}, not a {kind}")
+        if not math.isfinite(value) or (kind == "counter" and value < 0):
+            raise ValueError(f"{instrument.name}: {value!r} cannot be recorded")
+        return self._values(instrument, team, labels)
 
     def _failed(self, instrument: Instrument) -> None:
         """In an ``except`` block: the value was not recorded — raised again in strict mode
