@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,12 @@ from linqra.store.sqlite import SQLiteStore
 from tests.support.servers import free_port
 
 INDEXES = [IndexSpec("things", ("kind", "n")), IndexSpec("things", ("slug",), unique=True)]
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+    y: int
 
 
 class DocumentStoreContract:
@@ -407,6 +415,50 @@ class TestSQLiteStore(DocumentStoreContract):
             assert time.monotonic() - t0 < 4
         finally:
             await store.close()
+
+    async def test_values_read_back_as_written(self, store: DocumentStore, tmp_path: Path) -> None:
+        """orjson writes and reads documents; what it would write or read differently from the
+        json module — an integer beyond 64 bits (orjson reads it as a float), a key that is
+        not a string, text beyond ASCII — reads back as it did, and so does a row the json
+        module wrote before (with a ``NaN`` in it)."""
+        doc = {
+            "id": "a",
+            "slug": "a",
+            "big": 2**70 + 1,
+            "edge": [2**63 - 1, -(2**63), 2**64 - 1, 12345678901234567890123],
+            "ratio": 0.1 + 0.2,
+            "text": 'naïve — 東京 \u2028 "quoted"',
+            "id_like": "exe_12345678901234567890",
+            "by_number": {1: "one", 2.5: "two and a half", False: "no", None: "none"},
+        }
+        await store.insert("things", "t1", doc)
+        got = await store.get("things", "t1", "a")
+        assert got is not None
+        assert got["big"] == 2**70 + 1 and isinstance(got["big"], int)
+        assert got["edge"] == doc["edge"]
+        assert got["ratio"] == 0.1 + 0.2
+        assert got["text"] == doc["text"] and got["id_like"] == doc["id_like"]
+        assert got["by_number"] == {"1": "one", "2.5": "two and a half", "false": "no",
+                                    "null": "none"}  # fmt: skip
+        await store.insert("loose", "t1", {"id": "new"})  # a collection without indexes
+        conn = sqlite3.connect(tmp_path / "docs.db")
+        with conn:
+            conn.execute(
+                "INSERT INTO c_loose(id, team_id, data) VALUES (?, ?, ?)",
+                ("old", "t1", '{"id":"old","n":NaN,"team_id":"t1"}'),
+            )
+        conn.close()
+        old = await store.get("loose", "t1", "old")
+        assert old is not None and old["n"] != old["n"]  # NaN, as the json module wrote it
+
+    async def test_a_value_json_cannot_write_is_refused_whole(self, store: DocumentStore) -> None:
+        with pytest.raises(TypeError):
+            await store.insert("things", "t1", {"id": "a", "slug": "a", "when": datetime.now(UTC)})
+        with pytest.raises(TypeError):
+            await store.insert("things", "t1", {"id": "b", "slug": "b", "s": {1, 2}})
+        with pytest.raises(TypeError):
+            await store.insert("things", "t1", {"id": "c", "slug": "c", "d": _Point(1, 2)})
+        assert await store.count("things", "t1") == 0
 
 
 class TestMongoStore(DocumentStoreContract):

@@ -20,18 +20,26 @@ caller or a write function does can end the writer thread; should it end anyway,
 the next call starts a new one. Every call is bounded by ``timeout_seconds``
 (:class:`~linqra.errors.StoreError` after it, and for SQLite's busy, locked and
 I/O errors), so a stuck file means 503s, never a hang.
+
+Documents are JSON text, written and read with ``orjson`` (:func:`_dump`, :func:`_load`): the
+standard ``json`` module took 8 µs to write a step record and 5 µs to read one, orjson 0.6 and
+1.5 — in a 1,000-step fan-out, two writes and a read per step were a sixth of the runner's CPU.
+What orjson would read or write differently goes through ``json`` as before (see both).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from linqra.errors import Conflict
 from linqra.store._sql import DECIMAL_SUM, DecimalSum, aggregate_sql, extract, groups, where_sql
@@ -190,7 +198,7 @@ class SQLiteStore:
         try:
             conn.execute(
                 f"INSERT INTO {table}(id, team_id, data) VALUES (?, ?, ?)",
-                (doc["id"], team_id, json.dumps(record, separators=(",", ":"))),
+                (doc["id"], team_id, _dump(record)),
             )
         except sqlite3.IntegrityError as exc:
             raise Conflict(
@@ -234,7 +242,7 @@ class SQLiteStore:
         owner = f"SELECT team_id FROM {table} WHERE id = ?"
         refused: list[str] = []
         for doc in docs:  # one SAVEPOINT of the writer's transaction: all or none
-            data = json.dumps({**doc, "team_id": team_id}, separators=(",", ":"))
+            data = _dump({**doc, "team_id": team_id})
             try:
                 written = conn.execute(sql, (doc["id"], team_id, data, *where_args)).rowcount
             except sqlite3.IntegrityError as exc:
@@ -361,7 +369,7 @@ class SQLiteStore:
         try:
             conn.execute(
                 f"UPDATE {table} SET data = ? WHERE id = ?",
-                (json.dumps(doc, separators=(",", ":")), doc_id),
+                (_dump(doc), doc_id),
             )
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"{collection} {doc_id!r}: update breaks a unique index") from exc
@@ -422,6 +430,36 @@ def _probe_write(conn: sqlite3.Connection) -> None:
     conn.execute("SELECT 1").fetchone()
 
 
+_ORJSON = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+)
+"""Keys as ``json`` writes them (``1`` → ``"1"``); a dataclass or datetime refused, as ``json``
+refuses it, rather than written in orjson's own way."""
+_LONG_NUMBER = re.compile(r"\d{19}")
+"""A run of digits that may be an integer beyond 64 bits, which orjson reads as a float."""
+
+
+def _dump(doc: Mapping[str, Any]) -> str:
+    """``doc`` as compact JSON text. What orjson refuses (an integer beyond 64 bits) is written
+    by ``json``, which also refuses what neither can write. A NaN or infinity, which Linqra
+    refuses before it reaches a store (SQLite's JSON functions cannot read it), is written as
+    ``null`` (``json`` wrote ``NaN``)."""
+    try:
+        return orjson.dumps(doc, option=_ORJSON).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(doc, separators=(",", ":"))
+
+
 def _load(text: str) -> Document:
-    doc: Document = json.loads(text)
+    """A stored document. Text that may hold an integer beyond 64 bits, or that orjson refuses
+    (``NaN`` written by ``json`` before orjson wrote documents), is read by ``json``."""
+    doc: Document
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return doc
+    doc = json.loads(text)
     return doc
