@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import sqlite3
 import time
@@ -450,6 +451,35 @@ class TestSQLiteStore(DocumentStoreContract):
         conn.close()
         old = await store.get("loose", "t1", "old")
         assert old is not None and old["n"] != old["n"]  # NaN, as the json module wrote it
+
+    async def test_a_list_or_object_beyond_ascii_is_found_as_written_now_and_before(
+        self, store: DocumentStore, tmp_path: Path
+    ) -> None:
+        """An object or array field compares as stored text: one written by orjson (text beyond
+        ASCII as UTF-8) and one the json module wrote before (escaped) both match a filter."""
+        tags = ["café", "東京"]
+        await store.insert("loose", "t1", {"id": "new", "tags": tags, "n": 1})
+        conn = sqlite3.connect(tmp_path / "docs.db")
+        with conn:
+            old = json.dumps({"id": "old", "tags": tags, "n": 2, "team_id": "t1"})
+            assert "\\u00e9" in old
+            conn.execute(
+                "INSERT INTO c_loose(id, team_id, data) VALUES (?, ?, ?)", ("old", "t1", old)
+            )
+            conn.execute(
+                "INSERT INTO c_loose(id, team_id, data) VALUES (?, ?, ?)",
+                ("other", "t1", json.dumps({"id": "other", "tags": ["cafe"], "team_id": "t1"})),
+            )
+        conn.close()
+
+        async def ids(where: dict[str, Any]) -> list[str]:
+            return sorted(doc["id"] for doc in await store.find("loose", "t1", where))
+
+        assert await ids({"tags": tags}) == ["new", "old"]
+        assert await ids({"tags": {"$in": [tags, ["x"]]}}) == ["new", "old"]
+        assert await ids({"tags": {"$ne": tags}}) == ["other"]
+        assert await ids({"tags": {"$nin": [tags]}}) == ["other"]
+        assert await store.update("loose", "t1", "old", {"n": 3}, where={"tags": tags})
 
     async def test_a_value_json_cannot_write_is_refused_whole(self, store: DocumentStore) -> None:
         with pytest.raises(TypeError):
