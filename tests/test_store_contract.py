@@ -417,46 +417,64 @@ class TestSQLiteStore(DocumentStoreContract):
         finally:
             await store.close()
 
+    async def test_the_text_stored_is_the_json_modules(
+        self, store: DocumentStore, tmp_path: Path
+    ) -> None:
+        """orjson writes documents, and the text it stores is what the json module wrote: rows
+        written before compare, group and index the same (an object or array field is compared
+        by its stored text). Each document here takes one of the ways: orjson's text kept, or
+        the json module's written where orjson's would differ."""
+        docs = {
+            "plain": {"ratio": 0.1 + 0.2, "at": "2026-12-07T03:16:56.000012Z", "n": -(2**63),
+                      "by_number": {1: "one", 2.5: "two and a half", False: "no", None: "n"},
+                      "nested": [{"a": [1, 2.5e16, None, True]}], "dash": "claude-3-e-5"},
+            "beyond_ascii": {"text": 'naïve — 東京 \u2028 "quoted"'},
+            "control": {"text": "tab\t del\x7f nul\x00"},
+            "small_floats": {"values": [1e-05, 2.5e-07, 0.0001, 1.5e-300]},
+            "big_ints": {"values": [2**70 + 1, 2**64 - 1, -(2**63) - 1]},
+        }  # fmt: skip
+        for doc_id, fields in docs.items():
+            await store.insert("loose", "t1", {"id": doc_id, **fields})
+        conn = sqlite3.connect(tmp_path / "docs.db")
+        stored = dict(conn.execute("SELECT id, data FROM c_loose").fetchall())
+        conn.close()
+        for doc_id, fields in docs.items():
+            expected = {"id": doc_id, **fields, "team_id": "t1"}
+            assert stored[doc_id] == json.dumps(expected, separators=(",", ":")), doc_id
+            assert await store.get("loose", "t1", doc_id) == json.loads(stored[doc_id]), doc_id
+
     async def test_values_read_back_as_written(self, store: DocumentStore, tmp_path: Path) -> None:
-        """orjson writes and reads documents; what it would write or read differently from the
-        json module — an integer beyond 64 bits (orjson reads it as a float), a key that is
-        not a string, text beyond ASCII — reads back as it did, and so does a row the json
-        module wrote before (with a ``NaN`` in it)."""
-        doc = {
-            "id": "a",
-            "slug": "a",
-            "big": 2**70 + 1,
-            "edge": [2**63 - 1, -(2**63), 2**64 - 1, 12345678901234567890123],
-            "ratio": 0.1 + 0.2,
-            "text": 'naïve — 東京 \u2028 "quoted"',
-            "id_like": "exe_12345678901234567890",
-            "by_number": {1: "one", 2.5: "two and a half", False: "no", None: "none"},
-        }
-        await store.insert("things", "t1", doc)
-        got = await store.get("things", "t1", "a")
+        """orjson reads documents; what it would read differently from the json module — an
+        integer beyond 64 bits (orjson reads it as a float), ``NaN`` in a row the json module
+        wrote — is read by json."""
+        await store.insert("loose", "t1", {"id": "new", "big": 2**70 + 1, "id_like": "exe_1" * 5})
+        got = await store.get("loose", "t1", "new")
         assert got is not None
         assert got["big"] == 2**70 + 1 and isinstance(got["big"], int)
-        assert got["edge"] == doc["edge"]
-        assert got["ratio"] == 0.1 + 0.2
-        assert got["text"] == doc["text"] and got["id_like"] == doc["id_like"]
-        assert got["by_number"] == {"1": "one", "2.5": "two and a half", "false": "no",
-                                    "null": "none"}  # fmt: skip
-        await store.insert("loose", "t1", {"id": "new"})  # a collection without indexes
         conn = sqlite3.connect(tmp_path / "docs.db")
         with conn:
-            conn.execute(
-                "INSERT INTO c_loose(id, team_id, data) VALUES (?, ?, ?)",
-                ("old", "t1", '{"id":"old","n":NaN,"team_id":"t1"}'),
-            )
+            for doc_id, data in (
+                ("nan", '{"id":"nan","n":NaN,"team_id":"t1"}'),
+                (
+                    "edge",
+                    '{"id":"edge","n":[9223372036854775807,18446744073709551616],"team_id":"t1"}',
+                ),
+            ):
+                conn.execute(
+                    "INSERT INTO c_loose(id, team_id, data) VALUES (?, ?, ?)", (doc_id, "t1", data)
+                )
         conn.close()
-        old = await store.get("loose", "t1", "old")
-        assert old is not None and old["n"] != old["n"]  # NaN, as the json module wrote it
+        nan = await store.get("loose", "t1", "nan")
+        assert nan is not None and nan["n"] != nan["n"]  # NaN, as the json module wrote it
+        edge = await store.get("loose", "t1", "edge")
+        assert edge is not None and edge["n"] == [2**63 - 1, 2**64]
+        assert all(isinstance(n, int) for n in edge["n"])
 
     async def test_a_list_or_object_beyond_ascii_is_found_as_written_now_and_before(
         self, store: DocumentStore, tmp_path: Path
     ) -> None:
-        """An object or array field compares as stored text: one written by orjson (text beyond
-        ASCII as UTF-8) and one the json module wrote before (escaped) both match a filter."""
+        """An object or array field compares as stored text: one written now and one the json
+        module wrote before (text beyond ASCII escaped) both match a filter."""
         tags = ["café", "東京"]
         await store.insert("loose", "t1", {"id": "new", "tags": tags, "n": 1})
         conn = sqlite3.connect(tmp_path / "docs.db")

@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import orjson
-
 from linqra.store.aggregation import (
     BUCKET_CHARS,
     Aggregation,
@@ -71,9 +69,8 @@ def where_sql(where: Filter, data: str = "data") -> tuple[list[str], list[Any]]:
         elif cond is None:
             clauses.append(f"{expr} IS NULL")
         else:
-            forms = _forms(cond)
-            clauses.append(f"{expr} = ?" if len(forms) == 1 else f"{expr} IN (?, ?)")
-            args.extend(forms)
+            clauses.append(f"{expr} = ?")
+            args.append(param(cond))
     return clauses, args
 
 
@@ -85,33 +82,17 @@ def _op_sql(expr: str, op: str, operand: Any) -> tuple[str, list[Any]]:
     if op == "$ne":
         if operand is None:
             return f"{expr} IS NOT NULL", []
-        forms = _forms(operand)
-        return f"({expr} IS NULL OR {expr} NOT IN ({', '.join('?' for _ in forms)}))", forms
+        return f"({expr} IS NULL OR {expr} != ?)", [param(operand)]
     sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
     return f"{expr} {sql_op} ?", [param(operand)]
 
 
 def param(value: Any) -> Any:
-    """``value`` as SQLite compares it with a field: a bool as 0 or 1, a dict or list as the
-    JSON text the store writes now (see :func:`_forms`)."""
-    return _forms(value)[-1]
-
-
-def _forms(value: Any) -> list[Any]:
-    """The texts a dict or list field may be stored as — ``json_extract`` gives an object or an
-    array back as its stored text, escapes as written: the ``json`` module's (documents
-    written before orjson wrote them, text beyond ASCII escaped) and orjson's (that text as
-    UTF-8); one when they are the same. A scalar is compared by value, so it has one form."""
     if isinstance(value, bool):
-        return [int(value)]
-    if not isinstance(value, dict | list):
-        return [value]
-    old = json.dumps(value, separators=(",", ":"))
-    try:
-        new = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:  # what orjson cannot write the store writes with json too
-        return [old]
-    return [old] if new == old else [old, new]
+        return int(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return value
 
 
 # -- the aggregation ----------------------------------------------------------------------------
@@ -144,10 +125,10 @@ def _member(column: str, allowed: Sequence[Any], args: list[Any]) -> str:
     """``column`` is one of ``allowed`` (``None`` in it: a missing or null value); never NULL
     itself, so ``NOT`` of it is the complement (``$nin`` matches a missing value unless the
     list holds ``None``)."""
-    values = [form for v in allowed if v is not None for form in _forms(v)]
+    values = [v for v in allowed if v is not None]
     tests = [f"coalesce({column} IN ({', '.join('?' for _ in values)}), 0)"] if values else []
-    args.extend(values)
-    if any(v is None for v in allowed):
+    args.extend(param(v) for v in values)
+    if len(values) < len(allowed):
         tests.append(f"{column} IS NULL")
     return "(" + (" OR ".join(tests) or "0") + ")"
 

@@ -23,9 +23,9 @@ I/O errors), so a stuck file means 503s, never a hang.
 
 Documents are JSON text, written and read with ``orjson`` (:func:`_dump`, :func:`_load`): the
 standard ``json`` module took 8 µs to write a step record and 5.5-6.5 µs to read one, orjson
-0.6 and 1.7 (2.9 with the check for long integers) — in a 1,000-step fan-out, two writes and a
-read per step were a sixth of the runner's CPU.
-What orjson would read or write differently goes through ``json`` as before (see both).
+0.6 and 1.7 (1.6 and 2.9 with the checks below) — in a 1,000-step fan-out, two writes and a
+read per step were a sixth of the runner's CPU. The text written is the text ``json`` wrote,
+and what orjson would read or write differently goes through ``json`` as before (see both).
 """
 
 from __future__ import annotations
@@ -443,15 +443,36 @@ _LONG_NUMBER = b"0" * 19
 """19 digits in a row: what may be an integer beyond 64 bits, which orjson reads as a float."""
 
 
+_EXPONENTS = bytes(48 if 48 <= b <= 57 else b if b in b"e-" else 32 for b in range(256))
+"""Each digit made ``0``, ``e`` and ``-`` kept, any other byte a space: ``0e-`` in a text so
+translated is a number with a negative exponent (or a string that looks like one)."""
+
+
 def _dump(doc: Mapping[str, Any]) -> str:
-    """``doc`` as compact JSON text. What orjson refuses (an integer beyond 64 bits) is written
-    by ``json``, which also refuses what neither can write. A NaN or infinity, which Linqra
-    refuses before it reaches a store (SQLite's JSON functions cannot read it), is written as
-    ``null`` (``json`` wrote ``NaN``)."""
+    """``doc`` as compact JSON text, the same text the ``json`` module writes
+    (``separators=(",", ":")``, text beyond ASCII escaped): filters and groupings compare
+    objects and arrays by their stored text, and rows written before orjson wrote them hold
+    ``json``'s. Where orjson's text could differ, ``json`` writes the document: text beyond
+    ASCII or a DEL (``json`` escapes them), a float below 1e-4 (``json`` writes ``1e-05`` and
+    ``1e-07``, orjson ``0.00001`` and ``1e-7``), what orjson refuses (an integer beyond 64 bits).
+    The checks cost about 1 µs on a step record; a string that only looks like such a number
+    costs a ``json`` write, nothing more.
+
+    Two differences remain, both in values Linqra never hands a store: a NaN or infinity is
+    written as ``null`` (``json`` wrote ``NaN``, which SQLite's JSON functions cannot read), and
+    a plain ``Enum`` or a ``UUID`` as its value (``json`` refused them)."""
     try:
-        return orjson.dumps(doc, option=_ORJSON).decode()
+        out = orjson.dumps(doc, option=_ORJSON)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(doc, separators=(",", ":"))
+    if (
+        not out.isascii()
+        or b"\x7f" in out
+        or b"0.0000" in out
+        or b"0e-" in out.translate(_EXPONENTS)
+    ):
+        return json.dumps(doc, separators=(",", ":"))
+    return out.decode()
 
 
 def _load(text: str) -> Document:
