@@ -127,15 +127,22 @@ class RayMetrics(Metrics):
         self._thread = threading.local()  # each thread's loop hands over its own values
 
     def _record(
-        self, kind: Kind, instrument: Instrument, value: float, team: str | None,
+        self,
+        kind: Kind,
+        instrument: Instrument,
+        value: float,
+        team: str | None,
         labels: Mapping[str, object],
-    ) -> None:  # fmt: skip
-        """On a loop, kept as it is made: checked, summed and handed over at the flush."""
+    ) -> None:
+        """On a loop, kept as it is made: checked, summed and handed over at the flush (in
+        strict mode checked here too, so the error reaches the code that recorded it)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: at once
             super()._record(kind, instrument, value, team, labels)
             return
+        if self.strict:
+            self._checked(kind, instrument, value, team, labels)
         gathered: _Gathered | None = getattr(self._thread, "gathered", None)
         if gathered is None:
             gathered = self._thread.gathered = _Gathered()

@@ -201,3 +201,15 @@ async def test_a_recording_that_breaks_the_contract_is_dropped_at_the_flush_not_
     metrics.flush()
     assert recorded.calls == [("inc", 2.0, {"status": "COMPLETED"})]
     assert metrics._warned == {EXECUTIONS.name}
+
+
+async def test_in_strict_mode_a_recording_that_breaks_the_contract_raises_where_it_is_made(
+    recorded: _Recorded,
+) -> None:
+    metrics = RayMetrics(flush_seconds=60)
+    metrics.strict = True
+    with pytest.raises(ValueError, match="takes labels"):
+        metrics.add(EXECUTIONS, state="COMPLETED")
+    metrics.add(EXECUTIONS, status="COMPLETED")
+    metrics.flush()
+    assert recorded.calls == [("inc", 1.0, {"status": "COMPLETED"})]

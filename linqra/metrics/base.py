@@ -158,9 +158,13 @@ class Metrics:
             self._failed(instrument)
 
     def _checked(
-        self, kind: Kind, instrument: Instrument, value: float, team: str | None,
+        self,
+        kind: Kind,
+        instrument: Instrument,
+        value: float,
+        team: str | None,
         labels: Mapping[str, object],
-    ) -> tuple[str, ...]:  # fmt: skip
+    ) -> tuple[str, ...]:
         """The label values of a recording that keeps the contract (see the module), in
         ``instrument.label_names(self.team_labels)``'s order; raises otherwise."""
         if instrument.kind != kind:
