@@ -435,17 +435,15 @@ _ORJSON = (
 )
 """Keys as ``json`` writes them (``1`` → ``"1"``); a dataclass or datetime refused, as ``json``
 refuses it, rather than written in orjson's own way."""
-_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
-"""Each digit made ``0`` and any other byte a space: a text's digit runs, found by
-``bytes.translate`` and a substring search (1.2 µs for a step record; a regular expression
-took 9)."""
+_NUMBERS = bytes(48 if 48 <= b <= 57 else b if b in b"e-" else 32 for b in range(256))
+"""Each digit made ``0``, ``e`` and ``-`` kept, any other byte a space: a text's digit runs and
+negative exponents, found by ``bytes.translate`` and a substring search (1.2 µs for a step
+record; a regular expression took 9)."""
 _LONG_NUMBER = b"0" * 19
 """19 digits in a row: what may be an integer beyond 64 bits, which orjson reads as a float."""
-
-
-_EXPONENTS = bytes(48 if 48 <= b <= 57 else b if b in b"e-" else 32 for b in range(256))
-"""Each digit made ``0``, ``e`` and ``-`` kept, any other byte a space: ``0e-`` in a text so
-translated is a number with a negative exponent (or a string that looks like one)."""
+_NEGATIVE_EXPONENT = b"0e-"
+"""A number with a negative exponent (or a string that looks like one): orjson writes ``1e-7``
+where ``json`` writes ``1e-07``."""
 
 
 def _dump(doc: Mapping[str, Any]) -> str:
@@ -462,14 +460,15 @@ def _dump(doc: Mapping[str, Any]) -> str:
     written as ``null`` (``json`` wrote ``NaN``, which SQLite's JSON functions cannot read), and
     a plain ``Enum`` or a ``UUID`` as its value (``json`` refused them)."""
     try:
-        out = orjson.dumps(doc, option=_ORJSON)
+        out: bytes | None = orjson.dumps(doc, option=_ORJSON)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(doc, separators=(",", ":"))
+        out = None
     if (
-        not out.isascii()
+        out is None
+        or not out.isascii()
         or b"\x7f" in out
         or b"0.0000" in out
-        or b"0e-" in out.translate(_EXPONENTS)
+        or _NEGATIVE_EXPONENT in out.translate(_NUMBERS)
     ):
         return json.dumps(doc, separators=(",", ":"))
     return out.decode()
@@ -479,7 +478,7 @@ def _load(text: str) -> Document:
     """A stored document. Text that may hold an integer beyond 64 bits, or that orjson refuses
     (``NaN`` written by ``json`` before orjson wrote documents), is read by ``json``."""
     doc: Document
-    if _LONG_NUMBER not in text.encode().translate(_DIGITS):
+    if _LONG_NUMBER not in text.encode().translate(_NUMBERS):
         try:
             doc = orjson.loads(text)
         except orjson.JSONDecodeError:
