@@ -328,3 +328,31 @@ async def test_an_async_steps_run_has_a_span_of_its_own_under_its_step(
     assert (run["linqra.status"], run["linqra.attempts"]) == ("COMPLETED", 1)
     assert len({s.context.trace_id for s in spans.get_finished_spans()}) == 1
     assert [s.name for s in spans.get_finished_spans()].count("run noop") == 1  # step 2: none
+
+
+def test_spans_as_rows_are_encoded_for_otlp_as_the_spans_themselves(
+    spans: InMemorySpanExporter,
+) -> None:
+    """What a Ray process hands the span exporter actor (``actors/spans.py``): its spans as plain
+    rows, pickled, rebuilt there — encoded for the collector byte for byte as the originals."""
+    import pickle
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    with tracing.span("request", kind=tracing.SpanKind.SERVER, attributes={"n": 1, "ok": True}):
+        with tracing.span("step 1", attributes={"linqra.target": "noop", "ratios": [0.5, 1.5]}):
+            tracing.annotate({"linqra.attempts": 2})
+        with pytest.raises(ValueError), tracing.span("step 2"):
+            raise ValueError("boom")
+        outer = tracing.traceparent()
+    with tracing.span("remote child", parent=outer):
+        pass
+    made = spans.get_finished_spans()
+    assert len(made) == 4
+    resource = dict(made[0].resource.attributes)
+
+    moved = pickle.loads(pickle.dumps(tracing.rows(made)))
+    again = tracing.rebuilt(resource, moved)
+
+    assert encode_spans(again).SerializeToString() == encode_spans(made).SerializeToString()
+    assert {s.name: s.status.status_code.name for s in again}["step 2"] == "ERROR"

@@ -1,6 +1,7 @@
 """Traces across Ray (issue 16, part 5): one execution's spans come from the driver, the runner
 actor, an I/O-pool actor and a CPU-step worker, carry one trace id, chain parent to child, and
-reach a collector over OTLP/HTTP (the session cluster exports to ``otlp_receiver``)."""
+reach a collector over OTLP/HTTP (the session cluster exports to ``otlp_receiver``: the driver
+from its own process, the cluster's processes through the span exporter actor)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ import time
 from typing import Any
 
 import pytest
+import ray
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from actors.spans import IN_FLIGHT, SPANS, RelayExporter
 from linqra import tracing
-from linqra.config import Settings
+from linqra.config import Settings, TracingSettings
 from linqra.system import System
+from linqra.testing.servers import free_port
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.ray
@@ -99,5 +106,38 @@ def test_an_executions_spans_come_from_each_process_and_reach_the_collector(
     assert spans["client request"].pid == driver
     assert {spans[f"step {n}"].pid for n in (1, 2, 3, 4)} == {runner}
     assert len({driver, runner, io_worker, cpu_worker}) == 4, "four processes, one trace"
+    # the workers' spans went out through the cluster's span exporter (actors/spans.py), each
+    # still naming the process that made it
+    assert ray.get_actor(SPANS, namespace=cluster.ray.namespace) is not None
     step2 = spans["step 2"].attributes
     assert (step2["linqra.executor"], step2["linqra.status"]) == ("task", "COMPLETED")
+
+
+def test_a_collector_that_is_down_costs_the_span_makers_no_wait_and_no_memory(
+    cluster: Settings,
+) -> None:
+    """The span exporter actor retries a collector that refuses connections (OpenTelemetry's
+    exporter backs off for up to its timeout); a process whose batches are still on their way
+    drops the next ones at once rather than queue them without end."""
+    down = cluster.model_copy(
+        update={
+            "tracing": TracingSettings(otlp_url=f"http://127.0.0.1:{free_port()}/v1/traces"),
+            "ray": cluster.ray.model_copy(update={"namespace": "trace-collector-down"}),
+        }
+    )
+    kept = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(kept))
+    provider.get_tracer("test").start_span("made").end()
+    batch = kept.get_finished_spans()
+
+    relay = RelayExporter(down)
+    try:
+        started = time.monotonic()
+        results = [relay.export(batch) for _ in range(IN_FLIGHT + 3)]
+        assert time.monotonic() - started < 5, "a batch waited for the collector"
+        assert results[0] is SpanExportResult.SUCCESS  # handed to the actor
+        assert results[-1] is SpanExportResult.FAILURE  # dropped: too many on their way
+        assert relay.force_flush(timeout_millis=100) is False  # the first still retrying
+    finally:
+        ray.kill(ray.get_actor(SPANS, namespace="trace-collector-down"))
