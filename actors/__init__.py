@@ -14,5 +14,7 @@ Naming rule: the core concept lives in ``linqra/X``; the actor hosting it on Ray
   (:mod:`actors.ingest`), finds lost work;
 * :mod:`actors.async_steps` — ``linqra-async-N``: workers of queued async steps;
 * :mod:`actors.events` — ``linqra-events``: the in-cluster event bus (``ray://``);
+* :mod:`actors.alerts` — ``linqra-alerts``: evaluates the teams' alert rules (``linqra.alerts``);
+* :mod:`actors.tracing` — ``linqra-spans``: exports the cluster's spans (``linqra.tracing``);
 * :mod:`actors._context` — the one ``System`` of each worker process.
 """

@@ -6,7 +6,7 @@ its event bus the configured one (``ray://``: the cluster's bus actor), its metr
 through Ray's metrics export (:mod:`actors.metrics`). Synchronous Ray tasks
 (CPU steps, ingestion) run their coroutines on an event loop kept by the calling thread, so their
 system's connections outlive a single call. Its spans are exported by the cluster's span
-exporter actor (:mod:`actors.spans`), not by the process itself.
+exporter actor (:mod:`actors.tracing`), not by the process itself.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TypeVar
 from actors.events import open_bus
 from actors.handles import RayLauncher
 from actors.metrics import ray_metrics
-from actors.spans import RelayExporter
 from linqra import tracing
 from linqra.config import Settings
 from linqra.system import System
@@ -69,6 +68,8 @@ async def process_system(settings: Settings) -> System:
     task = _systems.get(key)
     if task is None or (task.done() and task.exception() is not None):
         if settings.tracing.otlp_url:  # before System.open, which would export from here
+            from actors.tracing import RelayExporter  # (OpenTelemetry's SDK: only if tracing)
+
             tracing.configure(settings.tracing, exporter=RelayExporter(settings))
         task = loop.create_task(
             System.open(

@@ -2,7 +2,8 @@
 
 Every Linqra actor is named in the cluster's namespace, so any process finds it by name.
 :func:`named_actor` gets or creates one (``actors.cluster.start_cluster`` creates the
-singletons, the supervisor creates agent actors); everything else only looks them up. A lookup or call that fails because the actor is gone or restarting is
+singletons but the span exporter, which a process's first batch of spans creates —
+``actors/tracing.py`` —, the supervisor creates agent actors); everything else only looks them up. A lookup or call that fails because the actor is gone or restarting is
 :class:`~linqra.errors.Unavailable` (503 with ``Retry-After``), never a Ray error: callers see
 the core library's error tree.
 

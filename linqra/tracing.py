@@ -22,7 +22,7 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SpanKind",
+    "SpanRow",
     "annotate",
     "carry",
     "close_span",
@@ -70,7 +71,7 @@ def configure(settings: TracingSettings, *, exporter: SpanExporter | None = None
     """Export this process's spans to ``settings.otlp_url`` (once per process and URL); nothing
     when it is empty. ``exporter``: what the batches go to instead of an OTLP/HTTP exporter in
     this process (a Ray process hands them to the cluster's span exporter actor,
-    ``actors/spans.py``)."""
+    ``actors/tracing.py``)."""
     global _configured
     if not settings.otlp_url or _configured == settings.otlp_url:
         return
@@ -331,69 +332,106 @@ def close_span(
 
 
 # -- Spans as plain rows: to be exported by another process ---------------------------------
-Row = tuple[Any, ...]
-"""A finished span as plain values (:func:`rows`), cheap to pickle: its name, ids, kind,
-times, attributes, status, events and links — what OTLP carries of it."""
+class SpanRow(NamedTuple):
+    """A finished span as plain values (:func:`rows`), cheap to pickle: what OTLP carries of
+    it, except the counts of attributes, events and links the SDK dropped over its limits
+    (Linqra's spans carry a dozen attributes at most, against the SDK's 128, and no events or
+    links of their own)."""
+
+    name: str
+    trace_id: int
+    span_id: int
+    flags: int
+    trace_state: str
+    """The span's W3C ``tracestate`` header value (empty: none)."""
+    parent: tuple[int, bool] | None
+    """The parent's span id and whether it was remote (came from another process)."""
+    kind: int
+    start: int | None
+    end: int | None
+    attributes: dict[str, Any]
+    status: tuple[int, str | None]
+    events: list[tuple[str, int, dict[str, Any]]]
+    links: list[tuple[int, int, int, bool, dict[str, Any]]]
+    scope: tuple[str, str | None, str | None]
+    """The instrumentation scope's name, version and schema URL."""
 
 
-def rows(spans: Sequence[ReadableSpan]) -> list[Row]:
-    """``spans`` as :data:`Row` values. Encoding a span for OTLP (protobuf, in Python) costs
-    ≈ 40 µs and runs on a thread of the process that made it, taking the GIL from its event
-    loop; this costs ≈ 3 µs with pickling, and :func:`rebuilt` gives the spans back to be
+def rows(spans: Sequence[ReadableSpan]) -> list[SpanRow]:
+    """``spans`` as :class:`SpanRow` values. Encoding a span for OTLP (protobuf, in Python)
+    costs ≈ 40 µs and runs on a thread of the process that made it, taking the GIL from its
+    event loop; this costs ≈ 3 µs with pickling, and :func:`rebuilt` gives the spans back to be
     encoded elsewhere (issue 16's B17)."""
-    out: list[Row] = []
+    out: list[SpanRow] = []
     for s in spans:
-        context, parent, status = s.context, s.parent, s.status
-        out.append((
-            s.name,
-            context.trace_id,
-            context.span_id,
-            int(context.trace_flags),
-            (parent.span_id, parent.is_remote) if parent is not None else None,
-            s.kind.value,
-            s.start_time,
-            s.end_time,
-            dict(s.attributes or {}),
-            status.status_code.value,
-            status.description,
-            [(e.name, e.timestamp, dict(e.attributes or {})) for e in s.events],
-            [(k.context.trace_id, k.context.span_id, dict(k.attributes or {})) for k in s.links],
-            s.instrumentation_scope.name if s.instrumentation_scope else "linqra",
-        ))  # fmt: skip
+        context, parent, status, scope = s.context, s.parent, s.status, s.instrumentation_scope
+        out.append(
+            SpanRow(
+                s.name,
+                context.trace_id,
+                context.span_id,
+                int(context.trace_flags),
+                context.trace_state.to_header() if context.trace_state else "",
+                (parent.span_id, parent.is_remote) if parent is not None else None,
+                s.kind.value,
+                s.start_time,
+                s.end_time,
+                dict(s.attributes or {}),
+                (status.status_code.value, status.description),
+                [(e.name, e.timestamp, dict(e.attributes or {})) for e in s.events],
+                [_link(k) for k in s.links],
+                (scope.name, scope.version, scope.schema_url) if scope else ("linqra", None, None),
+            )
+        )
     return out
 
 
-def rebuilt(resource: Mapping[str, Any], made: Sequence[Row]) -> list[ReadableSpan]:
+def _link(link: Any) -> tuple[int, int, int, bool, dict[str, Any]]:
+    context = link.context
+    flags = int(context.trace_flags)
+    return (
+        context.trace_id,
+        context.span_id,
+        flags,
+        context.is_remote,
+        dict(link.attributes or {}),
+    )
+
+
+def rebuilt(resource: Mapping[str, Any], made: Sequence[SpanRow]) -> list[ReadableSpan]:
     """The spans of :func:`rows`, made by one process whose resource was ``resource``."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import Event, ReadableSpan
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import Link, SpanContext, TraceFlags
+    from opentelemetry.trace import Link, SpanContext, TraceFlags, TraceState
 
     source = Resource(dict(resource))
     spans = []
-    for (
-        name, trace_id, span_id, flags, parent, kind, start, end, attributes, code,
-        description, events, links, scope,
-    ) in made:  # fmt: skip
+    for row in made:
+        flags = TraceFlags(row.flags)
+        state = TraceState.from_header([row.trace_state]) if row.trace_state else None
+        parent = row.parent
         spans.append(
             ReadableSpan(
-                name,
-                context=SpanContext(trace_id, span_id, False, TraceFlags(flags)),
+                row.name,
+                context=SpanContext(row.trace_id, row.span_id, False, flags, state),
                 parent=(
-                    SpanContext(trace_id, parent[0], parent[1], TraceFlags(flags))
+                    SpanContext(row.trace_id, parent[0], parent[1], flags)
                     if parent is not None
                     else None
                 ),
                 resource=source,
-                attributes=attributes,
-                events=[Event(n, a, timestamp=t) for n, t, a in events],
-                links=[Link(SpanContext(t, i, True, TraceFlags(flags)), a) for t, i, a in links],
-                kind=SpanKind(kind),
-                status=Status(StatusCode(code), description),
-                start_time=start,
-                end_time=end,
-                instrumentation_scope=InstrumentationScope(scope),
+                attributes=row.attributes,
+                events=[Event(n, a, timestamp=t) for n, t, a in row.events],
+                links=[
+                    Link(SpanContext(t, i, remote, TraceFlags(f)), a)
+                    for t, i, f, remote, a in row.links
+                ],
+                kind=SpanKind(row.kind),
+                status=Status(StatusCode(row.status[0]), row.status[1]),
+                start_time=row.start,
+                end_time=row.end,
+                instrumentation_scope=InstrumentationScope(*row.scope),
             )
         )
     return spans

@@ -4,10 +4,12 @@ trace fields on the record."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -330,25 +332,37 @@ async def test_an_async_steps_run_has_a_span_of_its_own_under_its_step(
     assert [s.name for s in spans.get_finished_spans()].count("run noop") == 1  # step 2: none
 
 
-def test_spans_as_rows_are_encoded_for_otlp_as_the_spans_themselves(
-    spans: InMemorySpanExporter,
-) -> None:
-    """What a Ray process hands the span exporter actor (``actors/spans.py``): its spans as plain
-    rows, pickled, rebuilt there — encoded for the collector byte for byte as the originals."""
+def test_spans_as_rows_are_encoded_for_otlp_as_the_spans_themselves() -> None:
+    """What a Ray process hands the span exporter actor (``actors/tracing.py``): its spans as
+    plain rows, pickled, rebuilt there — encoded for the collector byte for byte as the
+    originals, Linqra's own spans and one with what they do not use (a ``tracestate``, an
+    event, a link, a scope with a version and a schema)."""
     import pickle
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
-    with tracing.span("request", kind=tracing.SpanKind.SERVER, attributes={"n": 1, "ok": True}):
-        with tracing.span("step 1", attributes={"linqra.target": "noop", "ratios": [0.5, 1.5]}):
-            tracing.annotate({"linqra.attempts": 2})
-        with pytest.raises(ValueError), tracing.span("step 2"):
-            raise ValueError("boom")
-        outer = tracing.traceparent()
-    with tracing.span("remote child", parent=outer):
-        pass
+    provider = TracerProvider()
+    with contextlib.contextmanager(_recording)(provider) as spans:
+        with tracing.span("request", kind=tracing.SpanKind.SERVER, attributes={"n": 1, "ok": True}):
+            with tracing.span("step 1", attributes={"linqra.target": "noop", "ratios": [0.5, 1.5]}):
+                tracing.annotate({"linqra.attempts": 2})
+            with pytest.raises(ValueError), tracing.span("step 2"):
+                raise ValueError("boom")
+            outer = tracing.traceparent()
+        with tracing.span("remote child", parent=outer):
+            pass
+        other = provider.get_tracer("other", "1.2.3", schema_url="https://x/1.26")
+        remote = SpanContext(7, 9, True, TraceFlags(1), TraceState([("vendor", "v1")]))
+        linked = SpanContext(8, 10, False, TraceFlags(0))
+        with other.start_as_current_span(
+            "with everything",
+            context=trace.set_span_in_context(NonRecordingSpan(remote)),
+            links=[Link(linked, {"why": "batch"})],
+        ) as current:
+            current.add_event("retry", {"attempt": 2})
     made = spans.get_finished_spans()
-    assert len(made) == 4
+    assert len(made) == 5
     resource = dict(made[0].resource.attributes)
 
     moved = pickle.loads(pickle.dumps(tracing.rows(made)))
