@@ -117,8 +117,8 @@ class RelayExporter(SpanExporter):
                 self._actor = None
                 self._lose(counts[ref], f"{type(exc).__name__}: {exc}")
                 continue
-            if not exported:
-                self._lose(counts[ref], f"the collector at {self._url} refused them")
+            if not exported:  # (not naming the URL, which may hold a password)
+                self._lose(counts[ref], "the collector refused them")
             elif self._lost:
                 log.warning("spans exported again; %d were lost before", self._lost)
                 self._lost = 0
