@@ -20,9 +20,12 @@ dropped or refused is logged when it starts and when exporting works again, not 
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -73,55 +76,57 @@ class SpanExportActor:
 
 
 class RelayExporter(SpanExporter):
-    """What a Ray process's batch processor exports to: the batch as rows, to the actor."""
+    """What a Ray process's batch processor exports to: the batch as rows, to the actor. Each
+    batch's outcome comes back as a callback on Ray's side (``ObjectRef.future``), not through
+    ``ray.get``, which Ray warns about in an async actor's process whatever the thread."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._url = settings.tracing.otlp_url
-        self._lock = threading.Lock()  # export (the batch thread) and shutdown (another)
+        self._changed = threading.Condition()  # the batch thread, Ray's callbacks, a shutdown
         self._actor: Any = None
-        self._sent: list[tuple[ray.ObjectRef, int]] = []  # on their way, with their span counts
+        self._sent: dict[int, ray.ObjectRef] = {}  # on their way (kept until they land)
+        self._batches = itertools.count()
         self._lost = 0  # spans dropped or refused since exporting last worked
         self._lost_ever = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
             return SpanExportResult.SUCCESS
-        with self._lock:
+        with self._changed:
+            if len(self._sent) >= IN_FLIGHT:
+                self._lose(len(spans), "the span exporter is behind")
+                return SpanExportResult.FAILURE
             try:
-                self._settle(0)
-                if len(self._sent) >= IN_FLIGHT:
-                    self._lose(len(spans), "the span exporter is behind")
-                    return SpanExportResult.FAILURE
                 if self._actor is None:
                     self._actor = named_actor(SpanExportActor, self._settings, SPANS)
                 resource = dict(spans[0].resource.attributes)
                 ref = self._actor.export.remote(self._url, resource, tracing.rows(spans))
+                landed = ref.future()
             except Exception as exc:  # Ray shutting down, the actor not placeable: this batch
                 self._lose(len(spans), f"{type(exc).__name__}: {exc}")
                 return SpanExportResult.FAILURE
-            self._sent.append((ref, len(spans)))
+            batch = next(self._batches)
+            self._sent[batch] = ref
+        # outside the lock: a batch already landed calls back at once, in this thread
+        landed.add_done_callback(functools.partial(self._landed, batch, len(spans)))
         return SpanExportResult.SUCCESS
 
-    def _settle(self, timeout: float) -> None:
-        """Take the outcomes of the batches that arrived within ``timeout`` seconds."""
-        if not self._sent:
-            return
-        counts = dict(self._sent)
-        done, pending = ray.wait(list(counts), num_returns=len(counts), timeout=timeout)
-        self._sent = [(ref, counts[ref]) for ref in pending]
-        for ref in done:
+    def _landed(self, batch: int, count: int, landed: Future[bool]) -> None:
+        with self._changed:
+            del self._sent[batch]
             try:
-                exported = ray.get(ref, timeout=0)
+                exported = landed.result()
             except Exception as exc:  # the actor died with it: look it up again next batch
                 self._actor = None
-                self._lose(counts[ref], f"{type(exc).__name__}: {exc}")
-                continue
-            if not exported:  # (not naming the URL, which may hold a password)
-                self._lose(counts[ref], "the collector refused them")
-            elif self._lost:
-                log.warning("spans exported again; %d were lost before", self._lost)
-                self._lost = 0
+                self._lose(count, f"{type(exc).__name__}: {exc}")
+            else:
+                if not exported:  # (not naming the URL, which may hold a password)
+                    self._lose(count, "the collector refused them")
+                elif self._lost:
+                    log.warning("spans exported again; %d were lost before", self._lost)
+                    self._lost = 0
+            self._changed.notify_all()
 
     def _lose(self, count: int, why: str) -> None:
         if not self._lost:
@@ -132,13 +137,10 @@ class RelayExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait up to ``timeout_millis`` for the batches on their way; whether all were
         exported. (OpenTelemetry's batch processor calls this only at its shutdown.)"""
-        with self._lock:
+        with self._changed:
             lost = self._lost_ever
-            try:
-                self._settle(timeout_millis / 1000)
-            except Exception:
-                return False
-            return not self._sent and self._lost_ever == lost
+            landed = self._changed.wait_for(lambda: not self._sent, timeout_millis / 1000)
+            return landed and self._lost_ever == lost
 
     def shutdown(self) -> None:
         self.force_flush(int(SHUTDOWN_WAIT_SECONDS * 1000))
