@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from linqra import tracing
-from linqra.config import Settings
+from linqra.config import Settings, TracingSettings
 from linqra.events.memory import MemoryEventBus
 from linqra.system import System
 from linqra.workflows.async_steps import (
@@ -370,3 +370,40 @@ def test_spans_as_rows_are_encoded_for_otlp_as_the_spans_themselves() -> None:
 
     assert encode_spans(again).SerializeToString() == encode_spans(made).SerializeToString()
     assert {s.name: s.status.status_code.name for s in again}["step 2"] == "ERROR"
+
+
+def test_the_span_relay_logs_a_loss_as_it_starts_and_as_it_ends(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """How the batches a Ray process handed the span exporter actor land (``actors/tracing.py``):
+    refused by the collector, lost with the actor, exported — the loss logged once as it starts,
+    and once as exporting works again, with the count lost; a lost actor is looked up again."""
+    import logging
+    from concurrent.futures import Future
+
+    from actors.tracing import RelayExporter
+
+    traced = TracingSettings(otlp_url="http://127.0.0.1:9/v1/traces")  # never called here
+    relay = RelayExporter(settings.model_copy(update={"tracing": traced}))
+    relay._actor = "the actor's handle"
+
+    def land(batch: int, count: int, outcome: bool | Exception) -> None:
+        relay._sent[batch] = object()  # what export() keeps until the batch lands
+        landed: Future[bool] = Future()
+        if isinstance(outcome, Exception):
+            landed.set_exception(outcome)
+        else:
+            landed.set_result(outcome)
+        relay._landed(batch, count, landed)
+
+    with caplog.at_level(logging.WARNING, logger="actors.tracing"):
+        land(0, 5, False)
+        land(1, 3, RuntimeError("the actor died"))
+        assert relay._actor is None
+        land(2, 2, True)
+        land(3, 4, True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "spans not exported (the collector refused them); dropping until exporting works again",
+        "spans exported again; 8 were lost before",
+    ]
+    assert not relay._sent and relay.force_flush(timeout_millis=0)
