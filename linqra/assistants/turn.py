@@ -185,11 +185,15 @@ class Turn:
         stream = self.deps.llm.stream(
             self.team_id, model_ref, prompt.messages, settings, caller=self.caller
         )
-        async for item in stream:
-            if isinstance(item, Delta):
-                await self._release(self.filter.feed(item.text))
-            elif isinstance(item, Completion):
-                done = item
+        # closed here, not by the loop's finalizer later, if the turn is cancelled between two
+        # parts (releasing one): the stream records what the cut reply cost as it closes, and
+        # _stop reads that record next (a cut in mid-release lost the partial reply's cost)
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                if isinstance(item, Delta):
+                    await self._release(self.filter.feed(item.text))
+                elif isinstance(item, Completion):
+                    done = item
         await self._release(self.filter.finish())
         assert done is not None
         usage = {k: getattr(done.response.usage, k) for k in _USAGE_KINDS}

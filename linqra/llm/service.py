@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -145,7 +145,7 @@ class LLMService:
         caller: Mapping[str, Any],
         target: str = "llm",
         on_resolved: Callable[[Resolved], None] | None = None,
-    ) -> AsyncIterator[StreamEvent | Completion]:
+    ) -> AsyncGenerator[StreamEvent | Completion, None]:
         """Deltas, then the final :class:`ModelResponse`, then the :class:`Completion`;
         ``on_resolved`` learns the model that answers before the first delta (an OpenAI stream
         names it in every chunk)."""
