@@ -337,3 +337,42 @@ async def test_a_stream_whose_log_was_lost_ends_with_the_run_s_recorded_end(
     assert (end.event, end.seq) == ("run.interrupted", 1)
     assert end.data == {"run_id": run.id, "status": "interrupted", "message_id": reply.id,
                         "content": "Half an ans", "cost": None}  # fmt: skip
+
+
+def test_a_cancel_that_lands_while_a_part_is_being_released_keeps_the_cost(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel reaches the turn while it hands a part of the reply to the clients, not while
+    it waits on the model: the model's stream is closed then and there, recording what the cut
+    reply cost, before the stop is recorded (it was left to the loop's finalizer, and the
+    cancelled message had no cost — a console test failed on it now and then)."""
+    from linqra.assistants.turn import Turn
+
+    release = Turn._release
+
+    async def release_then_wait(turn: Turn, emits: list[Any]) -> None:
+        await release(turn, emits)
+        if turn.released.count(" ") >= 5:
+            await asyncio.Event().wait()  # the cancel lands here, in the middle of a release
+
+    monkeypatch.setattr(Turn, "_release", release_then_wait)
+    assistant = slow_assistant(client)
+    body = {"message": "tell me a long story", "stream": True}
+    with client.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
+        events = sse(answer.iter_lines())
+        _, _, created = next(events)
+        run, conversation = created["run_id"], created["conversation_id"]
+        shown = ""
+        for _, name, data in events:
+            shown += data["text"] if name == "message.delta" else ""
+            if shown.count(" ") >= 5:
+                break
+        cancelled = client.post(f"/v1/conversations/{conversation}/runs/{run}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        rest = list(events)
+    assert rest[-1][1] == "run.cancelled"
+    final = rest[-1][2]
+    assert final["content"] == shown
+    assert final["cost"] is not None and Decimal(final["cost"]) > 0, final
+    reply = client.get(f"/v1/conversations/{conversation}/messages").json()["items"][-1]
+    assert reply["status"] == "cancelled" and Decimal(reply["cost"]) == Decimal(final["cost"])
