@@ -2,10 +2,10 @@
 
 Every Linqra actor is named in the cluster's namespace, so any process finds it by name.
 :func:`named_actor` gets or creates one (``actors.cluster.start_cluster`` creates the
-singletons but the span exporter, which a process's first batch of spans creates —
-``actors/tracing.py`` —, the supervisor creates agent actors); everything else only looks them up. A lookup or call that fails because the actor is gone or restarting is
-:class:`~linqra.errors.Unavailable` (503 with ``Retry-After``), never a Ray error: callers see
-the core library's error tree.
+singletons, the supervisor creates agent actors, and a process's first batch of spans creates
+the span exporter, ``actors/tracing.py``); everything else only looks them up. A lookup or call
+that fails because the actor is gone or restarting is :class:`~linqra.errors.Unavailable` (503
+with ``Retry-After``), never a Ray error: callers see the core library's error tree.
 
 Naming rule: the core concept lives in ``linqra/X``, the actor that hosts it on Ray in
 ``actors/X`` (``linqra/workflows/runner.py`` → ``actors/runner.py``, ``linqra/events`` →
