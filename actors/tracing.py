@@ -60,9 +60,7 @@ class SpanExportActor:
     def export(self, url: str, resource: Mapping[str, Any], made: list[tracing.SpanRow]) -> bool:
         exporter = self._exporters.get(url)
         if exporter is None:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            exporter = self._exporters[url] = OTLPSpanExporter(endpoint=url, timeout=5)
+            exporter = self._exporters[url] = tracing.otlp_exporter(url)
         if exporter.export(tracing.rebuilt(resource, made)) is not SpanExportResult.SUCCESS:
             return False
         pid = resource.get("process.pid")

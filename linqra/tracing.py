@@ -47,6 +47,7 @@ __all__ = [
     "enabled",
     "install",
     "open_span",
+    "otlp_exporter",
     "rebuilt",
     "recording",
     "rows",
@@ -75,7 +76,6 @@ def configure(settings: TracingSettings, *, exporter: SpanExporter | None = None
     global _configured
     if not settings.otlp_url or _configured == settings.otlp_url:
         return
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -88,12 +88,20 @@ def configure(settings: TracingSettings, *, exporter: SpanExporter | None = None
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
     )
     if exporter is None:
-        exporter = OTLPSpanExporter(endpoint=settings.otlp_url, timeout=5)
+        exporter = otlp_exporter(settings.otlp_url)
     provider.add_span_processor(
         BatchSpanProcessor(exporter, schedule_delay_millis=settings.export_delay_ms)
     )
     install(provider)
     _configured = settings.otlp_url
+
+
+def otlp_exporter(url: str) -> SpanExporter:
+    """OpenTelemetry's OTLP/HTTP exporter to ``url``, as this process or the cluster's span
+    exporter actor (``actors/tracing.py``) posts batches with it."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=url, timeout=5)
 
 
 def install(provider: TracerProvider) -> None:
