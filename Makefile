@@ -56,6 +56,7 @@ bench-compare: install-test
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && S= || S=sudo; DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq wrk; }
 	$(BIN)/python -m benchmarks.compare --retrieval --write-docs
 	$(BIN)/python -m benchmarks.compare_cluster --write-docs
+	$(BIN)/python -m benchmarks.cold_start --write-docs
 
 ## The console's client types from the API's schema (after an API change), then its build.
 console-api: install-test

@@ -7,12 +7,16 @@ through Ray's metrics export (:mod:`actors.metrics`). Synchronous Ray tasks
 (CPU steps, ingestion) run their coroutines on an event loop kept by the calling thread, so their
 system's connections outlive a single call. Its spans are exported by the cluster's span
 exporter actor (:mod:`actors.tracing`), not by the process itself.
+
+An actor's process tunes Python's cycle collector once its first system is open
+(:func:`tune_collector`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -24,7 +28,7 @@ from linqra import tracing
 from linqra.config import Settings
 from linqra.system import System
 
-__all__ = ["opened_system", "process_system", "run_sync", "shipped_settings"]
+__all__ = ["GC_THRESHOLDS", "opened_system", "process_system", "run_sync", "shipped_settings"]
 
 T = TypeVar("T")
 
@@ -71,17 +75,54 @@ async def process_system(settings: Settings) -> System:
             from actors.tracing import RelayExporter  # (OpenTelemetry's SDK: only if tracing)
 
             tracing.configure(settings.tracing, exporter=RelayExporter(settings))
-        task = loop.create_task(
-            System.open(
-                settings,
-                launcher=RayLauncher(settings),
-                events=open_bus(settings),
-                metrics=ray_metrics(settings),
-                init=False,
-            )
-        )
+        task = loop.create_task(_open(settings))
         _systems[key] = task
     return await asyncio.shield(task)
+
+
+async def _open(settings: Settings) -> System:
+    system = await System.open(
+        settings,
+        launcher=RayLauncher(settings),
+        events=open_bus(settings),
+        metrics=ray_metrics(settings),
+        init=False,
+    )
+    import ray
+
+    # an actor's process, not a driver (asked only with Ray up: asking would start it)
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+        tune_collector()
+    return system
+
+
+GC_THRESHOLDS = (10_000, 20, 20)
+"""Python's cycle collector in an actor's process: a young collection every 10,000 net
+allocations (Python's default: 700), a full one after 400 of them (default: 100)."""
+_tuned = False
+
+
+def tune_collector() -> None:
+    """Once per process: what it made to start (Ray, the pydantic models, Linqra's modules,
+    its system: ≈ 114,000 objects in the runner) is frozen out of the cycle collector, and the
+    collector runs less often (:data:`GC_THRESHOLDS`).
+
+    Measured in the runner actor (gc callbacks timing each collection; a one-off script,
+    2026-12-07, load 3-5), over a 1,000-step fan-out of 200 ms ``wait`` steps: with Python's
+    defaults, 110 young, 10 middle and 0.9 full collections a run — each full one 80-90 ms
+    over the whole heap, a stall of the loop every execution of the runner shares — in all
+    94-132 ms of the runner's CPU a run, a fifth of it. Tuned: 16-22 ms a run and no full
+    collection in eight runs; one, when it comes, walks only what was made since the freeze
+    (≈ 4,300 objects). Frozen objects are still freed when nothing refers to them; only a
+    cycle among them would stay, and they are the process's own lasting state. No collection
+    first: in a process with its system open one found 60 objects to free among 146,000, in
+    80 ms, which each of a cluster's dozen actor processes would add to its start."""
+    global _tuned
+    if _tuned:
+        return
+    _tuned = True
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_sync(settings: Settings, work: Callable[[System], Awaitable[T]]) -> T:

@@ -141,7 +141,8 @@ class Readiness:
         await asyncio.gather(*calls)
 
     async def warm_up(self) -> dict[str, Any]:
-        """:meth:`check`, then one execution through the runner (:func:`warm_up_workflow`):
+        """:meth:`check`, the runners' warm CPU-step workers up, then one execution through
+        the runner (:func:`warm_up_workflow`):
         the runner's path for a definition, a step on each I/O worker, and one CPU step per CPU
         slot at once. Sent by the runner itself because Ray reuses a worker process only for
         tasks of the same job, runtime environment and detached actor: worker processes that
@@ -150,6 +151,8 @@ class Readiness:
         import ray
 
         await self.check()
+        runners = handles.runner_names(self.settings)  # and each runner's warm CPU workers
+        await asyncio.gather(*(call(self.settings, name, "ping", warm=True) for name in runners))
         cpus = ray.cluster_resources().get("CPU", 0.0)  # type: ignore[no-untyped-call]
         slots = min(int(cpus // self.settings.execution.cpu_step_num_cpus), MAX_WARM_CPU_WORKERS)
         body = warm_up_workflow(self.settings.execution.io_pool_size, slots)

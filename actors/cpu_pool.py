@@ -8,8 +8,8 @@ starved the Ray tasks of steps that overflowed (two CPUs, one held by a Serve re
 an idle worker: the overflow task waited until the worker was stopped, and the next step
 started a new one). So at most ``cpu_pool_size`` steps run beyond what Ray's CPU count admits.
 The pool has at most ``execution.cpu_pool_size`` of them, started as the runner boots and again
-by each runner ping (the readiness warm-up's), else in the background when a step finds none
-free — that step, and every step that finds all of them busy, runs as a Ray task as before, so
+by the readiness warm-up's runner ping (``warm=True``), else in the background when a step finds
+none free — that step, and every step that finds all of them busy, runs as a Ray task as before, so
 fan-out still spreads through Ray's scheduler. A worker idle for
 ``execution.cpu_pool_idle_seconds`` is stopped and gives its CPUs back. A worker (or task)
 works a pure step out without its event loop (:func:`run_cpu_call`).

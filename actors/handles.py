@@ -199,6 +199,7 @@ class RayLauncher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._wakes: set[asyncio.Task[None]] = set()
 
     def _runner(self, work_id: str) -> str:
         return runner_for(self.settings, work_id)
@@ -282,6 +283,17 @@ class RayLauncher:
         except TimeoutError:
             raise Unavailable(f"{RUNNER} did not answer within 5 s", retry_after=2) from None
         return result
+
+    def schedules_changed(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._wake_scheduler())
+        self._wakes.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._wakes.discard)
+
+    async def _wake_scheduler(self) -> None:
+        try:  # through call(): a handle to a scheduler replaced under its name is looked up anew
+            await call(self.settings, SCHEDULER, "wake")
+        except Exception:  # not running (yet): it reads the schedules as it starts
+            log.debug("the scheduler was not told of a schedule", exc_info=True)
 
     async def close(self) -> None:
         return None

@@ -60,12 +60,18 @@ class RunnerActor:
                 log.info("runner ready; reclaimed %d executions", len(runner.running()))
         return self._runner
 
-    async def ping(self) -> dict[str, Any]:
-        """Answers once the runner and its warm CPU-step workers are up (those at most 30 s;
-        workers stopped while idle are started again: a ping is what the warm-up sends)."""
+    async def ping(self, *, warm: bool = False) -> dict[str, Any]:
+        """Answers once the runner is up. With ``warm`` (the readiness warm-up) its warm
+        CPU-step workers are started too where there are fewer than the pool's size (stopped
+        while idle, or killed with a cancelled step), and it answers once they are up (at most
+        30 s). A plain ping — a health probe's, once a second — starts nothing and waits for
+        nothing: one that waited for a worker process to start timed out on a busy machine,
+        and one that started them undid their stop after ``cpu_pool_idle_seconds`` (a CPU step
+        that finds no warm worker runs as a Ray task and starts one in the background)."""
         runner = await self._ready()
-        self._executor.start()
-        await self._executor.ready()
+        if warm:
+            self._executor.start()
+            await self._executor.ready()
         return {"runner_id": runner.runner_id, "running": len(runner.running())}
 
     async def submit(self, team_id: str, execution_id: str) -> None:

@@ -29,6 +29,7 @@ class SchedulerActor:
         self._scheduler: Scheduler | None = None
         self._system: System | None = None
         self.events = 0
+        self.wakes = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _dispatch(self, team_id: str, agent_id: str, tx_id: str, priority: int) -> None:
@@ -93,6 +94,13 @@ class SchedulerActor:
         finally:
             await subscription.close()
 
+    async def wake(self) -> None:
+        """A schedule was saved (``RayLauncher.schedules_changed``): look for due fires now."""
+        self.wakes += 1
+        if self._scheduler is not None:
+            self._scheduler.wake()
+
     async def ping(self) -> dict[str, Any]:
         fired = self._scheduler.fired if self._scheduler is not None else 0
-        return {"fired": fired, "events": self.events, "running": not self._task.done()}
+        running = not self._task.done()
+        return {"fired": fired, "events": self.events, "wakes": self.wakes, "running": running}

@@ -12,6 +12,8 @@ chain    20 sequential JMESPath ``transform`` steps through the engine (``System
 fanout   100 independent steps each awaiting 200 ms (``wait`` steps, DAG mode) against
          ``asyncio.gather`` of 100 sleeps and a LangGraph graph fanning out to 100 nodes that each
          sleep 200 ms; wall time over the slowest call (200 ms).
+fanout_1000  the same 1,000 wide (fewer rounds), with the process's CPU time a run beside it:
+         what a wide fan-out costs the engine itself, before Ray adds its share.
 noop     one ``noop`` step, the whole execution (record created, claimed, recorded, read).
 retrieval (``--retrieval``) top-5 search at 100k chunks in Milvus Lite as ``linqra up`` runs it
          against NumPy brute force over the same vectors (``benchmarks.retrieval``'s Lite part).
@@ -41,7 +43,7 @@ from benchmarks._support import publish, stamp
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare.json"
 BEGIN, END = "<!-- compare: written by python -m benchmarks.compare -->", "<!-- end of compare -->"
-STEPS, FAN, SLEEP = 20, 100, 0.2
+STEPS, FAN, WIDE, SLEEP = 20, 100, 1000, 0.2
 EXPRESSION = "a"
 
 
@@ -69,12 +71,12 @@ def _langgraph_chain() -> Any:
     return graph.compile()
 
 
-def _langgraph_fanout() -> Any:
+def _langgraph_fanout(width: int = FAN) -> Any:
     from langgraph.graph import END as LG_END
     from langgraph.graph import START, StateGraph
 
     graph = StateGraph(_Fan)
-    for i in range(FAN):
+    for i in range(width):
 
         async def node(_: _Fan, i: int = i) -> dict[str, list[int]]:
             await asyncio.sleep(SLEEP)
@@ -86,10 +88,14 @@ def _langgraph_fanout() -> Any:
     return graph.compile()
 
 
-async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
+async def _timed(fn: Callable[[], Awaitable[Any]], cpu: list[float] | None = None) -> float:
+    c0 = time.process_time()
     t0 = time.perf_counter()
     await fn()
-    return (time.perf_counter() - t0) * 1000
+    elapsed = (time.perf_counter() - t0) * 1000
+    if cpu is not None:
+        cpu.append((time.process_time() - c0) * 1000)
+    return elapsed
 
 
 async def measure(repeats: int) -> dict[str, Any]:
@@ -122,6 +128,10 @@ async def measure(repeats: int) -> dict[str, Any]:
             "mode": "dag",
             "steps": [{"step": i + 1, "target": "wait", "params": {"seconds": SLEEP}} for i in range(FAN)],
         })  # fmt: skip
+        engine_wide = await engine({
+            "mode": "dag",
+            "steps": [{"step": i + 1, "target": "wait", "params": {"seconds": SLEEP}} for i in range(WIDE)],
+        })  # fmt: skip
         engine_noop = await engine({"steps": [{"step": 1, "target": "noop"}]})
         search = jmespath.compile(EXPRESSION)
 
@@ -133,13 +143,19 @@ async def measure(repeats: int) -> dict[str, Any]:
         async def plain_fan() -> None:
             await asyncio.gather(*(asyncio.sleep(SLEEP) for _ in range(FAN)))
 
-        lg_chain, lg_fan = _langgraph_chain(), _langgraph_fanout()
+        async def plain_wide() -> None:
+            await asyncio.gather(*(asyncio.sleep(SLEEP) for _ in range(WIDE)))
+
+        lg_chain, lg_fan, lg_wide = _langgraph_chain(), _langgraph_fanout(), _langgraph_fanout(WIDE)
 
         async def langgraph_chain() -> None:
             await lg_chain.ainvoke({"value": {"a": 1}})
 
         async def langgraph_fan() -> None:
             await lg_fan.ainvoke({"done": []})
+
+        async def langgraph_wide() -> None:
+            await lg_wide.ainvoke({"done": []})
 
         cases = {
             "chain": {
@@ -152,30 +168,40 @@ async def measure(repeats: int) -> dict[str, Any]:
                 "asyncio_gather": plain_fan,
                 "langgraph": langgraph_fan,
             },
+            "fanout_1000": {
+                "engine": engine_wide,
+                "asyncio_gather": plain_wide,
+                "langgraph": langgraph_wide,
+            },
             "noop": {"engine": engine_noop},
         }
+        rounds_of = {"fanout": max(5, repeats // 5), "fanout_1000": max(5, repeats // 6)}
         times: dict[str, dict[str, list[float]]] = {c: {k: [] for k in v} for c, v in cases.items()}
+        cpu: dict[str, list[float]] = {k: [] for k in cases["fanout_1000"]}
         for case, runs in cases.items():
-            rounds = repeats if case != "fanout" else max(5, repeats // 5)
             for fn in runs.values():  # warm-up
                 await fn()
-            for _ in range(rounds):
+            for _ in range(rounds_of.get(case, repeats)):
                 for name, fn in runs.items():
-                    times[case][name].append(await _timed(fn))
+                    used = cpu[name] if case == "fanout_1000" else None
+                    times[case][name].append(await _timed(fn, used))
         await system.close()
     medians = {c: {k: statistics.median(v) for k, v in t.items()} for c, t in times.items()}
-    chain, fan = medians["chain"], medians["fanout"]
+    chain, fan, wide = medians["chain"], medians["fanout"], medians["fanout_1000"]
     return {
         "chain_per_step_ms": {k: round(v / STEPS, 4) for k, v in chain.items()},
         "chain_engine_over_langgraph": round(chain["engine"] / chain["langgraph"], 2),
         "chain_engine_over_plain_python": round(chain["engine"] / chain["plain_python"], 1),
         "fanout_over_slowest_call": {k: round(v / (SLEEP * 1000), 3) for k, v in fan.items()},
+        "fanout_1000_over_slowest_call": {k: round(v / (SLEEP * 1000), 3) for k, v in wide.items()},
+        "fanout_1000_cpu_ms": {k: round(statistics.median(v), 1) for k, v in cpu.items()},
         "noop_execution_ms": round(medians["noop"]["engine"], 3),
     }
 
 
 def _table(result: dict[str, Any]) -> str:
     c, f = result["chain_per_step_ms"], result["fanout_over_slowest_call"]
+    w, u = result["fanout_1000_over_slowest_call"], result["fanout_1000_cpu_ms"]
     return "\n".join([
         BEGIN,
         "",
@@ -187,6 +213,8 @@ def _table(result: dict[str, Any]) -> str:
         f"| 20 inline `transform` steps, per step | {c['engine']:.3f} ms | LangGraph {c['langgraph']:.3f} ms a node | **{result['chain_engine_over_langgraph']}{TIMES}** |",
         f"| the same | {c['engine']:.3f} ms | plain Python {c['plain_python']:.4f} ms | {result['chain_engine_over_plain_python']}{TIMES} |",
         f"| 100 parallel 200 ms waits, wall / 200 ms | {f['engine']} | LangGraph {f['langgraph']}, `asyncio.gather` {f['asyncio_gather']} | {round(f['engine'] / f['langgraph'], 2)}{TIMES} LangGraph |",
+        f"| 1,000 parallel 200 ms waits, wall / 200 ms | {w['engine']} | LangGraph {w['langgraph']}, `asyncio.gather` {w['asyncio_gather']} | **{round(w['engine'] / w['langgraph'], 2)}{TIMES} LangGraph** |",
+        f"| the same, CPU time a run | {u['engine']:.0f} ms | LangGraph {u['langgraph']:.0f} ms, `asyncio.gather` {u['asyncio_gather']:.0f} ms | {round(u['engine'] / u['langgraph'], 2)}{TIMES} LangGraph |",
         f"| one `noop` step, a whole execution | {result['noop_execution_ms']:.2f} ms | — | |",
         *_retrieval_rows(result.get("retrieval")),
         "",

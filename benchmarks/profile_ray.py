@@ -116,8 +116,9 @@ def task_mode(args: argparse.Namespace) -> dict[str, Any]:
     init_local_ray()
     try:
         cluster = start_cluster(settings)
-        singletons = [cluster.runner, cluster.scheduler, cluster.supervisor, *cluster.io_pool]
-        ray.get([a.ping.remote() for a in singletons + cluster.async_workers], timeout=120)
+        singletons = [cluster.scheduler, cluster.supervisor, *cluster.io_pool]
+        pings = [a.ping.remote() for a in singletons + cluster.async_workers]
+        ray.get([cluster.runner.ping.remote(warm=True), *pings], timeout=120)
         probe = probe_actor(Probe, settings)
         ray.get(probe.setup.remote())
 

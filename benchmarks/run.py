@@ -20,12 +20,9 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -71,8 +68,9 @@ def b1(settings: Settings, repeats: int = 15) -> dict[str, Any]:
     cluster = start_cluster(settings)
     # the steady state: every singleton answers (their processes start after start_cluster
     # returns, and two cores starting six actors would slow the first measurements)
-    singletons = [cluster.runner, cluster.scheduler, cluster.supervisor, *cluster.io_pool]
-    ray.get([actor.ping.remote() for actor in singletons + cluster.async_workers], timeout=120)
+    singletons = [cluster.scheduler, cluster.supervisor, *cluster.io_pool, *cluster.async_workers]
+    pings = [actor.ping.remote() for actor in singletons]
+    ray.get([cluster.runner.ping.remote(warm=True), *pings], timeout=120)  # and its CPU workers
     runner = cluster.runner
     noop_steps = {
         "steps": [
@@ -265,54 +263,24 @@ def _first_and_warm(base: str, warm_runs: int) -> dict[str, Any]:
 def b3(warm_runs: int = 5) -> dict[str, Any]:
     """``linqra up`` to the first 200 from ``/healthz`` (and ``linqra up``'s own account of its
     phases); then a 3-step DAG of 600 ms steps, the first execution against the next ones."""
+    from benchmarks.cold_start import LINQRA_UP, linqra_env, started
+
     port = free_port()
     data = tempfile.mkdtemp(prefix="linqra-b3-")
-    env = {
-        **os.environ,
-        "LINQRA_HTTP__PORT": str(port),
-        "LINQRA_DATA_DIR": data,
-        "LINQRA_RAY__DASHBOARD_PORT": str(free_port()),
-    }
-    env.pop("RAY_ADDRESS", None)
-    root = Path(__file__).resolve().parents[1]  # this checkout's code, as `make run` runs it
     base = f"http://127.0.0.1:{port}"
     load = os.getloadavg()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deployments.cli", "up"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # our SIGINT only, as Ctrl-C in its own terminal
-    )
+    out: dict[str, Any] = {}
     said: list[str] = []
-    reader = threading.Thread(target=lambda: said.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    out: dict[str, Any] = {"cold_start_to_healthy_s": None}
     try:
-        while time.perf_counter() - t0 < 180 and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        out["cold_start_to_healthy_s"] = round(time.perf_counter() - t0, 1)
-                        break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        if out["cold_start_to_healthy_s"] is not None:
-            out.update(_first_and_warm(base, warm_runs))
-        deadline = time.monotonic() + 30
-        while not any("start-up:" in line for line in said) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with started(LINQRA_UP, linqra_env(port, data), port) as up:
+            out["cold_start_to_healthy_s"] = up["healthy_s"]
+            if up["healthy_s"] is not None:
+                out.update(_first_and_warm(base, warm_runs))
+            said = up["said"]
+            deadline = time.monotonic() + 30
+            while not any("start-up:" in line for line in said) and time.monotonic() < deadline:
+                time.sleep(0.1)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()  # never `ray stop`: it would stop every Ray cluster on the machine
-        reader.join(5)
         shutil.rmtree(data, ignore_errors=True)
     phases = [line.split("start-up:", 1)[1].strip() for line in said if "start-up:" in line]
     out["linqra_up_phases"] = phases[0] if phases else "".join(said[-20:])

@@ -115,7 +115,7 @@ def cluster(data_dir: Path, fake_url: str) -> Iterator[tuple[Any, Any]]:
     init_local_ray()
     try:
         actors = start_cluster(settings)
-        ray.get(actors.runner.ping.remote())
+        ray.get(actors.runner.ping.remote(warm=True))
         yield settings, actors
     finally:
         ray.shutdown()

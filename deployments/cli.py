@@ -144,77 +144,77 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings, milvus = _embedded_milvus(settings)  # its URI now; it starts beside Ray
     if milvus is not None:
         milvus.spawn()  # here, not in the thread: no fork racing ray.init's threads
-    milvus_started = _Background(milvus.wait_ready if milvus is not None else lambda: None)
-    context, started = init_ray(settings, args.address, dashboard=True)
-    phases.lap("ray.init")
-    joined = not started
-    start_cluster(settings)  # the actors' processes start beside Serve's
-    # and warm up as they come (the gateway's own warm-up then finds them ready)
-    warmed = _Background(lambda: asyncio.run(Readiness(settings).warm_up()))
-    phases.lap("actors created")
-    serve.start(
-        http_options=serve_http_options(settings.http),
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
-    )
-    phases.lap("serve.start")
-    serve.run(build_app(settings), name="linqra", route_prefix="/", blocking=False)
-    phases.lap("serve.run")
-    base = f"{'https' if http.tls else 'http'}://{http.host}:{http.port}"
-    # healthy means ready: /healthz answers 200 once the cluster's warm-up has finished
-    healthy = _healthy(base, timeout=120)
-    phases.lap("warm-up to the first 200 from /healthz")
-    milvus_started.result()
-    phases.lap("Milvus Lite")
-    with contextlib.suppress(Exception):  # the gateway's warm-up is the one that counts
-        warmed.result()
-    if not healthy:
-        _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
-        if milvus is not None:
-            milvus.stop()
-        return 1
-    left = {
-        "address": context.address_info["gcs_address"],
-        "auth_mode": os.environ.get("RAY_AUTH_MODE"),
-    }
-    address_file(settings).write_text(json.dumps(left))
-    dashboard = getattr(context, "dashboard_url", None)
-    _say(f"Linqra is up in {phases.total():.1f}s")
-    _say(f"  start-up:       {phases}")
-    _say(f"  console:        {base}/console/")
-    _say(f"  API:            {base}   (docs: {base}/docs)")
-    _say(
-        f"  Ray dashboard:  http://{dashboard}" if dashboard else "  Ray dashboard:  (not running)"
-    )
-    _say(f"  store:          {settings.resolved_store_url}")
-    _say(
-        f"  vectors:        {settings.knowledge.vector_uri}"
-        + ("  (Milvus Lite, embedded)" if milvus is not None else "")
-    )
-    if settings.auth.mode == "header":
-        _say(
-            "  auth:           HEADER MODE (embedded): X-Team-Id alone picks the team, no sign-in;"
+    try:  # Milvus Lite runs in its own session: nothing else stops it, whatever ends this
+        milvus_started = _Background(milvus.wait_ready if milvus is not None else lambda: None)
+        context, started = init_ray(settings, args.address, dashboard=True)
+        phases.lap("ray.init")
+        joined = not started
+        start_cluster(settings)  # the actors' processes start beside Serve's
+        # and warm up as they come (the gateway's own warm-up then finds them ready)
+        warmed = _Background(lambda: asyncio.run(Readiness(settings).warm_up()))
+        phases.lap("actors created")
+        serve.start(
+            http_options=serve_http_options(settings.http),
+            logging_config={"enable_access_log": False, "log_level": "WARNING"},
         )
-        _say("                  for shared use set LINQRA_AUTH__MODE=oidc (docs/security.md)")
-        _say("  try:            curl -s -H 'X-Team-Id: acme' " + base + "/v1/me")
-    else:
-        _say(f"  auth:           OIDC, issuer {settings.auth.oidc.issuer}")
-    _say("Press Ctrl-C to stop.")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    _say("stopping…")
-    address_file(settings).unlink(missing_ok=True)
-    import ray
+        phases.lap("serve.start")
+        serve.run(build_app(settings), name="linqra", route_prefix="/", blocking=False)
+        phases.lap("serve.run (the gateway replica waits for its warm-up)")
+        base = f"{'https' if http.tls else 'http'}://{http.host}:{http.port}"
+        # healthy means ready: /healthz answers 200 once the cluster's warm-up has finished
+        healthy = _healthy(base, timeout=120)
+        phases.lap("the first 200 from /healthz")
+        milvus_started.result()
+        phases.lap("Milvus Lite")
+        with contextlib.suppress(Exception):  # the gateway's warm-up is the one that counts
+            warmed.result()
+        if not healthy:
+            _say(f"Linqra did not become healthy at {base}/healthz; see the Ray logs")
+            return 1
+        left = {
+            "address": context.address_info["gcs_address"],
+            "auth_mode": os.environ.get("RAY_AUTH_MODE"),
+        }
+        address_file(settings).write_text(json.dumps(left))
+        dashboard = getattr(context, "dashboard_url", None)
+        _say(f"Linqra is up in {phases.total():.1f}s")
+        _say(f"  start-up:       {phases}")
+        _say(f"  console:        {base}/console/")
+        _say(f"  API:            {base}   (docs: {base}/docs)")
+        _say(
+            f"  Ray dashboard:  http://{dashboard}"
+            if dashboard
+            else "  Ray dashboard:  (not running)"
+        )
+        _say(f"  store:          {settings.resolved_store_url}")
+        _say(
+            f"  vectors:        {settings.knowledge.vector_uri}"
+            + ("  (Milvus Lite, embedded)" if milvus is not None else "")
+        )
+        if settings.auth.mode == "header":
+            _say(
+                "  auth:           HEADER MODE (embedded): X-Team-Id alone picks the team, no sign-in;"
+            )
+            _say("                  for shared use set LINQRA_AUTH__MODE=oidc (docs/security.md)")
+            _say("  try:            curl -s -H 'X-Team-Id: acme' " + base + "/v1/me")
+        else:
+            _say(f"  auth:           OIDC, issuer {settings.auth.oidc.issuer}")
+        _say("Press Ctrl-C to stop.")
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        _say("stopping…")
+        address_file(settings).unlink(missing_ok=True)
+        import ray
 
-    try:
         if joined:  # someone else's cluster: take our app away, leave the cluster running
             serve.delete("linqra")
         ray.shutdown()  # type: ignore[no-untyped-call]  # a cluster we started goes with it
-    finally:  # Milvus Lite runs in its own session: nothing else stops it
+        return 0
+    finally:
         if milvus is not None:
             milvus.stop()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ idempotent) and binds the gateway with the options of ``configs/serve.yaml``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from deployments.serve_config import gateway_options
 from linqra.config import Settings
 
 __all__ = ["Gateway", "app_builder", "build_app", "error_log_path"]
+
+log = logging.getLogger(__name__)
 
 
 def error_log_path(settings: Settings) -> Path:
@@ -51,9 +54,11 @@ class Gateway:
         if self.orchestrator is not None:  # chat goes through the orchestrator deployment
             system = dataclasses.replace(system, chat=RemoteChat(system.chat, self.orchestrator))
         app = create_app(system, request_id_header=False)  # Serve adds X-Request-Id
-        # healthy means ready: /healthz waits once for the cluster's warm-up, started now
+        # healthy means ready: the replica takes traffic once the cluster's warm-up has
+        # finished (or REPLICA_WARM_UP_SECONDS passed: its probes then say "starting")
         checks = HealthChecks(readiness=Readiness(self.settings))
-        checks.warm_up()
+        if not await checks.ready():
+            log.warning("the gateway replica starts before its warm-up has finished")
         app.state.health_checks = checks
         return app
 

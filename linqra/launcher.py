@@ -76,6 +76,10 @@ class Launcher(Protocol):
         """Whether runs can be started now (raises ``Unavailable`` if not)."""
         ...
 
+    def schedules_changed(self) -> None:
+        """A schedule was made or resumed: whatever fires schedules looks again now. Best
+        effort, never raises (the scheduler also looks at least once a second)."""
+
     def chat_host(self, deps: ChatDeps) -> ChatHost:
         """Where conversations' turns run (one worker per conversation)."""
         ...
@@ -155,6 +159,9 @@ class InProcessLauncher:
 
     async def ingest(self, team_id: str, doc_id: str) -> None:
         self._spawn(self.system.knowledge.ingest(team_id, doc_id))
+
+    def schedules_changed(self) -> None:
+        return None  # no scheduler runs in this process: it runs as the cluster's actor
 
     def chat_host(self, deps: ChatDeps) -> ChatHost:
         from linqra.assistants.worker import InProcessChatHost

@@ -127,10 +127,10 @@ class System:
             store, keyring, cache, tolerance_seconds=settings.agents.webhook_tolerance_seconds
         )
         workflows = WorkflowService(store, registry)
-        triggers = TriggerBook(store)
+        launcher = launcher if launcher is not None else InProcessLauncher()
+        triggers = TriggerBook(store, on_schedule=launcher.schedules_changed)
         agents = AgentService(store, workflows, triggers)
         knowledge = KnowledgeService(settings, store, llm, metrics=metrics)
-        launcher = launcher if launcher is not None else InProcessLauncher()
         runs = RunService(workflows, agents, launcher)
         assistants = AssistantService(store, agents, knowledge, llm)
         chat = ChatDeps(

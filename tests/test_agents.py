@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -284,6 +285,59 @@ async def test_schedule_on_startup_fires_at_once(setup: Any, system: System) -> 
         "triggers": [{"type": "CRON", "cron": "0 0 3 * * ?", "schedule_on_startup": True}],
     })  # fmt: skip
     assert await Scheduler(agents, system.settings.agents, dispatch).tick(datetime.now(UTC)) == 1
+
+
+async def test_the_scheduler_sleeps_until_its_next_fire_and_wakes_for_a_saved_schedule(
+    setup: Any, system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle scheduler reads the store twice a :data:`WATCH_SECONDS` (not every 20 ms), sleeps
+    until a fire it knows of, and looks again at once when the trigger book saves a schedule."""
+    from datetime import datetime, timedelta
+
+    from linqra.scheduling import scheduler as module
+    from linqra.scheduling.scheduler import Scheduler, parse_instant
+
+    agents, _, agent = setup
+    fired = asyncio.Event()
+
+    async def dispatch(team: str, agent_id: str, tx_id: str, priority: int) -> None:
+        fired.set()
+
+    scheduler = Scheduler(agents, system.settings.agents, dispatch)
+    assert await scheduler.pause() == module.WATCH_SECONDS  # nothing scheduled
+    task = await agents.create_task("acme", agent.id, {
+        "name": "every 10 s", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+        "triggers": [{"type": "CRON", "cron": "*/10 * * * * ?"}],
+    })  # fmt: skip
+    due = parse_instant(task.schedules[0].next_fire_at)
+    assert await scheduler.pause(due - timedelta(seconds=5)) == module.WATCH_SECONDS
+    assert await scheduler.pause(due - timedelta(seconds=0.3)) == pytest.approx(0.302)
+    assert await scheduler.pause(due) == module.POLL_SECONDS  # due now: at once
+    await agents.delete_task("acme", task.id)
+
+    # a loop that would sleep a minute finds a schedule saved meanwhile at once when woken
+    monkeypatch.setattr(module, "WATCH_SECONDS", 60.0)
+    agents.triggers.on_schedule = scheduler.wake
+    looked, pause = asyncio.Event(), scheduler.pause
+
+    async def first_pause(now: datetime | None = None) -> float:
+        seconds = await pause(now)
+        looked.set()
+        return seconds
+
+    monkeypatch.setattr(scheduler, "pause", first_pause)
+    loop = asyncio.create_task(scheduler.run_forever())
+    try:
+        await asyncio.wait_for(looked.wait(), 10)  # it found an empty book: asleep for 60 s
+        await agents.create_task("acme", agent.id, {
+            "name": "daily", "type": "DATA_PROCESSING", "config": {"expression": "@"},
+            "triggers": [{"type": "CRON", "cron": "0 0 3 * * ?", "schedule_on_startup": True}],
+        })  # fmt: skip
+        await asyncio.wait_for(fired.wait(), 10)
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
 
 
 async def test_waiting_for_a_task_execution_is_told_not_polled(setup: Any, system: System) -> None:

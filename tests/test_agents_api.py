@@ -126,12 +126,16 @@ def test_cron_task_fires_every_second_pauses_and_survives_a_scheduler_restart(
     import ray
 
     api = cluster
+    scheduler = ray.get_actor("linqra-scheduler", namespace=ray_settings.ray.namespace)
+    wakes = ray.get(scheduler.ping.remote())["wakes"]
 
     agent = api.post("/v1/agents", json={"name": "ticker"}).json()
     task = api.post(f"/v1/agents/{agent['id']}/tasks", json={
         "name": "tick", "type": "DATA_PROCESSING", "config": {"expression": "@"},
         "triggers": [{"type": "CRON", "cron": "* * * * * ?", "timezone": "Europe/Paris"}]}).json()  # fmt: skip
     assert task["schedules"][0]["active"]
+    # the gateway told the scheduler, which sleeps until its next known fire, to look again
+    until(lambda: ray.get(scheduler.ping.remote())["wakes"] > wakes, timeout=10)
 
     def executions() -> list[dict[str, Any]]:
         return api.get("/v1/task-executions", params={"task_id": task["id"], "limit": 100}).json()[
@@ -139,7 +143,6 @@ def test_cron_task_fires_every_second_pauses_and_survives_a_scheduler_restart(
         ]
 
     until(lambda: len([e for e in executions() if e["status"] == "COMPLETED"]) >= 3, timeout=30)
-    scheduler = ray.get_actor("linqra-scheduler", namespace=ray_settings.ray.namespace)
     ray.kill(scheduler, no_restart=False)  # Ray restarts it; it carries on from the store
     before = len(executions())
     until(lambda: len(executions()) >= before + 3, timeout=30)

@@ -102,7 +102,16 @@ def test_the_gateway_scales_out_under_load_and_back_in_when_idle(autoscaled: str
             while not stop.is_set():
                 answers.append(c.post(url, json={}).status_code)
 
+    probes: list[int] = []
+
+    def probe() -> None:  # a load balancer's probe: a new replica answers it as the others do
+        with httpx.Client(base_url=autoscaled, timeout=120) as c:
+            while not stop.is_set():
+                probes.append(c.get("/healthz").status_code)
+                stop.wait(0.05)
+
     clients = [threading.Thread(target=client) for _ in range(8)]
+    clients.append(threading.Thread(target=probe))
     for thread in clients:
         thread.start()
     try:  # 8 requests in flight, 2 wanted per replica: it grows to its maximum, 2
@@ -114,6 +123,7 @@ def test_the_gateway_scales_out_under_load_and_back_in_when_idle(autoscaled: str
         for thread in clients:
             thread.join(120)
     assert answers and set(answers) == {200}, "every request answered while it scaled"
+    assert probes and set(probes) == {200}, f"a replica added under load was not ready: {probes}"
     down = _until(lambda: _running("Gateway") == 1, 120, "back to one replica when idle")
     print(f"second replica after {up:.1f}s of load; back to one {down:.1f}s after it stopped")
 

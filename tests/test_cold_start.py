@@ -75,6 +75,24 @@ def test_a_failed_warm_up_is_reported_and_started_again(probed: TestClient) -> N
     assert readiness.warm_ups == 2
 
 
+def test_a_replica_waits_for_its_warm_up_before_it_takes_traffic() -> None:
+    """What a gateway replica awaits as it builds its app (deployments/gateway.py): a replica
+    Serve adds under load answers its first probe 200, as the replicas beside it do."""
+
+    async def scenario() -> tuple[bool, bool, int, bool, int]:
+        readiness = _Readiness()
+        checks = HealthChecks(readiness=readiness)
+        late = await checks.ready(timeout=0.05)  # still warming: the replica starts anyway
+        readiness.release.set()
+        ready = await checks.ready(timeout=5)  # the same warm-up, not a second one
+        restarting = _Readiness(fail_first=True)  # an actor restarting: the next one succeeds
+        restarting.release.set()
+        recovered = await HealthChecks(readiness=restarting).ready(timeout=5)
+        return late, ready, readiness.warm_ups, recovered, restarting.warm_ups
+
+    assert asyncio.run(scenario()) == (False, True, 1, True, 2)
+
+
 def test_without_a_cluster_there_is_nothing_to_warm(client: TestClient) -> None:
     assert client.get("/healthz").json()["checks"] == {"store": "ok", "runner": "ok"}
 

@@ -1,6 +1,7 @@
 """CPU (``task``) steps on the runner's warm workers (actors/cpu_pool.py), on the real cluster:
 a chain runs on a warm worker, steps that find it busy run as Ray tasks, a cancelled step's
-worker is stopped and the next step gets a new one."""
+worker is stopped and the next step gets a new one, and only the readiness warm-up's ping (not
+a health probe's) starts the warm workers and waits for them."""
 
 from __future__ import annotations
 
@@ -81,21 +82,16 @@ def test_a_pure_step_the_worker_cannot_answer_at_once_runs_the_usual_way(runner:
     assert step["error"]["code"] == "transform_failed" and step["attempts"] == 1
 
 
-def test_cancelling_a_cpu_step_stops_its_worker(runner: Any, ray_settings: Settings) -> None:
+def _cancel_a_long_cpu_step(settings: Settings) -> dict[str, Any]:
+    """A 60 s CPU step started through a system of this driver and cancelled once it runs;
+    the execution's record, within 30 s."""
     import asyncio
-
-    import ray
 
     from actors.handles import RayLauncher
     from linqra.system import System
 
-    _run(runner, [_cpu(1)])
-    _until(lambda: len(_workers("ALIVE")) == 1, "a warm worker is up")
-    (before,) = _workers("ALIVE")
-
-    async def cancel_a_long_step() -> dict[str, Any]:
-        launcher = RayLauncher(ray_settings)
-        system = await System.open(ray_settings, launcher=launcher, init=False)
+    async def cancel() -> dict[str, Any]:
+        system = await System.open(settings, launcher=RayLauncher(settings), init=False)
         try:
             body = {"steps": [{"step": 1, "target": "wait", "executor": "task",
                                "params": {"seconds": 60}}]}  # fmt: skip
@@ -111,15 +107,46 @@ def test_cancelling_a_cpu_step_stops_its_worker(runner: Any, ray_settings: Setti
             await system.close()
 
     t0 = time.monotonic()
-    record = asyncio.run(cancel_a_long_step())
+    record: dict[str, Any] = asyncio.run(cancel())
     assert record["status"] == "CANCELLED" and time.monotonic() - t0 < 30
     assert [s["status"] for s in record["steps"]] == ["CANCELLED"]
+    return record
+
+
+def _stop_the_warm_worker(runner: Any, settings: Settings) -> None:
+    """The warm worker up, then stopped by cancelling the CPU step it runs."""
+    _run(runner, [_cpu(1)])
+    _until(lambda: len(_workers("ALIVE")) == 1, "a warm worker is up")
+    (before,) = _workers("ALIVE")
+    _cancel_a_long_cpu_step(settings)
     _until(
         lambda: before.actor_id in {a.actor_id for a in _workers("DEAD")}, "its worker is stopped"
     )
+
+
+def test_cancelling_a_cpu_step_stops_its_worker(runner: Any, ray_settings: Settings) -> None:
+    _stop_the_warm_worker(runner, ray_settings)
     record = _run(runner, [_cpu(1, after=True)])  # a task, while a new worker starts
     assert record["status"] == "COMPLETED" and record["result"] == {"after": True}
-    ray.get(runner.ping.remote())
+    _until(lambda: len(_workers("ALIVE")) == 1, "a new warm worker is up")
+
+
+def test_a_health_ping_neither_starts_nor_waits_for_a_cpu_worker_the_warm_up_ping_does(
+    runner: Any, ray_settings: Settings
+) -> None:
+    """A health probe pings the runner once a second with a 5 s timeout: one that waited for a
+    worker process to start timed out on a busy machine (503), and one that started workers
+    undid their stop after ``cpu_pool_idle_seconds``."""
+    import ray
+
+    _stop_the_warm_worker(runner, ray_settings)
+    assert ray.get(runner.ping.remote(), timeout=10)["runner_id"]
+    assert _workers("ALIVE") == [] and _workers("PENDING_CREATION") == []
+    warm, plain = runner.ping.remote(warm=True), runner.ping.remote()
+    answered, _ = ray.wait([warm, plain], num_returns=1, timeout=60)
+    assert answered == [plain]  # the plain one, sent second, did not wait for the worker
+    assert ray.get(warm, timeout=60)["runner_id"]
+    assert len(_workers("ALIVE")) == 1  # up once the warm ping answered
 
 
 def test_an_idle_warm_worker_never_starves_overflow_tasks(runner: Any) -> None:

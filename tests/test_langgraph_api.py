@@ -245,7 +245,9 @@ async def test_a_dropped_stream_is_resumed_at_its_location_from_the_last_event_i
     ``Last-Event-ID`` and its caller sees every token once."""
     slow = assistant(http, "slow")
     transport = DropsTheFirstStream()
-    async with httpx.AsyncClient(base_url=url, headers=TEAM_A, transport=transport) as raw:
+    async with httpx.AsyncClient(
+        base_url=url, headers=TEAM_A, transport=transport, timeout=30
+    ) as raw:
         client = LangGraphClient(raw)
         tid = (await client.threads.create())["thread_id"]
         parts = [

@@ -67,13 +67,12 @@ def test_team_is_a_label_only_where_the_setting_allows_it() -> None:
     off, on = MemoryMetrics(), MemoryMetrics(team_labels=True)
     for m in (off, on):
         m.add(C.EXECUTIONS, team="acme", status="COMPLETED")
-        m.add(C.STEPS, target="noop", executor="inline", status="COMPLETED")
+        m.add(C.STEP_ATTEMPTS, 2, target="noop", executor="inline")
     assert list(off.series(C.EXECUTIONS)) == [(("status", "COMPLETED"),)]
     assert list(on.series(C.EXECUTIONS)) == [(("status", "COMPLETED"), ("team", "acme"))]
-    assert next(iter(on.series(C.STEPS))) == (
-        ("target", "noop"), ("executor", "inline"), ("status", "COMPLETED"))  # fmt: skip
+    assert next(iter(on.series(C.STEP_ATTEMPTS))) == (("target", "noop"), ("executor", "inline"))
     with pytest.raises(ValueError, match="no team label"):
-        on.add(C.STEPS, team="acme", target="noop", executor="inline", status="COMPLETED")
+        on.add(C.STEP_ATTEMPTS, team="acme", target="noop", executor="inline")
 
 
 def test_a_recording_mistake_is_raised_in_tests_and_only_logged_once_elsewhere(
@@ -122,11 +121,11 @@ async def test_executions_and_steps_are_counted_with_durations_and_attempts(mete
     assert record["status"] == "FAILED"
     assert m.value(C.EXECUTIONS_STARTED, reason="submitted", team=TEAM) == 1
     assert m.value(C.EXECUTIONS, status="FAILED", team=TEAM) == 1
-    [seconds] = m.observations(C.EXECUTION_DURATION, status="FAILED")
+    [seconds] = m.observations(C.EXECUTION_DURATION, status="FAILED", team=TEAM)
     assert seconds == pytest.approx(record["duration_ms"] / 1000)
-    assert m.value(C.STEPS, target="transform", executor="inline", status="COMPLETED") == 1
-    assert m.value(C.STEPS, target="quotes-service", status="COMPLETED") == 1
-    assert m.value(C.STEPS, target="quotes-service", status="FAILED") == 1
+    assert m.value(C.STEPS, team=TEAM, target="transform", executor="inline", status="COMPLETED") == 1
+    assert m.value(C.STEPS, team=TEAM, target="quotes-service", status="COMPLETED") == 1
+    assert m.value(C.STEPS, team=TEAM, target="quotes-service", status="FAILED") == 1
     steps = {s["step"]: s for s in record["steps"]}
     assert m.value(C.STEP_ATTEMPTS, target="quotes-service") == sum(
         steps[n]["attempts"] for n in (2, 3)
@@ -144,10 +143,10 @@ async def test_steps_that_end_without_running_are_counted_too(metered: Any) -> N
     for _ in range(2):  # the second run answers step 1 from the step cache
         record = await system.runs.run_execution(TEAM, 30, workflow_id=wf.id, params={"never": 0})
         assert record["status"] == "FAILED"
-    assert m.value(C.STEPS, target="noop", executor="inline", status="COMPLETED") == 1
-    assert m.value(C.STEPS, target="noop", executor="cache", status="COMPLETED") == 1
-    assert m.value(C.STEPS, target="noop", status="SKIPPED") == 2
-    assert m.value(C.STEPS, target="noop", status="FAILED") == 2  # refused: step 2 skipped
+    assert m.value(C.STEPS, team=TEAM, target="noop", executor="inline", status="COMPLETED") == 1
+    assert m.value(C.STEPS, team=TEAM, target="noop", executor="cache", status="COMPLETED") == 1
+    assert m.value(C.STEPS, team=TEAM, target="noop", status="SKIPPED") == 2
+    assert m.value(C.STEPS, team=TEAM, target="noop", status="FAILED") == 2  # refused: step 2 skipped
 
 
 async def test_model_calls_count_tokens_and_exact_cost_and_time_to_first_token(

@@ -3,8 +3,9 @@ fixture: Debian's binary with ``configs/prometheus.yml``, scraping the session's
 second through the discovery file Ray writes), asked back through Prometheus's query API.
 
 The session's cluster labels by team (``metrics.team_labels``), so this module's team has series
-of its own and their values are exact; the step and duration counts, which have no team, are
-compared with what they were once this team's first execution had arrived."""
+of its own and their values are exact, whatever other modules' executions are still running on
+the cluster. The step and duration counts are compared with what they were once this team's
+first execution had arrived."""
 
 from __future__ import annotations
 
@@ -87,9 +88,9 @@ def test_a_runs_metrics_reach_prometheus_with_exact_values(
     ours = f'team="{TEAM}"'
     completed = f'sum(linqra_executions_total{{status="COMPLETED",{ours}}})'
     llm_ok = f'sum(linqra_llm_calls_total{{provider="openai",status="ok",{ours}}})'
-    openai_steps = 'sum(linqra_steps_total{target="openai",status="COMPLETED"})'
-    transform_steps = 'sum(linqra_steps_total{target="transform",status="COMPLETED"})'
-    durations = 'sum(linqra_execution_duration_seconds_count{status="COMPLETED"})'
+    openai_steps = f'sum(linqra_steps_total{{target="openai",status="COMPLETED",{ours}}})'
+    transform_steps = f'sum(linqra_steps_total{{target="transform",status="COMPLETED",{ours}}})'
+    durations = f'sum(linqra_execution_duration_seconds_count{{status="COMPLETED",{ours}}})'
 
     run_executions(cluster, 1)  # this team's series start at 1: increase() has a first sample
     prometheus.wait_value(completed, 1)

@@ -214,6 +214,9 @@ class DocumentStoreContract:
         await store.insert("things", "t2", {"id": "b", "slug": "b", "status": "RUNNING"})
         found = await store.scan_all_teams("things", {"status": "RUNNING"})
         assert sorted((d["id"], d["team_id"]) for d in found) == [("a", "t1"), ("b", "t2")]
+        await store.insert("things", "t3", {"id": "c", "slug": "c", "status": "RUNNING"})
+        first = await store.scan_all_teams("things", {}, sort=[("slug", -1)], limit=2)
+        assert [(d["id"], d["team_id"]) for d in first] == [("c", "t3"), ("b", "t2")]
 
     async def test_bad_filters_are_validation_errors(self, store: DocumentStore) -> None:
         with pytest.raises(ValidationError):

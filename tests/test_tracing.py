@@ -114,6 +114,25 @@ async def test_an_executions_spans_follow_the_request_through_steps_and_the_mode
             assert "sk-" not in str(value) and len(str(value)) < 200
 
 
+async def test_the_records_of_pure_steps_written_behind_have_their_store_write_span(
+    system: System, spans: InMemorySpanExporter
+) -> None:
+    steps = [
+        {"step": n, "target": "transform", "params": {"expression": "a", "input": {"a": n}}}
+        for n in (1, 2, 3)
+    ]
+    wf = await system.workflows.create(TEAM, {"name": "pure-chain", "steps": steps})
+    with tracing.span("client request"):
+        record = await system.runs.run_execution(TEAM, 60, workflow_id=wf.id)
+    assert record["status"] == "COMPLETED", record.get("error")
+    finished = spans.get_finished_spans()
+    named = _by_name(finished)
+    writes = [s for s in finished if s.name == "store write step runs"]
+    # the three end records, held back and written together: no step has a RUNNING record
+    assert sum(dict(s.attributes or {})["linqra.records"] for s in writes) == 3
+    assert all(_parent_of(s, named) not in (None, "?") for s in writes)
+
+
 async def test_without_tracing_there_are_no_spans_and_no_trace_fields(system: System) -> None:
     tracing.uninstall()  # a Ray test's driver System may have turned it on in this process
     assert not tracing.enabled()

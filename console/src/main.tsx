@@ -29,10 +29,10 @@ const config = await loadConfig().catch((error) => {
 
 root.render(
   <StrictMode>
-    {/* light or dark as the system says */}
+    {/* light or dark as the system says; no transitions where it asks for reduced motion */}
     <MantineProvider
       defaultColorScheme="auto"
-      theme={{ primaryShade: { light: 8, dark: 8 } }}
+      theme={{ primaryShade: { light: 8, dark: 8 }, respectReducedMotion: true }}
       cssVariablesResolver={contrast}
     >
       <Notifications />

@@ -11,7 +11,9 @@ Healthy means ready: on Ray the gateway gives its checks a :class:`Readiness`
 (:class:`actors.cluster.Readiness`), and ``/healthz`` answers 200 for the first time once its
 warm-up has finished — every actor a first execution needs answers, their systems are open, the
 worker processes for CPU steps have started — so the first execution after a start is as fast
-as the next. Until then the ``runner`` check says ``starting`` (503); after that ``/healthz``
+as the next. A replica waits for its warm-up (:meth:`HealthChecks.ready`) before Serve sends it
+traffic, so a replica added under load is ready when its first probe arrives. Until then the
+``runner`` check says ``starting`` (503); after that ``/healthz``
 makes no call for it again, while ``/readyz`` asks every actor afresh.
 """
 
@@ -29,7 +31,7 @@ from deployments.schemas import Health, RecordRoute
 from linqra import __version__
 from linqra.system import System
 
-__all__ = ["HEALTH_CACHE_SECONDS", "HealthChecks", "Readiness", "router"]
+__all__ = ["HEALTH_CACHE_SECONDS", "REPLICA_WARM_UP_SECONDS", "HealthChecks", "Readiness", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ HEALTH_CACHE_SECONDS = 1.0
 """How old a check ``/healthz`` may answer from."""
 WARM_UP_WAIT_SECONDS = 2.0
 """How long a probe waits for the warm-up to finish before it answers ``starting``."""
+REPLICA_WARM_UP_SECONDS = 60.0
+"""How long a new gateway replica waits for its warm-up before it takes traffic anyway (its
+probes then answer ``starting`` and start the warm-up again until it succeeds)."""
 
 router = APIRouter(tags=["health"], route_class=RecordRoute)
 ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -80,6 +85,27 @@ class HealthChecks:
             return
         self._warming = asyncio.get_running_loop().create_task(self.readiness.warm_up())
         self._warming.add_done_callback(self._warmed)
+
+    async def ready(self, timeout: float = REPLICA_WARM_UP_SECONDS) -> bool:
+        """Warm up, again after each failure (an actor restarting), for at most ``timeout``
+        seconds: whether the warm-up has finished.
+
+        A gateway replica waits here before it takes traffic, so that a replica Serve adds
+        under load does not answer its first probes ``starting`` (503) while the replicas
+        beside it answer 200 (the load test of tests/test_load.py met one)."""
+        deadline = time.monotonic() + timeout
+        pause = 0.1
+        while not self.warm and (left := deadline - time.monotonic()) > 0:
+            self.warm_up()
+            assert self._warming is not None
+            try:  # a failure is logged by _warmed, which lets the next call start another
+                await asyncio.wait_for(asyncio.shield(self._warming), timeout=left)
+            except TimeoutError:
+                break
+            except Exception:
+                await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+                pause = min(pause * 2, 2.0)
+        return self.warm
 
     def _warmed(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled() or (error := task.exception()) is not None:

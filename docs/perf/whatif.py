@@ -110,9 +110,9 @@ class MemoryStore:
         return self.data.get(collection, {}).pop(doc_id, None) is not None
 
     async def scan_all_teams(
-        self, collection: str, where: Any, *, limit: int = 100
+        self, collection: str, where: Any, *, sort: Any = (), limit: int = 100
     ) -> list[dict[str, Any]]:
-        return await self.find(collection, None, where, limit=limit)
+        return await self.find(collection, None, where, sort=sort, limit=limit)
 
     async def check(self, timeout: float) -> None:
         return None

@@ -53,18 +53,19 @@ def record_step(metrics: Metrics, call: StepCall, outcome: StepOutcome) -> None:
     """A step that ran to an outcome: its count, duration and attempts."""
     if not metrics.enabled:
         return
-    metrics.add(STEPS, target=call.target, executor=call.kind, status=str(outcome.status))
+    status = str(outcome.status)
+    metrics.add(STEPS, team=call.team_id, target=call.target, executor=call.kind, status=status)
     metrics.observe(
         STEP_DURATION, outcome.duration_ms / 1000, target=call.target, executor=call.kind
     )
     metrics.add(STEP_ATTEMPTS, outcome.attempts, target=call.target, executor=call.kind)
 
 
-def count_step(metrics: Metrics, target: str, executor: str, status: str) -> None:
+def count_step(metrics: Metrics, team: str, target: str, executor: str, status: str) -> None:
     """A step that ended without running: skipped, refused before it started, or answered
     from the step cache (``executor="cache"``)."""
     if metrics.enabled:
-        metrics.add(STEPS, target=target, executor=executor, status=status)
+        metrics.add(STEPS, team=team, target=target, executor=executor, status=status)
 
 
 def record_lag(metrics: Metrics, group: str, published_at: str) -> None:

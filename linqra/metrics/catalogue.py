@@ -81,12 +81,12 @@ EXECUTIONS = Instrument(
 EXECUTION_DURATION = Instrument(
     "linqra_execution_duration_seconds", "histogram",
     "Wall time of an ended execution, from its start to its end", "seconds", ("status",),
-    SLOW,
+    SLOW, team=True,
 )  # fmt: skip
 STEPS = Instrument(
     "linqra_steps_total", "counter",
     "Workflow steps that ran to an outcome, by target, executor (inline, io, task) and status",
-    "1", ("target", "executor", "status"),
+    "1", ("target", "executor", "status"), team=True,
 )  # fmt: skip
 STEP_DURATION = Instrument(
     "linqra_step_duration_seconds", "histogram",

@@ -2,12 +2,14 @@
 
 The only writer of the ``schedules`` and ``event_triggers`` collections. The agent service
 tells it when a task changes or goes (:class:`linqra.agents.service.TaskTriggers`); the
-scheduler and the event router read what it wrote.
+scheduler and the event router read what it wrote. When a schedule is made or resumed it calls
+``on_schedule`` (the system sets the launcher's ``schedules_changed``), so the scheduler, which
+sleeps until its next known fire, looks again at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from linqra.clock import iso, utcnow
@@ -26,8 +28,10 @@ TRIGGER_INDEXES = [
 
 
 class TriggerBook:
-    def __init__(self, store: DocumentStore) -> None:
+    def __init__(self, store: DocumentStore, on_schedule: Callable[[], None] | None = None) -> None:
         self.store = store
+        self.on_schedule = on_schedule
+        """Called after a schedule is made or resumed (best effort: it must not raise)."""
 
     async def init(self) -> None:
         await self.store.ensure_indexes(TRIGGER_INDEXES)
@@ -46,6 +50,7 @@ class TriggerBook:
         now = utcnow()
         active = bool(task["enabled"]) and not task["paused"]
         keep: set[str] = set()
+        upcoming_changed = False
         for i, trigger in enumerate(task["triggers"]):
             if trigger["type"] != "CRON":
                 continue
@@ -71,6 +76,7 @@ class TriggerBook:
                 if existing is not None:
                     await self.store.delete(SCHEDULES, team_id, schedule_id)
                 await self.store.insert(SCHEDULES, team_id, doc)
+                upcoming_changed = upcoming_changed or doc["active"]
             elif existing["active"] != active:
                 changes: dict[str, Any] = {"active": active, "paused": task["paused"]}
                 if active:  # resumed: from now on
@@ -78,7 +84,10 @@ class TriggerBook:
                     changes["next_fire_at"] = iso(upcoming) if upcoming else None
                     changes["active"] = upcoming is not None
                 await self.store.update(SCHEDULES, team_id, schedule_id, changes)
+                upcoming_changed = upcoming_changed or changes["active"]
         await self._drop_schedules(team_id, task_id, keep)
+        if upcoming_changed and self.on_schedule is not None:
+            self.on_schedule()
         return {
             "schedules": await self.store.find(SCHEDULES, team_id, {"task_id": task_id}, limit=100),
             "event_triggers": await self._sync_event_triggers(team_id, task, active),

@@ -156,9 +156,10 @@ class DocumentStore(Protocol):
         """Delete one document; returns whether it existed."""
 
     async def scan_all_teams(
-        self, collection: str, where: Filter, *, limit: int = 100
+        self, collection: str, where: Filter, *, sort: Sort = (), limit: int = 100
     ) -> list[Document]:
-        """Maintenance only: matching documents of every team (each carries ``team_id``)."""
+        """Maintenance only: matching documents of every team (each carries ``team_id``),
+        sorted as :meth:`find` sorts."""
 
     async def check(self, timeout: float) -> None:
         """The health probe: return if the store served a read and a write round trip within

@@ -282,9 +282,9 @@ class MongoStore:
         return bool(result.deleted_count)
 
     async def scan_all_teams(
-        self, collection: str, where: Filter, *, limit: int = 100
+        self, collection: str, where: Filter, *, sort: Sort = (), limit: int = 100
     ) -> list[Document]:
-        return await self._find(collection, _in(check_filter(where)), (), limit, 0)
+        return await self._find(collection, _in(check_filter(where)), sort, limit, 0)
 
     async def check(self, timeout: float) -> None:
         """``ping``, a read and a write that matches nothing (so a writable server was found)."""

@@ -385,10 +385,10 @@ class SQLiteStore:
         return cur.rowcount > 0
 
     async def scan_all_teams(
-        self, collection: str, where: Filter, *, limit: int = 100
+        self, collection: str, where: Filter, *, sort: Sort = (), limit: int = 100
     ) -> list[Document]:
         return await self._run(  # type: ignore[no-any-return]
-            self._find, collection, None, check_filter(where), (), limit, 0
+            self._find, collection, None, check_filter(where), sort, limit, 0
         )
 
     async def check(self, timeout: float) -> None:

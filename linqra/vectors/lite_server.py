@@ -38,8 +38,11 @@ any other version runs unchanged and logs that it does. Importing this module ch
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -309,11 +312,32 @@ def install() -> bool:
     return True
 
 
+PARENT_CHECK_SECONDS = 1.0
+"""How often the server checks that the process that started it is still there."""
+
+
+def exit_with_parent(interval: float = PARENT_CHECK_SECONDS) -> None:
+    """Stop this server (SIGTERM, as :meth:`EmbeddedMilvus.stop` would) once the process that
+    started it is gone. ``linqra up`` stops its server on the way out, but not when it is killed
+    (SIGKILL, an out-of-memory kill): the server runs in a session of its own, so nothing else
+    would stop it, and it would keep its data directory and port for good."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("the process that started this server (%d) is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     from milvus_lite.cmdline import main as milvus_lite_main
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     install()
+    exit_with_parent()
     return int(milvus_lite_main(argv))
 
 

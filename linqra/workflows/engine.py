@@ -259,14 +259,13 @@ class WorkflowEngine(StepRunRecorder):
                 self._spawn_async(run, step)
                 continue
             tasks[step.step] = asyncio.create_task(node(step), name=f"step{step.step}")
-        # async steps are nobody's dependency (validated), so every dep is in tasks
-        pending: set[asyncio.Task[StepStatus]] = set(tasks.values())
+        # async steps are nobody's dependency (validated), so every dep is in tasks. One
+        # gather (a callback a task), not a loop of asyncio.wait(FIRST_COMPLETED), which adds
+        # and removes a callback on every pending task at each wake-up
         try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()  # re-raises _StepFailed
+            await asyncio.gather(*tasks.values())  # raises the first _StepFailed
         except BaseException as exc:
+            pending = [task for task in tasks.values() if not task.done()]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -375,7 +374,7 @@ class WorkflowEngine(StepRunRecorder):
                     duration_ms=0.0,
                 )
                 await self.repo.save_step_run(run.team_id, record, run.claim)
-                self._count(record, StepStatus.COMPLETED, executor="cache")
+                self._count(run, record, StepStatus.COMPLETED, executor="cache")
                 run.results[step.step] = record["output"]
                 if not step.async_:
                     run.last_completed = step.step

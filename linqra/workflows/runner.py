@@ -240,7 +240,7 @@ class ExecutionRunner:
         self.metrics.add(EXECUTIONS, team=team_id, status=status)
         if record.get("duration_ms") is not None:
             seconds = float(record["duration_ms"]) / 1000
-            self.metrics.observe(EXECUTION_DURATION, seconds, status=status)
+            self.metrics.observe(EXECUTION_DURATION, seconds, team=team_id, status=status)
 
     async def _reap_forever(self) -> None:
         interval = max(0.5, self.settings.stale_after_seconds / 3)

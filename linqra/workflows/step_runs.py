@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,12 @@ class RunState:
     writes: RecordBatch | None = None  # RUNNING and end records, one store call per loop turn
 
 
+def _write_span(records: int) -> AbstractContextManager[Any]:
+    """The span of one store call writing ``records`` step runs (issue 16's store writes)."""
+    attributes = {"db.operation.name": "put_many", "linqra.records": records}
+    return span("store write step runs", attributes=attributes)
+
+
 WRITE_BEHIND_SECONDS = 0.05
 """The longest a pure step's end record waits to be written (so progress stays visible)."""
 
@@ -141,7 +148,8 @@ class PureRecords:
                 return
             records, self._records = self._records, []
             try:
-                await self._repo.put_step_runs(self._team_id, records, self._claim)
+                with _write_span(len(records)):
+                    await self._repo.put_step_runs(self._team_id, records, self._claim)
             except ClaimLost as exc:
                 self._lost = exc  # nothing to keep: the newer claim's runner writes these
                 raise
@@ -188,9 +196,8 @@ class RecordBatch:
         task.add_done_callback(self._writers.discard)
 
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
-        attributes = {"db.operation.name": "put_many", "linqra.records": len(batch)}
         try:
-            with span("store write step runs", attributes=attributes):
+            with _write_span(len(batch)):
                 records = [record for record, _ in batch]
                 await self._repo.put_step_runs(self._team_id, records, self._claim)
         except Exception as exc:
@@ -338,13 +345,15 @@ class StepRunRecorder:
             duration_ms=0.0,
         )
         await self.repo.save_step_run(run.team_id, record, run.claim)
-        self._count(record, StepStatus.FAILED)
+        self._count(run, record, StepStatus.FAILED)
         run.failure = {"step": record["step"], **error}
         return StepStatus.FAILED
 
-    def _count(self, record: dict[str, Any], status: str, executor: str | None = None) -> None:
+    def _count(
+        self, run: RunState, record: dict[str, Any], status: str, executor: str | None = None
+    ) -> None:
         executor = executor or record.get("executor") or "none"
-        count_step(self.ctx.system.metrics, record["target"], executor, status)
+        count_step(self.ctx.system.metrics, run.team_id, record["target"], executor, status)
 
     async def _record_skip(
         self,
@@ -368,7 +377,7 @@ class StepRunRecorder:
             attempts=0,
         )
         await self.repo.save_step_run(run.team_id, record, run.claim)
-        self._count(record, StepStatus.SKIPPED)
+        self._count(run, record, StepStatus.SKIPPED)
 
     # -- heartbeat, cancel, finish ------------------------------------------------
     async def _heartbeat(self, run: RunState, main: asyncio.Task[Any]) -> None:

@@ -99,8 +99,11 @@ def browser() -> Iterator[Any]:
     """Chromium for one test module. Not for the session: while Playwright's sync API is
     started, this thread counts as running an event loop, and the asyncio tests of later
     modules could not run theirs."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # an assertion waits as long as an action may (Playwright's own default is 5 s: a first
+    # chat answer, importing its provider's SDK, took longer than that with two tests beside it)
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield launched
@@ -132,7 +135,14 @@ class Console:
 
     def accessibility(self) -> list[str]:
         """The serious and critical axe-core violations of the page once its transitions are
-        over (a drawer fading in has, for a moment, text of too little contrast)."""
+        over (a drawer fading in has, for a moment, text of too little contrast). The context
+        asks for reduced motion, so Mantine's transitions (drawers, modals) take no time; what
+        the page still animates (a live timeline's bars) is waited for, from two frames on (a
+        transition starts a frame after the element it moves appears, and a check before it
+        saw none running)."""
+        self.page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
         self.page.wait_for_function(
             "() => document.getAnimations().every(a => a.playState !== 'running')"
         )
@@ -155,7 +165,9 @@ def console(
 ) -> Iterator[Console]:
     """A fresh context (its own storage) working as a new team; screenshot on the way out."""
     team = f"ui-{uuid.uuid4().hex[:8]}"
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    # reduced motion: the console then opens drawers and modals without a transition, so what
+    # a test sees (and axe checks) is what stays on the screen, not a frame of a fade
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, reduced_motion="reduce")
     context.set_default_timeout(WAIT_MS)
     context.add_init_script(f"window.localStorage.setItem('linqra.team', {team!r});")
     page = context.new_page()
