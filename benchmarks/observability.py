@@ -52,7 +52,7 @@ from starlette.routing import Route
 
 from actors.cluster import start_cluster
 from benchmarks._servers import quotes_server, serve_asgi, server_process
-from benchmarks._support import bench_settings, publish, stamp
+from benchmarks._support import bench_settings, publish, stamp, wait_steady
 from linqra.config import MetricsSettings, ServiceConfig, Settings, TracingSettings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "observability.json"
@@ -158,9 +158,7 @@ def _start_sides(
     for name in names:
         before = set(_ray_cpu())
         cluster = start_cluster(_side(base, name, sink_url))
-        actors = [cluster.scheduler, cluster.supervisor, *cluster.io_pool]
-        pings = [actor.ping.remote() for actor in actors]
-        ray.get([cluster.runner.ping.remote(warm=True), *pings], timeout=180)  # its CPU workers
+        wait_steady(cluster, timeout=180)
         runners[name] = cluster.runner
         _once(cluster.runner, CHAIN)
         _once(cluster.runner, FAN)

@@ -42,7 +42,7 @@ from benchmarks._profile_ray_probes import (
     step_call,
     steps,
 )
-from benchmarks._support import bench_settings, free_port, init_local_ray
+from benchmarks._support import bench_settings, free_port, init_local_ray, wait_steady
 from deployments.gateway import build_app
 from deployments.serve_config import APP_NAME, apply_ingress_env, logging_config
 
@@ -116,9 +116,7 @@ def task_mode(args: argparse.Namespace) -> dict[str, Any]:
     init_local_ray()
     try:
         cluster = start_cluster(settings)
-        singletons = [cluster.scheduler, cluster.supervisor, *cluster.io_pool]
-        pings = [a.ping.remote() for a in singletons + cluster.async_workers]
-        ray.get([cluster.runner.ping.remote(warm=True), *pings], timeout=120)
+        wait_steady(cluster)
         probe = probe_actor(Probe, settings)
         ray.get(probe.setup.remote())
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import jmespath
 
-from benchmarks._support import bench_settings, free_port, init_local_ray
+from benchmarks._support import bench_settings, free_port, init_local_ray, wait_steady
 from deployments.demo import serve_quotes
 from linqra.config import ServiceConfig, Settings
 
@@ -66,11 +66,7 @@ def b1(settings: Settings, repeats: int = 15) -> dict[str, Any]:
         return time.perf_counter() - t0
 
     cluster = start_cluster(settings)
-    # the steady state: every singleton answers (their processes start after start_cluster
-    # returns, and two cores starting six actors would slow the first measurements)
-    singletons = [cluster.scheduler, cluster.supervisor, *cluster.io_pool, *cluster.async_workers]
-    pings = [actor.ping.remote() for actor in singletons]
-    ray.get([cluster.runner.ping.remote(warm=True), *pings], timeout=120)  # and its CPU workers
+    wait_steady(cluster)
     runner = cluster.runner
     noop_steps = {
         "steps": [

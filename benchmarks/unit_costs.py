@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._servers import FAKE_OPENAI, app_server, serve_asgi, server_process
-from benchmarks._support import bench_settings, git, init_local_ray, stamp
+from benchmarks._support import bench_settings, git, init_local_ray, stamp, wait_steady
 from benchmarks._unit_meter import CpuMeter, memory, per
 from benchmarks._unit_phases import (
     agents_phase,
@@ -115,7 +115,7 @@ def cluster(data_dir: Path, fake_url: str) -> Iterator[tuple[Any, Any]]:
     init_local_ray()
     try:
         actors = start_cluster(settings)
-        ray.get(actors.runner.ping.remote(warm=True))
+        wait_steady(actors)
         yield settings, actors
     finally:
         ray.shutdown()
