@@ -208,9 +208,13 @@ def test_a_slow_run_cancelled_from_its_page_and_resumed(console: Console) -> Non
 
     # the live page shows the first step running before anything finishes
     timeline = page.get_by_role("list", name="steps timeline")
-    expect(
-        timeline.get_by_role("listitem", name=re.compile(r"^step 1 .*: RUNNING"))
-    ).to_be_visible()
+    running = timeline.get_by_role("listitem", name=re.compile(r"^step 1 .*: RUNNING"))
+    expect(running).to_be_visible()
+    # its bar grows with the clock, without an eased transition: the browser asks for reduced
+    # motion (tests/support/browser.py)
+    bar = running.locator("[data-bar]")
+    expect(bar).to_be_visible()
+    assert bar.evaluate("e => getComputedStyle(e).transitionDuration") == "0s"
     expect(page.get_by_test_id("execution-status")).to_have_text("RUNNING")
     expect(page.get_by_role("button", name="Resume execution")).to_have_count(0)
     page.get_by_role("button", name="Cancel execution").click()

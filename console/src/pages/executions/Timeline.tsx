@@ -2,6 +2,7 @@
  * (to now while it runs), coloured by status, with its attempts, runs and cache hits. Rows are
  * virtualised (@tanstack/react-virtual): only those in view are rendered. */
 import { Badge, Box, Group, Paper, Text, UnstyledButton } from "@mantine/core";
+import { useReducedMotion } from "@mantine/hooks";
 import { useWindowVirtualizer } from "@tanstack/react-virtual";
 import { useMemo, useRef } from "react";
 import { statusColor } from "../../components/common";
@@ -56,7 +57,10 @@ export function Timeline(props: {
     overscan: 12,
     scrollMargin: list.current?.offsetTop ?? 0,
   });
-  const animate = steps.length <= 50; // a bar's growth eased only while that costs little
+  // a bar's growth eased only while that costs little, and never where the system asks for
+  // reduced motion
+  const reduced = useReducedMotion();
+  const animate = !reduced && steps.length <= 50;
   return (
     <Paper withBorder p="sm">
       <Group justify="space-between" mb="xs" wrap="nowrap">
