@@ -55,11 +55,13 @@ class ClusterActors:
     alerts: Any | None = None
     runners: tuple[Any, ...] = ()
     """Every runner actor, ``runner`` first (``execution.runners``)."""
+    spans: Any | None = None
+    """The span exporter actor, where ``tracing.otlp_url`` is set (:mod:`actors.tracing`)."""
 
 
 def start_cluster(settings: Settings) -> ClusterActors:
     """Create (or find) the runners, scheduler, supervisor, event bus, I/O pool, async-step
-    workers and alert evaluator for ``settings``; Ray must be initialised."""
+    workers, alert evaluator and span exporter for ``settings``; Ray must be initialised."""
     settings_json = settings.model_dump_json()
     events = None
     if settings.agents.events_url.startswith("ray://"):
@@ -110,8 +112,13 @@ def start_cluster(settings: Settings) -> ClusterActors:
     alerts = None
     if settings.alerts.enabled:
         alerts = named_actor(AlertsActor, settings, ALERTS, settings_json, max_task_retries=0)
+    spans = None
+    if settings.tracing.otlp_url:
+        from actors.tracing import start_span_exporter  # (OpenTelemetry's SDK: only if tracing)
+
+        spans = start_span_exporter(settings)
     return ClusterActors(
-        runner, scheduler, supervisor, io_pool, async_workers, events, alerts, runners
+        runner, scheduler, supervisor, io_pool, async_workers, events, alerts, runners, spans
     )
 
 

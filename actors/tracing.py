@@ -7,10 +7,12 @@ loop of a runner stepping through a chain. A Ray process instead hands each batc
 (:func:`linqra.tracing.rows`, ≈ 3 µs a span), to the cluster's ``linqra-spans`` actor, which
 rebuilds the spans and exports them with OpenTelemetry's own OTLP exporter; the collector sees
 Linqra's spans as the process would have sent them, each with the resource (``process.pid``) of
-the process that made it. The actor is the one singleton not made by ``start_cluster``: the
-first batch of any process creates it (only a cluster that traces needs it). It is one
-synchronous actor, exporting a batch at a time, to the URL each batch names (a redeploy with
-another ``tracing.otlp_url`` is followed at once).
+the process that made it. ``start_cluster`` creates it when ``tracing.otlp_url`` is set
+(:func:`start_span_exporter`; only a cluster that traces needs it), so that its process starts
+with the others rather than under a first traced request; a process's first batch creates it
+where it is missing (a cluster started before tracing was configured). It is one synchronous
+actor, exporting a batch at a time, to the URL each batch names (a redeploy with another
+``tracing.otlp_url`` is followed at once).
 
 Tracing stays best-effort, as in the SDK (whose full queue drops spans): a process with
 :data:`IN_FLIGHT` batches still on their way (the collector down, the actor restarting) drops the
@@ -38,7 +40,7 @@ from linqra.config import Settings
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["IN_FLIGHT", "SPANS", "RelayExporter", "SpanExportActor"]
+__all__ = ["IN_FLIGHT", "SPANS", "RelayExporter", "SpanExportActor", "start_span_exporter"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,14 @@ class SpanExportActor:
         return dict(self._exported)
 
 
+def start_span_exporter(settings: Settings) -> Any | None:
+    """The cluster's span exporter actor, created if missing, when ``settings`` trace (an
+    ``otlp_url``); else ``None``."""
+    if not settings.tracing.otlp_url:
+        return None
+    return named_actor(SpanExportActor, settings, SPANS)
+
+
 class RelayExporter(SpanExporter):
     """What a Ray process's batch processor exports to: the batch as rows, to the actor. Each
     batch's outcome comes back as a callback on Ray's side (``ObjectRef.future``), not through
@@ -97,7 +107,7 @@ class RelayExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             try:
                 if self._actor is None:
-                    self._actor = named_actor(SpanExportActor, self._settings, SPANS)
+                    self._actor = start_span_exporter(self._settings)
                 resource = dict(spans[0].resource.attributes)
                 ref = self._actor.export.remote(self._url, resource, tracing.rows(spans))
                 landed = ref.future()

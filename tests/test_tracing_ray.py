@@ -46,7 +46,9 @@ EXPECTED = {"client request", "execution", "step 1", "step 2", "step 3", "step 4
 def cluster(ray_cluster: Any, ray_settings: Settings) -> Settings:
     from actors.cluster import start_cluster
 
-    start_cluster(ray_settings)
+    started = start_cluster(ray_settings)
+    # a tracing cluster's span exporter is one of its actors, started with the others
+    assert started.spans == ray.get_actor(SPANS, namespace=ray_settings.ray.namespace)
     return ray_settings
 
 
@@ -115,6 +117,32 @@ def test_an_executions_spans_come_from_each_process_and_reach_the_collector(
         time.sleep(0.05)
     step2 = spans["step 2"].attributes
     assert (step2["linqra.executor"], step2["linqra.status"]) == ("task", "COMPLETED")
+
+
+def test_the_span_exporter_is_started_only_for_a_cluster_that_traces(cluster: Settings) -> None:
+    from actors.tracing import start_span_exporter
+
+    untraced = cluster.model_copy(
+        update={
+            "tracing": TracingSettings(),
+            "ray": cluster.ray.model_copy(update={"namespace": "trace-untraced"}),
+        }
+    )
+    assert start_span_exporter(untraced) is None
+    with pytest.raises(ValueError):
+        ray.get_actor(SPANS, namespace="trace-untraced")
+    traced = untraced.model_copy(
+        update={
+            "tracing": TracingSettings(otlp_url=f"http://127.0.0.1:{free_port()}/v1/traces"),
+            "ray": cluster.ray.model_copy(update={"namespace": "trace-traced"}),
+        }
+    )
+    made = start_span_exporter(traced)
+    try:
+        assert made is not None and ray.get(made.exported.remote(), timeout=60) == {}
+        assert start_span_exporter(traced) == made  # found, not made again
+    finally:
+        ray.kill(ray.get_actor(SPANS, namespace="trace-traced"))
 
 
 def test_a_collector_that_is_down_costs_the_span_makers_no_wait_and_no_memory(
