@@ -20,6 +20,7 @@ from deployments.console import mount_console
 from deployments.docs_ui import mount_docs
 from deployments.edge import Edge
 from deployments.errors import install_error_handlers
+from deployments.limits import UPLOAD_ENVELOPE_BYTES
 from deployments.routers import ROUTERS
 from deployments.schemas import ErrorResponse
 from linqra import __version__
@@ -40,8 +41,6 @@ Errors are `{"error": {"code", "message", "field"?}}` with a 4xx status for bad 
 missing or bad credential, 403 for a missing role, 404 for ids that are not your team's.
 Request bodies are limited to 1 MiB and 32 levels of JSON nesting by default.
 """
-MULTIPART_ENVELOPE_BYTES = 64 * 1024
-"""Room for the multipart framing around an upload of ``knowledge.max_upload_bytes``."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorResponse, "description": "bad input, unknown id, conflict, …"},
     "5XX": {"model": ErrorResponse, "description": "a dependency is down (503, Retry-After)"},
@@ -91,7 +90,7 @@ def create_app(
         hsts=settings.http.tls,
         max_body_bytes=settings.http.max_body_bytes,
         max_json_depth=settings.http.max_json_depth,
-        max_upload_bytes=settings.knowledge.max_upload_bytes + MULTIPART_ENVELOPE_BYTES,
+        max_upload_bytes=settings.knowledge.max_upload_bytes + UPLOAD_ENVELOPE_BYTES,
         request_id_header=request_id_header,
     )
     for router in ROUTERS:

@@ -51,7 +51,9 @@ __all__ = [
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_JSON_DEPTH = 32
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024 + 64 * 1024  # knowledge.max_upload_bytes + envelope
+UPLOAD_ENVELOPE_BYTES = 64 * 1024
+"""Room for the multipart framing around an upload of ``knowledge.max_upload_bytes``."""
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024 + UPLOAD_ENVELOPE_BYTES
 ENVELOPE_LEVELS = 2
 MAX_JSON_INT = 2**63 - 1
 
@@ -224,13 +226,15 @@ class RequestLimits:
         upload = bool(_UPLOAD.match(scope.get("path", "")))
         max_body = self.max_upload if upload else self.max_body
         declared = next((v for k, v in headers if k.lower() == b"content-length"), None)
+        field = "file" if upload and media == "multipart/form-data" else "body"
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             await _reject(
                 send,
                 rid,
                 413,
                 "payload_too_large",
-                f"request body is {int(declared)} bytes; the limit is {max_body}",
+                _too_large(f"is {int(declared)} bytes", max_body, upload),
+                field,
             )
             return None
         chunks: list[bytes] = []
@@ -248,7 +252,8 @@ class RequestLimits:
                     rid,
                     413,
                     "payload_too_large",
-                    f"request body over the {max_body}-byte limit",
+                    _too_large(f"is over {max_body} bytes", max_body, upload),
+                    field,
                 )
                 return None
             chunks.append(chunk)
@@ -274,6 +279,17 @@ class RequestLimits:
             return await receive()
 
         return replay
+
+
+def _too_large(size: str, limit: int, upload: bool) -> str:
+    """The 413's message: an upload's names the file's own limit (the body may hold the form's
+    framing besides, up to 64 KiB)."""
+    if upload:
+        return (
+            f"the upload {size}; the limit is {limit - UPLOAD_ENVELOPE_BYTES} bytes for the file"
+            " (knowledge.max_upload_bytes) and 64 KiB for the form around it"
+        )
+    return f"request body {size}; the limit is {limit} bytes (http.max_body_bytes)"
 
 
 async def _reject(

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAT_FIELDS",
     "INLINE_FIELDS",
+    "RUN_FIELDS",
     "ChatResult",
     "LinqChat",
     "LinqChatResponse",
@@ -65,6 +66,9 @@ CHAT_FIELDS = {
     "status": "query.chat.assistantId",
 }
 """The chat service's field names → the Linq request's (a DRAFT assistant's 409 names the id)."""
+
+RUN_FIELDS = {"workflow_id": "query.workflowId", "params": "query.params"}
+"""A workflow run's field names → the Linq request's (an unknown workflow's 404, a 413)."""
 
 
 class Link(BaseModel):

@@ -8,6 +8,7 @@ calls, workflow steps and the CLI, which all call the service.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ def format_pydantic_error(exc: pydantic.ValidationError, prefix: str = "") -> Va
     """Our 4xx error from pydantic's: first problem in the message, the first
     :data:`MAX_ERROR_DETAILS` in ``details``."""
     errors = exc.errors(include_url=False)
-    details = error_details(errors, lambda loc: prefix + _loc(loc))
+    details = _typos_first(error_details(errors, lambda loc: prefix + _loc(loc)))
     message, rest = summary(details)
     if len(errors) > MAX_ERROR_DETAILS:  # not counted: that is the work the cap saves
         extra = f" (and more: the first {MAX_ERROR_DETAILS} problems are in details)"
@@ -51,6 +52,28 @@ def error_details(
         {"field": name(loc) or "(body)", "message": e.get("msg", ""), "type": e.get("type", "")}
         for e, loc in zip(errors, _user_locs(errors), strict=True)
     ]
+
+
+def _typos_first(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An unknown field that is a near miss of a required one missing beside it (``taget`` for
+    ``target``) first, saying so: the missing field is the typo's consequence, and a message
+    that led with it (``steps[0].target: Field required``) pointed away from the typo."""
+    missing: dict[str, list[str]] = {}
+    for d in details:
+        if d["type"] == "missing":
+            parent, _, name = str(d["field"]).rpartition(".")
+            missing.setdefault(parent, []).append(name)
+    typos: list[dict[str, Any]] = []
+    for d in details:
+        if d["type"] != "extra_forbidden":
+            continue
+        parent, _, name = str(d["field"]).rpartition(".")
+        close = difflib.get_close_matches(name, missing.get(parent, []), n=1, cutoff=0.75)
+        if close:
+            d["message"] = f"{d['message']}; did you mean {close[0]!r}?"
+            typos.append(d)
+    first = {id(d) for d in typos}
+    return typos + [d for d in details if id(d) not in first]
 
 
 def summary(details: Sequence[Mapping[str, Any]]) -> tuple[str, int]:

@@ -120,7 +120,7 @@ async def test_idempotency_key_creates_one_execution(setup: Any) -> None:
     assert new1 and not new2 and first["id"] == second["id"]
 
 
-async def test_versions_rollback_and_bad_input(setup: Any) -> None:
+async def test_versions_rollback_and_bad_input(setup: Any, system: System) -> None:
     agents, _, agent = setup
     task = await agents.create_task(
         "acme",
@@ -196,6 +196,14 @@ async def test_versions_rollback_and_bad_input(setup: Any) -> None:
         with pytest.raises(ValidationError) as err:
             await agents.create_task("acme", agent.id, body)
         assert err.value.field == field, (body, err.value.field, err.value.message)
+    # another team's workflow (or none): 404 like any id not the team's, naming the task's field
+    theirs = {"name": "theirs", "steps": [{"step": 1, "target": "noop"}]}
+    other = await system.workflows.create("other-team", theirs)
+    for workflow_id in (other.id, "wf_nope"):
+        body = {"name": "x", "type": "WORKFLOW_TRIGGER", "config": {"workflow_id": workflow_id}}
+        with pytest.raises(NotFound) as missing:
+            await agents.create_task("acme", agent.id, body)
+        assert missing.value.field == "config.workflow_id"
     with pytest.raises(NotFound):
         await agents.get_task("other-team", task.id)
     with pytest.raises(NotFound):

@@ -893,7 +893,8 @@ REFUSALS = [
     Refusal("execute params not an object", "POST", WORKFLOW + "/execute", '{"params": 5}', 400, "params"),
     Refusal("resume a completed execution", "POST", "/v1/executions/{execution_id}/resume", "", 409, None),
     Refusal("linq Infinity param", "POST", "/linq", '{"link": {"target": "workflow", "action": "execute"}, "query": {"workflowId": "{workflow_id}", "params": {"x": -Infinity}}}', 400, "body.query.params.x", "invalid_json"),
-    Refusal("linq params over 4 MiB", "POST", "/linq", '{"link": {"target": "workflow", "action": "execute"}, "query": {"workflowId": "{workflow_id}", "params": {"big": ' + OVER_RECORD + "}}}", 413, "params"),
+    Refusal("linq params over 4 MiB", "POST", "/linq", '{"link": {"target": "workflow", "action": "execute"}, "query": {"workflowId": "{workflow_id}", "params": {"big": ' + OVER_RECORD + "}}}", 413, "query.params"),
+    Refusal("linq unknown workflow", "POST", "/linq", '{"link": {"target": "workflow", "action": "execute"}, "query": {"workflowId": "wf_nope"}}', 404, "query.workflowId", "not_found"),
     # agents and tasks
     Refusal("agent 1e400", "POST", "/v1/agents", '{"name": "a", "max_concurrency": 1e400}', 400, "body.max_concurrency", "invalid_json"),
     Refusal("agent zero concurrency", "POST", "/v1/agents", '{"name": "a", "max_concurrency": 0}', 400, "max_concurrency"),

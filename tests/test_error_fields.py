@@ -196,3 +196,21 @@ def test_a_body_of_many_bad_values_is_refused_promptly_naming_the_first_fifty() 
         f"(and more: the first {MAX_ERROR_DETAILS} problems are in details)"
     ), refused.message[-80:]
     assert took < 2, took
+
+
+def test_a_misspelt_field_is_named_first_with_what_it_was_meant_to_be(api: TeamClient) -> None:
+    """``taget`` for ``target``: the missing ``target`` is the typo's consequence; the 400
+    leads with the typo. An unknown field that is no near miss stays second."""
+    typo = error(
+        api.post("/v1/workflows", json={"name": "t", "steps": [{"step": 1, "taget": "noop"}]})
+    )
+    assert typo["field"] == "steps[0].taget"
+    assert typo["message"] == (
+        "steps[0].taget: Extra inputs are not permitted; did you mean 'target'? (and 1 more)"
+    )
+    assert [d["field"] for d in typo["details"]] == ["steps[0].taget", "steps[0].target"]
+    other = error(
+        api.post("/v1/workflows", json={"name": "t", "steps": [{"step": 1, "zzz": "noop"}]})
+    )
+    assert other["field"] == "steps[0].target"
+    assert other["message"] == "steps[0].target: Field required (and 1 more)"

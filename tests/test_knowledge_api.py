@@ -195,6 +195,12 @@ def test_bad_uploads_and_searches_are_4xx_naming_the_problem(kh: TeamClient) -> 
         url, files={"file": ("big.txt", b"a" * (20 * 1024 * 1024 + 70_000), "text/plain")}
     )
     assert too_big.status_code == 413
+    refused = too_big.json()["error"]  # refused from Content-Length, before the body is read
+    assert refused["field"] == "file"
+    assert refused["message"].endswith(
+        f"the limit is {20 * 1024 * 1024} bytes for the file (knowledge.max_upload_bytes)"
+        " and 64 KiB for the form around it"
+    )
     # just over the limit, within what the body check allows for the form's own bytes: the
     # file's size is checked once read, and is the same 413
     just_over = kh.post(

@@ -16,6 +16,7 @@ from linqra.knowledge.models import SearchResults
 from linqra.linq import (
     CHAT_FIELDS,
     INLINE_FIELDS,
+    RUN_FIELDS,
     LinqChatResponse,
     LinqRequest,
     chat_response,
@@ -58,16 +59,17 @@ async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONRespons
             definition = system.workflows.validate_definition(
                 inline_definition(request), prefix="query.workflow."
             )
-    record = await system.runs.run_execution(
-        team.team_id,
-        system.settings.http.wait_timeout_seconds,
-        workflow_id=request.query.workflowId,
-        definition=definition,
-        params=request.query.params,
-        executed_by=team.executed_by(request.executedBy),
-        intent=request.query.intent,
-        source="linq",
-    )
+    with fields_renamed(RUN_FIELDS):
+        record = await system.runs.run_execution(
+            team.team_id,
+            system.settings.http.wait_timeout_seconds,
+            workflow_id=request.query.workflowId,
+            definition=definition,
+            params=request.query.params,
+            executed_by=team.executed_by(request.executedBy),
+            intent=request.query.intent,
+            source="linq",
+        )
     status = 200 if record["status"] in EXECUTION_TERMINAL else 202
     return JSONResponse(linq_response(record), status_code=status)
 

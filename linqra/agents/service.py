@@ -302,7 +302,11 @@ class AgentService(TaskExecutions):
             workflow_id = config.get("workflow_id")
             if not isinstance(workflow_id, str) or not workflow_id:
                 raise ValidationError("config.workflow_id is required", field="config.workflow_id")
-            await self.workflows.get(team_id, workflow_id)  # 404 if it is not the team's
+            try:
+                await self.workflows.get(team_id, workflow_id)
+            except NotFound as exc:  # not the team's (or none): 404, naming the task's field
+                exc.field = "config.workflow_id"
+                raise
             return None, workflow_id
         if kind == "API_CALL":
             method = str(config.get("method", "GET")).upper()
