@@ -429,10 +429,12 @@ def _run_error(error: Mapping[str, Any] | None) -> LinqraError:
 
 
 async def list_models(llm: LLMService, team_id: str) -> dict[str, Any]:
-    """The catalogue at the team's prices (its overrides marked), plus models only it prices."""
+    """The catalogue at the team's prices (its overrides marked), plus models only it prices;
+    ``local_fallback``: a call would now be answered by the local model (no key for it)."""
     overrides = await llm.overrides.list(team_id)
     effective = {key: (price, llm.catalogue.version) for key, price in llm.catalogue.prices.items()}
     effective.update(overrides)
+    local = await llm.answered_locally(team_id, sorted({k.split(":", 1)[0] for k in effective}))
     data = []
     for key, (price, version) in sorted(effective.items()):
         provider = key.split(":", 1)[0]
@@ -445,6 +447,7 @@ async def list_models(llm: LLMService, team_id: str) -> dict[str, Any]:
                 "linqra": {
                     **price.to_json(),
                     "configured": provider in llm.settings.llm.providers,
+                    "local_fallback": provider in local,
                     "price_version": version,
                     "override": key in overrides,
                 },

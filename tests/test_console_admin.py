@@ -190,6 +190,12 @@ def test_usage_shows_the_cost_of_an_llm_call(console: Console) -> None:
     listed = {m["id"]: m for m in api.get("/v1/models").json()["data"]}
     assert listed["openai:gpt-4o-mini"]["linqra"]["override"] is True
     assert Decimal(listed["openai:gpt-4o-mini"]["linqra"]["price_per_million"]["input"]) == 3
+    # a provider without a key says the local model answers for it, one with a key does not
+    fallback = models.get_by_text("no key: the local model answers")
+    expect(fallback).to_have_count(0)
+    assert listed["gemini:gemini-2.5-pro"]["linqra"]["local_fallback"] is True
+    page.get_by_role("textbox", name="search models").fill("gemini:gemini-2.5-pro")
+    expect(fallback).to_have_count(1)
 
 
 def test_budget_form_and_its_field_error(console: Console) -> None:

@@ -276,3 +276,26 @@ def test_anthropic_model_streamed_through_the_openai_api(sdk: openai.OpenAI) -> 
     )
     linqra = (last.model_extra or {})["linqra"]
     assert linqra["provider"] == "anthropic" and Decimal(linqra["cost"]["amount"]) > 0
+
+
+def test_the_model_list_says_which_providers_the_local_model_answers_for(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key for a provider (the team's or the environment's): its models are listed with
+    ``local_fallback``, as a call to them is answered by the local model (gemini here, as in
+    ``test_local_fallback_is_labelled``); a team's own key lifts it for that team, one in the
+    environment for every team."""
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    team, other = TeamClient(client, "team-keys"), TeamClient(client, "team-keys-other")
+
+    def fallback(api: TeamClient) -> dict[str, bool]:
+        models = api.get("/v1/models").json()["data"]
+        return {m["id"]: m["linqra"]["local_fallback"] for m in models}
+
+    assert fallback(team)["gemini:gemini-2.5-pro"] and not fallback(team)["local:local"]
+    saved = team.put("/v1/secrets/gemini", json={"value": "sk-test-" + "g" * 32})
+    assert saved.status_code == 200, saved.text
+    assert not fallback(team)["gemini:gemini-2.5-pro"]
+    assert fallback(other)["gemini:gemini-2.5-pro"]
+    monkeypatch.setenv("GEMINI_API_KEY", "sk-test-environment")
+    assert not fallback(other)["gemini:gemini-2.5-pro"]

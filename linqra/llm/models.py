@@ -38,7 +38,8 @@ class ChatCompletion(_Record):
 
 
 class ModelInfo(_Record):
-    """A model at the team's price: ``linqra`` holds the rates, ``configured`` and ``override``."""
+    """A model at the team's price: ``linqra`` holds the rates, ``configured``,
+    ``local_fallback`` (no key: the local model answers) and ``override``."""
 
     id: str
     object: Literal["model"] = "model"

@@ -271,6 +271,15 @@ class LLMRegistry:
             )
         return Resolved(self.provider_or_local().model("local"), requested, reason)
 
+    def falls_back(self, provider: str, credentials: TeamCredentials | None = None) -> bool:
+        """Whether a call to ``provider`` is answered by the local model instead (offline
+        fallback on, and ``provider`` not configured or without a key)."""
+        if provider == "local" or not self.settings.offline_fallback:
+            return False
+        cfg = self.settings.providers.get(provider)
+        own_key = credentials.keys.get(provider) if credentials is not None else None
+        return cfg is None or _missing_key(cfg, own_key)
+
     def provider_or_local(self) -> Provider:
         if "local" in self.settings.providers:
             return self.provider("local")

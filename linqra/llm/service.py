@@ -202,6 +202,13 @@ class LLMService:
                 keys[provider] = key
         return TeamCredentials(team_id, keys) if keys else None
 
+    async def answered_locally(self, team_id: str, providers: Sequence[str]) -> set[str]:
+        """Which of ``providers`` a call of ``team_id`` would now have answered by the local
+        model (offline fallback): not configured, or no key for it, the team's or the
+        environment's."""
+        credentials = await self._credentials(team_id, providers)
+        return {p for p in providers if self.registry.falls_back(p, credentials)}
+
     async def _resolve(self, team_id: str, model_ref: str | None, target: str) -> Resolved:
         credentials = await self._credentials(
             team_id, self.registry.providers_of(model_ref, target)

@@ -13,6 +13,7 @@ type Linqra = {
   context_window?: number;
   price_per_million?: Record<string, string>;
   configured?: boolean;
+  local_fallback?: boolean;
   price_version?: string;
   override?: boolean;
 };
@@ -86,7 +87,7 @@ export function Models() {
                   <Table.Td>
                     <Text size="sm">{model.id}</Text>
                     <Text size="xs" c="dimmed">
-                      {info.kind ?? ""} {info.context_window ? `· ${info.context_window.toLocaleString()} tokens` : ""} {info.configured ? "" : "· provider not configured"}
+                      {info.kind ?? ""} {info.context_window ? `· ${info.context_window.toLocaleString()} tokens` : ""} {info.configured ? "" : "· provider not configured"}{info.configured && info.local_fallback ? "· no key: the local model answers" : ""}
                     </Text>
                   </Table.Td>
                   <Table.Td>{price.input ?? "—"}</Table.Td>
