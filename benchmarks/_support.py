@@ -125,18 +125,18 @@ def init_local_ray() -> None:
 
 
 def wait_steady(cluster: Any, timeout: float = 120) -> None:
-    """Until every actor of ``cluster`` (a :class:`~actors.cluster.ClusterActors`) answers, the
-    span exporter where the cluster traces, and each runner's warm CPU-step workers are up:
-    their processes start after ``start_cluster`` returns, and two cores starting them would
-    slow the first measurements. Only the runners' ping starts workers (``warm=True``); the
-    others' is plain."""
+    """Until every actor of ``cluster`` (a :class:`~actors.cluster.ClusterActors`: the event
+    bus, alerts and span exporter where the settings have them) answers, and each runner's warm
+    CPU-step workers are up: their processes start after ``start_cluster`` returns, and two
+    cores starting them would slow the first measurements. Only the runners' ping starts
+    workers (``warm=True``); the others' is plain."""
     import ray
 
     others = [cluster.scheduler, cluster.supervisor, *cluster.io_pool, *cluster.async_workers]
     runners = cluster.runners or (cluster.runner,)
     pings = [r.ping.remote(warm=True) for r in runners] + [a.ping.remote() for a in others]
-    if cluster.spans is not None:  # the span exporter, where the cluster traces
-        pings.append(cluster.spans.__ray_ready__.remote())
+    optional = (cluster.events, cluster.alerts, cluster.spans)  # where the settings have them
+    pings += [actor.__ray_ready__.remote() for actor in optional if actor is not None]
     ray.get(pings, timeout=timeout)
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_JSON_DEPTH",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "MAX_JSON_INT",
+    "UPLOAD_ENVELOPE_BYTES",
     "InvalidJson",
     "JsonTooDeep",
     "NotJson",
@@ -226,14 +227,15 @@ class RequestLimits:
         upload = bool(_UPLOAD.match(scope.get("path", "")))
         max_body = self.max_upload if upload else self.max_body
         declared = next((v for k, v in headers if k.lower() == b"content-length"), None)
-        field = "file" if upload and media == "multipart/form-data" else "body"
+        form = upload and media == "multipart/form-data"
+        field = "file" if form else "body"
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             await _reject(
                 send,
                 rid,
                 413,
                 "payload_too_large",
-                _too_large(f"is {int(declared)} bytes", max_body, upload),
+                _too_large(f"is {int(declared)} bytes", max_body, upload, form),
                 field,
             )
             return None
@@ -252,7 +254,7 @@ class RequestLimits:
                     rid,
                     413,
                     "payload_too_large",
-                    _too_large(f"is over {max_body} bytes", max_body, upload),
+                    _too_large(f"is over {max_body} bytes", max_body, upload, form),
                     field,
                 )
                 return None
@@ -281,14 +283,18 @@ class RequestLimits:
         return replay
 
 
-def _too_large(size: str, limit: int, upload: bool) -> str:
-    """The 413's message: an upload's names the file's own limit (the body may hold the form's
-    framing besides, up to 64 KiB)."""
-    if upload:
+def _too_large(size: str, limit: int, upload: bool, form: bool) -> str:
+    """The 413's message: a multipart upload's names the file's own limit, and the room its
+    form's framing has besides (:data:`UPLOAD_ENVELOPE_BYTES`)."""
+    envelope = f"{UPLOAD_ENVELOPE_BYTES // 1024} KiB"
+    if form:
         return (
             f"the upload {size}; the limit is {limit - UPLOAD_ENVELOPE_BYTES} bytes for the file"
-            " (knowledge.max_upload_bytes) and 64 KiB for the form around it"
+            f" (knowledge.max_upload_bytes) and {envelope} for the form around it"
         )
+    if upload:
+        limits = f"knowledge.max_upload_bytes + {envelope}"
+        return f"request body {size}; the limit is {limit} bytes ({limits})"
     return f"request body {size}; the limit is {limit} bytes (http.max_body_bytes)"
 
 

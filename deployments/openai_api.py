@@ -430,7 +430,8 @@ def _run_error(error: Mapping[str, Any] | None) -> LinqraError:
 
 async def list_models(llm: LLMService, team_id: str) -> dict[str, Any]:
     """The catalogue at the team's prices (its overrides marked), plus models only it prices;
-    ``local_fallback``: a call would now be answered by the local model (no key for it)."""
+    ``local_fallback``: a call now would be answered by the local model
+    (:meth:`~linqra.llm.service.LLMService.answered_locally`)."""
     overrides = await llm.overrides.list(team_id)
     effective = {key: (price, llm.catalogue.version) for key, price in llm.catalogue.prices.items()}
     effective.update(overrides)

@@ -68,7 +68,8 @@ CHAT_FIELDS = {
 """The chat service's field names → the Linq request's (a DRAFT assistant's 409 names the id)."""
 
 RUN_FIELDS = {"workflow_id": "query.workflowId", "params": "query.params"}
-"""A workflow run's field names → the Linq request's (an unknown workflow's 404, a 413)."""
+"""A workflow run's field names → the Linq request's (an unknown workflow's 404, a 413; for
+:func:`linqra.validation.fields_moved`)."""
 
 
 class Link(BaseModel):

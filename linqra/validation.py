@@ -29,8 +29,8 @@ paths, which a 400 must not spend seconds of the event loop on)."""
 
 
 def format_pydantic_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
-    """Our 4xx error from pydantic's: first problem in the message, the first
-    :data:`MAX_ERROR_DETAILS` in ``details``."""
+    """Our 4xx error from pydantic's: first problem in the message (a misspelt required field
+    before the rest, :func:`_typos_first`), the first :data:`MAX_ERROR_DETAILS` in ``details``."""
     errors = exc.errors(include_url=False)
     details = _typos_first(error_details(errors, lambda loc: prefix + _loc(loc)))
     message, rest = summary(details)
@@ -55,23 +55,26 @@ def error_details(
 
 
 def _typos_first(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An unknown field that is a near miss of a required one missing beside it (``taget`` for
-    ``target``) first, saying so: the missing field is the typo's consequence, and a message
-    that led with it (``steps[0].target: Field required``) pointed away from the typo."""
-    missing: dict[str, list[str]] = {}
+    """An unknown field that is the nearest miss of a required one missing beside it (``taget``
+    for ``target``) first, saying so: the missing field is the typo's consequence, and a message
+    that led with it (``steps[0].target: Field required``) pointed away from the typo. One typo
+    a missing field (the closest); a misspelt optional field has no missing one to match."""
+    extras: dict[str, dict[str, dict[str, Any]]] = {}  # parent → name → its detail
     for d in details:
-        if d["type"] == "missing":
+        if d["type"] == "extra_forbidden":
             parent, _, name = str(d["field"]).rpartition(".")
-            missing.setdefault(parent, []).append(name)
+            extras.setdefault(parent, {})[name] = d
     typos: list[dict[str, Any]] = []
     for d in details:
-        if d["type"] != "extra_forbidden":
+        if d["type"] != "missing":
             continue
         parent, _, name = str(d["field"]).rpartition(".")
-        close = difflib.get_close_matches(name, missing.get(parent, []), n=1, cutoff=0.75)
+        unknown = extras.get(parent, {})
+        close = difflib.get_close_matches(name, list(unknown), n=1, cutoff=0.75)
         if close:
-            d["message"] = f"{d['message']}; did you mean {close[0]!r}?"
-            typos.append(d)
+            typo = unknown.pop(close[0])
+            typo["message"] = f"{typo['message']}; did you mean {name!r}?"
+            typos.append(typo)
     first = {id(d) for d in typos}
     return typos + [d for d in details if id(d) not in first]
 

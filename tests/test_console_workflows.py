@@ -214,7 +214,7 @@ def test_a_slow_run_cancelled_from_its_page_and_resumed(console: Console) -> Non
     # motion (tests/support/browser.py)
     bar = running.locator("[data-bar]")
     expect(bar).to_be_visible()
-    assert bar.evaluate("e => getComputedStyle(e).transitionDuration") == "0s"
+    expect(bar).to_have_css("transition-duration", "0s")
     expect(page.get_by_test_id("execution-status")).to_have_text("RUNNING")
     expect(page.get_by_role("button", name="Resume execution")).to_have_count(0)
     page.get_by_role("button", name="Cancel execution").click()

@@ -214,3 +214,26 @@ def test_a_misspelt_field_is_named_first_with_what_it_was_meant_to_be(api: TeamC
     )
     assert other["field"] == "steps[0].target"
     assert other["message"] == "steps[0].target: Field required (and 1 more)"
+
+
+def test_one_typo_a_missing_field_the_closest_and_an_optional_ones_gets_no_hint() -> None:
+    class Step(BaseModel, extra="forbid"):
+        target: str
+        action: str | None = None
+
+    class Body(BaseModel, extra="forbid"):
+        steps: list[Step]
+
+    def refused(body: dict[str, Any]) -> Any:
+        with pytest.raises(pydantic.ValidationError) as caught:
+            Body.model_validate(body)
+        return format_pydantic_error(caught.value)
+
+    two = refused({"steps": [{"targt": "a", "taget": "b"}]})  # both near target: one is meant
+    hinted = [d["field"] for d in two.details if "did you mean" in d["message"]]
+    assert two.field == "steps[0].targt" and hinted == ["steps[0].targt"]
+    later = refused({"steps": [{"target": "a"}, {"taget": "b"}]})  # a typo of a later step
+    assert later.field == "steps[1].taget"
+    optional = refused({"steps": [{"target": "a", "actoin": "b"}]})  # nothing missing: no hint
+    assert optional.field == "steps[0].actoin"
+    assert optional.message == "steps[0].actoin: Extra inputs are not permitted"

@@ -201,6 +201,13 @@ def test_bad_uploads_and_searches_are_4xx_naming_the_problem(kh: TeamClient) -> 
         f"the limit is {20 * 1024 * 1024} bytes for the file (knowledge.max_upload_bytes)"
         " and 64 KiB for the form around it"
     )
+    as_json = kh.post(url, json={"title": "t", "text": "a" * (20 * 1024 * 1024 + 70_000)})
+    assert as_json.status_code == 413
+    refused = as_json.json()["error"]  # a JSON upload: its body is at fault, not a form's file
+    assert refused["field"] == "body"
+    assert refused["message"].endswith(
+        f"the limit is {20 * 1024 * 1024 + 64 * 1024} bytes (knowledge.max_upload_bytes + 64 KiB)"
+    )
     # just over the limit, within what the body check allows for the form's own bytes: the
     # file's size is checked once read, and is the same 413
     just_over = kh.post(

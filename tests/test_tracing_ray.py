@@ -138,11 +138,12 @@ def test_the_span_exporter_is_started_only_for_a_cluster_that_traces(cluster: Se
         }
     )
     made = start_span_exporter(traced)
+    assert made is not None
     try:
-        assert made is not None and ray.get(made.exported.remote(), timeout=60) == {}
+        assert ray.get(made.exported.remote(), timeout=60) == {}
         assert start_span_exporter(traced) == made  # found, not made again
     finally:
-        ray.kill(ray.get_actor(SPANS, namespace="trace-traced"))
+        ray.kill(made)
 
 
 def test_a_collector_that_is_down_costs_the_span_makers_no_wait_and_no_memory(

@@ -1727,7 +1727,8 @@ class ModelChoice(BaseModel):
 
 class ModelInfo(BaseModel):
     """
-    A model at the team's price: ``linqra`` holds the rates, ``configured`` and ``override``.
+    A model at the team's price: ``linqra`` holds the rates, ``configured``,
+    ``local_fallback`` (a call now would be answered by the local model) and ``override``.
     """
 
     model_config = ConfigDict(

@@ -59,7 +59,7 @@ async def linq(system: SystemDep, team: Runner, body: JsonObject) -> JSONRespons
             definition = system.workflows.validate_definition(
                 inline_definition(request), prefix="query.workflow."
             )
-    with fields_renamed(RUN_FIELDS):
+    with fields_moved(RUN_FIELDS):
         record = await system.runs.run_execution(
             team.team_id,
             system.settings.http.wait_timeout_seconds,

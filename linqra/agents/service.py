@@ -302,11 +302,9 @@ class AgentService(TaskExecutions):
             workflow_id = config.get("workflow_id")
             if not isinstance(workflow_id, str) or not workflow_id:
                 raise ValidationError("config.workflow_id is required", field="config.workflow_id")
-            try:
+            # not the team's (or none): 404, naming the task's field
+            with fields_moved({"workflow_id": "config.workflow_id"}):
                 await self.workflows.get(team_id, workflow_id)
-            except NotFound as exc:  # not the team's (or none): 404, naming the task's field
-                exc.field = "config.workflow_id"
-                raise
             return None, workflow_id
         if kind == "API_CALL":
             method = str(config.get("method", "GET")).upper()

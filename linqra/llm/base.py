@@ -67,3 +67,6 @@ class TeamKeys(Protocol):
 
     async def reveal(self, team_id: str, provider: str) -> str | None:
         """The team's key for ``provider``, or ``None`` when it has none."""
+
+    async def key_providers(self, team_id: str) -> set[str]:
+        """The providers the team has a key for (none of them opened)."""

@@ -39,7 +39,7 @@ class ChatCompletion(_Record):
 
 class ModelInfo(_Record):
     """A model at the team's price: ``linqra`` holds the rates, ``configured``,
-    ``local_fallback`` (no key: the local model answers) and ``override``."""
+    ``local_fallback`` (a call now would be answered by the local model) and ``override``."""
 
     id: str
     object: Literal["model"] = "model"

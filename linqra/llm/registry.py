@@ -59,10 +59,10 @@ _VENDORS: dict[str, type[OpenAIProvider | AnthropicProvider | GeminiProvider | C
 }
 
 
-def _missing_key(cfg: LLMProviderConfig, own_key: str | None = None) -> bool:
+def _missing_key(cfg: LLMProviderConfig, own_key: bool = False) -> bool:
     """Whether a call to ``cfg`` has no key to send: it takes one from the environment, has no
-    base URL of its own (a server that may need none), and neither the team nor the
-    environment gives one."""
+    base URL of its own (a server that may need none), and neither the team (``own_key``) nor
+    the environment gives one."""
     return bool(
         cfg.kind != "local"
         and cfg.api_key_env
@@ -254,13 +254,8 @@ class LLMRegistry:
             )
         provider, model = self.parse(model_ref, target)
         requested = f"{provider}:{model}"
-        cfg = self.settings.providers.get(provider)
-        own_key = credentials.keys.get(provider) if credentials is not None else None
-        reason = None
-        if cfg is None:
-            reason = f"provider {provider!r} is not configured"
-        elif _missing_key(cfg, own_key):
-            reason = f"no API key in {cfg.api_key_env}"
+        own_key = bool(credentials is not None and credentials.keys.get(provider))
+        reason = self.unreachable(provider, own_key=own_key)
         if reason is None:
             return Resolved(self.provider(provider, credentials).model(model), requested)
         if not self.settings.offline_fallback:
@@ -271,14 +266,16 @@ class LLMRegistry:
             )
         return Resolved(self.provider_or_local().model("local"), requested, reason)
 
-    def falls_back(self, provider: str, credentials: TeamCredentials | None = None) -> bool:
-        """Whether a call to ``provider`` is answered by the local model instead (offline
-        fallback on, and ``provider`` not configured or without a key)."""
-        if provider == "local" or not self.settings.offline_fallback:
-            return False
+    def unreachable(self, provider: str, *, own_key: bool = False) -> str | None:
+        """Why a call to ``provider`` cannot reach it — not configured, or no key to send (the
+        team's own, ``own_key``, or the environment's) — or ``None``: it can. The call is then
+        answered by the local model (``offline_fallback``) or refused."""
         cfg = self.settings.providers.get(provider)
-        own_key = credentials.keys.get(provider) if credentials is not None else None
-        return cfg is None or _missing_key(cfg, own_key)
+        if cfg is None:
+            return f"provider {provider!r} is not configured"
+        if _missing_key(cfg, own_key):
+            return f"no API key in {cfg.api_key_env}"
+        return None
 
     def provider_or_local(self) -> Provider:
         if "local" in self.settings.providers:

@@ -204,10 +204,17 @@ class LLMService:
 
     async def answered_locally(self, team_id: str, providers: Sequence[str]) -> set[str]:
         """Which of ``providers`` a call of ``team_id`` would now have answered by the local
-        model (offline fallback): not configured, or no key for it, the team's or the
-        environment's."""
-        credentials = await self._credentials(team_id, providers)
-        return {p for p in providers if self.registry.falls_back(p, credentials)}
+        model: with ``offline_fallback`` on, those it cannot reach (not configured, or no key,
+        the team's or the environment's; :meth:`ProviderRegistry.unreachable`). Which keys the
+        team has is read from their masked list: none is opened."""
+        if not self.settings.llm.offline_fallback:
+            return set()
+        own = await self.team_keys.key_providers(team_id) if self.team_keys is not None else set()
+        return {
+            p
+            for p in providers
+            if p != "local" and self.registry.unreachable(p, own_key=p in own) is not None
+        }
 
     async def _resolve(self, team_id: str, model_ref: str | None, target: str) -> Resolved:
         credentials = await self._credentials(

@@ -90,6 +90,10 @@ class TeamSecrets:
         docs = await self.store.find(TEAM_SECRETS, team_id, sort=[("provider", 1)], limit=1000)
         return [_view(d) for d in docs]
 
+    async def key_providers(self, team_id: str) -> set[str]:
+        """The providers the team has a key for, none opened (for the model list)."""
+        return {view.provider for view in await self.list(team_id)}
+
     async def reveal(self, team_id: str, provider: str) -> str | None:
         """The team's key for ``provider``, or ``None``: for the LLM layer, never for an answer.
         A stored key that does not open raises :class:`~linqra.secrets.keyring.SealError`."""

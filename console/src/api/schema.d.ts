@@ -4047,7 +4047,8 @@ export interface components {
         };
         /**
          * ModelInfo
-         * @description A model at the team's price: ``linqra`` holds the rates, ``configured`` and ``override``.
+         * @description A model at the team's price: ``linqra`` holds the rates, ``configured``,
+         *     ``local_fallback`` (a call now would be answered by the local model) and ``override``.
          */
         ModelInfo: {
             /** Created */

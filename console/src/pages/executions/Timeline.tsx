@@ -59,7 +59,7 @@ export function Timeline(props: {
   });
   // a bar's growth eased only while that costs little, and never where the system asks for
   // reduced motion
-  const reduced = useReducedMotion();
+  const reduced = useReducedMotion(undefined, { getInitialValueInEffect: false }); // from the first render
   const animate = !reduced && steps.length <= 50;
   return (
     <Paper withBorder p="sm">
