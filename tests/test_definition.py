@@ -124,13 +124,22 @@ def test_dag_dependencies_come_from_references_and_depends_on() -> None:
                     {"step": 2, "target": "noop"},
                 ]
             },
-            "steps[0]",
+            "steps[0].params.a",
             "later step2",
         ),
         (
             {"steps": [{"step": 1, "target": "noop", "params": {"a": "{{step7.result}}"}}]},
-            "steps[0]",
+            "steps[0].params.a",
             "unknown step7",
+        ),
+        (  # the reference is named where it is, however deep
+            {
+                "steps": [
+                    {"step": 1, "target": "noop", "params": {"a": {"b": ["x", "{{step1.result}}"]}}}
+                ]
+            },
+            "steps[0].params.a.b[1]",
+            "refers to itself",
         ),
         (
             {"steps": [{"step": 1, "target": "noop", "params": {"a": "{{stepx.result}}"}}]},
@@ -203,7 +212,7 @@ def test_dag_dependencies_come_from_references_and_depends_on() -> None:
                     {"step": 2, "target": "noop", "params": {"a": "{{step1.result}}"}},
                 ]
             },
-            "steps[1]",
+            "steps[1].params.a",
             "async step1",
         ),
         (

@@ -375,7 +375,7 @@ def test_bad_input_gets_clear_4xx_and_writes_nothing(client: TestClient) -> None
             },
             400,
             "invalid_request",
-            "steps[0]",
+            "steps[0].dependsOn",
         ),
         ({"steps": [{"step": 1, "target": "noop"}]}, 400, "invalid_request", "name"),
         (
@@ -385,7 +385,7 @@ def test_bad_input_gets_clear_4xx_and_writes_nothing(client: TestClient) -> None
             },
             400,
             "invalid_request",
-            "steps[0]",
+            "steps[0].params.a",
         ),
     ]
     for body, status, code, field in cases:

@@ -139,21 +139,44 @@ class WorkflowDefinition(_Model):
         return data
 
 
-def step_references(step: Step) -> set[int]:
-    refs: set[int] = set()
-    for name, value in (
+def _templated(step: Step) -> list[tuple[str, Any]]:
+    """The fields of ``step`` that may hold ``{{…}}`` templates, by name."""
+    fields: list[tuple[str, Any]] = [
         ("intent", step.intent),
         ("params", step.params),
         ("payload", step.payload),
         ("headers", step.headers),
         ("condition", step.condition),
-    ):
-        refs |= check_templates(value, name)
+    ]
     if step.cacheConfig and step.cacheConfig.key:
-        refs |= check_templates(step.cacheConfig.key, "cacheConfig.key")
+        fields.append(("cacheConfig.key", step.cacheConfig.key))
     if step.jump:
-        refs |= check_templates(step.jump.condition, "jump.condition")
+        fields.append(("jump.condition", step.jump.condition))
+    return fields
+
+
+def step_references(step: Step) -> set[int]:
+    refs: set[int] = set()
+    for name, value in _templated(step):
+        refs |= check_templates(value, name)
     return refs
+
+
+def _where(step: Step, ref: int) -> str:
+    """The path in ``step`` of the first value that refers to step ``ref`` (``params.input``,
+    ``payload[0].content``), for a 400 that points at it; ``dependsOn`` when none does."""
+
+    def find(value: Any, path: str) -> str | None:
+        if isinstance(value, Mapping):
+            items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+        else:
+            return path if isinstance(value, str) and ref in check_templates(value, path) else None
+        return next((p for p in (find(v, sub) for sub, v in items) if p is not None), None)
+
+    found = (find(value, name) for name, value in _templated(step))
+    return next((path for path in found if path is not None), "dependsOn")
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -186,6 +209,27 @@ def parse_definition(
     return definition
 
 
+def _reference_problem(
+    definition: WorkflowDefinition, seen: Mapping[int, int], step: Step, ref: int, origin: str
+) -> str | None:
+    """What is wrong with ``step``'s reference (or ``dependsOn``) to step ``ref``, if anything."""
+    if ref not in seen:
+        return f"step {step.step}: {origin} to unknown step{ref}"
+    if definition.steps[seen[ref]].async_:
+        return (
+            f"step {step.step}: {origin} to async step{ref}; an async step's result is not"
+            " available to other steps"
+        )
+    if ref == step.step:
+        return f"step {step.step} refers to itself"
+    if definition.mode == "sequential" and ref > step.step:
+        return (
+            f"step {step.step}: {origin} to later step{ref} (sequential mode runs in step order;"
+            ' use "mode": "dag" for other orders)'
+        )
+    return None
+
+
 def validate_graph(definition: WorkflowDefinition, *, prefix: str = "") -> None:
     """Step numbers, references, conditions, jumps and (in DAG mode) cycles."""
     seen: dict[int, int] = {}
@@ -213,24 +257,10 @@ def validate_graph(definition: WorkflowDefinition, *, prefix: str = "") -> None:
             raise ValidationError(exc.message, field=f"{field}.{exc.field}") from None
         for ref in sorted(refs | set(step.dependsOn)):
             origin = "dependsOn" if ref in step.dependsOn and ref not in refs else "reference"
-            if ref not in seen:
-                raise ValidationError(
-                    f"step {step.step}: {origin} to unknown step{ref}", field=field
-                )
-            if definition.steps[seen[ref]].async_:
-                raise ValidationError(
-                    f"step {step.step}: {origin} to async step{ref}; an async step's result is not"
-                    " available to other steps",
-                    field=field,
-                )
-            if ref == step.step:
-                raise ValidationError(f"step {step.step} refers to itself", field=field)
-            if definition.mode == "sequential" and ref > step.step:
-                raise ValidationError(
-                    f"step {step.step}: {origin} to later step{ref} (sequential mode runs in step order;"
-                    ' use "mode": "dag" for other orders)',
-                    field=field,
-                )
+            problem = _reference_problem(definition, seen, step, ref, origin)
+            if problem is not None:
+                at = _where(step, ref) if origin == "reference" else "dependsOn"
+                raise ValidationError(problem, field=f"{field}.{at}")
         if step.jump is not None:
             if definition.mode == "dag":
                 raise ValidationError(
