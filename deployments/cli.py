@@ -187,6 +187,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             else "  Ray dashboard:  (not running)"
         )
         _say(f"  store:          {settings.resolved_store_url}")
+        from linqra.secrets.keyring import ENV_VAR, KEY_FILE
+
+        if not os.environ.get(ENV_VAR, "").strip():  # the embedded profile's own key file
+            key_file = (settings.data_dir / KEY_FILE).resolve()
+            _say(f"  secrets:        sealed with {key_file}; set {ENV_VAR} in production")
         _say(
             f"  vectors:        {settings.knowledge.vector_uri}"
             + ("  (Milvus Lite, embedded)" if milvus is not None else "")
@@ -211,6 +216,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if joined:  # someone else's cluster: take our app away, leave the cluster running
             serve.delete("linqra")
         ray.shutdown()  # type: ignore[no-untyped-call]  # a cluster we started goes with it
+        _say("stopped")
         return 0
     finally:
         if milvus is not None:

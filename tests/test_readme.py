@@ -316,6 +316,17 @@ def test_a_second_linqra_up_says_it_is_already_running(linqra: Linqra) -> None:
 
 
 @pytest.mark.ray
+def test_the_banner_says_once_where_the_embedded_secrets_key_is(linqra: Linqra) -> None:
+    """Each of the cluster's processes loads the key file; the operator is told once, in the
+    banner (and by the process that made the file), not once a process."""
+    text = linqra.log.read_text(errors="replace")
+    key_file = (Path(linqra.env["LINQRA_DATA_DIR"]) / "master.key").resolve()
+    banner = f"  secrets:        sealed with {key_file}; set LINQRA_MASTER_KEYS in production"
+    assert banner in text.splitlines()
+    assert text.count("sealed with the embedded master key file") <= 1
+
+
+@pytest.mark.ray
 def test_the_api_docs_page_works_offline(linqra: Linqra) -> None:
     """`/docs` (linked from the README and printed by `linqra up`) loads nothing from a CDN."""
     from tests.test_docs_ui import _references

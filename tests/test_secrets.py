@@ -166,7 +166,7 @@ def test_the_newest_key_seals_and_older_ones_still_open() -> None:
 
 
 def test_the_embedded_key_file_is_made_once_mode_0600_and_production_needs_the_variable(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.INFO, logger="linqra.secrets.keyring")
     embedded = Settings(data_dir=tmp_path / "data")
@@ -179,6 +179,17 @@ def test_the_embedded_key_file_is_made_once_mode_0600_and_production_needs_the_v
     notices = [r for r in caplog.records if "embedded master key file" in r.getMessage()]
     assert len(notices) == 1 and str(path) in notices[0].getMessage()
     assert path.read_text() not in caplog.text
+    # another process (here: this one, forgetting it said so) finds the file made: it says so
+    # only at DEBUG, or each of a cluster's processes would repeat it
+    monkeypatch.setattr("linqra.secrets.keyring._announced", set())
+    caplog.clear()
+    load_keyring(embedded, environ={})
+    assert [r.levelno for r in caplog.records if "master key file" in r.getMessage()] == []
+    caplog.set_level(logging.DEBUG, logger="linqra.secrets.keyring")
+    monkeypatch.setattr("linqra.secrets.keyring._announced", set())
+    load_keyring(embedded, environ={})
+    again_said = [r for r in caplog.records if "master key file" in r.getMessage()]
+    assert [r.levelno for r in again_said] == [logging.DEBUG]
     from_env = load_keyring(embedded, environ={ENV_VAR: entry(5, raw_key())})
     assert from_env.version == 5 and from_env.source == ENV_VAR
     production = Settings.model_construct(profile="production", data_dir=tmp_path / "prod")

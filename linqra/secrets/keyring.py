@@ -210,10 +210,12 @@ def load_keyring(settings: Settings, environ: Mapping[str, str] | None = None) -
             f"(e.g. {ENV_VAR}=1:$(openssl rand -base64 32)); see docs/security.md"
         )
     path = (settings.data_dir / KEY_FILE).resolve()
+    existed = path.exists()
     keyring = Keyring.parse(_read_or_create(path), source=str(path))
-    if path not in _announced:
-        _announced.add(path)
-        log.info(
+    if path not in _announced:  # said once, by the process that made the file (each of a
+        _announced.add(path)  # cluster's processes loads it; `linqra up` says it in its banner)
+        log.log(
+            logging.DEBUG if existed else logging.INFO,
             "secrets are sealed with the embedded master key file %s (set %s in production)",
             path,
             ENV_VAR,
