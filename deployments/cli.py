@@ -144,6 +144,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings, milvus = _embedded_milvus(settings)  # its URI now; it starts beside Ray
     if milvus is not None:
         milvus.spawn()  # here, not in the thread: no fork racing ray.init's threads
+    stopped = False
     try:  # Milvus Lite runs in its own session: nothing else stops it, whatever ends this
         milvus_started = _Background(milvus.wait_ready if milvus is not None else lambda: None)
         context, started = init_ray(settings, args.address, dashboard=True)
@@ -216,11 +217,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         if joined:  # someone else's cluster: take our app away, leave the cluster running
             serve.delete("linqra")
         ray.shutdown()  # type: ignore[no-untyped-call]  # a cluster we started goes with it
-        _say("stopped")
+        stopped = True
         return 0
     finally:
         if milvus is not None:
             milvus.stop()
+        if stopped:  # (and its Milvus Lite with it)
+            _say("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -282,3 +282,5 @@ def test_linqra_up_serves_https_through_serves_proxy(
     finally:
         _stop(up, signal.SIGINT, 60)
         assert os.path.exists(log)
+    lines = log.read_text(errors="replace").splitlines()  # Ctrl-C: it says when it is done
+    assert "stopped" in lines[lines.index("stopping…") :], lines[-5:]
