@@ -205,8 +205,8 @@ class LLMService:
     async def answered_locally(self, team_id: str, providers: Sequence[str]) -> set[str]:
         """Which of ``providers`` a call of ``team_id`` would now have answered by the local
         model: with ``offline_fallback`` on, those it cannot reach (not configured, or no key,
-        the team's or the environment's; :meth:`~linqra.llm.registry.LLMRegistry.unreachable`). Which keys the
-        team has is read from their masked list: none is opened."""
+        the team's or the environment's; :meth:`~linqra.llm.registry.LLMRegistry.unreachable`).
+        Which keys the team has is read from their masked list: none is opened."""
         if not self.settings.llm.offline_fallback:
             return set()
         own = await self.team_keys.key_providers(team_id) if self.team_keys is not None else set()
