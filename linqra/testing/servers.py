@@ -9,6 +9,9 @@ ASGI app in a thread. Everything listens on 127.0.0.1 only and is gone when its 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,9 +23,45 @@ from typing import Any, Self
 __all__ = ["AppServer", "free_port", "redis_server", "tansu_broker", "wait_port"]
 
 
+# Ports are handed out below the kernel's ephemeral range (32768-60999 on Linux): a port from
+# ``bind(0)`` is one an outgoing connection may be given next, and a server that binds it only
+# after a slow start (Ray Serve's proxy, 10-20 s after ``linqra up``) then finds it taken. Ray's
+# worker processes use 10002-19999, so the range starts above them. Each pytest-xdist worker (and
+# any other process) walks its own slice, so two processes of one suite never hand out the same
+# port while both are starting.
+_PORTS = range(20000, 32768)
+_SLICES = 8
+_cursor: Iterator[int] | None = None
+_cursor_lock = threading.Lock()
+
+
+def _slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else os.getpid()
+    size = len(_PORTS) // _SLICES
+    start = _PORTS.start + (index % _SLICES) * size
+    return range(start, start + size)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the ephemeral range
+    (see ``_PORTS``); the same process is not handed the same port again until its slice has
+    wrapped round."""
+    global _cursor
+    with _cursor_lock:
+        if _cursor is None:
+            ports = _slice()
+            offset = random.randrange(len(ports))  # a fresh process starts somewhere new
+            _cursor = itertools.cycle([*ports[offset:], *ports[:offset]])
+        for _ in range(len(_PORTS) // _SLICES):
+            port = next(_cursor)
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # in use, or still in TIME_WAIT
+                return port
+    with socket.socket() as sock:  # the whole slice is taken: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import psutil
 
+from linqra.testing.servers import free_port
 from tests.support.multinode import wait_for
 
 __all__ = ["WORKER_RESOURCE", "FakeAutoscalingCluster", "main"]
@@ -59,13 +60,6 @@ WORKER_TYPES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class FakeAutoscalingCluster:
     """``start()`` the head (``head_cpus`` CPUs) with the autoscaler, ``address`` to connect,
     ``shutdown()`` everything it started."""
@@ -80,7 +74,7 @@ class FakeAutoscalingCluster:
         self.worker_types = worker_types
         self.head_cpus = head_cpus
         self.idle_timeout_minutes = idle_timeout_minutes
-        self.port = _free_port()
+        self.port = free_port()
         self.ip = "127.0.0.1"
         self.address = f"{self.ip}:{self.port}"
         self.temp_dir = tempfile.mkdtemp(prefix="lqas-")  # short: Ray's socket paths are long
@@ -136,8 +130,8 @@ class FakeAutoscalingCluster:
             [ray_cli, "start", "--head", "--block", f"--port={self.port}",
              f"--node-ip-address={self.ip}", f"--num-cpus={self.head_cpus}",
              f"--autoscaling-config={config}", f"--temp-dir={self.temp_dir}",
-             "--include-dashboard=false", f"--dashboard-agent-listen-port={_free_port()}",
-             f"--ray-client-server-port={_free_port()}", "--disable-usage-stats"],
+             "--include-dashboard=false", f"--dashboard-agent-listen-port={free_port()}",
+             f"--ray-client-server-port={free_port()}", "--disable-usage-stats"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
 
