@@ -44,13 +44,14 @@ __all__ = [
     "RUNNER",
     "SCHEDULER",
     "SUPERVISOR",
-    "Passivating",
     "RayChatHost",
     "RayLauncher",
     "RayRunLog",
     "agent_name",
     "call",
-    "conversation_name",
+    "chat_host_for",
+    "chat_host_index",
+    "chat_host_name",
     "forget",
     "lookup",
     "named_actor",
@@ -76,7 +77,9 @@ IO_PREFIX = "linqra-io-"
 ASYNC_PREFIX = "linqra-async-"
 """``linqra-async-0`` …: workers of queued async steps (``actors/async_steps.py``)."""
 AGENT_PREFIX = "linqra-agent-"
-CONV_PREFIX = "linqra-conv-"
+CHAT_PREFIX = "linqra-chat-"
+"""``linqra-chat-0`` …: the chat's hosts, each keeping many conversations' workers
+(``actors/chat_host.py``)."""
 
 
 def runner_name(index: int) -> str:
@@ -102,16 +105,20 @@ def agent_name(agent_id: str) -> str:
     return f"{AGENT_PREFIX}{agent_id}"
 
 
-def conversation_name(conversation_id: str) -> str:
-    """``linqra-conv-<conversation id>``: one active conversation (``actors/conversation.py``)."""
-    return f"{CONV_PREFIX}{conversation_id}"
+def chat_host_name(index: int) -> str:
+    """``linqra-chat-<index>``: one of the ``chat.hosts`` chat hosts."""
+    return f"{CHAT_PREFIX}{index}"
 
 
-class Passivating(Exception):
-    """A conversation's actor that is exiting refuses a new send (its caller waits for the
-    name to be free and creates the next one): a run written now would be left with no worker.
-    A signal between the Ray layer's own parts (``RayChatHost.send`` catches it), so not one of
-    ``linqra.errors``: no client ever sees it."""
+def chat_host_index(settings: Settings, conversation_id: str) -> int:
+    """Which host keeps ``conversation_id``'s worker: a hash of the id, so every replica sends
+    one conversation's messages, cancels and reads to the same one."""
+    return zlib.crc32(conversation_id.encode()) % settings.chat.hosts
+
+
+def chat_host_for(settings: Settings, conversation_id: str) -> str:
+    """The name of the host that keeps ``conversation_id``'s worker."""
+    return chat_host_name(chat_host_index(settings, conversation_id))
 
 
 HEAD_NODE_RESOURCE = "node:__internal_head__"
@@ -300,12 +307,13 @@ class RayLauncher:
         return None
 
 
-PASSIVATION_WAIT = 10.0
-"""How long a send waits for a conversation's exiting actor to be gone (then 503)."""
+HOST_WAIT = 10.0
+"""How long a send waits for its conversation's host to be up (then 503): a host that died is
+restarted by Ray, in a second or several on a busy node."""
 
 
 class RayChatHost(ChatHost):
-    """Each conversation's worker in its own actor (see the module docstring)."""
+    """The conversations' workers in the cluster's chat hosts (``actors/chat_host.py``)."""
 
     def __init__(
         self,
@@ -316,73 +324,66 @@ class RayChatHost(ChatHost):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        if settings.cache_url.startswith("memory:"):  # runs' logs live in their actors
+        if settings.cache_url.startswith("memory:"):  # runs' logs live in their hosts
             runlog = RayRunLog(settings, deps.runlog, deps.conversations)
             deps = dataclasses.replace(deps, runlog=runlog)
         self.deps = deps
-        self._clock, self._sleep = clock, sleep  # the wait for an exiting actor (send)
+        self._clock, self._sleep = clock, sleep  # the wait for a host that is not up (send)
 
     async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
-        """Send to the conversation's actor, made first when there is none. One that is exiting
-        (``Passivating``, or already dead) is waited out — its exit closes its system, a second
-        or more on a busy node — for at most :data:`PASSIVATION_WAIT` seconds, then 503."""
-        deadline = self._clock() + PASSIVATION_WAIT
+        """Send to the conversation's host, which the supervisor creates first when there is
+        none. A host that died or is restarting is waited for, for at most :data:`HOST_WAIT`
+        seconds, then 503."""
+        name = chat_host_for(self.settings, conversation_id)
+        deadline = self._clock() + HOST_WAIT
         for attempt in itertools.count():
-            actor = _existing(self.settings, conversation_id)
-            if actor is None:  # passive: the supervisor creates its actor (get-or-create)
-                await call(
-                    self.settings, SUPERVISOR, "activate_conversation", team_id, conversation_id
-                )
-                actor = _existing(self.settings, conversation_id)
             try:
-                if actor is not None:
-                    result: dict[str, Any] = await actor.send.remote(send)
-                    return result
-            except (RayActorError, Passivating):  # it was passivating: a new one takes it
+                try:
+                    host = lookup(self.settings, name)
+                except Unavailable:  # not made yet: the supervisor makes it (get-or-create)
+                    await call(
+                        self.settings, SUPERVISOR, "activate_conversation", team_id, conversation_id
+                    )
+                    host = lookup(self.settings, name)
+                result: dict[str, Any] = await host.send.remote(team_id, conversation_id, send)
+                return result
+            except RayActorError:  # died under the call, or killed for good: look it up anew
+                forget(self.settings, name)
+            except Unavailable:
                 pass
             pause = min(0.1 * (attempt + 1), 0.5)
             if self._clock() + pause > deadline:
                 break
             await self._sleep(pause)
-        raise Unavailable("the conversation's worker is restarting", retry_after=1)
+        raise Unavailable("the conversation's host is restarting", retry_after=1)
 
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:
-        actor = _existing(self.settings, conversation_id)
-        if actor is None:
-            return False
+        name = chat_host_for(self.settings, conversation_id)
         try:
-            return bool(await actor.cancel.remote(run_id))
-        except RayActorError:
+            return bool(await call(self.settings, name, "cancel", team_id, conversation_id, run_id))
+        except Unavailable:
             return False
 
     async def holds(self, team_id: str, conversation_id: str, run_id: str) -> bool:
-        """Asks the conversation's actor; gone, dead or silent for ``chat.stale_after_seconds``
+        """Asks the conversation's host; gone, dead or silent for ``chat.stale_after_seconds``
         (at most 5 s; the supervisor asks about a batch of runs at once) is ``False``."""
-        actor = _existing(self.settings, conversation_id)
-        if actor is None:
-            return False
+        name = chat_host_for(self.settings, conversation_id)
         wait = min(self.settings.chat.stale_after_seconds, 5.0)
+        args = (team_id, conversation_id, run_id)
         try:
-            return bool(await asyncio.wait_for(actor.holds.remote(run_id), wait))
-        except (RayActorError, TimeoutError):
+            return bool(await asyncio.wait_for(call(self.settings, name, "holds", *args), wait))
+        except (Unavailable, TimeoutError):
             return False
 
     async def close(self) -> None:
         return None
 
 
-def _existing(settings: Settings, conversation_id: str) -> Any:
-    try:
-        return ray.get_actor(conversation_name(conversation_id), namespace=settings.ray.namespace)
-    except ValueError:
-        return None
-
-
 class RayRunLog:
     """The run log when the cache is ``memory://`` on a cluster: each run's log lives in its
-    conversation's actor (``local`` is this process's own, used by an actor for its runs);
-    readers elsewhere reach it by the run's conversation. A passivated or dead actor's runs
-    have no log any more: a read finds nothing and the run counts as finished."""
+    conversation's host (``local`` is this process's own, used by a host for its runs); readers
+    elsewhere reach it by the run's conversation. A host that died lost its runs' logs: a read
+    finds nothing and the run counts as finished."""
 
     def __init__(self, settings: Settings, local: RunLog, deps_conversations: Any) -> None:
         self.settings = settings
@@ -390,7 +391,8 @@ class RayRunLog:
         self.conversations = deps_conversations
         self._owner: OrderedDict[tuple[str, str], str] = OrderedDict()
 
-    async def _actor(self, team_id: str, run_id: str) -> Any:
+    async def _host(self, team_id: str, run_id: str) -> str | None:
+        """The name of the host that keeps ``run_id``'s log; ``None`` for a run not found."""
         key = (team_id, run_id)
         conversation = self._owner.get(key)
         if conversation is None:
@@ -401,45 +403,43 @@ class RayRunLog:
             self._owner[key] = conversation
             if len(self._owner) > 10_000:
                 self._owner.popitem(last=False)
-        return _existing(self.settings, conversation)
+        return chat_host_for(self.settings, conversation)
 
     async def append(
         self, team_id: str, run_id: str, event: str, data: Mapping[str, Any]
     ) -> RunEvent:
-        actor = await self._actor(team_id, run_id)
-        if actor is None:
+        host = await self._host(team_id, run_id)
+        if host is None:
             raise Unavailable("the run's conversation is not active", retry_after=1)
         try:
-            event_: RunEvent = await actor.append.remote(run_id, event, dict(data))
-        except RayActorError:
+            return await call(self.settings, host, "append", team_id, run_id, event, dict(data))  # type: ignore[no-any-return]
+        except Unavailable:
             raise Unavailable("the run's conversation is not active", retry_after=1) from None
-        return event_
 
     async def read(
         self, team_id: str, run_id: str, after: int = 0, *, wait: float = 0.0, limit: int = 1000
     ) -> list[RunEvent]:
-        actor = await self._actor(team_id, run_id)
-        if actor is None:
+        host = await self._host(team_id, run_id)
+        if host is None:
             return []
         try:
-            events: list[RunEvent] = await actor.read.remote(run_id, after, wait, limit)
-        except RayActorError:
+            return await call(self.settings, host, "read", team_id, run_id, after, wait, limit)  # type: ignore[no-any-return]
+        except Unavailable:
             return []
-        return events
 
     async def finish(self, team_id: str, run_id: str) -> None:
-        actor = await self._actor(team_id, run_id)
-        if actor is not None:
-            with contextlib.suppress(RayActorError, LinqraError):
-                await actor.finish.remote(run_id)
+        host = await self._host(team_id, run_id)
+        if host is not None:
+            with contextlib.suppress(LinqraError):
+                await call(self.settings, host, "finish", team_id, run_id)
 
     async def is_finished(self, team_id: str, run_id: str) -> bool:
-        actor = await self._actor(team_id, run_id)
-        if actor is None:
+        host = await self._host(team_id, run_id)
+        if host is None:
             return True
         try:
-            return bool(await actor.is_finished.remote(run_id))
-        except RayActorError:
+            return bool(await call(self.settings, host, "is_finished", team_id, run_id))
+        except Unavailable:
             return True
 
     async def close(self) -> None:

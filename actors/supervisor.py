@@ -27,8 +27,16 @@ from typing import Any
 
 from actors._context import process_system
 from actors.agent import AgentActor
-from actors.conversation import ConversationActor
-from actors.handles import AGENT_PREFIX, RUNNER, agent_name, call, conversation_name, named_actor
+from actors.chat_host import ChatHostActor
+from actors.handles import (
+    AGENT_PREFIX,
+    RUNNER,
+    agent_name,
+    call,
+    chat_host_index,
+    chat_host_name,
+    named_actor,
+)
 from actors.ingest import ingest_document
 from linqra.config import Settings
 from linqra.metrics.catalogue import AGENT_ACTORS, QUEUE_DEPTH, QUEUE_OLDEST_AGE
@@ -83,18 +91,17 @@ class SupervisorActor:
 
     # -- documents -------------------------------------------------------------------------
     async def activate_conversation(self, team_id: str, conversation_id: str) -> None:
-        """Create a conversation's actor if it is not there (get-or-create by name: callers
-        racing for one conversation get the same actor). Not restarted by Ray: a dead one's
-        runs are interrupted by :meth:`reap_chat_runs` and the next message makes a new one."""
+        """Create the host of a conversation if it is not there (get-or-create by name: callers
+        racing for one host get the same actor); Ray restarts it when it dies, and the runs it
+        was writing are interrupted by :meth:`reap_chat_runs`."""
+        index = chat_host_index(self.settings, conversation_id)
         named_actor(
-            ConversationActor,
+            ChatHostActor,
             self.settings,
-            conversation_name(conversation_id),
+            chat_host_name(index),
             self.settings.model_dump_json(),
-            team_id,
-            conversation_id,
+            index,
             max_concurrency=1000,
-            max_restarts=0,
         )
 
     async def ingest(self, team_id: str, doc_id: str) -> None:

@@ -28,7 +28,7 @@ __all__ = [
 MIB = 2**20
 ROLES = {  # a Ray worker renames itself "ray::<Actor>.<method>"
     **{f"ray::{cls}": name for cls, name in (
-        ("AgentActor", "agents"), ("ConversationActor", "conversations"),
+        ("AgentActor", "agents"), ("ChatHostActor", "chat_hosts"),
         ("RunnerActor", "runner"), ("IOStepWorker", "io_pool"),
         ("SupervisorActor", "supervisor"), ("EventBusActor", "bus"),
     )},

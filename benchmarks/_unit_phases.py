@@ -5,6 +5,8 @@ takes the system or actors of the cluster it runs on and returns its figures.
 from __future__ import annotations
 
 import asyncio
+import statistics
+import time
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
@@ -105,8 +107,11 @@ def stop_actors(names: list[str], settings: Any) -> None:
 
 
 async def conversations_phase(system: Any, settings: Any, m: int, k: int) -> dict[str, Any]:
-    """``conversations``: ``m`` conversations, then ``k`` messages more; memory and CPU."""
-    from actors.handles import conversation_name
+    """``conversations``: the chat host started by a first conversation, ``m`` conversations
+    more on it, then ``k`` messages more; memory and CPU (``chat.hosts`` is 1 here)."""
+    import ray
+
+    from actors.handles import CHAT_PREFIX
     from linqra.assistants.chat import ChatRequest
 
     assistant = await system.assistants.create(TEAM, {
@@ -119,23 +124,43 @@ async def conversations_phase(system: Any, settings: Any, m: int, k: int) -> dic
         reply = await system.chat.reply(TEAM, sent["run"]["id"], timeout=60)
         return sent["conversation_id"], reply["status"]
 
+    roles = ("chat_hosts", "driver", "supervisor")
     meter = CpuMeter().start()
-    first = [await chat(None, f"hello {i}") for i in range(m)]
-    cold = per(meter.stop(), m, ("conversations", "driver", "supervisor"))
-    per_actor = memory("conversations")
+    t = time.monotonic()
+    started = [await chat(None, "hello, host")]
+    host_answer_s = round(time.monotonic() - t, 3)
+    host_start = per(meter.stop(), 1, roles)
+    host = memory("chat_hosts")  # one conversation in it
+    meter.start()
+    first, answered_s = [], []
+    for i in range(m):  # one at a time: how long a new conversation's first answer takes
+        t = time.monotonic()
+        first.append(await chat(None, f"hello {i}"))
+        answered_s.append(time.monotonic() - t)
+    cold = per(meter.stop(), m, roles)
+    held = memory("chat_hosts")
     ids = [c for c, _ in first]
     meter.start()
     replies = await asyncio.gather(*(chat(ids[i % m], f"more {i}") for i in range(k)))
-    warm = per(meter.stop(), k, ("conversations", "driver", "gcs", "raylet"))
-    statuses = [s for _, s in first + list(replies)]
-    stop_actors([conversation_name(c) for c in ids], settings)
+    warm = per(meter.stop(), k, ("chat_hosts", "driver", "gcs", "raylet"))
+    statuses = [s for _, s in started + first + list(replies)]
+    stop_actors([n for n in ray.util.list_named_actors() if n.startswith(CHAT_PREFIX)], settings)
     return {
-        "conversations": m,
+        "conversations": m + 1,
         "messages": len(statuses),
         "completed": statuses.count("completed"),
         "reply_words": 42,
-        "actor": per_actor,
-        "cpu_first_message_incl_actor_start": cold,
+        "first_answer_incl_host_start_s": host_answer_s,
+        "first_answer_s": {
+            "p50": round(statistics.median(answered_s), 3),
+            "max": round(max(answered_s), 3),
+        },
+        "host": host,
+        "host_with_all": held,
+        # USS: what the conversations added to the host's own pages (PSS moves as sharers die)
+        "memory_per_conversation_kib": round((held["uss_mib"] - host["uss_mib"]) * 1024 / m, 1),
+        "cpu_first_message_incl_host_start": host_start,
+        "cpu_first_message": cold,
         "cpu_per_message": warm,
     }
 

@@ -14,10 +14,11 @@ agents         N agents given a short task each (actors created), 3 more each (w
                window idle, one 6 s task each (busy): memory per actor idle and busy, CPU per
                task execution (all processes), per idle actor-second. A passive agent has no
                process: its records' JSON bytes.
-conversations  M conversations of an assistant on the OpenAI fake (its own process, not counted;
-               ``slow-0-40``: 42 words, like B16's replies), then K messages more: memory per
-               conversation actor, CPU per message (the driver, standing in for the
-               orchestrator replica, counted).
+conversations  one conversation of an assistant on the OpenAI fake (its own process, not
+               counted; ``slow-0-40``: 42 words, like B16's replies), which starts the chat
+               host (``chat.hosts`` 1), M conversations more, then K messages more: the host's
+               memory, what each conversation adds to it, CPU per first message and per
+               message (the driver, standing in for the orchestrator replica, counted).
 executions     E executions of one 15 s ``wait`` step in flight: the runner's and I/O pool's
                memory and CPU per running execution; R one-step and R ten-step executions of
                ``wait 0`` (I/O pool): CPU per execution, per step (the difference over nine).
@@ -80,7 +81,7 @@ class Sizes:
     """How many units each phase measures (:data:`QUICK`: ``--quick``)."""
 
     agents: int = 20
-    conversations: int = 20
+    conversations: int = 100
     messages: int = 60
     in_flight: int = 100
     runs: int = 40
@@ -110,7 +111,7 @@ def cluster(data_dir: Path, fake_url: str) -> Iterator[tuple[Any, Any]]:
     settings = settings.model_copy(update={
         "llm": settings.llm.model_copy(update={"providers": providers}),
         "agents": settings.agents.model_copy(update={"idle_seconds": 600.0}),
-        "chat": settings.chat.model_copy(update={"idle_seconds": 600.0}),
+        "chat": settings.chat.model_copy(update={"idle_seconds": 600.0, "hosts": 1}),
     })  # fmt: skip
     init_local_ray()
     try:
@@ -191,8 +192,10 @@ def units(measured: dict[str, Any]) -> dict[str, float]:
         ),
         "agent_idle_cpu_ms_per_s": a["cpu_ms_per_idle_actor_second"]["agents_ms"],
         "activation_supervisor_cpu_ms": a["cpu_first_task_incl_actor_start"]["supervisor_ms"],
-        "conversation_actor_mib": c["actor"]["pss_mib"],
+        "chat_host_mib": c["host"]["pss_mib"],
+        "conversation_kib": max(c["memory_per_conversation_kib"], 0.1),  # > 0: USS can shrink
         "chat_message_cpu_ms": c["cpu_per_message"]["total_ms"],
+        "chat_message_host_cpu_ms": c["cpu_per_message"]["chat_hosts_ms"],
         "running_execution_kib": x["memory_per_running_execution_kib"]["uss"],
         "running_execution_cpu_ms_per_s": sum(
             x["cpu_ms_per_running_execution_second"][f"{k}_ms"] for k in ("runner", "io_pool")
@@ -222,8 +225,7 @@ LOAD = {
     "agent_tasks_per_s": 50.0,  # assumed; each task lasts agent_task_seconds
     "agent_task_seconds": 40.0,  # assumed: 50/s x 40 s = 2,000 agents busy at a time (2 %)
     "agent_idle_seconds": 60.0,  # agents.idle_seconds: an actor lingers this long after its work
-    "chats": 1_000,  # concurrent conversations, each with its actor
-    "chat_seconds": 600.0,  # assumed life of a conversation's actor (chat.idle_seconds is 300)
+    "chats": 1_000,  # concurrent conversations, each with its worker in a chat host
     "messages_per_chat_per_min": 2.0,  # assumed
     "executions_per_s": 1_000.0,
     "execution_seconds": 10.0,  # assumed mean duration: in flight = rate x duration
@@ -248,6 +250,7 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
     requests = load["executions_per_s"] + messages + load["other_requests_per_s"]
     gateway_cores = requests * unit["gateway_request_cpu_ms"] / 1000 / load["serve_over_uvicorn"]
     replicas = math.ceil(gateway_cores / node["usable"])
+    hosts = math.ceil(messages * unit["chat_message_host_cpu_ms"] / 1000 / node["usable"])
     consumers = math.ceil(load["events_per_s"] / (unit["redis_events_per_s_per_consumer"] * node["usable"]))  # fmt: skip
     parts = {  # name: (cores, GiB)
         "agent actors": (
@@ -256,9 +259,10 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
             busy * unit["agent_busy_actor_mib"] * gib
             + lingering * unit["agent_idle_actor_mib"] * gib,
         ),
-        "conversation actors": (
+        "chat hosts": (
             messages * unit["chat_message_cpu_ms"] / 1000,
-            load["chats"] * unit["conversation_actor_mib"] * gib,
+            hosts * unit["chat_host_mib"] * gib
+            + load["chats"] * unit["conversation_kib"] * gib * gib,
         ),
         "executions": (
             load["executions_per_s"] * exec_ms / 1000
@@ -272,7 +276,7 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
     memory = sum(m for _, m in parts.values())
     by_cores = math.ceil(cores / (node["cores"] * node["usable"]))
     by_memory = math.ceil(memory / (node["memory_gib"] * node["usable"]))
-    activations = load["agent_tasks_per_s"] + load["chats"] / load["chat_seconds"]
+    activations = load["agent_tasks_per_s"]  # a chat host is made once, not per conversation
     singletons = {  # cores asked of one process
         "runner": load["executions_per_s"] * runner_ms / 1000
         + in_flight * unit["running_execution_runner_cpu_ms_per_s"] / 1000,
@@ -291,6 +295,7 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
                 load["agents"] * unit["agent_passive_bytes"] / 2**20, 1
             ),
             "chat_messages_per_s": round(messages, 1),
+            "chat_hosts": hosts,
             "executions_in_flight": in_flight,
             "cpu_ms_per_execution": round(exec_ms, 2),
             "runner_cpu_ms_per_execution": round(runner_ms, 2),

@@ -6,8 +6,8 @@ The gateway's replicas hold a handle to it and reach every chat operation throug
 chat routes, ``/linq``, the OpenAI and LangGraph surfaces do not know the difference. A run's
 events come back through a streaming ``DeploymentHandle`` (``stream=True``): the orchestrator
 replica follows the run's log and yields what was written since its last read (one token, or the tokens a slow reader missed), so a token reaches the
-client as the provider sends it. The turns themselves run in the conversations' actors
-(``actors/conversation.py``), so an orchestrator replica that scales down or dies loses no run:
+client as the provider sends it. The turns themselves run in the chat hosts
+(``actors/chat_host.py``), so an orchestrator replica that scales down or dies loses no run:
 a client reconnects with ``Last-Event-ID`` and another replica follows the same log.
 
 A client error (a :class:`~linqra.errors.LinqraError` whose status is a 4xx: an unknown or another

@@ -360,6 +360,13 @@ class ChatSettings(BaseModel):
     idle_seconds: float = Field(
         default=300.0, gt=0, description="a conversation with no turn for this long is passivated"
     )
+    hosts: int = Field(
+        default=2,
+        ge=1,
+        le=1024,
+        description="on a cluster, the chat host actors: each keeps the workers of the "
+        "conversations whose ids hash to it (change it only while no reply is being written)",
+    )
     keepalive_seconds: float = Field(
         default=15.0, gt=0, le=300, description="SSE keep-alive comment interval"
     )

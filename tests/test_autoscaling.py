@@ -55,11 +55,11 @@ def _until(condition: Any, timeout: float, what: str, seen: Any = None) -> float
 
 
 def _conversation_actors() -> list[tuple[str, str]]:
-    """Each conversation's actor and its state (a diagnostic: ALIVE, PENDING_CREATION, …)."""
+    """Each chat host and its state (a diagnostic: ALIVE, PENDING_CREATION, …)."""
     from ray.util.state import list_actors
 
     try:
-        found = list_actors(filters=[("class_name", "=", "ConversationActor")], timeout=10)
+        found = list_actors(filters=[("class_name", "=", "ChatHostActor")], timeout=10)
     except Exception as exc:  # a diagnostic never hides the failure it explains
         return [("?", repr(exc))]
     return [(actor.name, actor.state) for actor in found]
@@ -157,9 +157,9 @@ def test_the_chat_orchestrator_scales_out_under_streamed_chats_and_back_in_when_
     def seen(n: int) -> str:  # what a chat that does not answer got, and the actors behind it
         return f"events {streams.get(n, [])}; actors {_conversation_actors()}"
 
-    # each chat starts once the one before answers: every chat is a new conversation's actor,
-    # a new process whose first turn takes seconds to warm up, long enough on two busy cores
-    # for its run's heartbeat to go stale (3 s in the tests' settings) if all start at once.
+    # each chat starts once the one before answers: a chat host that is new (a new process)
+    # takes seconds to warm up, long enough on two busy cores for its runs' heartbeats to go
+    # stale (3 s in the tests' settings) if all start at once.
     # The last one takes the orchestrator past its target (2): it grows to 2 replicas
     chats = [threading.Thread(target=chat, args=(n, n % 2 == 0)) for n in range(CHATS)]
     try:

@@ -286,8 +286,8 @@ async def test_a_stop_is_recorded_before_a_turn_cancelled_twice_ends() -> None:
 
 
 class _LostLog:
-    """A run log that died with its process (``memory://`` in a conversation actor on a lost
-    node, as ``actors.handles.RayRunLog`` sees it): nothing to read, nothing to write."""
+    """A run log that died with its process (``memory://`` in a chat host on a lost node, as
+    ``actors.handles.RayRunLog`` sees it): nothing to read, nothing to write."""
 
     async def read(self, *_: Any, **__: Any) -> list[Any]:
         return []

@@ -1,10 +1,10 @@
 """Chat on the session's Ray cluster, through the real Serve gateway and the ChatOrchestrator
-deployment: a streamed reply whose conversation's turns run in its own actor, a cancel that
-closes the provider's stream, a reconnect with ``Last-Event-ID``, and the conversation's actor
-killed mid-answer — kept while the actor lives even with its heartbeat stale, then ``interrupted``
-with its partial reply, and the next message works; an idle conversation's actor passivates and
-the next message makes another. Everything else about chat is tested in process
-(``tests/test_chat_*.py``)."""
+deployment: a streamed reply whose conversation's turns run in its chat host actor, a cancel
+that closes the provider's stream, a reconnect with ``Last-Event-ID``, and the conversation's host
+killed mid-answer — kept while the host lives even with its heartbeat stale, then ``interrupted``
+with its partial reply, and the next message works on the host Ray restarted; an idle
+conversation's worker is dropped from its host, which stays, and the next message makes another.
+Everything else about chat is tested in process (``tests/test_chat_*.py``)."""
 
 from __future__ import annotations
 
@@ -83,12 +83,12 @@ def test_cancel_from_the_gateway_closes_the_provider_stream(
     assert final[1] == "run.cancelled" and Decimal(final[2]["cost"]) > 0
 
 
-def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_message_works(
+def test_a_killed_chat_host_leaves_the_run_interrupted_and_the_next_message_works(
     api: httpx.Client, ray_settings: Settings
 ) -> None:
     import ray
 
-    from actors.handles import SUPERVISOR, conversation_name
+    from actors.handles import SUPERVISOR, chat_host_for
 
     supervisor = ray.get_actor(SUPERVISOR, namespace=ray_settings.ray.namespace)
     assistant = slow_assistant(api, "slow-20-300")
@@ -100,19 +100,21 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
         next(e for e in events if e[1] == "message.delta")
         messages = f"/v1/conversations/{conversation}/messages"
         until(lambda: "doomed" in api.get(messages).json()["items"][-1]["content"], timeout=10)
-        actor = ray.get_actor(conversation_name(conversation), namespace=ray_settings.ray.namespace)
+        name, namespace = chat_host_for(ray_settings, conversation), ray_settings.ray.namespace
+        actor = ray.get_actor(name, namespace=namespace)
         assert ray.get(actor.preloaded.remote(), timeout=60)  # killed after, not amid, imports
         # judged a second past stale_after from now, every heartbeat so far is stale, as if the
-        # actor had been starved: the supervisor asks it, it still runs the turn, the run is
-        # kept (without the actor's answer this reap interrupts it)
+        # host had been starved: the supervisor asks it, it still runs the turn, the run is
+        # kept (without the host's answer this reap interrupts it)
         stale = utcnow() + timedelta(seconds=ray_settings.chat.stale_after_seconds + 1)
         assert ray.get(supervisor.reap_chat_runs.remote(stale), timeout=60) == 0
         assert api.get(f"/v1/conversations/{conversation}/runs/{run}").json()["status"] == (
             "running"
         )
-        ray.kill(actor, no_restart=True)
+        ray.kill(actor, no_restart=False)  # its process dies; Ray starts the host again
         # its log died with it; the stream still ends with how the run ended: the supervisor
-        # finds the silent run (its heartbeat went stale) and interrupts it
+        # finds the silent run (its heartbeat went stale; the new host does not hold it) and
+        # interrupts it
         *_, (_, last, end) = events
     assert (last, end["status"]) == ("run.interrupted", "interrupted")
     assert end["content"].startswith("Echo: doomed")
@@ -124,6 +126,9 @@ def test_a_killed_conversation_actor_leaves_the_run_interrupted_and_the_next_mes
     nxt = api.post(f"/v1/conversations/{conversation}/messages", json={"message": "again?"})
     assert nxt.status_code == 200, nxt.text
     assert nxt.json()["status"] == "completed"
+    restarted = ray.get_actor(name, namespace=namespace)
+    assert restarted == actor  # the same actor, restarted by Ray: not a new one by name
+    assert int(ray.get(restarted.conversations.remote(), timeout=60)) >= 1
 
 
 def test_the_websocket_works_through_the_gateways_ingress(
@@ -154,27 +159,49 @@ def test_the_websocket_works_through_the_gateways_ingress(
     assert "over the socket" in "".join(deltas) == frames[-1]["data"]["content"]
 
 
-def test_an_idle_conversation_actor_passivates_and_the_next_message_makes_another(
+def test_an_idle_conversation_is_dropped_from_its_host_which_stays(
     api: httpx.Client, ray_settings: Settings
 ) -> None:
+    """Many conversations share a host (no process per conversation); a conversation idle for
+    ``chat.idle_seconds`` is dropped from it, the host stays, and the next message works."""
     import ray
 
-    from actors.handles import conversation_name
+    from actors.handles import CHAT_PREFIX, chat_host_for
 
     assistant = api.post("/v1/assistants", json={"name": "idle"}).json()["id"]
-    first = api.post(f"/v1/assistants/{assistant}/chat", json={"message": "hi"})
-    assert first.status_code == 200 and first.json()["status"] == "completed", first.text
-    conversation = first.json()["conversation_id"]
-    name, namespace = conversation_name(conversation), ray_settings.ray.namespace
+    conversations = []
+    for i in range(2 * ray_settings.chat.hosts + 1):  # two at least share a host
+        sent = api.post(f"/v1/assistants/{assistant}/chat", json={"message": f"hi {i}"})
+        assert sent.status_code == 200 and sent.json()["status"] == "completed", sent.text
+        conversations.append(sent.json()["conversation_id"])
+    hosts = [n for n in ray.util.list_named_actors() if n.startswith(CHAT_PREFIX)]
+    assert 1 <= len(hosts) <= ray_settings.chat.hosts, hosts
+    conversation = conversations[0]
+    namespace = ray_settings.ray.namespace
+    name = chat_host_for(ray_settings, conversation)
+    host = ray.get_actor(name, namespace=namespace)
+    pid = _pid(name)
+    assert _live(host) >= 1
 
-    def gone() -> bool:  # passivated after chat.idle_seconds with nothing to do
-        try:
-            ray.get_actor(name, namespace=namespace)
-        except ValueError:
-            return True
-        return False
-
-    until(gone, timeout=60, every=0.2)
+    # nothing else chats on this cluster meanwhile: every worker idles out (chat.idle_seconds)
+    until(lambda: _live(host) == 0, timeout=60, every=0.2)
     nxt = api.post(f"/v1/conversations/{conversation}/messages", json={"message": "back?"})
     assert nxt.status_code == 200 and nxt.json()["status"] == "completed", nxt.text
-    assert not gone(), "the next message made the conversation's actor again"
+    assert _live(host) == 1
+    assert _pid(name) == pid
+
+
+def _live(host: Any) -> int:
+    """How many conversations have a worker in ``host`` now."""
+    import ray
+
+    return int(ray.get(host.conversations.remote(), timeout=60))
+
+
+def _pid(name: str) -> int:
+    """The process of the live actor ``name`` (Ray's state API)."""
+    from ray.util.state import list_actors
+
+    alive = list_actors(filters=[("name", "=", name), ("state", "=", "ALIVE")], timeout=30)
+    assert len(alive) == 1 and alive[0].pid is not None, alive
+    return alive[0].pid

@@ -85,13 +85,13 @@ def test_the_oidc_names_of_linqra_auth_still_resolve_on_first_use() -> None:
     assert after["unknown"] == "AttributeError"
 
 
-def test_a_conversation_actor_loads_a_first_turns_modules_ahead_of_it() -> None:
+def test_a_chat_host_loads_a_first_turns_modules_ahead_of_it() -> None:
     """What a chat's first turn would load on its event loop (holding the run's heartbeat) a new
-    conversation actor loads in a thread (``actors.conversation``): the token counter's ranks
+    chat host loads in a thread (``actors.chat_host``): the token counter's ranks
     and the OpenAI SDK as it starts, and before a turn the SDK of that turn's provider only."""
     result = _imported_after(
         "import asyncio\n"
-        "import actors.conversation as conversation\n"
+        "import actors.chat_host as conversation\n"
         "from linqra.config import LLMSettings\n"
         "out['before'] = [m for m in ('openai', 'anthropic', 'bpe_openai') if m in sys.modules]\n"
         "conversation.preload()\n"

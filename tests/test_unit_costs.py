@@ -69,15 +69,23 @@ def test_the_recorded_run_has_every_unit_and_its_own_plan(recorded: dict) -> Non
 def test_the_node_count_follows_from_the_unit_costs(recorded: dict) -> None:
     unit = recorded["units"]
     got = plan(unit)
-    chats = got["parts"]["conversation actors"]
-    assert chats["memory_gib"] == round(LOAD["chats"] * unit["conversation_actor_mib"] / 1024, 1)
+    chats, hosts = got["parts"]["chat hosts"], got["derived"]["chat_hosts"]
+    messages = LOAD["chats"] * LOAD["messages_per_chat_per_min"] / 60
+    assert hosts == math.ceil(messages * unit["chat_message_host_cpu_ms"] / 1000 / NODE["usable"])
+    assert chats["memory_gib"] == round(
+        hosts * unit["chat_host_mib"] / 1024 + LOAD["chats"] * unit["conversation_kib"] / 2**20, 1
+    )
     usable_cores, usable_gib = NODE["cores"] * NODE["usable"], NODE["memory_gib"] * NODE["usable"]
     assert got["worker_nodes_by_cores"] == math.ceil(got["cores"] / usable_cores - 1e-9)
     assert got["worker_nodes_by_memory"] == math.ceil(got["memory_gib"] / usable_gib - 1e-9)
     assert got["nodes"] == max(got["worker_nodes_by_cores"], got["worker_nodes_by_memory"]) + 1
-    heavier = plan({**unit, "conversation_actor_mib": unit["conversation_actor_mib"] * 10})
+    heavier = plan({**unit, "agent_idle_actor_mib": unit["agent_idle_actor_mib"] * 10})
     assert heavier["worker_nodes_by_memory"] > got["worker_nodes_by_memory"]
     assert heavier["worker_nodes_by_cores"] == got["worker_nodes_by_cores"]
+    # a conversation is a worker in a host, not a process: a thousand more cost MiB, not GiB
+    more_chats = plan(unit, {**LOAD, "chats": LOAD["chats"] + 1000})
+    added = more_chats["parts"]["chat hosts"]["memory_gib"] - chats["memory_gib"]
+    assert added < 1.0 and more_chats["derived"]["chat_hosts"] >= hosts
 
 
 def test_the_busiest_singleton_is_the_first_bottleneck(recorded: dict) -> None:

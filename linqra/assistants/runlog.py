@@ -218,6 +218,10 @@ class MemoryRunLog:
         run = self._run(team_id, run_id, create=False)
         return run is not None and run.finished
 
+    def knows(self, team_id: str, run_id: str) -> bool:
+        """Whether this log holds ``run_id`` (appended to and not expired)."""
+        return self._run(team_id, run_id, create=False) is not None
+
     async def close(self) -> None:
         self._runs.clear()
 

@@ -4,9 +4,9 @@ A :class:`ConversationWorker` owns what must not be decided twice for one conver
 a new message waits, is refused or stops the current reply (the double-texting policy), the
 order of the queue, and the active run that a cancel must reach. Everything it decides is
 written to the store and the run's event log first, so any replica can read it; only the
-running asyncio task lives here. In one process :class:`InProcessChatHost` keeps a worker per
-conversation; on a cluster each conversation's worker lives in its own actor, found by name
-(``actors/conversation.py``), so a cancel sent to any replica reaches it.
+running asyncio task lives here. :class:`InProcessChatHost` keeps a worker per conversation in
+one process; on a cluster a few host actors each keep one (``actors/chat_host.py``), the
+conversation's found by a hash of its id, so a cancel sent to any replica reaches it.
 
 Double-texting (per assistant, or per message):
 
@@ -239,8 +239,8 @@ class ConversationWorker:
 
 class ChatHost:
     """Where a conversation's worker lives (the port; :class:`InProcessChatHost` or the
-    cluster's actors). ``deps`` are what the chat service uses with it: a host may replace the
-    run log with one that reaches the workers' (``actors/conversation.py``)."""
+    cluster's host actors). ``deps`` are what the chat service uses with it: a host may replace
+    the run log with one that reaches the workers' (``actors/chat_host.py``)."""
 
     deps: ChatDeps
 
@@ -267,8 +267,13 @@ class InProcessChatHost(ChatHost):
         self.deps = deps
         self._workers: dict[tuple[str, str], ConversationWorker] = {}
 
+    @property
+    def active(self) -> int:
+        """How many conversations have a worker now."""
+        return len(self._workers)
+
     def worker(self, team_id: str, conversation_id: str) -> ConversationWorker:
-        self._passivate()
+        self.passivate()
         key = (team_id, conversation_id)
         if key not in self._workers:
             self._workers[key] = ConversationWorker(self.deps, team_id, conversation_id)
@@ -290,7 +295,9 @@ class InProcessChatHost(ChatHost):
             await worker.close()
         self._workers.clear()
 
-    def _passivate(self) -> None:
+    def passivate(self) -> None:
+        """Drop the workers idle for ``chat.idle_seconds`` (on each new message, and as a
+        cluster host's timer says)."""
         cutoff = time.monotonic() - self.deps.settings.idle_seconds
         for key, worker in list(self._workers.items()):
             if worker.idle and worker.last_active < cutoff:

@@ -1,7 +1,8 @@
 """Chat in the multi-node scenario (:mod:`tests.support.multinode_driver`): conversations whose
-turns run in their actors (``linqra-conv-<id>``) on the nodes, each run's stream read from the
-driver through ``system.chat.events`` (:class:`~actors.handles.RayRunLog`: with ``memory://`` the
-log lives in the conversation's actor), and counting them in the store afterwards.
+turns run in the chat hosts (``linqra-chat-<k>``, one pinned to each node), each run's stream
+read from the driver through ``system.chat.events`` (:class:`~actors.handles.RayRunLog`: with
+``memory://`` the log lives in the conversation's host), and counting them in the store
+afterwards.
 
 The replies come from the OpenAI fake (:class:`~linqra.testing.fake_openai.FakeOpenAI`) that
 the driver serves on a loopback port, which every node of the one-machine cluster reaches. A
@@ -18,8 +19,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.conversation import ConversationActor
-from actors.handles import conversation_name, named_actor
+from actors.chat_host import ChatHostActor
+from actors.handles import chat_host_index, chat_host_name, named_actor
 from linqra.assistants.conversations import MESSAGES, RUN_ACTIVE, RUN_TERMINAL, RUNS
 from linqra.config import Settings
 from linqra.system import System
@@ -28,6 +29,7 @@ from tests.support.multinode import pin_options
 from tests.support.multinode_work import TEAM
 
 __all__ = [
+    "HOST_NODES",
     "LONG",
     "MEDIUM",
     "QUICK",
@@ -37,6 +39,7 @@ __all__ = [
     "audit_chats",
     "chat_assistants",
     "chats_ended",
+    "pin_chat_hosts",
     "pinned_conversation",
     "provider_stream",
     "reply_text",
@@ -49,6 +52,9 @@ QUICK = "slow-20-60"  # 1.2 s of words: the spread phase's replies
 MEDIUM = "slow-50-300"  # 15 s: still being written on a node that lives when the other dies
 # (the kill comes 1-2 s after both replies stream; the rest of the batch ends 10-15 s after it)
 LONG = "slow-50-1200"  # 60 s: mid-answer when its node is killed, however loaded the machine
+HOST_NODES = ("node_a", "node_b", "head")
+"""Where the scenario puts each chat host (``linqra-chat-0`` on ``node_a`` …): ``chat.hosts`` is
+three, one a node."""
 
 
 def reply_text(message: str, model: str) -> str:
@@ -148,29 +154,43 @@ async def _read(system: System, chat: Chat) -> None:
         chat.ended_at = time.monotonic()
 
 
+async def pin_chat_hosts(settings: Settings, node_ids: dict[str, str]) -> None:
+    """Create the chat hosts before any message, each on its node of :data:`HOST_NODES` (with
+    the options the supervisor's ``activate_conversation`` gives them; a label selector that
+    falls back to any other node once that one is gone, so Ray restarts them elsewhere), and
+    wait until each has opened its ``System``: a message then finds its host by name instead
+    of having the supervisor place one by ``SPREAD`` (best effort: all on one node happens)."""
+    assert settings.chat.hosts == len(HOST_NODES), settings.chat.hosts
+    hosts = [
+        named_actor(
+            ChatHostActor,
+            settings,
+            chat_host_name(index),
+            settings.model_dump_json(),
+            index,
+            max_concurrency=1000,
+            **pin_options(node_ids[label]),
+        )
+        for index, label in enumerate(HOST_NODES)
+    ]
+    await asyncio.wait_for(
+        asyncio.gather(*(host.is_finished.remote(TEAM, "warm-up") for host in hosts)), timeout=120
+    )
+
+
 async def pinned_conversation(
-    system: System, settings: Settings, assistant_id: str, node_id: str
+    system: System, settings: Settings, assistant_id: str, node: str
 ) -> str:
-    """A new conversation whose actor is created here, on the node ``node_id``, with the
-    options the supervisor's ``activate_conversation`` gives it (``max_restarts=0``), and warmed
-    up (its process and its ``System`` opened): the first message finds it by name instead of
-    having the supervisor place one by ``SPREAD``."""
-    conversation = await system.chat.deps.conversations.create(
-        TEAM, assistant_id, title=f"pinned to {node_id[:8]}"
-    )
-    actor = named_actor(
-        ConversationActor,
-        settings,
-        conversation_name(conversation.id),
-        settings.model_dump_json(),
-        TEAM,
-        conversation.id,
-        max_concurrency=1000,
-        max_restarts=0,
-        **pin_options(node_id),
-    )
-    await asyncio.wait_for(actor.is_finished.remote("warm-up"), timeout=120)
-    return conversation.id
+    """A new conversation whose host is the one on ``node`` (a label of :data:`HOST_NODES`):
+    conversations are made until one's id hashes to that host (one in three)."""
+    wanted = HOST_NODES.index(node)
+    for _ in range(200):
+        conversation = await system.chat.deps.conversations.create(
+            TEAM, assistant_id, title=f"hosted on {node}"
+        )
+        if chat_host_index(settings, conversation.id) == wanted:
+            return conversation.id
+    raise AssertionError(f"no conversation id of 200 hashed to the host on {node}")
 
 
 async def streaming(chats: list[Chat]) -> bool:

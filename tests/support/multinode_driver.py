@@ -5,15 +5,15 @@ with ``--out`` writes) one JSON result; tests/test_multinode.py asserts on it an
 
     python -m tests.support.multinode_driver --out result.json [--vector-uri http://…]
 
-1. **spread**: chats — new conversations whose actors the supervisor places (``SPREAD``; more
-   of them until two nodes hold one), each reply streamed from the OpenAI fake this process
+1. **spread**: chats — new conversations in the chat hosts, one host pinned to each node (more
+   conversations until two nodes hold one), each reply streamed from the OpenAI fake this process
    serves and read here through ``system.chat.events`` — then executions (four parallel I/O
    steps, an agent's task, an ``async: true`` step, a CPU step), task executions on a second
    agent and documents, all at once; where each actor ran, where the async steps and the
    ingestion tasks ran; everything counted in the store (:mod:`tests.support.multinode_chat`
    counts the chats: runs, replies, what the driver read of each stream).
 2. **node loss**: the runner, supervisor and scheduler are put on ``node_a`` (the worst case;
-   ``--pin``), and a conversation's actor made there and another on ``node_b``; a longer batch
+   ``--pin``), and a conversation whose host is there and another on ``node_b``; a longer batch
    is started with a long reply in each conversation, and once all of it is running ``node_a``
    is killed. Then: when the GCS saw it dead, when each singleton answered again from another
    node, when every record (and each chat run) reached its end, when the driver's streams
@@ -40,6 +40,7 @@ from typing import Any
 from linqra._config_alerts import AlertSettings
 from linqra.config import (
     AgentSettings,
+    ChatSettings,
     ExecutionSettings,
     KnowledgeSettings,
     LLMProviderConfig,
@@ -52,6 +53,7 @@ from linqra.testing.fake_openai import FakeOpenAI
 from tests.support import multinode_probe
 from tests.support.multinode import ThreeNodes, pinned
 from tests.support.multinode_chat import (
+    HOST_NODES,
     LONG,
     MEDIUM,
     QUICK,
@@ -61,6 +63,7 @@ from tests.support.multinode_chat import (
     audit_chats,
     chat_assistants,
     chats_ended,
+    pin_chat_hosts,
     pinned_conversation,
     provider_stream,
     send,
@@ -100,9 +103,11 @@ def build_settings(data_dir: Path, vector_uri: str, openai_url: str | None = Non
         ),
         agents=AgentSettings(idle_seconds=60, stale_after_seconds=3, async_step_workers=2),
         knowledge=KnowledgeSettings(vector_uri=vector_uri, stale_after_seconds=2),
-        # chat keeps the defaults (a reply heartbeats every 2 s, 15 s without one is a dead
-        # worker): with 5 s, a new conversation actor's first reply was interrupted alive at
-        # load 50 (likely its event loop held up by loading the tokenizer and the OpenAI SDK)
+        # chat keeps the default timings (a reply heartbeats every 2 s, 15 s without one is a
+        # dead worker): with 5 s, a new conversation actor's first reply (an actor each, then)
+        # was interrupted alive at load 50 (likely its event loop held up by loading the
+        # tokenizer and the OpenAI SDK); three hosts, one a node (pin_chat_hosts)
+        chat=ChatSettings(hosts=len(HOST_NODES)),
         llm=LLMSettings(providers=providers),
         metrics=MetricsSettings(enabled=False),
         alerts=AlertSettings(enabled=False),
@@ -177,15 +182,14 @@ class Scenario:
         return chat
 
     def conversation_node(self, conversation_id: str) -> str | None:
-        from actors.handles import conversation_name
+        from actors.handles import chat_host_for
 
-        return self.nodes.node_of(conversation_name(conversation_id))
+        return self.nodes.node_of(chat_host_for(self.settings, conversation_id))
 
     async def spread(self, system: System, fx: Fixtures) -> dict[str, Any]:
         t = time.monotonic()
-        # the supervisor places each new conversation's actor by SPREAD, which is no strict
-        # round robin (of eight rounds of three actors made in a row, one put all three on one
-        # node): a new conversation, one at a time, until two nodes hold one (at most --max-chats)
+        # a new conversation, one at a time, until two nodes hold one (at most --max-chats): its
+        # host is the one its id hashes to, each host on its own node (pin_chat_hosts)
         chats: list[Chat] = []
         chat_nodes: dict[str, str | None] = {}
         while len(chats) < self.args.chats or (
@@ -223,13 +227,10 @@ class Scenario:
 
     async def loss(self, system: System, fx: Fixtures) -> dict[str, Any]:
         args = self.args
-        # a conversation's actor on the node to be killed, another on one that stays: made here
-        # (pinned) before their first message, which finds them by name
+        # a conversation whose host is on the node to be killed, another whose host stays
         pinned_to = {VICTIM: (LONG, "lost mid answer"), SURVIVOR: (MEDIUM, "kept across the loss")}
         conversations = {
-            label: await pinned_conversation(
-                system, self.settings, self.assistants[model], self.nodes.ids[label]
-            )
+            label: await pinned_conversation(system, self.settings, self.assistants[model], label)
             for label, (model, _) in pinned_to.items()
         }
         chat_nodes = {label: self.conversation_node(c) for label, c in conversations.items()}
@@ -379,6 +380,7 @@ class Scenario:
         try:
             fx = await fixtures(system, self.args.sleeper_seconds)
             self.assistants = await chat_assistants(system)
+            await pin_chat_hosts(self.settings, self.nodes.ids)
             result["spread"] = await self.spread(system, fx)
             if not self.args.skip_loss:
                 result["loss"] = await self.loss(system, fx)

@@ -12,7 +12,8 @@ those files. Tests without a group are a scope each, as under xdist's ``loadgrou
 
 A worker that has left the ``ray`` group lowers its CPU priority (:func:`yield_to_ray`): under
 load a Ray test beside it otherwise waited longer than on the suite's single process (a first
-chat's conversation actor — a new process — did not answer within 30 s in one CI run).
+chat's conversation actor — a new process — did not answer within 30 s in one CI run; chats
+have shared a few host processes since).
 """
 
 from __future__ import annotations

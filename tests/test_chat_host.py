@@ -1,0 +1,163 @@
+"""The chat's host actors, in process (the classes without Ray around them): a run log the host
+does not hold counts as gone, at once; idle conversations are dropped from a host by its timer
+and by the next message; and a send through ``RayChatHost`` has its host made when there is
+none and waits for one that is restarting, within ``HOST_WAIT``, then answers 503."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from ray.exceptions import RayActorError
+
+import actors.chat_host as chat_host
+import actors.handles as handles
+from actors.chat_host import ChatHostActor
+from linqra.assistants.runlog import MemoryRunLog
+from linqra.assistants.worker import InProcessChatHost
+from linqra.config import ChatSettings, Settings
+from linqra.errors import Unavailable
+
+
+@pytest.fixture
+def log() -> MemoryRunLog:
+    return MemoryRunLog()
+
+
+@pytest.fixture
+async def host(monkeypatch: pytest.MonkeyPatch, log: MemoryRunLog) -> AsyncIterator[ChatHostActor]:
+    monkeypatch.setattr(chat_host, "preload", lambda: None)
+    actor = ChatHostActor(Settings().model_dump_json(), 0)
+    actor._host = InProcessChatHost(SimpleNamespace(runlog=log, settings=ChatSettings()))  # type: ignore[arg-type]
+    yield actor
+    actor._sweep.cancel()
+
+
+async def test_a_run_log_the_host_holds_works_as_the_log_does(
+    host: ChatHostActor, log: MemoryRunLog
+) -> None:
+    await log.append("team-a", "run_1", "run.created", {"run_id": "run_1"})  # as its worker does
+    appended = await host.append("team-a", "run_1", "message.delta", {"text": "hi"})
+    assert appended.seq == 2
+    read = await host.read("team-a", "run_1", 0, 0.0, 100)
+    assert [e.event for e in read] == ["run.created", "message.delta"]
+    assert await host.is_finished("team-a", "run_1") is False
+    await host.finish("team-a", "run_1")
+    assert await host.is_finished("team-a", "run_1") is True
+
+
+async def test_a_run_log_the_host_does_not_hold_is_gone_at_once(
+    host: ChatHostActor, log: MemoryRunLog
+) -> None:
+    """Its log was in the host's process before a restart (or expired): a reader is not kept
+    waiting for events that cannot come, it counts as finished (the reader goes to the store),
+    and an append is refused rather than starting the log again at seq 1."""
+    await log.append("team-a", "run_1", "run.created", {"run_id": "run_1"})
+    read = await asyncio.wait_for(host.read("team-a", "run_lost", 5, 30.0, 100), timeout=10)
+    assert read == []  # not after the 30 s the reader offered to wait
+    assert await host.is_finished("team-a", "run_lost") is True
+    with pytest.raises(Unavailable):
+        await host.append("team-a", "run_lost", "run.interrupted", {"run_id": "run_lost"})
+    await host.finish("team-a", "run_lost")
+    assert not log.knows("team-a", "run_lost")
+    assert not log.knows("team-b", "run_1")  # another team's id is not this run
+    assert await host.read("team-b", "run_1", 0, 0.0, 100) == []
+
+
+async def test_idle_conversations_are_dropped_and_the_others_kept(host: ChatHostActor) -> None:
+    chat = host._host
+    assert chat is not None
+    idle = chat.deps.settings.idle_seconds
+    old = chat.worker("team-a", "conv_old"), chat.worker("team-b", "conv_old")  # same id
+    new = chat.worker("team-a", "conv_new")
+    assert await host.conversations() == 3
+    for worker in old:
+        worker.last_active = time.monotonic() - idle - 1
+    new.last_active = time.monotonic() - 1
+    chat.passivate()  # what the host's timer does every chat.idle_seconds / 4
+    assert await host.conversations() == 1
+    assert chat.worker("team-a", "conv_new") is new
+    assert chat.worker("team-a", "conv_old") is not old[0]  # the next message: a new worker
+
+
+class _Host:
+    """A host's handle: ``send.remote`` answers from ``answers`` in turn (raising exceptions)."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.send = SimpleNamespace(remote=self._send)
+
+    async def _send(self, team_id: str, conversation_id: str, send: Any) -> Any:
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _clocked() -> tuple[list[float], Any, Any]:
+    """The pauses a send makes, a clock they move, and the sleep that moves it."""
+    now, slept = [0.0], []
+
+    async def sleep(seconds: float) -> None:  # the pauses are counted, not waited
+        slept.append(seconds)
+        now[0] += seconds
+
+    return slept, (lambda: now[0]), sleep
+
+
+async def test_a_send_has_the_host_made_when_there_is_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[tuple[Any, ...]] = []
+    found = _Host([{"id": "run_1"}])
+
+    def lookup(settings: Settings, name: str) -> Any:
+        if not made:
+            raise Unavailable(f"{name} is not running (yet)", retry_after=2)
+        return found
+
+    async def call(settings: Settings, name: str, method: str, *args: Any) -> None:
+        made.append((name, method, *args))
+
+    monkeypatch.setattr(handles, "lookup", lookup)
+    monkeypatch.setattr(handles, "call", call)
+    settings = Settings(cache_url="redis://127.0.0.1:1/0")
+    chat = handles.RayChatHost(settings, None)  # type: ignore[arg-type]
+    assert await chat.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
+    assert made == [(handles.SUPERVISOR, "activate_conversation", "team-a", "conv_1")]
+
+
+async def test_a_send_waits_for_a_restarting_host_then_answers_503_at_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that died under the call is looked up anew and sent to again (Ray restarts it);
+    one that never comes back answers 503 with Retry-After once ``HOST_WAIT`` has passed."""
+    found = _Host([RayActorError() for _ in range(12)] + [{"id": "run_1"}])
+    monkeypatch.setattr(handles, "lookup", lambda settings, name: found)
+    forgotten: list[str] = []
+    monkeypatch.setattr(handles, "forget", lambda settings, name: forgotten.append(name))
+    slept, clock, sleep = _clocked()
+    settings = Settings(cache_url="redis://127.0.0.1:1/0")
+    chat = handles.RayChatHost(settings, None, clock=clock, sleep=sleep)  # type: ignore[arg-type]
+    assert await chat.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
+    assert len(slept) == 12 and sum(slept) < handles.HOST_WAIT
+    assert forgotten == [handles.chat_host_for(settings, "conv_1")] * 12
+
+    found.answers[:] = [RayActorError() for _ in range(10_000)]
+    slept[:] = []
+    with pytest.raises(Unavailable) as refused:
+        await chat.send("team-a", "conv_1", None)  # type: ignore[arg-type]
+    assert refused.value.retry_after == 1
+    waited = sum(slept)
+    assert handles.HOST_WAIT - 0.5 <= waited <= handles.HOST_WAIT, waited
+
+
+def test_conversations_spread_over_the_hosts() -> None:
+    settings = Settings(chat=ChatSettings(hosts=4))
+    names = {handles.chat_host_for(settings, f"conv_{i}") for i in range(200)}
+    assert names == {f"linqra-chat-{i}" for i in range(4)}
+    assert handles.chat_host_for(settings, "conv_7") == handles.chat_host_for(settings, "conv_7")
