@@ -9,13 +9,14 @@ conversation's messages and cancels to the same worker. Each host keeps its work
 ``chat.idle_seconds`` without a turn: everything it decided is in the store, and the next
 message makes a new one in a microsecond.
 
-Hosts, not an actor per conversation: a Ray actor is a process, 220 MiB and 2.5-4 s to start on
-a 2-core node (docs/scaling.md), where a worker is a few KiB and starts at once. A host is
-created by the supervisor on its conversations' first message (get-or-create by name, so two
-replicas racing make one), placed ``SPREAD`` over the nodes, and restarted by Ray when its
-process or node dies. The runs it was writing stop heartbeating and the supervisor interrupts
-them (``ChatService.reap``), keeping the partial replies; the restarted host takes the next
-message. When the cache is ``memory://`` the runs' event logs live in their host too, and
+Hosts, not an actor per conversation: a Ray actor is a process — 208 MiB, and a new
+conversation's first answer after 2.2 s on a 2-core node — where a conversation in a host costs
+about 53 KiB and is answered in 25 ms (docs/scaling.md, "Unit costs"). A host is created by the
+supervisor on the first message one of its conversations is sent (get-or-create by name, so two
+replicas racing make one; :func:`host_options`), placed ``SPREAD`` over the nodes, and
+restarted by Ray when its process or node dies. The runs it was writing stop heartbeating and
+the supervisor interrupts them (``ChatService.reap``), keeping the partial replies; the
+restarted host takes the next message. When the cache is ``memory://`` the runs' event logs live in their host too, and
 readers on other processes read them through :meth:`ChatHostActor.read`
 (``actors.handles.RayRunLog``); with Redis every replica reads Redis.
 
@@ -42,9 +43,22 @@ from linqra.assistants.worker import InProcessChatHost, Send
 from linqra.config import LLMSettings
 from linqra.errors import Unavailable
 
-__all__ = ["ChatHostActor", "load_provider_sdk", "preload"]
+__all__ = ["ChatHostActor", "host_options", "load_provider_sdk", "preload"]
 
 log = logging.getLogger(__name__)
+
+MAX_CALLS = 10_000
+"""Calls a host takes at once. Each follower of a stream with ``memory://`` holds a read for up
+to ``chat.keepalive_seconds``: the bound is ten times an actor's per conversation before, so
+that followed streams do not keep a send, a cancel or the supervisor's ``holds`` waiting
+(kept waiting, that would let it interrupt a live run). Not a concurrency group of their own:
+Ray runs an async actor's groups on separate event loops, and the run log's waits are the
+loop's (a read on another loop broke the streams)."""
+
+
+def host_options() -> dict[str, Any]:
+    """The Ray options of a chat host besides ``actors.handles.named_actor``'s defaults."""
+    return {"max_concurrency": MAX_CALLS}
 
 
 class ChatHostActor:
@@ -70,6 +84,7 @@ class ChatHostActor:
             return self._host
 
     async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
+        """Start ``send``'s turn in the conversation's worker (made if it has none); its run."""
         if not self._preload.done():  # else the turn would load them again, on the loop
             await asyncio.shield(self._preload)  # a cancelled send leaves it to finish
         model = send.assistant.defaultModel
@@ -78,6 +93,7 @@ class ChatHostActor:
         return await (await self._chat()).send(team_id, conversation_id, send)
 
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:
+        """Cancel ``run_id`` if the conversation's worker here runs or queues it; whether it did."""
         host = self._host
         return host is not None and await host.cancel(team_id, conversation_id, run_id)
 
@@ -94,8 +110,9 @@ class ChatHostActor:
 
     # -- the runs' event logs, when the cache is memory:// (actors.handles.RayRunLog) --------
     # Every run's log starts here, with the ``run.created`` its worker appends (to the log
-    # itself, not through these methods) before anyone learns the run's id: a run this host's log does not hold had its log in a process that is
-    # gone (the host before a restart) or expired. Its read finds nothing at once and it counts
+    # itself, not through these methods) before anyone learns the run's id: a run this host's
+    # log does not hold had its log in a process that is gone (the host before a restart) or
+    # expired. Its read finds nothing at once and it counts
     # as finished, so a reader goes to the store for how the run ended; appending to it (the
     # supervisor's ``run.interrupted``) is refused rather than starting a log at seq 1 again.
     async def _log(self, team_id: str, run_id: str) -> Any | None:
@@ -106,6 +123,7 @@ class ChatHostActor:
     async def read(
         self, team_id: str, run_id: str, after: int, wait: float, limit: int
     ) -> list[RunEvent]:
+        """The run's events after ``after``, waiting up to ``wait`` seconds for one."""
         log = await self._log(team_id, run_id)
         if log is None:
             return []
@@ -117,6 +135,7 @@ class ChatHostActor:
         return log is None or bool(await log.is_finished(team_id, run_id))
 
     async def append(self, team_id: str, run_id: str, event: str, data: dict[str, Any]) -> RunEvent:
+        """Append to a run's log from another process (the supervisor's ``run.interrupted``)."""
         log = await self._log(team_id, run_id)
         if log is None:
             raise Unavailable("the run's event log is gone", retry_after=1)

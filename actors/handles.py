@@ -3,7 +3,7 @@
 Every Linqra actor is named in the cluster's namespace, so any process finds it by name.
 :func:`named_actor` gets or creates one: ``actors.cluster.start_cluster`` creates the
 singletons (the span exporter among them, when tracing is on), and the supervisor creates agent
-actors; a process's first batch of spans creates the span exporter where it is missing
+actors and the chat hosts; a process's first batch of spans creates the span exporter where it is missing
 (``actors/tracing.py``). Everything else only looks them up. A lookup or call
 that fails because the actor is gone or restarting is :class:`~linqra.errors.Unavailable` (503
 with ``Retry-After``), never a Ray error: callers see the core library's error tree.
@@ -18,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
-import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -307,55 +305,40 @@ class RayLauncher:
         return None
 
 
-HOST_WAIT = 10.0
-"""How long a send waits for its conversation's host to be up (then 503): a host that died is
-restarted by Ray, in a second or several on a busy node."""
-
-
 class RayChatHost(ChatHost):
     """The conversations' workers in the cluster's chat hosts (``actors/chat_host.py``)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        deps: ChatDeps,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, settings: Settings, deps: ChatDeps) -> None:
         self.settings = settings
         if settings.cache_url.startswith("memory:"):  # runs' logs live in their hosts
             runlog = RayRunLog(settings, deps.runlog, deps.conversations)
             deps = dataclasses.replace(deps, runlog=runlog)
         self.deps = deps
-        self._clock, self._sleep = clock, sleep  # the wait for a host that is not up (send)
 
     async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
         """Send to the conversation's host, which the supervisor creates first when there is
-        none. A host that died or is restarting is waited for, for at most :data:`HOST_WAIT`
-        seconds, then 503."""
-        name = chat_host_for(self.settings, conversation_id)
-        deadline = self._clock() + HOST_WAIT
-        for attempt in itertools.count():
-            try:
-                try:
-                    host = lookup(self.settings, name)
-                except Unavailable:  # not made yet: the supervisor makes it (get-or-create)
-                    await call(
-                        self.settings, SUPERVISOR, "activate_conversation", team_id, conversation_id
-                    )
-                    host = lookup(self.settings, name)
-                result: dict[str, Any] = await host.send.remote(team_id, conversation_id, send)
-                return result
-            except RayActorError:  # died under the call, or killed for good: look it up anew
-                forget(self.settings, name)
-            except Unavailable:
-                pass
-            pause = min(0.1 * (attempt + 1), 0.5)
-            if self._clock() + pause > deadline:
-                break
-            await self._sleep(pause)
-        raise Unavailable("the conversation's host is restarting", retry_after=1)
+        none; a host Ray is restarting takes the send once it is back.
+
+        A host that dies while the send is under way is a 503, not a send again: the host may
+        have written the run and the message before it died, and a second send would write them
+        twice. The client sends again, with the same ``clientMessageId`` to be sure."""
+        index = chat_host_index(self.settings, conversation_id)
+        name = chat_host_name(index)
+        try:
+            host = lookup(self.settings, name)
+        except Unavailable:  # not made yet: the supervisor makes it (get-or-create)
+            await call(self.settings, SUPERVISOR, "activate_chat_host", index)
+            host = lookup(self.settings, name)
+        try:
+            result: dict[str, Any] = await host.send.remote(team_id, conversation_id, send)
+        except RayActorError:
+            forget(self.settings, name)  # killed for good: the next send makes another
+            raise Unavailable(
+                "the conversation's host stopped during the send; send the message again "
+                "(with the same clientMessageId, it is not taken twice)",
+                retry_after=1,
+            ) from None
+        return result
 
     async def cancel(self, team_id: str, conversation_id: str, run_id: str) -> bool:
         name = chat_host_for(self.settings, conversation_id)
@@ -412,9 +395,12 @@ class RayRunLog:
         if host is None:
             raise Unavailable("the run's conversation is not active", retry_after=1)
         try:
-            return await call(self.settings, host, "append", team_id, run_id, event, dict(data))  # type: ignore[no-any-return]
+            appended: RunEvent = await call(
+                self.settings, host, "append", team_id, run_id, event, dict(data)
+            )
         except Unavailable:
             raise Unavailable("the run's conversation is not active", retry_after=1) from None
+        return appended
 
     async def read(
         self, team_id: str, run_id: str, after: int = 0, *, wait: float = 0.0, limit: int = 1000
@@ -423,9 +409,12 @@ class RayRunLog:
         if host is None:
             return []
         try:
-            return await call(self.settings, host, "read", team_id, run_id, after, wait, limit)  # type: ignore[no-any-return]
+            events: list[RunEvent] = await call(
+                self.settings, host, "read", team_id, run_id, after, wait, limit
+            )
         except Unavailable:
             return []
+        return events
 
     async def finish(self, team_id: str, run_id: str) -> None:
         host = await self._host(team_id, run_id)

@@ -20,6 +20,7 @@ Workflow executions are reclaimed by the runner itself (it owns their claims).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import datetime
@@ -27,13 +28,13 @@ from typing import Any
 
 from actors._context import process_system
 from actors.agent import AgentActor
-from actors.chat_host import ChatHostActor
+from actors.chat_host import ChatHostActor, host_options
 from actors.handles import (
     AGENT_PREFIX,
+    CHAT_PREFIX,
     RUNNER,
     agent_name,
     call,
-    chat_host_index,
     chat_host_name,
     named_actor,
 )
@@ -58,6 +59,7 @@ class SupervisorActor:
         self._pruned_at = -AUDIT_PRUNE_SECONDS
         self._sampled_at = -float("inf")
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+        _end_extra_chat_hosts(self.settings)
 
     async def ping(self) -> dict[str, Any]:
         return {"ingesting": len(self._ingesting), "reaping": not self._reaper.done()}
@@ -90,18 +92,19 @@ class SupervisorActor:
         log.warning("agent %s did not take %s; the reaper will retry", agent_id, tx_id)
 
     # -- documents -------------------------------------------------------------------------
-    async def activate_conversation(self, team_id: str, conversation_id: str) -> None:
-        """Create the host of a conversation if it is not there (get-or-create by name: callers
-        racing for one host get the same actor); Ray restarts it when it dies, and the runs it
-        was writing are interrupted by :meth:`reap_chat_runs`."""
-        index = chat_host_index(self.settings, conversation_id)
+    async def activate_chat_host(self, index: int) -> None:
+        """Create the chat host ``linqra-chat-<index>`` if it is not there (get-or-create by
+        name: callers racing for one host get the same actor); Ray restarts it when it dies,
+        and the runs it was writing are interrupted by :meth:`reap_chat_runs`."""
+        if not 0 <= index < self.settings.chat.hosts:
+            raise ValueError(f"chat host {index} of {self.settings.chat.hosts}")
         named_actor(
             ChatHostActor,
             self.settings,
             chat_host_name(index),
             self.settings.model_dump_json(),
             index,
-            max_concurrency=1000,
+            **host_options(),
         )
 
     async def ingest(self, team_id: str, doc_id: str) -> None:
@@ -222,3 +225,16 @@ def _live_agents() -> int:
     import ray
 
     return sum(1 for name in ray.util.list_named_actors() if name.startswith(AGENT_PREFIX))
+
+
+def _end_extra_chat_hosts(settings: Settings) -> None:
+    """End the chat hosts past ``chat.hosts`` (it was lowered since they were made): no
+    conversation hashes to them any more, and a detached actor would otherwise stay forever."""
+    import ray
+
+    for name in ray.util.list_named_actors():
+        index = name.removeprefix(CHAT_PREFIX)
+        if name.startswith(CHAT_PREFIX) and index.isdigit() and int(index) >= settings.chat.hosts:
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(name, namespace=settings.ray.namespace), no_restart=True)
+                log.info("ended %s: chat.hosts is %d", name, settings.chat.hosts)

@@ -143,6 +143,7 @@ async def conversations_phase(system: Any, settings: Any, m: int, k: int) -> dic
     meter.start()
     replies = await asyncio.gather(*(chat(ids[i % m], f"more {i}") for i in range(k)))
     warm = per(meter.stop(), k, ("chat_hosts", "driver", "gcs", "raylet"))
+    after = memory("chat_hosts")  # k runs more, their event logs kept (memory://)
     statuses = [s for _, s in started + first + list(replies)]
     stop_actors([n for n in ray.util.list_named_actors() if n.startswith(CHAT_PREFIX)], settings)
     return {
@@ -157,8 +158,11 @@ async def conversations_phase(system: Any, settings: Any, m: int, k: int) -> dic
         },
         "host": host,
         "host_with_all": held,
-        # USS: what the conversations added to the host's own pages (PSS moves as sharers die)
+        "host_after_messages": after,
+        # USS: what the conversations added to the host's own pages (PSS moves as sharers die);
+        # each with its first run, whose event log the host keeps chat.run_log_ttl_seconds
         "memory_per_conversation_kib": round((held["uss_mib"] - host["uss_mib"]) * 1024 / m, 1),
+        "memory_per_run_kib": round((after["uss_mib"] - held["uss_mib"]) * 1024 / k, 1),
         "cpu_first_message_incl_host_start": host_start,
         "cpu_first_message": cold,
         "cpu_per_message": warm,

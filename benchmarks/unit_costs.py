@@ -17,8 +17,9 @@ agents         N agents given a short task each (actors created), 3 more each (w
 conversations  one conversation of an assistant on the OpenAI fake (its own process, not
                counted; ``slow-0-40``: 42 words, like B16's replies), which starts the chat
                host (``chat.hosts`` 1), M conversations more, then K messages more: the host's
-               memory, what each conversation adds to it, CPU per first message and per
-               message (the driver, standing in for the orchestrator replica, counted).
+               memory, what each conversation and each further run (its event log kept)
+               adds to it, CPU per first message and per message (the driver, standing in
+               for the orchestrator replica, counted).
 executions     E executions of one 15 s ``wait`` step in flight: the runner's and I/O pool's
                memory and CPU per running execution; R one-step and R ten-step executions of
                ``wait 0`` (I/O pool): CPU per execution, per step (the difference over nine).
@@ -193,7 +194,8 @@ def units(measured: dict[str, Any]) -> dict[str, float]:
         "agent_idle_cpu_ms_per_s": a["cpu_ms_per_idle_actor_second"]["agents_ms"],
         "activation_supervisor_cpu_ms": a["cpu_first_task_incl_actor_start"]["supervisor_ms"],
         "chat_host_mib": c["host"]["pss_mib"],
-        "conversation_kib": max(c["memory_per_conversation_kib"], 0.1),  # > 0: USS can shrink
+        "conversation_kib": c["memory_per_conversation_kib"],
+        "chat_run_kib": c["memory_per_run_kib"],
         "chat_message_cpu_ms": c["cpu_per_message"]["total_ms"],
         "chat_message_host_cpu_ms": c["cpu_per_message"]["chat_hosts_ms"],
         "running_execution_kib": x["memory_per_running_execution_kib"]["uss"],
@@ -227,6 +229,8 @@ LOAD = {
     "agent_idle_seconds": 60.0,  # agents.idle_seconds: an actor lingers this long after its work
     "chats": 1_000,  # concurrent conversations, each with its worker in a chat host
     "messages_per_chat_per_min": 2.0,  # assumed
+    "run_log_seconds": 3600.0,  # chat.run_log_ttl_seconds: how long a run's events are kept
+    "chat_hosts_at_least": 2.0,  # chat.hosts
     "executions_per_s": 1_000.0,
     "execution_seconds": 10.0,  # assumed mean duration: in flight = rate x duration
     "steps_per_execution": 5,  # assumed
@@ -250,7 +254,11 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
     requests = load["executions_per_s"] + messages + load["other_requests_per_s"]
     gateway_cores = requests * unit["gateway_request_cpu_ms"] / 1000 / load["serve_over_uvicorn"]
     replicas = math.ceil(gateway_cores / node["usable"])
-    hosts = math.ceil(messages * unit["chat_message_host_cpu_ms"] / 1000 / node["usable"])
+    hosts = max(  # a host is one process: one core at most
+        int(load["chat_hosts_at_least"]),
+        math.ceil(messages * unit["chat_message_host_cpu_ms"] / 1000 / node["usable"]),
+    )
+    run_logs = messages * load["run_log_seconds"]  # in the hosts (memory://) or in Redis
     consumers = math.ceil(load["events_per_s"] / (unit["redis_events_per_s_per_consumer"] * node["usable"]))  # fmt: skip
     parts = {  # name: (cores, GiB)
         "agent actors": (
@@ -262,7 +270,8 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
         "chat hosts": (
             messages * unit["chat_message_cpu_ms"] / 1000,
             hosts * unit["chat_host_mib"] * gib
-            + load["chats"] * unit["conversation_kib"] * gib * gib,
+            + load["chats"] * unit["conversation_kib"] * gib * gib
+            + run_logs * unit["chat_run_kib"] * gib * gib,
         ),
         "executions": (
             load["executions_per_s"] * exec_ms / 1000
@@ -296,6 +305,7 @@ def plan(unit: dict[str, float], load: dict[str, float] = LOAD, node: dict[str, 
             ),
             "chat_messages_per_s": round(messages, 1),
             "chat_hosts": hosts,
+            "chat_run_logs_kept": round(run_logs),
             "executions_in_flight": in_flight,
             "cpu_ms_per_execution": round(exec_ms, 2),
             "runner_cpu_ms_per_execution": round(runner_ms, 2),

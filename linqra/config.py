@@ -358,14 +358,18 @@ class ChatSettings(BaseModel):
         default=0.5, gt=0, le=60, description="how often a streaming reply's text is stored"
     )
     idle_seconds: float = Field(
-        default=300.0, gt=0, description="a conversation with no turn for this long is passivated"
+        default=300.0,
+        gt=0,
+        description="a conversation with no turn for this long is dropped from its host "
+        "(the next message makes its worker again)",
     )
     hosts: int = Field(
         default=2,
         ge=1,
         le=1024,
         description="on a cluster, the chat host actors: each keeps the workers of the "
-        "conversations whose ids hash to it (change it only while no reply is being written)",
+        "conversations whose ids hash to it; set it before the cluster starts (the supervisor "
+        "ends the hosts past it as it starts)",
     )
     keepalive_seconds: float = Field(
         default=15.0, gt=0, le=300, description="SSE keep-alive comment interval"

@@ -54,7 +54,7 @@ def _until(condition: Any, timeout: float, what: str, seen: Any = None) -> float
     return time.monotonic() - t0
 
 
-def _conversation_actors() -> list[tuple[str, str]]:
+def _chat_hosts() -> list[tuple[str, str]]:
     """Each chat host and its state (a diagnostic: ALIVE, PENDING_CREATION, …)."""
     from ray.util.state import list_actors
 
@@ -155,7 +155,7 @@ def test_the_chat_orchestrator_scales_out_under_streamed_chats_and_back_in_when_
         return any(name == "message.delta" for _, name, _ in streams.get(n, []))
 
     def seen(n: int) -> str:  # what a chat that does not answer got, and the actors behind it
-        return f"events {streams.get(n, [])}; actors {_conversation_actors()}"
+        return f"events {streams.get(n, [])}; actors {_chat_hosts()}"
 
     # each chat starts once the one before answers: a chat host that is new (a new process)
     # takes seconds to warm up, long enough on two busy cores for its runs' heartbeats to go

@@ -1,7 +1,8 @@
 """The chat's host actors, in process (the classes without Ray around them): a run log the host
 does not hold counts as gone, at once; idle conversations are dropped from a host by its timer
-and by the next message; and a send through ``RayChatHost`` has its host made when there is
-none and waits for one that is restarting, within ``HOST_WAIT``, then answers 503."""
+and by the next message, never one whose send is under way; and a send through ``RayChatHost``
+has its host made when there is none, and is a 503 (not sent twice) when its host dies under
+it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import actors.chat_host as chat_host
 import actors.handles as handles
 from actors.chat_host import ChatHostActor
 from linqra.assistants.runlog import MemoryRunLog
-from linqra.assistants.worker import InProcessChatHost
+from linqra.assistants.worker import InProcessChatHost, Send
 from linqra.config import ChatSettings, Settings
 from linqra.errors import Unavailable
 
@@ -84,6 +85,51 @@ async def test_idle_conversations_are_dropped_and_the_others_kept(host: ChatHost
     assert chat.worker("team-a", "conv_old") is not old[0]  # the next message: a new worker
 
 
+async def test_the_hosts_timer_drops_idle_conversations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without any message coming: every ``chat.idle_seconds`` / 4 (at least 0.5 s)."""
+    monkeypatch.setattr(chat_host, "preload", lambda: None)
+    chat = ChatSettings(idle_seconds=1)
+    actor = ChatHostActor(Settings(chat=chat).model_dump_json(), 0)
+    host = actor._host = InProcessChatHost(SimpleNamespace(runlog=MemoryRunLog(), settings=chat))  # type: ignore[arg-type]
+    try:
+        host.worker("team-a", "conv_1").last_active = time.monotonic() - 2
+        deadline = time.monotonic() + 10
+        while await actor.conversations():
+            assert time.monotonic() < deadline, "the idle conversation was not dropped"
+            await asyncio.sleep(0.05)
+    finally:
+        actor._sweep.cancel()
+
+
+async def test_a_conversation_whose_send_is_under_way_is_not_dropped() -> None:
+    """A send still writing its run (a store call that takes longer than ``chat.idle_seconds``
+    on a busy node) keeps its worker: dropped, the run would be left to a worker no later
+    message reaches, and the next one would make a second worker for the conversation."""
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    async def create_run(*_: Any, **__: Any) -> Any:
+        writing.set()
+        await release.wait()
+        raise AssertionError("not reached: the send is cancelled first")
+
+    conversations = SimpleNamespace(create_run=create_run)
+    deps = SimpleNamespace(conversations=conversations, settings=ChatSettings(idle_seconds=1))
+    chat = InProcessChatHost(deps)  # type: ignore[arg-type]
+    worker = chat.worker("team-a", "conv_1")
+    send = Send(assistant=None, text="hi", policy="enqueue")  # type: ignore[arg-type]
+    sending = asyncio.create_task(chat.send("team-a", "conv_1", send))
+    await writing.wait()
+    worker.last_active = time.monotonic() - 60  # as if the write had taken a minute
+    chat.passivate()
+    assert chat.worker("team-a", "conv_1") is worker  # kept
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    worker.last_active = time.monotonic() - 60
+    chat.passivate()
+    assert chat.active == 0  # idle now: dropped
+
+
 class _Host:
     """A host's handle: ``send.remote`` answers from ``answers`` in turn (raising exceptions)."""
 
@@ -96,17 +142,6 @@ class _Host:
         if isinstance(answer, BaseException):
             raise answer
         return answer
-
-
-def _clocked() -> tuple[list[float], Any, Any]:
-    """The pauses a send makes, a clock they move, and the sleep that moves it."""
-    now, slept = [0.0], []
-
-    async def sleep(seconds: float) -> None:  # the pauses are counted, not waited
-        slept.append(seconds)
-        now[0] += seconds
-
-    return slept, (lambda: now[0]), sleep
 
 
 async def test_a_send_has_the_host_made_when_there_is_none(
@@ -125,35 +160,31 @@ async def test_a_send_has_the_host_made_when_there_is_none(
 
     monkeypatch.setattr(handles, "lookup", lookup)
     monkeypatch.setattr(handles, "call", call)
-    settings = Settings(cache_url="redis://127.0.0.1:1/0")
+    settings = Settings(cache_url="redis://127.0.0.1:1/0", chat=ChatSettings(hosts=4))
     chat = handles.RayChatHost(settings, None)  # type: ignore[arg-type]
     assert await chat.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
-    assert made == [(handles.SUPERVISOR, "activate_conversation", "team-a", "conv_1")]
+    index = handles.chat_host_index(settings, "conv_1")
+    assert made == [(handles.SUPERVISOR, "activate_chat_host", index)]
 
 
-async def test_a_send_waits_for_a_restarting_host_then_answers_503_at_the_bound(
+async def test_a_host_dying_under_a_send_is_a_503_and_the_send_is_not_repeated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A host that died under the call is looked up anew and sent to again (Ray restarts it);
-    one that never comes back answers 503 with Retry-After once ``HOST_WAIT`` has passed."""
-    found = _Host([RayActorError() for _ in range(12)] + [{"id": "run_1"}])
+    """The host may have written the run and the message before it died: sending again would
+    write them twice. The caller is told to send again (its clientMessageId makes that safe),
+    and the dead host's handle is forgotten so that the next send finds or makes another."""
+    found = _Host([RayActorError(), {"id": "run_2"}])
     monkeypatch.setattr(handles, "lookup", lambda settings, name: found)
     forgotten: list[str] = []
     monkeypatch.setattr(handles, "forget", lambda settings, name: forgotten.append(name))
-    slept, clock, sleep = _clocked()
     settings = Settings(cache_url="redis://127.0.0.1:1/0")
-    chat = handles.RayChatHost(settings, None, clock=clock, sleep=sleep)  # type: ignore[arg-type]
-    assert await chat.send("team-a", "conv_1", None) == {"id": "run_1"}  # type: ignore[arg-type]
-    assert len(slept) == 12 and sum(slept) < handles.HOST_WAIT
-    assert forgotten == [handles.chat_host_for(settings, "conv_1")] * 12
-
-    found.answers[:] = [RayActorError() for _ in range(10_000)]
-    slept[:] = []
+    chat = handles.RayChatHost(settings, None)  # type: ignore[arg-type]
     with pytest.raises(Unavailable) as refused:
         await chat.send("team-a", "conv_1", None)  # type: ignore[arg-type]
-    assert refused.value.retry_after == 1
-    waited = sum(slept)
-    assert handles.HOST_WAIT - 0.5 <= waited <= handles.HOST_WAIT, waited
+    assert refused.value.retry_after == 1 and "clientMessageId" in str(refused.value)
+    assert found.answers == [{"id": "run_2"}]  # sent once
+    assert forgotten == [handles.chat_host_for(settings, "conv_1")]
+    assert await chat.send("team-a", "conv_1", None) == {"id": "run_2"}  # type: ignore[arg-type]
 
 
 def test_conversations_spread_over_the_hosts() -> None:

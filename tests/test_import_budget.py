@@ -91,15 +91,15 @@ def test_a_chat_host_loads_a_first_turns_modules_ahead_of_it() -> None:
     and the OpenAI SDK as it starts, and before a turn the SDK of that turn's provider only."""
     result = _imported_after(
         "import asyncio\n"
-        "import actors.chat_host as conversation\n"
+        "import actors.chat_host as chat_host\n"
         "from linqra.config import LLMSettings\n"
         "out['before'] = [m for m in ('openai', 'anthropic', 'bpe_openai') if m in sys.modules]\n"
-        "conversation.preload()\n"
+        "chat_host.preload()\n"
         "from linqra.llm.tokens import _encoding\n"
         "out['ranks_loaded'] = _encoding.cache_info().currsize\n"
         "out['at_start'] = [m for m in ('openai', 'anthropic') if m in sys.modules]\n"
-        "asyncio.run(conversation.load_provider_sdk(LLMSettings(), 'anthropic'))\n"
-        "asyncio.run(conversation.load_provider_sdk(LLMSettings(), 'local'))  # none to load\n"
+        "asyncio.run(chat_host.load_provider_sdk(LLMSettings(), 'anthropic'))\n"
+        "asyncio.run(chat_host.load_provider_sdk(LLMSettings(), 'local'))  # none to load\n"
     )
     assert result["before"] == []
     assert result["ranks_loaded"] == 1

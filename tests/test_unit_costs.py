@@ -71,9 +71,14 @@ def test_the_node_count_follows_from_the_unit_costs(recorded: dict) -> None:
     got = plan(unit)
     chats, hosts = got["parts"]["chat hosts"], got["derived"]["chat_hosts"]
     messages = LOAD["chats"] * LOAD["messages_per_chat_per_min"] / 60
-    assert hosts == math.ceil(messages * unit["chat_message_host_cpu_ms"] / 1000 / NODE["usable"])
+    by_cpu = math.ceil(messages * unit["chat_message_host_cpu_ms"] / 1000 / NODE["usable"])
+    assert hosts == max(by_cpu, LOAD["chat_hosts_at_least"])
+    run_logs = messages * LOAD["run_log_seconds"]
+    assert got["derived"]["chat_run_logs_kept"] == round(run_logs)
     assert chats["memory_gib"] == round(
-        hosts * unit["chat_host_mib"] / 1024 + LOAD["chats"] * unit["conversation_kib"] / 2**20, 1
+        hosts * unit["chat_host_mib"] / 1024
+        + (LOAD["chats"] * unit["conversation_kib"] + run_logs * unit["chat_run_kib"]) / 2**20,
+        1,
     )
     usable_cores, usable_gib = NODE["cores"] * NODE["usable"], NODE["memory_gib"] * NODE["usable"]
     assert got["worker_nodes_by_cores"] == math.ceil(got["cores"] / usable_cores - 1e-9)

@@ -73,11 +73,15 @@ class ConversationWorker:
         self._queue: deque[_Queued] = deque()
         self._current: tuple[str, asyncio.Task[str]] | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._sending = 0  # sends under way, waiting for the lock or writing their run
         self.last_active = time.monotonic()
 
     @property
     def idle(self) -> bool:
-        return self._current is None and not self._queue
+        """Nothing runs, waits or is being sent here: a send still writing its run and message
+        (store calls that may take seconds) keeps its worker from being dropped under it, which
+        would leave the run with a worker no later message reaches."""
+        return self._current is None and not self._queue and not self._sending
 
     def holds(self, run_id: str) -> bool:
         """Whether ``run_id`` runs or waits here."""
@@ -87,6 +91,14 @@ class ConversationWorker:
 
     async def send(self, send: Send) -> dict[str, Any]:
         """The run of ``send`` (a new one, queued; or the first one for a retried message)."""
+        self._sending += 1
+        try:
+            return await self._send(send)
+        finally:
+            self._sending -= 1
+            self.last_active = time.monotonic()
+
+    async def _send(self, send: Send) -> dict[str, Any]:
         repo = self.deps.conversations
         async with self._lock:
             self.last_active = time.monotonic()
@@ -96,7 +108,7 @@ class ConversationWorker:
                 )
                 if seen is not None and seen.run_id:
                     return (await repo.get_run(self.team_id, seen.run_id)).model_dump()
-            busy = not self.idle
+            busy = self._current is not None or bool(self._queue)  # not counting sends
             if busy and send.policy == "reject":
                 raise Conflict(
                     "a reply is being written in this conversation; wait for it, cancel it, or "

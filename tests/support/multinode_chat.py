@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.chat_host import ChatHostActor
+from actors.chat_host import ChatHostActor, host_options
 from actors.handles import chat_host_index, chat_host_name, named_actor
 from linqra.assistants.conversations import MESSAGES, RUN_ACTIVE, RUN_TERMINAL, RUNS
 from linqra.config import Settings
@@ -156,7 +156,7 @@ async def _read(system: System, chat: Chat) -> None:
 
 async def pin_chat_hosts(settings: Settings, node_ids: dict[str, str]) -> None:
     """Create the chat hosts before any message, each on its node of :data:`HOST_NODES` (with
-    the options the supervisor's ``activate_conversation`` gives them; a label selector that
+    the options the supervisor's ``activate_chat_host`` gives them; a label selector that
     falls back to any other node once that one is gone, so Ray restarts them elsewhere), and
     wait until each has opened its ``System``: a message then finds its host by name instead
     of having the supervisor place one by ``SPREAD`` (best effort: all on one node happens)."""
@@ -168,7 +168,7 @@ async def pin_chat_hosts(settings: Settings, node_ids: dict[str, str]) -> None:
             chat_host_name(index),
             settings.model_dump_json(),
             index,
-            max_concurrency=1000,
+            **host_options(),
             **pin_options(node_ids[label]),
         )
         for index, label in enumerate(HOST_NODES)
