@@ -143,8 +143,12 @@ async def conversations_phase(system: Any, settings: Any, m: int, k: int) -> dic
     meter.start()
     replies = await asyncio.gather(*(chat(ids[i % m], f"more {i}") for i in range(k)))
     warm = per(meter.stop(), k, ("chat_hosts", "driver", "gcs", "raylet"))
-    after = memory("chat_hosts")  # k runs more, their event logs kept (memory://)
-    statuses = [s for _, s in started + first + list(replies)]
+    # k runs more, one at a time, for what a run's event log keeps in the host (memory://):
+    # the k at once above also leave what their peak took in the allocator's arenas
+    before_runs = memory("chat_hosts")
+    more = [await chat(ids[i % m], f"again {i}") for i in range(k)]
+    after = memory("chat_hosts")
+    statuses = [s for _, s in started + first + list(replies) + more]
     stop_actors([n for n in ray.util.list_named_actors() if n.startswith(CHAT_PREFIX)], settings)
     return {
         "conversations": m + 1,
@@ -162,7 +166,8 @@ async def conversations_phase(system: Any, settings: Any, m: int, k: int) -> dic
         # USS: what the conversations added to the host's own pages (PSS moves as sharers die);
         # each with its first run, whose event log the host keeps chat.run_log_ttl_seconds
         "memory_per_conversation_kib": round((held["uss_mib"] - host["uss_mib"]) * 1024 / m, 1),
-        "memory_per_run_kib": round((after["uss_mib"] - held["uss_mib"]) * 1024 / k, 1),
+        "host_before_runs": before_runs,
+        "memory_per_run_kib": round((after["uss_mib"] - before_runs["uss_mib"]) * 1024 / k, 1),
         "cpu_first_message_incl_host_start": host_start,
         "cpu_first_message": cold,
         "cpu_per_message": warm,
