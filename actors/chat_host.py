@@ -11,13 +11,13 @@ message makes a new one in a microsecond.
 
 Hosts, not an actor per conversation: a Ray actor is a process — 208 MiB, and a new
 conversation's first answer after 2.2 s on a 2-core node — where a conversation in a host costs
-about 53 KiB and is answered in 25 ms (docs/scaling.md, "Unit costs"). A host is created by the
-supervisor on the first message one of its conversations is sent (get-or-create by name, so two
-replicas racing make one; :func:`host_options`), placed ``SPREAD`` over the nodes, and
+about 57 KiB and is answered in about 20 ms (docs/scaling.md, "Unit costs"). A host is created
+by the supervisor on the first message one of its conversations is sent (get-or-create by name,
+so two replicas racing make one; :func:`host_options`), placed ``SPREAD`` over the nodes, and
 restarted by Ray when its process or node dies. The runs it was writing stop heartbeating and
 the supervisor interrupts them (``ChatService.reap``), keeping the partial replies; the
-restarted host takes the next message. When the cache is ``memory://`` the runs' event logs live in their host too, and
-readers on other processes read them through :meth:`ChatHostActor.read`
+restarted host takes the next message. When the cache is ``memory://`` the runs' event logs live
+in their host too, and readers on other processes read them through :meth:`ChatHostActor.read`
 (``actors.handles.RayRunLog``); with Redis every replica reads Redis.
 
 A host loads what a first turn needs — the token counter's BPE ranks (1.2 s) and the OpenAI SDK

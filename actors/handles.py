@@ -3,8 +3,8 @@
 Every Linqra actor is named in the cluster's namespace, so any process finds it by name.
 :func:`named_actor` gets or creates one: ``actors.cluster.start_cluster`` creates the
 singletons (the span exporter among them, when tracing is on), and the supervisor creates agent
-actors and the chat hosts; a process's first batch of spans creates the span exporter where it is missing
-(``actors/tracing.py``). Everything else only looks them up. A lookup or call
+actors and the chat hosts; a process's first batch of spans creates the span exporter where it
+is missing (``actors/tracing.py``). Everything else only looks them up. A lookup or call
 that fails because the actor is gone or restarting is :class:`~linqra.errors.Unavailable` (503
 with ``Retry-After``), never a Ray error: callers see the core library's error tree.
 
