@@ -295,6 +295,21 @@ class RayLauncher:
         self._wakes.add(task)  # the loop keeps only a weak reference
         task.add_done_callback(self._wakes.discard)
 
+    def agent_changed(self, team_id: str, agent_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._wake_agent(agent_id))
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
+
+    async def _wake_agent(self, agent_id: str) -> None:
+        """Tell the agent's actor, if it has one, to read its record (``actors/agent.py``)."""
+        try:
+            actor = ray.get_actor(agent_name(agent_id), namespace=self.settings.ray.namespace)
+            await actor.wake.remote()
+        except (ValueError, RayActorError):  # passive, or passivating: nothing reads it
+            pass
+        except Exception:
+            log.debug("agent %s was not told of a change", agent_id, exc_info=True)
+
     async def _wake_scheduler(self) -> None:
         try:  # through call(): a handle to a scheduler replaced under its name is looked up anew
             await call(self.settings, SCHEDULER, "wake")

@@ -80,6 +80,10 @@ class Launcher(Protocol):
         """A schedule was made or resumed: whatever fires schedules looks again now. Best
         effort, never raises (the scheduler also looks at least once a second)."""
 
+    def agent_changed(self, team_id: str, agent_id: str) -> None:
+        """The agent was updated or deleted: whatever runs its task executions reads it again
+        now (its concurrency, or that it is gone). Best effort, never raises."""
+
     def chat_host(self, deps: ChatDeps) -> ChatHost:
         """Where conversations' turns run (one worker per conversation)."""
         ...
@@ -162,6 +166,9 @@ class InProcessLauncher:
 
     def schedules_changed(self) -> None:
         return None  # no scheduler runs in this process: it runs as the cluster's actor
+
+    def agent_changed(self, team_id: str, agent_id: str) -> None:
+        return None  # a task execution here is an asyncio task: nothing keeps the agent's record
 
     def chat_host(self, deps: ChatDeps) -> ChatHost:
         from linqra.assistants.worker import InProcessChatHost

@@ -129,7 +129,7 @@ class System:
         workflows = WorkflowService(store, registry)
         launcher = launcher if launcher is not None else InProcessLauncher()
         triggers = TriggerBook(store, on_schedule=launcher.schedules_changed)
-        agents = AgentService(store, workflows, triggers)
+        agents = AgentService(store, workflows, triggers, on_agent_changed=launcher.agent_changed)
         knowledge = KnowledgeService(settings, store, llm, metrics=metrics)
         runs = RunService(workflows, agents, launcher)
         assistants = AssistantService(store, agents, knowledge, llm)

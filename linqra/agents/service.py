@@ -18,7 +18,7 @@ a trigger or a caller creates — are the other half of :class:`AgentService`, i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from linqra.agents.executions import TASK_EXECUTIONS, TASK_JOBS, TaskExecutions
@@ -89,10 +89,12 @@ class AgentService(TaskExecutions):
         store: DocumentStore,
         workflows: WorkflowService,
         triggers: TaskTriggers | None = None,
+        on_agent_changed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.workflows = workflows
         self.triggers: TaskTriggers = triggers or NoTriggers()
+        self._agent_changed = on_agent_changed or (lambda team_id, agent_id: None)
         self.jobs = Jobs(store, TASK_JOBS)
 
     async def init(self) -> None:
@@ -134,13 +136,14 @@ class AgentService(TaskExecutions):
         await self.store.update(
             AGENTS, team_id, agent_id, {**data.model_dump(), "updated_at": iso()}
         )
+        self._agent_changed(team_id, agent_id)  # its actor takes a new concurrency now
         return await self.get_agent(team_id, agent_id)
 
     async def delete_agent(self, team_id: str, agent_id: str) -> None:
         """Delete the agent and its tasks (schedules and event triggers too) and cancel its
-        task executions: PENDING ones at once, RUNNING ones by request. Its actor sees the agent
-        gone within a second and exits (:mod:`actors.agent`); nothing left PENDING or RUNNING
-        would make the reaper bring it back."""
+        task executions: PENDING ones at once, RUNNING ones by request. Its actor is told
+        (``on_agent_changed``), sees the agent gone and exits (:mod:`actors.agent`); nothing left
+        PENDING or RUNNING would make the reaper bring it back."""
         await self.get_agent(team_id, agent_id)
         await self.store.update(AGENTS, team_id, agent_id, {"deleted_at": iso(), "enabled": False})
         for task in await self.store.find(
@@ -151,6 +154,7 @@ class AgentService(TaskExecutions):
             )
             await self.triggers.task_removed(team_id, task["id"])
         await self.cancel_agent_executions(team_id, agent_id)
+        self._agent_changed(team_id, agent_id)
 
     # -- tasks ---------------------------------------------------------------------------------
     async def _validated_task(self, team_id: str, body: Any) -> dict[str, Any]:
