@@ -65,8 +65,17 @@ def test_a_reply_streams_through_the_orchestrator_and_resumes_after_a_cut(
 
 
 def test_cancel_from_the_gateway_closes_the_provider_stream(
-    api: httpx.Client, fake_openai: FakeOpenAI
+    gateway_url: str, fake_openai: FakeOpenAI
 ) -> None:
+    # a team of its own: a chat host is a long-lived process, and a price set for a team it
+    # looked up less than two seconds ago reaches it only then (linqra/llm/overrides.py)
+    with httpx.Client(
+        base_url=gateway_url, headers={"X-Team-Id": "team-cancel"}, timeout=60
+    ) as api:
+        _cancel_closes_the_provider_stream(api, fake_openai)
+
+
+def _cancel_closes_the_provider_stream(api: httpx.Client, fake_openai: FakeOpenAI) -> None:
     assistant = slow_assistant(api, "slow-20-200")
     body = {"message": "long one", "stream": True}
     with api.stream("POST", f"/v1/assistants/{assistant}/chat", json=body) as answer:
