@@ -104,8 +104,9 @@ class AgentActor:
 
         The record is read when the actor is woken — a task execution queued or ended, or the
         agent updated or deleted (:meth:`wake`, from ``RayLauncher.agent_changed``) — not on a
-        timer: an idle actor read it every second, 6.7 ms of CPU a second each, over half the
-        cores the plan for 10,000 teams asked (docs/scaling.md)."""
+        timer: every idle actor read it once a second, 3,000 store reads a second at the load
+        the plan for 10,000 teams assumes (docs/scaling.md). Not CPU: an idle actor's 8-10 ms
+        a second are Ray's own (a bare async actor's the same)."""
         system = await self._sys()
         await self._adopt(system)
         idle_after = self.settings.agents.idle_seconds
