@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_CALLS = 10_000
 """Calls a host takes at once. Each follower of a stream with ``memory://`` holds a read for up
-to ``chat.keepalive_seconds``: the bound is ten times an actor's per conversation before, so
-that followed streams do not keep a send, a cancel or the supervisor's ``holds`` waiting
+to ``chat.keepalive_seconds``: ten times the 1,000 an actor of one conversation took, so that
+followed streams do not keep a send, a cancel or the supervisor's ``holds`` waiting
 (kept waiting, that would let it interrupt a live run). Not a concurrency group of their own:
 Ray runs an async actor's groups on separate event loops, and the run log's waits are the
 loop's (a read on another loop broke the streams)."""
@@ -112,9 +112,9 @@ class ChatHostActor:
     # Every run's log starts here, with the ``run.created`` its worker appends (to the log
     # itself, not through these methods) before anyone learns the run's id: a run this host's
     # log does not hold had its log in a process that is gone (the host before a restart) or
-    # expired. Its read finds nothing at once and it counts
-    # as finished, so a reader goes to the store for how the run ended; appending to it (the
-    # supervisor's ``run.interrupted``) is refused rather than starting a log at seq 1 again.
+    # expired. Its read finds nothing at once and it counts as finished, so a reader goes to
+    # the store for how the run ended; appending to it (the supervisor's ``run.interrupted``)
+    # is refused rather than starting a log at seq 1 again.
     async def _log(self, team_id: str, run_id: str) -> Any | None:
         log = (await self._chat()).deps.runlog
         knows = getattr(log, "knows", None)
