@@ -42,6 +42,8 @@ from linqra.assistants.runlog import RunEvent
 from linqra.assistants.worker import InProcessChatHost, Send
 from linqra.config import LLMSettings
 from linqra.errors import Unavailable
+from linqra.metrics import Metrics
+from linqra.metrics.catalogue import CHAT_CONVERSATIONS
 
 __all__ = ["ChatHostActor", "host_options", "load_provider_sdk", "preload"]
 
@@ -69,6 +71,7 @@ class ChatHostActor:
         self.settings = shipped_settings(settings_json)
         self.index = index
         self._host: InProcessChatHost | None = None
+        self._metrics: Metrics | None = None
         self._lock = asyncio.Lock()
         loop = asyncio.get_running_loop()
         self._preload = loop.run_in_executor(None, preload)
@@ -81,6 +84,7 @@ class ChatHostActor:
                 deps = system.chat.deps
                 local = getattr(deps.runlog, "local", deps.runlog)  # this process's own log
                 self._host = InProcessChatHost(dataclasses.replace(deps, runlog=local))
+                self._metrics = system.metrics
             return self._host
 
     async def send(self, team_id: str, conversation_id: str, send: Send) -> dict[str, Any]:
@@ -153,11 +157,17 @@ class ChatHostActor:
         return True
 
     async def _drop_idle(self) -> None:
-        """Drop idle workers as time passes, not only when the next message comes."""
+        """Drop idle workers as time passes, not only when the next message comes, and say how
+        many are left (``linqra_chat_conversations``, every ``metrics.sample_seconds``)."""
+        every = min(
+            max(0.5, self.settings.chat.idle_seconds / 4), self.settings.metrics.sample_seconds
+        )
         while True:
-            await asyncio.sleep(max(0.5, self.settings.chat.idle_seconds / 4))
+            await asyncio.sleep(every)
             if self._host is not None:
                 self._host.passivate()
+                if self._metrics is not None:
+                    self._metrics.set(CHAT_CONVERSATIONS, self._host.active)
 
 
 def preload() -> None:

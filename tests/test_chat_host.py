@@ -22,6 +22,8 @@ from linqra.assistants.runlog import MemoryRunLog
 from linqra.assistants.worker import InProcessChatHost, Send
 from linqra.config import ChatSettings, Settings
 from linqra.errors import Unavailable
+from linqra.metrics.catalogue import CHAT_CONVERSATIONS
+from linqra.metrics.memory import MemoryMetrics
 
 
 @pytest.fixture
@@ -96,6 +98,32 @@ async def test_the_hosts_timer_drops_idle_conversations(monkeypatch: pytest.Monk
         deadline = time.monotonic() + 10
         while await actor.conversations():
             assert time.monotonic() < deadline, "the idle conversation was not dropped"
+            await asyncio.sleep(0.05)
+    finally:
+        actor._sweep.cancel()
+
+
+async def test_the_hosts_timer_says_how_many_conversations_it_keeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``linqra_chat_conversations``, set as the idle ones are dropped (the operator's view of
+    what the hosts hold; summed over the hosts by Prometheus)."""
+    monkeypatch.setattr(chat_host, "preload", lambda: None)
+    chat = ChatSettings(idle_seconds=1)
+    actor = ChatHostActor(Settings(chat=chat).model_dump_json(), 0)
+    host = actor._host = InProcessChatHost(SimpleNamespace(runlog=MemoryRunLog(), settings=chat))  # type: ignore[arg-type]
+    metrics = actor._metrics = MemoryMetrics()
+    try:
+        host.worker("team-a", "conv_1")
+        host.worker("team-b", "conv_1")
+        deadline = time.monotonic() + 10
+        while metrics.value(CHAT_CONVERSATIONS) != 2:
+            assert time.monotonic() < deadline, metrics.series(CHAT_CONVERSATIONS)
+            await asyncio.sleep(0.05)
+        for worker in host._workers.values():
+            worker.last_active = time.monotonic() - 2
+        while metrics.value(CHAT_CONVERSATIONS) != 0:
+            assert time.monotonic() < deadline, "the gauge did not fall with the idle ones"
             await asyncio.sleep(0.05)
     finally:
         actor._sweep.cancel()

@@ -20,6 +20,7 @@ __all__ = [
     "AGENT_ACTORS",
     "AGENT_PASSIVATIONS",
     "CATALOGUE",
+    "CHAT_CONVERSATIONS",
     "EVENT_CONSUMER_LAG",
     "EVENT_DEAD_LETTERS",
     "EXECUTIONS",
@@ -199,6 +200,11 @@ AGENT_PASSIVATIONS = Instrument(
     "Agent actors that ended, by reason (idle, deleted, failed)", "1", ("reason",),
 )  # fmt: skip
 
+CHAT_CONVERSATIONS = Instrument(
+    "linqra_chat_conversations", "gauge",
+    "Conversations with a worker in a chat host: a turn in the last chat.idle_seconds", "1",
+)  # fmt: skip
+
 CATALOGUE: dict[str, Instrument] = {
     i.name: i
     for i in (
@@ -208,6 +214,7 @@ CATALOGUE: dict[str, Instrument] = {
         EVENT_CONSUMER_LAG, EVENT_DEAD_LETTERS, LLM_CALLS, LLM_CALL_DURATION,
         LLM_TIME_TO_FIRST_TOKEN, LLM_TOKENS, LLM_COST, LLM_BUDGET_REFUSALS, KNOWLEDGE_CHUNKS,
         KNOWLEDGE_DOCUMENTS, KNOWLEDGE_SEARCH_DURATION, AGENT_ACTORS, AGENT_PASSIVATIONS,
+        CHAT_CONVERSATIONS,
     )
 }  # fmt: skip
 """Every instrument by name."""
