@@ -91,7 +91,7 @@ class SupervisorActor:
                 await asyncio.sleep(0.2 * (attempt + 1))
         log.warning("agent %s did not take %s; the reaper will retry", agent_id, tx_id)
 
-    # -- documents -------------------------------------------------------------------------
+    # -- chat ------------------------------------------------------------------------------
     async def activate_chat_host(self, index: int) -> None:
         """Create the chat host ``linqra-chat-<index>`` if it is not there (get-or-create by
         name: callers racing for one host get the same actor); Ray restarts it when it dies,
@@ -107,6 +107,7 @@ class SupervisorActor:
             **host_options(),
         )
 
+    # -- documents -------------------------------------------------------------------------
     async def ingest(self, team_id: str, doc_id: str) -> None:
         """Start ingesting a document as a Ray task (once: a document in flight is not doubled)."""
         if doc_id in self._ingesting:
