@@ -26,9 +26,9 @@ __all__ = ["AppServer", "free_port", "redis_server", "tansu_broker", "wait_port"
 # Ports are handed out below the kernel's ephemeral range (32768-60999 on Linux): a port from
 # ``bind(0)`` is one an outgoing connection may be given next, and a server that binds it only
 # after a slow start (Ray Serve's proxy, 10-20 s after ``linqra up``) then finds it taken. Ray's
-# worker processes use 10002-19999, so the range starts above them. Each pytest-xdist worker (and
-# any other process) walks its own slice, so two processes of one suite never hand out the same
-# port while both are starting.
+# worker processes use 10002-19999, so the range starts above them. Each pytest-xdist worker walks
+# a slice of its own, so two workers never hand out the same port while both are starting; any
+# other process walks the slice its pid picks (it may share one: the bind check still holds).
 _PORTS = range(20000, 32768)
 _SLICES = 8
 _cursor: Iterator[int] | None = None
