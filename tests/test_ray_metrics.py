@@ -187,20 +187,29 @@ def test_a_value_ray_refuses_does_not_lose_the_others(
     ]  # fmt: skip
 
 
-async def test_a_recording_that_breaks_the_contract_is_dropped_at_the_flush_not_the_rest(
+async def test_a_recording_that_breaks_the_contract_is_dropped_not_the_rest(
     recorded: _Recorded,
 ) -> None:
-    """On a loop a recording is checked when handed over: a wrong label is dropped there (and
-    logged once), and the values around it still reach Ray."""
+    """On a loop a recording's kind and number are checked as it is made, its labels once per
+    label set when handed over: what is wrong is dropped (and logged once per instrument), and
+    the values around it still reach Ray."""
     metrics = RayMetrics(flush_seconds=60)
     metrics.add(EXECUTIONS, status="COMPLETED")
-    metrics.add(EXECUTIONS, state="COMPLETED")  # not its label
     metrics.observe(EXECUTIONS, 1.0, status="COMPLETED")  # a counter, not a histogram
-    metrics.add(EXECUTIONS, status="COMPLETED")
+    assert metrics._warned == {EXECUTIONS.name}  # at once
+    metrics.add(EXECUTIONS, -1, status="COMPLETED")  # a counter never goes down
+    metrics.observe(STEP_DURATION, float("nan"), target="noop", executor="task")
+    metrics.observe(STEP_DURATION, 0.5, target=["noop"], executor="task")  # not text
+    assert metrics._warned == {EXECUTIONS.name, STEP_DURATION.name}
+    metrics.add(EXECUTIONS, state="COMPLETED")  # not its label: found at the flush
+    metrics.add(EXECUTIONS, 2, status="COMPLETED")
+    metrics.observe(STEP_DURATION, 0.25, executor="task", target="noop")  # any order
     assert recorded.calls == []  # nothing handed over before the flush
     metrics.flush()
-    assert recorded.calls == [("inc", 2.0, {"status": "COMPLETED"})]
-    assert metrics._warned == {EXECUTIONS.name}
+    assert recorded.calls == [
+        ("inc", 3.0, {"status": "COMPLETED"}),
+        ("observe", 0.25, {"target": "noop", "executor": "task"}),
+    ]
 
 
 async def test_in_strict_mode_a_recording_that_breaks_the_contract_raises_where_it_is_made(
