@@ -13,6 +13,8 @@ Each side is a set of Linqra's actors in its own namespace, on the same cluster 
   shipped (``tracing.sample_ratio`` left at its default), spans exported over OTLP/HTTP to a
   local sink (a process of its own, as a collector is) that reads and drops them;
 * ``on_full``: the same with every trace recorded (``sample_ratio: 1.0``);
+* ``on_none`` (not run unless named): both on with no trace recorded (``sample_ratio: 0``) — the
+  floor under any sampling ratio: metrics, and the context of traces that are not recorded;
 * ``metrics`` and ``tracing`` (not run unless named): each alone, tracing at the default ratio;
 * ``unsampled`` (not run unless named): tracing alone with ``sample_ratio: 0`` — what carrying
   the context of a trace that is not recorded costs.
@@ -79,15 +81,16 @@ def sink_app() -> Starlette:
 
 SINK = "benchmarks.observability:sink_app"
 
-SIDES = ("off", "off_again", "on", "on_full", "metrics", "tracing", "unsampled")
+SIDES = ("off", "off_again", "on", "on_full", "on_none", "metrics", "tracing", "unsampled")
 DEFAULT_SIDES = ("off", "off_again", "on", "on_full")
 SHIPPED_RATIO = TracingSettings().sample_ratio
-_RATIOS = {"on_full": 1.0, "unsampled": 0.0}  # the sides whose sampling is not the shipped one
+# the sides whose sampling is not the shipped one
+_RATIOS = {"on_full": 1.0, "on_none": 0.0, "unsampled": 0.0}
 
 
 def _side(base: Settings, name: str, sink_url: str) -> Settings:
-    metrics = name in ("metrics", "on", "on_full")
-    traced = name in ("tracing", "unsampled", "on", "on_full")
+    metrics = name in ("metrics", "on", "on_full", "on_none")
+    traced = name in ("tracing", "unsampled", "on", "on_full", "on_none")
     tracing = TracingSettings(otlp_url=sink_url) if traced else TracingSettings()
     if name in _RATIOS:
         tracing = tracing.model_copy(update={"sample_ratio": _RATIOS[name]})
@@ -273,6 +276,7 @@ LABELS = {
     "off_again": "both off again (control)",
     "on": "both on, as shipped",
     "on_full": "both on, every trace recorded",
+    "on_none": "both on, no trace recorded",
     "metrics": "metrics only",
     "tracing": "tracing only, as shipped",
     "unsampled": "tracing only, no trace sampled",
