@@ -112,10 +112,11 @@ class EventBusContract:
 
     async def test_the_consumers_of_one_group_share_the_events(self, bus: EventBus) -> None:
         topic = new_topic()
-        first, second = await asyncio.gather(
-            bus.subscribe(topic, f"workers-{topic}", "w1"),
-            bus.subscribe(topic, f"workers-{topic}", "w2"),
-        )
+        # one after the other: two members joining a new Kafka group at once can hold both in
+        # a rebalance longer than subscribe's bound on a busy machine (what this test asks is
+        # that the members share the events, not how fast a group forms)
+        first = await bus.subscribe(topic, f"workers-{topic}", "w1")
+        second = await bus.subscribe(topic, f"workers-{topic}", "w2")
         for i in range(10):
             await bus.publish(topic, {"n": i})
         got: dict[str, list[Delivery]] = {"w1": [], "w2": []}
